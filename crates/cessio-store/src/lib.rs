@@ -1,1 +1,181 @@
+//! The persistence contract of Cessio.
+//!
+//! This crate owns the [`Store`] trait that the app layer calls, the operations it accepts,
+//! the batch engine both backends share ([`engine`]), the verifier ([`verify`]) and the
+//! contract test suite every backend must pass ([`contract`], behind the `testing`
+//! feature). Backends (`cessio-store-sqlite`, `cessio-store-postgres`) only move rows.
+//!
+//! Architecture invariant: nothing above this layer writes SQL, and nothing in this crate
+//! does I/O itself.
 
+use async_trait::async_trait;
+use cessio_core::cf::CodiceFiscale;
+use cessio_core::ledger::{Account, LedgerError, PartyId, RataId};
+
+pub mod engine;
+pub mod model;
+pub mod verify;
+
+#[cfg(feature = "testing")]
+pub mod contract;
+
+pub use model::*;
+pub use verify::{Problem, VerifyReport};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error(
+        "La chiave di idempotenza '{key}' è già stata usata per una richiesta diversa: usare una chiave nuova per ogni nuova operazione"
+    )]
+    IdempotencyConflict { key: String },
+    #[error("Chiave di idempotenza non valida: {reason}")]
+    InvalidIdempotencyKey { reason: String },
+    #[error("Soggetto sconosciuto: {party}")]
+    UnknownParty { party: PartyId },
+    #[error("Rata sconosciuta: {rata}")]
+    UnknownRata { rata: RataId },
+    #[error("Il soggetto {party} non detiene la rata {rata}")]
+    NoHolding { rata: RataId, party: PartyId },
+    #[error("Il codice fiscale {cf} è già registrato")]
+    PartyExists { cf: String },
+    #[error("Operazione non valida: {reason}")]
+    InvalidOperation { reason: String },
+    #[error(
+        "Indirizzo del database non valido '{url}': {reason} (usare sqlite://percorso oppure postgres://utente@host:porta/database)"
+    )]
+    BadUrl { url: String, reason: String },
+    #[error("Database non raggiungibile: {reason}")]
+    Unavailable { reason: String },
+    #[error("Errore del database: {reason}")]
+    Backend { reason: String },
+}
+
+impl StoreError {
+    /// Stable machine-readable code, as the API exposes it.
+    pub fn code(&self) -> &'static str {
+        match self {
+            StoreError::Ledger(e) => e.code(),
+            StoreError::IdempotencyConflict { .. } => "idempotency_conflict",
+            StoreError::InvalidIdempotencyKey { .. } => "idempotency_key_invalid",
+            StoreError::UnknownParty { .. } => "party_unknown",
+            StoreError::UnknownRata { .. } => "rata_unknown",
+            StoreError::NoHolding { .. } => "no_holding",
+            StoreError::PartyExists { .. } => "party_exists",
+            StoreError::InvalidOperation { .. } => "invalid_operation",
+            StoreError::BadUrl { .. } => "database_url_invalid",
+            StoreError::Unavailable { .. } => "database_unavailable",
+            StoreError::Backend { .. } => "database_error",
+        }
+    }
+
+    pub fn backend(e: impl std::fmt::Display) -> Self {
+        StoreError::Backend {
+            reason: e.to_string(),
+        }
+    }
+}
+
+/// The one store interface. Every mutation goes through [`Store::submit`]; reads are
+/// separate methods that never block the writer.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// "sqlite" or "postgres".
+    fn backend(&self) -> &'static str;
+
+    /// Applies one operation durably and returns its receipt only after its transaction
+    /// committed. Concurrent calls are grouped into one transaction per batch.
+    async fn submit(&self, op: Operation) -> Result<Receipt, StoreError>;
+
+    async fn party(&self, id: PartyId) -> Result<Option<Party>, StoreError>;
+
+    async fn party_by_cf(&self, cf: &CodiceFiscale) -> Result<Option<Party>, StoreError>;
+
+    async fn credit(&self, id: i64) -> Result<Option<Credit>, StoreError>;
+
+    async fn account(&self, rata: RataId, r: AccountRef) -> Result<Option<Account>, StoreError>;
+
+    /// Every holder account of a party (its holdings), ordered by rata.
+    async fn holdings(&self, party: PartyId) -> Result<Vec<Account>, StoreError>;
+
+    /// The history of a rata, oldest first (R-HISTORY).
+    async fn history(&self, rata: RataId) -> Result<Vec<engine::TransferRow>, StoreError>;
+
+    /// The receipt recorded under an idempotency key, if any.
+    async fn receipt(&self, key: &IdempotencyKey) -> Result<Option<Receipt>, StoreError>;
+
+    async fn counts(&self) -> Result<Counts, StoreError>;
+
+    /// Recomputes every balance from the history and checks R-CONSERVE and the hash chain.
+    async fn verify(&self) -> Result<VerifyReport, StoreError>;
+}
+
+/// How a database URL names its backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    Sqlite,
+    Postgres,
+}
+
+/// Picks the backend from the URL scheme, so that a typo is an error before any
+/// connection is tried.
+pub fn backend_kind(url: &str) -> Result<BackendKind, StoreError> {
+    let scheme = url.split_once("://").map(|(s, _)| s);
+    match scheme {
+        Some("sqlite") => Ok(BackendKind::Sqlite),
+        Some("postgres" | "postgresql") => Ok(BackendKind::Postgres),
+        Some(other) => Err(StoreError::BadUrl {
+            url: url.to_string(),
+            reason: format!("schema '{other}' non supportato"),
+        }),
+        None => Err(StoreError::BadUrl {
+            url: url.to_string(),
+            reason: "manca lo schema".into(),
+        }),
+    }
+}
+
+/// The path of a `sqlite://` URL (`sqlite://cessio.db`, `sqlite:///var/lib/cessio.db`,
+/// `sqlite::memory:` is not accepted: the store must be durable).
+pub fn sqlite_path(url: &str) -> Result<&str, StoreError> {
+    let path = url
+        .strip_prefix("sqlite://")
+        .ok_or_else(|| StoreError::BadUrl {
+            url: url.to_string(),
+            reason: "non è un indirizzo sqlite://".into(),
+        })?;
+    let path = path.split('?').next().unwrap_or(path);
+    if path.is_empty() {
+        return Err(StoreError::BadUrl {
+            url: url.to_string(),
+            reason: "manca il percorso del file".into(),
+        });
+    }
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_scheme_picks_backend() {
+        assert_eq!(backend_kind("sqlite://x.db"), Ok(BackendKind::Sqlite));
+        assert_eq!(
+            backend_kind("postgres://postgres@127.0.0.1/test"),
+            Ok(BackendKind::Postgres)
+        );
+        assert_eq!(
+            backend_kind("mysql://x").map_err(|e| e.code()),
+            Err("database_url_invalid")
+        );
+        assert_eq!(
+            backend_kind("cessio.db").map_err(|e| e.code()),
+            Err("database_url_invalid")
+        );
+        assert_eq!(sqlite_path("sqlite://a/b.db"), Ok("a/b.db"));
+        assert_eq!(sqlite_path("sqlite:///tmp/b.db"), Ok("/tmp/b.db"));
+        assert!(sqlite_path("sqlite://").is_err());
+    }
+}

@@ -1,0 +1,129 @@
+//! Migrations, applied in order at start-up inside one transaction each.
+
+use rusqlite::Connection;
+
+use cessio_store::StoreError;
+
+/// Each entry is one migration; never edit a published one, append a new one.
+const MIGRATIONS: &[&str] = &[r"
+CREATE TABLE ledger_head (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    last_operation INTEGER NOT NULL,
+    last_transfer INTEGER NOT NULL,
+    last_hash TEXT NOT NULL,
+    last_party INTEGER NOT NULL,
+    last_credit INTEGER NOT NULL,
+    last_rata INTEGER NOT NULL,
+    last_account INTEGER NOT NULL,
+    last_protocol TEXT NOT NULL
+);
+INSERT INTO ledger_head VALUES (1, 0, 0, '0000000000000000000000000000000000000000000000000000000000000000', 0, 0, 0, 0, '');
+
+CREATE TABLE parties (
+    id INTEGER PRIMARY KEY,
+    cf TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    deceased INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL
+);
+
+CREATE TABLE credits (
+    id INTEGER PRIMARY KEY,
+    protocol TEXT NOT NULL UNIQUE,
+    type_key TEXT NOT NULL,
+    beneficiary INTEGER NOT NULL REFERENCES parties (id),
+    holder INTEGER NOT NULL REFERENCES parties (id),
+    origin TEXT NOT NULL,
+    expense_year INTEGER NOT NULL,
+    communicated_on TEXT NOT NULL,
+    tracciabile INTEGER NOT NULL,
+    created_at INTEGER NOT NULL
+);
+
+CREATE TABLE rate (
+    id INTEGER PRIMARY KEY,
+    credit INTEGER NOT NULL REFERENCES credits (id),
+    idx INTEGER NOT NULL,
+    year INTEGER NOT NULL,
+    amount INTEGER NOT NULL CHECK (amount > 0),
+    codice_tributo TEXT NOT NULL,
+    codice_univoco TEXT NOT NULL UNIQUE
+);
+CREATE INDEX rate_credit ON rate (credit);
+
+CREATE TABLE accounts (
+    id INTEGER PRIMARY KEY,
+    rata INTEGER NOT NULL REFERENCES rate (id),
+    kind TEXT NOT NULL,
+    party INTEGER NOT NULL,
+    debits_pending INTEGER NOT NULL,
+    debits_posted INTEGER NOT NULL,
+    credits_pending INTEGER NOT NULL,
+    credits_posted INTEGER NOT NULL,
+    UNIQUE (rata, kind, party)
+);
+CREATE INDEX accounts_holder ON accounts (party, rata) WHERE kind = 'holder';
+
+CREATE TABLE operations (
+    id INTEGER PRIMARY KEY,
+    idempotency_key TEXT NOT NULL UNIQUE,
+    request_hash TEXT NOT NULL,
+    acting_user TEXT NOT NULL,
+    on_behalf_of INTEGER,
+    at INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    receipt TEXT NOT NULL
+);
+
+CREATE TABLE transfers (
+    id INTEGER PRIMARY KEY,
+    operation INTEGER NOT NULL REFERENCES operations (id),
+    rata INTEGER NOT NULL,
+    debit INTEGER NOT NULL,
+    credit INTEGER NOT NULL,
+    amount INTEGER NOT NULL CHECK (amount > 0),
+    kind TEXT NOT NULL,
+    phase TEXT NOT NULL,
+    pending_id INTEGER UNIQUE,
+    at INTEGER NOT NULL,
+    acting_user TEXT NOT NULL,
+    party INTEGER,
+    counterparty INTEGER,
+    hash TEXT NOT NULL
+);
+CREATE INDEX transfers_operation ON transfers (operation);
+CREATE INDEX transfers_rata ON transfers (rata);
+"];
+
+pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let err = StoreError::backend;
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)",
+    )
+    .map_err(err)?;
+    let done: i64 = conn
+        .query_row(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(err)?;
+    for (i, sql) in MIGRATIONS.iter().enumerate() {
+        let version = i64::try_from(i + 1).unwrap_or(i64::MAX);
+        if version <= done {
+            continue;
+        }
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(err)?;
+        tx.execute_batch(sql).map_err(err)?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version) VALUES (?1)",
+            [version],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,123 @@
+//! The store contract on SQLite, plus tamper detection with raw SQL.
+
+#![expect(clippy::unwrap_used, reason = "tests")]
+
+use std::sync::Arc;
+
+use cessio_store::WriteConfig;
+use cessio_store::contract::{DynStore, seed_history};
+use cessio_store_sqlite::SqliteStore;
+
+static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+fn temp_path() -> std::path::PathBuf {
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("cessio-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("store-{n}.db"));
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
+async fn fresh() -> Option<DynStore> {
+    Some(Arc::new(
+        SqliteStore::open(&temp_path(), WriteConfig::default()).unwrap(),
+    ))
+}
+
+cessio_store::contract_tests!(fresh());
+
+async fn tampered(sql: &str) -> Vec<String> {
+    let path = temp_path();
+    let store: DynStore = Arc::new(SqliteStore::open(&path, WriteConfig::default()).unwrap());
+    seed_history(&store).await;
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(sql).unwrap();
+    let report = store.verify().await.unwrap();
+    report.problems.iter().map(|p| p.to_string()).collect()
+}
+
+#[tokio::test]
+async fn r_history_verify_catches_an_edited_amount() {
+    let problems = tampered("UPDATE transfers SET amount = 99 WHERE id = 3").await;
+    assert!(problems[0].starts_with("transfer 3: hash"), "{problems:?}");
+}
+
+#[tokio::test]
+async fn r_history_verify_catches_a_deleted_row() {
+    let problems = tampered("DELETE FROM transfers WHERE id = 4").await;
+    assert!(problems[0].contains("expected id 4"), "{problems:?}");
+}
+
+#[tokio::test]
+async fn r_history_verify_catches_a_deleted_last_row() {
+    let problems =
+        tampered("DELETE FROM transfers WHERE id = (SELECT MAX(id) FROM transfers)").await;
+    assert!(
+        problems.iter().any(|p| p.starts_with("ledger head")),
+        "{problems:?}"
+    );
+}
+
+#[tokio::test]
+async fn r_conserve_verify_catches_an_edited_balance() {
+    let problems =
+        tampered("UPDATE accounts SET credits_posted = credits_posted + 1 WHERE kind = 'holder' AND id = (SELECT MIN(id) FROM accounts WHERE kind = 'holder')").await;
+    assert!(
+        problems.iter().any(|p| p.contains("differs from history")),
+        "{problems:?}"
+    );
+}
+
+#[tokio::test]
+async fn r_history_verify_catches_a_rewritten_chain_row_with_recomputed_balances() {
+    // Changing who acted is caught even though no balance moves.
+    let problems = tampered("UPDATE transfers SET acting_user = 'mallory' WHERE id = 2").await;
+    assert_eq!(
+        problems,
+        vec!["transfer 2: hash does not match the chain (the row was edited)"]
+    );
+}
+
+#[test]
+fn bad_urls_get_clear_errors() {
+    let e = SqliteStore::open_url("mysql://x", WriteConfig::default()).unwrap_err();
+    assert_eq!(e.code(), "database_url_invalid");
+    let e = SqliteStore::open_url("sqlite://", WriteConfig::default()).unwrap_err();
+    assert_eq!(e.code(), "database_url_invalid");
+    let e = SqliteStore::open_url("sqlite:///nonexistent-dir/x/y.db", WriteConfig::default())
+        .unwrap_err();
+    assert_eq!(e.code(), "database_unavailable", "{e}");
+}
+
+#[tokio::test]
+async fn reopening_keeps_everything_and_continues_the_chain() {
+    let path = temp_path();
+    {
+        let store: DynStore = Arc::new(SqliteStore::open(&path, WriteConfig::default()).unwrap());
+        seed_history(&store).await;
+    }
+    let store: DynStore = Arc::new(SqliteStore::open(&path, WriteConfig::default()).unwrap());
+    let counts = store.counts().await.unwrap();
+    assert_eq!(counts.transfers, 6);
+    let a = store
+        .party_by_cf(&cessio_store::contract::entity_cf(1))
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let b = store
+        .party_by_cf(&cessio_store::contract::entity_cf(2))
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    store
+        .submit(cessio_store::contract::op(
+            "after-reopen",
+            cessio_store::contract::cede(1, a, b, 5),
+        ))
+        .await
+        .unwrap();
+    assert!(store.verify().await.unwrap().ok());
+}

@@ -1,0 +1,622 @@
+//! The contract every backend passes: one suite, instantiated once per backend with
+//! [`contract_tests!`](crate::contract_tests). Each test gets a fresh, empty store.
+
+#![expect(
+    clippy::unwrap_used,
+    reason = "test suite: a failed unwrap is a failed test"
+)]
+
+use std::sync::Arc;
+
+use cessio_core::cf::{CodiceFiscale, luhn_check_digit};
+use cessio_core::ledger::{AccountKind, PartyId, RataId, TransferKind};
+use cessio_core::money::Cents;
+use cessio_core::time::RefYear;
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+
+use crate::{
+    AccountRef, Command, CreditOrigin, IdempotencyKey, NewCredit, NewParty, NewRata, Operation,
+    PartyKind, Receipt, Store, StoreError, TransferRequest,
+};
+
+/// Generates one `#[tokio::test]` per contract test. `$make` is an async expression giving
+/// `Option<Arc<dyn Store>>` (None skips, e.g. PostgreSQL without a configured URL).
+#[macro_export]
+macro_rules! contract_tests {
+    ($make:expr) => {
+        $crate::contract_tests!(@each $make;
+            registers_parties_and_refuses_duplicate_cf,
+            r_conserve_issue_answer_cede_refuse_keeps_balances,
+            r_conserve_race_for_the_same_amount_exactly_one_wins,
+            idempotent_retry_returns_first_receipt_and_applies_nothing,
+            idempotent_concurrent_retries_apply_once,
+            idempotency_key_reused_for_another_request_is_refused,
+            group_commit_batches_and_isolates_failures,
+            bad_input_is_refused_and_leaves_store_unchanged,
+            r_answer_pending_is_answered_only_once,
+            r_history_records_user_parties_and_operation,
+            protocols_and_codici_univoci_are_unique,
+            r_conserve_large_amounts_stay_exact
+        );
+    };
+    (@each $make:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                if let Some(store) = $make.await {
+                    $crate::contract::$name(store).await;
+                }
+            }
+        )*
+    };
+}
+
+pub type DynStore = Arc<dyn Store>;
+
+/// A valid 11-digit codice fiscale for test party `n` (n ≥ 1).
+pub fn entity_cf(n: u32) -> CodiceFiscale {
+    let first10 = format!("{n:07}001");
+    let check = luhn_check_digit(&first10).unwrap();
+    CodiceFiscale::parse(&format!("{first10}{check}")).unwrap()
+}
+
+pub fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2024, 3, 1, 9, 0, 0).unwrap()
+}
+
+fn key(k: &str) -> IdempotencyKey {
+    IdempotencyKey::parse(k).unwrap()
+}
+
+pub fn op(k: &str, command: Command) -> Operation {
+    Operation {
+        idempotency_key: key(k),
+        acting_user: "tester".into(),
+        on_behalf_of: None,
+        at: t0(),
+        command,
+    }
+}
+
+pub async fn party(store: &DynStore, n: u32) -> PartyId {
+    store
+        .submit(op(
+            &format!("party-{n}"),
+            Command::RegisterParty(NewParty {
+                cf: entity_cf(n),
+                name: format!("Impresa {n} S.r.l."),
+                kind: PartyKind::Company,
+            }),
+        ))
+        .await
+        .unwrap()
+        .party
+        .unwrap()
+}
+
+pub fn new_credit(holder: PartyId, amounts: &[i64], awaiting_answer: bool) -> NewCredit {
+    NewCredit {
+        type_key: "superbonus".into(),
+        beneficiary: holder,
+        holder,
+        origin: CreditOrigin::Cessione,
+        expense_year: 2023,
+        communicated_on: NaiveDate::from_ymd_opt(2024, 3, 1).unwrap(),
+        tracciabile: true,
+        rate: amounts
+            .iter()
+            .enumerate()
+            .map(|(i, a)| NewRata {
+                year: RefYear::new(2024 + u16::try_from(i).unwrap()),
+                amount: Cents::new(*a),
+                codice_tributo: "7701".into(),
+            })
+            .collect(),
+        awaiting_answer,
+    }
+}
+
+/// Issues a one-rata credit already held by `holder` and returns the rata.
+pub async fn funded(store: &DynStore, k: &str, holder: PartyId, amount: i64) -> RataId {
+    let r = store
+        .submit(op(
+            k,
+            Command::IssueCredit(new_credit(holder, &[amount], false)),
+        ))
+        .await
+        .unwrap();
+    r.credit.unwrap().rate[0].id
+}
+
+pub fn cede(rata: RataId, from: PartyId, to: PartyId, amount: i64) -> Command {
+    Command::Transfer(vec![TransferRequest::Move {
+        rata,
+        from: AccountRef::Holder(from),
+        to: AccountRef::Holder(to),
+        amount: Cents::new(amount),
+        kind: TransferKind::Cession,
+        pending: true,
+    }])
+}
+
+pub async fn available(store: &DynStore, rata: RataId, party: PartyId) -> i64 {
+    store
+        .account(rata, AccountRef::Holder(party))
+        .await
+        .unwrap()
+        .map(|a| a.balance.available().unwrap().get())
+        .unwrap_or(0)
+}
+
+async fn assert_verified(store: &DynStore) {
+    let report = store.verify().await.unwrap();
+    assert!(report.ok(), "verify found problems: {:?}", report.problems);
+}
+
+pub async fn registers_parties_and_refuses_duplicate_cf(store: DynStore) {
+    let a = party(&store, 1).await;
+    let found = store.party_by_cf(&entity_cf(1)).await.unwrap().unwrap();
+    assert_eq!(found.id, a);
+    assert_eq!(found.name, "Impresa 1 S.r.l.");
+    let before = store.counts().await.unwrap();
+    let err = store
+        .submit(op(
+            "dup",
+            Command::RegisterParty(NewParty {
+                cf: entity_cf(1),
+                name: "Altro".into(),
+                kind: PartyKind::Bank,
+            }),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "party_exists");
+    assert_eq!(store.counts().await.unwrap(), before);
+    assert!(store.party(a + 100).await.unwrap().is_none());
+}
+
+pub async fn r_conserve_issue_answer_cede_refuse_keeps_balances(store: DynStore) {
+    let fornitore = party(&store, 1).await;
+    let bank = party(&store, 2).await;
+    let issued = store
+        .submit(op(
+            "issue",
+            Command::IssueCredit(new_credit(fornitore, &[100_003, 100_000], true)),
+        ))
+        .await
+        .unwrap();
+    let credit = issued.credit.unwrap();
+    let rata = credit.rate[0].id;
+    // Pending until the fornitore answers (F3): nothing available yet.
+    assert_eq!(available(&store, rata, fornitore).await, 0);
+    let acc = store
+        .account(rata, AccountRef::Holder(fornitore))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(acc.balance.pending_in(), Cents::new(100_003));
+    store
+        .submit(op(
+            "accept",
+            Command::Transfer(vec![TransferRequest::Post {
+                pending: credit.pending[0],
+            }]),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(available(&store, rata, fornitore).await, 100_003);
+    // Cede, refuse: the amount comes back whole.
+    let cession = store
+        .submit(op("cede-1", cede(rata, fornitore, bank, 100_003)))
+        .await
+        .unwrap();
+    assert_eq!(available(&store, rata, fornitore).await, 0);
+    store
+        .submit(op(
+            "refuse",
+            Command::Transfer(vec![TransferRequest::Void {
+                pending: cession.transfers[0],
+            }]),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(available(&store, rata, fornitore).await, 100_003);
+    // Cede again and accept: the bank holds it.
+    let cession = store
+        .submit(op("cede-2", cede(rata, fornitore, bank, 100_003)))
+        .await
+        .unwrap();
+    store
+        .submit(op(
+            "accept-2",
+            Command::Transfer(vec![TransferRequest::Post {
+                pending: cession.transfers[0],
+            }]),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(available(&store, rata, bank).await, 100_003);
+    assert_eq!(available(&store, rata, fornitore).await, 0);
+    // F24 use into the system account.
+    store
+        .submit(op(
+            "use",
+            Command::Transfer(vec![TransferRequest::Move {
+                rata,
+                from: AccountRef::Holder(bank),
+                to: AccountRef::System(AccountKind::Used),
+                amount: Cents::new(3),
+                kind: TransferKind::Use,
+                pending: false,
+            }]),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(available(&store, rata, bank).await, 100_000);
+    let holdings = store.holdings(bank).await.unwrap();
+    assert_eq!(holdings.len(), 1);
+    let stored = store.credit(credit.id).await.unwrap().unwrap();
+    assert_eq!(stored.rate.len(), 2);
+    assert_eq!(stored.rate[0].amount, Cents::new(100_003));
+    assert_eq!(stored.protocol, credit.protocol);
+    assert_verified(&store).await;
+}
+
+pub async fn r_conserve_race_for_the_same_amount_exactly_one_wins(store: DynStore) {
+    let holder = party(&store, 1).await;
+    let mut takers = Vec::new();
+    for n in 2..34 {
+        takers.push(party(&store, n).await);
+    }
+    let rata = funded(&store, "fund", holder, 50_000).await;
+    let mut tasks = Vec::new();
+    for (i, to) in takers.iter().enumerate() {
+        let store = store.clone();
+        let to = *to;
+        tasks.push(tokio::spawn(async move {
+            store
+                .submit(op(&format!("race-{i}"), cede(rata, holder, to, 50_000)))
+                .await
+        }));
+    }
+    let mut wins = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => wins += 1,
+            Err(e) => assert_eq!(e.code(), "insufficient_available", "{e}"),
+        }
+    }
+    assert_eq!(wins, 1);
+    assert_eq!(available(&store, rata, holder).await, 0);
+    let acc = store
+        .account(rata, AccountRef::Holder(holder))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(acc.balance.pending_out(), Cents::new(50_000));
+    assert_verified(&store).await;
+}
+
+pub async fn idempotent_retry_returns_first_receipt_and_applies_nothing(store: DynStore) {
+    let a = party(&store, 1).await;
+    let b = party(&store, 2).await;
+    let rata = funded(&store, "fund", a, 1_000).await;
+    let first = store
+        .submit(op("retry-me", cede(rata, a, b, 400)))
+        .await
+        .unwrap();
+    let before = store.counts().await.unwrap();
+    let mut again = op("retry-me", cede(rata, a, b, 400));
+    again.at = t0() + chrono::Duration::seconds(30);
+    let second = store.submit(again).await.unwrap();
+    assert!(second.replayed);
+    assert_eq!(
+        Receipt {
+            replayed: false,
+            ..second
+        },
+        first
+    );
+    assert_eq!(store.counts().await.unwrap(), before);
+    assert_eq!(available(&store, rata, a).await, 600);
+    assert_eq!(store.receipt(&key("retry-me")).await.unwrap(), Some(first));
+}
+
+pub async fn idempotent_concurrent_retries_apply_once(store: DynStore) {
+    let a = party(&store, 1).await;
+    let b = party(&store, 2).await;
+    let rata = funded(&store, "fund", a, 1_000).await;
+    let mut tasks = Vec::new();
+    for _ in 0..24 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store.submit(op("same-key", cede(rata, a, b, 100))).await
+        }));
+    }
+    let mut ids = std::collections::HashSet::new();
+    let mut fresh = 0;
+    for t in tasks {
+        let r = t.await.unwrap().unwrap();
+        ids.insert(r.operation_id);
+        if !r.replayed {
+            fresh += 1;
+        }
+    }
+    assert_eq!(ids.len(), 1, "every retry sees the same operation");
+    assert_eq!(fresh, 1);
+    assert_eq!(available(&store, rata, a).await, 900);
+    assert_verified(&store).await;
+}
+
+pub async fn idempotency_key_reused_for_another_request_is_refused(store: DynStore) {
+    let a = party(&store, 1).await;
+    let b = party(&store, 2).await;
+    let rata = funded(&store, "fund", a, 1_000).await;
+    store.submit(op("k", cede(rata, a, b, 100))).await.unwrap();
+    let err = store
+        .submit(op("k", cede(rata, a, b, 200)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "idempotency_conflict");
+    assert_eq!(available(&store, rata, a).await, 900);
+}
+
+pub async fn group_commit_batches_and_isolates_failures(store: DynStore) {
+    let a = party(&store, 1).await;
+    let b = party(&store, 2).await;
+    let rata = funded(&store, "fund", a, 100_000).await;
+    let before = store.counts().await.unwrap();
+    // 400 requests at once; every fourth asks for too much and must fail alone.
+    let mut tasks = Vec::new();
+    for i in 0..400 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let amount = if i % 4 == 0 { 1_000_000 } else { 10 };
+            store
+                .submit(op(&format!("gc-{i}"), cede(rata, a, b, amount)))
+                .await
+        }));
+    }
+    let mut ok = 0;
+    for (i, t) in tasks.into_iter().enumerate() {
+        match t.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(e) => {
+                assert_eq!(i % 4, 0, "request {i} failed: {e}");
+                assert_eq!(e.code(), "insufficient_available");
+            }
+        }
+    }
+    assert_eq!(ok, 300);
+    let after = store.counts().await.unwrap();
+    assert_eq!(after.operations, before.operations + 300);
+    assert_eq!(after.transfers, before.transfers + 300);
+    assert_eq!(available(&store, rata, a).await, 100_000 - 3_000);
+    assert_verified(&store).await;
+}
+
+pub async fn bad_input_is_refused_and_leaves_store_unchanged(store: DynStore) {
+    let a = party(&store, 1).await;
+    let b = party(&store, 2).await;
+    let rata = funded(&store, "fund", a, 1_000).await;
+    let before = store.counts().await.unwrap();
+    let cases: Vec<(&str, Command)> = vec![
+        ("party_unknown", cede(rata, a, 999, 10)),
+        ("rata_unknown", cede(rata + 999, a, b, 10)),
+        ("no_holding", cede(rata, b, a, 10)),
+        ("amount_not_positive", cede(rata, a, b, 0)),
+        ("amount_not_positive", cede(rata, a, b, -5)),
+        ("insufficient_available", cede(rata, a, b, 1_001)),
+        ("invalid_operation", Command::Transfer(vec![])),
+        (
+            "invalid_operation",
+            Command::Transfer(vec![TransferRequest::Move {
+                rata,
+                from: AccountRef::System(AccountKind::Issuance),
+                to: AccountRef::Holder(b),
+                amount: Cents::new(10),
+                kind: TransferKind::Issue,
+                pending: false,
+            }]),
+        ),
+        (
+            "unknown_pending",
+            Command::Transfer(vec![TransferRequest::Post { pending: 9_999 }]),
+        ),
+        (
+            "party_unknown",
+            Command::IssueCredit(new_credit(12_345, &[10], false)),
+        ),
+        (
+            "invalid_operation",
+            Command::IssueCredit(new_credit(a, &[], false)),
+        ),
+        (
+            "invalid_operation",
+            Command::IssueCredit(new_credit(a, &[10, 0], false)),
+        ),
+        // The second movement fails: the first must not apply either.
+        (
+            "insufficient_available",
+            Command::Transfer(vec![
+                TransferRequest::Move {
+                    rata,
+                    from: AccountRef::Holder(a),
+                    to: AccountRef::Holder(b),
+                    amount: Cents::new(600),
+                    kind: TransferKind::Cession,
+                    pending: true,
+                },
+                TransferRequest::Move {
+                    rata,
+                    from: AccountRef::Holder(a),
+                    to: AccountRef::System(AccountKind::Used),
+                    amount: Cents::new(600),
+                    kind: TransferKind::Use,
+                    pending: false,
+                },
+            ]),
+        ),
+    ];
+    for (i, (code, command)) in cases.into_iter().enumerate() {
+        let err = store
+            .submit(op(&format!("bad-{i}"), command))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), code, "case {i}: {err}");
+        assert!(!err.to_string().is_empty());
+    }
+    let mut blank_user = op("blank-user", cede(rata, a, b, 1));
+    blank_user.acting_user = String::new();
+    assert_eq!(
+        store.submit(blank_user).await.unwrap_err().code(),
+        "invalid_operation"
+    );
+    assert!(IdempotencyKey::parse("").is_err());
+    assert!(IdempotencyKey::parse("has space").is_err());
+    assert!(IdempotencyKey::parse(&"x".repeat(129)).is_err());
+    assert_eq!(store.counts().await.unwrap(), before);
+    assert_eq!(available(&store, rata, a).await, 1_000);
+    // A failed request left no trace, so the same key may carry a corrected request.
+    store
+        .submit(op("bad-5", cede(rata, a, b, 1_000)))
+        .await
+        .unwrap();
+    assert_verified(&store).await;
+}
+
+pub async fn r_answer_pending_is_answered_only_once(store: DynStore) {
+    let a = party(&store, 1).await;
+    let b = party(&store, 2).await;
+    let rata = funded(&store, "fund", a, 1_000).await;
+    let c = store
+        .submit(op("cede", cede(rata, a, b, 1_000)))
+        .await
+        .unwrap();
+    let pending = c.transfers[0];
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let answer = if i % 2 == 0 {
+                TransferRequest::Post { pending }
+            } else {
+                TransferRequest::Void { pending }
+            };
+            store
+                .submit(op(&format!("answer-{i}"), Command::Transfer(vec![answer])))
+                .await
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(e) => assert_eq!(e.code(), "pending_already_resolved"),
+        }
+    }
+    assert_eq!(ok, 1, "R-ANSWER: one answer, irreversible");
+    let total = available(&store, rata, a).await + available(&store, rata, b).await;
+    assert_eq!(total, 1_000);
+    assert_verified(&store).await;
+}
+
+pub async fn r_history_records_user_parties_and_operation(store: DynStore) {
+    let a = party(&store, 1).await;
+    let b = party(&store, 2).await;
+    let rata = funded(&store, "fund", a, 1_000).await;
+    let mut o = op("hist", cede(rata, a, b, 250));
+    o.acting_user = "intermediario-7".into();
+    o.on_behalf_of = Some(a);
+    let r = store.submit(o).await.unwrap();
+    let history = store.history(rata).await.unwrap();
+    let row = history.iter().find(|t| t.id == r.transfers[0]).unwrap();
+    assert_eq!(row.operation, r.operation_id);
+    assert_eq!(row.acting_user, "intermediario-7");
+    assert_eq!(row.party, Some(a));
+    assert_eq!(row.counterparty, Some(b));
+    assert_eq!(row.amount, Cents::new(250));
+    assert_eq!(row.kind, TransferKind::Cession);
+    assert_eq!(row.at_micros, t0().timestamp_micros());
+    assert_eq!(history[0].kind, TransferKind::Issue);
+}
+
+pub async fn protocols_and_codici_univoci_are_unique(store: DynStore) {
+    let a = party(&store, 1).await;
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .submit(op(
+                    &format!("c-{i}"),
+                    Command::IssueCredit(new_credit(a, &[100, 100, 100], false)),
+                ))
+                .await
+        }));
+    }
+    let mut protocols = std::collections::HashSet::new();
+    let mut codes = std::collections::HashSet::new();
+    for t in tasks {
+        let c = t.await.unwrap().unwrap().credit.unwrap();
+        assert_eq!(c.protocol.len(), 17);
+        assert!(protocols.insert(c.protocol.clone()));
+        for r in c.rate {
+            assert_eq!(r.codice_univoco.len(), 30);
+            assert!(r.codice_univoco.starts_with(&c.protocol));
+            assert!(codes.insert(r.codice_univoco));
+        }
+    }
+    assert_eq!(codes.len(), 150);
+    assert_verified(&store).await;
+}
+
+pub async fn r_conserve_large_amounts_stay_exact(store: DynStore) {
+    let a = party(&store, 1).await;
+    let b = party(&store, 2).await;
+    // €10^12 in cents: beyond f64's exact cents, exact in i64.
+    let huge = 100_000_000_000_000i64;
+    let rata = funded(&store, "fund", a, huge).await;
+    let c = store
+        .submit(op("cede", cede(rata, a, b, huge - 1)))
+        .await
+        .unwrap();
+    store
+        .submit(op(
+            "accept",
+            Command::Transfer(vec![TransferRequest::Post {
+                pending: c.transfers[0],
+            }]),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(available(&store, rata, a).await, 1);
+    assert_eq!(available(&store, rata, b).await, huge - 1);
+    let err = store
+        .submit(op("too-much", cede(rata, b, a, i64::MAX)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "insufficient_available");
+    assert_verified(&store).await;
+}
+
+/// Used by backends' own tests: a store with some history to tamper with.
+pub async fn seed_history(store: &DynStore) -> (RataId, Vec<i64>) {
+    let a = party(store, 1).await;
+    let b = party(store, 2).await;
+    let rata = funded(store, "fund", a, 10_000).await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let r = store
+            .submit(op(&format!("seed-{i}"), cede(rata, a, b, 100)))
+            .await
+            .unwrap();
+        ids.extend(r.transfers);
+    }
+    assert_verified(store).await;
+    (rata, ids)
+}
+
+pub fn is_unavailable(e: &StoreError) -> bool {
+    matches!(e, StoreError::Unavailable { .. })
+}

@@ -1,0 +1,733 @@
+//! The batch engine both backends share: pure, no I/O.
+//!
+//! A backend's writer takes a batch of operations off its queue, asks [`needs`] what rows
+//! they touch, loads exactly those inside its transaction (with the ledger head locked),
+//! calls [`plan`] and writes the [`Plan`] back before committing. All decisions — the
+//! idempotency check, account resolution, the ledger rules, ids, protocols and the hash
+//! chain — are made here, once, so that SQLite and PostgreSQL cannot disagree.
+//!
+//! Each operation in a batch succeeds or fails on its own: a failed operation leaves the
+//! working set exactly as before it, so it cannot fail its neighbours.
+
+use std::collections::{HashMap, HashSet};
+
+use cessio_core::ledger::{
+    Account, AccountId, AccountKind, Balance, EntryFields, GENESIS_HASH, Hash, Ledger, LedgerError,
+    Movement, PartyId, PendingTransfer, Phase, RataId, TransferId, TransferKind, chain_hash,
+};
+use cessio_core::money::Cents;
+use cessio_core::rata::{CodiceUnivoco, Protocol};
+use cessio_core::time::to_rome;
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+
+use crate::StoreError;
+use crate::model::{
+    AccountRef, Command, Credit, IssuedCredit, IssuedRata, Operation, Party, Rata, Receipt,
+    TransferRequest,
+};
+
+/// The unique identity of an account: a rata, a kind, and for holders the party.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AccountKey {
+    pub rata: RataId,
+    pub kind: AccountKind,
+    /// 0 for system accounts, so the key is a plain unique tuple in SQL.
+    pub party: PartyId,
+}
+
+impl AccountKey {
+    pub fn of(rata: RataId, r: AccountRef) -> Self {
+        match r {
+            AccountRef::Holder(party) => AccountKey {
+                rata,
+                kind: AccountKind::Holder,
+                party,
+            },
+            AccountRef::System(kind) => AccountKey {
+                rata,
+                kind,
+                party: 0,
+            },
+        }
+    }
+
+    pub fn of_account(a: &Account) -> Self {
+        AccountKey {
+            rata: a.rata,
+            kind: a.kind,
+            party: a.party.unwrap_or(0),
+        }
+    }
+}
+
+/// The single row that serialises writers and carries the counters and the chain head.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Head {
+    pub last_operation: i64,
+    pub last_transfer: TransferId,
+    pub last_hash: Hash,
+    pub last_party: PartyId,
+    pub last_credit: i64,
+    pub last_rata: RataId,
+    pub last_account: AccountId,
+    /// Empty before the first communication.
+    pub last_protocol: String,
+}
+
+impl Default for Head {
+    fn default() -> Self {
+        Head {
+            last_operation: 0,
+            last_transfer: 0,
+            last_hash: GENESIS_HASH,
+            last_party: 0,
+            last_credit: 0,
+            last_rata: 0,
+            last_account: 0,
+            last_protocol: String::new(),
+        }
+    }
+}
+
+/// What a batch needs loaded.
+#[derive(Debug, Default)]
+pub struct Needs {
+    pub idempotency_keys: Vec<String>,
+    pub account_keys: Vec<AccountKey>,
+    pub pending: Vec<TransferId>,
+    pub parties: Vec<PartyId>,
+    pub cfs: Vec<String>,
+    pub rate: Vec<RataId>,
+}
+
+/// An operation already recorded under an idempotency key.
+#[derive(Clone, Debug)]
+pub struct StoredOperation {
+    pub request_hash: String,
+    pub receipt: Receipt,
+}
+
+/// The rows a backend loaded for [`Needs`]. Accounts must include those of every loaded
+/// pending transfer (debit and credit), found by id.
+#[derive(Debug, Default)]
+pub struct Prefetched {
+    pub operations: HashMap<String, StoredOperation>,
+    pub accounts: Vec<Account>,
+    /// Pending transfers with the kind they were recorded under (their answer keeps it).
+    pub pending: Vec<(PendingTransfer, TransferKind)>,
+    pub parties: HashSet<PartyId>,
+    pub cfs: HashSet<String>,
+    pub rate: HashSet<RataId>,
+}
+
+pub fn needs(ops: &[Operation]) -> Needs {
+    let mut n = Needs::default();
+    for op in ops {
+        n.idempotency_keys
+            .push(op.idempotency_key.as_str().to_string());
+        match &op.command {
+            Command::RegisterParty(p) => n.cfs.push(p.cf.as_str().to_string()),
+            Command::IssueCredit(c) => n.parties.extend([c.beneficiary, c.holder]),
+            Command::Transfer(moves) => {
+                for m in moves {
+                    match m {
+                        TransferRequest::Move { rata, from, to, .. } => {
+                            n.rate.push(*rata);
+                            for r in [from, to] {
+                                n.account_keys.push(AccountKey::of(*rata, *r));
+                                if let AccountRef::Holder(p) = r {
+                                    n.parties.push(*p);
+                                }
+                            }
+                        }
+                        TransferRequest::Post { pending } | TransferRequest::Void { pending } => {
+                            n.pending.push(*pending)
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for v in [&mut n.parties, &mut n.rate, &mut n.pending] {
+        v.sort_unstable();
+        v.dedup();
+    }
+    n.account_keys.sort_unstable();
+    n.account_keys.dedup();
+    n.cfs.sort_unstable();
+    n.cfs.dedup();
+    n.idempotency_keys.sort_unstable();
+    n.idempotency_keys.dedup();
+    n
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OperationRow {
+    pub id: i64,
+    pub idempotency_key: String,
+    pub request_hash: String,
+    pub acting_user: String,
+    pub on_behalf_of: Option<PartyId>,
+    pub at: DateTime<Utc>,
+    pub kind: &'static str,
+    pub receipt_json: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransferRow {
+    pub id: TransferId,
+    pub operation: i64,
+    pub rata: RataId,
+    pub debit: AccountId,
+    pub credit: AccountId,
+    pub amount: Cents,
+    pub kind: TransferKind,
+    pub phase: Phase,
+    pub pending_id: Option<TransferId>,
+    pub at_micros: i64,
+    pub acting_user: String,
+    pub party: Option<PartyId>,
+    pub counterparty: Option<PartyId>,
+    pub hash: Hash,
+}
+
+impl TransferRow {
+    pub fn fields(&self) -> EntryFields<'_> {
+        EntryFields {
+            id: self.id,
+            operation: self.operation,
+            rata: self.rata,
+            debit: self.debit,
+            credit: self.credit,
+            amount: self.amount,
+            kind: self.kind,
+            phase: self.phase,
+            pending_id: self.pending_id,
+            at_micros: self.at_micros,
+            acting_user: &self.acting_user,
+            party: self.party,
+            counterparty: self.counterparty,
+        }
+    }
+}
+
+/// Everything a batch writes. New accounts carry their final balance; `account_updates`
+/// are the final balances of pre-existing accounts the batch touched (one write each).
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub parties: Vec<(Party, DateTime<Utc>)>,
+    pub credits: Vec<Credit>,
+    pub new_accounts: Vec<Account>,
+    pub account_updates: Vec<Account>,
+    pub operations: Vec<OperationRow>,
+    pub transfers: Vec<TransferRow>,
+    pub head: Head,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.operations.is_empty()
+    }
+
+    pub fn rate(&self) -> impl Iterator<Item = &Rata> {
+        self.credits.iter().flat_map(|c| c.rate.iter())
+    }
+}
+
+/// The hash that ties a retried request to the first one: everything but the time.
+pub fn request_hash(op: &Operation) -> String {
+    let body =
+        serde_json::to_vec(&(&op.acting_user, op.on_behalf_of, &op.command)).unwrap_or_default();
+    let digest: [u8; 32] = Sha256::digest(&body).into();
+    cessio_core::ledger::hash_to_hex(&digest)
+}
+
+struct Working {
+    ledger: Ledger,
+    ids: HashMap<AccountKey, AccountId>,
+    preexisting: HashSet<AccountId>,
+    parties: HashSet<PartyId>,
+    cfs: HashSet<String>,
+    rate: HashSet<RataId>,
+    done: HashMap<String, StoredOperation>,
+    pending_kinds: HashMap<TransferId, TransferKind>,
+}
+
+/// Decides every operation of a batch against the loaded rows and the head. Returns what to
+/// write and one result per operation, in order.
+pub fn plan(
+    ops: &[Operation],
+    pre: Prefetched,
+    head: Head,
+) -> (Plan, Vec<Result<Receipt, StoreError>>) {
+    let mut w = Working {
+        ledger: Ledger::new(),
+        ids: HashMap::new(),
+        preexisting: HashSet::new(),
+        parties: pre.parties,
+        cfs: pre.cfs,
+        rate: pre.rate,
+        done: pre.operations,
+        pending_kinds: HashMap::new(),
+    };
+    for a in pre.accounts {
+        w.ids.insert(AccountKey::of_account(&a), a.id);
+        w.preexisting.insert(a.id);
+        w.ledger.insert_account(a);
+    }
+    for (p, kind) in pre.pending {
+        w.pending_kinds.insert(p.id, kind);
+        w.ledger.insert_pending(p);
+    }
+    let mut plan = Plan {
+        head,
+        ..Plan::default()
+    };
+    let mut results = Vec::with_capacity(ops.len());
+    for op in ops {
+        let hash = request_hash(op);
+        if let Some(prev) = w.done.get(op.idempotency_key.as_str()) {
+            results.push(if prev.request_hash == hash {
+                Ok(Receipt {
+                    replayed: true,
+                    ..prev.receipt.clone()
+                })
+            } else {
+                Err(StoreError::IdempotencyConflict {
+                    key: op.idempotency_key.as_str().to_string(),
+                })
+            });
+            continue;
+        }
+        let saved = Savepoint::take(&plan, &w);
+        match apply(op, &mut w, &mut plan) {
+            Ok(receipt) => {
+                let receipt_json = serde_json::to_string(&receipt).unwrap_or_default();
+                plan.operations.push(OperationRow {
+                    id: receipt.operation_id,
+                    idempotency_key: op.idempotency_key.as_str().to_string(),
+                    request_hash: hash.clone(),
+                    acting_user: op.acting_user.clone(),
+                    on_behalf_of: op.on_behalf_of,
+                    at: op.at,
+                    kind: command_kind(&op.command),
+                    receipt_json,
+                });
+                w.done.insert(
+                    op.idempotency_key.as_str().to_string(),
+                    StoredOperation {
+                        request_hash: hash,
+                        receipt: receipt.clone(),
+                    },
+                );
+                results.push(Ok(receipt));
+            }
+            Err(e) => {
+                saved.restore(&mut plan, &mut w);
+                results.push(Err(e));
+            }
+        }
+    }
+    // Pre-existing accounts are written once, with their final balance.
+    let mut updates: Vec<Account> = w
+        .ledger
+        .accounts()
+        .filter(|a| w.preexisting.contains(&a.id))
+        .copied()
+        .collect();
+    updates.sort_by_key(|a| a.id);
+    plan.account_updates = updates;
+    for a in &mut plan.new_accounts {
+        if let Some(now) = w.ledger.account(a.id) {
+            a.balance = now.balance;
+        }
+    }
+    (plan, results)
+}
+
+pub fn command_kind(c: &Command) -> &'static str {
+    match c {
+        Command::RegisterParty(_) => "register_party",
+        Command::IssueCredit(_) => "issue_credit",
+        Command::Transfer(_) => "transfer",
+    }
+}
+
+/// Enough of the plan and working set to undo one failed operation. The ledger itself
+/// rolls back its balances; what is added here is rows and ids.
+struct Savepoint {
+    head: Head,
+    parties: usize,
+    credits: usize,
+    new_accounts: usize,
+    transfers: usize,
+}
+
+impl Savepoint {
+    fn take(plan: &Plan, _w: &Working) -> Self {
+        Savepoint {
+            head: plan.head.clone(),
+            parties: plan.parties.len(),
+            credits: plan.credits.len(),
+            new_accounts: plan.new_accounts.len(),
+            transfers: plan.transfers.len(),
+        }
+    }
+
+    fn restore(self, plan: &mut Plan, w: &mut Working) {
+        for (p, _) in plan.parties.drain(self.parties..) {
+            w.parties.remove(&p.id);
+            w.cfs.remove(p.cf.as_str());
+        }
+        for c in plan.credits.drain(self.credits..) {
+            for r in c.rate {
+                w.rate.remove(&r.id);
+            }
+        }
+        for a in plan.new_accounts.drain(self.new_accounts..) {
+            w.ids.remove(&AccountKey::of_account(&a));
+            w.ledger.remove_account(a.id);
+        }
+        for t in plan.transfers.drain(self.transfers..) {
+            w.pending_kinds.remove(&t.id);
+        }
+        plan.head = self.head;
+    }
+}
+
+fn validate_user(op: &Operation) -> Result<(), StoreError> {
+    if op.acting_user.is_empty() || op.acting_user.len() > Operation::MAX_USER_LEN {
+        return Err(StoreError::InvalidOperation {
+            reason: "l'utente che agisce deve essere indicato (al massimo 128 caratteri)".into(),
+        });
+    }
+    Ok(())
+}
+
+fn apply(op: &Operation, w: &mut Working, plan: &mut Plan) -> Result<Receipt, StoreError> {
+    validate_user(op)?;
+    plan.head.last_operation += 1;
+    let operation_id = plan.head.last_operation;
+    let mut receipt = Receipt {
+        operation_id,
+        at: op.at,
+        replayed: false,
+        transfers: Vec::new(),
+        party: None,
+        credit: None,
+    };
+    match &op.command {
+        Command::RegisterParty(p) => {
+            let name = p.name.trim();
+            if name.is_empty() || name.chars().count() > 200 {
+                return Err(StoreError::InvalidOperation {
+                    reason: "la denominazione è obbligatoria (al massimo 200 caratteri)".into(),
+                });
+            }
+            if !w.cfs.insert(p.cf.as_str().to_string()) {
+                return Err(StoreError::PartyExists {
+                    cf: p.cf.as_str().to_string(),
+                });
+            }
+            plan.head.last_party += 1;
+            let id = plan.head.last_party;
+            w.parties.insert(id);
+            plan.parties.push((
+                Party {
+                    id,
+                    cf: p.cf.clone(),
+                    name: name.to_string(),
+                    kind: p.kind,
+                    deceased: false,
+                },
+                op.at,
+            ));
+            receipt.party = Some(id);
+        }
+        Command::IssueCredit(c) => {
+            for p in [c.beneficiary, c.holder] {
+                if !w.parties.contains(&p) {
+                    return Err(StoreError::UnknownParty { party: p });
+                }
+            }
+            if c.rate.is_empty() || c.rate.len() > 10 {
+                return Err(StoreError::InvalidOperation {
+                    reason: "una comunicazione ha da 1 a 10 rate".into(),
+                });
+            }
+            plan.head.last_credit += 1;
+            let credit_id = plan.head.last_credit;
+            let protocol = next_protocol(&plan.head.last_protocol, op.at)?;
+            plan.head.last_protocol = protocol.as_str().to_string();
+            let mut rate = Vec::with_capacity(c.rate.len());
+            let mut movements = Vec::with_capacity(c.rate.len());
+            let mut issued = IssuedCredit {
+                id: credit_id,
+                protocol: protocol.as_str().to_string(),
+                rate: Vec::new(),
+                pending: Vec::new(),
+            };
+            for (i, r) in c.rate.iter().enumerate() {
+                if !r.amount.is_positive() {
+                    return Err(StoreError::InvalidOperation {
+                        reason: format!("la rata {} ha un importo non positivo", i + 1),
+                    });
+                }
+                plan.head.last_rata += 1;
+                let rata_id = plan.head.last_rata;
+                let index = u32::try_from(i + 1).unwrap_or(u32::MAX);
+                let univoco = CodiceUnivoco::new(&protocol, 1, index).map_err(|e| {
+                    StoreError::InvalidOperation {
+                        reason: e.to_string(),
+                    }
+                })?;
+                w.rate.insert(rata_id);
+                let issuance =
+                    new_account(w, plan, rata_id, AccountRef::System(AccountKind::Issuance));
+                let holder = new_account(w, plan, rata_id, AccountRef::Holder(c.holder));
+                movements.push((
+                    rata_id,
+                    TransferKind::Issue,
+                    Movement::Move {
+                        debit: issuance,
+                        credit: holder,
+                        amount: r.amount,
+                        pending: c.awaiting_answer,
+                    },
+                ));
+                issued.rate.push(IssuedRata {
+                    id: rata_id,
+                    codice_univoco: univoco.as_str().to_string(),
+                });
+                rate.push(Rata {
+                    id: rata_id,
+                    credit: credit_id,
+                    index,
+                    year: r.year,
+                    amount: r.amount,
+                    codice_tributo: r.codice_tributo.clone(),
+                    codice_univoco: univoco.as_str().to_string(),
+                });
+            }
+            let ids = record(op, operation_id, w, plan, &movements)?;
+            if c.awaiting_answer {
+                issued.pending.clone_from(&ids);
+            }
+            receipt.transfers = ids;
+            plan.credits.push(Credit {
+                id: credit_id,
+                protocol: protocol.as_str().to_string(),
+                type_key: c.type_key.clone(),
+                beneficiary: c.beneficiary,
+                holder: c.holder,
+                origin: c.origin,
+                expense_year: c.expense_year,
+                communicated_on: c.communicated_on,
+                tracciabile: c.tracciabile,
+                created_at: op.at,
+                rate,
+            });
+            receipt.credit = Some(issued);
+        }
+        Command::Transfer(requests) => {
+            if requests.is_empty() || requests.len() > Operation::MAX_MOVEMENTS {
+                return Err(StoreError::InvalidOperation {
+                    reason: format!(
+                        "un'operazione contiene da 1 a {} movimenti",
+                        Operation::MAX_MOVEMENTS
+                    ),
+                });
+            }
+            let mut movements = Vec::with_capacity(requests.len());
+            for r in requests {
+                movements.push(resolve(r, w, plan)?);
+            }
+            receipt.transfers = record(op, operation_id, w, plan, &movements)?;
+        }
+    }
+    Ok(receipt)
+}
+
+fn resolve(
+    r: &TransferRequest,
+    w: &mut Working,
+    plan: &mut Plan,
+) -> Result<(RataId, TransferKind, Movement), StoreError> {
+    match *r {
+        TransferRequest::Move {
+            rata,
+            from,
+            to,
+            amount,
+            kind,
+            pending,
+        } => {
+            if !w.rate.contains(&rata) {
+                return Err(StoreError::UnknownRata { rata });
+            }
+            if from == AccountRef::System(AccountKind::Issuance)
+                || to == AccountRef::System(AccountKind::Issuance)
+            {
+                // Credit is created only by issuing a credit (R-CONSERVE).
+                return Err(StoreError::InvalidOperation {
+                    reason:
+                        "il credito si crea solo con una comunicazione dell'opzione (R-CONSERVE)"
+                            .into(),
+                });
+            }
+            if !amount.is_positive() {
+                return Err(StoreError::Ledger(LedgerError::NonPositiveAmount {
+                    amount,
+                }));
+            }
+            let debit = match w.ids.get(&AccountKey::of(rata, from)) {
+                Some(id) => *id,
+                None => {
+                    return Err(match from {
+                        AccountRef::Holder(party) => StoreError::NoHolding { rata, party },
+                        AccountRef::System(_) => {
+                            StoreError::Ledger(LedgerError::InsufficientAvailable {
+                                account: 0,
+                                requested: amount,
+                                available: Cents::ZERO,
+                            })
+                        }
+                    });
+                }
+            };
+            if let AccountRef::Holder(p) = to
+                && !w.parties.contains(&p)
+            {
+                return Err(StoreError::UnknownParty { party: p });
+            }
+            let credit = match w.ids.get(&AccountKey::of(rata, to)) {
+                Some(id) => *id,
+                None => new_account(w, plan, rata, to),
+            };
+            Ok((
+                rata,
+                kind,
+                Movement::Move {
+                    debit,
+                    credit,
+                    amount,
+                    pending,
+                },
+            ))
+        }
+        TransferRequest::Post { pending } | TransferRequest::Void { pending } => {
+            let p = w
+                .ledger
+                .pending(pending)
+                .ok_or(StoreError::Ledger(LedgerError::UnknownPending { pending }))?;
+            let rata = w
+                .ledger
+                .account(p.debit)
+                .map(|a| a.rata)
+                .ok_or(StoreError::Ledger(LedgerError::UnknownPending { pending }))?;
+            let movement = if matches!(r, TransferRequest::Post { .. }) {
+                Movement::Post { pending }
+            } else {
+                Movement::Void { pending }
+            };
+            // The answer keeps the kind of what it answers; the phase tells them apart.
+            Ok((rata, TransferKind::Cession, movement))
+        }
+    }
+}
+
+fn new_account(w: &mut Working, plan: &mut Plan, rata: RataId, r: AccountRef) -> AccountId {
+    plan.head.last_account += 1;
+    let id = plan.head.last_account;
+    let key = AccountKey::of(rata, r);
+    let account = Account {
+        id,
+        rata,
+        kind: key.kind,
+        party: (key.kind == AccountKind::Holder).then_some(key.party),
+        balance: Balance::default(),
+    };
+    w.ids.insert(key, id);
+    w.ledger.insert_account(account);
+    plan.new_accounts.push(account);
+    id
+}
+
+/// Applies movements to the ledger and appends their history rows, chained.
+fn record(
+    op: &Operation,
+    operation_id: i64,
+    w: &mut Working,
+    plan: &mut Plan,
+    movements: &[(RataId, TransferKind, Movement)],
+) -> Result<Vec<TransferId>, StoreError> {
+    let only: Vec<Movement> = movements.iter().map(|m| m.2).collect();
+    let mut next = plan.head.last_transfer;
+    let applied = w.ledger.apply(&only, || {
+        next += 1;
+        next
+    })?;
+    let at_micros = op.at.timestamp_micros();
+    let mut ids = Vec::with_capacity(applied.len());
+    for ((rata, kind, movement), a) in movements.iter().zip(applied) {
+        plan.head.last_transfer += 1;
+        let id = plan.head.last_transfer;
+        let party = w.ledger.account(a.debit).and_then(|x| x.party);
+        let counterparty = w.ledger.account(a.credit).and_then(|x| x.party);
+        // Answers are recorded under the kind of the transfer they answer.
+        let kind = match movement {
+            Movement::Post { pending } | Movement::Void { pending } => {
+                w.pending_kinds.get(pending).copied().unwrap_or(*kind)
+            }
+            Movement::Move { pending: true, .. } => {
+                w.pending_kinds.insert(id, *kind);
+                *kind
+            }
+            Movement::Move { .. } => *kind,
+        };
+        let mut row = TransferRow {
+            id,
+            operation: operation_id,
+            rata: *rata,
+            debit: a.debit,
+            credit: a.credit,
+            amount: a.amount,
+            kind,
+            phase: a.phase,
+            pending_id: a.pending_id,
+            at_micros,
+            acting_user: op.acting_user.clone(),
+            party,
+            counterparty,
+            hash: GENESIS_HASH,
+        };
+        row.hash = chain_hash(&plan.head.last_hash, &row.fields());
+        plan.head.last_hash = row.hash;
+        plan.transfers.push(row);
+        ids.push(id);
+    }
+    Ok(ids)
+}
+
+/// The next protocol: the registration time in Rome plus a progressive within that second.
+/// Protocols only grow, so if more than 99,999 arrive within one second the time part
+/// moves on to the next second rather than repeat a number.
+fn next_protocol(last: &str, at: DateTime<Utc>) -> Result<Protocol, StoreError> {
+    let local = to_rome(at);
+    let candidate_prefix = local.format("%y%m%d%H%M%S").to_string();
+    let err = |e: &dyn std::fmt::Display| StoreError::InvalidOperation {
+        reason: e.to_string(),
+    };
+    if last.len() == 17 && last[..12] >= candidate_prefix[..] {
+        let progressive: u32 = last[12..].parse().unwrap_or(0);
+        if progressive < 99_999 {
+            return Protocol::parse(&format!("{}{:05}", &last[..12], progressive + 1))
+                .map_err(|e| err(&e));
+        }
+        let last_time = chrono::NaiveDateTime::parse_from_str(&last[..12], "%y%m%d%H%M%S")
+            .map_err(|e| err(&e))?;
+        return Protocol::new(last_time + chrono::Duration::seconds(1), 1).map_err(|e| err(&e));
+    }
+    Protocol::new(local, 1).map_err(|e| err(&e))
+}

@@ -1,0 +1,308 @@
+//! What the store records and what a caller asks of it.
+
+use cessio_core::cf::CodiceFiscale;
+use cessio_core::ledger::{AccountKind, PartyId, RataId, TransferId, TransferKind};
+use cessio_core::money::Cents;
+use cessio_core::time::RefYear;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::StoreError;
+
+/// A caller-chosen key that makes a mutating operation safe to retry: a second submission
+/// with the same key returns the first result and applies nothing.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    /// Bounded so that keys stay cheap to index; printable ASCII so they can be logged.
+    pub const MAX_LEN: usize = 128;
+
+    pub fn parse(key: &str) -> Result<Self, StoreError> {
+        let ok = !key.is_empty()
+            && key.len() <= Self::MAX_LEN
+            && key.bytes().all(|b| b.is_ascii_graphic());
+        if ok {
+            Ok(IdempotencyKey(key.to_string()))
+        } else {
+            Err(StoreError::InvalidIdempotencyKey {
+                reason: format!(
+                    "la chiave deve avere da 1 a {} caratteri ASCII stampabili, senza spazi",
+                    Self::MAX_LEN
+                ),
+            })
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for IdempotencyKey {
+    type Error = StoreError;
+    fn try_from(s: String) -> Result<Self, StoreError> {
+        IdempotencyKey::parse(&s)
+    }
+}
+
+impl From<IdempotencyKey> for String {
+    fn from(k: IdempotencyKey) -> String {
+        k.0
+    }
+}
+
+/// SPEC F9 party registry kinds. Banks, intermediaries and insurers are the soggetti
+/// qualificati of R-CHAIN; public administrations may not acquire credits (R-PA).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PartyKind {
+    Person,
+    Company,
+    Bank,
+    FinancialIntermediary,
+    Insurer,
+    PublicAdministration,
+}
+
+impl PartyKind {
+    pub const ALL: [PartyKind; 6] = [
+        PartyKind::Person,
+        PartyKind::Company,
+        PartyKind::Bank,
+        PartyKind::FinancialIntermediary,
+        PartyKind::Insurer,
+        PartyKind::PublicAdministration,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            PartyKind::Person => "person",
+            PartyKind::Company => "company",
+            PartyKind::Bank => "bank",
+            PartyKind::FinancialIntermediary => "financial_intermediary",
+            PartyKind::Insurer => "insurer",
+            PartyKind::PublicAdministration => "public_administration",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<PartyKind> {
+        PartyKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewParty {
+    pub cf: CodiceFiscale,
+    pub name: String,
+    pub kind: PartyKind,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Party {
+    pub id: PartyId,
+    pub cf: CodiceFiscale,
+    pub name: String,
+    pub kind: PartyKind,
+    pub deceased: bool,
+}
+
+/// The origin of a building credit: first cessione or sconto in fattura (SPEC §8 codes
+/// depend on it). COVID credits are granted to their first holder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CreditOrigin {
+    Cessione,
+    Sconto,
+    Granted,
+}
+
+impl CreditOrigin {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            CreditOrigin::Cessione => "cessione",
+            CreditOrigin::Sconto => "sconto",
+            CreditOrigin::Granted => "granted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<CreditOrigin> {
+        [
+            CreditOrigin::Cessione,
+            CreditOrigin::Sconto,
+            CreditOrigin::Granted,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == s)
+    }
+}
+
+/// One rata of a credit being issued, as derived by core (F8).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewRata {
+    pub year: RefYear,
+    pub amount: Cents,
+    pub codice_tributo: String,
+}
+
+/// A credit to create: an option communication, or a COVID credit granted to its holder.
+/// The store assigns the protocol and each rata's codice univoco (SPEC §7).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewCredit {
+    pub type_key: String,
+    pub beneficiary: PartyId,
+    /// The fornitore or first cessionario, who answers the communication in F3.
+    pub holder: PartyId,
+    pub origin: CreditOrigin,
+    pub expense_year: u16,
+    pub communicated_on: NaiveDate,
+    pub tracciabile: bool,
+    pub rate: Vec<NewRata>,
+    /// When true the issuance waits for the holder's answer (pending); otherwise the credit
+    /// is the holder's at once (granted credits).
+    pub awaiting_answer: bool,
+}
+
+/// Which account of a rata a movement touches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountRef {
+    Holder(PartyId),
+    System(AccountKind),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransferRequest {
+    /// Move `amount` of `rata` between two accounts, at once or as a pending transfer.
+    Move {
+        rata: RataId,
+        from: AccountRef,
+        to: AccountRef,
+        amount: Cents,
+        kind: TransferKind,
+        pending: bool,
+    },
+    /// Post the whole of a pending transfer.
+    Post { pending: TransferId },
+    /// Void the whole of a pending transfer.
+    Void { pending: TransferId },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Command {
+    RegisterParty(NewParty),
+    IssueCredit(NewCredit),
+    /// All movements apply, or none.
+    Transfer(Vec<TransferRequest>),
+}
+
+/// One mutating request. `at` comes from the app's clock, so tests decide what "now" is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Operation {
+    pub idempotency_key: IdempotencyKey,
+    pub acting_user: String,
+    /// The party on whose behalf the user acts, when there is one.
+    pub on_behalf_of: Option<PartyId>,
+    pub at: DateTime<Utc>,
+    pub command: Command,
+}
+
+impl Operation {
+    /// Bounded to keep one operation inside one batch's memory and one transaction.
+    pub const MAX_MOVEMENTS: usize = 10_000;
+    pub const MAX_USER_LEN: usize = 128;
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuedRata {
+    pub id: RataId,
+    pub codice_univoco: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuedCredit {
+    pub id: i64,
+    pub protocol: String,
+    pub rate: Vec<IssuedRata>,
+    /// The pending issuance transfers the holder answers, one per rata (empty if granted).
+    pub pending: Vec<TransferId>,
+}
+
+/// The acknowledged result of an operation. A retry with the same idempotency key gets the
+/// same receipt back, with `replayed` set.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    pub operation_id: i64,
+    pub at: DateTime<Utc>,
+    #[serde(default)]
+    pub replayed: bool,
+    pub transfers: Vec<TransferId>,
+    pub party: Option<PartyId>,
+    pub credit: Option<IssuedCredit>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rata {
+    pub id: RataId,
+    pub credit: i64,
+    pub index: u32,
+    pub year: RefYear,
+    pub amount: Cents,
+    pub codice_tributo: String,
+    pub codice_univoco: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Credit {
+    pub id: i64,
+    pub protocol: String,
+    pub type_key: String,
+    pub beneficiary: PartyId,
+    pub holder: PartyId,
+    pub origin: CreditOrigin,
+    pub expense_year: u16,
+    pub communicated_on: NaiveDate,
+    pub tracciabile: bool,
+    pub created_at: DateTime<Utc>,
+    pub rate: Vec<Rata>,
+}
+
+/// Tuning of the write path. `max_batch == 1` is one transaction per operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WriteConfig {
+    pub max_batch: usize,
+    /// Requests waiting for the writer; beyond it callers wait (back-pressure).
+    pub queue_capacity: usize,
+}
+
+impl Default for WriteConfig {
+    fn default() -> Self {
+        WriteConfig {
+            max_batch: 1024,
+            queue_capacity: 16_384,
+        }
+    }
+}
+
+impl WriteConfig {
+    pub const fn one_transaction_per_operation() -> Self {
+        WriteConfig {
+            max_batch: 1,
+            queue_capacity: 16_384,
+        }
+    }
+}
+
+/// Counts a freshly opened or verified store reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    pub parties: u64,
+    pub credits: u64,
+    pub rate: u64,
+    pub accounts: u64,
+    pub operations: u64,
+    pub transfers: u64,
+}

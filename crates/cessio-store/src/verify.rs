@@ -1,0 +1,260 @@
+//! `cessio verify`: recompute every balance from the append-only history and check
+//! R-CONSERVE, R-HISTORY and the hash chain. Backends stream rows in id order into a
+//! [`Verifier`]; the checks live here once.
+
+use std::collections::HashMap;
+
+use cessio_core::ledger::{
+    Account, AccountId, AccountKind, Balance, GENESIS_HASH, Hash, PendingTransfer, RataId,
+    TransferId, chain_hash, hash_to_hex, replay_entry,
+};
+use cessio_core::money::Cents;
+use serde::Serialize;
+
+use crate::engine::{Head, TransferRow};
+
+/// One thing found wrong. The first one names the first broken row.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "problem", rename_all = "snake_case")]
+pub enum Problem {
+    /// A transfer id is missing or out of order: a row was deleted or inserted.
+    Gap {
+        expected: TransferId,
+        found: TransferId,
+    },
+    /// The stored hash does not match the recomputed chain: the row or one before it
+    /// was edited.
+    HashMismatch { transfer: TransferId },
+    /// The entry contradicts the history before it.
+    Inconsistent {
+        transfer: TransferId,
+        reason: String,
+    },
+    /// The stored running balance differs from the history.
+    BalanceMismatch {
+        account: AccountId,
+        stored: Balance,
+        recomputed: Balance,
+    },
+    /// An account other than issuance holds a negative amount (R-CONSERVE).
+    Negative { account: AccountId },
+    /// The rata's accounts do not sum to zero, or more was issued than the rata's amount.
+    Conserve { rata: RataId, reason: String },
+    /// The ledger head does not match the last row: the newest rows were removed.
+    Head { reason: String },
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Problem::Gap { expected, found } => write!(
+                f,
+                "transfer {found}: expected id {expected} (a row was deleted or inserted)"
+            ),
+            Problem::HashMismatch { transfer } => write!(
+                f,
+                "transfer {transfer}: hash does not match the chain (the row was edited)"
+            ),
+            Problem::Inconsistent { transfer, reason } => {
+                write!(f, "transfer {transfer}: {reason}")
+            }
+            Problem::BalanceMismatch {
+                account,
+                stored,
+                recomputed,
+            } => write!(
+                f,
+                "account {account}: stored balance {stored:?} differs from history {recomputed:?}"
+            ),
+            Problem::Negative { account } => {
+                write!(f, "account {account}: negative amount (R-CONSERVE)")
+            }
+            Problem::Conserve { rata, reason } => write!(f, "rata {rata}: {reason} (R-CONSERVE)"),
+            Problem::Head { reason } => write!(f, "ledger head: {reason}"),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct VerifyReport {
+    pub transfers: u64,
+    pub accounts: u64,
+    pub rate: u64,
+    pub last_hash: String,
+    pub problems: Vec<Problem>,
+}
+
+impl VerifyReport {
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Bounded so that a badly broken store still gives a readable report.
+const MAX_PROBLEMS: usize = 100;
+
+#[derive(Debug)]
+pub struct Verifier {
+    previous: Hash,
+    last_id: TransferId,
+    transfers: u64,
+    balances: HashMap<AccountId, Balance>,
+    pending: HashMap<TransferId, PendingTransfer>,
+    rata_of: HashMap<AccountId, RataId>,
+    problems: Vec<Problem>,
+}
+
+impl Default for Verifier {
+    fn default() -> Self {
+        Verifier {
+            previous: GENESIS_HASH,
+            last_id: 0,
+            transfers: 0,
+            balances: HashMap::new(),
+            pending: HashMap::new(),
+            rata_of: HashMap::new(),
+            problems: Vec::new(),
+        }
+    }
+}
+
+impl Verifier {
+    pub fn new() -> Self {
+        Verifier::default()
+    }
+
+    fn problem(&mut self, p: Problem) {
+        if self.problems.len() < MAX_PROBLEMS {
+            self.problems.push(p);
+        }
+    }
+
+    /// Feed rows in id order.
+    pub fn feed(&mut self, row: &TransferRow) {
+        self.transfers += 1;
+        if row.id != self.last_id + 1 {
+            self.problem(Problem::Gap {
+                expected: self.last_id + 1,
+                found: row.id,
+            });
+        }
+        self.last_id = row.id;
+        let expected = chain_hash(&self.previous, &row.fields());
+        if expected != row.hash {
+            self.problem(Problem::HashMismatch { transfer: row.id });
+        }
+        // Continue from the stored hash so that one edited row is reported once.
+        self.previous = row.hash;
+        for account in [row.debit, row.credit] {
+            if let Some(previous) = self.rata_of.insert(account, row.rata)
+                && previous != row.rata
+            {
+                self.problem(Problem::Inconsistent {
+                    transfer: row.id,
+                    reason: format!("account {account} used for two rate"),
+                });
+            }
+        }
+        if let Err(reason) = replay_entry(&mut self.balances, &mut self.pending, &row.fields()) {
+            self.problem(Problem::Inconsistent {
+                transfer: row.id,
+                reason,
+            });
+        }
+    }
+
+    /// Compares the history with the stored accounts, rate (id, amount) and head.
+    pub fn finish(
+        mut self,
+        accounts: impl IntoIterator<Item = Account>,
+        rate: impl IntoIterator<Item = (RataId, Cents)>,
+        head: &Head,
+    ) -> VerifyReport {
+        if head.last_transfer != self.last_id || head.last_hash != self.previous {
+            self.problem(Problem::Head {
+                reason: format!(
+                    "head names transfer {} but the history ends at {}",
+                    head.last_transfer, self.last_id
+                ),
+            });
+        }
+        let mut account_count = 0u64;
+        let mut per_rata: HashMap<RataId, (i128, Option<Balance>)> = HashMap::new();
+        let mut recomputed = std::mem::take(&mut self.balances);
+        for a in accounts {
+            account_count += 1;
+            let history = recomputed.remove(&a.id).unwrap_or_default();
+            if history != a.balance {
+                self.problem(Problem::BalanceMismatch {
+                    account: a.id,
+                    stored: a.balance,
+                    recomputed: history,
+                });
+            }
+            let b = a.balance;
+            if !a.kind.may_go_negative()
+                && (b.available().is_none_or(|v| v.is_negative())
+                    || b.credits_pending.is_negative())
+            {
+                self.problem(Problem::Negative { account: a.id });
+            }
+            let entry = per_rata.entry(a.rata).or_insert((0, None));
+            entry.0 += i128::from(b.credits_posted.get()) - i128::from(b.debits_posted.get())
+                + i128::from(b.credits_pending.get())
+                - i128::from(b.debits_pending.get());
+            if a.kind == AccountKind::Issuance {
+                entry.1 = Some(b);
+            }
+        }
+        let mut leftover: Vec<_> = recomputed.keys().copied().collect();
+        leftover.sort_unstable();
+        for account in leftover {
+            self.problem(Problem::Inconsistent {
+                transfer: 0,
+                reason: format!(
+                    "account {account} appears in the history but not among the accounts"
+                ),
+            });
+        }
+        let mut rate_count = 0u64;
+        for (rata, amount) in rate {
+            rate_count += 1;
+            let Some((sum, issuance)) = per_rata.remove(&rata) else {
+                continue;
+            };
+            if sum != 0 {
+                self.problem(Problem::Conserve {
+                    rata,
+                    reason: format!("accounts sum to {sum} cents, not zero"),
+                });
+            }
+            if let Some(i) = issuance {
+                let out = i128::from(i.debits_posted.get()) + i128::from(i.debits_pending.get());
+                if out != 0 && out != i128::from(amount.get()) {
+                    self.problem(Problem::Conserve {
+                        rata,
+                        reason: format!(
+                            "issued {out} cents but the rata amounts to {}",
+                            amount.get()
+                        ),
+                    });
+                }
+            }
+        }
+        let mut orphan: Vec<_> = per_rata.keys().copied().collect();
+        orphan.sort_unstable();
+        for rata in orphan {
+            self.problem(Problem::Conserve {
+                rata,
+                reason: "accounts of a rata that does not exist".into(),
+            });
+        }
+        VerifyReport {
+            transfers: self.transfers,
+            accounts: account_count,
+            rate: rate_count,
+            last_hash: hash_to_hex(&self.previous),
+            problems: self.problems,
+        }
+    }
+}
