@@ -82,6 +82,9 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
          PRAGMA cache_size=-65536;",
     )
     .map_err(db_err)?;
+    // The write path alone uses about twenty statements; the default cache of 16 would
+    // re-prepare some of them in every batch.
+    conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }
 

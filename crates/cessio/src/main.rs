@@ -20,7 +20,11 @@ use chrono::Utc;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "cessio", version, about = "Registro dei crediti d'imposta cedibili")]
+#[command(
+    name = "cessio",
+    version,
+    about = "Registro dei crediti d'imposta cedibili"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -31,7 +35,11 @@ enum Cmd {
     /// Recompute every balance from the history and check R-CONSERVE and the hash chain.
     /// Exits 1 and names the first broken row when something is wrong.
     Verify {
-        #[arg(long, env = "CESSIO_DATABASE_URL", default_value = "sqlite://cessio.db")]
+        #[arg(
+            long,
+            env = "CESSIO_DATABASE_URL",
+            default_value = "sqlite://cessio.db"
+        )]
         database_url: String,
         /// PostgreSQL schema to work in (default: the connection's search_path).
         #[arg(long, env = "CESSIO_DATABASE_SCHEMA")]
@@ -50,7 +58,11 @@ enum Cmd {
         /// Seconds each configuration runs.
         #[arg(long, default_value_t = 5)]
         seconds: u64,
-        #[arg(long, env = "CESSIO_BENCH_POSTGRES_URL", default_value = "postgres://postgres@127.0.0.1:5432/test")]
+        #[arg(
+            long,
+            env = "CESSIO_BENCH_POSTGRES_URL",
+            default_value = "postgres://postgres@127.0.0.1:5432/test"
+        )]
         postgres_url: String,
         /// Folder for the SQLite files (on the disk being measured).
         #[arg(long, default_value = "target/bench")]
@@ -197,8 +209,7 @@ async fn fund(store: &Arc<dyn Store>, holder: PartyId, key: &str) -> Result<Rata
                 holder,
                 origin: CreditOrigin::Cessione,
                 expense_year: 2023,
-                communicated_on: chrono::NaiveDate::from_ymd_opt(2024, 3, 1)
-                    .context("date")?,
+                communicated_on: chrono::NaiveDate::from_ymd_opt(2024, 3, 1).context("date")?,
                 tracciabile: true,
                 rate: vec![NewRata {
                     year: RefYear::new(2024),
@@ -238,7 +249,9 @@ async fn load(store: Arc<dyn Store>, concurrency: usize, ops: u64, prefix: &str)
         tasks.push(tokio::spawn(async move {
             for i in 0..per_task {
                 let key = format!("{prefix}-{w}-{i}");
-                store.submit(operation(&key, cession(rata, source, sink))?).await?;
+                store
+                    .submit(operation(&key, cession(rata, source, sink))?)
+                    .await?;
                 // Printed only after the commit: every line is a promise the store keeps.
                 let mut out = stdout.lock().map_err(|e| anyhow::anyhow!("{e}"))?;
                 writeln!(out, "ack {key}")?;
@@ -260,7 +273,12 @@ struct BenchResult {
     p99: Duration,
 }
 
-async fn bench_one(store: Arc<dyn Store>, writers: usize, seconds: u64, tag: &str) -> Result<BenchResult> {
+async fn bench_one(
+    store: Arc<dyn Store>,
+    writers: usize,
+    seconds: u64,
+    tag: &str,
+) -> Result<BenchResult> {
     let sink = ensure_party(&store, 9_999_999, tag).await?;
     let mut sources = Vec::new();
     for w in 0..writers {
@@ -321,11 +339,17 @@ async fn bench(
     let run_tag = Utc::now().timestamp_millis();
     for backend in backends {
         for (mode, config) in [
-            ("one transaction per operation", WriteConfig::one_transaction_per_operation()),
+            (
+                "one transaction per operation",
+                WriteConfig::one_transaction_per_operation(),
+            ),
             ("group commit", WriteConfig::default()),
         ] {
             for &w in writers {
-                let tag = format!("b{run_tag}-{}-{w}", if config.max_batch == 1 { "a" } else { "b" });
+                let tag = format!(
+                    "b{run_tag}-{}-{w}",
+                    if config.max_batch == 1 { "a" } else { "b" }
+                );
                 let (store, cleanup): (Arc<dyn Store>, Option<String>) = match backend.as_str() {
                     "sqlite" => {
                         let path = dir.join(format!("{tag}.db"));
