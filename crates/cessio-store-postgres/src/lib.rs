@@ -8,6 +8,7 @@
 //! carries the hash chain; no advisory locks or triggers, so the SQL stays portable to
 //! PostgreSQL-compatible distributed engines.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
@@ -29,7 +30,8 @@ use cessio_store::{
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use tokio::sync::{mpsc, oneshot};
-use tokio_postgres::{Client, Config, GenericClient, NoTls, Row};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Config, GenericClient, NoTls, Row, Statement, Transaction};
 
 mod schema;
 
@@ -117,20 +119,55 @@ impl PgStore {
                 .map_err(db_err)?;
             pg.options(format!("-c search_path={schema}"));
         }
-        let mut writer = connect(&pg).await?;
-        schema::migrate(&mut writer).await?;
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
             readers.push(connect(&pg).await?);
         }
         let (queue, rx) = mpsc::channel(config.queue_capacity.max(1));
         let stats = Arc::new(WriteStats::default());
-        tokio::spawn(writer_loop(
-            writer,
-            rx,
-            config.max_batch.max(1),
-            stats.clone(),
-        ));
+        // The writer gets a thread and a runtime of its own: on a busy shared runtime its
+        // wake-ups would queue behind every client task, and the whole batch waits.
+        let (ready, started) = oneshot::channel::<Result<(), StoreError>>();
+        let mut writer_config = pg.clone();
+        // Generic plans for `= ANY($1)` and `unnest` joins guess array sizes and can pick
+        // sequential scans of tables that only grow; custom plans see the real arrays.
+        let options = writer_config.get_options().unwrap_or_default().to_string();
+        writer_config.options(format!("{options} -c plan_cache_mode=force_custom_plan"));
+        let writer_stats = stats.clone();
+        let max_batch = config.max_batch.max(1);
+        std::thread::Builder::new()
+            .name("cessio-pg-writer".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready.send(Err(StoreError::backend(e)));
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    let mut client = match connect(&writer_config).await {
+                        Ok(c) => c,
+                        Err(e) => {
+                            let _ = ready.send(Err(e));
+                            return;
+                        }
+                    };
+                    if let Err(e) = schema::migrate(&mut client).await {
+                        let _ = ready.send(Err(e));
+                        return;
+                    }
+                    let _ = ready.send(Ok(()));
+                    writer_loop(client, rx, max_batch, writer_stats).await;
+                });
+            })
+            .map_err(StoreError::backend)?;
+        started.await.map_err(|_| StoreError::Unavailable {
+            reason: "il processo di scrittura non è partito".into(),
+        })??;
         Ok(PgStore {
             config: pg,
             queue,
@@ -159,6 +196,16 @@ async fn writer_loop(
     max_batch: usize,
     stats: Arc<WriteStats>,
 ) {
+    let statements = match Statements::prepare(&client).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot prepare the write statements");
+            while let Some(job) = rx.recv().await {
+                let _ = job.reply.send(Err(e.clone()));
+            }
+            return;
+        }
+    };
     let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
     while let Some(first) = rx.recv().await {
         batch.push(first);
@@ -169,7 +216,7 @@ async fn writer_loop(
             }
         }
         let ops: Vec<Operation> = batch.iter().map(|j| j.op.clone()).collect();
-        let outcome = write_batch(&mut client, &ops).await;
+        let outcome = write_batch(&mut client, &statements, &ops).await;
         stats.batches.fetch_add(1, Ordering::Relaxed);
         stats
             .operations
@@ -190,30 +237,90 @@ async fn writer_loop(
     }
 }
 
+/// The write path's statements, prepared once per writer connection so that each batch
+/// costs one round trip per statement at most, and statements sent together pipeline.
+struct Statements {
+    head: Statement,
+    operations: Statement,
+    pending: Statement,
+    accounts_by_key: Statement,
+    accounts_by_id: Statement,
+    parties: Statement,
+    cfs: Statement,
+    rate: Statement,
+    insert_parties: Statement,
+    insert_credits: Statement,
+    insert_rate: Statement,
+    insert_accounts: Statement,
+    update_accounts: Statement,
+    insert_operations: Statement,
+    insert_transfers: Statement,
+    update_head: Statement,
+}
+
+impl Statements {
+    async fn prepare(c: &Client) -> Result<Self, StoreError> {
+        let p = |sql: String| async move { c.prepare(&sql).await.map_err(db_err) };
+        Ok(Statements {
+            head: p(format!("{HEAD_SELECT} FOR UPDATE")).await?,
+            operations: p(SQL_OPERATIONS.into()).await?,
+            pending: p(SQL_PENDING.into()).await?,
+            accounts_by_key: p(format!(
+                "SELECT {ACCOUNT_COLUMNS} FROM accounts a
+                 JOIN unnest($1::bigint[], $2::text[], $3::bigint[]) AS k(rata, kind, party)
+                   ON a.rata = k.rata AND a.kind = k.kind AND a.party = k.party"
+            ))
+            .await?,
+            accounts_by_id: p(format!(
+                "SELECT {ACCOUNT_COLUMNS} FROM accounts a WHERE a.id = ANY($1)"
+            ))
+            .await?,
+            parties: p("SELECT id FROM parties WHERE id = ANY($1)".into()).await?,
+            cfs: p("SELECT cf FROM parties WHERE cf = ANY($1)".into()).await?,
+            rate: p("SELECT id FROM rate WHERE id = ANY($1)".into()).await?,
+            insert_parties: p(SQL_INSERT_PARTIES.into()).await?,
+            insert_credits: p(SQL_INSERT_CREDITS.into()).await?,
+            insert_rate: p(SQL_INSERT_RATE.into()).await?,
+            insert_accounts: p(SQL_INSERT_ACCOUNTS.into()).await?,
+            update_accounts: p(SQL_UPDATE_ACCOUNTS.into()).await?,
+            insert_operations: p(SQL_INSERT_OPERATIONS.into()).await?,
+            insert_transfers: p(SQL_INSERT_TRANSFERS.into()).await?,
+            update_head: p(SQL_UPDATE_HEAD.into()).await?,
+        })
+    }
+}
+
 async fn write_batch(
     client: &mut Client,
+    st: &Statements,
     ops: &[Operation],
 ) -> Result<Vec<Result<Receipt, StoreError>>, StoreError> {
     let tx = client.transaction().await.map_err(db_err)?;
-    let head = load_head(&tx, true).await?;
     let needs = engine::needs(ops);
-    let pre = prefetch(&tx, &needs).await?;
+    let (head, pre) = tokio::try_join!(load_head_locked(&tx, st), prefetch(&tx, st, &needs))?;
     let (plan, results) = engine::plan(ops, pre, head);
     if !plan.is_empty() {
-        write_plan(&tx, &plan).await?;
+        write_plan(&tx, st, &plan).await?;
     }
     tx.commit().await.map_err(db_err)?;
     Ok(results)
 }
 
-async fn load_head(c: &impl GenericClient, lock: bool) -> Result<Head, StoreError> {
-    let sql = format!(
-        "SELECT last_operation, last_transfer, last_hash, last_party, last_credit, last_rata, last_account, last_protocol FROM ledger_head WHERE id = 1{}",
-        if lock { " FOR UPDATE" } else { "" }
-    );
-    let r = c.query_one(&sql, &[]).await.map_err(db_err)?;
+const HEAD_SELECT: &str = "SELECT last_operation, last_transfer, last_hash, last_party, last_credit, last_rata, last_account, last_protocol FROM ledger_head WHERE id = 1";
+
+async fn load_head_locked(c: &Transaction<'_>, st: &Statements) -> Result<Head, StoreError> {
+    let r = c.query_one(&st.head, &[]).await.map_err(db_err)?;
+    Ok(head_from_row(&r))
+}
+
+async fn load_head(c: &impl GenericClient) -> Result<Head, StoreError> {
+    let r = c.query_one(HEAD_SELECT, &[]).await.map_err(db_err)?;
+    Ok(head_from_row(&r))
+}
+
+fn head_from_row(r: &Row) -> Head {
     let hash: String = r.get(2);
-    Ok(Head {
+    Head {
         last_operation: r.get(0),
         last_transfer: r.get(1),
         last_hash: hash_from_hex(&hash).unwrap_or_default(),
@@ -222,7 +329,7 @@ async fn load_head(c: &impl GenericClient, lock: bool) -> Result<Head, StoreErro
         last_rata: r.get(5),
         last_account: r.get(6),
         last_protocol: r.get(7),
-    })
+    }
 }
 
 const TRANSFER_COLUMNS: &str = "id, operation, rata, debit, credit, amount, kind, phase, pending_id, at, acting_user, party, counterparty, hash";
@@ -246,275 +353,266 @@ fn account_from_row(r: &Row) -> Account {
     }
 }
 
-async fn prefetch(c: &impl GenericClient, needs: &Needs) -> Result<Prefetched, StoreError> {
+const SQL_OPERATIONS: &str =
+    "SELECT idempotency_key, request_hash, receipt FROM operations WHERE idempotency_key = ANY($1)";
+const SQL_PENDING: &str =
+    "SELECT p.id, p.debit, p.credit, p.amount, p.kind, r.phase FROM transfers p
+     LEFT JOIN transfers r ON r.pending_id = p.id
+     WHERE p.id = ANY($1) AND p.phase = 'pending'";
+
+/// Loads what a batch needs. The independent lookups are sent together and pipeline on
+/// the one connection; only the accounts of pending transfers need a second round trip.
+async fn prefetch(
+    c: &Transaction<'_>,
+    st: &Statements,
+    needs: &Needs,
+) -> Result<Prefetched, StoreError> {
+    let ratas: Vec<i64> = needs.account_keys.iter().map(|k| k.rata).collect();
+    let kinds: Vec<&str> = needs.account_keys.iter().map(|k| k.kind.as_str()).collect();
+    let parties: Vec<i64> = needs.account_keys.iter().map(|k| k.party).collect();
+    let args_operations: [&(dyn ToSql + Sync); 1] = [&needs.idempotency_keys];
+    let args_pending: [&(dyn ToSql + Sync); 1] = [&needs.pending];
+    let args_accounts_by_key: [&(dyn ToSql + Sync); 3] = [&ratas, &kinds, &parties];
+    let args_parties: [&(dyn ToSql + Sync); 1] = [&needs.parties];
+    let args_cfs: [&(dyn ToSql + Sync); 1] = [&needs.cfs];
+    let args_rate: [&(dyn ToSql + Sync); 1] = [&needs.rate];
+    let (operations, pending, accounts, party_rows, cf_rows, rata_rows) = tokio::try_join!(
+        c.query(&st.operations, &args_operations),
+        c.query(&st.pending, &args_pending),
+        c.query(&st.accounts_by_key, &args_accounts_by_key),
+        c.query(&st.parties, &args_parties),
+        c.query(&st.cfs, &args_cfs),
+        c.query(&st.rate, &args_rate),
+    )
+    .map_err(db_err)?;
     let mut pre = Prefetched::default();
-    if !needs.idempotency_keys.is_empty() {
-        for r in c
-            .query(
-                "SELECT idempotency_key, request_hash, receipt FROM operations WHERE idempotency_key = ANY($1)",
-                &[&needs.idempotency_keys],
-            )
-            .await
-            .map_err(db_err)?
-        {
-            let receipt: String = r.get(2);
-            pre.operations.insert(
-                r.get(0),
-                StoredOperation {
-                    request_hash: r.get(1),
-                    receipt: serde_json::from_str(&receipt).map_err(StoreError::backend)?,
-                },
-            );
-        }
+    for r in operations {
+        let receipt: &str = r.get(2);
+        pre.operations.insert(
+            r.get(0),
+            StoredOperation {
+                request_hash: r.get(1),
+                receipt: serde_json::from_str(receipt).map_err(StoreError::backend)?,
+            },
+        );
     }
-    let mut account_ids: Vec<i64> = Vec::new();
-    if !needs.pending.is_empty() {
-        for r in c
-            .query(
-                "SELECT p.id, p.debit, p.credit, p.amount, p.kind, r.phase FROM transfers p
-                 LEFT JOIN transfers r ON r.pending_id = p.id
-                 WHERE p.id = ANY($1) AND p.phase = 'pending'",
-                &[&needs.pending],
-            )
-            .await
-            .map_err(db_err)?
-        {
-            let kind: String = r.get(4);
-            let answer: Option<String> = r.get(5);
-            let p = PendingTransfer {
-                id: r.get(0),
-                debit: r.get(1),
-                credit: r.get(2),
-                amount: Cents::new(r.get(3)),
-                state: match answer.as_deref() {
-                    None => PendingState::Pending,
-                    Some("post_pending") => PendingState::Posted,
-                    Some(_) => PendingState::Voided,
-                },
-            };
-            account_ids.extend([p.debit, p.credit]);
-            pre.pending.push((
-                p,
-                TransferKind::parse(&kind).unwrap_or(TransferKind::Cession),
-            ));
-        }
+    pre.accounts = accounts.iter().map(account_from_row).collect();
+    let mut missing: Vec<i64> = Vec::new();
+    for r in pending {
+        let kind: &str = r.get(4);
+        let answer: Option<&str> = r.get(5);
+        let p = PendingTransfer {
+            id: r.get(0),
+            debit: r.get(1),
+            credit: r.get(2),
+            amount: Cents::new(r.get(3)),
+            state: match answer {
+                None => PendingState::Pending,
+                Some("post_pending") => PendingState::Posted,
+                Some(_) => PendingState::Voided,
+            },
+        };
+        missing.extend([p.debit, p.credit]);
+        pre.pending.push((
+            p,
+            TransferKind::parse(kind).unwrap_or(TransferKind::Cession),
+        ));
     }
-    if !needs.account_keys.is_empty() {
-        let ratas: Vec<i64> = needs.account_keys.iter().map(|k| k.rata).collect();
-        let kinds: Vec<&str> = needs.account_keys.iter().map(|k| k.kind.as_str()).collect();
-        let parties: Vec<i64> = needs.account_keys.iter().map(|k| k.party).collect();
+    let known: HashSet<i64> = pre.accounts.iter().map(|a| a.id).collect();
+    missing.retain(|id| !known.contains(id));
+    missing.sort_unstable();
+    missing.dedup();
+    if !missing.is_empty() {
         for r in c
-            .query(
-                &format!(
-                    "SELECT {ACCOUNT_COLUMNS} FROM accounts a
-                     JOIN unnest($1::bigint[], $2::text[], $3::bigint[]) AS k(rata, kind, party)
-                       ON a.rata = k.rata AND a.kind = k.kind AND a.party = k.party"
-                ),
-                &[&ratas, &kinds, &parties],
-            )
+            .query(&st.accounts_by_id, &[&missing])
             .await
             .map_err(db_err)?
         {
             pre.accounts.push(account_from_row(&r));
         }
     }
-    account_ids.retain(|id| !pre.accounts.iter().any(|a| a.id == *id));
-    account_ids.sort_unstable();
-    account_ids.dedup();
-    if !account_ids.is_empty() {
-        for r in c
-            .query(
-                &format!("SELECT {ACCOUNT_COLUMNS} FROM accounts a WHERE a.id = ANY($1)"),
-                &[&account_ids],
-            )
-            .await
-            .map_err(db_err)?
-        {
-            pre.accounts.push(account_from_row(&r));
-        }
-    }
-    if !needs.parties.is_empty() {
-        for r in c
-            .query(
-                "SELECT id FROM parties WHERE id = ANY($1)",
-                &[&needs.parties],
-            )
-            .await
-            .map_err(db_err)?
-        {
-            pre.parties.insert(r.get(0));
-        }
-    }
-    if !needs.cfs.is_empty() {
-        for r in c
-            .query("SELECT cf FROM parties WHERE cf = ANY($1)", &[&needs.cfs])
-            .await
-            .map_err(db_err)?
-        {
-            pre.cfs.insert(r.get(0));
-        }
-    }
-    if !needs.rate.is_empty() {
-        for r in c
-            .query("SELECT id FROM rate WHERE id = ANY($1)", &[&needs.rate])
-            .await
-            .map_err(db_err)?
-        {
-            pre.rate.insert(r.get(0));
-        }
-    }
+    pre.parties = party_rows.iter().map(|r| r.get(0)).collect();
+    pre.cfs = cf_rows.iter().map(|r| r.get(0)).collect();
+    pre.rate = rata_rows.iter().map(|r| r.get(0)).collect();
     Ok(pre)
 }
 
-async fn write_plan(c: &impl GenericClient, plan: &Plan) -> Result<(), StoreError> {
-    if !plan.parties.is_empty() {
-        let ids: Vec<i64> = plan.parties.iter().map(|(p, _)| p.id).collect();
-        let cfs: Vec<&str> = plan.parties.iter().map(|(p, _)| p.cf.as_str()).collect();
-        let names: Vec<&str> = plan.parties.iter().map(|(p, _)| p.name.as_str()).collect();
-        let kinds: Vec<&str> = plan.parties.iter().map(|(p, _)| p.kind.as_str()).collect();
-        let ats: Vec<i64> = plan
-            .parties
-            .iter()
-            .map(|(_, at)| at.timestamp_micros())
-            .collect();
-        c.execute(
-            "INSERT INTO parties (id, cf, name, kind, deceased, created_at)
-             SELECT id, cf, name, kind, false, created_at
-             FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[]) AS t(id, cf, name, kind, created_at)",
-            &[&ids, &cfs, &names, &kinds, &ats],
-        )
-        .await
-        .map_err(db_err)?;
-    }
-    if !plan.credits.is_empty() {
-        let p = &plan.credits;
-        let ids: Vec<i64> = p.iter().map(|c| c.id).collect();
-        let protocols: Vec<&str> = p.iter().map(|c| c.protocol.as_str()).collect();
-        let types: Vec<&str> = p.iter().map(|c| c.type_key.as_str()).collect();
-        let beneficiaries: Vec<i64> = p.iter().map(|c| c.beneficiary).collect();
-        let holders: Vec<i64> = p.iter().map(|c| c.holder).collect();
-        let origins: Vec<&str> = p.iter().map(|c| c.origin.as_str()).collect();
-        let years: Vec<i32> = p.iter().map(|c| i32::from(c.expense_year)).collect();
-        let dates: Vec<NaiveDate> = p.iter().map(|c| c.communicated_on).collect();
-        let tracciabili: Vec<bool> = p.iter().map(|c| c.tracciabile).collect();
-        let ats: Vec<i64> = p.iter().map(|c| c.created_at.timestamp_micros()).collect();
-        c.execute(
-            "INSERT INTO credits (id, protocol, type_key, beneficiary, holder, origin, expense_year, communicated_on, tracciabile, created_at)
-             SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $7::int[], $8::date[], $9::bool[], $10::bigint[])",
-            &[&ids, &protocols, &types, &beneficiaries, &holders, &origins, &years, &dates, &tracciabili, &ats],
-        )
-        .await
-        .map_err(db_err)?;
-        let rate: Vec<&Rata> = plan.rate().collect();
-        let ids: Vec<i64> = rate.iter().map(|r| r.id).collect();
-        let credits: Vec<i64> = rate.iter().map(|r| r.credit).collect();
-        let idx: Vec<i32> = rate
-            .iter()
-            .map(|r| i32::try_from(r.index).unwrap_or(i32::MAX))
-            .collect();
-        let years: Vec<i32> = rate.iter().map(|r| i32::from(r.year.get())).collect();
-        let amounts: Vec<i64> = rate.iter().map(|r| r.amount.get()).collect();
-        let codes: Vec<&str> = rate.iter().map(|r| r.codice_tributo.as_str()).collect();
-        let univoci: Vec<&str> = rate.iter().map(|r| r.codice_univoco.as_str()).collect();
-        c.execute(
-            "INSERT INTO rate (id, credit, idx, year, amount, codice_tributo, codice_univoco)
-             SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::int[], $4::int[], $5::bigint[], $6::text[], $7::text[])",
-            &[&ids, &credits, &idx, &years, &amounts, &codes, &univoci],
-        )
-        .await
-        .map_err(db_err)?;
-    }
-    for (accounts, insert) in [(&plan.new_accounts, true), (&plan.account_updates, false)] {
-        if accounts.is_empty() {
-            continue;
-        }
-        let ids: Vec<i64> = accounts.iter().map(|a| a.id).collect();
-        let dp: Vec<i64> = accounts
-            .iter()
-            .map(|a| a.balance.debits_pending.get())
-            .collect();
-        let dpo: Vec<i64> = accounts
-            .iter()
-            .map(|a| a.balance.debits_posted.get())
-            .collect();
-        let cp: Vec<i64> = accounts
-            .iter()
-            .map(|a| a.balance.credits_pending.get())
-            .collect();
-        let cpo: Vec<i64> = accounts
-            .iter()
-            .map(|a| a.balance.credits_posted.get())
-            .collect();
-        if insert {
-            let ratas: Vec<i64> = accounts.iter().map(|a| a.rata).collect();
-            let kinds: Vec<&str> = accounts.iter().map(|a| a.kind.as_str()).collect();
-            let parties: Vec<i64> = accounts.iter().map(|a| a.party.unwrap_or(0)).collect();
-            c.execute(
-                "INSERT INTO accounts (id, rata, kind, party, debits_pending, debits_posted, credits_pending, credits_posted)
-                 SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[])",
-                &[&ids, &ratas, &kinds, &parties, &dp, &dpo, &cp, &cpo],
-            )
-            .await
-            .map_err(db_err)?;
-        } else {
-            c.execute(
-                "UPDATE accounts a SET debits_pending = u.dp, debits_posted = u.dpo, credits_pending = u.cp, credits_posted = u.cpo
-                 FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[]) AS u(id, dp, dpo, cp, cpo)
-                 WHERE a.id = u.id",
-                &[&ids, &dp, &dpo, &cp, &cpo],
-            )
-            .await
-            .map_err(db_err)?;
-        }
-    }
-    {
-        let o = &plan.operations;
-        let ids: Vec<i64> = o.iter().map(|x| x.id).collect();
-        let keys: Vec<&str> = o.iter().map(|x| x.idempotency_key.as_str()).collect();
-        let hashes: Vec<&str> = o.iter().map(|x| x.request_hash.as_str()).collect();
-        let users: Vec<&str> = o.iter().map(|x| x.acting_user.as_str()).collect();
-        let behalf: Vec<Option<i64>> = o.iter().map(|x| x.on_behalf_of).collect();
-        let ats: Vec<i64> = o.iter().map(|x| x.at.timestamp_micros()).collect();
-        let kinds: Vec<&str> = o.iter().map(|x| x.kind).collect();
-        let receipts: Vec<&str> = o.iter().map(|x| x.receipt_json.as_str()).collect();
-        c.execute(
-            "INSERT INTO operations (id, idempotency_key, request_hash, acting_user, on_behalf_of, at, kind, receipt)
-             SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::text[], $8::text[])",
-            &[&ids, &keys, &hashes, &users, &behalf, &ats, &kinds, &receipts],
-        )
-        .await
-        .map_err(db_err)?;
-    }
-    if !plan.transfers.is_empty() {
-        let t = &plan.transfers;
-        let ids: Vec<i64> = t.iter().map(|x| x.id).collect();
-        let ops: Vec<i64> = t.iter().map(|x| x.operation).collect();
-        let ratas: Vec<i64> = t.iter().map(|x| x.rata).collect();
-        let debits: Vec<i64> = t.iter().map(|x| x.debit).collect();
-        let credits: Vec<i64> = t.iter().map(|x| x.credit).collect();
-        let amounts: Vec<i64> = t.iter().map(|x| x.amount.get()).collect();
-        let kinds: Vec<&str> = t.iter().map(|x| x.kind.as_str()).collect();
-        let phases: Vec<&str> = t.iter().map(|x| x.phase.as_str()).collect();
-        let pendings: Vec<Option<i64>> = t.iter().map(|x| x.pending_id).collect();
-        let ats: Vec<i64> = t.iter().map(|x| x.at_micros).collect();
-        let users: Vec<&str> = t.iter().map(|x| x.acting_user.as_str()).collect();
-        let parties: Vec<Option<i64>> = t.iter().map(|x| x.party).collect();
-        let counterparties: Vec<Option<i64>> = t.iter().map(|x| x.counterparty).collect();
-        let hashes: Vec<String> = t.iter().map(|x| hash_to_hex(&x.hash)).collect();
-        c.execute(
-            "INSERT INTO transfers (id, operation, rata, debit, credit, amount, kind, phase, pending_id, at, acting_user, party, counterparty, hash)
-             SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::text[], $8::text[], $9::bigint[], $10::bigint[], $11::text[], $12::bigint[], $13::bigint[], $14::text[])",
-            &[&ids, &ops, &ratas, &debits, &credits, &amounts, &kinds, &phases, &pendings, &ats, &users, &parties, &counterparties, &hashes],
-        )
-        .await
-        .map_err(db_err)?;
-    }
+const SQL_INSERT_PARTIES: &str = "INSERT INTO parties (id, cf, name, kind, deceased, created_at)
+     SELECT id, cf, name, kind, false, created_at
+     FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[]) AS t(id, cf, name, kind, created_at)";
+const SQL_INSERT_CREDITS: &str = "INSERT INTO credits (id, protocol, type_key, beneficiary, holder, origin, expense_year, communicated_on, tracciabile, created_at)
+     SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $7::int[], $8::date[], $9::bool[], $10::bigint[])";
+const SQL_INSERT_RATE: &str = "INSERT INTO rate (id, credit, idx, year, amount, codice_tributo, codice_univoco)
+     SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::int[], $4::int[], $5::bigint[], $6::text[], $7::text[])";
+const SQL_INSERT_ACCOUNTS: &str = "INSERT INTO accounts (id, rata, kind, party, debits_pending, debits_posted, credits_pending, credits_posted)
+     SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[])";
+const SQL_UPDATE_ACCOUNTS: &str = "UPDATE accounts a SET debits_pending = u.dp, debits_posted = u.dpo, credits_pending = u.cp, credits_posted = u.cpo
+     FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[]) AS u(id, dp, dpo, cp, cpo)
+     WHERE a.id = u.id";
+const SQL_INSERT_OPERATIONS: &str = "INSERT INTO operations (id, idempotency_key, request_hash, acting_user, on_behalf_of, at, kind, receipt)
+     SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::text[], $8::text[])";
+const SQL_INSERT_TRANSFERS: &str = "INSERT INTO transfers (id, operation, rata, debit, credit, amount, kind, phase, pending_id, at, acting_user, party, counterparty, hash)
+     SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::text[], $8::text[], $9::bigint[], $10::bigint[], $11::text[], $12::bigint[], $13::bigint[], $14::text[])";
+const SQL_UPDATE_HEAD: &str = "UPDATE ledger_head SET last_operation = $1, last_transfer = $2, last_hash = $3, last_party = $4, last_credit = $5, last_rata = $6, last_account = $7, last_protocol = $8 WHERE id = 1";
+
+/// Writes a batch's plan. Every statement is sent at once: they pipeline, and PostgreSQL
+/// runs them in the order sent, so foreign keys (parties → credits → rate → accounts,
+/// operations → transfers) are satisfied.
+async fn write_plan(c: &Transaction<'_>, st: &Statements, plan: &Plan) -> Result<(), StoreError> {
+    let pa = &plan.parties;
+    let p_ids: Vec<i64> = pa.iter().map(|(p, _)| p.id).collect();
+    let p_cfs: Vec<&str> = pa.iter().map(|(p, _)| p.cf.as_str()).collect();
+    let p_names: Vec<&str> = pa.iter().map(|(p, _)| p.name.as_str()).collect();
+    let p_kinds: Vec<&str> = pa.iter().map(|(p, _)| p.kind.as_str()).collect();
+    let p_ats: Vec<i64> = pa.iter().map(|(_, at)| at.timestamp_micros()).collect();
+
+    let cr = &plan.credits;
+    let c_ids: Vec<i64> = cr.iter().map(|c| c.id).collect();
+    let c_protocols: Vec<&str> = cr.iter().map(|c| c.protocol.as_str()).collect();
+    let c_types: Vec<&str> = cr.iter().map(|c| c.type_key.as_str()).collect();
+    let c_beneficiaries: Vec<i64> = cr.iter().map(|c| c.beneficiary).collect();
+    let c_holders: Vec<i64> = cr.iter().map(|c| c.holder).collect();
+    let c_origins: Vec<&str> = cr.iter().map(|c| c.origin.as_str()).collect();
+    let c_years: Vec<i32> = cr.iter().map(|c| i32::from(c.expense_year)).collect();
+    let c_dates: Vec<NaiveDate> = cr.iter().map(|c| c.communicated_on).collect();
+    let c_tracciabili: Vec<bool> = cr.iter().map(|c| c.tracciabile).collect();
+    let c_ats: Vec<i64> = cr.iter().map(|c| c.created_at.timestamp_micros()).collect();
+
+    let rate: Vec<&Rata> = plan.rate().collect();
+    let r_ids: Vec<i64> = rate.iter().map(|r| r.id).collect();
+    let r_credits: Vec<i64> = rate.iter().map(|r| r.credit).collect();
+    let r_idx: Vec<i32> = rate
+        .iter()
+        .map(|r| i32::try_from(r.index).unwrap_or(i32::MAX))
+        .collect();
+    let r_years: Vec<i32> = rate.iter().map(|r| i32::from(r.year.get())).collect();
+    let r_amounts: Vec<i64> = rate.iter().map(|r| r.amount.get()).collect();
+    let r_codes: Vec<&str> = rate.iter().map(|r| r.codice_tributo.as_str()).collect();
+    let r_univoci: Vec<&str> = rate.iter().map(|r| r.codice_univoco.as_str()).collect();
+
+    let balances = |accounts: &[Account]| -> [Vec<i64>; 5] {
+        [
+            accounts.iter().map(|a| a.id).collect(),
+            accounts
+                .iter()
+                .map(|a| a.balance.debits_pending.get())
+                .collect(),
+            accounts
+                .iter()
+                .map(|a| a.balance.debits_posted.get())
+                .collect(),
+            accounts
+                .iter()
+                .map(|a| a.balance.credits_pending.get())
+                .collect(),
+            accounts
+                .iter()
+                .map(|a| a.balance.credits_posted.get())
+                .collect(),
+        ]
+    };
+    let na = &plan.new_accounts;
+    let [n_ids, n_dp, n_dpo, n_cp, n_cpo] = balances(na);
+    let n_ratas: Vec<i64> = na.iter().map(|a| a.rata).collect();
+    let n_kinds: Vec<&str> = na.iter().map(|a| a.kind.as_str()).collect();
+    let n_parties: Vec<i64> = na.iter().map(|a| a.party.unwrap_or(0)).collect();
+    let [u_ids, u_dp, u_dpo, u_cp, u_cpo] = balances(&plan.account_updates);
+
+    let o = &plan.operations;
+    let o_ids: Vec<i64> = o.iter().map(|x| x.id).collect();
+    let o_keys: Vec<&str> = o.iter().map(|x| x.idempotency_key.as_str()).collect();
+    let o_hashes: Vec<&str> = o.iter().map(|x| x.request_hash.as_str()).collect();
+    let o_users: Vec<&str> = o.iter().map(|x| x.acting_user.as_str()).collect();
+    let o_behalf: Vec<Option<i64>> = o.iter().map(|x| x.on_behalf_of).collect();
+    let o_ats: Vec<i64> = o.iter().map(|x| x.at.timestamp_micros()).collect();
+    let o_kinds: Vec<&str> = o.iter().map(|x| x.kind).collect();
+    let o_receipts: Vec<&str> = o.iter().map(|x| x.receipt_json.as_str()).collect();
+
+    let t = &plan.transfers;
+    let t_ids: Vec<i64> = t.iter().map(|x| x.id).collect();
+    let t_ops: Vec<i64> = t.iter().map(|x| x.operation).collect();
+    let t_ratas: Vec<i64> = t.iter().map(|x| x.rata).collect();
+    let t_debits: Vec<i64> = t.iter().map(|x| x.debit).collect();
+    let t_credits: Vec<i64> = t.iter().map(|x| x.credit).collect();
+    let t_amounts: Vec<i64> = t.iter().map(|x| x.amount.get()).collect();
+    let t_kinds: Vec<&str> = t.iter().map(|x| x.kind.as_str()).collect();
+    let t_phases: Vec<&str> = t.iter().map(|x| x.phase.as_str()).collect();
+    let t_pendings: Vec<Option<i64>> = t.iter().map(|x| x.pending_id).collect();
+    let t_ats: Vec<i64> = t.iter().map(|x| x.at_micros).collect();
+    let t_users: Vec<&str> = t.iter().map(|x| x.acting_user.as_str()).collect();
+    let t_parties: Vec<Option<i64>> = t.iter().map(|x| x.party).collect();
+    let t_counterparties: Vec<Option<i64>> = t.iter().map(|x| x.counterparty).collect();
+    let t_hashes: Vec<String> = t.iter().map(|x| hash_to_hex(&x.hash)).collect();
+
     let h = &plan.head;
-    c.execute(
-        "UPDATE ledger_head SET last_operation = $1, last_transfer = $2, last_hash = $3, last_party = $4, last_credit = $5, last_rata = $6, last_account = $7, last_protocol = $8 WHERE id = 1",
-        &[&h.last_operation, &h.last_transfer, &hash_to_hex(&h.last_hash), &h.last_party, &h.last_credit, &h.last_rata, &h.last_account, &h.last_protocol],
+    let head_hash = hash_to_hex(&h.last_hash);
+    let args_insert_parties: [&(dyn ToSql + Sync); 5] =
+        [&p_ids, &p_cfs, &p_names, &p_kinds, &p_ats];
+    let args_insert_credits: [&(dyn ToSql + Sync); 10] = [
+        &c_ids,
+        &c_protocols,
+        &c_types,
+        &c_beneficiaries,
+        &c_holders,
+        &c_origins,
+        &c_years,
+        &c_dates,
+        &c_tracciabili,
+        &c_ats,
+    ];
+    let args_insert_rate: [&(dyn ToSql + Sync); 7] = [
+        &r_ids, &r_credits, &r_idx, &r_years, &r_amounts, &r_codes, &r_univoci,
+    ];
+    let args_insert_accounts: [&(dyn ToSql + Sync); 8] = [
+        &n_ids, &n_ratas, &n_kinds, &n_parties, &n_dp, &n_dpo, &n_cp, &n_cpo,
+    ];
+    let args_update_accounts: [&(dyn ToSql + Sync); 5] = [&u_ids, &u_dp, &u_dpo, &u_cp, &u_cpo];
+    let args_insert_operations: [&(dyn ToSql + Sync); 8] = [
+        &o_ids,
+        &o_keys,
+        &o_hashes,
+        &o_users,
+        &o_behalf,
+        &o_ats,
+        &o_kinds,
+        &o_receipts,
+    ];
+    let args_insert_transfers: [&(dyn ToSql + Sync); 14] = [
+        &t_ids,
+        &t_ops,
+        &t_ratas,
+        &t_debits,
+        &t_credits,
+        &t_amounts,
+        &t_kinds,
+        &t_phases,
+        &t_pendings,
+        &t_ats,
+        &t_users,
+        &t_parties,
+        &t_counterparties,
+        &t_hashes,
+    ];
+    let args_update_head: [&(dyn ToSql + Sync); 8] = [
+        &h.last_operation,
+        &h.last_transfer,
+        &head_hash,
+        &h.last_party,
+        &h.last_credit,
+        &h.last_rata,
+        &h.last_account,
+        &h.last_protocol,
+    ];
+    tokio::try_join!(
+        c.execute(&st.insert_parties, &args_insert_parties),
+        c.execute(&st.insert_credits, &args_insert_credits),
+        c.execute(&st.insert_rate, &args_insert_rate),
+        c.execute(&st.insert_accounts, &args_insert_accounts),
+        c.execute(&st.update_accounts, &args_update_accounts),
+        c.execute(&st.insert_operations, &args_insert_operations),
+        c.execute(&st.insert_transfers, &args_insert_transfers),
+        c.execute(&st.update_head, &args_update_head),
     )
-    .await
     .map_err(db_err)?;
     Ok(())
 }
@@ -741,7 +839,7 @@ impl Store for PgStore {
             .start()
             .await
             .map_err(db_err)?;
-        let head = load_head(&tx, false).await?;
+        let head = load_head(&tx).await?;
         let mut v = Verifier::new();
         let mut last = 0i64;
         loop {
