@@ -99,18 +99,6 @@ impl SqliteStore {
     pub fn open(path: &Path, config: WriteConfig) -> Result<Self, StoreError> {
         let mut writer = open_connection(path)?;
         schema::migrate(&mut writer)?;
-        // Checkpoints copy the WAL into the database file and fsync it; done inside a
-        // commit they stall every caller of that batch, so a background connection does
-        // them. Durability does not depend on checkpoints: a commit is durable once the
-        // WAL is synced.
-        writer
-            .execute_batch("PRAGMA wal_autocheckpoint=0;")
-            .map_err(db_err)?;
-        let checkpointer = open_connection(path)?;
-        std::thread::Builder::new()
-            .name("cessio-sqlite-checkpoint".into())
-            .spawn(move || checkpoint_loop(checkpointer))
-            .map_err(StoreError::backend)?;
         let (queue, rx) = mpsc::channel(config.queue_capacity.max(1));
         let stats = std::sync::Arc::new(WriteStats::default());
         let thread_stats = stats.clone();
@@ -161,18 +149,6 @@ impl SqliteStore {
             }
         }
         result
-    }
-}
-
-/// Every 200 ms, checkpoint what readers allow. Ends when the database file goes away
-/// (tests) or the process exits.
-fn checkpoint_loop(conn: Connection) {
-    loop {
-        std::thread::sleep(std::time::Duration::from_millis(200));
-        if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE);") {
-            tracing::debug!(error = %e, "checkpoint stopped");
-            return;
-        }
     }
 }
 
