@@ -629,6 +629,8 @@ pub struct EntryFields<'a> {
     pub acting_user: &'a str,
     pub party: Option<PartyId>,
     pub counterparty: Option<PartyId>,
+    /// The cedente authorised the cessionario to see its name (SPEC §2 visibility).
+    pub disclose: bool,
 }
 
 pub type Hash = [u8; 32];
@@ -655,6 +657,7 @@ pub fn chain_hash(previous: &Hash, e: &EntryFields<'_>) -> Hash {
     h.update(e.acting_user.as_bytes());
     h.update(e.party.unwrap_or(0).to_be_bytes());
     h.update(e.counterparty.unwrap_or(0).to_be_bytes());
+    h.update([u8::from(e.disclose)]);
     h.finalize().into()
 }
 
@@ -873,6 +876,7 @@ mod tests {
             acting_user: "op",
             party: Some(2),
             counterparty: None,
+            disclose: false,
         };
         let h = chain_hash(&GENESIS_HASH, &base);
         let variants = [
@@ -891,6 +895,10 @@ mod tests {
             },
             EntryFields {
                 counterparty: Some(3),
+                ..base
+            },
+            EntryFields {
+                disclose: true,
                 ..base
             },
         ];
@@ -958,7 +966,7 @@ mod tests {
             for (id, a) in &history {
                 let e = EntryFields { id: *id, operation: 0, rata: 1, debit: a.debit, credit: a.credit, amount: a.amount,
                     kind: TransferKind::Cession, phase: a.phase, pending_id: a.pending_id, at_micros: 0,
-                    acting_user: "", party: None, counterparty: None };
+                    acting_user: "", party: None, counterparty: None, disclose: false };
                 prop_assert!(replay_entry(&mut balances, &mut pending, &e).is_ok());
             }
             for a in l.accounts() {

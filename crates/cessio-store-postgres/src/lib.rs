@@ -332,7 +332,7 @@ fn head_from_row(r: &Row) -> Head {
     }
 }
 
-const TRANSFER_COLUMNS: &str = "id, operation, rata, debit, credit, amount, kind, phase, pending_id, at, acting_user, party, counterparty, hash";
+const TRANSFER_COLUMNS: &str = "id, operation, rata, debit, credit, amount, kind, phase, pending_id, at, acting_user, party, counterparty, disclose, hash";
 
 const ACCOUNT_COLUMNS: &str = "a.id, a.rata, a.kind, a.party, a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted";
 
@@ -451,8 +451,8 @@ const SQL_UPDATE_ACCOUNTS: &str = "UPDATE accounts a SET debits_pending = u.dp, 
      WHERE a.id = u.id";
 const SQL_INSERT_OPERATIONS: &str = "INSERT INTO operations (id, idempotency_key, request_hash, acting_user, on_behalf_of, at, kind, receipt)
      SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::text[], $8::text[])";
-const SQL_INSERT_TRANSFERS: &str = "INSERT INTO transfers (id, operation, rata, debit, credit, amount, kind, phase, pending_id, at, acting_user, party, counterparty, hash)
-     SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::text[], $8::text[], $9::bigint[], $10::bigint[], $11::text[], $12::bigint[], $13::bigint[], $14::text[])";
+const SQL_INSERT_TRANSFERS: &str = "INSERT INTO transfers (id, operation, rata, debit, credit, amount, kind, phase, pending_id, at, acting_user, party, counterparty, disclose, hash)
+     SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::text[], $8::text[], $9::bigint[], $10::bigint[], $11::text[], $12::bigint[], $13::bigint[], $14::bool[], $15::text[])";
 const SQL_UPDATE_HEAD: &str = "UPDATE ledger_head SET last_operation = $1, last_transfer = $2, last_hash = $3, last_party = $4, last_credit = $5, last_rata = $6, last_account = $7, last_protocol = $8 WHERE id = 1";
 
 /// Writes a batch's plan. Every statement is sent at once: they pipeline, and PostgreSQL
@@ -542,6 +542,7 @@ async fn write_plan(c: &Transaction<'_>, st: &Statements, plan: &Plan) -> Result
     let t_users: Vec<&str> = t.iter().map(|x| x.acting_user.as_str()).collect();
     let t_parties: Vec<Option<i64>> = t.iter().map(|x| x.party).collect();
     let t_counterparties: Vec<Option<i64>> = t.iter().map(|x| x.counterparty).collect();
+    let t_disclose: Vec<bool> = t.iter().map(|x| x.disclose).collect();
     let t_hashes: Vec<String> = t.iter().map(|x| hash_to_hex(&x.hash)).collect();
 
     let h = &plan.head;
@@ -577,7 +578,7 @@ async fn write_plan(c: &Transaction<'_>, st: &Statements, plan: &Plan) -> Result
         &o_kinds,
         &o_receipts,
     ];
-    let args_insert_transfers: [&(dyn ToSql + Sync); 14] = [
+    let args_insert_transfers: [&(dyn ToSql + Sync); 15] = [
         &t_ids,
         &t_ops,
         &t_ratas,
@@ -591,6 +592,7 @@ async fn write_plan(c: &Transaction<'_>, st: &Statements, plan: &Plan) -> Result
         &t_users,
         &t_parties,
         &t_counterparties,
+        &t_disclose,
         &t_hashes,
     ];
     let args_update_head: [&(dyn ToSql + Sync); 8] = [
@@ -636,7 +638,7 @@ fn micros_to_time(micros: i64) -> DateTime<Utc> {
 fn transfer_from_row(r: &Row) -> TransferRow {
     let kind: String = r.get(6);
     let phase: String = r.get(7);
-    let hash: String = r.get(13);
+    let hash: String = r.get(14);
     TransferRow {
         id: r.get(0),
         operation: r.get(1),
@@ -652,6 +654,7 @@ fn transfer_from_row(r: &Row) -> TransferRow {
         acting_user: r.get(10),
         party: r.get(11),
         counterparty: r.get(12),
+        disclose: r.get(13),
         hash: hash_from_hex(&hash).unwrap_or_default(),
     }
 }

@@ -228,7 +228,7 @@ fn load_head(conn: &Connection) -> Result<Head, StoreError> {
     .map_err(db_err)
 }
 
-const TRANSFER_COLUMNS: &str = "id, operation, rata, debit, credit, amount, kind, phase, pending_id, at, acting_user, party, counterparty, hash";
+const TRANSFER_COLUMNS: &str = "id, operation, rata, debit, credit, amount, kind, phase, pending_id, at, acting_user, party, counterparty, disclose, hash";
 
 const ACCOUNT_COLUMNS: &str =
     "id, rata, kind, party, debits_pending, debits_posted, credits_pending, credits_posted";
@@ -497,8 +497,7 @@ fn write_plan(tx: &Transaction<'_>, plan: &Plan) -> Result<(), StoreError> {
     {
         let mut st = tx
             .prepare_cached(
-                "INSERT INTO transfers (id, operation, rata, debit, credit, amount, kind, phase, pending_id, at, acting_user, party, counterparty, hash)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                &format!("INSERT INTO transfers ({TRANSFER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"),
             )
             .map_err(db_err)?;
         for t in &plan.transfers {
@@ -516,6 +515,7 @@ fn write_plan(tx: &Transaction<'_>, plan: &Plan) -> Result<(), StoreError> {
                 t.acting_user,
                 t.party,
                 t.counterparty,
+                t.disclose,
                 hash_to_hex(&t.hash)
             ])
             .map_err(db_err)?;
@@ -662,7 +662,7 @@ fn verify_all(conn: &Connection) -> Result<VerifyReport, StoreError> {
 fn transfer_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TransferRow> {
     let kind: String = r.get(6)?;
     let phase: String = r.get(7)?;
-    let hash: String = r.get(13)?;
+    let hash: String = r.get(14)?;
     Ok(TransferRow {
         id: r.get(0)?,
         operation: r.get(1)?,
@@ -679,6 +679,7 @@ fn transfer_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TransferRow> {
         acting_user: r.get(10)?,
         party: r.get(11)?,
         counterparty: r.get(12)?,
+        disclose: r.get(13)?,
         hash: hash_from_hex(&hash).unwrap_or_default(),
     })
 }

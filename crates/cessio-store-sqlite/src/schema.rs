@@ -90,10 +90,50 @@ CREATE TABLE transfers (
     acting_user TEXT NOT NULL,
     party INTEGER,
     counterparty INTEGER,
+    disclose INTEGER NOT NULL DEFAULT 0,
     hash TEXT NOT NULL
 );
-CREATE INDEX transfers_operation ON transfers (operation);
 CREATE INDEX transfers_rata ON transfers (rata);
+CREATE INDEX transfers_party ON transfers (party);
+CREATE INDEX transfers_counterparty ON transfers (counterparty);
+
+CREATE TABLE users (
+    id INTEGER PRIMARY KEY,
+    username TEXT NOT NULL UNIQUE,
+    display_name TEXT NOT NULL,
+    password_hash TEXT NOT NULL,
+    pin_hash TEXT NOT NULL,
+    pin_failures INTEGER NOT NULL DEFAULT 0,
+    party INTEGER REFERENCES parties (id),
+    role TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+
+CREATE TABLE delegations (
+    id INTEGER PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users (id),
+    party INTEGER NOT NULL REFERENCES parties (id),
+    created_at INTEGER NOT NULL,
+    revoked_at INTEGER
+);
+CREATE INDEX delegations_user ON delegations (user_id, party);
+
+CREATE TABLE api_tokens (
+    id INTEGER PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users (id),
+    token_hash TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    revoked_at INTEGER
+);
+
+CREATE TABLE audit_log (
+    id INTEGER PRIMARY KEY,
+    at INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
 "];
 
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

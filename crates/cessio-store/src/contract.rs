@@ -136,6 +136,7 @@ pub fn cede(rata: RataId, from: PartyId, to: PartyId, amount: i64) -> Command {
         amount: Cents::new(amount),
         kind: TransferKind::Cession,
         pending: true,
+        disclose: false,
     }])
 }
 
@@ -248,6 +249,7 @@ pub async fn r_conserve_issue_answer_cede_refuse_keeps_balances(store: DynStore)
                 amount: Cents::new(3),
                 kind: TransferKind::Use,
                 pending: false,
+                disclose: false,
             }]),
         ))
         .await
@@ -417,6 +419,7 @@ pub async fn bad_input_is_refused_and_leaves_store_unchanged(store: DynStore) {
                 amount: Cents::new(10),
                 kind: TransferKind::Issue,
                 pending: false,
+                disclose: false,
             }]),
         ),
         (
@@ -446,6 +449,7 @@ pub async fn bad_input_is_refused_and_leaves_store_unchanged(store: DynStore) {
                     amount: Cents::new(600),
                     kind: TransferKind::Cession,
                     pending: true,
+                    disclose: false,
                 },
                 TransferRequest::Move {
                     rata,
@@ -454,6 +458,7 @@ pub async fn bad_input_is_refused_and_leaves_store_unchanged(store: DynStore) {
                     amount: Cents::new(600),
                     kind: TransferKind::Use,
                     pending: false,
+                    disclose: false,
                 },
             ]),
         ),

@@ -189,6 +189,7 @@ pub struct TransferRow {
     pub acting_user: String,
     pub party: Option<PartyId>,
     pub counterparty: Option<PartyId>,
+    pub disclose: bool,
     pub hash: Hash,
 }
 
@@ -208,6 +209,7 @@ impl TransferRow {
             acting_user: &self.acting_user,
             party: self.party,
             counterparty: self.counterparty,
+            disclose: self.disclose,
         }
     }
 }
@@ -486,16 +488,18 @@ fn apply(op: &Operation, w: &mut Working, plan: &mut Plan) -> Result<Receipt, St
                 let issuance =
                     new_account(w, plan, rata_id, AccountRef::System(AccountKind::Issuance));
                 let holder = new_account(w, plan, rata_id, AccountRef::Holder(c.holder));
-                movements.push((
-                    rata_id,
-                    TransferKind::Issue,
-                    Movement::Move {
+                movements.push(Planned {
+                    rata: rata_id,
+                    kind: TransferKind::Issue,
+                    movement: Movement::Move {
                         debit: issuance,
                         credit: holder,
                         amount: r.amount,
                         pending: c.awaiting_answer,
                     },
-                ));
+                    party: Some(c.beneficiary),
+                    disclose: true,
+                });
                 issued.rate.push(IssuedRata {
                     id: rata_id,
                     codice_univoco: univoco.as_str().to_string(),
@@ -549,11 +553,7 @@ fn apply(op: &Operation, w: &mut Working, plan: &mut Plan) -> Result<Receipt, St
     Ok(receipt)
 }
 
-fn resolve(
-    r: &TransferRequest,
-    w: &mut Working,
-    plan: &mut Plan,
-) -> Result<(RataId, TransferKind, Movement), StoreError> {
+fn resolve(r: &TransferRequest, w: &mut Working, plan: &mut Plan) -> Result<Planned, StoreError> {
     match *r {
         TransferRequest::Move {
             rata,
@@ -562,6 +562,7 @@ fn resolve(
             amount,
             kind,
             pending,
+            disclose,
         } => {
             if !w.rate.contains(&rata) {
                 return Err(StoreError::UnknownRata { rata });
@@ -605,16 +606,18 @@ fn resolve(
                 Some(id) => *id,
                 None => new_account(w, plan, rata, to),
             };
-            Ok((
+            Ok(Planned {
                 rata,
                 kind,
-                Movement::Move {
+                movement: Movement::Move {
                     debit,
                     credit,
                     amount,
                     pending,
                 },
-            ))
+                party: None,
+                disclose,
+            })
         }
         TransferRequest::Post { pending } | TransferRequest::Void { pending } => {
             let p = w
@@ -632,7 +635,13 @@ fn resolve(
                 Movement::Void { pending }
             };
             // The answer keeps the kind of what it answers; the phase tells them apart.
-            Ok((rata, TransferKind::Cession, movement))
+            Ok(Planned {
+                rata,
+                kind: TransferKind::Cession,
+                movement,
+                party: None,
+                disclose: false,
+            })
         }
     }
 }
@@ -654,15 +663,27 @@ fn new_account(w: &mut Working, plan: &mut Plan, rata: RataId, r: AccountRef) ->
     id
 }
 
+/// One movement decided for an operation, with what its history row records beyond the
+/// ledger's view.
+struct Planned {
+    rata: RataId,
+    kind: TransferKind,
+    movement: Movement,
+    /// Recorded as the movement's party when the debit account has none: the beneficiary
+    /// of an issuance is the cedente of the option communication.
+    party: Option<PartyId>,
+    disclose: bool,
+}
+
 /// Applies movements to the ledger and appends their history rows, chained.
 fn record(
     op: &Operation,
     operation_id: i64,
     w: &mut Working,
     plan: &mut Plan,
-    movements: &[(RataId, TransferKind, Movement)],
+    movements: &[Planned],
 ) -> Result<Vec<TransferId>, StoreError> {
-    let only: Vec<Movement> = movements.iter().map(|m| m.2).collect();
+    let only: Vec<Movement> = movements.iter().map(|m| m.movement).collect();
     let mut next = plan.head.last_transfer;
     let applied = w.ledger.apply(&only, || {
         next += 1;
@@ -670,10 +691,13 @@ fn record(
     })?;
     let at_micros = op.at.timestamp_micros();
     let mut ids = Vec::with_capacity(applied.len());
-    for ((rata, kind, movement), a) in movements.iter().zip(applied) {
+    for (m, a) in movements.iter().zip(applied) {
+        let (rata, kind, movement) = (&m.rata, &m.kind, &m.movement);
         plan.head.last_transfer += 1;
         let id = plan.head.last_transfer;
-        let party = w.ledger.account(a.debit).and_then(|x| x.party);
+        let party = m
+            .party
+            .or_else(|| w.ledger.account(a.debit).and_then(|x| x.party));
         let counterparty = w.ledger.account(a.credit).and_then(|x| x.party);
         // Answers are recorded under the kind of the transfer they answer.
         let kind = match movement {
@@ -700,6 +724,7 @@ fn record(
             acting_user: op.acting_user.clone(),
             party,
             counterparty,
+            disclose: m.disclose,
             hash: GENESIS_HASH,
         };
         row.hash = chain_hash(&plan.head.last_hash, &row.fields());

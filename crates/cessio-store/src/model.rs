@@ -183,6 +183,9 @@ pub enum TransferRequest {
         amount: Cents,
         kind: TransferKind,
         pending: bool,
+        /// The cedente authorises the cessionario to see its name.
+        #[serde(default)]
+        disclose: bool,
     },
     /// Post the whole of a pending transfer.
     Post { pending: TransferId },

@@ -231,6 +231,7 @@ fn cession(rata: RataId, from: PartyId, to: PartyId) -> Command {
         amount: Cents::new(1),
         kind: TransferKind::Cession,
         pending: true,
+        disclose: false,
     }])
 }
 
