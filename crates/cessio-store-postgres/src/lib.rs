@@ -25,11 +25,12 @@ use cessio_store::engine::{
 };
 use cessio_store::verify::Verifier;
 use cessio_store::{
-    AccountRef, Counts, Credit, CreditOrigin, IdempotencyKey, Operation, Party, PartyKind, Rata,
-    Receipt, Store, StoreError, VerifyReport, WriteConfig,
+    AccountRef, Answer, Counts, Credit, CreditOrigin, IdempotencyKey, NewUser, Operation, Party,
+    PartyEntry, PartyKind, Rata, Receipt, Role, Store, StoreError, User, VerifyReport, WriteConfig,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use tokio::sync::{mpsc, oneshot};
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Config, GenericClient, NoTls, Row, Statement, Transaction};
 
@@ -661,6 +662,36 @@ fn transfer_from_row(r: &Row) -> TransferRow {
 
 const VERIFY_PAGE: i64 = 10_000;
 
+const USER_COLUMNS: &str = "u.id, u.username, u.display_name, u.password_hash, u.pin_hash, u.pin_failures, u.party, u.role";
+
+fn user_from_row(r: &Row) -> User {
+    let role: &str = r.get(7);
+    let failures: i32 = r.get(5);
+    User {
+        id: r.get(0),
+        username: r.get(1),
+        display_name: r.get(2),
+        password_hash: r.get(3),
+        pin_hash: r.get(4),
+        pin_failures: u32::try_from(failures).unwrap_or(u32::MAX),
+        party: r.get(6),
+        role: Role::parse(role).unwrap_or(Role::User),
+    }
+}
+
+/// The initial row of every cession, issuance and F24 use touching the party, with its
+/// answer and its rata and credit.
+const SQL_PARTY_ENTRIES: &str =
+    "SELECT t.id, t.at, t.kind, t.phase, t.amount, t.party, t.counterparty, t.disclose,
+        a.phase, a.at, r.id, r.idx, r.year, r.codice_tributo, r.codice_univoco,
+        c.id, c.type_key, c.protocol, c.tracciabile, c.origin, c.communicated_on
+   FROM transfers t
+   JOIN rate r ON r.id = t.rata
+   JOIN credits c ON c.id = r.credit
+   LEFT JOIN transfers a ON a.pending_id = t.id
+  WHERE (t.party = $1 OR t.counterparty = $1) AND t.phase IN ('posted', 'pending') AND t.at <= $2
+  ORDER BY t.id";
+
 #[async_trait]
 impl Store for PgStore {
     fn backend(&self) -> &'static str {
@@ -829,6 +860,283 @@ impl Store for PgStore {
             operations: n(4),
             transfers: n(5),
         })
+    }
+
+    async fn parties(&self, ids: &[PartyId]) -> Result<Vec<Party>, StoreError> {
+        self.reader()
+            .query(
+                "SELECT id, cf, name, kind, deceased FROM parties WHERE id = ANY($1) ORDER BY id",
+                &[&ids],
+            )
+            .await
+            .map_err(db_err)?
+            .iter()
+            .map(party_from_row)
+            .collect()
+    }
+
+    async fn party_entries(
+        &self,
+        party: PartyId,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<Vec<PartyEntry>, StoreError> {
+        let until = until.map_or(i64::MAX, |u| u.timestamp_micros());
+        let rows = self
+            .reader()
+            .query(SQL_PARTY_ENTRIES, &[&party, &until])
+            .await
+            .map_err(db_err)?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let kind: &str = r.get(2);
+                let phase: &str = r.get(3);
+                let answer_phase: Option<&str> = r.get(8);
+                let answer_at: Option<i64> = r.get(9);
+                let origin: &str = r.get(19);
+                let idx: i32 = r.get(11);
+                let year: i32 = r.get(12);
+                PartyEntry {
+                    transfer: r.get(0),
+                    at: micros_to_time(r.get(1)),
+                    kind: TransferKind::parse(kind).unwrap_or(TransferKind::Correction),
+                    pending: phase == "pending",
+                    amount: Cents::new(r.get(4)),
+                    party: r.get(5),
+                    counterparty: r.get(6),
+                    disclose: r.get(7),
+                    answer: match (answer_phase, answer_at) {
+                        (Some(p), Some(at)) if at <= until => Some(Answer {
+                            accepted: p == "post_pending",
+                            at: micros_to_time(at),
+                        }),
+                        _ => None,
+                    },
+                    rata: r.get(10),
+                    rata_index: u32::try_from(idx).unwrap_or_default(),
+                    year: RefYear::new(u16::try_from(year).unwrap_or_default()),
+                    codice_tributo: r.get(13),
+                    codice_univoco: r.get(14),
+                    credit: r.get(15),
+                    type_key: r.get(16),
+                    protocol: r.get(17),
+                    tracciabile: r.get(18),
+                    origin: CreditOrigin::parse(origin).unwrap_or(CreditOrigin::Granted),
+                    communicated_on: r.get(20),
+                }
+            })
+            .collect())
+    }
+
+    async fn create_user(
+        &self,
+        user: NewUser,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        let micros = at.timestamp_micros();
+        let detail = format!(
+            "'{}' role {} party {:?}",
+            user.username,
+            user.role.as_str(),
+            user.party
+        );
+        let result = self
+            .reader()
+            .query_one(
+                "WITH u AS (
+                   INSERT INTO users (username, display_name, password_hash, pin_hash, pin_failures, party, role, created_at)
+                   VALUES ($1, $2, $3, $4, 0, $5, $6, $7) RETURNING id),
+                 a AS (INSERT INTO audit_log (at, actor, action, detail)
+                   SELECT $7, $8, 'create_user', 'user ' || u.id || ' ' || $9 FROM u)
+                 SELECT id FROM u",
+                &[&user.username, &user.display_name, &user.password_hash, &user.pin_hash, &user.party, &user.role.as_str(), &micros, &actor, &detail],
+            )
+            .await;
+        match result {
+            Ok(r) => Ok(r.get(0)),
+            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                Err(StoreError::UserExists {
+                    username: user.username,
+                })
+            }
+            Err(e) => Err(db_err(e)),
+        }
+    }
+
+    async fn user(&self, id: i64) -> Result<Option<User>, StoreError> {
+        Ok(self
+            .reader()
+            .query_opt(
+                &format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = $1"),
+                &[&id],
+            )
+            .await
+            .map_err(db_err)?
+            .map(|r| user_from_row(&r)))
+    }
+
+    async fn user_by_name(&self, username: &str) -> Result<Option<User>, StoreError> {
+        Ok(self
+            .reader()
+            .query_opt(
+                &format!("SELECT {USER_COLUMNS} FROM users u WHERE u.username = $1"),
+                &[&username],
+            )
+            .await
+            .map_err(db_err)?
+            .map(|r| user_from_row(&r)))
+    }
+
+    async fn pin_failed(&self, user: i64) -> Result<u32, StoreError> {
+        let r = self
+            .reader()
+            .query_opt(
+                "UPDATE users SET pin_failures = pin_failures + 1 WHERE id = $1 RETURNING pin_failures",
+                &[&user],
+            )
+            .await
+            .map_err(db_err)?
+            .ok_or(StoreError::UnknownUser { user })?;
+        Ok(u32::try_from(r.get::<_, i32>(0)).unwrap_or(u32::MAX))
+    }
+
+    async fn pin_reset(
+        &self,
+        user: i64,
+        actor: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let r = self
+            .reader()
+            .query_opt(
+                "WITH u AS (UPDATE users SET pin_failures = 0 WHERE id = $1 RETURNING id),
+                 a AS (INSERT INTO audit_log (at, actor, action, detail)
+                   SELECT $2, $3, 'pin_unlock', 'user ' || u.id FROM u WHERE $3::text IS NOT NULL)
+                 SELECT id FROM u",
+                &[&user, &at.timestamp_micros(), &actor],
+            )
+            .await
+            .map_err(db_err)?;
+        r.map(|_| ()).ok_or(StoreError::UnknownUser { user })
+    }
+
+    async fn delegate(
+        &self,
+        user: i64,
+        party: PartyId,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let result = self
+            .reader()
+            .execute(
+                "WITH d AS (
+                   INSERT INTO delegations (user_id, party, created_at)
+                   SELECT $1, $2, $3
+                   WHERE NOT EXISTS (SELECT 1 FROM delegations WHERE user_id = $1 AND party = $2 AND revoked_at IS NULL)
+                   RETURNING id)
+                 INSERT INTO audit_log (at, actor, action, detail)
+                 SELECT $3, $4, 'delegate', 'user ' || $1 || ' party ' || $2 FROM d",
+                &[&user, &party, &at.timestamp_micros(), &actor],
+            )
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION) => {
+                Err(StoreError::InvalidOperation {
+                    reason: format!("utente {user} o soggetto {party} inesistente"),
+                })
+            }
+            Err(e) => Err(db_err(e)),
+        }
+    }
+
+    async fn revoke_delegation(
+        &self,
+        user: i64,
+        party: PartyId,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let r = self
+            .reader()
+            .query_one(
+                "WITH d AS (
+                   UPDATE delegations SET revoked_at = $3
+                   WHERE user_id = $1 AND party = $2 AND revoked_at IS NULL RETURNING id),
+                 a AS (INSERT INTO audit_log (at, actor, action, detail)
+                   SELECT $3, $4, 'revoke_delegation', 'user ' || $1 || ' party ' || $2
+                   WHERE EXISTS (SELECT 1 FROM d))
+                 SELECT COUNT(*) FROM d",
+                &[&user, &party, &at.timestamp_micros(), &actor],
+            )
+            .await
+            .map_err(db_err)?;
+        Ok(r.get::<_, i64>(0) > 0)
+    }
+
+    async fn delegations(&self, user: i64) -> Result<Vec<PartyId>, StoreError> {
+        Ok(self
+            .reader()
+            .query(
+                "SELECT DISTINCT party FROM delegations WHERE user_id = $1 AND revoked_at IS NULL ORDER BY party",
+                &[&user],
+            )
+            .await
+            .map_err(db_err)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+
+    async fn create_token(
+        &self,
+        user: i64,
+        token_hash: &str,
+        name: &str,
+        at: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        Ok(self
+            .reader()
+            .query_one(
+                "INSERT INTO api_tokens (user_id, token_hash, name, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+                &[&user, &token_hash, &name, &at.timestamp_micros()],
+            )
+            .await
+            .map_err(db_err)?
+            .get(0))
+    }
+
+    async fn token_user(&self, token_hash: &str) -> Result<Option<User>, StoreError> {
+        Ok(self
+            .reader()
+            .query_opt(
+                &format!(
+                    "SELECT {USER_COLUMNS} FROM users u JOIN api_tokens t ON t.user_id = u.id WHERE t.token_hash = $1 AND t.revoked_at IS NULL"
+                ),
+                &[&token_hash],
+            )
+            .await
+            .map_err(db_err)?
+            .map(|r| user_from_row(&r)))
+    }
+
+    async fn revoke_token(
+        &self,
+        user: i64,
+        token: i64,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let n = self
+            .reader()
+            .execute(
+                "UPDATE api_tokens SET revoked_at = $3 WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL",
+                &[&token, &user, &at.timestamp_micros()],
+            )
+            .await
+            .map_err(db_err)?;
+        Ok(n > 0)
     }
 
     async fn verify(&self) -> Result<VerifyReport, StoreError> {

@@ -25,8 +25,8 @@ use cessio_store::engine::{
 };
 use cessio_store::verify::Verifier;
 use cessio_store::{
-    AccountRef, Counts, Credit, CreditOrigin, IdempotencyKey, Operation, Party, PartyKind, Rata,
-    Receipt, Store, StoreError, VerifyReport, WriteConfig,
+    AccountRef, Answer, Counts, Credit, CreditOrigin, IdempotencyKey, NewUser, Operation, Party,
+    PartyEntry, PartyKind, Rata, Receipt, Role, Store, StoreError, User, VerifyReport, WriteConfig,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{
@@ -684,6 +684,63 @@ fn transfer_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TransferRow> {
     })
 }
 
+const USER_COLUMNS: &str = "u.id, u.username, u.display_name, u.password_hash, u.pin_hash, u.pin_failures, u.party, u.role";
+
+fn user_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
+    let role: String = r.get(7)?;
+    Ok(User {
+        id: r.get(0)?,
+        username: r.get(1)?,
+        display_name: r.get(2)?,
+        password_hash: r.get(3)?,
+        pin_hash: r.get(4)?,
+        pin_failures: r.get(5)?,
+        party: r.get(6)?,
+        role: Role::parse(&role).unwrap_or(Role::User),
+    })
+}
+
+fn audit(
+    tx: &rusqlite::Transaction<'_>,
+    at: DateTime<Utc>,
+    actor: &str,
+    action: &str,
+    detail: &str,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO audit_log (at, actor, action, detail) VALUES (?1, ?2, ?3, ?4)",
+        params![at.timestamp_micros(), actor, action, detail],
+    )
+    .map_err(db_err)?;
+    Ok(())
+}
+
+fn fk_error(e: rusqlite::Error, user: i64, party: PartyId) -> StoreError {
+    match e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            StoreError::InvalidOperation {
+                reason: format!("utente {user} o soggetto {party} inesistente"),
+            }
+        }
+        e => db_err(e),
+    }
+}
+
+/// The initial row of every cession, issuance and F24 use touching the party, with its
+/// answer and its rata and credit.
+const SQL_PARTY_ENTRIES: &str =
+    "SELECT t.id, t.at, t.kind, t.phase, t.amount, t.party, t.counterparty, t.disclose,
+        a.phase, a.at, r.id, r.idx, r.year, r.codice_tributo, r.codice_univoco,
+        c.id, c.type_key, c.protocol, c.tracciabile, c.origin, c.communicated_on
+   FROM transfers t
+   JOIN rate r ON r.id = t.rata
+   JOIN credits c ON c.id = r.credit
+   LEFT JOIN transfers a ON a.pending_id = t.id
+  WHERE (t.party = ?1 OR t.counterparty = ?1) AND t.phase IN ('posted', 'pending') AND t.at <= ?2
+  ORDER BY t.id";
+
 #[async_trait]
 impl Store for SqliteStore {
     fn backend(&self) -> &'static str {
@@ -814,6 +871,296 @@ impl Store for SqliteStore {
                 operations: count("operations")?,
                 transfers: count("transfers")?,
             })
+        })
+        .await
+    }
+
+    async fn parties(&self, ids: &[PartyId]) -> Result<Vec<Party>, StoreError> {
+        let ids = ids.to_vec();
+        self.read(move |c| {
+            let mut st = c
+                .prepare_cached("SELECT id, cf, name, kind, deceased FROM parties WHERE id = ?1")
+                .map_err(db_err)?;
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                if let Some(p) = st
+                    .query_row([id], party_from_row)
+                    .optional()
+                    .map_err(db_err)?
+                {
+                    out.push(p);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn party_entries(
+        &self,
+        party: PartyId,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<Vec<PartyEntry>, StoreError> {
+        let until = until.map_or(i64::MAX, |u| u.timestamp_micros());
+        self.read(move |c| {
+            let mut st = c.prepare_cached(SQL_PARTY_ENTRIES).map_err(db_err)?;
+            st.query_map(params![party, until], |r| {
+                let kind: String = r.get(2)?;
+                let phase: String = r.get(3)?;
+                let answer_phase: Option<String> = r.get(8)?;
+                let answer_at: Option<i64> = r.get(9)?;
+                let origin: String = r.get(19)?;
+                let date: String = r.get(20)?;
+                Ok(PartyEntry {
+                    transfer: r.get(0)?,
+                    at: micros_to_time(r.get(1)?),
+                    kind: TransferKind::parse(&kind).unwrap_or(TransferKind::Correction),
+                    pending: phase == "pending",
+                    amount: Cents::new(r.get(4)?),
+                    party: r.get(5)?,
+                    counterparty: r.get(6)?,
+                    disclose: r.get(7)?,
+                    answer: match (answer_phase, answer_at) {
+                        (Some(p), Some(at)) if at <= until => Some(Answer {
+                            accepted: p == "post_pending",
+                            at: micros_to_time(at),
+                        }),
+                        _ => None,
+                    },
+                    rata: r.get(10)?,
+                    rata_index: r.get(11)?,
+                    year: RefYear::new(r.get(12)?),
+                    codice_tributo: r.get(13)?,
+                    codice_univoco: r.get(14)?,
+                    credit: r.get(15)?,
+                    type_key: r.get(16)?,
+                    protocol: r.get(17)?,
+                    tracciabile: r.get(18)?,
+                    origin: CreditOrigin::parse(&origin).unwrap_or(CreditOrigin::Granted),
+                    communicated_on: date.parse::<NaiveDate>().unwrap_or_default(),
+                })
+            })
+            .map_err(db_err)?
+            .collect::<Result<_, _>>()
+            .map_err(db_err)
+        })
+        .await
+    }
+
+    async fn create_user(
+        &self,
+        user: NewUser,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        let actor = actor.to_string();
+        self.read(move |c| {
+            let tx = c.unchecked_transaction().map_err(db_err)?;
+            let result = tx.execute(
+                "INSERT INTO users (username, display_name, password_hash, pin_hash, pin_failures, party, role, created_at)
+                 VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6, ?7)",
+                params![user.username, user.display_name, user.password_hash, user.pin_hash, user.party, user.role.as_str(), at.timestamp_micros()],
+            );
+            match result {
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    return Err(StoreError::UserExists { username: user.username });
+                }
+                Err(e) => return Err(db_err(e)),
+                Ok(_) => {}
+            }
+            let id = tx.last_insert_rowid();
+            audit(&tx, at, &actor, "create_user", &format!("user {id} '{}' role {} party {:?}", user.username, user.role.as_str(), user.party))?;
+            tx.commit().map_err(db_err)?;
+            Ok(id)
+        })
+        .await
+    }
+
+    async fn user(&self, id: i64) -> Result<Option<User>, StoreError> {
+        self.read(move |c| {
+            c.query_row(
+                &format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = ?1"),
+                [id],
+                user_from_row,
+            )
+            .optional()
+            .map_err(db_err)
+        })
+        .await
+    }
+
+    async fn user_by_name(&self, username: &str) -> Result<Option<User>, StoreError> {
+        let username = username.to_string();
+        self.read(move |c| {
+            c.query_row(
+                &format!("SELECT {USER_COLUMNS} FROM users u WHERE u.username = ?1"),
+                [username],
+                user_from_row,
+            )
+            .optional()
+            .map_err(db_err)
+        })
+        .await
+    }
+
+    async fn pin_failed(&self, user: i64) -> Result<u32, StoreError> {
+        self.read(move |c| {
+            c.query_row(
+                "UPDATE users SET pin_failures = pin_failures + 1 WHERE id = ?1 RETURNING pin_failures",
+                [user],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(db_err)?
+            .ok_or(StoreError::UnknownUser { user })
+        })
+        .await
+    }
+
+    async fn pin_reset(
+        &self,
+        user: i64,
+        actor: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let actor = actor.map(str::to_string);
+        self.read(move |c| {
+            let tx = c.unchecked_transaction().map_err(db_err)?;
+            let n = tx
+                .execute("UPDATE users SET pin_failures = 0 WHERE id = ?1", [user])
+                .map_err(db_err)?;
+            if n == 0 {
+                return Err(StoreError::UnknownUser { user });
+            }
+            if let Some(actor) = actor {
+                audit(&tx, at, &actor, "pin_unlock", &format!("user {user}"))?;
+            }
+            tx.commit().map_err(db_err)
+        })
+        .await
+    }
+
+    async fn delegate(
+        &self,
+        user: i64,
+        party: PartyId,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let actor = actor.to_string();
+        self.read(move |c| {
+            let tx = c.unchecked_transaction().map_err(db_err)?;
+            let live: bool = tx
+                .query_row(
+                    "SELECT EXISTS (SELECT 1 FROM delegations WHERE user_id = ?1 AND party = ?2 AND revoked_at IS NULL)",
+                    params![user, party],
+                    |r| r.get(0),
+                )
+                .map_err(db_err)?;
+            if !live {
+                tx.execute(
+                    "INSERT INTO delegations (user_id, party, created_at) VALUES (?1, ?2, ?3)",
+                    params![user, party, at.timestamp_micros()],
+                )
+                .map_err(|e| fk_error(e, user, party))?;
+                audit(&tx, at, &actor, "delegate", &format!("user {user} party {party}"))?;
+            }
+            tx.commit().map_err(db_err)
+        })
+        .await
+    }
+
+    async fn revoke_delegation(
+        &self,
+        user: i64,
+        party: PartyId,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let actor = actor.to_string();
+        self.read(move |c| {
+            let tx = c.unchecked_transaction().map_err(db_err)?;
+            let n = tx
+                .execute(
+                    "UPDATE delegations SET revoked_at = ?3 WHERE user_id = ?1 AND party = ?2 AND revoked_at IS NULL",
+                    params![user, party, at.timestamp_micros()],
+                )
+                .map_err(db_err)?;
+            if n > 0 {
+                audit(&tx, at, &actor, "revoke_delegation", &format!("user {user} party {party}"))?;
+            }
+            tx.commit().map_err(db_err)?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn delegations(&self, user: i64) -> Result<Vec<PartyId>, StoreError> {
+        self.read(move |c| {
+            let mut st = c
+                .prepare_cached(
+                    "SELECT DISTINCT party FROM delegations WHERE user_id = ?1 AND revoked_at IS NULL ORDER BY party",
+                )
+                .map_err(db_err)?;
+            st.query_map([user], |r| r.get(0))
+                .map_err(db_err)?
+                .collect::<Result<_, _>>()
+                .map_err(db_err)
+        })
+        .await
+    }
+
+    async fn create_token(
+        &self,
+        user: i64,
+        token_hash: &str,
+        name: &str,
+        at: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        let (hash, name) = (token_hash.to_string(), name.to_string());
+        self.read(move |c| {
+            c.execute(
+                "INSERT INTO api_tokens (user_id, token_hash, name, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![user, hash, name, at.timestamp_micros()],
+            )
+            .map_err(db_err)?;
+            Ok(c.last_insert_rowid())
+        })
+        .await
+    }
+
+    async fn token_user(&self, token_hash: &str) -> Result<Option<User>, StoreError> {
+        let hash = token_hash.to_string();
+        self.read(move |c| {
+            c.query_row(
+                &format!(
+                    "SELECT {USER_COLUMNS} FROM users u JOIN api_tokens t ON t.user_id = u.id WHERE t.token_hash = ?1 AND t.revoked_at IS NULL"
+                ),
+                [hash],
+                user_from_row,
+            )
+            .optional()
+            .map_err(db_err)
+        })
+        .await
+    }
+
+    async fn revoke_token(
+        &self,
+        user: i64,
+        token: i64,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.read(move |c| {
+            let n = c
+                .execute(
+                    "UPDATE api_tokens SET revoked_at = ?3 WHERE id = ?1 AND user_id = ?2 AND revoked_at IS NULL",
+                    params![token, user, at.timestamp_micros()],
+                )
+                .map_err(db_err)?;
+            Ok(n > 0)
         })
         .await
     }

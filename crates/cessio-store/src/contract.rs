@@ -15,8 +15,8 @@ use cessio_core::time::RefYear;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 
 use crate::{
-    AccountRef, Command, CreditOrigin, IdempotencyKey, NewCredit, NewParty, NewRata, Operation,
-    PartyKind, Receipt, Store, StoreError, TransferRequest,
+    AccountRef, Command, CreditOrigin, IdempotencyKey, NewCredit, NewParty, NewRata, NewUser,
+    Operation, PartyKind, Receipt, Role, Store, StoreError, TransferRequest,
 };
 
 /// Generates one `#[tokio::test]` per contract test. `$make` is an async expression giving
@@ -36,7 +36,9 @@ macro_rules! contract_tests {
             r_answer_pending_is_answered_only_once,
             r_history_records_user_parties_and_operation,
             protocols_and_codici_univoci_are_unique,
-            r_conserve_large_amounts_stay_exact
+            r_conserve_large_amounts_stay_exact,
+            users_pins_delegations_and_tokens,
+            r_history_party_entries_as_of_a_past_time
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
@@ -624,4 +626,114 @@ pub async fn seed_history(store: &DynStore) -> (RataId, Vec<i64>) {
 
 pub fn is_unavailable(e: &StoreError) -> bool {
     matches!(e, StoreError::Unavailable { .. })
+}
+
+pub async fn users_pins_delegations_and_tokens(store: DynStore) {
+    let a = party(&store, 1).await;
+    let b = party(&store, 2).await;
+    let new = |name: &str, party| NewUser {
+        username: name.into(),
+        display_name: format!("Utente {name}"),
+        password_hash: "hash".into(),
+        pin_hash: "pin".into(),
+        party,
+        role: Role::User,
+    };
+    let u = store
+        .create_user(new("mario", Some(a)), "operatore", t0())
+        .await
+        .unwrap();
+    let err = store
+        .create_user(new("mario", None), "operatore", t0())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "user_exists");
+    let found = store.user_by_name("mario").await.unwrap().unwrap();
+    assert_eq!(
+        (found.id, found.party, found.role),
+        (u, Some(a), Role::User)
+    );
+    assert_eq!(store.pin_failed(u).await.unwrap(), 1);
+    assert_eq!(store.pin_failed(u).await.unwrap(), 2);
+    store.pin_reset(u, Some("operatore"), t0()).await.unwrap();
+    assert_eq!(store.user(u).await.unwrap().unwrap().pin_failures, 0);
+    assert_eq!(
+        store.pin_failed(9_999).await.unwrap_err().code(),
+        "user_unknown"
+    );
+    store.delegate(u, b, "operatore", t0()).await.unwrap();
+    store.delegate(u, b, "operatore", t0()).await.unwrap();
+    assert_eq!(store.delegations(u).await.unwrap(), vec![b]);
+    assert!(
+        store
+            .revoke_delegation(u, b, "operatore", t0())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .revoke_delegation(u, b, "operatore", t0())
+            .await
+            .unwrap()
+    );
+    assert!(store.delegations(u).await.unwrap().is_empty());
+    assert_eq!(
+        store
+            .delegate(u, 9_999, "operatore", t0())
+            .await
+            .unwrap_err()
+            .code(),
+        "invalid_operation"
+    );
+    let t = store
+        .create_token(u, "tokenhash", "script", t0())
+        .await
+        .unwrap();
+    assert_eq!(store.token_user("tokenhash").await.unwrap().unwrap().id, u);
+    assert!(
+        !store.revoke_token(u + 1, t, t0()).await.unwrap(),
+        "only its owner revokes a token"
+    );
+    assert!(store.revoke_token(u, t, t0()).await.unwrap());
+    assert!(store.token_user("tokenhash").await.unwrap().is_none());
+}
+
+pub async fn r_history_party_entries_as_of_a_past_time(store: DynStore) {
+    let a = party(&store, 1).await;
+    let b = party(&store, 2).await;
+    let rata = funded(&store, "fund", a, 1_000).await;
+    let mut c = op("cede", cede(rata, a, b, 400));
+    c.at = t0() + chrono::Duration::hours(1);
+    let c = store.submit(c).await.unwrap();
+    let mut answer = op(
+        "accept",
+        Command::Transfer(vec![TransferRequest::Post {
+            pending: c.transfers[0],
+        }]),
+    );
+    answer.at = t0() + chrono::Duration::hours(2);
+    store.submit(answer).await.unwrap();
+    let now = store.party_entries(b, None).await.unwrap();
+    assert_eq!(now.len(), 1);
+    let e = &now[0];
+    assert_eq!(
+        (e.party, e.counterparty, e.amount),
+        (Some(a), Some(b), Cents::new(400))
+    );
+    assert!(e.pending);
+    assert!(e.answer.unwrap().accepted);
+    assert_eq!(e.type_key, "superbonus");
+    let before_answer = store
+        .party_entries(b, Some(t0() + chrono::Duration::minutes(90)))
+        .await
+        .unwrap();
+    assert!(before_answer[0].answer.is_none());
+    let before_cession = store.party_entries(b, Some(t0())).await.unwrap();
+    assert!(before_cession.is_empty());
+    // The issuance shows the beneficiary as cedente.
+    let of_a = store.party_entries(a, None).await.unwrap();
+    assert_eq!(of_a.len(), 2);
+    assert_eq!(of_a[0].kind, TransferKind::Issue);
+    assert_eq!(of_a[0].party, Some(a));
+    assert_eq!(store.parties(&[b, a, 777]).await.unwrap().len(), 2);
 }

@@ -11,6 +11,7 @@
 use async_trait::async_trait;
 use cessio_core::cf::CodiceFiscale;
 use cessio_core::ledger::{Account, LedgerError, PartyId, RataId};
+use chrono::{DateTime, Utc};
 
 pub mod engine;
 pub mod model;
@@ -40,6 +41,10 @@ pub enum StoreError {
     NoHolding { rata: RataId, party: PartyId },
     #[error("Il codice fiscale {cf} è già registrato")]
     PartyExists { cf: String },
+    #[error("Il nome utente '{username}' è già in uso")]
+    UserExists { username: String },
+    #[error("Utente sconosciuto: {user}")]
+    UnknownUser { user: i64 },
     #[error("Operazione non valida: {reason}")]
     InvalidOperation { reason: String },
     #[error(
@@ -63,6 +68,8 @@ impl StoreError {
             StoreError::UnknownRata { .. } => "rata_unknown",
             StoreError::NoHolding { .. } => "no_holding",
             StoreError::PartyExists { .. } => "party_exists",
+            StoreError::UserExists { .. } => "user_exists",
+            StoreError::UnknownUser { .. } => "user_unknown",
             StoreError::InvalidOperation { .. } => "invalid_operation",
             StoreError::BadUrl { .. } => "database_url_invalid",
             StoreError::Unavailable { .. } => "database_unavailable",
@@ -106,6 +113,77 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn receipt(&self, key: &IdempotencyKey) -> Result<Option<Receipt>, StoreError>;
 
     async fn counts(&self) -> Result<Counts, StoreError>;
+
+    async fn parties(&self, ids: &[PartyId]) -> Result<Vec<Party>, StoreError>;
+
+    /// Every movement where the party is cedente or cessionario (or user of an F24), as
+    /// recorded up to `until` (answers after it are ignored), oldest first.
+    async fn party_entries(
+        &self,
+        party: PartyId,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<Vec<PartyEntry>, StoreError>;
+
+    /// Creates a user; the action is recorded in the audit log under `actor`.
+    async fn create_user(
+        &self,
+        user: NewUser,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> Result<i64, StoreError>;
+
+    async fn user(&self, id: i64) -> Result<Option<User>, StoreError>;
+
+    async fn user_by_name(&self, username: &str) -> Result<Option<User>, StoreError>;
+
+    /// Counts one wrong PIN and returns the failures so far, atomically.
+    async fn pin_failed(&self, user: i64) -> Result<u32, StoreError>;
+
+    /// Clears the failures: after a right PIN, or an operator's audited unlock.
+    async fn pin_reset(
+        &self,
+        user: i64,
+        actor: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    async fn delegate(
+        &self,
+        user: i64,
+        party: PartyId,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Returns whether a live delegation was revoked.
+    async fn revoke_delegation(
+        &self,
+        user: i64,
+        party: PartyId,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    /// Parties the user holds a live delegation for.
+    async fn delegations(&self, user: i64) -> Result<Vec<PartyId>, StoreError>;
+
+    async fn create_token(
+        &self,
+        user: i64,
+        token_hash: &str,
+        name: &str,
+        at: DateTime<Utc>,
+    ) -> Result<i64, StoreError>;
+
+    /// The user of a live token.
+    async fn token_user(&self, token_hash: &str) -> Result<Option<User>, StoreError>;
+
+    async fn revoke_token(
+        &self,
+        user: i64,
+        token: i64,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
 
     /// Recomputes every balance from the history and checks R-CONSERVE and the hash chain.
     async fn verify(&self) -> Result<VerifyReport, StoreError>;

@@ -309,3 +309,85 @@ pub struct Counts {
     pub operations: u64,
     pub transfers: u64,
 }
+
+/// What a user may do: act for parties (own and delegated), or operate the register.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    User,
+    Operator,
+}
+
+impl Role {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Operator => "operator",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "user" => Some(Role::User),
+            "operator" => Some(Role::Operator),
+            _ => None,
+        }
+    }
+}
+
+/// Credentials are stored as argon2 PHC strings, hashed by the app layer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewUser {
+    pub username: String,
+    pub display_name: String,
+    pub password_hash: String,
+    pub pin_hash: String,
+    pub party: Option<PartyId>,
+    pub role: Role,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct User {
+    pub id: i64,
+    pub username: String,
+    pub display_name: String,
+    pub password_hash: String,
+    pub pin_hash: String,
+    pub pin_failures: u32,
+    pub party: Option<PartyId>,
+    pub role: Role,
+}
+
+/// How a pending transfer was answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Answer {
+    pub accepted: bool,
+    pub at: DateTime<Utc>,
+}
+
+/// One movement touching a party, with everything F1, F3 and F4 show about it: the
+/// transfer as first recorded, its answer if any, and its rata and credit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartyEntry {
+    pub transfer: TransferId,
+    pub at: DateTime<Utc>,
+    pub kind: TransferKind,
+    /// Recorded as pending (awaiting an answer or F24 outcome) rather than posted at once.
+    pub pending: bool,
+    pub amount: Cents,
+    pub party: Option<PartyId>,
+    pub counterparty: Option<PartyId>,
+    pub disclose: bool,
+    pub answer: Option<Answer>,
+    pub rata: RataId,
+    pub rata_index: u32,
+    pub year: RefYear,
+    pub codice_tributo: String,
+    pub codice_univoco: String,
+    pub credit: i64,
+    pub type_key: String,
+    pub protocol: String,
+    pub tracciabile: bool,
+    pub origin: CreditOrigin,
+    pub communicated_on: NaiveDate,
+}
