@@ -8,7 +8,9 @@
 pub mod calendar;
 pub mod catalogue;
 pub mod cf;
+pub mod csv;
 pub mod ledger;
 pub mod money;
 pub mod rata;
+pub mod rules;
 pub mod time;

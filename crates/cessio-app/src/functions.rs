@@ -1,0 +1,1003 @@
+//! The platform's functions: F8 option communications, F1 Monitoraggio, F2 Cessione,
+//! F3 Accettazione, F4 Lista movimenti. Each public function is one user action.
+
+use std::collections::{BTreeMap, HashMap};
+
+use cessio_core::catalogue::{Family, HolderRole, Origin};
+use cessio_core::ledger::{PartyId, RataId, TransferId, TransferKind};
+use cessio_core::money::Cents;
+use cessio_core::rata::{OptionCommunication, Protocol, derive_rate_for_holder};
+use cessio_core::rules;
+use cessio_core::time::{RefYear, rome_date, rome_start_of_day, to_rome};
+use cessio_store::{
+    AccountRef, Command, Credit, CreditOrigin, NewCredit, NewRata, Party, PartyEntry, PartyKind,
+    StoreError, TransferRequest,
+};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::{App, AppError, Principal};
+
+/// F8 input: one option communication.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptionInput {
+    pub beneficiary_cf: String,
+    pub type_key: String,
+    pub expense_year: u16,
+    pub origin: Origin,
+    /// The fornitore (sconto) or first cessionario (cessione), who answers it in F3.
+    pub holder_cf: String,
+    pub total: Cents,
+    /// Defaults to today (Europe/Rome).
+    #[serde(default)]
+    pub communicated_on: Option<NaiveDate>,
+    /// R-OPT-STOP: the exception of DL 11/2023 art. 2 the communication relies on.
+    #[serde(default)]
+    pub exception: Option<String>,
+}
+
+/// A party as another party may see it: the CF always, the name only when allowed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartyRef {
+    pub cf: String,
+    pub name: Option<String>,
+}
+
+/// F1: one row per credit type and reference year.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MonitorRow {
+    pub type_key: String,
+    pub type_name: String,
+    pub year: u16,
+    pub received_pending: Cents,
+    pub received_accepted: Cents,
+    pub received_refused: Cents,
+    pub ceded_accepted: Cents,
+    pub ceded_pending: Cents,
+    pub used_done: Cents,
+    pub used_reserved: Cents,
+    /// Residual the holder may cede (to anyone, as far as the rules of this release go).
+    pub residual_cedible: Cents,
+    /// Residual usable only in F24 (split rate: R-SPLIT-NOCEDE).
+    pub residual_not_cedible: Cents,
+}
+
+/// F2: a holding the party may cede, with the maximum cedibile.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CedibleHolding {
+    pub rata: RataId,
+    pub credit: i64,
+    pub type_key: String,
+    pub type_name: String,
+    pub year: u16,
+    pub codice_tributo: String,
+    pub codice_univoco: String,
+    pub protocol: String,
+    pub tracciabile: bool,
+    pub max_cedibile: Cents,
+    /// R-PARTIAL: whether a lower amount than the maximum may be ceded.
+    pub partial_allowed: bool,
+}
+
+/// F2 input: one row of a (bulk) cession.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CessionLine {
+    pub rata: RataId,
+    pub cessionario_cf: String,
+    /// Defaults to the maximum cedibile.
+    #[serde(default)]
+    pub amount: Option<Cents>,
+}
+
+/// What F2's CF check shows next to a row (R-CF, R-CF-EXISTS), without revealing whose it is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CfCheck {
+    pub cf: String,
+    pub valid: bool,
+    pub registered: bool,
+    pub message: Option<String>,
+}
+
+/// F3 filters (R-1000).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IncomingFilter {
+    #[serde(default)]
+    pub type_key: Option<String>,
+    #[serde(default)]
+    pub year: Option<u16>,
+    #[serde(default)]
+    pub cedente_cf: Option<String>,
+}
+
+/// F3: a group of received operations, answered whole (R-ANSWER).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncomingGroup {
+    pub type_key: String,
+    pub type_name: String,
+    pub year: u16,
+    pub cedente: PartyRef,
+    pub operations: usize,
+    pub amount: Cents,
+    /// R-WAIT5: the first day the whole group may be answered, when that is in the future.
+    pub answerable_from: Option<NaiveDate>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnswerReceipt {
+    pub operation_id: i64,
+    pub accepted: bool,
+    pub operations: usize,
+    pub amount: Cents,
+    pub replayed: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CessionReceipt {
+    pub operation_id: i64,
+    pub at: DateTime<Utc>,
+    pub transfers: Vec<TransferId>,
+    pub amount: Cents,
+    pub replayed: bool,
+}
+
+/// F4 states, as the platform names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MovementState {
+    InAttesa,
+    Accettato,
+    Rifiutato,
+}
+
+impl MovementState {
+    pub const fn label(self) -> &'static str {
+        match self {
+            MovementState::InAttesa => "In attesa di risposta cessionario",
+            MovementState::Accettato => "Accettato",
+            MovementState::Rifiutato => "Rifiutato",
+        }
+    }
+}
+
+/// F4 filters. At least one besides `tracciabile` is required.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MovementFilter {
+    #[serde(default)]
+    pub registered_from: Option<NaiveDate>,
+    #[serde(default)]
+    pub registered_to: Option<NaiveDate>,
+    #[serde(default)]
+    pub answered_from: Option<NaiveDate>,
+    #[serde(default)]
+    pub answered_to: Option<NaiveDate>,
+    #[serde(default)]
+    pub cedente_cf: Option<String>,
+    #[serde(default)]
+    pub cessionario_cf: Option<String>,
+    #[serde(default)]
+    pub state: Option<MovementState>,
+    #[serde(default)]
+    pub type_key: Option<String>,
+    #[serde(default)]
+    pub codice_tributo: Option<String>,
+    #[serde(default)]
+    pub year: Option<u16>,
+    /// Protocol of the communication or codice identificativo univoco of the rata.
+    #[serde(default)]
+    pub code: Option<String>,
+    #[serde(default)]
+    pub tracciabile: Option<bool>,
+}
+
+impl MovementFilter {
+    fn has_filter_besides_tracciabile(&self) -> bool {
+        self.registered_from.is_some()
+            || self.registered_to.is_some()
+            || self.answered_from.is_some()
+            || self.answered_to.is_some()
+            || self
+                .cedente_cf
+                .as_deref()
+                .is_some_and(|s| !s.trim().is_empty())
+            || self
+                .cessionario_cf
+                .as_deref()
+                .is_some_and(|s| !s.trim().is_empty())
+            || self.state.is_some()
+            || self.type_key.is_some()
+            || self.codice_tributo.is_some()
+            || self.year.is_some()
+            || self.code.as_deref().is_some_and(|s| !s.trim().is_empty())
+    }
+}
+
+/// F4: one movement.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MovementRow {
+    pub id: TransferId,
+    pub registered_at: DateTime<Utc>,
+    pub kind: TransferKind,
+    pub cedente: PartyRef,
+    pub cessionario: PartyRef,
+    pub type_key: String,
+    pub codice_tributo: String,
+    pub year: u16,
+    pub amount: Cents,
+    pub state: MovementState,
+    pub answered_at: Option<DateTime<Utc>>,
+    pub protocol: String,
+    pub codice_univoco: String,
+    pub tracciabile: bool,
+    pub cedibilita: String,
+}
+
+/// Which rows a movement query may return: shown (R-300) or exported (R-50000).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RowLimit {
+    Show,
+    Export,
+}
+
+impl RowLimit {
+    const fn limit(self) -> (usize, &'static str) {
+        match self {
+            RowLimit::Show => (rules::MOVEMENTS_SHOWN_LIMIT, "R-300"),
+            RowLimit::Export => (rules::MOVEMENTS_EXPORT_LIMIT, "R-50000"),
+        }
+    }
+}
+
+fn is_answered_pending(e: &PartyEntry) -> bool {
+    e.pending && e.answer.is_none()
+}
+
+/// Rate that may never be ceded: the ten-instalment split codes (R-SPLIT-NOCEDE).
+fn is_split_code(catalogue: &cessio_core::catalogue::Catalogue, code: &str) -> bool {
+    catalogue
+        .types()
+        .iter()
+        .any(|t| t.split_code.as_deref() == Some(code))
+}
+
+/// The state of a cession or communication, as F4 shows it.
+fn state_of(e: &PartyEntry) -> MovementState {
+    match (e.pending, e.answer) {
+        (false, _) => MovementState::Accettato,
+        (true, None) => MovementState::InAttesa,
+        (true, Some(a)) if a.accepted => MovementState::Accettato,
+        (true, Some(_)) => MovementState::Rifiutato,
+    }
+}
+
+impl App {
+    fn type_name(&self, key: &str) -> String {
+        self.catalogue
+            .get(key)
+            .map_or_else(|| key.to_string(), |t| t.name.clone())
+    }
+
+    fn family(&self, key: &str) -> Family {
+        self.catalogue.get(key).map_or(Family::Other, |t| t.family)
+    }
+
+    fn today(&self) -> NaiveDate {
+        rome_date(self.now())
+    }
+
+    async fn party_map(&self, entries: &[PartyEntry]) -> Result<HashMap<PartyId, Party>, AppError> {
+        let mut ids: Vec<PartyId> = entries
+            .iter()
+            .flat_map(|e| [e.party, e.counterparty])
+            .flatten()
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        Ok(self
+            .store
+            .parties(&ids)
+            .await?
+            .into_iter()
+            .map(|p| (p.id, p))
+            .collect())
+    }
+
+    fn party_ref(
+        parties: &HashMap<PartyId, Party>,
+        id: Option<PartyId>,
+        show_name: bool,
+    ) -> PartyRef {
+        match id.and_then(|i| parties.get(&i)) {
+            Some(p) => PartyRef {
+                cf: p.cf.as_str().to_string(),
+                name: show_name.then(|| p.name.clone()),
+            },
+            None => PartyRef {
+                cf: String::new(),
+                name: None,
+            },
+        }
+    }
+
+    // ----- F8 -----
+
+    /// Registers an option communication (F8). The rate are derived by core; the fornitore
+    /// or first cessionario then answers it in F3.
+    pub async fn communicate_option(
+        &self,
+        p: &Principal,
+        key: &str,
+        pin: Option<&str>,
+        input: &OptionInput,
+    ) -> Result<Credit, AppError> {
+        let beneficiary = self.party_by_cf(&input.beneficiary_cf).await?;
+        if !p.is_operator() {
+            // An intermediary for the beneficiary, or the beneficiary itself.
+            self.authorize_act(p, beneficiary.id).await?;
+            self.check_pin(p, pin).await?;
+        }
+        let holder = self.party_by_cf(&input.holder_cf).await?;
+        if holder.id == beneficiary.id {
+            return Err(AppError::invalid(
+                "holder_cf",
+                "il fornitore o cessionario deve essere diverso dal beneficiario",
+            ));
+        }
+        check_may_acquire(&holder)?;
+        let credit_type = self
+            .catalogue
+            .get(&input.type_key)
+            .ok_or_else(|| AppError::invalid("type_key", "tipo di credito sconosciuto"))?;
+        let communicated_on = input.communicated_on.unwrap_or_else(|| self.today());
+        if communicated_on > self.today() {
+            return Err(AppError::invalid(
+                "communicated_on",
+                "la data di comunicazione non può essere futura",
+            ));
+        }
+        if rules::opt_stop_applies(credit_type.family, communicated_on)
+            && input
+                .exception
+                .as_deref()
+                .is_none_or(|s| s.trim().is_empty())
+        {
+            return Err(AppError::Rule {
+                rule: "R-OPT-STOP",
+                code: "r_opt_stop",
+                detail: "Dal 17/02/2023 le opzioni per i bonus edilizi (art. 121) sono ammesse solo indicando una delle eccezioni di legge (DL 11/2023 art. 2) (R-OPT-STOP)".into(),
+            });
+        }
+        let total = input.total.ensure_positive_amount()?;
+        // The store assigns the real protocol; the derivation needs one only to shape codes.
+        let placeholder = Protocol::new(to_rome(self.now()), 1)
+            .map_err(|e| AppError::invalid("communicated_on", e.to_string()))?;
+        let derived = derive_rate_for_holder(
+            &self.catalogue,
+            &OptionCommunication {
+                type_key: input.type_key.clone(),
+                expense_year: input.expense_year,
+                origin: input.origin,
+                total,
+                communicated_on,
+            },
+            HolderRole::Cessionario,
+            &placeholder,
+            1,
+        )
+        .map_err(|e| AppError::invalid(e.code(), e.to_string()))?;
+        let receipt = self
+            .submit(
+                self.operation(
+                    p,
+                    key,
+                    Some(beneficiary.id),
+                    Command::IssueCredit(NewCredit {
+                        type_key: input.type_key.clone(),
+                        beneficiary: beneficiary.id,
+                        holder: holder.id,
+                        origin: match input.origin {
+                            Origin::Cessione => CreditOrigin::Cessione,
+                            Origin::Sconto => CreditOrigin::Sconto,
+                        },
+                        expense_year: input.expense_year,
+                        communicated_on,
+                        tracciabile: derived.tracciabile,
+                        rate: derived
+                            .rate
+                            .iter()
+                            .map(|r| NewRata {
+                                year: r.year,
+                                amount: r.amount,
+                                codice_tributo: r.codice_tributo.clone(),
+                            })
+                            .collect(),
+                        awaiting_answer: true,
+                    }),
+                )?,
+            )
+            .await?;
+        let id = receipt
+            .credit
+            .map(|c| c.id)
+            .ok_or(AppError::NotFound { what: "Credito" })?;
+        self.store
+            .credit(id)
+            .await?
+            .ok_or(AppError::NotFound { what: "Credito" })
+    }
+
+    /// R-OPT-ANNUL: the sender annuls a communication not yet answered, until the 5th of
+    /// the month after sending. The pending issuance is voided: nothing was ever available.
+    pub async fn annul_option(
+        &self,
+        p: &Principal,
+        key: &str,
+        pin: Option<&str>,
+        credit_id: i64,
+    ) -> Result<AnswerReceipt, AppError> {
+        let credit = self
+            .store
+            .credit(credit_id)
+            .await?
+            .ok_or(AppError::NotFound {
+                what: "Comunicazione",
+            })?;
+        if !p.is_operator() {
+            self.authorize_act(p, credit.beneficiary)
+                .await
+                .map_err(|_| AppError::NotFound {
+                    what: "Comunicazione",
+                })?;
+            self.check_pin(p, pin).await?;
+        }
+        let deadline = rules::opt_annul_deadline(rome_date(credit.created_at));
+        if self.today() > deadline {
+            return Err(AppError::r_opt_annul(deadline));
+        }
+        let entries = self.store.party_entries(credit.holder, None).await?;
+        let issued: Vec<&PartyEntry> = entries
+            .iter()
+            .filter(|e| e.credit == credit_id && e.kind == TransferKind::Issue)
+            .collect();
+        if issued.iter().any(|e| e.answer.is_some()) {
+            return Err(AppError::Conflict {
+                reason: "la comunicazione è già stata accettata o rifiutata".into(),
+            });
+        }
+        self.answer_entries(p, key, credit.beneficiary, &issued, false)
+            .await
+    }
+
+    // ----- F1 -----
+
+    /// F1 Monitoraggio: per type and reference year, as of now or the end of a past day.
+    pub async fn monitoring(
+        &self,
+        p: &Principal,
+        party: PartyId,
+        as_of: Option<NaiveDate>,
+    ) -> Result<Vec<MonitorRow>, AppError> {
+        self.authorize_view(p, party).await?;
+        let until = as_of.map(|d| {
+            rome_start_of_day(d + chrono::Duration::days(1)) - chrono::Duration::microseconds(1)
+        });
+        let entries = self.store.party_entries(party, until).await?;
+        let mut rows: BTreeMap<(String, u16), MonitorRow> = BTreeMap::new();
+        let add = |c: &mut Cents, v: Cents| *c = c.checked_add(v).unwrap_or(Cents::MAX);
+        for e in &entries {
+            let row = rows
+                .entry((e.type_key.clone(), e.year.get()))
+                .or_insert_with(|| MonitorRow {
+                    type_key: e.type_key.clone(),
+                    type_name: self.type_name(&e.type_key),
+                    year: e.year.get(),
+                    ..MonitorRow::default()
+                });
+            let state = state_of(e);
+            let cedible = !is_split_code(&self.catalogue, &e.codice_tributo);
+            let residual = if cedible {
+                &mut row.residual_cedible
+            } else {
+                &mut row.residual_not_cedible
+            };
+            if e.counterparty == Some(party) {
+                match state {
+                    MovementState::InAttesa => add(&mut row.received_pending, e.amount),
+                    MovementState::Accettato => {
+                        add(&mut row.received_accepted, e.amount);
+                        add(residual, e.amount);
+                    }
+                    MovementState::Rifiutato => add(&mut row.received_refused, e.amount),
+                }
+            } else if e.party == Some(party) {
+                let out = match e.kind {
+                    // The beneficiary's communication moves no holding of its own.
+                    TransferKind::Issue => {
+                        match state {
+                            MovementState::InAttesa => add(&mut row.ceded_pending, e.amount),
+                            MovementState::Accettato => add(&mut row.ceded_accepted, e.amount),
+                            MovementState::Rifiutato => {}
+                        }
+                        false
+                    }
+                    TransferKind::Cession => {
+                        match state {
+                            MovementState::InAttesa => add(&mut row.ceded_pending, e.amount),
+                            MovementState::Accettato => add(&mut row.ceded_accepted, e.amount),
+                            MovementState::Rifiutato => {}
+                        }
+                        state != MovementState::Rifiutato
+                    }
+                    TransferKind::Use => {
+                        match state {
+                            MovementState::InAttesa => add(&mut row.used_reserved, e.amount),
+                            MovementState::Accettato => add(&mut row.used_done, e.amount),
+                            MovementState::Rifiutato => {}
+                        }
+                        state != MovementState::Rifiutato
+                    }
+                    _ => state != MovementState::Rifiutato,
+                };
+                if out {
+                    *residual = residual.checked_sub(e.amount).unwrap_or(Cents::ZERO);
+                }
+            }
+        }
+        Ok(rows.into_values().collect())
+    }
+
+    // ----- F2 -----
+
+    /// F2: the holdings the party may cede, each with its maximum cedibile.
+    pub async fn cedible(
+        &self,
+        p: &Principal,
+        party: PartyId,
+    ) -> Result<Vec<CedibleHolding>, AppError> {
+        self.authorize_view(p, party).await?;
+        let holdings = self.store.holdings(party).await?;
+        let entries = self.store.party_entries(party, None).await?;
+        let info: HashMap<RataId, &PartyEntry> = entries
+            .iter()
+            .filter(|e| e.counterparty == Some(party))
+            .map(|e| (e.rata, e))
+            .collect();
+        let mut out = Vec::new();
+        for h in holdings {
+            let available = h.balance.available().unwrap_or(Cents::ZERO);
+            let Some(e) = info.get(&h.rata) else { continue };
+            if !available.is_positive() || is_split_code(&self.catalogue, &e.codice_tributo) {
+                continue;
+            }
+            out.push(CedibleHolding {
+                rata: h.rata,
+                credit: e.credit,
+                type_key: e.type_key.clone(),
+                type_name: self.type_name(&e.type_key),
+                year: e.year.get(),
+                codice_tributo: e.codice_tributo.clone(),
+                codice_univoco: e.codice_univoco.clone(),
+                protocol: e.protocol.clone(),
+                tracciabile: e.tracciabile,
+                max_cedibile: available,
+                partial_allowed: rules::partial_cession_allowed(
+                    e.tracciabile,
+                    self.family(&e.type_key),
+                ),
+            });
+        }
+        Ok(out)
+    }
+
+    /// R-CF and R-CF-EXISTS for a form row. Says whether the code is valid and registered;
+    /// never whose it is.
+    pub async fn check_cf(&self, cf: &str) -> Result<CfCheck, AppError> {
+        match self.party_by_cf(cf).await {
+            Ok(party) => Ok(CfCheck {
+                cf: party.cf.as_str().to_string(),
+                valid: true,
+                registered: true,
+                message: None,
+            }),
+            Err(e @ AppError::Cf(_)) => Ok(CfCheck {
+                cf: cf.to_string(),
+                valid: false,
+                registered: false,
+                message: Some(e.to_string()),
+            }),
+            Err(e @ AppError::CfUnknown { .. }) => Ok(CfCheck {
+                cf: cf.to_string(),
+                valid: true,
+                registered: false,
+                message: Some(e.to_string()),
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// F2: cede one or more holdings, all or none. Needs the PIN unless signed in with SPID.
+    pub async fn cede(
+        &self,
+        p: &Principal,
+        key: &str,
+        pin: Option<&str>,
+        party: PartyId,
+        lines: &[CessionLine],
+        disclose_name: bool,
+    ) -> Result<CessionReceipt, AppError> {
+        self.authorize_act(p, party).await?;
+        if lines.is_empty() || lines.len() > 1_000 {
+            return Err(AppError::invalid("lines", "da 1 a 1.000 righe"));
+        }
+        self.check_pin(p, pin).await?;
+        let cedible: HashMap<RataId, CedibleHolding> = self
+            .cedible(p, party)
+            .await?
+            .into_iter()
+            .map(|h| (h.rata, h))
+            .collect();
+        let mut seen = std::collections::HashSet::new();
+        let mut moves = Vec::with_capacity(lines.len());
+        let mut total = Cents::ZERO;
+        for (i, line) in lines.iter().enumerate() {
+            let row = |e: AppError| match e {
+                AppError::Invalid { field, reason } => AppError::Invalid {
+                    field: format!("lines[{i}].{field}"),
+                    reason,
+                },
+                other => other,
+            };
+            if !seen.insert(line.rata) {
+                return Err(row(AppError::invalid(
+                    "rata",
+                    "la stessa rata compare due volte",
+                )));
+            }
+            let holding = cedible.get(&line.rata).ok_or_else(|| {
+                row(AppError::invalid(
+                    "rata",
+                    "rata non detenuta o non cedibile da questo soggetto",
+                ))
+            })?;
+            let to = self.party_by_cf(&line.cessionario_cf).await?;
+            if to.id == party {
+                return Err(row(AppError::invalid(
+                    "cessionario_cf",
+                    "il cessionario deve essere diverso dal cedente",
+                )));
+            }
+            check_may_acquire(&to)?;
+            let amount = match line.amount {
+                Some(a) => a.ensure_positive_amount()?,
+                None => holding.max_cedibile,
+            };
+            if !holding.partial_allowed && amount != holding.max_cedibile {
+                return Err(AppError::r_partial(amount, holding.max_cedibile));
+            }
+            total = total.checked_add(amount).unwrap_or(Cents::MAX);
+            moves.push(TransferRequest::Move {
+                rata: line.rata,
+                from: AccountRef::Holder(party),
+                to: AccountRef::Holder(to.id),
+                amount,
+                kind: TransferKind::Cession,
+                pending: true,
+                disclose: disclose_name,
+            });
+        }
+        let receipt = self
+            .submit(self.operation(p, key, Some(party), Command::Transfer(moves))?)
+            .await?;
+        Ok(CessionReceipt {
+            operation_id: receipt.operation_id,
+            at: receipt.at,
+            transfers: receipt.transfers,
+            amount: total,
+            replayed: receipt.replayed,
+        })
+    }
+
+    // ----- F3 -----
+
+    fn incoming_entries<'e>(
+        &self,
+        entries: &'e [PartyEntry],
+        party: PartyId,
+        parties: &HashMap<PartyId, Party>,
+        filter: &IncomingFilter,
+    ) -> Vec<&'e PartyEntry> {
+        let cedente_cf = filter
+            .cedente_cf
+            .as_deref()
+            .map(|s| s.trim().to_uppercase())
+            .filter(|s| !s.is_empty());
+        entries
+            .iter()
+            .filter(|e| {
+                e.counterparty == Some(party)
+                    && is_answered_pending(e)
+                    && matches!(e.kind, TransferKind::Issue | TransferKind::Cession)
+                    && filter.type_key.as_ref().is_none_or(|t| *t == e.type_key)
+                    && filter.year.is_none_or(|y| y == e.year.get())
+                    && cedente_cf.as_ref().is_none_or(|cf| {
+                        e.party
+                            .and_then(|id| parties.get(&id))
+                            .is_some_and(|p| p.cf.as_str() == cf)
+                    })
+            })
+            .collect()
+    }
+
+    fn earliest_answer(&self, e: &PartyEntry) -> Option<NaiveDate> {
+        rules::wait5_applies(e.kind == TransferKind::Issue, e.tracciabile)
+            .then(|| rules::wait5_earliest_answer(rome_date(e.at)))
+    }
+
+    /// F3: what the party received and must answer, grouped by type, year and cedente.
+    pub async fn incoming(
+        &self,
+        p: &Principal,
+        party: PartyId,
+        filter: &IncomingFilter,
+    ) -> Result<Vec<IncomingGroup>, AppError> {
+        self.authorize_view(p, party).await?;
+        let entries = self.store.party_entries(party, None).await?;
+        let parties = self.party_map(&entries).await?;
+        let matching = self.incoming_entries(&entries, party, &parties, filter);
+        if matching.len() > rules::ACCEPTANCE_LIST_LIMIT {
+            return Err(AppError::FiltersRequired {
+                limit: rules::ACCEPTANCE_LIST_LIMIT,
+                found: matching.len(),
+            });
+        }
+        let today = self.today();
+        let mut groups: BTreeMap<(String, u16, String), IncomingGroup> = BTreeMap::new();
+        for e in matching {
+            let cedente = Self::party_ref(&parties, e.party, e.disclose);
+            let g = groups
+                .entry((e.type_key.clone(), e.year.get(), cedente.cf.clone()))
+                .or_insert_with(|| IncomingGroup {
+                    type_key: e.type_key.clone(),
+                    type_name: self.type_name(&e.type_key),
+                    year: e.year.get(),
+                    cedente: cedente.clone(),
+                    operations: 0,
+                    amount: Cents::ZERO,
+                    answerable_from: None,
+                });
+            g.operations += 1;
+            g.amount = g.amount.checked_add(e.amount).unwrap_or(Cents::MAX);
+            if let Some(d) = self.earliest_answer(e).filter(|d| *d > today) {
+                g.answerable_from = Some(g.answerable_from.map_or(d, |x| x.max(d)));
+            }
+        }
+        Ok(groups.into_values().collect())
+    }
+
+    /// F3: accept or refuse a whole group, or everything the filter selects ("Accetta
+    /// tutti" with no filter). Irreversible and whole (R-ANSWER).
+    pub async fn answer(
+        &self,
+        p: &Principal,
+        key: &str,
+        pin: Option<&str>,
+        party: PartyId,
+        selection: &IncomingFilter,
+        accept: bool,
+    ) -> Result<AnswerReceipt, AppError> {
+        self.authorize_act(p, party).await?;
+        self.check_pin(p, pin).await?;
+        let entries = self.store.party_entries(party, None).await?;
+        let parties = self.party_map(&entries).await?;
+        let matching = self.incoming_entries(&entries, party, &parties, selection);
+        if matching.is_empty() {
+            // A replayed request finds its group already answered: return the receipt.
+            if let Some(r) = self.replayed_answer(p, key, accept).await? {
+                return Ok(r);
+            }
+            return Err(AppError::Conflict {
+                reason: "non ci sono operazioni in attesa di risposta con questi criteri".into(),
+            });
+        }
+        if matching.len() > cessio_store::Operation::MAX_MOVEMENTS {
+            return Err(AppError::FiltersRequired {
+                limit: cessio_store::Operation::MAX_MOVEMENTS,
+                found: matching.len(),
+            });
+        }
+        let today = self.today();
+        if let Some(latest) = matching
+            .iter()
+            .filter_map(|e| self.earliest_answer(e))
+            .filter(|d| *d > today)
+            .max()
+        {
+            return Err(AppError::r_wait5(latest));
+        }
+        self.answer_entries(p, key, party, &matching, accept).await
+    }
+
+    async fn replayed_answer(
+        &self,
+        p: &Principal,
+        key: &str,
+        accept: bool,
+    ) -> Result<Option<AnswerReceipt>, AppError> {
+        let Ok(k) = cessio_store::IdempotencyKey::parse(&format!("u{}:{key}", p.user_id)) else {
+            return Ok(None);
+        };
+        Ok(self.store.receipt(&k).await?.map(|r| AnswerReceipt {
+            operation_id: r.operation_id,
+            accepted: accept,
+            operations: r.transfers.len(),
+            amount: Cents::ZERO,
+            replayed: true,
+        }))
+    }
+
+    async fn answer_entries(
+        &self,
+        p: &Principal,
+        key: &str,
+        party: PartyId,
+        entries: &[&PartyEntry],
+        accept: bool,
+    ) -> Result<AnswerReceipt, AppError> {
+        let moves: Vec<TransferRequest> = entries
+            .iter()
+            .map(|e| {
+                if accept {
+                    TransferRequest::Post {
+                        pending: e.transfer,
+                    }
+                } else {
+                    TransferRequest::Void {
+                        pending: e.transfer,
+                    }
+                }
+            })
+            .collect();
+        let amount = entries.iter().fold(Cents::ZERO, |a, e| {
+            a.checked_add(e.amount).unwrap_or(Cents::MAX)
+        });
+        let receipt = self
+            .submit(self.operation(p, key, Some(party), Command::Transfer(moves))?)
+            .await
+            .map_err(|e| match e {
+                AppError::Store(StoreError::Ledger(
+                    cessio_core::ledger::LedgerError::PendingAlreadyResolved { .. },
+                )) => AppError::Conflict {
+                    reason: "una delle operazioni è stata nel frattempo accettata o rifiutata: ricaricare l'elenco".into(),
+                },
+                other => other,
+            })?;
+        Ok(AnswerReceipt {
+            operation_id: receipt.operation_id,
+            accepted: accept,
+            operations: entries.len(),
+            amount,
+            replayed: receipt.replayed,
+        })
+    }
+
+    // ----- F4 -----
+
+    /// F4 Lista movimenti: cessions and communications where the party is cedente or
+    /// cessionario. Above the limit the caller is told to narrow (never truncated).
+    pub async fn movements(
+        &self,
+        p: &Principal,
+        party: PartyId,
+        filter: &MovementFilter,
+        limit: RowLimit,
+    ) -> Result<Vec<MovementRow>, AppError> {
+        self.authorize_view(p, party).await?;
+        if !filter.has_filter_besides_tracciabile() {
+            return Err(AppError::invalid(
+                "filtri",
+                "indicare almeno un filtro oltre alla tracciabilità (per esempio il periodo di registrazione)",
+            ));
+        }
+        let entries = self.store.party_entries(party, None).await?;
+        let parties = self.party_map(&entries).await?;
+        let prefix = |s: &Option<String>| {
+            s.as_deref()
+                .map(|v| v.trim().to_uppercase())
+                .filter(|v| !v.is_empty())
+        };
+        let (cedente_prefix, cessionario_prefix) =
+            (prefix(&filter.cedente_cf), prefix(&filter.cessionario_cf));
+        let code = filter
+            .code
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty());
+        let in_range = |d: NaiveDate, from: Option<NaiveDate>, to: Option<NaiveDate>| {
+            from.is_none_or(|f| d >= f) && to.is_none_or(|t| d <= t)
+        };
+        let (max, rule) = limit.limit();
+        let mut rows = Vec::new();
+        for e in &entries {
+            if !matches!(e.kind, TransferKind::Issue | TransferKind::Cession) {
+                continue;
+            }
+            let state = state_of(e);
+            let cedente = Self::party_ref(&parties, e.party, e.disclose || e.party == Some(party));
+            let cessionario = Self::party_ref(&parties, e.counterparty, true);
+            let keep = in_range(
+                rome_date(e.at),
+                filter.registered_from,
+                filter.registered_to,
+            ) && (filter.answered_from.is_none() && filter.answered_to.is_none()
+                || e.answer.is_some_and(|a| {
+                    in_range(rome_date(a.at), filter.answered_from, filter.answered_to)
+                }))
+                && cedente_prefix
+                    .as_ref()
+                    .is_none_or(|x| cedente.cf.starts_with(x.as_str()))
+                && cessionario_prefix
+                    .as_ref()
+                    .is_none_or(|x| cessionario.cf.starts_with(x.as_str()))
+                && filter.state.is_none_or(|s| s == state)
+                && filter.type_key.as_ref().is_none_or(|t| *t == e.type_key)
+                && filter
+                    .codice_tributo
+                    .as_ref()
+                    .is_none_or(|c| *c == e.codice_tributo)
+                && filter.year.is_none_or(|y| y == e.year.get())
+                && code.is_none_or(|c| c == e.protocol || c == e.codice_univoco)
+                && filter.tracciabile.is_none_or(|t| t == e.tracciabile);
+            if !keep {
+                continue;
+            }
+            if rows.len() == max {
+                return Err(AppError::TooManyRows { limit: max, rule });
+            }
+            rows.push(MovementRow {
+                id: e.transfer,
+                registered_at: e.at,
+                kind: e.kind,
+                cedente,
+                cessionario,
+                type_key: e.type_key.clone(),
+                codice_tributo: e.codice_tributo.clone(),
+                year: e.year.get(),
+                amount: e.amount,
+                state,
+                answered_at: e.answer.map(|a| a.at),
+                protocol: e.protocol.clone(),
+                codice_univoco: e.codice_univoco.clone(),
+                tracciabile: e.tracciabile,
+                cedibilita: if is_split_code(&self.catalogue, &e.codice_tributo) {
+                    "Non cedibile".into()
+                } else {
+                    "Cedibile".into()
+                },
+            });
+        }
+        Ok(rows)
+    }
+}
+
+/// R-PA: public administrations may not acquire credits (DL 11/2023 art. 1).
+fn check_may_acquire(party: &Party) -> Result<(), AppError> {
+    if party.kind == PartyKind::PublicAdministration {
+        return Err(AppError::Rule {
+            rule: "R-PA",
+            code: "r_pa",
+            detail: format!(
+                "{} è una pubblica amministrazione e non può acquisire crediti (DL 11/2023 art. 1) (R-PA)",
+                party.cf
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The year a rata may be used in: exposed for callers that group by it.
+pub fn ref_year(y: u16) -> RefYear {
+    RefYear::new(y)
+}

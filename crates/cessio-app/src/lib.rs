@@ -1,0 +1,477 @@
+//! Cessio's use cases: one function per user action, as the web layer and the CLI call them.
+//!
+//! Architecture invariant: authorisation, the PIN and every SPEC rule are checked here (or in
+//! core, called from here), once; callers translate requests and responses and hold no
+//! rules. Time comes from the injected clock; nothing here reads the wall clock.
+
+use std::sync::Arc;
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use cessio_core::catalogue::Catalogue;
+use cessio_core::cf::CodiceFiscale;
+use cessio_core::ledger::PartyId;
+use cessio_core::time::Clock;
+use cessio_store::{
+    Command, IdempotencyKey, NewParty, NewUser, Operation, Party, PartyKind, Receipt, Role, Store,
+    User,
+};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+mod error;
+pub mod functions;
+
+pub use error::AppError;
+pub use functions::*;
+
+/// Limits and thresholds that are configuration, not law.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Wrong PINs before the PIN locks (SPEC §2: "a small number").
+    pub pin_max_failures: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            pin_max_failures: 5,
+        }
+    }
+}
+
+/// How the user proved who they are. A strong identity (SPID/CIE) needs no PIN for
+/// dispositive operations; a password or a programmatic token does (SPEC §2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoginMethod {
+    Password,
+    Strong,
+    Token,
+}
+
+/// An authenticated user, as every function receives it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Principal {
+    pub user_id: i64,
+    pub username: String,
+    pub display_name: String,
+    pub role: Role,
+    /// The user's own party, if it has one.
+    pub party: Option<PartyId>,
+    pub method: LoginMethod,
+}
+
+impl Principal {
+    fn from_user(u: &User, method: LoginMethod) -> Self {
+        Principal {
+            user_id: u.id,
+            username: u.username.clone(),
+            display_name: u.display_name.clone(),
+            role: u.role,
+            party: u.party,
+            method,
+        }
+    }
+
+    pub fn is_operator(&self) -> bool {
+        self.role == Role::Operator
+    }
+
+    /// Names the actor in the history: "username" plus the way it signed in.
+    pub fn actor(&self) -> String {
+        format!("{}#{}", self.username, self.user_id)
+    }
+}
+
+/// The application: the store, the clock, the catalogue and the settings. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct App {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub catalogue: Arc<Catalogue>,
+    pub settings: Settings,
+}
+
+fn hash_secret(secret: &str) -> Result<String, AppError> {
+    let salt = SaltString::generate(&mut rand_core::OsRng);
+    Argon2::default()
+        .hash_password(secret.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| AppError::invalid("password", e.to_string()))
+}
+
+fn secret_matches(secret: &str, phc: &str) -> bool {
+    PasswordHash::new(phc)
+        .map(|h| {
+            Argon2::default()
+                .verify_password(secret.as_bytes(), &h)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+fn token_digest(token: &str) -> String {
+    let d: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+    cessio_core::ledger::hash_to_hex(&d)
+}
+
+/// A hash that makes failed logins cost the same whether or not the user exists, so that
+/// timing does not reveal which usernames are registered.
+static DUMMY_HASH: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| hash_secret("not-a-password").unwrap_or_default());
+
+impl App {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, catalogue: Arc<Catalogue>) -> Self {
+        App {
+            store,
+            clock,
+            catalogue,
+            settings: Settings::default(),
+        }
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Builds an operation for the store, scoping the client's idempotency key to the user
+    /// so that two users can never collide on a key.
+    pub(crate) fn operation(
+        &self,
+        p: &Principal,
+        key: &str,
+        on_behalf_of: Option<PartyId>,
+        command: Command,
+    ) -> Result<Operation, AppError> {
+        if key.is_empty() || key.len() > 100 {
+            return Err(AppError::invalid(
+                "Idempotency-Key",
+                "obbligatoria, da 1 a 100 caratteri",
+            ));
+        }
+        let idempotency_key = IdempotencyKey::parse(&format!("u{}:{key}", p.user_id))
+            .map_err(|e| AppError::invalid("Idempotency-Key", e.to_string()))?;
+        Ok(Operation {
+            idempotency_key,
+            acting_user: p.actor(),
+            on_behalf_of,
+            at: self.now(),
+            command,
+        })
+    }
+
+    pub(crate) async fn submit(&self, op: Operation) -> Result<Receipt, AppError> {
+        Ok(self.store.submit(op).await?)
+    }
+
+    // ----- identity -----
+
+    /// Password login. The same error for an unknown user and a wrong password.
+    pub async fn login(&self, username: &str, password: &str) -> Result<Principal, AppError> {
+        let user = self.store.user_by_name(username).await?;
+        let phc = user
+            .as_ref()
+            .map_or(DUMMY_HASH.as_str(), |u| u.password_hash.as_str());
+        let ok = secret_matches(password, phc);
+        match user {
+            Some(u) if ok => Ok(Principal::from_user(&u, LoginMethod::Password)),
+            _ => Err(AppError::LoginFailed),
+        }
+    }
+
+    /// A login already proven by a strong identity provider (SPID/CIE through OpenID
+    /// Connect), mapped to a registered user.
+    pub async fn login_strong(&self, username: &str) -> Result<Principal, AppError> {
+        let user = self
+            .store
+            .user_by_name(username)
+            .await?
+            .ok_or(AppError::LoginFailed)?;
+        Ok(Principal::from_user(&user, LoginMethod::Strong))
+    }
+
+    /// Creates a bearer token for programs; the token is shown once, only its digest is kept.
+    pub async fn create_token(&self, p: &Principal, name: &str) -> Result<(i64, String), AppError> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 100 {
+            return Err(AppError::invalid("name", "da 1 a 100 caratteri"));
+        }
+        let mut bytes = [0u8; 32];
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut bytes);
+        let token = format!("cessio_{}", cessio_core::ledger::hash_to_hex(&bytes));
+        let id = self
+            .store
+            .create_token(p.user_id, &token_digest(&token), name, self.now())
+            .await?;
+        Ok((id, token))
+    }
+
+    pub async fn revoke_token(&self, p: &Principal, token: i64) -> Result<(), AppError> {
+        if self
+            .store
+            .revoke_token(p.user_id, token, self.now())
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(AppError::NotFound { what: "Token" })
+        }
+    }
+
+    pub async fn principal_for_token(&self, token: &str) -> Result<Principal, AppError> {
+        let user = self
+            .store
+            .token_user(&token_digest(token))
+            .await?
+            .ok_or(AppError::Unauthenticated)?;
+        Ok(Principal::from_user(&user, LoginMethod::Token))
+    }
+
+    /// Re-reads the user, so that a session sees role and PIN changes at once.
+    pub async fn refresh(&self, p: &Principal) -> Result<Principal, AppError> {
+        let u = self
+            .store
+            .user(p.user_id)
+            .await?
+            .ok_or(AppError::Unauthenticated)?;
+        Ok(Principal::from_user(&u, p.method))
+    }
+
+    /// The parties this user may act for: its own and those that delegated it (live
+    /// delegations only, read fresh so that a revocation takes effect at once).
+    pub async fn parties_of(&self, p: &Principal) -> Result<Vec<Party>, AppError> {
+        let mut ids = self.store.delegations(p.user_id).await?;
+        if let Some(own) = p.party {
+            ids.insert(0, own);
+        }
+        ids.dedup();
+        Ok(self.store.parties(&ids).await?)
+    }
+
+    /// Checks that the user may see a party's credits: its own, delegated, or an operator.
+    pub async fn authorize_view(&self, p: &Principal, party: PartyId) -> Result<(), AppError> {
+        if p.is_operator() || p.party == Some(party) {
+            return Ok(());
+        }
+        if self.store.delegations(p.user_id).await?.contains(&party) {
+            return Ok(());
+        }
+        // Same answer whether or not the party exists: no probing of the registry.
+        Err(AppError::forbidden(
+            "non si è titolari né delegati per questo soggetto",
+        ))
+    }
+
+    /// Checks that the user may dispose of a party's credits. Operators change nothing
+    /// except through their own audited functions (SPEC §2).
+    pub async fn authorize_act(&self, p: &Principal, party: PartyId) -> Result<(), AppError> {
+        if p.is_operator() {
+            return Err(AppError::forbidden(
+                "l'operatore non dispone dei crediti dei soggetti",
+            ));
+        }
+        self.authorize_view(p, party).await
+    }
+
+    /// The PIN gate of every dispositive operation (SPEC §2). Strong logins pass; others
+    /// need the PIN, and wrong PINs count towards the lock.
+    pub async fn check_pin(&self, p: &Principal, pin: Option<&str>) -> Result<(), AppError> {
+        if p.method == LoginMethod::Strong {
+            return Ok(());
+        }
+        let max = self.settings.pin_max_failures;
+        let user = self
+            .store
+            .user(p.user_id)
+            .await?
+            .ok_or(AppError::Unauthenticated)?;
+        if user.pin_failures >= max {
+            return Err(AppError::PinLocked {
+                failures: user.pin_failures,
+            });
+        }
+        let Some(pin) = pin.filter(|s| !s.is_empty()) else {
+            return Err(AppError::PinRequired);
+        };
+        if secret_matches(pin, &user.pin_hash) {
+            if user.pin_failures > 0 {
+                self.store.pin_reset(user.id, None, self.now()).await?;
+            }
+            return Ok(());
+        }
+        let failures = self.store.pin_failed(user.id).await?;
+        if failures >= max {
+            Err(AppError::PinLocked { failures })
+        } else {
+            Err(AppError::PinWrong {
+                remaining: max - failures,
+            })
+        }
+    }
+
+    fn require_operator(p: &Principal) -> Result<(), AppError> {
+        if p.is_operator() {
+            Ok(())
+        } else {
+            Err(AppError::forbidden("funzione riservata all'operatore"))
+        }
+    }
+
+    // ----- operator functions (F9 registry) -----
+
+    /// Registers a party (F9). Audited as an operation of the operator.
+    pub async fn register_party(
+        &self,
+        p: &Principal,
+        key: &str,
+        cf: &str,
+        name: &str,
+        kind: PartyKind,
+    ) -> Result<Party, AppError> {
+        Self::require_operator(p)?;
+        let cf = CodiceFiscale::parse(cf)?;
+        let receipt = self
+            .submit(self.operation(
+                p,
+                key,
+                None,
+                Command::RegisterParty(NewParty {
+                    cf,
+                    name: name.to_string(),
+                    kind,
+                }),
+            )?)
+            .await?;
+        let id = receipt
+            .party
+            .ok_or(AppError::NotFound { what: "Soggetto" })?;
+        self.store
+            .party(id)
+            .await?
+            .ok_or(AppError::NotFound { what: "Soggetto" })
+    }
+
+    /// Creates a user bound to a party (or an operator). Password and PIN are hashed here.
+    #[expect(clippy::too_many_arguments, reason = "mirrors the operator's form")]
+    pub async fn create_user(
+        &self,
+        p: &Principal,
+        username: &str,
+        display_name: &str,
+        password: &str,
+        pin: &str,
+        party_cf: Option<&str>,
+        role: Role,
+    ) -> Result<i64, AppError> {
+        Self::require_operator(p)?;
+        let username = username.trim();
+        if username.is_empty()
+            || username.len() > 64
+            || !username
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b))
+        {
+            return Err(AppError::invalid(
+                "username",
+                "da 1 a 64 caratteri tra lettere, cifre e . _ - @",
+            ));
+        }
+        if password.chars().count() < 12 {
+            return Err(AppError::invalid("password", "almeno 12 caratteri"));
+        }
+        if pin.len() < 6 || pin.len() > 12 || !pin.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(AppError::invalid("pin", "da 6 a 12 cifre"));
+        }
+        let party = match party_cf {
+            Some(cf) => Some(self.party_by_cf(cf).await?.id),
+            None => None,
+        };
+        if role == Role::User && party.is_none() {
+            return Err(AppError::invalid(
+                "party",
+                "un utente titolare deve essere legato al codice fiscale di un soggetto",
+            ));
+        }
+        Ok(self
+            .store
+            .create_user(
+                NewUser {
+                    username: username.to_string(),
+                    display_name: display_name.trim().to_string(),
+                    password_hash: hash_secret(password)?,
+                    pin_hash: hash_secret(pin)?,
+                    party,
+                    role,
+                },
+                &p.actor(),
+                self.now(),
+            )
+            .await?)
+    }
+
+    pub async fn delegate(
+        &self,
+        p: &Principal,
+        username: &str,
+        party_cf: &str,
+    ) -> Result<(), AppError> {
+        Self::require_operator(p)?;
+        let user = self.user_named(username).await?;
+        let party = self.party_by_cf(party_cf).await?;
+        Ok(self
+            .store
+            .delegate(user.id, party.id, &p.actor(), self.now())
+            .await?)
+    }
+
+    pub async fn revoke_delegation(
+        &self,
+        p: &Principal,
+        username: &str,
+        party_cf: &str,
+    ) -> Result<(), AppError> {
+        Self::require_operator(p)?;
+        let user = self.user_named(username).await?;
+        let party = self.party_by_cf(party_cf).await?;
+        if self
+            .store
+            .revoke_delegation(user.id, party.id, &p.actor(), self.now())
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(AppError::NotFound {
+                what: "Delega attiva",
+            })
+        }
+    }
+
+    pub async fn unlock_pin(&self, p: &Principal, username: &str) -> Result<(), AppError> {
+        Self::require_operator(p)?;
+        let user = self.user_named(username).await?;
+        Ok(self
+            .store
+            .pin_reset(user.id, Some(&p.actor()), self.now())
+            .await?)
+    }
+
+    async fn user_named(&self, username: &str) -> Result<User, AppError> {
+        self.store
+            .user_by_name(username)
+            .await?
+            .ok_or(AppError::NotFound { what: "Utente" })
+    }
+
+    /// R-CF-EXISTS: well formed (R-CF) and registered.
+    pub async fn party_by_cf(&self, cf: &str) -> Result<Party, AppError> {
+        let cf = CodiceFiscale::parse(cf)?;
+        self.store
+            .party_by_cf(&cf)
+            .await?
+            .ok_or_else(|| AppError::CfUnknown {
+                cf: cf.as_str().to_string(),
+            })
+    }
+}
