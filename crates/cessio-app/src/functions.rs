@@ -1001,3 +1001,45 @@ fn check_may_acquire(party: &Party) -> Result<(), AppError> {
 pub fn ref_year(y: u16) -> RefYear {
     RefYear::new(y)
 }
+
+/// F4 export: the movement rows as CSV (UTF-8 with BOM, `;`, two-decimal amounts, no cell
+/// that a spreadsheet would read as a formula).
+pub fn movements_csv(rows: &[MovementRow]) -> std::io::Result<Vec<u8>> {
+    let mut w = cessio_core::csv::CsvWriter::new(Vec::with_capacity(rows.len() * 200 + 256))?;
+    w.header(&[
+        "ID registrazione",
+        "Data registrazione",
+        "CF cedente",
+        "Cedente",
+        "CF cessionario",
+        "Tipo credito",
+        "Codice tributo",
+        "Anno riferimento",
+        "Importo",
+        "Stato",
+        "Data accettazione/rifiuto",
+        "Codice identificativo univoco",
+        "Protocollo",
+        "Tracciabile",
+        "Cedibilita'",
+    ])?;
+    for r in rows {
+        w.text(&r.id.to_string())
+            .date(Some(rome_date(r.registered_at)))
+            .text(&r.cedente.cf)
+            .text(r.cedente.name.as_deref().unwrap_or(""))
+            .text(&r.cessionario.cf)
+            .text(&r.type_key)
+            .text(&r.codice_tributo)
+            .text(&r.year.to_string())
+            .amount(r.amount)
+            .text(r.state.label())
+            .date(r.answered_at.map(rome_date))
+            .text(if r.tracciabile { &r.codice_univoco } else { "" })
+            .text(&r.protocol)
+            .text(if r.tracciabile { "Sì" } else { "No" })
+            .text(&r.cedibilita);
+        w.end_row()?;
+    }
+    Ok(w.into_inner())
+}

@@ -319,6 +319,45 @@ impl App {
         }
     }
 
+    /// Creates the first operator of an empty register, so that someone can sign in and
+    /// register the rest. Refused once the username exists.
+    pub async fn bootstrap_operator(
+        &self,
+        username: &str,
+        display_name: &str,
+        password: &str,
+        pin: &str,
+    ) -> Result<i64, AppError> {
+        Ok(self
+            .store
+            .create_user(
+                NewUser {
+                    username: username.to_string(),
+                    display_name: display_name.to_string(),
+                    password_hash: hash_secret(password)?,
+                    pin_hash: hash_secret(pin)?,
+                    party: None,
+                    role: Role::Operator,
+                },
+                "bootstrap",
+                self.now(),
+            )
+            .await?)
+    }
+
+    /// The principal of the command line on the server: an operator acting as the
+    /// platform itself, recorded as `cessio-cli` in the history.
+    pub fn console() -> Principal {
+        Principal {
+            user_id: 0,
+            username: "cessio-cli".into(),
+            display_name: "Console".into(),
+            role: Role::Operator,
+            party: None,
+            method: LoginMethod::Strong,
+        }
+    }
+
     // ----- operator functions (F9 registry) -----
 
     /// Registers a party (F9). Audited as an operation of the operator.

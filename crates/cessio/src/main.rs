@@ -6,10 +6,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use cessio_app::{App, MovementFilter, OptionInput, RowLimit};
+use cessio_core::catalogue::Catalogue;
 use cessio_core::cf::{CodiceFiscale, luhn_check_digit};
 use cessio_core::ledger::{PartyId, RataId, TransferKind};
 use cessio_core::money::Cents;
 use cessio_core::time::RefYear;
+use cessio_core::time::{Clock, FixedClock, SystemClock, rome_local_to_utc};
 use cessio_store::{
     AccountRef, BackendKind, Command, CreditOrigin, IdempotencyKey, NewCredit, NewParty, NewRata,
     Operation, PartyKind, Store, TransferRequest, WriteConfig,
@@ -18,6 +21,8 @@ use cessio_store_postgres::PgStore;
 use cessio_store_sqlite::SqliteStore;
 use chrono::Utc;
 use clap::{Parser, Subcommand};
+
+mod demo;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -32,6 +37,70 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
+    /// Serve the JSON API (and /healthz, /metrics).
+    Serve {
+        #[arg(
+            long,
+            env = "CESSIO_DATABASE_URL",
+            default_value = "sqlite://cessio.db"
+        )]
+        database_url: String,
+        #[arg(long, env = "CESSIO_DATABASE_SCHEMA")]
+        schema: Option<String>,
+        #[arg(long, env = "CESSIO_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Start from a fresh demo register (cessio-demo.db unless --database-url is given)
+        /// and print its logins.
+        #[arg(long)]
+        demo: bool,
+        /// Fix the platform's clock (Europe/Rome local time, e.g. 2024-04-15T10:00), for
+        /// demonstrations and tests.
+        #[arg(long, env = "CESSIO_CLOCK")]
+        clock: Option<chrono::NaiveDateTime>,
+        /// Mark session cookies Secure (when served over TLS).
+        #[arg(long, env = "CESSIO_SECURE_COOKIES")]
+        secure_cookies: bool,
+    },
+    /// Import option communications (F8) from a CSV file: each valid row is registered on
+    /// its own (nothing half-imported), every refused row is reported with line and reason.
+    /// Re-running the same file registers nothing twice.
+    Import {
+        #[arg(
+            long,
+            env = "CESSIO_DATABASE_URL",
+            default_value = "sqlite://cessio.db"
+        )]
+        database_url: String,
+        #[arg(long, env = "CESSIO_DATABASE_SCHEMA")]
+        schema: Option<String>,
+        /// The CSV file (columns: cf_beneficiario;tipo;anno_spesa;origine;cf_cessionario;importo;data_comunicazione[;riferimento]).
+        file: std::path::PathBuf,
+    },
+    /// Export a party's movements (F4) as CSV, at most 50,000 rows.
+    Export {
+        #[arg(
+            long,
+            env = "CESSIO_DATABASE_URL",
+            default_value = "sqlite://cessio.db"
+        )]
+        database_url: String,
+        #[arg(long, env = "CESSIO_DATABASE_SCHEMA")]
+        schema: Option<String>,
+        /// The party's codice fiscale.
+        #[arg(long)]
+        party: String,
+        #[arg(long)]
+        registered_from: Option<chrono::NaiveDate>,
+        #[arg(long)]
+        registered_to: Option<chrono::NaiveDate>,
+        #[arg(long)]
+        year: Option<u16>,
+        #[arg(long)]
+        type_key: Option<String>,
+        /// Output file (default: standard output).
+        #[arg(long)]
+        output: Option<std::path::PathBuf>,
+    },
     /// Recompute every balance from the history and check R-CONSERVE and the hash chain.
     /// Exits 1 and names the first broken row when something is wrong.
     Verify {
@@ -107,6 +176,65 @@ async fn open(url: &str, schema: Option<&str>, config: WriteConfig) -> Result<Ar
 
 async fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Cmd::Serve {
+            database_url,
+            schema,
+            listen,
+            demo,
+            clock,
+            secure_cookies,
+        } => {
+            serve(ServeArgs {
+                database_url,
+                schema,
+                listen,
+                demo,
+                clock,
+                secure_cookies,
+            })
+            .await
+        }
+        Cmd::Import {
+            database_url,
+            schema,
+            file,
+        } => {
+            let store = open(&database_url, schema.as_deref(), WriteConfig::default()).await?;
+            import(app_for(store, None)?, &file).await
+        }
+        Cmd::Export {
+            database_url,
+            schema,
+            party,
+            registered_from,
+            registered_to,
+            year,
+            type_key,
+            output,
+        } => {
+            let store = open(&database_url, schema.as_deref(), WriteConfig::default()).await?;
+            let app = app_for(store, None)?;
+            let console = App::console();
+            let party = app.party_by_cf(&party).await?;
+            let filter = MovementFilter {
+                registered_from,
+                registered_to,
+                year,
+                type_key,
+                ..MovementFilter::default()
+            };
+            let rows = app
+                .movements(&console, party.id, &filter, RowLimit::Export)
+                .await?;
+            let csv = cessio_app::movements_csv(&rows)?;
+            match output {
+                Some(path) => std::fs::write(&path, csv)
+                    .with_context(|| format!("writing {}", path.display()))?,
+                None => std::io::stdout().write_all(&csv)?,
+            }
+            eprintln!("{} movimenti esportati", rows.len());
+            Ok(())
+        }
         Cmd::Verify {
             database_url,
             schema,
@@ -161,6 +289,138 @@ async fn run(cli: Cli) -> Result<()> {
             load(store, concurrency, ops, &key_prefix).await
         }
     }
+}
+
+struct ServeArgs {
+    database_url: String,
+    schema: Option<String>,
+    listen: String,
+    demo: bool,
+    clock: Option<chrono::NaiveDateTime>,
+    secure_cookies: bool,
+}
+
+fn app_for(store: Arc<dyn Store>, clock: Option<chrono::NaiveDateTime>) -> Result<App> {
+    let clock: Arc<dyn Clock> = match clock {
+        Some(local) => Arc::new(FixedClock::new(
+            rome_local_to_utc(local).context("--clock: that local time does not exist in Rome")?,
+        )),
+        None => Arc::new(SystemClock),
+    };
+    let catalogue = Catalogue::builtin().context("loading catalogue/types.toml")?;
+    Ok(App::new(store, clock, Arc::new(catalogue)))
+}
+
+async fn serve(args: ServeArgs) -> Result<()> {
+    let mut url = args.database_url;
+    if args.demo {
+        if url == "sqlite://cessio.db" {
+            url = "sqlite://cessio-demo.db".into();
+        }
+        if let Ok(path) = cessio_store::sqlite_path(&url) {
+            for ext in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{path}{ext}"));
+            }
+        }
+    }
+    let store = open(&url, args.schema.as_deref(), WriteConfig::default()).await?;
+    if args.demo {
+        if store.counts().await?.operations > 0 {
+            bail!("--demo needs an empty database; {url} already holds data");
+        }
+        eprintln!("Creazione dei dati dimostrativi...");
+        demo::seed(store.clone()).await?;
+    }
+    let app = app_for(store, args.clock)?;
+    let mut state = cessio_web::WebState::new(app);
+    state.secure_cookies = args.secure_cookies;
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    println!("Cessio in ascolto su http://{addr}/  (API: http://{addr}/api/v1/openapi.json)");
+    if args.demo {
+        println!();
+        println!(
+            "Accessi dimostrativi (password {}, PIN {}):",
+            demo::PASSWORD,
+            demo::PIN
+        );
+        for l in demo::LOGINS {
+            println!("  {:<14} {}", l.username, l.who);
+        }
+        println!();
+        println!(
+            "Prova: curl -c /tmp/c -H 'content-type: application/json' -d '{{\"username\":\"banca\",\"password\":\"{}\"}}' http://{addr}/api/v1/session",
+            demo::PASSWORD
+        );
+    }
+    axum::serve(listener, cessio_web::router(state))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}
+
+async fn import(app: App, file: &std::path::Path) -> Result<()> {
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let report = cessio_core::csv::parse_option_csv(&bytes, &app.catalogue)
+        .map_err(|e| anyhow::anyhow!("{} ({})", e, e.code()))?;
+    // Keys derived from the file's content and the line: importing the same file again
+    // registers nothing twice.
+    let digest = {
+        use sha2::Digest;
+        let d: [u8; 32] = sha2::Sha256::digest(&bytes).into();
+        cessio_core::ledger::hash_to_hex(&d)[..16].to_string()
+    };
+    let console = App::console();
+    let total = report.rows.len();
+    let (mut done, mut replayed, mut refused) = (0usize, 0usize, report.errors.len());
+    for e in &report.errors {
+        eprintln!("riga {}: {} [{}]", e.line, e.message, e.code);
+    }
+    let started = Instant::now();
+    for (i, row) in report.rows.iter().enumerate() {
+        let input = OptionInput {
+            beneficiary_cf: row.beneficiary.as_str().to_string(),
+            type_key: row.type_key.clone(),
+            expense_year: row.expense_year,
+            origin: row.origin,
+            holder_cf: row.holder.as_str().to_string(),
+            total: row.total,
+            communicated_on: Some(row.communicated_on),
+            exception: None,
+        };
+        let key = format!("import-{digest}-{}", row.line);
+        match app.communicate_option(&console, &key, None, &input).await {
+            Ok(_) => done += 1,
+            Err(cessio_app::AppError::Store(cessio_store::StoreError::IdempotencyConflict {
+                ..
+            })) => replayed += 1,
+            Err(e) => {
+                refused += 1;
+                eprintln!("riga {}: {} [{}]", row.line, e, e.code());
+            }
+        }
+        if (i + 1) % 1000 == 0 || i + 1 == total {
+            let rate = (i + 1) as f64 / started.elapsed().as_secs_f64().max(1e-6);
+            let eta = (total - i - 1) as f64 / rate;
+            eprint!(
+                "\r{}/{} righe  {:.0} righe/s  fine tra {:.0} s   ",
+                i + 1,
+                total,
+                rate,
+                eta
+            );
+        }
+    }
+    eprintln!();
+    println!("registrate {done}, già presenti {replayed}, rifiutate {refused}");
+    if refused > 0 {
+        std::process::exit(2);
+    }
+    Ok(())
 }
 
 fn entity_cf(n: u32) -> Result<CodiceFiscale> {

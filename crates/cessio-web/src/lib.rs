@@ -1,0 +1,705 @@
+//! Cessio over HTTP: the JSON API under `/api/v1`, `/healthz` and `/metrics`.
+//!
+//! Architecture invariant: handlers translate between HTTP and the app layer; they check
+//! no rule and write no SQL. Authentication (session cookie or bearer token) turns a
+//! request into a `Principal`; everything else is the app's decision.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use cessio_app::{
+    App, AppError, CessionLine, IncomingFilter, MovementFilter, OptionInput, Principal, RowLimit,
+};
+use cessio_core::ledger::PartyId;
+use cessio_store::{PartyKind, Role};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+mod metrics;
+mod openapi;
+mod problem;
+
+pub use metrics::Metrics;
+pub use problem::{ApiError, Problem};
+
+/// Requests bigger than this are refused before they are read (bulk imports go through
+/// the CLI or their own endpoint).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Idle browser sessions end after this.
+pub const SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
+/// Login attempts per username (and per client) within a minute.
+pub const LOGIN_ATTEMPTS_PER_MINUTE: usize = 10;
+
+const SESSION_COOKIE: &str = "cessio_session";
+
+#[derive(Debug)]
+struct Session {
+    principal: Principal,
+    last_seen: Instant,
+}
+
+/// Shared state of the HTTP layer: the app plus what lives only in this process.
+#[derive(Clone, Debug)]
+pub struct WebState {
+    pub app: App,
+    sessions: Arc<Mutex<HashMap<String, Session>>>,
+    login_attempts: Arc<Mutex<HashMap<String, Vec<Instant>>>>,
+    pub metrics: Arc<Metrics>,
+    /// Mark cookies `Secure` (when served over TLS, directly or behind a proxy).
+    pub secure_cookies: bool,
+}
+
+impl WebState {
+    pub fn new(app: App) -> Self {
+        WebState {
+            app,
+            sessions: Arc::default(),
+            login_attempts: Arc::default(),
+            metrics: Arc::new(Metrics::default()),
+            secure_cookies: false,
+        }
+    }
+
+    fn new_session(&self, principal: Principal) -> String {
+        let mut bytes = [0u8; 32];
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut bytes);
+        let id = cessio_core::ledger::hash_to_hex(&bytes);
+        if let Ok(mut s) = self.sessions.lock() {
+            s.retain(|_, v| v.last_seen.elapsed() < SESSION_IDLE);
+            s.insert(
+                id.clone(),
+                Session {
+                    principal,
+                    last_seen: Instant::now(),
+                },
+            );
+        }
+        id
+    }
+
+    fn session(&self, id: &str) -> Option<Principal> {
+        let mut sessions = self.sessions.lock().ok()?;
+        let session = sessions.get_mut(id)?;
+        if session.last_seen.elapsed() >= SESSION_IDLE {
+            sessions.remove(id);
+            return None;
+        }
+        session.last_seen = Instant::now();
+        Some(session.principal.clone())
+    }
+
+    fn end_session(&self, id: &str) {
+        if let Ok(mut s) = self.sessions.lock() {
+            s.remove(id);
+        }
+    }
+
+    /// A sliding one-minute window per key; refuses beyond the limit.
+    fn allow_login(&self, key: &str) -> bool {
+        let Ok(mut attempts) = self.login_attempts.lock() else {
+            return false;
+        };
+        let window = attempts.entry(key.to_string()).or_default();
+        window.retain(|t| t.elapsed() < Duration::from_secs(60));
+        if window.len() >= LOGIN_ATTEMPTS_PER_MINUTE {
+            return false;
+        }
+        window.push(Instant::now());
+        true
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// JSON bodies whose errors are problems too (malformed JSON, unknown fields, wrong types).
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(ApiJson(v)),
+            Err(e) => Err(json_problem(&e)),
+        }
+    }
+}
+
+fn json_problem(e: &JsonRejection) -> Problem {
+    let status = e.status();
+    let code = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "content_type",
+        _ => "invalid_json",
+    };
+    Problem::new(
+        status,
+        code,
+        format!("Richiesta non valida: {}", e.body_text()),
+    )
+}
+
+/// Query strings whose errors are problems too.
+#[derive(Debug)]
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(ApiQuery(v)),
+            Err(e) => Err(query_problem(&e)),
+        }
+    }
+}
+
+fn query_problem(e: &QueryRejection) -> Problem {
+    Problem::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_query",
+        format!("Parametri non validi: {}", e.body_text()),
+    )
+}
+
+/// The `Idempotency-Key` every mutating call carries.
+#[derive(Debug)]
+pub struct IdempotencyKey(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .headers
+            .get("idempotency-key")
+            .and_then(|v| v.to_str().ok())
+            .map(|s| IdempotencyKey(s.trim().to_string()))
+            .filter(|k| !k.0.is_empty())
+            .ok_or_else(|| {
+                Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    "idempotency_key_required",
+                    "Ogni operazione richiede l'intestazione Idempotency-Key (un identificativo scelto dal client, lo stesso se si ripete la richiesta)",
+                )
+            })
+    }
+}
+
+fn cookie_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// The authenticated user: a bearer token, or the session cookie.
+#[derive(Debug)]
+pub struct Auth(pub Principal);
+
+impl FromRequestParts<WebState> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Self, ApiError> {
+        if let Some(bearer) = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+        {
+            return Ok(Auth(state.app.principal_for_token(bearer.trim()).await?));
+        }
+        let session = cookie_value(&parts.headers, SESSION_COOKIE)
+            .and_then(|id| state.session(id))
+            .ok_or(AppError::Unauthenticated)?;
+        Ok(Auth(state.app.refresh(&session).await?))
+    }
+}
+
+pub fn router(state: WebState) -> Router {
+    let api = Router::new()
+        .route("/session", post(login).delete(logout))
+        .route("/me", get(me))
+        .route("/tokens", post(create_token))
+        .route("/tokens/{id}", delete(revoke_token))
+        .route("/cf/{cf}", get(check_cf))
+        .route("/parties", post(register_party))
+        .route("/users", post(create_user))
+        .route("/users/{username}/pin-unlock", post(unlock_pin))
+        .route("/delegations", post(delegate))
+        .route("/delegations/revoke", post(revoke_delegation))
+        .route("/communications", post(communicate))
+        .route("/communications/{id}/annul", post(annul_communication))
+        .route("/parties/{cf}/monitoring", get(monitoring))
+        .route("/parties/{cf}/cedible", get(cedible))
+        .route("/parties/{cf}/cessions", post(cede))
+        .route("/parties/{cf}/incoming", get(incoming))
+        .route("/parties/{cf}/incoming/answer", post(answer))
+        .route("/parties/{cf}/movements", get(movements))
+        .route("/parties/{cf}/movements.csv", get(movements_csv))
+        .route("/openapi.json", get(openapi::document));
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics::render))
+        .fallback(not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+async fn observe(State(state): State<WebState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
+    let method = req.method().clone();
+    let started = Instant::now();
+    let response = next.run(req).await;
+    state.metrics.observe(
+        method.as_str(),
+        &route,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}
+
+async fn not_found() -> Problem {
+    Problem::new(StatusCode::NOT_FOUND, "not_found", "Risorsa inesistente")
+}
+
+async fn healthz(State(state): State<WebState>) -> Response {
+    match state.app.store.counts().await {
+        Ok(_) => (StatusCode::OK, "ok").into_response(),
+        Err(e) => ApiError(AppError::Store(e)).into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginBody {
+    username: String,
+    password: String,
+}
+
+#[derive(Serialize)]
+struct MeBody {
+    user: Principal,
+    parties: Vec<PartyView>,
+}
+
+#[derive(Serialize)]
+struct PartyView {
+    id: PartyId,
+    cf: String,
+    name: String,
+    kind: PartyKind,
+}
+
+async fn me_body(state: &WebState, p: Principal) -> ApiResult<MeBody> {
+    let parties = state
+        .app
+        .parties_of(&p)
+        .await?
+        .into_iter()
+        .map(|x| PartyView {
+            id: x.id,
+            cf: x.cf.as_str().to_string(),
+            name: x.name,
+            kind: x.kind,
+        })
+        .collect();
+    Ok(MeBody { user: p, parties })
+}
+
+async fn login(
+    State(state): State<WebState>,
+    ApiJson(body): ApiJson<LoginBody>,
+) -> ApiResult<Response> {
+    if !state.allow_login(&body.username) {
+        return Ok(Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_attempts",
+            "Troppi tentativi di accesso: riprovare tra un minuto",
+        )
+        .into_response());
+    }
+    let p = state.app.login(&body.username, &body.password).await?;
+    let id = state.new_session(p.clone());
+    let cookie = format!(
+        "{SESSION_COOKIE}={id}; Path=/; HttpOnly; SameSite=Lax{}",
+        if state.secure_cookies { "; Secure" } else { "" }
+    );
+    let mut response = Json(me_body(&state, p).await?).into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(response)
+}
+
+async fn logout(State(state): State<WebState>, headers: HeaderMap) -> Response {
+    if let Some(id) = cookie_value(&headers, SESSION_COOKIE) {
+        state.end_session(id);
+    }
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("cessio_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"),
+    );
+    response
+}
+
+async fn me(State(state): State<WebState>, Auth(p): Auth) -> ApiResult<Json<MeBody>> {
+    Ok(Json(me_body(&state, p).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenBody {
+    name: String,
+}
+
+async fn create_token(
+    State(state): State<WebState>,
+    Auth(p): Auth,
+    ApiJson(body): ApiJson<TokenBody>,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    let (id, token) = state.app.create_token(&p, &body.name).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({ "id": id, "token": token })),
+    ))
+}
+
+async fn revoke_token(
+    State(state): State<WebState>,
+    Auth(p): Auth,
+    Path(id): Path<i64>,
+) -> ApiResult<StatusCode> {
+    state.app.revoke_token(&p, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn check_cf(
+    State(state): State<WebState>,
+    Auth(_): Auth,
+    Path(cf): Path<String>,
+) -> ApiResult<Json<cessio_app::CfCheck>> {
+    Ok(Json(state.app.check_cf(&cf).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PartyBody {
+    cf: String,
+    name: String,
+    kind: PartyKind,
+}
+
+async fn register_party(
+    State(state): State<WebState>,
+    Auth(p): Auth,
+    IdempotencyKey(key): IdempotencyKey,
+    ApiJson(body): ApiJson<PartyBody>,
+) -> ApiResult<(StatusCode, Json<cessio_store::Party>)> {
+    let party = state
+        .app
+        .register_party(&p, &key, &body.cf, &body.name, body.kind)
+        .await?;
+    Ok((StatusCode::CREATED, Json(party)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserBody {
+    username: String,
+    display_name: String,
+    password: String,
+    pin: String,
+    #[serde(default)]
+    party_cf: Option<String>,
+    role: Role,
+}
+
+async fn create_user(
+    State(state): State<WebState>,
+    Auth(p): Auth,
+    ApiJson(b): ApiJson<UserBody>,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    let id = state
+        .app
+        .create_user(
+            &p,
+            &b.username,
+            &b.display_name,
+            &b.password,
+            &b.pin,
+            b.party_cf.as_deref(),
+            b.role,
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(serde_json::json!({ "id": id }))))
+}
+
+async fn unlock_pin(
+    State(state): State<WebState>,
+    Auth(p): Auth,
+    Path(username): Path<String>,
+) -> ApiResult<StatusCode> {
+    state.app.unlock_pin(&p, &username).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DelegationBody {
+    username: String,
+    party_cf: String,
+}
+
+async fn delegate(
+    State(state): State<WebState>,
+    Auth(p): Auth,
+    ApiJson(b): ApiJson<DelegationBody>,
+) -> ApiResult<StatusCode> {
+    state.app.delegate(&p, &b.username, &b.party_cf).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn revoke_delegation(
+    State(state): State<WebState>,
+    Auth(p): Auth,
+    ApiJson(b): ApiJson<DelegationBody>,
+) -> ApiResult<StatusCode> {
+    state
+        .app
+        .revoke_delegation(&p, &b.username, &b.party_cf)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CommunicationBody {
+    #[serde(flatten)]
+    input: OptionInput,
+    #[serde(default)]
+    pin: Option<String>,
+}
+
+async fn communicate(
+    State(state): State<WebState>,
+    Auth(p): Auth,
+    IdempotencyKey(key): IdempotencyKey,
+    ApiJson(b): ApiJson<serde_json::Value>,
+) -> ApiResult<(StatusCode, Json<cessio_store::Credit>)> {
+    // `flatten` and `deny_unknown_fields` do not combine in serde: split by hand so that
+    // unknown fields are still refused.
+    let mut body = b;
+    let pin = body
+        .as_object_mut()
+        .and_then(|o| o.remove("pin"))
+        .and_then(|v| v.as_str().map(str::to_string));
+    let input: OptionInput =
+        serde_json::from_value(body).map_err(|e| AppError::invalid("body", e.to_string()))?;
+    let b = CommunicationBody { input, pin };
+    let credit = state
+        .app
+        .communicate_option(&p, &key, b.pin.as_deref(), &b.input)
+        .await?;
+    Ok((StatusCode::CREATED, Json(credit)))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct PinBody {
+    #[serde(default)]
+    pin: Option<String>,
+}
+
+async fn annul_communication(
+    State(state): State<WebState>,
+    Auth(p): Auth,
+    IdempotencyKey(key): IdempotencyKey,
+    Path(id): Path<i64>,
+    ApiJson(b): ApiJson<PinBody>,
+) -> ApiResult<Json<cessio_app::AnswerReceipt>> {
+    Ok(Json(
+        state
+            .app
+            .annul_option(&p, &key, b.pin.as_deref(), id)
+            .await?,
+    ))
+}
+
+/// Resolves the party in the path. A party the user may not see is answered exactly like
+/// one that does not exist, so ids and codes cannot be probed.
+async fn party_in_path(state: &WebState, p: &Principal, cf: &str) -> ApiResult<PartyId> {
+    let hidden = || {
+        ApiError(AppError::forbidden(
+            "non si è titolari né delegati per questo soggetto",
+        ))
+    };
+    let party = match state.app.party_by_cf(cf).await {
+        Ok(party) => party,
+        Err(AppError::CfUnknown { .. }) if !p.is_operator() => return Err(hidden()),
+        Err(e) => return Err(e.into()),
+    };
+    state
+        .app
+        .authorize_view(p, party.id)
+        .await
+        .map_err(|_| hidden())?;
+    Ok(party.id)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct AsOfQuery {
+    #[serde(default)]
+    as_of: Option<chrono::NaiveDate>,
+}
+
+async fn monitoring(
+    State(state): State<WebState>,
+    Auth(p): Auth,
+    Path(cf): Path<String>,
+    ApiQuery(q): ApiQuery<AsOfQuery>,
+) -> ApiResult<Json<Vec<cessio_app::MonitorRow>>> {
+    let party = party_in_path(&state, &p, &cf).await?;
+    Ok(Json(state.app.monitoring(&p, party, q.as_of).await?))
+}
+
+async fn cedible(
+    State(state): State<WebState>,
+    Auth(p): Auth,
+    Path(cf): Path<String>,
+) -> ApiResult<Json<Vec<cessio_app::CedibleHolding>>> {
+    let party = party_in_path(&state, &p, &cf).await?;
+    Ok(Json(state.app.cedible(&p, party).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CessionBody {
+    lines: Vec<CessionLine>,
+    /// "Autorizzo il cessionario a visualizzare il mio nominativo".
+    disclose_name: bool,
+    #[serde(default)]
+    pin: Option<String>,
+}
+
+async fn cede(
+    State(state): State<WebState>,
+    Auth(p): Auth,
+    IdempotencyKey(key): IdempotencyKey,
+    Path(cf): Path<String>,
+    ApiJson(b): ApiJson<CessionBody>,
+) -> ApiResult<(StatusCode, Json<cessio_app::CessionReceipt>)> {
+    let party = party_in_path(&state, &p, &cf).await?;
+    let receipt = state
+        .app
+        .cede(&p, &key, b.pin.as_deref(), party, &b.lines, b.disclose_name)
+        .await?;
+    Ok((StatusCode::CREATED, Json(receipt)))
+}
+
+async fn incoming(
+    State(state): State<WebState>,
+    Auth(p): Auth,
+    Path(cf): Path<String>,
+    ApiQuery(filter): ApiQuery<IncomingFilter>,
+) -> ApiResult<Json<Vec<cessio_app::IncomingGroup>>> {
+    let party = party_in_path(&state, &p, &cf).await?;
+    Ok(Json(state.app.incoming(&p, party, &filter).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AnswerBody {
+    accept: bool,
+    #[serde(default)]
+    type_key: Option<String>,
+    #[serde(default)]
+    year: Option<u16>,
+    #[serde(default)]
+    cedente_cf: Option<String>,
+    #[serde(default)]
+    pin: Option<String>,
+}
+
+async fn answer(
+    State(state): State<WebState>,
+    Auth(p): Auth,
+    IdempotencyKey(key): IdempotencyKey,
+    Path(cf): Path<String>,
+    ApiJson(b): ApiJson<AnswerBody>,
+) -> ApiResult<Json<cessio_app::AnswerReceipt>> {
+    let party = party_in_path(&state, &p, &cf).await?;
+    let selection = IncomingFilter {
+        type_key: b.type_key,
+        year: b.year,
+        cedente_cf: b.cedente_cf,
+    };
+    Ok(Json(
+        state
+            .app
+            .answer(&p, &key, b.pin.as_deref(), party, &selection, b.accept)
+            .await?,
+    ))
+}
+
+async fn movements(
+    State(state): State<WebState>,
+    Auth(p): Auth,
+    Path(cf): Path<String>,
+    ApiQuery(filter): ApiQuery<MovementFilter>,
+) -> ApiResult<Json<Vec<cessio_app::MovementRow>>> {
+    let party = party_in_path(&state, &p, &cf).await?;
+    Ok(Json(
+        state
+            .app
+            .movements(&p, party, &filter, RowLimit::Show)
+            .await?,
+    ))
+}
+
+async fn movements_csv(
+    State(state): State<WebState>,
+    Auth(p): Auth,
+    Path(cf): Path<String>,
+    ApiQuery(filter): ApiQuery<MovementFilter>,
+) -> ApiResult<Response> {
+    let party = party_in_path(&state, &p, &cf).await?;
+    let rows = state
+        .app
+        .movements(&p, party, &filter, RowLimit::Export)
+        .await?;
+    let csv =
+        cessio_app::movements_csv(&rows).map_err(|e| AppError::invalid("csv", e.to_string()))?;
+    let mut response = csv.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    headers.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("attachment; filename=\"lista-movimenti.csv\""),
+    );
+    Ok(response)
+}

@@ -1,0 +1,418 @@
+//! The OpenAPI 3.1 document of `/api/v1`, built from one table of operations kept next to
+//! the router; a test checks that every routed path is described and nothing else is.
+
+use axum::Json;
+use serde_json::{Value, json};
+
+/// One documented operation: method, path, id, summary, request schema, success status
+/// and schema, whether it needs an `Idempotency-Key`.
+pub struct Op {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub id: &'static str,
+    pub summary: &'static str,
+    pub request: Option<&'static str>,
+    pub status: u16,
+    pub response: Option<&'static str>,
+    pub idempotent: bool,
+    pub query: &'static [(&'static str, &'static str)],
+}
+
+const fn op(
+    method: &'static str,
+    path: &'static str,
+    id: &'static str,
+    summary: &'static str,
+) -> Op {
+    Op {
+        method,
+        path,
+        id,
+        summary,
+        request: None,
+        status: 200,
+        response: None,
+        idempotent: false,
+        query: &[],
+    }
+}
+
+const MOVEMENT_QUERY: &[(&str, &str)] = &[
+    ("registered_from", "date"),
+    ("registered_to", "date"),
+    ("answered_from", "date"),
+    ("answered_to", "date"),
+    ("cedente_cf", "string"),
+    ("cessionario_cf", "string"),
+    ("state", "string"),
+    ("type_key", "string"),
+    ("codice_tributo", "string"),
+    ("year", "integer"),
+    ("code", "string"),
+    ("tracciabile", "boolean"),
+];
+
+pub const OPERATIONS: &[Op] = &[
+    Op {
+        request: Some("Login"),
+        response: Some("Me"),
+        ..op(
+            "post",
+            "/session",
+            "login",
+            "Accesso con nome utente e password (imposta il cookie di sessione)",
+        )
+    },
+    Op {
+        status: 204,
+        ..op("delete", "/session", "logout", "Uscita")
+    },
+    Op {
+        response: Some("Me"),
+        ..op(
+            "get",
+            "/me",
+            "me",
+            "Utente collegato e soggetti per cui può operare",
+        )
+    },
+    Op {
+        request: Some("TokenRequest"),
+        status: 201,
+        response: Some("Token"),
+        ..op(
+            "post",
+            "/tokens",
+            "createToken",
+            "Crea un token per i programmi (mostrato una sola volta)",
+        )
+    },
+    Op {
+        status: 204,
+        ..op("delete", "/tokens/{id}", "revokeToken", "Revoca un token")
+    },
+    Op {
+        response: Some("CfCheck"),
+        ..op(
+            "get",
+            "/cf/{cf}",
+            "checkCf",
+            "Verifica un codice fiscale: formato (R-CF) e registrazione (R-CF-EXISTS)",
+        )
+    },
+    Op {
+        request: Some("PartyRequest"),
+        status: 201,
+        response: Some("Party"),
+        idempotent: true,
+        ..op(
+            "post",
+            "/parties",
+            "registerParty",
+            "Operatore: registra un soggetto",
+        )
+    },
+    Op {
+        request: Some("UserRequest"),
+        status: 201,
+        ..op("post", "/users", "createUser", "Operatore: crea un utente")
+    },
+    Op {
+        status: 204,
+        ..op(
+            "post",
+            "/users/{username}/pin-unlock",
+            "unlockPin",
+            "Operatore: sblocca il PIN",
+        )
+    },
+    Op {
+        request: Some("Delegation"),
+        status: 204,
+        ..op(
+            "post",
+            "/delegations",
+            "delegate",
+            "Operatore: registra una delega",
+        )
+    },
+    Op {
+        request: Some("Delegation"),
+        status: 204,
+        ..op(
+            "post",
+            "/delegations/revoke",
+            "revokeDelegation",
+            "Operatore: revoca una delega",
+        )
+    },
+    Op {
+        request: Some("OptionInput"),
+        status: 201,
+        response: Some("Credit"),
+        idempotent: true,
+        ..op(
+            "post",
+            "/communications",
+            "communicateOption",
+            "F8: comunicazione dell'opzione (R-OPT-STOP)",
+        )
+    },
+    Op {
+        request: Some("PinRequest"),
+        response: Some("AnswerReceipt"),
+        idempotent: true,
+        ..op(
+            "post",
+            "/communications/{id}/annul",
+            "annulCommunication",
+            "F8: annulla una comunicazione non ancora accettata (R-OPT-ANNUL)",
+        )
+    },
+    Op {
+        response: Some("MonitorRows"),
+        query: &[("as_of", "date")],
+        ..op(
+            "get",
+            "/parties/{cf}/monitoring",
+            "monitoring",
+            "F1: monitoraggio per tipo e anno, anche a una data passata",
+        )
+    },
+    Op {
+        response: Some("CedibleHoldings"),
+        ..op(
+            "get",
+            "/parties/{cf}/cedible",
+            "cedible",
+            "F2: rate cedibili con il massimo cedibile",
+        )
+    },
+    Op {
+        request: Some("CessionRequest"),
+        status: 201,
+        response: Some("CessionReceipt"),
+        idempotent: true,
+        ..op(
+            "post",
+            "/parties/{cf}/cessions",
+            "cede",
+            "F2: cessione (anche multipla) con PIN (R-CF-EXISTS, R-PARTIAL, R-PENDING-OUT)",
+        )
+    },
+    Op {
+        response: Some("IncomingGroups"),
+        query: &[
+            ("type_key", "string"),
+            ("year", "integer"),
+            ("cedente_cf", "string"),
+        ],
+        ..op(
+            "get",
+            "/parties/{cf}/incoming",
+            "incoming",
+            "F3: operazioni da accettare, per tipo, anno e cedente (R-1000)",
+        )
+    },
+    Op {
+        request: Some("AnswerRequest"),
+        response: Some("AnswerReceipt"),
+        idempotent: true,
+        ..op(
+            "post",
+            "/parties/{cf}/incoming/answer",
+            "answer",
+            "F3: accetta o rifiuta un gruppo o tutto (R-ANSWER, R-WAIT5)",
+        )
+    },
+    Op {
+        response: Some("MovementRows"),
+        query: MOVEMENT_QUERY,
+        ..op(
+            "get",
+            "/parties/{cf}/movements",
+            "movements",
+            "F4: lista movimenti, al massimo 300 righe (R-300)",
+        )
+    },
+    Op {
+        query: MOVEMENT_QUERY,
+        ..op(
+            "get",
+            "/parties/{cf}/movements.csv",
+            "movementsCsv",
+            "F4: esportazione CSV, al massimo 50.000 righe (R-50000)",
+        )
+    },
+    Op {
+        ..op("get", "/openapi.json", "openapi", "Questo documento")
+    },
+];
+
+fn obj(props: Value, required: &[&str]) -> Value {
+    json!({ "type": "object", "properties": props, "required": required })
+}
+
+fn schemas() -> Value {
+    let cents = json!({ "type": "integer", "format": "int64", "description": "Importo in centesimi di euro" });
+    let party_ref = obj(
+        json!({ "cf": { "type": "string" }, "name": { "type": ["string", "null"] } }),
+        &["cf"],
+    );
+    json!({
+        "Cents": cents,
+        "Problem": obj(json!({
+            "type": { "type": "string" }, "title": { "type": "string" }, "status": { "type": "integer" },
+            "code": { "type": "string", "description": "Codice stabile del rifiuto" },
+            "detail": { "type": "string", "description": "Spiegazione in italiano" },
+            "rule": { "type": "string", "description": "Regola della specifica (R-…)" }
+        }), &["type", "title", "status", "code", "detail"]),
+        "Login": obj(json!({ "username": { "type": "string" }, "password": { "type": "string" } }), &["username", "password"]),
+        "Me": obj(json!({ "user": { "type": "object" }, "parties": { "type": "array", "items": { "$ref": "#/components/schemas/Party" } } }), &["user", "parties"]),
+        "TokenRequest": obj(json!({ "name": { "type": "string" } }), &["name"]),
+        "Token": obj(json!({ "id": { "type": "integer" }, "token": { "type": "string" } }), &["id", "token"]),
+        "CfCheck": obj(json!({ "cf": { "type": "string" }, "valid": { "type": "boolean" }, "registered": { "type": "boolean" }, "message": { "type": ["string", "null"] } }), &["cf", "valid", "registered"]),
+        "Party": obj(json!({ "id": { "type": "integer" }, "cf": { "type": "string" }, "name": { "type": "string" }, "kind": { "$ref": "#/components/schemas/PartyKind" } }), &["id", "cf", "name", "kind"]),
+        "PartyKind": { "type": "string", "enum": ["person", "company", "bank", "financial_intermediary", "insurer", "public_administration"] },
+        "PartyRequest": obj(json!({ "cf": { "type": "string" }, "name": { "type": "string" }, "kind": { "$ref": "#/components/schemas/PartyKind" } }), &["cf", "name", "kind"]),
+        "UserRequest": obj(json!({
+            "username": { "type": "string" }, "display_name": { "type": "string" }, "password": { "type": "string", "minLength": 12 },
+            "pin": { "type": "string", "pattern": "^[0-9]{6,12}$" }, "party_cf": { "type": ["string", "null"] },
+            "role": { "type": "string", "enum": ["user", "operator"] }
+        }), &["username", "display_name", "password", "pin", "role"]),
+        "Delegation": obj(json!({ "username": { "type": "string" }, "party_cf": { "type": "string" } }), &["username", "party_cf"]),
+        "PinRequest": obj(json!({ "pin": { "type": ["string", "null"] } }), &[]),
+        "OptionInput": obj(json!({
+            "beneficiary_cf": { "type": "string" }, "type_key": { "type": "string" }, "expense_year": { "type": "integer" },
+            "origin": { "type": "string", "enum": ["cessione", "sconto"] }, "holder_cf": { "type": "string" },
+            "total": { "$ref": "#/components/schemas/Cents" }, "communicated_on": { "type": ["string", "null"], "format": "date" },
+            "exception": { "type": ["string", "null"] }, "pin": { "type": ["string", "null"] }
+        }), &["beneficiary_cf", "type_key", "expense_year", "origin", "holder_cf", "total"]),
+        "Credit": obj(json!({
+            "id": { "type": "integer" }, "protocol": { "type": "string" }, "type_key": { "type": "string" },
+            "tracciabile": { "type": "boolean" }, "rate": { "type": "array", "items": { "type": "object" } }
+        }), &["id", "protocol", "type_key", "tracciabile", "rate"]),
+        "MonitorRows": { "type": "array", "items": obj(json!({
+            "type_key": { "type": "string" }, "type_name": { "type": "string" }, "year": { "type": "integer" },
+            "received_pending": { "$ref": "#/components/schemas/Cents" }, "received_accepted": { "$ref": "#/components/schemas/Cents" },
+            "received_refused": { "$ref": "#/components/schemas/Cents" }, "ceded_accepted": { "$ref": "#/components/schemas/Cents" },
+            "ceded_pending": { "$ref": "#/components/schemas/Cents" }, "used_done": { "$ref": "#/components/schemas/Cents" },
+            "used_reserved": { "$ref": "#/components/schemas/Cents" }, "residual_cedible": { "$ref": "#/components/schemas/Cents" },
+            "residual_not_cedible": { "$ref": "#/components/schemas/Cents" }
+        }), &["type_key", "year"]) },
+        "CedibleHoldings": { "type": "array", "items": obj(json!({
+            "rata": { "type": "integer" }, "type_key": { "type": "string" }, "year": { "type": "integer" },
+            "codice_tributo": { "type": "string" }, "codice_univoco": { "type": "string" }, "protocol": { "type": "string" },
+            "tracciabile": { "type": "boolean" }, "max_cedibile": { "$ref": "#/components/schemas/Cents" }, "partial_allowed": { "type": "boolean" }
+        }), &["rata", "max_cedibile"]) },
+        "CessionRequest": obj(json!({
+            "lines": { "type": "array", "items": obj(json!({
+                "rata": { "type": "integer" }, "cessionario_cf": { "type": "string" },
+                "amount": { "oneOf": [{ "$ref": "#/components/schemas/Cents" }, { "type": "null" }] }
+            }), &["rata", "cessionario_cf"]) },
+            "disclose_name": { "type": "boolean" }, "pin": { "type": ["string", "null"] }
+        }), &["lines", "disclose_name"]),
+        "CessionReceipt": obj(json!({ "operation_id": { "type": "integer" }, "transfers": { "type": "array", "items": { "type": "integer" } }, "amount": { "$ref": "#/components/schemas/Cents" }, "replayed": { "type": "boolean" } }), &["operation_id"]),
+        "IncomingGroups": { "type": "array", "items": obj(json!({
+            "type_key": { "type": "string" }, "year": { "type": "integer" }, "cedente": party_ref,
+            "operations": { "type": "integer" }, "amount": { "$ref": "#/components/schemas/Cents" },
+            "answerable_from": { "type": ["string", "null"], "format": "date" }
+        }), &["type_key", "year", "cedente", "operations", "amount"]) },
+        "AnswerRequest": obj(json!({
+            "accept": { "type": "boolean" }, "type_key": { "type": ["string", "null"] }, "year": { "type": ["integer", "null"] },
+            "cedente_cf": { "type": ["string", "null"] }, "pin": { "type": ["string", "null"] }
+        }), &["accept"]),
+        "AnswerReceipt": obj(json!({ "operation_id": { "type": "integer" }, "accepted": { "type": "boolean" }, "operations": { "type": "integer" }, "amount": { "$ref": "#/components/schemas/Cents" }, "replayed": { "type": "boolean" } }), &["operation_id", "accepted"]),
+        "MovementRows": { "type": "array", "items": obj(json!({
+            "id": { "type": "integer" }, "registered_at": { "type": "string", "format": "date-time" },
+            "cedente": party_ref, "cessionario": party_ref, "type_key": { "type": "string" },
+            "codice_tributo": { "type": "string" }, "year": { "type": "integer" }, "amount": { "$ref": "#/components/schemas/Cents" },
+            "state": { "type": "string", "enum": ["in_attesa", "accettato", "rifiutato"] },
+            "answered_at": { "type": ["string", "null"], "format": "date-time" },
+            "protocol": { "type": "string" }, "codice_univoco": { "type": "string" }, "tracciabile": { "type": "boolean" }
+        }), &["id", "registered_at", "amount", "state"]) }
+    })
+}
+
+pub fn build() -> Value {
+    let mut paths = serde_json::Map::new();
+    for o in OPERATIONS {
+        let mut parameters: Vec<Value> = Vec::new();
+        for name in o
+            .path
+            .split('/')
+            .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+        {
+            parameters.push(json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }));
+        }
+        for (name, kind) in o.query {
+            let schema = match *kind {
+                "date" => json!({ "type": "string", "format": "date" }),
+                other => json!({ "type": other }),
+            };
+            parameters
+                .push(json!({ "name": name, "in": "query", "required": false, "schema": schema }));
+        }
+        if o.idempotent {
+            parameters.push(json!({
+                "name": "Idempotency-Key", "in": "header", "required": true,
+                "description": "Stessa chiave e stesso corpo: stessa risposta; corpo diverso: 422 idempotency_mismatch",
+                "schema": { "type": "string", "maxLength": 100 }
+            }));
+        }
+        let mut operation = json!({
+            "operationId": o.id,
+            "summary": o.summary,
+            "parameters": parameters,
+            "responses": {
+                "default": {
+                    "description": "Rifiuto o errore (RFC 9457)",
+                    "content": { "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } } }
+                }
+            }
+        });
+        let success = match (o.response, o.path.ends_with(".csv")) {
+            (_, true) => {
+                json!({ "description": "CSV (UTF-8 con BOM, separatore ;)", "content": { "text/csv": { "schema": { "type": "string" } } } })
+            }
+            (Some(s), _) => {
+                json!({ "description": "OK", "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{s}") } } } })
+            }
+            (None, _) if o.id == "openapi" => {
+                json!({ "description": "OpenAPI", "content": { "application/json": { "schema": { "type": "object" } } } })
+            }
+            (None, _) => json!({ "description": "OK" }),
+        };
+        operation["responses"][o.status.to_string()] = success;
+        if let Some(r) = o.request {
+            operation["requestBody"] = json!({
+                "required": true,
+                "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{r}") } } }
+            });
+        }
+        let entry = paths.entry(o.path.to_string()).or_insert_with(|| json!({}));
+        entry[o.method] = operation;
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Cessio — Piattaforma cessione crediti",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Registro dei crediti d'imposta cedibili. Importi in centesimi; date Europe/Rome. Errori come application/problem+json con un codice stabile e la regola che ha rifiutato."
+        },
+        "servers": [{ "url": "/api/v1" }],
+        "components": {
+            "schemas": schemas(),
+            "securitySchemes": {
+                "bearer": { "type": "http", "scheme": "bearer" },
+                "session": { "type": "apiKey", "in": "cookie", "name": "cessio_session" }
+            }
+        },
+        "security": [{ "bearer": [] }, { "session": [] }],
+        "paths": paths
+    })
+}
+
+pub async fn document() -> Json<Value> {
+    Json(build())
+}

@@ -1,0 +1,85 @@
+//! Errors on the wire: `application/problem+json` (RFC 9457) with a stable `code`, the rule
+//! that refused and an Italian `detail`. This is the one place that knows HTTP statuses.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use cessio_app::AppError;
+use serde::Serialize;
+
+#[derive(Debug, Serialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub type_uri: String,
+    pub title: &'static str,
+    pub status: u16,
+    pub code: String,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<&'static str>,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Self {
+        Problem {
+            type_uri: format!("https://cessio.example/problems/{code}"),
+            title: status.canonical_reason().unwrap_or("Errore"),
+            status: status.as_u16(),
+            code: code.to_string(),
+            detail: detail.into(),
+            rule: None,
+        }
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response = (status, Json(self)).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        response
+    }
+}
+
+/// The HTTP status for each refusal.
+pub fn status_of(code: &str) -> StatusCode {
+    match code {
+        "unauthenticated" | "login_failed" => StatusCode::UNAUTHORIZED,
+        "forbidden" | "pin_required" | "pin_wrong" => StatusCode::FORBIDDEN,
+        "pin_locked" => StatusCode::LOCKED,
+        "not_found" => StatusCode::NOT_FOUND,
+        "conflict"
+        | "insufficient_available"
+        | "pending_already_resolved"
+        | "party_exists"
+        | "user_exists" => StatusCode::CONFLICT,
+        "database_unavailable" => StatusCode::SERVICE_UNAVAILABLE,
+        "database_error" => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    }
+}
+
+#[derive(Debug)]
+pub struct ApiError(pub AppError);
+
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> Self {
+        ApiError(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let code = self.0.code();
+        let status = status_of(code);
+        if status.is_server_error() {
+            tracing::error!(error = %self.0, "request failed");
+        }
+        let mut p = Problem::new(status, code, self.0.to_string());
+        p.rule = self.0.rule();
+        p.into_response()
+    }
+}
