@@ -16,7 +16,7 @@ use cessio_store::{
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{App, AppError, Principal};
+use crate::{App, AppError, Principal, fingerprint};
 
 /// F8 input: one option communication.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -333,6 +333,10 @@ impl App {
         pin: Option<&str>,
         input: &OptionInput,
     ) -> Result<Credit, AppError> {
+        let fp = fingerprint("communicate_option", None, input);
+        if let Some(r) = self.replay(p, key, &fp).await? {
+            return self.credit_of(&r).await;
+        }
         let beneficiary = self.party_by_cf(&input.beneficiary_cf).await?;
         if !p.is_operator() {
             // An intermediary for the beneficiary, or the beneficiary itself.
@@ -416,11 +420,17 @@ impl App {
                             .collect(),
                         awaiting_answer: true,
                     }),
+                    fp,
                 )?,
             )
             .await?;
+        self.credit_of(&receipt).await
+    }
+
+    async fn credit_of(&self, receipt: &cessio_store::Receipt) -> Result<Credit, AppError> {
         let id = receipt
             .credit
+            .as_ref()
             .map(|c| c.id)
             .ok_or(AppError::NotFound { what: "Credito" })?;
         self.store
@@ -438,6 +448,10 @@ impl App {
         pin: Option<&str>,
         credit_id: i64,
     ) -> Result<AnswerReceipt, AppError> {
+        let fp = fingerprint("annul_option", None, &credit_id);
+        if let Some(r) = self.replay(p, key, &fp).await? {
+            return Ok(answer_receipt(&r, false));
+        }
         let credit = self
             .store
             .credit(credit_id)
@@ -467,7 +481,7 @@ impl App {
                 reason: "la comunicazione è già stata accettata o rifiutata".into(),
             });
         }
-        self.answer_entries(p, key, credit.beneficiary, &issued, false)
+        self.answer_entries(p, key, credit.beneficiary, &issued, false, fp)
             .await
     }
 
@@ -629,6 +643,10 @@ impl App {
         disclose_name: bool,
     ) -> Result<CessionReceipt, AppError> {
         self.authorize_act(p, party).await?;
+        let fp = fingerprint("cede", Some(party), &(lines, disclose_name));
+        if let Some(r) = self.replay(p, key, &fp).await? {
+            return Ok(cession_receipt(r));
+        }
         if lines.is_empty() || lines.len() > 1_000 {
             return Err(AppError::invalid("lines", "da 1 a 1.000 righe"));
         }
@@ -689,15 +707,10 @@ impl App {
             });
         }
         let receipt = self
-            .submit(self.operation(p, key, Some(party), Command::Transfer(moves))?)
+            .submit(self.operation(p, key, Some(party), Command::Transfer(moves), fp)?)
             .await?;
-        Ok(CessionReceipt {
-            operation_id: receipt.operation_id,
-            at: receipt.at,
-            transfers: receipt.transfers,
-            amount: total,
-            replayed: receipt.replayed,
-        })
+        debug_assert_eq!(receipt.amount, total);
+        Ok(cession_receipt(receipt))
     }
 
     // ----- F3 -----
@@ -789,15 +802,15 @@ impl App {
         accept: bool,
     ) -> Result<AnswerReceipt, AppError> {
         self.authorize_act(p, party).await?;
+        let fp = fingerprint("answer", Some(party), &(selection, accept));
+        if let Some(r) = self.replay(p, key, &fp).await? {
+            return Ok(answer_receipt(&r, accept));
+        }
         self.check_pin(p, pin).await?;
         let entries = self.store.party_entries(party, None).await?;
         let parties = self.party_map(&entries).await?;
         let matching = self.incoming_entries(&entries, party, &parties, selection);
         if matching.is_empty() {
-            // A replayed request finds its group already answered: return the receipt.
-            if let Some(r) = self.replayed_answer(p, key, accept).await? {
-                return Ok(r);
-            }
             return Err(AppError::Conflict {
                 reason: "non ci sono operazioni in attesa di risposta con questi criteri".into(),
             });
@@ -817,25 +830,8 @@ impl App {
         {
             return Err(AppError::r_wait5(latest));
         }
-        self.answer_entries(p, key, party, &matching, accept).await
-    }
-
-    async fn replayed_answer(
-        &self,
-        p: &Principal,
-        key: &str,
-        accept: bool,
-    ) -> Result<Option<AnswerReceipt>, AppError> {
-        let Ok(k) = cessio_store::IdempotencyKey::parse(&format!("u{}:{key}", p.user_id)) else {
-            return Ok(None);
-        };
-        Ok(self.store.receipt(&k).await?.map(|r| AnswerReceipt {
-            operation_id: r.operation_id,
-            accepted: accept,
-            operations: r.transfers.len(),
-            amount: Cents::ZERO,
-            replayed: true,
-        }))
+        self.answer_entries(p, key, party, &matching, accept, fp)
+            .await
     }
 
     async fn answer_entries(
@@ -845,6 +841,7 @@ impl App {
         party: PartyId,
         entries: &[&PartyEntry],
         accept: bool,
+        fp: String,
     ) -> Result<AnswerReceipt, AppError> {
         let moves: Vec<TransferRequest> = entries
             .iter()
@@ -864,7 +861,7 @@ impl App {
             a.checked_add(e.amount).unwrap_or(Cents::MAX)
         });
         let receipt = self
-            .submit(self.operation(p, key, Some(party), Command::Transfer(moves))?)
+            .submit(self.operation(p, key, Some(party), Command::Transfer(moves), fp)?)
             .await
             .map_err(|e| match e {
                 AppError::Store(StoreError::Ledger(
@@ -874,13 +871,8 @@ impl App {
                 },
                 other => other,
             })?;
-        Ok(AnswerReceipt {
-            operation_id: receipt.operation_id,
-            accepted: accept,
-            operations: entries.len(),
-            amount,
-            replayed: receipt.replayed,
-        })
+        debug_assert_eq!(receipt.amount, amount);
+        Ok(answer_receipt(&receipt, accept))
     }
 
     // ----- F4 -----
@@ -979,6 +971,26 @@ impl App {
             });
         }
         Ok(rows)
+    }
+}
+
+fn answer_receipt(r: &cessio_store::Receipt, accepted: bool) -> AnswerReceipt {
+    AnswerReceipt {
+        operation_id: r.operation_id,
+        accepted,
+        operations: r.transfers.len(),
+        amount: r.amount,
+        replayed: r.replayed,
+    }
+}
+
+fn cession_receipt(r: cessio_store::Receipt) -> CessionReceipt {
+    CessionReceipt {
+        operation_id: r.operation_id,
+        at: r.at,
+        transfers: r.transfers,
+        amount: r.amount,
+        replayed: r.replayed,
     }
 }
 

@@ -112,6 +112,25 @@ fn secret_matches(secret: &str, phc: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// Scopes the client's idempotency key to the user, so two users never collide on a key.
+fn scoped_key(p: &Principal, key: &str) -> Result<IdempotencyKey, AppError> {
+    if key.is_empty() || key.len() > 100 {
+        return Err(AppError::invalid(
+            "Idempotency-Key",
+            "obbligatoria, da 1 a 100 caratteri",
+        ));
+    }
+    IdempotencyKey::parse(&format!("u{}:{key}", p.user_id))
+        .map_err(|e| AppError::invalid("Idempotency-Key", e.to_string()))
+}
+
+/// What the user asked, as the idempotency record remembers it: the action, the party and
+/// the input, not what the request turned into.
+pub(crate) fn fingerprint(action: &str, party: Option<PartyId>, input: &impl Serialize) -> String {
+    let body = serde_json::to_vec(&(action, party, input)).unwrap_or_default();
+    token_digest(&String::from_utf8_lossy(&body))
+}
+
 fn token_digest(token: &str) -> String {
     let d: [u8; 32] = Sha256::digest(token.as_bytes()).into();
     cessio_core::ledger::hash_to_hex(&d)
@@ -144,22 +163,40 @@ impl App {
         key: &str,
         on_behalf_of: Option<PartyId>,
         command: Command,
+        fingerprint: String,
     ) -> Result<Operation, AppError> {
-        if key.is_empty() || key.len() > 100 {
-            return Err(AppError::invalid(
-                "Idempotency-Key",
-                "obbligatoria, da 1 a 100 caratteri",
-            ));
-        }
-        let idempotency_key = IdempotencyKey::parse(&format!("u{}:{key}", p.user_id))
-            .map_err(|e| AppError::invalid("Idempotency-Key", e.to_string()))?;
         Ok(Operation {
-            idempotency_key,
+            idempotency_key: scoped_key(p, key)?,
             acting_user: p.actor(),
             on_behalf_of,
             at: self.now(),
             command,
+            request_hash: Some(fingerprint),
         })
+    }
+
+    /// The first answer to a retried request. Checked before anything else, because the
+    /// first request changed the state its own checks would now see (a ceded rata is no
+    /// longer cedible): a retry must get the original answer, not a refusal.
+    pub(crate) async fn replay(
+        &self,
+        p: &Principal,
+        key: &str,
+        fingerprint: &str,
+    ) -> Result<Option<Receipt>, AppError> {
+        let k = scoped_key(p, key)?;
+        match self.store.stored_operation(&k).await? {
+            Some(s) if s.request_hash == fingerprint => Ok(Some(Receipt {
+                replayed: true,
+                ..s.receipt
+            })),
+            Some(_) => Err(AppError::Store(
+                cessio_store::StoreError::IdempotencyConflict {
+                    key: key.to_string(),
+                },
+            )),
+            None => Ok(None),
+        }
     }
 
     pub(crate) async fn submit(&self, op: Operation) -> Result<Receipt, AppError> {
@@ -370,19 +407,20 @@ impl App {
         kind: PartyKind,
     ) -> Result<Party, AppError> {
         Self::require_operator(p)?;
-        let cf = CodiceFiscale::parse(cf)?;
-        let receipt = self
-            .submit(self.operation(
-                p,
-                key,
-                None,
-                Command::RegisterParty(NewParty {
+        let fp = fingerprint("register_party", None, &(cf, name, kind));
+        let receipt = match self.replay(p, key, &fp).await? {
+            Some(r) => r,
+            None => {
+                let cf = CodiceFiscale::parse(cf)?;
+                let command = Command::RegisterParty(NewParty {
                     cf,
                     name: name.to_string(),
                     kind,
-                }),
-            )?)
-            .await?;
+                });
+                self.submit(self.operation(p, key, None, command, fp)?)
+                    .await?
+            }
+        };
         let id = receipt
             .party
             .ok_or(AppError::NotFound { what: "Soggetto" })?;

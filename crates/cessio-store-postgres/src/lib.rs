@@ -829,15 +829,24 @@ impl Store for PgStore {
             .collect())
     }
 
-    async fn receipt(&self, key: &IdempotencyKey) -> Result<Option<Receipt>, StoreError> {
+    async fn stored_operation(
+        &self,
+        key: &IdempotencyKey,
+    ) -> Result<Option<StoredOperation>, StoreError> {
         self.reader()
             .query_opt(
-                "SELECT receipt FROM operations WHERE idempotency_key = $1",
+                "SELECT request_hash, receipt FROM operations WHERE idempotency_key = $1",
                 &[&key.as_str()],
             )
             .await
             .map_err(db_err)?
-            .map(|r| serde_json::from_str(r.get::<_, &str>(0)).map_err(StoreError::backend))
+            .map(|r| {
+                Ok(StoredOperation {
+                    request_hash: r.get(0),
+                    receipt: serde_json::from_str(r.get::<_, &str>(1))
+                        .map_err(StoreError::backend)?,
+                })
+            })
             .transpose()
     }
 

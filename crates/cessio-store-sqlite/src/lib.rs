@@ -837,19 +837,27 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn receipt(&self, key: &IdempotencyKey) -> Result<Option<Receipt>, StoreError> {
+    async fn stored_operation(
+        &self,
+        key: &IdempotencyKey,
+    ) -> Result<Option<StoredOperation>, StoreError> {
         let key = key.as_str().to_string();
         self.read(move |c| {
-            let json: Option<String> = c
+            let row: Option<(String, String)> = c
                 .query_row(
-                    "SELECT receipt FROM operations WHERE idempotency_key = ?1",
+                    "SELECT request_hash, receipt FROM operations WHERE idempotency_key = ?1",
                     [key],
-                    |r| r.get(0),
+                    |r| Ok((r.get(0)?, r.get(1)?)),
                 )
                 .optional()
                 .map_err(db_err)?;
-            json.map(|j| serde_json::from_str(&j).map_err(StoreError::backend))
-                .transpose()
+            row.map(|(request_hash, json)| {
+                Ok(StoredOperation {
+                    request_hash,
+                    receipt: serde_json::from_str(&json).map_err(StoreError::backend)?,
+                })
+            })
+            .transpose()
         })
         .await
     }

@@ -77,6 +77,7 @@ pub fn op(k: &str, command: Command) -> Operation {
         on_behalf_of: None,
         at: t0(),
         command,
+        request_hash: None,
     }
 }
 

@@ -239,6 +239,9 @@ impl Plan {
 
 /// The hash that ties a retried request to the first one: everything but the time.
 pub fn request_hash(op: &Operation) -> String {
+    if let Some(h) = &op.request_hash {
+        return h.clone();
+    }
     let body =
         serde_json::to_vec(&(&op.acting_user, op.on_behalf_of, &op.command)).unwrap_or_default();
     let digest: [u8; 32] = Sha256::digest(&body).into();
@@ -416,6 +419,7 @@ fn apply(op: &Operation, w: &mut Working, plan: &mut Plan) -> Result<Receipt, St
         at: op.at,
         replayed: false,
         transfers: Vec::new(),
+        amount: Cents::ZERO,
         party: None,
         credit: None,
     };
@@ -515,6 +519,7 @@ fn apply(op: &Operation, w: &mut Working, plan: &mut Plan) -> Result<Receipt, St
                 });
             }
             let ids = record(op, operation_id, w, plan, &movements)?;
+            receipt.amount = total_of(&movements)?;
             if c.awaiting_answer {
                 issued.pending.clone_from(&ids);
             }
@@ -548,6 +553,13 @@ fn apply(op: &Operation, w: &mut Working, plan: &mut Plan) -> Result<Receipt, St
                 movements.push(resolve(r, w, plan)?);
             }
             receipt.transfers = record(op, operation_id, w, plan, &movements)?;
+            receipt.amount = plan
+                .transfers
+                .iter()
+                .rev()
+                .take(receipt.transfers.len())
+                .try_fold(Cents::ZERO, |acc, t| acc.checked_add(t.amount))
+                .ok_or(StoreError::Ledger(LedgerError::Overflow))?;
         }
     }
     Ok(receipt)
@@ -661,6 +673,16 @@ fn new_account(w: &mut Working, plan: &mut Plan, rata: RataId, r: AccountRef) ->
     w.ledger.insert_account(account);
     plan.new_accounts.push(account);
     id
+}
+
+fn total_of(movements: &[Planned]) -> Result<Cents, StoreError> {
+    movements
+        .iter()
+        .try_fold(Cents::ZERO, |acc, m| match m.movement {
+            Movement::Move { amount, .. } => acc.checked_add(amount),
+            _ => Some(acc),
+        })
+        .ok_or(StoreError::Ledger(LedgerError::Overflow))
 }
 
 /// One movement decided for an operation, with what its history row records beyond the

@@ -110,7 +110,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn history(&self, rata: RataId) -> Result<Vec<engine::TransferRow>, StoreError>;
 
     /// The receipt recorded under an idempotency key, if any.
-    async fn receipt(&self, key: &IdempotencyKey) -> Result<Option<Receipt>, StoreError>;
+    async fn receipt(&self, key: &IdempotencyKey) -> Result<Option<Receipt>, StoreError> {
+        Ok(self.stored_operation(key).await?.map(|s| s.receipt))
+    }
+
+    /// The request hash and receipt recorded under an idempotency key, if any.
+    async fn stored_operation(
+        &self,
+        key: &IdempotencyKey,
+    ) -> Result<Option<engine::StoredOperation>, StoreError>;
 
     async fn counts(&self) -> Result<Counts, StoreError>;
 

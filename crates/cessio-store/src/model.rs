@@ -211,6 +211,11 @@ pub struct Operation {
     pub on_behalf_of: Option<PartyId>,
     pub at: DateTime<Utc>,
     pub command: Command,
+    /// What ties a retry to the first request. When the caller knows better than the
+    /// command (the command may depend on state that the first request changed), it
+    /// gives its own fingerprint of the request; otherwise the command is hashed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_hash: Option<String>,
 }
 
 impl Operation {
@@ -243,6 +248,9 @@ pub struct Receipt {
     #[serde(default)]
     pub replayed: bool,
     pub transfers: Vec<TransferId>,
+    /// The sum of the amounts the operation's transfers moved.
+    #[serde(default)]
+    pub amount: Cents,
     pub party: Option<PartyId>,
     pub credit: Option<IssuedCredit>,
 }

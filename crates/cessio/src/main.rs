@@ -436,6 +436,7 @@ fn operation(key: &str, command: Command) -> Result<Operation> {
         on_behalf_of: None,
         at: Utc::now(),
         command,
+        request_hash: None,
     })
 }
 

@@ -1,0 +1,620 @@
+//! The JSON API over real HTTP on an ephemeral port: problem+json errors, authentication,
+//! idempotency, access control, bad input, the OpenAPI document and the CSV export.
+
+#![expect(clippy::unwrap_used, reason = "tests")]
+
+use std::sync::Arc;
+
+use cessio_app::{App, OptionInput};
+use cessio_core::catalogue::{Catalogue, Origin};
+use cessio_core::money::Cents;
+use cessio_core::time::FixedClock;
+use cessio_store::{PartyKind, Role, WriteConfig};
+use cessio_store_sqlite::SqliteStore;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const PASSWORD: &str = "password-di-prova";
+const PIN: &str = "135790";
+const FAMILY: &str = "RSSMRA45C12F205C";
+const COMPANY: &str = "00743110157";
+const BANK: &str = "03189950961";
+const OTHER: &str = "00567410014";
+
+struct Server {
+    addr: std::net::SocketAddr,
+    app: App,
+}
+
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+impl Server {
+    async fn start() -> Server {
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("cessio-web-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("api-{n}.db"));
+        let _ = std::fs::remove_file(&path);
+        let store = Arc::new(SqliteStore::open(&path, WriteConfig::default()).unwrap());
+        let clock = FixedClock::at_rome(2024, 3, 1, 10, 0);
+        let app = App::new(
+            store,
+            Arc::new(clock),
+            Arc::new(Catalogue::builtin().unwrap()),
+        );
+        app.bootstrap_operator("operatore", "Operatore", PASSWORD, PIN)
+            .await
+            .unwrap();
+        let op = app.login("operatore", PASSWORD).await.unwrap();
+        for (i, (cf, name, kind)) in [
+            (FAMILY, "Mario Rossi", PartyKind::Person),
+            (COMPANY, "=HYPERLINK(\"http://x\")", PartyKind::Company),
+            (BANK, "Banca", PartyKind::Bank),
+            (OTHER, "Altro", PartyKind::Company),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            app.register_party(&op, &format!("p{i}"), cf, name, kind)
+                .await
+                .unwrap();
+        }
+        for (user, cf) in [
+            ("famiglia", FAMILY),
+            ("impresa", COMPANY),
+            ("banca", BANK),
+            ("altro", OTHER),
+        ] {
+            app.create_user(&op, user, user, PASSWORD, PIN, Some(cf), Role::User)
+                .await
+                .unwrap();
+        }
+        app.create_user(
+            &op,
+            "studio",
+            "Studio",
+            PASSWORD,
+            PIN,
+            Some(OTHER),
+            Role::User,
+        )
+        .await
+        .unwrap();
+        app.delegate(&op, "studio", COMPANY).await.unwrap();
+        // A Superbonus communication (sent before R-OPT-STOP) accepted by the company.
+        app.communicate_option(
+            &op,
+            "c1",
+            None,
+            &OptionInput {
+                beneficiary_cf: FAMILY.into(),
+                type_key: "superbonus".into(),
+                expense_year: 2022,
+                origin: Origin::Sconto,
+                holder_cf: COMPANY.into(),
+                total: Cents::new(4_000_000),
+                communicated_on: Some(chrono::NaiveDate::from_ymd_opt(2023, 2, 1).unwrap()),
+                exception: None,
+            },
+        )
+        .await
+        .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let router = cessio_web::router(cessio_web::WebState::new(app.clone()));
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        Server { addr, app }
+    }
+
+    async fn raw(&self, request: String) -> Reply {
+        let mut s = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+        s.write_all(request.as_bytes()).await.unwrap();
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).await.unwrap();
+        let split = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        let head = String::from_utf8_lossy(&buf[..split]).to_string();
+        let mut lines = head.lines();
+        let status = lines
+            .next()
+            .unwrap()
+            .split(' ')
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect();
+        let mut body = buf[split + 4..].to_vec();
+        let chunked = headers
+            .iter()
+            .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+        if chunked {
+            body = dechunk(&body);
+        }
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        auth: Option<&str>,
+        key: Option<&str>,
+        body: Option<&str>,
+    ) -> Reply {
+        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
+        if let Some(cookie) = auth {
+            req.push_str(&format!("Cookie: {cookie}\r\n"));
+        }
+        if let Some(k) = key {
+            req.push_str(&format!("Idempotency-Key: {k}\r\n"));
+        }
+        if let Some(b) = body {
+            req.push_str(&format!(
+                "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}",
+                b.len()
+            ));
+        } else {
+            req.push_str("\r\n");
+        }
+        self.raw(req).await
+    }
+
+    async fn login(&self, user: &str) -> String {
+        let r = self
+            .call(
+                "POST",
+                "/api/v1/session",
+                None,
+                None,
+                Some(&json!({ "username": user, "password": PASSWORD }).to_string()),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let cookie = r.header("set-cookie").unwrap();
+        assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"));
+        cookie.split(';').next().unwrap().to_string()
+    }
+}
+
+fn dechunk(mut body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(end) = body.windows(2).position(|w| w == b"\r\n") {
+        let size_text = std::str::from_utf8(&body[..end]).unwrap().trim();
+        let size = usize::from_str_radix(size_text, 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        out.extend_from_slice(&body[end + 2..end + 2 + size]);
+        body = &body[end + 2 + size + 2..];
+    }
+    out
+}
+
+fn assert_problem(r: &Reply, status: u16, code: &str) {
+    assert_eq!(r.status, status, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.header("content-type"), Some("application/problem+json"));
+    let j = r.json();
+    assert_eq!(j["code"], code, "{j}");
+    assert!(!j["detail"].as_str().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_metrics_and_openapi() {
+    let s = Server::start().await;
+    let r = s.call("GET", "/healthz", None, None, None).await;
+    assert_eq!(r.status, 200);
+    let r = s
+        .call("GET", "/api/v1/openapi.json", None, None, None)
+        .await;
+    assert_eq!(r.status, 200);
+    let doc = r.json();
+    assert_eq!(doc["openapi"], "3.1.0");
+    for path in [
+        "/parties/{cf}/cessions",
+        "/parties/{cf}/incoming/answer",
+        "/parties/{cf}/movements.csv",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} undocumented");
+    }
+    // Kept for CI, which validates it with an OpenAPI validator.
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/openapi.json");
+    std::fs::write(out, serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
+    let r = s.call("GET", "/metrics", None, None, None).await;
+    let text = String::from_utf8_lossy(&r.body).to_string();
+    assert!(
+        text.contains(
+            "cessio_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} 1"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("cessio_ledger_rows{table=\"transfers\"}"));
+    assert_problem(
+        &s.call("GET", "/nope", None, None, None).await,
+        404,
+        "not_found",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_errors_do_not_reveal_users_and_are_rate_limited() {
+    let s = Server::start().await;
+    let wrong = |u: &str| json!({ "username": u, "password": "sbagliata-123" }).to_string();
+    let a = s
+        .call("POST", "/api/v1/session", None, None, Some(&wrong("banca")))
+        .await;
+    let b = s
+        .call(
+            "POST",
+            "/api/v1/session",
+            None,
+            None,
+            Some(&wrong("nessuno")),
+        )
+        .await;
+    assert_problem(&a, 401, "login_failed");
+    assert_problem(&b, 401, "login_failed");
+    assert_eq!(a.json()["detail"], b.json()["detail"]);
+    let mut last = 0;
+    for _ in 0..12 {
+        last = s
+            .call("POST", "/api/v1/session", None, None, Some(&wrong("banca")))
+            .await
+            .status;
+    }
+    assert_eq!(last, 429);
+    assert_problem(
+        &s.call("GET", "/api/v1/me", None, None, None).await,
+        401,
+        "unauthenticated",
+    );
+    assert_problem(
+        &s.call(
+            "GET",
+            "/api/v1/me",
+            Some("cessio_session=forged"),
+            None,
+            None,
+        )
+        .await,
+        401,
+        "unauthenticated",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_bodies_get_problems_not_5xx() {
+    let s = Server::start().await;
+    let c = s.login("impresa").await;
+    accept_communication(&s, &c).await;
+    let path = format!("/api/v1/parties/{COMPANY}/cessions");
+    let rata = s
+        .call(
+            "GET",
+            &format!("/api/v1/parties/{COMPANY}/cedible"),
+            Some(&c),
+            None,
+            None,
+        )
+        .await
+        .json()[0]["rata"]
+        .as_i64()
+        .unwrap();
+    for (body, status, code) in [
+        ("{not json", 400, "invalid_json"),
+        (
+            r#"{"lines": [], "disclose_name": true, "extra": 1}"#,
+            422,
+            "invalid_json",
+        ),
+        (
+            r#"{"lines": "x", "disclose_name": true}"#,
+            422,
+            "invalid_json",
+        ),
+        (
+            r#"{"lines": [{"rata": 1, "cessionario_cf": "03189950961", "amount": -5}], "disclose_name": true, "pin": "135790"}"#,
+            422,
+            "amount_not_positive",
+        ),
+        (
+            r#"{"lines": [{"rata": 1, "cessionario_cf": "03189950961", "amount": 1e30}], "disclose_name": true}"#,
+            422,
+            "invalid_json",
+        ),
+        (
+            r#"{"lines": [{"rata": 1, "cessionario_cf": "031899509", "amount": 5}], "disclose_name": true, "pin": "135790"}"#,
+            422,
+            "cf_invalid",
+        ),
+        (
+            r#"{"lines": [{"rata": 1, "cessionario_cf": "12345670017", "amount": 5}], "disclose_name": true, "pin": "135790"}"#,
+            422,
+            "cf_unknown",
+        ),
+    ] {
+        let body = body.replace("\"rata\": 1,", &format!("\"rata\": {rata},"));
+        let r = s
+            .call("POST", &path, Some(&c), Some("k1"), Some(&body))
+            .await;
+        assert_problem(&r, status, code);
+    }
+    let huge = format!(
+        r#"{{"lines": [], "disclose_name": true, "pad": "{}"}}"#,
+        "x".repeat(2 * 1024 * 1024)
+    );
+    let r = s
+        .call("POST", &path, Some(&c), Some("k2"), Some(&huge))
+        .await;
+    assert_problem(&r, 413, "body_too_large");
+    let r = s
+        .call(
+            "POST",
+            &path,
+            Some(&c),
+            None,
+            Some(r#"{"lines": [], "disclose_name": true}"#),
+        )
+        .await;
+    assert_problem(&r, 400, "idempotency_key_required");
+    let r = s
+        .call(
+            "GET",
+            &format!("/api/v1/parties/{COMPANY}/incoming?year=abc"),
+            Some(&c),
+            None,
+            None,
+        )
+        .await;
+    assert_problem(&r, 422, "invalid_query");
+}
+
+async fn accept_communication(s: &Server, cookie: &str) {
+    let r = s
+        .call(
+            "POST",
+            &format!("/api/v1/parties/{COMPANY}/incoming/answer"),
+            Some(cookie),
+            Some("accept-1"),
+            Some(&json!({ "accept": true, "pin": PIN }).to_string()),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cession_needs_pin_and_is_idempotent() {
+    let s = Server::start().await;
+    let c = s.login("impresa").await;
+    accept_communication(&s, &c).await;
+    let cedible = s
+        .call(
+            "GET",
+            &format!("/api/v1/parties/{COMPANY}/cedible"),
+            Some(&c),
+            None,
+            None,
+        )
+        .await
+        .json();
+    let rata = cedible[0]["rata"].as_i64().unwrap();
+    let path = format!("/api/v1/parties/{COMPANY}/cessions");
+    let body = |pin: Option<&str>| {
+        json!({ "lines": [{ "rata": rata, "cessionario_cf": BANK }], "disclose_name": true, "pin": pin }).to_string()
+    };
+    assert_problem(
+        &s.call("POST", &path, Some(&c), Some("c1"), Some(&body(None)))
+            .await,
+        403,
+        "pin_required",
+    );
+    let wrong = s
+        .call(
+            "POST",
+            &path,
+            Some(&c),
+            Some("c1"),
+            Some(&body(Some("000000"))),
+        )
+        .await;
+    assert_problem(&wrong, 403, "pin_wrong");
+    let first = s
+        .call("POST", &path, Some(&c), Some("c1"), Some(&body(Some(PIN))))
+        .await;
+    assert_eq!(
+        first.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&first.body)
+    );
+    let again = s
+        .call("POST", &path, Some(&c), Some("c1"), Some(&body(Some(PIN))))
+        .await;
+    assert_eq!(again.status, 201);
+    assert_eq!(again.json()["operation_id"], first.json()["operation_id"]);
+    assert_eq!(again.json()["replayed"], true);
+    let other = json!({ "lines": [{ "rata": rata, "cessionario_cf": OTHER }], "disclose_name": true, "pin": PIN }).to_string();
+    assert_problem(
+        &s.call("POST", &path, Some(&c), Some("c1"), Some(&other))
+            .await,
+        422,
+        "idempotency_mismatch",
+    );
+    // R-PENDING-OUT: the ceded rata is no longer cedible.
+    let r = s
+        .call("POST", &path, Some(&c), Some("c2"), Some(&other))
+        .await;
+    assert_problem(&r, 422, "invalid");
+    // The bank sees the cedente's name (authorised) in its acceptance list.
+    let b = s.login("banca").await;
+    let incoming = s
+        .call(
+            "GET",
+            &format!("/api/v1/parties/{BANK}/incoming"),
+            Some(&b),
+            None,
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(incoming[0]["cedente"]["cf"], COMPANY);
+    assert_eq!(incoming[0]["cedente"]["name"], "=HYPERLINK(\"http://x\")");
+    assert!(
+        incoming[0]["answerable_from"].is_string(),
+        "R-WAIT5: {incoming}"
+    );
+    assert!(s.app.store.verify().await.unwrap().ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_matrix_and_no_probing() {
+    let s = Server::start().await;
+    let company = s.login("impresa").await;
+    let other = s.login("altro").await;
+    let studio = s.login("studio").await;
+    let operator = s.login("operatore").await;
+    let monitoring = |cf: &str| format!("/api/v1/parties/{cf}/monitoring");
+    // Titolare, delegated intermediary and operator may look; another titolare may not.
+    for (cookie, status) in [
+        (&company, 200),
+        (&studio, 200),
+        (&operator, 200),
+        (&other, 403),
+    ] {
+        let r = s
+            .call("GET", &monitoring(COMPANY), Some(cookie), None, None)
+            .await;
+        assert_eq!(r.status, status, "{}", String::from_utf8_lossy(&r.body));
+    }
+    // An unregistered code answers like a forbidden one: nothing to learn by probing.
+    let forbidden = s
+        .call("GET", &monitoring(COMPANY), Some(&other), None, None)
+        .await;
+    let unknown = s
+        .call("GET", &monitoring("12345670017"), Some(&other), None, None)
+        .await;
+    assert_problem(&unknown, 403, "forbidden");
+    assert_eq!(forbidden.json()["detail"], unknown.json()["detail"]);
+    // The operator looks but does not dispose of credits.
+    let r = s
+        .call(
+            "POST",
+            &format!("/api/v1/parties/{COMPANY}/incoming/answer"),
+            Some(&operator),
+            Some("op-1"),
+            Some(&json!({ "accept": true }).to_string()),
+        )
+        .await;
+    assert_problem(&r, 403, "forbidden");
+    // Operator-only functions are refused to others.
+    let r = s
+        .call(
+            "POST",
+            "/api/v1/users/banca/pin-unlock",
+            Some(&company),
+            None,
+            None,
+        )
+        .await;
+    assert_problem(&r, 403, "forbidden");
+    // After revocation the intermediary loses access at once.
+    let r = s
+        .call(
+            "POST",
+            "/api/v1/delegations/revoke",
+            Some(&operator),
+            None,
+            Some(&json!({ "username": "studio", "party_cf": COMPANY }).to_string()),
+        )
+        .await;
+    assert_eq!(r.status, 204);
+    let r = s
+        .call("GET", &monitoring(COMPANY), Some(&studio), None, None)
+        .await;
+    assert_problem(&r, 403, "forbidden");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csv_export_is_excel_ready_and_formula_safe() {
+    let s = Server::start().await;
+    let c = s.login("impresa").await;
+    accept_communication(&s, &c).await;
+    let cedible = s
+        .call(
+            "GET",
+            &format!("/api/v1/parties/{COMPANY}/cedible"),
+            Some(&c),
+            None,
+            None,
+        )
+        .await
+        .json();
+    let rata = cedible[0]["rata"].as_i64().unwrap();
+    let body = json!({ "lines": [{ "rata": rata, "cessionario_cf": BANK }], "disclose_name": true, "pin": PIN }).to_string();
+    let r = s
+        .call(
+            "POST",
+            &format!("/api/v1/parties/{COMPANY}/cessions"),
+            Some(&c),
+            Some("x"),
+            Some(&body),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    let b = s.login("banca").await;
+    let r = s
+        .call(
+            "GET",
+            &format!("/api/v1/parties/{BANK}/movements.csv?year=2023"),
+            Some(&b),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.header("content-type"), Some("text/csv; charset=utf-8"));
+    let text = String::from_utf8(r.body.clone()).unwrap();
+    assert!(text.starts_with('\u{feff}'));
+    let row = text.lines().nth(1).unwrap();
+    assert!(
+        row.contains(";00743110157;\"'=HYPERLINK(\"\"http://x\"\")\";"),
+        "{row}"
+    );
+    assert!(row.contains(";10000,00;"), "{row}");
+    // At least one filter besides tracciabilità (SPEC F4).
+    let r = s
+        .call(
+            "GET",
+            &format!("/api/v1/parties/{BANK}/movements?tracciabile=true"),
+            Some(&b),
+            None,
+            None,
+        )
+        .await;
+    assert_problem(&r, 422, "invalid");
+}
