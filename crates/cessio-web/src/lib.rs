@@ -253,6 +253,7 @@ pub fn router(state: WebState) -> Router {
         .route("/openapi.json", get(openapi::document));
     Router::new()
         .nest("/api/v1", api)
+        .route("/", get(index))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::render))
         .fallback(not_found)
@@ -276,6 +277,18 @@ async fn observe(State(state): State<WebState>, req: Request, next: Next) -> Res
         started.elapsed(),
     );
     response
+}
+
+/// Where to go from the root: the API and its description.
+async fn index() -> Json<serde_json::Value> {
+    Json(serde_json::json!({
+        "name": "Cessio — Piattaforma cessione crediti",
+        "api": "/api/v1",
+        "openapi": "/api/v1/openapi.json",
+        "login": "POST /api/v1/session {\"username\", \"password\"}",
+        "health": "/healthz",
+        "metrics": "/metrics"
+    }))
 }
 
 async fn not_found() -> Problem {
