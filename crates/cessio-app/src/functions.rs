@@ -3,15 +3,15 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use cessio_core::catalogue::{Family, HolderRole, Origin};
+use cessio_core::catalogue::{CessionRegime, HolderRole, Origin};
 use cessio_core::ledger::{PartyId, RataId, TransferId, TransferKind};
 use cessio_core::money::Cents;
 use cessio_core::rata::{OptionCommunication, Protocol, derive_rate_for_holder};
 use cessio_core::rules;
 use cessio_core::time::{RefYear, rome_date, rome_start_of_day, to_rome};
 use cessio_store::{
-    AccountRef, Command, Credit, CreditOrigin, NewCredit, NewRata, Party, PartyEntry, PartyKind,
-    StoreError, TransferRequest,
+    AccountRef, Command, Credit, CreditOrigin, EntryQuery, EntryRole, NewCredit, NewRata, Party,
+    PartyEntry, PartyKind, StoreError, TransferRequest,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -150,6 +150,8 @@ pub enum MovementState {
     InAttesa,
     Accettato,
     Rifiutato,
+    /// A communication annulled by its sender (R-OPT-ANNUL): never answered by the holder.
+    Annullato,
 }
 
 impl MovementState {
@@ -158,6 +160,7 @@ impl MovementState {
             MovementState::InAttesa => "In attesa di risposta cessionario",
             MovementState::Accettato => "Accettato",
             MovementState::Rifiutato => "Rifiutato",
+            MovementState::Annullato => "Annullato dal mittente",
         }
     }
 }
@@ -269,6 +272,7 @@ fn state_of(e: &PartyEntry) -> MovementState {
         (false, _) => MovementState::Accettato,
         (true, None) => MovementState::InAttesa,
         (true, Some(a)) if a.accepted => MovementState::Accettato,
+        (true, Some(a)) if a.by.is_some() && a.by == e.party => MovementState::Annullato,
         (true, Some(_)) => MovementState::Rifiutato,
     }
 }
@@ -280,8 +284,10 @@ impl App {
             .map_or_else(|| key.to_string(), |t| t.name.clone())
     }
 
-    fn family(&self, key: &str) -> Family {
-        self.catalogue.get(key).map_or(Family::Other, |t| t.family)
+    fn regime(&self, key: &str) -> CessionRegime {
+        self.catalogue
+            .get(key)
+            .map_or(CessionRegime::Art121, |t| t.cession_regime)
     }
 
     fn today(&self) -> NaiveDate {
@@ -356,6 +362,15 @@ impl App {
             .get(&input.type_key)
             .ok_or_else(|| AppError::invalid("type_key", "tipo di credito sconosciuto"))?;
         let communicated_on = input.communicated_on.unwrap_or_else(|| self.today());
+        // Users send communications today: only the operator loads past ones (bulk files of
+        // communications already sent), or a backdated date would evade R-OPT-STOP and the
+        // tracciabilità of 1 May 2022.
+        if !p.is_operator() && communicated_on != self.today() {
+            return Err(AppError::invalid(
+                "communicated_on",
+                "la data di comunicazione è la data di invio (oggi)",
+            ));
+        }
         if communicated_on > self.today() {
             return Err(AppError::invalid(
                 "communicated_on",
@@ -517,6 +532,8 @@ impl App {
             } else {
                 &mut row.residual_not_cedible
             };
+            // A refused cession and an annulled communication moved nothing for good.
+            let voided = matches!(state, MovementState::Rifiutato | MovementState::Annullato);
             if e.counterparty == Some(party) {
                 match state {
                     MovementState::InAttesa => add(&mut row.received_pending, e.amount),
@@ -525,37 +542,23 @@ impl App {
                         add(residual, e.amount);
                     }
                     MovementState::Rifiutato => add(&mut row.received_refused, e.amount),
+                    MovementState::Annullato => {}
                 }
-            } else if e.party == Some(party) {
-                let out = match e.kind {
-                    // The beneficiary's communication moves no holding of its own.
-                    TransferKind::Issue => {
-                        match state {
-                            MovementState::InAttesa => add(&mut row.ceded_pending, e.amount),
-                            MovementState::Accettato => add(&mut row.ceded_accepted, e.amount),
-                            MovementState::Rifiutato => {}
-                        }
-                        false
-                    }
-                    TransferKind::Cession => {
-                        match state {
-                            MovementState::InAttesa => add(&mut row.ceded_pending, e.amount),
-                            MovementState::Accettato => add(&mut row.ceded_accepted, e.amount),
-                            MovementState::Rifiutato => {}
-                        }
-                        state != MovementState::Rifiutato
-                    }
-                    TransferKind::Use => {
-                        match state {
-                            MovementState::InAttesa => add(&mut row.used_reserved, e.amount),
-                            MovementState::Accettato => add(&mut row.used_done, e.amount),
-                            MovementState::Rifiutato => {}
-                        }
-                        state != MovementState::Rifiutato
-                    }
-                    _ => state != MovementState::Rifiutato,
+            } else if e.party == Some(party) && !voided {
+                let (pending, done) = match e.kind {
+                    TransferKind::Use => (&mut row.used_reserved, &mut row.used_done),
+                    _ => (&mut row.ceded_pending, &mut row.ceded_accepted),
                 };
-                if out {
+                add(
+                    if state == MovementState::InAttesa {
+                        pending
+                    } else {
+                        done
+                    },
+                    e.amount,
+                );
+                // The beneficiary's communication moves no holding of its own.
+                if e.kind != TransferKind::Issue {
                     *residual = residual.checked_sub(e.amount).unwrap_or(Cents::ZERO);
                 }
             }
@@ -573,7 +576,14 @@ impl App {
     ) -> Result<Vec<CedibleHolding>, AppError> {
         self.authorize_view(p, party).await?;
         let holdings = self.store.holdings(party).await?;
-        let entries = self.store.party_entries(party, None).await?;
+        let entries = self
+            .store
+            .find_entries(&EntryQuery {
+                role: EntryRole::Received,
+                cessions_only: true,
+                ..EntryQuery::of(party)
+            })
+            .await?;
         let info: HashMap<RataId, &PartyEntry> = entries
             .iter()
             .filter(|e| e.counterparty == Some(party))
@@ -599,7 +609,7 @@ impl App {
                 max_cedibile: available,
                 partial_allowed: rules::partial_cession_allowed(
                     e.tracciabile,
-                    self.family(&e.type_key),
+                    self.regime(&e.type_key),
                 ),
             });
         }
@@ -695,6 +705,15 @@ impl App {
             if !holding.partial_allowed && amount != holding.max_cedibile {
                 return Err(AppError::r_partial(amount, holding.max_cedibile));
             }
+            if amount > holding.max_cedibile {
+                return Err(AppError::Store(StoreError::Ledger(
+                    cessio_core::ledger::LedgerError::InsufficientAvailable {
+                        account: 0,
+                        requested: amount,
+                        available: holding.max_cedibile,
+                    },
+                )));
+            }
             total = total.checked_add(amount).unwrap_or(Cents::MAX);
             moves.push(TransferRequest::Move {
                 rata: line.rata,
@@ -714,6 +733,34 @@ impl App {
     }
 
     // ----- F3 -----
+
+    /// What the party must still answer, selected in the store by type, year and cedente.
+    async fn awaiting(
+        &self,
+        party: PartyId,
+        filter: &IncomingFilter,
+    ) -> Result<Vec<PartyEntry>, AppError> {
+        let cedente = match filter.cedente_cf.as_deref().map(str::trim) {
+            Some(cf) if !cf.is_empty() => match self.party_by_cf(cf).await {
+                Ok(p) => Some(p.id),
+                Err(AppError::CfUnknown { .. }) => return Ok(Vec::new()),
+                Err(e) => return Err(e),
+            },
+            _ => None,
+        };
+        Ok(self
+            .store
+            .find_entries(&EntryQuery {
+                role: EntryRole::Received,
+                awaiting_answer: true,
+                cessions_only: true,
+                counterparty: cedente,
+                type_key: filter.type_key.clone(),
+                year: filter.year,
+                ..EntryQuery::of(party)
+            })
+            .await?)
+    }
 
     fn incoming_entries<'e>(
         &self,
@@ -757,7 +804,7 @@ impl App {
         filter: &IncomingFilter,
     ) -> Result<Vec<IncomingGroup>, AppError> {
         self.authorize_view(p, party).await?;
-        let entries = self.store.party_entries(party, None).await?;
+        let entries = self.awaiting(party, filter).await?;
         let parties = self.party_map(&entries).await?;
         let matching = self.incoming_entries(&entries, party, &parties, filter);
         if matching.len() > rules::ACCEPTANCE_LIST_LIMIT {
@@ -807,7 +854,7 @@ impl App {
             return Ok(answer_receipt(&r, accept));
         }
         self.check_pin(p, pin).await?;
-        let entries = self.store.party_entries(party, None).await?;
+        let entries = self.awaiting(party, selection).await?;
         let parties = self.party_map(&entries).await?;
         let matching = self.incoming_entries(&entries, party, &parties, selection);
         if matching.is_empty() {
@@ -893,7 +940,19 @@ impl App {
                 "indicare almeno un filtro oltre alla tracciabilità (per esempio il periodo di registrazione)",
             ));
         }
-        let entries = self.store.party_entries(party, None).await?;
+        let entries = self
+            .store
+            .find_entries(&EntryQuery {
+                cessions_only: true,
+                registered_from: filter.registered_from.map(rome_start_of_day),
+                registered_before: filter
+                    .registered_to
+                    .map(|d| rome_start_of_day(d + chrono::Duration::days(1))),
+                type_key: filter.type_key.clone(),
+                year: filter.year,
+                ..EntryQuery::of(party)
+            })
+            .await?;
         let parties = self.party_map(&entries).await?;
         let prefix = |s: &Option<String>| {
             s.as_deref()

@@ -255,15 +255,13 @@ pub struct Applied {
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum LedgerError {
-    #[error(
-        "Importo non disponibile: richiesti {requested:?}, disponibili {available:?} (R-CONSERVE)"
-    )]
+    #[error("Importo non disponibile: richiesti {requested}, disponibili {available} (R-CONSERVE)")]
     InsufficientAvailable {
         account: AccountId,
         requested: Cents,
         available: Cents,
     },
-    #[error("L'importo deve essere maggiore di zero: {amount:?} (R-CONSERVE)")]
+    #[error("L'importo deve essere maggiore di zero: {amount} (R-CONSERVE)")]
     NonPositiveAmount { amount: Cents },
     #[error("Conto sconosciuto: {account}")]
     UnknownAccount { account: AccountId },

@@ -4,7 +4,7 @@
 use chrono::{Datelike, NaiveDate};
 
 use crate::calendar::add_working_days;
-use crate::catalogue::Family;
+use crate::catalogue::{CessionRegime, Family};
 
 /// R-1000: above this many matching operations the acceptance list needs filters.
 pub const ACCEPTANCE_LIST_LIMIT: usize = 1_000;
@@ -26,9 +26,12 @@ pub const OPT_STOP_FROM: NaiveDate = match NaiveDate::from_ymd_opt(2023, 2, 17) 
 };
 
 /// R-PARTIAL: may a holder cede less than the whole rata? Only for non-tracciabili credits
-/// and art. 122 credits; a tracciabile building rata moves whole.
-pub fn partial_cession_allowed(tracciabile: bool, family: Family) -> bool {
-    !tracciabile || family == Family::Art122
+/// and credits under the art. 122 regime (rent, sanificazione, adeguamento, vacanze: SPEC
+/// §5 "may be ceded also partially"); a tracciabile building rata moves whole. Decided by
+/// the cession regime, not the family: Tax credit vacanze is not an art. 122 credit by
+/// family but is ceded under its regime.
+pub fn partial_cession_allowed(tracciabile: bool, regime: CessionRegime) -> bool {
+    !tracciabile || regime == CessionRegime::Art122
 }
 
 /// R-WAIT5 applies to cessions after the first (not to the option communication) of
@@ -68,10 +71,11 @@ mod tests {
     }
 
     #[test]
-    fn r_partial_only_non_tracciabili_and_art122() {
-        assert!(partial_cession_allowed(false, Family::Art121));
-        assert!(!partial_cession_allowed(true, Family::Art121));
-        assert!(partial_cession_allowed(true, Family::Art122));
+    fn r_partial_only_non_tracciabili_and_art122_regime() {
+        assert!(partial_cession_allowed(false, CessionRegime::Art121));
+        assert!(!partial_cession_allowed(true, CessionRegime::Art121));
+        assert!(partial_cession_allowed(true, CessionRegime::Art122));
+        assert!(!partial_cession_allowed(true, CessionRegime::Once));
     }
 
     #[test]

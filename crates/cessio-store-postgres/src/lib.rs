@@ -25,8 +25,9 @@ use cessio_store::engine::{
 };
 use cessio_store::verify::Verifier;
 use cessio_store::{
-    AccountRef, Answer, Counts, Credit, CreditOrigin, IdempotencyKey, NewUser, Operation, Party,
-    PartyEntry, PartyKind, Rata, Receipt, Role, Store, StoreError, User, VerifyReport, WriteConfig,
+    AccountRef, Answer, Counts, Credit, CreditOrigin, EntryQuery, IdempotencyKey, NewUser,
+    Operation, Party, PartyEntry, PartyKind, Rata, Receipt, Role, SqlValue, Store, StoreError,
+    User, VerifyReport, WriteConfig,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use tokio::sync::{mpsc, oneshot};
@@ -679,19 +680,6 @@ fn user_from_row(r: &Row) -> User {
     }
 }
 
-/// The initial row of every cession, issuance and F24 use touching the party, with its
-/// answer and its rata and credit.
-const SQL_PARTY_ENTRIES: &str =
-    "SELECT t.id, t.at, t.kind, t.phase, t.amount, t.party, t.counterparty, t.disclose,
-        a.phase, a.at, r.id, r.idx, r.year, r.codice_tributo, r.codice_univoco,
-        c.id, c.type_key, c.protocol, c.tracciabile, c.origin, c.communicated_on
-   FROM transfers t
-   JOIN rate r ON r.id = t.rata
-   JOIN credits c ON c.id = r.credit
-   LEFT JOIN transfers a ON a.pending_id = t.id
-  WHERE (t.party = $1 OR t.counterparty = $1) AND t.phase IN ('posted', 'pending') AND t.at <= $2
-  ORDER BY t.id";
-
 #[async_trait]
 impl Store for PgStore {
     fn backend(&self) -> &'static str {
@@ -884,17 +872,32 @@ impl Store for PgStore {
             .collect()
     }
 
-    async fn party_entries(
-        &self,
-        party: PartyId,
-        until: Option<DateTime<Utc>>,
-    ) -> Result<Vec<PartyEntry>, StoreError> {
-        let until = until.map_or(i64::MAX, |u| u.timestamp_micros());
-        let rows = self
-            .reader()
-            .query(SQL_PARTY_ENTRIES, &[&party, &until])
-            .await
-            .map_err(db_err)?;
+    async fn find_entries(&self, query: &EntryQuery) -> Result<Vec<PartyEntry>, StoreError> {
+        let until = query.until.map_or(i64::MAX, |u| u.timestamp_micros());
+        let (sql, values) = query.sql(|n| format!("${n}"));
+        let ints: Vec<Option<i64>> = values
+            .iter()
+            .map(|v| match v {
+                SqlValue::Int(i) => Some(*i),
+                SqlValue::Text(_) => None,
+            })
+            .collect();
+        let texts: Vec<Option<&str>> = values
+            .iter()
+            .map(|v| match v {
+                SqlValue::Text(t) => Some(t.as_str()),
+                SqlValue::Int(_) => None,
+            })
+            .collect();
+        let params: Vec<&(dyn ToSql + Sync)> = ints
+            .iter()
+            .zip(&texts)
+            .map(|(i, t)| match i {
+                Some(i) => i as &(dyn ToSql + Sync),
+                None => t as &(dyn ToSql + Sync),
+            })
+            .collect();
+        let rows = self.reader().query(&sql, &params).await.map_err(db_err)?;
         Ok(rows
             .iter()
             .map(|r| {
@@ -918,6 +921,7 @@ impl Store for PgStore {
                         (Some(p), Some(at)) if at <= until => Some(Answer {
                             accepted: p == "post_pending",
                             at: micros_to_time(at),
+                            by: r.get(21),
                         }),
                         _ => None,
                     },

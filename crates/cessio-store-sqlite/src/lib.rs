@@ -25,8 +25,9 @@ use cessio_store::engine::{
 };
 use cessio_store::verify::Verifier;
 use cessio_store::{
-    AccountRef, Answer, Counts, Credit, CreditOrigin, IdempotencyKey, NewUser, Operation, Party,
-    PartyEntry, PartyKind, Rata, Receipt, Role, Store, StoreError, User, VerifyReport, WriteConfig,
+    AccountRef, Answer, Counts, Credit, CreditOrigin, EntryQuery, IdempotencyKey, NewUser,
+    Operation, Party, PartyEntry, PartyKind, Rata, Receipt, Role, SqlValue, Store, StoreError,
+    User, VerifyReport, WriteConfig,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{
@@ -728,19 +729,6 @@ fn fk_error(e: rusqlite::Error, user: i64, party: PartyId) -> StoreError {
     }
 }
 
-/// The initial row of every cession, issuance and F24 use touching the party, with its
-/// answer and its rata and credit.
-const SQL_PARTY_ENTRIES: &str =
-    "SELECT t.id, t.at, t.kind, t.phase, t.amount, t.party, t.counterparty, t.disclose,
-        a.phase, a.at, r.id, r.idx, r.year, r.codice_tributo, r.codice_univoco,
-        c.id, c.type_key, c.protocol, c.tracciabile, c.origin, c.communicated_on
-   FROM transfers t
-   JOIN rate r ON r.id = t.rata
-   JOIN credits c ON c.id = r.credit
-   LEFT JOIN transfers a ON a.pending_id = t.id
-  WHERE (t.party = ?1 OR t.counterparty = ?1) AND t.phase IN ('posted', 'pending') AND t.at <= ?2
-  ORDER BY t.id";
-
 #[async_trait]
 impl Store for SqliteStore {
     fn backend(&self) -> &'static str {
@@ -904,15 +892,19 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn party_entries(
-        &self,
-        party: PartyId,
-        until: Option<DateTime<Utc>>,
-    ) -> Result<Vec<PartyEntry>, StoreError> {
-        let until = until.map_or(i64::MAX, |u| u.timestamp_micros());
+    async fn find_entries(&self, query: &EntryQuery) -> Result<Vec<PartyEntry>, StoreError> {
+        let until = query.until.map_or(i64::MAX, |u| u.timestamp_micros());
+        let (sql, values) = query.sql(|n| format!("?{n}"));
         self.read(move |c| {
-            let mut st = c.prepare_cached(SQL_PARTY_ENTRIES).map_err(db_err)?;
-            st.query_map(params![party, until], |r| {
+            let mut st = c.prepare_cached(&sql).map_err(db_err)?;
+            let bound: Vec<rusqlite::types::Value> = values
+                .into_iter()
+                .map(|v| match v {
+                    SqlValue::Int(i) => rusqlite::types::Value::Integer(i),
+                    SqlValue::Text(t) => rusqlite::types::Value::Text(t),
+                })
+                .collect();
+            st.query_map(rusqlite::params_from_iter(bound), |r| {
                 let kind: String = r.get(2)?;
                 let phase: String = r.get(3)?;
                 let answer_phase: Option<String> = r.get(8)?;
@@ -932,6 +924,7 @@ impl Store for SqliteStore {
                         (Some(p), Some(at)) if at <= until => Some(Answer {
                             accepted: p == "post_pending",
                             at: micros_to_time(at),
+                            by: r.get(21)?,
                         }),
                         _ => None,
                     },

@@ -94,8 +94,8 @@ CREATE TABLE transfers (
     hash TEXT NOT NULL
 );
 CREATE INDEX transfers_rata ON transfers (rata);
-CREATE INDEX transfers_party ON transfers (party);
-CREATE INDEX transfers_counterparty ON transfers (counterparty);
+CREATE INDEX transfers_party ON transfers (party, at);
+CREATE INDEX transfers_counterparty ON transfers (counterparty, at);
 
 CREATE TABLE users (
     id INTEGER PRIMARY KEY,

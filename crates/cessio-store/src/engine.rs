@@ -550,7 +550,17 @@ fn apply(op: &Operation, w: &mut Working, plan: &mut Plan) -> Result<Receipt, St
             }
             let mut movements = Vec::with_capacity(requests.len());
             for r in requests {
-                movements.push(resolve(r, w, plan)?);
+                let mut planned = resolve(r, w, plan)?;
+                if matches!(
+                    planned.movement,
+                    Movement::Post { .. } | Movement::Void { .. }
+                ) && op.on_behalf_of.is_some()
+                {
+                    // An answer records who gave it: the cessionario accepting or
+                    // refusing, or the sender annulling its own communication.
+                    planned.party = op.on_behalf_of;
+                }
+                movements.push(planned);
             }
             receipt.transfers = record(op, operation_id, w, plan, &movements)?;
             receipt.amount = plan

@@ -130,7 +130,16 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         &self,
         party: PartyId,
         until: Option<DateTime<Utc>>,
-    ) -> Result<Vec<PartyEntry>, StoreError>;
+    ) -> Result<Vec<PartyEntry>, StoreError> {
+        self.find_entries(&EntryQuery {
+            until,
+            ..EntryQuery::of(party)
+        })
+        .await
+    }
+
+    /// The party's movements that a query selects, oldest first.
+    async fn find_entries(&self, query: &EntryQuery) -> Result<Vec<PartyEntry>, StoreError>;
 
     /// Creates a user; the action is recorded in the audit log under `actor`.
     async fn create_user(

@@ -371,6 +371,10 @@ pub struct User {
 pub struct Answer {
     pub accepted: bool,
     pub at: DateTime<Utc>,
+    /// The party that answered, when recorded: the cessionario, or the sender of a
+    /// communication that annulled it.
+    #[serde(default)]
+    pub by: Option<PartyId>,
 }
 
 /// One movement touching a party, with everything F1, F3 and F4 show about it: the
@@ -398,4 +402,124 @@ pub struct PartyEntry {
     pub tracciabile: bool,
     pub origin: CreditOrigin,
     pub communicated_on: NaiveDate,
+}
+
+/// Which side of a movement the party is on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum EntryRole {
+    #[default]
+    Any,
+    /// The party is the cessionario (or the fornitore of a communication).
+    Received,
+    /// The party is the cedente (or the beneficiary of a communication, or the F24 user).
+    Sent,
+}
+
+/// A selection of a party's movements, so that lists are filtered where the rows are.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EntryQuery {
+    pub party: PartyId,
+    /// Answers after this instant count as not given (state as of a past time).
+    pub until: Option<DateTime<Utc>>,
+    pub role: EntryRole,
+    /// Only movements still waiting for their answer (F3).
+    pub awaiting_answer: bool,
+    /// Only communications and cessions (F3, F4), not F24 uses and other movements.
+    pub cessions_only: bool,
+    pub registered_from: Option<DateTime<Utc>>,
+    /// Exclusive.
+    pub registered_before: Option<DateTime<Utc>>,
+    pub counterparty: Option<PartyId>,
+    pub type_key: Option<String>,
+    pub year: Option<u16>,
+    pub limit: Option<usize>,
+}
+
+/// A bound value of a generated query.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SqlValue {
+    Int(i64),
+    Text(String),
+}
+
+impl EntryQuery {
+    pub fn of(party: PartyId) -> Self {
+        EntryQuery {
+            party,
+            ..EntryQuery::default()
+        }
+    }
+
+    /// The SQL both backends run, with `placeholder(n)` spelling the n-th parameter
+    /// (`?n` for SQLite, `$n` for PostgreSQL).
+    pub fn sql(&self, placeholder: impl Fn(usize) -> String) -> (String, Vec<SqlValue>) {
+        let mut params = vec![SqlValue::Int(self.party)];
+        let next = |v: SqlValue, params: &mut Vec<SqlValue>| {
+            params.push(v);
+            placeholder(params.len())
+        };
+        let p1 = placeholder(1);
+        let mut conditions = vec![match self.role {
+            EntryRole::Any => format!("(t.party = {p1} OR t.counterparty = {p1})"),
+            EntryRole::Received => format!("t.counterparty = {p1}"),
+            EntryRole::Sent => format!("t.party = {p1}"),
+        }];
+        conditions.push(if self.awaiting_answer {
+            "t.phase = 'pending' AND a.id IS NULL".to_string()
+        } else {
+            "t.phase IN ('posted', 'pending')".to_string()
+        });
+        if self.cessions_only {
+            conditions.push("t.kind IN ('issue', 'cession')".into());
+        }
+        if let Some(until) = self.until {
+            let ph = next(SqlValue::Int(until.timestamp_micros()), &mut params);
+            conditions.push(format!("t.at <= {ph}"));
+        }
+        if let Some(from) = self.registered_from {
+            let ph = next(SqlValue::Int(from.timestamp_micros()), &mut params);
+            conditions.push(format!("t.at >= {ph}"));
+        }
+        if let Some(before) = self.registered_before {
+            let ph = next(SqlValue::Int(before.timestamp_micros()), &mut params);
+            conditions.push(format!("t.at < {ph}"));
+        }
+        if let Some(c) = self.counterparty {
+            let ph = next(SqlValue::Int(c), &mut params);
+            conditions.push(match self.role {
+                EntryRole::Received => format!("t.party = {ph}"),
+                EntryRole::Sent => format!("t.counterparty = {ph}"),
+                EntryRole::Any => format!("(t.party = {ph} OR t.counterparty = {ph})"),
+            });
+        }
+        if let Some(k) = &self.type_key {
+            let ph = next(SqlValue::Text(k.clone()), &mut params);
+            conditions.push(format!("c.type_key = {ph}"));
+        }
+        if let Some(y) = self.year {
+            let ph = next(SqlValue::Int(i64::from(y)), &mut params);
+            // Compared as a 64-bit integer: the one integer type both backends bind.
+            conditions.push(format!("CAST(r.year AS BIGINT) = {ph}"));
+        }
+        let mut sql = format!(
+            "SELECT t.id, t.at, t.kind, t.phase, t.amount, t.party, t.counterparty, t.disclose,
+                    a.phase, a.at, r.id, r.idx, r.year, r.codice_tributo, r.codice_univoco,
+                    c.id, c.type_key, c.protocol, c.tracciabile, c.origin, c.communicated_on, a.party
+               FROM transfers t
+               JOIN rate r ON r.id = t.rata
+               JOIN credits c ON c.id = r.credit
+               LEFT JOIN transfers a ON a.pending_id = t.id
+              WHERE {}
+              ORDER BY t.id",
+            conditions.join(" AND ")
+        );
+        if let Some(limit) = self.limit {
+            let ph = next(
+                SqlValue::Int(i64::try_from(limit).unwrap_or(i64::MAX)),
+                &mut params,
+            );
+            sql.push_str(&format!(" LIMIT {ph}"));
+        }
+        (sql, params)
+    }
 }

@@ -22,6 +22,7 @@ use cessio_store_sqlite::SqliteStore;
 use chrono::Utc;
 use clap::{Parser, Subcommand};
 
+mod bench_queries;
 mod demo;
 
 #[derive(Parser, Debug)]
@@ -136,6 +137,15 @@ enum Cmd {
         /// Folder for the SQLite files (on the disk being measured).
         #[arg(long, default_value = "target/bench")]
         dir: std::path::PathBuf,
+    },
+    /// Build a register of N operations and time F1, F3 and F4 on its largest holder.
+    BenchQueries {
+        #[arg(long, default_value = "sqlite://target/bench/queries.db")]
+        database_url: String,
+        #[arg(long, default_value_t = 1_000_000)]
+        operations: u64,
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
     },
     /// Write cessions as fast as possible and print "ack KEY" for each acknowledged one.
     /// The crash tests kill it with SIGKILL and check every acknowledged key survived.
@@ -278,6 +288,54 @@ async fn run(cli: Cli) -> Result<()> {
             postgres_url,
             dir,
         } => bench(&backends, &writers, seconds, &postgres_url, &dir).await,
+        Cmd::BenchQueries {
+            database_url,
+            operations,
+            runs,
+        } => {
+            let (store, backend, schema): (Arc<dyn Store>, &str, Option<String>) =
+                match cessio_store::backend_kind(&database_url)? {
+                    BackendKind::Sqlite => {
+                        let path = cessio_store::sqlite_path(&database_url)?;
+                        if let Some(dir) = std::path::Path::new(path).parent() {
+                            std::fs::create_dir_all(dir)?;
+                        }
+                        for ext in ["", "-wal", "-shm"] {
+                            let _ = std::fs::remove_file(format!("{path}{ext}"));
+                        }
+                        (
+                            Arc::new(SqliteStore::open_url(
+                                &database_url,
+                                WriteConfig::default(),
+                            )?),
+                            "sqlite",
+                            None,
+                        )
+                    }
+                    BackendKind::Postgres => {
+                        let schema = format!("bench_queries_{}", std::process::id());
+                        (
+                            Arc::new(
+                                PgStore::connect(
+                                    &database_url,
+                                    Some(&schema),
+                                    WriteConfig::default(),
+                                )
+                                .await?,
+                            ),
+                            "postgres",
+                            Some(schema),
+                        )
+                    }
+                };
+            println!("| backend | query | result | p50 ms | p99 ms |");
+            println!("|---|---|---|---:|---:|");
+            bench_queries::run(store, backend, operations, runs).await?;
+            if let Some(schema) = schema {
+                drop_schema(&database_url, &schema).await?;
+            }
+            Ok(())
+        }
         Cmd::Load {
             database_url,
             schema,

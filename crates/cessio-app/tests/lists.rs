@@ -1,0 +1,336 @@
+//! F1 Monitoraggio and F4 Lista movimenti: figures, as-of dates, filters, R-300, R-50000.
+
+#![expect(clippy::unwrap_used, reason = "tests")]
+
+#[macro_use]
+mod support;
+
+use cessio_app::{MovementFilter, MovementState, RowLimit};
+use cessio_core::money::Cents;
+use support::*;
+
+backends!(
+    f1_monitoring_figures_per_type_and_year,
+    f1_monitoring_of_the_beneficiary_shows_the_communication_as_ceded,
+    f1_monitoring_as_of_a_past_date_shows_the_earlier_state,
+    f4_movements_need_a_filter_besides_tracciabile,
+    f4_movements_filters_select_rows,
+    r_300_exactly_300_rows_are_shown,
+    r_300_more_rows_are_refused_but_exported,
+);
+
+async fn f1_monitoring_figures_per_type_and_year(t: TestApp) {
+    let (holder, c) = (t.company(1).await, t.company(2).await);
+    let h = t.user_for(&holder, "titolare").await;
+    let cu = t.user_for(&c, "cessionario").await;
+    let ben = t.company(3).await;
+    // Superbonus 4 × 250,00 €: only 2023 accepted; Ecobonus (not tracciabile) 10 × 10,00 €.
+    let sb = t
+        .communicate(&ben, &holder, "superbonus", 100_000, tracciabile_day())
+        .await;
+    t.answer(&h, &holder, by_year(2023), true).await.unwrap();
+    let eco = t.holding(&holder, &h, "ecobonus", 10_000, old_day()).await;
+    // Cede Superbonus 2023 whole (pending), Ecobonus 2022 in part (refused) and 2023 (accepted).
+    t.cede(&h, &holder, &[line(sb.rate[0].id, &c, None)], false)
+        .await
+        .unwrap();
+    let eco_lines = [
+        line(eco.rate[0].id, &c, Some(300)),
+        line(eco.rate[1].id, &c, Some(200)),
+    ];
+    t.cede(&h, &holder, &eco_lines, false).await.unwrap();
+    let eco_2022 = cessio_app::IncomingFilter {
+        type_key: Some("ecobonus".into()),
+        year: Some(2022),
+        cedente_cf: None,
+    };
+    t.answer(&cu, &c, eco_2022, false).await.unwrap();
+    let eco_2023 = cessio_app::IncomingFilter {
+        type_key: Some("ecobonus".into()),
+        year: Some(2023),
+        cedente_cf: None,
+    };
+    t.answer(&cu, &c, eco_2023, true).await.unwrap();
+
+    let rows = t.app.monitoring(&h, holder.id, None).await.unwrap();
+    assert_eq!(rows.len(), 4 + 10);
+    let m = t.monitor(&holder, "superbonus", 2023).await;
+    assert_eq!(
+        (m.received_accepted, m.ceded_pending, m.residual_cedible),
+        (cents(25_000), cents(25_000), Cents::ZERO)
+    );
+    let m = t.monitor(&holder, "superbonus", 2024).await;
+    assert_eq!(
+        (m.received_pending, m.received_accepted),
+        (cents(25_000), Cents::ZERO)
+    );
+    let m = t.monitor(&holder, "ecobonus", 2022).await;
+    assert_eq!(
+        (
+            m.received_accepted,
+            m.ceded_pending,
+            m.ceded_accepted,
+            m.residual_cedible
+        ),
+        (cents(1_000), Cents::ZERO, Cents::ZERO, cents(1_000))
+    );
+    let m = t.monitor(&holder, "ecobonus", 2023).await;
+    assert_eq!(
+        (m.ceded_accepted, m.residual_cedible),
+        (cents(200), cents(800))
+    );
+    assert_eq!(
+        m.type_name,
+        "Ecobonus (riqualificazione energetica) e fotovoltaico"
+    );
+    // The cessionario's side.
+    let m = t.monitor(&c, "superbonus", 2023).await;
+    assert_eq!(m.received_pending, cents(25_000));
+    let m = t.monitor(&c, "ecobonus", 2022).await;
+    assert_eq!(
+        (m.received_refused, m.residual_cedible),
+        (cents(300), Cents::ZERO)
+    );
+    let m = t.monitor(&c, "ecobonus", 2023).await;
+    assert_eq!(
+        (m.received_accepted, m.residual_cedible),
+        (cents(200), cents(200))
+    );
+    // Nobody uses F24 in this release of the scenario.
+    assert!(
+        rows.iter()
+            .all(|r| r.used_done == Cents::ZERO && r.used_reserved == Cents::ZERO)
+    );
+}
+
+async fn f1_monitoring_of_the_beneficiary_shows_the_communication_as_ceded(t: TestApp) {
+    let (ben, holder) = (t.company(1).await, t.company(2).await);
+    let h = t.user_for(&holder, "fornitore").await;
+    t.communicate(&ben, &holder, "superbonus", 100_000, tracciabile_day())
+        .await;
+    t.answer(&h, &holder, by_year(2023), true).await.unwrap();
+    let m = t.monitor(&ben, "superbonus", 2023).await;
+    assert_eq!(
+        (m.ceded_accepted, m.ceded_pending, m.residual_cedible),
+        (cents(25_000), Cents::ZERO, Cents::ZERO)
+    );
+    let m = t.monitor(&ben, "superbonus", 2024).await;
+    assert_eq!(m.ceded_pending, cents(25_000));
+}
+
+async fn f1_monitoring_as_of_a_past_date_shows_the_earlier_state(t: TestApp) {
+    let (ben, holder) = (t.company(1).await, t.company(2).await);
+    let h = t.user_for(&holder, "fornitore").await;
+    t.communicate(&ben, &holder, "superbonus", 100_000, tracciabile_day())
+        .await; // Friday 1 March 2024
+    t.set_rome(2024, 3, 4, 9, 0);
+    t.accept_all(&h, &holder).await;
+    let at = |d| {
+        let t = &t;
+        let h = &h;
+        let holder = &holder;
+        async move {
+            t.app
+                .monitoring(h, holder.id, Some(d))
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|r| r.type_key == "superbonus" && r.year == 2023)
+        }
+    };
+    assert_eq!(at(date(2024, 2, 29)).await, None);
+    let friday = at(date(2024, 3, 1)).await.unwrap();
+    assert_eq!(
+        (
+            friday.received_pending,
+            friday.received_accepted,
+            friday.residual_cedible
+        ),
+        (cents(25_000), Cents::ZERO, Cents::ZERO)
+    );
+    let monday = at(date(2024, 3, 4)).await.unwrap();
+    assert_eq!(
+        (
+            monday.received_pending,
+            monday.received_accepted,
+            monday.residual_cedible
+        ),
+        (Cents::ZERO, cents(25_000), cents(25_000))
+    );
+    assert_eq!(
+        t.app.monitoring(&h, holder.id, None).await.unwrap().len(),
+        4
+    );
+}
+
+async fn f4_movements_need_a_filter_besides_tracciabile(t: TestApp) {
+    let holder = t.company(1).await;
+    let h = t.user_for(&holder, "titolare").await;
+    for filter in [
+        MovementFilter::default(),
+        MovementFilter {
+            tracciabile: Some(true),
+            ..MovementFilter::default()
+        },
+        MovementFilter {
+            cedente_cf: Some("   ".into()),
+            code: Some(String::new()),
+            tracciabile: Some(false),
+            ..MovementFilter::default()
+        },
+    ] {
+        let e = t
+            .app
+            .movements(&h, holder.id, &filter, RowLimit::Show)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), "invalid", "{filter:?}");
+    }
+}
+
+async fn f4_movements_filters_select_rows(t: TestApp) {
+    let (holder, c) = (t.company(1).await, t.company(2).await);
+    let h = t.user_for(&holder, "titolare").await;
+    let cu = t.user_for(&c, "cessionario").await;
+    let sb = t
+        .holding(&holder, &h, "superbonus", 100_000, tracciabile_day())
+        .await;
+    let eco = t.holding(&holder, &h, "ecobonus", 10_000, old_day()).await;
+    t.set_rome(2024, 3, 5, 9, 0);
+    t.cede(&h, &holder, &[line(sb.rate[0].id, &c, None)], true)
+        .await
+        .unwrap();
+    t.cede(&h, &holder, &[line(eco.rate[0].id, &c, None)], true)
+        .await
+        .unwrap();
+    t.answer(&cu, &c, by_year(2022), true).await.unwrap();
+    let rows = |f: MovementFilter| {
+        let (t, h, holder) = (&t, &h, &holder);
+        async move {
+            t.app
+                .movements(h, holder.id, &f, RowLimit::Show)
+                .await
+                .unwrap()
+        }
+    };
+    let all = rows(MovementFilter {
+        registered_from: Some(date(2024, 1, 1)),
+        ..MovementFilter::default()
+    })
+    .await;
+    assert_eq!(
+        all.len(),
+        4 + 10 + 2,
+        "two communications received, two cessions"
+    );
+    let ceded = rows(MovementFilter {
+        registered_from: Some(date(2024, 3, 5)),
+        ..MovementFilter::default()
+    })
+    .await;
+    assert_eq!(ceded.len(), 2);
+    assert!(ceded.iter().all(|r| r.cessionario.cf == c.cf.as_str()));
+    let by_cessionario = rows(MovementFilter {
+        cessionario_cf: Some(c.cf.as_str()[..7].to_lowercase()),
+        ..MovementFilter::default()
+    })
+    .await;
+    assert_eq!(by_cessionario.len(), 2);
+    let accepted = rows(MovementFilter {
+        registered_from: Some(date(2024, 3, 5)),
+        state: Some(MovementState::Accettato),
+        ..MovementFilter::default()
+    })
+    .await;
+    assert_eq!(accepted.len(), 1);
+    assert_eq!(accepted[0].type_key, "ecobonus");
+    assert!(accepted[0].answered_at.is_some());
+    let waiting = rows(MovementFilter {
+        state: Some(MovementState::InAttesa),
+        ..MovementFilter::default()
+    })
+    .await;
+    assert_eq!(waiting.len(), 1);
+    assert_eq!(waiting[0].codice_univoco, sb.rate[0].codice_univoco);
+    let tracc = rows(MovementFilter {
+        registered_from: Some(date(2024, 1, 1)),
+        tracciabile: Some(true),
+        ..MovementFilter::default()
+    })
+    .await;
+    assert_eq!(tracc.len(), 4 + 1);
+    let by_code = rows(MovementFilter {
+        code: Some(sb.rate[0].codice_univoco.clone()),
+        ..MovementFilter::default()
+    })
+    .await;
+    assert_eq!(by_code.len(), 2, "its issuance and its cession");
+    let by_protocol = rows(MovementFilter {
+        code: Some(eco.protocol.clone()),
+        ..MovementFilter::default()
+    })
+    .await;
+    assert_eq!(by_protocol.len(), 10 + 1);
+    let by_tributo = rows(MovementFilter {
+        codice_tributo: Some("7708".into()),
+        year: Some(2023),
+        ..MovementFilter::default()
+    })
+    .await;
+    assert_eq!(by_tributo.len(), 2);
+    let answered = rows(MovementFilter {
+        answered_from: Some(date(2024, 3, 5)),
+        answered_to: Some(date(2024, 3, 5)),
+        ..MovementFilter::default()
+    })
+    .await;
+    assert_eq!(answered.len(), 1);
+}
+
+/// `n` Ecobonus communications (10 rate each) received by a fresh holder.
+async fn received_rows(
+    t: &TestApp,
+    communications: usize,
+) -> (cessio_store::Party, cessio_app::Principal) {
+    let (ben, holder) = (t.company(1).await, t.company(2).await);
+    let h = t.user_for(&holder, "titolare").await;
+    for _ in 0..communications {
+        t.communicate(&ben, &holder, "ecobonus", 1_000, old_day())
+            .await;
+    }
+    (holder, h)
+}
+
+fn ecobonus() -> MovementFilter {
+    MovementFilter {
+        type_key: Some("ecobonus".into()),
+        ..MovementFilter::default()
+    }
+}
+
+async fn r_300_exactly_300_rows_are_shown(t: TestApp) {
+    let (holder, h) = received_rows(&t, 30).await;
+    let shown = t
+        .app
+        .movements(&h, holder.id, &ecobonus(), RowLimit::Show)
+        .await
+        .unwrap();
+    assert_eq!(shown.len(), 300);
+}
+
+async fn r_300_more_rows_are_refused_but_exported(t: TestApp) {
+    let (holder, h) = received_rows(&t, 31).await;
+    let e = t
+        .app
+        .movements(&h, holder.id, &ecobonus(), RowLimit::Show)
+        .await
+        .unwrap_err();
+    assert_eq!((e.code(), e.rule()), ("too_many_rows", Some("R-300")));
+    assert!(e.to_string().contains("300"), "{e}");
+    let exported = t
+        .app
+        .movements(&h, holder.id, &ecobonus(), RowLimit::Export)
+        .await
+        .unwrap();
+    assert_eq!(exported.len(), 310);
+}

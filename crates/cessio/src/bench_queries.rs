@@ -1,0 +1,245 @@
+//! `cessio bench-queries`: builds a register of N operations through the store (group
+//! commit, many concurrent writers) and times the read functions for its largest holder:
+//! F1 monitoring, F3 grouping, F4 list and export. Prints a Markdown table.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use cessio_app::{App, IncomingFilter, MovementFilter, RowLimit};
+use cessio_core::catalogue::Catalogue;
+use cessio_core::ledger::TransferKind;
+use cessio_core::money::Cents;
+use cessio_core::time::{FixedClock, RefYear};
+use cessio_store::{
+    AccountRef, Command, CreditOrigin, IdempotencyKey, NewCredit, NewParty, NewRata, Operation,
+    PartyKind, Store, TransferRequest,
+};
+use chrono::{Duration as ChronoDuration, TimeZone, Utc};
+
+use crate::entity_cf;
+
+const HOLDERS: u32 = 2_000;
+const BANKS: u32 = 5;
+const WRITERS: usize = 256;
+
+fn op(key: String, at: chrono::DateTime<Utc>, command: Command) -> Result<Operation> {
+    Ok(Operation {
+        idempotency_key: IdempotencyKey::parse(&key)?,
+        acting_user: "bench".into(),
+        on_behalf_of: None,
+        at,
+        command,
+        request_hash: None,
+    })
+}
+
+/// Operation `i` of the generated history: credits granted to holders, then cessions of
+/// them to banks (the first bank takes half), three in four accepted, some refused.
+async fn generate(store: Arc<dyn Store>, operations: u64) -> Result<()> {
+    let start = Utc
+        .with_ymd_and_hms(2023, 1, 2, 8, 0, 0)
+        .single()
+        .context("date")?;
+    let mut ids = Vec::new();
+    for n in 1..=HOLDERS + BANKS {
+        let kind = if n > HOLDERS {
+            PartyKind::Bank
+        } else {
+            PartyKind::Company
+        };
+        let r = store
+            .submit(op(
+                format!("p{n}"),
+                start,
+                Command::RegisterParty(NewParty {
+                    cf: entity_cf(n)?,
+                    name: format!("Soggetto {n}"),
+                    kind,
+                }),
+            )?)
+            .await?;
+        ids.push(r.party.context("party")?);
+    }
+    let ids = Arc::new(ids);
+    // Each credit is followed by its cession and its answer: three operations per credit.
+    let credits = operations / 3;
+    let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..WRITERS {
+        let (store, ids, next) = (store.clone(), ids.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= credits {
+                    return anyhow::Ok(());
+                }
+                // Spread over two years of working hours.
+                let at = start
+                    + ChronoDuration::seconds(i64::try_from(i * 60_000 / credits.max(1))? * 1_000);
+                let holder = ids[usize::try_from(i % u64::from(HOLDERS))?];
+                let bank = if i % 2 == 0 {
+                    ids[usize::try_from(HOLDERS)?]
+                } else {
+                    ids[usize::try_from(HOLDERS + 1 + u32::try_from(i % u64::from(BANKS - 1))?)?]
+                };
+                let amount = 100_000 + i64::try_from(i % 977)? * 1_000;
+                let year = 2024 + u16::try_from(i % 3)?;
+                let issued = store
+                    .submit(op(
+                        format!("c{i}"),
+                        at,
+                        Command::IssueCredit(NewCredit {
+                            type_key: if i % 5 == 0 { "ecobonus" } else { "superbonus" }.into(),
+                            beneficiary: holder,
+                            holder,
+                            origin: CreditOrigin::Cessione,
+                            expense_year: year - 1,
+                            communicated_on: at.date_naive(),
+                            tracciabile: true,
+                            rate: vec![NewRata {
+                                year: RefYear::new(year),
+                                amount: Cents::new(amount),
+                                codice_tributo: "7701".into(),
+                            }],
+                            awaiting_answer: false,
+                        }),
+                    )?)
+                    .await?;
+                let rata = issued.credit.context("credit")?.rate[0].id;
+                let ceded = store
+                    .submit(op(
+                        format!("s{i}"),
+                        at + ChronoDuration::minutes(5),
+                        Command::Transfer(vec![TransferRequest::Move {
+                            rata,
+                            from: AccountRef::Holder(holder),
+                            to: AccountRef::Holder(bank),
+                            amount: Cents::new(amount),
+                            kind: TransferKind::Cession,
+                            pending: true,
+                            disclose: i % 3 == 0,
+                        }]),
+                    )?)
+                    .await?;
+                // One in ten stays pending; of the rest one in six is refused.
+                if i % 10 != 0 {
+                    let pending = ceded.transfers[0];
+                    let answer = if i % 6 == 0 {
+                        TransferRequest::Void { pending }
+                    } else {
+                        TransferRequest::Post { pending }
+                    };
+                    store
+                        .submit(op(
+                            format!("a{i}"),
+                            at + ChronoDuration::days(7),
+                            Command::Transfer(vec![answer]),
+                        )?)
+                        .await?;
+                }
+                if i % 20_000 == 0 && i > 0 {
+                    let rate = i as f64 / started.elapsed().as_secs_f64();
+                    eprintln!("{i}/{credits} credits ({rate:.0}/s)");
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(())
+}
+
+fn percentiles(mut samples: Vec<Duration>) -> (f64, f64) {
+    samples.sort_unstable();
+    let at = |p: f64| {
+        let i = ((samples.len() as f64 - 1.0) * p).round() as usize;
+        samples[i].as_secs_f64() * 1e3
+    };
+    (at(0.5), at(0.99))
+}
+
+async fn time<F, Fut, T>(runs: usize, mut f: F) -> Result<(f64, f64, T)>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut samples = Vec::with_capacity(runs);
+    let mut last = None;
+    for _ in 0..runs {
+        let t = Instant::now();
+        last = Some(f().await?);
+        samples.push(t.elapsed());
+    }
+    let (p50, p99) = percentiles(samples);
+    Ok((p50, p99, last.context("no runs")?))
+}
+
+pub async fn run(store: Arc<dyn Store>, backend: &str, operations: u64, runs: usize) -> Result<()> {
+    let t = Instant::now();
+    generate(store.clone(), operations).await?;
+    let counts = store.counts().await?;
+    eprintln!(
+        "generated {} operations, {} transfers in {:.1?}",
+        counts.operations,
+        counts.transfers,
+        t.elapsed()
+    );
+    let clock = FixedClock::at_rome(2025, 6, 1, 10, 0);
+    let app = App::new(store, Arc::new(clock), Arc::new(Catalogue::builtin()?));
+    let console = App::console();
+    let bank = app.party_by_cf(entity_cf(HOLDERS + 1)?.as_str()).await?.id;
+    let (p50, p99, rows) = time(runs, || async {
+        Ok(app.monitoring(&console, bank, None).await?.len())
+    })
+    .await?;
+    println!("| {backend} | F1 monitoraggio, largest bank | {rows} rows | {p50:.1} | {p99:.1} |");
+    let filter = IncomingFilter {
+        year: Some(2024),
+        cedente_cf: Some(entity_cf(1)?.as_str().to_string()),
+        ..IncomingFilter::default()
+    };
+    let (p50, p99, rows) = time(runs, || async {
+        Ok(app.incoming(&console, bank, &filter).await?.len())
+    })
+    .await?;
+    println!("| {backend} | F3 groups, one cedente | {rows} groups | {p50:.1} | {p99:.1} |");
+    let day = chrono::NaiveDate::from_ymd_opt(2023, 6, 1).context("date")?;
+    let movements = MovementFilter {
+        registered_from: Some(day),
+        registered_to: Some(day),
+        ..MovementFilter::default()
+    };
+    let (p50, p99, rows) = time(runs, || async {
+        Ok(app
+            .movements(&console, bank, &movements, RowLimit::Show)
+            .await?
+            .len())
+    })
+    .await?;
+    println!("| {backend} | F4 list, one day | {rows} rows | {p50:.1} | {p99:.1} |");
+    let export = MovementFilter {
+        year: Some(2025),
+        ..MovementFilter::default()
+    };
+    let (p50, p99, outcome) = time(runs.min(5), || async {
+        Ok(
+            match app
+                .movements(&console, bank, &export, RowLimit::Export)
+                .await
+            {
+                Ok(rows) => format!(
+                    "{} rows, {} bytes",
+                    rows.len(),
+                    cessio_app::movements_csv(&rows)?.len()
+                ),
+                Err(e) => format!("refused: {}", e.code()),
+            },
+        )
+    })
+    .await?;
+    println!("| {backend} | F4 CSV export, one reference year | {outcome} | {p50:.1} | {p99:.1} |");
+    Ok(())
+}
