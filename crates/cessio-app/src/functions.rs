@@ -8,7 +8,7 @@ use cessio_core::ledger::{PartyId, RataId, TransferId, TransferKind};
 use cessio_core::money::Cents;
 use cessio_core::rata::{OptionCommunication, Protocol, derive_rate_for_holder};
 use cessio_core::rules;
-use cessio_core::time::{RefYear, rome_date, rome_start_of_day, to_rome};
+use cessio_core::time::{rome_date, rome_start_of_day, to_rome};
 use cessio_store::{
     AccountRef, Command, Credit, CreditOrigin, EntryQuery, EntryRole, NewCredit, NewRata, Party,
     PartyEntry, PartyKind, StoreError, TransferRequest,
@@ -339,15 +339,43 @@ impl App {
         pin: Option<&str>,
         input: &OptionInput,
     ) -> Result<Credit, AppError> {
+        Ok(self.communicate(p, key, Pin::Check(pin), input).await?.0)
+    }
+
+    /// The credit registered under `key` by an earlier identical request, if any.
+    async fn communicated(
+        &self,
+        p: &Principal,
+        key: &str,
+        input: &OptionInput,
+    ) -> Result<Option<Credit>, AppError> {
         let fp = fingerprint("communicate_option", None, input);
-        if let Some(r) = self.replay(p, key, &fp).await? {
-            return self.credit_of(&r).await;
+        match self.replay(p, key, &fp).await? {
+            Some(r) => Ok(Some(self.credit_of(&r).await?)),
+            None => Ok(None),
         }
+    }
+
+    /// Registers one communication; the bool says whether it was already registered under
+    /// this key (a retry).
+    async fn communicate(
+        &self,
+        p: &Principal,
+        key: &str,
+        pin: Pin<'_>,
+        input: &OptionInput,
+    ) -> Result<(Credit, bool), AppError> {
+        if let Some(credit) = self.communicated(p, key, input).await? {
+            return Ok((credit, true));
+        }
+        let fp = fingerprint("communicate_option", None, input);
         let beneficiary = self.party_by_cf(&input.beneficiary_cf).await?;
         if !p.is_operator() {
             // An intermediary for the beneficiary, or the beneficiary itself.
             self.authorize_act(p, beneficiary.id).await?;
-            self.check_pin(p, pin).await?;
+            if let Pin::Check(pin) = pin {
+                self.check_pin(p, pin).await?;
+            }
         }
         let holder = self.party_by_cf(&input.holder_cf).await?;
         if holder.id == beneficiary.id {
@@ -439,7 +467,7 @@ impl App {
                 )?,
             )
             .await?;
-        self.credit_of(&receipt).await
+        Ok((self.credit_of(&receipt).await?, receipt.replayed))
     }
 
     async fn credit_of(&self, receipt: &cessio_store::Receipt) -> Result<Credit, AppError> {
@@ -499,7 +527,120 @@ impl App {
         self.answer_entries(p, key, credit.beneficiary, &issued, false, fp)
             .await
     }
+}
 
+/// Whether a function still has to check the PIN, or its caller did once for many rows.
+#[derive(Clone, Copy, Debug)]
+enum Pin<'a> {
+    Check(Option<&'a str>),
+    Checked,
+}
+
+/// The outcome of one row of a bulk file of communications.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportRow {
+    pub line: usize,
+    pub reference: Option<String>,
+    /// The protocol of the registered communication, when the row was accepted.
+    pub protocol: Option<String>,
+    /// True when the row had been registered by an earlier import of the same file.
+    pub already_registered: bool,
+    pub code: Option<String>,
+    pub message: Option<String>,
+}
+
+/// F8 bulk: what happened to each row, in file order.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportReport {
+    pub registered: usize,
+    pub already_registered: usize,
+    pub refused: usize,
+    pub rows: Vec<ImportRow>,
+}
+
+impl App {
+    /// F8 bulk: registers every valid row of a CSV file of option communications, each on
+    /// its own (a refused row leaves nothing behind), and reports every row. Each row's
+    /// idempotency key is derived from the file's content and the line, so importing the
+    /// same file again registers nothing twice. A file that cannot be read at all (not
+    /// UTF-8, wrong columns, too large) is refused whole.
+    pub async fn import_communications(
+        &self,
+        p: &Principal,
+        pin: Option<&str>,
+        file: &[u8],
+        mut progress: impl FnMut(usize, usize),
+    ) -> Result<ImportReport, AppError> {
+        let parsed = cessio_core::csv::parse_option_csv(file, &self.catalogue)
+            .map_err(|e| AppError::invalid(e.code(), e.to_string()))?;
+        if !p.is_operator() {
+            // One PIN for the whole file, checked once before anything is registered.
+            self.check_pin(p, pin).await?;
+        }
+        let digest = crate::fingerprint("import", None, &file);
+        let mut report = ImportReport::default();
+        let mut rows: Vec<ImportRow> = parsed
+            .errors
+            .iter()
+            .map(|e| ImportRow {
+                line: e.line,
+                reference: None,
+                protocol: None,
+                already_registered: false,
+                code: Some(e.code.to_string()),
+                message: Some(e.message.clone()),
+            })
+            .collect();
+        report.refused = rows.len();
+        let total = parsed.rows.len();
+        for (i, row) in parsed.rows.iter().enumerate() {
+            let input = OptionInput {
+                beneficiary_cf: row.beneficiary.as_str().to_string(),
+                type_key: row.type_key.clone(),
+                expense_year: row.expense_year,
+                origin: row.origin,
+                holder_cf: row.holder.as_str().to_string(),
+                total: row.total,
+                communicated_on: Some(row.communicated_on),
+                exception: None,
+            };
+            let key = format!("import-{}-{}", &digest[..24], row.line);
+            // The file's PIN was checked above; rows are registered on its strength.
+            let outcome = self.communicate(p, &key, Pin::Checked, &input).await;
+            let mut out = ImportRow {
+                line: row.line,
+                reference: row.reference.clone(),
+                protocol: None,
+                already_registered: false,
+                code: None,
+                message: None,
+            };
+            match outcome {
+                Ok((credit, replayed)) => {
+                    out.protocol = Some(credit.protocol);
+                    out.already_registered = replayed;
+                    if replayed {
+                        report.already_registered += 1;
+                    } else {
+                        report.registered += 1;
+                    }
+                }
+                Err(e) => {
+                    report.refused += 1;
+                    out.code = Some(e.code().to_string());
+                    out.message = Some(e.to_string());
+                }
+            }
+            rows.push(out);
+            progress(i + 1, total);
+        }
+        rows.sort_by_key(|r| r.line);
+        report.rows = rows;
+        Ok(report)
+    }
+}
+
+impl App {
     // ----- F1 -----
 
     /// F1 Monitoraggio: per type and reference year, as of now or the end of a past day.
@@ -1066,11 +1207,6 @@ fn check_may_acquire(party: &Party) -> Result<(), AppError> {
         });
     }
     Ok(())
-}
-
-/// The year a rata may be used in: exposed for callers that group by it.
-pub fn ref_year(y: u16) -> RefYear {
-    RefYear::new(y)
 }
 
 /// F4 export: the movement rows as CSV (UTF-8 with BOM, `;`, two-decimal amounts, no cell

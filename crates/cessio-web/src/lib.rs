@@ -242,6 +242,12 @@ pub fn router(state: WebState) -> Router {
         .route("/delegations", post(delegate))
         .route("/delegations/revoke", post(revoke_delegation))
         .route("/communications", post(communicate))
+        .route(
+            "/communications/bulk",
+            post(import_communications).layer(axum::extract::DefaultBodyLimit::max(
+                cessio_core::csv::MAX_IMPORT_BYTES,
+            )),
+        )
         .route("/communications/{id}/annul", post(annul_communication))
         .route("/parties/{cf}/monitoring", get(monitoring))
         .route("/parties/{cf}/cedible", get(cedible))
@@ -535,6 +541,22 @@ async fn communicate(
         .communicate_option(&p, &key, b.pin.as_deref(), &b.input)
         .await?;
     Ok((StatusCode::CREATED, Json(credit)))
+}
+
+/// F8 bulk: the CSV file is the body; the PIN (for users) in the `X-Cessio-Pin` header.
+async fn import_communications(
+    State(state): State<WebState>,
+    Auth(p): Auth,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<cessio_app::ImportReport>> {
+    let pin = headers.get("x-cessio-pin").and_then(|v| v.to_str().ok());
+    Ok(Json(
+        state
+            .app
+            .import_communications(&p, pin, &body, |_, _| {})
+            .await?,
+    ))
 }
 
 #[derive(Deserialize, Default)]

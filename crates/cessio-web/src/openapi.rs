@@ -159,6 +159,15 @@ pub const OPERATIONS: &[Op] = &[
         )
     },
     Op {
+        response: Some("ImportReport"),
+        ..op(
+            "post",
+            "/communications/bulk",
+            "importCommunications",
+            "F8 massivo: il file CSV (cf_beneficiario;tipo;anno_spesa;origine;cf_cessionario;importo;data_comunicazione[;riferimento]) è il corpo, il PIN nell'intestazione X-Cessio-Pin; esito riga per riga",
+        )
+    },
+    Op {
         request: Some("PinRequest"),
         response: Some("AnswerReceipt"),
         idempotent: true,
@@ -288,6 +297,13 @@ fn schemas() -> Value {
             "total": { "$ref": "#/components/schemas/Cents" }, "communicated_on": { "type": ["string", "null"], "format": "date" },
             "exception": { "type": ["string", "null"] }, "pin": { "type": ["string", "null"] }
         }), &["beneficiary_cf", "type_key", "expense_year", "origin", "holder_cf", "total"]),
+        "ImportReport": obj(json!({
+            "registered": { "type": "integer" }, "already_registered": { "type": "integer" }, "refused": { "type": "integer" },
+            "rows": { "type": "array", "items": obj(json!({
+                "line": { "type": "integer" }, "reference": { "type": ["string", "null"] }, "protocol": { "type": ["string", "null"] },
+                "already_registered": { "type": "boolean" }, "code": { "type": ["string", "null"] }, "message": { "type": ["string", "null"] }
+            }), &["line", "already_registered"]) }
+        }), &["registered", "already_registered", "refused", "rows"]),
         "Credit": obj(json!({
             "id": { "type": "integer" }, "protocol": { "type": "string" }, "type_key": { "type": "string" },
             "tracciabile": { "type": "boolean" }, "rate": { "type": "array", "items": { "type": "object" } }
@@ -384,6 +400,12 @@ pub fn build() -> Value {
             (None, _) => json!({ "description": "OK" }),
         };
         operation["responses"][o.status.to_string()] = success;
+        if o.id == "importCommunications" {
+            operation["requestBody"] = json!({
+                "required": true,
+                "content": { "text/csv": { "schema": { "type": "string" } } }
+            });
+        }
         if let Some(r) = o.request {
             operation["requestBody"] = json!({
                 "required": true,

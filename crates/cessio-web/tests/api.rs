@@ -618,3 +618,37 @@ async fn csv_export_is_excel_ready_and_formula_safe() {
         .await;
     assert_problem(&r, 422, "invalid");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f8_bulk_import_reports_each_row_and_imports_nothing_twice() {
+    let s = Server::start().await;
+    let op = s.login("operatore").await;
+    let csv = format!(
+        "cf_beneficiario;tipo;anno_spesa;origine;cf_cessionario;importo;data_comunicazione;riferimento\r\n\
+         {FAMILY};ecobonus;2021;sconto;{COMPANY};12.345,67;10/03/2022;A1\r\n\
+         {FAMILY};ecobonus;2021;sconto;{COMPANY};-5;10/03/2022;A2\r\n\
+         {FAMILY};bonus_facciate;2021;cessione;{BANK};1000,00;2022-03-11;A3\r\n"
+    );
+    let send = |body: String| {
+        let req = format!(
+            "POST /api/v1/communications/bulk HTTP/1.1\r\nHost: t\r\nConnection: close\r\nCookie: {op}\r\nContent-Type: text/csv\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        s.raw(req)
+    };
+    let r = send(csv.clone()).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let report = r.json();
+    assert_eq!(
+        (report["registered"].as_u64(), report["refused"].as_u64()),
+        (Some(2), Some(1))
+    );
+    assert_eq!(report["rows"][1]["line"], 3);
+    assert_eq!(report["rows"][1]["code"], "amount_not_positive");
+    assert_eq!(report["rows"][0]["reference"], "A1");
+    let again = send(csv).await.json();
+    assert_eq!(again["registered"], 0);
+    assert_eq!(again["already_registered"], 2);
+    let bad = send("not;a;valid;header\r\n".into()).await;
+    assert_problem(&bad, 422, "invalid");
+}

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use cessio_app::{App, MovementFilter, OptionInput, RowLimit};
+use cessio_app::{App, MovementFilter, RowLimit};
 use cessio_core::catalogue::Catalogue;
 use cessio_core::cf::{CodiceFiscale, luhn_check_digit};
 use cessio_core::ledger::{PartyId, RataId, TransferKind};
@@ -423,59 +423,27 @@ async fn serve(args: ServeArgs) -> Result<()> {
 
 async fn import(app: App, file: &std::path::Path) -> Result<()> {
     let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-    let report = cessio_core::csv::parse_option_csv(&bytes, &app.catalogue)
-        .map_err(|e| anyhow::anyhow!("{} ({})", e, e.code()))?;
-    // Keys derived from the file's content and the line: importing the same file again
-    // registers nothing twice.
-    let digest = {
-        use sha2::Digest;
-        let d: [u8; 32] = sha2::Sha256::digest(&bytes).into();
-        cessio_core::ledger::hash_to_hex(&d)[..16].to_string()
-    };
-    let console = App::console();
-    let total = report.rows.len();
-    let (mut done, mut replayed, mut refused) = (0usize, 0usize, report.errors.len());
-    for e in &report.errors {
-        eprintln!("riga {}: {} [{}]", e.line, e.message, e.code);
-    }
     let started = Instant::now();
-    for (i, row) in report.rows.iter().enumerate() {
-        let input = OptionInput {
-            beneficiary_cf: row.beneficiary.as_str().to_string(),
-            type_key: row.type_key.clone(),
-            expense_year: row.expense_year,
-            origin: row.origin,
-            holder_cf: row.holder.as_str().to_string(),
-            total: row.total,
-            communicated_on: Some(row.communicated_on),
-            exception: None,
-        };
-        let key = format!("import-{digest}-{}", row.line);
-        match app.communicate_option(&console, &key, None, &input).await {
-            Ok(_) => done += 1,
-            Err(cessio_app::AppError::Store(cessio_store::StoreError::IdempotencyConflict {
-                ..
-            })) => replayed += 1,
-            Err(e) => {
-                refused += 1;
-                eprintln!("riga {}: {} [{}]", row.line, e, e.code());
+    let report = app
+        .import_communications(&App::console(), None, &bytes, |done, total| {
+            if done % 1000 == 0 || done == total {
+                let rate = done as f64 / started.elapsed().as_secs_f64().max(1e-6);
+                let eta = (total - done) as f64 / rate.max(1e-6);
+                eprint!("\r{done}/{total} righe  {rate:.0} righe/s  fine tra {eta:.0} s   ");
             }
-        }
-        if (i + 1) % 1000 == 0 || i + 1 == total {
-            let rate = (i + 1) as f64 / started.elapsed().as_secs_f64().max(1e-6);
-            let eta = (total - i - 1) as f64 / rate;
-            eprint!(
-                "\r{}/{} righe  {:.0} righe/s  fine tra {:.0} s   ",
-                i + 1,
-                total,
-                rate,
-                eta
-            );
+        })
+        .await?;
+    eprintln!();
+    for row in &report.rows {
+        if let (Some(code), Some(message)) = (&row.code, &row.message) {
+            eprintln!("riga {}: {message} [{code}]", row.line);
         }
     }
-    eprintln!();
-    println!("registrate {done}, già presenti {replayed}, rifiutate {refused}");
-    if refused > 0 {
+    println!(
+        "registrate {}, già presenti {}, rifiutate {}",
+        report.registered, report.already_registered, report.refused
+    );
+    if report.refused > 0 {
         std::process::exit(2);
     }
     Ok(())
