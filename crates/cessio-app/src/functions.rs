@@ -10,8 +10,8 @@ use cessio_core::rata::{OptionCommunication, Protocol, derive_rate_for_holder};
 use cessio_core::rules;
 use cessio_core::time::{rome_date, rome_start_of_day, to_rome};
 use cessio_store::{
-    AccountRef, Command, Credit, CreditOrigin, EntryQuery, EntryRole, NewCredit, NewRata, Party,
-    PartyEntry, PartyKind, StoreError, TransferRequest,
+    AccountRef, Command, Credit, CreditOrigin, EntryQuery, EntryRole, EntryState, NewCredit,
+    NewRata, Party, PartyEntry, PartyKind, StoreError, TransferRequest,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -654,53 +654,50 @@ impl App {
         let until = as_of.map(|d| {
             rome_start_of_day(d + chrono::Duration::days(1)) - chrono::Duration::microseconds(1)
         });
-        let entries = self.store.party_entries(party, until).await?;
+        let totals = self.store.monitor_totals(party, until).await?;
         let mut rows: BTreeMap<(String, u16), MonitorRow> = BTreeMap::new();
         let add = |c: &mut Cents, v: Cents| *c = c.checked_add(v).unwrap_or(Cents::MAX);
-        for e in &entries {
+        for t in &totals {
             let row = rows
-                .entry((e.type_key.clone(), e.year.get()))
+                .entry((t.type_key.clone(), t.year.get()))
                 .or_insert_with(|| MonitorRow {
-                    type_key: e.type_key.clone(),
-                    type_name: self.type_name(&e.type_key),
-                    year: e.year.get(),
+                    type_key: t.type_key.clone(),
+                    type_name: self.type_name(&t.type_key),
+                    year: t.year.get(),
                     ..MonitorRow::default()
                 });
-            let state = state_of(e);
-            let cedible = !is_split_code(&self.catalogue, &e.codice_tributo);
-            let residual = if cedible {
-                &mut row.residual_cedible
-            } else {
+            let residual = if is_split_code(&self.catalogue, &t.codice_tributo) {
                 &mut row.residual_not_cedible
+            } else {
+                &mut row.residual_cedible
             };
-            // A refused cession and an annulled communication moved nothing for good.
-            let voided = matches!(state, MovementState::Rifiutato | MovementState::Annullato);
-            if e.counterparty == Some(party) {
-                match state {
-                    MovementState::InAttesa => add(&mut row.received_pending, e.amount),
-                    MovementState::Accettato => {
-                        add(&mut row.received_accepted, e.amount);
-                        add(residual, e.amount);
+            if t.received {
+                match t.state {
+                    EntryState::Pending => add(&mut row.received_pending, t.amount),
+                    EntryState::Accepted => {
+                        add(&mut row.received_accepted, t.amount);
+                        add(residual, t.amount);
                     }
-                    MovementState::Rifiutato => add(&mut row.received_refused, e.amount),
-                    MovementState::Annullato => {}
+                    EntryState::Refused => add(&mut row.received_refused, t.amount),
+                    EntryState::Annulled => {}
                 }
-            } else if e.party == Some(party) && !voided {
-                let (pending, done) = match e.kind {
+            } else if matches!(t.state, EntryState::Pending | EntryState::Accepted) {
+                // A refused cession and an annulled communication moved nothing for good.
+                let (pending, done) = match t.kind {
                     TransferKind::Use => (&mut row.used_reserved, &mut row.used_done),
                     _ => (&mut row.ceded_pending, &mut row.ceded_accepted),
                 };
                 add(
-                    if state == MovementState::InAttesa {
+                    if t.state == EntryState::Pending {
                         pending
                     } else {
                         done
                     },
-                    e.amount,
+                    t.amount,
                 );
                 // The beneficiary's communication moves no holding of its own.
-                if e.kind != TransferKind::Issue {
-                    *residual = residual.checked_sub(e.amount).unwrap_or(Cents::ZERO);
+                if t.kind != TransferKind::Issue {
+                    *residual = residual.checked_sub(t.amount).unwrap_or(Cents::ZERO);
                 }
             }
         }

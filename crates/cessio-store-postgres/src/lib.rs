@@ -25,9 +25,9 @@ use cessio_store::engine::{
 };
 use cessio_store::verify::Verifier;
 use cessio_store::{
-    AccountRef, Answer, Counts, Credit, CreditOrigin, EntryQuery, IdempotencyKey, NewUser,
-    Operation, Party, PartyEntry, PartyKind, Rata, Receipt, Role, SqlValue, Store, StoreError,
-    User, VerifyReport, WriteConfig,
+    AccountRef, Answer, Counts, Credit, CreditOrigin, EntryQuery, EntryState, IdempotencyKey,
+    MonitorTotal, NewUser, Operation, Party, PartyEntry, PartyKind, Rata, Receipt, Role, SqlValue,
+    Store, StoreError, User, VerifyReport, WriteConfig,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use tokio::sync::{mpsc, oneshot};
@@ -870,6 +870,41 @@ impl Store for PgStore {
             .iter()
             .map(party_from_row)
             .collect()
+    }
+
+    async fn monitor_totals(
+        &self,
+        party: PartyId,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<Vec<MonitorTotal>, StoreError> {
+        let until = until.map_or(i64::MAX, |u| u.timestamp_micros());
+        let rows = self
+            .reader()
+            .query(
+                &cessio_store::monitor_totals_sql(|n| format!("${n}")),
+                &[&party, &until],
+            )
+            .await
+            .map_err(db_err)?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let year: i32 = r.get(1);
+                let received: i32 = r.get(3);
+                let kind: &str = r.get(4);
+                let state: &str = r.get(5);
+                let amount: i64 = r.get(6);
+                MonitorTotal {
+                    type_key: r.get(0),
+                    year: RefYear::new(u16::try_from(year).unwrap_or_default()),
+                    codice_tributo: r.get(2),
+                    received: received == 1,
+                    kind: TransferKind::parse(kind).unwrap_or(TransferKind::Correction),
+                    state: EntryState::parse(state).unwrap_or(EntryState::Pending),
+                    amount: Cents::new(amount),
+                }
+            })
+            .collect())
     }
 
     async fn find_entries(&self, query: &EntryQuery) -> Result<Vec<PartyEntry>, StoreError> {

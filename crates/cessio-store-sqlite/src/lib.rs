@@ -25,9 +25,9 @@ use cessio_store::engine::{
 };
 use cessio_store::verify::Verifier;
 use cessio_store::{
-    AccountRef, Answer, Counts, Credit, CreditOrigin, EntryQuery, IdempotencyKey, NewUser,
-    Operation, Party, PartyEntry, PartyKind, Rata, Receipt, Role, SqlValue, Store, StoreError,
-    User, VerifyReport, WriteConfig,
+    AccountRef, Answer, Counts, Credit, CreditOrigin, EntryQuery, EntryState, IdempotencyKey,
+    MonitorTotal, NewUser, Operation, Party, PartyEntry, PartyKind, Rata, Receipt, Role, SqlValue,
+    Store, StoreError, User, VerifyReport, WriteConfig,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{
@@ -888,6 +888,36 @@ impl Store for SqliteStore {
                 }
             }
             Ok(out)
+        })
+        .await
+    }
+
+    async fn monitor_totals(
+        &self,
+        party: PartyId,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<Vec<MonitorTotal>, StoreError> {
+        let until = until.map_or(i64::MAX, |u| u.timestamp_micros());
+        self.read(move |c| {
+            let mut st = c
+                .prepare_cached(&cessio_store::monitor_totals_sql(|n| format!("?{n}")))
+                .map_err(db_err)?;
+            st.query_map(params![party, until], |r| {
+                let kind: String = r.get(4)?;
+                let state: String = r.get(5)?;
+                Ok(MonitorTotal {
+                    type_key: r.get(0)?,
+                    year: RefYear::new(r.get(1)?),
+                    codice_tributo: r.get(2)?,
+                    received: r.get::<_, i64>(3)? == 1,
+                    kind: TransferKind::parse(&kind).unwrap_or(TransferKind::Correction),
+                    state: EntryState::parse(&state).unwrap_or(EntryState::Pending),
+                    amount: Cents::new(r.get(6)?),
+                })
+            })
+            .map_err(db_err)?
+            .collect::<Result<_, _>>()
+            .map_err(db_err)
         })
         .await
     }

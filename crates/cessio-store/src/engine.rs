@@ -727,9 +727,14 @@ fn record(
         let (rata, kind, movement) = (&m.rata, &m.kind, &m.movement);
         plan.head.last_transfer += 1;
         let id = plan.head.last_transfer;
-        let party = m
-            .party
-            .or_else(|| w.ledger.account(a.debit).and_then(|x| x.party));
+        // An answer names only the party that gave it, when the caller said who that is;
+        // guessing it from the accounts would make a refusal look like an annulment.
+        let party = match movement {
+            Movement::Post { .. } | Movement::Void { .. } => m.party,
+            Movement::Move { .. } => m
+                .party
+                .or_else(|| w.ledger.account(a.debit).and_then(|x| x.party)),
+        };
         let counterparty = w.ledger.account(a.credit).and_then(|x| x.party);
         // Answers are recorded under the kind of the transfer they answer.
         let kind = match movement {

@@ -138,6 +138,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         .await
     }
 
+    /// F1's sums for a party as of an instant (answers after it count as not given).
+    async fn monitor_totals(
+        &self,
+        party: PartyId,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<Vec<MonitorTotal>, StoreError>;
+
     /// The party's movements that a query selects, oldest first.
     async fn find_entries(&self, query: &EntryQuery) -> Result<Vec<PartyEntry>, StoreError>;
 

@@ -465,7 +465,16 @@ impl EntryQuery {
             EntryRole::Sent => format!("t.party = {p1}"),
         }];
         conditions.push(if self.awaiting_answer {
-            "t.phase = 'pending' AND a.id IS NULL".to_string()
+            // Only rate where the party has something incoming and unanswered: found in
+            // the accounts (a small partial index), instead of every movement it ever had.
+            let open = if self.role == EntryRole::Sent {
+                "debits_pending"
+            } else {
+                "credits_pending"
+            };
+            format!(
+                "t.phase = 'pending' AND a.id IS NULL AND t.rata IN (SELECT o.rata FROM accounts o WHERE o.party = {p1} AND o.kind = 'holder' AND o.{open} > 0)"
+            )
         } else {
             "t.phase IN ('posted', 'pending')".to_string()
         });
@@ -522,4 +531,65 @@ impl EntryQuery {
         }
         (sql, params)
     }
+}
+
+/// Where a movement stands, as F1 and F4 count it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryState {
+    Pending,
+    Accepted,
+    Refused,
+    /// Voided by the party that sent it (an annulled communication).
+    Annulled,
+}
+
+impl EntryState {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(EntryState::Pending),
+            "accepted" => Some(EntryState::Accepted),
+            "refused" => Some(EntryState::Refused),
+            "annulled" => Some(EntryState::Annulled),
+            _ => None,
+        }
+    }
+}
+
+/// One sum of F1: a party's movements of one kind, in one state, for one credit type,
+/// year and codice tributo, received or sent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MonitorTotal {
+    pub type_key: String,
+    pub year: RefYear,
+    pub codice_tributo: String,
+    pub received: bool,
+    pub kind: TransferKind,
+    pub state: EntryState,
+    pub amount: Cents,
+}
+
+/// F1's sums computed where the rows are: one row per group, whatever the party's size.
+/// An overflowing sum is an error in both engines (SQLite's integer SUM and PostgreSQL's
+/// cast to BIGINT), never a wrapped value.
+/// `?1`/`$1` is the party, `?2`/`$2` the instant (micros) the state is taken at.
+pub fn monitor_totals_sql(placeholder: impl Fn(usize) -> String) -> String {
+    let (p, u) = (placeholder(1), placeholder(2));
+    format!(
+        "SELECT c.type_key, r.year, r.codice_tributo,
+                CASE WHEN t.counterparty = {p} THEN 1 ELSE 0 END AS received,
+                t.kind,
+                CASE WHEN t.phase = 'posted' THEN 'accepted'
+                     WHEN a.id IS NULL OR a.at > {u} THEN 'pending'
+                     WHEN a.phase = 'post_pending' THEN 'accepted'
+                     WHEN a.party = t.party THEN 'annulled'
+                     ELSE 'refused' END AS state,
+                CAST(SUM(t.amount) AS BIGINT)
+           FROM transfers t
+           JOIN rate r ON r.id = t.rata
+           JOIN credits c ON c.id = r.credit
+           LEFT JOIN transfers a ON a.pending_id = t.id
+          WHERE (t.party = {p} OR t.counterparty = {p}) AND t.phase IN ('posted', 'pending') AND t.at <= {u}
+          GROUP BY c.type_key, r.year, r.codice_tributo, received, t.kind, state"
+    )
 }
