@@ -17,6 +17,7 @@ backends!(
     f4_movements_filters_select_rows,
     r_300_exactly_300_rows_are_shown,
     r_300_more_rows_are_refused_but_exported,
+    r_50000_export_above_the_limit_is_refused_never_truncated,
 );
 
 async fn f1_monitoring_figures_per_type_and_year(t: TestApp) {
@@ -333,4 +334,71 @@ async fn r_300_more_rows_are_refused_but_exported(t: TestApp) {
         .await
         .unwrap();
     assert_eq!(exported.len(), 310);
+}
+
+/// Cessions of one cent written through the store in operations of up to 10,000
+/// movements (the store's bound), so that the test stays quick.
+async fn cede_cents(t: &TestApp, rata: i64, from: &Party, to: &Party, count: usize, tag: &str) {
+    use cessio_core::ledger::TransferKind;
+    use cessio_store::{AccountRef, Command, IdempotencyKey, Operation, TransferRequest};
+    let mut left = count;
+    let mut batch = 0;
+    while left > 0 {
+        let n = left.min(10_000);
+        left -= n;
+        batch += 1;
+        let moves = (0..n)
+            .map(|_| TransferRequest::Move {
+                rata,
+                from: AccountRef::Holder(from.id),
+                to: AccountRef::Holder(to.id),
+                amount: Cents::new(1),
+                kind: TransferKind::Cession,
+                pending: true,
+                disclose: false,
+            })
+            .collect();
+        t.app
+            .store
+            .submit(Operation {
+                idempotency_key: IdempotencyKey::parse(&format!("{tag}-{batch}")).unwrap(),
+                acting_user: "test".into(),
+                on_behalf_of: Some(from.id),
+                at: t.app.now(),
+                command: Command::Transfer(moves),
+                request_hash: None,
+            })
+            .await
+            .unwrap();
+    }
+}
+
+async fn r_50000_export_above_the_limit_is_refused_never_truncated(t: TestApp) {
+    let (holder, other) = (t.company(1).await, t.company(2).await);
+    let h = t.user_for(&holder, "titolare").await;
+    let eco = t
+        .holding(&holder, &h, "ecobonus", 10_000_000, old_day())
+        .await;
+    let rata = eco.rate[0].id;
+    let filter = MovementFilter {
+        cessionario_cf: Some(other.cf.as_str().into()),
+        ..MovementFilter::default()
+    };
+    // Exactly 50,000 rows: exported whole.
+    cede_cents(&t, rata, &holder, &other, 50_000, "bulk").await;
+    let rows = t
+        .app
+        .movements(&h, holder.id, &filter, RowLimit::Export)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 50_000);
+    // One more: refused with the rule, never cut to 50,000.
+    cede_cents(&t, rata, &holder, &other, 1, "one-more").await;
+    let e = t
+        .app
+        .movements(&h, holder.id, &filter, RowLimit::Export)
+        .await
+        .unwrap_err();
+    assert_eq!((e.code(), e.rule()), ("too_many_rows", Some("R-50000")));
+    assert!(e.to_string().contains("50000"), "{e}");
 }

@@ -439,6 +439,7 @@ async fn register_party(
         .app
         .register_party(&p, &key, &body.cf, &body.name, body.kind)
         .await?;
+    state.metrics.operation("register_party");
     Ok((StatusCode::CREATED, Json(party)))
 }
 
@@ -540,6 +541,7 @@ async fn communicate(
         .app
         .communicate_option(&p, &key, b.pin.as_deref(), &b.input)
         .await?;
+    state.metrics.operation("communicate_option");
     Ok((StatusCode::CREATED, Json(credit)))
 }
 
@@ -573,12 +575,12 @@ async fn annul_communication(
     Path(id): Path<i64>,
     ApiJson(b): ApiJson<PinBody>,
 ) -> ApiResult<Json<cessio_app::AnswerReceipt>> {
-    Ok(Json(
-        state
-            .app
-            .annul_option(&p, &key, b.pin.as_deref(), id)
-            .await?,
-    ))
+    let receipt = state
+        .app
+        .annul_option(&p, &key, b.pin.as_deref(), id)
+        .await?;
+    state.metrics.operation("annul_option");
+    Ok(Json(receipt))
 }
 
 /// Resolves the party in the path. A party the user may not see is answered exactly like
@@ -650,6 +652,7 @@ async fn cede(
         .app
         .cede(&p, &key, b.pin.as_deref(), party, &b.lines, b.disclose_name)
         .await?;
+    state.metrics.operation("cede");
     Ok((StatusCode::CREATED, Json(receipt)))
 }
 
@@ -690,12 +693,14 @@ async fn answer(
         year: b.year,
         cedente_cf: b.cedente_cf,
     };
-    Ok(Json(
-        state
-            .app
-            .answer(&p, &key, b.pin.as_deref(), party, &selection, b.accept)
-            .await?,
-    ))
+    let receipt = state
+        .app
+        .answer(&p, &key, b.pin.as_deref(), party, &selection, b.accept)
+        .await?;
+    state
+        .metrics
+        .operation(if b.accept { "accept" } else { "refuse" });
+    Ok(Json(receipt))
 }
 
 async fn movements(

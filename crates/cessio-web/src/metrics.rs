@@ -25,11 +25,19 @@ struct Histogram {
 
 #[derive(Debug, Default)]
 pub struct Metrics {
+    operations: Mutex<BTreeMap<&'static str, u64>>,
     requests: Mutex<BTreeMap<(String, String, u16), u64>>,
     latency: Mutex<BTreeMap<String, Histogram>>,
 }
 
 impl Metrics {
+    /// Counts one applied operation of the register, by kind.
+    pub fn operation(&self, kind: &'static str) {
+        if let Ok(mut o) = self.operations.lock() {
+            *o.entry(kind).or_default() += 1;
+        }
+    }
+
     pub fn observe(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
         if let Ok(mut r) = self.requests.lock() {
             *r.entry((method.to_string(), route.to_string(), status))
@@ -50,6 +58,15 @@ impl Metrics {
 
     pub fn render_text(&self) -> String {
         let mut out = String::new();
+        out.push_str(
+            "# HELP cessio_operations_total Operations applied through this process, by kind.\n",
+        );
+        out.push_str("# TYPE cessio_operations_total counter\n");
+        if let Ok(o) = self.operations.lock() {
+            for (kind, n) in o.iter() {
+                let _ = writeln!(out, "cessio_operations_total{{kind=\"{kind}\"}} {n}");
+            }
+        }
         out.push_str("# HELP cessio_http_requests_total HTTP requests by route and status.\n");
         out.push_str("# TYPE cessio_http_requests_total counter\n");
         if let Ok(r) = self.requests.lock() {

@@ -652,3 +652,83 @@ async fn f8_bulk_import_reports_each_row_and_imports_nothing_twice() {
     let bad = send("not;a;valid;header\r\n".into()).await;
     assert_problem(&bad, 422, "invalid");
 }
+
+/// Every party endpoint × every kind of caller (SPEC §2), with the expected status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_matrix_every_party_endpoint() {
+    let s = Server::start().await;
+    let titolare = s.login("impresa").await;
+    let other = s.login("altro").await;
+    let delegated = s.login("studio").await;
+    let operator = s.login("operatore").await;
+    // A second intermediary whose delegation is revoked before the checks.
+    let op = s.app.login("operatore", PASSWORD).await.unwrap();
+    s.app
+        .create_user(
+            &op,
+            "revocato",
+            "Revocato",
+            PASSWORD,
+            PIN,
+            Some(OTHER),
+            Role::User,
+        )
+        .await
+        .unwrap();
+    s.app.delegate(&op, "revocato", COMPANY).await.unwrap();
+    s.app
+        .revoke_delegation(&op, "revocato", COMPANY)
+        .await
+        .unwrap();
+    let revoked = s.login("revocato").await;
+    let base = format!("/api/v1/parties/{COMPANY}");
+    // Bodies that pass authorisation but change nothing: an empty cession (422) and an
+    // answer to a year with nothing pending (409).
+    let cession = json!({ "lines": [], "disclose_name": false, "pin": PIN }).to_string();
+    let answer = json!({ "accept": true, "year": 1999, "pin": PIN }).to_string();
+    let endpoints: [(&str, String, Option<&str>); 7] = [
+        ("GET", format!("{base}/monitoring"), None),
+        ("GET", format!("{base}/cedible"), None),
+        ("GET", format!("{base}/incoming"), None),
+        ("GET", format!("{base}/movements?year=2024"), None),
+        ("GET", format!("{base}/movements.csv?year=2024"), None),
+        ("POST", format!("{base}/cessions"), Some(cession.as_str())),
+        (
+            "POST",
+            format!("{base}/incoming/answer"),
+            Some(answer.as_str()),
+        ),
+    ];
+    let callers: [(&str, Option<&str>, [u16; 7]); 6] = [
+        ("anonymous", None, [401, 401, 401, 401, 401, 401, 401]),
+        (
+            "titolare",
+            Some(&titolare),
+            [200, 200, 200, 200, 200, 422, 409],
+        ),
+        (
+            "delegated",
+            Some(&delegated),
+            [200, 200, 200, 200, 200, 422, 409],
+        ),
+        ("other titolare", Some(&other), [403; 7]),
+        ("revoked delegation", Some(&revoked), [403; 7]),
+        (
+            "operator",
+            Some(&operator),
+            [200, 200, 200, 200, 200, 403, 403],
+        ),
+    ];
+    for (who, cookie, expected) in callers {
+        for ((method, path, body), want) in endpoints.iter().zip(expected) {
+            let key = format!("m-{who}-{path}").replace(' ', "_");
+            let r = s.call(method, path, cookie, Some(&key), *body).await;
+            assert_eq!(
+                r.status,
+                want,
+                "{who} {method} {path}: {}",
+                String::from_utf8_lossy(&r.body)
+            );
+        }
+    }
+}
