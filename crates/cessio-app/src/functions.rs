@@ -10,8 +10,8 @@ use cessio_core::rata::{OptionCommunication, Protocol, derive_rate_for_holder};
 use cessio_core::rules;
 use cessio_core::time::{rome_date, rome_start_of_day, to_rome};
 use cessio_store::{
-    AccountRef, Command, Credit, CreditOrigin, EntryQuery, EntryRole, EntryState, NewCredit,
-    NewRata, Party, PartyEntry, PartyKind, StoreError, TransferRequest,
+    AccountRef, Command, Credit, CreditOrigin, EntryQuery, EntryRole, EntryState, IdempotencyKey,
+    NewCredit, NewRata, Party, PartyEntry, PartyKind, StoreError, TransferRequest,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -339,18 +339,18 @@ impl App {
         pin: Option<&str>,
         input: &OptionInput,
     ) -> Result<Credit, AppError> {
-        Ok(self.communicate(p, key, Pin::Check(pin), input).await?.0)
+        let key = crate::scoped_key(p, key)?;
+        Ok(self.communicate(p, &key, Pin::Check(pin), input).await?.0)
     }
 
     /// The credit registered under `key` by an earlier identical request, if any.
     async fn communicated(
         &self,
-        p: &Principal,
-        key: &str,
+        key: &IdempotencyKey,
         input: &OptionInput,
     ) -> Result<Option<Credit>, AppError> {
         let fp = fingerprint("communicate_option", None, input);
-        match self.replay(p, key, &fp).await? {
+        match self.replay_key(key, &fp).await? {
             Some(r) => Ok(Some(self.credit_of(&r).await?)),
             None => Ok(None),
         }
@@ -361,11 +361,11 @@ impl App {
     async fn communicate(
         &self,
         p: &Principal,
-        key: &str,
+        key: &IdempotencyKey,
         pin: Pin<'_>,
         input: &OptionInput,
     ) -> Result<(Credit, bool), AppError> {
-        if let Some(credit) = self.communicated(p, key, input).await? {
+        if let Some(credit) = self.communicated(key, input).await? {
             return Ok((credit, true));
         }
         let fp = fingerprint("communicate_option", None, input);
@@ -437,9 +437,9 @@ impl App {
         .map_err(|e| AppError::invalid(e.code(), e.to_string()))?;
         let receipt = self
             .submit(
-                self.operation(
+                self.operation_with_key(
                     p,
-                    key,
+                    key.clone(),
                     Some(beneficiary.id),
                     Command::IssueCredit(NewCredit {
                         type_key: input.type_key.clone(),
@@ -510,7 +510,9 @@ impl App {
                 })?;
             self.check_pin(p, pin).await?;
         }
-        let deadline = rules::opt_annul_deadline(rome_date(credit.created_at));
+        // The law counts from the sending: the communication date (for communications the
+        // operator loads after the fact, their registration would give a later deadline).
+        let deadline = rules::opt_annul_deadline(credit.communicated_on);
         if self.today() > deadline {
             return Err(AppError::r_opt_annul(deadline));
         }
@@ -577,7 +579,6 @@ impl App {
             // One PIN for the whole file, checked once before anything is registered.
             self.check_pin(p, pin).await?;
         }
-        let digest = crate::fingerprint("import", None, &file);
         let mut report = ImportReport::default();
         let mut rows: Vec<ImportRow> = parsed
             .errors
@@ -604,7 +605,13 @@ impl App {
                 communicated_on: Some(row.communicated_on),
                 exception: None,
             };
-            let key = format!("import-{}-{}", &digest[..24], row.line);
+            // The row's own content (and the sender's reference) names it: a corrected file
+            // sent again, or the same rows sent by another operator or from the command
+            // line, find the communications already registered. Two identical rows without a
+            // reference are one communication.
+            let row_digest = fingerprint("import-row", None, &(&input, &row.reference));
+            let key = IdempotencyKey::parse(&format!("import:{}", &row_digest[..48]))
+                .map_err(|e| AppError::invalid("riferimento", e.to_string()))?;
             // The file's PIN was checked above; rows are registered on its strength.
             let outcome = self.communicate(p, &key, Pin::Checked, &input).await;
             let mut out = ImportRow {
@@ -651,9 +658,10 @@ impl App {
         as_of: Option<NaiveDate>,
     ) -> Result<Vec<MonitorRow>, AppError> {
         self.authorize_view(p, party).await?;
-        let until = as_of.map(|d| {
-            rome_start_of_day(d + chrono::Duration::days(1)) - chrono::Duration::microseconds(1)
-        });
+        let until = match as_of {
+            Some(d) => Some(end_of_day(check_date("as_of", d)?)),
+            None => None,
+        };
         let totals = self.store.monitor_totals(party, until).await?;
         let mut rows: BTreeMap<(String, u16), MonitorRow> = BTreeMap::new();
         let add = |c: &mut Cents, v: Cents| *c = c.checked_add(v).unwrap_or(Cents::MAX);
@@ -900,18 +908,14 @@ impl App {
             .await?)
     }
 
+    /// The entries that `awaiting` selected, checked once more in memory: the store's
+    /// selection is an optimisation, this is the rule.
     fn incoming_entries<'e>(
         &self,
         entries: &'e [PartyEntry],
         party: PartyId,
-        parties: &HashMap<PartyId, Party>,
         filter: &IncomingFilter,
     ) -> Vec<&'e PartyEntry> {
-        let cedente_cf = filter
-            .cedente_cf
-            .as_deref()
-            .map(|s| s.trim().to_uppercase())
-            .filter(|s| !s.is_empty());
         entries
             .iter()
             .filter(|e| {
@@ -920,11 +924,6 @@ impl App {
                     && matches!(e.kind, TransferKind::Issue | TransferKind::Cession)
                     && filter.type_key.as_ref().is_none_or(|t| *t == e.type_key)
                     && filter.year.is_none_or(|y| y == e.year.get())
-                    && cedente_cf.as_ref().is_none_or(|cf| {
-                        e.party
-                            .and_then(|id| parties.get(&id))
-                            .is_some_and(|p| p.cf.as_str() == cf)
-                    })
             })
             .collect()
     }
@@ -944,7 +943,7 @@ impl App {
         self.authorize_view(p, party).await?;
         let entries = self.awaiting(party, filter).await?;
         let parties = self.party_map(&entries).await?;
-        let matching = self.incoming_entries(&entries, party, &parties, filter);
+        let matching = self.incoming_entries(&entries, party, filter);
         if matching.len() > rules::ACCEPTANCE_LIST_LIMIT {
             return Err(AppError::FiltersRequired {
                 limit: rules::ACCEPTANCE_LIST_LIMIT,
@@ -993,18 +992,21 @@ impl App {
         }
         self.check_pin(p, pin).await?;
         let entries = self.awaiting(party, selection).await?;
-        let parties = self.party_map(&entries).await?;
-        let matching = self.incoming_entries(&entries, party, &parties, selection);
+        let matching = self.incoming_entries(&entries, party, selection);
         if matching.is_empty() {
             return Err(AppError::Conflict {
                 reason: "non ci sono operazioni in attesa di risposta con questi criteri".into(),
             });
         }
         if matching.len() > cessio_store::Operation::MAX_MOVEMENTS {
-            return Err(AppError::FiltersRequired {
-                limit: cessio_store::Operation::MAX_MOVEMENTS,
-                found: matching.len(),
-            });
+            return Err(AppError::invalid(
+                "filtri",
+                format!(
+                    "una risposta comprende al massimo {} operazioni ({} selezionate): rispondere per tipo, anno o cedente",
+                    cessio_store::Operation::MAX_MOVEMENTS,
+                    matching.len()
+                ),
+            ));
         }
         let today = self.today();
         if let Some(latest) = matching
@@ -1072,6 +1074,16 @@ impl App {
         limit: RowLimit,
     ) -> Result<Vec<MovementRow>, AppError> {
         self.authorize_view(p, party).await?;
+        for (field, date) in [
+            ("registered_from", filter.registered_from),
+            ("registered_to", filter.registered_to),
+            ("answered_from", filter.answered_from),
+            ("answered_to", filter.answered_to),
+        ] {
+            if let Some(d) = date {
+                check_date(field, d)?;
+            }
+        }
         if !filter.has_filter_besides_tracciabile() {
             return Err(AppError::invalid(
                 "filtri",
@@ -1085,7 +1097,7 @@ impl App {
                 registered_from: filter.registered_from.map(rome_start_of_day),
                 registered_before: filter
                     .registered_to
-                    .map(|d| rome_start_of_day(d + chrono::Duration::days(1))),
+                    .map(|d| end_of_day(d) + chrono::Duration::microseconds(1)),
                 type_key: filter.type_key.clone(),
                 year: filter.year,
                 ..EntryQuery::of(party)
@@ -1189,6 +1201,26 @@ fn cession_receipt(r: cessio_store::Receipt) -> CessionReceipt {
         amount: r.amount,
         replayed: r.replayed,
     }
+}
+
+/// Dates a person may ask about: the register's years, so that date arithmetic cannot
+/// overflow on a typo like year 262142.
+fn check_date(field: &str, d: NaiveDate) -> Result<NaiveDate, AppError> {
+    use chrono::Datelike;
+    if (2000..=2100).contains(&d.year()) {
+        Ok(d)
+    } else {
+        Err(AppError::invalid(
+            field,
+            "la data deve essere tra il 2000 e il 2100",
+        ))
+    }
+}
+
+/// The last instant of a Rome day.
+fn end_of_day(d: NaiveDate) -> DateTime<Utc> {
+    let next = d.succ_opt().unwrap_or(d);
+    rome_start_of_day(next) - chrono::Duration::microseconds(1)
 }
 
 /// R-PA: public administrations may not acquire credits (DL 11/2023 art. 1).

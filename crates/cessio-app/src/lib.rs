@@ -113,7 +113,7 @@ fn secret_matches(secret: &str, phc: &str) -> bool {
 }
 
 /// Scopes the client's idempotency key to the user, so two users never collide on a key.
-fn scoped_key(p: &Principal, key: &str) -> Result<IdempotencyKey, AppError> {
+pub(crate) fn scoped_key(p: &Principal, key: &str) -> Result<IdempotencyKey, AppError> {
     if key.is_empty() || key.len() > 100 {
         return Err(AppError::invalid(
             "Idempotency-Key",
@@ -165,8 +165,19 @@ impl App {
         command: Command,
         fingerprint: String,
     ) -> Result<Operation, AppError> {
+        self.operation_with_key(p, scoped_key(p, key)?, on_behalf_of, command, fingerprint)
+    }
+
+    pub(crate) fn operation_with_key(
+        &self,
+        p: &Principal,
+        idempotency_key: IdempotencyKey,
+        on_behalf_of: Option<PartyId>,
+        command: Command,
+        fingerprint: String,
+    ) -> Result<Operation, AppError> {
         Ok(Operation {
-            idempotency_key: scoped_key(p, key)?,
+            idempotency_key,
             acting_user: p.actor(),
             on_behalf_of,
             at: self.now(),
@@ -184,15 +195,27 @@ impl App {
         key: &str,
         fingerprint: &str,
     ) -> Result<Option<Receipt>, AppError> {
-        let k = scoped_key(p, key)?;
-        match self.store.stored_operation(&k).await? {
+        self.replay_key(&scoped_key(p, key)?, fingerprint).await
+    }
+
+    pub(crate) async fn replay_key(
+        &self,
+        k: &IdempotencyKey,
+        fingerprint: &str,
+    ) -> Result<Option<Receipt>, AppError> {
+        match self.store.stored_operation(k).await? {
             Some(s) if s.request_hash == fingerprint => Ok(Some(Receipt {
                 replayed: true,
                 ..s.receipt
             })),
             Some(_) => Err(AppError::Store(
                 cessio_store::StoreError::IdempotencyConflict {
-                    key: key.to_string(),
+                    // The client's key, without the user scope the store keeps it under.
+                    key: k
+                        .as_str()
+                        .split_once(':')
+                        .map_or(k.as_str(), |(_, client)| client)
+                        .to_string(),
                 },
             )),
             None => Ok(None),
@@ -332,13 +355,15 @@ impl App {
         let Some(pin) = pin.filter(|s| !s.is_empty()) else {
             return Err(AppError::PinRequired);
         };
+        // The attempt is counted before the PIN is checked, so that parallel guesses
+        // cannot slip past the lock; a right PIN clears the count again.
+        let Some(failures) = self.store.pin_attempt(user.id, max).await? else {
+            return Err(AppError::PinLocked { failures: max });
+        };
         if secret_matches(pin, &user.pin_hash) {
-            if user.pin_failures > 0 {
-                self.store.pin_reset(user.id, None, self.now()).await?;
-            }
+            self.store.pin_reset(user.id, None, self.now()).await?;
             return Ok(());
         }
-        let failures = self.store.pin_failed(user.id).await?;
         if failures >= max {
             Err(AppError::PinLocked { failures })
         } else {

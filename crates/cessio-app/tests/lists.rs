@@ -338,7 +338,14 @@ async fn r_300_more_rows_are_refused_but_exported(t: TestApp) {
 
 /// Cessions of one cent written through the store in operations of up to 10,000
 /// movements (the store's bound), so that the test stays quick.
-async fn cede_cents(t: &TestApp, rata: i64, from: &Party, to: &Party, count: usize, tag: &str) {
+async fn cede_cents(
+    t: &TestApp,
+    rata: i64,
+    from: &cessio_store::Party,
+    to: &cessio_store::Party,
+    count: usize,
+    tag: &str,
+) {
     use cessio_core::ledger::TransferKind;
     use cessio_store::{AccountRef, Command, IdempotencyKey, Operation, TransferRequest};
     let mut left = count;

@@ -129,13 +129,15 @@ async fn r_opt_stop_does_not_apply_to_art122(t: TestApp) {
 }
 
 async fn r_opt_annul_before_deadline_voids_communication(t: TestApp) {
+    // The window runs from the sending: the communication date, here today.
+    t.set_rome(2023, 1, 10, 9, 0);
     let (ben, holder) = (t.company(1).await, t.company(2).await);
     let b = t.user_for(&ben, "beneficiario").await;
     let h = t.user_for(&holder, "fornitore").await;
     let credit = t
         .communicate(&ben, &holder, "superbonus", 100_000, tracciabile_day())
         .await;
-    t.set_rome(2024, 3, 20, 9, 0);
+    t.set_rome(2023, 1, 20, 9, 0);
     let r = t
         .app
         .annul_option(&b, &t.key(), Some(PIN), credit.id)
@@ -158,11 +160,13 @@ async fn r_opt_annul_before_deadline_voids_communication(t: TestApp) {
 }
 
 async fn r_opt_annul_allowed_on_the_fifth_of_next_month(t: TestApp) {
+    // The window runs from the sending: the communication date, here today.
+    t.set_rome(2023, 1, 10, 9, 0);
     let (ben, holder) = (t.company(1).await, t.company(2).await);
     let credit = t
         .communicate(&ben, &holder, "superbonus", 100_000, tracciabile_day())
         .await;
-    t.set_rome(2024, 4, 5, 23, 59);
+    t.set_rome(2023, 2, 5, 23, 59);
     t.app
         .annul_option(&t.op, &t.key(), None, credit.id)
         .await
@@ -170,24 +174,28 @@ async fn r_opt_annul_allowed_on_the_fifth_of_next_month(t: TestApp) {
 }
 
 async fn r_opt_annul_refused_after_deadline(t: TestApp) {
+    // The window runs from the sending: the communication date, here today.
+    t.set_rome(2023, 1, 10, 9, 0);
     let (ben, holder) = (t.company(1).await, t.company(2).await);
     let h = t.user_for(&holder, "fornitore").await;
     let credit = t
         .communicate(&ben, &holder, "superbonus", 100_000, tracciabile_day())
         .await;
-    t.set_rome(2024, 4, 6, 0, 0);
+    t.set_rome(2023, 2, 6, 0, 0);
     let e = t
         .app
         .annul_option(&t.op, &t.key(), None, credit.id)
         .await
         .unwrap_err();
     assert_eq!((e.code(), e.rule()), ("r_opt_annul", Some("R-OPT-ANNUL")));
-    assert!(e.to_string().contains("05/04/2024"), "{e}");
+    assert!(e.to_string().contains("05/02/2023"), "{e}");
     // Still pending: the holder may answer it.
     assert_eq!(t.incoming(&h, &holder).await.len(), 4);
 }
 
 async fn r_opt_annul_refused_after_acceptance(t: TestApp) {
+    // The window runs from the sending: the communication date, here today.
+    t.set_rome(2023, 1, 10, 9, 0);
     let (ben, holder) = (t.company(1).await, t.company(2).await);
     let h = t.user_for(&holder, "fornitore").await;
     let credit = t
@@ -327,6 +335,8 @@ async fn f8_invalid_communications_refused(t: TestApp) {
 }
 
 async fn r_opt_annul_not_reported_as_refused_by_the_holder(t: TestApp) {
+    // The window runs from the sending: the communication date, here today.
+    t.set_rome(2023, 1, 10, 9, 0);
     let (ben, holder) = (t.company(1).await, t.company(2).await);
     let h = t.user_for(&holder, "fornitore").await;
     let credit = t

@@ -1049,6 +1049,19 @@ impl Store for PgStore {
         Ok(u32::try_from(r.get::<_, i32>(0)).unwrap_or(u32::MAX))
     }
 
+    async fn pin_attempt(&self, user: i64, max: u32) -> Result<Option<u32>, StoreError> {
+        let max = i32::try_from(max).unwrap_or(i32::MAX);
+        Ok(self
+            .reader()
+            .query_opt(
+                "UPDATE users SET pin_failures = pin_failures + 1 WHERE id = $1 AND pin_failures < $2 RETURNING pin_failures",
+                &[&user, &max],
+            )
+            .await
+            .map_err(db_err)?
+            .map(|r| u32::try_from(r.get::<_, i32>(0)).unwrap_or(u32::MAX)))
+    }
+
     async fn pin_reset(
         &self,
         user: i64,

@@ -986,7 +986,8 @@ impl Store for SqliteStore {
     ) -> Result<i64, StoreError> {
         let actor = actor.to_string();
         self.read(move |c| {
-            let tx = c.unchecked_transaction().map_err(db_err)?;
+            let tx = rusqlite::Transaction::new_unchecked(c, TransactionBehavior::Immediate)
+                .map_err(db_err)?;
             let result = tx.execute(
                 "INSERT INTO users (username, display_name, password_hash, pin_hash, pin_failures, party, role, created_at)
                  VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6, ?7)",
@@ -1050,6 +1051,19 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn pin_attempt(&self, user: i64, max: u32) -> Result<Option<u32>, StoreError> {
+        self.read(move |c| {
+            c.query_row(
+                "UPDATE users SET pin_failures = pin_failures + 1 WHERE id = ?1 AND pin_failures < ?2 RETURNING pin_failures",
+                params![user, max],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(db_err)
+        })
+        .await
+    }
+
     async fn pin_reset(
         &self,
         user: i64,
@@ -1058,7 +1072,8 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         let actor = actor.map(str::to_string);
         self.read(move |c| {
-            let tx = c.unchecked_transaction().map_err(db_err)?;
+            let tx = rusqlite::Transaction::new_unchecked(c, TransactionBehavior::Immediate)
+                .map_err(db_err)?;
             let n = tx
                 .execute("UPDATE users SET pin_failures = 0 WHERE id = ?1", [user])
                 .map_err(db_err)?;
@@ -1082,7 +1097,8 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         let actor = actor.to_string();
         self.read(move |c| {
-            let tx = c.unchecked_transaction().map_err(db_err)?;
+            let tx = rusqlite::Transaction::new_unchecked(c, TransactionBehavior::Immediate)
+                .map_err(db_err)?;
             let live: bool = tx
                 .query_row(
                     "SELECT EXISTS (SELECT 1 FROM delegations WHERE user_id = ?1 AND party = ?2 AND revoked_at IS NULL)",
@@ -1112,7 +1128,8 @@ impl Store for SqliteStore {
     ) -> Result<bool, StoreError> {
         let actor = actor.to_string();
         self.read(move |c| {
-            let tx = c.unchecked_transaction().map_err(db_err)?;
+            let tx = rusqlite::Transaction::new_unchecked(c, TransactionBehavior::Immediate)
+                .map_err(db_err)?;
             let n = tx
                 .execute(
                     "UPDATE delegations SET revoked_at = ?3 WHERE user_id = ?1 AND party = ?2 AND revoked_at IS NULL",

@@ -518,8 +518,8 @@ fn apply(op: &Operation, w: &mut Working, plan: &mut Plan) -> Result<Receipt, St
                     codice_univoco: univoco.as_str().to_string(),
                 });
             }
-            let ids = record(op, operation_id, w, plan, &movements)?;
-            receipt.amount = total_of(&movements)?;
+            let (ids, amount) = record(op, operation_id, w, plan, &movements)?;
+            receipt.amount = amount;
             if c.awaiting_answer {
                 issued.pending.clone_from(&ids);
             }
@@ -562,14 +562,9 @@ fn apply(op: &Operation, w: &mut Working, plan: &mut Plan) -> Result<Receipt, St
                 }
                 movements.push(planned);
             }
-            receipt.transfers = record(op, operation_id, w, plan, &movements)?;
-            receipt.amount = plan
-                .transfers
-                .iter()
-                .rev()
-                .take(receipt.transfers.len())
-                .try_fold(Cents::ZERO, |acc, t| acc.checked_add(t.amount))
-                .ok_or(StoreError::Ledger(LedgerError::Overflow))?;
+            let (ids, amount) = record(op, operation_id, w, plan, &movements)?;
+            receipt.transfers = ids;
+            receipt.amount = amount;
         }
     }
     Ok(receipt)
@@ -685,16 +680,6 @@ fn new_account(w: &mut Working, plan: &mut Plan, rata: RataId, r: AccountRef) ->
     id
 }
 
-fn total_of(movements: &[Planned]) -> Result<Cents, StoreError> {
-    movements
-        .iter()
-        .try_fold(Cents::ZERO, |acc, m| match m.movement {
-            Movement::Move { amount, .. } => acc.checked_add(amount),
-            _ => Some(acc),
-        })
-        .ok_or(StoreError::Ledger(LedgerError::Overflow))
-}
-
 /// One movement decided for an operation, with what its history row records beyond the
 /// ledger's view.
 struct Planned {
@@ -714,7 +699,19 @@ fn record(
     w: &mut Working,
     plan: &mut Plan,
     movements: &[Planned],
-) -> Result<Vec<TransferId>, StoreError> {
+) -> Result<(Vec<TransferId>, Cents), StoreError> {
+    // Everything that can fail is checked before the ledger changes: once `apply`
+    // succeeds, nothing may fail, or the working set would keep a failed operation's
+    // balances for the rest of the batch.
+    let total = movements
+        .iter()
+        .try_fold(Cents::ZERO, |acc, m| match m.movement {
+            Movement::Move { amount, .. } => acc.checked_add(amount),
+            Movement::Post { pending } | Movement::Void { pending } => {
+                acc.checked_add(w.ledger.pending(pending).map_or(Cents::ZERO, |p| p.amount))
+            }
+        })
+        .ok_or(StoreError::Ledger(LedgerError::Overflow))?;
     let only: Vec<Movement> = movements.iter().map(|m| m.movement).collect();
     let mut next = plan.head.last_transfer;
     let applied = w.ledger.apply(&only, || {
@@ -769,7 +766,7 @@ fn record(
         plan.transfers.push(row);
         ids.push(id);
     }
-    Ok(ids)
+    Ok((ids, total))
 }
 
 /// The next protocol: the registration time in Rome plus a progressive within that second.

@@ -163,6 +163,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Counts one wrong PIN and returns the failures so far, atomically.
     async fn pin_failed(&self, user: i64) -> Result<u32, StoreError>;
 
+    /// Reserves one PIN attempt before the PIN is checked: counts it as a failure unless
+    /// `max` failures are already counted, atomically, and returns the new count (`None`
+    /// when the PIN is locked). Parallel guesses therefore cannot exceed `max`; a right PIN
+    /// then resets the count with [`Store::pin_reset`].
+    async fn pin_attempt(&self, user: i64, max: u32) -> Result<Option<u32>, StoreError>;
+
     /// Clears the failures: after a right PIN, or an operator's audited unlock.
     async fn pin_reset(
         &self,

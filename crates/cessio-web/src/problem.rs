@@ -75,10 +75,14 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let code = self.0.code();
         let status = status_of(code);
-        if status.is_server_error() {
+        // A server error is logged in full and told to the client without internals.
+        let detail = if status.is_server_error() {
             tracing::error!(error = %self.0, "request failed");
-        }
-        let mut p = Problem::new(status, code, self.0.to_string());
+            "Errore interno del registro: l'operazione non è stata eseguita; riprovare tra poco (con la stessa Idempotency-Key)".to_string()
+        } else {
+            self.0.to_string()
+        };
+        let mut p = Problem::new(status, code, detail);
         p.rule = self.0.rule();
         p.into_response()
     }

@@ -646,9 +646,21 @@ async fn f8_bulk_import_reports_each_row_and_imports_nothing_twice() {
     assert_eq!(report["rows"][1]["line"], 3);
     assert_eq!(report["rows"][1]["code"], "amount_not_positive");
     assert_eq!(report["rows"][0]["reference"], "A1");
-    let again = send(csv).await.json();
+    let again = send(csv.clone()).await.json();
     assert_eq!(again["registered"], 0);
     assert_eq!(again["already_registered"], 2);
+    // The corrected file sent again registers only the corrected row.
+    let corrected = csv.replace(";-5;", ";5,00;");
+    let fixed = send(corrected).await.json();
+    assert_eq!(
+        (
+            fixed["registered"].as_u64(),
+            fixed["already_registered"].as_u64(),
+            fixed["refused"].as_u64()
+        ),
+        (Some(1), Some(2), Some(0)),
+        "{fixed}"
+    );
     let bad = send("not;a;valid;header\r\n".into()).await;
     assert_problem(&bad, 422, "invalid");
 }
@@ -731,4 +743,43 @@ async fn access_matrix_every_party_endpoint() {
             );
         }
     }
+}
+
+/// SPEC §2: the PIN locks after five wrong attempts, also when they arrive all at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pin_lock_holds_against_parallel_guesses() {
+    let s = Server::start().await;
+    let p = s.app.login("banca", PASSWORD).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let (app, p) = (s.app.clone(), p.clone());
+        tasks.push(tokio::spawn(async move {
+            app.check_pin(&p, Some(&format!("{:06}", 100_000 + i)))
+                .await
+        }));
+    }
+    let mut wrong = 0;
+    for t in tasks {
+        match t.await.unwrap().unwrap_err().code() {
+            "pin_wrong" => wrong += 1,
+            "pin_locked" => {}
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(
+        wrong <= 4,
+        "{wrong} guesses answered 'wrong' beyond the lock"
+    );
+    let e = s.app.check_pin(&p, Some(PIN)).await.unwrap_err();
+    assert_eq!(e.code(), "pin_locked");
+    assert_eq!(
+        s.app
+            .store
+            .user(p.user_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .pin_failures,
+        5
+    );
 }
