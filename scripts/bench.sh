@@ -12,5 +12,10 @@ echo "disk: $(df -h target 2>/dev/null | awk 'NR==2 {print $1, $2}')"
 echo "postgres: $(psql "$CESSIO_BENCH_POSTGRES_URL" -Atc 'show server_version' 2>/dev/null || echo unknown)"
 echo
 
+QUERY_OPERATIONS="${QUERY_OPERATIONS:-1000000}"
+
 cargo build --release -p cessio
 ./target/release/cessio bench --backends sqlite,postgres --writers 1,16,64,256 --seconds "$SECONDS_PER_RUN"
+echo
+./target/release/cessio bench-queries --operations "$QUERY_OPERATIONS"
+./target/release/cessio bench-queries --database-url "$CESSIO_BENCH_POSTGRES_URL" --operations "$QUERY_OPERATIONS" | tail -n +3
