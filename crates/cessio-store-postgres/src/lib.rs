@@ -10,7 +10,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use cessio_core::cf::CodiceFiscale;
@@ -23,6 +23,7 @@ use cessio_core::time::RefYear;
 use cessio_store::engine::{
     self, AccountKey, Head, Needs, Plan, Prefetched, StoredOperation, TransferRow,
 };
+use cessio_store::queue::{self, Job, WriteStats};
 use cessio_store::verify::Verifier;
 use cessio_store::{
     AccountRef, Answer, Counts, Credit, CreditOrigin, EntryQuery, EntryState, IdempotencyKey,
@@ -36,19 +37,6 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Config, GenericClient, NoTls, Row, Statement, Transaction};
 
 mod schema;
-
-type Reply = oneshot::Sender<Result<Receipt, StoreError>>;
-
-struct Job {
-    op: Operation,
-    reply: Reply,
-}
-
-#[derive(Debug, Default)]
-struct WriteStats {
-    batches: AtomicU64,
-    operations: AtomicU64,
-}
 
 #[derive(Debug)]
 pub struct PgStore {
@@ -179,13 +167,6 @@ impl PgStore {
         })
     }
 
-    pub fn write_stats(&self) -> (u64, u64) {
-        (
-            self.stats.batches.load(Ordering::Relaxed),
-            self.stats.operations.load(Ordering::Relaxed),
-        )
-    }
-
     fn reader(&self) -> &Client {
         let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
         &self.readers[i]
@@ -208,34 +189,11 @@ async fn writer_loop(
             return;
         }
     };
-    let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
     while let Some(first) = rx.recv().await {
-        batch.push(first);
-        while batch.len() < max_batch {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        let ops: Vec<Operation> = batch.iter().map(|j| j.op.clone()).collect();
+        let batch = queue::take_batch(&mut rx, first, max_batch);
+        let ops = queue::operations(&batch);
         let outcome = write_batch(&mut client, &statements, &ops).await;
-        stats.batches.fetch_add(1, Ordering::Relaxed);
-        stats
-            .operations
-            .fetch_add(ops.len() as u64, Ordering::Relaxed);
-        match outcome {
-            Ok(results) => {
-                for (job, result) in batch.drain(..).zip(results) {
-                    let _ = job.reply.send(result);
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "batch rolled back");
-                for job in batch.drain(..) {
-                    let _ = job.reply.send(Err(e.clone()));
-                }
-            }
-        }
+        queue::answer(batch, outcome, &stats);
     }
 }
 
@@ -687,15 +645,11 @@ impl Store for PgStore {
     }
 
     async fn submit(&self, op: Operation) -> Result<Receipt, StoreError> {
-        let (reply, rx) = oneshot::channel();
-        let stopped = || StoreError::Unavailable {
-            reason: "il processo di scrittura si è fermato".into(),
-        };
-        self.queue
-            .send(Job { op, reply })
-            .await
-            .map_err(|_| stopped())?;
-        rx.await.map_err(|_| stopped())?
+        queue::submit(&self.queue, op).await
+    }
+
+    fn write_stats(&self) -> (u64, u64) {
+        self.stats.snapshot()
     }
 
     async fn party(&self, id: PartyId) -> Result<Option<Party>, StoreError> {

@@ -10,7 +10,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use cessio_core::cf::CodiceFiscale;
@@ -23,6 +22,7 @@ use cessio_core::time::RefYear;
 use cessio_store::engine::{
     self, AccountKey, Head, Needs, Plan, Prefetched, StoredOperation, TransferRow,
 };
+use cessio_store::queue::{self, Job, WriteStats};
 use cessio_store::verify::Verifier;
 use cessio_store::{
     AccountRef, Answer, Counts, Credit, CreditOrigin, EntryQuery, EntryState, IdempotencyKey,
@@ -33,23 +33,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{
     Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params,
 };
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 mod schema;
-
-type Reply = oneshot::Sender<Result<Receipt, StoreError>>;
-
-struct Job {
-    op: Operation,
-    reply: Reply,
-}
-
-/// Counters of the write path, so tests and benchmarks can see batching happen.
-#[derive(Debug, Default)]
-pub struct WriteStats {
-    pub batches: AtomicU64,
-    pub operations: AtomicU64,
-}
 
 #[derive(Debug)]
 pub struct SqliteStore {
@@ -120,13 +106,6 @@ impl SqliteStore {
         &self.path
     }
 
-    pub fn write_stats(&self) -> (u64, u64) {
-        (
-            self.stats.batches.load(Ordering::Relaxed),
-            self.stats.operations.load(Ordering::Relaxed),
-        )
-    }
-
     /// Runs `f` on a pooled read connection in the blocking pool.
     async fn read<T: Send + 'static>(
         &self,
@@ -159,34 +138,11 @@ fn writer_loop(
     max_batch: usize,
     stats: &WriteStats,
 ) {
-    let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
     while let Some(first) = rx.blocking_recv() {
-        batch.push(first);
-        while batch.len() < max_batch {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        let ops: Vec<Operation> = batch.iter().map(|j| j.op.clone()).collect();
+        let batch = queue::take_batch(&mut rx, first, max_batch);
+        let ops = queue::operations(&batch);
         let outcome = write_batch(&mut conn, &ops);
-        stats.batches.fetch_add(1, Ordering::Relaxed);
-        stats
-            .operations
-            .fetch_add(ops.len() as u64, Ordering::Relaxed);
-        match outcome {
-            Ok(results) => {
-                for (job, result) in batch.drain(..).zip(results) {
-                    let _ = job.reply.send(result);
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "batch rolled back");
-                for job in batch.drain(..) {
-                    let _ = job.reply.send(Err(e.clone()));
-                }
-            }
-        }
+        queue::answer(batch, outcome, stats);
     }
 }
 
@@ -736,16 +692,11 @@ impl Store for SqliteStore {
     }
 
     async fn submit(&self, op: Operation) -> Result<Receipt, StoreError> {
-        let (reply, rx) = oneshot::channel();
-        self.queue
-            .send(Job { op, reply })
-            .await
-            .map_err(|_| StoreError::Unavailable {
-                reason: "il processo di scrittura si è fermato".into(),
-            })?;
-        rx.await.map_err(|_| StoreError::Unavailable {
-            reason: "il processo di scrittura si è fermato".into(),
-        })?
+        queue::submit(&self.queue, op).await
+    }
+
+    fn write_stats(&self) -> (u64, u64) {
+        self.stats.snapshot()
     }
 
     async fn party(&self, id: PartyId) -> Result<Option<Party>, StoreError> {

@@ -371,6 +371,7 @@ pub async fn group_commit_batches_and_isolates_failures(store: DynStore) {
     let b = party(&store, 2).await;
     let rata = funded(&store, "fund", a, 100_000).await;
     let before = store.counts().await.unwrap();
+    let (batches_before, ops_before) = store.write_stats();
     // 400 requests at once; every fourth asks for too much and must fail alone.
     let mut tasks = Vec::new();
     for i in 0..400 {
@@ -393,6 +394,13 @@ pub async fn group_commit_batches_and_isolates_failures(store: DynStore) {
         }
     }
     assert_eq!(ok, 300);
+    let (batches, ops) = store.write_stats();
+    assert_eq!(ops - ops_before, 400);
+    assert!(
+        batches - batches_before < 400,
+        "400 concurrent requests took {} transactions: no batching",
+        batches - batches_before
+    );
     let after = store.counts().await.unwrap();
     assert_eq!(after.operations, before.operations + 300);
     assert_eq!(after.transfers, before.transfers + 300);

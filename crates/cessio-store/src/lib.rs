@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 
 pub mod engine;
 pub mod model;
+pub mod queue;
 pub mod verify;
 
 #[cfg(feature = "testing")]
@@ -94,6 +95,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Applies one operation durably and returns its receipt only after its transaction
     /// committed. Concurrent calls are grouped into one transaction per batch.
     async fn submit(&self, op: Operation) -> Result<Receipt, StoreError>;
+
+    /// (transactions committed or rolled back by the writer, operations they carried):
+    /// fewer transactions than operations is group commit at work.
+    fn write_stats(&self) -> (u64, u64);
 
     async fn party(&self, id: PartyId) -> Result<Option<Party>, StoreError>;
 
