@@ -24,7 +24,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 mod metrics;
-mod openapi;
+pub mod openapi;
 mod problem;
 
 pub use metrics::Metrics;

@@ -783,3 +783,43 @@ async fn pin_lock_holds_against_parallel_guesses() {
         5
     );
 }
+
+/// Every documented operation is routed (no fallback 404), and the document matches the
+/// reviewed snapshot: a change of the wire format is a reviewed diff. Set
+/// `UPDATE_SNAPSHOTS=1` to rewrite the snapshot after an intended change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_documents_routed_operations_and_matches_snapshot() {
+    let s = Server::start().await;
+    for op in cessio_web::openapi::OPERATIONS {
+        let path = format!("/api/v1{}", op.path)
+            .replace("{cf}", COMPANY)
+            .replace("{id}", "1")
+            .replace("{username}", "banca");
+        let r = s
+            .call(
+                &op.method.to_uppercase(),
+                &path,
+                None,
+                Some("k"),
+                Some("{}"),
+            )
+            .await;
+        let unrouted = r.status == 404 && r.json()["detail"] == "Risorsa inesistente";
+        let wrong_method = r.status == 405;
+        assert!(
+            !unrouted && !wrong_method,
+            "{} {path} is documented but not routed",
+            op.method
+        );
+    }
+    let doc = serde_json::to_string_pretty(&cessio_web::openapi::build()).unwrap() + "\n";
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/openapi.snapshot.json");
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(&path, &doc).unwrap();
+    }
+    let snapshot = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        snapshot == doc,
+        "the OpenAPI document changed: review it and run with UPDATE_SNAPSHOTS=1 to accept"
+    );
+}
