@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 /// One documented operation: method, path, id, summary, request schema, success status
 /// and schema, whether it needs an `Idempotency-Key`.
+#[derive(Debug)]
 pub struct Op {
     pub method: &'static str,
     pub path: &'static str,
