@@ -65,9 +65,6 @@ CREATE TABLE accounts (
     UNIQUE (rata, kind, party)
 );
 CREATE INDEX accounts_holder ON accounts (party, rata) WHERE kind = 'holder';
--- What a party still has to answer (F3) or is waiting for, without scanning its history.
-CREATE INDEX accounts_open_in ON accounts (party, rata) WHERE kind = 'holder' AND credits_pending > 0;
-CREATE INDEX accounts_open_out ON accounts (party, rata) WHERE kind = 'holder' AND debits_pending > 0;
 
 CREATE TABLE operations (
     id BIGINT PRIMARY KEY,

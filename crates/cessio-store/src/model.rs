@@ -465,16 +465,7 @@ impl EntryQuery {
             EntryRole::Sent => format!("t.party = {p1}"),
         }];
         conditions.push(if self.awaiting_answer {
-            // Only rate where the party has something incoming and unanswered: found in
-            // the accounts (a small partial index), instead of every movement it ever had.
-            let open = if self.role == EntryRole::Sent {
-                "debits_pending"
-            } else {
-                "credits_pending"
-            };
-            format!(
-                "t.phase = 'pending' AND a.id IS NULL AND t.rata IN (SELECT o.rata FROM accounts o WHERE o.party = {p1} AND o.kind = 'holder' AND o.{open} > 0)"
-            )
+            "t.phase = 'pending' AND a.id IS NULL".to_string()
         } else {
             "t.phase IN ('posted', 'pending')".to_string()
         });

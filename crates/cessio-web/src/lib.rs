@@ -512,34 +512,24 @@ async fn revoke_delegation(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CommunicationBody {
-    #[serde(flatten)]
-    input: OptionInput,
-    #[serde(default)]
-    pin: Option<String>,
-}
-
 async fn communicate(
     State(state): State<WebState>,
     Auth(p): Auth,
     IdempotencyKey(key): IdempotencyKey,
-    ApiJson(b): ApiJson<serde_json::Value>,
+    ApiJson(mut body): ApiJson<serde_json::Value>,
 ) -> ApiResult<(StatusCode, Json<cessio_store::Credit>)> {
-    // `flatten` and `deny_unknown_fields` do not combine in serde: split by hand so that
-    // unknown fields are still refused.
-    let mut body = b;
+    // The PIN travels beside the communication's fields; `flatten` and
+    // `deny_unknown_fields` do not combine in serde, so it is taken out by hand and the
+    // rest must be exactly an `OptionInput` (unknown fields refused).
     let pin = body
         .as_object_mut()
         .and_then(|o| o.remove("pin"))
         .and_then(|v| v.as_str().map(str::to_string));
     let input: OptionInput =
         serde_json::from_value(body).map_err(|e| AppError::invalid("body", e.to_string()))?;
-    let b = CommunicationBody { input, pin };
     let credit = state
         .app
-        .communicate_option(&p, &key, b.pin.as_deref(), &b.input)
+        .communicate_option(&p, &key, pin.as_deref(), &input)
         .await?;
     state.metrics.operation("communicate_option");
     Ok((StatusCode::CREATED, Json(credit)))
