@@ -496,6 +496,20 @@ fn write_plan(tx: &Transaction<'_>, plan: &Plan) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Every row of a cached statement, mapped.
+fn all<T>(
+    c: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    f: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>, StoreError> {
+    let mut st = c.prepare_cached(sql).map_err(db_err)?;
+    st.query_map(params, f)
+        .map_err(db_err)?
+        .collect::<Result<_, _>>()
+        .map_err(db_err)
+}
+
 fn party_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Party> {
     let cf: String = r.get(1)?;
     let kind: String = r.get(3)?;
@@ -748,30 +762,26 @@ impl Store for SqliteStore {
 
     async fn holdings(&self, party: PartyId) -> Result<Vec<Account>, StoreError> {
         self.read(move |c| {
-            let mut st = c
-                .prepare_cached(&format!(
+            all(
+                c,
+                &format!(
                     "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE party = ?1 AND kind = 'holder' ORDER BY rata"
-                ))
-                .map_err(db_err)?;
-            st.query_map([party], account_from_row)
-                .map_err(db_err)?
-                .collect::<Result<_, _>>()
-                .map_err(db_err)
+                ),
+                [party],
+                account_from_row,
+            )
         })
         .await
     }
 
     async fn history(&self, rata: RataId) -> Result<Vec<TransferRow>, StoreError> {
         self.read(move |c| {
-            let mut st = c
-                .prepare_cached(&format!(
-                    "SELECT {TRANSFER_COLUMNS} FROM transfers WHERE rata = ?1 ORDER BY id"
-                ))
-                .map_err(db_err)?;
-            st.query_map([rata], transfer_from_row)
-                .map_err(db_err)?
-                .collect::<Result<_, _>>()
-                .map_err(db_err)
+            all(
+                c,
+                &format!("SELECT {TRANSFER_COLUMNS} FROM transfers WHERE rata = ?1 ORDER BY id"),
+                [rata],
+                transfer_from_row,
+            )
         })
         .await
     }
