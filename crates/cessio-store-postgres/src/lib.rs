@@ -42,7 +42,8 @@ mod schema;
 pub struct PgStore {
     config: Config,
     queue: mpsc::Sender<Job>,
-    readers: Vec<Client>,
+    /// Replaced when found closed (a server restart, a terminated backend).
+    readers: Vec<std::sync::RwLock<Arc<Client>>>,
     next_reader: AtomicUsize,
     stats: Arc<WriteStats>,
 }
@@ -108,10 +109,11 @@ impl PgStore {
                 .await
                 .map_err(db_err)?;
             pg.options(format!("-c search_path={schema}"));
+            pg.application_name(format!("cessio-{schema}"));
         }
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
-            readers.push(connect(&pg).await?);
+            readers.push(std::sync::RwLock::new(Arc::new(connect(&pg).await?)));
         }
         let (queue, rx) = mpsc::channel(config.queue_capacity.max(1));
         let stats = Arc::new(WriteStats::default());
@@ -151,7 +153,7 @@ impl PgStore {
                         return;
                     }
                     let _ = ready.send(Ok(()));
-                    writer_loop(client, rx, max_batch, writer_stats).await;
+                    writer_loop(client, writer_config, rx, max_batch, writer_stats).await;
                 });
             })
             .map_err(StoreError::backend)?;
@@ -167,19 +169,29 @@ impl PgStore {
         })
     }
 
-    fn reader(&self) -> &Client {
+    /// A reader connection, reconnected first if the server closed it.
+    async fn reader(&self) -> Result<Arc<Client>, StoreError> {
         let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
-        &self.readers[i]
+        let slot = &self.readers[i];
+        let current = slot.read().map_err(StoreError::backend)?.clone();
+        if !current.is_closed() {
+            return Ok(current);
+        }
+        tracing::warn!("PostgreSQL reader connection closed: reconnecting");
+        let fresh = Arc::new(connect(&self.config).await?);
+        *slot.write().map_err(StoreError::backend)? = fresh.clone();
+        Ok(fresh)
     }
 }
 
 async fn writer_loop(
     mut client: Client,
+    config: Config,
     mut rx: mpsc::Receiver<Job>,
     max_batch: usize,
     stats: Arc<WriteStats>,
 ) {
-    let statements = match Statements::prepare(&client).await {
+    let mut statements = match Statements::prepare(&client).await {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(error = %e, "cannot prepare the write statements");
@@ -194,6 +206,12 @@ async fn writer_loop(
         let ops = queue::operations(&batch);
         let outcome = write_batch(&mut client, &statements, &ops).await;
         queue::answer(batch, outcome, &stats);
+        if client.is_closed() {
+            // The callers of the failed batch got an error and may retry with the same
+            // idempotency keys: a batch that did commit before the connection dropped is
+            // then replayed, never applied twice. Requests keep queueing meanwhile.
+            (client, statements) = reconnect(&config).await;
+        }
     }
 }
 
@@ -247,6 +265,21 @@ impl Statements {
             insert_transfers: p(SQL_INSERT_TRANSFERS.into()).await?,
             update_head: p(SQL_UPDATE_HEAD.into()).await?,
         })
+    }
+}
+
+/// Reconnects the writer, retrying with a growing pause (at most 5 s) until it succeeds.
+async fn reconnect(config: &Config) -> (Client, Statements) {
+    let mut pause = std::time::Duration::from_millis(100);
+    loop {
+        tracing::warn!("PostgreSQL writer connection closed: reconnecting");
+        if let Ok(client) = connect(config).await
+            && let Ok(statements) = Statements::prepare(&client).await
+        {
+            return (client, statements);
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_secs(5));
     }
 }
 
@@ -654,6 +687,7 @@ impl Store for PgStore {
 
     async fn party(&self, id: PartyId) -> Result<Option<Party>, StoreError> {
         self.reader()
+            .await?
             .query_opt(
                 "SELECT id, cf, name, kind, deceased FROM parties WHERE id = $1",
                 &[&id],
@@ -666,6 +700,7 @@ impl Store for PgStore {
 
     async fn party_by_cf(&self, cf: &CodiceFiscale) -> Result<Option<Party>, StoreError> {
         self.reader()
+            .await?
             .query_opt(
                 "SELECT id, cf, name, kind, deceased FROM parties WHERE cf = $1",
                 &[&cf.as_str()],
@@ -677,7 +712,7 @@ impl Store for PgStore {
     }
 
     async fn credit(&self, id: i64) -> Result<Option<Credit>, StoreError> {
-        let c = self.reader();
+        let c = self.reader().await?;
         let Some(r) = c
             .query_opt(
                 "SELECT id, protocol, type_key, beneficiary, holder, origin, expense_year, communicated_on, tracciabile, created_at FROM credits WHERE id = $1",
@@ -730,6 +765,7 @@ impl Store for PgStore {
         let k = AccountKey::of(rata, r);
         Ok(self
             .reader()
+            .await?
             .query_opt(
                 &format!(
                     "SELECT {ACCOUNT_COLUMNS} FROM accounts a WHERE a.rata = $1 AND a.kind = $2 AND a.party = $3"
@@ -744,6 +780,7 @@ impl Store for PgStore {
     async fn holdings(&self, party: PartyId) -> Result<Vec<Account>, StoreError> {
         Ok(self
             .reader()
+            .await?
             .query(
                 &format!(
                     "SELECT {ACCOUNT_COLUMNS} FROM accounts a WHERE a.party = $1 AND a.kind = 'holder' ORDER BY a.rata"
@@ -760,6 +797,7 @@ impl Store for PgStore {
     async fn history(&self, rata: RataId) -> Result<Vec<TransferRow>, StoreError> {
         Ok(self
             .reader()
+            .await?
             .query(
                 &format!("SELECT {TRANSFER_COLUMNS} FROM transfers WHERE rata = $1 ORDER BY id"),
                 &[&rata],
@@ -776,6 +814,7 @@ impl Store for PgStore {
         key: &IdempotencyKey,
     ) -> Result<Option<StoredOperation>, StoreError> {
         self.reader()
+            .await?
             .query_opt(
                 "SELECT request_hash, receipt FROM operations WHERE idempotency_key = $1",
                 &[&key.as_str()],
@@ -795,6 +834,7 @@ impl Store for PgStore {
     async fn counts(&self) -> Result<Counts, StoreError> {
         let r = self
             .reader()
+            .await?
             .query_one(
                 "SELECT (SELECT COUNT(*) FROM parties), (SELECT COUNT(*) FROM credits), (SELECT COUNT(*) FROM rate),
                         (SELECT COUNT(*) FROM accounts), (SELECT COUNT(*) FROM operations), (SELECT COUNT(*) FROM transfers)",
@@ -815,6 +855,7 @@ impl Store for PgStore {
 
     async fn parties(&self, ids: &[PartyId]) -> Result<Vec<Party>, StoreError> {
         self.reader()
+            .await?
             .query(
                 "SELECT id, cf, name, kind, deceased FROM parties WHERE id = ANY($1) ORDER BY id",
                 &[&ids],
@@ -834,6 +875,7 @@ impl Store for PgStore {
         let until = until.map_or(i64::MAX, |u| u.timestamp_micros());
         let rows = self
             .reader()
+            .await?
             .query(
                 &cessio_store::monitor_totals_sql(|n| format!("${n}")),
                 &[&party, &until],
@@ -886,7 +928,12 @@ impl Store for PgStore {
                 None => t as &(dyn ToSql + Sync),
             })
             .collect();
-        let rows = self.reader().query(&sql, &params).await.map_err(db_err)?;
+        let rows = self
+            .reader()
+            .await?
+            .query(&sql, &params)
+            .await
+            .map_err(db_err)?;
         Ok(rows
             .iter()
             .map(|r| {
@@ -945,6 +992,7 @@ impl Store for PgStore {
         );
         let result = self
             .reader()
+            .await?
             .query_one(
                 "WITH u AS (
                    INSERT INTO users (username, display_name, password_hash, pin_hash, pin_failures, party, role, created_at)
@@ -969,6 +1017,7 @@ impl Store for PgStore {
     async fn user(&self, id: i64) -> Result<Option<User>, StoreError> {
         Ok(self
             .reader()
+            .await?
             .query_opt(
                 &format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = $1"),
                 &[&id],
@@ -981,6 +1030,7 @@ impl Store for PgStore {
     async fn user_by_name(&self, username: &str) -> Result<Option<User>, StoreError> {
         Ok(self
             .reader()
+            .await?
             .query_opt(
                 &format!("SELECT {USER_COLUMNS} FROM users u WHERE u.username = $1"),
                 &[&username],
@@ -993,6 +1043,7 @@ impl Store for PgStore {
     async fn pin_failed(&self, user: i64) -> Result<u32, StoreError> {
         let r = self
             .reader()
+            .await?
             .query_opt(
                 "UPDATE users SET pin_failures = pin_failures + 1 WHERE id = $1 RETURNING pin_failures",
                 &[&user],
@@ -1007,6 +1058,7 @@ impl Store for PgStore {
         let max = i32::try_from(max).unwrap_or(i32::MAX);
         Ok(self
             .reader()
+            .await?
             .query_opt(
                 "UPDATE users SET pin_failures = pin_failures + 1 WHERE id = $1 AND pin_failures < $2 RETURNING pin_failures",
                 &[&user, &max],
@@ -1024,6 +1076,7 @@ impl Store for PgStore {
     ) -> Result<(), StoreError> {
         let r = self
             .reader()
+            .await?
             .query_opt(
                 "WITH u AS (UPDATE users SET pin_failures = 0 WHERE id = $1 RETURNING id),
                  a AS (INSERT INTO audit_log (at, actor, action, detail)
@@ -1045,6 +1098,7 @@ impl Store for PgStore {
     ) -> Result<(), StoreError> {
         let result = self
             .reader()
+            .await?
             .execute(
                 "WITH d AS (
                    INSERT INTO delegations (user_id, party, created_at)
@@ -1076,6 +1130,7 @@ impl Store for PgStore {
     ) -> Result<bool, StoreError> {
         let r = self
             .reader()
+            .await?
             .query_one(
                 "WITH d AS (
                    UPDATE delegations SET revoked_at = $3
@@ -1094,6 +1149,7 @@ impl Store for PgStore {
     async fn delegations(&self, user: i64) -> Result<Vec<PartyId>, StoreError> {
         Ok(self
             .reader()
+            .await?
             .query(
                 "SELECT DISTINCT party FROM delegations WHERE user_id = $1 AND revoked_at IS NULL ORDER BY party",
                 &[&user],
@@ -1114,6 +1170,7 @@ impl Store for PgStore {
     ) -> Result<i64, StoreError> {
         Ok(self
             .reader()
+            .await?
             .query_one(
                 "INSERT INTO api_tokens (user_id, token_hash, name, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
                 &[&user, &token_hash, &name, &at.timestamp_micros()],
@@ -1126,6 +1183,7 @@ impl Store for PgStore {
     async fn token_user(&self, token_hash: &str) -> Result<Option<User>, StoreError> {
         Ok(self
             .reader()
+            .await?
             .query_opt(
                 &format!(
                     "SELECT {USER_COLUMNS} FROM users u JOIN api_tokens t ON t.user_id = u.id WHERE t.token_hash = $1 AND t.revoked_at IS NULL"
@@ -1145,6 +1203,7 @@ impl Store for PgStore {
     ) -> Result<bool, StoreError> {
         let n = self
             .reader()
+            .await?
             .execute(
                 "UPDATE api_tokens SET revoked_at = $3 WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL",
                 &[&token, &user, &at.timestamp_micros()],

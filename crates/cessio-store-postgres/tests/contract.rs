@@ -107,3 +107,67 @@ async fn bad_urls_and_unreachable_servers_get_clear_errors() {
     assert_eq!(e.code(), "database_unavailable", "{e}");
     assert!(e.to_string().contains("PostgreSQL"), "{e}");
 }
+
+/// After the server drops every connection (a restart, a terminated backend), reads
+/// reconnect at once and the writer reconnects after failing the batch in flight; a retry
+/// with the same idempotency key then applies the operation exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnects_after_the_server_drops_its_connections() {
+    use cessio_store::contract::{cede, op};
+    let Some((store, url, schema)) = fresh_with_schema().await else {
+        return;
+    };
+    let (rata, _) = seed_history(&store).await;
+    let a = store
+        .party_by_cf(&cessio_store::contract::entity_cf(1))
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let b = store
+        .party_by_cf(&cessio_store::contract::entity_cf(2))
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let (admin, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let killed = admin
+        .query_one(
+            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
+            &[&format!("cessio-{schema}")],
+        )
+        .await
+        .unwrap()
+        .get::<_, i64>(0);
+    assert!(killed >= 2, "terminated {killed} connections");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Reads work again at once.
+    assert!(store.counts().await.unwrap().transfers > 0);
+    // The first write may fail with the connection; the retry with the same key succeeds.
+    let mut applied = None;
+    for _ in 0..20 {
+        match store.submit(op("after-drop", cede(rata, a, b, 7))).await {
+            Ok(r) => {
+                applied = Some(r);
+                break;
+            }
+            Err(e) => {
+                assert!(
+                    matches!(e.code(), "database_error" | "database_unavailable"),
+                    "{e}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        }
+    }
+    let r = applied.expect("the writer reconnected");
+    let again = store
+        .submit(op("after-drop", cede(rata, a, b, 7)))
+        .await
+        .unwrap();
+    assert_eq!(again.operation_id, r.operation_id);
+    assert!(store.verify().await.unwrap().ok());
+}
