@@ -103,6 +103,12 @@ impl AppError {
         }
     }
 
+    /// The one refusal for a party the user may not see, whether or not it exists, so
+    /// that the register cannot be probed.
+    pub fn not_your_party() -> Self {
+        AppError::forbidden("non si è titolari né delegati per questo soggetto")
+    }
+
     pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
         AppError::Invalid {
             field: field.into(),

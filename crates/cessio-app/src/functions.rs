@@ -254,7 +254,7 @@ impl RowLimit {
     }
 }
 
-fn is_answered_pending(e: &PartyEntry) -> bool {
+fn is_awaiting_answer(e: &PartyEntry) -> bool {
     e.pending && e.answer.is_none()
 }
 
@@ -920,7 +920,7 @@ impl App {
             .iter()
             .filter(|e| {
                 e.counterparty == Some(party)
-                    && is_answered_pending(e)
+                    && is_awaiting_answer(e)
                     && matches!(e.kind, TransferKind::Issue | TransferKind::Cession)
                     && filter.type_key.as_ref().is_none_or(|t| *t == e.type_key)
                     && filter.year.is_none_or(|y| y == e.year.get())

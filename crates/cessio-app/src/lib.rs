@@ -319,9 +319,7 @@ impl App {
             return Ok(());
         }
         // Same answer whether or not the party exists: no probing of the registry.
-        Err(AppError::forbidden(
-            "non si è titolari né delegati per questo soggetto",
-        ))
+        Err(AppError::not_your_party())
     }
 
     /// Checks that the user may dispose of a party's credits. Operators change nothing

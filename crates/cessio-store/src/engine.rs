@@ -305,7 +305,7 @@ pub fn plan(
             });
             continue;
         }
-        let saved = Savepoint::take(&plan, &w);
+        let saved = Savepoint::take(&plan);
         match apply(op, &mut w, &mut plan) {
             Ok(receipt) => {
                 let receipt_json = serde_json::to_string(&receipt).unwrap_or_default();
@@ -370,7 +370,7 @@ struct Savepoint {
 }
 
 impl Savepoint {
-    fn take(plan: &Plan, _w: &Working) -> Self {
+    fn take(plan: &Plan) -> Self {
         Savepoint {
             head: plan.head.clone(),
             parties: plan.parties.len(),

@@ -573,25 +573,17 @@ async fn annul_communication(
     Ok(Json(receipt))
 }
 
-/// Resolves the party in the path. A party the user may not see is answered exactly like
-/// one that does not exist, so ids and codes cannot be probed.
+/// Resolves the party in the path. For users, an unregistered code is answered exactly like
+/// a party they may not see (the app's own authorisation refusal), so codes cannot be
+/// probed; the app function then checks the user's rights, once.
 async fn party_in_path(state: &WebState, p: &Principal, cf: &str) -> ApiResult<PartyId> {
-    let hidden = || {
-        ApiError(AppError::forbidden(
-            "non si è titolari né delegati per questo soggetto",
-        ))
-    };
-    let party = match state.app.party_by_cf(cf).await {
-        Ok(party) => party,
-        Err(AppError::CfUnknown { .. }) if !p.is_operator() => return Err(hidden()),
-        Err(e) => return Err(e.into()),
-    };
-    state
-        .app
-        .authorize_view(p, party.id)
-        .await
-        .map_err(|_| hidden())?;
-    Ok(party.id)
+    match state.app.party_by_cf(cf).await {
+        Ok(party) => Ok(party.id),
+        Err(AppError::CfUnknown { .. }) if !p.is_operator() => {
+            Err(ApiError(AppError::not_your_party()))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 #[derive(Deserialize, Default)]

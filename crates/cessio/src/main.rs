@@ -36,18 +36,37 @@ struct Cli {
     command: Cmd,
 }
 
+/// Where the register is: the URL's scheme picks the backend.
+#[derive(clap::Args, Debug)]
+struct DbArgs {
+    #[arg(
+        long,
+        env = "CESSIO_DATABASE_URL",
+        default_value = "sqlite://cessio.db"
+    )]
+    database_url: String,
+    /// PostgreSQL schema to work in (default: the connection's search_path).
+    #[arg(long, env = "CESSIO_DATABASE_SCHEMA")]
+    schema: Option<String>,
+}
+
+impl DbArgs {
+    async fn open(&self) -> Result<Arc<dyn Store>> {
+        open(
+            &self.database_url,
+            self.schema.as_deref(),
+            WriteConfig::default(),
+        )
+        .await
+    }
+}
+
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Serve the JSON API (and /healthz, /metrics).
     Serve {
-        #[arg(
-            long,
-            env = "CESSIO_DATABASE_URL",
-            default_value = "sqlite://cessio.db"
-        )]
-        database_url: String,
-        #[arg(long, env = "CESSIO_DATABASE_SCHEMA")]
-        schema: Option<String>,
+        #[command(flatten)]
+        db: DbArgs,
         #[arg(long, env = "CESSIO_LISTEN", default_value = "127.0.0.1:8080")]
         listen: String,
         /// Start from a fresh demo register (cessio-demo.db unless --database-url is given)
@@ -66,27 +85,15 @@ enum Cmd {
     /// its own (nothing half-imported), every refused row is reported with line and reason.
     /// Re-running the same file registers nothing twice.
     Import {
-        #[arg(
-            long,
-            env = "CESSIO_DATABASE_URL",
-            default_value = "sqlite://cessio.db"
-        )]
-        database_url: String,
-        #[arg(long, env = "CESSIO_DATABASE_SCHEMA")]
-        schema: Option<String>,
+        #[command(flatten)]
+        db: DbArgs,
         /// The CSV file (columns: cf_beneficiario;tipo;anno_spesa;origine;cf_cessionario;importo;data_comunicazione[;riferimento]).
         file: std::path::PathBuf,
     },
     /// Export a party's movements (F4) as CSV, at most 50,000 rows.
     Export {
-        #[arg(
-            long,
-            env = "CESSIO_DATABASE_URL",
-            default_value = "sqlite://cessio.db"
-        )]
-        database_url: String,
-        #[arg(long, env = "CESSIO_DATABASE_SCHEMA")]
-        schema: Option<String>,
+        #[command(flatten)]
+        db: DbArgs,
         /// The party's codice fiscale.
         #[arg(long)]
         party: String,
@@ -105,15 +112,8 @@ enum Cmd {
     /// Recompute every balance from the history and check R-CONSERVE and the hash chain.
     /// Exits 1 and names the first broken row when something is wrong.
     Verify {
-        #[arg(
-            long,
-            env = "CESSIO_DATABASE_URL",
-            default_value = "sqlite://cessio.db"
-        )]
-        database_url: String,
-        /// PostgreSQL schema to work in (default: the connection's search_path).
-        #[arg(long, env = "CESSIO_DATABASE_SCHEMA")]
-        schema: Option<String>,
+        #[command(flatten)]
+        db: DbArgs,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -187,16 +187,14 @@ async fn open(url: &str, schema: Option<&str>, config: WriteConfig) -> Result<Ar
 async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Cmd::Serve {
-            database_url,
-            schema,
+            db,
             listen,
             demo,
             clock,
             secure_cookies,
         } => {
             serve(ServeArgs {
-                database_url,
-                schema,
+                db,
                 listen,
                 demo,
                 clock,
@@ -204,17 +202,12 @@ async fn run(cli: Cli) -> Result<()> {
             })
             .await
         }
-        Cmd::Import {
-            database_url,
-            schema,
-            file,
-        } => {
-            let store = open(&database_url, schema.as_deref(), WriteConfig::default()).await?;
+        Cmd::Import { db, file } => {
+            let store = db.open().await?;
             import(app_for(store, None)?, &file).await
         }
         Cmd::Export {
-            database_url,
-            schema,
+            db,
             party,
             registered_from,
             registered_to,
@@ -222,8 +215,7 @@ async fn run(cli: Cli) -> Result<()> {
             type_key,
             output,
         } => {
-            let store = open(&database_url, schema.as_deref(), WriteConfig::default()).await?;
-            let app = app_for(store, None)?;
+            let app = app_for(db.open().await?, None)?;
             let console = App::console();
             let party = app.party_by_cf(&party).await?;
             let filter = MovementFilter {
@@ -245,12 +237,8 @@ async fn run(cli: Cli) -> Result<()> {
             eprintln!("{} movimenti esportati", rows.len());
             Ok(())
         }
-        Cmd::Verify {
-            database_url,
-            schema,
-            json,
-        } => {
-            let store = open(&database_url, schema.as_deref(), WriteConfig::default()).await?;
+        Cmd::Verify { db, json } => {
+            let store = db.open().await?;
             let started = Instant::now();
             let report = store.verify().await?;
             if json {
@@ -350,8 +338,7 @@ async fn run(cli: Cli) -> Result<()> {
 }
 
 struct ServeArgs {
-    database_url: String,
-    schema: Option<String>,
+    db: DbArgs,
     listen: String,
     demo: bool,
     clock: Option<chrono::NaiveDateTime>,
@@ -370,7 +357,7 @@ fn app_for(store: Arc<dyn Store>, clock: Option<chrono::NaiveDateTime>) -> Resul
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {
-    let mut url = args.database_url;
+    let mut url = args.db.database_url;
     if args.demo {
         if url == "sqlite://cessio.db" {
             url = "sqlite://cessio-demo.db".into();
@@ -381,7 +368,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
             }
         }
     }
-    let store = open(&url, args.schema.as_deref(), WriteConfig::default()).await?;
+    let store = open(&url, args.db.schema.as_deref(), WriteConfig::default()).await?;
     if args.demo {
         if store.counts().await?.operations > 0 {
             bail!("--demo needs an empty database; {url} already holds data");
