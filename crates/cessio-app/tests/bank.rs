@@ -1,0 +1,741 @@
+//! The bank workload (after Jepsen's bank test): a few hot parties trade credits through
+//! concurrent clients (option communications, whole and partial cessions, accepts,
+//! refusals, annulments, retries of the same idempotency key), while a reader checks at
+//! every observed instant that no holding is negative and that each rata's total is
+//! unchanged (R-CONSERVE). At the end `verify` passes, every stored balance equals the one
+//! recomputed from the history, and each acknowledged operation is there exactly once.
+//!
+//! Quick (CI, both backends):
+//!   CESSIO_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test cargo test -p cessio-app --test bank
+//! Long (prints ops/s at the end):
+//!   CESSIO_BANK_OPS=1000000 CESSIO_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test \
+//!     cargo test --release -p cessio-app --test bank -- --nocapture
+//! Other knobs: CESSIO_BANK_CLIENTS (default 8), CESSIO_BANK_SEED (default 20240301).
+//!
+//! The clock stands on 2 March 2022: every credit is non-tracciabile (communicated before
+//! 1 May 2022), so partial cessions are allowed (R-PARTIAL), no answer has to wait five
+//! working days (R-WAIT5), and the communications of the workload may still be annulled
+//! (R-OPT-ANNUL). New kinds of operation (F24 use, splits) are one more [`OpKind`] variant,
+//! one more arm in [`choose`] and in [`send`].
+
+#![expect(clippy::unwrap_used, reason = "tests")]
+
+#[macro_use]
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use cessio_app::{App, AppError, CessionLine, IncomingFilter, OptionInput, Principal};
+use cessio_core::catalogue::Origin;
+use cessio_core::ledger::{
+    AccountId, AccountKind, Balance, RataId, TransferId, TransferKind, replay_entry,
+};
+use cessio_core::money::Cents;
+use cessio_store::engine::TransferRow;
+use cessio_store::{AccountRef, IdempotencyKey, Party};
+use support::*;
+
+backends!(bank_workload_conserves_credit_and_applies_each_acknowledged_operation_once);
+
+/// Hot parties: few, so that clients collide on the same holdings.
+const PARTIES: u32 = 4;
+/// Credits each party holds at the start (ten rate each).
+const CREDITS_EACH: usize = 3;
+/// Each starting credit: 1.000,00 €, ten rate of 100,00 €.
+const CREDIT_CENTS: i64 = 100_000;
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// SplitMix64: small, seeded, reproducible.
+#[derive(Debug, Clone)]
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        usize::try_from(self.next() % u64::try_from(n.max(1)).unwrap()).unwrap()
+    }
+
+    fn chance(&mut self, one_in: u64) -> bool {
+        self.next().is_multiple_of(one_in)
+    }
+
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> Option<&'a T> {
+        (!items.is_empty()).then(|| &items[self.below(items.len())])
+    }
+}
+
+/// The kinds of operation the clients perform, with their weights.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum OpKind {
+    Communicate,
+    CedeWhole,
+    CedePartial,
+    Accept,
+    Refuse,
+    Annul,
+}
+
+const MIX: &[(OpKind, usize)] = &[
+    (OpKind::Communicate, 6),
+    (OpKind::CedeWhole, 20),
+    (OpKind::CedePartial, 26),
+    (OpKind::Accept, 24),
+    (OpKind::Refuse, 12),
+    (OpKind::Annul, 6),
+];
+
+impl OpKind {
+    fn random(rng: &mut Rng) -> OpKind {
+        let total: usize = MIX.iter().map(|(_, w)| w).sum();
+        let mut x = rng.below(total);
+        for (kind, w) in MIX {
+            if x < *w {
+                return *kind;
+            }
+            x -= w;
+        }
+        unreachable!()
+    }
+
+    /// The refusals a concurrent world may legitimately produce: another client got there
+    /// first. Anything else is a defect.
+    fn expected_refusals(self) -> &'static [&'static str] {
+        match self {
+            OpKind::Communicate => &[],
+            // The rata left the cedible list, or less of it is available than was read.
+            OpKind::CedeWhole | OpKind::CedePartial => &["invalid", "insufficient_available"],
+            // Someone answered or annulled the same operations first.
+            OpKind::Accept | OpKind::Refuse | OpKind::Annul => &["conflict"],
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Actor {
+    party: Party,
+    who: Principal,
+}
+
+/// One request as a client sends it: enough to send it again under the same key.
+#[derive(Clone, Debug)]
+enum Request {
+    Communicate {
+        actor: usize,
+        input: OptionInput,
+    },
+    Cede {
+        actor: usize,
+        lines: Vec<CessionLine>,
+    },
+    Answer {
+        actor: usize,
+        filter: IncomingFilter,
+        accept: bool,
+    },
+    Annul {
+        actor: usize,
+        credit: i64,
+    },
+}
+
+impl Request {
+    fn actor(&self) -> usize {
+        match self {
+            Request::Communicate { actor, .. }
+            | Request::Cede { actor, .. }
+            | Request::Answer { actor, .. }
+            | Request::Annul { actor, .. } => *actor,
+        }
+    }
+}
+
+/// What an acknowledged request returned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Done {
+    operation_id: i64,
+    transfers: Vec<TransferId>,
+    amount: Cents,
+    replayed: bool,
+    /// For a communication: the credit and its rate.
+    credit: Option<(i64, Vec<(RataId, Cents)>)>,
+}
+
+#[derive(Clone, Debug)]
+struct Ack {
+    kind: OpKind,
+    user_id: i64,
+    key: String,
+    done: Done,
+}
+
+/// What the clients and the reader share.
+#[derive(Debug)]
+struct World {
+    app: App,
+    actors: Vec<Actor>,
+    /// Every rata of the register: (id, amount, accepted when the workload began).
+    rate: Mutex<Vec<(RataId, Cents, bool)>>,
+    /// Communications of the workload that may still be annulled: (credit, beneficiary).
+    annullable: Mutex<Vec<(i64, usize)>>,
+    acks: Mutex<Vec<Ack>>,
+    refused: Mutex<BTreeMap<(OpKind, &'static str), u64>>,
+    done: AtomicBool,
+    retries: AtomicU64,
+    skipped: AtomicU64,
+}
+
+async fn send(w: &World, key: &str, req: &Request) -> Result<Done, AppError> {
+    let app = &w.app;
+    let a = &w.actors[req.actor()];
+    match req {
+        Request::Communicate { input, .. } => {
+            let credit = app.communicate_option(&a.who, key, None, input).await?;
+            let receipt = app
+                .store
+                .receipt(&scoped(&a.who, key))
+                .await
+                .unwrap()
+                .unwrap();
+            Ok(Done {
+                operation_id: receipt.operation_id,
+                transfers: receipt.transfers,
+                amount: receipt.amount,
+                replayed: false,
+                credit: Some((
+                    credit.id,
+                    credit.rate.iter().map(|r| (r.id, r.amount)).collect(),
+                )),
+            })
+        }
+        Request::Cede { lines, .. } => {
+            let r = app.cede(&a.who, key, None, a.party.id, lines, true).await?;
+            Ok(Done {
+                operation_id: r.operation_id,
+                transfers: r.transfers,
+                amount: r.amount,
+                replayed: r.replayed,
+                credit: None,
+            })
+        }
+        Request::Answer { filter, accept, .. } => {
+            let r = app
+                .answer(&a.who, key, None, a.party.id, filter, *accept)
+                .await?;
+            transfers_of(w, a, key, r.operation_id, r.amount, r.replayed).await
+        }
+        Request::Annul { credit, .. } => {
+            let r = app.annul_option(&a.who, key, None, *credit).await?;
+            transfers_of(w, a, key, r.operation_id, r.amount, r.replayed).await
+        }
+    }
+}
+
+/// An answer's receipt carries counts, not transfer ids: the stored receipt has them.
+async fn transfers_of(
+    w: &World,
+    a: &Actor,
+    key: &str,
+    operation_id: i64,
+    amount: Cents,
+    replayed: bool,
+) -> Result<Done, AppError> {
+    let stored = w
+        .app
+        .store
+        .receipt(&scoped(&a.who, key))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.operation_id, operation_id);
+    Ok(Done {
+        operation_id,
+        transfers: stored.transfers,
+        amount,
+        replayed,
+        credit: None,
+    })
+}
+
+fn scoped(who: &Principal, key: &str) -> IdempotencyKey {
+    IdempotencyKey::parse(&format!("u{}:{key}", who.user_id)).unwrap()
+}
+
+/// Reads what the actor could do and builds a request of the kind, or None when there is
+/// nothing to do of that kind right now.
+async fn choose(w: &World, rng: &mut Rng, kind: OpKind) -> Option<Request> {
+    let actor = rng.below(w.actors.len());
+    let me = &w.actors[actor];
+    let app = &w.app;
+    match kind {
+        OpKind::Communicate => {
+            let holder = (actor + 1 + rng.below(w.actors.len() - 1)) % w.actors.len();
+            Some(Request::Communicate {
+                actor,
+                input: OptionInput {
+                    beneficiary_cf: me.party.cf.as_str().into(),
+                    type_key: "ecobonus".into(),
+                    expense_year: 2021,
+                    origin: if rng.chance(2) {
+                        Origin::Cessione
+                    } else {
+                        Origin::Sconto
+                    },
+                    holder_cf: w.actors[holder].party.cf.as_str().into(),
+                    total: Cents::new(1_000 + i64::try_from(rng.below(500_000)).unwrap()),
+                    communicated_on: None,
+                    exception: None,
+                },
+            })
+        }
+        OpKind::CedeWhole | OpKind::CedePartial => {
+            let cedible = app.cedible(&me.who, me.party.id).await.unwrap();
+            if cedible.is_empty() {
+                return None;
+            }
+            let to = (actor + 1 + rng.below(w.actors.len() - 1)) % w.actors.len();
+            let mut rows: Vec<_> = cedible.iter().collect();
+            let n = 1 + rng.below(3.min(rows.len()));
+            let mut lines = Vec::with_capacity(n);
+            for _ in 0..n {
+                let h = rows.swap_remove(rng.below(rows.len()));
+                assert!(h.partial_allowed, "non-tracciabile: {h:?}");
+                let amount = (kind == OpKind::CedePartial).then(|| {
+                    let max = u64::try_from(h.max_cedibile.get()).unwrap();
+                    Cents::new(i64::try_from(1 + rng.next() % max).unwrap())
+                });
+                lines.push(CessionLine {
+                    rata: h.rata,
+                    cessionario_cf: w.actors[to].party.cf.as_str().into(),
+                    amount,
+                });
+            }
+            Some(Request::Cede { actor, lines })
+        }
+        OpKind::Accept | OpKind::Refuse => {
+            let groups = app
+                .incoming(&me.who, me.party.id, &IncomingFilter::default())
+                .await
+                .unwrap();
+            // Mostly one group; sometimes everything ("Accetta tutti").
+            let filter = if rng.chance(8) {
+                IncomingFilter::default()
+            } else {
+                let g = rng.pick(&groups)?;
+                IncomingFilter {
+                    type_key: Some(g.type_key.clone()),
+                    year: Some(g.year),
+                    cedente_cf: Some(g.cedente.cf.clone()),
+                }
+            };
+            Some(Request::Answer {
+                actor,
+                filter,
+                accept: kind == OpKind::Accept,
+            })
+        }
+        OpKind::Annul => {
+            let (credit, beneficiary) = {
+                let list = w.annullable.lock().unwrap();
+                *rng.pick(&list)?
+            };
+            Some(Request::Annul {
+                actor: beneficiary,
+                credit,
+            })
+        }
+    }
+}
+
+/// One client: `ops` steps with its own seeded generator.
+async fn client(w: Arc<World>, id: usize, seed: u64, ops: u64) {
+    let mut rng = Rng(seed ^ (id as u64).wrapping_mul(0x0123_4567_89AB_CDEF));
+    for step in 0..ops {
+        let kind = OpKind::random(&mut rng);
+        let Some(req) = choose(&w, &mut rng, kind).await else {
+            w.skipped.fetch_add(1, Ordering::Relaxed);
+            continue;
+        };
+        let key = format!("bank-{id}-{step}-{:x}", rng.next());
+        let who = &w.actors[req.actor()].who;
+        // Now and then the same request twice at once under one key: one application.
+        let concurrent = rng.chance(40);
+        let result = if concurrent {
+            let (a, b) = tokio::join!(send(&w, &key, &req), send(&w, &key, &req));
+            w.retries.fetch_add(1, Ordering::Relaxed);
+            match (a, b) {
+                (Ok(x), Ok(y)) => {
+                    assert_eq!(
+                        x.operation_id, y.operation_id,
+                        "one key applied twice: {req:?}"
+                    );
+                    Ok(if x.replayed { y } else { x })
+                }
+                (Ok(x), Err(e)) | (Err(e), Ok(x)) => {
+                    // The loser read the state the winner changed; it applied nothing.
+                    expect_refusal(&w, kind, &e, &req);
+                    Ok(x)
+                }
+                (Err(e), Err(_)) => Err(e),
+            }
+        } else {
+            send(&w, &key, &req).await
+        };
+        match result {
+            Ok(done) => {
+                if let Some((credit, rate)) = &done.credit {
+                    w.rate
+                        .lock()
+                        .unwrap()
+                        .extend(rate.iter().map(|(r, a)| (*r, *a, false)));
+                    w.annullable.lock().unwrap().push((*credit, req.actor()));
+                }
+                if matches!(req, Request::Annul { .. }) {
+                    forget_annullable(&w, &req);
+                }
+                // A deliberate retry of an acknowledged request: the first receipt again.
+                if rng.chance(8) {
+                    w.retries.fetch_add(1, Ordering::Relaxed);
+                    let again = send(&w, &key, &req)
+                        .await
+                        .unwrap_or_else(|e| panic!("retry of {req:?} refused: {e} ({e:?})"));
+                    if !matches!(req, Request::Communicate { .. }) {
+                        assert!(again.replayed, "retry not replayed: {req:?}");
+                    }
+                    assert_eq!(
+                        (again.operation_id, &again.transfers, again.amount),
+                        (done.operation_id, &done.transfers, done.amount),
+                        "a retry got another receipt: {req:?}"
+                    );
+                }
+                w.acks.lock().unwrap().push(Ack {
+                    kind,
+                    user_id: who.user_id,
+                    key,
+                    done,
+                });
+            }
+            Err(e) => {
+                expect_refusal(&w, kind, &e, &req);
+                if matches!(req, Request::Annul { .. }) {
+                    forget_annullable(&w, &req);
+                }
+            }
+        }
+    }
+}
+
+fn forget_annullable(w: &World, req: &Request) {
+    if let Request::Annul { credit, .. } = req {
+        w.annullable.lock().unwrap().retain(|(c, _)| c != credit);
+    }
+}
+
+fn expect_refusal(w: &World, kind: OpKind, e: &AppError, req: &Request) {
+    let code = e.code();
+    assert!(
+        kind.expected_refusals().contains(&code),
+        "{kind:?} refused with {code}: {e} ({req:?})"
+    );
+    *w.refused.lock().unwrap().entry((kind, code)).or_default() += 1;
+}
+
+/// A rata's accounts recomputed from one read of its history (one consistent snapshot):
+/// the balances and the issuance account (the debit of the first transfer).
+fn replay(rows: &[TransferRow]) -> (HashMap<AccountId, Balance>, Option<AccountId>) {
+    let mut balances = HashMap::new();
+    let mut pending = HashMap::new();
+    for row in rows {
+        replay_entry(&mut balances, &mut pending, &row.fields())
+            .unwrap_or_else(|e| panic!("transfer {}: {e}", row.id));
+    }
+    let issuance = rows
+        .first()
+        .filter(|r| r.kind == TransferKind::Issue)
+        .map(|r| r.debit);
+    (balances, issuance)
+}
+
+fn wide(c: Cents) -> i128 {
+    i128::from(c.get())
+}
+
+/// R-CONSERVE on one snapshot of a rata: no holder negative, the accounts sum to zero, and
+/// a rata accepted before the workload is still wholly held by holders (pending or not).
+fn check_rata(rata: RataId, amount: Cents, accepted: bool, rows: &[TransferRow]) {
+    let (balances, issuance) = replay(rows);
+    let issuance = issuance.unwrap_or_else(|| panic!("rata {rata}: no issuance"));
+    let mut sum = 0i128;
+    let mut held_posted = 0i128;
+    let (mut pending_out, mut pending_in) = (0i128, 0i128);
+    for (account, b) in &balances {
+        sum += wide(b.credits_posted) - wide(b.debits_posted) + wide(b.credits_pending)
+            - wide(b.debits_pending);
+        if *account == issuance {
+            continue;
+        }
+        let available = b.available().unwrap();
+        assert!(
+            !available.is_negative() && !b.credits_pending.is_negative(),
+            "rata {rata}: account {account} negative: {b:?}"
+        );
+        held_posted += wide(b.credits_posted) - wide(b.debits_posted);
+        pending_out += wide(b.debits_pending);
+        pending_in += wide(b.credits_pending);
+    }
+    assert_eq!(sum, 0, "rata {rata}: accounts do not sum to zero");
+    if accepted {
+        assert_eq!(
+            (held_posted, pending_out),
+            (wide(amount), pending_in),
+            "rata {rata}: the holders' total changed (R-CONSERVE)"
+        );
+    }
+}
+
+/// The concurrent reader: balances never negative, totals never changed, at every instant
+/// it observes. Returns how many snapshots it checked.
+async fn reader(w: Arc<World>, op: Principal) -> u64 {
+    let mut observed = 0u64;
+    let mut next_rata = 0usize;
+    let mut round = 0u64;
+    loop {
+        let last = w.done.load(Ordering::Acquire);
+        for a in &w.actors {
+            for h in w.app.store.holdings(a.party.id).await.unwrap() {
+                let b = h.balance;
+                assert!(
+                    b.available().is_some_and(|v| !v.is_negative())
+                        && !b.credits_pending.is_negative()
+                        && !b.debits_pending.is_negative(),
+                    "negative holding {h:?}"
+                );
+                observed += 1;
+            }
+            for row in w.app.monitoring(&op, a.party.id, None).await.unwrap() {
+                for v in [
+                    row.received_pending,
+                    row.received_accepted,
+                    row.ceded_pending,
+                    row.ceded_accepted,
+                    row.residual_cedible,
+                ] {
+                    assert!(!v.is_negative(), "F1 negative: {row:?}");
+                }
+            }
+        }
+        let sample: Vec<_> = {
+            let rate = w.rate.lock().unwrap();
+            (0..8.min(rate.len()))
+                .map(|i| rate[(next_rata + i) % rate.len()])
+                .collect()
+        };
+        next_rata += sample.len();
+        for (rata, amount, accepted) in sample {
+            check_rata(
+                rata,
+                amount,
+                accepted,
+                &w.app.store.history(rata).await.unwrap(),
+            );
+            observed += 1;
+        }
+        round += 1;
+        if round.is_multiple_of(25) {
+            let report = w.app.store.verify().await.unwrap();
+            assert!(report.ok(), "verify while writing: {:?}", report.problems);
+            observed += 1;
+        }
+        if last {
+            return observed;
+        }
+        tokio::task::yield_now().await;
+    }
+}
+
+async fn bank_workload_conserves_credit_and_applies_each_acknowledged_operation_once(t: TestApp) {
+    let ops: u64 = env_or("CESSIO_BANK_OPS", 2_000);
+    let clients: usize = env_or("CESSIO_BANK_CLIENTS", 8);
+    let seed: u64 = env_or("CESSIO_BANK_SEED", 20_240_301);
+    t.set_rome(2022, 3, 2, 10, 0);
+
+    let mut actors = Vec::new();
+    let mut rate = Vec::new();
+    for n in 1..=PARTIES {
+        let party = t.company(n).await;
+        let user = format!("hot{n}");
+        let password = t.user_for(&party, &user).await;
+        for _ in 0..CREDITS_EACH {
+            let c = t
+                .holding(&party, &password, "ecobonus", CREDIT_CENTS, old_day())
+                .await;
+            assert!(!c.tracciabile);
+            rate.extend(c.rate.iter().map(|r| (r.id, r.amount, true)));
+        }
+        // SPID: no PIN (and no Argon2) on every operation.
+        let who = t.strong(&user).await;
+        actors.push(Actor { party, who });
+    }
+    let setup_ops = operations(&t, &rate).await;
+    let w = Arc::new(World {
+        app: t.app.clone(),
+        actors,
+        rate: Mutex::new(rate),
+        annullable: Mutex::new(Vec::new()),
+        acks: Mutex::new(Vec::new()),
+        refused: Mutex::new(BTreeMap::new()),
+        done: AtomicBool::new(false),
+        retries: AtomicU64::new(0),
+        skipped: AtomicU64::new(0),
+    });
+
+    let started = Instant::now();
+    let observer = tokio::spawn(reader(w.clone(), t.op.clone()));
+    let per_client = ops.div_ceil(clients as u64);
+    let tasks: Vec<_> = (0..clients)
+        .map(|id| tokio::spawn(client(w.clone(), id, seed, per_client)))
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let elapsed = started.elapsed();
+    w.done.store(true, Ordering::Release);
+    let observed = observer.await.unwrap();
+
+    // 1. The verifier: chain, balances vs history, R-CONSERVE.
+    let report = t.app.store.verify().await.unwrap();
+    assert!(report.ok(), "{:?}", report.problems);
+
+    // 2. Every stored balance equals the one recomputed from its rata's history.
+    let rate = w.rate.lock().unwrap().clone();
+    let mut stored: HashMap<AccountId, Balance> = HashMap::new();
+    for a in &w.actors {
+        for h in t.app.store.holdings(a.party.id).await.unwrap() {
+            stored.insert(h.id, h.balance);
+        }
+    }
+    let mut history_ops: BTreeMap<i64, Vec<TransferId>> = BTreeMap::new();
+    let mut holder_accounts = 0usize;
+    for (rata, amount, accepted) in &rate {
+        let rows = t.app.store.history(*rata).await.unwrap();
+        check_rata(*rata, *amount, *accepted, &rows);
+        for r in &rows {
+            history_ops.entry(r.operation).or_default().push(r.id);
+        }
+        let (balances, issuance) = replay(&rows);
+        let issuance = issuance.unwrap();
+        let stored_issuance = t
+            .app
+            .store
+            .account(*rata, AccountRef::System(AccountKind::Issuance))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored_issuance.id, issuance);
+        assert_eq!(stored_issuance.balance, balances[&issuance], "rata {rata}");
+        for (account, b) in &balances {
+            if *account == issuance {
+                continue;
+            }
+            holder_accounts += 1;
+            let s = stored
+                .get(account)
+                .unwrap_or_else(|| panic!("account {account} of rata {rata} not held"));
+            assert_eq!(
+                s, b,
+                "account {account}: stored balance differs from history"
+            );
+        }
+    }
+    assert_eq!(
+        holder_accounts,
+        stored.len(),
+        "holdings outside the history"
+    );
+
+    // 3. Each acknowledged operation exactly once: its key names it, its transfers are in
+    // the history under it, and no operation is in the history that nobody acknowledged.
+    let acks = w.acks.lock().unwrap().clone();
+    let mut acked = BTreeSet::new();
+    let by_user: HashMap<i64, &Principal> =
+        w.actors.iter().map(|a| (a.who.user_id, &a.who)).collect();
+    for ack in &acks {
+        assert!(
+            acked.insert(ack.done.operation_id),
+            "operation {} acknowledged under two keys",
+            ack.done.operation_id
+        );
+        let receipt = t
+            .app
+            .store
+            .receipt(&scoped(by_user[&ack.user_id], &ack.key))
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("acknowledged {} lost", ack.key));
+        assert_eq!(receipt.operation_id, ack.done.operation_id);
+        let mut expected = ack.done.transfers.clone();
+        expected.sort_unstable();
+        let mut found = history_ops
+            .get(&ack.done.operation_id)
+            .cloned()
+            .unwrap_or_default();
+        found.sort_unstable();
+        assert_eq!(found, expected, "{:?} {}: transfers", ack.kind, ack.key);
+    }
+    let in_history: BTreeSet<i64> = history_ops.keys().copied().collect();
+    let unacknowledged: Vec<_> = in_history
+        .difference(&setup_ops)
+        .filter(|op| !acked.contains(op))
+        .collect();
+    assert!(
+        unacknowledged.is_empty(),
+        "applied but never acknowledged: {unacknowledged:?}"
+    );
+
+    let secs = elapsed.as_secs_f64();
+    let mut by_kind: BTreeMap<OpKind, u64> = BTreeMap::new();
+    for a in &acks {
+        *by_kind.entry(a.kind).or_default() += 1;
+    }
+    println!(
+        "bank [{}]: {ops} ops by {clients} clients in {secs:.1} s = {:.0} ops/s; acknowledged {} {by_kind:?}; refused {:?}; skipped {}; retries {}; reader checked {observed} snapshots; {} rate, {} transfers",
+        t.app.store.backend(),
+        ops as f64 / secs,
+        acks.len(),
+        w.refused.lock().unwrap(),
+        w.skipped.load(Ordering::Relaxed),
+        w.retries.load(Ordering::Relaxed),
+        rate.len(),
+        report.transfers,
+    );
+    assert!(
+        by_kind.len() == MIX.len(),
+        "every kind of operation was acknowledged at least once: {by_kind:?}"
+    );
+}
+
+/// The operations in the history of these rate.
+async fn operations(t: &TestApp, rate: &[(RataId, Cents, bool)]) -> BTreeSet<i64> {
+    let mut ops = BTreeSet::new();
+    for (rata, _, _) in rate {
+        for r in t.app.store.history(*rata).await.unwrap() {
+            ops.insert(r.operation);
+        }
+    }
+    ops
+}
