@@ -9,6 +9,7 @@ pub mod calendar;
 pub mod catalogue;
 pub mod cf;
 pub mod csv;
+pub mod law;
 pub mod ledger;
 pub mod money;
 pub mod rata;
