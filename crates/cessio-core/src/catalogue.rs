@@ -96,6 +96,10 @@ pub enum CessionRegime {
     Art122,
     /// Cedibile una sola volta (R-ONCE): the next holder may only use it in F24.
     Once,
+    /// Historical ecobonus regime of art. 14 DL 63/2013 (seed S1, R-ECO-2018): cessions to
+    /// suppliers and other private parties, with further cessions, never to banks or
+    /// financial intermediaries, except by a beneficiary in the no-tax area.
+    Eco2018,
 }
 
 /// When a rata may be used in F24 (SPEC F5).
@@ -106,6 +110,9 @@ pub enum UsageWindow {
     RefYear,
     /// By 31 December of the year of the cession (R-F24-WINDOW-122).
     YearOfCession,
+    /// From 1 January of the rata's reference year, with no end: an unused quota may be used
+    /// in later years (seed S0 for credits outside art. 121/122, e.g. the art. 14 ecobonus).
+    FromRefYear,
 }
 
 /// Number of annual rate for expenses of the years `from_expense_year..=to_expense_year`.
@@ -896,7 +903,7 @@ source = "test"
     }
 
     #[test]
-    fn builtin_catalogue_loads_with_the_twelve_types_of_spec_8() {
+    fn builtin_catalogue_loads_the_twelve_types_of_spec_8_and_the_art14_ecobonus() {
         let cat = builtin();
         let keys: Vec<&str> = cat.types().iter().map(|t| t.key.as_str()).collect();
         assert_eq!(
@@ -914,6 +921,7 @@ source = "test"
                 "tax_credit_vacanze",
                 "sanificazione",
                 "adeguamento_ambienti",
+                "ecobonus_art14",
             ]
         );
         assert!(cat.types().iter().all(|t| !t.source.is_empty()));
@@ -929,7 +937,15 @@ source = "test"
                     assert_eq!(t.usage_window, UsageWindow::RefYear, "{}", t.key);
                     assert_eq!(t.first_rata_year_offset, 1, "{}", t.key);
                 }
-                Family::Art122 | Family::Other => {
+                Family::Art122 => {
+                    assert_eq!(t.cession_regime, CessionRegime::Art122, "{}", t.key);
+                    assert_eq!(t.usage_window, UsageWindow::YearOfCession, "{}", t.key);
+                }
+                Family::Other if t.key == "ecobonus_art14" => {
+                    assert_eq!(t.cession_regime, CessionRegime::Eco2018);
+                    assert_eq!(t.usage_window, UsageWindow::FromRefYear);
+                }
+                Family::Other => {
                     assert_eq!(t.cession_regime, CessionRegime::Art122, "{}", t.key);
                     assert_eq!(t.usage_window, UsageWindow::YearOfCession, "{}", t.key);
                 }

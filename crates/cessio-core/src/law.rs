@@ -250,6 +250,11 @@ impl LawTable {
     }
 }
 
+/// A date as Italians write it in messages: `31/12/2024`.
+pub(crate) fn it_date(d: NaiveDate) -> String {
+    d.format("%d/%m/%Y").to_string()
+}
+
 // ---- errors ---------------------------------------------------------------------------------
 
 /// Why a rules file was refused. Messages are Italian and name the section and the row.
@@ -495,10 +500,7 @@ impl Section {
 
     fn percent(&self, row: usize, field: &str, value: u32) -> Result<u32, LawError> {
         if value == 0 || value > 100 {
-            return Err(self.bad(
-                row,
-                format!("{field} = {value} non ammesso (da 1 a 100)"),
-            ));
+            return Err(self.bad(row, format!("{field} = {value} non ammesso (da 1 a 100)")));
         }
         Ok(value)
     }
@@ -828,9 +830,7 @@ mod tests {
             "[[suspension]]\nfrom = 2021-11-12\nwithin_working_days = 0\nmax_days = 30\nsource = \"a\"\n",
         );
         assert!(e.to_string().contains("within_working_days = 0"), "{e}");
-        let e = err(
-            "[[offset_ban]]\nfrom = 2024-07-01\nthreshold_cents = -1\nsource = \"a\"\n",
-        );
+        let e = err("[[offset_ban]]\nfrom = 2024-07-01\nthreshold_cents = -1\nsource = \"a\"\n");
         assert!(e.to_string().contains("threshold_cents = -1"), "{e}");
         let e = err("[[chain]]\nfrom = 2022-01-01\nqualified_cessions = 2\nsource = \"a\"\n");
         assert!(e.to_string().contains("free_cessions"), "{e}");

@@ -9,6 +9,8 @@ pub mod calendar;
 pub mod catalogue;
 pub mod cf;
 pub mod csv;
+pub mod debt;
+pub mod f24;
 pub mod law;
 pub mod ledger;
 pub mod money;
