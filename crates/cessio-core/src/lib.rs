@@ -15,5 +15,7 @@ pub mod law;
 pub mod ledger;
 pub mod money;
 pub mod rata;
+pub mod reduction;
 pub mod rules;
+pub mod split;
 pub mod time;
