@@ -16,6 +16,8 @@ pub mod ledger;
 pub mod money;
 pub mod rata;
 pub mod reduction;
+pub mod risk;
 pub mod rules;
 pub mod split;
+pub mod suspension;
 pub mod time;
