@@ -8,6 +8,7 @@
 pub mod calendar;
 pub mod catalogue;
 pub mod cf;
+pub mod chain;
 pub mod csv;
 pub mod debt;
 pub mod f24;
