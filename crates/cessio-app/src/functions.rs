@@ -222,6 +222,8 @@ impl MovementFilter {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MovementRow {
     pub id: TransferId,
+    /// The credit (option communication) the movement belongs to: what annulling refers to.
+    pub credit: i64,
     pub registered_at: DateTime<Utc>,
     pub kind: TransferKind,
     pub cedente: PartyRef,
@@ -817,54 +819,21 @@ impl App {
         let mut moves = Vec::with_capacity(lines.len());
         let mut total = Cents::ZERO;
         for (i, line) in lines.iter().enumerate() {
-            let row = |e: AppError| match e {
-                AppError::Invalid { field, reason } => AppError::Invalid {
-                    field: format!("lines[{i}].{field}"),
-                    reason,
-                },
-                other => other,
-            };
-            if !seen.insert(line.rata) {
-                return Err(row(AppError::invalid(
-                    "rata",
-                    "la stessa rata compare due volte",
-                )));
-            }
-            let holding = cedible.get(&line.rata).ok_or_else(|| {
-                row(AppError::invalid(
-                    "rata",
-                    "rata non detenuta o non cedibile da questo soggetto",
-                ))
-            })?;
-            let to = self.party_by_cf(&line.cessionario_cf).await?;
-            if to.id == party {
-                return Err(row(AppError::invalid(
-                    "cessionario_cf",
-                    "il cessionario deve essere diverso dal cedente",
-                )));
-            }
-            check_may_acquire(&to)?;
-            let amount = match line.amount {
-                Some(a) => a.ensure_positive_amount()?,
-                None => holding.max_cedibile,
-            };
-            if !holding.partial_allowed && amount != holding.max_cedibile {
-                return Err(AppError::r_partial(amount, holding.max_cedibile));
-            }
-            if amount > holding.max_cedibile {
-                return Err(AppError::Store(StoreError::Ledger(
-                    cessio_core::ledger::LedgerError::InsufficientAvailable {
-                        account: 0,
-                        requested: amount,
-                        available: holding.max_cedibile,
+            let (to, amount) = self
+                .check_cession_line(party, &cedible, &mut seen, line)
+                .await
+                .map_err(|e| match e {
+                    AppError::Invalid { field, reason } => AppError::Invalid {
+                        field: format!("lines[{i}].{field}"),
+                        reason,
                     },
-                )));
-            }
+                    other => other,
+                })?;
             total = total.checked_add(amount).unwrap_or(Cents::MAX);
             moves.push(TransferRequest::Move {
                 rata: line.rata,
                 from: AccountRef::Holder(party),
-                to: AccountRef::Holder(to.id),
+                to: AccountRef::Holder(to),
                 amount,
                 kind: TransferKind::Cession,
                 pending: true,
@@ -876,6 +845,85 @@ impl App {
             .await?;
         debug_assert_eq!(receipt.amount, total);
         Ok(cession_receipt(receipt))
+    }
+
+    /// The rules one line of a cession must pass (R-CF-EXISTS, R-PA, R-PARTIAL, the
+    /// amount available), shared by `cede` and its preview. Returns the cessionario and the
+    /// amount.
+    async fn check_cession_line(
+        &self,
+        party: PartyId,
+        cedible: &HashMap<RataId, CedibleHolding>,
+        seen: &mut std::collections::HashSet<RataId>,
+        line: &CessionLine,
+    ) -> Result<(PartyId, Cents), AppError> {
+        if !seen.insert(line.rata) {
+            return Err(AppError::invalid(
+                "rata",
+                "la stessa rata compare due volte",
+            ));
+        }
+        let holding = cedible.get(&line.rata).ok_or_else(|| {
+            AppError::invalid(
+                "rata",
+                "rata non detenuta o non cedibile da questo soggetto",
+            )
+        })?;
+        let to = self.party_by_cf(&line.cessionario_cf).await?;
+        if to.id == party {
+            return Err(AppError::invalid(
+                "cessionario_cf",
+                "il cessionario deve essere diverso dal cedente",
+            ));
+        }
+        check_may_acquire(&to)?;
+        let amount = match line.amount {
+            Some(a) => a.ensure_positive_amount()?,
+            None => holding.max_cedibile,
+        };
+        if !holding.partial_allowed && amount != holding.max_cedibile {
+            return Err(AppError::r_partial(amount, holding.max_cedibile));
+        }
+        if amount > holding.max_cedibile {
+            return Err(AppError::Store(StoreError::Ledger(
+                cessio_core::ledger::LedgerError::InsufficientAvailable {
+                    account: 0,
+                    requested: amount,
+                    available: holding.max_cedibile,
+                },
+            )));
+        }
+        Ok((to.id, amount))
+    }
+
+    /// F2's summary before confirming: each line checked as `cede` would check it now,
+    /// without the PIN and without changing anything. `None` for a line that passes.
+    pub async fn preview_cession(
+        &self,
+        p: &Principal,
+        party: PartyId,
+        lines: &[CessionLine],
+    ) -> Result<Vec<Option<AppError>>, AppError> {
+        self.authorize_act(p, party).await?;
+        if lines.is_empty() || lines.len() > 1_000 {
+            return Err(AppError::invalid("lines", "da 1 a 1.000 righe"));
+        }
+        let cedible: HashMap<RataId, CedibleHolding> = self
+            .cedible(p, party)
+            .await?
+            .into_iter()
+            .map(|h| (h.rata, h))
+            .collect();
+        let mut seen = std::collections::HashSet::new();
+        let mut out = Vec::with_capacity(lines.len());
+        for line in lines {
+            out.push(
+                self.check_cession_line(party, &cedible, &mut seen, line)
+                    .await
+                    .err(),
+            );
+        }
+        Ok(out)
     }
 
     // ----- F3 -----
@@ -1159,6 +1207,7 @@ impl App {
             }
             rows.push(MovementRow {
                 id: e.transfer,
+                credit: e.credit,
                 registered_at: e.at,
                 kind: e.kind,
                 cedente,

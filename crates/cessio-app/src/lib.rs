@@ -252,6 +252,30 @@ impl App {
         Ok(Principal::from_user(&user, LoginMethod::Strong))
     }
 
+    /// A strong login names a person by codice fiscale: it signs in the one user whose own
+    /// party has that code. Several users for one person would make the choice arbitrary,
+    /// so that is refused rather than guessed.
+    pub async fn login_strong_cf(&self, fiscal_code: &str) -> Result<Principal, AppError> {
+        let no_user = || {
+            AppError::forbidden(format!(
+                "nessuna utenza del registro è associata al codice fiscale {fiscal_code}: chiedere all'Agenzia di abilitarla"
+            ))
+        };
+        let party = match self.party_by_cf(fiscal_code).await {
+            Ok(p) => p,
+            Err(AppError::CfUnknown { .. }) => return Err(no_user()),
+            Err(e) => return Err(e),
+        };
+        let users = self.store.users_of_party(party.id).await?;
+        match users.as_slice() {
+            [] => Err(no_user()),
+            [user] => Ok(Principal::from_user(user, LoginMethod::Strong)),
+            _ => Err(AppError::forbidden(format!(
+                "più utenze sono associate al codice fiscale {fiscal_code}: accedere con nome utente e password"
+            ))),
+        }
+    }
+
     /// Creates a bearer token for programs; the token is shown once, only its digest is kept.
     pub async fn create_token(&self, p: &Principal, name: &str) -> Result<(i64, String), AppError> {
         let name = name.trim();

@@ -1040,6 +1040,21 @@ impl Store for PgStore {
             .map(|r| user_from_row(&r)))
     }
 
+    async fn users_of_party(&self, party: PartyId) -> Result<Vec<User>, StoreError> {
+        Ok(self
+            .reader()
+            .await?
+            .query(
+                &format!("SELECT {USER_COLUMNS} FROM users u WHERE u.party = $1 ORDER BY u.id"),
+                &[&party],
+            )
+            .await
+            .map_err(db_err)?
+            .iter()
+            .map(user_from_row)
+            .collect())
+    }
+
     async fn pin_failed(&self, user: i64) -> Result<u32, StoreError> {
         let r = self
             .reader()

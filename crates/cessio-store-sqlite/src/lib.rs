@@ -998,6 +998,18 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn users_of_party(&self, party: PartyId) -> Result<Vec<User>, StoreError> {
+        self.read(move |c| {
+            all(
+                c,
+                &format!("SELECT {USER_COLUMNS} FROM users u WHERE u.party = ?1 ORDER BY u.id"),
+                [party],
+                user_from_row,
+            )
+        })
+        .await
+    }
+
     async fn pin_failed(&self, user: i64) -> Result<u32, StoreError> {
         self.read(move |c| {
             c.query_row(

@@ -165,6 +165,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     async fn user_by_name(&self, username: &str) -> Result<Option<User>, StoreError>;
 
+    /// The users whose own party this is, in creation order (a strong identity names a
+    /// person by codice fiscale, not by username).
+    async fn users_of_party(&self, party: PartyId) -> Result<Vec<User>, StoreError>;
+
     /// Counts one wrong PIN and returns the failures so far, atomically.
     async fn pin_failed(&self, user: i64) -> Result<u32, StoreError>;
 

@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 mod metrics;
 pub mod openapi;
 mod problem;
+pub mod ui;
 
 pub use metrics::Metrics;
 pub use problem::{ApiError, Problem};
@@ -44,6 +45,10 @@ const SESSION_COOKIE: &str = "cessio_session";
 struct Session {
     principal: Principal,
     last_seen: Instant,
+    /// The synchronizer token every form of this session carries (CSRF).
+    csrf: String,
+    /// A message for the next page shown (post, redirect, get).
+    notice: Option<ui::Notice>,
 }
 
 /// Shared state of the HTTP layer: the app plus what lives only in this process.
@@ -55,6 +60,9 @@ pub struct WebState {
     pub metrics: Arc<Metrics>,
     /// Mark cookies `Secure` (when served over TLS, directly or behind a proxy).
     pub secure_cookies: bool,
+    /// Strong login (SPID/CIE through OpenID Connect), when an issuer is configured.
+    pub oidc: Option<Arc<ui::StrongLogin>>,
+    pending_logins: Arc<Mutex<HashMap<String, ui::PendingStrongLogin>>>,
 }
 
 impl WebState {
@@ -65,13 +73,15 @@ impl WebState {
             login_attempts: Arc::default(),
             metrics: Arc::new(Metrics::default()),
             secure_cookies: false,
+            oidc: None,
+            pending_logins: Arc::default(),
         }
     }
 
+    /// A new session under a new random id: a login never reuses an id the browser
+    /// already had (no session fixation).
     fn new_session(&self, principal: Principal) -> String {
-        let mut bytes = [0u8; 32];
-        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut bytes);
-        let id = cessio_core::ledger::hash_to_hex(&bytes);
+        let id = random_token();
         if let Ok(mut s) = self.sessions.lock() {
             s.retain(|_, v| v.last_seen.elapsed() < SESSION_IDLE);
             s.insert(
@@ -79,6 +89,8 @@ impl WebState {
                 Session {
                     principal,
                     last_seen: Instant::now(),
+                    csrf: random_token(),
+                    notice: None,
                 },
             );
         }
@@ -86,6 +98,11 @@ impl WebState {
     }
 
     fn session(&self, id: &str) -> Option<Principal> {
+        self.with_session(id, |s| s.principal.clone())
+    }
+
+    /// Runs `f` on a live session, refreshing its idle timer.
+    fn with_session<T>(&self, id: &str, f: impl FnOnce(&mut Session) -> T) -> Option<T> {
         let mut sessions = self.sessions.lock().ok()?;
         let session = sessions.get_mut(id)?;
         if session.last_seen.elapsed() >= SESSION_IDLE {
@@ -93,7 +110,7 @@ impl WebState {
             return None;
         }
         session.last_seen = Instant::now();
-        Some(session.principal.clone())
+        Some(f(session))
     }
 
     fn end_session(&self, id: &str) {
@@ -115,6 +132,13 @@ impl WebState {
         window.push(Instant::now());
         true
     }
+}
+
+/// 256 random bits as hex: session ids, CSRF tokens, idempotency keys of forms.
+pub(crate) fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut bytes);
+    cessio_core::ledger::hash_to_hex(&bytes)
 }
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -259,7 +283,8 @@ pub fn router(state: WebState) -> Router {
         .route("/openapi.json", get(openapi::document));
     Router::new()
         .nest("/api/v1", api)
-        .route("/", get(index))
+        .route("/api/v1", get(index))
+        .merge(ui::routes())
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::render))
         .fallback(not_found)

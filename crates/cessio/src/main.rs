@@ -24,6 +24,7 @@ use clap::{Parser, Subcommand};
 
 mod bench_queries;
 mod demo;
+mod strong;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -80,6 +81,8 @@ enum Cmd {
         /// Mark session cookies Secure (when served over TLS).
         #[arg(long, env = "CESSIO_SECURE_COOKIES")]
         secure_cookies: bool,
+        #[command(flatten)]
+        strong: strong::StrongArgs,
     },
     /// Import option communications (F8) from a CSV file: each valid row is registered on
     /// its own (nothing half-imported), every refused row is reported with line and reason.
@@ -192,6 +195,7 @@ async fn run(cli: Cli) -> Result<()> {
             demo,
             clock,
             secure_cookies,
+            strong,
         } => {
             serve(ServeArgs {
                 db,
@@ -199,6 +203,7 @@ async fn run(cli: Cli) -> Result<()> {
                 demo,
                 clock,
                 secure_cookies,
+                strong,
             })
             .await
         }
@@ -343,6 +348,7 @@ struct ServeArgs {
     demo: bool,
     clock: Option<chrono::NaiveDateTime>,
     secure_cookies: bool,
+    strong: strong::StrongArgs,
 }
 
 fn app_for(store: Arc<dyn Store>, clock: Option<chrono::NaiveDateTime>) -> Result<App> {
@@ -383,6 +389,15 @@ async fn serve(args: ServeArgs) -> Result<()> {
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
     let addr = listener.local_addr()?;
+    // Kept alive for as long as the server runs: the demo's identity provider.
+    let mut _provider = None;
+    if let Some((login, provider)) = strong::configure(&args.strong, addr, args.demo).await? {
+        if let Some(p) = &provider {
+            println!("Provider di identità di prova: {}", p.issuer);
+        }
+        state.oidc = Some(login);
+        _provider = provider;
+    }
     println!("Cessio in ascolto su http://{addr}/  (API: http://{addr}/api/v1/openapi.json)");
     if args.demo {
         println!();

@@ -1,0 +1,611 @@
+//! F8 option communications for a beneficiary: one by form, many by CSV file with the
+//! outcome of every row, and the annulment of those not yet answered (R-OPT-ANNUL).
+
+use axum::Form;
+use axum::extract::{Multipart, Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use cessio_app::{
+    AppError, ImportReport, MovementFilter, MovementRow, MovementState, OptionInput, RowLimit,
+};
+use cessio_core::catalogue::Origin;
+use cessio_core::ledger::TransferKind;
+use cessio_core::money::Cents;
+use cessio_store::Party;
+use maud::{Markup, html};
+use serde::Deserialize;
+
+use super::layout::{
+    Field, FieldErrors, amount, csrf_field, datetime, error_summary, page as layout_page,
+    parse_date, parse_year, pin_field,
+};
+use super::{Notice, Ui, field_of, party_for, party_home, render_status};
+use crate::{WebState, random_token};
+
+/// The exceptions of DL 11/2023 art. 2 a communication may declare (R-OPT-STOP).
+const EXCEPTIONS: &[&str] = &[
+    "CILA-S presentata entro il 16/02/2023 (Superbonus, art. 2 c. 2 lett. a)",
+    "Delibera assembleare e CILA-S entro il 16/02/2023 (condomini, art. 2 c. 2 lett. b)",
+    "Titolo abilitativo richiesto entro il 16/02/2023 (art. 2 c. 2 lett. c)",
+    "Lavori in edilizia libera iniziati entro il 16/02/2023 (art. 2 c. 2 lett. d)",
+    "Acquisto di unità ristrutturate con preliminare registrato entro il 16/02/2023 (art. 2 c. 2 lett. e)",
+    "Eliminazione delle barriere architettoniche (art. 2 c. 1-bis)",
+    "IACP, cooperative di abitazione, ONLUS e aree colpite da sisma (art. 2 c. 3-bis e 3-ter)",
+];
+
+#[derive(Deserialize, Default, Debug, Clone)]
+pub struct SingleForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    chiave: String,
+    #[serde(default)]
+    tipo: String,
+    #[serde(default)]
+    anno_spesa: String,
+    #[serde(default)]
+    origine: String,
+    #[serde(default)]
+    cf_cessionario: String,
+    #[serde(default)]
+    importo: String,
+    #[serde(default)]
+    data_comunicazione: String,
+    #[serde(default)]
+    eccezione: String,
+    #[serde(default)]
+    pin: String,
+}
+
+pub async fn page(State(state): State<WebState>, ui: Ui, Path(cf): Path<String>) -> Response {
+    let party = match party_for(&state, &ui, &cf).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let notice = ui.take_notice(&state);
+    let form = SingleForm {
+        chiave: random_token(),
+        origine: "sconto".into(),
+        ..SingleForm::default()
+    };
+    show(
+        &state,
+        &ui,
+        &party,
+        &form,
+        &FieldErrors::default(),
+        None,
+        notice,
+        StatusCode::OK,
+    )
+    .await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn show(
+    state: &WebState,
+    ui: &Ui,
+    party: &Party,
+    form: &SingleForm,
+    errors: &FieldErrors,
+    report: Option<(&ImportReport, &FieldErrors)>,
+    notice: Option<Notice>,
+    status: StatusCode,
+) -> Response {
+    let pending = pending_communications(state, ui, party).await;
+    let mut shell = ui.party_shell("Comunicazioni dell'opzione", party);
+    shell.notice = notice;
+    let upload_errors = report.map(|(_, e)| e.clone()).unwrap_or_default();
+    render_status(
+        status,
+        layout_page(
+            shell,
+            html! {
+                h1 { "Comunicazioni dell'opzione" }
+                p.lead { "Sconto in fattura o cessione del credito per le spese di " strong { (party.name) } " (beneficiario). Il fornitore o il primo cessionario dovrà poi accettarla." }
+                (single_form(state, ui, form, errors))
+                hr.my-5;
+                (upload_form(ui, &upload_errors))
+                @if let Some((r, _)) = report { (report_table(r)) }
+                hr.my-5;
+                (pending_list(ui, party, &pending))
+            },
+        ),
+    )
+}
+
+fn single_form(state: &WebState, ui: &Ui, f: &SingleForm, errors: &FieldErrors) -> Markup {
+    html! {
+        section aria-labelledby="singola-titolo" {
+            h2.h3 #singola-titolo { "Una comunicazione" }
+            (error_summary(errors))
+            form method="post" novalidate {
+                (csrf_field(&ui.csrf))
+                input type="hidden" name="chiave" value=(f.chiave);
+                div.row.g-3 {
+                    div.col-md-6 {
+                        div.select-wrapper.mb-4 {
+                            label for="tipo" { "Tipo di credito (obbligatorio)" }
+                            select #tipo name="tipo" required {
+                                option value="" selected[f.tipo.is_empty()] { "Scegli il tipo" }
+                                @for t in state.app.catalogue.types() {
+                                    option value=(t.key) selected[t.key == f.tipo] { (t.name) }
+                                }
+                            }
+                            @if let Some(e) = errors.of("tipo") { div.invalid-feedback.d-block #tipo-errore { (e) } }
+                        }
+                    }
+                    div.col-md-3 { (Field::text("anno_spesa", "Anno della spesa", &f.anno_spesa).required().inputmode("numeric").render(errors)) }
+                    div.col-md-3 {
+                        fieldset.mb-4 {
+                            legend.h6 { "Opzione" }
+                            div.form-check.form-check-inline {
+                                input #origine-sconto type="radio" name="origine" value="sconto" checked[f.origine != "cessione"];
+                                label for="origine-sconto" { "Sconto in fattura" }
+                            }
+                            div.form-check.form-check-inline {
+                                input #origine-cessione type="radio" name="origine" value="cessione" checked[f.origine == "cessione"];
+                                label for="origine-cessione" { "Cessione del credito" }
+                            }
+                        }
+                    }
+                    div.col-md-6 { (Field::text("cf_cessionario", "Codice fiscale del fornitore o primo cessionario", &f.cf_cessionario).required().cf().render(errors)) }
+                    div.col-md-3 { (Field::text("importo", "Importo totale del credito", &f.importo).required().inputmode("decimal").hint("per esempio 12.345,67").render(errors)) }
+                    div.col-md-3 { (Field::text("data_comunicazione", "Data della comunicazione", &f.data_comunicazione).hint("gg/mm/aaaa; vuota: oggi").render(errors)) }
+                    div.col-12 {
+                        div.select-wrapper.mb-4 {
+                            label for="eccezione" { "Eccezione al blocco delle opzioni (DL 11/2023)" }
+                            select #eccezione name="eccezione" aria-describedby="eccezione-aiuto" {
+                                option value="" selected[f.eccezione.is_empty()] { "Nessuna" }
+                                @for e in EXCEPTIONS {
+                                    option value=(e) selected[*e == f.eccezione] { (e) }
+                                }
+                            }
+                            small.form-text #eccezione-aiuto { "Dal 17/02/2023 i bonus edilizi ammettono l'opzione solo in uno di questi casi (R-OPT-STOP)." }
+                        }
+                    }
+                }
+                (pin_field(&ui.user, errors))
+                button.btn.btn-primary type="submit" { "Invia la comunicazione" }
+            }
+        }
+    }
+}
+
+fn upload_form(ui: &Ui, errors: &FieldErrors) -> Markup {
+    html! {
+        section aria-labelledby="file-titolo" {
+            h2.h3 #file-titolo { "Da file CSV" }
+            p {
+                "Una riga per comunicazione, separatore «;», con l'intestazione "
+                code { "cf_beneficiario;tipo;anno_spesa;origine;cf_cessionario;importo;data_comunicazione" }
+                " (colonna facoltativa " code { "riferimento" } "). Ogni riga valida è registrata; le altre sono elencate con il motivo. Ricaricare lo stesso file non registra nulla due volte."
+            }
+            (error_summary(errors))
+            form method="post" action="comunicazioni/file" enctype="multipart/form-data" novalidate {
+                (csrf_field(&ui.csrf))
+                div.mb-4 {
+                    label.form-label for="file" { "File CSV (massimo 32 MB)" }
+                    input.form-control #file type="file" name="file" accept=".csv,text/csv" required;
+                    @if let Some(e) = errors.of("file") { div.invalid-feedback.d-block #file-errore { (e) } }
+                }
+                @if ui.user.method != cessio_app::LoginMethod::Strong {
+                    (Field::text("pin-file", "PIN dispositivo", "").kind("password").required().autocomplete("off").inputmode("numeric").render(errors))
+                }
+                button.btn.btn-primary type="submit" { "Carica il file" }
+            }
+        }
+    }
+}
+
+fn report_table(r: &ImportReport) -> Markup {
+    html! {
+        div.alert.alert-info.mt-4 role="status" {
+            h3.h5 { "Esito del file" }
+            p.mb-0 { "Registrate " (r.registered) ", già registrate in precedenza " (r.already_registered) ", scartate " (r.refused) "." }
+        }
+        div.table-responsive {
+            table.table.cessio-table {
+                caption { "Esito riga per riga" }
+                thead { tr { th scope="col" { "Riga" } th scope="col" { "Riferimento" } th scope="col" { "Esito" } th scope="col" { "Protocollo o motivo" } } }
+                tbody {
+                    @for row in &r.rows {
+                        tr {
+                            td { (row.line) }
+                            td { (row.reference.as_deref().unwrap_or("")) }
+                            td {
+                                @if row.already_registered { "Già registrata" }
+                                @else if row.protocol.is_some() { "Registrata" }
+                                @else { "Scartata" }
+                            }
+                            td {
+                                @if let Some(p) = &row.protocol { span.cessio-code { (p) } }
+                                @if let Some(m) = &row.message { (m) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn pending_communications(
+    state: &WebState,
+    ui: &Ui,
+    party: &Party,
+) -> Result<Vec<MovementRow>, AppError> {
+    let filter = MovementFilter {
+        cedente_cf: Some(party.cf.as_str().to_string()),
+        state: Some(MovementState::InAttesa),
+        ..MovementFilter::default()
+    };
+    let rows = state
+        .app
+        .movements(&ui.user, party.id, &filter, RowLimit::Show)
+        .await?;
+    let mut sent: Vec<MovementRow> = rows
+        .into_iter()
+        .filter(|r| r.kind == TransferKind::Issue && r.cedente.cf == party.cf.as_str())
+        .collect();
+    // One line per communication, not per rata.
+    sent.sort_by_key(|r| (r.credit, r.id));
+    sent.dedup_by_key(|r| r.credit);
+    Ok(sent)
+}
+
+fn pending_list(ui: &Ui, party: &Party, pending: &Result<Vec<MovementRow>, AppError>) -> Markup {
+    html! {
+        section aria-labelledby="attesa-titolo" {
+            h2.h3 #attesa-titolo { "Comunicazioni in attesa di risposta" }
+            p { "Si possono annullare fino al giorno 5 del mese successivo all'invio, se non ancora accettate (R-OPT-ANNUL)." }
+            @match pending {
+                Err(e) => { div.alert.alert-warning role="status" { (e.to_string()) } }
+                Ok(rows) if rows.is_empty() => { p { "Nessuna." } }
+                Ok(rows) => {
+                    div.table-responsive {
+                        table.table.cessio-table {
+                            caption { "Comunicazioni inviate non ancora accettate" }
+                            thead { tr {
+                                th scope="col" { "Protocollo" } th scope="col" { "Registrata il" } th scope="col" { "Tipo" }
+                                th scope="col" { "Fornitore o cessionario" } th scope="col" { "Annullamento" }
+                            } }
+                            tbody {
+                                @for r in rows {
+                                    tr {
+                                        td.cessio-code { (r.protocol) }
+                                        td { (datetime(r.registered_at)) }
+                                        td { (r.type_key) }
+                                        td.cessio-code { (r.cessionario.cf) }
+                                        td {
+                                            form method="post" action={ (party_home(party)) "/comunicazioni/annulla" } {
+                                                (csrf_field(&ui.csrf))
+                                                input type="hidden" name="credito" value=(r.credit);
+                                                input type="hidden" name="chiave" value=(random_token());
+                                                @if ui.user.method != cessio_app::LoginMethod::Strong {
+                                                    label.visually-hidden for={ "pin-annulla-" (r.credit) } { "PIN per annullare la comunicazione " (r.protocol) }
+                                                    input.form-control.form-control-sm.d-inline-block.w-auto.me-2 id={ "pin-annulla-" (r.credit) } type="password" name="pin" autocomplete="off" inputmode="numeric" placeholder="PIN";
+                                                }
+                                                button.btn.btn-outline-danger.btn-sm type="submit" { "Annulla" }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn to_input(party: &Party, f: &SingleForm, errors: &mut FieldErrors) -> Option<OptionInput> {
+    if f.tipo.trim().is_empty() {
+        errors.field("tipo", "Scegliere il tipo di credito");
+    }
+    let year = match parse_year(&f.anno_spesa) {
+        Ok(Some(y)) => Some(y),
+        Ok(None) => {
+            errors.field("anno_spesa", "Indicare l'anno della spesa");
+            None
+        }
+        Err(e) => {
+            errors.field("anno_spesa", e);
+            None
+        }
+    };
+    if f.cf_cessionario.trim().is_empty() {
+        errors.field(
+            "cf_cessionario",
+            "Indicare il codice fiscale del fornitore o cessionario",
+        );
+    }
+    let total = match Cents::parse_positive_amount(&f.importo) {
+        Ok(a) => Some(a),
+        Err(e) => {
+            errors.field("importo", e.to_string());
+            None
+        }
+    };
+    let date = match parse_date(&f.data_comunicazione) {
+        Ok(d) => d,
+        Err(e) => {
+            errors.field("data_comunicazione", e);
+            None
+        }
+    };
+    let origin = if f.origine == "cessione" {
+        Origin::Cessione
+    } else {
+        Origin::Sconto
+    };
+    if !errors.is_empty() {
+        return None;
+    }
+    Some(OptionInput {
+        beneficiary_cf: party.cf.as_str().to_string(),
+        type_key: f.tipo.trim().to_string(),
+        expense_year: year?,
+        origin,
+        holder_cf: f.cf_cessionario.trim().to_string(),
+        total: total?,
+        communicated_on: date,
+        exception: Some(f.eccezione.clone()).filter(|e| !e.trim().is_empty()),
+    })
+}
+
+/// The form field an F8 refusal concerns.
+fn option_field(e: &AppError) -> Option<&'static str> {
+    match e {
+        AppError::Invalid { field, .. } => match field.as_str() {
+            "type_key" => Some("tipo"),
+            "expense_year" => Some("anno_spesa"),
+            "holder_cf" => Some("cf_cessionario"),
+            "total" => Some("importo"),
+            "communicated_on" => Some("data_comunicazione"),
+            _ => None,
+        },
+        AppError::Cf(_) | AppError::CfUnknown { .. } => Some("cf_cessionario"),
+        AppError::Rule { rule: "R-PA", .. } => Some("cf_cessionario"),
+        AppError::Amount(_) => Some("importo"),
+        other => field_of(other),
+    }
+}
+
+pub async fn submit(
+    State(state): State<WebState>,
+    ui: Ui,
+    Path(cf): Path<String>,
+    Form(f): Form<SingleForm>,
+) -> Response {
+    if let Err(r) = ui.check_csrf(&f.csrf) {
+        return r;
+    }
+    let party = match party_for(&state, &ui, &cf).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let mut errors = FieldErrors::default();
+    let Some(input) = to_input(&party, &f, &mut errors) else {
+        return show(
+            &state,
+            &ui,
+            &party,
+            &f,
+            &errors,
+            None,
+            None,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+    };
+    let pin = (!f.pin.is_empty()).then_some(f.pin.as_str());
+    match state
+        .app
+        .communicate_option(&ui.user, &f.chiave, pin, &input)
+        .await
+    {
+        Ok(credit) => {
+            let total =
+                Cents::checked_sum(credit.rate.iter().map(|r| r.amount)).unwrap_or(Cents::MAX);
+            let mut notice = Notice::success("Comunicazione registrata")
+                .line("Protocollo", credit.protocol.clone())
+                .line("Importo", amount(total))
+                .line("Rate", credit.rate.len().to_string())
+                .line("Tracciabile", if credit.tracciabile { "sì" } else { "no" })
+                .line(
+                    "Stato",
+                    "in attesa di accettazione del fornitore o cessionario",
+                );
+            for r in &credit.rate {
+                notice = notice.line(
+                    format!("Rata {} ({})", r.index, r.year),
+                    format!(
+                        "{} — codice tributo {} — {}",
+                        amount(r.amount),
+                        r.codice_tributo,
+                        r.codice_univoco
+                    ),
+                );
+            }
+            ui.leave_notice(&state, notice);
+            super::see_other(&format!("{}/comunicazioni", party_home(&party)))
+        }
+        Err(e) => {
+            match option_field(&e) {
+                Some(id) => errors.field(id, e.to_string()),
+                None => errors.form(e.to_string()),
+            }
+            let status = crate::problem::status_of(e.code());
+            // A refused request changed nothing: the same key may carry the corrected one
+            // only if it is the same request, so a correction gets a new key.
+            let form = SingleForm {
+                chiave: if matches!(e, AppError::PinWrong { .. } | AppError::PinRequired) {
+                    f.chiave.clone()
+                } else {
+                    random_token()
+                },
+                ..f
+            };
+            show(&state, &ui, &party, &form, &errors, None, None, status).await
+        }
+    }
+}
+
+pub async fn upload(
+    State(state): State<WebState>,
+    ui: Ui,
+    Path(cf): Path<String>,
+    mut multipart: Multipart,
+) -> Response {
+    let mut csrf = String::new();
+    let mut pin = String::new();
+    let mut file: Option<Vec<u8>> = None;
+    let mut errors = FieldErrors::default();
+    loop {
+        match multipart.next_field().await {
+            Ok(Some(field)) => {
+                let name = field.name().unwrap_or("").to_string();
+                match name.as_str() {
+                    "csrf" => csrf = field.text().await.unwrap_or_default(),
+                    "pin-file" => pin = field.text().await.unwrap_or_default(),
+                    "file" => match field.bytes().await {
+                        Ok(b) => file = Some(b.to_vec()),
+                        Err(e) => errors.field("file", format!("File non leggibile: {e}")),
+                    },
+                    _ => {}
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                errors.field("file", format!("Invio non valido: {}", e.body_text()));
+                break;
+            }
+        }
+    }
+    if let Err(r) = ui.check_csrf(&csrf) {
+        return r;
+    }
+    let party = match party_for(&state, &ui, &cf).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let form = SingleForm {
+        chiave: random_token(),
+        origine: "sconto".into(),
+        ..SingleForm::default()
+    };
+    let bytes = match file {
+        Some(b) if !b.is_empty() => b,
+        _ => {
+            if errors.is_empty() {
+                errors.field("file", "Scegliere un file CSV");
+            }
+            let report = ImportReport::default();
+            return show(
+                &state,
+                &ui,
+                &party,
+                &form,
+                &FieldErrors::default(),
+                Some((&report, &errors)),
+                None,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await;
+        }
+    };
+    let pin = (!pin.is_empty()).then_some(pin.as_str());
+    match state
+        .app
+        .import_communications(&ui.user, pin, &bytes, |_, _| {})
+        .await
+    {
+        Ok(report) => {
+            show(
+                &state,
+                &ui,
+                &party,
+                &form,
+                &FieldErrors::default(),
+                Some((&report, &errors)),
+                None,
+                StatusCode::OK,
+            )
+            .await
+        }
+        Err(e) => {
+            let id = if field_of(&e).is_some() {
+                "pin-file"
+            } else {
+                "file"
+            };
+            errors.field(id, e.to_string());
+            let status = crate::problem::status_of(e.code());
+            let report = ImportReport::default();
+            show(
+                &state,
+                &ui,
+                &party,
+                &form,
+                &FieldErrors::default(),
+                Some((&report, &errors)),
+                None,
+                status,
+            )
+            .await
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct AnnulForm {
+    csrf: String,
+    credito: i64,
+    chiave: String,
+    #[serde(default)]
+    pin: String,
+}
+
+pub async fn annul(
+    State(state): State<WebState>,
+    ui: Ui,
+    Path(cf): Path<String>,
+    Form(f): Form<AnnulForm>,
+) -> Response {
+    if let Err(r) = ui.check_csrf(&f.csrf) {
+        return r;
+    }
+    let party = match party_for(&state, &ui, &cf).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let pin = (!f.pin.is_empty()).then_some(f.pin.as_str());
+    match state
+        .app
+        .annul_option(&ui.user, &f.chiave, pin, f.credito)
+        .await
+    {
+        Ok(r) => {
+            ui.leave_notice(
+                &state,
+                Notice::success("Comunicazione annullata")
+                    .line("Protocollo dell'operazione", r.operation_id.to_string())
+                    .line("Importo", amount(r.amount)),
+            );
+            super::see_other(&format!("{}/comunicazioni", party_home(&party)))
+        }
+        Err(e) => {
+            let form = SingleForm {
+                chiave: random_token(),
+                origine: "sconto".into(),
+                ..SingleForm::default()
+            };
+            let mut errors = FieldErrors::default();
+            errors.form(format!("Annullamento non eseguito: {e}"));
+            let status = crate::problem::status_of(e.code());
+            show(&state, &ui, &party, &form, &errors, None, None, status).await
+        }
+    }
+}

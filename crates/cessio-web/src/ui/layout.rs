@@ -1,0 +1,424 @@
+//! The page shell and the small components every page shares: header, the party the user
+//! is working for, notices, error summaries linked to their fields, Italian formats.
+
+use cessio_app::Principal;
+use cessio_core::money::Cents;
+use cessio_core::time::to_rome;
+use cessio_store::{Party, PartyKind};
+use chrono::{DateTime, NaiveDate, Utc};
+use maud::{DOCTYPE, Markup, html};
+
+use super::assets::url;
+use super::{Notice, NoticeKind};
+
+/// `1.234,56 €`.
+pub fn amount(c: Cents) -> String {
+    c.to_string()
+}
+
+/// `1.234,56`: the amount as a person would type it back into a field.
+pub fn amount_input(c: Cents) -> String {
+    c.to_string().trim_end_matches(" €").to_string()
+}
+
+/// `gg/mm/aaaa`.
+pub fn date(d: NaiveDate) -> String {
+    d.format("%d/%m/%Y").to_string()
+}
+
+/// `gg/mm/aaaa hh:mm`, Europe/Rome.
+pub fn datetime(t: DateTime<Utc>) -> String {
+    to_rome(t).format("%d/%m/%Y %H:%M").to_string()
+}
+
+pub fn kind_label(k: PartyKind) -> &'static str {
+    match k {
+        PartyKind::Person => "Persona fisica",
+        PartyKind::Company => "Impresa o ente",
+        PartyKind::Bank => "Banca",
+        PartyKind::FinancialIntermediary => "Intermediario finanziario",
+        PartyKind::Insurer => "Impresa di assicurazione",
+        PartyKind::PublicAdministration => "Pubblica amministrazione",
+    }
+}
+
+/// Errors of a form: each tied to the id of its field, or to none (the whole form).
+#[derive(Debug, Default, Clone)]
+pub struct FieldErrors(pub Vec<(Option<String>, String)>);
+
+impl FieldErrors {
+    pub fn field(&mut self, id: &str, message: impl Into<String>) {
+        self.0.push((Some(id.to_string()), message.into()));
+    }
+
+    pub fn form(&mut self, message: impl Into<String>) {
+        self.0.push((None, message.into()));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn of(&self, id: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(f, _)| f.as_deref() == Some(id))
+            .map(|(_, m)| m.as_str())
+    }
+}
+
+/// The error summary at the top of a form: each message links to its field, and the
+/// summary takes focus order first so that screen readers announce it.
+pub fn error_summary(errors: &FieldErrors) -> Markup {
+    html! {
+        @if !errors.is_empty() {
+            div.alert.alert-danger role="alert" aria-labelledby="errori-titolo" tabindex="-1" id="errori" {
+                h2.h5 #errori-titolo { "L'operazione non è stata eseguita" }
+                ul.mb-0 {
+                    @for (field, message) in &errors.0 {
+                        li {
+                            @if let Some(f) = field {
+                                a href={ "#" (f) } { (message) }
+                            } @else {
+                                (message)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A labelled text input with its error, in Bootstrap Italia's form markup.
+pub struct Field<'a> {
+    pub id: &'a str,
+    pub label: &'a str,
+    pub value: &'a str,
+    pub hint: Option<&'a str>,
+    pub kind: &'a str,
+    pub required: bool,
+    pub autocomplete: Option<&'a str>,
+    pub cf_mark: bool,
+    pub inputmode: Option<&'a str>,
+}
+
+impl<'a> Field<'a> {
+    pub fn text(id: &'a str, label: &'a str, value: &'a str) -> Self {
+        Field {
+            id,
+            label,
+            value,
+            hint: None,
+            kind: "text",
+            required: false,
+            autocomplete: None,
+            cf_mark: false,
+            inputmode: None,
+        }
+    }
+
+    pub fn hint(mut self, hint: &'a str) -> Self {
+        self.hint = Some(hint);
+        self
+    }
+
+    pub fn kind(mut self, kind: &'a str) -> Self {
+        self.kind = kind;
+        self
+    }
+
+    pub fn required(mut self) -> Self {
+        self.required = true;
+        self
+    }
+
+    pub fn autocomplete(mut self, a: &'a str) -> Self {
+        self.autocomplete = Some(a);
+        self
+    }
+
+    pub fn cf(mut self) -> Self {
+        self.cf_mark = true;
+        self.autocomplete = Some("off");
+        self
+    }
+
+    pub fn inputmode(mut self, m: &'a str) -> Self {
+        self.inputmode = Some(m);
+        self
+    }
+
+    pub fn render(&self, errors: &FieldErrors) -> Markup {
+        let error = errors.of(self.id);
+        let hint_id = format!("{}-aiuto", self.id);
+        let error_id = format!("{}-errore", self.id);
+        let mark_id = format!("{}-verifica", self.id);
+        let described = match (self.hint.is_some(), error.is_some()) {
+            (true, true) => Some(format!("{hint_id} {error_id}")),
+            (true, false) => Some(hint_id.clone()),
+            (false, true) => Some(error_id.clone()),
+            (false, false) => None,
+        };
+        html! {
+            div.form-group.mb-4 {
+                label.active for=(self.id) { (self.label) @if self.required { " (obbligatorio)" } }
+                input.form-control.is-invalid[error.is_some()]
+                    type=(self.kind) id=(self.id) name=(self.id) value=(self.value)
+                    required[self.required]
+                    autocomplete=[self.autocomplete]
+                    inputmode=[self.inputmode]
+                    aria-invalid=[error.map(|_| "true")]
+                    aria-describedby=[described]
+                    data-cf-mark=[self.cf_mark.then_some(mark_id.as_str())];
+                @if let Some(h) = self.hint {
+                    small.form-text #(hint_id) { (h) }
+                }
+                @if let Some(e) = error {
+                    div.invalid-feedback.d-block #(error_id) { (e) }
+                }
+                @if self.cf_mark {
+                    div.cessio-cf-mark #(mark_id) aria-live="polite" {}
+                }
+            }
+        }
+    }
+}
+
+/// The PIN field of every dispositive form; absent for strong logins, which need no PIN.
+pub fn pin_field(user: &Principal, errors: &FieldErrors) -> Markup {
+    if user.method == cessio_app::LoginMethod::Strong {
+        return html! {
+            p.text-muted { "Accesso con identità digitale: non serve il PIN per confermare." }
+        };
+    }
+    Field::text("pin", "PIN dispositivo", "")
+        .kind("password")
+        .required()
+        .autocomplete("off")
+        .inputmode("numeric")
+        .hint("Il PIN ricevuto con le credenziali: dopo 5 tentativi errati si blocca.")
+        .render(errors)
+}
+
+pub fn csrf_field(csrf: &str) -> Markup {
+    html! { input type="hidden" name="csrf" value=(csrf); }
+}
+
+/// What the shell of a page needs to know.
+#[derive(Debug, Default)]
+pub struct Shell<'a> {
+    pub title: &'a str,
+    pub user: Option<&'a Principal>,
+    pub party: Option<&'a Party>,
+    pub csrf: Option<&'a str>,
+    pub notice: Option<Notice>,
+    /// (label, href) from the home to the page's parent.
+    pub crumbs: Vec<(String, String)>,
+}
+
+pub fn page(shell: Shell<'_>, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="it" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (shell.title) " — Cessio, piattaforma cessione crediti" }
+                link rel="stylesheet" href=(url("bootstrap-italia/css/bootstrap-italia.min.css"));
+                link rel="stylesheet" href=(url("cessio/fonts.css"));
+                link rel="stylesheet" href=(url("cessio/cessio.css"));
+                script src=(url("cessio/cessio.js")) defer {}
+            }
+            body {
+                div.skiplinks {
+                    a.visually-hidden-focusable href="#contenuto" { "Vai al contenuto principale" }
+                }
+                (header(&shell))
+                main #contenuto.container.my-4 tabindex="-1" {
+                    @if !shell.crumbs.is_empty() {
+                        nav.breadcrumb-container aria-label="Percorso" {
+                            ol.breadcrumb {
+                                @for (label, href) in &shell.crumbs {
+                                    li.breadcrumb-item { a href=(href) { (label) } span.separator { "/" } }
+                                }
+                                li.breadcrumb-item.active aria-current="page" { (shell.title) }
+                            }
+                        }
+                    }
+                    @if let Some(p) = shell.party {
+                        (party_banner(p, shell.user))
+                    }
+                    @if let Some(n) = &shell.notice {
+                        (notice(n))
+                    }
+                    (body)
+                }
+                footer.it-footer {
+                    div.it-footer-main {
+                        div.container.py-4 {
+                            p.mb-1.text-white { "Cessio — piattaforma per la cessione dei crediti d'imposta (artt. 121 e 122 DL 34/2020)." }
+                            p.mb-0.text-white { small { "Importi in euro; date e orari Europe/Rome." } }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn header(shell: &Shell<'_>) -> Markup {
+    html! {
+        header.it-header-wrapper {
+            div.it-header-slim-wrapper {
+                div.container {
+                    div.row { div.col-12 {
+                        div.it-header-slim-wrapper-content {
+                            span.d-lg-block.navbar-brand { "Agenzia delle Entrate — servizi" }
+                            div.it-header-slim-right-zone {
+                                @if let (Some(u), Some(csrf)) = (shell.user, shell.csrf) {
+                                    span.text-white.me-3 {
+                                        (u.display_name)
+                                        @if u.is_operator() { " (operatore)" }
+                                    }
+                                    form method="post" action="/esci" {
+                                        (csrf_field(csrf))
+                                        button.btn.btn-primary.btn-sm type="submit" { "Esci" }
+                                    }
+                                }
+                            }
+                        }
+                    } }
+                }
+            }
+            div.it-nav-wrapper {
+                div.it-header-center-wrapper {
+                    div.container {
+                        div.row { div.col-12 {
+                            div.it-header-center-content-wrapper {
+                                div.it-brand-wrapper {
+                                    a href="/" {
+                                        div.it-brand-text {
+                                            div.it-brand-title { "Cessio" }
+                                            div.it-brand-tagline.d-none.d-md-block { "Piattaforma cessione crediti" }
+                                        }
+                                    }
+                                }
+                            }
+                        } }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn party_banner(p: &Party, user: Option<&Principal>) -> Markup {
+    html! {
+        section.cessio-party-banner aria-label="Soggetto per cui si opera" {
+            div.d-flex.flex-wrap.justify-content-between.align-items-center {
+                div {
+                    "Stai operando per: "
+                    strong { (p.name) }
+                    " — codice fiscale "
+                    span.cessio-code { (p.cf.as_str()) }
+                    " (" (kind_label(p.kind)) ")"
+                }
+                @if user.is_some() {
+                    a href="/soggetti" { "Cambia soggetto" }
+                }
+            }
+        }
+    }
+}
+
+pub fn notice(n: &Notice) -> Markup {
+    let class = match n.kind {
+        NoticeKind::Success => "alert alert-success",
+        NoticeKind::Info => "alert alert-info",
+        NoticeKind::Warning => "alert alert-warning",
+    };
+    html! {
+        div class=(class) role="status" {
+            h2.h5 { (n.title) }
+            @if !n.lines.is_empty() {
+                dl.row.mb-0.cessio-receipt {
+                    @for (label, value) in &n.lines {
+                        dt.col-sm-4 { (label) }
+                        dd.col-sm-8 { (value) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A whole page that only says something went wrong (no form to return to).
+pub fn message_page(
+    shell: Shell<'_>,
+    heading: &str,
+    text: &str,
+    back: Option<(&str, &str)>,
+) -> Markup {
+    page(
+        shell,
+        html! {
+            h1 { (heading) }
+            p.lead { (text) }
+            @if let Some((label, href)) = back {
+                a.btn.btn-outline-primary href=(href) { (label) }
+            }
+        },
+    )
+}
+
+/// A date typed by a person: `gg/mm/aaaa` (also `g/m/aaaa`) or the ISO `aaaa-mm-gg` that
+/// date pickers send. Empty is `None`.
+pub fn parse_date(input: &str) -> Result<Option<NaiveDate>, String> {
+    let s = input.trim();
+    if s.is_empty() {
+        return Ok(None);
+    }
+    NaiveDate::parse_from_str(s, "%d/%m/%Y")
+        .or_else(|_| NaiveDate::parse_from_str(s, "%Y-%m-%d"))
+        .map(Some)
+        .map_err(|_| format!("«{s}» non è una data: scrivere gg/mm/aaaa, per esempio 31/12/2024"))
+}
+
+/// An optional whole number typed in a field (a year, say).
+pub fn parse_year(input: &str) -> Result<Option<u16>, String> {
+    let s = input.trim();
+    if s.is_empty() {
+        return Ok(None);
+    }
+    s.parse::<u16>()
+        .ok()
+        .filter(|y| (2000..=2100).contains(y))
+        .map(Some)
+        .ok_or_else(|| format!("«{s}» non è un anno: scrivere quattro cifre, per esempio 2024"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_read_in_italian_or_iso_form() {
+        let d = NaiveDate::from_ymd_opt(2024, 12, 31);
+        assert_eq!(parse_date("31/12/2024"), Ok(d));
+        assert_eq!(parse_date(" 2024-12-31 "), Ok(d));
+        assert_eq!(parse_date(""), Ok(None));
+        assert!(parse_date("31/02/2024").is_err());
+        assert!(parse_date("12/31/2024").is_err());
+        assert_eq!(
+            date(NaiveDate::from_ymd_opt(2024, 1, 5).unwrap_or_default()),
+            "05/01/2024"
+        );
+    }
+
+    #[test]
+    fn amounts_are_shown_italian_style() {
+        assert_eq!(amount(Cents::new(123_456)), "1.234,56 €");
+        assert_eq!(amount_input(Cents::new(123_456)), "1.234,56");
+    }
+}

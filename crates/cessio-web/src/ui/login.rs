@@ -1,0 +1,346 @@
+//! Signing in and out: username, password (and the PIN later, for each dispositive
+//! operation), or a strong digital identity (SPID/CIE) through OpenID Connect with PKCE,
+//! which needs no PIN.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::Form;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::Response;
+use cessio_app::AppError;
+use maud::html;
+use serde::Deserialize;
+
+use super::layout::{Field, FieldErrors, Shell, error_summary};
+use super::{Ui, constant_time_eq, csrf_refused, render_status, see_other};
+use crate::{SESSION_COOKIE, WebState, cookie_value, random_token};
+
+/// Binds the login form to the browser that loaded it (login CSRF): the form's token must
+/// equal this cookie's.
+const PRELOGIN_COOKIE: &str = "cessio_prelogin";
+/// Binds a strong login in progress to the browser that started it.
+const STRONG_COOKIE: &str = "cessio_spid";
+/// A strong login not completed within this time must start again.
+const STRONG_LOGIN_TTL: Duration = Duration::from_secs(10 * 60);
+
+/// The configured identity provider (SPID/CIE gateway, or the local test provider).
+#[derive(Debug)]
+pub struct StrongLogin {
+    pub client: cessio_oidc::OidcClient,
+    /// Shown on the login page's button, e.g. "Entra con SPID o CIE".
+    pub label: String,
+}
+
+/// A strong login between the redirect to the provider and its return.
+#[derive(Debug)]
+pub struct PendingStrongLogin {
+    pending: cessio_oidc::PendingLogin,
+    started: Instant,
+    after: String,
+}
+
+fn cookie(state: &WebState, name: &str, value: &str, max_age: Option<u64>) -> HeaderValue {
+    let mut c = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax");
+    if let Some(age) = max_age {
+        c.push_str(&format!("; Max-Age={age}"));
+    }
+    if state.secure_cookies {
+        c.push_str("; Secure");
+    }
+    HeaderValue::from_str(&c).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// Only paths of this site: an open redirect would let a link to Cessio lead elsewhere.
+fn safe_after(after: Option<&str>) -> String {
+    match after {
+        Some(a) if a.starts_with('/') && !a.starts_with("//") && !a.contains('\\') => a.to_string(),
+        _ => "/".to_string(),
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub struct LoginQuery {
+    #[serde(default)]
+    dopo: Option<String>,
+    #[serde(default)]
+    scaduta: Option<String>,
+    #[serde(default)]
+    uscito: Option<String>,
+}
+
+pub async fn page(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Query(q): Query<LoginQuery>,
+) -> Response {
+    if cookie_value(&headers, SESSION_COOKIE)
+        .and_then(|id| state.session(id))
+        .is_some()
+    {
+        return see_other(&safe_after(q.dopo.as_deref()));
+    }
+    let token = random_token();
+    let mut info = None;
+    if q.scaduta.is_some() {
+        info =
+            Some("La sessione è scaduta: accedere di nuovo. Nessuna operazione è stata eseguita.");
+    } else if q.uscito.is_some() {
+        info = Some("Sei uscito dalla piattaforma.");
+    }
+    let mut response = render_login(
+        &state,
+        &token,
+        "",
+        &safe_after(q.dopo.as_deref()),
+        &FieldErrors::default(),
+        info,
+    );
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        cookie(&state, PRELOGIN_COOKIE, &token, Some(3600)),
+    );
+    response
+}
+
+fn render_login(
+    state: &WebState,
+    token: &str,
+    username: &str,
+    after: &str,
+    errors: &FieldErrors,
+    info: Option<&str>,
+) -> Response {
+    let status = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNAUTHORIZED
+    };
+    render_status(
+        status,
+        super::layout::page(
+            Shell {
+                title: "Accesso",
+                ..Shell::default()
+            },
+            html! {
+                div.row.justify-content-center {
+                    div.col-lg-6 {
+                        h1 { "Accedi alla piattaforma cessione crediti" }
+                        @if let Some(i) = info {
+                            div.alert.alert-info role="status" { (i) }
+                        }
+                        @if let Some(strong) = &state.oidc {
+                            section.mb-5 aria-labelledby="spid-titolo" {
+                                h2.h4 #spid-titolo { "Con identità digitale" }
+                                p { "SPID o CIE: non serve il PIN per confermare le operazioni." }
+                                a.btn.btn-primary.btn-lg href={ "/accesso/spid?dopo=" (super::urlencode(after)) } { (strong.label) }
+                            }
+                        }
+                        section aria-labelledby="password-titolo" {
+                            h2.h4 #password-titolo { "Con nome utente e password" }
+                            p { "Per confermare ogni cessione, accettazione o comunicazione servirà anche il PIN." }
+                            (error_summary(errors))
+                            form method="post" action="/accesso" novalidate {
+                                input type="hidden" name="csrf" value=(token);
+                                input type="hidden" name="dopo" value=(after);
+                                (Field::text("username", "Nome utente", username).required().autocomplete("username").render(errors))
+                                (Field::text("password", "Password", "").kind("password").required().autocomplete("current-password").render(errors))
+                                button.btn.btn-primary type="submit" { "Accedi" }
+                            }
+                        }
+                    }
+                }
+            },
+        ),
+    )
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    csrf: String,
+    username: String,
+    password: String,
+    #[serde(default)]
+    dopo: Option<String>,
+}
+
+fn signed_in(state: &WebState, principal: cessio_app::Principal, after: &str) -> Response {
+    let id = state.new_session(principal);
+    let mut response = see_other(after);
+    let headers = response.headers_mut();
+    headers.append(header::SET_COOKIE, cookie(state, SESSION_COOKIE, &id, None));
+    headers.append(
+        header::SET_COOKIE,
+        cookie(state, PRELOGIN_COOKIE, "", Some(0)),
+    );
+    response
+}
+
+pub async fn submit(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> Response {
+    let bound = cookie_value(&headers, PRELOGIN_COOKIE).unwrap_or("");
+    if bound.is_empty() || !constant_time_eq(bound.as_bytes(), f.csrf.as_bytes()) {
+        return csrf_refused();
+    }
+    let after = safe_after(f.dopo.as_deref());
+    let mut errors = FieldErrors::default();
+    if !state.allow_login(&f.username) {
+        errors.form("Troppi tentativi di accesso: riprovare tra un minuto");
+        let mut r = render_login(&state, bound, &f.username, &after, &errors, None);
+        *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+        return r;
+    }
+    match state.app.login(&f.username, &f.password).await {
+        Ok(p) => signed_in(&state, p, &after),
+        Err(e @ AppError::LoginFailed) => {
+            errors.field("password", e.to_string());
+            render_login(&state, bound, &f.username, &after, &errors, None)
+        }
+        Err(e) => super::error_page(None, &e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct LogoutForm {
+    csrf: String,
+}
+
+pub async fn logout(State(state): State<WebState>, ui: Ui, Form(f): Form<LogoutForm>) -> Response {
+    if let Err(r) = ui.check_csrf(&f.csrf) {
+        return r;
+    }
+    state.end_session(&ui.session);
+    let mut response = see_other("/accesso?uscito=1");
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        cookie(&state, SESSION_COOKIE, "", Some(0)),
+    );
+    response
+}
+
+#[derive(Deserialize, Default)]
+pub struct StrongStart {
+    #[serde(default)]
+    dopo: Option<String>,
+}
+
+/// Sends the browser to the identity provider, remembering (server-side) the state, nonce
+/// and PKCE verifier of this attempt under a random cookie.
+pub async fn strong_start(State(state): State<WebState>, Query(q): Query<StrongStart>) -> Response {
+    let Some(strong) = state.oidc.clone() else {
+        return super::error_page(
+            None,
+            &AppError::forbidden("l'accesso con identità digitale non è configurato"),
+        );
+    };
+    let (url, pending) = strong.client.begin();
+    let id = random_token();
+    if let Ok(mut map) = state.pending_logins.lock() {
+        map.retain(|_, p| p.started.elapsed() < STRONG_LOGIN_TTL);
+        map.insert(
+            id.clone(),
+            PendingStrongLogin {
+                pending,
+                started: Instant::now(),
+                after: safe_after(q.dopo.as_deref()),
+            },
+        );
+    }
+    let mut response = see_other(&url);
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        cookie(&state, STRONG_COOKIE, &id, Some(STRONG_LOGIN_TTL.as_secs())),
+    );
+    response
+}
+
+#[derive(Deserialize, Default)]
+pub struct StrongReturn {
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+fn strong_failed(state: &WebState, text: &str) -> Response {
+    let token = random_token();
+    let mut errors = FieldErrors::default();
+    errors.form(format!(
+        "Accesso con identità digitale non riuscito: {text}"
+    ));
+    let mut response = render_login(state, &token, "", "/", &errors, None);
+    let headers = response.headers_mut();
+    headers.append(
+        header::SET_COOKIE,
+        cookie(state, PRELOGIN_COOKIE, &token, Some(3600)),
+    );
+    headers.append(
+        header::SET_COOKIE,
+        cookie(state, STRONG_COOKIE, "", Some(0)),
+    );
+    response
+}
+
+/// The provider's redirect back: checks state, exchanges the code, verifies the ID token,
+/// and signs in the user whose party has the identity's codice fiscale.
+pub async fn strong_return(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Query(q): Query<StrongReturn>,
+) -> Response {
+    let Some(strong) = state.oidc.clone() else {
+        return strong_failed(&state, "non è configurato");
+    };
+    let pending = cookie_value(&headers, STRONG_COOKIE).and_then(|id| {
+        state
+            .pending_logins
+            .lock()
+            .ok()
+            .and_then(|mut m| m.remove(id))
+    });
+    let Some(pending) = pending.filter(|p| p.started.elapsed() < STRONG_LOGIN_TTL) else {
+        return strong_failed(
+            &state,
+            "la richiesta è scaduta o non è partita da questo browser",
+        );
+    };
+    if q.error.is_some() {
+        return strong_failed(&state, "annullato presso il gestore dell'identità");
+    }
+    let (Some(code), Some(returned_state)) = (q.code.as_deref(), q.state.as_deref()) else {
+        return strong_failed(&state, "risposta incompleta del gestore dell'identità");
+    };
+    // Tokens are checked against real time: the business clock (which tests and demos
+    // may fix in the past) decides dates of rules, not the validity of a signature.
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let identity = match strong
+        .client
+        .finish(&pending.pending, code, returned_state, now)
+        .await
+    {
+        Ok(i) => i,
+        Err(e) => return strong_failed(&state, &e.to_string()),
+    };
+    let Some(cf) = identity.fiscal_code else {
+        return strong_failed(&state, "il gestore non ha comunicato il codice fiscale");
+    };
+    match state.app.login_strong_cf(&cf).await {
+        Ok(p) => {
+            let mut response = signed_in(&state, p, &pending.after);
+            response.headers_mut().append(
+                header::SET_COOKIE,
+                cookie(&state, STRONG_COOKIE, "", Some(0)),
+            );
+            response
+        }
+        Err(e) => strong_failed(&state, &e.to_string()),
+    }
+}

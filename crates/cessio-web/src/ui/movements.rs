@@ -1,0 +1,334 @@
+//! F4 Lista movimenti: every filter of the guide, at most 300 rows shown and
+//! 50,000 exported (R-50000), and above either the user is told to narrow the filters.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use cessio_app::{AppError, MovementFilter, MovementRow, MovementState, RowLimit};
+use cessio_core::ledger::TransferKind;
+use maud::{Markup, html};
+use serde::Deserialize;
+
+use super::layout::{
+    Field, FieldErrors, amount, datetime, error_summary, page as layout_page, parse_date,
+    parse_year,
+};
+use super::{Ui, error_page, party_for, render_status};
+use crate::WebState;
+
+#[derive(Deserialize, Default, Debug, Clone)]
+pub struct Filters {
+    #[serde(default)]
+    registrate_dal: String,
+    #[serde(default)]
+    registrate_al: String,
+    #[serde(default)]
+    risposta_dal: String,
+    #[serde(default)]
+    risposta_al: String,
+    #[serde(default)]
+    cedente: String,
+    #[serde(default)]
+    cessionario: String,
+    #[serde(default)]
+    stato: String,
+    #[serde(default)]
+    tipo: String,
+    #[serde(default)]
+    codice_tributo: String,
+    #[serde(default)]
+    anno: String,
+    #[serde(default)]
+    codice: String,
+    #[serde(default)]
+    tracciabili: String,
+}
+
+fn opt(s: &str) -> Option<String> {
+    Some(s.trim().to_string()).filter(|v| !v.is_empty())
+}
+
+impl Filters {
+    fn parse(&self, errors: &mut FieldErrors) -> MovementFilter {
+        let mut date = |id: &str, v: &str| match parse_date(v) {
+            Ok(d) => d,
+            Err(e) => {
+                errors.field(id, e);
+                None
+            }
+        };
+        let registered_from = date("registrate_dal", &self.registrate_dal);
+        let registered_to = date("registrate_al", &self.registrate_al);
+        let answered_from = date("risposta_dal", &self.risposta_dal);
+        let answered_to = date("risposta_al", &self.risposta_al);
+        let year = match parse_year(&self.anno) {
+            Ok(y) => y,
+            Err(e) => {
+                errors.field("anno", e);
+                None
+            }
+        };
+        let state = match self.stato.as_str() {
+            "in_attesa" => Some(MovementState::InAttesa),
+            "accettato" => Some(MovementState::Accettato),
+            "rifiutato" => Some(MovementState::Rifiutato),
+            "annullato" => Some(MovementState::Annullato),
+            _ => None,
+        };
+        let tracciabile = match self.tracciabili.as_str() {
+            "si" => Some(true),
+            "no" => Some(false),
+            _ => None,
+        };
+        MovementFilter {
+            registered_from,
+            registered_to,
+            answered_from,
+            answered_to,
+            cedente_cf: opt(&self.cedente),
+            cessionario_cf: opt(&self.cessionario),
+            state,
+            type_key: opt(&self.tipo),
+            codice_tributo: opt(&self.codice_tributo),
+            year,
+            code: opt(&self.codice),
+            tracciabile,
+        }
+    }
+}
+
+fn parse_query(raw: Option<&str>) -> Result<Filters, String> {
+    serde_urlencoded::from_str(raw.unwrap_or("")).map_err(|e| e.to_string())
+}
+
+pub async fn page(
+    State(state): State<WebState>,
+    ui: Ui,
+    Path(cf): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let party = match party_for(&state, &ui, &cf).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let mut errors = FieldErrors::default();
+    let filters = parse_query(raw.as_deref()).unwrap_or_else(|e| {
+        errors.form(format!("Filtri non validi: {e}"));
+        Filters::default()
+    });
+    let searched = raw.as_deref().is_some_and(|q| !q.is_empty());
+    let filter = filters.parse(&mut errors);
+    let mut rows = None;
+    let mut too_many = None;
+    if searched && errors.is_empty() {
+        match state
+            .app
+            .movements(&ui.user, party.id, &filter, RowLimit::Show)
+            .await
+        {
+            Ok(r) => rows = Some(r),
+            Err(e @ AppError::TooManyRows { .. }) => too_many = Some(e.to_string()),
+            Err(AppError::Invalid { field, reason }) => {
+                let id = match field.as_str() {
+                    "registered_from" => Some("registrate_dal"),
+                    "registered_to" => Some("registrate_al"),
+                    "answered_from" => Some("risposta_dal"),
+                    "answered_to" => Some("risposta_al"),
+                    _ => None,
+                };
+                match id {
+                    Some(id) => errors.field(id, reason),
+                    None => errors.form(format!("{reason}")),
+                }
+            }
+            Err(e) => return error_page(Some(&ui), &e),
+        }
+    }
+    let status = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    let csv_href = format!(
+        "/soggetti/{}/movimenti.csv?{}",
+        party.cf.as_str(),
+        raw.as_deref().unwrap_or("")
+    );
+    render_status(
+        status,
+        layout_page(
+            ui.party_shell("Lista movimenti", &party),
+            html! {
+                h1 { "Lista movimenti" }
+                p.lead { "Le comunicazioni di cessione in cui il soggetto è cedente o cessionario. Indicare almeno un filtro oltre alla tracciabilità." }
+                (error_summary(&errors))
+                (filter_form(&state, &filters, &errors))
+                @if let Some(message) = &too_many {
+                    div.alert.alert-warning role="status" { (message) }
+                }
+                @if let Some(rows) = &rows {
+                    @if rows.is_empty() {
+                        p { "Nessun movimento con questi filtri." }
+                    } @else {
+                        p {
+                            (rows.len()) " movimenti. "
+                            a href=(csv_href) download="lista-movimenti.csv" { "Esporta in CSV" }
+                            " (fino a 50.000 righe)"
+                        }
+                        (table(rows))
+                    }
+                }
+            },
+        ),
+    )
+}
+
+fn select(id: &str, label: &str, options: &[(&str, &str)], selected: &str) -> Markup {
+    html! {
+        div.select-wrapper.mb-4 {
+            label for=(id) { (label) }
+            select id=(id) name=(id) {
+                @for (value, text) in options {
+                    option value=(value) selected[*value == selected] { (text) }
+                }
+            }
+        }
+    }
+}
+
+fn filter_form(state: &WebState, f: &Filters, errors: &FieldErrors) -> Markup {
+    let mut types: Vec<(&str, &str)> = vec![("", "Tutti i tipi")];
+    for t in state.app.catalogue.types() {
+        types.push((t.key.as_str(), t.name.as_str()));
+    }
+    html! {
+        form.mb-4 method="get" role="search" aria-label="Filtri della lista movimenti" novalidate {
+            fieldset {
+                legend.h5 { "Periodi" }
+                div.row.g-3 {
+                    div.col-md-3 { (Field::text("registrate_dal", "Registrate dal", &f.registrate_dal).hint("gg/mm/aaaa").render(errors)) }
+                    div.col-md-3 { (Field::text("registrate_al", "Registrate al", &f.registrate_al).hint("gg/mm/aaaa").render(errors)) }
+                    div.col-md-3 { (Field::text("risposta_dal", "Risposta dal", &f.risposta_dal).hint("gg/mm/aaaa").render(errors)) }
+                    div.col-md-3 { (Field::text("risposta_al", "Risposta al", &f.risposta_al).hint("gg/mm/aaaa").render(errors)) }
+                }
+            }
+            fieldset {
+                legend.h5 { "Soggetti e crediti" }
+                div.row.g-3 {
+                    div.col-md-3 { (Field::text("cedente", "Codice fiscale del cedente", &f.cedente).hint("anche solo l'inizio").render(errors)) }
+                    div.col-md-3 { (Field::text("cessionario", "Codice fiscale del cessionario", &f.cessionario).hint("anche solo l'inizio").render(errors)) }
+                    div.col-md-3 {
+                        (select("stato", "Stato", &[("", "Tutti"), ("in_attesa", "In attesa di risposta"), ("accettato", "Accettati"), ("rifiutato", "Rifiutati"), ("annullato", "Annullati dal mittente")], &f.stato))
+                    }
+                    div.col-md-3 { (select("tipo", "Tipo di credito", &types, &f.tipo)) }
+                    div.col-md-3 { (Field::text("codice_tributo", "Codice tributo", &f.codice_tributo).inputmode("numeric").render(errors)) }
+                    div.col-md-3 { (Field::text("anno", "Anno di riferimento", &f.anno).inputmode("numeric").render(errors)) }
+                    div.col-md-3 { (Field::text("codice", "Protocollo o codice univoco", &f.codice).render(errors)) }
+                    div.col-md-3 { (select("tracciabili", "Tracciabilità", &[("", "Tutti"), ("si", "Solo tracciabili"), ("no", "Solo non tracciabili")], &f.tracciabili)) }
+                }
+            }
+            button.btn.btn-primary type="submit" { "Cerca" }
+        }
+    }
+}
+
+fn kind_label(k: TransferKind) -> &'static str {
+    match k {
+        TransferKind::Issue => "Comunicazione dell'opzione",
+        TransferKind::Cession => "Cessione",
+        _ => "Altro",
+    }
+}
+
+fn table(rows: &[MovementRow]) -> Markup {
+    html! {
+        div.table-responsive {
+            table.table.table-striped.cessio-table {
+                caption { "Movimenti" }
+                thead {
+                    tr {
+                        th scope="col" { "Id" }
+                        th scope="col" { "Registrato il" }
+                        th scope="col" { "Operazione" }
+                        th scope="col" { "Cedente" }
+                        th scope="col" { "Cessionario" }
+                        th scope="col" { "Tipo" }
+                        th scope="col" { "Codice tributo" }
+                        th scope="col" { "Anno" }
+                        th.cessio-amount scope="col" { "Importo" }
+                        th scope="col" { "Stato" }
+                        th scope="col" { "Risposta il" }
+                        th scope="col" { "Codice univoco / protocollo" }
+                        th scope="col" { "Cedibilità" }
+                    }
+                }
+                tbody {
+                    @for r in rows {
+                        tr {
+                            td { (r.id) }
+                            td { (datetime(r.registered_at)) }
+                            td { (kind_label(r.kind)) }
+                            td { span.cessio-code { (r.cedente.cf) } @if let Some(n) = &r.cedente.name { br; (n) } }
+                            td { span.cessio-code { (r.cessionario.cf) } @if let Some(n) = &r.cessionario.name { br; (n) } }
+                            td { (r.type_key) }
+                            td { (r.codice_tributo) }
+                            td { (r.year) }
+                            td.cessio-amount { (amount(r.amount)) }
+                            td { (r.state.label()) }
+                            td { @if let Some(a) = r.answered_at { (datetime(a)) } }
+                            td.cessio-code { @if r.tracciabile { (r.codice_univoco) } @else { (r.protocol) } }
+                            td { (r.cedibilita) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The same filters as a CSV file (R-50000). A refusal is a page that says why, since
+/// the link was followed by a person.
+pub async fn csv(
+    State(state): State<WebState>,
+    ui: Ui,
+    Path(cf): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let party = match party_for(&state, &ui, &cf).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let mut errors = FieldErrors::default();
+    let filters = match parse_query(raw.as_deref()) {
+        Ok(f) => f,
+        Err(e) => return error_page(Some(&ui), &AppError::invalid("filtri", e)),
+    };
+    let filter = filters.parse(&mut errors);
+    if let Some((_, message)) = errors.0.first() {
+        return error_page(Some(&ui), &AppError::invalid("filtri", message.clone()));
+    }
+    let rows = match state
+        .app
+        .movements(&ui.user, party.id, &filter, RowLimit::Export)
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return error_page(Some(&ui), &e),
+    };
+    match cessio_app::movements_csv(&rows) {
+        Ok(bytes) => {
+            let mut response = bytes.into_response();
+            let h = response.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/csv; charset=utf-8"),
+            );
+            h.insert(
+                header::CONTENT_DISPOSITION,
+                HeaderValue::from_static("attachment; filename=\"lista-movimenti.csv\""),
+            );
+            response
+        }
+        Err(e) => error_page(Some(&ui), &AppError::invalid("csv", e.to_string())),
+    }
+}
