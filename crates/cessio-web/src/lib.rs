@@ -4,6 +4,8 @@
 //! no rule and write no SQL. Authentication (session cookie or bearer token) turns a
 //! request into a `Principal`; everything else is the app's decision.
 
+#![recursion_limit = "256"]
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -342,7 +342,7 @@ fn schemas() -> Value {
         }), &["accept"]),
         "AnswerReceipt": obj(json!({ "operation_id": { "type": "integer" }, "accepted": { "type": "boolean" }, "operations": { "type": "integer" }, "amount": { "$ref": "#/components/schemas/Cents" }, "replayed": { "type": "boolean" } }), &["operation_id", "accepted"]),
         "MovementRows": { "type": "array", "items": obj(json!({
-            "id": { "type": "integer" }, "registered_at": { "type": "string", "format": "date-time" },
+            "id": { "type": "integer" }, "credit": { "type": "integer" }, "registered_at": { "type": "string", "format": "date-time" },
             "cedente": party_ref, "cessionario": party_ref, "type_key": { "type": "string" },
             "codice_tributo": { "type": "string" }, "year": { "type": "integer" }, "amount": { "$ref": "#/components/schemas/Cents" },
             "state": { "type": "string", "enum": ["in_attesa", "accettato", "rifiutato", "annullato"] },
