@@ -17,6 +17,7 @@ pub mod ledger;
 pub mod money;
 pub mod rata;
 pub mod reduction;
+pub mod rent;
 pub mod risk;
 pub mod rules;
 pub mod split;
