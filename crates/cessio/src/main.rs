@@ -24,6 +24,7 @@ use clap::{Parser, Subcommand};
 
 mod bench_queries;
 mod demo;
+mod rent;
 mod strong;
 
 #[derive(Parser, Debug)]
@@ -165,6 +166,9 @@ enum Cmd {
         #[arg(long, default_value = "load")]
         key_prefix: String,
     },
+    /// Compute the rent credit of art. 28 DL 34/2020 (R-RENT) month by month and print a
+    /// table with the total. Exits 2 on bad input.
+    RentCredit(rent::RentArgs),
 }
 
 fn main() -> Result<()> {
@@ -339,6 +343,7 @@ async fn run(cli: Cli) -> Result<()> {
             let store = open(&database_url, schema.as_deref(), WriteConfig::default()).await?;
             load(store, concurrency, ops, &key_prefix).await
         }
+        Cmd::RentCredit(args) => rent::run(&args),
     }
 }
 
