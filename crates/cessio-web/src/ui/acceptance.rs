@@ -143,7 +143,7 @@ fn group_table(ui: &Ui, party: &Party, f: &Filters, groups: &[IncomingGroup]) ->
         @if groups.is_empty() {
             p { "Nessuna operazione in attesa di risposta" @if !f.is_empty() { " con questi filtri" } "." }
         } @else {
-            div.table-responsive {
+            div.table-responsive tabindex="0" role="region" aria-label="Tabella (scorrevole)" {
                 table.table.cessio-table {
                     caption { (operations) " operazioni in attesa di risposta, " (amount(total)) }
                     thead {

@@ -119,7 +119,7 @@ fn list(
                         button.btn.btn-outline-primary type="button" data-copy-cf="cf_tutti" { "Copia nelle righe selezionate" }
                     }
                 }
-                div.table-responsive {
+                div.table-responsive tabindex="0" role="region" aria-label="Tabella (scorrevole)" {
                     table.table.cessio-table {
                         caption { "Rate cedibili" }
                         thead {
@@ -344,7 +344,7 @@ fn summary(ui: &Ui, lines: &[Line], key: &str, disclose: bool, errors: &FieldErr
         h1 { "Riepilogo della cessione" }
         p.lead { "Controlla le righe: dopo la conferma la cessione è comunicata al cessionario, che potrà accettarla o rifiutarla." }
         (error_summary(errors))
-        div.table-responsive {
+        div.table-responsive tabindex="0" role="region" aria-label="Tabella (scorrevole)" {
             table.table.cessio-table {
                 caption { "Rate da cedere" }
                 thead {

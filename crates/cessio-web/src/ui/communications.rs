@@ -204,7 +204,7 @@ fn report_table(r: &ImportReport) -> Markup {
             h3.h5 { "Esito del file" }
             p.mb-0 { "Registrate " (r.registered) ", già registrate in precedenza " (r.already_registered) ", scartate " (r.refused) "." }
         }
-        div.table-responsive {
+        div.table-responsive tabindex="0" role="region" aria-label="Tabella (scorrevole)" {
             table.table.cessio-table {
                 caption { "Esito riga per riga" }
                 thead { tr { th scope="col" { "Riga" } th scope="col" { "Riferimento" } th scope="col" { "Esito" } th scope="col" { "Protocollo o motivo" } } }
@@ -263,7 +263,7 @@ fn pending_list(ui: &Ui, party: &Party, pending: &Result<Vec<MovementRow>, AppEr
                 Err(e) => { div.alert.alert-warning role="status" { (e.to_string()) } }
                 Ok(rows) if rows.is_empty() => { p { "Nessuna." } }
                 Ok(rows) => {
-                    div.table-responsive {
+                    div.table-responsive tabindex="0" role="region" aria-label="Tabella (scorrevole)" {
                         table.table.cessio-table {
                             caption { "Comunicazioni inviate non ancora accettate" }
                             thead { tr {

@@ -224,6 +224,8 @@ pub fn page(shell: Shell<'_>, body: Markup) -> Markup {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
+                // No icon file: browsers would otherwise ask for /favicon.ico on every page.
+                link rel="icon" href="data:,";
                 title { (shell.title) " — Cessio, piattaforma cessione crediti" }
                 link rel="stylesheet" href=(url("bootstrap-italia/css/bootstrap-italia.min.css"));
                 link rel="stylesheet" href=(url("cessio/fonts.css"));

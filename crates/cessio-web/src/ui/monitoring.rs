@@ -90,7 +90,7 @@ pub async fn page(
 
 fn table(rows: &[MonitorRow]) -> Markup {
     html! {
-        div.table-responsive {
+        div.table-responsive tabindex="0" role="region" aria-label="Tabella (scorrevole)" {
             table.table.table-striped.cessio-table {
                 caption { "Crediti per tipo e anno di riferimento (importi in euro)" }
                 thead {
@@ -162,6 +162,9 @@ fn chart(rows: &[MonitorRow]) -> Markup {
                     }
                 }
                 line x1=(left) y1=(top + plot) x2=(width - left) y2=(top + plot) stroke="#5c6f82" stroke-width="1" {}
+                // The scale: the tallest bar's exact amount.
+                line x1=(left) y1=(top) x2=(width - left) y2=(top) stroke="#c5c7c9" stroke-width="1" stroke-dasharray="4 4" {}
+                text x=(width - left) y=(top - 6) text-anchor="end" font-size="12" fill="#1a1a1a" { "massimo " (amount(Cents::new(max))) }
                 @for (i, (year, (c, nc))) in by_year.iter().enumerate() {
                     @let x = left + (i as i64) * slot + (slot - bar) / 2;
                     @let hc = scaled(*c);

@@ -242,7 +242,7 @@ fn kind_label(k: TransferKind) -> &'static str {
 
 fn table(rows: &[MovementRow]) -> Markup {
     html! {
-        div.table-responsive {
+        div.table-responsive tabindex="0" role="region" aria-label="Tabella (scorrevole)" {
             table.table.table-striped.cessio-table {
                 caption { "Movimenti" }
                 thead {

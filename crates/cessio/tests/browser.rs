@@ -1,0 +1,120 @@
+//! The user guide's journey in headless Chromium (`tests/browser/journey.mjs`, driven by
+//! playwright-core, every page checked by axe-core) against the real binary serving a
+//! fresh demo register with a fixed clock.
+//!
+//! Needs Debian's `chromium` and Node.js; `scripts/test.sh` (the README's test command)
+//! installs them. Screenshots and the exported CSV land in `target/browser-artifacts/`.
+//! `CESSIO_SKIP_BROWSER=1` skips this test on a machine without a browser, saying so.
+
+#![expect(clippy::unwrap_used, reason = "tests")]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_cessio");
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn chromium() -> Option<PathBuf> {
+    let path =
+        PathBuf::from(std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()));
+    path.exists().then_some(path)
+}
+
+/// Installs the pinned npm packages (playwright-core, axe-core) once.
+fn npm_ci(dir: &Path) {
+    if dir.join("node_modules/playwright-core").exists()
+        && dir.join("node_modules/axe-core").exists()
+    {
+        return;
+    }
+    let status = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund"])
+        .current_dir(dir)
+        .status()
+        .expect("npm is needed for the browser tests (scripts/test.sh installs Node.js)");
+    assert!(status.success(), "npm ci failed in {}", dir.display());
+}
+
+#[test]
+fn user_guide_journey_in_chromium_with_axe() {
+    let Some(chromium) = chromium() else {
+        if std::env::var("CESSIO_SKIP_BROWSER").as_deref() == Ok("1") {
+            eprintln!("browser journey SKIPPED: no chromium (CESSIO_SKIP_BROWSER=1)");
+            return;
+        }
+        panic!(
+            "Chromium not found at /usr/bin/chromium: run scripts/test.sh (it installs Debian's chromium), \
+             or set CHROMIUM=/path/to/chromium, or CESSIO_SKIP_BROWSER=1 to skip this test"
+        );
+    };
+    let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    npm_ci(&here);
+
+    let dir = std::env::temp_dir().join(format!("cessio-browser-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("demo.db");
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--demo",
+            "--database-url",
+            &format!("sqlite://{}", db.display()),
+            "--listen",
+            "127.0.0.1:0",
+            "--clock",
+            "2025-02-03T10:00:00",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let server = Server(child);
+    let mut lines = BufReader::new(stdout).lines();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let url = loop {
+        assert!(Instant::now() < deadline, "the server did not start");
+        let line = lines
+            .next()
+            .expect("the server exited before listening")
+            .unwrap();
+        if let Some(rest) = line.strip_prefix("Cessio in ascolto su ") {
+            break rest
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .trim_end_matches('/')
+                .to_string();
+        }
+    };
+    // Keep draining the server's output so that it never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+
+    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/browser-artifacts");
+    let output = Command::new("node")
+        .arg(here.join("journey.mjs"))
+        .arg(&url)
+        .arg(&artifacts)
+        .env("CHROMIUM", &chromium)
+        .output()
+        .expect("node is needed for the browser tests");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = String::from_utf8_lossy(&output.stdout);
+    let err = String::from_utf8_lossy(&output.stderr);
+    println!("{out}");
+    assert!(
+        output.status.success(),
+        "browser journey failed:\n{out}\n{err}"
+    );
+}

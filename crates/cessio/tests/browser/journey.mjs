@@ -1,0 +1,297 @@
+// The user guide's journey in a real browser (headless Chromium), with axe-core run on
+// every page: serious or critical findings, console errors (a Content-Security-Policy
+// violation is one) and server errors fail the run.
+//
+// Usage: node journey.mjs BASE_URL ARTIFACTS_DIR
+// The server must be `cessio serve --demo --clock 2025-02-03T10:00` (fresh demo data).
+
+import { chromium } from 'playwright-core';
+import { readFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+
+const require = createRequire(import.meta.url);
+const AXE = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
+
+const [base, artifacts] = process.argv.slice(2);
+if (!base || !artifacts) {
+  console.error('usage: node journey.mjs BASE_URL ARTIFACTS_DIR');
+  process.exit(2);
+}
+mkdirSync(artifacts, { recursive: true });
+
+const PASSWORD = 'cessio-demo-2024';
+const PIN = '246810';
+const BIANCHI = '00743110157';
+const BANCA = '03189950961';
+const ROSSI = 'RSSMRA45C12F205C';
+const CONDOMINIO = '10427800114';
+// The ecobonus rata of 2025 Bianchi holds in the demo register: not tracciabile, so
+// cedible in part and answerable at once.
+const RATA = '8';
+
+const problems = [];
+let step = 0;
+
+function fail(message) {
+  throw new Error(message);
+}
+
+function expect(condition, message) {
+  if (!condition) fail(message);
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  args: [
+    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  ],
+});
+const context = await browser.newContext({ locale: 'it-IT', viewport: { width: 1280, height: 900 } });
+const page = await context.newPage();
+page.on('console', (msg) => {
+  // A refused form answers 4xx on purpose; the browser logs that, and it is not a fault.
+  if (msg.type() === 'error' && !/status of 4\d\d/.test(msg.text())) {
+    problems.push(`console error on ${page.url()}: ${msg.text()}`);
+  }
+});
+page.on('pageerror', (err) => problems.push(`script error on ${page.url()}: ${err.message}`));
+page.on('response', (r) => {
+  if (r.status() >= 500) problems.push(`server error ${r.status()} for ${r.url()}`);
+  else if (r.status() >= 400 && r.request().resourceType() !== 'document') {
+    problems.push(`${r.status()} for ${r.request().resourceType()} ${r.url()}`);
+  }
+});
+
+/** Runs axe-core on the current page; returns the serious and critical violations. */
+async function audit(name) {
+  step += 1;
+  const file = `${String(step).padStart(2, '0')}-${name}.png`;
+  await page.screenshot({ path: join(artifacts, file), fullPage: true });
+  // Evaluated through the DevTools protocol, which the page's CSP does not govern.
+  await page.evaluate(AXE);
+  const result = await page.evaluate(async () =>
+    // eslint-disable-next-line no-undef
+    axe.run(document, { resultTypes: ['violations'] }));
+  const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  for (const v of bad) {
+    problems.push(`axe ${v.impact} on ${name} (${page.url()}): ${v.id} — ${v.help} — ${v.nodes.map((n) => n.target.join(' ')).slice(0, 3).join(', ')}`);
+  }
+  console.log(`ok ${step} ${name} (${page.url()}) axe: ${result.violations.length} violations, ${bad.length} serious/critical`);
+}
+
+async function text() {
+  return page.locator('main').innerText();
+}
+
+async function login(username) {
+  await page.goto(`${base}/accesso`);
+  await page.locator('#username').fill(username);
+  await page.locator('#password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Accedi' }).click();
+  await page.waitForLoadState('load');
+  expect(!page.url().includes('/accesso'), `login of ${username} failed: ${page.url()}`);
+}
+
+async function logout() {
+  await page.getByRole('button', { name: 'Esci' }).click();
+  await page.waitForURL(/\/accesso/);
+}
+
+async function cede(amount, pins) {
+  await page.goto(`${base}/soggetti/${BIANCHI}/cessione`);
+  await page.locator(`#sel_${RATA}`).check();
+  await page.locator(`#importo_${RATA}`).fill(amount);
+  await page.locator(`#cf_${RATA}`).fill(BANCA);
+  await page.getByRole('button', { name: 'Prosegui al riepilogo' }).click();
+  await page.waitForLoadState('load');
+  expect((await text()).includes('Riepilogo della cessione'), 'no summary page');
+  for (const [i, pin] of pins.entries()) {
+    if (i === 0) await page.locator('label[for=autorizzo]').click();
+    await page.locator('#pin').fill(pin);
+    await page.getByRole('button', { name: 'Conferma la cessione' }).click();
+    await page.waitForLoadState('load');
+    if (pin !== PIN) {
+      const body = await text();
+      expect(body.includes('PIN errato'), `wrong PIN not refused: ${body.slice(0, 300)}`);
+      const field = page.locator('#pin-errore');
+      expect(await field.count() === 1, 'PIN error not next to the field');
+    }
+  }
+  const body = await text();
+  expect(body.includes('Cessione comunicata'), `no receipt: ${body.slice(0, 400)}`);
+  expect(body.includes('Protocollo dell\'operazione'), 'receipt without protocol');
+}
+
+async function answer(accept) {
+  await page.goto(`${base}/soggetti/${BANCA}/accettazione?tipo=ecobonus`);
+  const row = page.locator('tr', { hasText: 'Ecobonus' }).filter({ hasText: '2025' }).filter({ hasText: BIANCHI });
+  expect(await row.count() === 1, 'the cession is not in Accettazione');
+  expect((await row.innerText()).includes('1.000,00 €'), 'wrong amount in Accettazione');
+  await row.getByRole('button', { name: accept ? /^Accetta/ : /^Rifiuta/ }).click();
+  await page.waitForLoadState('load');
+  const confirm = await text();
+  expect(confirm.includes('irreversibile'), 'the confirmation does not say it is irreversible');
+  await audit(accept ? 'accettazione-conferma' : 'rifiuto-conferma');
+  await page.locator('#pin').fill(PIN);
+  await page.getByRole('button', { name: accept ? "Confermo l'accettazione" : 'Confermo il rifiuto' }).click();
+  await page.waitForLoadState('load');
+  const done = await text();
+  expect(done.includes(accept ? 'Crediti accettati' : 'Crediti rifiutati'), `answer not confirmed: ${done.slice(0, 300)}`);
+}
+
+try {
+  // 1. Password login, home, Monitoraggio.
+  await page.goto(`${base}/`);
+  expect(page.url().endsWith('/accesso'), 'the root does not lead to the login');
+  await audit('accesso');
+  await login('bianchi');
+  expect(page.url().endsWith(`/soggetti/${BIANCHI}`), `bianchi not at its home: ${page.url()}`);
+  await audit('home');
+  await page.getByRole('link', { name: 'Monitoraggio crediti' }).click();
+  await page.waitForLoadState('load');
+  expect((await text()).includes('Residuo cedibile'), 'Monitoraggio without its table');
+  expect(await page.locator('svg.cessio-chart').count() === 1, 'Monitoraggio without its chart');
+  await audit('monitoraggio');
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.screenshot({ path: join(artifacts, 'monitoraggio.png'), fullPage: false });
+
+  // 2. Cessione with PIN: the list, the summary, the receipt.
+  await page.goto(`${base}/soggetti/${BIANCHI}/cessione`);
+  const max = await page.locator(`#importo_${RATA}`).inputValue();
+  expect(max === '3.000,05', `amount not prefilled with the maximum: ${max}`);
+  await page.locator(`#sel_${RATA}`).check();
+  await page.locator(`#importo_${RATA}`).fill('1.000,00');
+  await page.locator(`#cf_${RATA}`).fill(BANCA);
+  await page.locator(`#cf_${RATA}-verifica`).getByText('valido e registrato').waitFor();
+  await audit('cessione');
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.screenshot({ path: join(artifacts, 'cessione.png'), fullPage: false });
+  // A malformed code is refused next to its row, nothing is ceded.
+  await page.locator(`#cf_${RATA}`).fill('RSSMRA45C12F205X');
+  await page.getByRole('button', { name: 'Prosegui al riepilogo' }).click();
+  await page.waitForLoadState('load');
+  expect(await page.locator(`#cf_${RATA}-errore`).count() === 1, 'bad CF not shown next to the field');
+  await audit('cessione-errore');
+  await cede('1.000,00', [PIN]);
+  await audit('cessione-ricevuta');
+  await logout();
+
+  // 3. The cessionario sees it in Accettazione and refuses it.
+  await login('banca');
+  await page.goto(`${base}/soggetti/${BANCA}/accettazione`);
+  await audit('accettazione');
+  await answer(false);
+  await logout();
+
+  // 4. The amount is back with the cedente; cede again, with three wrong PINs first.
+  await login('bianchi');
+  await page.goto(`${base}/soggetti/${BIANCHI}/cessione`);
+  expect(await page.locator(`#importo_${RATA}`).inputValue() === '3.000,05', 'refused amount not back with the cedente');
+  await cede('1.000,00', ['111111', '222222', '333333', PIN]);
+  await logout();
+
+  // 5. Accept, then export the list as CSV and check it.
+  await login('banca');
+  await answer(true);
+  await page.goto(`${base}/soggetti/${BANCA}/movimenti?tipo=ecobonus&anno=2025&cedente=${BIANCHI}`);
+  await audit('movimenti');
+  const rows = page.locator('main table tbody tr');
+  expect(await rows.count() === 2, `expected 2 movements, found ${await rows.count()}`);
+  const href = await page.getByRole('link', { name: 'Esporta in CSV' }).getAttribute('href');
+  const csv = await page.request.get(new URL(href, base).toString());
+  expect(csv.status() === 200, `CSV export failed: ${csv.status()}`);
+  const content = (await csv.text()).replace(/^\uFEFF/, '');
+  writeFileSync(join(artifacts, 'lista-movimenti.csv'), content);
+  const lines = content.trim().split(/\r?\n/);
+  expect(lines.length === 3, `CSV should have a header and 2 rows: ${lines.length}`);
+  expect(lines[0].includes(';'), 'CSV not separated by semicolons');
+  expect(lines.slice(1).every((l) => l.includes(BIANCHI) && l.includes(BANCA)), 'CSV rows without the parties');
+  expect(lines.slice(1).every((l) => /1000[,.]00/.test(l)), 'CSV rows without the amount');
+  expect(content.includes('Accettato') && content.includes('Rifiutato'), 'CSV without both states');
+  await logout();
+
+  // 6. The operator loads a file of communications for Mario Rossi: more than 1,000
+  //    operations await the bank, so Accettazione asks for filters first (R-1000).
+  await login('operatore');
+  await audit('operatore-cerca');
+  await page.locator('#q').fill(ROSSI);
+  await page.getByRole('button', { name: 'Apri' }).click();
+  await page.waitForURL(new RegExp(`/soggetti/${ROSSI}$`));
+  await page.goto(`${base}/soggetti/${ROSSI}/comunicazioni`);
+  await audit('comunicazioni');
+  const header = 'cf_beneficiario;tipo;anno_spesa;origine;cf_cessionario;importo;data_comunicazione';
+  const body = [header];
+  for (let i = 0; i < 1001; i += 1) {
+    const type = i < 600 ? 'sanificazione' : 'adeguamento_ambienti';
+    body.push(`${ROSSI};${type};2020;cessione;${BANCA};${100 + i},00;01/02/2025`);
+  }
+  const file = join(artifacts, 'comunicazioni.csv');
+  writeFileSync(file, `${body.join('\n')}\n`);
+  await page.locator('#file').setInputFiles(file);
+  await page.locator('#pin-file').fill(PIN);
+  await page.getByRole('button', { name: 'Carica il file' }).click();
+  await page.waitForLoadState('load');
+  const report = await text();
+  expect(report.includes('Registrate 1001'), `upload report: ${report.slice(0, 500)}`);
+  await audit('comunicazioni-esito');
+  await page.goto(`${base}/operatore`);
+  await audit('operatore');
+  await page.locator('#sblocco-username').fill('bianchi');
+  await page.getByRole('button', { name: 'Sblocca il PIN' }).click();
+  await page.waitForLoadState('load');
+  expect((await text()).includes('PIN sbloccato'), 'PIN unlock not confirmed');
+  await logout();
+
+  await login('banca');
+  await page.goto(`${base}/soggetti/${BANCA}/accettazione`);
+  const warning = await text();
+  expect(warning.includes('R-1000') && /sono 10\d\d/.test(warning), `no R-1000 filter page: ${warning.slice(0, 400)}`);
+  expect(await page.locator('main table').count() === 0, 'the list is shown above 1,000');
+  await audit('accettazione-filtri');
+  await page.locator('#tipo').selectOption('sanificazione');
+  await page.getByRole('button', { name: 'Filtra' }).click();
+  await page.waitForLoadState('load');
+  const filtered = page.locator('main table tbody tr');
+  expect(await filtered.count() === 1, 'filtered groups not shown');
+  expect((await filtered.innerText()).includes('600'), 'the group does not count 600 operations');
+  await audit('accettazione-filtrata');
+  await logout();
+
+  // 7. An intermediary picks the party it works for; it stays named on every page.
+  await login('studio.verdi');
+  expect(page.url().endsWith('/soggetti'), 'an intermediary should choose a party');
+  await audit('scegli-soggetto');
+  await page.getByRole('link', { name: /Condominio Via Roma 12/ }).click();
+  await page.waitForLoadState('load');
+  await page.getByRole('link', { name: 'Lista movimenti' }).click();
+  await page.waitForLoadState('load');
+  const banner = await page.locator('.cessio-party-banner').innerText();
+  expect(banner.includes(CONDOMINIO), 'the party is not named on the page');
+  await logout();
+
+  // 8. Strong login through the project's OpenID provider: no PIN asked afterwards.
+  await page.goto(`${base}/accesso`);
+  await page.getByRole('link', { name: /SPID o CIE/ }).click();
+  await page.waitForLoadState('load');
+  await audit('provider-identita');
+  await page.getByRole('button', { name: 'Entra come Mario Rossi' }).click();
+  await page.waitForURL(new RegExp(`/soggetti/${ROSSI}$`));
+  await page.goto(`${base}/soggetti/${ROSSI}/comunicazioni`);
+  expect(await page.locator('#pin').count() === 0, 'a strong login is still asked for the PIN');
+  expect((await text()).includes('non serve il PIN'), 'the page does not say the PIN is not needed');
+  await logout();
+} catch (e) {
+  problems.push(`journey stopped at step ${step} (${page.url()}): ${e.message}`);
+  await page.screenshot({ path: join(artifacts, 'failure.png'), fullPage: true }).catch(() => {});
+} finally {
+  await browser.close();
+}
+
+if (problems.length > 0) {
+  console.error(`${problems.length} problem(s):`);
+  for (const p of problems) console.error(`- ${p}`);
+  process.exit(1);
+}
+console.log(`journey passed: ${step} pages checked with axe-core`);
