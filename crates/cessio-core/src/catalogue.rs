@@ -1047,6 +1047,36 @@ source = "test"
     }
 
     #[test]
+    fn covid_credits_have_their_codes_and_the_art122_regime() {
+        let cat = builtin();
+        let table = [
+            ("canoni_locazione", ["6920", "6931"].as_slice()),
+            ("botteghe_negozi", ["6914", "6930"].as_slice()),
+            ("tax_credit_vacanze", ["6915"].as_slice()),
+            ("sanificazione", ["6917"].as_slice()),
+            ("adeguamento_ambienti", ["6918"].as_slice()),
+        ];
+        for (key, codes) in table {
+            let t = ty(&cat, key);
+            for code in codes {
+                assert_eq!(
+                    cat.by_code(code).map(|t| t.key.as_str()),
+                    Some(key),
+                    "{code}"
+                );
+            }
+            // Art. 122 regime: partial cessions (also of tracciabili) and further cessions.
+            assert_eq!(t.cession_regime, CessionRegime::Art122, "{key}");
+            assert!(
+                crate::rules::partial_cession_allowed(true, t.cession_regime),
+                "{key}"
+            );
+            assert_eq!(t.usage_window, UsageWindow::YearOfCession, "{key}");
+            assert!(t.split_code.is_none(), "{key}");
+        }
+    }
+
+    #[test]
     fn rate_count_superbonus_2021_is_5_and_2022_is_4() {
         let cat = builtin();
         let sb = ty(&cat, "superbonus");

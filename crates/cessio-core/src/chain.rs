@@ -858,6 +858,19 @@ mod tests {
     }
 
     #[test]
+    fn art122_repeated_cessions_have_no_count_limit() {
+        let h = RataHistory {
+            counts: CessionCounts {
+                before_cutoff: 0,
+                from_cutoff: 9,
+            },
+            ..rent(Some(d(2021, 3, 1)))
+        };
+        assert_eq!(cedibilita(&h, d(2021, 6, 1), &law()), Cedibilita::Anyone);
+        assert!(check_cession(&h, to(PartyClass::Person), d(2021, 6, 1), &law()).is_ok());
+    }
+
+    #[test]
     fn art122_cession_deadline_is_data() {
         let law = law();
         assert_eq!(
