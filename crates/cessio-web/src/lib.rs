@@ -62,6 +62,8 @@ pub struct WebState {
     pub metrics: Arc<Metrics>,
     /// Mark cookies `Secure` (when served over TLS, directly or behind a proxy).
     pub secure_cookies: bool,
+    /// A session unused for this long ends ([`SESSION_IDLE`] unless changed).
+    pub session_idle: Duration,
     /// Strong login (SPID/CIE through OpenID Connect), when an issuer is configured.
     pub oidc: Option<Arc<ui::StrongLogin>>,
     pending_logins: Arc<Mutex<HashMap<String, ui::PendingStrongLogin>>>,
@@ -75,6 +77,7 @@ impl WebState {
             login_attempts: Arc::default(),
             metrics: Arc::new(Metrics::default()),
             secure_cookies: false,
+            session_idle: SESSION_IDLE,
             oidc: None,
             pending_logins: Arc::default(),
         }
@@ -85,7 +88,7 @@ impl WebState {
     fn new_session(&self, principal: Principal) -> String {
         let id = random_token();
         if let Ok(mut s) = self.sessions.lock() {
-            s.retain(|_, v| v.last_seen.elapsed() < SESSION_IDLE);
+            s.retain(|_, v| v.last_seen.elapsed() < self.session_idle);
             s.insert(
                 id.clone(),
                 Session {
@@ -107,7 +110,7 @@ impl WebState {
     fn with_session<T>(&self, id: &str, f: impl FnOnce(&mut Session) -> T) -> Option<T> {
         let mut sessions = self.sessions.lock().ok()?;
         let session = sessions.get_mut(id)?;
-        if session.last_seen.elapsed() >= SESSION_IDLE {
+        if session.last_seen.elapsed() >= self.session_idle {
             sessions.remove(id);
             return None;
         }

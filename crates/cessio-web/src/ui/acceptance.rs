@@ -2,7 +2,7 @@
 //! first when more than 1,000 match (R-1000); accept or refuse a group or everything
 //! selected, after a confirmation that says the answer is irreversible (R-ANSWER).
 
-use axum::Form;
+use super::PageForm as Form;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -207,6 +207,7 @@ fn group_table(ui: &Ui, party: &Party, f: &Filters, groups: &[IncomingGroup]) ->
 
 #[derive(Deserialize)]
 pub struct AnswerForm {
+    #[serde(default)]
     csrf: String,
     step: String,
     #[serde(default)]

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use axum::Form;
+use super::PageForm as Form;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -396,11 +396,8 @@ fn summary(ui: &Ui, lines: &[Line], key: &str, disclose: bool, errors: &FieldErr
     }
 }
 
-/// The lines of a confirmation, as the summary sent them.
-fn confirmed_lines(
-    holdings: &[CedibleHolding],
-    pairs: &[(String, String)],
-) -> Result<Vec<Line>, String> {
+/// The lines of a confirmation, as the summary sent them: what the app is asked to do.
+fn confirmed_lines(pairs: &[(String, String)]) -> Result<Vec<CessionLine>, String> {
     let values = |name: &str| -> Vec<&str> {
         pairs
             .iter()
@@ -412,24 +409,35 @@ fn confirmed_lines(
     if ratas.is_empty() || ratas.len() != amounts.len() || ratas.len() != cfs.len() {
         return Err("riepilogo incompleto".into());
     }
-    let by_rata: HashMap<RataId, &CedibleHolding> = holdings.iter().map(|h| (h.rata, h)).collect();
     let mut lines = Vec::with_capacity(ratas.len());
     for ((rata, amount), cf) in ratas.into_iter().zip(amounts).zip(cfs) {
         let rata: RataId = rata.parse().map_err(|_| "riepilogo alterato".to_string())?;
         let cents: i64 = amount
             .parse()
             .map_err(|_| "riepilogo alterato".to_string())?;
-        let holding = by_rata.get(&rata).ok_or_else(|| {
-            "una rata del riepilogo non è più cedibile (ceduta o utilizzata nel frattempo)"
-                .to_string()
-        })?;
-        lines.push(Line {
-            holding: (*holding).clone(),
-            amount: Cents::new(cents),
-            cf: cf.to_string(),
+        lines.push(CessionLine {
+            rata,
+            cessionario_cf: cf.to_string(),
+            amount: Some(Cents::new(cents)),
         });
     }
     Ok(lines)
+}
+
+/// The summary's lines with what the page shows of each holding; `None` when a rata is
+/// no longer cedible (ceded or used in the meantime).
+fn shown_lines(holdings: &[CedibleHolding], lines: &[CessionLine]) -> Option<Vec<Line>> {
+    let by_rata: HashMap<RataId, &CedibleHolding> = holdings.iter().map(|h| (h.rata, h)).collect();
+    lines
+        .iter()
+        .map(|l| {
+            by_rata.get(&l.rata).map(|h| Line {
+                holding: (*h).clone(),
+                amount: l.amount.unwrap_or(h.max_cedibile),
+                cf: l.cessionario_cf.clone(),
+            })
+        })
+        .collect()
 }
 
 /// Back from the summary to the list, with what the user had chosen.
@@ -463,24 +471,28 @@ async fn confirm(
     let key = field(pairs, "chiave");
     let disclose = field(pairs, "autorizzo") == "si";
     let pin = field(pairs, "pin");
-    let lines = match confirmed_lines(holdings, pairs) {
-        Ok(l) => l,
-        Err(reason) => {
-            let mut errors = FieldErrors::default();
-            errors.form(format!(
-                "La cessione non è stata eseguita: {reason}. Ripetere la selezione."
-            ));
-            return render_status(
-                StatusCode::CONFLICT,
-                layout_page(
-                    ui.party_shell("Cessione crediti", party),
-                    list(ui, party, holdings, &ListInput::default(), &errors),
-                ),
-            );
-        }
+    let refused = |reason: String| {
+        let mut errors = FieldErrors::default();
+        errors.form(format!(
+            "La cessione non è stata eseguita: {reason}. Ripetere la selezione."
+        ));
+        render_status(
+            StatusCode::CONFLICT,
+            layout_page(
+                ui.party_shell("Cessione crediti", party),
+                list(ui, party, holdings, &ListInput::default(), &errors),
+            ),
+        )
     };
-    let app_lines: Vec<CessionLine> = lines.iter().map(Line::to_app).collect();
+    let app_lines = match confirmed_lines(pairs) {
+        Ok(l) => l,
+        Err(reason) => return refused(reason),
+    };
     let pin = (!pin.is_empty()).then_some(pin.as_str());
+    // Read before ceding: afterwards the rate are no longer in the cedible list.
+    let shown = shown_lines(holdings, &app_lines);
+    // The app first looks the key up: a confirmation posted twice gets the first receipt
+    // even though its rate are no longer cedible.
     match state
         .app
         .cede(&ui.user, &key, pin, party.id, &app_lines, disclose)
@@ -494,7 +506,7 @@ async fn confirm(
                 )
                 .line("Registrata il", super::layout::datetime(receipt.at))
                 .line("Importo totale", amount(receipt.amount))
-                .line("Rate cedute", lines.len().to_string())
+                .line("Rate cedute", app_lines.len().to_string())
                 .line(
                     "Stato",
                     "In attesa di risposta del cessionario (accettazione o rifiuto)",
@@ -502,7 +514,7 @@ async fn confirm(
             if receipt.replayed {
                 notice = notice.line("Nota", "richiesta già ricevuta: nessuna cessione ripetuta");
             }
-            for l in &lines {
+            for l in shown.iter().flatten() {
                 notice = notice.line(
                     format!("Rata {}", l.holding.codice_univoco),
                     format!("{} a {}", amount(l.amount), l.cf),
@@ -512,6 +524,12 @@ async fn confirm(
             super::see_other(&format!("{}/cessione", party_home(party)))
         }
         Err(e) => {
+            let Some(lines) = shown else {
+                return refused(
+                    "una rata del riepilogo non è più cedibile (ceduta o utilizzata nel frattempo)"
+                        .into(),
+                );
+            };
             let mut errors = FieldErrors::default();
             match field_of(&e) {
                 Some(f) => errors.field(f, e.to_string()),

@@ -1,7 +1,7 @@
 //! F8 option communications for a beneficiary: one by form, many by CSV file with the
 //! outcome of every row, and the annulment of those not yet answered (R-OPT-ANNUL).
 
-use axum::Form;
+use super::PageForm as Form;
 use axum::extract::{Multipart, Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -561,6 +561,7 @@ pub async fn upload(
 
 #[derive(Deserialize)]
 pub struct AnnulForm {
+    #[serde(default)]
     csrf: String,
     credito: i64,
     chiave: String,

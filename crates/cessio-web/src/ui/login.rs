@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use axum::Form;
+use super::PageForm as Form;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
@@ -158,6 +158,7 @@ fn render_login(
 
 #[derive(Deserialize)]
 pub struct LoginForm {
+    #[serde(default)]
     csrf: String,
     username: String,
     password: String,
@@ -206,6 +207,7 @@ pub async fn submit(
 
 #[derive(Deserialize)]
 pub struct LogoutForm {
+    #[serde(default)]
     csrf: String,
 }
 

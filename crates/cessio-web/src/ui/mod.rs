@@ -8,6 +8,10 @@
 //! The party a user works for is part of the URL (`/soggetti/{cf}/…`), not of the session:
 //! an intermediary with two clients open in two tabs can never act on the wrong one.
 
+// A page's refusal is the whole response, built once per request and returned at once;
+// boxing it would only add an allocation.
+#![allow(clippy::result_large_err)]
+
 use axum::Router;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
@@ -133,6 +137,36 @@ async fn page_headers(req: Request, next: Next) -> Response {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     response
+}
+
+/// A form body whose errors are pages too (a missing or malformed field says what was
+/// wrong and that nothing was done), like [`crate::ApiJson`] for the API.
+#[derive(Debug)]
+pub struct PageForm<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<S> for PageForm<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Response> {
+        match axum::Form::<T>::from_request(req, state).await {
+            Ok(axum::Form(v)) => Ok(PageForm(v)),
+            Err(e) => Err(render_status(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                message_page(
+                    Shell {
+                        title: "Modulo non valido",
+                        ..Shell::default()
+                    },
+                    "Modulo non valido",
+                    &format!(
+                        "Il modulo inviato non è valido ({}): nessuna operazione è stata eseguita.",
+                        e.body_text()
+                    ),
+                    Some(("Torna alla home", "/")),
+                ),
+            )),
+        }
+    }
 }
 
 /// A signed-in user on a page: who, the session's CSRF token.

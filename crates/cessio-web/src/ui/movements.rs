@@ -138,7 +138,7 @@ pub async fn page(
                 };
                 match id {
                     Some(id) => errors.field(id, reason),
-                    None => errors.form(format!("{reason}")),
+                    None => errors.form(reason),
                 }
             }
             Err(e) => return error_page(Some(&ui), &e),

@@ -1,7 +1,7 @@
 //! The Agency operator's pages: party registry, users, delegations, PIN unlock. Each form
 //! posts, then returns here with the outcome; refusals sit next to their field.
 
-use axum::Form;
+use super::PageForm as Form;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;

@@ -1,0 +1,419 @@
+//! The web pages over real HTTP, without a browser: what must hold whether or not
+//! JavaScript runs — login and its CSRF binding, CSRF on every form, no session fixation,
+//! no open redirect, security headers, session expiry and logout, access to other parties'
+//! pages, and a whole cession by plain form posts.
+
+#![expect(clippy::unwrap_used, reason = "tests")]
+
+mod support;
+
+use std::time::Duration;
+
+use support::*;
+
+/// The form posts every page makes, with a body that would be valid but for the token.
+const FORMS: &[(&str, &str)] = &[
+    ("/esci", ""),
+    (
+        "/soggetti/00743110157/cessione",
+        "step=riepilogo&sel=1&importo_1=1,00&cf_1=03189950961",
+    ),
+    (
+        "/soggetti/00743110157/accettazione",
+        "step=conferma&esito=accetta",
+    ),
+    (
+        "/soggetti/RSSMRA45C12F205C/comunicazioni",
+        "tipo=superbonus&anno_spesa=2022",
+    ),
+    (
+        "/soggetti/RSSMRA45C12F205C/comunicazioni/annulla",
+        "credito=1&chiave=k",
+    ),
+    (
+        "/operatore/soggetti",
+        "chiave=k&cf=RSSMRA45C12F205C&nome=x&natura=persona",
+    ),
+    ("/operatore/utenti", "username=x&nome=x&password=x&pin=x"),
+    (
+        "/operatore/deleghe",
+        "delega-username=studio&delega-cf=00743110157&azione=revoca",
+    ),
+    ("/operatore/pin", "sblocco-username=impresa"),
+];
+
+impl Server {
+    async fn form(&self, path: &str, cookie: Option<&str>, body: &str) -> Reply {
+        let mut req = format!("POST {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
+        if let Some(c) = cookie {
+            req.push_str(&format!("Cookie: {c}\r\n"));
+        }
+        req.push_str(&format!(
+            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ));
+        self.raw(req).await
+    }
+
+    async fn page(&self, path: &str, cookie: Option<&str>) -> Reply {
+        self.call("GET", path, cookie, None, None).await
+    }
+}
+
+fn html(r: &Reply) -> String {
+    String::from_utf8_lossy(&r.body).to_string()
+}
+
+/// The value of the first hidden input with this name.
+fn hidden(page: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = page
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} in the page"))
+        + marker.len();
+    page[start..].split('"').next().unwrap().to_string()
+}
+
+fn cookie_of(r: &Reply, name: &str) -> Option<String> {
+    r.headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+        .map(|(_, v)| v.split(';').next().unwrap().to_string())
+        .find(|c| c.starts_with(&format!("{name}=")))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_need_a_login_and_carry_security_headers() {
+    let s = Server::start().await;
+    let r = s.page("/soggetti/00743110157/monitoraggio", None).await;
+    assert_eq!(r.status, 303);
+    assert_eq!(
+        r.header("location"),
+        Some("/accesso?dopo=%2Fsoggetti%2F00743110157%2Fmonitoraggio")
+    );
+    let r = s.page("/accesso", None).await;
+    assert_eq!(r.status, 200);
+    let csp = r.header("content-security-policy").unwrap();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert!(csp.contains("frame-ancestors 'none'"));
+    assert_eq!(r.header("x-frame-options"), Some("DENY"));
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    let body = html(&r);
+    assert!(body.contains("<html lang=\"it\">"));
+    assert!(
+        !body.contains("<script>") && !body.contains(" style=\""),
+        "inline script or style"
+    );
+    let set = r.header("set-cookie").unwrap();
+    assert!(set.contains("HttpOnly") && set.contains("SameSite=Lax") && !set.contains("Secure"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_form_is_bound_to_its_browser_and_never_fixes_a_session() {
+    let s = Server::start().await;
+    let login = s.page("/accesso", None).await;
+    let pre = cookie_of(&login, "cessio_prelogin").unwrap();
+    let token = hidden(&html(&login), "csrf");
+    let body = format!("csrf={token}&username=famiglia&password={PASSWORD}&dopo=%2Fsoggetti");
+    // Without the cookie that the form came with (a cross-site post): refused.
+    let r = s.form("/accesso", None, &body).await;
+    assert_eq!(r.status, 403);
+    let r = s
+        .form("/accesso", Some(&pre), &body.replace(&token, "altro"))
+        .await;
+    assert_eq!(r.status, 403);
+    // A wrong password: the message next to the field, the same for unknown users.
+    let wrong = s
+        .form("/accesso", Some(&pre), &body.replace(PASSWORD, "sbagliata"))
+        .await;
+    assert_eq!(wrong.status, 401);
+    let unknown = s
+        .form(
+            "/accesso",
+            Some(&pre),
+            &body
+                .replace("famiglia", "nessuno")
+                .replace(PASSWORD, "sbagliata"),
+        )
+        .await;
+    assert!(html(&wrong).contains("Nome utente o password errati"));
+    assert!(html(&unknown).contains("Nome utente o password errati"));
+    // A session id planted by an attacker is not adopted: the login issues a new one.
+    let planted = format!("{pre}; cessio_session=planted");
+    let ok = s.form("/accesso", Some(&planted), &body).await;
+    assert_eq!(ok.status, 303);
+    assert_eq!(ok.header("location"), Some("/soggetti"));
+    let session = cookie_of(&ok, "cessio_session").unwrap();
+    assert_ne!(session, "cessio_session=planted");
+    assert!(s.page("/soggetti", Some(&session)).await.status < 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_login_only_local_paths_are_followed() {
+    let s = Server::start().await;
+    for (dopo, expected) in [
+        ("%2F%2Fevil.example%2F", "/"),
+        ("https%3A%2F%2Fevil.example", "/"),
+        ("%2F%5Cevil.example", "/"),
+        ("%2Fsoggetti%2F00743110157", "/soggetti/00743110157"),
+    ] {
+        let login = s.page("/accesso", None).await;
+        let pre = cookie_of(&login, "cessio_prelogin").unwrap();
+        let token = hidden(&html(&login), "csrf");
+        let body = format!("csrf={token}&username=impresa&password={PASSWORD}&dopo={dopo}");
+        let r = s.form("/accesso", Some(&pre), &body).await;
+        assert_eq!(r.header("location"), Some(expected), "{dopo}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_form_refuses_a_missing_or_foreign_csrf_token() {
+    let s = Server::start().await;
+    for user in ["impresa", "operatore"] {
+        let cookie = s.login(user).await;
+        let before = s.app.store.counts().await.unwrap();
+        for (path, body) in FORMS {
+            for token in ["", "csrf=0000&"] {
+                let r = s.form(path, Some(&cookie), &format!("{token}{body}")).await;
+                assert_eq!(r.status, 403, "{user} {path} with {token:?}: {}", html(&r));
+                assert!(html(&r).contains("Nessuna operazione è stata eseguita"));
+            }
+        }
+        assert_eq!(
+            s.app.store.counts().await.unwrap(),
+            before,
+            "a refused form changed something"
+        );
+        // The session is still alive: the refused logout did not log out.
+        assert!(s.page("/soggetti", Some(&cookie)).await.status < 400);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_parties_pages_are_refused_alike_whether_or_not_they_exist() {
+    let s = Server::start().await;
+    let cookie = s.login("famiglia").await;
+    let mut bodies = Vec::new();
+    for cf in [
+        BANK,
+        "RSSMRA45C12F205C".replace("RSS", "BNC").as_str(),
+        "NONVALIDO",
+        "80000000000",
+    ] {
+        let r = s
+            .page(&format!("/soggetti/{cf}/movimenti"), Some(&cookie))
+            .await;
+        assert_eq!(r.status, 403, "{cf}");
+        let b = html(&r);
+        let start = b.find("<main").unwrap();
+        bodies.push(b[start..].to_string());
+    }
+    assert!(
+        bodies.windows(2).all(|w| w[0] == w[1]),
+        "refusals differ: the registry can be probed"
+    );
+    assert_eq!(s.page("/operatore", Some(&cookie)).await.status, 403);
+    // The own party and a delegated one are open.
+    let studio = s.login("studio").await;
+    assert_eq!(
+        s.page(&format!("/soggetti/{COMPANY}/cessione"), Some(&studio))
+            .await
+            .status,
+        200
+    );
+    let chooser = html(&s.page("/soggetti", Some(&studio)).await);
+    assert!(chooser.contains(COMPANY) && chooser.contains(OTHER));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_ends_the_session_and_idle_sessions_expire() {
+    let s = Server::start_with(|state| state.session_idle = Duration::from_millis(1500)).await;
+    let cookie = s.login("impresa").await;
+    let home = s.page(&format!("/soggetti/{COMPANY}"), Some(&cookie)).await;
+    assert_eq!(home.status, 200);
+    let csrf = hidden(&html(&home), "csrf");
+    let r = s
+        .form("/esci", Some(&cookie), &format!("csrf={csrf}"))
+        .await;
+    assert_eq!(r.status, 303);
+    assert!(r.header("set-cookie").unwrap().contains("Max-Age=0"));
+    assert_eq!(s.page("/soggetti", Some(&cookie)).await.status, 303);
+
+    let cookie = s.login("impresa").await;
+    assert_eq!(
+        s.page("/soggetti", Some(&cookie)).await.status,
+        303,
+        "one party: straight to it"
+    );
+    tokio::time::sleep(Duration::from_millis(1700)).await;
+    let r = s.page(&format!("/soggetti/{COMPANY}"), Some(&cookie)).await;
+    assert_eq!(r.status, 303);
+    assert!(r.header("location").unwrap().starts_with("/accesso"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cookies_are_secure_when_served_over_tls() {
+    let s = Server::start_with(|state| state.secure_cookies = true).await;
+    let r = s.page("/accesso", None).await;
+    assert!(r.header("set-cookie").unwrap().contains("; Secure"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn assets_are_served_with_long_caching_under_their_digest() {
+    let s = Server::start().await;
+    let page = html(&s.page("/accesso", None).await);
+    let start = page.find("/static/").unwrap();
+    let css = page[start..].split('"').next().unwrap().to_string();
+    let r = s.page(&css, None).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("text/css; charset=utf-8"));
+    assert_eq!(
+        r.header("cache-control"),
+        Some("public, max-age=31536000, immutable")
+    );
+    // A page cached before an upgrade still gets its file, but not for keeps.
+    let r = s.page("/static/000000000000/cessio/cessio.css", None).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("cache-control"), Some("no-cache"));
+    assert_eq!(s.page("/static/x/nessuno.css", None).await.status, 404);
+}
+
+/// Answers everything a party received from `cedente` (all when empty) through the
+/// confirmation page, as a person would.
+async fn answer_by_forms(s: &Server, cookie: &str, party: &str, cedente: &str, accept: bool) {
+    let esito = if accept { "accetta" } else { "rifiuta" };
+    let path = format!("/soggetti/{party}/accettazione");
+    let list = html(&s.page(&path, Some(cookie)).await);
+    let csrf = hidden(&list, "csrf");
+    let filters = format!("tipo=&anno=&cedente={cedente}&esito={esito}");
+    let confirm = s
+        .form(
+            &path,
+            Some(cookie),
+            &format!("csrf={csrf}&step=conferma&{filters}"),
+        )
+        .await;
+    let confirm = html(&confirm);
+    assert!(confirm.contains("irreversibile"), "{confirm}");
+    let key = hidden(&confirm, "chiave");
+    let body = format!("csrf={csrf}&step=esegui&{filters}&chiave={key}");
+    let no_pin = s.form(&path, Some(cookie), &body).await;
+    assert_eq!(no_pin.status, 403);
+    assert!(html(&no_pin).contains("id=\"pin-errore\""));
+    let r = s
+        .form(&path, Some(cookie), &format!("{body}&pin={PIN}"))
+        .await;
+    assert_eq!(r.status, 303, "{}", html(&r));
+    let notice = html(&s.page(&path, Some(cookie)).await);
+    assert!(notice.contains(if accept {
+        "Crediti accettati"
+    } else {
+        "Crediti rifiutati"
+    }));
+}
+
+/// A cession and its refusal by plain form posts, as a browser without JavaScript does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cession_and_answer_work_with_plain_forms() {
+    let s = Server::start().await;
+    let cookie = s.login("impresa").await;
+    // The company accepts the option communication it received ("Accetta tutti").
+    answer_by_forms(&s, &cookie, COMPANY, "", true).await;
+    let list = html(
+        &s.page(&format!("/soggetti/{COMPANY}/cessione"), Some(&cookie))
+            .await,
+    );
+    let csrf = hidden(&list, "csrf");
+    let rata: i64 = hidden(&list, "sel").parse().unwrap();
+    // A malformed codice fiscale: refused next to its row, with the rule.
+    let bad = s
+        .form(
+            &format!("/soggetti/{COMPANY}/cessione"),
+            Some(&cookie),
+            &format!("csrf={csrf}&step=riepilogo&sel={rata}&importo_{rata}=10.000,00&cf_{rata}=03189950962"),
+        )
+        .await;
+    assert_eq!(bad.status, 422);
+    assert!(html(&bad).contains(&format!("id=\"cf_{rata}-errore\"")));
+    // Tracciabile Superbonus: only whole (R-PARTIAL), refused in the summary step.
+    let partial = s
+        .form(
+            &format!("/soggetti/{COMPANY}/cessione"),
+            Some(&cookie),
+            &format!("csrf={csrf}&step=riepilogo&sel={rata}&importo_{rata}=1,00&cf_{rata}={BANK}"),
+        )
+        .await;
+    assert_eq!(partial.status, 422, "{}", html(&partial));
+    assert!(html(&partial).contains("R-PARTIAL"));
+    let whole = hidden(&list, &format!("importo_{rata}"));
+    let summary = s
+        .form(
+            &format!("/soggetti/{COMPANY}/cessione"),
+            Some(&cookie),
+            &format!(
+                "csrf={csrf}&step=riepilogo&sel={rata}&importo_{rata}={whole}&cf_{rata}={BANK}"
+            ),
+        )
+        .await;
+    assert_eq!(summary.status, 200, "{}", html(&summary));
+    let summary = html(&summary);
+    assert!(summary.contains("Riepilogo della cessione"));
+    let key = hidden(&summary, "chiave");
+    let cents = hidden(&summary, "l_importo");
+    let confirm = format!(
+        "csrf={csrf}&chiave={key}&l_rata={rata}&l_importo={cents}&l_cf={BANK}&autorizzo=si&step=conferma"
+    );
+    let wrong = s
+        .form(
+            &format!("/soggetti/{COMPANY}/cessione"),
+            Some(&cookie),
+            &format!("{confirm}&pin=000000"),
+        )
+        .await;
+    assert_eq!(wrong.status, 403);
+    assert!(html(&wrong).contains("id=\"pin-errore\""));
+    let done = s
+        .form(
+            &format!("/soggetti/{COMPANY}/cessione"),
+            Some(&cookie),
+            &format!("{confirm}&pin={PIN}"),
+        )
+        .await;
+    assert_eq!(done.status, 303, "{}", html(&done));
+    let receipt = html(
+        &s.page(&format!("/soggetti/{COMPANY}/cessione"), Some(&cookie))
+            .await,
+    );
+    assert!(receipt.contains("Cessione comunicata"));
+    // The same confirmation posted again (a double click) cedes nothing more.
+    let again = s
+        .form(
+            &format!("/soggetti/{COMPANY}/cessione"),
+            Some(&cookie),
+            &format!("{confirm}&pin={PIN}"),
+        )
+        .await;
+    assert_eq!(again.status, 303);
+    let receipt = html(
+        &s.page(&format!("/soggetti/{COMPANY}/cessione"), Some(&cookie))
+            .await,
+    );
+    assert!(receipt.contains("nessuna cessione ripetuta"), "{receipt}");
+
+    // The bank refuses it (after R-WAIT5's five working days: a later cession of a
+    // tracciabile credit): confirmation first (irreversible), then the PIN.
+    s.clock.advance(chrono::Duration::days(8));
+    let bank = s.login("banca").await;
+    answer_by_forms(&s, &bank, BANK, COMPANY, false).await;
+    let after = html(
+        &s.page(&format!("/soggetti/{COMPANY}/cessione"), Some(&cookie))
+            .await,
+    );
+    assert!(
+        after.contains(&whole),
+        "the refused amount is not cedible again"
+    );
+}
