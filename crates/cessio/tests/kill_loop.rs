@@ -1,0 +1,570 @@
+//! Kill loop under HTTP load: the real binary serves the demo register while concurrent
+//! clients cede credits and answer cessions over HTTP with idempotency keys; the server is
+//! SIGKILLed at random moments and restarted; every request whose answer never arrived is
+//! sent again with the same key until one does. At the end every acknowledged request is
+//! in the register exactly once (its key names the operation the client was told, and the
+//! register holds no operation nobody was told about) and `cessio verify` passes.
+//!
+//! Quick (CI, both backends):
+//!   CESSIO_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test cargo test -p cessio --test kill_loop
+//! Long:
+//!   CESSIO_KILLS=100 CESSIO_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test \
+//!     cargo test --release -p cessio --test kill_loop -- --nocapture
+//! Other knobs: CESSIO_KILL_CLIENTS (default 8), CESSIO_KILL_SEED.
+//!
+//! The requests are an enum ([`Request`]): F24 use and splits, when they exist, are one
+//! more variant and one more role.
+
+#![expect(clippy::unwrap_used, reason = "tests")]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use cessio_store::{IdempotencyKey, Store, WriteConfig};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const BIN: &str = env!("CARGO_BIN_EXE_cessio");
+/// The demo's logins (crates/cessio/src/demo.rs).
+const PASSWORD: &str = "cessio-demo-2024";
+const PIN: &str = "246810";
+const BIANCHI: &str = "00743110157";
+const BANCA: &str = "03189950961";
+/// After the demo's last step, so that its waiting periods have passed.
+const CLOCK: &str = "2024-04-15T10:00:00";
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// SplitMix64: seeded and reproducible.
+#[derive(Debug, Clone)]
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// Where the database is: the arguments every `cessio` command gets.
+#[derive(Clone, Debug)]
+struct Db {
+    url: String,
+    schema: Option<String>,
+}
+
+impl Db {
+    fn args(&self) -> Vec<String> {
+        let mut a = vec!["--database-url".to_string(), self.url.clone()];
+        if let Some(s) = &self.schema {
+            a.extend(["--schema".to_string(), s.clone()]);
+        }
+        a
+    }
+
+    async fn open(&self) -> Arc<dyn Store> {
+        if self.url.starts_with("sqlite://") {
+            Arc::new(
+                cessio_store_sqlite::SqliteStore::open_url(&self.url, WriteConfig::default())
+                    .unwrap(),
+            )
+        } else {
+            Arc::new(
+                cessio_store_postgres::PgStore::connect(
+                    &self.url,
+                    self.schema.as_deref(),
+                    WriteConfig::default(),
+                )
+                .await
+                .unwrap(),
+            )
+        }
+    }
+}
+
+/// Starts `cessio serve` on an ephemeral port and returns it with its address.
+fn start(db: &Db, demo: bool) -> (Child, SocketAddr) {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("serve")
+        .args(db.args())
+        .args(["--listen", "127.0.0.1:0", "--clock", CLOCK]);
+    if demo {
+        cmd.arg("--demo");
+    }
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("the server exited before listening")
+            .unwrap();
+        if let Some(rest) = line.split("in ascolto su http://").nth(1) {
+            break rest.split('/').next().unwrap().parse().unwrap();
+        }
+    };
+    // Keep draining stdout so that the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, addr)
+}
+
+fn kill(child: &mut Child) {
+    child.kill().unwrap(); // SIGKILL: no chance to flush or clean up.
+    child.wait().unwrap();
+}
+
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    body: Value,
+}
+
+/// One HTTP/1.1 request on a fresh connection. `None` when no complete answer arrived
+/// (refused connection, reset, cut short): the caller does not know whether it applied.
+async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&Value>,
+) -> Option<Reply> {
+    let go = async {
+        let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        match body {
+            Some(b) => {
+                let b = b.to_string();
+                req.push_str(&format!(
+                    "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}",
+                    b.len()
+                ));
+            }
+            None => req.push_str("\r\n"),
+        }
+        s.write_all(req.as_bytes()).await.ok()?;
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).await.ok()?;
+        parse(&buf)
+    };
+    tokio::time::timeout(Duration::from_secs(30), go)
+        .await
+        .ok()
+        .flatten()
+}
+
+fn parse(buf: &[u8]) -> Option<Reply> {
+    let split = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&buf[..split]).to_string();
+    let mut lines = head.lines();
+    let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+    let mut length = None;
+    let mut chunked = false;
+    for l in lines {
+        let (k, v) = l.split_once(':')?;
+        if k.eq_ignore_ascii_case("content-length") {
+            length = v.trim().parse::<usize>().ok();
+        }
+        if k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked") {
+            chunked = true;
+        }
+    }
+    let raw = &buf[split + 4..];
+    let body = if chunked {
+        dechunk(raw)?
+    } else {
+        let n = length?;
+        if raw.len() < n {
+            return None; // cut short by the kill
+        }
+        raw[..n].to_vec()
+    };
+    Some(Reply {
+        status,
+        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+    })
+}
+
+/// Decodes a chunked body; `None` unless it ends with the last (empty) chunk.
+fn dechunk(mut raw: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let end = raw.windows(2).position(|w| w == b"\r\n")?;
+        let size = usize::from_str_radix(std::str::from_utf8(&raw[..end]).ok()?.trim(), 16).ok()?;
+        raw = &raw[end + 2..];
+        if size == 0 {
+            return Some(out);
+        }
+        out.extend_from_slice(raw.get(..size)?);
+        raw = raw.get(size + 2..)?;
+    }
+}
+
+/// A bearer token for a demo user (sessions live in the server's memory; tokens in the
+/// register, so they survive restarts).
+async fn session(addr: SocketAddr, user: &str) -> String {
+    // A raw request: the session cookie is in a header that `http` does not keep.
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let body = json!({"username": user, "password": PASSWORD}).to_string();
+    s.write_all(
+        format!(
+            "POST /api/v1/session HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    let head = String::from_utf8_lossy(&buf);
+    head.lines()
+        .find_map(|l| {
+            l.strip_prefix("set-cookie: ")
+                .or(l.strip_prefix("Set-Cookie: "))
+        })
+        .unwrap_or_else(|| panic!("no session for {user}: {head}"))
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// A user of its own for each client (an API integration each), created by the operator,
+/// and its bearer token. One user per client keeps each user's requests sequential: the
+/// PIN check counts attempts before verifying them, so many concurrent requests of one
+/// user are refused as `pin_locked` even with the right PIN (see
+/// `crates/cessio-app/tests/pin_concurrency.rs`).
+async fn client_token(addr: SocketAddr, operator: &str, username: &str, party: &str) -> String {
+    let r = http(
+        addr,
+        "POST",
+        "/api/v1/users",
+        &[("Cookie", operator)],
+        Some(&json!({
+            "username": username,
+            "display_name": username,
+            "password": PASSWORD,
+            "pin": PIN,
+            "party_cf": party,
+            "role": "user",
+        })),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let cookie = session(addr, username).await;
+    let r = http(
+        addr,
+        "POST",
+        "/api/v1/tokens",
+        &[("Cookie", &cookie)],
+        Some(&json!({"name": "kill-loop"})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    r.body["token"].as_str().unwrap().to_string()
+}
+
+/// The requests the clients send. Each client plays one role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Request {
+    /// Bianchi cedes part of an Ecobonus rata (non-tracciabile: partial allowed) to the bank.
+    CedeToBank,
+    /// The bank accepts (or now and then refuses) what Bianchi ceded.
+    BankAnswers,
+    /// The bank cedes part of what it accepted back to Bianchi.
+    CedeToBianchi,
+    /// Bianchi answers the bank's cessions.
+    BianchiAnswers,
+}
+
+const ROLES: [Request; 4] = [
+    Request::CedeToBank,
+    Request::BankAnswers,
+    Request::CedeToBianchi,
+    Request::BianchiAnswers,
+];
+
+impl Request {
+    /// (acting party, counterparty).
+    fn parties(self) -> (&'static str, &'static str) {
+        match self {
+            Request::CedeToBank | Request::BianchiAnswers => (BIANCHI, BANCA),
+            Request::BankAnswers | Request::CedeToBianchi => (BANCA, BIANCHI),
+        }
+    }
+
+    /// The refusals that concurrency explains: someone else changed the state first.
+    fn expected_refusals(self) -> &'static [&'static str] {
+        match self {
+            Request::CedeToBank | Request::CedeToBianchi => &["invalid", "insufficient_available"],
+            Request::BankAnswers | Request::BianchiAnswers => &["conflict"],
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Shared {
+    addr: RwLock<SocketAddr>,
+    /// One user and bearer token per client: (username, token).
+    tokens: Vec<(String, String)>,
+    stop: AtomicBool,
+    /// (username, key, operation id) of every acknowledged request.
+    acks: Mutex<Vec<(String, String, i64)>>,
+    refused: AtomicU64,
+    unanswered: AtomicU64,
+}
+
+impl Shared {
+    fn addr(&self) -> SocketAddr {
+        *self.addr.read().unwrap()
+    }
+}
+
+/// Sends until an answer arrives (the server may be dead for a while).
+async fn until_answered(
+    s: &Shared,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&Value>,
+) -> Reply {
+    loop {
+        if let Some(r) = http(s.addr(), method, path, headers, body).await {
+            return r;
+        }
+        s.unanswered.fetch_add(1, Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn client(s: Arc<Shared>, id: usize, seed: u64) {
+    let role = ROLES[id % ROLES.len()];
+    let (party, other) = role.parties();
+    let (user, token) = &s.tokens[id];
+    let bearer = format!("Bearer {token}");
+    let auth = [("Authorization", bearer.as_str())];
+    let mut rng = Rng(seed ^ (id as u64).wrapping_mul(0xA24B_AED4_963E_E407));
+    let mut n = 0u64;
+    while !s.stop.load(Ordering::Acquire) {
+        n += 1;
+        let (path, body) = match role {
+            Request::CedeToBank | Request::CedeToBianchi => {
+                let cedible = until_answered(
+                    &s,
+                    "GET",
+                    &format!("/api/v1/parties/{party}/cedible"),
+                    &auth,
+                    None,
+                )
+                .await;
+                assert_eq!(cedible.status, 200, "{:?}", cedible.body);
+                let rows: Vec<&Value> = cedible
+                    .body
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|h| h["type_key"] == "ecobonus" && h["partial_allowed"] == true)
+                    .collect();
+                if rows.is_empty() {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+                let h = rows[usize::try_from(rng.below(rows.len() as u64)).unwrap()];
+                let max = h["max_cedibile"].as_i64().unwrap();
+                let amount =
+                    1 + i64::try_from(rng.below(u64::try_from(max.min(500)).unwrap())).unwrap();
+                (
+                    format!("/api/v1/parties/{party}/cessions"),
+                    json!({
+                        "lines": [{"rata": h["rata"], "cessionario_cf": other, "amount": amount}],
+                        "disclose_name": rng.below(2) == 0,
+                        "pin": PIN,
+                    }),
+                )
+            }
+            Request::BankAnswers | Request::BianchiAnswers => (
+                format!("/api/v1/parties/{party}/incoming/answer"),
+                json!({
+                    "accept": rng.below(5) != 0,
+                    "type_key": "ecobonus",
+                    "cedente_cf": other,
+                    "pin": PIN,
+                }),
+            ),
+        };
+        let key = format!("kill-{id}-{n}-{:x}", rng.next());
+        let headers = [auth[0], ("Idempotency-Key", key.as_str())];
+        // The same key, the same body, until an answer comes back.
+        let r = until_answered(&s, "POST", &path, &headers, Some(&body)).await;
+        match r.status {
+            200 | 201 => {
+                let op = r.body["operation_id"].as_i64().unwrap();
+                s.acks.lock().unwrap().push((user.clone(), key, op));
+            }
+            400..=499 => {
+                let code = r.body["code"].as_str().unwrap_or_default();
+                assert!(
+                    role.expected_refusals().contains(&code),
+                    "{role:?} refused with {}: {:?}",
+                    r.status,
+                    r.body
+                );
+                s.refused.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            _ => panic!("{role:?}: server error {}: {:?}", r.status, r.body),
+        }
+    }
+}
+
+async fn kill_loop(db: Db) {
+    let kills: u32 = env_or("CESSIO_KILLS", 5);
+    let clients: usize = env_or("CESSIO_KILL_CLIENTS", 8);
+    let seed: u64 = env_or("CESSIO_KILL_SEED", 424_242);
+    let mut rng = Rng(seed);
+
+    let (mut server, addr) = start(&db, true);
+    let operator = session(addr, "operatore").await;
+    let mut tokens = Vec::new();
+    for id in 0..clients {
+        let username = format!("client{id}");
+        let (party, _) = ROLES[id % ROLES.len()].parties();
+        let token = client_token(addr, &operator, &username, party).await;
+        tokens.push((username, token));
+    }
+    kill(&mut server);
+    let before = db.open().await.counts().await.unwrap().operations;
+    let (mut server, addr) = start(&db, false);
+    let shared = Arc::new(Shared {
+        addr: RwLock::new(addr),
+        tokens,
+        stop: AtomicBool::new(false),
+        acks: Mutex::new(Vec::new()),
+        refused: AtomicU64::new(0),
+        unanswered: AtomicU64::new(0),
+    });
+    let tasks: Vec<_> = (0..clients)
+        .map(|id| tokio::spawn(client(shared.clone(), id, seed)))
+        .collect();
+    for _ in 0..kills {
+        // Let the load run for a while, then kill at a random moment.
+        tokio::time::sleep(Duration::from_millis(300 + rng.below(1_200))).await;
+        kill(&mut server);
+        tokio::time::sleep(Duration::from_millis(rng.below(200))).await;
+        let (s, a) = start(&db, false);
+        server = s;
+        *shared.addr.write().unwrap() = a;
+    }
+    // A last stretch alive, so that every request cut short gets its answer.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    shared.stop.store(true, Ordering::Release);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    kill(&mut server);
+
+    let acks = shared.acks.lock().unwrap().clone();
+    let store = db.open().await;
+    let mut ops = std::collections::BTreeSet::new();
+    for (username, key, op) in &acks {
+        let uid = store.user_by_name(username).await.unwrap().unwrap().id;
+        let receipt = store
+            .receipt(&IdempotencyKey::parse(&format!("u{uid}:{key}")).unwrap())
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("acknowledged {key} lost"));
+        assert_eq!(receipt.operation_id, *op, "{key}: another operation");
+        assert!(ops.insert(*op), "operation {op} acknowledged twice");
+    }
+    let after = store.counts().await.unwrap().operations;
+    assert_eq!(
+        after - before,
+        acks.len() as u64,
+        "operations applied that no client was told about, or acknowledged twice"
+    );
+    drop(store);
+    let out = Command::new(BIN)
+        .arg("verify")
+        .args(db.args())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "cessio verify: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    println!(
+        "kill loop [{}]: {kills} kills, {clients} clients, {} acknowledged, {} refused, {} requests without an answer (sent again)",
+        if db.schema.is_some() {
+            "postgres"
+        } else {
+            "sqlite"
+        },
+        acks.len(),
+        shared.refused.load(Ordering::Relaxed),
+        shared.unanswered.load(Ordering::Relaxed),
+    );
+    assert!(!acks.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_loop_under_http_load_sqlite() {
+    let dir = std::env::temp_dir().join(format!("cessio-kill-loop-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}", dir.join("kill.db").display());
+    kill_loop(Db { url, schema: None }).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_loop_under_http_load_postgres() {
+    let url = match std::env::var("CESSIO_TEST_DATABASE_URL") {
+        Ok(u) if !u.is_empty() => u,
+        _ => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CESSIO_TEST_DATABASE_URL must be set in CI"
+            );
+            eprintln!("skipped: CESSIO_TEST_DATABASE_URL is not set");
+            return;
+        }
+    };
+    let schema = format!("kill_loop_{}", std::process::id());
+    kill_loop(Db {
+        url: url.clone(),
+        schema: Some(schema.clone()),
+    })
+    .await;
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        .await
+        .unwrap();
+}
