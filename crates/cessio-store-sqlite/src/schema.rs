@@ -134,6 +134,33 @@ CREATE TABLE audit_log (
     action TEXT NOT NULL,
     detail TEXT NOT NULL
 );
+",
+r"
+-- F5/F6: the rate of a ten-instalment split name the rata they replace; the F24 choice of
+-- each holding (R-F24-CHOICE) and the operator's record of each party's overdue debts
+-- (R-BAN-100K/1500), both append-only: the current state is the last row.
+ALTER TABLE credits ADD COLUMN split_of INTEGER REFERENCES rate (id);
+CREATE INDEX credits_split_of ON credits (split_of) WHERE split_of IS NOT NULL;
+
+CREATE TABLE f24_choices (
+    id INTEGER PRIMARY KEY,
+    operation INTEGER NOT NULL REFERENCES operations (id),
+    rata INTEGER NOT NULL REFERENCES rate (id),
+    party INTEGER NOT NULL REFERENCES parties (id),
+    declared INTEGER NOT NULL,
+    on_date TEXT NOT NULL,
+    at INTEGER NOT NULL
+);
+CREATE INDEX f24_choices_party ON f24_choices (party, rata, id);
+
+CREATE TABLE debt_positions (
+    id INTEGER PRIMARY KEY,
+    operation INTEGER NOT NULL REFERENCES operations (id),
+    party INTEGER NOT NULL REFERENCES parties (id),
+    position TEXT NOT NULL,
+    at INTEGER NOT NULL
+);
+CREATE INDEX debt_positions_party ON debt_positions (party, id);
 "];
 
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
