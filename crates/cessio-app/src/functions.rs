@@ -292,7 +292,7 @@ impl App {
             .map_or(CessionRegime::Art121, |t| t.cession_regime)
     }
 
-    fn today(&self) -> NaiveDate {
+    pub(crate) fn today(&self) -> NaiveDate {
         rome_date(self.now())
     }
 
@@ -681,6 +681,19 @@ impl App {
             } else {
                 &mut row.residual_cedible
             };
+            if matches!(
+                t.kind,
+                TransferKind::Split | TransferKind::Reduce | TransferKind::Expire
+            ) {
+                // Not a cession: split rate (or an annulled split's amount) coming in, or
+                // an amount leaving the holding for good (split, reduced, expired).
+                if t.received {
+                    add(residual, t.amount);
+                } else {
+                    *residual = residual.checked_sub(t.amount).unwrap_or(Cents::ZERO);
+                }
+                continue;
+            }
             if t.received {
                 match t.state {
                     EntryState::Pending => add(&mut row.received_pending, t.amount),
@@ -737,11 +750,16 @@ impl App {
             .filter(|e| e.counterparty == Some(party))
             .map(|e| (e.rata, e))
             .collect();
+        // R-F24-CHOICE: a tracciabile rata chosen for use in F24 is not cedible.
+        let chosen = self.f24_chosen(party).await?;
         let mut out = Vec::new();
         for h in holdings {
             let available = h.balance.available().unwrap_or(Cents::ZERO);
             let Some(e) = info.get(&h.rata) else { continue };
             if !available.is_positive() || is_split_code(&self.catalogue, &e.codice_tributo) {
+                continue;
+            }
+            if e.tracciabile && chosen.contains(&h.rata) {
                 continue;
             }
             out.push(CedibleHolding {

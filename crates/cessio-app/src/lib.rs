@@ -21,9 +21,11 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 mod error;
+pub mod f24;
 pub mod functions;
 
 pub use error::AppError;
+pub use f24::*;
 pub use functions::*;
 
 /// Limits and thresholds that are configuration, not law.

@@ -14,6 +14,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use cessio_core::cf::CodiceFiscale;
+use cessio_core::debt::DebtPosition;
+use cessio_core::f24::F24Choice;
 use cessio_core::ledger::{
     Account, AccountKind, Balance, PartyId, PendingState, PendingTransfer, Phase, RataId,
     TransferKind, hash_from_hex, hash_to_hex,
@@ -26,9 +28,9 @@ use cessio_store::engine::{
 use cessio_store::queue::{self, Job, WriteStats};
 use cessio_store::verify::Verifier;
 use cessio_store::{
-    AccountRef, Answer, Counts, Credit, CreditOrigin, EntryQuery, EntryState, IdempotencyKey,
-    MonitorTotal, NewUser, Operation, Party, PartyEntry, PartyKind, Rata, Receipt, Role, SqlValue,
-    Store, StoreError, User, VerifyReport, WriteConfig,
+    AccountRef, Answer, ChoiceRecord, Counts, Credit, CreditOrigin, EntryQuery, EntryState,
+    HoldingInfo, HoldingQuery, IdempotencyKey, MonitorTotal, NewUser, Operation, Party, PartyEntry,
+    PartyKind, Rata, Receipt, Role, SqlValue, Store, StoreError, User, VerifyReport, WriteConfig,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use tokio::sync::{mpsc, oneshot};
@@ -433,8 +435,8 @@ async fn prefetch(
 const SQL_INSERT_PARTIES: &str = "INSERT INTO parties (id, cf, name, kind, deceased, created_at)
      SELECT id, cf, name, kind, false, created_at
      FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[]) AS t(id, cf, name, kind, created_at)";
-const SQL_INSERT_CREDITS: &str = "INSERT INTO credits (id, protocol, type_key, beneficiary, holder, origin, expense_year, communicated_on, tracciabile, created_at)
-     SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $7::int[], $8::date[], $9::bool[], $10::bigint[])";
+const SQL_INSERT_CREDITS: &str = "INSERT INTO credits (id, protocol, type_key, beneficiary, holder, origin, expense_year, communicated_on, tracciabile, created_at, split_of)
+     SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $7::int[], $8::date[], $9::bool[], $10::bigint[], $11::bigint[])";
 const SQL_INSERT_RATE: &str = "INSERT INTO rate (id, credit, idx, year, amount, codice_tributo, codice_univoco)
      SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::int[], $4::int[], $5::bigint[], $6::text[], $7::text[])";
 const SQL_INSERT_ACCOUNTS: &str = "INSERT INTO accounts (id, rata, kind, party, debits_pending, debits_posted, credits_pending, credits_posted)
@@ -470,6 +472,7 @@ async fn write_plan(c: &Transaction<'_>, st: &Statements, plan: &Plan) -> Result
     let c_dates: Vec<NaiveDate> = cr.iter().map(|c| c.communicated_on).collect();
     let c_tracciabili: Vec<bool> = cr.iter().map(|c| c.tracciabile).collect();
     let c_ats: Vec<i64> = cr.iter().map(|c| c.created_at.timestamp_micros()).collect();
+    let c_split_of: Vec<Option<i64>> = cr.iter().map(|c| c.split_of).collect();
 
     let rate: Vec<&Rata> = plan.rate().collect();
     let r_ids: Vec<i64> = rate.iter().map(|r| r.id).collect();
@@ -542,7 +545,7 @@ async fn write_plan(c: &Transaction<'_>, st: &Statements, plan: &Plan) -> Result
     let head_hash = hash_to_hex(&h.last_hash);
     let args_insert_parties: [&(dyn ToSql + Sync); 5] =
         [&p_ids, &p_cfs, &p_names, &p_kinds, &p_ats];
-    let args_insert_credits: [&(dyn ToSql + Sync); 10] = [
+    let args_insert_credits: [&(dyn ToSql + Sync); 11] = [
         &c_ids,
         &c_protocols,
         &c_types,
@@ -553,6 +556,7 @@ async fn write_plan(c: &Transaction<'_>, st: &Statements, plan: &Plan) -> Result
         &c_dates,
         &c_tracciabili,
         &c_ats,
+        &c_split_of,
     ];
     let args_insert_rate: [&(dyn ToSql + Sync); 7] = [
         &r_ids, &r_credits, &r_idx, &r_years, &r_amounts, &r_codes, &r_univoci,
@@ -609,7 +613,62 @@ async fn write_plan(c: &Transaction<'_>, st: &Statements, plan: &Plan) -> Result
         c.execute(&st.update_head, &args_update_head),
     )
     .map_err(db_err)?;
+    write_f5_records(c, plan).await
+}
+
+/// The F24 choices and debt positions a batch recorded (F5): rare, one statement each.
+async fn write_f5_records(c: &Transaction<'_>, plan: &Plan) -> Result<(), StoreError> {
+    for (record, operation, at) in &plan.choices {
+        let (declared, on) = match record.choice {
+            F24Choice::Declared { on } => (true, on),
+            F24Choice::Revoked { on } => (false, on),
+            F24Choice::NotDeclared => continue,
+        };
+        c.execute(
+            "INSERT INTO f24_choices (operation, rata, party, declared, on_date, at) VALUES ($1, $2, $3, $4, $5, $6)",
+            &[
+                operation,
+                &record.rata,
+                &record.party,
+                &declared,
+                &on,
+                &at.timestamp_micros(),
+            ],
+        )
+        .await
+        .map_err(db_err)?;
+    }
+    for (party, position, operation, at) in &plan.debt_positions {
+        let json = serde_json::to_string(position).map_err(StoreError::backend)?;
+        c.execute(
+            "INSERT INTO debt_positions (operation, party, position, at) VALUES ($1, $2, $3, $4)",
+            &[operation, party, &json, &at.timestamp_micros()],
+        )
+        .await
+        .map_err(db_err)?;
+    }
     Ok(())
+}
+
+fn holding_info_from_row(r: &Row) -> HoldingInfo {
+    let idx: i32 = r.get(10);
+    let year: i32 = r.get(11);
+    let ceded: Option<i64> = r.get(17);
+    HoldingInfo {
+        account: account_from_row(r),
+        rata: Rata {
+            id: r.get(8),
+            credit: r.get(9),
+            index: u32::try_from(idx).unwrap_or_default(),
+            year: RefYear::new(u16::try_from(year).unwrap_or_default()),
+            amount: Cents::new(r.get(12)),
+            codice_tributo: r.get(13),
+            codice_univoco: r.get(14),
+        },
+        type_key: r.get(15),
+        tracciabile: r.get(16),
+        received_by_cession_at: ceded.map(micros_to_time),
+    }
 }
 
 fn party_from_row(r: &Row) -> Result<Party, StoreError> {
@@ -715,7 +774,7 @@ impl Store for PgStore {
         let c = self.reader().await?;
         let Some(r) = c
             .query_opt(
-                "SELECT id, protocol, type_key, beneficiary, holder, origin, expense_year, communicated_on, tracciabile, created_at FROM credits WHERE id = $1",
+                "SELECT id, protocol, type_key, beneficiary, holder, origin, expense_year, communicated_on, tracciabile, created_at, split_of FROM credits WHERE id = $1",
                 &[&id],
             )
             .await
@@ -737,6 +796,7 @@ impl Store for PgStore {
             tracciabile: r.get(8),
             created_at: micros_to_time(r.get(9)),
             rate: Vec::new(),
+            split_of: r.get(10),
         };
         for r in c
             .query(
@@ -1226,6 +1286,113 @@ impl Store for PgStore {
             .await
             .map_err(db_err)?;
         Ok(n > 0)
+    }
+
+    async fn operation_transfers(&self, operation: i64) -> Result<Vec<TransferRow>, StoreError> {
+        let c = self.reader().await?;
+        // The receipt names the operation's transfers: a range of the primary key.
+        let Some(row) = c
+            .query_opt(
+                "SELECT receipt FROM operations WHERE id = $1",
+                &[&operation],
+            )
+            .await
+            .map_err(db_err)?
+        else {
+            return Ok(Vec::new());
+        };
+        let receipt: Receipt =
+            serde_json::from_str(row.get::<_, &str>(0)).map_err(StoreError::backend)?;
+        let (Some(first), Some(last)) = (
+            receipt.transfers.iter().min().copied(),
+            receipt.transfers.iter().max().copied(),
+        ) else {
+            return Ok(Vec::new());
+        };
+        Ok(c
+            .query(
+                &format!(
+                    "SELECT {TRANSFER_COLUMNS} FROM transfers WHERE id >= $1 AND id <= $2 AND operation = $3 ORDER BY id"
+                ),
+                &[&first, &last, &operation],
+            )
+            .await
+            .map_err(db_err)?
+            .iter()
+            .map(transfer_from_row)
+            .collect())
+    }
+
+    async fn f24_choices(&self, party: PartyId) -> Result<Vec<ChoiceRecord>, StoreError> {
+        Ok(self
+            .reader()
+            .await?
+            .query(
+                "SELECT f.rata, f.declared, f.on_date FROM f24_choices f
+                  WHERE f.party = $1
+                    AND f.id = (SELECT MAX(g.id) FROM f24_choices g WHERE g.party = f.party AND g.rata = f.rata)
+                  ORDER BY f.rata",
+                &[&party],
+            )
+            .await
+            .map_err(db_err)?
+            .iter()
+            .map(|r| {
+                let on: NaiveDate = r.get(2);
+                ChoiceRecord {
+                    rata: r.get(0),
+                    party,
+                    choice: if r.get(1) {
+                        F24Choice::Declared { on }
+                    } else {
+                        F24Choice::Revoked { on }
+                    },
+                }
+            })
+            .collect())
+    }
+
+    async fn debt_position(&self, party: PartyId) -> Result<Option<DebtPosition>, StoreError> {
+        self.reader()
+            .await?
+            .query_opt(
+                "SELECT position FROM debt_positions WHERE party = $1 ORDER BY id DESC LIMIT 1",
+                &[&party],
+            )
+            .await
+            .map_err(db_err)?
+            .map(|r| serde_json::from_str(r.get::<_, &str>(0)).map_err(StoreError::backend))
+            .transpose()
+    }
+
+    async fn holding_infos(&self, query: &HoldingQuery) -> Result<Vec<HoldingInfo>, StoreError> {
+        let params = query.params();
+        let args: Vec<&(dyn ToSql + Sync)> =
+            params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+        Ok(self
+            .reader()
+            .await?
+            .query(&HoldingQuery::sql(|n| format!("${n}")), &args)
+            .await
+            .map_err(db_err)?
+            .iter()
+            .map(holding_info_from_row)
+            .collect())
+    }
+
+    async fn splits_of(&self, rata: RataId) -> Result<Vec<i64>, StoreError> {
+        Ok(self
+            .reader()
+            .await?
+            .query(
+                "SELECT id FROM credits WHERE split_of = $1 ORDER BY id",
+                &[&rata],
+            )
+            .await
+            .map_err(db_err)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
     }
 
     async fn verify(&self) -> Result<VerifyReport, StoreError> {

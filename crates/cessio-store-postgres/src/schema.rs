@@ -6,7 +6,8 @@ use tokio_postgres::Client;
 use cessio_store::StoreError;
 
 /// Each entry is one migration; never edit a published one, append a new one.
-const MIGRATIONS: &[&str] = &[r"
+const MIGRATIONS: &[&str] = &[
+    r"
 CREATE TABLE ledger_head (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     last_operation BIGINT NOT NULL,
@@ -136,7 +137,7 @@ CREATE TABLE audit_log (
     detail TEXT NOT NULL
 );
 ",
-r"
+    r"
 -- F5/F6: the rate of a ten-instalment split name the rata they replace; the F24 choice of
 -- each holding (R-F24-CHOICE) and the operator's record of each party's overdue debts
 -- (R-BAN-100K/1500), both append-only: the current state is the last row.
@@ -162,7 +163,8 @@ CREATE TABLE debt_positions (
     at BIGINT NOT NULL
 );
 CREATE INDEX debt_positions_party ON debt_positions (party, id);
-"];
+",
+];
 
 pub async fn migrate(client: &mut Client) -> Result<(), StoreError> {
     let err = StoreError::backend;

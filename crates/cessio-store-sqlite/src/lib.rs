@@ -13,6 +13,8 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use cessio_core::cf::CodiceFiscale;
+use cessio_core::debt::DebtPosition;
+use cessio_core::f24::F24Choice;
 use cessio_core::ledger::{
     Account, AccountKind, Balance, PartyId, PendingState, PendingTransfer, Phase, RataId,
     TransferKind, hash_from_hex, hash_to_hex,
@@ -25,9 +27,9 @@ use cessio_store::engine::{
 use cessio_store::queue::{self, Job, WriteStats};
 use cessio_store::verify::Verifier;
 use cessio_store::{
-    AccountRef, Answer, Counts, Credit, CreditOrigin, EntryQuery, EntryState, IdempotencyKey,
-    MonitorTotal, NewUser, Operation, Party, PartyEntry, PartyKind, Rata, Receipt, Role, SqlValue,
-    Store, StoreError, User, VerifyReport, WriteConfig,
+    AccountRef, Answer, ChoiceRecord, Counts, Credit, CreditOrigin, EntryQuery, EntryState,
+    HoldingInfo, HoldingQuery, IdempotencyKey, MonitorTotal, NewUser, Operation, Party, PartyEntry,
+    PartyKind, Rata, Receipt, Role, SqlValue, Store, StoreError, User, VerifyReport, WriteConfig,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{
@@ -355,8 +357,8 @@ fn write_plan(tx: &Transaction<'_>, plan: &Plan) -> Result<(), StoreError> {
     {
         let mut credit = tx
             .prepare_cached(
-                "INSERT INTO credits (id, protocol, type_key, beneficiary, holder, origin, expense_year, communicated_on, tracciabile, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                "INSERT INTO credits (id, protocol, type_key, beneficiary, holder, origin, expense_year, communicated_on, tracciabile, created_at, split_of)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )
             .map_err(db_err)?;
         let mut rata = tx
@@ -376,7 +378,8 @@ fn write_plan(tx: &Transaction<'_>, plan: &Plan) -> Result<(), StoreError> {
                     c.expense_year,
                     c.communicated_on.to_string(),
                     c.tracciabile,
-                    c.created_at.timestamp_micros()
+                    c.created_at.timestamp_micros(),
+                    c.split_of
                 ])
                 .map_err(db_err)?;
             for r in &c.rate {
@@ -478,6 +481,7 @@ fn write_plan(tx: &Transaction<'_>, plan: &Plan) -> Result<(), StoreError> {
             .map_err(db_err)?;
         }
     }
+    write_f5_records(tx, plan)?;
     let h = &plan.head;
     tx.execute(
         "UPDATE ledger_head SET last_operation = ?1, last_transfer = ?2, last_hash = ?3, last_party = ?4, last_credit = ?5, last_rata = ?6, last_account = ?7, last_protocol = ?8 WHERE id = 1",
@@ -494,6 +498,65 @@ fn write_plan(tx: &Transaction<'_>, plan: &Plan) -> Result<(), StoreError> {
     )
     .map_err(db_err)?;
     Ok(())
+}
+
+/// The F24 choices and debt positions a batch recorded (F5).
+fn write_f5_records(tx: &Transaction<'_>, plan: &Plan) -> Result<(), StoreError> {
+    if !plan.choices.is_empty() {
+        let mut st = tx
+            .prepare_cached(
+                "INSERT INTO f24_choices (operation, rata, party, declared, on_date, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )
+            .map_err(db_err)?;
+        for (c, operation, at) in &plan.choices {
+            let (declared, on) = match c.choice {
+                F24Choice::Declared { on } => (true, on),
+                F24Choice::Revoked { on } => (false, on),
+                F24Choice::NotDeclared => continue,
+            };
+            st.execute(params![
+                operation,
+                c.rata,
+                c.party,
+                declared,
+                on.to_string(),
+                at.timestamp_micros()
+            ])
+            .map_err(db_err)?;
+        }
+    }
+    if !plan.debt_positions.is_empty() {
+        let mut st = tx
+            .prepare_cached(
+                "INSERT INTO debt_positions (operation, party, position, at) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .map_err(db_err)?;
+        for (party, position, operation, at) in &plan.debt_positions {
+            let json = serde_json::to_string(position).map_err(StoreError::backend)?;
+            st.execute(params![operation, party, json, at.timestamp_micros()])
+                .map_err(db_err)?;
+        }
+    }
+    Ok(())
+}
+
+fn holding_info_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<HoldingInfo> {
+    let ceded: Option<i64> = r.get(17)?;
+    Ok(HoldingInfo {
+        account: account_from_row(r)?,
+        rata: Rata {
+            id: r.get(8)?,
+            credit: r.get(9)?,
+            index: r.get(10)?,
+            year: RefYear::new(r.get(11)?),
+            amount: Cents::new(r.get(12)?),
+            codice_tributo: r.get(13)?,
+            codice_univoco: r.get(14)?,
+        },
+        type_key: r.get(15)?,
+        tracciabile: r.get(16)?,
+        received_by_cession_at: ceded.map(micros_to_time),
+    })
 }
 
 /// Every row of a cached statement, mapped.
@@ -531,7 +594,7 @@ fn micros_to_time(micros: i64) -> DateTime<Utc> {
 fn load_credit(conn: &Connection, id: i64) -> Result<Option<Credit>, StoreError> {
     let credit = conn
         .query_row(
-            "SELECT id, protocol, type_key, beneficiary, holder, origin, expense_year, communicated_on, tracciabile, created_at FROM credits WHERE id = ?1",
+            "SELECT id, protocol, type_key, beneficiary, holder, origin, expense_year, communicated_on, tracciabile, created_at, split_of FROM credits WHERE id = ?1",
             [id],
             |r| {
                 let origin: String = r.get(5)?;
@@ -548,6 +611,7 @@ fn load_credit(conn: &Connection, id: i64) -> Result<Option<Credit>, StoreError>
                     tracciabile: r.get(8)?,
                     created_at: micros_to_time(r.get(9)?),
                     rate: Vec::new(),
+                    split_of: r.get(10)?,
                 })
             },
         )
@@ -1182,6 +1246,108 @@ impl Store for SqliteStore {
                 )
                 .map_err(db_err)?;
             Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn operation_transfers(&self, operation: i64) -> Result<Vec<TransferRow>, StoreError> {
+        self.read(move |c| {
+            // The receipt names the operation's transfers: a range of the primary key.
+            let receipt: Option<String> = c
+                .query_row(
+                    "SELECT receipt FROM operations WHERE id = ?1",
+                    [operation],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(db_err)?;
+            let Some(receipt) = receipt else {
+                return Ok(Vec::new());
+            };
+            let receipt: Receipt = serde_json::from_str(&receipt).map_err(StoreError::backend)?;
+            let (Some(first), Some(last)) = (
+                receipt.transfers.iter().min().copied(),
+                receipt.transfers.iter().max().copied(),
+            ) else {
+                return Ok(Vec::new());
+            };
+            all(
+                c,
+                &format!(
+                    "SELECT {TRANSFER_COLUMNS} FROM transfers WHERE id >= ?1 AND id <= ?2 AND operation = ?3 ORDER BY id"
+                ),
+                params![first, last, operation],
+                transfer_from_row,
+            )
+        })
+        .await
+    }
+
+    async fn f24_choices(&self, party: PartyId) -> Result<Vec<ChoiceRecord>, StoreError> {
+        self.read(move |c| {
+            all(
+                c,
+                "SELECT f.rata, f.declared, f.on_date FROM f24_choices f
+                  WHERE f.party = ?1
+                    AND f.id = (SELECT MAX(g.id) FROM f24_choices g WHERE g.party = f.party AND g.rata = f.rata)
+                  ORDER BY f.rata",
+                [party],
+                |r| {
+                    let declared: bool = r.get(1)?;
+                    let on: String = r.get(2)?;
+                    let on = on.parse::<NaiveDate>().unwrap_or_default();
+                    Ok(ChoiceRecord {
+                        rata: r.get(0)?,
+                        party,
+                        choice: if declared {
+                            F24Choice::Declared { on }
+                        } else {
+                            F24Choice::Revoked { on }
+                        },
+                    })
+                },
+            )
+        })
+        .await
+    }
+
+    async fn debt_position(&self, party: PartyId) -> Result<Option<DebtPosition>, StoreError> {
+        self.read(move |c| {
+            let json: Option<String> = c
+                .query_row(
+                    "SELECT position FROM debt_positions WHERE party = ?1 ORDER BY id DESC LIMIT 1",
+                    [party],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(db_err)?;
+            json.map(|j| serde_json::from_str(&j).map_err(StoreError::backend))
+                .transpose()
+        })
+        .await
+    }
+
+    async fn holding_infos(&self, query: &HoldingQuery) -> Result<Vec<HoldingInfo>, StoreError> {
+        let params = query.params();
+        self.read(move |c| {
+            all(
+                c,
+                &HoldingQuery::sql(|n| format!("?{n}")),
+                rusqlite::params_from_iter(params),
+                holding_info_from_row,
+            )
+        })
+        .await
+    }
+
+    async fn splits_of(&self, rata: RataId) -> Result<Vec<i64>, StoreError> {
+        self.read(move |c| {
+            all(
+                c,
+                "SELECT id FROM credits WHERE split_of = ?1 ORDER BY id",
+                [rata],
+                |r| r.get(0),
+            )
         })
         .await
     }

@@ -23,9 +23,11 @@ use sha2::{Digest, Sha256};
 
 use crate::StoreError;
 use crate::model::{
-    AccountRef, Command, Credit, IssuedCredit, IssuedRata, Operation, Party, Rata, Receipt,
-    TransferRequest,
+    AccountRef, ChoiceRecord, Command, Credit, IssuedCredit, IssuedRata, NewCredit, Operation,
+    Party, Rata, Receipt, TransferRequest,
 };
+use cessio_core::debt::DebtPosition;
+use cessio_core::f24::F24Choice;
 
 /// The unique identity of an account: a rata, a kind, and for holders the party.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -129,6 +131,27 @@ pub fn needs(ops: &[Operation]) -> Needs {
         match &op.command {
             Command::RegisterParty(p) => n.cfs.push(p.cf.as_str().to_string()),
             Command::IssueCredit(c) => n.parties.extend([c.beneficiary, c.holder]),
+            Command::F24Choice { rata, party, .. } => {
+                n.rate.push(*rata);
+                n.parties.push(*party);
+                n.account_keys
+                    .push(AccountKey::of(*rata, AccountRef::Holder(*party)));
+            }
+            Command::DebtPosition { party, .. } => n.parties.push(*party),
+            Command::Split {
+                rata,
+                party,
+                credit,
+                ..
+            } => {
+                n.rate.push(*rata);
+                n.parties
+                    .extend([*party, credit.beneficiary, credit.holder]);
+                n.account_keys.extend([
+                    AccountKey::of(*rata, AccountRef::Holder(*party)),
+                    AccountKey::of(*rata, AccountRef::System(AccountKind::Split)),
+                ]);
+            }
             Command::Transfer(moves) => {
                 for m in moves {
                     match m {
@@ -224,6 +247,10 @@ pub struct Plan {
     pub account_updates: Vec<Account>,
     pub operations: Vec<OperationRow>,
     pub transfers: Vec<TransferRow>,
+    /// F24 choices recorded (R-F24-CHOICE), with the operation and time.
+    pub choices: Vec<(ChoiceRecord, i64, DateTime<Utc>)>,
+    /// Debt positions recorded by the operator, with the operation and time.
+    pub debt_positions: Vec<(PartyId, DebtPosition, i64, DateTime<Utc>)>,
     pub head: Head,
 }
 
@@ -356,6 +383,9 @@ pub fn command_kind(c: &Command) -> &'static str {
         Command::RegisterParty(_) => "register_party",
         Command::IssueCredit(_) => "issue_credit",
         Command::Transfer(_) => "transfer",
+        Command::F24Choice { .. } => "f24_choice",
+        Command::DebtPosition { .. } => "debt_position",
+        Command::Split { .. } => "split",
     }
 }
 
@@ -367,6 +397,8 @@ struct Savepoint {
     credits: usize,
     new_accounts: usize,
     transfers: usize,
+    choices: usize,
+    debt_positions: usize,
 }
 
 impl Savepoint {
@@ -377,6 +409,8 @@ impl Savepoint {
             credits: plan.credits.len(),
             new_accounts: plan.new_accounts.len(),
             transfers: plan.transfers.len(),
+            choices: plan.choices.len(),
+            debt_positions: plan.debt_positions.len(),
         }
     }
 
@@ -397,6 +431,8 @@ impl Savepoint {
         for t in plan.transfers.drain(self.transfers..) {
             w.pending_kinds.remove(&t.id);
         }
+        plan.choices.truncate(self.choices);
+        plan.debt_positions.truncate(self.debt_positions);
         plan.head = self.head;
     }
 }
@@ -452,91 +488,115 @@ fn apply(op: &Operation, w: &mut Working, plan: &mut Plan) -> Result<Receipt, St
             receipt.party = Some(id);
         }
         Command::IssueCredit(c) => {
-            for p in [c.beneficiary, c.holder] {
-                if !w.parties.contains(&p) {
-                    return Err(StoreError::UnknownParty { party: p });
-                }
-            }
-            if c.rate.is_empty() || c.rate.len() > 10 {
-                return Err(StoreError::InvalidOperation {
-                    reason: "una comunicazione ha da 1 a 10 rate".into(),
-                });
-            }
-            plan.head.last_credit += 1;
-            let credit_id = plan.head.last_credit;
-            let protocol = next_protocol(&plan.head.last_protocol, op.at)?;
-            plan.head.last_protocol = protocol.as_str().to_string();
-            let mut rate = Vec::with_capacity(c.rate.len());
-            let mut movements = Vec::with_capacity(c.rate.len());
-            let mut issued = IssuedCredit {
-                id: credit_id,
-                protocol: protocol.as_str().to_string(),
-                rate: Vec::new(),
-                pending: Vec::new(),
-            };
-            for (i, r) in c.rate.iter().enumerate() {
-                if !r.amount.is_positive() {
-                    return Err(StoreError::InvalidOperation {
-                        reason: format!("la rata {} ha un importo non positivo", i + 1),
-                    });
-                }
-                plan.head.last_rata += 1;
-                let rata_id = plan.head.last_rata;
-                let index = u32::try_from(i + 1).unwrap_or(u32::MAX);
-                let univoco = CodiceUnivoco::new(&protocol, 1, index).map_err(|e| {
-                    StoreError::InvalidOperation {
-                        reason: e.to_string(),
-                    }
-                })?;
-                w.rate.insert(rata_id);
-                let issuance =
-                    new_account(w, plan, rata_id, AccountRef::System(AccountKind::Issuance));
-                let holder = new_account(w, plan, rata_id, AccountRef::Holder(c.holder));
-                movements.push(Planned {
-                    rata: rata_id,
-                    kind: TransferKind::Issue,
-                    movement: Movement::Move {
-                        debit: issuance,
-                        credit: holder,
-                        amount: r.amount,
-                        pending: c.awaiting_answer,
-                    },
-                    party: Some(c.beneficiary),
-                    disclose: true,
-                });
-                issued.rate.push(IssuedRata {
-                    id: rata_id,
-                    codice_univoco: univoco.as_str().to_string(),
-                });
-                rate.push(Rata {
-                    id: rata_id,
-                    credit: credit_id,
-                    index,
-                    year: r.year,
-                    amount: r.amount,
-                    codice_tributo: r.codice_tributo.clone(),
-                    codice_univoco: univoco.as_str().to_string(),
-                });
-            }
-            let (ids, amount) = record(op, operation_id, w, plan, &movements)?;
+            let (issued, ids, amount) = issue(
+                op,
+                operation_id,
+                w,
+                plan,
+                c,
+                Vec::new(),
+                (TransferKind::Issue, Some(c.beneficiary)),
+                None,
+            )?;
             receipt.amount = amount;
-            if c.awaiting_answer {
-                issued.pending.clone_from(&ids);
-            }
             receipt.transfers = ids;
-            plan.credits.push(Credit {
-                id: credit_id,
-                protocol: protocol.as_str().to_string(),
-                type_key: c.type_key.clone(),
-                beneficiary: c.beneficiary,
-                holder: c.holder,
-                origin: c.origin,
-                expense_year: c.expense_year,
-                communicated_on: c.communicated_on,
-                tracciabile: c.tracciabile,
-                created_at: op.at,
-                rate,
-            });
+            receipt.credit = Some(issued);
+        }
+        Command::F24Choice {
+            rata,
+            party,
+            declared,
+            on,
+        } => {
+            if !w.rate.contains(rata) {
+                return Err(StoreError::UnknownRata { rata: *rata });
+            }
+            if !w
+                .ids
+                .contains_key(&AccountKey::of(*rata, AccountRef::Holder(*party)))
+            {
+                return Err(StoreError::NoHolding {
+                    rata: *rata,
+                    party: *party,
+                });
+            }
+            let choice = if *declared {
+                F24Choice::Declared { on: *on }
+            } else {
+                F24Choice::Revoked { on: *on }
+            };
+            plan.choices.push((
+                ChoiceRecord {
+                    rata: *rata,
+                    party: *party,
+                    choice,
+                },
+                operation_id,
+                op.at,
+            ));
+            receipt.party = Some(*party);
+        }
+        Command::DebtPosition { party, position } => {
+            if !w.parties.contains(party) {
+                return Err(StoreError::UnknownParty { party: *party });
+            }
+            if position.loads.len() > 1_000 {
+                return Err(StoreError::InvalidOperation {
+                    reason: "una posizione debitoria ha al massimo 1.000 carichi".into(),
+                });
+            }
+            plan.debt_positions
+                .push((*party, position.clone(), operation_id, op.at));
+            receipt.party = Some(*party);
+        }
+        Command::Split {
+            rata,
+            party,
+            amount,
+            credit,
+        } => {
+            if credit.holder != *party || credit.awaiting_answer {
+                return Err(StoreError::InvalidOperation {
+                    reason: "le rate della ripartizione vanno al titolare, senza accettazione"
+                        .into(),
+                });
+            }
+            let total = Cents::checked_sum(credit.rate.iter().map(|r| r.amount))
+                .ok_or(StoreError::Ledger(LedgerError::Overflow))?;
+            if total != *amount {
+                return Err(StoreError::InvalidOperation {
+                    reason: format!(
+                        "le rate della ripartizione sommano {total}, non {amount} (R-SPLIT-CENTS)"
+                    ),
+                });
+            }
+            let out = resolve(
+                &TransferRequest::Move {
+                    rata: *rata,
+                    from: AccountRef::Holder(*party),
+                    to: AccountRef::System(AccountKind::Split),
+                    amount: *amount,
+                    kind: TransferKind::Split,
+                    pending: false,
+                    disclose: false,
+                },
+                w,
+                plan,
+            )?;
+            let (issued, ids, _moved) = issue(
+                op,
+                operation_id,
+                w,
+                plan,
+                credit,
+                vec![out],
+                (TransferKind::Split, Some(*party)),
+                Some(*rata),
+            )?;
+            // The amount split, not the sum of both sides of the operation.
+            receipt.amount = *amount;
+            receipt.transfers = ids;
+            receipt.party = Some(*party);
             receipt.credit = Some(issued);
         }
         Command::Transfer(requests) => {
@@ -568,6 +628,109 @@ fn apply(op: &Operation, w: &mut Working, plan: &mut Plan) -> Result<Receipt, St
         }
     }
     Ok(receipt)
+}
+
+/// Creates a credit and issues its rate to the holder, after `before` (the movements that
+/// make room for it, for a split), all in one operation. `recorded` is the kind and party
+/// the issuance rows record.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one operation's context and its parts"
+)]
+fn issue(
+    op: &Operation,
+    operation_id: i64,
+    w: &mut Working,
+    plan: &mut Plan,
+    c: &NewCredit,
+    before: Vec<Planned>,
+    recorded: (TransferKind, Option<PartyId>),
+    split_of: Option<RataId>,
+) -> Result<(IssuedCredit, Vec<TransferId>, Cents), StoreError> {
+    for p in [c.beneficiary, c.holder] {
+        if !w.parties.contains(&p) {
+            return Err(StoreError::UnknownParty { party: p });
+        }
+    }
+    if c.rate.is_empty() || c.rate.len() > 10 {
+        return Err(StoreError::InvalidOperation {
+            reason: "una comunicazione ha da 1 a 10 rate".into(),
+        });
+    }
+    plan.head.last_credit += 1;
+    let credit_id = plan.head.last_credit;
+    let protocol = next_protocol(&plan.head.last_protocol, op.at)?;
+    plan.head.last_protocol = protocol.as_str().to_string();
+    let mut rate = Vec::with_capacity(c.rate.len());
+    let mut movements = before;
+    movements.reserve(c.rate.len());
+    let mut issued = IssuedCredit {
+        id: credit_id,
+        protocol: protocol.as_str().to_string(),
+        rate: Vec::new(),
+        pending: Vec::new(),
+    };
+    for (i, r) in c.rate.iter().enumerate() {
+        if !r.amount.is_positive() {
+            return Err(StoreError::InvalidOperation {
+                reason: format!("la rata {} ha un importo non positivo", i + 1),
+            });
+        }
+        plan.head.last_rata += 1;
+        let rata_id = plan.head.last_rata;
+        let index = u32::try_from(i + 1).unwrap_or(u32::MAX);
+        let univoco =
+            CodiceUnivoco::new(&protocol, 1, index).map_err(|e| StoreError::InvalidOperation {
+                reason: e.to_string(),
+            })?;
+        w.rate.insert(rata_id);
+        let issuance = new_account(w, plan, rata_id, AccountRef::System(AccountKind::Issuance));
+        let holder = new_account(w, plan, rata_id, AccountRef::Holder(c.holder));
+        movements.push(Planned {
+            rata: rata_id,
+            kind: recorded.0,
+            movement: Movement::Move {
+                debit: issuance,
+                credit: holder,
+                amount: r.amount,
+                pending: c.awaiting_answer,
+            },
+            party: recorded.1,
+            disclose: true,
+        });
+        issued.rate.push(IssuedRata {
+            id: rata_id,
+            codice_univoco: univoco.as_str().to_string(),
+        });
+        rate.push(Rata {
+            id: rata_id,
+            credit: credit_id,
+            index,
+            year: r.year,
+            amount: r.amount,
+            codice_tributo: r.codice_tributo.clone(),
+            codice_univoco: univoco.as_str().to_string(),
+        });
+    }
+    let (ids, amount) = record(op, operation_id, w, plan, &movements)?;
+    if c.awaiting_answer {
+        issued.pending.clone_from(&ids);
+    }
+    plan.credits.push(Credit {
+        id: credit_id,
+        protocol: protocol.as_str().to_string(),
+        type_key: c.type_key.clone(),
+        beneficiary: c.beneficiary,
+        holder: c.holder,
+        origin: c.origin,
+        expense_year: c.expense_year,
+        communicated_on: c.communicated_on,
+        tracciabile: c.tracciabile,
+        created_at: op.at,
+        rate,
+        split_of,
+    });
+    Ok((issued, ids, amount))
 }
 
 fn resolve(r: &TransferRequest, w: &mut Working, plan: &mut Plan) -> Result<Planned, StoreError> {

@@ -226,6 +226,28 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Recomputes every balance from the history and checks R-CONSERVE and the hash chain.
     async fn verify(&self) -> Result<VerifyReport, StoreError>;
+
+    /// The history rows an operation recorded, in id order (an F24 reservation's lines).
+    async fn operation_transfers(
+        &self,
+        operation: i64,
+    ) -> Result<Vec<engine::TransferRow>, StoreError>;
+
+    /// The last recorded F24 choice of each of the party's holdings that has one.
+    async fn f24_choices(&self, party: PartyId) -> Result<Vec<ChoiceRecord>, StoreError>;
+
+    /// The party's overdue-debt position as last recorded by the operator.
+    async fn debt_position(
+        &self,
+        party: PartyId,
+    ) -> Result<Option<cessio_core::debt::DebtPosition>, StoreError>;
+
+    /// Holder accounts with what F5 and the close of the year need to know about them
+    /// (rata, type, last cession received), as a [`HoldingQuery`] selects them.
+    async fn holding_infos(&self, query: &HoldingQuery) -> Result<Vec<HoldingInfo>, StoreError>;
+
+    /// The credits created by splitting a rata (F6), oldest first.
+    async fn splits_of(&self, rata: RataId) -> Result<Vec<i64>, StoreError>;
 }
 
 /// How a database URL names its backend.

@@ -1,6 +1,8 @@
 //! What the store records and what a caller asks of it.
 
 use cessio_core::cf::CodiceFiscale;
+use cessio_core::debt::DebtPosition;
+use cessio_core::f24::F24Choice;
 use cessio_core::ledger::{AccountKind, PartyId, RataId, TransferId, TransferKind};
 use cessio_core::money::Cents;
 use cessio_core::time::RefYear;
@@ -200,6 +202,27 @@ pub enum Command {
     IssueCredit(NewCredit),
     /// All movements apply, or none.
     Transfer(Vec<TransferRequest>),
+    /// R-F24-CHOICE: declare (or revoke) the choice to use a holding in F24. The app checks
+    /// the rule; the store records the new state, append-only.
+    F24Choice {
+        rata: RataId,
+        party: PartyId,
+        declared: bool,
+        on: NaiveDate,
+    },
+    /// The operator records a party's overdue-debt position (input of R-BAN-100K/1500).
+    DebtPosition {
+        party: PartyId,
+        position: DebtPosition,
+    },
+    /// F6: `amount` of the party's holding of `rata` moves to the rata's split account and
+    /// the new credit's rate (the ten instalments) are issued to the party, in one step.
+    Split {
+        rata: RataId,
+        party: PartyId,
+        amount: Cents,
+        credit: NewCredit,
+    },
 }
 
 /// One mutating request. `at` comes from the app's clock, so tests decide what "now" is.
@@ -279,6 +302,9 @@ pub struct Credit {
     pub tracciabile: bool,
     pub created_at: DateTime<Utc>,
     pub rate: Vec<Rata>,
+    /// For the rate of a ten-instalment split (F6): the original rata they replace.
+    #[serde(default)]
+    pub split_of: Option<RataId>,
 }
 
 /// Tuning of the write path. `max_batch == 1` is one transaction per operation.
@@ -583,4 +609,89 @@ pub fn monitor_totals_sql(placeholder: impl Fn(usize) -> String) -> String {
           WHERE (t.party = {p} OR t.counterparty = {p}) AND t.phase IN ('posted', 'pending') AND t.at <= {u}
           GROUP BY c.type_key, r.year, r.codice_tributo, received, t.kind, state"
     )
+}
+
+/// The current F24 choice of one holding (R-F24-CHOICE), as last recorded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChoiceRecord {
+    pub rata: RataId,
+    pub party: PartyId,
+    pub choice: F24Choice,
+}
+
+/// A holding with something still available, as the year-end close looks at it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldingInfo {
+    pub account: cessio_core::ledger::Account,
+    pub rata: Rata,
+    pub type_key: String,
+    pub tracciabile: bool,
+    /// When the holding last received credit by an accepted cession (R-F24-WINDOW-122).
+    pub received_by_cession_at: Option<DateTime<Utc>>,
+}
+
+/// A selection of holder accounts, by party or across the register (the year-end close),
+/// in account id order and in pages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HoldingQuery {
+    pub party: Option<PartyId>,
+    /// Only rate whose reference year is at most this.
+    pub max_year: Option<u16>,
+    /// Only holdings with a positive available amount.
+    pub only_available: bool,
+    /// Only accounts with a greater id (the previous page's last).
+    pub after: i64,
+    pub limit: usize,
+}
+
+impl HoldingQuery {
+    pub fn of(party: PartyId) -> Self {
+        HoldingQuery {
+            party: Some(party),
+            max_year: None,
+            only_available: false,
+            after: 0,
+            limit: 100_000,
+        }
+    }
+
+    /// The SQL both backends run, with `placeholder(n)` spelling the n-th parameter; the
+    /// parameters are, in order: party (0 for any), max year, after, only available (0/1),
+    /// limit, all 64-bit integers.
+    pub fn sql(placeholder: impl Fn(usize) -> String) -> String {
+        let p: Vec<String> = (1..=5).map(placeholder).collect();
+        format!(
+            "SELECT a.id, a.rata, a.kind, a.party, a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted,
+                    r.id, r.credit, r.idx, r.year, r.amount, r.codice_tributo, r.codice_univoco,
+                    c.type_key, c.tracciabile,
+                    (SELECT MAX(t.at) FROM transfers t
+                      WHERE t.rata = a.rata AND t.credit = a.id AND t.kind = 'cession'
+                        AND t.phase IN ('pending', 'posted')) AS ceded_at
+               FROM accounts a
+               JOIN rate r ON r.id = a.rata
+               JOIN credits c ON c.id = r.credit
+              WHERE a.kind = 'holder'
+                AND ({p1} = CAST(0 AS BIGINT) OR a.party = {p1})
+                AND CAST(r.year AS BIGINT) <= {p2}
+                AND a.id > {p3}
+                AND ({p4} = CAST(0 AS BIGINT) OR a.credits_posted - a.debits_posted - a.debits_pending > 0)
+              ORDER BY a.id
+              LIMIT {p5}",
+            p1 = p[0],
+            p2 = p[1],
+            p3 = p[2],
+            p4 = p[3],
+            p5 = p[4],
+        )
+    }
+
+    pub fn params(&self) -> [i64; 5] {
+        [
+            self.party.unwrap_or(0),
+            i64::from(self.max_year.unwrap_or(u16::MAX)),
+            self.after,
+            i64::from(self.only_available),
+            i64::try_from(self.limit).unwrap_or(i64::MAX),
+        ]
+    }
 }
