@@ -861,7 +861,9 @@ impl App {
         let receipt = self
             .submit(self.operation(p, key, Some(party), Command::Transfer(moves), fp)?)
             .await?;
-        debug_assert_eq!(receipt.amount, total);
+        // A retry racing its first request can reach the store second and get the first
+        // request's receipt back (replayed), computed from what was cedible then.
+        debug_assert!(receipt.replayed || receipt.amount == total);
         Ok(cession_receipt(receipt))
     }
 
@@ -1124,7 +1126,9 @@ impl App {
                 },
                 other => other,
             })?;
-        debug_assert_eq!(receipt.amount, amount);
+        // A retry racing its first request gets the first request's receipt from the
+        // store (replayed): its amount is of the operations selected then.
+        debug_assert!(receipt.replayed || receipt.amount == amount);
         Ok(answer_receipt(&receipt, accept))
     }
 

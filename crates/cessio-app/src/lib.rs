@@ -379,15 +379,20 @@ impl App {
         let Some(pin) = pin.filter(|s| !s.is_empty()) else {
             return Err(AppError::PinRequired);
         };
-        // The attempt is counted before the PIN is checked, so that parallel guesses
-        // cannot slip past the lock; a right PIN clears the count again.
+        // Only wrong PINs count (SPEC §2), each atomically and never past the lock, so that
+        // parallel wrong guesses cannot exceed it; a right PIN is accepted only if the lock
+        // has not been reached meanwhile. A program with many requests in flight, all with
+        // the right PIN, is therefore never locked out.
+        if secret_matches(pin, &user.pin_hash) {
+            return if self.store.pin_succeeded(user.id, max).await? {
+                Ok(())
+            } else {
+                Err(AppError::PinLocked { failures: max })
+            };
+        }
         let Some(failures) = self.store.pin_attempt(user.id, max).await? else {
             return Err(AppError::PinLocked { failures: max });
         };
-        if secret_matches(pin, &user.pin_hash) {
-            self.store.pin_reset(user.id, None, self.now()).await?;
-            return Ok(());
-        }
         if failures >= max {
             Err(AppError::PinLocked { failures })
         } else {

@@ -1143,6 +1143,20 @@ impl Store for PgStore {
             .map(|r| u32::try_from(r.get::<_, i32>(0)).unwrap_or(u32::MAX)))
     }
 
+    async fn pin_succeeded(&self, user: i64, max: u32) -> Result<bool, StoreError> {
+        let max = i32::try_from(max).unwrap_or(i32::MAX);
+        Ok(self
+            .reader()
+            .await?
+            .execute(
+                "UPDATE users SET pin_failures = 0 WHERE id = $1 AND pin_failures < $2",
+                &[&user, &max],
+            )
+            .await
+            .map_err(db_err)?
+            > 0)
+    }
+
     async fn pin_reset(
         &self,
         user: i64,

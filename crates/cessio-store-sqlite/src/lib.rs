@@ -1101,6 +1101,18 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn pin_succeeded(&self, user: i64, max: u32) -> Result<bool, StoreError> {
+        self.read(move |c| {
+            c.execute(
+                "UPDATE users SET pin_failures = 0 WHERE id = ?1 AND pin_failures < ?2",
+                params![user, max],
+            )
+            .map(|n| n > 0)
+            .map_err(db_err)
+        })
+        .await
+    }
+
     async fn pin_reset(
         &self,
         user: i64,

@@ -172,11 +172,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Counts one wrong PIN and returns the failures so far, atomically.
     async fn pin_failed(&self, user: i64) -> Result<u32, StoreError>;
 
-    /// Reserves one PIN attempt before the PIN is checked: counts it as a failure unless
-    /// `max` failures are already counted, atomically, and returns the new count (`None`
-    /// when the PIN is locked). Parallel guesses therefore cannot exceed `max`; a right PIN
-    /// then resets the count with [`Store::pin_reset`].
+    /// Counts one wrong PIN unless `max` failures are already counted, atomically, and
+    /// returns the new count (`None` when the PIN is locked). Parallel wrong guesses
+    /// therefore cannot exceed `max`.
     async fn pin_attempt(&self, user: i64, max: u32) -> Result<Option<u32>, StoreError>;
+
+    /// After a right PIN: clears the failures unless `max` are counted by now (a lock that
+    /// parallel wrong guesses reached meanwhile wins), atomically. False when locked.
+    async fn pin_succeeded(&self, user: i64, max: u32) -> Result<bool, StoreError>;
 
     /// Clears the failures: after a right PIN, or an operator's audited unlock.
     async fn pin_reset(

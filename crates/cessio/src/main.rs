@@ -75,9 +75,9 @@ enum Cmd {
         /// and print its logins.
         #[arg(long)]
         demo: bool,
-        /// Fix the platform's clock (Europe/Rome local time, e.g. 2024-04-15T10:00), for
-        /// demonstrations and tests.
-        #[arg(long, env = "CESSIO_CLOCK")]
+        /// Fix the platform's clock (Europe/Rome local time, e.g. 2024-04-15T10:00 or
+        /// 2024-04-15T10:00:00), for demonstrations and tests.
+        #[arg(long, env = "CESSIO_CLOCK", value_parser = parse_local_time)]
         clock: Option<chrono::NaiveDateTime>,
         /// Mark session cookies Secure (when served over TLS).
         #[arg(long, env = "CESSIO_SECURE_COOKIES")]
@@ -354,6 +354,13 @@ struct ServeArgs {
     clock: Option<chrono::NaiveDateTime>,
     secure_cookies: bool,
     strong: strong::StrongArgs,
+}
+
+/// A Rome wall-clock time with or without seconds.
+fn parse_local_time(s: &str) -> Result<chrono::NaiveDateTime, String> {
+    chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S")
+        .or_else(|_| chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M"))
+        .map_err(|_| format!("«{s}» is not a local time: write 2024-04-15T10:00"))
 }
 
 fn app_for(store: Arc<dyn Store>, clock: Option<chrono::NaiveDateTime>) -> Result<App> {
