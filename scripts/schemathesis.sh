@@ -8,6 +8,7 @@
 #   scripts/schemathesis.sh                      # CI size: 10 examples per operation
 #   ST_MAX_EXAMPLES=200 scripts/schemathesis.sh  # longer
 #   ST_USER=operatore scripts/schemathesis.sh    # as another demo user
+#   CESSIO_BIN=target/debug/cessio scripts/schemathesis.sh  # an already built binary (CI)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MAX_EXAMPLES="${ST_MAX_EXAMPLES:-10}"
@@ -16,7 +17,11 @@ PASSWORD="cessio-demo-2024"
 TARGET="${CARGO_TARGET_DIR:-target}"
 VENV="target/st-venv"
 
-cargo build --release -p cessio
+BIN="${CESSIO_BIN:-}"
+if [ -z "$BIN" ]; then
+    cargo build --release -p cessio
+    BIN="$TARGET/release/cessio"
+fi
 if [ ! -x "$VENV/bin/schemathesis" ]; then
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install --quiet schemathesis
@@ -30,7 +35,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$TARGET/release/cessio" serve --demo --database-url "sqlite://$work/st.db" \
+"$BIN" serve --demo --database-url "sqlite://$work/st.db" \
     --listen 127.0.0.1:0 --clock 2024-04-15T10:00:00 >"$work/out" 2>"$work/err" &
 server=$!
 base=""
