@@ -28,6 +28,7 @@ mod acceptance;
 pub mod assets;
 mod cession;
 mod communications;
+mod f24;
 mod layout;
 mod login;
 mod monitoring;
@@ -86,6 +87,9 @@ pub fn routes() -> Router<WebState> {
             "/soggetti/{cf}/accettazione",
             get(acceptance::page).post(acceptance::submit),
         )
+        .route("/soggetti/{cf}/f24", get(f24::page).post(f24::reserve))
+        .route("/soggetti/{cf}/f24/fine", post(f24::end))
+        .route("/soggetti/{cf}/f24/scelta", post(f24::choice))
         .route("/soggetti/{cf}/movimenti", get(movements::page))
         .route("/soggetti/{cf}/movimenti.csv", get(movements::csv))
         .route(
@@ -487,7 +491,7 @@ async fn home(
     };
     let notice = ui.take_notice(&state);
     let base = party_home(&party);
-    let functions: [(&str, &str, &str); 5] = [
+    let functions: [(&str, &str, &str); 6] = [
         (
             "monitoraggio",
             "Monitoraggio crediti",
@@ -507,6 +511,11 @@ async fn home(
             "movimenti",
             "Lista movimenti",
             "Le comunicazioni di cessione inviate e ricevute, con filtri ed esportazione CSV.",
+        ),
+        (
+            "f24",
+            "Gestione F24",
+            "Usa i crediti in compensazione: disponibilità per codice tributo e anno, scelta per le rate tracciabili, prenotazione e conferma del modello.",
         ),
         (
             "comunicazioni",

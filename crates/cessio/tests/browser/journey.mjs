@@ -190,6 +190,30 @@ try {
   await page.goto(`${base}/soggetti/${BIANCHI}/cessione`);
   expect(await page.locator(`#importo_${RATA}`).inputValue() === '3.000,05', 'refused amount not back with the cedente');
   await cede('1.000,00', ['111111', '222222', '333333', PIN]);
+
+  // 4b. Gestione F24: an F24 over the available amount is refused whole (R-F24-OVER);
+  //     then one within it is reserved and confirmed.
+  await page.goto(`${base}/soggetti/${BIANCHI}/f24`);
+  await audit('f24');
+  await page.locator('#codice_0').fill('7712');
+  await page.locator('#anno_0').fill('2025');
+  await page.locator('#importo_0').fill('99.999,00');
+  await page.locator('#pin').fill(PIN);
+  await page.getByRole('button', { name: 'Prenota il modello F24' }).click();
+  await page.waitForLoadState('load');
+  expect((await text()).includes('R-F24-OVER'), 'an F24 above the available amount was not refused');
+  await page.locator('#codice_0').fill('7712');
+  await page.locator('#anno_0').fill('2025');
+  await page.locator('#importo_0').fill('500,00');
+  await page.locator('#pin').fill(PIN);
+  await page.getByRole('button', { name: 'Prenota il modello F24' }).click();
+  await page.waitForLoadState('load');
+  expect((await text()).includes('Modello F24 prenotato'), `F24 not reserved: ${(await text()).slice(0, 400)}`);
+  await audit('f24-prenotato');
+  await page.locator('#pin-fine').fill(PIN);
+  await page.getByRole('button', { name: "Conferma l'utilizzo" }).click();
+  await page.waitForLoadState('load');
+  expect((await text()).includes('Modello F24 confermato'), 'F24 not confirmed');
   await logout();
 
   // 5. Accept, then export the list as CSV and check it.
