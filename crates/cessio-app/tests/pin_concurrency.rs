@@ -12,9 +12,7 @@ mod support;
 
 use support::*;
 
-backends!(
-    pin_right_pin_in_concurrent_requests_is_never_refused,
-);
+backends!(pin_right_pin_in_concurrent_requests_is_never_refused,);
 
 async fn pin_right_pin_in_concurrent_requests_is_never_refused(t: TestApp) {
     let (holder, c) = (t.company(1).await, t.company(2).await);
