@@ -4,6 +4,8 @@
 
 #![expect(clippy::unwrap_used, reason = "tests")]
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -104,16 +106,8 @@ async fn kill_9_loses_no_acknowledged_operation_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_loses_no_acknowledged_operation_postgres() {
-    let url = match std::env::var("CESSIO_TEST_DATABASE_URL") {
-        Ok(u) if !u.is_empty() => u,
-        _ => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CESSIO_TEST_DATABASE_URL must be set in CI"
-            );
-            eprintln!("skipped: CESSIO_TEST_DATABASE_URL is not set");
-            return;
-        }
+    let Some(url) = common::postgres_url() else {
+        return;
     };
     let schema = format!("crash_{}", std::process::id());
     let u = url.clone();
@@ -126,12 +120,5 @@ async fn kill_9_loses_no_acknowledged_operation_postgres() {
         ) as Arc<dyn Store>
     })
     .await;
-    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    client
-        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        .await
-        .unwrap();
+    common::drop_schema(&url, &schema).await;
 }

@@ -17,6 +17,8 @@
 
 #![expect(clippy::unwrap_used, reason = "tests")]
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -542,16 +544,8 @@ async fn kill_loop_under_http_load_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_loop_under_http_load_postgres() {
-    let url = match std::env::var("CESSIO_TEST_DATABASE_URL") {
-        Ok(u) if !u.is_empty() => u,
-        _ => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CESSIO_TEST_DATABASE_URL must be set in CI"
-            );
-            eprintln!("skipped: CESSIO_TEST_DATABASE_URL is not set");
-            return;
-        }
+    let Some(url) = common::postgres_url() else {
+        return;
     };
     let schema = format!("kill_loop_{}", std::process::id());
     kill_loop(Db {
@@ -559,12 +553,5 @@ async fn kill_loop_under_http_load_postgres() {
         schema: Some(schema.clone()),
     })
     .await;
-    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    client
-        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        .await
-        .unwrap();
+    common::drop_schema(&url, &schema).await;
 }
