@@ -23,6 +23,7 @@ use chrono::Utc;
 use clap::{Parser, Subcommand};
 
 mod bench_queries;
+mod close_year;
 mod demo;
 mod rent;
 mod strong;
@@ -169,6 +170,9 @@ enum Cmd {
     /// Compute the rent credit of art. 28 DL 34/2020 (R-RENT) month by month and print a
     /// table with the total. Exits 2 on bad input.
     RentCredit(rent::RentArgs),
+    /// Close a year (F5): unused amounts whose last day of use has passed expire
+    /// (R-F24-WINDOW-121/122). Idempotent; refused before 1 January of the next year.
+    CloseYear(close_year::CloseYearArgs),
 }
 
 fn main() -> Result<()> {
@@ -344,6 +348,7 @@ async fn run(cli: Cli) -> Result<()> {
             load(store, concurrency, ops, &key_prefix).await
         }
         Cmd::RentCredit(args) => rent::run(&args),
+        Cmd::CloseYear(args) => close_year::run(args).await,
     }
 }
 
