@@ -29,8 +29,9 @@ use cessio_store::queue::{self, Job, WriteStats};
 use cessio_store::verify::Verifier;
 use cessio_store::{
     AccountRef, Answer, ChoiceRecord, Counts, Credit, CreditOrigin, EntryQuery, EntryState,
-    HoldingInfo, HoldingQuery, IdempotencyKey, MonitorTotal, NewUser, Operation, Party, PartyEntry,
-    PartyKind, Rata, Receipt, Role, SqlValue, Store, StoreError, User, VerifyReport, WriteConfig,
+    HoldingInfo, HoldingQuery, IdempotencyKey, MonitorTotal, NewOperatorEvent, NewUser, Operation,
+    OperatorEvent, OperatorEventQuery, Party, PartyEntry, PartyKind, Rata, Receipt, Role, SqlValue,
+    Store, StoreError, User, VerifyReport, WriteConfig,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use tokio::sync::{mpsc, oneshot};
@@ -1455,5 +1456,105 @@ impl Store for PgStore {
             .collect();
         tx.commit().await.map_err(db_err)?;
         Ok(v.finish(accounts, rate, &head))
+    }
+
+    async fn set_deceased(
+        &self,
+        party: PartyId,
+        deceased: bool,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let detail = format!("party {party} deceased {deceased}");
+        let row = self
+            .reader()
+            .await?
+            .query_opt(
+                "WITH p AS (UPDATE parties SET deceased = $1 WHERE id = $2 RETURNING id),
+                 a AS (INSERT INTO audit_log (at, actor, action, detail)
+                   SELECT $3, $4, 'set_deceased', $5 FROM p)
+                 SELECT id FROM p",
+                &[&deceased, &party, &at.timestamp_micros(), &actor, &detail],
+            )
+            .await
+            .map_err(db_err)?;
+        match row {
+            Some(_) => Ok(()),
+            None => Err(StoreError::UnknownParty { party }),
+        }
+    }
+
+    async fn append_operator_event(&self, event: NewOperatorEvent) -> Result<i64, StoreError> {
+        let data = event.data.to_string();
+        Ok(self
+            .reader()
+            .await?
+            .query_one(
+                "INSERT INTO operator_events (kind, at, actor, transfer, party, counterparty, data)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                &[
+                    &event.kind,
+                    &event.at.timestamp_micros(),
+                    &event.actor,
+                    &event.transfer,
+                    &event.party,
+                    &event.counterparty,
+                    &data,
+                ],
+            )
+            .await
+            .map_err(db_err)?
+            .get(0))
+    }
+
+    async fn operator_events(
+        &self,
+        query: &OperatorEventQuery,
+    ) -> Result<Vec<OperatorEvent>, StoreError> {
+        let (sql, values) = query.sql(|n| format!("${n}"));
+        let ints: Vec<Option<i64>> = values
+            .iter()
+            .map(|v| match v {
+                SqlValue::Int(i) => Some(*i),
+                SqlValue::Text(_) => None,
+            })
+            .collect();
+        let texts: Vec<Option<&str>> = values
+            .iter()
+            .map(|v| match v {
+                SqlValue::Text(t) => Some(t.as_str()),
+                SqlValue::Int(_) => None,
+            })
+            .collect();
+        let params: Vec<&(dyn ToSql + Sync)> = ints
+            .iter()
+            .zip(&texts)
+            .map(|(i, t)| match i {
+                Some(i) => i as &(dyn ToSql + Sync),
+                None => t as &(dyn ToSql + Sync),
+            })
+            .collect();
+        let rows = self
+            .reader()
+            .await?
+            .query(&sql, &params)
+            .await
+            .map_err(db_err)?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let data: String = r.get(7);
+                OperatorEvent {
+                    id: r.get(0),
+                    kind: r.get(1),
+                    at: micros_to_time(r.get(2)),
+                    actor: r.get(3),
+                    transfer: r.get(4),
+                    party: r.get(5),
+                    counterparty: r.get(6),
+                    data: serde_json::from_str(&data).unwrap_or(serde_json::Value::Null),
+                }
+            })
+            .collect())
     }
 }

@@ -28,8 +28,9 @@ use cessio_store::queue::{self, Job, WriteStats};
 use cessio_store::verify::Verifier;
 use cessio_store::{
     AccountRef, Answer, ChoiceRecord, Counts, Credit, CreditOrigin, EntryQuery, EntryState,
-    HoldingInfo, HoldingQuery, IdempotencyKey, MonitorTotal, NewUser, Operation, Party, PartyEntry,
-    PartyKind, Rata, Receipt, Role, SqlValue, Store, StoreError, User, VerifyReport, WriteConfig,
+    HoldingInfo, HoldingQuery, IdempotencyKey, MonitorTotal, NewOperatorEvent, NewUser, Operation,
+    OperatorEvent, OperatorEventQuery, Party, PartyEntry, PartyKind, Rata, Receipt, Role, SqlValue,
+    Store, StoreError, User, VerifyReport, WriteConfig,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{
@@ -1366,5 +1367,89 @@ impl Store for SqliteStore {
 
     async fn verify(&self) -> Result<VerifyReport, StoreError> {
         self.read(verify_all).await
+    }
+
+    async fn set_deceased(
+        &self,
+        party: PartyId,
+        deceased: bool,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let actor = actor.to_string();
+        self.read(move |c| {
+            let tx = rusqlite::Transaction::new_unchecked(c, TransactionBehavior::Immediate)
+                .map_err(db_err)?;
+            let n = tx
+                .execute(
+                    "UPDATE parties SET deceased = ?1 WHERE id = ?2",
+                    params![deceased, party],
+                )
+                .map_err(db_err)?;
+            if n == 0 {
+                return Err(StoreError::UnknownParty { party });
+            }
+            audit(
+                &tx,
+                at,
+                &actor,
+                "set_deceased",
+                &format!("party {party} deceased {deceased}"),
+            )?;
+            tx.commit().map_err(db_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn append_operator_event(&self, event: NewOperatorEvent) -> Result<i64, StoreError> {
+        self.read(move |c| {
+            c.execute(
+                "INSERT INTO operator_events (kind, at, actor, transfer, party, counterparty, data)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    event.kind,
+                    event.at.timestamp_micros(),
+                    event.actor,
+                    event.transfer,
+                    event.party,
+                    event.counterparty,
+                    event.data.to_string()
+                ],
+            )
+            .map_err(db_err)?;
+            Ok(c.last_insert_rowid())
+        })
+        .await
+    }
+
+    async fn operator_events(
+        &self,
+        query: &OperatorEventQuery,
+    ) -> Result<Vec<OperatorEvent>, StoreError> {
+        let (sql, values) = query.sql(|n| format!("?{n}"));
+        self.read(move |c| {
+            let bound: Vec<rusqlite::types::Value> = values
+                .into_iter()
+                .map(|v| match v {
+                    SqlValue::Int(i) => rusqlite::types::Value::Integer(i),
+                    SqlValue::Text(t) => rusqlite::types::Value::Text(t),
+                })
+                .collect();
+            all(c, &sql, rusqlite::params_from_iter(bound), |r| {
+                let data: String = r.get(7)?;
+                Ok(OperatorEvent {
+                    id: r.get(0)?,
+                    kind: r.get(1)?,
+                    at: micros_to_time(r.get(2)?),
+                    actor: r.get(3)?,
+                    transfer: r.get(4)?,
+                    party: r.get(5)?,
+                    counterparty: r.get(6)?,
+                    data: serde_json::from_str(&data).unwrap_or(serde_json::Value::Null),
+                })
+            })
+        })
+        .await
     }
 }

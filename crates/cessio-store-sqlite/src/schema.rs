@@ -163,6 +163,25 @@ CREATE TABLE debt_positions (
 );
 CREATE INDEX debt_positions_party ON debt_positions (party, id);
 ",
+    r"
+-- F9: the operator's register, append-only (R-HISTORY): bank clients (R-BANK-CLIENT),
+-- suspensions and their end (R-SUSP), risk hits, annulments on request. `data` is the
+-- entry's JSON payload, owned by the app layer.
+CREATE TABLE operator_events (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    transfer INTEGER,
+    party INTEGER,
+    counterparty INTEGER,
+    data TEXT NOT NULL
+);
+CREATE INDEX operator_events_kind ON operator_events (kind, id);
+CREATE INDEX operator_events_transfer ON operator_events (transfer) WHERE transfer IS NOT NULL;
+CREATE INDEX operator_events_party ON operator_events (party, id);
+CREATE INDEX operator_events_counterparty ON operator_events (counterparty, id);
+",
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

@@ -38,7 +38,8 @@ macro_rules! contract_tests {
             protocols_and_codici_univoci_are_unique,
             r_conserve_large_amounts_stay_exact,
             users_pins_delegations_and_tokens,
-            r_history_party_entries_as_of_a_past_time
+            r_history_party_entries_as_of_a_past_time,
+            f9_deceased_flag_and_operator_register
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
@@ -745,4 +746,107 @@ pub async fn r_history_party_entries_as_of_a_past_time(store: DynStore) {
     assert_eq!(of_a[0].kind, TransferKind::Issue);
     assert_eq!(of_a[0].party, Some(a));
     assert_eq!(store.parties(&[b, a, 777]).await.unwrap().len(), 2);
+}
+
+/// F9: the deceased flag is set and cleared (unknown party refused); the operator's
+/// register keeps every entry, in order, selected by kind, transfer, party and time.
+pub async fn f9_deceased_flag_and_operator_register(store: DynStore) {
+    let a = party(&store, 1).await;
+    let b = party(&store, 2).await;
+    store.set_deceased(a, true, "op", t0()).await.unwrap();
+    assert!(store.party(a).await.unwrap().unwrap().deceased);
+    assert!(!store.party(b).await.unwrap().unwrap().deceased);
+    store.set_deceased(a, false, "op", t0()).await.unwrap();
+    assert!(!store.party(a).await.unwrap().unwrap().deceased);
+    assert_eq!(
+        store.set_deceased(999, true, "op", t0()).await,
+        Err(StoreError::UnknownParty { party: 999 })
+    );
+
+    let event = |kind: &str, transfer: Option<i64>, party: Option<PartyId>, minutes: i64| {
+        crate::NewOperatorEvent {
+            kind: kind.into(),
+            at: t0() + chrono::Duration::minutes(minutes),
+            actor: "op".into(),
+            transfer,
+            party,
+            counterparty: Some(b),
+            data: serde_json::json!({ "reason": format!("{kind} {minutes}"), "days": 30 }),
+        }
+    };
+    let first = store
+        .append_operator_event(event("suspend", Some(7), Some(a), 0))
+        .await
+        .unwrap();
+    let second = store
+        .append_operator_event(event("risk_hit", Some(7), None, 1))
+        .await
+        .unwrap();
+    store
+        .append_operator_event(event("suspend", Some(8), Some(a), 2))
+        .await
+        .unwrap();
+    assert!(second > first);
+    let q = |kinds: &[&str], transfer, party, since| crate::OperatorEventQuery {
+        kinds: kinds.iter().map(|k| k.to_string()).collect(),
+        transfer,
+        party,
+        since,
+        limit: None,
+    };
+    let all = store
+        .operator_events(&crate::OperatorEventQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 3);
+    assert_eq!(all[0].id, first);
+    assert_eq!(all[0].data["reason"], "suspend 0");
+    assert_eq!(all[0].at, t0());
+    assert_eq!(all[1].party, None);
+    let kinds: Vec<i64> = store
+        .operator_events(&q(&["suspend"], None, None, None))
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.transfer.unwrap())
+        .collect();
+    assert_eq!(kinds, [7, 8]);
+    assert_eq!(
+        store
+            .operator_events(&q(&["suspend", "risk_hit"], Some(7), None, None))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    // The party matches either side.
+    assert_eq!(
+        store
+            .operator_events(&q(&[], None, Some(b), None))
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    assert_eq!(
+        store
+            .operator_events(&q(
+                &[],
+                None,
+                Some(a),
+                Some(t0() + chrono::Duration::minutes(1))
+            ))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let limited = store
+        .operator_events(&crate::OperatorEventQuery {
+            limit: Some(1),
+            ..crate::OperatorEventQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(limited.len(), 1);
 }

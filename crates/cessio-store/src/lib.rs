@@ -230,6 +230,25 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Recomputes every balance from the history and checks R-CONSERVE and the hash chain.
     async fn verify(&self) -> Result<VerifyReport, StoreError>;
 
+    /// F9 registry: sets or clears a party's deceased flag, recorded in the audit log
+    /// under `actor`. Unknown party: [`StoreError::UnknownParty`].
+    async fn set_deceased(
+        &self,
+        party: PartyId,
+        deceased: bool,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// F9: appends one entry to the operator's register (append-only); returns its id.
+    async fn append_operator_event(&self, event: NewOperatorEvent) -> Result<i64, StoreError>;
+
+    /// F9: the entries of the operator's register a query selects, oldest first.
+    async fn operator_events(
+        &self,
+        query: &OperatorEventQuery,
+    ) -> Result<Vec<OperatorEvent>, StoreError>;
+
     /// The history rows an operation recorded, in id order (an F24 reservation's lines).
     async fn operation_transfers(
         &self,

@@ -695,3 +695,93 @@ impl HoldingQuery {
         ]
     }
 }
+
+/// F9: one entry to append to the operator's register, which is append-only like the
+/// ledger (R-HISTORY): bank clients (R-BANK-CLIENT), suspensions and their end (R-SUSP),
+/// risk hits, annulments on request. `kind` names the entry; `data` is its payload, owned
+/// by the app layer (the store keeps it as JSON text and never reads inside it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewOperatorEvent {
+    pub kind: String,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    /// The movement the entry is about (a suspended or annulled transfer, a risk hit's).
+    pub transfer: Option<TransferId>,
+    pub party: Option<PartyId>,
+    pub counterparty: Option<PartyId>,
+    pub data: serde_json::Value,
+}
+
+/// F9: one recorded entry of the operator's register.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperatorEvent {
+    pub id: i64,
+    pub kind: String,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub transfer: Option<TransferId>,
+    pub party: Option<PartyId>,
+    pub counterparty: Option<PartyId>,
+    pub data: serde_json::Value,
+}
+
+/// A selection of the operator's register, filtered where the rows are.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OperatorEventQuery {
+    /// Entries of these kinds (none: every kind).
+    pub kinds: Vec<String>,
+    pub transfer: Option<TransferId>,
+    /// Entries where this party is the party or the counterparty.
+    pub party: Option<PartyId>,
+    /// Entries recorded at or after this instant.
+    pub since: Option<DateTime<Utc>>,
+    /// At most this many rows, oldest first.
+    pub limit: Option<usize>,
+}
+
+impl OperatorEventQuery {
+    /// Bounded: a register read never loads more than this many rows.
+    pub const MAX_ROWS: usize = 100_000;
+
+    /// The SQL both backends run, with `placeholder(n)` spelling the n-th parameter.
+    pub fn sql(&self, placeholder: impl Fn(usize) -> String) -> (String, Vec<SqlValue>) {
+        let mut params = Vec::new();
+        let mut next = |v: SqlValue| {
+            params.push(v);
+            placeholder(params.len())
+        };
+        let mut conditions = vec!["1 = 1".to_string()];
+        if !self.kinds.is_empty() {
+            let list: Vec<String> = self
+                .kinds
+                .iter()
+                .map(|k| next(SqlValue::Text(k.clone())))
+                .collect();
+            conditions.push(format!("kind IN ({})", list.join(", ")));
+        }
+        if let Some(t) = self.transfer {
+            conditions.push(format!("transfer = {}", next(SqlValue::Int(t))));
+        }
+        if let Some(p) = self.party {
+            let a = next(SqlValue::Int(p));
+            let b = next(SqlValue::Int(p));
+            conditions.push(format!("(party = {a} OR counterparty = {b})"));
+        }
+        if let Some(s) = self.since {
+            conditions.push(format!(
+                "at >= {}",
+                next(SqlValue::Int(s.timestamp_micros()))
+            ));
+        }
+        let limit = self.limit.unwrap_or(Self::MAX_ROWS).min(Self::MAX_ROWS);
+        let ph = next(SqlValue::Int(i64::try_from(limit).unwrap_or(i64::MAX)));
+        (
+            format!(
+                "SELECT id, kind, at, actor, transfer, party, counterparty, data
+                   FROM operator_events WHERE {} ORDER BY id LIMIT {ph}",
+                conditions.join(" AND ")
+            ),
+            params,
+        )
+    }
+}
