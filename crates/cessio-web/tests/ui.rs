@@ -40,6 +40,10 @@ const FORMS: &[(&str, &str)] = &[
         "delega-username=studio&delega-cf=00743110157&azione=revoca",
     ),
     ("/operatore/pin", "sblocco-username=impresa"),
+    (
+        "/operatore/debiti",
+        "chiave=k&debito-cf=00743110157&importo_0=1,00",
+    ),
 ];
 
 impl Server {
@@ -415,5 +419,47 @@ async fn cession_and_answer_work_with_plain_forms() {
     assert!(
         after.contains(&whole),
         "the refused amount is not cedible again"
+    );
+}
+
+/// The operator records a debt position (the input of R-BAN-100K and R-BAN-1500): what the
+/// law counts is shown back; a malformed amount is refused next to its field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_records_a_debt_position_by_form() {
+    let s = Server::start().await;
+    let op = s.login("operatore").await;
+    let page = html(&s.page("/operatore", Some(&op)).await);
+    let csrf = hidden(&page, "csrf");
+    let key = hidden(&page, "chiave");
+    let bad = s
+        .form(
+            "/operatore/debiti",
+            Some(&op),
+            &format!("csrf={csrf}&chiave={key}&debito-cf={COMPANY}&natura_0=erariale&importo_0=12%2C345&piano_0=nessuna&scaduto_0=si"),
+        )
+        .await;
+    assert_eq!(bad.status, 422);
+    assert!(
+        html(&bad).contains("id=\"importo_0-errore\""),
+        "{}",
+        html(&bad)
+    );
+    let ok = s
+        .form(
+            "/operatore/debiti",
+            Some(&op),
+            &format!(
+                "csrf={csrf}&chiave={key}&debito-cf={COMPANY}\
+                 &natura_0=erariale&importo_0=150.000%2C00&sospeso_0=40.000%2C00&piano_0=nessuna&scaduto_0=si\
+                 &natura_1=altro&importo_1=9.000%2C00&piano_1=nessuna&scaduto_1=si"
+            ),
+        )
+        .await;
+    assert_eq!(ok.status, 303, "{}", html(&ok));
+    let after = html(&s.page("/operatore", Some(&op)).await);
+    assert!(after.contains("Posizione debitoria registrata"), "{after}");
+    assert!(
+        after.contains("110.000,00 €"),
+        "counted for R-BAN-100K: {after}"
     );
 }

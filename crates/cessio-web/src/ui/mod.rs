@@ -111,6 +111,7 @@ pub fn routes() -> Router<WebState> {
         .route("/operatore/utenti", post(operator::create_user))
         .route("/operatore/deleghe", post(operator::delegation))
         .route("/operatore/pin", post(operator::unlock_pin))
+        .route("/operatore/debiti", post(operator::debt_position))
         .layer(middleware::from_fn(page_headers))
         .route("/static/{digest}/{*path}", get(assets::serve))
 }

@@ -6,12 +6,14 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use cessio_app::AppError;
+use cessio_core::debt::{DebtKind, DebtLoad, DebtPosition, InstalmentPlan};
+use cessio_core::money::Cents;
 use cessio_store::{PartyKind, Role};
 use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::layout::{
-    Field, FieldErrors, csrf_field, error_summary, kind_label, page as layout_page,
+    Field, FieldErrors, amount, csrf_field, error_summary, kind_label, page as layout_page,
 };
 use super::{Notice, Ui, party_home, render_status, see_other};
 use crate::{WebState, random_token};
@@ -25,6 +27,7 @@ struct Outcome {
     user: UserForm,
     delegation: DelegationForm,
     unlock: UnlockForm,
+    debt: Vec<(String, String)>,
 }
 
 pub async fn page(State(state): State<WebState>, ui: Ui) -> Response {
@@ -61,6 +64,7 @@ fn show(ui: &Ui, notice: Option<Notice>, o: &Outcome, status: StatusCode) -> Res
                     div.col-lg-6.mb-5 { (user_form(ui, &o.user, &errors_for("utente"))) }
                     div.col-lg-6.mb-5 { (delegation_form(ui, &o.delegation, &errors_for("delega"))) }
                     div.col-lg-6.mb-5 { (unlock_form(ui, &o.unlock, &errors_for("pin"))) }
+                    div.col-12.mb-5 { (debt_form(ui, &o.debt, &errors_for("debito"))) }
                 }
             },
         ),
@@ -415,6 +419,207 @@ pub async fn unlock_pin(
         form: "pin",
         errors,
         unlock: f,
+        ..Outcome::default()
+    };
+    show(&ui, None, &o, StatusCode::UNPROCESSABLE_ENTITY)
+}
+
+/// Loads a debt-position form offers (the API takes any number).
+const DEBT_LOADS: usize = 3;
+
+fn value<'a>(pairs: &'a [(String, String)], name: &str) -> &'a str {
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map_or("", |(_, v)| v.as_str())
+}
+
+fn debt_form(ui: &Ui, f: &[(String, String)], errors: &FieldErrors) -> Markup {
+    let key = match value(f, "chiave") {
+        "" => random_token(),
+        k => k.to_string(),
+    };
+    html! {
+        section aria-labelledby="debito-titolo" {
+            h2.h4 #debito-titolo { "Posizione debitoria (R-BAN-100K, R-BAN-1500)" }
+            p { "I carichi affidati all'agente della riscossione: la compensazione è bloccata oltre 100.000,00 € di carichi erariali e atti dell'Agenzia scaduti, non sospesi e non in una rateazione in corso. L'ultima posizione registrata sostituisce le precedenti." }
+            (error_summary(errors))
+            form method="post" action="/operatore/debiti" novalidate {
+                (csrf_field(&ui.csrf))
+                input type="hidden" name="chiave" value=(key);
+                (Field::text("debito-cf", "Codice fiscale del soggetto", value(f, "debito-cf")).required().render(errors))
+                div.table-responsive tabindex="0" role="region" aria-label="Tabella (scorrevole)" {
+                    table.table.cessio-table {
+                        caption { "Carichi (righe vuote ignorate; nessuna riga: nessun debito)" }
+                        thead { tr {
+                            th scope="col" { "Carico" } th scope="col" { "Natura" } th scope="col" { "Importo residuo" }
+                            th scope="col" { "Di cui sospeso" } th scope="col" { "Rateazione" } th scope="col" { "Scaduto" }
+                        } }
+                        tbody {
+                            @for i in 0..DEBT_LOADS {
+                                @let (kind, amount, suspended, plan, overdue) = (format!("natura_{i}"), format!("importo_{i}"), format!("sospeso_{i}"), format!("piano_{i}"), format!("scaduto_{i}"));
+                                tr {
+                                    td { (i + 1) }
+                                    td {
+                                        label.visually-hidden for=(kind) { "Natura del carico " (i + 1) }
+                                        select.form-select id=(kind) name=(kind) {
+                                            @for (v, t) in [("erariale", "Tributi erariali"), ("atto_agenzia", "Atto dell'Agenzia"), ("altro", "Altro (non conta)")] {
+                                                option value=(v) selected[value(f, &kind) == v] { (t) }
+                                            }
+                                        }
+                                    }
+                                    td {
+                                        label.visually-hidden for=(amount) { "Importo del carico " (i + 1) }
+                                        input.form-control.cessio-table-input.is-invalid[errors.of(&amount).is_some()] id=(amount) name=(amount) value=(value(f, &amount)) inputmode="decimal"
+                                            aria-describedby=[errors.of(&amount).map(|_| format!("{amount}-errore"))];
+                                        @if let Some(e) = errors.of(&amount) { div.invalid-feedback.d-block id={ (amount) "-errore" } { (e) } }
+                                    }
+                                    td {
+                                        label.visually-hidden for=(suspended) { "Parte sospesa del carico " (i + 1) }
+                                        input.form-control.cessio-table-input.is-invalid[errors.of(&suspended).is_some()] id=(suspended) name=(suspended) value=(value(f, &suspended)) inputmode="decimal"
+                                            aria-describedby=[errors.of(&suspended).map(|_| format!("{suspended}-errore"))];
+                                        @if let Some(e) = errors.of(&suspended) { div.invalid-feedback.d-block id={ (suspended) "-errore" } { (e) } }
+                                    }
+                                    td {
+                                        label.visually-hidden for=(plan) { "Rateazione del carico " (i + 1) }
+                                        select.form-select id=(plan) name=(plan) {
+                                            @for (v, t) in [("nessuna", "Nessuna"), ("in_corso", "In corso"), ("decaduta", "Decaduta")] {
+                                                option value=(v) selected[value(f, &plan) == v] { (t) }
+                                            }
+                                        }
+                                    }
+                                    td {
+                                        div.form-check.mb-0 {
+                                            input id=(overdue) type="checkbox" name=(overdue) value="si" checked[value(f, &overdue) == "si" || value(f, "chiave").is_empty()];
+                                            label for=(overdue) { span.visually-hidden { "Carico " (i + 1) " " } "scaduto" }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                button.btn.btn-primary type="submit" { "Registra la posizione" }
+            }
+        }
+    }
+}
+
+pub async fn debt_position(
+    State(state): State<WebState>,
+    ui: Ui,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> Response {
+    if let Err(r) = ui.check_csrf(value(&pairs, "csrf")) {
+        return r;
+    }
+    let mut errors = FieldErrors::default();
+    let mut loads = Vec::new();
+    for i in 0..DEBT_LOADS {
+        let amount_id = format!("importo_{i}");
+        let suspended_id = format!("sospeso_{i}");
+        let typed = value(&pairs, &amount_id).trim();
+        if typed.is_empty() {
+            continue;
+        }
+        let amount = match Cents::parse_amount(typed) {
+            Ok(a) if !a.is_negative() => Some(a),
+            Ok(_) => {
+                errors.field(
+                    &amount_id,
+                    format!("Carico {}: l'importo non può essere negativo", i + 1),
+                );
+                None
+            }
+            Err(e) => {
+                errors.field(&amount_id, format!("Carico {}: {e}", i + 1));
+                None
+            }
+        };
+        let suspended = match value(&pairs, &suspended_id).trim() {
+            "" => Some(Cents::ZERO),
+            t => match Cents::parse_amount(t) {
+                Ok(a) if !a.is_negative() => Some(a),
+                Ok(_) => {
+                    errors.field(
+                        &suspended_id,
+                        format!("Carico {}: l'importo non può essere negativo", i + 1),
+                    );
+                    None
+                }
+                Err(e) => {
+                    errors.field(&suspended_id, format!("Carico {}: {e}", i + 1));
+                    None
+                }
+            },
+        };
+        let kind = match value(&pairs, &format!("natura_{i}")) {
+            "atto_agenzia" => DebtKind::AttoAgenzia,
+            "altro" => DebtKind::Altro,
+            _ => DebtKind::Erariale,
+        };
+        let plan = match value(&pairs, &format!("piano_{i}")) {
+            "in_corso" => InstalmentPlan::InForce,
+            "decaduta" => InstalmentPlan::Lapsed,
+            _ => InstalmentPlan::None,
+        };
+        if let (Some(amount), Some(suspended)) = (amount, suspended) {
+            loads.push(DebtLoad {
+                kind,
+                amount,
+                suspended,
+                plan,
+                overdue: value(&pairs, &format!("scaduto_{i}")) == "si",
+            });
+        }
+    }
+    let party = if errors.is_empty() {
+        match state.app.party_by_cf(value(&pairs, "debito-cf")).await {
+            Ok(p) => Some(p),
+            Err(e) => {
+                errors.field("debito-cf", e.to_string());
+                None
+            }
+        }
+    } else {
+        None
+    };
+    if let Some(party) = party {
+        let position = DebtPosition::new(loads);
+        match state
+            .app
+            .set_debt_position(&ui.user, value(&pairs, "chiave"), party.id, &position)
+            .await
+        {
+            Ok(r) => {
+                ui.leave_notice(
+                    &state,
+                    Notice::success("Posizione debitoria registrata")
+                        .line(
+                            "Soggetto",
+                            format!("{} ({})", party.name, party.cf.as_str()),
+                        )
+                        .line("Conta per R-BAN-100K", amount(r.counted_for_ban_100k))
+                        .line(
+                            "Conta per R-BAN-1500 (erariali)",
+                            amount(r.counted_erariali),
+                        )
+                        .line("Protocollo dell'operazione", r.operation_id.to_string()),
+                );
+                return see_other("/operatore");
+            }
+            Err(e) => errors.form(e.to_string()),
+        }
+    }
+    let mut kept: Vec<(String, String)> = pairs
+        .into_iter()
+        .filter(|(k, _)| k != "chiave" && k != "csrf")
+        .collect();
+    kept.push(("chiave".into(), random_token()));
+    let o = Outcome {
+        form: "debito",
+        errors,
+        debt: kept,
         ..Outcome::default()
     };
     show(&ui, None, &o, StatusCode::UNPROCESSABLE_ENTITY)
