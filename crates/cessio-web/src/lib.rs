@@ -38,6 +38,9 @@ pub use problem::{ApiError, Problem};
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Idle browser sessions end after this.
 pub const SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
+/// A request (its body included) not answered within this time gets 408: a slow or stalled
+/// client cannot hold a connection and its worker forever.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// Login attempts per username (and per client) within a minute.
 pub const LOGIN_ATTEMPTS_PER_MINUTE: usize = 10;
 
@@ -64,6 +67,8 @@ pub struct WebState {
     pub secure_cookies: bool,
     /// A session unused for this long ends ([`SESSION_IDLE`] unless changed).
     pub session_idle: Duration,
+    /// See [`REQUEST_TIMEOUT`].
+    pub request_timeout: Duration,
     /// Strong login (SPID/CIE through OpenID Connect), when an issuer is configured.
     pub oidc: Option<Arc<ui::StrongLogin>>,
     pending_logins: Arc<Mutex<HashMap<String, ui::PendingStrongLogin>>>,
@@ -78,6 +83,7 @@ impl WebState {
             metrics: Arc::new(Metrics::default()),
             secure_cookies: false,
             session_idle: SESSION_IDLE,
+            request_timeout: REQUEST_TIMEOUT,
             oidc: None,
             pending_logins: Arc::default(),
         }
@@ -294,8 +300,27 @@ pub fn router(state: WebState) -> Router {
         .route("/metrics", get(metrics::render))
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(state.clone(), deadline))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
+}
+
+/// Bounds every request, reading its body included. An operation cut short may still be
+/// applied by the writer: the answer says to repeat it under the same Idempotency-Key,
+/// which never applies anything twice.
+async fn deadline(State(state): State<WebState>, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(state.request_timeout, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => Problem::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!(
+                "La richiesta non è stata completata entro {} secondi. Se era un'operazione, ripeterla con la stessa Idempotency-Key: non sarà mai eseguita due volte",
+                state.request_timeout.as_secs()
+            ),
+        )
+        .into_response(),
+    }
 }
 
 async fn observe(State(state): State<WebState>, req: Request, next: Next) -> Response {
