@@ -112,6 +112,7 @@ pub fn routes() -> Router<WebState> {
         .route("/operatore/deleghe", post(operator::delegation))
         .route("/operatore/pin", post(operator::unlock_pin))
         .route("/operatore/debiti", post(operator::debt_position))
+        .route("/operatore/chiusura", post(operator::close_year))
         .layer(middleware::from_fn(page_headers))
         .route("/static/{digest}/{*path}", get(assets::serve))
 }

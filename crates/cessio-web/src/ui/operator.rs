@@ -65,6 +65,7 @@ fn show(ui: &Ui, notice: Option<Notice>, o: &Outcome, status: StatusCode) -> Res
                     div.col-lg-6.mb-5 { (delegation_form(ui, &o.delegation, &errors_for("delega"))) }
                     div.col-lg-6.mb-5 { (unlock_form(ui, &o.unlock, &errors_for("pin"))) }
                     div.col-12.mb-5 { (debt_form(ui, &o.debt, &errors_for("debito"))) }
+                    div.col-lg-6.mb-5 { (close_year_form(ui, &errors_for("chiusura"))) }
                 }
             },
         ),
@@ -620,6 +621,65 @@ pub async fn debt_position(
         form: "debito",
         errors,
         debt: kept,
+        ..Outcome::default()
+    };
+    show(&ui, None, &o, StatusCode::UNPROCESSABLE_ENTITY)
+}
+
+fn close_year_form(ui: &Ui, errors: &FieldErrors) -> Markup {
+    html! {
+        section aria-labelledby="chiusura-titolo" {
+            h2.h4 #chiusura-titolo { "Chiusura dell'anno (scadenza dei crediti non utilizzati)" }
+            p { "Dal 1° gennaio sposta tra i crediti scaduti ogni importo il cui ultimo giorno di utilizzo è caduto nell'anno indicato o prima (R-F24-WINDOW-121, R-F24-WINDOW-122). Ripeterla non scade nulla due volte." }
+            (error_summary(errors))
+            form method="post" action="/operatore/chiusura" novalidate {
+                (csrf_field(&ui.csrf))
+                (Field::text("anno-chiusura", "Anno da chiudere", "").required().inputmode("numeric").render(errors))
+                button.btn.btn-primary type="submit" { "Chiudi l'anno" }
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CloseYearForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default, rename = "anno-chiusura")]
+    year: String,
+}
+
+pub async fn close_year(
+    State(state): State<WebState>,
+    ui: Ui,
+    Form(f): Form<CloseYearForm>,
+) -> Response {
+    if let Err(r) = ui.check_csrf(&f.csrf) {
+        return r;
+    }
+    let mut errors = FieldErrors::default();
+    match super::layout::parse_year(&f.year) {
+        Ok(Some(year)) => match state.app.close_year(&ui.user, year).await {
+            Ok(r) => {
+                ui.leave_notice(
+                    &state,
+                    Notice::success(format!("Anno {} chiuso", r.year))
+                        .line(
+                            "Posizioni scadute in questa esecuzione",
+                            r.holdings.to_string(),
+                        )
+                        .line("Importo scaduto", amount(r.amount)),
+                );
+                return see_other("/operatore");
+            }
+            Err(e) => errors.field("anno-chiusura", e.to_string()),
+        },
+        Ok(None) => errors.field("anno-chiusura", "Indicare l'anno"),
+        Err(e) => errors.field("anno-chiusura", e),
+    }
+    let o = Outcome {
+        form: "chiusura",
+        errors,
         ..Outcome::default()
     };
     show(&ui, None, &o, StatusCode::UNPROCESSABLE_ENTITY)
