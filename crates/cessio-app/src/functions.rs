@@ -664,7 +664,7 @@ impl App {
             Some(d) => Some(end_of_day(check_date("as_of", d)?)),
             None => None,
         };
-        let totals = self.store.monitor_totals(party, until).await?;
+        let totals = self.reads.monitor_totals(party, until).await?;
         let mut rows: BTreeMap<(String, u16), MonitorRow> = BTreeMap::new();
         let add = |c: &mut Cents, v: Cents| *c = c.checked_add(v).unwrap_or(Cents::MAX);
         for t in &totals {
@@ -1161,7 +1161,7 @@ impl App {
             ));
         }
         let entries = self
-            .store
+            .reads
             .find_entries(&EntryQuery {
                 cessions_only: true,
                 registered_from: filter.registered_from.map(rome_start_of_day),

@@ -91,6 +91,9 @@ impl Principal {
 #[derive(Clone, Debug)]
 pub struct App {
     pub store: Arc<dyn Store>,
+    /// Where the read-only lists (F1 Monitoraggio, F4 Lista movimenti and its export) are
+    /// read: the store itself, or a streaming replica of it (`with_read_replica`).
+    pub reads: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub catalogue: Arc<Catalogue>,
     pub settings: Settings,
@@ -146,11 +149,20 @@ static DUMMY_HASH: std::sync::LazyLock<String> =
 impl App {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, catalogue: Arc<Catalogue>) -> Self {
         App {
+            reads: store.clone(),
             store,
             clock,
             catalogue,
             settings: Settings::default(),
         }
+    }
+
+    /// Reads F1 and F4 from a replica. A replica lags its primary by a moment: a movement
+    /// just made may show there a little later, never wrongly; every check that guards a
+    /// write still reads the primary.
+    pub fn with_read_replica(mut self, replica: Arc<dyn Store>) -> Self {
+        self.reads = replica;
+        self
     }
 
     pub fn now(&self) -> DateTime<Utc> {

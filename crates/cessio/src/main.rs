@@ -85,6 +85,10 @@ enum Cmd {
         secure_cookies: bool,
         #[command(flatten)]
         strong: strong::StrongArgs,
+        /// A streaming replica of the database to read F1 Monitoraggio and F4 Lista
+        /// movimenti (and its export) from; writes and their checks stay on the primary.
+        #[arg(long, env = "CESSIO_READ_DATABASE_URL")]
+        read_database_url: Option<String>,
     },
     /// Import option communications (F8) from a CSV file: each valid row is registered on
     /// its own (nothing half-imported), every refused row is reported with line and reason.
@@ -204,6 +208,7 @@ async fn run(cli: Cli) -> Result<()> {
             clock,
             secure_cookies,
             strong,
+            read_database_url,
         } => {
             serve(ServeArgs {
                 db,
@@ -212,6 +217,7 @@ async fn run(cli: Cli) -> Result<()> {
                 clock,
                 secure_cookies,
                 strong,
+                read_database_url,
             })
             .await
         }
@@ -359,6 +365,7 @@ struct ServeArgs {
     clock: Option<chrono::NaiveDateTime>,
     secure_cookies: bool,
     strong: strong::StrongArgs,
+    read_database_url: Option<String>,
 }
 
 /// A Rome wall-clock time with or without seconds.
@@ -399,7 +406,14 @@ async fn serve(args: ServeArgs) -> Result<()> {
         eprintln!("Creazione dei dati dimostrativi...");
         demo::seed(store.clone()).await?;
     }
-    let app = app_for(store, args.clock)?;
+    let mut app = app_for(store, args.clock)?;
+    if let Some(replica) = &args.read_database_url {
+        let reads = open(replica, args.db.schema.as_deref(), WriteConfig::default())
+            .await
+            .with_context(|| format!("opening the read replica {replica}"))?;
+        app = app.with_read_replica(reads);
+        eprintln!("Letture di monitoraggio e movimenti dalla replica {replica}");
+    }
     let mut state = cessio_web::WebState::new(app);
     state.secure_cookies = args.secure_cookies;
     let listener = tokio::net::TcpListener::bind(&args.listen)

@@ -1,0 +1,72 @@
+//! Reads of F1 Monitoraggio and F4 Lista movimenti go to the read replica when one is
+//! configured (`cessio serve --read-database-url`); everything that guards a write (F2's
+//! cedible list, F3's selection) keeps reading the primary. A "replica" holding a register
+//! the primary does not have shows which store each function read.
+
+#![expect(clippy::unwrap_used, reason = "tests")]
+
+mod support;
+
+use cessio_app::{IncomingFilter, MovementFilter, RowLimit};
+use support::*;
+
+async fn reads_follow_the_store_they_are_meant_for(primary: TestApp, replica: TestApp) {
+    // The same parties, registered in the same order, have the same ids in both.
+    let (ben, holder) = (primary.company(1).await, primary.company(2).await);
+    let (rben, rholder) = (replica.company(1).await, replica.company(2).await);
+    assert_eq!((ben.id, holder.id), (rben.id, rholder.id));
+    replica
+        .communicate(&rben, &rholder, "superbonus", 100_003, tracciabile_day())
+        .await;
+
+    let app = primary
+        .app
+        .clone()
+        .with_read_replica(replica.app.store.clone());
+    let op = &primary.op;
+    let f1 = app.monitoring(op, holder.id, None).await.unwrap();
+    assert_eq!(f1.len(), 4, "F1 reads the replica: {f1:?}");
+    let f4 = app
+        .movements(
+            op,
+            holder.id,
+            &MovementFilter {
+                type_key: Some("superbonus".into()),
+                ..MovementFilter::default()
+            },
+            RowLimit::Export,
+        )
+        .await
+        .unwrap();
+    assert_eq!(f4.len(), 4, "F4 reads the replica");
+    // F3 selects what an answer will change: the primary, which has nothing pending.
+    let f3 = app
+        .incoming(op, holder.id, &IncomingFilter::default())
+        .await
+        .unwrap();
+    assert!(f3.is_empty(), "F3 must read the primary: {f3:?}");
+    // Without a replica, the same app reads the primary for everything.
+    assert!(
+        primary
+            .app
+            .monitoring(op, holder.id, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_replica_serves_f1_and_f4_sqlite() {
+    reads_follow_the_store_they_are_meant_for(TestApp::sqlite().await, TestApp::sqlite().await)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_replica_serves_f1_and_f4_postgres() {
+    let Some(primary) = TestApp::postgres().await else {
+        return;
+    };
+    let replica = TestApp::postgres().await.unwrap();
+    reads_follow_the_store_they_are_meant_for(primary, replica).await;
+}
