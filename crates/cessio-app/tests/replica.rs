@@ -5,6 +5,8 @@
 
 #![expect(clippy::unwrap_used, reason = "tests")]
 
+// Two stores per test here, so not the one-store `backends!` macro.
+#[allow(unused_macros)]
 mod support;
 
 use cessio_app::{IncomingFilter, MovementFilter, RowLimit};
