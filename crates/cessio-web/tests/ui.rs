@@ -485,3 +485,70 @@ async fn a_stalled_body_times_out() {
     assert!(head.starts_with("HTTP/1.1 408"), "{head}");
     assert!(head.contains("request_timeout"));
 }
+
+/// Every page × every kind of caller: anonymous (to the login), the titolare, its delegated
+/// intermediary, another titolare, an intermediary whose delegation was revoked, the
+/// operator. A page the caller may not see answers like a party that does not exist.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_matrix_every_page() {
+    let s = Server::start().await;
+    let op = s.app.login("operatore", PASSWORD).await.unwrap();
+    s.app
+        .create_user(
+            &op,
+            "revocato",
+            "Revocato",
+            PASSWORD,
+            PIN,
+            Some(OTHER),
+            cessio_store::Role::User,
+        )
+        .await
+        .unwrap();
+    s.app.delegate(&op, "revocato", COMPANY).await.unwrap();
+    s.app
+        .revoke_delegation(&op, "revocato", COMPANY)
+        .await
+        .unwrap();
+    let base = format!("/soggetti/{COMPANY}");
+    let pages = [
+        base.clone(),
+        format!("{base}/monitoraggio"),
+        format!("{base}/cessione"),
+        format!("{base}/accettazione"),
+        format!("{base}/movimenti?anno=2024"),
+        format!("{base}/movimenti.csv?anno=2024"),
+        format!("{base}/comunicazioni"),
+        format!("{base}/f24"),
+        "/operatore".to_string(),
+    ];
+    let callers: [(&str, Option<&str>, [u16; 9]); 6] = [
+        ("anonymous", None, [303; 9]),
+        (
+            "titolare",
+            Some("impresa"),
+            [200, 200, 200, 200, 200, 200, 200, 200, 403],
+        ),
+        (
+            "delegated",
+            Some("studio"),
+            [200, 200, 200, 200, 200, 200, 200, 200, 403],
+        ),
+        ("other titolare", Some("altro"), [403; 9]),
+        ("revoked delegation", Some("revocato"), [403; 9]),
+        ("operator", Some("operatore"), [200; 9]),
+    ];
+    for (who, user, expected) in callers {
+        let cookie = match user {
+            Some(u) => Some(s.login(u).await),
+            None => None,
+        };
+        for (page, want) in pages.iter().zip(expected) {
+            let r = s.page(page, cookie.as_deref()).await;
+            assert_eq!(r.status, want, "{who} on {page}: {}", html(&r));
+            if want == 303 {
+                assert!(r.header("location").unwrap().starts_with("/accesso?dopo="));
+            }
+        }
+    }
+}
