@@ -616,3 +616,87 @@ async fn openapi_documents_routed_operations_and_matches_snapshot() {
         "the OpenAPI document changed: review it and run with UPDATE_SNAPSHOTS=1 to accept"
     );
 }
+
+/// Large amounts lose nothing on the way: €10^12 (10^14 cents, beyond what a 32-bit or a
+/// float-with-cents representation keeps exact) through the JSON API, the rate split, F1
+/// and the CSV export; one cent above the platform's maximum is refused with its code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_amounts_keep_every_cent() {
+    let s = Server::start().await;
+    let op = s.login("operatore").await;
+    let total: i64 = 100_000_000_000_003; // €1.000.000.000.000,03
+    let body = json!({
+        "beneficiary_cf": FAMILY, "type_key": "sismabonus", "expense_year": 2021,
+        "origin": "sconto", "holder_cf": COMPANY, "total": total,
+        "communicated_on": "2022-03-01", "pin": PIN
+    })
+    .to_string();
+    let r = s
+        .call(
+            "POST",
+            "/api/v1/communications",
+            Some(&op),
+            Some("big"),
+            Some(&body),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let credit = r.json();
+    let amounts: Vec<i64> = credit["rate"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["amount"].as_i64().unwrap())
+        .collect();
+    assert_eq!(amounts.iter().sum::<i64>(), total);
+    assert_eq!(
+        amounts[0], 20_000_000_000_003,
+        "remainder cents on the first rata"
+    );
+    let c = s.login("impresa").await;
+    let f1 = s
+        .call(
+            "GET",
+            &format!("/api/v1/parties/{COMPANY}/monitoring"),
+            Some(&c),
+            None,
+            None,
+        )
+        .await
+        .json();
+    let pending: i64 = f1
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["type_key"] == "sismabonus")
+        .map(|r| r["received_pending"].as_i64().unwrap())
+        .sum();
+    assert_eq!(pending, total);
+    let csv = s
+        .call(
+            "GET",
+            &format!("/api/v1/parties/{COMPANY}/movements.csv?type_key=sismabonus"),
+            Some(&c),
+            None,
+            None,
+        )
+        .await;
+    let text = String::from_utf8_lossy(&csv.body);
+    assert!(text.contains("200000000000,03"), "{text}");
+    let over = json!({
+        "beneficiary_cf": FAMILY, "type_key": "sismabonus", "expense_year": 2021,
+        "origin": "sconto", "holder_cf": COMPANY, "total": 1_000_000_000_000_001_i64,
+        "communicated_on": "2022-03-01", "pin": PIN
+    })
+    .to_string();
+    let r = s
+        .call(
+            "POST",
+            "/api/v1/communications",
+            Some(&op),
+            Some("over"),
+            Some(&over),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", String::from_utf8_lossy(&r.body));
+}
