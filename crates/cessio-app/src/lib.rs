@@ -23,11 +23,13 @@ use sha2::{Digest, Sha256};
 mod error;
 pub mod f24;
 pub mod functions;
+pub mod reduction;
 pub mod split;
 
 pub use error::AppError;
 pub use f24::*;
 pub use functions::*;
+pub use reduction::*;
 pub use split::*;
 
 /// Limits and thresholds that are configuration, not law.
