@@ -18,6 +18,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::{App, AppError, Principal, fingerprint};
 
+/// A party's holdings by rata, with their §5 history (F2's working set).
+type CedibleMap = HashMap<RataId, (CedibleHolding, cessio_core::chain::RataHistory)>;
+
 /// F8 input: one option communication.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -59,8 +62,13 @@ pub struct MonitorRow {
     pub used_reserved: Cents,
     /// Residual the holder may cede (to anyone, as far as the rules of this release go).
     pub residual_cedible: Cents,
-    /// Residual usable only in F24 (split rate: R-SPLIT-NOCEDE).
+    /// Residual usable only in F24 (split rate: R-SPLIT-NOCEDE; §5: R-CHAIN exhausted,
+    /// R-ONCE, R-BANK-CLIENT; seized: R-SEIZE).
     pub residual_not_cedible: Cents,
+    /// Of `residual_cedible`, what may go only to soggetti qualificati or to the holding
+    /// bank's own clients (R-CHAIN, R-BANK-CLIENT) or not to banks (R-ECO-2018).
+    #[serde(default)]
+    pub residual_restricted: Cents,
 }
 
 /// F2: a holding the party may cede, with the maximum cedibile.
@@ -78,6 +86,8 @@ pub struct CedibleHolding {
     pub max_cedibile: Cents,
     /// R-PARTIAL: whether a lower amount than the maximum may be ceded.
     pub partial_allowed: bool,
+    /// §5: to whom it may be ceded (R-CHAIN, R-BANK-CLIENT, R-ONCE, R-ECO-2018).
+    pub cedibilita: crate::CedibilitaView,
 }
 
 /// F2 input: one row of a (bulk) cession.
@@ -123,6 +133,12 @@ pub struct IncomingGroup {
     pub amount: Cents,
     /// R-WAIT5: the first day the whole group may be answered, when that is in the future.
     pub answerable_from: Option<NaiveDate>,
+    /// R-SUSP: operations of the group suspended today, and the last day of the latest
+    /// suspension; the group cannot be answered while any is suspended.
+    #[serde(default)]
+    pub suspended: usize,
+    #[serde(default)]
+    pub suspended_until: Option<NaiveDate>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -341,8 +357,25 @@ impl App {
         pin: Option<&str>,
         input: &OptionInput,
     ) -> Result<Credit, AppError> {
+        self.communicate_option_declaring(p, key, pin, input, false)
+            .await
+    }
+
+    /// F8 with the beneficiary's declaration of being in the no-tax area (R-ECO-2018: only
+    /// then may an art. 14 ecobonus go to a bank or financial intermediary).
+    pub async fn communicate_option_declaring(
+        &self,
+        p: &Principal,
+        key: &str,
+        pin: Option<&str>,
+        input: &OptionInput,
+        no_tax_area: bool,
+    ) -> Result<Credit, AppError> {
         let key = crate::scoped_key(p, key)?;
-        Ok(self.communicate(p, &key, Pin::Check(pin), input).await?.0)
+        Ok(self
+            .communicate(p, &key, Pin::Check(pin), input, no_tax_area)
+            .await?
+            .0)
     }
 
     /// The credit registered under `key` by an earlier identical request, if any.
@@ -350,8 +383,9 @@ impl App {
         &self,
         key: &IdempotencyKey,
         input: &OptionInput,
+        no_tax_area: bool,
     ) -> Result<Option<Credit>, AppError> {
-        let fp = fingerprint("communicate_option", None, input);
+        let fp = option_fingerprint(input, no_tax_area);
         match self.replay_key(key, &fp).await? {
             Some(r) => Ok(Some(self.credit_of(&r).await?)),
             None => Ok(None),
@@ -366,11 +400,12 @@ impl App {
         key: &IdempotencyKey,
         pin: Pin<'_>,
         input: &OptionInput,
+        no_tax_area: bool,
     ) -> Result<(Credit, bool), AppError> {
-        if let Some(credit) = self.communicated(key, input).await? {
+        if let Some(credit) = self.communicated(key, input, no_tax_area).await? {
             return Ok((credit, true));
         }
-        let fp = fingerprint("communicate_option", None, input);
+        let fp = option_fingerprint(input, no_tax_area);
         let beneficiary = self.party_by_cf(&input.beneficiary_cf).await?;
         if !p.is_operator() {
             // An intermediary for the beneficiary, or the beneficiary itself.
@@ -391,6 +426,13 @@ impl App {
             .catalogue
             .get(&input.type_key)
             .ok_or_else(|| AppError::invalid("type_key", "tipo di credito sconosciuto"))?;
+        if credit_type.cession_regime == CessionRegime::Eco2018 {
+            cessio_core::chain::check_eco2018_option(
+                crate::chain::party_class(holder.kind),
+                no_tax_area,
+            )
+            .map_err(crate::chain::chain_error)?;
+        }
         let communicated_on = input.communicated_on.unwrap_or_else(|| self.today());
         // Users send communications today: only the operator loads past ones (bulk files of
         // communications already sent), or a backdated date would evade R-OPT-STOP and the
@@ -420,6 +462,7 @@ impl App {
             });
         }
         let total = input.total.ensure_positive_amount()?;
+        let sent = self.sent_amounts(beneficiary.id).await?;
         // The store assigns the real protocol; the derivation needs one only to shape codes.
         let placeholder = Protocol::new(to_rome(self.now()), 1)
             .map_err(|e| AppError::invalid("communicated_on", e.to_string()))?;
@@ -469,6 +512,16 @@ impl App {
                 )?,
             )
             .await?;
+        if !receipt.replayed
+            && let Some(first) = receipt.transfers.first()
+        {
+            // F9 risk rules on every communication: the beneficiary is its cedente.
+            let hits = self
+                .risk_of(&beneficiary, &holder, total, None, &sent)
+                .await?;
+            self.record_risk(p, *first, beneficiary.id, holder.id, &hits)
+                .await;
+        }
         Ok((self.credit_of(&receipt).await?, receipt.replayed))
     }
 
@@ -530,6 +583,16 @@ impl App {
         }
         self.answer_entries(p, key, credit.beneficiary, &issued, false, fp)
             .await
+    }
+}
+
+/// What ties a retried communication to the first: the input, and the no-tax-area
+/// declaration when made (so that earlier fingerprints stay as they were).
+fn option_fingerprint(input: &OptionInput, no_tax_area: bool) -> String {
+    if no_tax_area {
+        fingerprint("communicate_option", None, &(input, "no_tax_area"))
+    } else {
+        fingerprint("communicate_option", None, input)
     }
 }
 
@@ -615,7 +678,7 @@ impl App {
             let key = IdempotencyKey::parse(&format!("import:{}", &row_digest[..48]))
                 .map_err(|e| AppError::invalid("riferimento", e.to_string()))?;
             // The file's PIN was checked above; rows are registered on its strength.
-            let outcome = self.communicate(p, &key, Pin::Checked, &input).await;
+            let outcome = self.communicate(p, &key, Pin::Checked, &input, false).await;
             let mut out = ImportRow {
                 line: row.line,
                 reference: row.reference.clone(),
@@ -676,7 +739,48 @@ impl App {
                     year: t.year.get(),
                     ..MonitorRow::default()
                 });
-            let residual = if is_split_code(&self.catalogue, &t.codice_tributo) {
+            let split = is_split_code(&self.catalogue, &t.codice_tributo);
+            match (t.kind, t.state, t.received) {
+                // R-SEIZE: a seized amount stays the holder's residual, not cedible; its
+                // release makes it cedible again.
+                (TransferKind::Seize, EntryState::Accepted, received) => {
+                    let sub = |c: &mut Cents| *c = c.checked_sub(t.amount).unwrap_or(Cents::ZERO);
+                    if split {
+                        // Split rate are not cedible, seized or not.
+                    } else if received {
+                        sub(&mut row.residual_not_cedible);
+                        add(&mut row.residual_cedible, t.amount);
+                    } else {
+                        sub(&mut row.residual_cedible);
+                        add(&mut row.residual_not_cedible, t.amount);
+                    }
+                    continue;
+                }
+                // Annulment on request: the accepted cession is undone, as after a refusal.
+                (TransferKind::Correction, EntryState::Accepted, received) => {
+                    let residual = if split {
+                        &mut row.residual_not_cedible
+                    } else {
+                        &mut row.residual_cedible
+                    };
+                    if received {
+                        add(residual, t.amount);
+                        row.ceded_accepted = row
+                            .ceded_accepted
+                            .checked_sub(t.amount)
+                            .unwrap_or(Cents::ZERO);
+                    } else {
+                        *residual = residual.checked_sub(t.amount).unwrap_or(Cents::ZERO);
+                        row.received_accepted = row
+                            .received_accepted
+                            .checked_sub(t.amount)
+                            .unwrap_or(Cents::ZERO);
+                    }
+                    continue;
+                }
+                _ => {}
+            }
+            let residual = if split {
                 &mut row.residual_not_cedible
             } else {
                 &mut row.residual_cedible
@@ -724,17 +828,61 @@ impl App {
                 }
             }
         }
+        if as_of.is_none() {
+            // §5 today: what the rules leave not cedible, or cedible only to some.
+            for (h, _) in self.holding_states(p, party).await? {
+                let Some(row) = rows.get_mut(&(h.type_key.clone(), h.year)) else {
+                    continue;
+                };
+                match h.cedibilita.class {
+                    crate::CedibilitaClass::Anyone => {}
+                    crate::CedibilitaClass::NotCedible => {
+                        if !is_split_code(&self.catalogue, &h.codice_tributo) {
+                            let moved = h.max_cedibile.min(row.residual_cedible);
+                            row.residual_cedible = row
+                                .residual_cedible
+                                .checked_sub(moved)
+                                .unwrap_or(Cents::ZERO);
+                            add(&mut row.residual_not_cedible, moved);
+                        }
+                    }
+                    _ => add(
+                        &mut row.residual_restricted,
+                        h.max_cedibile.min(row.residual_cedible),
+                    ),
+                }
+            }
+        }
         Ok(rows.into_values().collect())
     }
 
     // ----- F2 -----
 
-    /// F2: the holdings the party may cede, each with its maximum cedibile.
+    /// F2: the holdings the party may cede, each with its maximum cedibile and its
+    /// cedibilità (§5); holdings the rules leave not cedible are not listed.
     pub async fn cedible(
         &self,
         p: &Principal,
         party: PartyId,
     ) -> Result<Vec<CedibleHolding>, AppError> {
+        let states = self.holding_states(p, party).await?;
+        // R-F24-CHOICE: a tracciabile rata chosen for use in F24 is not cedible.
+        let chosen = self.f24_chosen(party).await?;
+        Ok(states
+            .into_iter()
+            .filter(|(h, _)| h.cedibilita.is_cedible())
+            .filter(|(h, _)| !(h.tracciabile && chosen.contains(&h.rata)))
+            .map(|(h, _)| h)
+            .collect())
+    }
+
+    /// Every holding of the party with an available amount, with its §5 history and
+    /// cedibilità today (also the not cedible ones, with the reason).
+    pub(crate) async fn holding_states(
+        &self,
+        p: &Principal,
+        party: PartyId,
+    ) -> Result<Vec<(CedibleHolding, cessio_core::chain::RataHistory)>, AppError> {
         self.authorize_view(p, party).await?;
         let holdings = self.store.holdings(party).await?;
         let entries = self
@@ -750,34 +898,43 @@ impl App {
             .filter(|e| e.counterparty == Some(party))
             .map(|e| (e.rata, e))
             .collect();
-        // R-F24-CHOICE: a tracciabile rata chosen for use in F24 is not cedible.
-        let chosen = self.f24_chosen(party).await?;
+        let today = self.today();
         let mut out = Vec::new();
         for h in holdings {
             let available = h.balance.available().unwrap_or(Cents::ZERO);
             let Some(e) = info.get(&h.rata) else { continue };
-            if !available.is_positive() || is_split_code(&self.catalogue, &e.codice_tributo) {
+            if !available.is_positive() {
                 continue;
             }
-            if e.tracciabile && chosen.contains(&h.rata) {
-                continue;
-            }
-            out.push(CedibleHolding {
-                rata: h.rata,
-                credit: e.credit,
+            let facts = crate::chain::RataFacts {
                 type_key: e.type_key.clone(),
-                type_name: self.type_name(&e.type_key),
-                year: e.year.get(),
-                codice_tributo: e.codice_tributo.clone(),
-                codice_univoco: e.codice_univoco.clone(),
-                protocol: e.protocol.clone(),
                 tracciabile: e.tracciabile,
-                max_cedibile: available,
-                partial_allowed: rules::partial_cession_allowed(
-                    e.tracciabile,
-                    self.regime(&e.type_key),
-                ),
-            });
+                split_rata: is_split_code(&self.catalogue, &e.codice_tributo),
+            };
+            let ledger = self.rata_ledger(h.rata).await?;
+            let registry = self.registry_for(&ledger, &[party]).await?;
+            let history = self.holding_history(&ledger, &facts, &registry, party, today);
+            let cedibilita = cessio_core::chain::cedibilita(&history, today, &self.law);
+            out.push((
+                CedibleHolding {
+                    rata: h.rata,
+                    credit: e.credit,
+                    type_key: e.type_key.clone(),
+                    type_name: self.type_name(&e.type_key),
+                    year: e.year.get(),
+                    codice_tributo: e.codice_tributo.clone(),
+                    codice_univoco: e.codice_univoco.clone(),
+                    protocol: e.protocol.clone(),
+                    tracciabile: e.tracciabile,
+                    max_cedibile: available,
+                    partial_allowed: rules::partial_cession_allowed(
+                        e.tracciabile,
+                        self.regime(&e.type_key),
+                    ),
+                    cedibilita: crate::CedibilitaView::of(&cedibilita),
+                },
+                history,
+            ));
         }
         Ok(out)
     }
@@ -827,15 +984,17 @@ impl App {
             return Err(AppError::invalid("lines", "da 1 a 1.000 righe"));
         }
         self.check_pin(p, pin).await?;
-        let cedible: HashMap<RataId, CedibleHolding> = self
-            .cedible(p, party)
-            .await?
-            .into_iter()
-            .map(|h| (h.rata, h))
-            .collect();
+        let cedible = self.cedible_map(p, party).await?;
         let mut seen = std::collections::HashSet::new();
         let mut moves = Vec::with_capacity(lines.len());
         let mut total = Cents::ZERO;
+        let cedente = self
+            .store
+            .party(party)
+            .await?
+            .ok_or(AppError::NotFound { what: "Soggetto" })?;
+        let sent = self.sent_amounts(party).await?;
+        let mut risks = Vec::with_capacity(lines.len());
         for (i, line) in lines.iter().enumerate() {
             let (to, amount) = self
                 .check_cession_line(party, &cedible, &mut seen, line)
@@ -848,6 +1007,12 @@ impl App {
                     other => other,
                 })?;
             total = total.checked_add(amount).unwrap_or(Cents::MAX);
+            if let Some(cessionario) = self.store.party(to).await? {
+                let hits = self
+                    .risk_of(&cedente, &cessionario, amount, Some(line.rata), &sent)
+                    .await?;
+                risks.push((i, to, hits));
+            }
             moves.push(TransferRequest::Move {
                 rata: line.rata,
                 from: AccountRef::Holder(party),
@@ -864,16 +1029,34 @@ impl App {
         // A retry racing its first request can reach the store second and get the first
         // request's receipt back (replayed), computed from what was cedible then.
         debug_assert!(receipt.replayed || receipt.amount == total);
+        if !receipt.replayed {
+            // F9 risk rules on every communication: hits recorded, suspension if configured.
+            for (i, to, hits) in &risks {
+                if let Some(t) = receipt.transfers.get(*i) {
+                    self.record_risk(p, *t, party, *to, hits).await;
+                }
+            }
+        }
         Ok(cession_receipt(receipt))
     }
 
-    /// The rules one line of a cession must pass (R-CF-EXISTS, R-PA, R-PARTIAL, the
-    /// amount available), shared by `cede` and its preview. Returns the cessionario and the
-    /// amount.
+    /// The party's holdings with an available amount, by rata, with their §5 history.
+    async fn cedible_map(&self, p: &Principal, party: PartyId) -> Result<CedibleMap, AppError> {
+        Ok(self
+            .holding_states(p, party)
+            .await?
+            .into_iter()
+            .map(|(h, history)| (h.rata, (h, history)))
+            .collect())
+    }
+
+    /// The rules one line of a cession must pass (R-CF-EXISTS, R-PA, §5: R-CHAIN,
+    /// R-BANK-CLIENT, R-ONCE, R-ECO-2018; R-PARTIAL, the amount available), shared by
+    /// `cede` and its preview. Returns the cessionario and the amount.
     async fn check_cession_line(
         &self,
         party: PartyId,
-        cedible: &HashMap<RataId, CedibleHolding>,
+        cedible: &CedibleMap,
         seen: &mut std::collections::HashSet<RataId>,
         line: &CessionLine,
     ) -> Result<(PartyId, Cents), AppError> {
@@ -883,10 +1066,10 @@ impl App {
                 "la stessa rata compare due volte",
             ));
         }
-        let holding = cedible.get(&line.rata).ok_or_else(|| {
+        let (holding, history) = cedible.get(&line.rata).ok_or_else(|| {
             AppError::invalid(
                 "rata",
-                "rata non detenuta o non cedibile da questo soggetto",
+                "rata non detenuta o non disponibile per questo soggetto",
             )
         })?;
         let to = self.party_by_cf(&line.cessionario_cf).await?;
@@ -897,6 +1080,7 @@ impl App {
             ));
         }
         check_may_acquire(&to)?;
+        self.check_chain(party, history, &to).await?;
         let amount = match line.amount {
             Some(a) => a.ensure_positive_amount()?,
             None => holding.max_cedibile,
@@ -928,12 +1112,7 @@ impl App {
         if lines.is_empty() || lines.len() > 1_000 {
             return Err(AppError::invalid("lines", "da 1 a 1.000 righe"));
         }
-        let cedible: HashMap<RataId, CedibleHolding> = self
-            .cedible(p, party)
-            .await?
-            .into_iter()
-            .map(|h| (h.rata, h))
-            .collect();
+        let cedible = self.cedible_map(p, party).await?;
         let mut seen = std::collections::HashSet::new();
         let mut out = Vec::with_capacity(lines.len());
         for line in lines {
@@ -1019,6 +1198,8 @@ impl App {
             });
         }
         let today = self.today();
+        let transfers: Vec<TransferId> = matching.iter().map(|e| e.transfer).collect();
+        let suspended = self.suspended_until(&transfers).await?;
         let mut groups: BTreeMap<(String, u16, String), IncomingGroup> = BTreeMap::new();
         for e in matching {
             let cedente = Self::party_ref(&parties, e.party, e.disclose);
@@ -1032,7 +1213,13 @@ impl App {
                     operations: 0,
                     amount: Cents::ZERO,
                     answerable_from: None,
+                    suspended: 0,
+                    suspended_until: None,
                 });
+            if let Some(until) = suspended.get(&e.transfer) {
+                g.suspended += 1;
+                g.suspended_until = Some(g.suspended_until.map_or(*until, |x| x.max(*until)));
+            }
             g.operations += 1;
             g.amount = g.amount.checked_add(e.amount).unwrap_or(Cents::MAX);
             if let Some(d) = self.earliest_answer(e).filter(|d| *d > today) {
@@ -1077,6 +1264,10 @@ impl App {
             ));
         }
         let today = self.today();
+        let transfers: Vec<TransferId> = matching.iter().map(|e| e.transfer).collect();
+        if let Some(until) = self.suspended_until(&transfers).await?.into_values().max() {
+            return Err(App::r_susp_answer(until));
+        }
         if let Some(latest) = matching
             .iter()
             .filter_map(|e| self.earliest_answer(e))

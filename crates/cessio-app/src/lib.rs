@@ -10,6 +10,7 @@ use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use cessio_core::catalogue::Catalogue;
 use cessio_core::cf::CodiceFiscale;
+use cessio_core::law::LawTable;
 use cessio_core::ledger::PartyId;
 use cessio_core::time::Clock;
 use cessio_store::{
@@ -20,15 +21,19 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+mod chain;
 mod error;
 pub mod f24;
 pub mod functions;
+mod operator;
 pub mod reduction;
 pub mod split;
 
+pub use chain::*;
 pub use error::AppError;
 pub use f24::*;
 pub use functions::*;
+pub use operator::*;
 pub use reduction::*;
 pub use split::*;
 
@@ -37,12 +42,19 @@ pub use split::*;
 pub struct Settings {
     /// Wrong PINs before the PIN locks (SPEC §2: "a small number").
     pub pin_max_failures: u32,
+    /// F9 risk rules' thresholds (see `cessio_core::risk::RiskConfig` for the defaults).
+    pub risk: cessio_core::risk::RiskConfig,
+    /// F9: a communication with a risk hit is suspended at once for this many days (at
+    /// most the R-SUSP limit); `None`: hits are only recorded for the operator.
+    pub risk_auto_suspend_days: Option<u32>,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Settings {
             pin_max_failures: 5,
+            risk: cessio_core::risk::RiskConfig::default(),
+            risk_auto_suspend_days: None,
         }
     }
 }
@@ -100,6 +112,8 @@ pub struct App {
     pub reads: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub catalogue: Arc<Catalogue>,
+    /// The law as data (`catalogue/rules.toml`): R-CHAIN, R-BANK-CLIENT, R-PA, R-SUSP...
+    pub law: Arc<LawTable>,
     pub settings: Settings,
 }
 
@@ -157,6 +171,11 @@ impl App {
             store,
             clock,
             catalogue,
+            law: Arc::new(LawTable::builtin().unwrap_or_else(|e| {
+                // The embedded table is validated by a core test; this cannot fail in a build
+                // that passed its tests.
+                panic!("catalogue/rules.toml: {e}")
+            })),
             settings: Settings::default(),
         }
     }

@@ -118,8 +118,14 @@ impl OpKind {
     fn expected_refusals(self) -> &'static [&'static str] {
         match self {
             OpKind::Communicate => &[],
-            // The rata left the cedible list, or less of it is available than was read.
-            OpKind::CedeWhole | OpKind::CedePartial => &["invalid", "insufficient_available"],
+            // The rata left the cedible list, or less of it is available than was read, or
+            // §5 allows the next cession of that rata only to soggetti qualificati (R-CHAIN).
+            OpKind::CedeWhole | OpKind::CedePartial => &[
+                "invalid",
+                "insufficient_available",
+                "r_chain_not_qualified",
+                "not_cedible",
+            ],
             // Someone answered or annulled the same operations first.
             OpKind::Accept | OpKind::Refuse | OpKind::Annul => &["conflict"],
         }

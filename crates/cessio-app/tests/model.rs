@@ -85,7 +85,7 @@ enum Step {
     Advance { days: u8 },
 }
 
-const TYPES: [&str; 3] = ["ecobonus", "superbonus", "canoni_locazione"];
+const TYPES: [&str; 3] = ["ecobonus", "superbonus", "tax_credit_vacanze"];
 
 fn amount() -> impl Strategy<Value = Amount> {
     prop_oneof![
@@ -173,6 +173,9 @@ struct Model {
     rate: Vec<RataInfo>,
     holdings: BTreeMap<(usize, usize), Holding>,
     pending: Vec<PendingCession>,
+    /// R-CHAIN: (holder, rata) received by a cession of an art. 121 credit: its next
+    /// cession may go only to soggetti qualificati (every holder here is a company).
+    received_by_cession: std::collections::BTreeSet<(usize, usize)>,
 }
 
 /// The model's own calendar of 2024 (SPEC R-WAIT5: weekends and national holidays).
@@ -285,6 +288,9 @@ impl Model {
             if to == PA {
                 return Err("r_pa");
             }
+            if self.received_by_cession.contains(&(from, *rata)) {
+                return Err("r_chain_not_qualified");
+            }
             let requested = match amount_of(*amount, max) {
                 None => max,
                 Some(a) if a <= 0 => return Err("amount_not_positive"),
@@ -358,6 +364,9 @@ impl Model {
             if accept {
                 from.posted -= p.amount;
             }
+            if accept && self.rate[p.rata].type_key != "tax_credit_vacanze" {
+                self.received_by_cession.insert((p.to, p.rata));
+            }
             let to = self.holding(p.to, p.rata);
             to.pending_in -= p.amount;
             if accept {
@@ -426,11 +435,12 @@ async fn setup(t: TestApp) -> (Subject, Model) {
     let landlord = t.company(8).await;
     let rent = t
         .try_communicate(&OptionInput {
-            expense_year: 2021,
+            expense_year: 2020,
             ..t.option(
                 &landlord,
                 &holders[2].0,
-                "canoni_locazione",
+                // Art. 122 regime still cedible in 2024 (rent credits only until 2021).
+                "tax_credit_vacanze",
                 50_000,
                 date(2024, 3, 1),
             )
@@ -473,6 +483,7 @@ async fn setup(t: TestApp) -> (Subject, Model) {
         rate,
         holdings,
         pending: Vec::new(),
+        received_by_cession: std::collections::BTreeSet::new(),
     };
     (
         Subject {

@@ -855,6 +855,23 @@ impl Store for PgStore {
             .collect())
     }
 
+    async fn transfer(
+        &self,
+        id: cessio_core::ledger::TransferId,
+    ) -> Result<Option<TransferRow>, StoreError> {
+        Ok(self
+            .reader()
+            .await?
+            .query_opt(
+                &format!("SELECT {TRANSFER_COLUMNS} FROM transfers WHERE id = $1"),
+                &[&id],
+            )
+            .await
+            .map_err(db_err)?
+            .as_ref()
+            .map(transfer_from_row))
+    }
+
     async fn history(&self, rata: RataId) -> Result<Vec<TransferRow>, StoreError> {
         Ok(self
             .reader()

@@ -839,6 +839,22 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn transfer(
+        &self,
+        id: cessio_core::ledger::TransferId,
+    ) -> Result<Option<TransferRow>, StoreError> {
+        self.read(move |c| {
+            c.query_row(
+                &format!("SELECT {TRANSFER_COLUMNS} FROM transfers WHERE id = ?1"),
+                [id],
+                transfer_from_row,
+            )
+            .optional()
+            .map_err(db_err)
+        })
+        .await
+    }
+
     async fn history(&self, rata: RataId) -> Result<Vec<TransferRow>, StoreError> {
         self.read(move |c| {
             all(

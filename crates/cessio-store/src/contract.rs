@@ -753,6 +753,11 @@ pub async fn r_history_party_entries_as_of_a_past_time(store: DynStore) {
 pub async fn f9_deceased_flag_and_operator_register(store: DynStore) {
     let a = party(&store, 1).await;
     let b = party(&store, 2).await;
+    let rata = funded(&store, "funded", a, 500).await;
+    let history = store.history(rata).await.unwrap();
+    let last = history.last().unwrap();
+    assert_eq!(store.transfer(last.id).await.unwrap().as_ref(), Some(last));
+    assert_eq!(store.transfer(last.id + 1000).await.unwrap(), None);
     store.set_deceased(a, true, "op", t0()).await.unwrap();
     assert!(store.party(a).await.unwrap().unwrap().deceased);
     assert!(!store.party(b).await.unwrap().unwrap().deceased);

@@ -114,6 +114,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// The history of a rata, oldest first (R-HISTORY).
     async fn history(&self, rata: RataId) -> Result<Vec<engine::TransferRow>, StoreError>;
 
+    /// One movement of the history by id (F9: the communication an operator names).
+    async fn transfer(
+        &self,
+        id: cessio_core::ledger::TransferId,
+    ) -> Result<Option<engine::TransferRow>, StoreError>;
+
     /// The receipt recorded under an idempotency key, if any.
     async fn receipt(&self, key: &IdempotencyKey) -> Result<Option<Receipt>, StoreError> {
         Ok(self.stored_operation(key).await?.map(|s| s.receipt))

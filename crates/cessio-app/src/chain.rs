@@ -1,0 +1,496 @@
+//! SPEC §5 in the app: what a holder may still do with a holding (cedibilità) and whether
+//! one cession may go to one cessionario (R-CHAIN, R-BANK-CLIENT, R-ONCE, R-PA,
+//! R-ECO-2018), decided by `cessio_core::chain` from a [`RataHistory`] built here.
+//!
+//! The history is computed from the rata's own ledger history (`Store::history`): the
+//! accepted option communication and cessions, in the order they were registered, with
+//! their dates and parties, replayed through `chain::check_cession` / `chain::next_counts`
+//! so that each holder gets the counts of the path that brought the rata to it. No counter
+//! is stored: a rata has a handful of movements, and the replay is the definition. Where a
+//! holder received the same rata along more than one path (partial cessions of a
+//! non-tracciabile rata), the most restrictive path counts.
+//!
+//! R-SEIZE is read from the same history: a seizure moves the holder's amount to the
+//! rata's `seized` account, its release moves it back (see `operator`).
+
+use std::collections::HashMap;
+
+use cessio_core::catalogue::{CessionRegime, UsageWindow};
+use cessio_core::chain::{
+    BankClient, Cedibilita, CessionCounts, CessionEffect, Cessionario, ChainError, PartyClass,
+    RataHistory, check_cession, next_counts,
+};
+use cessio_core::f24::F24Choice;
+use cessio_core::ledger::{PartyId, Phase, RataId, TransferId, TransferKind};
+use cessio_core::money::Cents;
+use cessio_core::suspension::Seizure;
+use cessio_core::time::rome_date;
+use cessio_store::engine::TransferRow;
+use cessio_store::{OperatorEventQuery, Party, PartyKind};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::{App, AppError};
+
+/// The operator's register kind of a bank-client entry (R-BANK-CLIENT).
+pub(crate) const BANK_CLIENT_EVENT: &str = "bank_client";
+
+/// The class of a holding's cedibilità, as F1, F2 and the API name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CedibilitaClass {
+    /// To anyone.
+    Anyone,
+    /// To anyone but banks and financial intermediaries (R-ECO-2018).
+    AnyoneExceptBanks,
+    /// Only to soggetti qualificati (R-CHAIN).
+    QualifiedOnly,
+    /// Only to the holding bank's own non-consumer current-account clients (R-BANK-CLIENT).
+    OwnBankClientsOnly,
+    NotCedible,
+}
+
+/// A holding's cedibilità with its Italian label and, when not cedible, the rule and reason.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CedibilitaView {
+    pub class: CedibilitaClass,
+    pub label: String,
+    /// The rule that makes it not cedible.
+    pub rule: Option<String>,
+    /// Why it is not cedible, in Italian, with the figures.
+    pub reason: Option<String>,
+}
+
+impl CedibilitaView {
+    pub fn of(c: &Cedibilita) -> Self {
+        let (class, rule, reason) = match c {
+            Cedibilita::Anyone => (CedibilitaClass::Anyone, None, None),
+            Cedibilita::AnyoneExceptBanks => (CedibilitaClass::AnyoneExceptBanks, None, None),
+            Cedibilita::QualifiedOnly => (CedibilitaClass::QualifiedOnly, None, None),
+            Cedibilita::OwnBankClientsOnly => (CedibilitaClass::OwnBankClientsOnly, None, None),
+            Cedibilita::NotCedible(r) => (
+                CedibilitaClass::NotCedible,
+                Some(r.rule().to_string()),
+                Some(r.to_string()),
+            ),
+        };
+        CedibilitaView {
+            class,
+            label: c.label().to_string(),
+            rule,
+            reason,
+        }
+    }
+
+    pub fn is_cedible(&self) -> bool {
+        self.class != CedibilitaClass::NotCedible
+    }
+}
+
+/// A current-account relationship between a bank and a client, as the operator records it
+/// (R-BANK-CLIENT).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BankClientEntry {
+    pub bank_cf: String,
+    pub client_cf: String,
+    pub relation: BankClient,
+    pub recorded_at: DateTime<Utc>,
+}
+
+pub(crate) fn party_class(kind: PartyKind) -> PartyClass {
+    PartyClass::parse(kind.as_str()).unwrap_or(PartyClass::Company)
+}
+
+/// One accepted movement that gave the rata to a holder: the option communication or a
+/// cession (recorded pending and accepted, or posted at once).
+#[derive(Clone, Copy, Debug)]
+struct Edge {
+    transfer: TransferId,
+    kind: TransferKind,
+    from: Option<PartyId>,
+    to: PartyId,
+    at: DateTime<Utc>,
+}
+
+/// What the ledger history of one rata says about its holders.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct RataLedger {
+    edges: Vec<Edge>,
+    /// Per holder: seizures (from the `seize` movements).
+    seizures: HashMap<PartyId, Vec<Seizure>>,
+    /// Registration instants of the rata's cessions (accepted or not, refused ones too:
+    /// the velocity rule counts communications).
+    pub(crate) cession_instants: Vec<DateTime<Utc>>,
+}
+
+/// The path state of one holder.
+#[derive(Clone, Copy, Debug, Default)]
+struct PathState {
+    counts: CessionCounts,
+    bank_client: bool,
+    received_on: Option<NaiveDate>,
+}
+
+impl RataLedger {
+    pub(crate) fn from_history(rows: &[TransferRow]) -> Self {
+        let answered: HashMap<TransferId, Phase> = rows
+            .iter()
+            .filter_map(|r| r.pending_id.map(|p| (p, r.phase)))
+            .collect();
+        let mut out = RataLedger::default();
+        let mut open: HashMap<PartyId, Vec<(DateTime<Utc>, Cents)>> = HashMap::new();
+        for r in rows {
+            let at = DateTime::from_timestamp_micros(r.at_micros).unwrap_or_default();
+            match (r.kind, r.phase) {
+                (TransferKind::Issue | TransferKind::Cession, Phase::Posted | Phase::Pending) => {
+                    if r.kind == TransferKind::Cession {
+                        out.cession_instants.push(at);
+                    }
+                    let accepted = r.phase == Phase::Posted
+                        || answered.get(&r.id) == Some(&Phase::PostPending);
+                    if let (true, Some(to)) = (accepted, r.counterparty) {
+                        out.edges.push(Edge {
+                            transfer: r.id,
+                            kind: r.kind,
+                            from: r.party,
+                            to,
+                            at,
+                        });
+                    }
+                }
+                (TransferKind::Seize, Phase::Posted) => match (r.party, r.counterparty) {
+                    // Holder → seized account: a seizure starts.
+                    (Some(holder), None) => {
+                        open.entry(holder).or_default().push((at, r.amount));
+                    }
+                    // Seized account → holder: it ends.
+                    (None, Some(holder)) => {
+                        if let Some(list) = open.get_mut(&holder)
+                            && !list.is_empty()
+                        {
+                            let (from, _) = list.remove(0);
+                            out.seizures.entry(holder).or_default().push(Seizure {
+                                seized_on: rome_date(from),
+                                released_on: Some(rome_date(at)),
+                            });
+                        }
+                    }
+                    _ => {}
+                },
+                _ => {}
+            }
+        }
+        for (holder, list) in open {
+            for (from, _) in list {
+                out.seizures.entry(holder).or_default().push(Seizure {
+                    seized_on: rome_date(from),
+                    released_on: None,
+                });
+            }
+        }
+        out
+    }
+
+    /// The seizures of a holder's holding (ended and open).
+    pub(crate) fn seizures_of(&self, holder: PartyId) -> &[Seizure] {
+        self.seizures.get(&holder).map_or(&[], Vec::as_slice)
+    }
+
+    /// Every party that appears in the rata's accepted path, for one registry read.
+    fn parties(&self) -> Vec<PartyId> {
+        let mut ids: Vec<PartyId> = self
+            .edges
+            .iter()
+            .flat_map(|e| [e.from, Some(e.to)])
+            .flatten()
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
+    /// The holders through which the credit came to `holder`, first holder first (the
+    /// beneficiary of the option communication before it), `holder` last. Each step goes
+    /// back to a movement registered earlier, so a cycle in the history cannot loop.
+    pub(crate) fn path_to(&self, holder: PartyId) -> Vec<PartyId> {
+        let mut path = vec![holder];
+        let mut current = holder;
+        let mut before = TransferId::MAX;
+        while let Some(e) = self
+            .edges
+            .iter()
+            .rev()
+            .find(|e| e.to == current && e.transfer < before)
+        {
+            match e.from {
+                Some(from) => {
+                    path.push(from);
+                    current = from;
+                    before = e.transfer;
+                }
+                None => break,
+            }
+            if e.kind == TransferKind::Issue {
+                break;
+            }
+        }
+        path.reverse();
+        path
+    }
+}
+
+/// What the rules need about a rata besides its history.
+#[derive(Clone, Debug)]
+pub(crate) struct RataFacts {
+    pub type_key: String,
+    pub tracciabile: bool,
+    pub split_rata: bool,
+}
+
+/// A bank-client relation recorded at an instant.
+type Relation = (DateTime<Utc>, BankClient);
+
+/// The registry facts a replay needs: classes, and bank-client relations by bank.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Registry {
+    classes: HashMap<PartyId, PartyClass>,
+    /// (bank, client) → relations recorded, oldest first.
+    clients: HashMap<(PartyId, PartyId), Vec<Relation>>,
+}
+
+impl Registry {
+    fn class(&self, p: PartyId) -> PartyClass {
+        self.classes.get(&p).copied().unwrap_or(PartyClass::Company)
+    }
+
+    /// The relation recorded for (bank, client) as of `at`.
+    pub(crate) fn client(&self, bank: PartyId, client: PartyId, at: DateTime<Utc>) -> BankClient {
+        self.clients
+            .get(&(bank, client))
+            .and_then(|list| list.iter().rev().find(|(t, _)| *t <= at))
+            .map_or(BankClient::No, |(_, r)| *r)
+    }
+}
+
+impl App {
+    pub(crate) async fn rata_ledger(&self, rata: RataId) -> Result<RataLedger, AppError> {
+        Ok(RataLedger::from_history(&self.store.history(rata).await?))
+    }
+
+    /// The registry facts for the parties of a rata's path plus `extra`.
+    pub(crate) async fn registry_for(
+        &self,
+        ledger: &RataLedger,
+        extra: &[PartyId],
+    ) -> Result<Registry, AppError> {
+        let mut ids = ledger.parties();
+        ids.extend_from_slice(extra);
+        ids.sort_unstable();
+        ids.dedup();
+        let parties = self.store.parties(&ids).await?;
+        let mut reg = Registry::default();
+        for p in &parties {
+            reg.classes.insert(p.id, party_class(p.kind));
+        }
+        for p in parties.iter().filter(|p| p.kind == PartyKind::Bank) {
+            for e in self
+                .store
+                .operator_events(&OperatorEventQuery {
+                    kinds: vec![BANK_CLIENT_EVENT.into()],
+                    party: Some(p.id),
+                    ..OperatorEventQuery::default()
+                })
+                .await?
+            {
+                let (Some(bank), Some(client)) = (e.party, e.counterparty) else {
+                    continue;
+                };
+                let relation = e
+                    .data
+                    .get("relation")
+                    .cloned()
+                    .and_then(|v| serde_json::from_value(v).ok())
+                    .unwrap_or(BankClient::No);
+                reg.clients
+                    .entry((bank, client))
+                    .or_default()
+                    .push((e.at, relation));
+            }
+        }
+        Ok(reg)
+    }
+
+    fn history_base(&self, facts: &RataFacts, holder: PartyClass) -> RataHistory {
+        RataHistory {
+            type_key: facts.type_key.clone(),
+            regime: self.regime_of(&facts.type_key),
+            holder,
+            counts: CessionCounts::default(),
+            received_as_bank_client: false,
+            tracciabile: facts.tracciabile,
+            f24_choice: F24Choice::NotDeclared,
+            split_rata: facts.split_rata,
+            received_by_cession_on: None,
+            // Expiry is applied by the year-end close (R-F24-WINDOW-121/122), which moves
+            // the expired amounts out of the holding; see `usage_window`.
+            last_day_of_use: None,
+            suspended: false,
+            seized: false,
+        }
+    }
+
+    /// Replays the rata's accepted movements: each holder's counts, bank-client flag and
+    /// day of receipt.
+    fn replay_chain(
+        &self,
+        ledger: &RataLedger,
+        facts: &RataFacts,
+        reg: &Registry,
+    ) -> HashMap<PartyId, PathState> {
+        let mut states: HashMap<PartyId, PathState> = HashMap::new();
+        for e in &ledger.edges {
+            let next = match (e.kind, e.from) {
+                (TransferKind::Cession, Some(from)) => {
+                    let on = rome_date(e.at);
+                    let s = states.get(&from).copied().unwrap_or_default();
+                    let history = RataHistory {
+                        counts: s.counts,
+                        received_as_bank_client: s.bank_client,
+                        received_by_cession_on: s.received_on,
+                        ..self.history_base(facts, reg.class(from))
+                    };
+                    let to = Cessionario {
+                        class: reg.class(e.to),
+                        client_of_cedente: reg.client(from, e.to, e.at),
+                    };
+                    // A cession the ledger accepted counts; one the rules of its day would
+                    // not have allowed (registered before they were enforced) counts as an
+                    // ordinary cession.
+                    let effect =
+                        check_cession(&history, to, on, &self.law).unwrap_or(CessionEffect {
+                            counted: true,
+                            to_bank_client: false,
+                        });
+                    PathState {
+                        counts: next_counts(s.counts, effect, on, &self.law),
+                        bank_client: effect.to_bank_client,
+                        received_on: Some(on),
+                    }
+                }
+                _ => PathState::default(),
+            };
+            let merged = match states.get(&e.to) {
+                None => next,
+                Some(old) => PathState {
+                    counts: CessionCounts {
+                        before_cutoff: old.counts.before_cutoff.max(next.counts.before_cutoff),
+                        from_cutoff: old.counts.from_cutoff.max(next.counts.from_cutoff),
+                    },
+                    bank_client: old.bank_client || next.bank_client,
+                    received_on: old.received_on.max(next.received_on),
+                },
+            };
+            states.insert(e.to, merged);
+        }
+        states
+    }
+
+    /// The §5 history of `holder`'s holding of a rata, on `today`.
+    pub(crate) fn holding_history(
+        &self,
+        ledger: &RataLedger,
+        facts: &RataFacts,
+        reg: &Registry,
+        holder: PartyId,
+        today: NaiveDate,
+    ) -> RataHistory {
+        let s = self
+            .replay_chain(ledger, facts, reg)
+            .get(&holder)
+            .copied()
+            .unwrap_or_default();
+        RataHistory {
+            counts: s.counts,
+            received_as_bank_client: s.bank_client,
+            received_by_cession_on: s.received_on,
+            seized: cessio_core::suspension::check_not_seized(ledger.seizures_of(holder), today)
+                .is_err(),
+            ..self.history_base(facts, reg.class(holder))
+        }
+    }
+
+    /// R-SEIZE for F5: how many days ended seizures add to the usage deadline of `holder`'s
+    /// holding of `rata`, and whether a seizure is open on it today.
+    pub async fn seizure_extension(
+        &self,
+        holder: PartyId,
+        rata: RataId,
+    ) -> Result<SeizureState, AppError> {
+        let ledger = self.rata_ledger(rata).await?;
+        let seizures = ledger.seizures_of(holder);
+        Ok(SeizureState {
+            open: cessio_core::suspension::check_not_seized(seizures, self.today_rome()).is_err(),
+            extension_days: cessio_core::suspension::seizure_days(seizures),
+        })
+    }
+
+    pub(crate) fn today_rome(&self) -> NaiveDate {
+        rome_date(self.now())
+    }
+
+    /// The usage window of a type (for F5's deadline with the seizure extension).
+    pub fn usage_window(&self, type_key: &str) -> Option<UsageWindow> {
+        self.catalogue.get(type_key).map(|t| t.usage_window)
+    }
+
+    /// §5 for one line of a cession: may `history`'s holder cede to `to` today?
+    pub(crate) async fn check_chain(
+        &self,
+        cedente: PartyId,
+        history: &RataHistory,
+        to: &Party,
+    ) -> Result<CessionEffect, AppError> {
+        let client = if history.holder == PartyClass::Bank {
+            let reg = self
+                .registry_for(&RataLedger::default(), &[cedente])
+                .await?;
+            reg.client(cedente, to.id, self.now())
+        } else {
+            BankClient::No
+        };
+        check_cession(
+            history,
+            Cessionario {
+                class: party_class(to.kind),
+                client_of_cedente: client,
+            },
+            self.today_rome(),
+            &self.law,
+        )
+        .map_err(chain_error)
+    }
+
+    pub(crate) fn regime_of(&self, type_key: &str) -> CessionRegime {
+        self.catalogue
+            .get(type_key)
+            .map_or(CessionRegime::Art121, |t| t.cession_regime)
+    }
+}
+
+/// R-SEIZE state of one holding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeizureState {
+    /// A seizure is open: the holding may be neither used nor ceded.
+    pub open: bool,
+    /// Days by which ended seizures extend the usage deadline.
+    pub extension_days: u32,
+}
+
+/// A §5 refusal as the app reports it, naming the rule and the figures.
+pub(crate) fn chain_error(e: ChainError) -> AppError {
+    AppError::Rule {
+        rule: e.rule(),
+        code: e.code(),
+        detail: e.to_string(),
+    }
+}

@@ -1,0 +1,446 @@
+//! SPEC §5, who may receive what, through the app on both backends: R-CHAIN,
+//! R-BANK-CLIENT, R-ONCE, R-PA, R-ECO-2018. The cedibilità of each holding comes from the
+//! rata's own history; every scenario ends with `verify`.
+
+#![expect(clippy::unwrap_used, reason = "tests fail loudly")]
+
+#[macro_use]
+mod support;
+
+use std::sync::Arc;
+
+use cessio_app::{AppError, CedibilitaClass};
+use cessio_core::catalogue::Catalogue;
+use cessio_core::chain::BankClient;
+use cessio_store::{Party, PartyKind};
+use support::*;
+
+backends!(
+    r_chain_one_free_then_two_qualified_then_non_cedibile,
+    r_chain_counts_only_cessions_from_2022_02_17,
+    r_bank_client_bank_at_the_limit_cedes_to_own_non_consumer_client_only,
+    r_bank_client_outside_the_count_and_the_client_may_not_cede,
+    r_once_one_cession_then_f24_only,
+    r_pa_may_not_acquire,
+    r_eco_2018_never_to_banks_except_no_tax_area_beneficiary,
+);
+
+/// A party with its own user.
+struct Holder {
+    party: Party,
+    user: cessio_app::Principal,
+}
+
+async fn holder(t: &TestApp, n: u32, kind: PartyKind) -> Holder {
+    let party = t.party(n, kind).await;
+    let user = t.user_for(&party, &format!("u{n}")).await;
+    Holder { party, user }
+}
+
+/// Cedes the whole rata from `from` to `to` and lets `to` accept it after R-WAIT5.
+async fn pass(t: &TestApp, from: &Holder, to: &Holder, rata: i64) {
+    t.cede(
+        &from.user,
+        &from.party,
+        &[line(rata, &to.party, None)],
+        false,
+    )
+    .await
+    .unwrap();
+    t.advance_days(8);
+    t.answer(&to.user, &to.party, by_cedente(&from.party), true)
+        .await
+        .unwrap();
+}
+
+async fn class_of(t: &TestApp, h: &Holder, rata: i64) -> Option<CedibilitaClass> {
+    t.cedible(&h.user, &h.party)
+        .await
+        .into_iter()
+        .find(|c| c.rata == rata)
+        .map(|c| c.cedibilita.class)
+}
+
+fn rule_of(e: &AppError) -> (&'static str, &'static str) {
+    (e.rule().unwrap_or(""), e.code())
+}
+
+async fn verify(t: &TestApp) {
+    let report = t.app.store.verify().await.unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+}
+
+/// A tracciabile superbonus held (accepted) by `h`: its first rata.
+async fn superbonus(t: &TestApp, h: &Holder) -> i64 {
+    t.holding(&h.party, &h.user, "superbonus", 400_000, tracciabile_day())
+        .await
+        .rate[0]
+        .id
+}
+
+async fn r_chain_one_free_then_two_qualified_then_non_cedibile(t: TestApp) {
+    let a = holder(&t, 1, PartyKind::Company).await;
+    let b = holder(&t, 2, PartyKind::Company).await;
+    let other = t.company(3).await;
+    let bank = holder(&t, 4, PartyKind::Bank).await;
+    let insurer = holder(&t, 5, PartyKind::Insurer).await;
+    let rata = superbonus(&t, &a).await;
+    assert_eq!(class_of(&t, &a, rata).await, Some(CedibilitaClass::Anyone));
+
+    // First cession after the option: to anyone.
+    pass(&t, &a, &b, rata).await;
+    assert_eq!(
+        class_of(&t, &b, rata).await,
+        Some(CedibilitaClass::QualifiedOnly)
+    );
+    let e = t
+        .cede(&b.user, &b.party, &[line(rata, &other, None)], false)
+        .await
+        .unwrap_err();
+    assert_eq!(rule_of(&e), ("R-CHAIN", "r_chain_not_qualified"));
+    assert!(e.to_string().contains("Dopo 1 cessioni"), "{e}");
+    // The preview says the same before the PIN.
+    let preview = t
+        .app
+        .preview_cession(&b.user, b.party.id, &[line(rata, &other, None)])
+        .await
+        .unwrap();
+    assert_eq!(
+        preview[0].as_ref().map(AppError::code),
+        Some("r_chain_not_qualified")
+    );
+
+    // Two more, each to a soggetto qualificato.
+    pass(&t, &b, &bank, rata).await;
+    assert_eq!(
+        class_of(&t, &bank, rata).await,
+        Some(CedibilitaClass::QualifiedOnly)
+    );
+    pass(&t, &bank, &insurer, rata).await;
+
+    // The last allowed cession leaves it non cedibile: not listed, refused, F1 says so.
+    assert_eq!(class_of(&t, &insurer, rata).await, None);
+    let e = t
+        .cede(
+            &insurer.user,
+            &insurer.party,
+            &[line(rata, &bank.party, None)],
+            false,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(rule_of(&e), ("R-CHAIN", "not_cedible"));
+    assert!(e.to_string().contains("3 cessioni"), "{e}");
+    let row = t.monitor(&insurer.party, "superbonus", 2023).await;
+    assert_eq!(row.residual_cedible, cents(0));
+    assert_eq!(row.residual_not_cedible, cents(100_000));
+    let row = t.monitor(&b.party, "superbonus", 2023).await;
+    assert_eq!(row.residual_cedible, cents(0));
+    verify(&t).await;
+}
+
+async fn r_chain_counts_only_cessions_from_2022_02_17(t: TestApp) {
+    let a = holder(&t, 1, PartyKind::Company).await;
+    let b = holder(&t, 2, PartyKind::Company).await;
+    let c = holder(&t, 3, PartyKind::Company).await;
+    let d = holder(&t, 4, PartyKind::Company).await;
+    t.set_rome(2022, 1, 10, 10, 0);
+    let credit = t
+        .holding(&a.party, &a.user, "ecobonus", 100_000, date(2022, 1, 10))
+        .await;
+    let rata = credit.rate[0].id;
+    // Two cessions before DL 13/2022 (no limit, and they do not count after it).
+    pass(&t, &a, &b, rata).await;
+    pass(&t, &b, &c, rata).await;
+    t.set_rome(2024, 3, 1, 10, 0);
+    assert_eq!(class_of(&t, &c, rata).await, Some(CedibilitaClass::Anyone));
+    // The free cession of the new regime, then only qualified parties.
+    pass(&t, &c, &d, rata).await;
+    assert_eq!(
+        class_of(&t, &d, rata).await,
+        Some(CedibilitaClass::QualifiedOnly)
+    );
+    let row = t.monitor(&d.party, "ecobonus", 2023).await;
+    assert_eq!(row.residual_restricted, row.residual_cedible);
+    verify(&t).await;
+}
+
+/// A bank holding a rata that has had its three counted cessions.
+async fn bank_at_the_limit(t: &TestApp) -> (Holder, i64) {
+    let a = holder(t, 1, PartyKind::Company).await;
+    let b = holder(t, 2, PartyKind::Company).await;
+    let bank1 = holder(t, 3, PartyKind::Bank).await;
+    let bank2 = holder(t, 4, PartyKind::Bank).await;
+    let rata = superbonus(t, &a).await;
+    pass(t, &a, &b, rata).await;
+    pass(t, &b, &bank1, rata).await;
+    pass(t, &bank1, &bank2, rata).await;
+    (bank2, rata)
+}
+
+async fn r_bank_client_bank_at_the_limit_cedes_to_own_non_consumer_client_only(t: TestApp) {
+    let (bank, rata) = bank_at_the_limit(&t).await;
+    assert_eq!(
+        class_of(&t, &bank, rata).await,
+        Some(CedibilitaClass::OwnBankClientsOnly)
+    );
+    let client = holder(&t, 10, PartyKind::Company).await;
+    let consumer = t.party(11, PartyKind::Person).await;
+    let other_bank = t.party(12, PartyKind::Bank).await;
+    // Not yet a client, a consumer client, another bank: refused, naming R-BANK-CLIENT.
+    for to in [&client.party, &consumer, &other_bank] {
+        let e = t
+            .cede(&bank.user, &bank.party, &[line(rata, to, None)], false)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            rule_of(&e),
+            ("R-BANK-CLIENT", "r_bank_client_only"),
+            "{to:?}"
+        );
+    }
+    // Only the operator keeps the registry.
+    assert_eq!(
+        t.app
+            .set_bank_client(
+                &bank.user,
+                bank.party.cf.as_str(),
+                client.party.cf.as_str(),
+                BankClient::NonConsumer,
+            )
+            .await
+            .unwrap_err()
+            .code(),
+        "forbidden"
+    );
+    t.app
+        .set_bank_client(
+            &t.op,
+            bank.party.cf.as_str(),
+            consumer.cf.as_str(),
+            BankClient::Consumer,
+        )
+        .await
+        .unwrap();
+    let e = t
+        .cede(
+            &bank.user,
+            &bank.party,
+            &[line(rata, &consumer, None)],
+            false,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(rule_of(&e), ("R-BANK-CLIENT", "r_bank_client_only"));
+    t.app
+        .set_bank_client(
+            &t.op,
+            bank.party.cf.as_str(),
+            client.party.cf.as_str(),
+            BankClient::NonConsumer,
+        )
+        .await
+        .unwrap();
+    let listed = t
+        .app
+        .bank_clients(&t.op, bank.party.cf.as_str())
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 2);
+    pass(&t, &bank, &client, rata).await;
+    // The client may not cede further.
+    assert_eq!(class_of(&t, &client, rata).await, None);
+    let e = t
+        .cede(
+            &client.user,
+            &client.party,
+            &[line(rata, &other_bank, None)],
+            false,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(rule_of(&e), ("R-BANK-CLIENT", "not_cedible"));
+    verify(&t).await;
+}
+
+async fn r_bank_client_outside_the_count_and_the_client_may_not_cede(t: TestApp) {
+    let a = holder(&t, 1, PartyKind::Company).await;
+    let b = holder(&t, 2, PartyKind::Company).await;
+    let bank = holder(&t, 3, PartyKind::Bank).await;
+    let client = holder(&t, 4, PartyKind::Company).await;
+    let rata = superbonus(&t, &a).await;
+    pass(&t, &a, &b, rata).await;
+    pass(&t, &b, &bank, rata).await;
+    // Only qualified parties now; the bank's non-consumer client is admitted anyway.
+    t.app
+        .set_bank_client(
+            &t.op,
+            bank.party.cf.as_str(),
+            client.party.cf.as_str(),
+            BankClient::NonConsumer,
+        )
+        .await
+        .unwrap();
+    pass(&t, &bank, &client, rata).await;
+    assert_eq!(class_of(&t, &client, rata).await, None);
+    let row = t.monitor(&client.party, "superbonus", 2023).await;
+    assert_eq!(row.residual_not_cedible, cents(100_000));
+    // Ending the relation stops further bank-client cessions, not the one registered.
+    t.app
+        .set_bank_client(
+            &t.op,
+            bank.party.cf.as_str(),
+            client.party.cf.as_str(),
+            BankClient::No,
+        )
+        .await
+        .unwrap();
+    assert!(
+        t.app
+            .bank_clients(&t.op, bank.party.cf.as_str())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(class_of(&t, &client, rata).await, None);
+    verify(&t).await;
+}
+
+async fn r_once_one_cession_then_f24_only(mut t: TestApp) {
+    // A catalogue where the recupero edilizio credit is "cedibile una sola volta".
+    let text = cessio_core::catalogue::BUILTIN_TOML;
+    let at = text.find("key = \"recupero_edilizio\"").unwrap();
+    let (head, tail) = text.split_at(at);
+    let tail = tail.replacen(
+        "cession_regime = \"art121\"",
+        "cession_regime = \"once\"",
+        1,
+    );
+    t.app.catalogue = Arc::new(Catalogue::from_toml_str(&format!("{head}{tail}")).unwrap());
+    let a = holder(&t, 1, PartyKind::Company).await;
+    let bank = holder(&t, 2, PartyKind::Bank).await;
+    let insurer = t.party(3, PartyKind::Insurer).await;
+    let rata = t
+        .holding(
+            &a.party,
+            &a.user,
+            "recupero_edilizio",
+            100_000,
+            tracciabile_day(),
+        )
+        .await
+        .rate[0]
+        .id;
+    assert_eq!(class_of(&t, &a, rata).await, Some(CedibilitaClass::Anyone));
+    pass(&t, &a, &bank, rata).await;
+    assert_eq!(class_of(&t, &bank, rata).await, None);
+    let e = t
+        .cede(
+            &bank.user,
+            &bank.party,
+            &[line(rata, &insurer, None)],
+            false,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(rule_of(&e), ("R-ONCE", "not_cedible"));
+    assert!(e.to_string().contains("una sola volta"), "{e}");
+    verify(&t).await;
+}
+
+async fn r_pa_may_not_acquire(t: TestApp) {
+    let a = holder(&t, 1, PartyKind::Company).await;
+    let pa = t.party(2, PartyKind::PublicAdministration).await;
+    let rata = superbonus(&t, &a).await;
+    let e = t
+        .cede(&a.user, &a.party, &[line(rata, &pa, None)], false)
+        .await
+        .unwrap_err();
+    assert_eq!(rule_of(&e), ("R-PA", "r_pa"));
+    // Nor as the first cessionario of an option communication.
+    let beneficiary = t.company(3).await;
+    let e = t
+        .try_communicate(&t.option(&beneficiary, &pa, "superbonus", 10_000, tracciabile_day()))
+        .await
+        .unwrap_err();
+    assert_eq!(rule_of(&e), ("R-PA", "r_pa"));
+    assert_eq!(class_of(&t, &a, rata).await, Some(CedibilitaClass::Anyone));
+    verify(&t).await;
+}
+
+fn eco_option(t: &TestApp, beneficiary: &Party, holder: &Party) -> cessio_app::OptionInput {
+    cessio_app::OptionInput {
+        expense_year: 2019,
+        ..t.option(
+            beneficiary,
+            holder,
+            "ecobonus_art14",
+            100_000,
+            date(2020, 3, 2),
+        )
+    }
+}
+
+async fn r_eco_2018_never_to_banks_except_no_tax_area_beneficiary(t: TestApp) {
+    let beneficiary = t.party(1, PartyKind::Person).await;
+    let bank = holder(&t, 2, PartyKind::Bank).await;
+    let intermediary = t.party(3, PartyKind::FinancialIntermediary).await;
+    let supplier = holder(&t, 4, PartyKind::Company).await;
+    let private = t.party(5, PartyKind::Person).await;
+    // The option to a bank: only for a beneficiary in the no-tax area.
+    let e = t
+        .try_communicate(&eco_option(&t, &beneficiary, &bank.party))
+        .await
+        .unwrap_err();
+    assert_eq!(rule_of(&e), ("R-ECO-2018", "r_eco_2018"));
+    assert!(e.to_string().contains("no tax area"), "{e}");
+    t.app
+        .communicate_option_declaring(
+            &t.op,
+            &t.key(),
+            None,
+            &eco_option(&t, &beneficiary, &bank.party),
+            true,
+        )
+        .await
+        .unwrap();
+    // To the supplier, then never on to a bank or financial intermediary.
+    let credit = t
+        .try_communicate(&eco_option(&t, &beneficiary, &supplier.party))
+        .await
+        .unwrap();
+    t.answer(
+        &supplier.user,
+        &supplier.party,
+        by_cedente(&beneficiary),
+        true,
+    )
+    .await
+    .unwrap();
+    let rata = credit.rate[0].id;
+    assert_eq!(
+        class_of(&t, &supplier, rata).await,
+        Some(CedibilitaClass::AnyoneExceptBanks)
+    );
+    for to in [&bank.party, &intermediary] {
+        let e = t
+            .cede(
+                &supplier.user,
+                &supplier.party,
+                &[line(rata, to, Some(1_000))],
+                false,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(rule_of(&e), ("R-ECO-2018", "r_eco_2018"));
+    }
+    t.cede(
+        &supplier.user,
+        &supplier.party,
+        &[line(rata, &private, Some(1_000))],
+        false,
+    )
+    .await
+    .unwrap();
+    verify(&t).await;
+}
