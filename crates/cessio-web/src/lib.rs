@@ -25,6 +25,7 @@ use cessio_store::{PartyKind, Role};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+mod api_operator;
 mod metrics;
 pub mod openapi;
 mod problem;
@@ -291,7 +292,8 @@ pub fn router(state: WebState) -> Router {
         .route("/parties/{cf}/incoming/answer", post(answer))
         .route("/parties/{cf}/movements", get(movements))
         .route("/parties/{cf}/movements.csv", get(movements_csv))
-        .route("/openapi.json", get(openapi::document));
+        .route("/openapi.json", get(openapi::document))
+        .merge(api_operator::routes());
     Router::new()
         .nest("/api/v1", api)
         .route("/api/v1", get(index))
@@ -580,11 +582,19 @@ async fn communicate(
         .as_object_mut()
         .and_then(|o| o.remove("pin"))
         .and_then(|v| v.as_str().map(str::to_string));
+    // R-ECO-2018: the beneficiary's no-tax-area declaration, beside the input like the PIN.
+    let no_tax_area = match body.as_object_mut().and_then(|o| o.remove("no_tax_area")) {
+        None | Some(serde_json::Value::Null) => false,
+        Some(serde_json::Value::Bool(b)) => b,
+        Some(_) => {
+            return Err(AppError::invalid("no_tax_area", "deve essere true o false").into());
+        }
+    };
     let input: OptionInput =
         serde_json::from_value(body).map_err(|e| AppError::invalid("body", e.to_string()))?;
     let credit = state
         .app
-        .communicate_option(&p, &key, pin.as_deref(), &input)
+        .communicate_option_declaring(&p, &key, pin.as_deref(), &input, no_tax_area)
         .await?;
     state.metrics.operation("communicate_option");
     Ok((StatusCode::CREATED, Json(credit)))

@@ -258,6 +258,117 @@ pub const OPERATIONS: &[Op] = &[
     Op {
         ..op("get", "/openapi.json", "openapi", "Questo documento")
     },
+    Op {
+        request: Some("DeceasedRequest"),
+        response: Some("Party"),
+        ..op(
+            "post",
+            "/operator/parties/{cf}/deceased",
+            "setDeceased",
+            "Operatore: anagrafe, soggetto deceduto (regola di rischio)",
+        )
+    },
+    Op {
+        request: Some("BankClientRequest"),
+        status: 201,
+        response: Some("BankClient"),
+        ..op(
+            "post",
+            "/operator/bank-clients",
+            "setBankClient",
+            "Operatore: correntista di una banca, consumatore o no (R-BANK-CLIENT); relation no chiude il rapporto",
+        )
+    },
+    Op {
+        response: Some("BankClients"),
+        ..op(
+            "get",
+            "/operator/banks/{cf}/clients",
+            "bankClients",
+            "Operatore: correntisti attuali di una banca (R-BANK-CLIENT)",
+        )
+    },
+    Op {
+        request: Some("SuspendRequest"),
+        status: 201,
+        response: Some("Suspension"),
+        ..op(
+            "post",
+            "/operator/suspensions",
+            "suspend",
+            "Operatore: sospende una comunicazione in attesa entro 5 giorni lavorativi, per al massimo 30 giorni (R-SUSP)",
+        )
+    },
+    Op {
+        response: Some("Suspensions"),
+        query: &[("open_only", "boolean")],
+        ..op(
+            "get",
+            "/operator/suspensions",
+            "suspensions",
+            "Operatore: sospensioni (R-SUSP)",
+        )
+    },
+    Op {
+        request: Some("SuspensionEndRequest"),
+        response: Some("Suspension"),
+        idempotent: true,
+        ..op(
+            "post",
+            "/operator/suspensions/{transfer}/end",
+            "endSuspension",
+            "Operatore: esito della sospensione, rilasciata o non effettuata (R-SUSP)",
+        )
+    },
+    Op {
+        response: Some("RiskHits"),
+        query: &[
+            ("party_cf", "string"),
+            ("since", "date"),
+            ("rule", "string"),
+        ],
+        ..op(
+            "get",
+            "/operator/risk-hits",
+            "riskHits",
+            "Operatore: esiti delle regole di rischio su ogni comunicazione",
+        )
+    },
+    Op {
+        request: Some("SeizeRequest"),
+        status: 201,
+        response: Some("Seizure"),
+        idempotent: true,
+        ..op(
+            "post",
+            "/operator/seizures",
+            "seize",
+            "Operatore: sequestro della rata di un titolare (R-SEIZE)",
+        )
+    },
+    Op {
+        request: Some("SeizureReleaseRequest"),
+        response: Some("Seizure"),
+        idempotent: true,
+        ..op(
+            "post",
+            "/operator/seizures/release",
+            "releaseSeizure",
+            "Operatore: dissequestro; la scadenza d'uso si sposta della durata del sequestro (R-SEIZE)",
+        )
+    },
+    Op {
+        request: Some("AnnulmentRequest"),
+        status: 201,
+        response: Some("AnnulmentReceipt"),
+        idempotent: true,
+        ..op(
+            "post",
+            "/operator/annulments",
+            "annulAcceptance",
+            "Operatore: annulla su richiesta delle parti un'accettazione non ancora utilizzata né ceduta",
+        )
+    },
 ];
 
 fn obj(props: Value, required: &[&str]) -> Value {
@@ -272,6 +383,49 @@ fn schemas() -> Value {
     );
     json!({
         "Cents": cents,
+        "Cedibilita": obj(json!({
+            "class": { "type": "string", "enum": ["anyone", "anyone_except_banks", "qualified_only", "own_bank_clients_only", "not_cedible"] },
+            "label": { "type": "string" }, "rule": { "type": ["string", "null"] }, "reason": { "type": ["string", "null"] }
+        }), &["class", "label"]),
+        "DeceasedRequest": obj(json!({ "deceased": { "type": "boolean" } }), &["deceased"]),
+        "BankClientRequest": obj(json!({
+            "bank_cf": { "type": "string" }, "client_cf": { "type": "string" },
+            "relation": { "type": "string", "enum": ["no", "consumer", "non_consumer", "professional"] }
+        }), &["bank_cf", "client_cf", "relation"]),
+        "BankClient": obj(json!({
+            "bank_cf": { "type": "string" }, "client_cf": { "type": "string" },
+            "relation": { "type": "string", "enum": ["no", "consumer", "non_consumer", "professional"] },
+            "recorded_at": { "type": "string", "format": "date-time" }
+        }), &["bank_cf", "client_cf", "relation", "recorded_at"]),
+        "BankClients": { "type": "array", "items": { "$ref": "#/components/schemas/BankClient" } },
+        "SuspendRequest": obj(json!({ "transfer": { "type": "integer" }, "days": { "type": "integer", "minimum": 1, "maximum": 30 }, "reason": { "type": "string" } }), &["transfer", "days", "reason"]),
+        "SuspensionEndRequest": obj(json!({ "outcome": { "type": "string", "enum": ["released", "voided"] } }), &["outcome"]),
+        "Suspension": obj(json!({
+            "transfer": { "type": "integer" }, "rata": { "type": "integer" }, "kind": { "type": "string" },
+            "cedente_cf": { "type": "string" }, "cessionario_cf": { "type": "string" }, "amount": { "$ref": "#/components/schemas/Cents" },
+            "registered_at": { "type": "string", "format": "date-time" }, "from": { "type": "string", "format": "date" },
+            "until": { "type": "string", "format": "date" }, "reason": { "type": "string" }, "risk_rule": { "type": ["string", "null"] },
+            "state": { "type": "string", "enum": ["suspended", "released", "voided"] },
+            "ended_at": { "type": ["string", "null"], "format": "date-time" }
+        }), &["transfer", "from", "until", "state"]),
+        "Suspensions": { "type": "array", "items": { "$ref": "#/components/schemas/Suspension" } },
+        "RiskHits": { "type": "array", "items": obj(json!({
+            "id": { "type": "integer" }, "at": { "type": "string", "format": "date-time" }, "transfer": { "type": ["integer", "null"] },
+            "cedente_cf": { "type": "string" }, "cessionario_cf": { "type": "string" },
+            "rule": { "type": "string", "enum": ["risk_party_unknown", "risk_party_deceased", "risk_amount_above_history", "risk_cycle", "risk_velocity"] },
+            "reason": { "type": "string" }, "suspended": { "type": "boolean" }
+        }), &["id", "at", "rule", "reason", "suspended"]) },
+        "SeizeRequest": obj(json!({ "holder_cf": { "type": "string" }, "rata": { "type": "integer" }, "reference": { "type": "string" } }), &["holder_cf", "rata", "reference"]),
+        "SeizureReleaseRequest": obj(json!({ "holder_cf": { "type": "string" }, "rata": { "type": "integer" } }), &["holder_cf", "rata"]),
+        "Seizure": obj(json!({
+            "rata": { "type": "integer" }, "holder_cf": { "type": "string" }, "seized": { "$ref": "#/components/schemas/Cents" },
+            "extension_days": { "type": "integer" }, "operation_id": { "type": "integer" }, "replayed": { "type": "boolean" }
+        }), &["rata", "holder_cf", "seized", "extension_days"]),
+        "AnnulmentRequest": obj(json!({ "transfer": { "type": "integer" }, "reference": { "type": "string" } }), &["transfer", "reference"]),
+        "AnnulmentReceipt": obj(json!({
+            "operation_id": { "type": "integer" }, "transfer": { "type": "integer" }, "amount": { "$ref": "#/components/schemas/Cents" },
+            "reference": { "type": "string" }, "replayed": { "type": "boolean" }
+        }), &["operation_id", "transfer", "amount", "reference"]),
         "Problem": obj(json!({
             "type": { "type": "string" }, "title": { "type": "string" }, "status": { "type": "integer" },
             "code": { "type": "string", "description": "Codice stabile del rifiuto" },
@@ -297,7 +451,8 @@ fn schemas() -> Value {
             "beneficiary_cf": { "type": "string" }, "type_key": { "type": "string" }, "expense_year": { "type": "integer" },
             "origin": { "type": "string", "enum": ["cessione", "sconto"] }, "holder_cf": { "type": "string" },
             "total": { "$ref": "#/components/schemas/Cents" }, "communicated_on": { "type": ["string", "null"], "format": "date" },
-            "exception": { "type": ["string", "null"] }, "pin": { "type": ["string", "null"] }
+            "exception": { "type": ["string", "null"] }, "pin": { "type": ["string", "null"] },
+            "no_tax_area": { "type": ["boolean", "null"], "description": "Beneficiario nella no tax area (R-ECO-2018)" }
         }), &["beneficiary_cf", "type_key", "expense_year", "origin", "holder_cf", "total"]),
         "ImportReport": obj(json!({
             "registered": { "type": "integer" }, "already_registered": { "type": "integer" }, "refused": { "type": "integer" },
@@ -316,13 +471,15 @@ fn schemas() -> Value {
             "received_refused": { "$ref": "#/components/schemas/Cents" }, "ceded_accepted": { "$ref": "#/components/schemas/Cents" },
             "ceded_pending": { "$ref": "#/components/schemas/Cents" }, "used_done": { "$ref": "#/components/schemas/Cents" },
             "used_reserved": { "$ref": "#/components/schemas/Cents" }, "residual_cedible": { "$ref": "#/components/schemas/Cents" },
-            "residual_not_cedible": { "$ref": "#/components/schemas/Cents" }
+            "residual_not_cedible": { "$ref": "#/components/schemas/Cents" },
+            "residual_restricted": { "$ref": "#/components/schemas/Cents", "description": "Parte di residual_cedible cedibile solo a soggetti qualificati, a correntisti della banca o non a banche (§5)" }
         }), &["type_key", "year"]) },
         "CedibleHoldings": { "type": "array", "items": obj(json!({
             "rata": { "type": "integer" }, "type_key": { "type": "string" }, "year": { "type": "integer" },
             "codice_tributo": { "type": "string" }, "codice_univoco": { "type": "string" }, "protocol": { "type": "string" },
-            "tracciabile": { "type": "boolean" }, "max_cedibile": { "$ref": "#/components/schemas/Cents" }, "partial_allowed": { "type": "boolean" }
-        }), &["rata", "max_cedibile"]) },
+            "tracciabile": { "type": "boolean" }, "max_cedibile": { "$ref": "#/components/schemas/Cents" }, "partial_allowed": { "type": "boolean" },
+            "cedibilita": { "$ref": "#/components/schemas/Cedibilita" }
+        }), &["rata", "max_cedibile", "cedibilita"]) },
         "CessionRequest": obj(json!({
             "lines": { "type": "array", "items": obj(json!({
                 "rata": { "type": "integer" }, "cessionario_cf": { "type": "string" },
@@ -334,7 +491,9 @@ fn schemas() -> Value {
         "IncomingGroups": { "type": "array", "items": obj(json!({
             "type_key": { "type": "string" }, "year": { "type": "integer" }, "cedente": party_ref,
             "operations": { "type": "integer" }, "amount": { "$ref": "#/components/schemas/Cents" },
-            "answerable_from": { "type": ["string", "null"], "format": "date" }
+            "answerable_from": { "type": ["string", "null"], "format": "date" },
+            "suspended": { "type": "integer", "description": "Operazioni sospese oggi (R-SUSP)" },
+            "suspended_until": { "type": ["string", "null"], "format": "date" }
         }), &["type_key", "year", "cedente", "operations", "amount"]) },
         "AnswerRequest": obj(json!({
             "accept": { "type": "boolean" }, "type_key": { "type": ["string", "null"] }, "year": { "type": ["integer", "null"] },
