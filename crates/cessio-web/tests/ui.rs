@@ -552,3 +552,61 @@ async fn access_matrix_every_page() {
         }
     }
 }
+
+/// The operator suspends a pending communication from the controls page (R-SUSP): the
+/// holder's Accettazione shows it suspended and offers no answer; voided, it is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_suspends_and_voids_a_communication_by_form() {
+    let s = Server::start().await;
+    let op = s.login("operatore").await;
+    let rows = s
+        .call(
+            "GET",
+            &format!("/api/v1/parties/{COMPANY}/movements?type_key=superbonus"),
+            Some(&op),
+            None,
+            None,
+        )
+        .await
+        .json();
+    let transfer = rows[0]["id"].as_i64().unwrap();
+    let page = html(&s.page("/operatore/controlli", Some(&op)).await);
+    let csrf = hidden(&page, "csrf");
+    let bad = s
+        .form(
+            "/operatore/controlli",
+            Some(&op),
+            &format!("csrf={csrf}&azione=sospendi&chiave=k1&movimento=abc&giorni=10&motivo=x"),
+        )
+        .await;
+    assert_eq!(bad.status, 422);
+    assert!(html(&bad).contains("id=\"movimento-errore\""));
+    let r = s
+        .form(
+            "/operatore/controlli",
+            Some(&op),
+            &format!("csrf={csrf}&azione=sospendi&chiave=k2&movimento={transfer}&giorni=10&motivo=verifica"),
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", html(&r));
+    assert!(
+        html(&s.page("/operatore/controlli", Some(&op)).await).contains("Comunicazione sospesa")
+    );
+    let holder = s.login("impresa").await;
+    let acc = html(
+        &s.page(&format!("/soggetti/{COMPANY}/accettazione"), Some(&holder))
+            .await,
+    );
+    assert!(acc.contains("Sospesa dall'Agenzia"), "{acc}");
+    let r = s
+        .form(
+            "/operatore/controlli",
+            Some(&op),
+            &format!(
+                "csrf={csrf}&azione=fine-sospensione&chiave=k3&movimento={transfer}&esito=annulla"
+            ),
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", html(&r));
+    assert!(html(&s.page("/operatore/controlli", Some(&op)).await).contains("non effettuata"));
+}

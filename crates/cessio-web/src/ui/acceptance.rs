@@ -168,7 +168,11 @@ fn group_table(ui: &Ui, party: &Party, f: &Filters, groups: &[IncomingGroup]) ->
                                 td.cessio-amount { (g.operations) }
                                 td.cessio-amount { (amount(g.amount)) }
                                 td {
-                                    @if let Some(d) = g.answerable_from {
+                                    @if g.suspended > 0 {
+                                        "Sospesa dall'Agenzia"
+                                        @if let Some(d) = g.suspended_until { " fino al " (date(d)) }
+                                        " (R-SUSP): non si può rispondere"
+                                    } @else if let Some(d) = g.answerable_from {
                                         "Rispondibile dal " (date(d)) " (R-WAIT5)"
                                     } @else {
                                         form.d-inline method="post" {

@@ -135,6 +135,7 @@ fn list(
                                 th scope="col" { "Codice tributo" }
                                 th scope="col" { "Codice univoco / protocollo" }
                                 th.cessio-amount scope="col" { "Massimo cedibile" }
+                                th scope="col" { "Cedibilità" }
                                 th scope="col" { "Importo da cedere" }
                                 th scope="col" { "Codice fiscale del cessionario" }
                             }
@@ -160,6 +161,7 @@ fn list(
                                     td { (h.codice_tributo) }
                                     td.cessio-code { @if h.tracciabile { (h.codice_univoco) } @else { (h.protocol) } }
                                     td.cessio-amount { (amount(h.max_cedibile)) }
+                                    td { (h.cedibilita.label) }
                                     td {
                                         @if h.partial_allowed {
                                             label.visually-hidden for=(amount_id) { "Importo da cedere della rata " (h.codice_univoco) }

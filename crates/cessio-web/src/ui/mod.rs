@@ -28,6 +28,7 @@ mod acceptance;
 pub mod assets;
 mod cession;
 mod communications;
+mod controls;
 mod f24;
 mod layout;
 mod login;
@@ -113,6 +114,10 @@ pub fn routes() -> Router<WebState> {
         .route("/operatore/pin", post(operator::unlock_pin))
         .route("/operatore/debiti", post(operator::debt_position))
         .route("/operatore/chiusura", post(operator::close_year))
+        .route(
+            "/operatore/controlli",
+            get(controls::page).post(controls::submit),
+        )
         .layer(middleware::from_fn(page_headers))
         .route("/static/{digest}/{*path}", get(assets::serve))
 }

@@ -92,7 +92,7 @@ fn table(rows: &[MonitorRow]) -> Markup {
     html! {
         div.table-responsive tabindex="0" role="region" aria-label="Tabella (scorrevole)" {
             table.table.table-striped.cessio-table {
-                caption { "Crediti per tipo e anno di riferimento (importi in euro)" }
+                caption { "Crediti per tipo e anno di riferimento. «Con limiti»: cedibili solo a soggetti qualificati, ai clienti della propria banca o non a banche (R-CHAIN, R-BANK-CLIENT, R-ECO-2018)" }
                 thead {
                     tr {
                         th scope="col" { "Tipo di credito" }
@@ -105,6 +105,7 @@ fn table(rows: &[MonitorRow]) -> Markup {
                         th.cessio-amount scope="col" { "Utilizzati in F24" }
                         th.cessio-amount scope="col" { "Prenotati in F24" }
                         th.cessio-amount scope="col" { "Residuo cedibile" }
+                        th.cessio-amount scope="col" { "di cui con limiti (§5)" }
                         th.cessio-amount scope="col" { "Residuo solo F24" }
                     }
                 }
@@ -121,6 +122,7 @@ fn table(rows: &[MonitorRow]) -> Markup {
                             td.cessio-amount { (amount(r.used_done)) }
                             td.cessio-amount { (amount(r.used_reserved)) }
                             td.cessio-amount { strong { (amount(r.residual_cedible)) } }
+                            td.cessio-amount { (amount(r.residual_restricted)) }
                             td.cessio-amount { (amount(r.residual_not_cedible)) }
                         }
                     }

@@ -59,6 +59,7 @@ fn show(ui: &Ui, notice: Option<Notice>, o: &Outcome, status: StatusCode) -> Res
             html! {
                 h1 { "Funzioni dell'operatore" }
                 p.lead { "Anagrafe dei soggetti, utenze, deleghe agli intermediari e sblocco del PIN. Ogni operazione è registrata con il nome dell'operatore." }
+                p { a href="/operatore/controlli" { "Controlli: sospensioni, segnalazioni di rischio, pignoramenti, annullamenti su richiesta, decessi, clienti delle banche" } }
                 div.row {
                     div.col-lg-6.mb-5 { (party_form(ui, &o.party, &errors_for("soggetto"))) }
                     div.col-lg-6.mb-5 { (user_form(ui, &o.user, &errors_for("utente"))) }
