@@ -262,6 +262,10 @@ try {
   await audit('comunicazioni-esito');
   await page.goto(`${base}/operatore`);
   await audit('operatore');
+  await page.goto(`${base}/operatore/controlli`);
+  expect((await text()).includes('Segnalazioni dei controlli di rischio'), 'no controls page');
+  await audit('operatore-controlli');
+  await page.goto(`${base}/operatore`);
   await page.locator('#sblocco-username').fill('bianchi');
   await page.getByRole('button', { name: 'Sblocca il PIN' }).click();
   await page.waitForLoadState('load');
