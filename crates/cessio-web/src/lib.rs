@@ -25,6 +25,7 @@ use cessio_store::{PartyKind, Role};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+mod api_credits;
 mod api_operator;
 mod metrics;
 pub mod openapi;
@@ -293,7 +294,8 @@ pub fn router(state: WebState) -> Router {
         .route("/parties/{cf}/movements", get(movements))
         .route("/parties/{cf}/movements.csv", get(movements_csv))
         .route("/openapi.json", get(openapi::document))
-        .merge(api_operator::routes());
+        .merge(api_operator::routes())
+        .merge(api_credits::routes());
     Router::new()
         .nest("/api/v1", api)
         .route("/api/v1", get(index))

@@ -369,6 +369,135 @@ pub const OPERATIONS: &[Op] = &[
             "Operatore: annulla su richiesta delle parti un'accettazione non ancora utilizzata né ceduta",
         )
     },
+    Op {
+        response: Some("F24AvailabilityRows"),
+        ..op(
+            "get",
+            "/parties/{cf}/f24-availability",
+            "f24Availability",
+            "F5: per codice tributo e anno, quanto si può utilizzare in F24 oggi",
+        )
+    },
+    Op {
+        response: Some("ChoiceRows"),
+        ..op(
+            "get",
+            "/parties/{cf}/f24-choices",
+            "f24Choices",
+            "F5: scelta di utilizzo in F24 di ogni rata (R-F24-CHOICE)",
+        )
+    },
+    Op {
+        request: Some("ChoiceRequest"),
+        response: Some("ChoiceReceipt"),
+        idempotent: true,
+        ..op(
+            "post",
+            "/parties/{cf}/f24-choices/{rata}",
+            "f24Choice",
+            "F5: dichiara (declare true) o revoca la scelta di utilizzo in F24 (R-F24-CHOICE)",
+        )
+    },
+    Op {
+        request: Some("F24Request"),
+        status: 201,
+        response: Some("F24Reservation"),
+        idempotent: true,
+        ..op(
+            "post",
+            "/parties/{cf}/f24",
+            "reserveF24",
+            "F5: prenota un modello F24, scartato per intero se una riga supera il disponibile (R-F24-OVER)",
+        )
+    },
+    Op {
+        request: Some("PinRequest"),
+        response: Some("F24Outcome"),
+        idempotent: true,
+        ..op(
+            "post",
+            "/parties/{cf}/f24/{id}/confirm",
+            "confirmF24",
+            "F5: F24 eseguito, gli importi prenotati sono utilizzati",
+        )
+    },
+    Op {
+        request: Some("PinRequest"),
+        response: Some("F24Outcome"),
+        idempotent: true,
+        ..op(
+            "post",
+            "/parties/{cf}/f24/{id}/discard",
+            "discardF24",
+            "F5: F24 scartato, gli importi prenotati tornano disponibili",
+        )
+    },
+    Op {
+        request: Some("SplitPreviewRequest"),
+        response: Some("SplitPreview"),
+        ..op(
+            "post",
+            "/parties/{cf}/split/preview",
+            "splitPreview",
+            "F6: riepilogo delle dieci rate (anno, importo, ultimo giorno, codice tributo); non registra nulla (R-SPLIT-ELIGIBLE, R-SPLIT-CENTS)",
+        )
+    },
+    Op {
+        request: Some("SplitRequest"),
+        status: 201,
+        response: Some("SplitReceipt"),
+        idempotent: true,
+        ..op(
+            "post",
+            "/parties/{cf}/split",
+            "splitRata",
+            "F6: ripartisce il residuo di una rata (o parte) in dieci rate annuali, non cedibili (R-SPLIT-NOCEDE)",
+        )
+    },
+    Op {
+        request: Some("PinRequest"),
+        response: Some("SplitAnnulReceipt"),
+        idempotent: true,
+        ..op(
+            "post",
+            "/parties/{cf}/split/{id}/annul",
+            "annulSplit",
+            "F6: annulla la ripartizione {id} se nessuna rata è utilizzata o prenotata (R-SPLIT-ANNUL)",
+        )
+    },
+    Op {
+        request: Some("ReductionRequest"),
+        status: 201,
+        response: Some("ReductionReceipt"),
+        idempotent: true,
+        ..op(
+            "post",
+            "/parties/{cf}/reductions",
+            "reduce",
+            "F7: riduzione del credito, entro 30 giorni dalla conoscenza e nei limiti del residuo",
+        )
+    },
+    Op {
+        request: Some("DebtPosition"),
+        response: Some("DebtPositionReceipt"),
+        idempotent: true,
+        ..op(
+            "put",
+            "/parties/{cf}/debt-position",
+            "setDebtPosition",
+            "Operatore: posizione debitoria scaduta del soggetto (R-BAN-100K, R-BAN-1500)",
+        )
+    },
+    Op {
+        response: Some("CloseYearReport"),
+        idempotent: true,
+        ..op(
+            "post",
+            "/close-year/{year}",
+            "closeYear",
+            "Operatore: chiusura dell'anno, gli importi non utilizzati scadono (R-F24-WINDOW-121/122)",
+        )
+    },
 ];
 
 fn obj(props: Value, required: &[&str]) -> Value {
@@ -511,6 +640,166 @@ fn schemas() -> Value {
     })
 }
 
+/// The schemas of F5, F6, F7 and the operator's debt position and year-end close
+/// (`api_credits`), added to [`schemas`].
+fn with_credit_schemas(mut all: Value) -> Value {
+    let c = || json!({ "$ref": "#/components/schemas/Cents" });
+    let pin = || json!({ "type": ["string", "null"] });
+    let date = || json!({ "type": "string", "format": "date" });
+    let recap = obj(
+        json!({ "year": { "type": "integer" }, "amount": c(), "last_day_of_use": date(), "codice_tributo": { "type": "string" } }),
+        &["year", "amount", "last_day_of_use", "codice_tributo"],
+    );
+    let line = obj(
+        json!({ "codice_tributo": { "type": "string" }, "year": { "type": "integer" }, "amount": c() }),
+        &["codice_tributo", "year", "amount"],
+    );
+    let add = [
+        (
+            "F24AvailabilityRows",
+            json!({ "type": "array", "items": obj(json!({
+            "codice_tributo": { "type": "string" }, "year": { "type": "integer" }, "type_key": { "type": "string" },
+            "type_name": { "type": "string" }, "usable": c(), "reserved": c(), "awaiting_choice": c(),
+            "not_yet_usable": c(), "usable_from": { "type": ["string", "null"], "format": "date" },
+            "last_day": { "type": ["string", "null"], "format": "date" }, "expired": c()
+        }), &["codice_tributo", "year", "usable"]) }),
+        ),
+        (
+            "ChoiceRows",
+            json!({ "type": "array", "items": obj(json!({
+            "rata": { "type": "integer" }, "codice_tributo": { "type": "string" }, "year": { "type": "integer" },
+            "type_key": { "type": "string" }, "codice_univoco": { "type": "string" }, "tracciabile": { "type": "boolean" },
+            "available": c(), "choice": { "type": ["object", "string"] }
+        }), &["rata", "choice"]) }),
+        ),
+        (
+            "ChoiceRequest",
+            obj(
+                json!({ "declare": { "type": "boolean" }, "pin": pin() }),
+                &["declare"],
+            ),
+        ),
+        (
+            "ChoiceReceipt",
+            obj(
+                json!({ "operation_id": { "type": "integer" }, "rata": { "type": "integer" }, "choice": { "type": ["object", "string"] }, "replayed": { "type": "boolean" } }),
+                &["operation_id", "rata"],
+            ),
+        ),
+        (
+            "F24Request",
+            obj(
+                json!({ "payment_date": date(), "lines": { "type": "array", "items": line, "maxItems": 100 }, "pin": pin() }),
+                &["payment_date", "lines"],
+            ),
+        ),
+        (
+            "F24Reservation",
+            obj(
+                json!({
+                    "reservation": { "type": "integer" }, "at": { "type": "string", "format": "date-time" }, "payment_date": date(),
+                    "amount": c(), "lines": { "type": "array", "items": { "type": "object" } },
+                    "takes": { "type": "array", "items": { "type": "object" } }, "replayed": { "type": "boolean" }
+                }),
+                &["reservation", "amount"],
+            ),
+        ),
+        (
+            "F24Outcome",
+            obj(
+                json!({ "reservation": { "type": "integer" }, "operation_id": { "type": "integer" }, "confirmed": { "type": "boolean" }, "amount": c(), "replayed": { "type": "boolean" } }),
+                &["reservation", "confirmed"],
+            ),
+        ),
+        (
+            "SplitPreviewRequest",
+            obj(
+                json!({ "rata": { "type": "integer" }, "amount": c() }),
+                &["rata", "amount"],
+            ),
+        ),
+        (
+            "SplitPreview",
+            obj(
+                json!({
+                    "rata": { "type": "integer" }, "type_key": { "type": "string" }, "codice_tributo": { "type": "string" },
+                    "year": { "type": "integer" }, "residual": c(), "amount": c(),
+                    "rate": { "type": "array", "items": recap.clone(), "minItems": 10, "maxItems": 10 }
+                }),
+                &["rata", "amount", "rate"],
+            ),
+        ),
+        (
+            "SplitRequest",
+            obj(
+                json!({ "rata": { "type": "integer" }, "amount": c(), "pin": pin() }),
+                &["rata", "amount"],
+            ),
+        ),
+        (
+            "SplitReceipt",
+            obj(
+                json!({
+                    "operation_id": { "type": "integer" }, "at": { "type": "string", "format": "date-time" },
+                    "split_credit": { "type": "integer", "description": "Da indicare per l'annullamento" },
+                    "protocol": { "type": "string" }, "rata": { "type": "integer" }, "amount": c(),
+                    "rate": { "type": "array", "description": "Solo le rate di importo non nullo", "items": { "type": "object" } },
+                    "replayed": { "type": "boolean" }
+                }),
+                &["operation_id", "split_credit", "rate"],
+            ),
+        ),
+        (
+            "SplitAnnulReceipt",
+            obj(
+                json!({ "operation_id": { "type": "integer" }, "split_credit": { "type": "integer" }, "rata": { "type": "integer" }, "restored": recap, "replayed": { "type": "boolean" } }),
+                &["operation_id", "rata", "restored"],
+            ),
+        ),
+        (
+            "ReductionRequest",
+            obj(
+                json!({ "rata": { "type": "integer" }, "amount": c(), "known_on": date(), "pin": pin() }),
+                &["rata", "amount", "known_on"],
+            ),
+        ),
+        (
+            "ReductionReceipt",
+            obj(
+                json!({ "operation_id": { "type": "integer" }, "at": { "type": "string", "format": "date-time" }, "rata": { "type": "integer" }, "amount": c(), "known_on": date(), "replayed": { "type": "boolean" } }),
+                &["operation_id", "rata", "amount"],
+            ),
+        ),
+        (
+            "DebtPosition",
+            obj(
+                json!({ "loads": { "type": "array", "items": { "type": "object" } } }),
+                &["loads"],
+            ),
+        ),
+        (
+            "DebtPositionReceipt",
+            obj(
+                json!({ "operation_id": { "type": "integer" }, "counted_for_ban_100k": c(), "counted_erariali": c(), "replayed": { "type": "boolean" } }),
+                &["operation_id"],
+            ),
+        ),
+        (
+            "CloseYearReport",
+            obj(
+                json!({ "year": { "type": "integer" }, "holdings": { "type": "integer" }, "amount": c(), "operations": { "type": "array", "items": { "type": "integer" } } }),
+                &["year", "holdings", "amount"],
+            ),
+        ),
+    ];
+    if let Some(map) = all.as_object_mut() {
+        for (name, schema) in add {
+            map.insert(name.to_string(), schema);
+        }
+    }
+    all
+}
+
 pub fn build() -> Value {
     let mut paths = serde_json::Map::new();
     for o in OPERATIONS {
@@ -585,7 +874,7 @@ pub fn build() -> Value {
         },
         "servers": [{ "url": "/api/v1" }],
         "components": {
-            "schemas": schemas(),
+            "schemas": with_credit_schemas(schemas()),
             "securitySchemes": {
                 "bearer": { "type": "http", "scheme": "bearer" },
                 "session": { "type": "apiKey", "in": "cookie", "name": "cessio_session" }

@@ -1,0 +1,275 @@
+//! F5 Gestione F24, F6 Ulteriore rateazione and F7 Riduzione over HTTP, under
+//! `/api/v1/parties/{cf}/...`, with the operator's debt position and year-end close. Each
+//! handler translates one request into one app call; the app checks authorisation, the PIN
+//! and every rule. Every mutating call takes an `Idempotency-Key`.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use cessio_app::{
+    ChoiceReceipt, ChoiceRow, CloseYearReport, DebtPositionReceipt, F24AvailabilityRow,
+    F24LineInput, F24Outcome, F24Reservation, ReductionReceipt, SplitAnnulReceipt, SplitPreview,
+    SplitReceipt, SplitTarget,
+};
+use cessio_core::debt::DebtPosition;
+use cessio_core::ledger::RataId;
+use cessio_core::money::Cents;
+use chrono::NaiveDate;
+use serde::Deserialize;
+
+use crate::{ApiJson, ApiResult, Auth, IdempotencyKey, WebState, party_in_path};
+
+pub fn routes() -> Router<WebState> {
+    Router::new()
+        .route("/parties/{cf}/f24-availability", get(f24_availability))
+        .route("/parties/{cf}/f24-choices", get(f24_choices))
+        .route("/parties/{cf}/f24-choices/{rata}", post(f24_choice))
+        .route("/parties/{cf}/f24", post(reserve_f24))
+        .route("/parties/{cf}/f24/{id}/confirm", post(confirm_f24))
+        .route("/parties/{cf}/f24/{id}/discard", post(discard_f24))
+        .route("/parties/{cf}/split/preview", post(split_preview))
+        .route("/parties/{cf}/split", post(split_rata))
+        .route("/parties/{cf}/split/{id}/annul", post(annul_split))
+        .route("/parties/{cf}/reductions", post(reduce))
+        .route("/parties/{cf}/debt-position", put(set_debt_position))
+        .route("/close-year/{year}", post(close_year))
+}
+
+async fn f24_availability(
+    State(state): State<WebState>,
+    Auth(p): Auth,
+    Path(cf): Path<String>,
+) -> ApiResult<Json<Vec<F24AvailabilityRow>>> {
+    let party = party_in_path(&state, &p, &cf).await?;
+    Ok(Json(state.app.f24_availability(&p, party).await?))
+}
+
+async fn f24_choices(
+    State(state): State<WebState>,
+    Auth(p): Auth,
+    Path(cf): Path<String>,
+) -> ApiResult<Json<Vec<ChoiceRow>>> {
+    let party = party_in_path(&state, &p, &cf).await?;
+    Ok(Json(state.app.f24_choices(&p, party).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChoiceBody {
+    /// true: declare the choice to use the rata in F24; false: revoke it (R-F24-CHOICE).
+    declare: bool,
+    #[serde(default)]
+    pin: Option<String>,
+}
+
+async fn f24_choice(
+    State(state): State<WebState>,
+    Auth(p): Auth,
+    IdempotencyKey(key): IdempotencyKey,
+    Path((cf, rata)): Path<(String, RataId)>,
+    ApiJson(b): ApiJson<ChoiceBody>,
+) -> ApiResult<Json<ChoiceReceipt>> {
+    let party = party_in_path(&state, &p, &cf).await?;
+    let pin = b.pin.as_deref();
+    let receipt = if b.declare {
+        state
+            .app
+            .declare_f24_choice(&p, &key, pin, party, rata)
+            .await?
+    } else {
+        state
+            .app
+            .revoke_f24_choice(&p, &key, pin, party, rata)
+            .await?
+    };
+    state.metrics.operation("f24_choice");
+    Ok(Json(receipt))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReserveBody {
+    payment_date: NaiveDate,
+    lines: Vec<F24LineInput>,
+    #[serde(default)]
+    pin: Option<String>,
+}
+
+async fn reserve_f24(
+    State(state): State<WebState>,
+    Auth(p): Auth,
+    IdempotencyKey(key): IdempotencyKey,
+    Path(cf): Path<String>,
+    ApiJson(b): ApiJson<ReserveBody>,
+) -> ApiResult<(StatusCode, Json<F24Reservation>)> {
+    let party = party_in_path(&state, &p, &cf).await?;
+    let r = state
+        .app
+        .reserve_f24(&p, &key, b.pin.as_deref(), party, b.payment_date, &b.lines)
+        .await?;
+    state.metrics.operation("reserve_f24");
+    Ok((StatusCode::CREATED, Json(r)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PinBody {
+    #[serde(default)]
+    pin: Option<String>,
+}
+
+async fn confirm_f24(
+    State(state): State<WebState>,
+    Auth(p): Auth,
+    IdempotencyKey(key): IdempotencyKey,
+    Path((cf, id)): Path<(String, i64)>,
+    ApiJson(b): ApiJson<PinBody>,
+) -> ApiResult<Json<F24Outcome>> {
+    let party = party_in_path(&state, &p, &cf).await?;
+    let r = state
+        .app
+        .confirm_f24(&p, &key, b.pin.as_deref(), party, id)
+        .await?;
+    state.metrics.operation("confirm_f24");
+    Ok(Json(r))
+}
+
+async fn discard_f24(
+    State(state): State<WebState>,
+    Auth(p): Auth,
+    IdempotencyKey(key): IdempotencyKey,
+    Path((cf, id)): Path<(String, i64)>,
+    ApiJson(b): ApiJson<PinBody>,
+) -> ApiResult<Json<F24Outcome>> {
+    let party = party_in_path(&state, &p, &cf).await?;
+    let r = state
+        .app
+        .discard_f24(&p, &key, b.pin.as_deref(), party, id)
+        .await?;
+    state.metrics.operation("discard_f24");
+    Ok(Json(r))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SplitPreviewBody {
+    rata: RataId,
+    amount: Cents,
+}
+
+async fn split_preview(
+    State(state): State<WebState>,
+    Auth(p): Auth,
+    Path(cf): Path<String>,
+    ApiJson(b): ApiJson<SplitPreviewBody>,
+) -> ApiResult<Json<SplitPreview>> {
+    let party = party_in_path(&state, &p, &cf).await?;
+    Ok(Json(
+        state.app.split_preview(&p, party, b.rata, b.amount).await?,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SplitBody {
+    rata: RataId,
+    amount: Cents,
+    #[serde(default)]
+    pin: Option<String>,
+}
+
+async fn split_rata(
+    State(state): State<WebState>,
+    Auth(p): Auth,
+    IdempotencyKey(key): IdempotencyKey,
+    Path(cf): Path<String>,
+    ApiJson(b): ApiJson<SplitBody>,
+) -> ApiResult<(StatusCode, Json<SplitReceipt>)> {
+    let party = party_in_path(&state, &p, &cf).await?;
+    let r = state
+        .app
+        .split_rata(&p, &key, b.pin.as_deref(), party, b.rata, b.amount)
+        .await?;
+    state.metrics.operation("split_rata");
+    Ok((StatusCode::CREATED, Json(r)))
+}
+
+/// `{id}` is the split credit (`split_credit` of the split's receipt).
+async fn annul_split(
+    State(state): State<WebState>,
+    Auth(p): Auth,
+    IdempotencyKey(key): IdempotencyKey,
+    Path((cf, id)): Path<(String, i64)>,
+    ApiJson(b): ApiJson<PinBody>,
+) -> ApiResult<Json<SplitAnnulReceipt>> {
+    let party = party_in_path(&state, &p, &cf).await?;
+    let r = state
+        .app
+        .annul_split(&p, &key, b.pin.as_deref(), party, SplitTarget::Credit(id))
+        .await?;
+    state.metrics.operation("annul_split");
+    Ok(Json(r))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReductionBody {
+    rata: RataId,
+    amount: Cents,
+    known_on: NaiveDate,
+    #[serde(default)]
+    pin: Option<String>,
+}
+
+async fn reduce(
+    State(state): State<WebState>,
+    Auth(p): Auth,
+    IdempotencyKey(key): IdempotencyKey,
+    Path(cf): Path<String>,
+    ApiJson(b): ApiJson<ReductionBody>,
+) -> ApiResult<(StatusCode, Json<ReductionReceipt>)> {
+    let party = party_in_path(&state, &p, &cf).await?;
+    let r = state
+        .app
+        .reduce(
+            &p,
+            &key,
+            b.pin.as_deref(),
+            party,
+            b.rata,
+            b.amount,
+            b.known_on,
+        )
+        .await?;
+    state.metrics.operation("reduce");
+    Ok((StatusCode::CREATED, Json(r)))
+}
+
+async fn set_debt_position(
+    State(state): State<WebState>,
+    Auth(p): Auth,
+    IdempotencyKey(key): IdempotencyKey,
+    Path(cf): Path<String>,
+    ApiJson(position): ApiJson<DebtPosition>,
+) -> ApiResult<Json<DebtPositionReceipt>> {
+    let party = party_in_path(&state, &p, &cf).await?;
+    let r = state
+        .app
+        .set_debt_position(&p, &key, party, &position)
+        .await?;
+    state.metrics.operation("set_debt_position");
+    Ok(Json(r))
+}
+
+/// The close is idempotent by content; the key is required like on every mutating call.
+async fn close_year(
+    State(state): State<WebState>,
+    Auth(p): Auth,
+    IdempotencyKey(_key): IdempotencyKey,
+    Path(year): Path<u16>,
+) -> ApiResult<Json<CloseYearReport>> {
+    let r = state.app.close_year(&p, year).await?;
+    state.metrics.operation("close_year");
+    Ok(Json(r))
+}
