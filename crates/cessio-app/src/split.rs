@@ -389,6 +389,26 @@ impl App {
         if replay.is_none() {
             self.check_pin(p, pin).await?;
         }
+        // A retry names the split its first request annulled, which is no longer the
+        // original rata's latest split not yet annulled.
+        let target = match (&replay, target) {
+            (Some(r), SplitTarget::OriginalRata(_)) => {
+                let rows = self.store.operation_transfers(r.operation_id).await?;
+                let first_rata = rows.first().map(|t| t.rata);
+                let mut found = target;
+                if let (Some(last), Some(first_rata)) = (rows.last(), first_rata) {
+                    for id in self.store.splits_of(last.rata).await? {
+                        if let Some(c) = self.store.credit(id).await?
+                            && c.rate.iter().any(|x| x.id == first_rata)
+                        {
+                            found = SplitTarget::Credit(c.id);
+                        }
+                    }
+                }
+                found
+            }
+            _ => target,
+        };
         let (credit, original) = self.split_credit_of(party, target).await?;
         let Some(first) = credit.rate.first() else {
             return Err(AppError::NotFound {

@@ -258,18 +258,23 @@ async fn r_split_annul_ok_when_untouched(t: TestApp) {
     assert_eq!(code(again), "conflict");
     // By the original rata: its latest split not yet annulled.
     let r2 = split(&t, &h, &holder, rata, 10_000).await.unwrap();
-    let a2 = t
-        .app
-        .annul_split(
+    let key = t.key();
+    let by_rata = || {
+        t.app.annul_split(
             &h,
-            &t.key(),
+            &key,
             Some(PIN),
             holder.id,
             SplitTarget::OriginalRata(rata),
         )
-        .await
-        .unwrap();
+    };
+    let a2 = by_rata().await.unwrap();
     assert_eq!(a2.split_credit, r2.split_credit);
+    // Retried: the same annulment, replayed.
+    let retry = by_rata().await.unwrap();
+    assert!(retry.replayed);
+    assert_eq!(retry.split_credit, r2.split_credit);
+    assert_eq!(retry.operation_id, a2.operation_id);
     assert_eq!(available(&t, &holder, rata).await, cents(200_000));
     verified(&t).await;
 }
