@@ -35,6 +35,7 @@ mod login;
 mod monitoring;
 mod movements;
 mod operator;
+mod split;
 
 pub use layout::FieldErrors;
 use layout::{Shell, message_page, page};
@@ -91,6 +92,10 @@ pub fn routes() -> Router<WebState> {
         .route("/soggetti/{cf}/f24", get(f24::page).post(f24::reserve))
         .route("/soggetti/{cf}/f24/fine", post(f24::end))
         .route("/soggetti/{cf}/f24/scelta", post(f24::choice))
+        .route(
+            "/soggetti/{cf}/rateazione",
+            get(split::page).post(split::submit),
+        )
         .route("/soggetti/{cf}/movimenti", get(movements::page))
         .route("/soggetti/{cf}/movimenti.csv", get(movements::csv))
         .route(
@@ -498,7 +503,7 @@ async fn home(
     };
     let notice = ui.take_notice(&state);
     let base = party_home(&party);
-    let functions: [(&str, &str, &str); 6] = [
+    let functions: [(&str, &str, &str); 7] = [
         (
             "monitoraggio",
             "Monitoraggio crediti",
@@ -523,6 +528,11 @@ async fn home(
             "f24",
             "Gestione F24",
             "Usa i crediti in compensazione: disponibilità per codice tributo e anno, scelta per le rate tracciabili, prenotazione e conferma del modello.",
+        ),
+        (
+            "rateazione",
+            "Rateazione e riduzione",
+            "Ripartisci una rata in dieci rate annuali (e annulla la ripartizione), o dichiara una riduzione del credito.",
         ),
         (
             "comunicazioni",

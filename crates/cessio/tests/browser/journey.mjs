@@ -219,6 +219,27 @@ try {
   // 5. Accept, then export the list as CSV and check it.
   await login('banca');
   await answer(true);
+  // 5b. F6: the bank splits 1.000,00 of its 2025 Superbonus rata into ten rate, sees the
+  //     recap first, confirms, then annuls the split and gets the rata back.
+  await page.goto(`${base}/soggetti/${BANCA}/rateazione`);
+  await audit('rateazione');
+  await page.locator('#rata-split').selectOption('3');
+  await page.locator('#importo-split').fill('1.000,01');
+  await page.getByRole('button', { name: 'Vedi il riepilogo' }).click();
+  await page.waitForLoadState('load');
+  const recap = await text();
+  expect(recap.includes('Le dieci rate') && recap.includes('7771'), `no split recap: ${recap.slice(0, 500)}`);
+  expect(recap.includes('100,01 €'), 'the remainder cent is not on the first rata');
+  await audit('rateazione-riepilogo');
+  await page.locator('#pin').first().fill(PIN);
+  await page.getByRole('button', { name: 'Conferma la rateazione' }).click();
+  await page.waitForLoadState('load');
+  expect((await text()).includes('Rateazione registrata'), `split not registered: ${(await text()).slice(0, 500)}`);
+  await page.locator('#rata-originaria').fill('3');
+  await page.locator('section', { hasText: 'Annullare una rateazione' }).locator('input[name=pin]').fill(PIN);
+  await page.getByRole('button', { name: 'Annulla la rateazione' }).click();
+  await page.waitForLoadState('load');
+  expect((await text()).includes('Rateazione annullata'), `split not annulled: ${(await text()).slice(0, 500)}`);
   await page.goto(`${base}/soggetti/${BANCA}/movimenti?tipo=ecobonus&anno=2025&cedente=${BIANCHI}`);
   await audit('movimenti');
   const rows = page.locator('main table tbody tr');
