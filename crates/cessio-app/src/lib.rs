@@ -27,6 +27,7 @@ pub mod f24;
 pub mod functions;
 mod operator;
 pub mod reduction;
+pub mod rent;
 pub mod split;
 
 pub use chain::*;
@@ -35,6 +36,7 @@ pub use f24::*;
 pub use functions::*;
 pub use operator::*;
 pub use reduction::*;
+pub use rent::*;
 pub use split::*;
 
 /// Limits and thresholds that are configuration, not law.

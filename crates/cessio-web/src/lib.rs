@@ -273,6 +273,7 @@ pub fn router(state: WebState) -> Router {
         .route("/tokens", post(create_token))
         .route("/tokens/{id}", delete(revoke_token))
         .route("/cf/{cf}", get(check_cf))
+        .route("/rent-credit", post(rent_credit))
         .route("/parties", post(register_party))
         .route("/users", post(create_user))
         .route("/users/{username}/pin-unlock", post(unlock_pin))
@@ -478,6 +479,15 @@ async fn check_cf(
     Path(cf): Path<String>,
 ) -> ApiResult<Json<cessio_app::CfCheck>> {
     Ok(Json(state.app.check_cf(&cf).await?))
+}
+
+/// R-RENT: the rent credit month by month (a calculator: it writes nothing).
+async fn rent_credit(
+    State(state): State<WebState>,
+    Auth(p): Auth,
+    ApiJson(input): ApiJson<cessio_core::rent::RentInput>,
+) -> ApiResult<Json<cessio_core::rent::RentCredit>> {
+    Ok(Json(state.app.rent_credit(&p, &input)?))
 }
 
 #[derive(Deserialize)]

@@ -103,6 +103,16 @@ pub const OPERATIONS: &[Op] = &[
         )
     },
     Op {
+        request: Some("RentInput"),
+        response: Some("RentCredit"),
+        ..op(
+            "post",
+            "/rent-credit",
+            "rentCredit",
+            "Calcola il credito d'imposta sui canoni (art. 28 DL 34/2020) mese per mese (R-RENT)",
+        )
+    },
+    Op {
         request: Some("PartyRequest"),
         status: 201,
         response: Some("Party"),
@@ -782,6 +792,45 @@ fn with_credit_schemas(mut all: Value) -> Value {
             obj(
                 json!({ "operation_id": { "type": "integer" }, "counted_for_ban_100k": c(), "counted_erariali": c(), "replayed": { "type": "boolean" } }),
                 &["operation_id"],
+            ),
+        ),
+        (
+            "RentInput",
+            obj(
+                json!({
+                    "lease": { "type": "string", "enum": ["non_residential", "business_lease"] },
+                    "activity": { "type": "string", "enum": ["ordinary", "hotel", "agritourism", "non_commercial_institutional"] },
+                    "seasonal": { "type": "boolean" }, "promiscuous": { "type": "boolean" },
+                    "revenue_before": c(),
+                    "months": { "type": "array", "items": obj(json!({
+                        "month": { "type": "integer", "minimum": 1, "maximum": 12 }, "rent": c(),
+                        "turnover_before": c(), "turnover": c(),
+                        "paid_on": { "type": ["string", "null"], "format": "date" }
+                    }), &["month", "rent", "turnover_before", "turnover"]) }
+                }),
+                &[
+                    "lease",
+                    "activity",
+                    "seasonal",
+                    "promiscuous",
+                    "revenue_before",
+                    "months",
+                ],
+            ),
+        ),
+        (
+            "RentCredit",
+            obj(
+                json!({
+                    "law_key": { "type": "string" }, "year": { "type": "integer" },
+                    "months": { "type": "array", "items": obj(json!({
+                        "month": { "type": "integer" },
+                        "input": { "type": ["object", "null"] },
+                        "outcome": { "type": "object" }
+                    }), &["month", "outcome"]) },
+                    "total": c(), "rounded_down": { "type": "boolean" }
+                }),
+                &["law_key", "year", "months", "total", "rounded_down"],
             ),
         ),
         (

@@ -700,3 +700,54 @@ async fn huge_amounts_keep_every_cent() {
         .await;
     assert_eq!(r.status, 422, "{}", String::from_utf8_lossy(&r.body));
 }
+
+/// R-RENT over HTTP: 60 % of the rent of each month whose turnover fell by half or more;
+/// a month the law does not cover is refused with the rule; only signed-in users compute.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r_rent_calculator_over_http() {
+    let s = Server::start().await;
+    let c = s.login("impresa").await;
+    let month = |m: u32, turnover: i64| json!({ "month": m, "rent": 100_000, "turnover_before": 1_000_000, "turnover": turnover, "paid_on": "2020-06-30" });
+    let body = json!({
+        "lease": "non_residential", "activity": "ordinary", "seasonal": false, "promiscuous": false,
+        "revenue_before": 100_000_000,
+        "months": [month(3, 400_000), month(4, 0), month(5, 600_000)]
+    });
+    let r = s
+        .call(
+            "POST",
+            "/api/v1/rent-credit",
+            Some(&c),
+            None,
+            Some(&body.to_string()),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let j = r.json();
+    // March and April fell by 60 % and 100 %: 600,00 € each; May fell by 40 %: nothing.
+    assert_eq!(j["total"], 120_000, "{j}");
+    assert_eq!(j["months"][2]["outcome"]["outcome"], "not_eligible", "{j}");
+    let mut july = body.clone();
+    july["months"] = json!([month(7, 0)]);
+    let r = s
+        .call(
+            "POST",
+            "/api/v1/rent-credit",
+            Some(&c),
+            None,
+            Some(&july.to_string()),
+        )
+        .await;
+    assert_problem(&r, 422, "r_rent");
+    assert_eq!(r.json()["rule"], "R-RENT");
+    let r = s
+        .call(
+            "POST",
+            "/api/v1/rent-credit",
+            None,
+            None,
+            Some(&body.to_string()),
+        )
+        .await;
+    assert_eq!(r.status, 401);
+}
