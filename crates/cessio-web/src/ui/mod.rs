@@ -35,6 +35,7 @@ mod login;
 mod monitoring;
 mod movements;
 mod operator;
+mod rent;
 mod split;
 
 pub use layout::FieldErrors;
@@ -96,6 +97,7 @@ pub fn routes() -> Router<WebState> {
             "/soggetti/{cf}/rateazione",
             get(split::page).post(split::submit),
         )
+        .route("/soggetti/{cf}/canoni", get(rent::page).post(rent::submit))
         .route("/soggetti/{cf}/movimenti", get(movements::page))
         .route("/soggetti/{cf}/movimenti.csv", get(movements::csv))
         .route(
@@ -503,7 +505,7 @@ async fn home(
     };
     let notice = ui.take_notice(&state);
     let base = party_home(&party);
-    let functions: [(&str, &str, &str); 7] = [
+    let functions: [(&str, &str, &str); 8] = [
         (
             "monitoraggio",
             "Monitoraggio crediti",
@@ -533,6 +535,11 @@ async fn home(
             "rateazione",
             "Rateazione e riduzione",
             "Ripartisci una rata in dieci rate annuali (e annulla la ripartizione), o dichiara una riduzione del credito.",
+        ),
+        (
+            "canoni",
+            "Credito sui canoni di locazione",
+            "Calcola mese per mese il credito d'imposta sui canoni del 2020 (art. 28 DL 34/2020).",
         ),
         (
             "comunicazioni",
