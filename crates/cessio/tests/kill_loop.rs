@@ -322,7 +322,15 @@ impl Request {
     /// The refusals that concurrency explains: someone else changed the state first.
     fn expected_refusals(self) -> &'static [&'static str] {
         match self {
-            Request::CedeToBank | Request::CedeToBianchi => &["invalid", "insufficient_available"],
+            // Credit going back and forth meets §5's chain rules: after the first free
+            // cession only qualified parties may receive (R-CHAIN), which the bank is and
+            // the building company is not.
+            Request::CedeToBank | Request::CedeToBianchi => &[
+                "invalid",
+                "insufficient_available",
+                "r_chain_not_qualified",
+                "not_cedible",
+            ],
             Request::BankAnswers | Request::BianchiAnswers => &["conflict"],
         }
     }
