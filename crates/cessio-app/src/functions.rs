@@ -899,6 +899,14 @@ impl App {
             .map(|e| (e.rata, e))
             .collect();
         let today = self.today();
+        // Each holding's F24 choice (R-F24-CHOICE) feeds its cedibilità.
+        let choices: HashMap<RataId, cessio_core::f24::F24Choice> = self
+            .store
+            .f24_choices(party)
+            .await?
+            .into_iter()
+            .map(|c| (c.rata, c.choice))
+            .collect();
         let mut out = Vec::new();
         for h in holdings {
             let available = h.balance.available().unwrap_or(Cents::ZERO);
@@ -913,7 +921,10 @@ impl App {
             };
             let ledger = self.rata_ledger(h.rata).await?;
             let registry = self.registry_for(&ledger, &[party]).await?;
-            let history = self.holding_history(&ledger, &facts, &registry, party, today);
+            let mut history = self.holding_history(&ledger, &facts, &registry, party, today);
+            if let Some(choice) = choices.get(&h.rata) {
+                history.f24_choice = *choice;
+            }
             let cedibilita = cessio_core::chain::cedibilita(&history, today, &self.law);
             out.push((
                 CedibleHolding {
@@ -1050,6 +1061,32 @@ impl App {
             .collect())
     }
 
+    /// Why a rata is not among the party's cedible holdings: a rata of a ten-instalment
+    /// split is named by its rule (R-SPLIT-NOCEDE); anything else is simply not held.
+    async fn why_not_held(&self, party: PartyId, rata: RataId) -> AppError {
+        let split = match self
+            .store
+            .holding_infos(&cessio_store::HoldingQuery::of(party))
+            .await
+        {
+            Ok(infos) => infos.iter().any(|i| {
+                i.rata.id == rata && is_split_code(&self.catalogue, &i.rata.codice_tributo)
+            }),
+            Err(e) => return e.into(),
+        };
+        if split {
+            return AppError::Rule {
+                rule: "R-SPLIT-NOCEDE",
+                code: "r_split_nocede",
+                detail: "Le rate dell'ulteriore rateazione (codici 7771, 7772, 7773) non si possono cedere: si usano solo in F24 (R-SPLIT-NOCEDE)".into(),
+            };
+        }
+        AppError::invalid(
+            "rata",
+            "rata non detenuta o non disponibile per questo soggetto",
+        )
+    }
+
     /// The rules one line of a cession must pass (R-CF-EXISTS, R-PA, §5: R-CHAIN,
     /// R-BANK-CLIENT, R-ONCE, R-ECO-2018; R-PARTIAL, the amount available), shared by
     /// `cede` and its preview. Returns the cessionario and the amount.
@@ -1066,12 +1103,9 @@ impl App {
                 "la stessa rata compare due volte",
             ));
         }
-        let (holding, history) = cedible.get(&line.rata).ok_or_else(|| {
-            AppError::invalid(
-                "rata",
-                "rata non detenuta o non disponibile per questo soggetto",
-            )
-        })?;
+        let Some((holding, history)) = cedible.get(&line.rata) else {
+            return Err(self.why_not_held(party, line.rata).await);
+        };
         let to = self.party_by_cf(&line.cessionario_cf).await?;
         if to.id == party {
             return Err(AppError::invalid(

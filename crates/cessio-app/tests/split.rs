@@ -210,7 +210,7 @@ async fn r_split_nocede_split_rata_not_cedible_and_cede_refuses(t: TestApp) {
         .cede(&h, &holder, &[line(split_rata, &other, Some(100))], false)
         .await;
     // Refused as a rata the holder may not cede (not named R-SPLIT-NOCEDE by `cede` yet).
-    assert_eq!(code(e), "invalid");
+    assert_eq!(code(e), "r_split_nocede");
     assert_eq!(available(&t, &holder, split_rata).await, cents(5_000));
     // Monitoring shows the split rate as residual not cedible.
     let m = t.monitor(&holder, "superbonus", 2025).await;
