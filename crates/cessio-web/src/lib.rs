@@ -1,4 +1,5 @@
-//! Cessio over HTTP: the JSON API under `/api/v1`, `/healthz` and `/metrics`.
+//! Cessio over HTTP: the Italian web pages (`ui`), the JSON API under `/api/v1`, `/healthz`
+//! and `/metrics`.
 //!
 //! Architecture invariant: handlers translate between HTTP and the app layer; they check
 //! no rule and write no SQL. Authentication (session cookie or bearer token) turns a

@@ -23,6 +23,9 @@ const PRELOGIN_COOKIE: &str = "cessio_prelogin";
 const STRONG_COOKIE: &str = "cessio_spid";
 /// A strong login not completed within this time must start again.
 const STRONG_LOGIN_TTL: Duration = Duration::from_secs(10 * 60);
+/// Strong logins in progress at once; beyond this new ones are refused rather than let
+/// anonymous requests grow the server's memory.
+const STRONG_LOGINS_IN_PROGRESS: usize = 10_000;
 
 /// The configured identity provider (SPID/CIE gateway, or the local test provider).
 #[derive(Debug)]
@@ -243,6 +246,12 @@ pub async fn strong_start(State(state): State<WebState>, Query(q): Query<StrongS
     let id = random_token();
     if let Ok(mut map) = state.pending_logins.lock() {
         map.retain(|_, p| p.started.elapsed() < STRONG_LOGIN_TTL);
+        if map.len() >= STRONG_LOGINS_IN_PROGRESS {
+            return strong_failed(
+                &state,
+                "troppi accessi in corso: riprovare tra qualche minuto",
+            );
+        }
         map.insert(
             id.clone(),
             PendingStrongLogin {
