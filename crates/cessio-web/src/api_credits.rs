@@ -18,7 +18,7 @@ use cessio_core::money::Cents;
 use chrono::NaiveDate;
 use serde::Deserialize;
 
-use crate::{ApiJson, ApiResult, Auth, IdempotencyKey, WebState, party_in_path};
+use crate::{ApiJson, ApiResult, Auth, IdempotencyKey, PinBody, WebState, party_in_path};
 
 pub fn routes() -> Router<WebState> {
     Router::new()
@@ -110,13 +110,6 @@ async fn reserve_f24(
         .await?;
     state.metrics.operation("reserve_f24");
     Ok((StatusCode::CREATED, Json(r)))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PinBody {
-    #[serde(default)]
-    pin: Option<String>,
 }
 
 async fn confirm_f24(

@@ -631,7 +631,7 @@ async fn import_communications(
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct PinBody {
+pub(crate) struct PinBody {
     #[serde(default)]
     pin: Option<String>,
 }

@@ -16,7 +16,7 @@ use super::layout::{
     Field, FieldErrors, amount, csrf_field, date, error_summary, page as layout_page, parse_year,
     pin_field,
 };
-use super::{Notice, Ui, error_page, field_of, party_for, party_home, render_status};
+use super::{Notice, Ui, error_page, field_of, party_for, party_home, pin_of, render_status};
 use crate::{WebState, random_token};
 
 /// The filters, as typed (kept verbatim to show them back).
@@ -233,10 +233,7 @@ pub async fn submit(
     Path(cf): Path<String>,
     Form(f): Form<AnswerForm>,
 ) -> Response {
-    if let Err(r) = ui.check_csrf(&f.csrf) {
-        return r;
-    }
-    let party = match party_for(&state, &ui, &cf).await {
+    let party = match ui.form_party(&state, &f.csrf, &cf).await {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -252,7 +249,7 @@ pub async fn submit(
     }
     let accept = f.esito == "accetta";
     if f.step == "esegui" {
-        let pin = (!f.pin.is_empty()).then_some(f.pin.as_str());
+        let pin = pin_of(&f.pin);
         match state
             .app
             .answer(&ui.user, &f.chiave, pin, party.id, &selection, accept)

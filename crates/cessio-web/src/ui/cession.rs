@@ -18,7 +18,9 @@ use super::layout::{
     Field, FieldErrors, amount, amount_input, csrf_field, error_summary, page as layout_page,
     pin_field,
 };
-use super::{Notice, Ui, error_page, field_of, party_for, party_home, render, render_status};
+use super::{
+    Notice, Ui, error_page, field_of, party_for, party_home, pin_of, render, render_status,
+};
 use crate::{WebState, random_token};
 
 /// What the user typed in one row of the list.
@@ -225,10 +227,7 @@ pub async fn submit(
     Path(cf): Path<String>,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> Response {
-    if let Err(r) = ui.check_csrf(&field(&pairs, "csrf")) {
-        return r;
-    }
-    let party = match party_for(&state, &ui, &cf).await {
+    let party = match ui.form_party(&state, &field(&pairs, "csrf"), &cf).await {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -490,7 +489,7 @@ async fn confirm(
         Ok(l) => l,
         Err(reason) => return refused(reason),
     };
-    let pin = (!pin.is_empty()).then_some(pin.as_str());
+    let pin = pin_of(&pin);
     // Read before ceding: afterwards the rate are no longer in the cedible list.
     let shown = shown_lines(holdings, &app_lines);
     // The app first looks the key up: a confirmation posted twice gets the first receipt

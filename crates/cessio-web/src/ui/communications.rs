@@ -19,7 +19,7 @@ use super::layout::{
     Field, FieldErrors, amount, csrf_field, datetime, error_summary, page as layout_page,
     parse_date, parse_year, pin_field,
 };
-use super::{Notice, Ui, field_of, party_for, party_home, render_status};
+use super::{Notice, Ui, field_of, party_for, party_home, pin_of, render_status};
 use crate::{WebState, random_token};
 
 /// The exceptions of DL 11/2023 art. 2 a communication may declare (R-OPT-STOP).
@@ -379,10 +379,7 @@ pub async fn submit(
     Path(cf): Path<String>,
     Form(f): Form<SingleForm>,
 ) -> Response {
-    if let Err(r) = ui.check_csrf(&f.csrf) {
-        return r;
-    }
-    let party = match party_for(&state, &ui, &cf).await {
+    let party = match ui.form_party(&state, &f.csrf, &cf).await {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -400,7 +397,7 @@ pub async fn submit(
         )
         .await;
     };
-    let pin = (!f.pin.is_empty()).then_some(f.pin.as_str());
+    let pin = pin_of(&f.pin);
     match state
         .app
         .communicate_option(&ui.user, &f.chiave, pin, &input)
@@ -484,10 +481,7 @@ pub async fn upload(
             }
         }
     }
-    if let Err(r) = ui.check_csrf(&csrf) {
-        return r;
-    }
-    let party = match party_for(&state, &ui, &cf).await {
+    let party = match ui.form_party(&state, &csrf, &cf).await {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -516,7 +510,7 @@ pub async fn upload(
             .await;
         }
     };
-    let pin = (!pin.is_empty()).then_some(pin.as_str());
+    let pin = pin_of(&pin);
     match state
         .app
         .import_communications(&ui.user, pin, &bytes, |_, _| {})
@@ -575,14 +569,11 @@ pub async fn annul(
     Path(cf): Path<String>,
     Form(f): Form<AnnulForm>,
 ) -> Response {
-    if let Err(r) = ui.check_csrf(&f.csrf) {
-        return r;
-    }
-    let party = match party_for(&state, &ui, &cf).await {
+    let party = match ui.form_party(&state, &f.csrf, &cf).await {
         Ok(p) => p,
         Err(r) => return r,
     };
-    let pin = (!f.pin.is_empty()).then_some(f.pin.as_str());
+    let pin = pin_of(&f.pin);
     match state
         .app
         .annul_option(&ui.user, &f.chiave, pin, f.credito)

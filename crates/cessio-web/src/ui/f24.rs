@@ -17,7 +17,9 @@ use super::layout::{
     Field, FieldErrors, amount, csrf_field, date, error_summary, page as layout_page, parse_date,
     parse_year, pin_field,
 };
-use super::{Notice, Ui, error_page, field_of, party_for, party_home, render_status, see_other};
+use super::{
+    Notice, Ui, error_page, field_of, party_for, party_home, pin_of, render_status, see_other,
+};
 use crate::{WebState, random_token};
 
 /// Lines an F24 form offers; more can be sent through the API.
@@ -319,10 +321,7 @@ pub async fn reserve(
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> Response {
     let (csrf, form, pin) = ReserveForm::from_pairs(&pairs);
-    if let Err(r) = ui.check_csrf(&csrf) {
-        return r;
-    }
-    let party = match party_for(&state, &ui, &cf).await {
+    let party = match ui.form_party(&state, &csrf, &cf).await {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -391,7 +390,7 @@ pub async fn reserve(
         )
         .await;
     };
-    let pin = (!pin.is_empty()).then_some(pin.as_str());
+    let pin = pin_of(&pin);
     match state
         .app
         .reserve_f24(&ui.user, &form.chiave, pin, party.id, payment, &lines)
@@ -462,14 +461,11 @@ pub async fn end(
     Path(cf): Path<String>,
     Form(f): Form<EndForm>,
 ) -> Response {
-    if let Err(r) = ui.check_csrf(&f.csrf) {
-        return r;
-    }
-    let party = match party_for(&state, &ui, &cf).await {
+    let party = match ui.form_party(&state, &f.csrf, &cf).await {
         Ok(p) => p,
         Err(r) => return r,
     };
-    let pin = (!f.pin.is_empty()).then_some(f.pin.as_str());
+    let pin = pin_of(&f.pin);
     let confirm = f.esito == "conferma";
     let result = if confirm {
         state
@@ -534,14 +530,11 @@ pub async fn choice(
     Path(cf): Path<String>,
     Form(f): Form<ChoiceForm>,
 ) -> Response {
-    if let Err(r) = ui.check_csrf(&f.csrf) {
-        return r;
-    }
-    let party = match party_for(&state, &ui, &cf).await {
+    let party = match ui.form_party(&state, &f.csrf, &cf).await {
         Ok(p) => p,
         Err(r) => return r,
     };
-    let pin = (!f.pin.is_empty()).then_some(f.pin.as_str());
+    let pin = pin_of(&f.pin);
     let declare = f.azione != "revoca";
     let result = if declare {
         state

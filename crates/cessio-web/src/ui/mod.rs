@@ -255,6 +255,18 @@ impl Ui {
         }
     }
 
+    /// The party of a posted form: its CSRF token checked first, then the party resolved
+    /// and authorised as every page does (`party_for`).
+    pub async fn form_party(
+        &self,
+        state: &WebState,
+        csrf: &str,
+        cf: &str,
+    ) -> Result<Party, Response> {
+        self.check_csrf(csrf)?;
+        party_for(state, self, cf).await
+    }
+
     pub fn shell<'a>(&'a self, title: &'a str) -> Shell<'a> {
         Shell {
             title,
@@ -308,6 +320,11 @@ pub(crate) fn urlencode(s: &str) -> String {
         }
     }
     out
+}
+
+/// The PIN a form sent: an empty field is no PIN (the app then says it is required).
+pub fn pin_of(typed: &str) -> Option<&str> {
+    Some(typed).filter(|p| !p.is_empty())
 }
 
 pub fn party_home(p: &Party) -> String {

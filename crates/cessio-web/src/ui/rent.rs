@@ -163,10 +163,7 @@ pub async fn submit(
     Path(cf): Path<String>,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> Response {
-    if let Err(r) = ui.check_csrf(get(&pairs, "csrf")) {
-        return r;
-    }
-    let party = match party_for(&state, &ui, &cf).await {
+    let party = match ui.form_party(&state, get(&pairs, "csrf"), &cf).await {
         Ok(p) => p,
         Err(r) => return r,
     };

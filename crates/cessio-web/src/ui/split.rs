@@ -14,7 +14,9 @@ use super::layout::{
     Field, FieldErrors, amount, csrf_field, date, error_summary, page as layout_page, parse_date,
     pin_field,
 };
-use super::{Notice, Ui, error_page, field_of, party_for, party_home, render_status, see_other};
+use super::{
+    Notice, Ui, error_page, field_of, party_for, party_home, pin_of, render_status, see_other,
+};
 use crate::{WebState, random_token};
 
 fn get<'a>(pairs: &'a [(String, String)], name: &str) -> &'a str {
@@ -184,15 +186,12 @@ pub async fn submit(
     Path(cf): Path<String>,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> Response {
-    if let Err(r) = ui.check_csrf(get(&pairs, "csrf")) {
-        return r;
-    }
-    let party = match party_for(&state, &ui, &cf).await {
+    let party = match ui.form_party(&state, get(&pairs, "csrf"), &cf).await {
         Ok(p) => p,
         Err(r) => return r,
     };
     let mut errors = FieldErrors::default();
-    let pin = Some(get(&pairs, "pin")).filter(|p| !p.is_empty());
+    let pin = pin_of(get(&pairs, "pin"));
     let key = get(&pairs, "chiave");
     let back = format!("{}/rateazione", party_home(&party));
     let invalid = StatusCode::UNPROCESSABLE_ENTITY;
