@@ -173,6 +173,38 @@ impl PgStore {
     }
 
     /// A reader connection, reconnected first if the server closed it.
+    /// Runs a statement of the store's portable query builders (`EntryQuery::sql`,
+    /// `OperatorEventQuery::sql`), whose parameters mix integers and text.
+    async fn query_values(&self, sql: &str, values: &[SqlValue]) -> Result<Vec<Row>, StoreError> {
+        let ints: Vec<Option<i64>> = values
+            .iter()
+            .map(|v| match v {
+                SqlValue::Int(i) => Some(*i),
+                SqlValue::Text(_) => None,
+            })
+            .collect();
+        let texts: Vec<Option<&str>> = values
+            .iter()
+            .map(|v| match v {
+                SqlValue::Text(t) => Some(t.as_str()),
+                SqlValue::Int(_) => None,
+            })
+            .collect();
+        let params: Vec<&(dyn ToSql + Sync)> = ints
+            .iter()
+            .zip(&texts)
+            .map(|(i, t)| match i {
+                Some(i) => i as &(dyn ToSql + Sync),
+                None => t as &(dyn ToSql + Sync),
+            })
+            .collect();
+        self.reader()
+            .await?
+            .query(sql, &params)
+            .await
+            .map_err(db_err)
+    }
+
     async fn reader(&self) -> Result<Arc<Client>, StoreError> {
         let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
         let slot = &self.readers[i];
@@ -984,34 +1016,7 @@ impl Store for PgStore {
     async fn find_entries(&self, query: &EntryQuery) -> Result<Vec<PartyEntry>, StoreError> {
         let until = query.until.map_or(i64::MAX, |u| u.timestamp_micros());
         let (sql, values) = query.sql(|n| format!("${n}"));
-        let ints: Vec<Option<i64>> = values
-            .iter()
-            .map(|v| match v {
-                SqlValue::Int(i) => Some(*i),
-                SqlValue::Text(_) => None,
-            })
-            .collect();
-        let texts: Vec<Option<&str>> = values
-            .iter()
-            .map(|v| match v {
-                SqlValue::Text(t) => Some(t.as_str()),
-                SqlValue::Int(_) => None,
-            })
-            .collect();
-        let params: Vec<&(dyn ToSql + Sync)> = ints
-            .iter()
-            .zip(&texts)
-            .map(|(i, t)| match i {
-                Some(i) => i as &(dyn ToSql + Sync),
-                None => t as &(dyn ToSql + Sync),
-            })
-            .collect();
-        let rows = self
-            .reader()
-            .await?
-            .query(&sql, &params)
-            .await
-            .map_err(db_err)?;
+        let rows = self.query_values(&sql, &values).await?;
         Ok(rows
             .iter()
             .map(|r| {
@@ -1529,34 +1534,7 @@ impl Store for PgStore {
         query: &OperatorEventQuery,
     ) -> Result<Vec<OperatorEvent>, StoreError> {
         let (sql, values) = query.sql(|n| format!("${n}"));
-        let ints: Vec<Option<i64>> = values
-            .iter()
-            .map(|v| match v {
-                SqlValue::Int(i) => Some(*i),
-                SqlValue::Text(_) => None,
-            })
-            .collect();
-        let texts: Vec<Option<&str>> = values
-            .iter()
-            .map(|v| match v {
-                SqlValue::Text(t) => Some(t.as_str()),
-                SqlValue::Int(_) => None,
-            })
-            .collect();
-        let params: Vec<&(dyn ToSql + Sync)> = ints
-            .iter()
-            .zip(&texts)
-            .map(|(i, t)| match i {
-                Some(i) => i as &(dyn ToSql + Sync),
-                None => t as &(dyn ToSql + Sync),
-            })
-            .collect();
-        let rows = self
-            .reader()
-            .await?
-            .query(&sql, &params)
-            .await
-            .map_err(db_err)?;
+        let rows = self.query_values(&sql, &values).await?;
         Ok(rows
             .iter()
             .map(|r| {
