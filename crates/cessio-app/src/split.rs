@@ -231,6 +231,7 @@ impl App {
                     })
                     .collect(),
                 awaiting_answer: false,
+                beneficiary_no_tax_area: false,
             },
         };
         let receipt = self

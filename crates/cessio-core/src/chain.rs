@@ -130,6 +130,9 @@ pub struct RataHistory {
     pub received_by_cession_on: Option<NaiveDate>,
     /// Last day of use (see `f24::usage_dates`); after it the holding has expired.
     pub last_day_of_use: Option<NaiveDate>,
+    /// The beneficiary declared the no-tax area in the option communication: under
+    /// R-ECO-2018 the credit may then reach banks and financial intermediaries too.
+    pub beneficiary_no_tax_area: bool,
     pub suspended: bool,
     pub seized: bool,
 }
@@ -280,6 +283,7 @@ pub fn cedibilita(history: &RataHistory, today: NaiveDate, law: &LawTable) -> Ce
                 Cedibilita::Anyone
             }
         }
+        CessionRegime::Eco2018 if history.beneficiary_no_tax_area => Cedibilita::Anyone,
         CessionRegime::Eco2018 => Cedibilita::AnyoneExceptBanks,
         CessionRegime::Art121 => art121(history, today, law),
     }
@@ -540,6 +544,7 @@ mod tests {
             split_rata: false,
             received_by_cession_on: None,
             last_day_of_use: Some(d(2024, 12, 31)),
+            beneficiary_no_tax_area: false,
             suspended: false,
             seized: false,
         }
@@ -790,6 +795,7 @@ mod tests {
             regime: CessionRegime::Eco2018,
             tracciabile: false,
             last_day_of_use: None,
+            beneficiary_no_tax_area: false,
             ..rata()
         }
     }
@@ -820,6 +826,19 @@ mod tests {
     }
 
     #[test]
+    fn r_eco_2018_no_tax_area_credit_reaches_banks_later_in_the_chain() {
+        let law = law();
+        let declared = RataHistory {
+            beneficiary_no_tax_area: true,
+            ..eco()
+        };
+        assert_eq!(cedibilita(&declared, TODAY, &law), Cedibilita::Anyone);
+        for class in [PartyClass::Bank, PartyClass::FinancialIntermediary] {
+            assert!(check_cession(&declared, to(class), TODAY, &law).is_ok());
+        }
+    }
+
+    #[test]
     fn r_eco_2018_catalogue_type_uses_the_regime() {
         let cat = Catalogue::builtin().unwrap();
         let t = cat.get("ecobonus_art14").unwrap();
@@ -837,6 +856,7 @@ mod tests {
             tracciabile: false,
             received_by_cession_on: received,
             last_day_of_use: None,
+            beneficiary_no_tax_area: false,
             ..rata()
         }
     }
@@ -924,6 +944,7 @@ mod tests {
             (
                 RataHistory {
                     last_day_of_use: Some(d(2023, 12, 31)),
+                    beneficiary_no_tax_area: false,
                     ..rata()
                 },
                 "R-F24-WINDOW-121",

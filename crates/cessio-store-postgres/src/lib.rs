@@ -468,8 +468,8 @@ async fn prefetch(
 const SQL_INSERT_PARTIES: &str = "INSERT INTO parties (id, cf, name, kind, deceased, created_at)
      SELECT id, cf, name, kind, false, created_at
      FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[]) AS t(id, cf, name, kind, created_at)";
-const SQL_INSERT_CREDITS: &str = "INSERT INTO credits (id, protocol, type_key, beneficiary, holder, origin, expense_year, communicated_on, tracciabile, created_at, split_of)
-     SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $7::int[], $8::date[], $9::bool[], $10::bigint[], $11::bigint[])";
+const SQL_INSERT_CREDITS: &str = "INSERT INTO credits (id, protocol, type_key, beneficiary, holder, origin, expense_year, communicated_on, tracciabile, created_at, split_of, no_tax_area)
+     SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $7::int[], $8::date[], $9::bool[], $10::bigint[], $11::bigint[], $12::bool[])";
 const SQL_INSERT_RATE: &str = "INSERT INTO rate (id, credit, idx, year, amount, codice_tributo, codice_univoco)
      SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::int[], $4::int[], $5::bigint[], $6::text[], $7::text[])";
 const SQL_INSERT_ACCOUNTS: &str = "INSERT INTO accounts (id, rata, kind, party, debits_pending, debits_posted, credits_pending, credits_posted)
@@ -506,6 +506,7 @@ async fn write_plan(c: &Transaction<'_>, st: &Statements, plan: &Plan) -> Result
     let c_tracciabili: Vec<bool> = cr.iter().map(|c| c.tracciabile).collect();
     let c_ats: Vec<i64> = cr.iter().map(|c| c.created_at.timestamp_micros()).collect();
     let c_split_of: Vec<Option<i64>> = cr.iter().map(|c| c.split_of).collect();
+    let c_no_tax_area: Vec<bool> = cr.iter().map(|c| c.beneficiary_no_tax_area).collect();
 
     let rate: Vec<&Rata> = plan.rate().collect();
     let r_ids: Vec<i64> = rate.iter().map(|r| r.id).collect();
@@ -578,7 +579,7 @@ async fn write_plan(c: &Transaction<'_>, st: &Statements, plan: &Plan) -> Result
     let head_hash = hash_to_hex(&h.last_hash);
     let args_insert_parties: [&(dyn ToSql + Sync); 5] =
         [&p_ids, &p_cfs, &p_names, &p_kinds, &p_ats];
-    let args_insert_credits: [&(dyn ToSql + Sync); 11] = [
+    let args_insert_credits: [&(dyn ToSql + Sync); 12] = [
         &c_ids,
         &c_protocols,
         &c_types,
@@ -590,6 +591,7 @@ async fn write_plan(c: &Transaction<'_>, st: &Statements, plan: &Plan) -> Result
         &c_tracciabili,
         &c_ats,
         &c_split_of,
+        &c_no_tax_area,
     ];
     let args_insert_rate: [&(dyn ToSql + Sync); 7] = [
         &r_ids, &r_credits, &r_idx, &r_years, &r_amounts, &r_codes, &r_univoci,
@@ -807,7 +809,7 @@ impl Store for PgStore {
         let c = self.reader().await?;
         let Some(r) = c
             .query_opt(
-                "SELECT id, protocol, type_key, beneficiary, holder, origin, expense_year, communicated_on, tracciabile, created_at, split_of FROM credits WHERE id = $1",
+                "SELECT id, protocol, type_key, beneficiary, holder, origin, expense_year, communicated_on, tracciabile, created_at, split_of, no_tax_area FROM credits WHERE id = $1",
                 &[&id],
             )
             .await
@@ -830,6 +832,7 @@ impl Store for PgStore {
             created_at: micros_to_time(r.get(9)),
             rate: Vec::new(),
             split_of: r.get(10),
+            beneficiary_no_tax_area: r.get(11),
         };
         for r in c
             .query(

@@ -358,8 +358,8 @@ fn write_plan(tx: &Transaction<'_>, plan: &Plan) -> Result<(), StoreError> {
     {
         let mut credit = tx
             .prepare_cached(
-                "INSERT INTO credits (id, protocol, type_key, beneficiary, holder, origin, expense_year, communicated_on, tracciabile, created_at, split_of)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                "INSERT INTO credits (id, protocol, type_key, beneficiary, holder, origin, expense_year, communicated_on, tracciabile, created_at, split_of, no_tax_area)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             )
             .map_err(db_err)?;
         let mut rata = tx
@@ -380,7 +380,8 @@ fn write_plan(tx: &Transaction<'_>, plan: &Plan) -> Result<(), StoreError> {
                     c.communicated_on.to_string(),
                     c.tracciabile,
                     c.created_at.timestamp_micros(),
-                    c.split_of
+                    c.split_of,
+                    c.beneficiary_no_tax_area
                 ])
                 .map_err(db_err)?;
             for r in &c.rate {
@@ -595,7 +596,7 @@ fn micros_to_time(micros: i64) -> DateTime<Utc> {
 fn load_credit(conn: &Connection, id: i64) -> Result<Option<Credit>, StoreError> {
     let credit = conn
         .query_row(
-            "SELECT id, protocol, type_key, beneficiary, holder, origin, expense_year, communicated_on, tracciabile, created_at, split_of FROM credits WHERE id = ?1",
+            "SELECT id, protocol, type_key, beneficiary, holder, origin, expense_year, communicated_on, tracciabile, created_at, split_of, no_tax_area FROM credits WHERE id = ?1",
             [id],
             |r| {
                 let origin: String = r.get(5)?;
@@ -613,6 +614,7 @@ fn load_credit(conn: &Connection, id: i64) -> Result<Option<Credit>, StoreError>
                     created_at: micros_to_time(r.get(9)?),
                     rate: Vec::new(),
                     split_of: r.get(10)?,
+                    beneficiary_no_tax_area: r.get(11)?,
                 })
             },
         )

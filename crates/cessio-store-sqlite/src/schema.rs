@@ -182,6 +182,11 @@ CREATE INDEX operator_events_transfer ON operator_events (transfer) WHERE transf
 CREATE INDEX operator_events_party ON operator_events (party, id);
 CREATE INDEX operator_events_counterparty ON operator_events (counterparty, id);
 ",
+    r"
+-- R-ECO-2018: the beneficiary of an option communication declared the no-tax area, which
+-- lets the credit reach banks and financial intermediaries along its whole chain.
+ALTER TABLE credits ADD COLUMN no_tax_area INTEGER NOT NULL DEFAULT 0;
+",
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

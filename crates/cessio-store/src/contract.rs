@@ -117,6 +117,7 @@ pub fn new_credit(holder: PartyId, amounts: &[i64], awaiting_answer: bool) -> Ne
             })
             .collect(),
         awaiting_answer,
+        beneficiary_no_tax_area: false,
     }
 }
 

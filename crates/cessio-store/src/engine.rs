@@ -729,6 +729,7 @@ fn issue(
         created_at: op.at,
         rate,
         split_of,
+        beneficiary_no_tax_area: c.beneficiary_no_tax_area,
     });
     Ok((issued, ids, amount))
 }

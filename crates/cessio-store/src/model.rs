@@ -164,6 +164,9 @@ pub struct NewCredit {
     /// When true the issuance waits for the holder's answer (pending); otherwise the credit
     /// is the holder's at once (granted credits).
     pub awaiting_answer: bool,
+    /// The beneficiary declared the no-tax area in the option communication (R-ECO-2018).
+    #[serde(default)]
+    pub beneficiary_no_tax_area: bool,
 }
 
 /// Which account of a rata a movement touches.
@@ -305,6 +308,9 @@ pub struct Credit {
     /// For the rate of a ten-instalment split (F6): the original rata they replace.
     #[serde(default)]
     pub split_of: Option<RataId>,
+    /// The beneficiary declared the no-tax area in the option communication (R-ECO-2018).
+    #[serde(default)]
+    pub beneficiary_no_tax_area: bool,
 }
 
 /// Tuning of the write path. `max_batch == 1` is one transaction per operation.

@@ -104,6 +104,7 @@ async fn generate(store: Arc<dyn Store>, operations: u64) -> Result<()> {
                                 codice_tributo: "7701".into(),
                             }],
                             awaiting_answer: false,
+                            beneficiary_no_tax_area: false,
                         }),
                     )?)
                     .await?;

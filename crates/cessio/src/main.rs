@@ -537,6 +537,7 @@ async fn fund(store: &Arc<dyn Store>, holder: PartyId, key: &str) -> Result<Rata
                     codice_tributo: "7701".into(),
                 }],
                 awaiting_answer: false,
+                beneficiary_no_tax_area: false,
             }),
         )?)
         .await?;

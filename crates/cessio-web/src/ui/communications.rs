@@ -54,6 +54,8 @@ pub struct SingleForm {
     #[serde(default)]
     eccezione: String,
     #[serde(default)]
+    no_tax_area: String,
+    #[serde(default)]
     pin: String,
 }
 
@@ -162,6 +164,13 @@ fn single_form(state: &WebState, ui: &Ui, f: &SingleForm, errors: &FieldErrors) 
                                 }
                             }
                             small.form-text #eccezione-aiuto { "Dal 17/02/2023 i bonus edilizi ammettono l'opzione solo in uno di questi casi (R-OPT-STOP)." }
+                        }
+                    }
+                    div.col-12 {
+                        div.form-check.mb-4 {
+                            input #no_tax_area type="checkbox" name="no_tax_area" value="si" checked[f.no_tax_area == "si"] aria-describedby="no_tax_area-aiuto";
+                            label for="no_tax_area" { "Il beneficiario è nella no tax area" }
+                            small.form-text.d-block #no_tax_area-aiuto { "Solo per l'ecobonus delle spese 2017–2021 (art. 14): consente la cessione a banche e intermediari finanziari, anche nelle cessioni successive (R-ECO-2018)." }
                         }
                     }
                 }
@@ -400,7 +409,7 @@ pub async fn submit(
     let pin = pin_of(&f.pin);
     match state
         .app
-        .communicate_option(&ui.user, &f.chiave, pin, &input)
+        .communicate_option_declaring(&ui.user, &f.chiave, pin, &input, f.no_tax_area == "si")
         .await
     {
         Ok(credit) => {
