@@ -24,7 +24,7 @@ use cessio_core::f24::F24Choice;
 use cessio_core::ledger::{PartyId, Phase, RataId, TransferId, TransferKind};
 use cessio_core::money::Cents;
 use cessio_core::suspension::Seizure;
-use cessio_core::time::rome_date;
+use cessio_core::time::{RefYear, rome_date};
 use cessio_store::engine::TransferRow;
 use cessio_store::{OperatorEventQuery, Party, PartyKind};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -243,6 +243,9 @@ impl RataLedger {
 #[derive(Clone, Debug)]
 pub(crate) struct RataFacts {
     pub type_key: String,
+    pub year: RefYear,
+    /// R-ECO-2018: the beneficiary declared the no-tax area in the communication.
+    pub beneficiary_no_tax_area: bool,
     pub tracciabile: bool,
     pub split_rata: bool,
 }
@@ -331,9 +334,10 @@ impl App {
             f24_choice: F24Choice::NotDeclared,
             split_rata: facts.split_rata,
             received_by_cession_on: None,
-            // Expiry is applied by the year-end close (R-F24-WINDOW-121/122), which moves
-            // the expired amounts out of the holding; see `usage_window`.
+            // Set per holder by `holding_history`: it depends on when the holder received
+            // the rata (R-F24-WINDOW-122) and on its seizures (R-SEIZE).
             last_day_of_use: None,
+            beneficiary_no_tax_area: facts.beneficiary_no_tax_area,
             suspended: false,
             seized: false,
         }
@@ -409,12 +413,30 @@ impl App {
             .get(&holder)
             .copied()
             .unwrap_or_default();
+        let seizures = ledger.seizures_of(holder);
+        // What expired stays in the holding until the year-end close moves it to the
+        // expired account; between the last day of use and that run it is already neither
+        // usable nor cedible (R-F24-WINDOW-121). Art. 122 credits close with the year of
+        // their cession, which `cedibilita` refuses under R-F24-WINDOW-122.
+        let window = self
+            .usage_window(&facts.type_key)
+            .unwrap_or(UsageWindow::RefYear);
+        let last_day_of_use = (window == UsageWindow::RefYear)
+            .then(|| {
+                cessio_core::f24::last_day_of_use(&cessio_core::f24::HoldingUse {
+                    window,
+                    ref_year: facts.year,
+                    received_by_cession_on: s.received_on,
+                    seized_days: cessio_core::suspension::seizure_days(seizures),
+                })
+            })
+            .flatten();
         RataHistory {
             counts: s.counts,
             received_as_bank_client: s.bank_client,
             received_by_cession_on: s.received_on,
-            seized: cessio_core::suspension::check_not_seized(ledger.seizures_of(holder), today)
-                .is_err(),
+            last_day_of_use,
+            seized: cessio_core::suspension::check_not_seized(seizures, today).is_err(),
             ..self.history_base(facts, reg.class(holder))
         }
     }

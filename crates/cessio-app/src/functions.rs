@@ -1,7 +1,7 @@
 //! The platform's functions: F8 option communications, F1 Monitoraggio, F2 Cessione,
 //! F3 Accettazione, F4 Lista movimenti. Each public function is one user action.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use cessio_core::catalogue::{CessionRegime, HolderRole, Origin};
 use cessio_core::ledger::{PartyId, RataId, TransferId, TransferKind};
@@ -168,6 +168,11 @@ pub enum MovementState {
     Rifiutato,
     /// A communication annulled by its sender (R-OPT-ANNUL): never answered by the holder.
     Annullato,
+    /// Suspended and then voided by the operator (R-SUSP): as if it had never been sent.
+    NonEffettuata,
+    /// Accepted, then annulled by the operator on the parties' request (F9): the amount
+    /// went back to the cedente.
+    AccettazioneAnnullata,
 }
 
 impl MovementState {
@@ -177,6 +182,10 @@ impl MovementState {
             MovementState::Accettato => "Accettato",
             MovementState::Rifiutato => "Rifiutato",
             MovementState::Annullato => "Annullato dal mittente",
+            MovementState::NonEffettuata => "Non effettuata (sospesa e annullata dall'Agenzia)",
+            MovementState::AccettazioneAnnullata => {
+                "Accettazione annullata su richiesta delle parti"
+            }
         }
     }
 }
@@ -284,14 +293,20 @@ fn is_split_code(catalogue: &cessio_core::catalogue::Catalogue, code: &str) -> b
         .any(|t| t.split_code.as_deref() == Some(code))
 }
 
-/// The state of a cession or communication, as F4 shows it.
-fn state_of(e: &PartyEntry) -> MovementState {
+/// The state of a cession or communication, as F4 shows it. `annulled`: the acceptances
+/// the operator annulled on request.
+fn state_of(e: &PartyEntry, annulled: &HashSet<TransferId>) -> MovementState {
     match (e.pending, e.answer) {
         (false, _) => MovementState::Accettato,
         (true, None) => MovementState::InAttesa,
+        (true, Some(a)) if a.accepted && annulled.contains(&e.transfer) => {
+            MovementState::AccettazioneAnnullata
+        }
         (true, Some(a)) if a.accepted => MovementState::Accettato,
         (true, Some(a)) if a.by.is_some() && a.by == e.party => MovementState::Annullato,
-        (true, Some(_)) => MovementState::Rifiutato,
+        (true, Some(a)) if a.by.is_some() => MovementState::Rifiutato,
+        // Only the operator's void of a suspended cession answers for no party (R-SUSP).
+        (true, Some(_)) => MovementState::NonEffettuata,
     }
 }
 
@@ -507,6 +522,7 @@ impl App {
                             })
                             .collect(),
                         awaiting_answer: true,
+                        beneficiary_no_tax_area: no_tax_area,
                     }),
                     fp,
                 )?,
@@ -914,8 +930,17 @@ impl App {
             if !available.is_positive() {
                 continue;
             }
+            // Only the 2018 ecobonus regime asks what the beneficiary declared.
+            let beneficiary_no_tax_area = self.regime(&e.type_key) == CessionRegime::Eco2018
+                && self
+                    .store
+                    .credit(e.credit)
+                    .await?
+                    .is_some_and(|c| c.beneficiary_no_tax_area);
             let facts = crate::chain::RataFacts {
                 type_key: e.type_key.clone(),
+                year: e.year,
+                beneficiary_no_tax_area,
                 tracciabile: e.tracciabile,
                 split_rata: is_split_code(&self.catalogue, &e.codice_tributo),
             };
@@ -1399,6 +1424,7 @@ impl App {
             })
             .await?;
         let parties = self.party_map(&entries).await?;
+        let annulled = self.annulled_acceptances(party).await?;
         let prefix = |s: &Option<String>| {
             s.as_deref()
                 .map(|v| v.trim().to_uppercase())
@@ -1420,7 +1446,7 @@ impl App {
             if !matches!(e.kind, TransferKind::Issue | TransferKind::Cession) {
                 continue;
             }
-            let state = state_of(e);
+            let state = state_of(e, &annulled);
             let cedente = Self::party_ref(&parties, e.party, e.disclose || e.party == Some(party));
             let cessionario = Self::party_ref(&parties, e.counterparty, true);
             let keep = in_range(

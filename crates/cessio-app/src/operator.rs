@@ -21,7 +21,7 @@
 //! append-only register (`Store::append_operator_event`); seizures and annulments move
 //! amounts in the ledger, whose history is the record.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use cessio_core::chain::BankClient;
 use cessio_core::ledger::{AccountKind, PartyId, Phase, RataId, TransferId, TransferKind};
@@ -1037,5 +1037,24 @@ impl App {
                 ..OperatorEventQuery::default()
             })
             .await?)
+    }
+
+    /// The cessions involving `party` whose acceptance the operator annulled on request
+    /// (F4 shows them as such, not as accepted).
+    pub(crate) async fn annulled_acceptances(
+        &self,
+        party: PartyId,
+    ) -> Result<HashSet<TransferId>, AppError> {
+        Ok(self
+            .reads
+            .operator_events(&OperatorEventQuery {
+                kinds: vec![ANNULMENT_EVENT.into()],
+                party: Some(party),
+                ..OperatorEventQuery::default()
+            })
+            .await?
+            .into_iter()
+            .filter_map(|e| e.transfer)
+            .collect())
     }
 }

@@ -68,17 +68,17 @@ async fn r_answer_accepted_group_becomes_cedible(t: TestApp) {
         .await;
     let selection = IncomingFilter {
         type_key: Some("superbonus".into()),
-        year: Some(2023),
+        year: Some(2024),
         cedente_cf: Some(a.cf.as_str().into()),
     };
     let r = t.answer(&h, &holder, selection, true).await.unwrap();
     assert!(r.accepted && !r.replayed);
-    assert_eq!((r.operations, r.amount), (1, cents(25_003)));
+    assert_eq!((r.operations, r.amount), (1, cents(25_000)));
     let cedible = t.cedible(&h, &holder).await;
     assert_eq!(cedible.len(), 1);
     let row = &cedible[0];
     assert_eq!(row.rata, credit.rate[0].id);
-    assert_eq!(row.max_cedibile, cents(25_003));
+    assert_eq!(row.max_cedibile, cents(25_000));
     assert!(row.tracciabile && !row.partial_allowed);
     assert_eq!(row.codice_univoco, credit.rate[0].codice_univoco);
     assert_eq!(row.protocol, credit.protocol);
@@ -122,7 +122,7 @@ async fn r_answer_refused_cession_returns_to_cedente(t: TestApp) {
     t.answer(&cu, &c, by_cedente(&holder), false).await.unwrap();
     assert_eq!(t.max_cedibile(&h, &holder, rata).await, cents(25_000));
     assert!(t.cedible(&cu, &c).await.is_empty());
-    let row = t.monitor(&c, "superbonus", 2023).await;
+    let row = t.monitor(&c, "superbonus", 2024).await;
     assert_eq!(row.received_refused, cents(25_000));
 }
 
@@ -180,10 +180,12 @@ async fn r_answer_accept_all_with_empty_filter(t: TestApp) {
         .unwrap();
     assert_eq!((r.operations, r.amount), (14, cents(110_000)));
     assert!(t.incoming(&h, &holder).await.is_empty());
-    assert_eq!(t.cedible(&h, &holder).await.len(), 14);
+    // On 1 March 2024 the rate of 2022 and 2023 have expired (R-F24-WINDOW-121): 3
+    // Superbonus and 8 Ecobonus rate are cedible.
+    assert_eq!(t.cedible(&h, &holder).await.len(), 11);
 }
 
-/// A tracciabile Superbonus held by `holder` and ceded whole (rata 2023) to `c` now.
+/// A tracciabile Superbonus held by `holder` and ceded whole (rata 2024) to `c` now.
 async fn later_cession(t: &TestApp) -> (support::Actors, i64) {
     let (holder, c) = (t.company(1).await, t.company(2).await);
     let h = t.user_for(&holder, "cedente").await;
@@ -207,7 +209,7 @@ async fn r_wait5_later_cession_not_answerable_before_five_working_days(t: TestAp
     for day in [1, 4, 7] {
         t.set_rome(2024, 3, day, 23, 59);
         let e = t
-            .answer(&x.cu, &x.c, by_year(2023), true)
+            .answer(&x.cu, &x.c, by_year(2024), true)
             .await
             .unwrap_err();
         assert_eq!((e.code(), e.rule()), ("answer_too_early", Some("R-WAIT5")));
@@ -223,7 +225,7 @@ async fn r_wait5_answerable_on_the_fifth_working_day(t: TestApp) {
         .unwrap();
     t.set_rome(2024, 3, 8, 0, 0);
     assert_eq!(t.incoming(&x.cu, &x.c).await[0].answerable_from, None);
-    t.answer(&x.cu, &x.c, by_year(2023), true).await.unwrap();
+    t.answer(&x.cu, &x.c, by_year(2024), true).await.unwrap();
     assert_eq!(t.max_cedibile(&x.cu, &x.c, rata).await, cents(25_000));
 }
 
@@ -236,12 +238,12 @@ async fn r_wait5_skips_national_holidays(t: TestApp) {
         .unwrap();
     t.set_rome(2024, 4, 4, 18, 0);
     let e = t
-        .answer(&x.cu, &x.c, by_year(2023), true)
+        .answer(&x.cu, &x.c, by_year(2024), true)
         .await
         .unwrap_err();
     assert!(e.to_string().contains("05/04/2024"), "{e}");
     t.set_rome(2024, 4, 5, 9, 0);
-    t.answer(&x.cu, &x.c, by_year(2023), true).await.unwrap();
+    t.answer(&x.cu, &x.c, by_year(2024), true).await.unwrap();
 }
 
 async fn r_wait5_counts_from_the_rome_date(t: TestApp) {

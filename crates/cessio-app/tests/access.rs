@@ -304,7 +304,7 @@ async fn visibility_table_of_functions_by_actor(t: TestApp) {
         }
     }
     // Exactly the two allowed actors ceded and answered.
-    let m = t.monitor(&x.holder, "ecobonus", 2022).await;
+    let m = t.monitor(&x.holder, "ecobonus", 2024).await;
     assert_eq!(m.ceded_pending, cents(1_000));
     assert_eq!(t.incoming(&x.h, &x.holder).await.len(), 10 - 2);
 }

@@ -181,7 +181,7 @@ async fn r_pending_out_amount_neither_cedible_nor_available_until_refused(t: Tes
         .await
         .unwrap();
     assert_eq!(t.max_cedibile(&x.h, &x.holder, rate[0]).await, cents(600));
-    let row = t.monitor(&x.holder, "ecobonus", 2022).await;
+    let row = t.monitor(&x.holder, "ecobonus", 2024).await;
     assert_eq!(
         (row.ceded_pending, row.residual_cedible),
         (cents(400), cents(600))
@@ -196,7 +196,7 @@ async fn r_pending_out_amount_neither_cedible_nor_available_until_refused(t: Tes
         .await
         .unwrap();
     assert_eq!(t.max_cedibile(&x.h, &x.holder, rate[0]).await, cents(1_000));
-    let row = t.monitor(&x.holder, "ecobonus", 2022).await;
+    let row = t.monitor(&x.holder, "ecobonus", 2024).await;
     assert_eq!(
         (row.ceded_pending, row.residual_cedible),
         (Cents::ZERO, cents(1_000))
@@ -249,13 +249,14 @@ async fn r_pa_cession_to_public_administration_refused(t: TestApp) {
 }
 
 async fn f2_bulk_cession_of_many_rows_to_one_cf(t: TestApp) {
+    // The eight rate from 2024 (those of 2022 and 2023 have expired on 1 March 2024).
     let (x, rate) = eco(&t).await;
     let lines: Vec<_> = rate.iter().map(|r| line(*r, &x.c, None)).collect();
     let r = t.cede(&x.h, &x.holder, &lines, true).await.unwrap();
-    assert_eq!((r.transfers.len(), r.amount), (10, cents(10_000)));
+    assert_eq!((r.transfers.len(), r.amount), (8, cents(8_000)));
     assert!(t.cedible(&x.h, &x.holder).await.is_empty());
     let groups = t.incoming(&x.cu, &x.c).await;
-    assert_eq!(groups.len(), 10);
+    assert_eq!(groups.len(), 8);
     assert!(
         groups
             .iter()
@@ -267,19 +268,19 @@ async fn f2_bulk_cession_with_one_bad_row_applies_nothing(t: TestApp) {
     let (x, rate) = eco(&t).await;
     let before = t.cedible(&x.h, &x.holder).await;
     let mut lines: Vec<_> = rate.iter().map(|r| line(*r, &x.c, None)).collect();
-    lines[9].cessionario_cf = entity_cf(777);
+    lines[7].cessionario_cf = entity_cf(777);
     assert_eq!(
         code(t.cede(&x.h, &x.holder, &lines, false).await),
         "cf_unknown"
     );
-    lines[9] = line(rate[9], &x.c, Some(0));
+    lines[7] = line(rate[7], &x.c, Some(0));
     assert_eq!(
         code(t.cede(&x.h, &x.holder, &lines, false).await),
         "amount_not_positive"
     );
-    lines[9] = line(rate[9], &x.holder, None);
+    lines[7] = line(rate[7], &x.holder, None);
     let e = t.cede(&x.h, &x.holder, &lines, false).await.unwrap_err();
-    assert!(e.to_string().contains("lines[9].cessionario_cf"), "{e}");
+    assert!(e.to_string().contains("lines[7].cessionario_cf"), "{e}");
     assert_eq!(t.cedible(&x.h, &x.holder).await, before);
     assert!(t.incoming(&x.cu, &x.c).await.is_empty());
 }
@@ -287,9 +288,9 @@ async fn f2_bulk_cession_with_one_bad_row_applies_nothing(t: TestApp) {
 async fn f2_bulk_cession_over_available_in_one_row_applies_nothing(t: TestApp) {
     let (x, rate) = eco(&t).await;
     let before = t.cedible(&x.h, &x.holder).await;
-    // Rows 0–8 are fine; row 9 asks for more than the rata: the store refuses the batch.
+    // Rows 0–6 are fine; row 7 asks for more than the rata: the store refuses the batch.
     let mut lines: Vec<_> = rate.iter().map(|r| line(*r, &x.c, Some(500))).collect();
-    lines[9].amount = Some(cents(1_001));
+    lines[7].amount = Some(cents(1_001));
     let e = t.cede(&x.h, &x.holder, &lines, false).await.unwrap_err();
     assert_eq!(e.code(), "insufficient_available");
     assert_eq!(t.cedible(&x.h, &x.holder).await, before);

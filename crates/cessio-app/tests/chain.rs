@@ -131,10 +131,10 @@ async fn r_chain_one_free_then_two_qualified_then_non_cedibile(t: TestApp) {
         .unwrap_err();
     assert_eq!(rule_of(&e), ("R-CHAIN", "not_cedible"));
     assert!(e.to_string().contains("3 cessioni"), "{e}");
-    let row = t.monitor(&insurer.party, "superbonus", 2023).await;
+    let row = t.monitor(&insurer.party, "superbonus", 2024).await;
     assert_eq!(row.residual_cedible, cents(0));
     assert_eq!(row.residual_not_cedible, cents(100_000));
-    let row = t.monitor(&b.party, "superbonus", 2023).await;
+    let row = t.monitor(&b.party, "superbonus", 2024).await;
     assert_eq!(row.residual_cedible, cents(0));
     verify(&t).await;
 }
@@ -148,7 +148,8 @@ async fn r_chain_counts_only_cessions_from_2022_02_17(t: TestApp) {
     let credit = t
         .holding(&a.party, &a.user, "ecobonus", 100_000, date(2022, 1, 10))
         .await;
-    let rata = credit.rate[0].id;
+    // The rata of 2024, still in its window when the test moves to 2024.
+    let rata = rata_of(&credit, 2024);
     // Two cessions before DL 13/2022 (no limit, and they do not count after it).
     pass(&t, &a, &b, rata).await;
     pass(&t, &b, &c, rata).await;
@@ -160,7 +161,7 @@ async fn r_chain_counts_only_cessions_from_2022_02_17(t: TestApp) {
         class_of(&t, &d, rata).await,
         Some(CedibilitaClass::QualifiedOnly)
     );
-    let row = t.monitor(&d.party, "ecobonus", 2023).await;
+    let row = t.monitor(&d.party, "ecobonus", 2024).await;
     assert_eq!(row.residual_restricted, row.residual_cedible);
     verify(&t).await;
 }
@@ -283,7 +284,7 @@ async fn r_bank_client_outside_the_count_and_the_client_may_not_cede(t: TestApp)
         .unwrap();
     pass(&t, &bank, &client, rata).await;
     assert_eq!(class_of(&t, &client, rata).await, None);
-    let row = t.monitor(&client.party, "superbonus", 2023).await;
+    let row = t.monitor(&client.party, "superbonus", 2024).await;
     assert_eq!(row.residual_not_cedible, cents(100_000));
     // Ending the relation stops further bank-client cessions, not the one registered.
     t.app
@@ -438,6 +439,42 @@ async fn r_eco_2018_never_to_banks_except_no_tax_area_beneficiary(t: TestApp) {
         &supplier.user,
         &supplier.party,
         &[line(rata, &private, Some(1_000))],
+        false,
+    )
+    .await
+    .unwrap();
+    // The declaration is kept with the communication: a no-tax-area beneficiary's credit
+    // may reach a bank further down the chain too.
+    let declared = t
+        .app
+        .communicate_option_declaring(
+            &t.op,
+            &t.key(),
+            None,
+            &eco_option(&t, &beneficiary, &supplier.party),
+            true,
+        )
+        .await
+        .unwrap();
+    let stored = t.app.store.credit(declared.id).await.unwrap().unwrap();
+    assert!(stored.beneficiary_no_tax_area);
+    t.answer(
+        &supplier.user,
+        &supplier.party,
+        by_cedente(&beneficiary),
+        true,
+    )
+    .await
+    .unwrap();
+    let rata = declared.rate[0].id;
+    assert_eq!(
+        class_of(&t, &supplier, rata).await,
+        Some(CedibilitaClass::Anyone)
+    );
+    t.cede(
+        &supplier.user,
+        &supplier.party,
+        &[line(rata, &bank.party, Some(1_000))],
         false,
     )
     .await

@@ -200,6 +200,22 @@ async fn r_f24_window_121_last_minute_of_the_year_and_close_year(t: TestApp) {
         (e.code(), e.rule()),
         ("f24_expired", Some("R-F24-WINDOW-121"))
     );
+    // Nor cedible: the amount is still in the holding until the close runs, but neither
+    // F2 lists it nor a cession takes it.
+    let rata = credit
+        .rate
+        .iter()
+        .find(|r| r.year.get() == 2024)
+        .unwrap()
+        .id;
+    assert!(t.cedible(&h, &holder).await.iter().all(|c| c.rata != rata));
+    let other = t.company(77).await;
+    let e = t
+        .cede(&h, &holder, &[line(rata, &other, None)], false)
+        .await
+        .unwrap_err();
+    assert_eq!(e.rule(), Some("R-F24-WINDOW-121"), "{e}");
+    assert!(e.to_string().contains("31/12/2024"), "{e}");
     let report = t.app.close_year(&t.op, 2024).await.unwrap();
     // The 2022, 2023 and 2024 rate: all unused amounts of years up to 2024.
     assert_eq!(report.holdings, 3);

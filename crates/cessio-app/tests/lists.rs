@@ -25,13 +25,13 @@ async fn f1_monitoring_figures_per_type_and_year(t: TestApp) {
     let h = t.user_for(&holder, "titolare").await;
     let cu = t.user_for(&c, "cessionario").await;
     let ben = t.company(3).await;
-    // Superbonus 4 × 250,00 €: only 2023 accepted; Ecobonus (not tracciabile) 10 × 10,00 €.
+    // Superbonus 4 × 250,00 €: only 2024 accepted (2023 has expired on 1 March 2024); Ecobonus (not tracciabile) 10 × 10,00 €.
     let sb = t
         .communicate(&ben, &holder, "superbonus", 100_000, tracciabile_day())
         .await;
-    t.answer(&h, &holder, by_year(2023), true).await.unwrap();
+    t.answer(&h, &holder, by_year(2024), true).await.unwrap();
     let eco = t.holding(&holder, &h, "ecobonus", 10_000, old_day()).await;
-    // Cede Superbonus 2023 whole (pending), Ecobonus 2022 in part (refused) and 2023 (accepted).
+    // Cede Superbonus 2024 whole (pending), Ecobonus 2024 in part (refused) and 2025 (accepted).
     t.cede(&h, &holder, &[line(sb.rate[0].id, &c, None)], false)
         .await
         .unwrap();
@@ -40,32 +40,32 @@ async fn f1_monitoring_figures_per_type_and_year(t: TestApp) {
         line(eco.rate[1].id, &c, Some(200)),
     ];
     t.cede(&h, &holder, &eco_lines, false).await.unwrap();
-    let eco_2022 = cessio_app::IncomingFilter {
+    let eco_2024 = cessio_app::IncomingFilter {
         type_key: Some("ecobonus".into()),
-        year: Some(2022),
+        year: Some(2024),
         cedente_cf: None,
     };
-    t.answer(&cu, &c, eco_2022, false).await.unwrap();
-    let eco_2023 = cessio_app::IncomingFilter {
+    t.answer(&cu, &c, eco_2024, false).await.unwrap();
+    let eco_2025 = cessio_app::IncomingFilter {
         type_key: Some("ecobonus".into()),
-        year: Some(2023),
+        year: Some(2025),
         cedente_cf: None,
     };
-    t.answer(&cu, &c, eco_2023, true).await.unwrap();
+    t.answer(&cu, &c, eco_2025, true).await.unwrap();
 
     let rows = t.app.monitoring(&h, holder.id, None).await.unwrap();
     assert_eq!(rows.len(), 4 + 10);
-    let m = t.monitor(&holder, "superbonus", 2023).await;
+    let m = t.monitor(&holder, "superbonus", 2024).await;
     assert_eq!(
         (m.received_accepted, m.ceded_pending, m.residual_cedible),
         (cents(25_000), cents(25_000), Cents::ZERO)
     );
-    let m = t.monitor(&holder, "superbonus", 2024).await;
+    let m = t.monitor(&holder, "superbonus", 2025).await;
     assert_eq!(
         (m.received_pending, m.received_accepted),
         (cents(25_000), Cents::ZERO)
     );
-    let m = t.monitor(&holder, "ecobonus", 2022).await;
+    let m = t.monitor(&holder, "ecobonus", 2024).await;
     assert_eq!(
         (
             m.received_accepted,
@@ -75,7 +75,7 @@ async fn f1_monitoring_figures_per_type_and_year(t: TestApp) {
         ),
         (cents(1_000), Cents::ZERO, Cents::ZERO, cents(1_000))
     );
-    let m = t.monitor(&holder, "ecobonus", 2023).await;
+    let m = t.monitor(&holder, "ecobonus", 2025).await;
     assert_eq!(
         (m.ceded_accepted, m.residual_cedible),
         (cents(200), cents(800))
@@ -85,14 +85,14 @@ async fn f1_monitoring_figures_per_type_and_year(t: TestApp) {
         "Ecobonus (riqualificazione energetica) e fotovoltaico"
     );
     // The cessionario's side.
-    let m = t.monitor(&c, "superbonus", 2023).await;
+    let m = t.monitor(&c, "superbonus", 2024).await;
     assert_eq!(m.received_pending, cents(25_000));
-    let m = t.monitor(&c, "ecobonus", 2022).await;
+    let m = t.monitor(&c, "ecobonus", 2024).await;
     assert_eq!(
         (m.received_refused, m.residual_cedible),
         (cents(300), Cents::ZERO)
     );
-    let m = t.monitor(&c, "ecobonus", 2023).await;
+    let m = t.monitor(&c, "ecobonus", 2025).await;
     assert_eq!(
         (m.received_accepted, m.residual_cedible),
         (cents(200), cents(200))
@@ -204,7 +204,12 @@ async fn f4_movements_filters_select_rows(t: TestApp) {
     t.cede(&h, &holder, &[line(eco.rate[0].id, &c, None)], true)
         .await
         .unwrap();
-    t.answer(&cu, &c, by_year(2022), true).await.unwrap();
+    let eco_2024 = cessio_app::IncomingFilter {
+        type_key: Some("ecobonus".into()),
+        year: Some(2024),
+        cedente_cf: None,
+    };
+    t.answer(&cu, &c, eco_2024, true).await.unwrap();
     let rows = |f: MovementFilter| {
         let (t, h, holder) = (&t, &h, &holder);
         async move {
@@ -274,7 +279,7 @@ async fn f4_movements_filters_select_rows(t: TestApp) {
     assert_eq!(by_protocol.len(), 10 + 1);
     let by_tributo = rows(MovementFilter {
         codice_tributo: Some("7708".into()),
-        year: Some(2023),
+        year: Some(2024),
         ..MovementFilter::default()
     })
     .await;

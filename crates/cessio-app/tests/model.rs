@@ -41,8 +41,9 @@ use support::*;
 const HOLDERS: usize = 3;
 /// Index of the public administration among the cessionari.
 const PA: usize = 3;
-/// 10 Ecobonus rate + 4 Superbonus rate + 1 rent rata.
-const RATE: usize = 15;
+/// The rate still in their window on 1 March 2024: 8 Ecobonus (2024–2031) + 3 Superbonus
+/// (2024–2026) + 1 rent rata.
+const RATE: usize = 12;
 
 #[derive(Clone, Copy, Debug)]
 enum Amount {
@@ -547,6 +548,10 @@ async fn observed(s: &Subject, m: &Model) -> BTreeMap<(usize, usize), Holding> {
     let mut out = BTreeMap::new();
     for (n, (party, _)) in s.holders.iter().enumerate() {
         for h in s.t.app.store.holdings(party.id).await.unwrap() {
+            // The expired rate are outside the model: no operation can move them.
+            let Some(&i) = index.get(&h.rata) else {
+                continue;
+            };
             let b = h.balance;
             let v = Holding {
                 posted: b.credits_posted.get() - b.debits_posted.get(),
@@ -554,7 +559,7 @@ async fn observed(s: &Subject, m: &Model) -> BTreeMap<(usize, usize), Holding> {
                 pending_in: b.credits_pending.get(),
             };
             if v != Holding::default() {
-                out.insert((n, index[&h.rata]), v);
+                out.insert((n, i), v);
             }
         }
     }

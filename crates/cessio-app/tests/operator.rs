@@ -7,7 +7,7 @@
 #[macro_use]
 mod support;
 
-use cessio_app::{AppError, Principal, RiskHitFilter, SuspensionState};
+use cessio_app::{AppError, MovementState, Principal, RiskHitFilter, SuspensionState};
 use cessio_core::money::Cents;
 use cessio_core::risk::RiskConfig;
 use cessio_core::suspension::SuspensionEnd;
@@ -191,7 +191,7 @@ async fn r_susp_answer_refused_while_suspended_then_release(t: TestApp) {
 
 async fn r_susp_void_restores_balances_exactly(t: TestApp) {
     let (a, b, rata) = two(&t).await;
-    let before_a = t.monitor(&a.party, "superbonus", 2023).await;
+    let before_a = t.monitor(&a.party, "superbonus", 2024).await;
     let transfer = cede(&t, &a, &b.party, rata).await;
     t.app
         .suspend(&t.op, transfer, 10, "verifica")
@@ -222,7 +222,7 @@ async fn r_susp_void_restores_balances_exactly(t: TestApp) {
     assert_eq!(b_account.balance.credits_pending, cents(0));
     assert_eq!(b_account.balance.credits_posted, cents(0));
     assert_eq!(
-        t.monitor(&a.party, "superbonus", 2023)
+        t.monitor(&a.party, "superbonus", 2024)
             .await
             .residual_cedible,
         before_a.residual_cedible
@@ -240,6 +240,12 @@ async fn r_susp_void_restores_balances_exactly(t: TestApp) {
         t.max_cedibile(&a.user, &a.party, rata).await,
         cents(100_000)
     );
+    // F4 tells both parties the cession never took effect, not that B refused it.
+    for h in [&a, &b] {
+        let rows = t.movements(&h.user, &h.party).await;
+        let row = rows.iter().find(|r| r.id == transfer).unwrap();
+        assert_eq!(row.state, MovementState::NonEffettuata, "{}", h.party.cf);
+    }
     verify(&t).await;
 }
 
@@ -528,7 +534,7 @@ async fn r_seize_blocks_and_release_extends_the_deadline(t: TestApp) {
             .await
             .is_err()
     );
-    let row = t.monitor(&a.party, "superbonus", 2023).await;
+    let row = t.monitor(&a.party, "superbonus", 2024).await;
     assert_eq!(row.residual_not_cedible, cents(100_000));
     assert_eq!(row.ceded_accepted, cents(0));
     let state = t.app.seizure_extension(a.party.id, rata).await.unwrap();
@@ -556,7 +562,7 @@ async fn r_seize_blocks_and_release_extends_the_deadline(t: TestApp) {
         t.max_cedibile(&a.user, &a.party, rata).await,
         cents(100_000)
     );
-    let row = t.monitor(&a.party, "superbonus", 2023).await;
+    let row = t.monitor(&a.party, "superbonus", 2024).await;
     assert_eq!(row.residual_cedible, cents(100_000));
     assert_eq!(row.residual_not_cedible, cents(0));
     assert_eq!(
@@ -610,16 +616,22 @@ async fn annulment_on_request_returns_the_amount_to_the_cedente(t: TestApp) {
     );
     assert_eq!(available(&t, rata, &a.party).await, cents(100_000));
     assert_eq!(available(&t, rata, &b.party).await, cents(0));
-    let ma = t.monitor(&a.party, "superbonus", 2023).await;
+    let ma = t.monitor(&a.party, "superbonus", 2024).await;
     assert_eq!(
         (ma.ceded_accepted, ma.residual_cedible),
         (cents(0), cents(100_000))
     );
-    let mb = t.monitor(&b.party, "superbonus", 2023).await;
+    let mb = t.monitor(&b.party, "superbonus", 2024).await;
     assert_eq!(
         (mb.received_accepted, mb.residual_cedible),
         (cents(0), cents(0))
     );
+    // F4 no longer calls it accepted, for either party.
+    for h in [&a, &b] {
+        let rows = t.movements(&h.user, &h.party).await;
+        let row = rows.iter().find(|r| r.id == transfer).unwrap();
+        assert_eq!(row.state, MovementState::AccettazioneAnnullata);
+    }
     let recorded = t.app.annulments(&t.op).await.unwrap();
     assert_eq!(recorded.len(), 1);
     assert_eq!(recorded[0].data["reference"], "PEC prot. 2024/123");

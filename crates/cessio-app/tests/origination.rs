@@ -32,8 +32,9 @@ async fn f8_rate_derived_with_remainder_on_first(t: TestApp) {
     let (ben, holder) = (t.company(1).await, t.company(2).await);
     // Superbonus, expense 2022: 4 rate from 2023; 1.000,03 € → 250,03 + 3 × 250,00.
     let credit = t
-        .communicate(&ben, &holder, "superbonus", 100_003, tracciabile_day())
-        .await;
+        .try_communicate(&t.option(&ben, &holder, "superbonus", 100_003, tracciabile_day()))
+        .await
+        .unwrap();
     let rate: Vec<(u16, i64, &str)> = credit
         .rate
         .iter()
@@ -71,8 +72,12 @@ async fn f8_communication_pending_for_holder_until_accepted(t: TestApp) {
     let row = t.monitor(&holder, "superbonus", 2023).await;
     assert_eq!(row.received_pending, Cents::ZERO);
     assert_eq!(row.received_accepted, cents(25_003));
-    assert_eq!(row.residual_cedible, cents(25_003));
-    assert_eq!(t.cedible(&h, &holder).await.len(), 4);
+    // On 1 March 2024 the rata of 2023 has expired (R-F24-WINDOW-121): held, not cedible.
+    assert_eq!(row.residual_cedible, Cents::ZERO);
+    assert_eq!(row.residual_not_cedible, cents(25_003));
+    let row = t.monitor(&holder, "superbonus", 2024).await;
+    assert_eq!(row.residual_cedible, cents(25_000));
+    assert_eq!(t.cedible(&h, &holder).await.len(), 3);
 }
 
 async fn f8_tracciabile_from_2022_05_01(t: TestApp) {

@@ -383,7 +383,7 @@ async fn csv_export_is_excel_ready_and_formula_safe() {
     let r = s
         .call(
             "GET",
-            &format!("/api/v1/parties/{BANK}/movements.csv?year=2023"),
+            &format!("/api/v1/parties/{BANK}/movements.csv?year=2024"),
             Some(&b),
             None,
             None,

@@ -15,10 +15,10 @@ use cessio_app::{
     App, AppError, CedibleHolding, CessionLine, CessionReceipt, IncomingFilter, IncomingGroup,
     MonitorRow, MovementFilter, MovementRow, OptionInput, Principal, RowLimit,
 };
-use cessio_core::catalogue::{Catalogue, Origin};
+use cessio_core::catalogue::{Catalogue, Origin, UsageWindow};
 use cessio_core::cf::{CodiceFiscale, luhn_check_digit};
 use cessio_core::money::Cents;
-use cessio_core::time::{FixedClock, rome_local_to_utc};
+use cessio_core::time::{FixedClock, rome_date, rome_local_to_utc};
 use cessio_store::{Credit, NewUser, Party, PartyKind, Role, Store, WriteConfig};
 use cessio_store_postgres::PgStore;
 use cessio_store_sqlite::SqliteStore;
@@ -87,6 +87,16 @@ pub fn tracciabile_day() -> NaiveDate {
 /// A communication date that makes a non-tracciabile credit (before 2022-05-01).
 pub fn old_day() -> NaiveDate {
     date(2022, 3, 1)
+}
+
+/// The id of the credit's rata of `year`.
+pub fn rata_of(credit: &Credit, year: u16) -> i64 {
+    credit
+        .rate
+        .iter()
+        .find(|r| r.year.get() == year)
+        .unwrap_or_else(|| panic!("no rata of {year} in credit {}", credit.id))
+        .id
 }
 
 pub fn cents(c: i64) -> Cents {
@@ -286,7 +296,11 @@ impl TestApp {
             .await
     }
 
-    /// Loads an option communication as the operator.
+    /// Loads an option communication as the operator. The credit comes back with the rate
+    /// still in their window of use today: the tests run on 1 March 2024, when the rate of
+    /// earlier years have expired (R-F24-WINDOW-121) and can be neither used nor ceded, so
+    /// `rate[0]` is the first rata a scenario can work with. Tests of the earlier rate
+    /// read the whole credit from `try_communicate`.
     pub async fn communicate(
         &self,
         beneficiary: &Party,
@@ -295,9 +309,15 @@ impl TestApp {
         total_cents: i64,
         on: NaiveDate,
     ) -> Credit {
-        self.try_communicate(&self.option(beneficiary, holder, type_key, total_cents, on))
+        let mut credit = self
+            .try_communicate(&self.option(beneficiary, holder, type_key, total_cents, on))
             .await
-            .unwrap()
+            .unwrap();
+        if self.app.usage_window(type_key) == Some(UsageWindow::RefYear) {
+            let this_year = rome_date(self.app.now()).year();
+            credit.rate.retain(|r| i32::from(r.year.get()) >= this_year);
+        }
+        credit
     }
 
     /// A credit already accepted by its holder: communicated and answered.

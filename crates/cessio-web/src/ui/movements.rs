@@ -73,6 +73,8 @@ impl Filters {
             "accettato" => Some(MovementState::Accettato),
             "rifiutato" => Some(MovementState::Rifiutato),
             "annullato" => Some(MovementState::Annullato),
+            "non_effettuata" => Some(MovementState::NonEffettuata),
+            "accettazione_annullata" => Some(MovementState::AccettazioneAnnullata),
             _ => None,
         };
         let tracciabile = match self.tracciabili.as_str() {
@@ -218,7 +220,7 @@ fn filter_form(state: &WebState, f: &Filters, errors: &FieldErrors) -> Markup {
                     div.col-md-3 { (Field::text("cedente", "Codice fiscale del cedente", &f.cedente).hint("anche solo l'inizio").render(errors)) }
                     div.col-md-3 { (Field::text("cessionario", "Codice fiscale del cessionario", &f.cessionario).hint("anche solo l'inizio").render(errors)) }
                     div.col-md-3 {
-                        (select("stato", "Stato", &[("", "Tutti"), ("in_attesa", "In attesa di risposta"), ("accettato", "Accettati"), ("rifiutato", "Rifiutati"), ("annullato", "Annullati dal mittente")], &f.stato))
+                        (select("stato", "Stato", &[("", "Tutti"), ("in_attesa", "In attesa di risposta"), ("accettato", "Accettati"), ("rifiutato", "Rifiutati"), ("annullato", "Annullati dal mittente"), ("non_effettuata", "Non effettuate (sospese e annullate)"), ("accettazione_annullata", "Accettazioni annullate su richiesta")], &f.stato))
                     }
                     div.col-md-3 { (select("tipo", "Tipo di credito", &types, &f.tipo)) }
                     div.col-md-3 { (Field::text("codice_tributo", "Codice tributo", &f.codice_tributo).inputmode("numeric").render(errors)) }
