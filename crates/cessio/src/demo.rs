@@ -14,6 +14,14 @@ use cessio_store::{PartyKind, Role, Store};
 use chrono::NaiveDate;
 
 pub const PASSWORD: &str = "cessio-demo-2024";
+
+/// The demo's "today" (Europe/Rome), when `serve --demo` is not given a `--clock`: early
+/// 2025, with the 2025 rate usable and the waiting periods of the seeded cessions over.
+pub fn today() -> anyhow::Result<chrono::NaiveDateTime> {
+    date(2025, 2, 3)?
+        .and_hms_opt(10, 0, 0)
+        .ok_or_else(|| anyhow::anyhow!("demo date"))
+}
 pub const PIN: &str = "246810";
 
 pub struct Login {
@@ -169,7 +177,7 @@ pub async fn seed(store: Arc<dyn Store>) -> Result<()> {
     accept(bianchi.clone(), bianchi_id, key()).await?;
 
     // Bianchi cedes the 2025 and 2026 Superbonus rate to the bank (whole: tracciabili),
-    // and part of the Ecobonus 2023 rata (partial is allowed: not tracciabile).
+    // and part of the Ecobonus 2024 rata (partial is allowed: not tracciabile).
     clock
         .set(cessio_core::time::rome_start_of_day(date(2024, 3, 1)?) + chrono::Duration::hours(11));
     let rata = |c: &cessio_store::Credit, year: u16| {
@@ -205,7 +213,7 @@ pub async fn seed(store: Arc<dyn Store>) -> Result<()> {
         None,
         bianchi_id,
         &[CessionLine {
-            rata: rata(&ecobonus, 2023)?,
+            rata: rata(&ecobonus, 2024)?,
             cessionario_cf: BANCA.into(),
             amount: Some(Cents::new(150_000)),
         }],

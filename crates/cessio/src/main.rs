@@ -406,7 +406,20 @@ async fn serve(args: ServeArgs) -> Result<()> {
         eprintln!("Creazione dei dati dimostrativi...");
         demo::seed(store.clone()).await?;
     }
-    let mut app = app_for(store, args.clock)?;
+    // The demo register lives in 2023–2025; on today's date most of its rate would have
+    // expired (R-F24-WINDOW-121), so the demo runs on its own date unless told otherwise.
+    let clock = match (args.clock, args.demo) {
+        (None, true) => {
+            let today = demo::today()?;
+            println!(
+                "Orologio della piattaforma fissato al {} (dimostrazione; --clock per cambiarlo)",
+                today.format("%d/%m/%Y %H:%M")
+            );
+            Some(today)
+        }
+        (clock, _) => clock,
+    };
+    let mut app = app_for(store, clock)?;
     if let Some(replica) = &args.read_database_url {
         let reads = open(replica, args.db.schema.as_deref(), WriteConfig::default())
             .await
