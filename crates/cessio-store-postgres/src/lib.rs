@@ -52,17 +52,17 @@ pub struct PgStore {
 }
 
 fn db_err(e: tokio_postgres::Error) -> StoreError {
+    // tokio-postgres says only "db error"; the server's own words are in the source.
+    let reason = match std::error::Error::source(&e) {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
+    };
     if connection_lost(&e) {
         // Retryable: the client may send the same request again under the same key, and
         // whatever did commit before the connection dropped is replayed, not reapplied.
-        // tokio-postgres says only "db error"; the server's own words are in the source.
-        let reason = match std::error::Error::source(&e) {
-            Some(cause) => format!("{e}: {cause}"),
-            None => e.to_string(),
-        };
         return StoreError::Unavailable { reason };
     }
-    StoreError::backend(e)
+    StoreError::Backend { reason }
 }
 
 /// Whether an error says the server went away (a restart, a terminated backend, a cut

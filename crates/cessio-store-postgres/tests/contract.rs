@@ -108,6 +108,20 @@ async fn bad_urls_and_unreachable_servers_get_clear_errors() {
     assert!(e.to_string().contains("PostgreSQL"), "{e}");
 }
 
+/// A statement the server refuses says why in the server's words, not only "db error":
+/// SPEC §9, no error without a reason one can act on.
+#[tokio::test]
+async fn database_errors_carry_the_servers_reason() {
+    let Some(url) = url() else {
+        return;
+    };
+    let e = PgStore::connect(&url, Some("pg_reserved"), WriteConfig::default())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "database_error");
+    assert!(e.to_string().contains("pg_reserved"), "{e}");
+}
+
 /// After the server drops every connection (a restart, a terminated backend), reads
 /// reconnect at once and the writer reconnects after failing the batch in flight; a retry
 /// with the same idempotency key then applies the operation exactly once.
