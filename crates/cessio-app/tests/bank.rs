@@ -1,6 +1,7 @@
 //! The bank workload (after Jepsen's bank test): a few hot parties trade credits through
 //! concurrent clients (option communications, whole and partial cessions, accepts,
-//! refusals, annulments, retries of the same idempotency key), while a reader checks at
+//! refusals, annulments, F24 reservations that are then confirmed or discarded, ten-instalment
+//! splits and their annulments, retries of the same idempotency key), while a reader checks at
 //! every observed instant that no holding is negative and that each rata's total is
 //! unchanged (R-CONSERVE). At the end `verify` passes, every stored balance equals the one
 //! recomputed from the history, and each acknowledged operation is there exactly once.
@@ -15,8 +16,15 @@
 //! The clock stands on 2 March 2022: every credit is non-tracciabile (communicated before
 //! 1 May 2022), so partial cessions are allowed (R-PARTIAL), no answer has to wait five
 //! working days (R-WAIT5), and the communications of the workload may still be annulled
-//! (R-OPT-ANNUL). New kinds of operation (F24 use, splits) are one more [`OpKind`] variant,
-//! one more arm in [`choose`] and in [`send`].
+//! (R-OPT-ANNUL). Half-way the clock moves to 2 October 2023, when a split may be annulled
+//! (R-SPLIT-ANNUL, from 22 September 2023), and the workload goes on without the two kinds
+//! the law no longer allows then (option communications, R-OPT-STOP, and their annulment).
+//! In each phase the rata of the current year is usable in an F24 paid today
+//! (R-F24-WINDOW-121; non-tracciabili need no F24 choice), and the Superbonus credits (codes
+//! 7701/7711, communicated before 2022-10-31) may be split from that rata (R-SPLIT-ELIGIBLE).
+//! Split rate (7771) are never cedible; those of 2023 are usable in F24 in the second phase,
+//! so an annulment may also find its split used or reserved. New kinds of operation are one
+//! more [`OpKind`] variant, one more arm in [`choose`] and in [`send`].
 
 #![expect(clippy::unwrap_used, reason = "tests")]
 
@@ -24,18 +32,21 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use cessio_app::{App, AppError, CessionLine, IncomingFilter, OptionInput, Principal};
+use cessio_app::{
+    App, AppError, CessionLine, F24LineInput, IncomingFilter, OptionInput, Principal, SplitTarget,
+};
 use cessio_core::catalogue::Origin;
 use cessio_core::ledger::{
     AccountId, AccountKind, Balance, RataId, TransferId, TransferKind, replay_entry,
 };
 use cessio_core::money::Cents;
 use cessio_store::engine::TransferRow;
-use cessio_store::{AccountRef, IdempotencyKey, Party};
+use cessio_store::{AccountRef, HoldingQuery, IdempotencyKey, Party};
+use chrono::NaiveDate;
 use support::*;
 
 backends!(bank_workload_conserves_credit_and_applies_each_acknowledged_operation_once);
@@ -46,6 +57,14 @@ const PARTIES: u32 = 4;
 const CREDITS_EACH: usize = 3;
 /// Each starting credit: 1.000,00 €, ten rate of 100,00 €.
 const CREDIT_CENTS: i64 = 100_000;
+/// Each party also starts with one Superbonus credit (five rate), the one F6 may split.
+const SUPERBONUS_CENTS: i64 = 500_000;
+/// How often a long run prints how far it got.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+/// The workload's two days (see the module's doc).
+const PHASES: [(i32, u32, u32); 2] = [(2022, 3, 2), (2023, 10, 2)];
+/// The codes of the split-eligible Superbonus rate of the workload (R-SPLIT-ELIGIBLE).
+const SPLITTABLE_CODES: &[&str] = &["7701", "7711"];
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
@@ -89,22 +108,49 @@ enum OpKind {
     Accept,
     Refuse,
     Annul,
+    /// F5: an F24 reserves credits (prenotato)...
+    ReserveF24,
+    /// ...then it is processed (the amounts are used for good)...
+    ConfirmF24,
+    /// ...or discarded (they return to the holder).
+    DiscardF24,
+    /// F6: part of a rata becomes ten annual rate.
+    Split,
+    /// R-SPLIT-ANNUL: the split rate go and the original rata comes back.
+    AnnulSplit,
 }
 
 const MIX: &[(OpKind, usize)] = &[
     (OpKind::Communicate, 6),
-    (OpKind::CedeWhole, 20),
-    (OpKind::CedePartial, 26),
-    (OpKind::Accept, 24),
-    (OpKind::Refuse, 12),
-    (OpKind::Annul, 6),
+    (OpKind::CedeWhole, 17),
+    (OpKind::CedePartial, 22),
+    (OpKind::Accept, 21),
+    (OpKind::Refuse, 10),
+    (OpKind::Annul, 5),
+    (OpKind::ReserveF24, 8),
+    (OpKind::ConfirmF24, 4),
+    (OpKind::DiscardF24, 3),
+    (OpKind::Split, 3),
+    (OpKind::AnnulSplit, 2),
 ];
 
 impl OpKind {
-    fn random(rng: &mut Rng) -> OpKind {
-        let total: usize = MIX.iter().map(|(_, w)| w).sum();
+    /// Whether the law allows the kind at all in a phase: from 2023-02-17 no option may be
+    /// communicated (R-OPT-STOP), hence none annulled; a split may be annulled only from
+    /// 2023-09-22 (R-SPLIT-ANNUL).
+    fn in_phase(self, phase: usize) -> bool {
+        match self {
+            OpKind::Communicate | OpKind::Annul => phase == 0,
+            OpKind::AnnulSplit => phase == 1,
+            _ => true,
+        }
+    }
+
+    fn random(rng: &mut Rng, phase: usize) -> OpKind {
+        let mix = MIX.iter().filter(|(k, _)| k.in_phase(phase));
+        let total: usize = mix.clone().map(|(_, w)| w).sum();
         let mut x = rng.below(total);
-        for (kind, w) in MIX {
+        for (kind, w) in mix {
             if x < *w {
                 return *kind;
             }
@@ -128,6 +174,15 @@ impl OpKind {
             ],
             // Someone answered or annulled the same operations first.
             OpKind::Accept | OpKind::Refuse | OpKind::Annul => &["conflict"],
+            // Less is available than was read: a cession, another F24 or a split took it.
+            OpKind::ReserveF24 => &["f24_over"],
+            // Another client confirmed or discarded the same reservation first.
+            OpKind::ConfirmF24 | OpKind::DiscardF24 => &["conflict"],
+            // Less of the rata is left than was read.
+            OpKind::Split => &["r_split_over_residual"],
+            // Another client annulled the same split first, or an F24 used or reserved one
+            // of its rate (refused whole).
+            OpKind::AnnulSplit => &["conflict", "r_split_annul_rata_touched"],
         }
     }
 }
@@ -158,6 +213,24 @@ enum Request {
         actor: usize,
         credit: i64,
     },
+    ReserveF24 {
+        actor: usize,
+        lines: Vec<F24LineInput>,
+    },
+    EndF24 {
+        actor: usize,
+        reservation: i64,
+        confirm: bool,
+    },
+    Split {
+        actor: usize,
+        rata: RataId,
+        amount: Cents,
+    },
+    AnnulSplit {
+        actor: usize,
+        credit: i64,
+    },
 }
 
 impl Request {
@@ -166,7 +239,11 @@ impl Request {
             Request::Communicate { actor, .. }
             | Request::Cede { actor, .. }
             | Request::Answer { actor, .. }
-            | Request::Annul { actor, .. } => *actor,
+            | Request::Annul { actor, .. }
+            | Request::ReserveF24 { actor, .. }
+            | Request::EndF24 { actor, .. }
+            | Request::Split { actor, .. }
+            | Request::AnnulSplit { actor, .. } => *actor,
         }
     }
 }
@@ -178,7 +255,7 @@ struct Done {
     transfers: Vec<TransferId>,
     amount: Cents,
     replayed: bool,
-    /// For a communication: the credit and its rate.
+    /// For a communication or a split: the credit created and its rate.
     credit: Option<(i64, Vec<(RataId, Cents)>)>,
 }
 
@@ -190,6 +267,18 @@ struct Ack {
     done: Done,
 }
 
+impl World {
+    fn today(&self) -> NaiveDate {
+        let (y, m, d) = PHASES[self.phase.load(Ordering::Acquire)];
+        date(y, m, d)
+    }
+
+    /// The year whose rate an F24 paid today may use, and the one a split takes from.
+    fn year(&self) -> u16 {
+        u16::try_from(PHASES[self.phase.load(Ordering::Acquire)].0).unwrap()
+    }
+}
+
 /// What the clients and the reader share.
 #[derive(Debug)]
 struct World {
@@ -199,11 +288,20 @@ struct World {
     rate: Mutex<Vec<(RataId, Cents, bool)>>,
     /// Communications of the workload that may still be annulled: (credit, beneficiary).
     annullable: Mutex<Vec<(i64, usize)>>,
+    /// F24 reservations not yet confirmed or discarded: (reservation, party's actor).
+    reservations: Mutex<Vec<(i64, usize)>>,
+    /// Splits not yet annulled: (split credit, holder's actor).
+    splits: Mutex<Vec<(i64, usize)>>,
+    /// Which of [`PHASES`] the clock stands on.
+    phase: AtomicUsize,
     acks: Mutex<Vec<Ack>>,
     refused: Mutex<BTreeMap<(OpKind, &'static str), u64>>,
     done: AtomicBool,
+    /// Steps taken by all clients, for the progress lines of long runs.
+    steps: AtomicU64,
     retries: AtomicU64,
-    skipped: AtomicU64,
+    /// Attempts that found nothing to do of their kind.
+    skipped: Mutex<BTreeMap<OpKind, u64>>,
 }
 
 async fn send(w: &World, key: &str, req: &Request) -> Result<Done, AppError> {
@@ -248,6 +346,49 @@ async fn send(w: &World, key: &str, req: &Request) -> Result<Done, AppError> {
         Request::Annul { credit, .. } => {
             let r = app.annul_option(&a.who, key, None, *credit).await?;
             transfers_of(w, a, key, r.operation_id, r.amount, r.replayed).await
+        }
+        Request::ReserveF24 { lines, .. } => {
+            let r = app
+                .reserve_f24(&a.who, key, None, a.party.id, w.today(), lines)
+                .await?;
+            Ok(Done {
+                operation_id: r.reservation,
+                transfers: r.takes.iter().map(|t| t.transfer).collect(),
+                amount: r.amount,
+                replayed: r.replayed,
+                credit: None,
+            })
+        }
+        Request::EndF24 {
+            reservation,
+            confirm,
+            ..
+        } => {
+            let r = if *confirm {
+                app.confirm_f24(&a.who, key, None, a.party.id, *reservation)
+                    .await?
+            } else {
+                app.discard_f24(&a.who, key, None, a.party.id, *reservation)
+                    .await?
+            };
+            transfers_of(w, a, key, r.operation_id, r.amount, r.replayed).await
+        }
+        Request::Split { rata, amount, .. } => {
+            let r = app
+                .split_rata(&a.who, key, None, a.party.id, *rata, *amount)
+                .await?;
+            let mut done = transfers_of(w, a, key, r.operation_id, r.amount, r.replayed).await?;
+            done.credit = Some((
+                r.split_credit,
+                r.rate.iter().map(|x| (x.rata, x.amount)).collect(),
+            ));
+            Ok(done)
+        }
+        Request::AnnulSplit { credit, .. } => {
+            let r = app
+                .annul_split(&a.who, key, None, a.party.id, SplitTarget::Credit(*credit))
+                .await?;
+            transfers_of(w, a, key, r.operation_id, Cents::ZERO, r.replayed).await
         }
     }
 }
@@ -295,7 +436,13 @@ async fn choose(w: &World, rng: &mut Rng, kind: OpKind) -> Option<Request> {
                 actor,
                 input: OptionInput {
                     beneficiary_cf: me.party.cf.as_str().into(),
-                    type_key: "ecobonus".into(),
+                    // Some Superbonus, so that splits keep finding rate to split.
+                    type_key: if rng.chance(4) {
+                        "superbonus"
+                    } else {
+                        "ecobonus"
+                    }
+                    .into(),
                     expense_year: 2021,
                     origin: if rng.chance(2) {
                         Origin::Cessione
@@ -365,19 +512,110 @@ async fn choose(w: &World, rng: &mut Rng, kind: OpKind) -> Option<Request> {
                 credit,
             })
         }
+        OpKind::ReserveF24 => {
+            let usable: Vec<_> = app
+                .f24_availability(&me.who, me.party.id)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|r| r.usable.is_positive())
+                .collect();
+            let mut rows: Vec<_> = usable.iter().collect();
+            if rows.is_empty() {
+                return None;
+            }
+            let n = 1 + rng.below(2.min(rows.len()));
+            let mut lines = Vec::with_capacity(n);
+            for _ in 0..n {
+                let r = rows.swap_remove(rng.below(rows.len()));
+                assert_eq!(r.year, w.year(), "usable today: {r:?}");
+                // Mostly a small part of what is usable, so that F24s do not drain the
+                // register; now and then all of it, to race cessions for the last cent.
+                let max = u64::try_from(r.usable.get()).unwrap();
+                let amount = if rng.chance(10) {
+                    max
+                } else {
+                    1 + rng.next() % max.min(20_000)
+                };
+                lines.push(F24LineInput {
+                    codice_tributo: r.codice_tributo.clone(),
+                    year: r.year,
+                    amount: Cents::new(i64::try_from(amount).unwrap()),
+                });
+            }
+            Some(Request::ReserveF24 { actor, lines })
+        }
+        OpKind::ConfirmF24 | OpKind::DiscardF24 => {
+            let (reservation, owner) = {
+                let list = w.reservations.lock().unwrap();
+                *rng.pick(&list)?
+            };
+            Some(Request::EndF24 {
+                actor: owner,
+                reservation,
+                confirm: kind == OpKind::ConfirmF24,
+            })
+        }
+        OpKind::Split => {
+            let held = app
+                .store
+                .holding_infos(&HoldingQuery {
+                    max_year: Some(w.year()),
+                    only_available: true,
+                    ..HoldingQuery::of(me.party.id)
+                })
+                .await
+                .unwrap();
+            let splittable: Vec<_> = held
+                .iter()
+                .filter(|h| {
+                    h.type_key == "superbonus"
+                        && SPLITTABLE_CODES.contains(&h.rata.codice_tributo.as_str())
+                        && h.rata.year.get() == w.year()
+                })
+                .collect();
+            let h = rng.pick(&splittable)?;
+            let available = h.account.balance.available().unwrap();
+            let max = u64::try_from(available.get()).unwrap();
+            // Mostly a part, sometimes the whole residual (R-SPLIT-CENTS covers the cents).
+            let amount = if rng.chance(6) {
+                max
+            } else {
+                1 + rng.next() % max
+            };
+            Some(Request::Split {
+                actor,
+                rata: h.rata.id,
+                amount: Cents::new(i64::try_from(amount).unwrap()),
+            })
+        }
+        OpKind::AnnulSplit => {
+            let (credit, holder) = {
+                let list = w.splits.lock().unwrap();
+                *rng.pick(&list)?
+            };
+            Some(Request::AnnulSplit {
+                actor: holder,
+                credit,
+            })
+        }
     }
 }
 
-/// One client: `ops` steps with its own seeded generator.
+/// One client: `ops` steps of a phase with its own seeded generator.
 async fn client(w: Arc<World>, id: usize, seed: u64, ops: u64) {
-    let mut rng = Rng(seed ^ (id as u64).wrapping_mul(0x0123_4567_89AB_CDEF));
+    let phase = w.phase.load(Ordering::Acquire);
+    let mut rng = Rng(seed
+        ^ (id as u64).wrapping_mul(0x0123_4567_89AB_CDEF)
+        ^ (phase as u64).wrapping_mul(31));
     for step in 0..ops {
-        let kind = OpKind::random(&mut rng);
+        w.steps.fetch_add(1, Ordering::Relaxed);
+        let kind = OpKind::random(&mut rng, phase);
         let Some(req) = choose(&w, &mut rng, kind).await else {
-            w.skipped.fetch_add(1, Ordering::Relaxed);
+            *w.skipped.lock().unwrap().entry(kind).or_default() += 1;
             continue;
         };
-        let key = format!("bank-{id}-{step}-{:x}", rng.next());
+        let key = format!("bank-{phase}-{id}-{step}-{:x}", rng.next());
         let who = &w.actors[req.actor()].who;
         // Now and then the same request twice at once under one key: one application.
         let concurrent = rng.chance(40);
@@ -404,16 +642,31 @@ async fn client(w: Arc<World>, id: usize, seed: u64, ops: u64) {
         };
         match result {
             Ok(done) => {
-                if let Some((credit, rate)) = &done.credit {
-                    w.rate
-                        .lock()
-                        .unwrap()
-                        .extend(rate.iter().map(|(r, a)| (*r, *a, false)));
-                    w.annullable.lock().unwrap().push((*credit, req.actor()));
+                match (&req, &done.credit) {
+                    (Request::Communicate { .. }, Some((credit, rate))) => {
+                        w.rate
+                            .lock()
+                            .unwrap()
+                            .extend(rate.iter().map(|(r, a)| (*r, *a, false)));
+                        w.annullable.lock().unwrap().push((*credit, req.actor()));
+                    }
+                    // Split rate are issued to the holder, accepted from the start.
+                    (Request::Split { .. }, Some((credit, rate))) if !done.replayed => {
+                        w.rate
+                            .lock()
+                            .unwrap()
+                            .extend(rate.iter().map(|(r, a)| (*r, *a, true)));
+                        w.splits.lock().unwrap().push((*credit, req.actor()));
+                    }
+                    (Request::ReserveF24 { .. }, _) if !done.replayed => {
+                        w.reservations
+                            .lock()
+                            .unwrap()
+                            .push((done.operation_id, req.actor()));
+                    }
+                    _ => {}
                 }
-                if matches!(req, Request::Annul { .. }) {
-                    forget_annullable(&w, &req);
-                }
+                forget_ended(&w, &req);
                 // A deliberate retry of an acknowledged request: the first receipt again.
                 if rng.chance(8) {
                     w.retries.fetch_add(1, Ordering::Relaxed);
@@ -438,17 +691,28 @@ async fn client(w: Arc<World>, id: usize, seed: u64, ops: u64) {
             }
             Err(e) => {
                 expect_refusal(&w, kind, &e, &req);
-                if matches!(req, Request::Annul { .. }) {
-                    forget_annullable(&w, &req);
-                }
+                forget_ended(&w, &req);
             }
         }
     }
 }
 
-fn forget_annullable(w: &World, req: &Request) {
-    if let Request::Annul { credit, .. } = req {
-        w.annullable.lock().unwrap().retain(|(c, _)| c != credit);
+/// Whatever a request ended, acknowledged or refused, is no longer offered to the clients.
+fn forget_ended(w: &World, req: &Request) {
+    match req {
+        Request::Annul { credit, .. } => {
+            w.annullable.lock().unwrap().retain(|(c, _)| c != credit);
+        }
+        Request::EndF24 { reservation, .. } => {
+            w.reservations
+                .lock()
+                .unwrap()
+                .retain(|(r, _)| r != reservation);
+        }
+        Request::AnnulSplit { credit, .. } => {
+            w.splits.lock().unwrap().retain(|(c, _)| c != credit);
+        }
+        _ => {}
     }
 }
 
@@ -470,9 +734,10 @@ fn replay(rows: &[TransferRow]) -> (HashMap<AccountId, Balance>, Option<AccountI
         replay_entry(&mut balances, &mut pending, &row.fields())
             .unwrap_or_else(|e| panic!("transfer {}: {e}", row.id));
     }
+    // A split rata is issued by its split, recorded as such.
     let issuance = rows
         .first()
-        .filter(|r| r.kind == TransferKind::Issue)
+        .filter(|r| matches!(r.kind, TransferKind::Issue | TransferKind::Split))
         .map(|r| r.debit);
     (balances, issuance)
 }
@@ -520,7 +785,22 @@ async fn reader(w: Arc<World>, op: Principal) -> u64 {
     let mut observed = 0u64;
     let mut next_rata = 0usize;
     let mut round = 0u64;
+    // A long run says how far it got, so that one stopped early still has figures.
+    let started = Instant::now();
+    let mut next_progress = PROGRESS_EVERY;
     loop {
+        if started.elapsed() >= next_progress {
+            next_progress += PROGRESS_EVERY;
+            let steps = w.steps.load(Ordering::Relaxed);
+            println!(
+                "bank [{}] progress: {:.0} s, {steps} ops = {:.0} ops/s, {} acknowledged, phase {}",
+                w.app.store.backend(),
+                started.elapsed().as_secs_f64(),
+                steps as f64 / started.elapsed().as_secs_f64(),
+                w.acks.lock().unwrap().len(),
+                w.phase.load(Ordering::Relaxed),
+            );
+        }
         let last = w.done.load(Ordering::Acquire);
         for a in &w.actors {
             for h in w.app.store.holdings(a.party.id).await.unwrap() {
@@ -578,7 +858,8 @@ async fn bank_workload_conserves_credit_and_applies_each_acknowledged_operation_
     let ops: u64 = env_or("CESSIO_BANK_OPS", 2_000);
     let clients: usize = env_or("CESSIO_BANK_CLIENTS", 8);
     let seed: u64 = env_or("CESSIO_BANK_SEED", 20_240_301);
-    t.set_rome(2022, 3, 2, 10, 0);
+    let (y, m, d) = PHASES[0];
+    t.set_rome(y, m, d, 10, 0);
 
     let mut actors = Vec::new();
     let mut rate = Vec::new();
@@ -593,6 +874,11 @@ async fn bank_workload_conserves_credit_and_applies_each_acknowledged_operation_
             assert!(!c.tracciabile);
             rate.extend(c.rate.iter().map(|r| (r.id, r.amount, true)));
         }
+        let sb = t
+            .holding(&party, &password, "superbonus", SUPERBONUS_CENTS, old_day())
+            .await;
+        assert_eq!(sb.rate[0].codice_tributo, "7701");
+        rate.extend(sb.rate.iter().map(|r| (r.id, r.amount, true)));
         // SPID: no PIN (and no Argon2) on every operation.
         let who = t.strong(&user).await;
         actors.push(Actor { party, who });
@@ -603,21 +889,35 @@ async fn bank_workload_conserves_credit_and_applies_each_acknowledged_operation_
         actors,
         rate: Mutex::new(rate),
         annullable: Mutex::new(Vec::new()),
+        reservations: Mutex::new(Vec::new()),
+        splits: Mutex::new(Vec::new()),
+        phase: AtomicUsize::new(0),
         acks: Mutex::new(Vec::new()),
         refused: Mutex::new(BTreeMap::new()),
         done: AtomicBool::new(false),
+        steps: AtomicU64::new(0),
         retries: AtomicU64::new(0),
-        skipped: AtomicU64::new(0),
+        skipped: Mutex::new(BTreeMap::new()),
     });
 
     let started = Instant::now();
     let observer = tokio::spawn(reader(w.clone(), t.op.clone()));
     let per_client = ops.div_ceil(clients as u64);
-    let tasks: Vec<_> = (0..clients)
-        .map(|id| tokio::spawn(client(w.clone(), id, seed, per_client)))
-        .collect();
-    for task in tasks {
-        task.await.unwrap();
+    for (phase, (y, m, d)) in PHASES.into_iter().enumerate() {
+        // Time moves only between phases, with no request in flight.
+        t.set_rome(y, m, d, 10, 0);
+        w.phase.store(phase, Ordering::Release);
+        let steps = if phase == 0 {
+            per_client.div_ceil(2)
+        } else {
+            per_client / 2
+        };
+        let tasks: Vec<_> = (0..clients)
+            .map(|id| tokio::spawn(client(w.clone(), id, seed, steps)))
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
     }
     let elapsed = started.elapsed();
     w.done.store(true, Ordering::Release);
@@ -654,8 +954,23 @@ async fn bank_workload_conserves_credit_and_applies_each_acknowledged_operation_
             .unwrap();
         assert_eq!(stored_issuance.id, issuance);
         assert_eq!(stored_issuance.balance, balances[&issuance], "rata {rata}");
+        // F24 use and splits move credit to the rata's system accounts, not held by anyone.
+        let mut system = BTreeSet::from([issuance]);
+        for kind in [AccountKind::Used, AccountKind::Split, AccountKind::Expired] {
+            if let Some(a) = t
+                .app
+                .store
+                .account(*rata, AccountRef::System(kind))
+                .await
+                .unwrap()
+            {
+                let replayed = balances.get(&a.id).copied().unwrap_or_default();
+                assert_eq!(a.balance, replayed, "rata {rata}: {kind:?} account");
+                system.insert(a.id);
+            }
+        }
         for (account, b) in &balances {
-            if *account == issuance {
+            if system.contains(account) {
                 continue;
             }
             holder_accounts += 1;
@@ -718,17 +1033,32 @@ async fn bank_workload_conserves_credit_and_applies_each_acknowledged_operation_
     for a in &acks {
         *by_kind.entry(a.kind).or_default() += 1;
     }
+    let refused = w.refused.lock().unwrap().clone();
+    let skipped = w.skipped.lock().unwrap().clone();
     println!(
-        "bank [{}]: {ops} ops by {clients} clients in {secs:.1} s = {:.0} ops/s; acknowledged {} {by_kind:?}; refused {:?}; skipped {}; retries {}; reader checked {observed} snapshots; {} rate, {} transfers",
+        "bank [{}]: {ops} ops by {clients} clients in {secs:.1} s = {:.0} ops/s; acknowledged {}; retries {}; reader checked {observed} snapshots; {} rate, {} transfers",
         t.app.store.backend(),
         ops as f64 / secs,
         acks.len(),
-        w.refused.lock().unwrap(),
-        w.skipped.load(Ordering::Relaxed),
         w.retries.load(Ordering::Relaxed),
         rate.len(),
         report.transfers,
     );
+    // One line per kind: what was attempted and how each attempt ended.
+    for (kind, _) in MIX {
+        let mine: Vec<_> = refused.iter().filter(|((k, _), _)| k == kind).collect();
+        let refusals: Vec<String> = mine
+            .iter()
+            .map(|((_, code), n)| format!("{code} {n}"))
+            .collect();
+        println!(
+            "  {kind:?}: acknowledged {}, refused {} [{}], nothing to do {}",
+            by_kind.get(kind).copied().unwrap_or(0),
+            mine.iter().map(|(_, n)| **n).sum::<u64>(),
+            refusals.join(", "),
+            skipped.get(kind).copied().unwrap_or(0),
+        );
+    }
     assert!(
         by_kind.len() == MIX.len(),
         "every kind of operation was acknowledged at least once: {by_kind:?}"

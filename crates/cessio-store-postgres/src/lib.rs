@@ -52,7 +52,39 @@ pub struct PgStore {
 }
 
 fn db_err(e: tokio_postgres::Error) -> StoreError {
-    StoreError::backend(e)
+    // tokio-postgres says only "db error"; the server's own words are in the source.
+    let reason = match std::error::Error::source(&e) {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
+    };
+    if connection_lost(&e) {
+        // Retryable: the client may send the same request again under the same key, and
+        // whatever did commit before the connection dropped is replayed, not reapplied.
+        return StoreError::Unavailable { reason };
+    }
+    StoreError::Backend { reason }
+}
+
+/// Whether an error says the server went away (a restart, a terminated backend, a cut
+/// network) rather than that a statement failed: SQLSTATE class 08 (connection exception)
+/// and 57P (admin, crash or immediate shutdown; cannot connect now), a closed connection,
+/// or an I/O error under it.
+fn connection_lost(e: &tokio_postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    if let Some(state) = e.code() {
+        let code = state.code();
+        return code.starts_with("08") || code.starts_with("57P");
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if s.is::<std::io::Error>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }
 
 /// Readers share connections: tokio-postgres pipelines concurrent queries on one.

@@ -108,6 +108,20 @@ async fn bad_urls_and_unreachable_servers_get_clear_errors() {
     assert!(e.to_string().contains("PostgreSQL"), "{e}");
 }
 
+/// A statement the server refuses says why in the server's words, not only "db error":
+/// SPEC §9, no error without a reason one can act on.
+#[tokio::test]
+async fn database_errors_carry_the_servers_reason() {
+    let Some(url) = url() else {
+        return;
+    };
+    let e = PgStore::connect(&url, Some("pg_reserved"), WriteConfig::default())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "database_error");
+    assert!(e.to_string().contains("pg_reserved"), "{e}");
+}
+
 /// After the server drops every connection (a restart, a terminated backend), reads
 /// reconnect at once and the writer reconnects after failing the batch in flight; a retry
 /// with the same idempotency key then applies the operation exactly once.
@@ -169,5 +183,65 @@ async fn reconnects_after_the_server_drops_its_connections() {
         .await
         .unwrap();
     assert_eq!(again.operation_id, r.operation_id);
+    assert!(store.verify().await.unwrap().ok());
+}
+
+/// A write cut off by the server dropping its connection fails as `database_unavailable`
+/// (the API's 503: send it again under the same key), not as `database_error` (500: a
+/// fault the client cannot act on), and the retry applies it once. So do reads on a
+/// connection dropped under them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_connection_is_database_unavailable_and_retryable() {
+    use cessio_store::contract::{cede, entity_cf, op};
+    let Some((store, url, schema)) = fresh_with_schema().await else {
+        return;
+    };
+    let (rata, _) = seed_history(&store).await;
+    let a = store.party_by_cf(&entity_cf(1)).await.unwrap().unwrap().id;
+    let b = store.party_by_cf(&entity_cf(2)).await.unwrap().unwrap().id;
+    let (admin, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let terminate = || async {
+        admin
+            .query_one(
+                "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
+                &[&format!("cessio-{schema}")],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+    };
+    assert!(terminate().await >= 2);
+    // The writer learns of the loss only from the batch it sends next.
+    let e = store
+        .submit(op("cut-off", cede(rata, a, b, 7)))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "database_unavailable", "{e}");
+    let mut applied = None;
+    for _ in 0..50 {
+        match store.submit(op("cut-off", cede(rata, a, b, 7))).await {
+            Ok(r) => {
+                applied = Some(r);
+                break;
+            }
+            Err(e) => {
+                assert_eq!(e.code(), "database_unavailable", "{e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+    let r = applied.expect("the writer reconnected by itself");
+    assert!(!r.replayed);
+    // Reads: every failure while the connections are gone is retryable too.
+    assert!(terminate().await >= 1);
+    for _ in 0..8 {
+        if let Err(e) = store.counts().await {
+            assert_eq!(e.code(), "database_unavailable", "{e}");
+        }
+    }
+    assert!(store.counts().await.unwrap().transfers > 0);
     assert!(store.verify().await.unwrap().ok());
 }

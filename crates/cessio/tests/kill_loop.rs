@@ -12,6 +12,15 @@
 //!     cargo test --release -p cessio --test kill_loop -- --nocapture
 //! Other knobs: CESSIO_KILL_CLIENTS (default 8), CESSIO_KILL_SEED.
 //!
+//! PostgreSQL restarts under the same load (opt-in: a restart breaks every other test using
+//! the server at that moment, so `cargo test --workspace` skips it). The server keeps running
+//! while `pg_ctlcluster … restart` (fast mode) cuts every connection; requests answered 503
+//! `database_unavailable` are sent again under the same key until acknowledged, and the
+//! server must come back by itself. Needs a local Debian cluster serving the URL's port and
+//! the right to restart it (root or the cluster's owner); otherwise it says why and skips:
+//!   CESSIO_PG_RESTARTS=20 CESSIO_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test \
+//!     cargo test --release -p cessio --test kill_loop postgres_restarts -- --nocapture
+//!
 //! The requests are an enum ([`Request`]): F24 use and splits, when they exist, are one
 //! more variant and one more role.
 
@@ -24,7 +33,7 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cessio_store::{IdempotencyKey, Store, WriteConfig};
 use serde_json::{Value, json};
@@ -346,6 +355,8 @@ struct Shared {
     acks: Mutex<Vec<(String, String, i64)>>,
     refused: AtomicU64,
     unanswered: AtomicU64,
+    /// Answers 503 (the database was unreachable), sent again under the same key.
+    unavailable: AtomicU64,
 }
 
 impl Shared {
@@ -354,7 +365,9 @@ impl Shared {
     }
 }
 
-/// Sends until an answer arrives (the server may be dead for a while).
+/// Sends until an answer arrives (the server may be dead for a while) that is not 503 (its
+/// database may be unreachable for a while: the server says so, and nothing was applied
+/// that the same key cannot replay).
 async fn until_answered(
     s: &Shared,
     method: &str,
@@ -363,10 +376,16 @@ async fn until_answered(
     body: Option<&Value>,
 ) -> Reply {
     loop {
-        if let Some(r) = http(s.addr(), method, path, headers, body).await {
-            return r;
+        match http(s.addr(), method, path, headers, body).await {
+            Some(r) if r.status == 503 => {
+                assert_eq!(r.body["code"], "database_unavailable", "{:?}", r.body);
+                s.unavailable.fetch_add(1, Ordering::Relaxed);
+            }
+            Some(r) => return r,
+            None => {
+                s.unanswered.fetch_add(1, Ordering::Relaxed);
+            }
         }
-        s.unanswered.fetch_add(1, Ordering::Relaxed);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -451,8 +470,110 @@ async fn client(s: Arc<Shared>, id: usize, seed: u64) {
     }
 }
 
+/// What the harness does to the running system, again and again.
+#[derive(Debug)]
+enum Fault {
+    /// SIGKILL `cessio serve` and start it again.
+    KillServer,
+    /// Restart the PostgreSQL server under the running `cessio serve`.
+    RestartPostgres(Cluster),
+}
+
+/// A local Debian PostgreSQL cluster (`pg_lsclusters`), and the right to restart it.
+#[derive(Debug, Clone)]
+struct Cluster {
+    version: String,
+    name: String,
+    port: u16,
+}
+
+impl Cluster {
+    /// The cluster serving `url`, if this machine lets the test restart it; otherwise why not.
+    fn detect(url: &str) -> Result<Cluster, String> {
+        let cfg: tokio_postgres::Config = url.parse().map_err(|e| format!("URL: {e}"))?;
+        let local = cfg.get_hosts().iter().all(|h| match h {
+            tokio_postgres::config::Host::Tcp(h) => {
+                matches!(h.as_str(), "127.0.0.1" | "localhost" | "::1")
+            }
+            tokio_postgres::config::Host::Unix(_) => true,
+        });
+        if !local {
+            return Err("the PostgreSQL server of the URL is not on this machine".into());
+        }
+        let port = cfg.get_ports().first().copied().unwrap_or(5432);
+        let out = Command::new("pg_lsclusters")
+            .arg("--no-header")
+            .output()
+            .map_err(|e| format!("pg_lsclusters not available ({e}): not a Debian PostgreSQL"))?;
+        let listing = String::from_utf8_lossy(&out.stdout).to_string();
+        let line = listing
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .find(|f| f.len() >= 5 && f[2] == port.to_string())
+            .ok_or_else(|| format!("no local cluster listens on port {port}: {listing:?}"))?;
+        let (owner, online) = (line[4], line[3] == "online");
+        if !online {
+            return Err(format!("cluster {} {} is not online", line[0], line[1]));
+        }
+        let uid = Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default();
+        let user = Command::new("id")
+            .arg("-un")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default();
+        if uid != "0" && user != owner {
+            return Err(format!(
+                "restarting cluster {} {} needs root or its owner '{owner}'; this is '{user}'",
+                line[0], line[1]
+            ));
+        }
+        Ok(Cluster {
+            version: line[0].to_string(),
+            name: line[1].to_string(),
+            port,
+        })
+    }
+
+    /// Restarts the cluster (fast shutdown: open transactions roll back, every connection
+    /// is cut) and waits until it accepts connections again. Returns the time it was down.
+    fn restart(&self) -> Duration {
+        let started = Instant::now();
+        let out = Command::new("pg_ctlcluster")
+            .args(["--skip-systemctl-redirect", "-m", "fast"])
+            .args([&self.version, &self.name, "restart"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pg_ctlcluster restart: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let port = self.port.to_string();
+        while !Command::new("pg_isready")
+            .args(["-q", "-h", "127.0.0.1", "-p", &port])
+            .status()
+            .is_ok_and(|s| s.success())
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "PostgreSQL did not come back"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        started.elapsed()
+    }
+}
+
 async fn kill_loop(db: Db) {
     let kills: u32 = env_or("CESSIO_KILLS", 5);
+    fault_loop(db, Fault::KillServer, kills).await;
+}
+
+async fn fault_loop(db: Db, fault: Fault, faults: u32) {
     let clients: usize = env_or("CESSIO_KILL_CLIENTS", 8);
     let seed: u64 = env_or("CESSIO_KILL_SEED", 424_242);
     let mut rng = Rng(seed);
@@ -476,18 +597,44 @@ async fn kill_loop(db: Db) {
         acks: Mutex::new(Vec::new()),
         refused: AtomicU64::new(0),
         unanswered: AtomicU64::new(0),
+        unavailable: AtomicU64::new(0),
     });
+    let started = Instant::now();
+    let mut down = Duration::ZERO;
     let tasks: Vec<_> = (0..clients)
         .map(|id| tokio::spawn(client(shared.clone(), id, seed)))
         .collect();
-    for _ in 0..kills {
-        // Let the load run for a while, then kill at a random moment.
+    for _ in 0..faults {
+        // Let the load run for a while, then strike at a random moment.
         tokio::time::sleep(Duration::from_millis(300 + rng.below(1_200))).await;
-        kill(&mut server);
-        tokio::time::sleep(Duration::from_millis(rng.below(200))).await;
-        let (s, a) = start(&db, false);
-        server = s;
-        *shared.addr.write().unwrap() = a;
+        match &fault {
+            Fault::KillServer => {
+                kill(&mut server);
+                tokio::time::sleep(Duration::from_millis(rng.below(200))).await;
+                let (s, a) = start(&db, false);
+                server = s;
+                *shared.addr.write().unwrap() = a;
+            }
+            Fault::RestartPostgres(cluster) => {
+                let cluster = cluster.clone();
+                let took = tokio::task::spawn_blocking(move || cluster.restart())
+                    .await
+                    .unwrap();
+                down = down.max(took);
+            }
+        }
+    }
+    // The same server must take up the work again by itself: new acknowledgements, soon.
+    if matches!(fault, Fault::RestartPostgres(_)) {
+        let acked = shared.acks.lock().unwrap().len();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while shared.acks.lock().unwrap().len() < acked + clients {
+            assert!(
+                Instant::now() < deadline,
+                "cessio serve did not recover after the PostgreSQL restart"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
     // A last stretch alive, so that every request cut short gets its answer.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -527,16 +674,25 @@ async fn kill_loop(db: Db) {
         "cessio verify: {}",
         String::from_utf8_lossy(&out.stdout)
     );
+    let what = match fault {
+        Fault::KillServer => format!("kill loop: {faults} kills"),
+        Fault::RestartPostgres(_) => format!(
+            "PostgreSQL restarts: {faults} restarts (longest {:.1} s until ready again)",
+            down.as_secs_f64()
+        ),
+    };
     println!(
-        "kill loop [{}]: {kills} kills, {clients} clients, {} acknowledged, {} refused, {} requests without an answer (sent again)",
+        "{what} [{}], {clients} clients, {:.1} s: {} acknowledged, {} refused, {} requests without an answer (sent again), {} answered 503 (sent again)",
         if db.schema.is_some() {
             "postgres"
         } else {
             "sqlite"
         },
+        started.elapsed().as_secs_f64(),
         acks.len(),
         shared.refused.load(Ordering::Relaxed),
         shared.unanswered.load(Ordering::Relaxed),
+        shared.unavailable.load(Ordering::Relaxed),
     );
     assert!(!acks.is_empty());
 }
@@ -560,6 +716,38 @@ async fn kill_loop_under_http_load_postgres() {
         url: url.clone(),
         schema: Some(schema.clone()),
     })
+    .await;
+    common::drop_schema(&url, &schema).await;
+}
+
+/// Opt-in (`CESSIO_PG_RESTARTS`): see the module's doc.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_restarts_under_http_load() {
+    let restarts: u32 = env_or("CESSIO_PG_RESTARTS", 0);
+    if restarts == 0 {
+        eprintln!("skipped: CESSIO_PG_RESTARTS is not set (restarts break concurrent tests)");
+        return;
+    }
+    let Some(url) = common::postgres_url() else {
+        return;
+    };
+    let cluster = match Cluster::detect(&url) {
+        Ok(c) => c,
+        Err(why) => {
+            println!("skipped: PostgreSQL cannot be restarted from here: {why}");
+            return;
+        }
+    };
+    // Not "pg_…": PostgreSQL reserves that prefix for its own schemas.
+    let schema = format!("restart_loop_{}", std::process::id());
+    fault_loop(
+        Db {
+            url: url.clone(),
+            schema: Some(schema.clone()),
+        },
+        Fault::RestartPostgres(cluster),
+        restarts,
+    )
     .await;
     common::drop_schema(&url, &schema).await;
 }
