@@ -899,6 +899,18 @@ impl App {
         p: &Principal,
         party: PartyId,
     ) -> Result<Vec<(CedibleHolding, cessio_core::chain::RataHistory)>, AppError> {
+        self.holding_states_of(p, party, None).await
+    }
+
+    /// [`Self::holding_states`] for the rate in `only` (all when `None`). A cession needs
+    /// the §5 history of its own lines only, and replaying every holding of a bank with
+    /// thousands of them would make each cession cost as much as its whole F2 list.
+    pub(crate) async fn holding_states_of(
+        &self,
+        p: &Principal,
+        party: PartyId,
+        only: Option<&HashSet<RataId>>,
+    ) -> Result<Vec<(CedibleHolding, cessio_core::chain::RataHistory)>, AppError> {
         self.authorize_view(p, party).await?;
         let holdings = self.store.holdings(party).await?;
         let entries = self
@@ -927,7 +939,7 @@ impl App {
         for h in holdings {
             let available = h.balance.available().unwrap_or(Cents::ZERO);
             let Some(e) = info.get(&h.rata) else { continue };
-            if !available.is_positive() {
+            if !available.is_positive() || only.is_some_and(|only| !only.contains(&h.rata)) {
                 continue;
             }
             // Only the 2018 ecobonus regime asks what the beneficiary declared.
@@ -1020,7 +1032,7 @@ impl App {
             return Err(AppError::invalid("lines", "da 1 a 1.000 righe"));
         }
         self.check_pin(p, pin).await?;
-        let cedible = self.cedible_map(p, party).await?;
+        let cedible = self.cedible_map(p, party, lines).await?;
         let mut seen = std::collections::HashSet::new();
         let mut moves = Vec::with_capacity(lines.len());
         let mut total = Cents::ZERO;
@@ -1076,10 +1088,17 @@ impl App {
         Ok(cession_receipt(receipt))
     }
 
-    /// The party's holdings with an available amount, by rata, with their §5 history.
-    async fn cedible_map(&self, p: &Principal, party: PartyId) -> Result<CedibleMap, AppError> {
+    /// The party's holdings of the lines' rate with an available amount, by rata, with
+    /// their §5 history.
+    async fn cedible_map(
+        &self,
+        p: &Principal,
+        party: PartyId,
+        lines: &[CessionLine],
+    ) -> Result<CedibleMap, AppError> {
+        let rate: HashSet<RataId> = lines.iter().map(|l| l.rata).collect();
         Ok(self
-            .holding_states(p, party)
+            .holding_states_of(p, party, Some(&rate))
             .await?
             .into_iter()
             .map(|(h, history)| (h.rata, (h, history)))
@@ -1171,7 +1190,7 @@ impl App {
         if lines.is_empty() || lines.len() > 1_000 {
             return Err(AppError::invalid("lines", "da 1 a 1.000 righe"));
         }
-        let cedible = self.cedible_map(p, party).await?;
+        let cedible = self.cedible_map(p, party, lines).await?;
         let mut seen = std::collections::HashSet::new();
         let mut out = Vec::with_capacity(lines.len());
         for line in lines {
