@@ -171,3 +171,14 @@ async fn reconnects_after_the_server_drops_its_connections() {
     assert_eq!(again.operation_id, r.operation_id);
     assert!(store.verify().await.unwrap().ok());
 }
+
+#[tokio::test]
+async fn f1_summary_verify_catches_an_edited_summary() {
+    if let Some(problems) = tampered(
+        "UPDATE party_summary SET amount = amount + 1 WHERE party = (SELECT MIN(party) FROM party_summary)",
+    )
+    .await
+    {
+        assert!(problems.iter().any(|p| p.contains("F1 summary")), "{problems:?}");
+    }
+}
