@@ -158,6 +158,13 @@ enum Cmd {
         operations: u64,
         #[arg(long, default_value_t = 20)]
         runs: usize,
+        /// Build the national register of `cessio generate` at this scale instead (seed
+        /// 1), and time the functions for its largest bank.
+        #[arg(long)]
+        scale: Option<f64>,
+        /// Keep the register afterwards (the PostgreSQL schema is otherwise dropped).
+        #[arg(long)]
+        keep: bool,
     },
     /// Write cessions as fast as possible and print "ack KEY" for each acknowledged one.
     /// The crash tests kill it with SIGKILL and check every acknowledged key survived.
@@ -337,6 +344,8 @@ async fn run(cli: Cli) -> Result<()> {
             database_url,
             operations,
             runs,
+            scale,
+            keep,
         } => {
             let (store, backend, schema): (Arc<dyn Store>, &str, Option<String>) =
                 match cessio_store::backend_kind(&database_url)? {
@@ -358,7 +367,14 @@ async fn run(cli: Cli) -> Result<()> {
                         )
                     }
                     BackendKind::Postgres => {
-                        let schema = format!("bench_queries_{}", std::process::id());
+                        // The national register gets a known schema, so that `cessio serve`
+                        // can be load-tested on it afterwards (--keep); a new run replaces it.
+                        let schema = if scale.is_some() {
+                            drop_schema(&database_url, "bench_national").await?;
+                            "bench_national".to_string()
+                        } else {
+                            format!("bench_queries_{}", std::process::id())
+                        };
                         (
                             Arc::new(
                                 PgStore::connect(
@@ -373,11 +389,23 @@ async fn run(cli: Cli) -> Result<()> {
                         )
                     }
                 };
-            println!("| backend | query | result | p50 ms | p99 ms |");
-            println!("|---|---|---|---:|---:|");
-            bench_queries::run(store, backend, operations, runs).await?;
-            if let Some(schema) = schema {
-                drop_schema(&database_url, &schema).await?;
+            if let Some(scale) = scale {
+                let params = national::Params { seed: 1, scale };
+                let outcome = generate::to_store(store.clone(), params, 256).await?;
+                outcome.print(&format!("generate --scale {scale} ({backend})"));
+                println!();
+                println!("| backend | query | result | p50 ms | p99 ms |");
+                println!("|---|---|---|---:|---:|");
+                bench_queries::run_national(store, backend, runs).await?;
+            } else {
+                println!("| backend | query | result | p50 ms | p99 ms |");
+                println!("|---|---|---|---:|---:|");
+                bench_queries::run(store, backend, operations, runs).await?;
+            }
+            match schema {
+                Some(schema) if keep => eprintln!("kept in schema {schema}"),
+                Some(schema) => drop_schema(&database_url, &schema).await?,
+                None => {}
             }
             Ok(())
         }
