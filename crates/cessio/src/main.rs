@@ -26,6 +26,7 @@ mod bench_queries;
 mod close_year;
 mod demo;
 mod generate;
+mod loadtest;
 mod national;
 mod rent;
 mod replay;
@@ -216,6 +217,10 @@ enum Cmd {
         #[arg(long)]
         pin: bool,
     },
+    /// HTTP load on a running `cessio serve`: F1 and F4 reads of one party from many
+    /// keep-alive connections, bounded in requests and seconds; prints requests/s and
+    /// latency percentiles (and the server's peak memory with --server-pid).
+    Loadtest(loadtest::LoadtestArgs),
     /// Compute the rent credit of art. 28 DL 34/2020 (R-RENT) month by month and print a
     /// table with the total. Exits 2 on bad input.
     RentCredit(rent::RentArgs),
@@ -468,6 +473,7 @@ async fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
+        Cmd::Loadtest(args) => loadtest::run(args).await,
         Cmd::RentCredit(args) => rent::run(&args),
         Cmd::CloseYear(args) => close_year::run(args).await,
     }

@@ -85,7 +85,7 @@ impl Rng {
     /// Uniform in [0, n).
     pub fn below(&mut self, n: u32) -> u32 {
         debug_assert!(n > 0);
-        ((self.next_u64() >> 32) * u64::from(n) >> 32) as u32
+        (((self.next_u64() >> 32) * u64::from(n)) >> 32) as u32
     }
 
     pub fn chance(&mut self, p: f64) -> bool {
@@ -352,7 +352,7 @@ fn person_cf(n: u32) -> Result<CodiceFiscale> {
     let months = b"ABCDEHLMPRST";
     let year = 40 + n % 60;
     let month = months[(n / 60 % 12) as usize] as char;
-    let day = 1 + n / 720 % 28 + if n % 2 == 0 { 0 } else { 40 };
+    let day = 1 + n / 720 % 28 + if n.is_multiple_of(2) { 0 } else { 40 };
     let first15 = format!(
         "{}{year:02}{month}{day:02}H501",
         std::str::from_utf8(&letters)?
@@ -383,7 +383,7 @@ const TYPE_MIX: &[(&str, f64, f64)] = &[
 
 impl Simulation {
     pub fn new(params: Params, catalogue: std::sync::Arc<Catalogue>) -> Result<Self> {
-        if !(params.scale > 0.0 && params.scale <= 1.0) {
+        if params.scale.is_nan() || params.scale <= 0.0 || params.scale > 1.0 {
             bail!("--scale must be in (0, 1], e.g. 0.01 or 1.0");
         }
         let mut rng = Rng::new(params.seed);
@@ -805,8 +805,12 @@ impl Simulation {
         // intermediary (Poste and the like).
         let (banks, _) = self.range("bank");
         let bank = banks + ((u64::from(builder) * 2_654_435_761) % 997 % u64::from(BANKS)) as u32;
-        let bank = if builder % 3 == 0 { banks } else { bank };
-        let to = if builder % 5 == 0 && self.rng.chance(0.5) {
+        let bank = if builder.is_multiple_of(3) {
+            banks
+        } else {
+            bank
+        };
+        let to = if builder.is_multiple_of(5) && self.rng.chance(0.5) {
             self.pick("intermediary", 1.5)
         } else {
             bank
