@@ -922,7 +922,7 @@ impl Simulation {
                         let resold = self.credits[c as usize].holder == party
                             && lines.len() < take
                             && self.credit_resellable(c)
-                            && !self.groups.get(&key).is_some_and(|g| !g.credits.is_empty());
+                            && self.groups.get(&key).is_none_or(|g| g.credits.is_empty());
                         let l = if resold {
                             self.movable_lines(c, year)
                         } else {
