@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Reproduces every figure in BENCHMARKS.md. Prints the machine first, then the tables.
+# Needs curl (the HTTP load waits for the server with it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER_RUN="${SECONDS_PER_RUN:-5}"
@@ -19,3 +20,28 @@ cargo build --release -p cessio
 echo
 ./target/release/cessio bench-queries --operations "$QUERY_OPERATIONS"
 ./target/release/cessio bench-queries --database-url "$CESSIO_BENCH_POSTGRES_URL" --operations "$QUERY_OPERATIONS" | tail -n +3
+
+# National scale (BENCHMARKS.md, "National register"): generation and the read functions on
+# the largest bank, both backends, at NATIONAL_SCALE (1.0 = 13.5 million operations).
+NATIONAL_SCALE="${NATIONAL_SCALE:-0.02}"
+REPLAY_SCALE="${REPLAY_SCALE:-0.002}"
+echo
+./target/release/cessio bench-queries --database-url sqlite://target/bench/national.db --scale "$NATIONAL_SCALE"
+echo
+./target/release/cessio bench-queries --database-url "$CESSIO_BENCH_POSTGRES_URL" --scale "$NATIONAL_SCALE" --keep
+
+# Replay through the app layer (users signed in, answers by group), on a fresh register.
+echo
+rm -f target/bench/replay.db target/bench/replay.db-wal target/bench/replay.db-shm
+./target/release/cessio replay --database-url sqlite://target/bench/replay.db --scale "$REPLAY_SCALE" --clients 32
+
+# HTTP load on the national SQLite register: F1 and F4 of the largest bank over loopback,
+# and the server's memory. Bounded: LOAD_REQUESTS requests or LOAD_SECONDS seconds.
+echo
+./target/release/cessio serve --database-url sqlite://target/bench/national.db --listen 127.0.0.1:18080 --clock 2023-04-03T10:00 &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do curl -sf http://127.0.0.1:18080/healthz >/dev/null && break; sleep 0.1; done
+./target/release/cessio loadtest --addr 127.0.0.1:18080 --database-url sqlite://target/bench/national.db \
+    --connections 64 --requests "${LOAD_REQUESTS:-200000}" --seconds "${LOAD_SECONDS:-20}" --server-pid "$SERVER"
+kill $SERVER

@@ -31,7 +31,7 @@ use cessio_store::{
     AccountRef, Answer, ChoiceRecord, Counts, Credit, CreditOrigin, EntryQuery, EntryState,
     HoldingInfo, HoldingQuery, IdempotencyKey, MonitorTotal, NewOperatorEvent, NewUser, Operation,
     OperatorEvent, OperatorEventQuery, Party, PartyEntry, PartyKind, Rata, Receipt, Role, SqlValue,
-    Store, StoreError, User, VerifyReport, WriteConfig,
+    Store, StoreError, SummaryKey, User, VerifyReport, WriteConfig,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use tokio::sync::{mpsc, oneshot};
@@ -301,11 +301,14 @@ struct Statements {
     insert_operations: Statement,
     insert_transfers: Statement,
     update_head: Statement,
+    summary_new: Statement,
+    summary_answers: Statement,
 }
 
 impl Statements {
     async fn prepare(c: &Client) -> Result<Self, StoreError> {
         let p = |sql: String| async move { c.prepare(&sql).await.map_err(db_err) };
+        let [summary_new, summary_answers] = cessio_store::summary_update_sql(|n| format!("${n}"));
         Ok(Statements {
             head: p(format!("{HEAD_SELECT} FOR UPDATE")).await?,
             operations: p(SQL_OPERATIONS.into()).await?,
@@ -331,6 +334,8 @@ impl Statements {
             insert_operations: p(SQL_INSERT_OPERATIONS.into()).await?,
             insert_transfers: p(SQL_INSERT_TRANSFERS.into()).await?,
             update_head: p(SQL_UPDATE_HEAD.into()).await?,
+            summary_new: p(summary_new.clone()).await?,
+            summary_answers: p(summary_answers.clone()).await?,
         })
     }
 }
@@ -607,6 +612,9 @@ async fn write_plan(c: &Transaction<'_>, st: &Statements, plan: &Plan) -> Result
     let t_disclose: Vec<bool> = t.iter().map(|x| x.disclose).collect();
     let t_hashes: Vec<String> = t.iter().map(|x| hash_to_hex(&x.hash)).collect();
 
+    let summary_from: i64 = t_ids.iter().min().map_or(0, |id| id - 1);
+    let summary_to: i64 = t_ids.iter().max().copied().unwrap_or(0);
+    let args_summary: [&(dyn ToSql + Sync); 2] = [&summary_from, &summary_to];
     let h = &plan.head;
     let head_hash = hash_to_hex(&h.last_hash);
     let args_insert_parties: [&(dyn ToSql + Sync); 5] =
@@ -677,6 +685,9 @@ async fn write_plan(c: &Transaction<'_>, st: &Statements, plan: &Plan) -> Result
         c.execute(&st.update_accounts, &args_update_accounts),
         c.execute(&st.insert_operations, &args_insert_operations),
         c.execute(&st.insert_transfers, &args_insert_transfers),
+        // F1's summary, from the transfers just inserted (one id range per batch).
+        c.execute(&st.summary_new, &args_summary),
+        c.execute(&st.summary_answers, &args_summary),
         c.execute(&st.update_head, &args_update_head),
     )
     .map_err(db_err)?;
@@ -1017,16 +1028,27 @@ impl Store for PgStore {
         party: PartyId,
         until: Option<DateTime<Utc>>,
     ) -> Result<Vec<MonitorTotal>, StoreError> {
-        let until = until.map_or(i64::MAX, |u| u.timestamp_micros());
-        let rows = self
-            .reader()
-            .await?
-            .query(
-                &cessio_store::monitor_totals_sql(|n| format!("${n}")),
-                &[&party, &until],
-            )
-            .await
-            .map_err(db_err)?;
+        // Today's state is kept in the summary; a past date is recomputed from the history.
+        let reader = self.reader().await?;
+        let rows = match until {
+            None => {
+                reader
+                    .query(
+                        &cessio_store::summary_totals_sql(|n| format!("${n}")),
+                        &[&party],
+                    )
+                    .await
+            }
+            Some(u) => {
+                reader
+                    .query(
+                        &cessio_store::monitor_totals_sql(|n| format!("${n}")),
+                        &[&party, &u.timestamp_micros()],
+                    )
+                    .await
+            }
+        }
+        .map_err(db_err)?;
         Ok(rows
             .iter()
             .map(|r| {
@@ -1511,8 +1533,39 @@ impl Store for PgStore {
             .iter()
             .map(|r| (r.get(0), Cents::new(r.get(1))))
             .collect();
+        let mut report = v.finish(accounts, rate, &head);
+        let mut summary = Vec::with_capacity(2);
+        for sql in [
+            cessio_store::SUMMARY_STORED_SQL.to_string(),
+            cessio_store::summary_recompute_sql(),
+        ] {
+            let rows: Vec<(SummaryKey, i64)> = tx
+                .query(&sql, &[])
+                .await
+                .map_err(db_err)?
+                .iter()
+                .map(|r| {
+                    (
+                        (
+                            r.get(0),
+                            r.get(1),
+                            i64::from(r.get::<_, i32>(2)),
+                            r.get(3),
+                            i64::from(r.get::<_, i32>(4)),
+                            r.get(5),
+                            r.get(6),
+                        ),
+                        r.get(7),
+                    )
+                })
+                .collect();
+            summary.push(rows);
+        }
         tx.commit().await.map_err(db_err)?;
-        Ok(v.finish(accounts, rate, &head))
+        let recomputed = summary.pop().unwrap_or_default();
+        let stored = summary.pop().unwrap_or_default();
+        cessio_store::verify::check_summary(&mut report, stored, recomputed);
+        Ok(report)
     }
 
     async fn set_deceased(

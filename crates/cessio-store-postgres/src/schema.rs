@@ -184,6 +184,35 @@ CREATE INDEX operator_events_party ON operator_events (party, id);
 CREATE INDEX operator_events_counterparty ON operator_events (counterparty, id);
 ",
     r"
+-- F1's sums kept with the ledger: per party, type, reference year, codice tributo, side
+-- (received 1 / sent 0), kind and state, the amount F1 shows today. The writer updates it
+-- in the transaction of each batch of transfers (`cessio_store::summary_update_sql`);
+-- `verify` recomputes it from the history. Filled here from the history already written.
+CREATE TABLE party_summary (
+    party BIGINT NOT NULL,
+    type_key TEXT NOT NULL,
+    year INTEGER NOT NULL,
+    codice_tributo TEXT NOT NULL,
+    received INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    state TEXT NOT NULL,
+    amount BIGINT NOT NULL,
+    PRIMARY KEY (party, type_key, year, codice_tributo, received, kind, state)
+);
+INSERT INTO party_summary (party, type_key, year, codice_tributo, received, kind, state, amount)
+SELECT s.p, c.type_key, r.year, r.codice_tributo, s.received, s.kind, s.state, CAST(SUM(s.amount) AS BIGINT)
+  FROM (SELECT t.party AS p, CAST(0 AS INTEGER) AS received, t.rata AS rata, t.kind AS kind, CASE WHEN t.phase = 'posted' THEN 'accepted' WHEN a.id IS NULL THEN 'pending' WHEN a.phase = 'post_pending' THEN 'accepted' WHEN a.party = t.party THEN 'annulled' ELSE 'refused' END AS state, t.amount AS amount
+          FROM transfers t LEFT JOIN transfers a ON a.pending_id = t.id
+         WHERE t.phase IN ('posted', 'pending') AND t.party IS NOT NULL AND (t.counterparty IS NULL OR t.counterparty <> t.party)
+        UNION ALL
+        SELECT t.counterparty, CAST(1 AS INTEGER), t.rata, t.kind, CASE WHEN t.phase = 'posted' THEN 'accepted' WHEN a.id IS NULL THEN 'pending' WHEN a.phase = 'post_pending' THEN 'accepted' WHEN a.party = t.party THEN 'annulled' ELSE 'refused' END, t.amount
+          FROM transfers t LEFT JOIN transfers a ON a.pending_id = t.id
+         WHERE t.phase IN ('posted', 'pending') AND t.counterparty IS NOT NULL) s
+  JOIN rate r ON r.id = s.rata
+  JOIN credits c ON c.id = r.credit
+ GROUP BY s.p, c.type_key, r.year, r.codice_tributo, s.received, s.kind, s.state;
+",
+    r"
 -- R-ECO-2018: the beneficiary of an option communication declared the no-tax area, which
 -- lets the credit reach banks and financial intermediaries along its whole chain.
 ALTER TABLE credits ADD COLUMN no_tax_area BOOLEAN NOT NULL DEFAULT false;

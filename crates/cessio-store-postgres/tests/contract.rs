@@ -245,3 +245,14 @@ async fn lost_connection_is_database_unavailable_and_retryable() {
     assert!(store.counts().await.unwrap().transfers > 0);
     assert!(store.verify().await.unwrap().ok());
 }
+
+#[tokio::test]
+async fn f1_summary_verify_catches_an_edited_summary() {
+    if let Some(problems) = tampered(
+        "UPDATE party_summary SET amount = amount + 1 WHERE party = (SELECT MIN(party) FROM party_summary)",
+    )
+    .await
+    {
+        assert!(problems.iter().any(|p| p.contains("F1 summary")), "{problems:?}");
+    }
+}

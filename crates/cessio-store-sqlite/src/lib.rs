@@ -30,7 +30,7 @@ use cessio_store::{
     AccountRef, Answer, ChoiceRecord, Counts, Credit, CreditOrigin, EntryQuery, EntryState,
     HoldingInfo, HoldingQuery, IdempotencyKey, MonitorTotal, NewOperatorEvent, NewUser, Operation,
     OperatorEvent, OperatorEventQuery, Party, PartyEntry, PartyKind, Rata, Receipt, Role, SqlValue,
-    Store, StoreError, User, VerifyReport, WriteConfig,
+    Store, StoreError, SummaryKey, User, VerifyReport, WriteConfig,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{
@@ -337,6 +337,25 @@ fn prefetch(tx: &Transaction<'_>, needs: &Needs) -> Result<Prefetched, StoreErro
     Ok(pre)
 }
 
+static SUMMARY_UPDATE: std::sync::LazyLock<[String; 2]> =
+    std::sync::LazyLock::new(|| cessio_store::summary_update_sql(|n| format!("?{n}")));
+
+/// F1's summary, in the batch's transaction: two set-based statements over the transfers
+/// just inserted (ids are assigned in order, so the batch's are one range).
+fn write_summary(tx: &Transaction<'_>, plan: &Plan) -> Result<(), StoreError> {
+    let ids = plan.transfers.iter().map(|t| t.id);
+    let (Some(first), Some(last)) = (ids.clone().min(), ids.max()) else {
+        return Ok(());
+    };
+    for sql in SUMMARY_UPDATE.iter() {
+        tx.prepare_cached(sql)
+            .map_err(db_err)?
+            .execute(params![first - 1, last])
+            .map_err(db_err)?;
+    }
+    Ok(())
+}
+
 fn write_plan(tx: &Transaction<'_>, plan: &Plan) -> Result<(), StoreError> {
     {
         let mut st = tx
@@ -483,6 +502,7 @@ fn write_plan(tx: &Transaction<'_>, plan: &Plan) -> Result<(), StoreError> {
             .map_err(db_err)?;
         }
     }
+    write_summary(tx, plan)?;
     write_f5_records(tx, plan)?;
     let h = &plan.head;
     tx.execute(
@@ -691,7 +711,34 @@ fn verify_all(conn: &Connection) -> Result<VerifyReport, StoreError> {
             .map_err(db_err)?
             .collect::<Result<_, _>>()
             .map_err(db_err)?;
-        Ok(v.finish(accounts, rate, &head))
+        let mut report = v.finish(accounts, rate, &head);
+        let summary = |sql: &str| -> Result<Vec<(SummaryKey, i64)>, StoreError> {
+            conn.prepare(sql)
+                .map_err(db_err)?
+                .query_map([], |r| {
+                    Ok((
+                        (
+                            r.get(0)?,
+                            r.get(1)?,
+                            r.get(2)?,
+                            r.get(3)?,
+                            r.get(4)?,
+                            r.get(5)?,
+                            r.get(6)?,
+                        ),
+                        r.get(7)?,
+                    ))
+                })
+                .map_err(db_err)?
+                .collect::<Result<_, _>>()
+                .map_err(db_err)
+        };
+        cessio_store::verify::check_summary(
+            &mut report,
+            summary(cessio_store::SUMMARY_STORED_SQL)?,
+            summary(&cessio_store::summary_recompute_sql())?,
+        );
+        Ok(report)
     })();
     let _ = conn.execute_batch("COMMIT");
     result
@@ -941,12 +988,22 @@ impl Store for SqliteStore {
         party: PartyId,
         until: Option<DateTime<Utc>>,
     ) -> Result<Vec<MonitorTotal>, StoreError> {
-        let until = until.map_or(i64::MAX, |u| u.timestamp_micros());
         self.read(move |c| {
-            let mut st = c
-                .prepare_cached(&cessio_store::monitor_totals_sql(|n| format!("?{n}")))
-                .map_err(db_err)?;
-            st.query_map(params![party, until], |r| {
+            // Today's state is kept in the summary; a past date is recomputed from the
+            // history.
+            let (mut st, args) = match until {
+                None => (
+                    c.prepare_cached(&cessio_store::summary_totals_sql(|n| format!("?{n}")))
+                        .map_err(db_err)?,
+                    vec![party],
+                ),
+                Some(u) => (
+                    c.prepare_cached(&cessio_store::monitor_totals_sql(|n| format!("?{n}")))
+                        .map_err(db_err)?,
+                    vec![party, u.timestamp_micros()],
+                ),
+            };
+            st.query_map(rusqlite::params_from_iter(args), |r| {
                 let kind: String = r.get(4)?;
                 let state: String = r.get(5)?;
                 Ok(MonitorTotal {

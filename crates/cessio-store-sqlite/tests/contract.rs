@@ -121,3 +121,12 @@ async fn reopening_keeps_everything_and_continues_the_chain() {
         .unwrap();
     assert!(store.verify().await.unwrap().ok());
 }
+
+#[tokio::test]
+async fn f1_summary_verify_catches_an_edited_summary() {
+    let problems = tampered("UPDATE party_summary SET amount = amount + 1 WHERE party = (SELECT MIN(party) FROM party_summary)").await;
+    assert!(
+        problems.iter().any(|p| p.contains("F1 summary")),
+        "{problems:?}"
+    );
+}

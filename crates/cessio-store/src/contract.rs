@@ -39,7 +39,8 @@ macro_rules! contract_tests {
             r_conserve_large_amounts_stay_exact,
             users_pins_delegations_and_tokens,
             r_history_party_entries_as_of_a_past_time,
-            f9_deceased_flag_and_operator_register
+            f9_deceased_flag_and_operator_register,
+            f1_summary_equals_the_history_after_random_concurrent_operations
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
@@ -855,4 +856,153 @@ pub async fn f9_deceased_flag_and_operator_register(store: DynStore) {
         .await
         .unwrap();
     assert_eq!(limited.len(), 1);
+}
+
+/// F1's summary (kept by the writer) against F1 recomputed from the history, after a
+/// seeded random mix of communications, cessions, answers (accepted, refused, annulled)
+/// and F24 uses sent by concurrent writers: equal for every party, and `verify` agrees.
+pub async fn f1_summary_equals_the_history_after_random_concurrent_operations(store: DynStore) {
+    const PARTIES: u32 = 5;
+    const WRITERS: u64 = 8;
+    const STEPS: u64 = 40;
+    let mut parties = Vec::new();
+    for n in 1..=PARTIES {
+        parties.push(party(&store, n).await);
+    }
+    let parties = Arc::new(parties);
+    let mut tasks = Vec::new();
+    for w in 0..WRITERS {
+        let (store, parties) = (store.clone(), parties.clone());
+        tasks.push(tokio::spawn(async move {
+            // SplitMix64, one stream per writer: the same operations on every run.
+            let mut state = 0x5EED_u64 + w;
+            let mut next = move |n: u64| {
+                state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+                let mut z = state;
+                z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+                (z ^ (z >> 31)) % n
+            };
+            let pick = |i: u64| parties[usize::try_from(i).unwrap()];
+            let holder = pick(next(u64::from(PARTIES)));
+            let issued = store
+                .submit(op(
+                    &format!("w{w}-issue"),
+                    Command::IssueCredit(new_credit(holder, &[500_003, 400_000, 300_000], true)),
+                ))
+                .await
+                .unwrap();
+            let credit = issued.credit.unwrap();
+            // The first holder accepts rate 0 and 1 and refuses rata 2's communication.
+            for (i, pending) in credit.pending.iter().enumerate() {
+                let answer = if i < 2 {
+                    TransferRequest::Post { pending: *pending }
+                } else {
+                    TransferRequest::Void { pending: *pending }
+                };
+                store
+                    .submit(op(
+                        &format!("w{w}-answer-{i}"),
+                        Command::Transfer(vec![answer]),
+                    ))
+                    .await
+                    .unwrap();
+            }
+            let mut holders = [holder, holder];
+            let mut pending: Vec<(usize, i64, PartyId)> = Vec::new();
+            for s in 0..STEPS {
+                let k = format!("w{w}-{s}");
+                let r = usize::try_from(next(2)).unwrap();
+                let rata = credit.rate[r].id;
+                let from = holders[r];
+                match next(4) {
+                    // Cede part of what the holder has to someone else, pending.
+                    0 | 1 => {
+                        let have = available(&store, rata, from).await;
+                        let to = pick(next(u64::from(PARTIES)));
+                        if have > 0 && to != from {
+                            let amount =
+                                1 + i64::try_from(next(u64::try_from(have).unwrap())).unwrap();
+                            let receipt = store
+                                .submit(op(&k, cede(rata, from, to, amount)))
+                                .await
+                                .unwrap();
+                            pending.push((r, receipt.transfers[0], to));
+                        }
+                    }
+                    // Answer the oldest pending cession: accept, refuse or annul.
+                    2 => {
+                        if !pending.is_empty() {
+                            let (r, id, to) = pending.remove(0);
+                            let answer = if next(3) == 0 {
+                                TransferRequest::Void { pending: id }
+                            } else {
+                                TransferRequest::Post { pending: id }
+                            };
+                            let accepted = matches!(answer, TransferRequest::Post { .. });
+                            let mut o = op(&k, Command::Transfer(vec![answer]));
+                            // The cedente voids its own (annulled) one time in two.
+                            o.on_behalf_of = Some(if next(2) == 0 { holders[r] } else { to });
+                            store.submit(o).await.unwrap();
+                            if accepted
+                                && available(&store, credit.rate[r].id, holders[r]).await == 0
+                            {
+                                holders[r] = to;
+                            }
+                        }
+                    }
+                    // Use some in F24.
+                    _ => {
+                        let have = available(&store, rata, from).await;
+                        if have > 1 {
+                            store
+                                .submit(op(
+                                    &k,
+                                    Command::Transfer(vec![TransferRequest::Move {
+                                        rata,
+                                        from: AccountRef::Holder(from),
+                                        to: AccountRef::System(AccountKind::Used),
+                                        amount: Cents::new(have / 2),
+                                        kind: TransferKind::Use,
+                                        pending: false,
+                                        disclose: false,
+                                    }]),
+                                ))
+                                .await
+                                .unwrap();
+                        }
+                    }
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let far = Utc.with_ymd_and_hms(2100, 1, 1, 0, 0, 0).unwrap();
+    let key = |t: &crate::MonitorTotal| {
+        (
+            t.type_key.clone(),
+            t.year,
+            t.codice_tributo.clone(),
+            t.received,
+            t.kind.as_str(),
+            format!("{:?}", t.state),
+        )
+    };
+    for p in parties.iter() {
+        let mut summary = store.monitor_totals(*p, None).await.unwrap();
+        let mut history: Vec<_> = store
+            .monitor_totals(*p, Some(far))
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|t| t.amount != Cents::ZERO)
+            .collect();
+        summary.sort_by_key(key);
+        history.sort_by_key(key);
+        assert!(!summary.is_empty(), "party {p} has no movements");
+        assert_eq!(summary, history, "party {p}");
+    }
+    assert_verified(&store).await;
 }

@@ -617,6 +617,111 @@ pub fn monitor_totals_sql(placeholder: impl Fn(usize) -> String) -> String {
     )
 }
 
+/// F1's sums kept with the ledger (`party_summary`, schema migration 4): one row per party,
+/// type, reference year, codice tributo, side (received or sent), kind and state, with the
+/// amount `monitor_totals_sql` would sum today. Both backends update it in the transaction
+/// that writes the transfers (the statements of [`summary_update_sql`]), so F1 for the
+/// current date reads a few rows whatever the party's history; `verify` recomputes it from
+/// the history ([`summary_recompute_sql`]) and compares.
+/// `?1`/`$1` is the party.
+pub fn summary_totals_sql(placeholder: impl Fn(usize) -> String) -> String {
+    let p = placeholder(1);
+    format!(
+        "SELECT type_key, year, codice_tributo, received, kind, state, amount
+           FROM party_summary
+          WHERE party = {p} AND amount <> 0"
+    )
+}
+
+/// The state a movement is in given its answer (`a`, possibly absent), as F1 counts it.
+const SUMMARY_STATE: &str = "CASE WHEN t.phase = 'posted' THEN 'accepted'
+                     WHEN a.id IS NULL THEN 'pending'
+                     WHEN a.phase = 'post_pending' THEN 'accepted'
+                     WHEN a.party = t.party THEN 'annulled'
+                     ELSE 'refused' END";
+
+/// Adds `rows` (a subquery with columns p, received, rata, kind, state, amount) to the
+/// summary, grouped. `WHERE 1 = 1` keeps SQLite's parser from reading `ON CONFLICT` as a
+/// join constraint.
+fn summary_upsert(rows: &str) -> String {
+    format!(
+        "INSERT INTO party_summary (party, type_key, year, codice_tributo, received, kind, state, amount)
+         SELECT s.p, c.type_key, r.year, r.codice_tributo, s.received, s.kind, s.state, CAST(SUM(s.amount) AS BIGINT)
+           FROM ({rows}) s
+           JOIN rate r ON r.id = s.rata
+           JOIN credits c ON c.id = r.credit
+          WHERE 1 = 1
+          GROUP BY s.p, c.type_key, r.year, r.codice_tributo, s.received, s.kind, s.state
+         ON CONFLICT (party, type_key, year, codice_tributo, received, kind, state)
+         DO UPDATE SET amount = party_summary.amount + excluded.amount"
+    )
+}
+
+/// The two sides of a movement: its party (sent, unless it moved within one party) and
+/// its counterparty (received), as `monitor_totals_sql` matches them.
+fn summary_sides(t: &str, filter: &str, state: &str, amount: &str) -> String {
+    format!(
+        "SELECT {t}.party AS p, CAST(0 AS INTEGER) AS received, {t}.rata AS rata, {t}.kind AS kind, {state} AS state, {amount} AS amount
+           {filter} AND {t}.party IS NOT NULL AND ({t}.counterparty IS NULL OR {t}.counterparty <> {t}.party)
+         UNION ALL
+         SELECT {t}.counterparty, CAST(1 AS INTEGER), {t}.rata, {t}.kind, {state}, {amount}
+           {filter} AND {t}.counterparty IS NOT NULL"
+    )
+}
+
+/// The statements that bring the summary up to date with the transfers whose ids are in
+/// (`?1`, `?2`], run in order after inserting them: the movements themselves (pending or
+/// accepted), then the answers, which move their movement's amount from pending to its
+/// outcome. Both are set-based: a batch costs two statements whatever its size.
+pub fn summary_update_sql(placeholder: impl Fn(usize) -> String) -> [String; 2] {
+    let (from, to) = (placeholder(1), placeholder(2));
+    let new = format!(
+        "FROM transfers t WHERE t.id > {from} AND t.id <= {to} AND t.phase IN ('posted', 'pending')"
+    );
+    let originals = summary_sides(
+        "t",
+        &new,
+        "CASE WHEN t.phase = 'posted' THEN 'accepted' ELSE 'pending' END",
+        "t.amount",
+    );
+    let answered = format!(
+        "FROM transfers a JOIN transfers t ON t.id = a.pending_id WHERE a.id > {from} AND a.id <= {to}"
+    );
+    let outcome = "CASE WHEN a.phase = 'post_pending' THEN 'accepted'
+                        WHEN a.party = t.party THEN 'annulled'
+                        ELSE 'refused' END";
+    let answers = format!(
+        "{} UNION ALL {}",
+        summary_sides("t", &answered, "'pending'", "-t.amount"),
+        summary_sides("t", &answered, outcome, "t.amount")
+    );
+    [summary_upsert(&originals), summary_upsert(&answers)]
+}
+
+/// The summary recomputed from the whole history, rows with a zero amount left out:
+/// what `verify` compares `party_summary` with.
+pub fn summary_recompute_sql() -> String {
+    let rows = summary_sides(
+        "t",
+        "FROM transfers t LEFT JOIN transfers a ON a.pending_id = t.id WHERE t.phase IN ('posted', 'pending')",
+        SUMMARY_STATE,
+        "t.amount",
+    );
+    format!(
+        "SELECT s.p, c.type_key, r.year, r.codice_tributo, s.received, s.kind, s.state, CAST(SUM(s.amount) AS BIGINT)
+           FROM ({rows}) s
+           JOIN rate r ON r.id = s.rata
+           JOIN credits c ON c.id = r.credit
+          GROUP BY s.p, c.type_key, r.year, r.codice_tributo, s.received, s.kind, s.state"
+    )
+}
+
+/// The stored summary, for `verify`.
+pub const SUMMARY_STORED_SQL: &str = "SELECT party, type_key, year, codice_tributo, received, kind, state, amount FROM party_summary WHERE amount <> 0";
+
+/// One row of the summary: (party, type, year, codice tributo, received, kind, state).
+pub type SummaryKey = (PartyId, String, i64, String, i64, String, String);
+
 /// The current F24 choice of one holding (R-F24-CHOICE), as last recorded.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChoiceRecord {

@@ -12,6 +12,8 @@ use cessio_core::money::Cents;
 use serde::Serialize;
 
 use crate::engine::{Head, TransferRow};
+use crate::model::SummaryKey;
+use cessio_core::ledger::PartyId;
 
 /// One thing found wrong. The first one names the first broken row.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -42,6 +44,8 @@ pub enum Problem {
     Conserve { rata: RataId, reason: String },
     /// The ledger head does not match the last row: the newest rows were removed.
     Head { reason: String },
+    /// F1's summary differs from the history for a party.
+    Summary { party: PartyId, reason: String },
 }
 
 impl std::fmt::Display for Problem {
@@ -71,6 +75,9 @@ impl std::fmt::Display for Problem {
             }
             Problem::Conserve { rata, reason } => write!(f, "rata {rata}: {reason} (R-CONSERVE)"),
             Problem::Head { reason } => write!(f, "ledger head: {reason}"),
+            Problem::Summary { party, reason } => {
+                write!(f, "party {party}: F1 summary {reason}")
+            }
         }
     }
 }
@@ -87,6 +94,39 @@ pub struct VerifyReport {
 impl VerifyReport {
     pub fn ok(&self) -> bool {
         self.problems.is_empty()
+    }
+}
+
+/// Compares the stored F1 summary with the one recomputed from the history (rows whose
+/// amount is zero count as absent) and reports each difference.
+pub fn check_summary(
+    report: &mut VerifyReport,
+    stored: impl IntoIterator<Item = (SummaryKey, i64)>,
+    recomputed: impl IntoIterator<Item = (SummaryKey, i64)>,
+) {
+    let mut expected: HashMap<SummaryKey, i64> =
+        recomputed.into_iter().filter(|(_, v)| *v != 0).collect();
+    let mut found = Vec::new();
+    for (key, amount) in stored.into_iter().filter(|(_, v)| *v != 0) {
+        let want = expected.remove(&key).unwrap_or(0);
+        if want != amount {
+            found.push((key, amount, want));
+        }
+    }
+    found.extend(expected.into_iter().map(|(key, want)| (key, 0, want)));
+    found.sort();
+    for (key, stored, want) in found {
+        if report.problems.len() >= MAX_PROBLEMS {
+            break;
+        }
+        let (party, type_key, year, code, received, kind, state) = key;
+        report.problems.push(Problem::Summary {
+            party,
+            reason: format!(
+                "{type_key} {year} {code} {} {kind} {state}: stored {stored}, history {want}",
+                if received == 1 { "received" } else { "sent" }
+            ),
+        });
     }
 }
 

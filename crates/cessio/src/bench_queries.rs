@@ -254,3 +254,100 @@ pub async fn run(store: Arc<dyn Store>, backend: &str, operations: u64, runs: us
     println!("| {backend} | F4 CSV export, one month | {outcome} | {p50:.1} | {p99:.1} |");
     Ok(())
 }
+
+/// The read functions on a national register (`cessio generate`'s simulation) for its
+/// largest bank: F1 today (the summary) and at a past date (the history), F3 with and
+/// without filters, F4's list of one day and the CSV export of one month.
+pub async fn run_national(store: Arc<dyn Store>, backend: &str, runs: usize) -> Result<()> {
+    let counts = store.counts().await?;
+    eprintln!(
+        "register: {} parties, {} operations, {} transfers",
+        counts.parties, counts.operations, counts.transfers
+    );
+    let clock = FixedClock::at_rome(2023, 4, 3, 10, 0);
+    let app = App::new(store, Arc::new(clock), Arc::new(Catalogue::builtin()?));
+    let console = App::console();
+    let bank = app
+        .party_by_cf(crate::national::largest_bank_cf()?.as_str())
+        .await?
+        .id;
+    let (p50, p99, rows) = time(runs, || async {
+        Ok(app.monitoring(&console, bank, None).await?.len())
+    })
+    .await?;
+    println!(
+        "| {backend} | F1 monitoraggio today, largest bank | {rows} rows | {p50:.1} | {p99:.1} |"
+    );
+    let past = chrono::NaiveDate::from_ymd_opt(2022, 12, 31).context("date")?;
+    let (p50, p99, rows) = time(runs.min(5), || async {
+        Ok(app.monitoring(&console, bank, Some(past)).await?.len())
+    })
+    .await?;
+    println!(
+        "| {backend} | F1 monitoraggio as of 31/12/2022, largest bank | {rows} rows | {p50:.1} | {p99:.1} |"
+    );
+    let filter = IncomingFilter {
+        cedente_cf: Some(crate::national::largest_builder_cf()?.as_str().to_string()),
+        ..IncomingFilter::default()
+    };
+    let (p50, p99, rows) = time(runs, || async {
+        Ok(app.incoming(&console, bank, &filter).await?.len())
+    })
+    .await?;
+    println!("| {backend} | F3 groups, one cedente | {rows} groups | {p50:.1} | {p99:.1} |");
+    let all = IncomingFilter::default();
+    let (p50, p99, outcome) = time(runs.min(5), || async {
+        Ok(match app.incoming(&console, bank, &all).await {
+            Ok(groups) => format!("{} groups", groups.len()),
+            Err(cessio_app::AppError::FiltersRequired { found, .. }) => {
+                format!("{found} pending: filters_required (R-1000)")
+            }
+            Err(e) => format!("refused: {}", e.code()),
+        })
+    })
+    .await?;
+    println!("| {backend} | F3 everything pending, no filter | {outcome} | {p50:.1} | {p99:.1} |");
+    let day = chrono::NaiveDate::from_ymd_opt(2023, 3, 15).context("date")?;
+    let movements = MovementFilter {
+        registered_from: Some(day),
+        registered_to: Some(day),
+        ..MovementFilter::default()
+    };
+    let (p50, p99, rows) = time(runs, || async {
+        Ok(app
+            .movements(&console, bank, &movements, RowLimit::Show)
+            .await
+            .map(|r| format!("{} rows", r.len()))
+            .unwrap_or_else(|e| format!("refused: {}", e.code())))
+    })
+    .await?;
+    println!("| {backend} | F4 list, one day | {rows} | {p50:.1} | {p99:.1} |");
+    for (label, from, to) in [
+        ("one month", (2023, 3, 1), (2023, 3, 31)),
+        ("one quarter", (2023, 1, 1), (2023, 3, 31)),
+    ] {
+        let export = MovementFilter {
+            registered_from: chrono::NaiveDate::from_ymd_opt(from.0, from.1, from.2),
+            registered_to: chrono::NaiveDate::from_ymd_opt(to.0, to.1, to.2),
+            ..MovementFilter::default()
+        };
+        let (p50, p99, outcome) = time(runs.min(5), || async {
+            Ok(
+                match app
+                    .movements(&console, bank, &export, RowLimit::Export)
+                    .await
+                {
+                    Ok(rows) => format!(
+                        "{} rows, {} bytes",
+                        rows.len(),
+                        cessio_app::movements_csv(&rows)?.len()
+                    ),
+                    Err(e) => format!("refused: {}", e.code()),
+                },
+            )
+        })
+        .await?;
+        println!("| {backend} | F4 CSV export, {label} | {outcome} | {p50:.1} | {p99:.1} |");
+    }
+    Ok(())
+}

@@ -25,7 +25,11 @@ use clap::{Parser, Subcommand};
 mod bench_queries;
 mod close_year;
 mod demo;
+mod generate;
+mod loadtest;
+mod national;
 mod rent;
+mod replay;
 mod strong;
 
 #[derive(Parser, Debug)]
@@ -155,6 +159,13 @@ enum Cmd {
         operations: u64,
         #[arg(long, default_value_t = 20)]
         runs: usize,
+        /// Build the national register of `cessio generate` at this scale instead (seed
+        /// 1), and time the functions for its largest bank.
+        #[arg(long)]
+        scale: Option<f64>,
+        /// Keep the register afterwards (the PostgreSQL schema is otherwise dropped).
+        #[arg(long)]
+        keep: bool,
     },
     /// Write cessions as fast as possible and print "ack KEY" for each acknowledged one.
     /// The crash tests kill it with SIGKILL and check every acknowledged key survived.
@@ -171,6 +182,45 @@ enum Cmd {
         #[arg(long, default_value = "load")]
         key_prefix: String,
     },
+    /// Generate a national register (Oct 2020 – Mar 2023), deterministic for a seed:
+    /// about 300,000 parties and 13.5 million operations at --scale 1.0. Written straight
+    /// to the store with many concurrent writers, or as CSV files with --csv.
+    Generate {
+        #[command(flatten)]
+        db: DbArgs,
+        #[arg(long, default_value_t = 0.01)]
+        scale: f64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Operations in flight (group commit takes them together).
+        #[arg(long, default_value_t = 256)]
+        writers: usize,
+        /// Write soggetti.csv and comunicazioni.csv (F8 import format) to this folder
+        /// instead of a register.
+        #[arg(long)]
+        csv: Option<std::path::PathBuf>,
+    },
+    /// Replay the generated national stream through the app layer in time order, as its
+    /// users would (signed in, authorised, answering by group), with N concurrent clients;
+    /// prints throughput and latency percentiles. Use an empty register.
+    Replay {
+        #[command(flatten)]
+        db: DbArgs,
+        #[arg(long, default_value_t = 0.01)]
+        scale: f64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+        /// Users sign in with password and confirm every operation with their PIN
+        /// (Argon2 per operation) instead of SPID/CIE.
+        #[arg(long)]
+        pin: bool,
+    },
+    /// HTTP load on a running `cessio serve`: F1 and F4 reads of one party from many
+    /// keep-alive connections, bounded in requests and seconds; prints requests/s and
+    /// latency percentiles (and the server's peak memory with --server-pid).
+    Loadtest(loadtest::LoadtestArgs),
     /// Compute the rent credit of art. 28 DL 34/2020 (R-RENT) month by month and print a
     /// table with the total. Exits 2 on bad input.
     RentCredit(rent::RentArgs),
@@ -299,6 +349,8 @@ async fn run(cli: Cli) -> Result<()> {
             database_url,
             operations,
             runs,
+            scale,
+            keep,
         } => {
             let (store, backend, schema): (Arc<dyn Store>, &str, Option<String>) =
                 match cessio_store::backend_kind(&database_url)? {
@@ -320,7 +372,14 @@ async fn run(cli: Cli) -> Result<()> {
                         )
                     }
                     BackendKind::Postgres => {
-                        let schema = format!("bench_queries_{}", std::process::id());
+                        // The national register gets a known schema, so that `cessio serve`
+                        // can be load-tested on it afterwards (--keep); a new run replaces it.
+                        let schema = if scale.is_some() {
+                            drop_schema(&database_url, "bench_national").await?;
+                            "bench_national".to_string()
+                        } else {
+                            format!("bench_queries_{}", std::process::id())
+                        };
                         (
                             Arc::new(
                                 PgStore::connect(
@@ -335,11 +394,23 @@ async fn run(cli: Cli) -> Result<()> {
                         )
                     }
                 };
-            println!("| backend | query | result | p50 ms | p99 ms |");
-            println!("|---|---|---|---:|---:|");
-            bench_queries::run(store, backend, operations, runs).await?;
-            if let Some(schema) = schema {
-                drop_schema(&database_url, &schema).await?;
+            if let Some(scale) = scale {
+                let params = national::Params { seed: 1, scale };
+                let outcome = generate::to_store(store.clone(), params, 256).await?;
+                outcome.print(&format!("generate --scale {scale} ({backend})"));
+                println!();
+                println!("| backend | query | result | p50 ms | p99 ms |");
+                println!("|---|---|---|---:|---:|");
+                bench_queries::run_national(store, backend, runs).await?;
+            } else {
+                println!("| backend | query | result | p50 ms | p99 ms |");
+                println!("|---|---|---|---:|---:|");
+                bench_queries::run(store, backend, operations, runs).await?;
+            }
+            match schema {
+                Some(schema) if keep => eprintln!("kept in schema {schema}"),
+                Some(schema) => drop_schema(&database_url, &schema).await?,
+                None => {}
             }
             Ok(())
         }
@@ -353,6 +424,56 @@ async fn run(cli: Cli) -> Result<()> {
             let store = open(&database_url, schema.as_deref(), WriteConfig::default()).await?;
             load(store, concurrency, ops, &key_prefix).await
         }
+        Cmd::Generate {
+            db,
+            scale,
+            seed,
+            writers,
+            csv,
+        } => {
+            let params = national::Params { seed, scale };
+            if let Some(dir) = csv {
+                let (parties, rows) = generate::to_csv(&dir, params)?;
+                println!(
+                    "wrote {parties} parties and {rows} communications to {}",
+                    dir.display()
+                );
+                return Ok(());
+            }
+            let store = db.open().await?;
+            let outcome = generate::to_store(store.clone(), params, writers.max(1)).await?;
+            outcome.print("generate");
+            let counts = store.counts().await?;
+            println!(
+                "register: {} operations, {} transfers",
+                counts.operations, counts.transfers
+            );
+            Ok(())
+        }
+        Cmd::Replay {
+            db,
+            scale,
+            seed,
+            clients,
+            pin,
+        } => {
+            let store = db.open().await?;
+            let outcome = replay::run(
+                store.clone(),
+                national::Params { seed, scale },
+                clients.max(1),
+                pin,
+            )
+            .await?;
+            outcome.print("replay");
+            let counts = store.counts().await?;
+            println!(
+                "register: {} operations, {} transfers",
+                counts.operations, counts.transfers
+            );
+            Ok(())
+        }
+        Cmd::Loadtest(args) => loadtest::run(args).await,
         Cmd::RentCredit(args) => rent::run(&args),
         Cmd::CloseYear(args) => close_year::run(args).await,
     }

@@ -1,0 +1,996 @@
+//! A national register in miniature: a seeded, deterministic simulation of the platform
+//! between October 2020 and March 2023, scaled by `--scale` (1.0 ≈ 300,000 parties and
+//! 13.5 million operations, the real platform's size). `cessio generate` writes its stream
+//! straight to the store; `cessio replay` sends the same stream through the app layer.
+//!
+//! The simulation decides everything (who communicates what, when each group is answered,
+//! which rate move) from the seed alone, one day at a time, so that concurrent writers can
+//! run a day's steps in any order: no step depends on another step of the same day. The
+//! steps are built to pass the app's rules as a real user would meet them:
+//! - a cessionario answers a whole group (its cedente and credit type, R-ANSWER) only when
+//!   the group's newest operation is at least [`MIN_ANSWER_AGE_DAYS`] old (R-WAIT5);
+//! - chains stay within R-CHAIN: option → (builder) → bank → one more bank or insurer, so
+//!   after 17/02/2022 at most one free cession and one to a qualified party;
+//! - building bonuses communicated from 17/02/2023 name an exception (R-OPT-STOP);
+//! - F24 uses only rate of the current year (R-F24-WINDOW-121), cessions only rate of the
+//!   current year or later.
+
+use std::collections::{BTreeMap, HashMap};
+
+use anyhow::{Context, Result, bail};
+use cessio_core::calendar::is_working_day;
+use cessio_core::catalogue::{Catalogue, HolderRole, Origin};
+use cessio_core::cf::{CodiceFiscale, check_character, luhn_check_digit};
+use cessio_core::money::Cents;
+use cessio_core::rata::{OptionCommunication, Protocol, derive_rate_for_holder};
+use cessio_store::PartyKind;
+use chrono::{Datelike, Duration, NaiveDate};
+
+/// Parties at scale 1.0 (families, condominiums, builders, studios, banks...).
+pub const PARTIES_AT_FULL_SCALE: f64 = 300_000.0;
+/// Operations the real platform registered between October 2020 and March 2023.
+pub const OPERATIONS_AT_FULL_SCALE: f64 = 13_500_000.0;
+/// Store operations per option communication in this simulation (its answer, the share of
+/// builders' and banks' cessions and answers, F24 uses), measured on generated streams;
+/// used to size the number of communications for a target number of operations.
+const OPERATIONS_PER_COMMUNICATION: f64 = 2.4;
+/// A group is answered only when its newest operation is this old (R-WAIT5 is five
+/// working days; two weeks also cover Christmas and Easter).
+pub const MIN_ANSWER_AGE_DAYS: i64 = 14;
+/// Lines of one cession (the app takes up to 1,000; banks send files of this size).
+const MAX_CESSION_LINES: usize = 100;
+/// Lines of one F24 reservation (the app's limit).
+const MAX_F24_LINES: usize = 100;
+const BANKS: u32 = 60;
+const INTERMEDIARIES: u32 = 25;
+const INSURERS: u32 = 5;
+
+/// The exception a communication from 17/02/2023 names (DL 11/2023 art. 2).
+pub const OPT_STOP_EXCEPTION: &str = "CILAS presentata entro il 16/02/2023";
+
+/// The bank most cessions go to (the first, by the skewed choice), whose F1 and F3 the
+/// query benchmark times.
+pub fn largest_bank_cf() -> Result<CodiceFiscale> {
+    entity_cf(100)
+}
+
+/// The builder with the most communications.
+pub fn largest_builder_cf() -> Result<CodiceFiscale> {
+    entity_cf(1_000_000)
+}
+
+/// SplitMix64: small, fast, and good enough to drive a simulation; written here so that
+/// a seed gives the same dataset on every platform and every version of every crate.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed ^ 0x9E37_79B9_7F4A_7C15)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Uniform in [0, n).
+    pub fn below(&mut self, n: u32) -> u32 {
+        debug_assert!(n > 0);
+        (((self.next_u64() >> 32) * u64::from(n)) >> 32) as u32
+    }
+
+    pub fn chance(&mut self, p: f64) -> bool {
+        self.unit() < p
+    }
+
+    /// A standard normal deviate (Box–Muller).
+    pub fn normal(&mut self) -> f64 {
+        let u1 = self.unit().max(f64::MIN_POSITIVE);
+        let u2 = self.unit();
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    }
+
+    /// Log-normal with the given median and shape.
+    pub fn log_normal(&mut self, median: f64, sigma: f64) -> f64 {
+        median * (sigma * self.normal()).exp()
+    }
+
+    /// Skewed towards 0: a few large parties get most of the business.
+    pub fn skewed(&mut self, n: u32, power: f64) -> u32 {
+        ((self.unit().powf(power) * f64::from(n)) as u32).min(n - 1)
+    }
+}
+
+/// What a party is in the simulation; the store knows only its [`PartyKind`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Family,
+    Condominium,
+    Builder,
+    /// A tax adviser's studio: sends the communications of the families and condominiums
+    /// that delegated it.
+    Studio,
+    Bank,
+    Intermediary,
+    Insurer,
+}
+
+impl Role {
+    pub fn kind(self) -> PartyKind {
+        match self {
+            Role::Family => PartyKind::Person,
+            Role::Condominium | Role::Builder | Role::Studio => PartyKind::Company,
+            Role::Bank => PartyKind::Bank,
+            Role::Intermediary => PartyKind::FinancialIntermediary,
+            Role::Insurer => PartyKind::Insurer,
+        }
+    }
+
+    /// Parties that act on the platform with a user of their own.
+    pub fn has_user(self) -> bool {
+        !matches!(self, Role::Family | Role::Condominium)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PartySpec {
+    pub cf: CodiceFiscale,
+    pub name: String,
+    pub role: Role,
+    /// The studio that sends this party's communications (families and condominiums).
+    pub studio: Option<u32>,
+}
+
+/// One user action of the stream. Parties and credits are indexes into the simulation's
+/// lists; the store's ids are learnt by whoever executes the stream.
+#[derive(Debug, Clone)]
+pub enum Step {
+    /// F8: the beneficiary's option (sent by its studio), for `holder` to accept.
+    Communicate {
+        credit: u32,
+        beneficiary: u32,
+        holder: u32,
+        type_key: &'static str,
+        expense_year: u16,
+        origin: Origin,
+        total: Cents,
+        exception: bool,
+    },
+    /// F3: `party` accepts or refuses everything pending from `cedente` of one type.
+    Answer {
+        party: u32,
+        cedente: u32,
+        type_key: &'static str,
+        accept: bool,
+        /// The credits the group holds (for a writer that needs the pending transfers).
+        credits: Vec<u32>,
+    },
+    /// F2: whole rate to one cessionario.
+    Cede {
+        from: u32,
+        to: u32,
+        lines: Vec<Line>,
+        disclose: bool,
+    },
+    /// F5: rate of the current year used in an F24 (reserved, then confirmed).
+    F24 { party: u32, lines: Vec<Line> },
+}
+
+impl Step {
+    /// The party that acts.
+    pub fn actor(&self) -> u32 {
+        match self {
+            Step::Communicate { beneficiary, .. } => *beneficiary,
+            Step::Answer { party, .. } => *party,
+            Step::Cede { from, .. } => *from,
+            Step::F24 { party, .. } => *party,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Step::Communicate { .. } => "communicate",
+            Step::Answer { .. } => "answer",
+            Step::Cede { .. } => "cede",
+            Step::F24 { .. } => "f24",
+        }
+    }
+}
+
+/// One rata of a credit, whole.
+#[derive(Debug, Clone)]
+pub struct Line {
+    pub credit: u32,
+    /// 0-based position of the rata in its credit.
+    pub rata: u8,
+    pub year: u16,
+    pub amount: Cents,
+    pub codice_tributo: &'static str,
+}
+
+#[derive(Debug, Clone)]
+struct CreditSim {
+    type_idx: u8,
+    code_idx: u8,
+    first_year: u16,
+    count: u8,
+    total: i64,
+    holder: u32,
+    used: u16,
+    dead: bool,
+    /// Cessions after the option (R-CHAIN allows one free and two qualified).
+    cessions: u8,
+}
+
+impl CreditSim {
+    fn amount(&self, rata: u8) -> Cents {
+        let n = i64::from(self.count);
+        let base = self.total / n;
+        Cents::new(if rata == 0 {
+            base + self.total % n
+        } else {
+            base
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct GroupKey {
+    to: u32,
+    from: u32,
+    type_idx: u8,
+}
+
+#[derive(Debug, Default)]
+struct Group {
+    credits: Vec<u32>,
+    newest: Option<NaiveDate>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Event {
+    Answer(GroupKey),
+    BuilderCedes(u32),
+}
+
+/// The parameters of a dataset.
+#[derive(Debug, Clone, Copy)]
+pub struct Params {
+    pub seed: u64,
+    pub scale: f64,
+}
+
+pub struct Simulation {
+    rng: Rng,
+    catalogue: std::sync::Arc<Catalogue>,
+    parties: Vec<PartySpec>,
+    ranges: HashMap<&'static str, (u32, u32)>,
+    types: Vec<&'static str>,
+    codes: Vec<&'static str>,
+    credits: Vec<CreditSim>,
+    groups: HashMap<GroupKey, Group>,
+    agenda: BTreeMap<NaiveDate, Vec<Event>>,
+    /// Credits each party holds and may move (accepted, not pending out).
+    held: HashMap<u32, Vec<u32>>,
+    builder_scheduled: HashMap<u32, NaiveDate>,
+    day: NaiveDate,
+    last: NaiveDate,
+    communications_per_weight: f64,
+    carry: f64,
+    weight_done: f64,
+    weight_total: f64,
+    pub steps: u64,
+}
+
+impl std::fmt::Debug for Simulation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Simulation")
+            .field("day", &self.day)
+            .field("parties", &self.parties.len())
+            .field("credits", &self.credits.len())
+            .finish_non_exhaustive()
+    }
+}
+
+pub const FIRST_DAY: (i32, u32, u32) = (2020, 10, 15);
+pub const LAST_DAY: (i32, u32, u32) = (2023, 3, 31);
+
+fn date(y: i32, m: u32, d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(y, m, d).unwrap_or(NaiveDate::MIN)
+}
+
+/// How busy a day is, relative to others: growth from the start of the platform, the
+/// rush before the deadlines (29/04/2022 and 31/03/2023 for the previous year's
+/// expenses, 16/02/2023 before the stop) and quieter Augusts.
+fn weight(d: NaiveDate) -> f64 {
+    if !is_working_day(d) {
+        return 0.0;
+    }
+    let mut w = match (d.year(), d.month()) {
+        (2020, _) => 0.25,
+        (2021, 1..=6) => 0.5,
+        (2021, _) => 0.9,
+        (2022, 1..=2) => 1.2,
+        (2022, 3..=5) => 0.9,
+        (2022, _) => 1.0,
+        _ => 1.1,
+    };
+    if d.month() == 8 {
+        w *= 0.4;
+    }
+    for (deadline, boost) in [
+        (date(2022, 4, 29), 3.0),
+        (date(2023, 2, 16), 2.5),
+        (date(2023, 3, 31), 3.0),
+        (date(2021, 12, 31), 1.8),
+    ] {
+        let before = (deadline - d).num_days();
+        if (0..14).contains(&before) {
+            w *= boost;
+        }
+    }
+    w
+}
+
+/// A person's codice fiscale, unique for `n` below 26^6, with a valid check character.
+fn person_cf(n: u32) -> Result<CodiceFiscale> {
+    let mut letters = [b'A'; 6];
+    let mut x = n;
+    for l in letters.iter_mut().rev() {
+        *l = b'A' + (x % 26) as u8;
+        x /= 26;
+    }
+    let months = b"ABCDEHLMPRST";
+    let year = 40 + n % 60;
+    let month = months[(n / 60 % 12) as usize] as char;
+    let day = 1 + n / 720 % 28 + if n.is_multiple_of(2) { 0 } else { 40 };
+    let first15 = format!(
+        "{}{year:02}{month}{day:02}H501",
+        std::str::from_utf8(&letters)?
+    );
+    let check = check_character(&first15).context("check character")?;
+    Ok(CodiceFiscale::parse(&format!("{first15}{check}"))?)
+}
+
+/// An entity's codice fiscale (11 digits, Luhn check digit); condominiums start with 9
+/// as real ones do.
+fn entity_cf(n: u32) -> Result<CodiceFiscale> {
+    let first10 = format!("{n:07}001");
+    let check = luhn_check_digit(&first10).context("check digit")?;
+    Ok(CodiceFiscale::parse(&format!("{first10}{check}"))?)
+}
+
+/// Credit types and their share of communications among building bonuses, and the
+/// median amount in euro for a family.
+const TYPE_MIX: &[(&str, f64, f64)] = &[
+    ("superbonus", 0.42, 18_000.0),
+    ("ecobonus", 0.18, 6_000.0),
+    ("recupero_edilizio", 0.22, 4_500.0),
+    ("bonus_facciate", 0.12, 9_000.0),
+    ("sismabonus", 0.03, 12_000.0),
+    ("barriere_75", 0.02, 7_000.0),
+    ("colonnine", 0.01, 2_500.0),
+];
+
+impl Simulation {
+    pub fn new(params: Params, catalogue: std::sync::Arc<Catalogue>) -> Result<Self> {
+        if params.scale.is_nan() || params.scale <= 0.0 || params.scale > 1.0 {
+            bail!("--scale must be in (0, 1], e.g. 0.01 or 1.0");
+        }
+        let mut rng = Rng::new(params.seed);
+        let n = (PARTIES_AT_FULL_SCALE * params.scale).round().max(300.0) as u32;
+        let fixed = BANKS + INTERMEDIARIES + INSURERS;
+        let rest = n - fixed;
+        let studios = (rest / 50).max(2);
+        let builders = (rest * 18 / 100).max(10);
+        let condominiums = (rest * 9 / 100).max(10);
+        let families = rest - studios - builders - condominiums;
+        let mut parties = Vec::with_capacity(n as usize);
+        let mut ranges = HashMap::new();
+        let mut add = |label: &'static str,
+                       count: u32,
+                       parties: &mut Vec<PartySpec>,
+                       make: &mut dyn FnMut(u32) -> Result<PartySpec>|
+         -> Result<()> {
+            let start = parties.len() as u32;
+            for i in 0..count {
+                parties.push(make(i)?);
+            }
+            ranges.insert(label, (start, start + count));
+            Ok(())
+        };
+        add("bank", BANKS, &mut parties, &mut |i| {
+            Ok(PartySpec {
+                cf: entity_cf(100 + i)?,
+                name: format!("Banca {} S.p.A.", i + 1),
+                role: Role::Bank,
+                studio: None,
+            })
+        })?;
+        add("intermediary", INTERMEDIARIES, &mut parties, &mut |i| {
+            Ok(PartySpec {
+                cf: entity_cf(300 + i)?,
+                name: format!("Intermediario finanziario {}", i + 1),
+                role: Role::Intermediary,
+                studio: None,
+            })
+        })?;
+        add("insurer", INSURERS, &mut parties, &mut |i| {
+            Ok(PartySpec {
+                cf: entity_cf(500 + i)?,
+                name: format!("Assicurazioni {} S.p.A.", i + 1),
+                role: Role::Insurer,
+                studio: None,
+            })
+        })?;
+        add("studio", studios, &mut parties, &mut |i| {
+            Ok(PartySpec {
+                cf: entity_cf(1_000 + i)?,
+                name: format!("Studio Associato {}", i + 1),
+                role: Role::Studio,
+                studio: None,
+            })
+        })?;
+        // Studios come right after banks, intermediaries and insurers.
+        let studio_base = fixed;
+        add("builder", builders, &mut parties, &mut |i| {
+            Ok(PartySpec {
+                cf: entity_cf(1_000_000 + i)?,
+                name: format!("Impresa Edile {} S.r.l.", i + 1),
+                role: Role::Builder,
+                studio: None,
+            })
+        })?;
+        let mut pick_studio = Rng::new(params.seed ^ 0x5157);
+        add("condominium", condominiums, &mut parties, &mut |i| {
+            Ok(PartySpec {
+                cf: entity_cf(9_000_000 + i)?,
+                name: format!("Condominio Via Nazionale {}", i + 1),
+                role: Role::Condominium,
+                studio: Some(studio_base + pick_studio.below(studios)),
+            })
+        })?;
+        add("family", families, &mut parties, &mut |i| {
+            Ok(PartySpec {
+                cf: person_cf(i)?,
+                name: format!("Persona {}", i + 1),
+                role: Role::Family,
+                studio: Some(studio_base + pick_studio.below(studios)),
+            })
+        })?;
+        let (first, last) = (
+            date(FIRST_DAY.0, FIRST_DAY.1, FIRST_DAY.2),
+            date(LAST_DAY.0, LAST_DAY.1, LAST_DAY.2),
+        );
+        let mut weight_total = 0.0;
+        let mut d = first;
+        while d <= last {
+            weight_total += weight(d);
+            d += Duration::days(1);
+        }
+        let communications = OPERATIONS_AT_FULL_SCALE * params.scale / OPERATIONS_PER_COMMUNICATION;
+        let types = TYPE_MIX.iter().map(|t| t.0).collect();
+        for t in TYPE_MIX {
+            if catalogue.get(t.0).is_none() {
+                bail!("catalogue/types.toml has no type '{}'", t.0);
+            }
+        }
+        rng.next_u64();
+        Ok(Simulation {
+            rng,
+            catalogue,
+            parties,
+            ranges,
+            types,
+            codes: Vec::new(),
+            credits: Vec::new(),
+            groups: HashMap::new(),
+            agenda: BTreeMap::new(),
+            held: HashMap::new(),
+            builder_scheduled: HashMap::new(),
+            day: first,
+            last,
+            communications_per_weight: communications / weight_total,
+            carry: 0.0,
+            weight_done: 0.0,
+            weight_total,
+            steps: 0,
+        })
+    }
+
+    pub fn parties(&self) -> &[PartySpec] {
+        &self.parties
+    }
+
+    /// Share of the simulated period done, weighted by activity (for progress and ETA).
+    pub fn progress(&self) -> f64 {
+        (self.weight_done / self.weight_total).min(1.0)
+    }
+
+    pub fn credits(&self) -> usize {
+        self.credits.len()
+    }
+
+    fn range(&self, label: &str) -> (u32, u32) {
+        self.ranges.get(label).copied().unwrap_or((0, 0))
+    }
+
+    fn pick(&mut self, label: &str, power: f64) -> u32 {
+        let (a, b) = self.range(label);
+        a + self.rng.skewed(b - a, power)
+    }
+
+    fn schedule(&mut self, on: NaiveDate, e: Event) {
+        let mut d = on;
+        while !is_working_day(d) {
+            d += Duration::days(1);
+        }
+        self.agenda.entry(d).or_default().push(e);
+    }
+
+    fn code_idx(&mut self, code: &str) -> u8 {
+        if let Some(i) = self.codes.iter().position(|c| *c == code) {
+            return i as u8;
+        }
+        self.codes
+            .push(Box::leak(code.to_string().into_boxed_str()));
+        (self.codes.len() - 1) as u8
+    }
+
+    /// Adds a pending credit to its group; the first one schedules the group's answer.
+    fn enqueue(&mut self, key: GroupKey, credit: u32, today: NaiveDate, slow: bool) {
+        let g = self.groups.entry(key).or_default();
+        let first = g.credits.is_empty();
+        g.credits.push(credit);
+        g.newest = Some(today);
+        if first {
+            let delay = if slow {
+                // The largest bank fell behind from 2022, as banks did when their tax
+                // capacity ran out: a backlog waiting in its F3 list.
+                30 + i64::from(self.rng.below(150))
+            } else {
+                MIN_ANSWER_AGE_DAYS + i64::from(self.rng.below(10))
+            };
+            self.schedule(today + Duration::days(delay), Event::Answer(key));
+        }
+    }
+
+    /// Whole rate still movable by the holder (not used, year not past).
+    fn movable_lines(&self, credit: u32, year: u16) -> Vec<Line> {
+        let c = &self.credits[credit as usize];
+        (0..c.count)
+            .filter(|r| c.used & (1 << r) == 0 && c.first_year + u16::from(*r) >= year)
+            .map(|r| Line {
+                credit,
+                rata: r,
+                year: c.first_year + u16::from(r),
+                amount: c.amount(r),
+                codice_tributo: self.codes[c.code_idx as usize],
+            })
+            .collect()
+    }
+
+    /// The steps of the next day with any, or `None` after the last day.
+    pub fn next_day(&mut self) -> Result<Option<(NaiveDate, Vec<Step>)>> {
+        loop {
+            let today = self.day;
+            if today > self.last {
+                return Ok(None);
+            }
+            self.day += Duration::days(1);
+            let w = weight(today);
+            self.weight_done += w;
+            let mut steps = Vec::new();
+            if w > 0.0 {
+                self.communications(today, w, &mut steps)?;
+                self.bank_activity(today, &mut steps);
+            }
+            let events = self.agenda.remove(&today).unwrap_or_default();
+            for e in events {
+                match e {
+                    Event::Answer(key) => self.answer(today, key, &mut steps),
+                    Event::BuilderCedes(b) => self.builder_cedes(today, b, &mut steps),
+                }
+            }
+            if !steps.is_empty() {
+                self.steps += steps.len() as u64;
+                return Ok(Some((today, steps)));
+            }
+        }
+    }
+
+    fn communications(&mut self, today: NaiveDate, w: f64, steps: &mut Vec<Step>) -> Result<()> {
+        let exact = w * self.communications_per_weight + self.carry;
+        let count = exact.floor();
+        self.carry = exact - count;
+        for _ in 0..count as u64 {
+            self.communicate(today, steps)?;
+        }
+        Ok(())
+    }
+
+    fn communicate(&mut self, today: NaiveDate, steps: &mut Vec<Step>) -> Result<()> {
+        let condo = self.rng.chance(0.07);
+        let beneficiary = if condo {
+            self.pick("condominium", 1.0)
+        } else {
+            self.pick("family", 1.0)
+        };
+        let mut u = self.rng.unit();
+        let mut type_idx = 0;
+        for (i, t) in TYPE_MIX.iter().enumerate() {
+            if u < t.1 {
+                type_idx = i;
+                break;
+            }
+            u -= t.1;
+        }
+        let sconto = self.rng.chance(0.6);
+        let holder = if sconto {
+            self.pick("builder", 2.5)
+        } else if self.rng.chance(0.75) {
+            self.pick("bank", 2.5)
+        } else {
+            self.pick("intermediary", 1.5)
+        };
+        let key = GroupKey {
+            to: holder,
+            from: beneficiary,
+            type_idx: type_idx as u8,
+        };
+        // One pending communication per group, so that its answer is never early.
+        if self.groups.get(&key).is_some_and(|g| !g.credits.is_empty()) {
+            return Ok(());
+        }
+        let expense_year = if today.month() <= 4 && self.rng.chance(0.7) {
+            today.year() - 1
+        } else {
+            today.year()
+        }
+        .max(2020) as u16;
+        let median = TYPE_MIX[type_idx].2 * if condo { 9.0 } else { 1.0 };
+        let euros = self.rng.log_normal(median, 1.1).clamp(500.0, 20_000_000.0);
+        let total = Cents::new((euros * 100.0).round() as i64);
+        let origin = if sconto {
+            Origin::Sconto
+        } else {
+            Origin::Cessione
+        };
+        let mut type_key = TYPE_MIX[type_idx].0;
+        let placeholder = Protocol::new(today.and_hms_opt(10, 0, 0).unwrap_or_default(), 1)?;
+        let comm = |type_key: &str| OptionCommunication {
+            type_key: type_key.to_string(),
+            expense_year,
+            origin,
+            total,
+            communicated_on: today,
+        };
+        let derived = match derive_rate_for_holder(
+            &self.catalogue,
+            &comm(type_key),
+            HolderRole::Cessionario,
+            &placeholder,
+            1,
+        ) {
+            Ok(d) => d,
+            // A type not in force for that year or date: the family took the ecobonus.
+            Err(_) => {
+                type_key = "ecobonus";
+                type_idx = 1;
+                derive_rate_for_holder(
+                    &self.catalogue,
+                    &comm(type_key),
+                    HolderRole::Cessionario,
+                    &placeholder,
+                    1,
+                )?
+            }
+        };
+        let key = GroupKey {
+            type_idx: type_idx as u8,
+            ..key
+        };
+        if self.groups.get(&key).is_some_and(|g| !g.credits.is_empty()) {
+            return Ok(());
+        }
+        let first = derived.rate.first().context("a credit without rate")?;
+        let code_idx = self.code_idx(&first.codice_tributo);
+        let credit = self.credits.len() as u32;
+        self.credits.push(CreditSim {
+            type_idx: type_idx as u8,
+            code_idx,
+            first_year: first.year.get(),
+            count: derived.rate.len() as u8,
+            total: total.get(),
+            holder: beneficiary,
+            used: 0,
+            dead: false,
+            cessions: 0,
+        });
+        let slow = self.is_slow(holder, today);
+        self.enqueue(key, credit, today, slow);
+        steps.push(Step::Communicate {
+            credit,
+            beneficiary,
+            holder,
+            type_key,
+            expense_year,
+            origin,
+            total,
+            exception: today >= date(2023, 2, 17),
+        });
+        Ok(())
+    }
+
+    fn is_slow(&self, party: u32, today: NaiveDate) -> bool {
+        party == self.range("bank").0 && today.year() >= 2022
+    }
+
+    fn answer(&mut self, today: NaiveDate, key: GroupKey, steps: &mut Vec<Step>) {
+        let Some(g) = self.groups.get(&key) else {
+            return;
+        };
+        if g.credits.is_empty() {
+            return;
+        }
+        if let Some(newest) = g.newest
+            && (today - newest).num_days() < MIN_ANSWER_AGE_DAYS
+        {
+            let on = newest + Duration::days(MIN_ANSWER_AGE_DAYS + 1);
+            self.schedule(on, Event::Answer(key));
+            return;
+        }
+        let Some(g) = self.groups.remove(&key) else {
+            return;
+        };
+        let accept = !self.rng.chance(0.04);
+        for &c in &g.credits {
+            let credit = &mut self.credits[c as usize];
+            if accept {
+                credit.holder = key.to;
+                self.held.entry(key.to).or_default().push(c);
+            } else if credit.holder == key.from
+                && self.parties[key.from as usize].role != Role::Family
+                && self.parties[key.from as usize].role != Role::Condominium
+            {
+                // A refused cession: the cedente holds the rate again.
+                self.held.entry(key.from).or_default().push(c);
+            } else {
+                // A refused communication: the credit never existed.
+                credit.dead = true;
+            }
+        }
+        if accept && self.parties[key.to as usize].role == Role::Builder {
+            self.schedule_builder(key.to, today);
+        }
+        if !accept && self.parties[key.from as usize].role == Role::Builder {
+            self.schedule_builder(key.from, today);
+        }
+        steps.push(Step::Answer {
+            party: key.to,
+            cedente: key.from,
+            type_key: self.types[key.type_idx as usize],
+            accept,
+            credits: g.credits,
+        });
+    }
+
+    /// Builders cede what they hold to their bank once a month, on a day of their own.
+    fn schedule_builder(&mut self, builder: u32, today: NaiveDate) {
+        if self
+            .builder_scheduled
+            .get(&builder)
+            .is_some_and(|d| *d > today)
+        {
+            return;
+        }
+        let offset = 20 + i64::from(builder % 20) + i64::from(self.rng.below(10));
+        let on = today + Duration::days(offset);
+        self.builder_scheduled.insert(builder, on);
+        self.schedule(on, Event::BuilderCedes(builder));
+    }
+
+    fn builder_cedes(&mut self, today: NaiveDate, builder: u32, steps: &mut Vec<Step>) {
+        let credits = self.held.remove(&builder).unwrap_or_default();
+        // Most builders keep one house bank; one in five also sells to a financial
+        // intermediary (Poste and the like).
+        let (banks, _) = self.range("bank");
+        let bank = banks + ((u64::from(builder) * 2_654_435_761) % 997 % u64::from(BANKS)) as u32;
+        let bank = if builder.is_multiple_of(3) {
+            banks
+        } else {
+            bank
+        };
+        let to = if builder.is_multiple_of(5) && self.rng.chance(0.5) {
+            self.pick("intermediary", 1.5)
+        } else {
+            bank
+        };
+        let year = today.year() as u16;
+        let mut lines = Vec::new();
+        let mut keep = Vec::new();
+        for c in credits {
+            let l = self.movable_lines(c, year);
+            if l.is_empty() {
+                continue;
+            }
+            // One pending cession per group, as for communications.
+            let key = GroupKey {
+                to,
+                from: builder,
+                type_idx: self.credits[c as usize].type_idx,
+            };
+            if self.groups.get(&key).is_some_and(|g| !g.credits.is_empty()) || self.rng.chance(0.15)
+            {
+                // Kept for F24 of its own or for the next month.
+                keep.push(c);
+                continue;
+            }
+            let slow = self.is_slow(to, today);
+            self.enqueue(key, c, today, slow);
+            self.credits[c as usize].cessions += 1;
+            lines.extend(l);
+        }
+        if !keep.is_empty() {
+            self.held.insert(builder, keep);
+            self.schedule_builder(builder, today);
+        }
+        self.push_cessions(builder, to, lines, steps);
+    }
+
+    fn push_cessions(&mut self, from: u32, to: u32, lines: Vec<Line>, steps: &mut Vec<Step>) {
+        let mut lines = lines.into_iter().peekable();
+        while lines.peek().is_some() {
+            let chunk: Vec<Line> = lines.by_ref().take(MAX_CESSION_LINES).collect();
+            // A chunk never splits a credit's rate across two operations' answers: answers
+            // go by group, whatever the chunks.
+            steps.push(Step::Cede {
+                from,
+                to,
+                lines: chunk,
+                disclose: self.rng.chance(0.5),
+            });
+        }
+    }
+
+    /// Banks and intermediaries use the current year's rate in F24 around the 16th, and
+    /// now and then sell on to another bank or an insurer.
+    fn bank_activity(&mut self, today: NaiveDate, steps: &mut Vec<Step>) {
+        let (banks_from, _) = self.range("bank");
+        let (_, intermediaries_to) = self.range("intermediary");
+        let f24_day = (16..=18).contains(&today.day());
+        let year = today.year() as u16;
+        for party in banks_from..intermediaries_to {
+            let Some(mut held) = self.held.remove(&party) else {
+                continue;
+            };
+            if f24_day && self.rng.chance(0.4) {
+                let mut lines = Vec::new();
+                let mut i = 0;
+                while i < held.len() && lines.len() < MAX_F24_LINES {
+                    let c = held[i];
+                    let credit = &self.credits[c as usize];
+                    let r = year.checked_sub(credit.first_year).map(|r| r as u8);
+                    if let Some(r) = r.filter(|r| *r < credit.count)
+                        && credit.used & (1 << r) == 0
+                        && !credit.dead
+                    {
+                        self.credits[c as usize].used |= 1 << r;
+                        let credit = &self.credits[c as usize];
+                        lines.push(Line {
+                            credit: c,
+                            rata: r,
+                            year,
+                            amount: credit.amount(r),
+                            codice_tributo: self.codes[credit.code_idx as usize],
+                        });
+                    }
+                    i += 1;
+                }
+                if !lines.is_empty() {
+                    steps.push(Step::F24 { party, lines });
+                }
+            }
+            // Resales: after 17/02/2022 only to qualified parties (R-CHAIN), here always
+            // to another bank or an insurer; and only credits that reached this bank by
+            // their first cession or option, so the chain stays within the limits.
+            if held.len() > 20 && self.rng.chance(0.05) && today >= date(2021, 3, 1) {
+                let buyer = if self.rng.chance(0.3) {
+                    self.pick("insurer", 1.0)
+                } else {
+                    self.pick("bank", 1.0)
+                };
+                if buyer != party {
+                    let mut lines = Vec::new();
+                    let take = 1 + self.rng.below(10) as usize;
+                    let mut kept = Vec::with_capacity(held.len());
+                    for c in held.drain(..) {
+                        let key = GroupKey {
+                            to: buyer,
+                            from: party,
+                            type_idx: self.credits[c as usize].type_idx,
+                        };
+                        let resold = self.credits[c as usize].holder == party
+                            && lines.len() < take
+                            && self.credit_resellable(c)
+                            && self.groups.get(&key).is_none_or(|g| g.credits.is_empty());
+                        let l = if resold {
+                            self.movable_lines(c, year)
+                        } else {
+                            Vec::new()
+                        };
+                        if l.is_empty() {
+                            kept.push(c);
+                        } else {
+                            let slow = self.is_slow(buyer, today);
+                            self.enqueue(key, c, today, slow);
+                            self.credits[c as usize].cessions += 1;
+                            lines.extend(l);
+                        }
+                    }
+                    held = kept;
+                    self.push_cessions(party, buyer, lines, steps);
+                }
+            }
+            self.held.insert(party, held);
+        }
+    }
+
+    /// At most two cessions after the option: the first free, the second to a bank or an
+    /// insurer, within R-CHAIN whatever their dates (leaving room for R-BANK-CLIENT).
+    fn credit_resellable(&self, c: u32) -> bool {
+        let credit = &self.credits[c as usize];
+        !credit.dead
+            && credit.cessions < 2
+            && self.parties[credit.holder as usize].role != Role::Insurer
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sim(seed: u64) -> Simulation {
+        Simulation::new(
+            Params { seed, scale: 0.002 },
+            std::sync::Arc::new(Catalogue::builtin().expect("catalogue")),
+        )
+        .expect("simulation")
+    }
+
+    #[test]
+    fn same_seed_same_stream() {
+        let (mut a, mut b) = (sim(7), sim(7));
+        for _ in 0..200 {
+            let (x, y) = (a.next_day().expect("a"), b.next_day().expect("b"));
+            assert_eq!(format!("{x:?}"), format!("{y:?}"));
+        }
+    }
+
+    #[test]
+    fn party_codes_are_valid_and_unique() {
+        let s = sim(1);
+        let mut seen = std::collections::HashSet::new();
+        for p in s.parties() {
+            assert!(seen.insert(p.cf.as_str().to_string()), "{}", p.cf.as_str());
+        }
+        assert!(s.parties().len() >= 600);
+    }
+
+    #[test]
+    fn log_normal_median_is_close() {
+        let mut r = Rng::new(3);
+        let mut v: Vec<f64> = (0..10_001).map(|_| r.log_normal(1000.0, 1.0)).collect();
+        v.sort_by(f64::total_cmp);
+        assert!((800.0..1250.0).contains(&v[5_000]), "{}", v[5_000]);
+    }
+}
