@@ -197,7 +197,7 @@ impl RataLedger {
     }
 
     /// Every party that appears in the rata's accepted path, for one registry read.
-    fn parties(&self) -> Vec<PartyId> {
+    pub(crate) fn parties(&self) -> Vec<PartyId> {
         let mut ids: Vec<PartyId> = self
             .edges
             .iter()
@@ -288,10 +288,25 @@ impl App {
     ) -> Result<Registry, AppError> {
         let mut ids = ledger.parties();
         ids.extend_from_slice(extra);
+        let mut reg = Registry::default();
+        self.extend_registry(&mut reg, ids).await?;
+        Ok(reg)
+    }
+
+    /// Adds to `reg` the facts of the parties in `ids` it does not know yet, so that a list
+    /// of many holdings looks each party up once rather than once per holding.
+    pub(crate) async fn extend_registry(
+        &self,
+        reg: &mut Registry,
+        mut ids: Vec<PartyId>,
+    ) -> Result<(), AppError> {
+        ids.retain(|id| !reg.classes.contains_key(id));
+        if ids.is_empty() {
+            return Ok(());
+        }
         ids.sort_unstable();
         ids.dedup();
         let parties = self.store.parties(&ids).await?;
-        let mut reg = Registry::default();
         for p in &parties {
             reg.classes.insert(p.id, party_class(p.kind));
         }
@@ -320,7 +335,7 @@ impl App {
                     .push((e.at, relation));
             }
         }
-        Ok(reg)
+        Ok(())
     }
 
     fn history_base(&self, facts: &RataFacts, holder: PartyClass) -> RataHistory {

@@ -936,6 +936,7 @@ impl App {
             .map(|c| (c.rata, c.choice))
             .collect();
         let mut out = Vec::new();
+        let mut registry = crate::chain::Registry::default();
         for h in holdings {
             let available = h.balance.available().unwrap_or(Cents::ZERO);
             let Some(e) = info.get(&h.rata) else { continue };
@@ -957,7 +958,9 @@ impl App {
                 split_rata: is_split_code(&self.catalogue, &e.codice_tributo),
             };
             let ledger = self.rata_ledger(h.rata).await?;
-            let registry = self.registry_for(&ledger, &[party]).await?;
+            let mut ids = ledger.parties();
+            ids.push(party);
+            self.extend_registry(&mut registry, ids).await?;
             let mut history = self.holding_history(&ledger, &facts, &registry, party, today);
             if let Some(choice) = choices.get(&h.rata) {
                 history.f24_choice = *choice;
