@@ -935,57 +935,73 @@ impl App {
             .into_iter()
             .map(|c| (c.rata, c.choice))
             .collect();
-        let mut out = Vec::new();
+        let candidates: Vec<(RataId, Cents, &PartyEntry)> = holdings
+            .iter()
+            .filter_map(|h| {
+                let available = h.balance.available().unwrap_or(Cents::ZERO);
+                let e = info.get(&h.rata)?;
+                (available.is_positive() && only.is_none_or(|only| only.contains(&h.rata)))
+                    .then_some((h.rata, available, *e))
+            })
+            .collect();
+        let mut out = Vec::with_capacity(candidates.len());
         let mut registry = crate::chain::Registry::default();
-        for h in holdings {
-            let available = h.balance.available().unwrap_or(Cents::ZERO);
-            let Some(e) = info.get(&h.rata) else { continue };
-            if !available.is_positive() || only.is_some_and(|only| !only.contains(&h.rata)) {
-                continue;
+        // Histories come in batches: a round trip per batch rather than per holding, and
+        // memory bounded by a batch.
+        for batch in candidates.chunks(1_000) {
+            let rate: Vec<RataId> = batch.iter().map(|(rata, ..)| *rata).collect();
+            let mut histories: HashMap<RataId, Vec<cessio_store::engine::TransferRow>> =
+                HashMap::new();
+            for row in self.store.histories(&rate).await? {
+                histories.entry(row.rata).or_default().push(row);
             }
-            // Only the 2018 ecobonus regime asks what the beneficiary declared.
-            let beneficiary_no_tax_area = self.regime(&e.type_key) == CessionRegime::Eco2018
-                && self
-                    .store
-                    .credit(e.credit)
-                    .await?
-                    .is_some_and(|c| c.beneficiary_no_tax_area);
-            let facts = crate::chain::RataFacts {
-                type_key: e.type_key.clone(),
-                year: e.year,
-                beneficiary_no_tax_area,
-                tracciabile: e.tracciabile,
-                split_rata: is_split_code(&self.catalogue, &e.codice_tributo),
-            };
-            let ledger = self.rata_ledger(h.rata).await?;
-            let mut ids = ledger.parties();
-            ids.push(party);
-            self.extend_registry(&mut registry, ids).await?;
-            let mut history = self.holding_history(&ledger, &facts, &registry, party, today);
-            if let Some(choice) = choices.get(&h.rata) {
-                history.f24_choice = *choice;
-            }
-            let cedibilita = cessio_core::chain::cedibilita(&history, today, &self.law);
-            out.push((
-                CedibleHolding {
-                    rata: h.rata,
-                    credit: e.credit,
+            for &(rata, available, e) in batch {
+                // Only the 2018 ecobonus regime asks what the beneficiary declared.
+                let beneficiary_no_tax_area = self.regime(&e.type_key) == CessionRegime::Eco2018
+                    && self
+                        .store
+                        .credit(e.credit)
+                        .await?
+                        .is_some_and(|c| c.beneficiary_no_tax_area);
+                let facts = crate::chain::RataFacts {
                     type_key: e.type_key.clone(),
-                    type_name: self.type_name(&e.type_key),
-                    year: e.year.get(),
-                    codice_tributo: e.codice_tributo.clone(),
-                    codice_univoco: e.codice_univoco.clone(),
-                    protocol: e.protocol.clone(),
+                    year: e.year,
+                    beneficiary_no_tax_area,
                     tracciabile: e.tracciabile,
-                    max_cedibile: available,
-                    partial_allowed: rules::partial_cession_allowed(
-                        e.tracciabile,
-                        self.regime(&e.type_key),
-                    ),
-                    cedibilita: crate::CedibilitaView::of(&cedibilita),
-                },
-                history,
-            ));
+                    split_rata: is_split_code(&self.catalogue, &e.codice_tributo),
+                };
+                let ledger = crate::chain::RataLedger::from_history(
+                    histories.get(&rata).map_or(&[][..], Vec::as_slice),
+                );
+                let mut ids = ledger.parties();
+                ids.push(party);
+                self.extend_registry(&mut registry, ids).await?;
+                let mut history = self.holding_history(&ledger, &facts, &registry, party, today);
+                if let Some(choice) = choices.get(&rata) {
+                    history.f24_choice = *choice;
+                }
+                let cedibilita = cessio_core::chain::cedibilita(&history, today, &self.law);
+                out.push((
+                    CedibleHolding {
+                        rata,
+                        credit: e.credit,
+                        type_key: e.type_key.clone(),
+                        type_name: self.type_name(&e.type_key),
+                        year: e.year.get(),
+                        codice_tributo: e.codice_tributo.clone(),
+                        codice_univoco: e.codice_univoco.clone(),
+                        protocol: e.protocol.clone(),
+                        tracciabile: e.tracciabile,
+                        max_cedibile: available,
+                        partial_allowed: rules::partial_cession_allowed(
+                            e.tracciabile,
+                            self.regime(&e.type_key),
+                        ),
+                        cedibilita: crate::CedibilitaView::of(&cedibilita),
+                    },
+                    history,
+                ));
+            }
         }
         Ok(out)
     }

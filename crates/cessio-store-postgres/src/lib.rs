@@ -965,6 +965,23 @@ impl Store for PgStore {
             .collect())
     }
 
+    async fn histories(&self, rate: &[RataId]) -> Result<Vec<TransferRow>, StoreError> {
+        Ok(self
+            .reader()
+            .await?
+            .query(
+                &format!(
+                    "SELECT {TRANSFER_COLUMNS} FROM transfers WHERE rata = ANY($1) ORDER BY rata, id"
+                ),
+                &[&rate],
+            )
+            .await
+            .map_err(db_err)?
+            .iter()
+            .map(transfer_from_row)
+            .collect())
+    }
+
     async fn stored_operation(
         &self,
         key: &IdempotencyKey,

@@ -916,6 +916,27 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn histories(&self, rate: &[RataId]) -> Result<Vec<TransferRow>, StoreError> {
+        let rate = rate.to_vec();
+        self.read(move |c| {
+            let mut out = Vec::new();
+            // Bounded parameter lists: SQLite caps the number of bound values.
+            for chunk in rate.chunks(500) {
+                let marks = vec!["?"; chunk.len()].join(",");
+                out.extend(all(
+                    c,
+                    &format!(
+                        "SELECT {TRANSFER_COLUMNS} FROM transfers WHERE rata IN ({marks}) ORDER BY rata, id"
+                    ),
+                    rusqlite::params_from_iter(chunk),
+                    transfer_from_row,
+                )?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     async fn stored_operation(
         &self,
         key: &IdempotencyKey,

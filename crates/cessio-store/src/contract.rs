@@ -35,6 +35,7 @@ macro_rules! contract_tests {
             bad_input_is_refused_and_leaves_store_unchanged,
             r_answer_pending_is_answered_only_once,
             r_history_records_user_parties_and_operation,
+            r_history_of_several_rate_in_one_read,
             protocols_and_codici_univoci_are_unique,
             r_conserve_large_amounts_stay_exact,
             users_pins_delegations_and_tokens,
@@ -558,6 +559,29 @@ pub async fn r_history_records_user_parties_and_operation(store: DynStore) {
     assert_eq!(row.kind, TransferKind::Cession);
     assert_eq!(row.at_micros, t0().timestamp_micros());
     assert_eq!(history[0].kind, TransferKind::Issue);
+}
+
+pub async fn r_history_of_several_rate_in_one_read(store: DynStore) {
+    let a = party(&store, 1).await;
+    let b = party(&store, 2).await;
+    let first = funded(&store, "fund-1", a, 1_000).await;
+    let second = funded(&store, "fund-2", a, 2_000).await;
+    store
+        .submit(op("c1", cede(second, a, b, 300)))
+        .await
+        .unwrap();
+    store
+        .submit(op("c2", cede(first, a, b, 100)))
+        .await
+        .unwrap();
+    let mut expected = store.history(first).await.unwrap();
+    expected.extend(store.history(second).await.unwrap());
+    assert_eq!(
+        store.histories(&[second, first, 9_999]).await.unwrap(),
+        expected,
+        "by rata, then oldest first; an unknown rata has no rows"
+    );
+    assert!(store.histories(&[]).await.unwrap().is_empty());
 }
 
 pub async fn protocols_and_codici_univoci_are_unique(store: DynStore) {
