@@ -684,17 +684,25 @@ impl App {
                 holder_cf: row.holder.as_str().to_string(),
                 total: row.total,
                 communicated_on: Some(row.communicated_on),
-                exception: None,
+                exception: row.exception.clone(),
             };
             // The row's own content (and the sender's reference) names it: a corrected file
             // sent again, or the same rows sent by another operator or from the command
             // line, find the communications already registered. Two identical rows without a
             // reference are one communication.
-            let row_digest = fingerprint("import-row", None, &(&input, &row.reference));
+            // The declaration joins the name only when made, so that files imported before
+            // the column existed keep theirs.
+            let row_digest = if row.no_tax_area {
+                fingerprint("import-row", None, &(&input, &row.reference, "no_tax_area"))
+            } else {
+                fingerprint("import-row", None, &(&input, &row.reference))
+            };
             let key = IdempotencyKey::parse(&format!("import:{}", &row_digest[..48]))
                 .map_err(|e| AppError::invalid("riferimento", e.to_string()))?;
             // The file's PIN was checked above; rows are registered on its strength.
-            let outcome = self.communicate(p, &key, Pin::Checked, &input, false).await;
+            let outcome = self
+                .communicate(p, &key, Pin::Checked, &input, row.no_tax_area)
+                .await;
             let mut out = ImportRow {
                 line: row.line,
                 reference: row.reference.clone(),

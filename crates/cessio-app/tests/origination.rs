@@ -16,6 +16,7 @@ backends!(
     f8_tracciabile_from_2022_05_01,
     r_opt_stop_refuses_art121_without_exception,
     r_opt_stop_accepts_art121_with_exception,
+    r_opt_stop_bulk_file_carries_the_exception_and_the_no_tax_area,
     r_opt_stop_does_not_apply_to_art122,
     r_opt_stop_not_evaded_by_backdating,
     f8_invalid_communications_refused,
@@ -121,6 +122,40 @@ async fn r_opt_stop_accepts_art121_with_exception(t: TestApp) {
     let credit = t.try_communicate(&input).await.unwrap();
     assert_eq!(credit.rate.len(), 4);
     assert_eq!(credit.rate[0].year.get(), 2024);
+}
+
+async fn r_opt_stop_bulk_file_carries_the_exception_and_the_no_tax_area(t: TestApp) {
+    let ben = t.company(1).await;
+    let holder = t.company(2).await;
+    let bank = t.party(3, PartyKind::Bank).await;
+    let (b, h, k) = (ben.cf.as_str(), holder.cf.as_str(), bank.cf.as_str());
+    let file = format!(
+        "cf_beneficiario;tipo;anno_spesa;origine;cf_cessionario;importo;data_comunicazione;eccezione;no_tax_area\n\
+         {b};superbonus;2023;cessione;{h};1.000,00;01/03/2024;;\n\
+         {b};superbonus;2023;cessione;{h};1.000,00;01/03/2024;CILAS presentata entro il 16/02/2023;\n\
+         {b};ecobonus_art14;2019;cessione;{k};1.000,00;02/03/2020;;si\n\
+         {b};ecobonus_art14;2019;cessione;{k};2.000,00;02/03/2020;;no\n\
+         {b};ecobonus_art14;2019;cessione;{k};3.000,00;02/03/2020;;forse\n"
+    );
+    let report = t
+        .app
+        .import_communications(&t.op, None, file.as_bytes(), |_, _| {})
+        .await
+        .unwrap();
+    let codes: Vec<Option<&str>> = report.rows.iter().map(|r| r.code.as_deref()).collect();
+    assert_eq!(
+        codes,
+        [
+            Some("r_opt_stop"),
+            None,
+            None,
+            Some("r_eco_2018"),
+            Some("no_tax_area_invalid")
+        ],
+        "{:?}",
+        report.rows
+    );
+    assert_eq!((report.registered, report.refused), (2, 3));
 }
 
 async fn r_opt_stop_does_not_apply_to_art122(t: TestApp) {

@@ -37,6 +37,8 @@
 //!   | `importo`            | total amount, e.g. `12.345,67` or `12345.67`          |
 //!   | `data_comunicazione` | `gg/mm/aaaa` or `aaaa-mm-gg`                          |
 //!   | `riferimento`        | optional: the sender's own reference, echoed back     |
+//!   | `eccezione`          | optional: the DL 11/2023 exception (R-OPT-STOP)       |
+//!   | `no_tax_area`        | optional: `si` if the beneficiary declared it (R-ECO-2018) |
 //!
 //! - Separator `;`; if the header line contains no `;` but does contain `,`, the whole file
 //!   is read with `,` (what a spreadsheet in an English locale saves).
@@ -283,6 +285,10 @@ pub struct OptionRow {
     pub line: usize,
     /// The sender's own reference (`riferimento`), if given and not empty.
     pub reference: Option<String>,
+    /// The DL 11/2023 exception the communication declares (`eccezione`, R-OPT-STOP).
+    pub exception: Option<String>,
+    /// The beneficiary declared the no-tax area (`no_tax_area`, R-ECO-2018).
+    pub no_tax_area: bool,
     pub beneficiary: CodiceFiscale,
     /// A key present in the catalogue the file was parsed with.
     pub type_key: String,
@@ -385,7 +391,7 @@ impl FileError {
 }
 
 /// The column names of the import format, in the recommended order.
-pub const COLUMNS: [&str; 8] = [
+pub const COLUMNS: [&str; 10] = [
     "cf_beneficiario",
     "tipo",
     "anno_spesa",
@@ -394,6 +400,8 @@ pub const COLUMNS: [&str; 8] = [
     "importo",
     "data_comunicazione",
     "riferimento",
+    "eccezione",
+    "no_tax_area",
 ];
 
 const REQUIRED_HEADER: &str =
@@ -430,10 +438,12 @@ enum Column {
     Amount,
     Date,
     Reference,
+    Exception,
+    NoTaxArea,
 }
 
 impl Column {
-    const ALL: [Column; 8] = [
+    const ALL: [Column; 10] = [
         Column::Beneficiary,
         Column::Type,
         Column::ExpenseYear,
@@ -442,6 +452,8 @@ impl Column {
         Column::Amount,
         Column::Date,
         Column::Reference,
+        Column::Exception,
+        Column::NoTaxArea,
     ];
 
     fn name(self) -> &'static str {
@@ -454,7 +466,10 @@ impl Column {
     }
 
     fn required(self) -> bool {
-        self != Column::Reference
+        !matches!(
+            self,
+            Column::Reference | Column::Exception | Column::NoTaxArea
+        )
     }
 
     /// What to write, for the message on an empty required field.
@@ -469,6 +484,8 @@ impl Column {
             Column::Amount => "l'importo totale, ad esempio 12.345,67",
             Column::Date => "la data di comunicazione, ad esempio 05/03/2024",
             Column::Reference => "un riferimento",
+            Column::Exception => "l'eccezione al blocco delle opzioni",
+            Column::NoTaxArea => "si oppure no",
         }
     }
 }
@@ -639,7 +656,7 @@ fn parse_row(
     }
 
     let mut errors = Vec::new();
-    let mut values: [Option<&str>; 8] = [None; 8];
+    let mut values: [Option<&str>; 10] = [None; 10];
     for (&column, field) in header.columns.iter().zip(&record.fields) {
         let value = field.trim();
         let length = value.chars().count();
@@ -716,6 +733,23 @@ fn parse_row(
     let reference = values[Column::Reference as usize]
         .filter(|v| !v.is_empty())
         .map(str::to_owned);
+    let exception = values[Column::Exception as usize]
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned);
+    let no_tax_area = cell
+        .parse(&values, Column::NoTaxArea, |v| {
+            match v.to_lowercase().as_str() {
+                "" | "no" => Ok(false),
+                "si" | "sì" => Ok(true),
+                _ => Err((
+                    "no_tax_area_invalid",
+                    "scrivere si se il beneficiario ha dichiarato la no tax area, altrimenti \
+                     no o lasciare vuoto."
+                        .to_owned(),
+                )),
+            }
+        })
+        .unwrap_or(false);
 
     match (
         beneficiary,
@@ -737,6 +771,8 @@ fn parse_row(
         ) if errors.is_empty() => Ok(OptionRow {
             line,
             reference,
+            exception,
+            no_tax_area,
             beneficiary,
             type_key,
             expense_year,
@@ -760,7 +796,7 @@ impl ColumnParser<'_> {
     /// `None` (with the error recorded) otherwise.
     fn parse<T>(
         &mut self,
-        values: &[Option<&str>; 8],
+        values: &[Option<&str>; 10],
         column: Column,
         parse: impl FnOnce(&str) -> Result<T, (&'static str, String)>,
     ) -> Option<T> {

@@ -188,7 +188,7 @@ fn upload_form(ui: &Ui, errors: &FieldErrors) -> Markup {
             p {
                 "Una riga per comunicazione, separatore «;», con l'intestazione "
                 code { "cf_beneficiario;tipo;anno_spesa;origine;cf_cessionario;importo;data_comunicazione" }
-                " (colonna facoltativa " code { "riferimento" } "). Ogni riga valida è registrata; le altre sono elencate con il motivo. Ricaricare lo stesso file non registra nulla due volte."
+                " (colonne facoltative " code { "riferimento" } ", " code { "eccezione" } " per le comunicazioni dal 17/02/2023 e " code { "no_tax_area" } " con " code { "si" } " per l'ecobonus 2017–2021). Ogni riga valida è registrata; le altre sono elencate con il motivo. Ricaricare lo stesso file non registra nulla due volte."
             }
             (error_summary(errors))
             form method="post" action="comunicazioni/file" enctype="multipart/form-data" novalidate {
