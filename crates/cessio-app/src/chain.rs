@@ -280,19 +280,6 @@ impl App {
         Ok(RataLedger::from_history(&self.store.history(rata).await?))
     }
 
-    /// The registry facts for the parties of a rata's path plus `extra`.
-    pub(crate) async fn registry_for(
-        &self,
-        ledger: &RataLedger,
-        extra: &[PartyId],
-    ) -> Result<Registry, AppError> {
-        let mut ids = ledger.parties();
-        ids.extend_from_slice(extra);
-        let mut reg = Registry::default();
-        self.extend_registry(&mut reg, ids).await?;
-        Ok(reg)
-    }
-
     /// Adds to `reg` the facts of the parties in `ids` it does not know yet, so that a list
     /// of many holdings looks each party up once rather than once per holding.
     pub(crate) async fn extend_registry(
@@ -488,9 +475,8 @@ impl App {
         to: &Party,
     ) -> Result<CessionEffect, AppError> {
         let client = if history.holder == PartyClass::Bank {
-            let reg = self
-                .registry_for(&RataLedger::default(), &[cedente])
-                .await?;
+            let mut reg = Registry::default();
+            self.extend_registry(&mut reg, vec![cedente]).await?;
             reg.client(cedente, to.id, self.now())
         } else {
             BankClient::No

@@ -117,13 +117,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// The histories of several rate in one read: rows by rata, then oldest first. A list
     /// of a party's holdings replays each one's history; one query per holding would make
     /// the list cost a round trip per rata.
-    async fn histories(&self, rate: &[RataId]) -> Result<Vec<engine::TransferRow>, StoreError> {
-        let mut out = Vec::new();
-        for rata in rate {
-            out.extend(self.history(*rata).await?);
-        }
-        Ok(out)
-    }
+    async fn histories(&self, rate: &[RataId]) -> Result<Vec<engine::TransferRow>, StoreError>;
 
     /// One movement of the history by id (F9: the communication an operator names).
     async fn transfer(
