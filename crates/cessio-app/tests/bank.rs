@@ -11,7 +11,16 @@
 //! Long (prints ops/s at the end):
 //!   CESSIO_BANK_OPS=1000000 CESSIO_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test \
 //!     cargo test --release -p cessio-app --test bank -- --nocapture
-//! Other knobs: CESSIO_BANK_CLIENTS (default 8), CESSIO_BANK_SEED (default 20240301).
+//! Other knobs: CESSIO_BANK_CLIENTS (default 8), CESSIO_BANK_SEED (default 20240301),
+//! CESSIO_BANK_EPOCH_OPS (default 0: the same hot parties throughout) and
+//! CESSIO_BANK_VERIFY_SECS (default 0: the reader runs `verify` every 25 rounds).
+//!
+//! A long run keeps its hot set small: with CESSIO_BANK_EPOCH_OPS=N the clients move to a
+//! fresh set of hot parties every N operations (an epoch), so each operation costs what it
+//! costs on a register of that size while the register itself grows to the whole run; the
+//! reader watches the current epoch's parties, samples every rata of the run, and verifies
+//! the whole register at most every CESSIO_BANK_VERIFY_SECS seconds. The final checks cover
+//! every epoch.
 //!
 //! The clock stands on 2 March 2022: every credit is non-tracciabile (communicated before
 //! 1 May 2022), so partial cessions are allowed (R-PARTIAL), no answer has to wait five
@@ -277,13 +286,22 @@ impl World {
     fn year(&self) -> u16 {
         u16::try_from(PHASES[self.phase.load(Ordering::Acquire)].0).unwrap()
     }
+
+    /// The actors of the current epoch (the hot parties).
+    fn hot(&self) -> std::ops::Range<usize> {
+        let start = self.epoch.load(Ordering::Acquire) * PARTIES as usize;
+        start..start + PARTIES as usize
+    }
 }
 
 /// What the clients and the reader share.
 #[derive(Debug)]
 struct World {
     app: App,
+    /// The hot parties of every epoch, [`PARTIES`] per epoch.
     actors: Vec<Actor>,
+    /// Which epoch's parties the clients work on.
+    epoch: AtomicUsize,
     /// Every rata of the register: (id, amount, accepted when the workload began).
     rate: Mutex<Vec<(RataId, Cents, bool)>>,
     /// Communications of the workload that may still be annulled: (credit, beneficiary).
@@ -426,12 +444,17 @@ fn scoped(who: &Principal, key: &str) -> IdempotencyKey {
 /// Reads what the actor could do and builds a request of the kind, or None when there is
 /// nothing to do of that kind right now.
 async fn choose(w: &World, rng: &mut Rng, kind: OpKind) -> Option<Request> {
-    let actor = rng.below(w.actors.len());
+    let hot = w.hot();
+    // Another hot party than `actor`.
+    let other = |rng: &mut Rng, actor: usize| {
+        hot.start + (actor - hot.start + 1 + rng.below(hot.len() - 1)) % hot.len()
+    };
+    let actor = hot.start + rng.below(hot.len());
     let me = &w.actors[actor];
     let app = &w.app;
     match kind {
         OpKind::Communicate => {
-            let holder = (actor + 1 + rng.below(w.actors.len() - 1)) % w.actors.len();
+            let holder = other(rng, actor);
             Some(Request::Communicate {
                 actor,
                 input: OptionInput {
@@ -461,7 +484,7 @@ async fn choose(w: &World, rng: &mut Rng, kind: OpKind) -> Option<Request> {
             if cedible.is_empty() {
                 return None;
             }
-            let to = (actor + 1 + rng.below(w.actors.len() - 1)) % w.actors.len();
+            let to = other(rng, actor);
             let mut rows: Vec<_> = cedible.iter().collect();
             let n = 1 + rng.below(3.min(rows.len()));
             let mut lines = Vec::with_capacity(n);
@@ -605,9 +628,11 @@ async fn choose(w: &World, rng: &mut Rng, kind: OpKind) -> Option<Request> {
 /// One client: `ops` steps of a phase with its own seeded generator.
 async fn client(w: Arc<World>, id: usize, seed: u64, ops: u64) {
     let phase = w.phase.load(Ordering::Acquire);
+    let epoch = w.epoch.load(Ordering::Acquire);
     let mut rng = Rng(seed
         ^ (id as u64).wrapping_mul(0x0123_4567_89AB_CDEF)
-        ^ (phase as u64).wrapping_mul(31));
+        ^ (phase as u64).wrapping_mul(31)
+        ^ (epoch as u64).wrapping_mul(0x9E37_79B9));
     for step in 0..ops {
         w.steps.fetch_add(1, Ordering::Relaxed);
         let kind = OpKind::random(&mut rng, phase);
@@ -615,7 +640,7 @@ async fn client(w: Arc<World>, id: usize, seed: u64, ops: u64) {
             *w.skipped.lock().unwrap().entry(kind).or_default() += 1;
             continue;
         };
-        let key = format!("bank-{phase}-{id}-{step}-{:x}", rng.next());
+        let key = format!("bank-{phase}-{epoch}-{id}-{step}-{:x}", rng.next());
         let who = &w.actors[req.actor()].who;
         // Now and then the same request twice at once under one key: one application.
         let concurrent = rng.chance(40);
@@ -781,8 +806,9 @@ fn check_rata(rata: RataId, amount: Cents, accepted: bool, rows: &[TransferRow])
 
 /// The concurrent reader: balances never negative, totals never changed, at every instant
 /// it observes. Returns how many snapshots it checked.
-async fn reader(w: Arc<World>, op: Principal) -> u64 {
+async fn reader(w: Arc<World>, op: Principal, verify_every: std::time::Duration) -> u64 {
     let mut observed = 0u64;
+    let mut last_verify = Instant::now();
     let mut next_rata = 0usize;
     let mut round = 0u64;
     // A long run says how far it got, so that one stopped early still has figures.
@@ -793,16 +819,18 @@ async fn reader(w: Arc<World>, op: Principal) -> u64 {
             next_progress += PROGRESS_EVERY;
             let steps = w.steps.load(Ordering::Relaxed);
             println!(
-                "bank [{}] progress: {:.0} s, {steps} ops = {:.0} ops/s, {} acknowledged, phase {}",
+                "bank [{}] progress: {:.0} s, {steps} ops = {:.0} ops/s, {} acknowledged, phase {}, epoch {}, {} snapshots",
                 w.app.store.backend(),
                 started.elapsed().as_secs_f64(),
                 steps as f64 / started.elapsed().as_secs_f64(),
                 w.acks.lock().unwrap().len(),
                 w.phase.load(Ordering::Relaxed),
+                w.epoch.load(Ordering::Relaxed),
+                observed,
             );
         }
         let last = w.done.load(Ordering::Acquire);
-        for a in &w.actors {
+        for a in &w.actors[w.hot()] {
             for h in w.app.store.holdings(a.party.id).await.unwrap() {
                 let b = h.balance;
                 assert!(
@@ -842,7 +870,8 @@ async fn reader(w: Arc<World>, op: Principal) -> u64 {
             observed += 1;
         }
         round += 1;
-        if round.is_multiple_of(25) {
+        if round.is_multiple_of(25) && last_verify.elapsed() >= verify_every {
+            last_verify = Instant::now();
             let report = w.app.store.verify().await.unwrap();
             assert!(report.ok(), "verify while writing: {:?}", report.problems);
             observed += 1;
@@ -858,12 +887,36 @@ async fn bank_workload_conserves_credit_and_applies_each_acknowledged_operation_
     let ops: u64 = env_or("CESSIO_BANK_OPS", 2_000);
     let clients: usize = env_or("CESSIO_BANK_CLIENTS", 8);
     let seed: u64 = env_or("CESSIO_BANK_SEED", 20_240_301);
+    let epoch_ops: u64 = env_or("CESSIO_BANK_EPOCH_OPS", 0);
+    let verify_every = std::time::Duration::from_secs(env_or("CESSIO_BANK_VERIFY_SECS", 0));
     let (y, m, d) = PHASES[0];
     t.set_rome(y, m, d, 10, 0);
 
+    // The run's stages: (phase, steps per client, epoch). Without epochs one set of hot
+    // parties goes through both phases; with them each stage has its own.
+    let per_client = ops.div_ceil(clients as u64);
+    let mut stages = Vec::new();
+    for phase in 0..PHASES.len() {
+        let mut steps = if phase == 0 {
+            per_client.div_ceil(2)
+        } else {
+            per_client / 2
+        };
+        let chunk = match epoch_ops.div_ceil(clients as u64) {
+            0 => steps.max(1),
+            n => n,
+        };
+        while steps > 0 {
+            let epoch = if epoch_ops == 0 { 0 } else { stages.len() };
+            stages.push((phase, chunk.min(steps), epoch));
+            steps -= chunk.min(steps);
+        }
+    }
+    let epochs = stages.iter().map(|(_, _, e)| e + 1).max().unwrap_or(1);
+
     let mut actors = Vec::new();
     let mut rate = Vec::new();
-    for n in 1..=PARTIES {
+    for n in 1..=PARTIES * u32::try_from(epochs).unwrap() {
         let party = t.company(n).await;
         let user = format!("hot{n}");
         let password = t.user_for(&party, &user).await;
@@ -887,6 +940,7 @@ async fn bank_workload_conserves_credit_and_applies_each_acknowledged_operation_
     let w = Arc::new(World {
         app: t.app.clone(),
         actors,
+        epoch: AtomicUsize::new(0),
         rate: Mutex::new(rate),
         annullable: Mutex::new(Vec::new()),
         reservations: Mutex::new(Vec::new()),
@@ -901,17 +955,14 @@ async fn bank_workload_conserves_credit_and_applies_each_acknowledged_operation_
     });
 
     let started = Instant::now();
-    let observer = tokio::spawn(reader(w.clone(), t.op.clone()));
-    let per_client = ops.div_ceil(clients as u64);
-    for (phase, (y, m, d)) in PHASES.into_iter().enumerate() {
-        // Time moves only between phases, with no request in flight.
+    let observer = tokio::spawn(reader(w.clone(), t.op.clone(), verify_every));
+    for (phase, steps, epoch) in stages {
+        // Time moves only between phases, and the hot set between epochs, with no request
+        // in flight.
+        let (y, m, d) = PHASES[phase];
         t.set_rome(y, m, d, 10, 0);
         w.phase.store(phase, Ordering::Release);
-        let steps = if phase == 0 {
-            per_client.div_ceil(2)
-        } else {
-            per_client / 2
-        };
+        w.epoch.store(epoch, Ordering::Release);
         let tasks: Vec<_> = (0..clients)
             .map(|id| tokio::spawn(client(w.clone(), id, seed, steps)))
             .collect();
@@ -1036,7 +1087,7 @@ async fn bank_workload_conserves_credit_and_applies_each_acknowledged_operation_
     let refused = w.refused.lock().unwrap().clone();
     let skipped = w.skipped.lock().unwrap().clone();
     println!(
-        "bank [{}]: {ops} ops by {clients} clients in {secs:.1} s = {:.0} ops/s; acknowledged {}; retries {}; reader checked {observed} snapshots; {} rate, {} transfers",
+        "bank [{}]: {ops} ops by {clients} clients ({epochs} epochs of {PARTIES} hot parties) in {secs:.1} s = {:.0} ops/s; acknowledged {}; retries {}; reader checked {observed} snapshots; {} rate, {} transfers",
         t.app.store.backend(),
         ops as f64 / secs,
         acks.len(),

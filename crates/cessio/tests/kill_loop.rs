@@ -605,8 +605,21 @@ async fn fault_loop(db: Db, fault: Fault, faults: u32) {
         .map(|id| tokio::spawn(client(shared.clone(), id, seed)))
         .collect();
     for _ in 0..faults {
-        // Let the load run for a while, then strike at a random moment.
-        tokio::time::sleep(Duration::from_millis(300 + rng.below(1_200))).await;
+        // Each kill must find the restarted server at work: wait for one new
+        // acknowledgement (a server that never gets there fails the run), then let the load
+        // run for a while and strike at a random moment. Without the wait a backend whose
+        // restart takes about as long as the gap would be killed before it served anything,
+        // and the run would check little.
+        let acked = shared.acks.lock().unwrap().len();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while shared.acks.lock().unwrap().len() == acked {
+            assert!(
+                Instant::now() < deadline,
+                "no request acknowledged within 60 s of a restart"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(100 + rng.below(1_200))).await;
         match &fault {
             Fault::KillServer => {
                 kill(&mut server);
