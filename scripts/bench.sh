@@ -35,13 +35,24 @@ echo
 rm -f target/bench/replay.db target/bench/replay.db-wal target/bench/replay.db-shm
 ./target/release/cessio replay --database-url sqlite://target/bench/replay.db --scale "$REPLAY_SCALE" --clients 32
 
-# HTTP load on the national SQLite register: F1 and F4 of the largest bank over loopback,
-# and the server's memory. Bounded: LOAD_REQUESTS requests or LOAD_SECONDS seconds.
-echo
-./target/release/cessio serve --database-url sqlite://target/bench/national.db --listen 127.0.0.1:18080 --clock 2023-04-03T10:00 &
-SERVER=$!
-trap 'kill $SERVER 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do curl -sf http://127.0.0.1:18080/healthz >/dev/null && break; sleep 0.1; done
-./target/release/cessio loadtest --addr 127.0.0.1:18080 --database-url sqlite://target/bench/national.db \
-    --connections 64 --requests "${LOAD_REQUESTS:-200000}" --seconds "${LOAD_SECONDS:-20}" --server-pid "$SERVER"
-kill $SERVER
+# HTTP load on the national register, each backend: F1 and F4 of the largest bank over
+# loopback, then F4 alone, and the server's memory. Bounded: LOAD_REQUESTS requests or
+# LOAD_SECONDS seconds per run.
+load() {
+    local backend="$1"; shift
+    ./target/release/cessio serve "$@" --listen 127.0.0.1:18080 --clock 2023-04-03T10:00 &
+    SERVER=$!
+    trap 'kill $SERVER 2>/dev/null || true' EXIT
+    for _ in $(seq 1 300); do curl -sf http://127.0.0.1:18080/healthz >/dev/null && break; sleep 0.1; done
+    for reads in f1,f4 f4; do
+        echo
+        echo "HTTP load, $backend, reads $reads:"
+        ./target/release/cessio loadtest --addr 127.0.0.1:18080 "$@" --reads "$reads" \
+            --connections "${LOAD_CONNECTIONS:-64}" --requests "${LOAD_REQUESTS:-200000}" \
+            --seconds "${LOAD_SECONDS:-20}" --server-pid "$SERVER" || true
+    done
+    kill $SERVER
+    wait $SERVER 2>/dev/null || true
+}
+load sqlite --database-url sqlite://target/bench/national.db
+load postgres --database-url "$CESSIO_BENCH_POSTGRES_URL" --schema bench_national

@@ -1483,7 +1483,7 @@ impl Store for PgStore {
         Ok(self
             .reader()
             .await?
-            .query(&HoldingQuery::sql(|n| format!("${n}")), &args)
+            .query(&query.sql(|n| format!("${n}")), &args)
             .await
             .map_err(db_err)?
             .iter()

@@ -1438,10 +1438,11 @@ impl Store for SqliteStore {
 
     async fn holding_infos(&self, query: &HoldingQuery) -> Result<Vec<HoldingInfo>, StoreError> {
         let params = query.params();
+        let sql = query.sql(|n| format!("?{n}"));
         self.read(move |c| {
             all(
                 c,
-                &HoldingQuery::sql(|n| format!("?{n}")),
+                &sql,
                 rusqlite::params_from_iter(params),
                 holding_info_from_row,
             )

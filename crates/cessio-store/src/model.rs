@@ -768,9 +768,16 @@ impl HoldingQuery {
 
     /// The SQL both backends run, with `placeholder(n)` spelling the n-th parameter; the
     /// parameters are, in order: party (0 for any), max year, after, only available (0/1),
-    /// limit, all 64-bit integers.
-    pub fn sql(placeholder: impl Fn(usize) -> String) -> String {
+    /// limit, all 64-bit integers. A party's query names the party outright: behind an
+    /// `OR` neither planner uses the holder index, and every account of the register would
+    /// be read for one party's F5 list.
+    pub fn sql(&self, placeholder: impl Fn(usize) -> String) -> String {
         let p: Vec<String> = (1..=5).map(placeholder).collect();
+        let party = if self.party.is_some() {
+            format!("a.party = {}", p[0])
+        } else {
+            format!("{} = CAST(0 AS BIGINT)", p[0])
+        };
         format!(
             "SELECT a.id, a.rata, a.kind, a.party, a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted,
                     r.id, r.credit, r.idx, r.year, r.amount, r.codice_tributo, r.codice_univoco,
@@ -782,13 +789,12 @@ impl HoldingQuery {
                JOIN rate r ON r.id = a.rata
                JOIN credits c ON c.id = r.credit
               WHERE a.kind = 'holder'
-                AND ({p1} = CAST(0 AS BIGINT) OR a.party = {p1})
+                AND {party}
                 AND CAST(r.year AS BIGINT) <= {p2}
                 AND a.id > {p3}
                 AND ({p4} = CAST(0 AS BIGINT) OR a.credits_posted - a.debits_posted - a.debits_pending > 0)
               ORDER BY a.id
               LIMIT {p5}",
-            p1 = p[0],
             p2 = p[1],
             p3 = p[2],
             p4 = p[3],

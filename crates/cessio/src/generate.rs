@@ -238,6 +238,7 @@ pub fn step_instant(day: NaiveDate, i: usize) -> DateTime<Utc> {
 /// The store's ids of one credit: its rate, and the transfers pending on them.
 #[derive(Debug, Default, Clone)]
 struct CreditIds {
+    credit: i64,
     rate: Vec<RataId>,
     pending: Vec<TransferId>,
 }
@@ -375,6 +376,7 @@ impl Fast {
                 self.set(
                     credit,
                     CreditIds {
+                        credit: issued.id,
                         rate: issued.rate.iter().map(|r| r.id).collect(),
                         pending: receipt.transfers,
                     },
@@ -444,6 +446,66 @@ impl Fast {
                     .collect();
                 self.submit(format!("{key}-ok"), at, party, Command::Transfer(posts))
                     .await?;
+            }
+            Step::Split { party, line, split } => {
+                // As the app does (F6): the original's facts, ten rate of the split code.
+                let ids = self.ids(line.credit)?;
+                let rata = *ids.rate.get(line.rata as usize).context("rata index")?;
+                let original = self
+                    .store
+                    .credit(ids.credit)
+                    .await?
+                    .context("the split credit's original")?;
+                let t = self
+                    .catalogue
+                    .get(&original.type_key)
+                    .context("the original's type")?;
+                let rate = cessio_core::split::split_ten(
+                    line.amount,
+                    cessio_core::time::RefYear::new(line.year),
+                    t,
+                )?;
+                let holder = self.parties[party as usize];
+                let receipt = self
+                    .submit(
+                        key,
+                        at,
+                        party,
+                        Command::Split {
+                            rata,
+                            party: holder,
+                            amount: line.amount,
+                            credit: NewCredit {
+                                type_key: original.type_key.clone(),
+                                beneficiary: original.beneficiary,
+                                holder,
+                                origin: original.origin,
+                                expense_year: original.expense_year,
+                                communicated_on: original.communicated_on,
+                                tracciabile: original.tracciabile,
+                                rate: rate
+                                    .into_iter()
+                                    .map(|r| NewRata {
+                                        year: r.year,
+                                        amount: r.amount,
+                                        codice_tributo: r.codice_tributo,
+                                    })
+                                    .collect(),
+                                awaiting_answer: false,
+                                beneficiary_no_tax_area: false,
+                            },
+                        },
+                    )
+                    .await?;
+                let issued = receipt.credit.context("no credit in the split's receipt")?;
+                self.set(
+                    split,
+                    CreditIds {
+                        credit: issued.id,
+                        rate: issued.rate.iter().map(|r| r.id).collect(),
+                        pending: Vec::new(),
+                    },
+                )?;
             }
         }
         Ok(())

@@ -37,6 +37,25 @@ pub struct LoadtestArgs {
     /// The server's process id, to report its peak resident memory (VmHWM).
     #[arg(long)]
     server_pid: Option<u32>,
+    /// Which reads to send, alternated: F1 and F4 by default; `f4` alone measures what the
+    /// server answers when F1's per-holding §5 work is not in the mix.
+    #[arg(long, value_delimiter = ',', default_values_t = [Read::F1, Read::F4])]
+    reads: Vec<Read>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Read {
+    F1,
+    F4,
+}
+
+impl std::fmt::Display for Read {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Read::F1 => "f1",
+            Read::F4 => "f4",
+        })
+    }
 }
 
 const USER: &str = "loadtest";
@@ -178,19 +197,27 @@ pub async fn run(args: LoadtestArgs) -> Result<()> {
                 .flatten()
         })
         .context("no session cookie after login")?;
-    let paths = Arc::new([
-        (
-            "F1 monitoraggio",
-            format!("/api/v1/parties/{party}/monitoring"),
-        ),
-        (
-            "F4 lista movimenti, one day",
-            format!(
-                "/api/v1/parties/{party}/movements?registered_from={0}&registered_to={0}",
-                args.day
-            ),
-        ),
-    ]);
+    if args.reads.is_empty() {
+        bail!("--reads names no request");
+    }
+    let paths: Arc<Vec<(&str, String)>> = Arc::new(
+        args.reads
+            .iter()
+            .map(|r| match r {
+                Read::F1 => (
+                    "F1 monitoraggio",
+                    format!("/api/v1/parties/{party}/monitoring"),
+                ),
+                Read::F4 => (
+                    "F4 lista movimenti, one day",
+                    format!(
+                        "/api/v1/parties/{party}/movements?registered_from={0}&registered_to={0}",
+                        args.day
+                    ),
+                ),
+            })
+            .collect(),
+    );
     let sent = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let started = Instant::now();

@@ -13,7 +13,10 @@
 //!   after 17/02/2022 at most one free cession and one to a qualified party;
 //! - building bonuses communicated from 17/02/2023 name an exception (R-OPT-STOP);
 //! - F24 uses only rate of the current year (R-F24-WINDOW-121), cessions only rate of the
-//!   current year or later.
+//!   current year or later;
+//! - in November and December 2022 banks split Superbonus rate of 2022 they cannot use into
+//!   ten annual rate (F6) when R-SPLIT-ELIGIBLE allows it, and use the split rate of 2023 in
+//!   F24 like any other; split rate are never ceded (R-SPLIT-NOCEDE).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -44,6 +47,8 @@ const MAX_F24_LINES: usize = 100;
 const BANKS: u32 = 60;
 const INTERMEDIARIES: u32 = 25;
 const INSURERS: u32 = 5;
+/// Rata a bank splits on one day (F6).
+const SPLITS_PER_DAY: usize = 3;
 
 /// The exception a communication from 17/02/2023 names (DL 11/2023 art. 2).
 pub const OPT_STOP_EXCEPTION: &str = "CILAS presentata entro il 16/02/2023";
@@ -183,6 +188,9 @@ pub enum Step {
     },
     /// F5: rate of the current year used in an F24 (reserved, then confirmed).
     F24 { party: u32, lines: Vec<Line> },
+    /// F6: `line` (a whole rata of the current year) split into ten annual rate, which
+    /// become the simulation's credit `split`, held by `party`.
+    Split { party: u32, line: Line, split: u32 },
 }
 
 impl Step {
@@ -192,7 +200,7 @@ impl Step {
             Step::Communicate { beneficiary, .. } => *beneficiary,
             Step::Answer { party, .. } => *party,
             Step::Cede { from, .. } => *from,
-            Step::F24 { party, .. } => *party,
+            Step::F24 { party, .. } | Step::Split { party, .. } => *party,
         }
     }
 
@@ -202,6 +210,7 @@ impl Step {
             Step::Answer { .. } => "answer",
             Step::Cede { .. } => "cede",
             Step::F24 { .. } => "f24",
+            Step::Split { .. } => "split",
         }
     }
 }
@@ -229,6 +238,8 @@ struct CreditSim {
     dead: bool,
     /// Cessions after the option (R-CHAIN allows one free and two qualified).
     cessions: u8,
+    /// The option communication's day (R-SPLIT-ELIGIBLE depends on it).
+    communicated_on: NaiveDate,
 }
 
 impl CreditSim {
@@ -715,6 +726,7 @@ impl Simulation {
             used: 0,
             dead: false,
             cessions: 0,
+            communicated_on: today,
         });
         let slow = self.is_slow(holder, today);
         self.enqueue(key, credit, today, slow);
@@ -900,6 +912,9 @@ impl Simulation {
                     steps.push(Step::F24 { party, lines });
                 }
             }
+            if (date(2022, 11, 2)..=date(2022, 12, 20)).contains(&today) && self.rng.chance(0.1) {
+                self.split_some(party, today, &mut held, steps);
+            }
             // Resales: after 17/02/2022 only to qualified parties (R-CHAIN), here always
             // to another bank or an insurer; and only credits that reached this bank by
             // their first cession or option, so the chain stays within the limits.
@@ -945,6 +960,86 @@ impl Simulation {
         }
     }
 
+    /// F6: a bank splits up to [`SPLITS_PER_DAY`] of the current year's rata it holds whole
+    /// into ten annual rate, where R-SPLIT-ELIGIBLE allows it. The split credit joins what
+    /// it holds, for F24 from next year; it is never offered for a cession.
+    fn split_some(
+        &mut self,
+        party: u32,
+        today: NaiveDate,
+        held: &mut Vec<u32>,
+        steps: &mut Vec<Step>,
+    ) {
+        let year = today.year() as u16;
+        let mut splits = Vec::new();
+        for &c in held.iter() {
+            if splits.len() == SPLITS_PER_DAY {
+                break;
+            }
+            let credit = &self.credits[c as usize];
+            let Some(r) = year
+                .checked_sub(credit.first_year)
+                .map(|r| r as u8)
+                .filter(|r| *r < credit.count)
+            else {
+                continue;
+            };
+            let amount = credit.amount(r);
+            let code = self.codes[credit.code_idx as usize];
+            let Some(t) = self.catalogue.get(self.types[credit.type_idx as usize]) else {
+                continue;
+            };
+            // Below ten cents some of the ten rate would be zero, which no store holds.
+            let eligible = !credit.dead
+                && credit.holder == party
+                && credit.used & (1 << r) == 0
+                && amount.get() >= 10
+                && cessio_core::split::check_eligible(
+                    t,
+                    code,
+                    credit.communicated_on,
+                    cessio_core::time::RefYear::new(year),
+                    today,
+                )
+                .is_ok();
+            if let (true, Some(split_code)) = (eligible, t.split_code.clone()) {
+                splits.push((c, r, amount, code, split_code));
+            }
+        }
+        for (c, r, amount, code, split_code) in splits {
+            let code_idx = self.code_idx(&split_code);
+            let original = &mut self.credits[c as usize];
+            original.used |= 1 << r;
+            let (type_idx, communicated_on) = (original.type_idx, original.communicated_on);
+            let split = self.credits.len() as u32;
+            self.credits.push(CreditSim {
+                type_idx,
+                code_idx,
+                first_year: year + 1,
+                count: 10,
+                total: amount.get(),
+                holder: party,
+                used: 0,
+                dead: false,
+                // Never resold: split rate are not cedible (R-SPLIT-NOCEDE).
+                cessions: u8::MAX,
+                communicated_on,
+            });
+            held.push(split);
+            steps.push(Step::Split {
+                party,
+                line: Line {
+                    credit: c,
+                    rata: r,
+                    year,
+                    amount,
+                    codice_tributo: code,
+                },
+                split,
+            });
+        }
+    }
+
     /// At most two cessions after the option: the first free, the second to a bank or an
     /// insurer, within R-CHAIN whatever their dates (leaving room for R-BANK-CLIENT).
     fn credit_resellable(&self, c: u32) -> bool {
@@ -958,6 +1053,7 @@ impl Simulation {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cessio_core::time::RefYear;
 
     fn sim(seed: u64) -> Simulation {
         Simulation::new(
@@ -984,6 +1080,32 @@ mod tests {
             assert!(seen.insert(p.cf.as_str().to_string()), "{}", p.cf.as_str());
         }
         assert!(s.parties().len() >= 600);
+    }
+
+    #[test]
+    fn banks_split_eligible_superbonus_rate_of_2022_at_the_end_of_2022() {
+        let mut s = sim(1);
+        let catalogue = Catalogue::builtin().expect("catalogue");
+        let mut splits = 0;
+        while let Some((day, steps)) = s.next_day().expect("day") {
+            for step in steps {
+                if let Step::Split { line, .. } = step {
+                    splits += 1;
+                    assert!((date(2022, 11, 2)..=date(2022, 12, 20)).contains(&day));
+                    assert_eq!(line.year, 2022);
+                    let sb = catalogue.get("superbonus").expect("superbonus");
+                    assert!(
+                        sb.split_eligible(
+                            line.codice_tributo,
+                            date(2022, 10, 31),
+                            RefYear::new(2022)
+                        ),
+                        "{line:?}"
+                    );
+                }
+            }
+        }
+        assert!(splits > 0, "no split in the whole simulation");
     }
 
     #[test]

@@ -240,6 +240,27 @@ impl Replay {
                     Err(e) => Err(e),
                 }
             }
+            Step::Split { party, line, split } => {
+                let rata = *self
+                    .rata_ids(std::slice::from_ref(&line))?
+                    .first()
+                    .context("the split rata was never registered")?;
+                let party = self.parties[party as usize];
+                match self
+                    .app
+                    .split_rata(p, &key, self.pin(), party, rata, line.amount)
+                    .await
+                {
+                    Ok(r) => {
+                        self.rate
+                            .lock()
+                            .map_err(|_| anyhow::anyhow!("poisoned"))?
+                            .insert(split, r.rate.iter().map(|x| x.rata).collect());
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                }
+            }
         };
         match outcome {
             Ok(()) => Ok(Ok(())),
