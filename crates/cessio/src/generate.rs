@@ -578,7 +578,7 @@ pub fn to_csv(dir: &std::path::Path, params: Params) -> Result<(u64, u64)> {
         ))
     };
     let mut parties = open("soggetti.csv")?;
-    writeln!(parties, "codice_fiscale;denominazione;tipo")?;
+    writeln!(parties, "{}", crate::parties_csv::HEADER)?;
     for p in sim.parties() {
         writeln!(
             parties,
@@ -597,7 +597,7 @@ pub fn to_csv(dir: &std::path::Path, params: Params) -> Result<(u64, u64)> {
     let mut out = open("comunicazioni.csv")?;
     writeln!(
         out,
-        "cf_beneficiario;tipo;anno_spesa;origine;cf_cessionario;importo;data_comunicazione;riferimento"
+        "cf_beneficiario;tipo;anno_spesa;origine;cf_cessionario;importo;data_comunicazione;riferimento;eccezione"
     )?;
     let mut rows = 0;
     while let Some((day, steps)) = sim.next_day()? {
@@ -610,16 +610,22 @@ pub fn to_csv(dir: &std::path::Path, params: Params) -> Result<(u64, u64)> {
                 expense_year,
                 origin,
                 total,
-                ..
+                exception,
             } = s
             {
+                // R-OPT-STOP: from 17/02/2023 a communication names its exception.
                 writeln!(
                     out,
-                    "{};{type_key};{expense_year};{origin};{};{};{};GEN{credit}",
+                    "{};{type_key};{expense_year};{origin};{};{};{};GEN{credit};{}",
                     cfs[beneficiary as usize],
                     cfs[holder as usize],
                     Cents::to_decimal_string(total, ','),
                     day.format("%d/%m/%Y"),
+                    if exception {
+                        crate::national::OPT_STOP_EXCEPTION
+                    } else {
+                        ""
+                    },
                 )?;
                 rows += 1;
             }

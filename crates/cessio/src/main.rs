@@ -28,6 +28,7 @@ mod demo;
 mod generate;
 mod loadtest;
 mod national;
+mod parties_csv;
 mod rent;
 mod replay;
 mod strong;
@@ -93,6 +94,14 @@ enum Cmd {
         /// movimenti (and its export) from; writes and their checks stay on the primary.
         #[arg(long, env = "CESSIO_READ_DATABASE_URL")]
         read_database_url: Option<String>,
+    },
+    /// Register parties (F9) from a CSV file `codice_fiscale;denominazione;tipo` (the
+    /// `soggetti.csv` of `generate --csv`): each row on its own, refused rows reported with
+    /// line and reason, parties already registered left as they are.
+    RegisterParties {
+        #[command(flatten)]
+        db: DbArgs,
+        file: std::path::PathBuf,
     },
     /// Import option communications (F8) from a CSV file: each valid row is registered on
     /// its own (nothing half-imported), every refused row is reported with line and reason.
@@ -270,6 +279,25 @@ async fn run(cli: Cli) -> Result<()> {
                 read_database_url,
             })
             .await
+        }
+        Cmd::RegisterParties { db, file } => {
+            let store = db.open().await?;
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let report = parties_csv::register(&app_for(store, None)?, &bytes).await?;
+            for (line, code, message) in &report.refused {
+                eprintln!("riga {line}: {message} [{code}]");
+            }
+            println!(
+                "registrati {}, già presenti {}, rifiutati {}",
+                report.registered,
+                report.already_registered,
+                report.refused.len()
+            );
+            if !report.refused.is_empty() {
+                std::process::exit(2);
+            }
+            Ok(())
         }
         Cmd::Import { db, file } => {
             let store = db.open().await?;

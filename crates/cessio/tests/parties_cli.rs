@@ -1,0 +1,178 @@
+//! `cessio register-parties` and the CSV path of `cessio generate`, run as an operator runs
+//! them: the generated `soggetti.csv` and `comunicazioni.csv` load with the two imports, a
+//! second run registers nothing twice, and bad rows are refused one by one with their line
+//! and reason (exit code 2) while the good ones are kept.
+
+#![expect(clippy::unwrap_used, reason = "tests")]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn cessio(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cessio"))
+        .args(args)
+        .output()
+        .expect("running the cessio binary")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("cessio-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn url(dir: &Path) -> String {
+    format!("sqlite://{}", dir.join("register.db").display())
+}
+
+#[test]
+fn generated_csv_files_load_with_register_parties_then_import() {
+    let dir = temp_dir("generated-csv");
+    let csv = dir.join("csv");
+    let out = cessio(&[
+        "generate",
+        "--scale",
+        "0.0001",
+        "--seed",
+        "3",
+        "--csv",
+        csv.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let db = url(&dir);
+    let parties = csv.join("soggetti.csv");
+    let communications = csv.join("comunicazioni.csv");
+    let rows = std::fs::read_to_string(&communications)
+        .unwrap()
+        .lines()
+        .count()
+        - 1;
+    // Some communications are of 2023 and name their DL 11/2023 exception (R-OPT-STOP).
+    assert!(
+        std::fs::read_to_string(&communications)
+            .unwrap()
+            .contains(";CILAS presentata entro il 16/02/2023")
+    );
+
+    let out = cessio(&[
+        "register-parties",
+        "--database-url",
+        &db,
+        parties.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout).trim(),
+        "registrati 300, già presenti 0, rifiutati 0"
+    );
+    let out = cessio(&[
+        "import",
+        "--database-url",
+        &db,
+        communications.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout).trim(),
+        format!("registrate {rows}, già presenti 0, rifiutate 0")
+    );
+
+    // Both again: nothing registered twice.
+    let out = cessio(&[
+        "register-parties",
+        "--database-url",
+        &db,
+        parties.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        text(&out.stdout).trim(),
+        "registrati 0, già presenti 300, rifiutati 0"
+    );
+    let out = cessio(&[
+        "import",
+        "--database-url",
+        &db,
+        communications.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        text(&out.stdout).trim(),
+        format!("registrate 0, già presenti {rows}, rifiutate 0")
+    );
+    let out = cessio(&["verify", "--database-url", &db]);
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn register_parties_refuses_bad_rows_one_by_one_and_keeps_the_good_ones() {
+    let dir = temp_dir("parties-bad-rows");
+    let file = dir.join("soggetti.csv");
+    std::fs::write(
+        &file,
+        "codice_fiscale;denominazione;tipo\n\
+         00743110157;Edilizia Bianchi S.r.l.;company\n\
+         00743110158;Codice sbagliato S.r.l.;company\n\
+         03189950961;Banca Esempio S.p.A.;banca\n\
+         \n\
+         RSSMRA85T10A562S;Mario Rossi\n\
+         RSSMRA85T10A562S;Mario Rossi;person\n\
+         10000260017;;company\n",
+    )
+    .unwrap();
+    let db = url(&dir);
+    let out = cessio(&[
+        "register-parties",
+        "--database-url",
+        &db,
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert_eq!(
+        text(&out.stdout).trim(),
+        "registrati 2, già presenti 0, rifiutati 4"
+    );
+    assert!(
+        stderr.contains("riga 3:") && stderr.contains("[cf_invalid]"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("riga 4:") && stderr.contains("tipo «banca» sconosciuto"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("riga 6: attese 3 colonne"), "{stderr}");
+    assert!(
+        stderr.contains("riga 8: denominazione mancante"),
+        "{stderr}"
+    );
+
+    // A file that is not the registry's format is refused whole, saying what was expected.
+    std::fs::write(&file, "cf;nome\n00743110157;X\n").unwrap();
+    let out = cessio(&[
+        "register-parties",
+        "--database-url",
+        &db,
+        file.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("intestazione attesa «codice_fiscale;denominazione;tipo»"),
+        "{}",
+        text(&out.stderr)
+    );
+    std::fs::write(&file, [0xff, 0xfe, 0x00]).unwrap();
+    let out = cessio(&[
+        "register-parties",
+        "--database-url",
+        &db,
+        file.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("UTF-8"), "{}", text(&out.stderr));
+    let _ = std::fs::remove_dir_all(&dir);
+}
