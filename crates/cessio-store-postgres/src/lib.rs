@@ -146,6 +146,11 @@ impl PgStore {
             pg.options(format!("-c search_path={schema}"));
             pg.application_name(format!("cessio-{schema}"));
         }
+        // Reads are many and short, beside the writer on few cores: parallel workers cost
+        // more to start than the index lookups they share (a history batch of 1,000 rate on
+        // the 0.02 national register: 3.6 ms without, 14–96 ms with).
+        let options = pg.get_options().unwrap_or_default().to_string();
+        pg.options(format!("{options} -c max_parallel_workers_per_gather=0"));
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
             readers.push(std::sync::RwLock::new(Arc::new(connect(&pg).await?)));
@@ -1504,6 +1509,18 @@ impl Store for PgStore {
             .iter()
             .map(|r| r.get(0))
             .collect())
+    }
+
+    async fn refresh_statistics(&self) -> Result<(), StoreError> {
+        self.reader()
+            .await?
+            // The register's own tables (through the search path), not every schema of
+            // the database.
+            .batch_execute(
+                "ANALYZE parties, credits, rate, accounts, transfers, operations, party_summary",
+            )
+            .await
+            .map_err(db_err)
     }
 
     async fn verify(&self) -> Result<VerifyReport, StoreError> {

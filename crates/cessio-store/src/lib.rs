@@ -241,6 +241,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Recomputes every balance from the history and checks R-CONSERVE and the hash chain.
     async fn verify(&self) -> Result<VerifyReport, StoreError>;
 
+    /// Refreshes the planner's statistics after a bulk load, which autovacuum would only
+    /// catch up with later: until then the planner guesses table sizes. Nothing to do where
+    /// the backend keeps none (SQLite here plans without statistics).
+    async fn refresh_statistics(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// F9 registry: sets or clears a party's deceased flag, recorded in the audit log
     /// under `actor`. Unknown party: [`StoreError::UnknownParty`].
     async fn set_deceased(

@@ -547,6 +547,7 @@ pub async fn to_store(store: Arc<dyn Store>, params: Params, writers: usize) -> 
         parties,
         credits: Mutex::new(HashMap::new()),
     });
+    let store = fast.store.clone();
     let outcome = drive(
         &mut sim,
         writers,
@@ -561,11 +562,13 @@ pub async fn to_store(store: Arc<dyn Store>, params: Params, writers: usize) -> 
     )
     .await?;
     eprintln!("{} credits communicated", sim.credits());
+    // A bulk load: the planner should not wait for autovacuum to learn the tables' sizes.
+    store.refresh_statistics().await?;
     Ok(outcome)
 }
 
 /// `--csv DIR`: the parties (`soggetti.csv`) and the option communications in the F8
-/// import format (`comunicazioni.csv`), which `cessio import --parties` loads. Cessions,
+/// import format (`comunicazioni.csv`), which `cessio register-parties` and `cessio import` load. Cessions,
 /// answers and F24 uses have no import format on the platform; they are replayed instead.
 pub fn to_csv(dir: &std::path::Path, params: Params) -> Result<(u64, u64)> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
