@@ -8,8 +8,9 @@
 //!
 //! Quick (CI, both backends):
 //!   CESSIO_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test cargo test -p cessio-app --test bank
-//! Long (prints ops/s at the end):
-//!   CESSIO_BANK_OPS=1000000 CESSIO_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test \
+//! Long (prints progress every minute and ops/s at the end):
+//!   CESSIO_BANK_OPS=1000000 CESSIO_BANK_EPOCH_OPS=2000 CESSIO_BANK_VERIFY_SECS=300 \
+//!     CESSIO_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test \
 //!     cargo test --release -p cessio-app --test bank -- --nocapture
 //! Other knobs: CESSIO_BANK_CLIENTS (default 8), CESSIO_BANK_SEED (default 20240301),
 //! CESSIO_BANK_EPOCH_OPS (default 0: the same hot parties throughout) and
