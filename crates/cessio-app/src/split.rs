@@ -17,8 +17,8 @@ use cessio_core::ledger::{AccountKind, LedgerError, PartyId, RataId, TransferKin
 use cessio_core::money::Cents;
 use cessio_core::split::{self, SplitError, SplitRata, SplitRataState};
 use cessio_store::{
-    AccountRef, Command, Credit, HoldingInfo, HoldingQuery, NewCredit, NewRata, Receipt,
-    StoreError, TransferRequest,
+    AccountRef, Command, Credit, HoldingInfo, HoldingQuery, NewCredit, Receipt, StoreError,
+    TransferRequest,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -212,27 +212,7 @@ impl App {
             rata,
             party,
             amount,
-            credit: NewCredit {
-                type_key: original.type_key.clone(),
-                beneficiary: original.beneficiary,
-                holder: party,
-                origin: original.origin,
-                expense_year: original.expense_year,
-                communicated_on: original.communicated_on,
-                tracciabile: original.tracciabile,
-                // The store refuses rate of zero: below ten cents only the non-zero ones.
-                rate: rate
-                    .into_iter()
-                    .filter(|r| r.amount.is_positive())
-                    .map(|r| NewRata {
-                        year: r.year,
-                        amount: r.amount,
-                        codice_tributo: r.codice_tributo,
-                    })
-                    .collect(),
-                awaiting_answer: false,
-                beneficiary_no_tax_area: false,
-            },
+            credit: NewCredit::split_of(&original, party, rate),
         };
         let receipt = self
             .submit(self.operation(p, key, Some(party), command, fp)?)

@@ -169,6 +169,38 @@ pub struct NewCredit {
     pub beneficiary_no_tax_area: bool,
 }
 
+impl NewCredit {
+    /// F6: the credit a split issues to `holder`, with the original's facts and the ten
+    /// rate of the split (already issued to the holder, no answer awaited). The store
+    /// refuses rate of zero, so below ten cents only the non-zero ones are issued.
+    pub fn split_of(
+        original: &Credit,
+        holder: PartyId,
+        rate: Vec<cessio_core::split::SplitRata>,
+    ) -> Self {
+        NewCredit {
+            type_key: original.type_key.clone(),
+            beneficiary: original.beneficiary,
+            holder,
+            origin: original.origin,
+            expense_year: original.expense_year,
+            communicated_on: original.communicated_on,
+            tracciabile: original.tracciabile,
+            rate: rate
+                .into_iter()
+                .filter(|r| r.amount.is_positive())
+                .map(|r| NewRata {
+                    year: r.year,
+                    amount: r.amount,
+                    codice_tributo: r.codice_tributo,
+                })
+                .collect(),
+            awaiting_answer: false,
+            beneficiary_no_tax_area: false,
+        }
+    }
+}
+
 /// Which account of a rata a movement touches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

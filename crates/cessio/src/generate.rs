@@ -475,25 +475,7 @@ impl Fast {
                             rata,
                             party: holder,
                             amount: line.amount,
-                            credit: NewCredit {
-                                type_key: original.type_key.clone(),
-                                beneficiary: original.beneficiary,
-                                holder,
-                                origin: original.origin,
-                                expense_year: original.expense_year,
-                                communicated_on: original.communicated_on,
-                                tracciabile: original.tracciabile,
-                                rate: rate
-                                    .into_iter()
-                                    .map(|r| NewRata {
-                                        year: r.year,
-                                        amount: r.amount,
-                                        codice_tributo: r.codice_tributo,
-                                    })
-                                    .collect(),
-                                awaiting_answer: false,
-                                beneficiary_no_tax_area: false,
-                            },
+                            credit: NewCredit::split_of(&original, holder, rate),
                         },
                     )
                     .await?;

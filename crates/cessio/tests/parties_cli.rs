@@ -47,60 +47,32 @@ fn generated_csv_files_load_with_register_parties_then_import() {
     let db = url(&dir);
     let parties = csv.join("soggetti.csv");
     let communications = csv.join("comunicazioni.csv");
-    let rows = std::fs::read_to_string(&communications)
-        .unwrap()
-        .lines()
-        .count()
-        - 1;
+    let text_of_communications = std::fs::read_to_string(&communications).unwrap();
+    let rows = text_of_communications.lines().count() - 1;
     // Some communications are of 2023 and name their DL 11/2023 exception (R-OPT-STOP).
-    assert!(
-        std::fs::read_to_string(&communications)
-            .unwrap()
-            .contains(";CILAS presentata entro il 16/02/2023")
-    );
+    assert!(text_of_communications.contains(";CILAS presentata entro il 16/02/2023"));
 
-    let out = cessio(&[
-        "register-parties",
-        "--database-url",
-        &db,
-        parties.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    // Each file, loaded: the summary line of a successful run.
+    let load = |command: &str, file: &Path| {
+        let out = cessio(&[command, "--database-url", &db, file.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout).trim().to_string()
+    };
     assert_eq!(
-        text(&out.stdout).trim(),
+        load("register-parties", &parties),
         "registrati 300, già presenti 0, rifiutati 0"
     );
-    let out = cessio(&[
-        "import",
-        "--database-url",
-        &db,
-        communications.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
-        text(&out.stdout).trim(),
+        load("import", &communications),
         format!("registrate {rows}, già presenti 0, rifiutate 0")
     );
-
     // Both again: nothing registered twice.
-    let out = cessio(&[
-        "register-parties",
-        "--database-url",
-        &db,
-        parties.to_str().unwrap(),
-    ]);
     assert_eq!(
-        text(&out.stdout).trim(),
+        load("register-parties", &parties),
         "registrati 0, già presenti 300, rifiutati 0"
     );
-    let out = cessio(&[
-        "import",
-        "--database-url",
-        &db,
-        communications.to_str().unwrap(),
-    ]);
     assert_eq!(
-        text(&out.stdout).trim(),
+        load("import", &communications),
         format!("registrate 0, già presenti {rows}, rifiutate 0")
     );
     let out = cessio(&["verify", "--database-url", &db]);
