@@ -506,15 +506,34 @@ impl App {
             &self.catalogue,
         )
         .map_err(|r| {
-            // A line refused only because its tracciabili rate lack the F24 choice says so.
+            // A line refused only because its tracciabili rate lack the F24 choice says so:
+            // when declaring the choice would cover it. A line over even with the choice
+            // is over (R-F24-OVER), or the user would declare a choice that does not help.
             let awaiting = r.lines.iter().zip(&core_lines).any(|(o, l)| {
-                matches!(o, LineOutcome::Refused(F24Error::Over { .. }))
-                    && held.iter().any(|h| {
+                let LineOutcome::Refused(F24Error::Over {
+                    requested,
+                    available,
+                    ..
+                }) = o
+                else {
+                    return false;
+                };
+                let awaiting_choice = held
+                    .iter()
+                    .filter(|h| {
                         h.available.is_positive()
                             && !f24::choice_allows_use(h.needs_choice, h.choice)
                             && h.info.rata.codice_tributo == l.code
                             && h.info.rata.year == l.year
+                            && f24::check_usable(&l.code, l.year, &h.dates, payment_date).is_ok()
                     })
+                    .fold(Cents::ZERO, |sum, h| {
+                        sum.checked_add(h.available).unwrap_or(Cents::MAX)
+                    });
+                awaiting_choice.is_positive()
+                    && available
+                        .checked_add(awaiting_choice)
+                        .is_none_or(|with_choice| with_choice >= *requested)
             });
             if r.ban.is_none() && awaiting {
                 f24_error(&F24Error::ChoiceRequired)

@@ -18,6 +18,7 @@ use support::*;
 backends!(
     r_f24_choice_needed_for_tracciabili_and_makes_rata_not_cedible,
     r_f24_choice_revoke_refused_while_reserved,
+    r_f24_choice_required_only_when_the_choice_would_cover_the_line,
     r_f24_window_121_last_minute_of_the_year_and_close_year,
     r_f24_window_122_cessionario_uses_by_31_december_of_the_cession,
     r_f24_future_rata_usable_from_1_january,
@@ -136,6 +137,22 @@ async fn r_f24_choice_needed_for_tracciabili_and_makes_rata_not_cedible(t: TestA
     )
     .await
     .unwrap();
+}
+
+async fn r_f24_choice_required_only_when_the_choice_would_cover_the_line(t: TestApp) {
+    let holder = t.company(1).await;
+    let h = t.user_for(&holder, "titolare").await;
+    let credit = t
+        .holding(&holder, &h, "superbonus", 400_000, tracciabile_day())
+        .await;
+    let (_, code) = rata_of(&credit, 2024);
+    // The rata of 2024 is 1,000.00 and awaits the choice: a line of 1,000.00 asks for it,
+    // one cent more is over whatever the holder declares.
+    let covered = reserve(&t, &h, &holder, today(), &[f24_line(&code, 2024, 100_000)]).await;
+    assert_eq!(code_of(covered), "f24_choice_required");
+    let over = reserve(&t, &h, &holder, today(), &[f24_line(&code, 2024, 100_001)]).await;
+    assert_eq!(code_of(over), "f24_over");
+    assert_eq!(usable(&t, &h, &holder, &code, 2024).await, 0);
 }
 
 async fn r_f24_choice_revoke_refused_while_reserved(t: TestApp) {
