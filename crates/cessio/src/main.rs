@@ -175,6 +175,10 @@ enum Cmd {
         /// Keep the register afterwards (the PostgreSQL schema is otherwise dropped).
         #[arg(long)]
         keep: bool,
+        /// Time the functions on the national register an earlier `--scale … --keep` run
+        /// left in the database, without building a new one.
+        #[arg(long, conflicts_with_all = ["scale", "operations"])]
+        existing: bool,
     },
     /// Write cessions as fast as possible and print "ack KEY" for each acknowledged one.
     /// The crash tests kill it with SIGKILL and check every acknowledged key survived.
@@ -379,16 +383,24 @@ async fn run(cli: Cli) -> Result<()> {
             runs,
             scale,
             keep,
+            existing,
         } => {
             let (store, backend, schema): (Arc<dyn Store>, &str, Option<String>) =
                 match cessio_store::backend_kind(&database_url)? {
                     BackendKind::Sqlite => {
                         let path = cessio_store::sqlite_path(&database_url)?;
-                        if let Some(dir) = std::path::Path::new(path).parent() {
-                            std::fs::create_dir_all(dir)?;
-                        }
-                        for ext in ["", "-wal", "-shm"] {
-                            let _ = std::fs::remove_file(format!("{path}{ext}"));
+                        if existing {
+                            anyhow::ensure!(
+                                std::path::Path::new(path).exists(),
+                                "{path}: no register to time (build one with --scale … first)"
+                            );
+                        } else {
+                            if let Some(dir) = std::path::Path::new(path).parent() {
+                                std::fs::create_dir_all(dir)?;
+                            }
+                            for ext in ["", "-wal", "-shm"] {
+                                let _ = std::fs::remove_file(format!("{path}{ext}"));
+                            }
                         }
                         (
                             Arc::new(SqliteStore::open_url(
@@ -402,7 +414,9 @@ async fn run(cli: Cli) -> Result<()> {
                     BackendKind::Postgres => {
                         // The national register gets a known schema, so that `cessio serve`
                         // can be load-tested on it afterwards (--keep); a new run replaces it.
-                        let schema = if scale.is_some() {
+                        let schema = if existing {
+                            "bench_national".to_string()
+                        } else if scale.is_some() {
                             drop_schema(&database_url, "bench_national").await?;
                             "bench_national".to_string()
                         } else {
@@ -422,7 +436,11 @@ async fn run(cli: Cli) -> Result<()> {
                         )
                     }
                 };
-            if let Some(scale) = scale {
+            if existing {
+                println!("| backend | query | result | p50 ms | p99 ms |");
+                println!("|---|---|---|---:|---:|");
+                bench_queries::run_national(store, backend, runs).await?;
+            } else if let Some(scale) = scale {
                 let params = national::Params { seed: 1, scale };
                 let outcome = generate::to_store(store.clone(), params, 256).await?;
                 outcome.print(&format!("generate --scale {scale} ({backend})"));
@@ -436,7 +454,7 @@ async fn run(cli: Cli) -> Result<()> {
                 bench_queries::run(store, backend, operations, runs).await?;
             }
             match schema {
-                Some(schema) if keep => eprintln!("kept in schema {schema}"),
+                Some(schema) if keep || existing => eprintln!("kept in schema {schema}"),
                 Some(schema) => drop_schema(&database_url, &schema).await?,
                 None => {}
             }

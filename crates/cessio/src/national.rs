@@ -59,11 +59,6 @@ pub fn largest_bank_cf() -> Result<CodiceFiscale> {
     entity_cf(100)
 }
 
-/// The builder with the most communications.
-pub fn largest_builder_cf() -> Result<CodiceFiscale> {
-    entity_cf(1_000_000)
-}
-
 /// SplitMix64: small, fast, and good enough to drive a simulation; written here so that
 /// a seed gives the same dataset on every platform and every version of every crate.
 #[derive(Debug, Clone)]
