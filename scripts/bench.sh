@@ -31,9 +31,10 @@ echo
 echo
 ./target/release/cessio bench-queries --database-url "$CESSIO_BENCH_POSTGRES_URL" --scale "$NATIONAL_SCALE" --keep \
     2> >(tee target/bench/national-postgres.log >&2)
-# The one-day F4 of the HTTP load is narrowed to the cedente bench-queries found busiest
-# (the same register on both backends: the generator is seeded).
+# The one-day F4 of the HTTP load is narrowed to the cedente bench-queries found busiest,
+# on its last day (the same register on both backends: the generator is seeded).
 CEDENTE="$(sed -n 's/^busiest cedente: //p' target/bench/national-sqlite.log | head -n1)"
+CEDENTE_DAY="$(sed -n 's/^its last day: //p' target/bench/national-sqlite.log | head -n1)"
 
 # Replay through the app layer (users signed in, answers by group), on a fresh register.
 echo
@@ -57,7 +58,7 @@ load() {
         echo
         echo "HTTP load, $backend, reads $reads, $connections connections:"
         ./target/release/cessio loadtest --addr 127.0.0.1:18080 "${ARGS[@]}" --reads "$reads" \
-            ${CEDENTE:+--cedente "$CEDENTE"} \
+            ${CEDENTE:+--cedente "$CEDENTE"} ${CEDENTE_DAY:+--day "$CEDENTE_DAY"} \
             --connections "$connections" --requests "${LOAD_REQUESTS:-200000}" \
             --seconds "${LOAD_SECONDS:-20}" --server-pid "$SERVER" || true
     done

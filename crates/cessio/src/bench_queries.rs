@@ -11,7 +11,7 @@ use cessio_app::{App, IncomingFilter, MovementFilter, RowLimit};
 use cessio_core::catalogue::Catalogue;
 use cessio_core::ledger::{PartyId, TransferKind};
 use cessio_core::money::Cents;
-use cessio_core::time::{FixedClock, RefYear};
+use cessio_core::time::{FixedClock, RefYear, rome_date};
 use cessio_store::{
     AccountRef, Command, CreditOrigin, EntryQuery, EntryRole, IdempotencyKey, NewCredit, NewParty,
     NewRata, Operation, PartyKind, Store, TransferRequest,
@@ -294,8 +294,9 @@ pub async fn run_national(store: Arc<dyn Store>, backend: &str, runs: usize) -> 
     );
     // F3 for the cedente with the most cessions awaiting the bank's answer: the group a
     // back office would open first.
-    let cedente = busiest_cedente(&store, bank).await?;
+    let (cedente, cedente_day) = busiest_cedente(&store, bank).await?;
     eprintln!("busiest cedente: {cedente}");
+    eprintln!("its last day: {cedente_day}");
     let filter = IncomingFilter {
         cedente_cf: Some(cedente.clone()),
         ..IncomingFilter::default()
@@ -328,10 +329,12 @@ pub async fn run_national(store: Arc<dyn Store>, backend: &str, runs: usize) -> 
         ..MovementFilter::default()
     };
     // At scale a bank's day can be over the 1,000 rows a list shows (R-1000): the user
-    // narrows it, here to the busiest cedente.
+    // narrows it, here to the busiest cedente on the last day it ceded to the bank.
     let one_day_one_cedente = MovementFilter {
+        registered_from: Some(cedente_day),
+        registered_to: Some(cedente_day),
         cedente_cf: Some(cedente),
-        ..one_day.clone()
+        ..MovementFilter::default()
     };
     for (label, movements) in [
         ("F4 list, one day", &one_day),
@@ -387,8 +390,12 @@ pub async fn run_national(store: Arc<dyn Store>, backend: &str, runs: usize) -> 
     Ok(())
 }
 
-/// The codice fiscale of the party with the most cessions awaiting `bank`'s answer.
-async fn busiest_cedente(store: &Arc<dyn Store>, bank: PartyId) -> Result<String> {
+/// The codice fiscale of the party with the most cessions awaiting `bank`'s answer, and
+/// the last day (Rome) it registered one.
+async fn busiest_cedente(
+    store: &Arc<dyn Store>,
+    bank: PartyId,
+) -> Result<(String, chrono::NaiveDate)> {
     let pending = store
         .find_entries(&EntryQuery {
             role: EntryRole::Received,
@@ -398,8 +405,9 @@ async fn busiest_cedente(store: &Arc<dyn Store>, bank: PartyId) -> Result<String
         })
         .await?;
     let mut by_cedente: HashMap<PartyId, usize> = HashMap::new();
+    // A received movement's `party` is its cedente (`counterparty` is the bank itself).
     for e in &pending {
-        if let Some(c) = e.counterparty {
+        if let Some(c) = e.party {
             *by_cedente.entry(c).or_default() += 1;
         }
     }
@@ -407,8 +415,14 @@ async fn busiest_cedente(store: &Arc<dyn Store>, bank: PartyId) -> Result<String
         .into_iter()
         .max_by_key(|&(id, n)| (n, std::cmp::Reverse(id)))
         .context("the bank has nothing pending")?;
+    let last = pending
+        .iter()
+        .filter(|e| e.party == Some(cedente))
+        .map(|e| e.at)
+        .max()
+        .context("the cedente has nothing pending")?;
     let party = store.party(cedente).await?.context("cedente")?;
-    Ok(party.cf.as_str().to_string())
+    Ok((party.cf.as_str().to_string(), rome_date(last)))
 }
 
 /// The most days ending on `last` whose movements the bank may export whole (R-50000),

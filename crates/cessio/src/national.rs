@@ -235,6 +235,10 @@ struct CreditSim {
     cessions: u8,
     /// The option communication's day (R-SPLIT-ELIGIBLE depends on it).
     communicated_on: NaiveDate,
+    /// The day its holder came to hold it (an answer accepting it, or refusing its
+    /// cession): a step of that same day may not move it, since the day's steps run in
+    /// any order and the answer may not have been applied yet.
+    held_on: NaiveDate,
 }
 
 impl CreditSim {
@@ -722,6 +726,7 @@ impl Simulation {
             dead: false,
             cessions: 0,
             communicated_on: today,
+            held_on: today,
         });
         let slow = self.is_slow(holder, today);
         self.enqueue(key, credit, today, slow);
@@ -764,12 +769,14 @@ impl Simulation {
             let credit = &mut self.credits[c as usize];
             if accept {
                 credit.holder = key.to;
+                credit.held_on = today;
                 self.held.entry(key.to).or_default().push(c);
             } else if credit.holder == key.from
                 && self.parties[key.from as usize].role != Role::Family
                 && self.parties[key.from as usize].role != Role::Condominium
             {
                 // A refused cession: the cedente holds the rate again.
+                credit.held_on = today;
                 self.held.entry(key.from).or_default().push(c);
             } else {
                 // A refused communication: the credit never existed.
@@ -836,7 +843,11 @@ impl Simulation {
                 from: builder,
                 type_idx: self.credits[c as usize].type_idx,
             };
-            if self.groups.get(&key).is_some_and(|g| !g.credits.is_empty()) || self.rng.chance(0.15)
+            // A credit the builder came to hold today (its answer is a step of today) waits:
+            // ceded in the same day, its cession could be applied before the answer.
+            if self.groups.get(&key).is_some_and(|g| !g.credits.is_empty())
+                || self.rng.chance(0.15)
+                || self.credits[c as usize].held_on >= today
             {
                 // Kept for F24 of its own or for the next month.
                 keep.push(c);
@@ -1019,6 +1030,7 @@ impl Simulation {
                 // Never resold: split rate are not cedible (R-SPLIT-NOCEDE).
                 cessions: u8::MAX,
                 communicated_on,
+                held_on: today,
             });
             held.push(split);
             steps.push(Step::Split {
@@ -1101,6 +1113,41 @@ mod tests {
             }
         }
         assert!(splits > 0, "no split in the whole simulation");
+    }
+
+    /// The day's steps run concurrently: none may move a credit that an answer of the same
+    /// day gives to its holder (or returns to it, refused), or it could be applied first and
+    /// find nothing to move (R-CONSERVE).
+    #[test]
+    fn no_step_moves_a_credit_answered_the_same_day() {
+        let mut s = sim(1);
+        let mut days = 0;
+        while let Some((day, steps)) = s.next_day().expect("day") {
+            days += 1;
+            let answered: std::collections::HashSet<u32> = steps
+                .iter()
+                .filter_map(|st| match st {
+                    Step::Answer { credits, .. } => Some(credits.iter().copied()),
+                    _ => None,
+                })
+                .flatten()
+                .collect();
+            for st in &steps {
+                let lines = match st {
+                    Step::Cede { lines, .. } | Step::F24 { lines, .. } => lines.as_slice(),
+                    Step::Split { line, .. } => std::slice::from_ref(line),
+                    _ => &[],
+                };
+                for l in lines {
+                    assert!(
+                        !answered.contains(&l.credit),
+                        "{day}: credit {} answered and moved the same day",
+                        l.credit
+                    );
+                }
+            }
+        }
+        assert!(days > 500);
     }
 
     #[test]
