@@ -43,7 +43,7 @@ rm -f target/bench/replay.db target/bench/replay.db-wal target/bench/replay.db-s
 
 # HTTP load on the national register, each backend: F1 and F4 of the largest bank over
 # loopback, then F4 alone, and the server's memory. Bounded: LOAD_REQUESTS requests or
-# LOAD_SECONDS seconds per run.
+# LOAD_F1_SECONDS / LOAD_SECONDS seconds per run.
 load() {
     local backend="$1"; shift
     ARGS=("$@")
@@ -53,14 +53,14 @@ load() {
     for _ in $(seq 1 300); do curl -sf http://127.0.0.1:18080/healthz >/dev/null && break; sleep 0.1; done
     # F1 of the largest bank takes seconds at scale: few connections, or every request
     # would wait past the server's 60 s bound. F4 alone shows the server's light-read rate.
-    for run in "f1,f4 ${LOAD_F1_CONNECTIONS:-4}" "f4 ${LOAD_CONNECTIONS:-64}"; do
-        reads="${run% *}"; connections="${run#* }"
+    for run in "f1,f4 ${LOAD_F1_CONNECTIONS:-2} ${LOAD_F1_SECONDS:-60}" "f4 ${LOAD_CONNECTIONS:-64} ${LOAD_SECONDS:-20}"; do
+        read -r reads connections seconds <<<"$run"
         echo
         echo "HTTP load, $backend, reads $reads, $connections connections:"
         ./target/release/cessio loadtest --addr 127.0.0.1:18080 "${ARGS[@]}" --reads "$reads" \
             ${CEDENTE:+--cedente "$CEDENTE"} ${CEDENTE_DAY:+--day "$CEDENTE_DAY"} \
             --connections "$connections" --requests "${LOAD_REQUESTS:-200000}" \
-            --seconds "${LOAD_SECONDS:-20}" --server-pid "$SERVER" || true
+            --seconds "$seconds" --server-pid "$SERVER" || true
     done
     kill $SERVER
     wait $SERVER 2>/dev/null || true
