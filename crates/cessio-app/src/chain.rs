@@ -106,6 +106,8 @@ pub(crate) fn party_class(kind: PartyKind) -> PartyClass {
 #[derive(Clone, Copy, Debug)]
 struct Edge {
     transfer: TransferId,
+    /// The movement that accepted it: its answer, or itself when posted at once.
+    accepted: TransferId,
     kind: TransferKind,
     from: Option<PartyId>,
     to: PartyId,
@@ -133,9 +135,9 @@ struct PathState {
 
 impl RataLedger {
     pub(crate) fn from_history(rows: &[TransferRow]) -> Self {
-        let answered: HashMap<TransferId, Phase> = rows
+        let answered: HashMap<TransferId, (Phase, TransferId)> = rows
             .iter()
-            .filter_map(|r| r.pending_id.map(|p| (p, r.phase)))
+            .filter_map(|r| r.pending_id.map(|p| (p, (r.phase, r.id))))
             .collect();
         let mut out = RataLedger::default();
         let mut open: HashMap<PartyId, Vec<(DateTime<Utc>, Cents)>> = HashMap::new();
@@ -146,11 +148,15 @@ impl RataLedger {
                     if r.kind == TransferKind::Cession {
                         out.cession_instants.push(at);
                     }
-                    let accepted = r.phase == Phase::Posted
-                        || answered.get(&r.id) == Some(&Phase::PostPending);
-                    if let (true, Some(to)) = (accepted, r.counterparty) {
+                    let accepted = match (r.phase, answered.get(&r.id)) {
+                        (Phase::Posted, _) => Some(r.id),
+                        (_, Some((Phase::PostPending, answer))) => Some(*answer),
+                        _ => None,
+                    };
+                    if let (Some(accepted), Some(to)) = (accepted, r.counterparty) {
                         out.edges.push(Edge {
                             transfer: r.id,
+                            accepted,
                             kind: r.kind,
                             from: r.party,
                             to,
@@ -346,45 +352,35 @@ impl App {
     }
 
     /// Replays the rata's accepted movements: each holder's counts, bank-client flag and
-    /// day of receipt.
+    /// day of receipt. A cession carries the path of its cedente as it stood when the
+    /// cession was registered (what the cedente could see and the rules were checked
+    /// against), and gives it to the cessionario when accepted: so a holder's path changes
+    /// only when a movement reaches its own holding, which is what lets F1 keep a bank's
+    /// cedibilità and recompute only the holdings that moved.
     fn replay_chain(
         &self,
         ledger: &RataLedger,
         facts: &RataFacts,
         reg: &Registry,
     ) -> HashMap<PartyId, PathState> {
+        // Registrations and acceptances in the order the ledger recorded them; a movement
+        // posted at once is registered, then accepted.
+        let mut events: Vec<(TransferId, bool, usize)> = ledger
+            .edges
+            .iter()
+            .enumerate()
+            .flat_map(|(i, e)| [(e.transfer, false, i), (e.accepted, true, i)])
+            .collect();
+        events.sort_unstable();
+        let mut carried: Vec<PathState> = vec![PathState::default(); ledger.edges.len()];
         let mut states: HashMap<PartyId, PathState> = HashMap::new();
-        for e in &ledger.edges {
-            let next = match (e.kind, e.from) {
-                (TransferKind::Cession, Some(from)) => {
-                    let on = rome_date(e.at);
-                    let s = states.get(&from).copied().unwrap_or_default();
-                    let history = RataHistory {
-                        counts: s.counts,
-                        received_as_bank_client: s.bank_client,
-                        received_by_cession_on: s.received_on,
-                        ..self.history_base(facts, reg.class(from))
-                    };
-                    let to = Cessionario {
-                        class: reg.class(e.to),
-                        client_of_cedente: reg.client(from, e.to, e.at),
-                    };
-                    // A cession the ledger accepted counts; one the rules of its day would
-                    // not have allowed (registered before they were enforced) counts as an
-                    // ordinary cession.
-                    let effect =
-                        check_cession(&history, to, on, &self.law).unwrap_or(CessionEffect {
-                            counted: true,
-                            to_bank_client: false,
-                        });
-                    PathState {
-                        counts: next_counts(s.counts, effect, on, &self.law),
-                        bank_client: effect.to_bank_client,
-                        received_on: Some(on),
-                    }
-                }
-                _ => PathState::default(),
-            };
+        for (_, acceptance, i) in events {
+            let e = &ledger.edges[i];
+            if !acceptance {
+                carried[i] = self.carried_path(e, &states, facts, reg);
+                continue;
+            }
+            let next = carried[i];
             let merged = match states.get(&e.to) {
                 None => next,
                 Some(old) => PathState {
@@ -399,6 +395,45 @@ impl App {
             states.insert(e.to, merged);
         }
         states
+    }
+
+    /// The path a movement gives its receiver, from its cedente's path at registration.
+    fn carried_path(
+        &self,
+        e: &Edge,
+        states: &HashMap<PartyId, PathState>,
+        facts: &RataFacts,
+        reg: &Registry,
+    ) -> PathState {
+        match (e.kind, e.from) {
+            (TransferKind::Cession, Some(from)) => {
+                let on = rome_date(e.at);
+                let s = states.get(&from).copied().unwrap_or_default();
+                let history = RataHistory {
+                    counts: s.counts,
+                    received_as_bank_client: s.bank_client,
+                    received_by_cession_on: s.received_on,
+                    ..self.history_base(facts, reg.class(from))
+                };
+                let to = Cessionario {
+                    class: reg.class(e.to),
+                    client_of_cedente: reg.client(from, e.to, e.at),
+                };
+                // A cession the ledger accepted counts; one the rules of its day would
+                // not have allowed (registered before they were enforced) counts as an
+                // ordinary cession.
+                let effect = check_cession(&history, to, on, &self.law).unwrap_or(CessionEffect {
+                    counted: true,
+                    to_bank_client: false,
+                });
+                PathState {
+                    counts: next_counts(s.counts, effect, on, &self.law),
+                    bank_client: effect.to_bank_client,
+                    received_on: Some(on),
+                }
+            }
+            _ => PathState::default(),
+        }
     }
 
     /// The §5 history of `holder`'s holding of a rata, on `today`.

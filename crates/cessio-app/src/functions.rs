@@ -854,28 +854,34 @@ impl App {
         }
         if as_of.is_none() {
             // §5 today: what the rules leave not cedible, or cedible only to some.
-            for (h, _) in self.holding_states(p, party).await? {
-                let Some(row) = rows.get_mut(&(h.type_key.clone(), h.year)) else {
-                    continue;
-                };
-                match h.cedibilita.class {
-                    crate::CedibilitaClass::Anyone => {}
-                    crate::CedibilitaClass::NotCedible => {
-                        if !is_split_code(&self.catalogue, &h.codice_tributo) {
-                            let moved = h.max_cedibile.min(row.residual_cedible);
-                            row.residual_cedible = row
-                                .residual_cedible
-                                .checked_sub(moved)
-                                .unwrap_or(Cents::ZERO);
-                            add(&mut row.residual_not_cedible, moved);
+            let catalogue = &self.catalogue;
+            rows = self
+                .with_holding_classes(p, party, move |view| {
+                    for (type_key, year, codice_tributo, h) in view.each() {
+                        let Some(row) = rows.get_mut(&(type_key.to_string(), year)) else {
+                            continue;
+                        };
+                        match h.class {
+                            crate::CedibilitaClass::Anyone => {}
+                            crate::CedibilitaClass::NotCedible => {
+                                if !is_split_code(catalogue, codice_tributo) {
+                                    let moved = h.amount.min(row.residual_cedible);
+                                    row.residual_cedible = row
+                                        .residual_cedible
+                                        .checked_sub(moved)
+                                        .unwrap_or(Cents::ZERO);
+                                    add(&mut row.residual_not_cedible, moved);
+                                }
+                            }
+                            _ => add(
+                                &mut row.residual_restricted,
+                                h.amount.min(row.residual_cedible),
+                            ),
                         }
                     }
-                    _ => add(
-                        &mut row.residual_restricted,
-                        h.max_cedibile.min(row.residual_cedible),
-                    ),
-                }
-            }
+                    rows
+                })
+                .await?;
         }
         Ok(rows.into_values().collect())
     }
@@ -920,12 +926,26 @@ impl App {
         only: Option<&HashSet<RataId>>,
     ) -> Result<Vec<(CedibleHolding, cessio_core::chain::RataHistory)>, AppError> {
         self.authorize_view(p, party).await?;
-        let holdings = self.store.holdings(party).await?;
+        // A cession's lines, or F1's changed holdings, are read by rata rather than as part
+        // of everything the party holds.
+        let only_rate: Vec<RataId> = only.map_or_else(Vec::new, |o| {
+            let mut v: Vec<RataId> = o.iter().copied().collect();
+            v.sort_unstable();
+            v
+        });
+        if only.is_some() && only_rate.is_empty() {
+            return Ok(Vec::new());
+        }
+        let holdings = match only {
+            Some(_) => self.store.holdings_in(party, &only_rate).await?,
+            None => self.store.holdings(party).await?,
+        };
         let entries = self
             .store
             .find_entries(&EntryQuery {
                 role: EntryRole::Received,
                 cessions_only: true,
+                rate: only_rate,
                 ..EntryQuery::of(party)
             })
             .await?;

@@ -25,6 +25,7 @@ mod chain;
 mod error;
 pub mod f24;
 pub mod functions;
+mod monitor_cache;
 mod operator;
 pub mod reduction;
 pub mod rent;
@@ -49,6 +50,9 @@ pub struct Settings {
     /// F9: a communication with a risk hit is suspended at once for this many days (at
     /// most the R-SUSP limit); `None`: hits are only recorded for the operator.
     pub risk_auto_suspend_days: Option<u32>,
+    /// F1 keeps the cedibilità of the holdings of the parties looked at, up to this many
+    /// holdings in all (about 40 bytes each); 0 recomputes every request.
+    pub monitor_cache_holdings: usize,
 }
 
 impl Default for Settings {
@@ -57,6 +61,7 @@ impl Default for Settings {
             pin_max_failures: 5,
             risk: cessio_core::risk::RiskConfig::default(),
             risk_auto_suspend_days: None,
+            monitor_cache_holdings: 2_000_000,
         }
     }
 }
@@ -117,6 +122,8 @@ pub struct App {
     /// The law as data (`catalogue/rules.toml`): R-CHAIN, R-BANK-CLIENT, R-PA, R-SUSP...
     pub law: Arc<LawTable>,
     pub settings: Settings,
+    /// F1's kept cedibilità of the parties' holdings (see `monitor_cache`).
+    monitor_cache: Arc<monitor_cache::MonitorCache>,
 }
 
 fn hash_secret(secret: &str) -> Result<String, AppError> {
@@ -179,6 +186,7 @@ impl App {
                 panic!("catalogue/rules.toml: {e}")
             })),
             settings: Settings::default(),
+            monitor_cache: Arc::default(),
         }
     }
 

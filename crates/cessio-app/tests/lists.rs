@@ -18,6 +18,7 @@ backends!(
     r_300_exactly_300_rows_are_shown,
     r_300_more_rows_are_refused_but_exported,
     r_50000_export_above_the_limit_is_refused_never_truncated,
+    f1_kept_cedibilita_equals_a_fresh_replay_after_every_kind_of_change,
 );
 
 async fn f1_monitoring_figures_per_type_and_year(t: TestApp) {
@@ -413,4 +414,97 @@ async fn r_50000_export_above_the_limit_is_refused_never_truncated(t: TestApp) {
         .unwrap_err();
     assert_eq!((e.code(), e.rule()), ("too_many_rows", Some("R-50000")));
     assert!(e.to_string().contains("50000"), "{e}");
+}
+
+/// F1 today keeps each party's cedibilità between requests and recomputes only the holdings
+/// that moved; after every kind of change it must say what an app keeping nothing says.
+async fn f1_kept_cedibilita_equals_a_fresh_replay_after_every_kind_of_change(t: TestApp) {
+    let mut settings = t.app.settings.clone();
+    settings.monitor_cache_holdings = 0;
+    let mut fresh = cessio_app::App::new(
+        t.app.store.clone(),
+        std::sync::Arc::new(t.clock.clone()),
+        t.app.catalogue.clone(),
+    );
+    fresh.settings = settings;
+    let (a, bank, insurer) = (
+        t.company(1).await,
+        t.party(2, cessio_store::PartyKind::Bank).await,
+        t.party(3, cessio_store::PartyKind::Insurer).await,
+    );
+    let (au, bu, iu) = (
+        t.user_for(&a, "a").await,
+        t.user_for(&bank, "banca").await,
+        t.user_for(&insurer, "assicurazione").await,
+    );
+    let same = |step: &'static str| {
+        let (t, fresh, parties) = (&t, &fresh, [&a, &bank, &insurer]);
+        async move {
+            for p in parties {
+                let kept = t.app.monitoring(&t.op, p.id, None).await.unwrap();
+                let replayed = fresh.monitoring(&t.op, p.id, None).await.unwrap();
+                assert_eq!(kept, replayed, "{step}: party {}", p.cf.as_str());
+            }
+        }
+    };
+    let sb = t
+        .holding(&a, &au, "superbonus", 400_000, tracciabile_day())
+        .await;
+    let eco = t.holding(&a, &au, "ecobonus", 10_000, old_day()).await;
+    let (rata, other) = (sb.rate[0].id, sb.rate[1].id);
+    same("holdings accepted").await;
+    t.cede(&au, &a, &[line(rata, &bank, None)], false)
+        .await
+        .unwrap();
+    t.cede(&au, &a, &[line(eco.rate[0].id, &bank, Some(300))], false)
+        .await
+        .unwrap();
+    same("cessions pending").await;
+    t.advance_days(8);
+    t.accept_all(&bu, &bank).await;
+    same("accepted, a later day").await;
+    same("nothing moved").await;
+    t.cede(&bu, &bank, &[line(rata, &insurer, None)], false)
+        .await
+        .unwrap();
+    same("the bank cedes").await;
+    t.advance_days(8);
+    same("a later day").await;
+    t.answer(&iu, &insurer, by_cedente(&bank), false)
+        .await
+        .unwrap();
+    same("the insurer refuses").await;
+    t.app
+        .declare_f24_choice(&bu, &t.key(), Some(PIN), bank.id, rata)
+        .await
+        .unwrap();
+    same("F24 choice declared").await;
+    assert_eq!(
+        t.monitor(&bank, "superbonus", 2024)
+            .await
+            .residual_not_cedible,
+        Cents::new(100_000),
+        "a rata chosen for F24 is not cedible"
+    );
+    t.app
+        .revoke_f24_choice(&bu, &t.key(), Some(PIN), bank.id, rata)
+        .await
+        .unwrap();
+    same("F24 choice revoked").await;
+    t.app
+        .seize(&t.op, &t.key(), bank.cf.as_str(), rata, "Decreto 1/2024")
+        .await
+        .unwrap();
+    same("seized").await;
+    t.app
+        .release_seizure(&t.op, &t.key(), bank.cf.as_str(), rata)
+        .await
+        .unwrap();
+    same("released").await;
+    t.cede(&au, &a, &[line(other, &bank, None)], false)
+        .await
+        .unwrap();
+    t.advance_days(8);
+    t.accept_all(&bu, &bank).await;
+    same("a second rata").await;
 }

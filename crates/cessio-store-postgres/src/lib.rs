@@ -28,10 +28,11 @@ use cessio_store::engine::{
 use cessio_store::queue::{self, Job, WriteStats};
 use cessio_store::verify::Verifier;
 use cessio_store::{
-    AccountRef, Answer, ChoiceRecord, Counts, Credit, CreditOrigin, EntryQuery, EntryState,
-    HoldingInfo, HoldingQuery, IdempotencyKey, MonitorTotal, NewOperatorEvent, NewUser, Operation,
-    OperatorEvent, OperatorEventQuery, Party, PartyEntry, PartyKind, Rata, Receipt, Role, SqlValue,
-    Store, StoreError, SummaryKey, User, VerifyReport, WriteConfig,
+    AccountRef, Answer, CHANGE_MARKS_SQL, ChangeMarks, ChoiceRecord, Counts, Credit, CreditOrigin,
+    EntryQuery, EntryState, HoldingChanges, HoldingInfo, HoldingQuery, IdempotencyKey,
+    MonitorTotal, NewOperatorEvent, NewUser, Operation, OperatorEvent, OperatorEventQuery, Party,
+    PartyEntry, PartyKind, Rata, Receipt, Role, SqlValue, Store, StoreError, SummaryKey, User,
+    VerifyReport, WriteConfig, holding_changes_sql,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use tokio::sync::{mpsc, oneshot};
@@ -520,10 +521,11 @@ const SQL_INSERT_CREDITS: &str = "INSERT INTO credits (id, protocol, type_key, b
      SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $7::int[], $8::date[], $9::bool[], $10::bigint[], $11::bigint[], $12::bool[])";
 const SQL_INSERT_RATE: &str = "INSERT INTO rate (id, credit, idx, year, amount, codice_tributo, codice_univoco)
      SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::int[], $4::int[], $5::bigint[], $6::text[], $7::text[])";
-const SQL_INSERT_ACCOUNTS: &str = "INSERT INTO accounts (id, rata, kind, party, debits_pending, debits_posted, credits_pending, credits_posted)
-     SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[])";
-const SQL_UPDATE_ACCOUNTS: &str = "UPDATE accounts a SET debits_pending = u.dp, debits_posted = u.dpo, credits_pending = u.cp, credits_posted = u.cpo
-     FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[]) AS u(id, dp, dpo, cp, cpo)
+const SQL_INSERT_ACCOUNTS: &str = "INSERT INTO accounts (id, rata, kind, party, debits_pending, debits_posted, credits_pending, credits_posted, last_transfer)
+     SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[])";
+/// An account loaded but not moved (its operation was refused) keeps its `last_transfer`.
+const SQL_UPDATE_ACCOUNTS: &str = "UPDATE accounts a SET debits_pending = u.dp, debits_posted = u.dpo, credits_pending = u.cp, credits_posted = u.cpo, last_transfer = COALESCE(u.lt, a.last_transfer)
+     FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[]) AS u(id, dp, dpo, cp, cpo, lt)
      WHERE a.id = u.id";
 const SQL_INSERT_OPERATIONS: &str = "INSERT INTO operations (id, idempotency_key, request_hash, acting_user, on_behalf_of, at, kind, receipt)
      SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::text[], $8::text[])";
@@ -595,6 +597,16 @@ async fn write_plan(c: &Transaction<'_>, st: &Statements, plan: &Plan) -> Result
     let n_kinds: Vec<&str> = na.iter().map(|a| a.kind.as_str()).collect();
     let n_parties: Vec<i64> = na.iter().map(|a| a.party.unwrap_or(0)).collect();
     let [u_ids, u_dp, u_dpo, u_cp, u_cpo] = balances(&plan.account_updates);
+    let last = plan.last_transfers();
+    let n_last: Vec<i64> = na
+        .iter()
+        .map(|a| last.get(&a.id).copied().unwrap_or(0))
+        .collect();
+    let u_last: Vec<Option<i64>> = plan
+        .account_updates
+        .iter()
+        .map(|a| last.get(&a.id).copied())
+        .collect();
 
     let o = &plan.operations;
     let o_ids: Vec<i64> = o.iter().map(|x| x.id).collect();
@@ -647,10 +659,11 @@ async fn write_plan(c: &Transaction<'_>, st: &Statements, plan: &Plan) -> Result
     let args_insert_rate: [&(dyn ToSql + Sync); 7] = [
         &r_ids, &r_credits, &r_idx, &r_years, &r_amounts, &r_codes, &r_univoci,
     ];
-    let args_insert_accounts: [&(dyn ToSql + Sync); 8] = [
-        &n_ids, &n_ratas, &n_kinds, &n_parties, &n_dp, &n_dpo, &n_cp, &n_cpo,
+    let args_insert_accounts: [&(dyn ToSql + Sync); 9] = [
+        &n_ids, &n_ratas, &n_kinds, &n_parties, &n_dp, &n_dpo, &n_cp, &n_cpo, &n_last,
     ];
-    let args_update_accounts: [&(dyn ToSql + Sync); 5] = [&u_ids, &u_dp, &u_dpo, &u_cp, &u_cpo];
+    let args_update_accounts: [&(dyn ToSql + Sync); 6] =
+        [&u_ids, &u_dp, &u_dpo, &u_cp, &u_cpo, &u_last];
     let args_insert_operations: [&(dyn ToSql + Sync); 8] = [
         &o_ids,
         &o_keys,
@@ -942,6 +955,52 @@ impl Store for PgStore {
             .iter()
             .map(account_from_row)
             .collect())
+    }
+
+    async fn holdings_in(
+        &self,
+        party: PartyId,
+        rate: &[RataId],
+    ) -> Result<Vec<Account>, StoreError> {
+        Ok(self
+            .reader()
+            .await?
+            .query(
+                &format!(
+                    "SELECT {ACCOUNT_COLUMNS} FROM accounts a WHERE a.party = $1 AND a.kind = 'holder' AND a.rata = ANY($2) ORDER BY a.rata"
+                ),
+                &[&party, &rate],
+            )
+            .await
+            .map_err(db_err)?
+            .iter()
+            .map(account_from_row)
+            .collect())
+    }
+
+    async fn holding_changes(
+        &self,
+        party: PartyId,
+        since: ChangeMarks,
+    ) -> Result<HoldingChanges, StoreError> {
+        let c = self.reader().await?;
+        // The marks first: whatever commits after them is found now and again next time.
+        let row = c.query_one(CHANGE_MARKS_SQL, &[]).await.map_err(db_err)?;
+        let marks = ChangeMarks {
+            transfer: row.get(0),
+            choice: row.get(1),
+        };
+        let rate = c
+            .query(
+                &holding_changes_sql(|n| format!("${n}")),
+                &[&party, &since.transfer, &since.choice],
+            )
+            .await
+            .map_err(db_err)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        Ok(HoldingChanges { rate, marks })
     }
 
     async fn transfer(

@@ -217,6 +217,16 @@ SELECT s.p, c.type_key, r.year, r.codice_tributo, s.received, s.kind, s.state, C
 -- lets the credit reach banks and financial intermediaries along its whole chain.
 ALTER TABLE credits ADD COLUMN no_tax_area BOOLEAN NOT NULL DEFAULT false;
 ",
+    r"
+-- Which holdings changed since a moment: each account records the id of the last transfer
+-- that moved it, so that a reader keeping F1's cedibilità of a party's holdings (one row
+-- per holding, hundreds of thousands for a bank) recomputes only what changed since it last
+-- looked. Accounts written before this migration keep 0: a reader that has never looked
+-- computes everything anyway.
+ALTER TABLE accounts ADD COLUMN last_transfer BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX accounts_holder_changes ON accounts (party, last_transfer) WHERE kind = 'holder';
+CREATE INDEX f24_choices_party_id ON f24_choices (party, id);
+",
 ];
 
 pub async fn migrate(client: &mut Client) -> Result<(), StoreError> {

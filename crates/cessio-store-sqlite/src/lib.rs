@@ -27,10 +27,11 @@ use cessio_store::engine::{
 use cessio_store::queue::{self, Job, WriteStats};
 use cessio_store::verify::Verifier;
 use cessio_store::{
-    AccountRef, Answer, ChoiceRecord, Counts, Credit, CreditOrigin, EntryQuery, EntryState,
-    HoldingInfo, HoldingQuery, IdempotencyKey, MonitorTotal, NewOperatorEvent, NewUser, Operation,
-    OperatorEvent, OperatorEventQuery, Party, PartyEntry, PartyKind, Rata, Receipt, Role, SqlValue,
-    Store, StoreError, SummaryKey, User, VerifyReport, WriteConfig,
+    AccountRef, Answer, CHANGE_MARKS_SQL, ChangeMarks, ChoiceRecord, Counts, Credit, CreditOrigin,
+    EntryQuery, EntryState, HoldingChanges, HoldingInfo, HoldingQuery, IdempotencyKey,
+    MonitorTotal, NewOperatorEvent, NewUser, Operation, OperatorEvent, OperatorEventQuery, Party,
+    PartyEntry, PartyKind, Rata, Receipt, Role, SqlValue, Store, StoreError, SummaryKey, User,
+    VerifyReport, WriteConfig, holding_changes_sql,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{
@@ -420,9 +421,10 @@ fn write_plan(tx: &Transaction<'_>, plan: &Plan) -> Result<(), StoreError> {
     {
         let mut st = tx
             .prepare_cached(&format!(
-                "INSERT INTO accounts ({ACCOUNT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+                "INSERT INTO accounts ({ACCOUNT_COLUMNS}, last_transfer) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
             ))
             .map_err(db_err)?;
+        let last = plan.last_transfers();
         for a in &plan.new_accounts {
             let b = a.balance;
             st.execute(params![
@@ -433,13 +435,15 @@ fn write_plan(tx: &Transaction<'_>, plan: &Plan) -> Result<(), StoreError> {
                 b.debits_pending.get(),
                 b.debits_posted.get(),
                 b.credits_pending.get(),
-                b.credits_posted.get()
+                b.credits_posted.get(),
+                last.get(&a.id).copied().unwrap_or(0)
             ])
             .map_err(db_err)?;
         }
+        // An account loaded but not moved (its operation was refused) keeps its mark.
         let mut st = tx
             .prepare_cached(
-                "UPDATE accounts SET debits_pending = ?2, debits_posted = ?3, credits_pending = ?4, credits_posted = ?5 WHERE id = ?1",
+                "UPDATE accounts SET debits_pending = ?2, debits_posted = ?3, credits_pending = ?4, credits_posted = ?5, last_transfer = COALESCE(?6, last_transfer) WHERE id = ?1",
             )
             .map_err(db_err)?;
         for a in &plan.account_updates {
@@ -449,7 +453,8 @@ fn write_plan(tx: &Transaction<'_>, plan: &Plan) -> Result<(), StoreError> {
                 b.debits_pending.get(),
                 b.debits_posted.get(),
                 b.credits_pending.get(),
-                b.credits_posted.get()
+                b.credits_posted.get(),
+                last.get(&a.id).copied()
             ])
             .map_err(db_err)?;
         }
@@ -884,6 +889,58 @@ impl Store for SqliteStore {
                 [party],
                 account_from_row,
             )
+        })
+        .await
+    }
+
+    async fn holdings_in(
+        &self,
+        party: PartyId,
+        rate: &[RataId],
+    ) -> Result<Vec<Account>, StoreError> {
+        let rate = rate.to_vec();
+        self.read(move |c| {
+            let mut out = Vec::with_capacity(rate.len());
+            // Bounded parameter lists: SQLite caps the number of bound values.
+            for chunk in rate.chunks(500) {
+                let marks = vec!["?"; chunk.len()].join(",");
+                out.extend(all(
+                    c,
+                    &format!(
+                        "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE party = ? AND kind = 'holder' AND rata IN ({marks})"
+                    ),
+                    rusqlite::params_from_iter(std::iter::once(&party).chain(chunk)),
+                    account_from_row,
+                )?);
+            }
+            out.sort_by_key(|a| a.rata);
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn holding_changes(
+        &self,
+        party: PartyId,
+        since: ChangeMarks,
+    ) -> Result<HoldingChanges, StoreError> {
+        self.read(move |c| {
+            // The marks first: whatever commits after them is found now and again next time.
+            let marks = c
+                .query_row(CHANGE_MARKS_SQL, [], |r| {
+                    Ok(ChangeMarks {
+                        transfer: r.get(0)?,
+                        choice: r.get(1)?,
+                    })
+                })
+                .map_err(db_err)?;
+            let rate = all(
+                c,
+                &holding_changes_sql(|n| format!("?{n}")),
+                [party, since.transfer, since.choice],
+                |r| r.get(0),
+            )?;
+            Ok(HoldingChanges { rate, marks })
         })
         .await
     }

@@ -262,6 +262,19 @@ impl Plan {
     pub fn rate(&self) -> impl Iterator<Item = &Rata> {
         self.credits.iter().flat_map(|c| c.rate.iter())
     }
+
+    /// Per account the id of the batch's last transfer that moved it, which the backends
+    /// store as the account's `last_transfer` (what changed since a reader last looked).
+    pub fn last_transfers(&self) -> HashMap<AccountId, TransferId> {
+        let mut last = HashMap::new();
+        for t in &self.transfers {
+            for account in [t.debit, t.credit] {
+                let id = last.entry(account).or_insert(t.id);
+                *id = (*id).max(t.id);
+            }
+        }
+        last
+    }
 }
 
 /// The hash that ties a retried request to the first one: everything but the time.

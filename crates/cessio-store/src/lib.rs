@@ -111,6 +111,22 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Every holder account of a party (its holdings), ordered by rata.
     async fn holdings(&self, party: PartyId) -> Result<Vec<Account>, StoreError>;
 
+    /// A party's holdings of the rate in `rate`, ordered by rata: a cession needs its own
+    /// lines, F1 the holdings that changed, not the hundreds of thousands a bank holds.
+    async fn holdings_in(
+        &self,
+        party: PartyId,
+        rate: &[RataId],
+    ) -> Result<Vec<Account>, StoreError>;
+
+    /// The rate of `party`'s holdings that moved, or whose F24 choice was recorded, after
+    /// `since`; and the marks to ask from next time.
+    async fn holding_changes(
+        &self,
+        party: PartyId,
+        since: ChangeMarks,
+    ) -> Result<HoldingChanges, StoreError>;
+
     /// The history of a rata, oldest first (R-HISTORY).
     async fn history(&self, rata: RataId) -> Result<Vec<engine::TransferRow>, StoreError>;
 

@@ -497,6 +497,9 @@ pub struct EntryQuery {
     pub type_key: Option<String>,
     pub year: Option<u16>,
     pub limit: Option<usize>,
+    /// Only movements of these rate (all when empty): a cession's lines, F1's changed
+    /// holdings.
+    pub rate: Vec<RataId>,
 }
 
 /// A bound value of a generated query.
@@ -523,11 +526,22 @@ impl EntryQuery {
             placeholder(params.len())
         };
         let p1 = placeholder(1);
+        // With a list of rate the rows are found by rata: the unary plus keeps SQLite (which
+        // has no statistics) from walking a bank's million movements by party instead.
+        let plus = if self.rate.is_empty() { "" } else { "+" };
         let mut conditions = vec![match self.role {
-            EntryRole::Any => format!("(t.party = {p1} OR t.counterparty = {p1})"),
-            EntryRole::Received => format!("t.counterparty = {p1}"),
-            EntryRole::Sent => format!("t.party = {p1}"),
+            EntryRole::Any => format!("({plus}t.party = {p1} OR {plus}t.counterparty = {p1})"),
+            EntryRole::Received => format!("{plus}t.counterparty = {p1}"),
+            EntryRole::Sent => format!("{plus}t.party = {p1}"),
         }];
+        if !self.rate.is_empty() {
+            let marks: Vec<String> = self
+                .rate
+                .iter()
+                .map(|r| next(SqlValue::Int(*r), &mut params))
+                .collect();
+            conditions.push(format!("t.rata IN ({})", marks.join(", ")));
+        }
         conditions.push(if self.awaiting_answer {
             "t.phase = 'pending' AND a.id IS NULL".to_string()
         } else {
@@ -586,6 +600,38 @@ impl EntryQuery {
         }
         (sql, params)
     }
+}
+
+/// Where a reader last looked at the register: the last transfer and the last F24 choice
+/// recorded. Both ids grow in commit order (one writer at a time holds the ledger head).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ChangeMarks {
+    pub transfer: i64,
+    pub choice: i64,
+}
+
+/// What [`crate::Store::holding_changes`] found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HoldingChanges {
+    /// The rate of the party's holdings moved, or whose F24 choice was recorded, after the
+    /// marks asked about (possibly also some a little later: never fewer).
+    pub rate: Vec<RataId>,
+    /// The marks to ask from next time, read before the changes.
+    pub marks: ChangeMarks,
+}
+
+/// The marks now: the ledger head's last transfer and the last F24 choice.
+pub const CHANGE_MARKS_SQL: &str = "SELECT (SELECT last_transfer FROM ledger_head WHERE id = 1), (SELECT COALESCE(MAX(id), 0) FROM f24_choices)";
+
+/// The rate of a party's holdings moved or chosen after the marks: parameters party,
+/// transfer mark, choice mark.
+pub fn holding_changes_sql(placeholder: impl Fn(usize) -> String) -> String {
+    let (p, t, c) = (placeholder(1), placeholder(2), placeholder(3));
+    format!(
+        "SELECT rata FROM accounts WHERE party = {p} AND kind = 'holder' AND last_transfer > {t}
+          UNION
+         SELECT rata FROM f24_choices WHERE party = {p} AND id > {c}"
+    )
 }
 
 /// Where a movement stands, as F1 and F4 count it.
