@@ -18,6 +18,7 @@ use support::*;
 backends!(
     r_chain_one_free_then_two_qualified_then_non_cedibile,
     r_chain_counts_only_cessions_from_2022_02_17,
+    r_chain_a_cession_carries_the_path_its_cedente_had_when_registered,
     r_bank_client_bank_at_the_limit_cedes_to_own_non_consumer_client_only,
     r_bank_client_outside_the_count_and_the_client_may_not_cede,
     r_once_one_cession_then_f24_only,
@@ -163,6 +164,81 @@ async fn r_chain_counts_only_cessions_from_2022_02_17(t: TestApp) {
     );
     let row = t.monitor(&d.party, "ecobonus", 2024).await;
     assert_eq!(row.residual_restricted, row.residual_cedible);
+    verify(&t).await;
+}
+
+/// A holder that receives the same rata again, along a longer path, after it has ceded
+/// part of it: what it ceded carried the path it had when the cession was registered (one
+/// cession before it, so two for the cessionario), not the longer one it got later.
+async fn r_chain_a_cession_carries_the_path_its_cedente_had_when_registered(t: TestApp) {
+    let x = holder(&t, 1, PartyKind::Company).await;
+    let a = holder(&t, 2, PartyKind::Bank).await;
+    let b = holder(&t, 3, PartyKind::Bank).await;
+    let c = holder(&t, 4, PartyKind::Insurer).await;
+    let credit = t
+        .holding(&x.party, &x.user, "ecobonus", 100_000, old_day())
+        .await;
+    let rata = rata_of(&credit, 2024);
+    // Partial cessions of a non-tracciabile rata: answerable at once (R-WAIT5).
+    for to in [&a, &b] {
+        t.cede(
+            &x.user,
+            &x.party,
+            &[line(rata, &to.party, Some(3_000))],
+            false,
+        )
+        .await
+        .unwrap();
+        t.answer(&to.user, &to.party, by_cedente(&x.party), true)
+            .await
+            .unwrap();
+    }
+    // B → A is registered first, A → C second; A accepts B's only afterwards.
+    t.cede(
+        &b.user,
+        &b.party,
+        &[line(rata, &a.party, Some(1_000))],
+        false,
+    )
+    .await
+    .unwrap();
+    t.cede(
+        &a.user,
+        &a.party,
+        &[line(rata, &c.party, Some(1_000))],
+        false,
+    )
+    .await
+    .unwrap();
+    t.answer(&a.user, &a.party, by_cedente(&b.party), true)
+        .await
+        .unwrap();
+    t.answer(&c.user, &c.party, by_cedente(&a.party), true)
+        .await
+        .unwrap();
+    // C: X → A → C, two cessions: still cedible to soggetti qualificati.
+    assert_eq!(
+        class_of(&t, &c, rata).await,
+        Some(CedibilitaClass::QualifiedOnly)
+    );
+    // A itself now holds it along X → B → A too: the most restrictive path counts.
+    assert_eq!(
+        class_of(&t, &a, rata).await,
+        Some(CedibilitaClass::QualifiedOnly)
+    );
+    t.cede(
+        &a.user,
+        &a.party,
+        &[line(rata, &c.party, Some(1_000))],
+        false,
+    )
+    .await
+    .unwrap();
+    t.answer(&c.user, &c.party, by_cedente(&a.party), true)
+        .await
+        .unwrap();
+    // What C got now came along X → B → A → C: three cessions, the limit.
+    assert_eq!(class_of(&t, &c, rata).await, None);
     verify(&t).await;
 }
 

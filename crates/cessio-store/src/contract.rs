@@ -15,8 +15,8 @@ use cessio_core::time::RefYear;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 
 use crate::{
-    AccountRef, Command, CreditOrigin, IdempotencyKey, NewCredit, NewParty, NewRata, NewUser,
-    Operation, PartyKind, Receipt, Role, Store, StoreError, TransferRequest,
+    AccountRef, ChangeMarks, Command, CreditOrigin, IdempotencyKey, NewCredit, NewParty, NewRata,
+    NewUser, Operation, PartyKind, Receipt, Role, Store, StoreError, TransferRequest,
 };
 
 /// Generates one `#[tokio::test]` per contract test. `$make` is an async expression giving
@@ -41,7 +41,8 @@ macro_rules! contract_tests {
             users_pins_delegations_and_tokens,
             r_history_party_entries_as_of_a_past_time,
             f9_deceased_flag_and_operator_register,
-            f1_summary_equals_the_history_after_random_concurrent_operations
+            f1_summary_equals_the_history_after_random_concurrent_operations,
+            holding_changes_name_what_moved_since_a_mark
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
@@ -1029,4 +1030,87 @@ pub async fn f1_summary_equals_the_history_after_random_concurrent_operations(st
         assert_eq!(summary, history, "party {p}");
     }
     assert_verified(&store).await;
+}
+
+/// F1 keeps a party's cedibilità and asks what moved since it looked: every movement of one
+/// of the party's holdings (a refusal too, which names only the party refusing), and every
+/// F24 choice; never a refused operation.
+pub async fn holding_changes_name_what_moved_since_a_mark(store: DynStore) {
+    let fornitore = party(&store, 1).await;
+    let bank = party(&store, 2).await;
+    let r1 = funded(&store, "f1", fornitore, 1_000).await;
+    let r2 = funded(&store, "f2", fornitore, 2_000).await;
+    funded(&store, "f3", bank, 3_000).await;
+    let changes = |p: PartyId, since: ChangeMarks| {
+        let store = store.clone();
+        async move {
+            let mut c = store.holding_changes(p, since).await.unwrap();
+            c.rate.sort_unstable();
+            c
+        }
+    };
+    let now = changes(
+        fornitore,
+        ChangeMarks {
+            transfer: i64::MAX,
+            choice: i64::MAX,
+        },
+    )
+    .await;
+    assert!(now.rate.is_empty());
+    let m0 = now.marks;
+    assert!(changes(fornitore, m0).await.rate.is_empty());
+    let cession = store
+        .submit(op("cede", cede(r1, fornitore, bank, 1_000)))
+        .await
+        .unwrap();
+    let after = changes(fornitore, m0).await;
+    assert_eq!(after.rate, vec![r1]);
+    assert_eq!(changes(bank, m0).await.rate, vec![r1]);
+    let m1 = after.marks;
+    assert!(m1.transfer > m0.transfer);
+    store
+        .submit(op(
+            "refuse",
+            Command::Transfer(vec![TransferRequest::Void {
+                pending: cession.transfers[0],
+            }]),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(changes(fornitore, m1).await.rate, vec![r1]);
+    let m2 = changes(bank, m1).await.marks;
+    // Refused: more than is held. Nothing moved, nothing is named.
+    assert!(
+        store
+            .submit(op("too-much", cede(r2, fornitore, bank, 2_001)))
+            .await
+            .is_err()
+    );
+    assert!(changes(fornitore, m2).await.rate.is_empty());
+    store
+        .submit(op(
+            "choice",
+            Command::F24Choice {
+                rata: r2,
+                party: fornitore,
+                declared: true,
+                on: NaiveDate::from_ymd_opt(2024, 3, 1).unwrap(),
+            },
+        ))
+        .await
+        .unwrap();
+    let chosen = changes(fornitore, m2).await;
+    assert_eq!(chosen.rate, vec![r2]);
+    assert!(chosen.marks.choice > m2.choice);
+    assert!(changes(bank, m2).await.rate.is_empty());
+    // A party's holdings of some rate, by rata; a rata it does not hold is not there.
+    let held = store
+        .holdings_in(fornitore, &[r2, r1, r2 + 1_000])
+        .await
+        .unwrap();
+    assert_eq!(
+        held.iter().map(|a| a.rata).collect::<Vec<_>>(),
+        vec![r1, r2]
+    );
 }
