@@ -61,21 +61,26 @@ pub struct CedibilitaView {
     pub reason: Option<String>,
 }
 
+impl CedibilitaClass {
+    pub fn of(c: &Cedibilita) -> Self {
+        match c {
+            Cedibilita::Anyone => CedibilitaClass::Anyone,
+            Cedibilita::AnyoneExceptBanks => CedibilitaClass::AnyoneExceptBanks,
+            Cedibilita::QualifiedOnly => CedibilitaClass::QualifiedOnly,
+            Cedibilita::OwnBankClientsOnly => CedibilitaClass::OwnBankClientsOnly,
+            Cedibilita::NotCedible(_) => CedibilitaClass::NotCedible,
+        }
+    }
+}
+
 impl CedibilitaView {
     pub fn of(c: &Cedibilita) -> Self {
-        let (class, rule, reason) = match c {
-            Cedibilita::Anyone => (CedibilitaClass::Anyone, None, None),
-            Cedibilita::AnyoneExceptBanks => (CedibilitaClass::AnyoneExceptBanks, None, None),
-            Cedibilita::QualifiedOnly => (CedibilitaClass::QualifiedOnly, None, None),
-            Cedibilita::OwnBankClientsOnly => (CedibilitaClass::OwnBankClientsOnly, None, None),
-            Cedibilita::NotCedible(r) => (
-                CedibilitaClass::NotCedible,
-                Some(r.rule().to_string()),
-                Some(r.to_string()),
-            ),
+        let (rule, reason) = match c {
+            Cedibilita::NotCedible(r) => (Some(r.rule().to_string()), Some(r.to_string())),
+            _ => (None, None),
         };
         CedibilitaView {
-            class,
+            class: CedibilitaClass::of(c),
             label: c.label().to_string(),
             rule,
             reason,

@@ -19,10 +19,13 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use cessio_core::chain::{CessionCounts, RataHistory, cedibilita};
+use cessio_core::f24::F24Choice;
+use cessio_core::law::LawTable;
 use cessio_core::ledger::{PartyId, RataId};
 use cessio_core::money::Cents;
 use cessio_store::ChangeMarks;
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 
 use crate::functions::CedibleHolding;
 use crate::{App, AppError, CedibilitaClass, Principal};
@@ -33,11 +36,87 @@ const FULL_REFRESH_SHARE: usize = 4;
 /// Changed holdings are recomputed in chunks (bounded parameter lists).
 const CHUNK: usize = 500;
 
-/// The cedibilità of one holding, as F1 sums it.
+/// What a holding's §5 history has of its own, packed (a bank keeps hundreds of thousands):
+/// the rest is its template's. Dates are days from the common era, 0 for none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct OwnHistory {
+    before_cutoff: u8,
+    from_cutoff: u8,
+    /// Bit 0 received as bank client, 1 seized, 2 suspended; bits 3-4 the F24 choice
+    /// (0 not declared, 1 declared, 2 revoked).
+    flags: u8,
+    received_on: i32,
+    last_day_of_use: i32,
+    choice_on: i32,
+}
+
+fn day_number(d: Option<NaiveDate>) -> i32 {
+    d.map_or(0, |d| d.num_days_from_ce())
+}
+
+fn day_of(n: i32) -> Option<NaiveDate> {
+    (n != 0)
+        .then(|| NaiveDate::from_num_days_from_ce_opt(n))
+        .flatten()
+}
+
+impl OwnHistory {
+    const BLANK: OwnHistory = OwnHistory {
+        before_cutoff: 0,
+        from_cutoff: 0,
+        flags: 0,
+        received_on: 0,
+        last_day_of_use: 0,
+        choice_on: 0,
+    };
+
+    fn of(h: &RataHistory) -> Self {
+        let (choice, on) = match h.f24_choice {
+            F24Choice::NotDeclared => (0, None),
+            F24Choice::Declared { on } => (1, Some(on)),
+            F24Choice::Revoked { on } => (2, Some(on)),
+        };
+        OwnHistory {
+            before_cutoff: u8::try_from(h.counts.before_cutoff).unwrap_or(u8::MAX),
+            from_cutoff: u8::try_from(h.counts.from_cutoff).unwrap_or(u8::MAX),
+            flags: u8::from(h.received_as_bank_client)
+                | u8::from(h.seized) << 1
+                | u8::from(h.suspended) << 2
+                | choice << 3,
+            received_on: day_number(h.received_by_cession_on),
+            last_day_of_use: day_number(h.last_day_of_use),
+            choice_on: day_number(on),
+        }
+    }
+
+    /// Puts this holding's own facts into `h`, a copy of its template.
+    fn apply(&self, h: &mut RataHistory) {
+        h.counts = CessionCounts {
+            before_cutoff: u32::from(self.before_cutoff),
+            from_cutoff: u32::from(self.from_cutoff),
+        };
+        h.received_as_bank_client = self.flags & 1 != 0;
+        h.seized = self.flags & 2 != 0;
+        h.suspended = self.flags & 4 != 0;
+        let on = day_of(self.choice_on).unwrap_or_default();
+        h.f24_choice = match (self.flags >> 3) & 3 {
+            1 => F24Choice::Declared { on },
+            2 => F24Choice::Revoked { on },
+            _ => F24Choice::NotDeclared,
+        };
+        h.received_by_cession_on = day_of(self.received_on);
+        h.last_day_of_use = day_of(self.last_day_of_use);
+    }
+}
+
+/// The cedibilità of one holding, as F1 sums it, with what it was decided from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct HoldingClass {
     /// Index into the view's (type, year, codice tributo) keys.
     key: u32,
+    /// Index into the view's history templates.
+    template: u32,
+    own: OwnHistory,
     pub class: CedibilitaClass,
     pub amount: Cents,
 }
@@ -49,6 +128,9 @@ pub(crate) struct PartyView {
     marks: ChangeMarks,
     keys: Vec<(String, u16, String)>,
     key_ids: HashMap<(String, u16, String), u32>,
+    /// The parts of a §5 history that holdings of one type share (type, regime, holder,
+    /// tracciabile, split rata, the beneficiary's no-tax area).
+    templates: Vec<RataHistory>,
     holdings: BTreeMap<RataId, HoldingClass>,
 }
 
@@ -59,25 +141,53 @@ impl PartyView {
             marks,
             keys: Vec::new(),
             key_ids: HashMap::new(),
+            templates: Vec::new(),
             holdings: BTreeMap::new(),
         }
     }
 
-    fn insert(&mut self, h: &CedibleHolding) {
+    fn insert(&mut self, h: &CedibleHolding, history: &RataHistory) {
         let k = (h.type_key.clone(), h.year, h.codice_tributo.clone());
         let next = u32::try_from(self.keys.len()).unwrap_or(u32::MAX);
         let key = *self.key_ids.entry(k.clone()).or_insert_with(|| {
             self.keys.push(k);
             next
         });
+        let own = OwnHistory::of(history);
+        let mut template = history.clone();
+        OwnHistory::BLANK.apply(&mut template);
+        let template = match self.templates.iter().position(|t| *t == template) {
+            Some(i) => i,
+            None => {
+                self.templates.push(template);
+                self.templates.len() - 1
+            }
+        };
         self.holdings.insert(
             h.rata,
             HoldingClass {
                 key,
+                template: u32::try_from(template).unwrap_or(u32::MAX),
+                own,
                 class: h.cedibilita.class,
                 amount: h.max_cedibile,
             },
         );
+    }
+
+    /// The cedibilità of every holding on a new day, from what was kept: nothing but the
+    /// date has changed for the holdings that did not move (those that did are then
+    /// recomputed from the store).
+    fn reclassify(&mut self, today: NaiveDate, law: &LawTable) {
+        let mut scratch: Vec<RataHistory> = self.templates.clone();
+        for h in self.holdings.values_mut() {
+            let Some(history) = scratch.get_mut(h.template as usize) else {
+                continue;
+            };
+            h.own.apply(history);
+            h.class = CedibilitaClass::of(&cedibilita(history, today, law));
+        }
+        self.day = today;
     }
 
     /// Each holding in rata order: (type, year, codice tributo), cedibilità, amount.
@@ -153,8 +263,13 @@ impl App {
         let mut guard = slot.view.lock().await;
         let today = self.today();
         let refreshed = match guard.take() {
-            Some(view) if view.day == today => self.refresh_view(p, party, view).await,
-            _ => self.fresh_view(p, party).await,
+            Some(mut view) => {
+                if view.day != today {
+                    view.reclassify(today, &self.law);
+                }
+                self.refresh_view(p, party, view).await
+            }
+            None => self.fresh_view(p, party).await,
         };
         // Nothing is kept from a failed refresh: the next request starts afresh.
         let view = refreshed?;
@@ -180,8 +295,8 @@ impl App {
             .await?
             .marks;
         let mut view = PartyView::new(self.today(), marks);
-        for (h, _) in self.holding_states(p, party).await? {
-            view.insert(&h);
+        for (h, history) in self.holding_states(p, party).await? {
+            view.insert(&h, &history);
         }
         Ok(view)
     }
@@ -202,8 +317,8 @@ impl App {
             for r in chunk {
                 view.holdings.remove(r);
             }
-            for (h, _) in self.holding_states_of(p, party, Some(&only)).await? {
-                view.insert(&h);
+            for (h, history) in self.holding_states_of(p, party, Some(&only)).await? {
+                view.insert(&h, &history);
             }
         }
         view.marks = changes.marks;

@@ -507,4 +507,14 @@ async fn f1_kept_cedibilita_equals_a_fresh_replay_after_every_kind_of_change(t: 
     t.advance_days(8);
     t.accept_all(&bu, &bank).await;
     same("a second rata").await;
+    // Nothing moves, the year ends: the rate of 2024 are no longer cedible (R-F24-WINDOW-121).
+    t.set_rome(2025, 1, 2, 10, 0);
+    same("a new year").await;
+    assert_eq!(
+        t.monitor(&bank, "superbonus", 2024)
+            .await
+            .residual_restricted,
+        Cents::ZERO,
+        "expired: no longer cedible, even to some"
+    );
 }
