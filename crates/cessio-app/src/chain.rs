@@ -3,12 +3,13 @@
 //! R-ECO-2018), decided by `cessio_core::chain` from a [`RataHistory`] built here.
 //!
 //! The history is computed from the rata's own ledger history (`Store::history`): the
-//! accepted option communication and cessions, in the order they were registered, with
-//! their dates and parties, replayed through `chain::check_cession` / `chain::next_counts`
-//! so that each holder gets the counts of the path that brought the rata to it. No counter
-//! is stored: a rata has a handful of movements, and the replay is the definition. Where a
-//! holder received the same rata along more than one path (partial cessions of a
-//! non-tracciabile rata), the most restrictive path counts.
+//! accepted option communication and cessions, with their dates and parties, replayed
+//! through `chain::check_cession` / `chain::next_counts` so that each holder gets the counts
+//! of the path that brought the rata to it. A cession carries its cedente's path as it
+//! stood when the cession was registered, and gives it to the cessionario when accepted.
+//! No counter is stored: a rata has a handful of movements, and the replay is the
+//! definition. Where a holder received the same rata along more than one path (partial
+//! cessions of a non-tracciabile rata), the most restrictive path counts.
 //!
 //! R-SEIZE is read from the same history: a seizure moves the holder's amount to the
 //! rata's `seized` account, its release moves it back (see `operator`).

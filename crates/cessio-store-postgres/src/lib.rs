@@ -44,6 +44,7 @@ mod schema;
 
 #[derive(Debug)]
 pub struct PgStore {
+    /// How readers connect (reconnects, `verify`).
     config: Config,
     queue: mpsc::Sender<Job>,
     /// Replaced when found closed (a server restart, a terminated backend).
@@ -158,9 +159,18 @@ impl PgStore {
         pg.options(format!(
             "{options} -c max_parallel_workers_per_gather=0 -c jit=off"
         ));
+        // Readers price a random page near a sequential one, as on SSDs or a register held
+        // in memory: with the default (4.0, spinning disks) the F4 export of a month of the
+        // largest bank on the 0.1 national register hashed the whole 4.2-million-row rate
+        // table (3.4 s) rather than look its 32,805 rows up by key (1.1 s).
+        let mut reader_config = pg.clone();
+        let options = reader_config.get_options().unwrap_or_default().to_string();
+        reader_config.options(format!("{options} -c random_page_cost=1.1"));
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
-            readers.push(std::sync::RwLock::new(Arc::new(connect(&pg).await?)));
+            readers.push(std::sync::RwLock::new(Arc::new(
+                connect(&reader_config).await?,
+            )));
         }
         let (queue, rx) = mpsc::channel(config.queue_capacity.max(1));
         let stats = Arc::new(WriteStats::default());
@@ -208,7 +218,7 @@ impl PgStore {
             reason: "il processo di scrittura non è partito".into(),
         })??;
         Ok(PgStore {
-            config: pg,
+            config: reader_config,
             queue,
             readers,
             next_reader: AtomicUsize::new(0),
