@@ -736,6 +736,14 @@ impl App {
     }
 }
 
+/// What a list of holdings' §5 states reads once per request: the registry of the parties
+/// along the paths, and the party's F24 choices.
+#[derive(Debug, Default)]
+pub(crate) struct StatesContext {
+    registry: crate::chain::Registry,
+    choices: Option<HashMap<RataId, cessio_core::f24::F24Choice>>,
+}
+
 impl App {
     // ----- F1 -----
 
@@ -925,6 +933,20 @@ impl App {
         party: PartyId,
         only: Option<&HashSet<RataId>>,
     ) -> Result<Vec<(CedibleHolding, cessio_core::chain::RataHistory)>, AppError> {
+        self.holding_states_with(p, party, only, &mut StatesContext::default())
+            .await
+    }
+
+    /// [`Self::holding_states_of`] sharing what it reads once per request (the registry of
+    /// the parties in the paths, the party's F24 choices) across calls: F1 goes through a
+    /// bank's holdings in chunks, so that memory holds one chunk, not all of them.
+    pub(crate) async fn holding_states_with(
+        &self,
+        p: &Principal,
+        party: PartyId,
+        only: Option<&HashSet<RataId>>,
+        ctx: &mut StatesContext,
+    ) -> Result<Vec<(CedibleHolding, cessio_core::chain::RataHistory)>, AppError> {
         self.authorize_view(p, party).await?;
         // A cession's lines, or F1's changed holdings, are read by rata rather than as part
         // of everything the party holds.
@@ -956,13 +978,17 @@ impl App {
             .collect();
         let today = self.today();
         // Each holding's F24 choice (R-F24-CHOICE) feeds its cedibilità.
-        let choices: HashMap<RataId, cessio_core::f24::F24Choice> = self
-            .store
-            .f24_choices(party)
-            .await?
-            .into_iter()
-            .map(|c| (c.rata, c.choice))
-            .collect();
+        if ctx.choices.is_none() {
+            ctx.choices = Some(
+                self.store
+                    .f24_choices(party)
+                    .await?
+                    .into_iter()
+                    .map(|c| (c.rata, c.choice))
+                    .collect(),
+            );
+        }
+        let choices = ctx.choices.take().unwrap_or_default();
         let candidates: Vec<(RataId, Cents, &PartyEntry)> = holdings
             .iter()
             .filter_map(|h| {
@@ -973,7 +999,7 @@ impl App {
             })
             .collect();
         let mut out = Vec::with_capacity(candidates.len());
-        let mut registry = crate::chain::Registry::default();
+        let registry = &mut ctx.registry;
         // Histories come in batches: a round trip per batch rather than per holding, and
         // memory bounded by a batch.
         for batch in candidates.chunks(1_000) {
@@ -1003,8 +1029,8 @@ impl App {
                 );
                 let mut ids = ledger.parties();
                 ids.push(party);
-                self.extend_registry(&mut registry, ids).await?;
-                let mut history = self.holding_history(&ledger, &facts, &registry, party, today);
+                self.extend_registry(registry, ids).await?;
+                let mut history = self.holding_history(&ledger, &facts, registry, party, today);
                 if let Some(choice) = choices.get(&rata) {
                     history.f24_choice = *choice;
                 }
@@ -1031,6 +1057,7 @@ impl App {
                 ));
             }
         }
+        ctx.choices = Some(choices);
         Ok(out)
     }
 

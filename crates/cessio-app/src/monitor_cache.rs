@@ -27,7 +27,7 @@ use cessio_core::money::Cents;
 use cessio_store::ChangeMarks;
 use chrono::{Datelike, NaiveDate};
 
-use crate::functions::CedibleHolding;
+use crate::functions::{CedibleHolding, StatesContext};
 use crate::{App, AppError, CedibilitaClass, Principal};
 
 /// Past this many changed holdings a refresh replays the whole party: one pass over all its
@@ -35,6 +35,8 @@ use crate::{App, AppError, CedibilitaClass, Principal};
 const FULL_REFRESH_SHARE: usize = 4;
 /// Changed holdings are recomputed in chunks (bounded parameter lists).
 const CHUNK: usize = 500;
+/// A first look goes through the party's holdings in chunks of this many.
+const FRESH_CHUNK: usize = 4_000;
 
 /// What a holding's §5 history has of its own, packed (a bank keeps hundreds of thousands):
 /// the rest is its template's. Dates are days from the common era, 0 for none.
@@ -295,8 +297,24 @@ impl App {
             .await?
             .marks;
         let mut view = PartyView::new(self.today(), marks);
-        for (h, history) in self.holding_states(p, party).await? {
-            view.insert(&h, &history);
+        // In chunks: memory holds one chunk's histories and holdings, not a bank's all.
+        let rate: Vec<RataId> = self
+            .store
+            .holdings(party)
+            .await?
+            .iter()
+            .filter(|a| a.balance.available().is_some_and(|v| v.is_positive()))
+            .map(|a| a.rata)
+            .collect();
+        let mut ctx = StatesContext::default();
+        for chunk in rate.chunks(FRESH_CHUNK) {
+            let only: HashSet<RataId> = chunk.iter().copied().collect();
+            for (h, history) in self
+                .holding_states_with(p, party, Some(&only), &mut ctx)
+                .await?
+            {
+                view.insert(&h, &history);
+            }
         }
         Ok(view)
     }
@@ -312,12 +330,16 @@ impl App {
         if changes.rate.len() > view.holdings.len() / FULL_REFRESH_SHARE + CHUNK {
             return self.fresh_view(p, party).await;
         }
+        let mut ctx = StatesContext::default();
         for chunk in changes.rate.chunks(CHUNK) {
             let only: HashSet<RataId> = chunk.iter().copied().collect();
             for r in chunk {
                 view.holdings.remove(r);
             }
-            for (h, history) in self.holding_states_of(p, party, Some(&only)).await? {
+            for (h, history) in self
+                .holding_states_with(p, party, Some(&only), &mut ctx)
+                .await?
+            {
                 view.insert(&h, &history);
             }
         }
