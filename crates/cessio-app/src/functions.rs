@@ -865,26 +865,30 @@ impl App {
             let catalogue = &self.catalogue;
             rows = self
                 .with_holding_classes(p, party, move |view| {
-                    for (type_key, year, codice_tributo, h) in view.each() {
-                        let Some(row) = rows.get_mut(&(type_key.to_string(), year)) else {
+                    let sums: Vec<_> = view.sums().collect();
+                    // What is not cedible leaves the cedible residual first; what is cedible
+                    // only to some is at most what remains of it.
+                    for (type_key, year, codice_tributo, sum) in &sums {
+                        let Some(row) = rows.get_mut(&(type_key.to_string(), *year)) else {
                             continue;
                         };
-                        match h.class {
-                            crate::CedibilitaClass::Anyone => {}
-                            crate::CedibilitaClass::NotCedible => {
-                                if !is_split_code(catalogue, codice_tributo) {
-                                    let moved = h.amount.min(row.residual_cedible);
-                                    row.residual_cedible = row
-                                        .residual_cedible
-                                        .checked_sub(moved)
-                                        .unwrap_or(Cents::ZERO);
-                                    add(&mut row.residual_not_cedible, moved);
-                                }
-                            }
-                            _ => add(
-                                &mut row.residual_restricted,
-                                h.amount.min(row.residual_cedible),
-                            ),
+                        // Split rate are counted not cedible by their code already.
+                        if !is_split_code(catalogue, codice_tributo) {
+                            let moved = sum.not_cedible.min(row.residual_cedible);
+                            row.residual_cedible = row
+                                .residual_cedible
+                                .checked_sub(moved)
+                                .unwrap_or(Cents::ZERO);
+                            add(&mut row.residual_not_cedible, moved);
+                        }
+                    }
+                    for (type_key, year, _, sum) in &sums {
+                        if let Some(row) = rows.get_mut(&(type_key.to_string(), *year)) {
+                            let room = row
+                                .residual_cedible
+                                .checked_sub(row.residual_restricted)
+                                .unwrap_or(Cents::ZERO);
+                            add(&mut row.residual_restricted, sum.restricted.min(room));
                         }
                     }
                     rows

@@ -134,6 +134,29 @@ pub(crate) struct PartyView {
     /// tracciabile, split rata, the beneficiary's no-tax area).
     templates: Vec<RataHistory>,
     holdings: BTreeMap<RataId, HoldingClass>,
+    /// Per key, the amounts of its holdings by cedibilità (indexed by [`class_index`]), kept
+    /// with every change so that F1 reads a handful of sums rather than every holding.
+    sums: Vec<[Cents; CLASSES]>,
+}
+
+const CLASSES: usize = 5;
+
+fn class_index(c: CedibilitaClass) -> usize {
+    match c {
+        CedibilitaClass::Anyone => 0,
+        CedibilitaClass::AnyoneExceptBanks => 1,
+        CedibilitaClass::QualifiedOnly => 2,
+        CedibilitaClass::OwnBankClientsOnly => 3,
+        CedibilitaClass::NotCedible => 4,
+    }
+}
+
+/// The sums of one (type, year, codice tributo) of a party's holdings by cedibilità.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct KeySums {
+    /// To anyone but banks, to soggetti qualificati only, to the bank's own clients only.
+    pub restricted: Cents,
+    pub not_cedible: Cents,
 }
 
 impl PartyView {
@@ -145,6 +168,24 @@ impl PartyView {
             key_ids: HashMap::new(),
             templates: Vec::new(),
             holdings: BTreeMap::new(),
+            sums: Vec::new(),
+        }
+    }
+
+    fn add_to_sums(&mut self, h: HoldingClass, sign: i64) {
+        let key = h.key as usize;
+        if self.sums.len() <= key {
+            self.sums.resize(key + 1, [Cents::ZERO; CLASSES]);
+        }
+        if let Some(sum) = self.sums.get_mut(key).map(|s| &mut s[class_index(h.class)]) {
+            let delta = Cents::new(h.amount.get().saturating_mul(sign));
+            *sum = sum.checked_add(delta).unwrap_or(Cents::MAX);
+        }
+    }
+
+    fn remove(&mut self, rata: RataId) {
+        if let Some(old) = self.holdings.remove(&rata) {
+            self.add_to_sums(old, -1);
         }
     }
 
@@ -165,16 +206,16 @@ impl PartyView {
                 self.templates.len() - 1
             }
         };
-        self.holdings.insert(
-            h.rata,
-            HoldingClass {
-                key,
-                template: u32::try_from(template).unwrap_or(u32::MAX),
-                own,
-                class: h.cedibilita.class,
-                amount: h.max_cedibile,
-            },
-        );
+        let kept = HoldingClass {
+            key,
+            template: u32::try_from(template).unwrap_or(u32::MAX),
+            own,
+            class: h.cedibilita.class,
+            amount: h.max_cedibile,
+        };
+        self.remove(h.rata);
+        self.add_to_sums(kept, 1);
+        self.holdings.insert(h.rata, kept);
     }
 
     /// The cedibilità of every holding on a new day, from what was kept: nothing but the
@@ -189,14 +230,30 @@ impl PartyView {
             h.own.apply(history);
             h.class = CedibilitaClass::of(&cedibilita(history, today, law));
         }
+        self.sums.clear();
+        let kept: Vec<HoldingClass> = self.holdings.values().copied().collect();
+        for h in kept {
+            self.add_to_sums(h, 1);
+        }
         self.day = today;
     }
 
-    /// Each holding in rata order: (type, year, codice tributo), cedibilità, amount.
-    pub(crate) fn each(&self) -> impl Iterator<Item = (&str, u16, &str, HoldingClass)> + '_ {
-        self.holdings.values().filter_map(|h| {
-            let (t, y, c) = self.keys.get(h.key as usize)?;
-            Some((t.as_str(), *y, c.as_str(), *h))
+    /// Each (type, year, codice tributo) with the sums of its holdings by cedibilità.
+    pub(crate) fn sums(&self) -> impl Iterator<Item = (&str, u16, &str, KeySums)> + '_ {
+        self.keys.iter().zip(&self.sums).map(|((t, y, c), sum)| {
+            let restricted = sum[1..4]
+                .iter()
+                .try_fold(Cents::ZERO, |acc, v| acc.checked_add(*v))
+                .unwrap_or(Cents::MAX);
+            (
+                t.as_str(),
+                *y,
+                c.as_str(),
+                KeySums {
+                    restricted,
+                    not_cedible: sum[4],
+                },
+            )
         })
     }
 }
@@ -334,7 +391,7 @@ impl App {
         for chunk in changes.rate.chunks(CHUNK) {
             let only: HashSet<RataId> = chunk.iter().copied().collect();
             for r in chunk {
-                view.holdings.remove(r);
+                view.remove(*r);
             }
             for (h, history) in self
                 .holding_states_with(p, party, Some(&only), &mut ctx)

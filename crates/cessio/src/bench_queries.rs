@@ -320,8 +320,17 @@ pub async fn run_national(store: Arc<dyn Store>, backend: &str, runs: usize) -> 
             cessionario_cf: cedente.clone(),
             amount: None,
         }];
+        // The bank's own user, signed in with SPID (a preview writes nothing).
+        let banker = cessio_app::Principal {
+            user_id: 0,
+            username: "banca".into(),
+            display_name: "Banca".into(),
+            role: cessio_store::Role::User,
+            party: Some(bank),
+            method: cessio_app::LoginMethod::Strong,
+        };
         let (p50, p99, outcome) = time(runs, || async {
-            Ok(match app.preview_cession(&console, bank, &lines).await {
+            Ok(match app.preview_cession(&banker, bank, &lines).await {
                 Ok(checks) => match checks.first().and_then(Option::as_ref) {
                     None => "accepted".to_string(),
                     Some(e) => format!("refused: {}", e.code()),
