@@ -1670,10 +1670,18 @@ impl Store for PgStore {
                 .collect();
             summary.push(rows);
         }
+        let moved: Vec<(i64, i64, i64)> = tx
+            .query(cessio_store::LAST_TRANSFER_CHECK_SQL, &[])
+            .await
+            .map_err(db_err)?
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect();
         tx.commit().await.map_err(db_err)?;
         let recomputed = summary.pop().unwrap_or_default();
         let stored = summary.pop().unwrap_or_default();
         cessio_store::verify::check_summary(&mut report, stored, recomputed);
+        cessio_store::verify::check_last_transfers(&mut report, moved);
         Ok(report)
     }
 

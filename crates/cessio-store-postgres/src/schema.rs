@@ -221,9 +221,15 @@ ALTER TABLE credits ADD COLUMN no_tax_area BOOLEAN NOT NULL DEFAULT false;
 -- Which holdings changed since a moment: each account records the id of the last transfer
 -- that moved it, so that a reader keeping F1's cedibilità of a party's holdings (one row
 -- per holding, hundreds of thousands for a bank) recomputes only what changed since it last
--- looked. Accounts written before this migration keep 0: a reader that has never looked
--- computes everything anyway.
+-- looked. Filled here from the history already written (one pass), and checked by `verify`.
 ALTER TABLE accounts ADD COLUMN last_transfer BIGINT NOT NULL DEFAULT 0;
+UPDATE accounts a SET last_transfer = m.last
+  FROM (SELECT account, MAX(id) AS last
+          FROM (SELECT debit AS account, id FROM transfers
+                UNION ALL
+                SELECT credit AS account, id FROM transfers) moved
+         GROUP BY account) m
+ WHERE m.account = a.id;
 CREATE INDEX accounts_holder_changes ON accounts (party, last_transfer) WHERE kind = 'holder';
 CREATE INDEX f24_choices_party_id ON f24_choices (party, id);
 ",

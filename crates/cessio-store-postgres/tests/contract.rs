@@ -246,6 +246,59 @@ async fn lost_connection_is_database_unavailable_and_retryable() {
     assert!(store.verify().await.unwrap().ok());
 }
 
+/// A register written before accounts recorded their last transfer gets it from its
+/// history when the migration runs.
+#[tokio::test]
+async fn migration_fills_each_accounts_last_transfer_from_the_history() {
+    let Some((store, url, schema)) = fresh_with_schema().await else {
+        return;
+    };
+    seed_history(&store).await;
+    drop(store);
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+        .batch_execute(&format!(
+            "SET search_path = {schema};
+             DROP INDEX accounts_holder_changes;
+             DROP INDEX f24_choices_party_id;
+             ALTER TABLE accounts DROP COLUMN last_transfer;
+             DELETE FROM schema_migrations WHERE version = 6;"
+        ))
+        .await
+        .unwrap();
+    let store: DynStore = Arc::new(
+        PgStore::connect(&url, Some(&schema), WriteConfig::default())
+            .await
+            .unwrap(),
+    );
+    let report = store.verify().await.unwrap();
+    assert!(report.ok(), "{:?}", report.problems);
+    let zero: i64 = client
+        .query_one("SELECT COUNT(*) FROM accounts WHERE last_transfer = 0", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(zero, 0, "every seeded account has moved");
+}
+
+/// F1's kept cedibilità trusts each account's last transfer: `verify` recomputes it.
+#[tokio::test]
+async fn verify_catches_an_account_whose_last_transfer_is_wrong() {
+    if let Some(problems) = tampered(
+        "UPDATE accounts SET last_transfer = 0 WHERE id = (SELECT MIN(id) FROM accounts WHERE kind = 'holder')",
+    )
+    .await
+    {
+        assert!(
+            problems.iter().any(|p| p.contains("last transfer recorded 0")),
+            "{problems:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn f1_summary_verify_catches_an_edited_summary() {
     if let Some(problems) = tampered(

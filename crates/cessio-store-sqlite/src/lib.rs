@@ -761,6 +761,14 @@ fn verify_all(conn: &Connection) -> Result<VerifyReport, StoreError> {
             summary(cessio_store::SUMMARY_STORED_SQL)?,
             summary(&cessio_store::summary_recompute_sql())?,
         );
+        let moved: Vec<(i64, i64, i64)> = conn
+            .prepare(cessio_store::LAST_TRANSFER_CHECK_SQL)
+            .map_err(db_err)?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .map_err(db_err)?
+            .collect::<Result<_, _>>()
+            .map_err(db_err)?;
+        cessio_store::verify::check_last_transfers(&mut report, moved);
         Ok(report)
     })();
     let _ = conn.execute_batch("COMMIT");

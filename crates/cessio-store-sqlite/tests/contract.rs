@@ -122,6 +122,52 @@ async fn reopening_keeps_everything_and_continues_the_chain() {
     assert!(store.verify().await.unwrap().ok());
 }
 
+/// A register written before accounts recorded their last transfer gets it from its
+/// history when the migration runs.
+#[tokio::test]
+async fn migration_fills_each_accounts_last_transfer_from_the_history() {
+    let path = temp_path();
+    let store: DynStore = Arc::new(SqliteStore::open(&path, WriteConfig::default()).unwrap());
+    seed_history(&store).await;
+    drop(store);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "DROP INDEX accounts_holder_changes;
+         DROP INDEX f24_choices_party_id;
+         ALTER TABLE accounts DROP COLUMN last_transfer;
+         DELETE FROM schema_migrations WHERE version = 6;",
+    )
+    .unwrap();
+    drop(conn);
+    let store: DynStore = Arc::new(SqliteStore::open(&path, WriteConfig::default()).unwrap());
+    let report = store.verify().await.unwrap();
+    assert!(report.ok(), "{:?}", report.problems);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let zero: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM accounts WHERE last_transfer = 0",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(zero, 0, "every seeded account has moved");
+}
+
+/// F1's kept cedibilità trusts each account's last transfer: `verify` recomputes it.
+#[tokio::test]
+async fn verify_catches_an_account_whose_last_transfer_is_wrong() {
+    let problems = tampered(
+        "UPDATE accounts SET last_transfer = 0 WHERE id = (SELECT MIN(id) FROM accounts WHERE kind = 'holder')",
+    )
+    .await;
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("last transfer recorded 0")),
+        "{problems:?}"
+    );
+}
+
 #[tokio::test]
 async fn f1_summary_verify_catches_an_edited_summary() {
     let problems = tampered("UPDATE party_summary SET amount = amount + 1 WHERE party = (SELECT MIN(party) FROM party_summary)").await;

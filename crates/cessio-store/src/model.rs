@@ -620,6 +620,19 @@ pub struct HoldingChanges {
     pub marks: ChangeMarks,
 }
 
+/// `verify`: the accounts whose stored `last_transfer` is not the last transfer of the
+/// history that moved them (id, stored, from the history), first twenty.
+pub const LAST_TRANSFER_CHECK_SQL: &str = "SELECT a.id, a.last_transfer, COALESCE(m.last, 0)
+       FROM accounts a
+       LEFT JOIN (SELECT account, MAX(id) AS last
+                    FROM (SELECT debit AS account, id FROM transfers
+                          UNION ALL
+                          SELECT credit AS account, id FROM transfers) moved
+                   GROUP BY account) m ON m.account = a.id
+      WHERE a.last_transfer <> COALESCE(m.last, 0)
+      ORDER BY a.id
+      LIMIT 20";
+
 /// The marks now: the ledger head's last transfer and the last F24 choice.
 pub const CHANGE_MARKS_SQL: &str = "SELECT (SELECT last_transfer FROM ledger_head WHERE id = 1), (SELECT COALESCE(MAX(id), 0) FROM f24_choices)";
 

@@ -46,6 +46,13 @@ pub enum Problem {
     Head { reason: String },
     /// F1's summary differs from the history for a party.
     Summary { party: PartyId, reason: String },
+    /// The last transfer an account records is not the last one that moved it: F1's kept
+    /// cedibilità would miss what moved it.
+    LastTransfer {
+        account: AccountId,
+        stored: TransferId,
+        recomputed: TransferId,
+    },
 }
 
 impl std::fmt::Display for Problem {
@@ -78,6 +85,14 @@ impl std::fmt::Display for Problem {
             Problem::Summary { party, reason } => {
                 write!(f, "party {party}: F1 summary {reason}")
             }
+            Problem::LastTransfer {
+                account,
+                stored,
+                recomputed,
+            } => write!(
+                f,
+                "account {account}: last transfer recorded {stored}, history says {recomputed}"
+            ),
         }
     }
 }
@@ -94,6 +109,24 @@ pub struct VerifyReport {
 impl VerifyReport {
     pub fn ok(&self) -> bool {
         self.problems.is_empty()
+    }
+}
+
+/// Reports the accounts [`crate::LAST_TRANSFER_CHECK_SQL`] found: (account, stored,
+/// recomputed).
+pub fn check_last_transfers(
+    report: &mut VerifyReport,
+    found: impl IntoIterator<Item = (AccountId, TransferId, TransferId)>,
+) {
+    for (account, stored, recomputed) in found {
+        if report.problems.len() >= MAX_PROBLEMS {
+            break;
+        }
+        report.problems.push(Problem::LastTransfer {
+            account,
+            stored,
+            recomputed,
+        });
     }
 }
 
