@@ -318,6 +318,35 @@ impl App {
             return Ok(f(&view));
         }
         let slot = self.monitor_cache.slot(party);
+        // The refresh runs as a task of its own: a request that gives up (its client gone,
+        // the server's time bound) leaves it to finish, so a first look longer than that
+        // bound is still made once and kept, not started over by every request.
+        let (app, who, kept) = (self.clone(), p.clone(), slot.clone());
+        tokio::spawn(async move { app.refresh_slot(&who, party, &kept).await })
+            .await
+            .map_err(|e| AppError::Store(cessio_store::StoreError::backend(e)))??;
+        let guard = slot.view.lock().await;
+        let out = match guard.as_ref() {
+            Some(view) => f(view),
+            // Another request's refresh failed in between and dropped the view.
+            None => {
+                drop(guard);
+                let view = self.fresh_view(p, party).await?;
+                return Ok(f(&view));
+            }
+        };
+        drop(guard);
+        self.monitor_cache.evict(capacity, party);
+        Ok(out)
+    }
+
+    /// Brings `slot`'s view of `party` up to date, computing it if there is none.
+    async fn refresh_slot(
+        &self,
+        p: &Principal,
+        party: PartyId,
+        slot: &Slot,
+    ) -> Result<(), AppError> {
         // One refresh per party at a time: a second request waits and finds it done.
         let mut guard = slot.view.lock().await;
         let today = self.today();
@@ -333,11 +362,8 @@ impl App {
         // Nothing is kept from a failed refresh: the next request starts afresh.
         let view = refreshed?;
         slot.holdings.store(view.holdings.len(), Ordering::Relaxed);
-        let out = f(&view);
         *guard = Some(view);
-        drop(guard);
-        self.monitor_cache.evict(capacity, party);
-        Ok(out)
+        Ok(())
     }
 
     async fn fresh_view(&self, p: &Principal, party: PartyId) -> Result<PartyView, AppError> {
