@@ -937,23 +937,9 @@ impl App {
         party: PartyId,
         only: Option<&HashSet<RataId>>,
     ) -> Result<Vec<(CedibleHolding, cessio_core::chain::RataHistory)>, AppError> {
-        self.holding_states_with(p, party, only, &mut StatesContext::default())
-            .await
-    }
-
-    /// [`Self::holding_states_of`] sharing what it reads once per request (the registry of
-    /// the parties in the paths, the party's F24 choices) across calls: F1 goes through a
-    /// bank's holdings in chunks, so that memory holds one chunk, not all of them.
-    pub(crate) async fn holding_states_with(
-        &self,
-        p: &Principal,
-        party: PartyId,
-        only: Option<&HashSet<RataId>>,
-        ctx: &mut StatesContext,
-    ) -> Result<Vec<(CedibleHolding, cessio_core::chain::RataHistory)>, AppError> {
         self.authorize_view(p, party).await?;
-        // A cession's lines, or F1's changed holdings, are read by rata rather than as part
-        // of everything the party holds.
+        // A cession's lines are read by rata rather than as part of everything the party
+        // holds.
         let only_rate: Vec<RataId> = only.map_or_else(Vec::new, |o| {
             let mut v: Vec<RataId> = o.iter().copied().collect();
             v.sort_unstable();
@@ -966,12 +952,28 @@ impl App {
             Some(_) => self.store.holdings_in(party, &only_rate).await?,
             None => self.store.holdings(party).await?,
         };
+        self.states_of_holdings(party, &holdings, only_rate, &mut StatesContext::default())
+            .await
+    }
+
+    /// The §5 states of `holdings`, the party's accounts of the rate in `rate` (all of its
+    /// holdings when `rate` is empty). The caller has authorised the view. `ctx` carries
+    /// what is read once per request (the registry of the parties in the paths, the party's
+    /// F24 choices) across calls: F1 goes through a bank's holdings in chunks, so that memory
+    /// holds one chunk, not all of them.
+    pub(crate) async fn states_of_holdings(
+        &self,
+        party: PartyId,
+        holdings: &[cessio_core::ledger::Account],
+        rate: Vec<RataId>,
+        ctx: &mut StatesContext,
+    ) -> Result<Vec<(CedibleHolding, cessio_core::chain::RataHistory)>, AppError> {
         let entries = self
             .store
             .find_entries(&EntryQuery {
                 role: EntryRole::Received,
                 cessions_only: true,
-                rate: only_rate,
+                rate,
                 ..EntryQuery::of(party)
             })
             .await?;
@@ -998,8 +1000,7 @@ impl App {
             .filter_map(|h| {
                 let available = h.balance.available().unwrap_or(Cents::ZERO);
                 let e = info.get(&h.rata)?;
-                (available.is_positive() && only.is_none_or(|only| only.contains(&h.rata)))
-                    .then_some((h.rata, available, *e))
+                available.is_positive().then_some((h.rata, available, *e))
             })
             .collect();
         let mut out = Vec::with_capacity(candidates.len());

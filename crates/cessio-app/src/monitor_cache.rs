@@ -15,7 +15,7 @@
 //! Memory is bounded: past `Settings::monitor_cache_holdings` holdings in all, the parties
 //! looked at least recently are dropped (and computed afresh when asked again).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -151,6 +151,18 @@ fn class_index(c: CedibilitaClass) -> usize {
     }
 }
 
+/// Adds (`sign` 1) or takes away (-1) a holding's amount in its key's sums.
+fn add_to_sums(sums: &mut Vec<[Cents; CLASSES]>, h: HoldingClass, sign: i64) {
+    let key = h.key as usize;
+    if sums.len() <= key {
+        sums.resize(key + 1, [Cents::ZERO; CLASSES]);
+    }
+    if let Some(sum) = sums.get_mut(key).map(|s| &mut s[class_index(h.class)]) {
+        let delta = Cents::new(h.amount.get().saturating_mul(sign));
+        *sum = sum.checked_add(delta).unwrap_or(Cents::MAX);
+    }
+}
+
 /// The sums of one (type, year, codice tributo) of a party's holdings by cedibilità.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct KeySums {
@@ -172,20 +184,9 @@ impl PartyView {
         }
     }
 
-    fn add_to_sums(&mut self, h: HoldingClass, sign: i64) {
-        let key = h.key as usize;
-        if self.sums.len() <= key {
-            self.sums.resize(key + 1, [Cents::ZERO; CLASSES]);
-        }
-        if let Some(sum) = self.sums.get_mut(key).map(|s| &mut s[class_index(h.class)]) {
-            let delta = Cents::new(h.amount.get().saturating_mul(sign));
-            *sum = sum.checked_add(delta).unwrap_or(Cents::MAX);
-        }
-    }
-
     fn remove(&mut self, rata: RataId) {
         if let Some(old) = self.holdings.remove(&rata) {
-            self.add_to_sums(old, -1);
+            add_to_sums(&mut self.sums, old, -1);
         }
     }
 
@@ -214,7 +215,7 @@ impl PartyView {
             amount: h.max_cedibile,
         };
         self.remove(h.rata);
-        self.add_to_sums(kept, 1);
+        add_to_sums(&mut self.sums, kept, 1);
         self.holdings.insert(h.rata, kept);
     }
 
@@ -223,18 +224,15 @@ impl PartyView {
     /// recomputed from the store).
     fn reclassify(&mut self, today: NaiveDate, law: &LawTable) {
         let mut scratch: Vec<RataHistory> = self.templates.clone();
+        let mut sums = Vec::with_capacity(self.sums.len());
         for h in self.holdings.values_mut() {
-            let Some(history) = scratch.get_mut(h.template as usize) else {
-                continue;
-            };
-            h.own.apply(history);
-            h.class = CedibilitaClass::of(&cedibilita(history, today, law));
+            if let Some(history) = scratch.get_mut(h.template as usize) {
+                h.own.apply(history);
+                h.class = CedibilitaClass::of(&cedibilita(history, today, law));
+            }
+            add_to_sums(&mut sums, *h, 1);
         }
-        self.sums.clear();
-        let kept: Vec<HoldingClass> = self.holdings.values().copied().collect();
-        for h in kept {
-            self.add_to_sums(h, 1);
-        }
+        self.sums = sums;
         self.day = today;
     }
 
@@ -367,6 +365,7 @@ impl App {
     }
 
     async fn fresh_view(&self, p: &Principal, party: PartyId) -> Result<PartyView, AppError> {
+        self.authorize_view(p, party).await?;
         // The marks before the holdings: whatever moves in between is found next time.
         let marks = self
             .store
@@ -381,19 +380,13 @@ impl App {
             .marks;
         let mut view = PartyView::new(self.today(), marks);
         // In chunks: memory holds one chunk's histories and holdings, not a bank's all.
-        let rate: Vec<RataId> = self
-            .store
-            .holdings(party)
-            .await?
-            .iter()
-            .filter(|a| a.balance.available().is_some_and(|v| v.is_positive()))
-            .map(|a| a.rata)
-            .collect();
+        let mut accounts = self.store.holdings(party).await?;
+        accounts.retain(|a| a.balance.available().is_some_and(|v| v.is_positive()));
         let mut ctx = StatesContext::default();
-        for chunk in rate.chunks(FRESH_CHUNK) {
-            let only: HashSet<RataId> = chunk.iter().copied().collect();
+        for chunk in accounts.chunks(FRESH_CHUNK) {
+            let rate: Vec<RataId> = chunk.iter().map(|a| a.rata).collect();
             for (h, history) in self
-                .holding_states_with(p, party, Some(&only), &mut ctx)
+                .states_of_holdings(party, chunk, rate, &mut ctx)
                 .await?
             {
                 view.insert(&h, &history);
@@ -414,13 +407,15 @@ impl App {
             return self.fresh_view(p, party).await;
         }
         let mut ctx = StatesContext::default();
-        for chunk in changes.rate.chunks(CHUNK) {
-            let only: HashSet<RataId> = chunk.iter().copied().collect();
+        let mut changed = changes.rate;
+        changed.sort_unstable();
+        for chunk in changed.chunks(CHUNK) {
             for r in chunk {
                 view.remove(*r);
             }
+            let holdings = self.store.holdings_in(party, chunk).await?;
             for (h, history) in self
-                .holding_states_with(p, party, Some(&only), &mut ctx)
+                .states_of_holdings(party, &holdings, chunk.to_vec(), &mut ctx)
                 .await?
             {
                 view.insert(&h, &history);

@@ -265,15 +265,12 @@ impl Plan {
 
     /// Per account the id of the batch's last transfer that moved it, which the backends
     /// store as the account's `last_transfer` (what changed since a reader last looked).
+    /// The batch's transfers are in id order, so the last one written for an account wins.
     pub fn last_transfers(&self) -> HashMap<AccountId, TransferId> {
-        let mut last = HashMap::new();
-        for t in &self.transfers {
-            for account in [t.debit, t.credit] {
-                let id = last.entry(account).or_insert(t.id);
-                *id = (*id).max(t.id);
-            }
-        }
-        last
+        self.transfers
+            .iter()
+            .flat_map(|t| [(t.debit, t.id), (t.credit, t.id)])
+            .collect()
     }
 }
 
