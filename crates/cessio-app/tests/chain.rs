@@ -181,41 +181,14 @@ async fn r_chain_a_cession_carries_the_path_its_cedente_had_when_registered(t: T
     let rata = rata_of(&credit, 2024);
     // Partial cessions of a non-tracciabile rata: answerable at once (R-WAIT5).
     for to in [&a, &b] {
-        t.cede(
-            &x.user,
-            &x.party,
-            &[line(rata, &to.party, Some(3_000))],
-            false,
-        )
-        .await
-        .unwrap();
-        t.answer(&to.user, &to.party, by_cedente(&x.party), true)
-            .await
-            .unwrap();
+        cede_part(&t, &x, to, rata, 3_000).await;
+        accept_from(&t, to, &x).await;
     }
     // B → A is registered first, A → C second; A accepts B's only afterwards.
-    t.cede(
-        &b.user,
-        &b.party,
-        &[line(rata, &a.party, Some(1_000))],
-        false,
-    )
-    .await
-    .unwrap();
-    t.cede(
-        &a.user,
-        &a.party,
-        &[line(rata, &c.party, Some(1_000))],
-        false,
-    )
-    .await
-    .unwrap();
-    t.answer(&a.user, &a.party, by_cedente(&b.party), true)
-        .await
-        .unwrap();
-    t.answer(&c.user, &c.party, by_cedente(&a.party), true)
-        .await
-        .unwrap();
+    cede_part(&t, &b, &a, rata, 1_000).await;
+    cede_part(&t, &a, &c, rata, 1_000).await;
+    accept_from(&t, &a, &b).await;
+    accept_from(&t, &c, &a).await;
     // C: X → A → C, two cessions: still cedible to soggetti qualificati.
     assert_eq!(
         class_of(&t, &c, rata).await,
@@ -226,20 +199,30 @@ async fn r_chain_a_cession_carries_the_path_its_cedente_had_when_registered(t: T
         class_of(&t, &a, rata).await,
         Some(CedibilitaClass::QualifiedOnly)
     );
+    cede_part(&t, &a, &c, rata, 1_000).await;
+    accept_from(&t, &c, &a).await;
+    // What C got now came along X → B → A → C: three cessions, the limit.
+    assert_eq!(class_of(&t, &c, rata).await, None);
+    verify(&t).await;
+}
+
+/// Cedes `cents` of `rata` from `from` to `to`, pending.
+async fn cede_part(t: &TestApp, from: &Holder, to: &Holder, rata: i64, cents: i64) {
     t.cede(
-        &a.user,
-        &a.party,
-        &[line(rata, &c.party, Some(1_000))],
+        &from.user,
+        &from.party,
+        &[line(rata, &to.party, Some(cents))],
         false,
     )
     .await
     .unwrap();
-    t.answer(&c.user, &c.party, by_cedente(&a.party), true)
+}
+
+/// `to` accepts what `from` ceded to it.
+async fn accept_from(t: &TestApp, to: &Holder, from: &Holder) {
+    t.answer(&to.user, &to.party, by_cedente(&from.party), true)
         .await
         .unwrap();
-    // What C got now came along X → B → A → C: three cessions, the limit.
-    assert_eq!(class_of(&t, &c, rata).await, None);
-    verify(&t).await;
 }
 
 /// A bank holding a rata that has had its three counted cessions.

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use cessio_core::cf::{CodiceFiscale, luhn_check_digit};
-use cessio_core::ledger::{AccountKind, PartyId, RataId, TransferKind};
+use cessio_core::ledger::{AccountKind, PartyId, RataId, TransferId, TransferKind};
 use cessio_core::money::Cents;
 use cessio_core::time::RefYear;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
@@ -148,6 +148,15 @@ pub fn cede(rata: RataId, from: PartyId, to: PartyId, amount: i64) -> Command {
     }])
 }
 
+/// The answer to a pending transfer: accepted (posted) or refused (voided).
+pub fn answer(pending: TransferId, accept: bool) -> Command {
+    Command::Transfer(vec![if accept {
+        TransferRequest::Post { pending }
+    } else {
+        TransferRequest::Void { pending }
+    }])
+}
+
 pub async fn available(store: &DynStore, rata: RataId, party: PartyId) -> i64 {
     store
         .account(rata, AccountRef::Holder(party))
@@ -205,12 +214,7 @@ pub async fn r_conserve_issue_answer_cede_refuse_keeps_balances(store: DynStore)
         .unwrap();
     assert_eq!(acc.balance.pending_in(), Cents::new(100_003));
     store
-        .submit(op(
-            "accept",
-            Command::Transfer(vec![TransferRequest::Post {
-                pending: credit.pending[0],
-            }]),
-        ))
+        .submit(op("accept", answer(credit.pending[0], true)))
         .await
         .unwrap();
     assert_eq!(available(&store, rata, fornitore).await, 100_003);
@@ -221,12 +225,7 @@ pub async fn r_conserve_issue_answer_cede_refuse_keeps_balances(store: DynStore)
         .unwrap();
     assert_eq!(available(&store, rata, fornitore).await, 0);
     store
-        .submit(op(
-            "refuse",
-            Command::Transfer(vec![TransferRequest::Void {
-                pending: cession.transfers[0],
-            }]),
-        ))
+        .submit(op("refuse", answer(cession.transfers[0], false)))
         .await
         .unwrap();
     assert_eq!(available(&store, rata, fornitore).await, 100_003);
@@ -236,12 +235,7 @@ pub async fn r_conserve_issue_answer_cede_refuse_keeps_balances(store: DynStore)
         .await
         .unwrap();
     store
-        .submit(op(
-            "accept-2",
-            Command::Transfer(vec![TransferRequest::Post {
-                pending: cession.transfers[0],
-            }]),
-        ))
+        .submit(op("accept-2", answer(cession.transfers[0], true)))
         .await
         .unwrap();
     assert_eq!(available(&store, rata, bank).await, 100_003);
@@ -626,12 +620,7 @@ pub async fn r_conserve_large_amounts_stay_exact(store: DynStore) {
         .await
         .unwrap();
     store
-        .submit(op(
-            "accept",
-            Command::Transfer(vec![TransferRequest::Post {
-                pending: c.transfers[0],
-            }]),
-        ))
+        .submit(op("accept", answer(c.transfers[0], true)))
         .await
         .unwrap();
     assert_eq!(available(&store, rata, a).await, 1);
@@ -742,14 +731,9 @@ pub async fn r_history_party_entries_as_of_a_past_time(store: DynStore) {
     let mut c = op("cede", cede(rata, a, b, 400));
     c.at = t0() + chrono::Duration::hours(1);
     let c = store.submit(c).await.unwrap();
-    let mut answer = op(
-        "accept",
-        Command::Transfer(vec![TransferRequest::Post {
-            pending: c.transfers[0],
-        }]),
-    );
-    answer.at = t0() + chrono::Duration::hours(2);
-    store.submit(answer).await.unwrap();
+    let mut accept = op("accept", answer(c.transfers[0], true));
+    accept.at = t0() + chrono::Duration::hours(2);
+    store.submit(accept).await.unwrap();
     let now = store.party_entries(b, None).await.unwrap();
     assert_eq!(now.len(), 1);
     let e = &now[0];
@@ -1070,12 +1054,7 @@ pub async fn holding_changes_name_what_moved_since_a_mark(store: DynStore) {
     let m1 = after.marks;
     assert!(m1.transfer > m0.transfer);
     store
-        .submit(op(
-            "refuse",
-            Command::Transfer(vec![TransferRequest::Void {
-                pending: cession.transfers[0],
-            }]),
-        ))
+        .submit(op("refuse", answer(cession.transfers[0], false)))
         .await
         .unwrap();
     assert_eq!(changes(fornitore, m1).await.rate, vec![r1]);
