@@ -222,7 +222,7 @@ pub struct MovementFilter {
 }
 
 impl MovementFilter {
-    fn has_filter_besides_tracciabile(&self) -> bool {
+    pub(crate) fn has_filter_besides_tracciabile(&self) -> bool {
         self.registered_from.is_some()
             || self.registered_to.is_some()
             || self.answered_from.is_some()
@@ -265,22 +265,6 @@ pub struct MovementRow {
     pub cedibilita: String,
 }
 
-/// Which rows a movement query may return: shown or exported (R-50000).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RowLimit {
-    Show,
-    Export,
-}
-
-impl RowLimit {
-    const fn limit(self) -> (usize, &'static str) {
-        match self {
-            RowLimit::Show => (rules::MOVEMENTS_SHOWN_LIMIT, "R-300"),
-            RowLimit::Export => (rules::MOVEMENTS_EXPORT_LIMIT, "R-50000"),
-        }
-    }
-}
-
 fn is_awaiting_answer(e: &PartyEntry) -> bool {
     e.pending && e.answer.is_none()
 }
@@ -295,7 +279,7 @@ fn is_split_code(catalogue: &cessio_core::catalogue::Catalogue, code: &str) -> b
 
 /// The state of a cession or communication, as F4 shows it. `annulled`: the acceptances
 /// the operator annulled on request.
-fn state_of(e: &PartyEntry, annulled: &HashSet<TransferId>) -> MovementState {
+pub(crate) fn state_of(e: &PartyEntry, annulled: &HashSet<TransferId>) -> MovementState {
     match (e.pending, e.answer) {
         (false, _) => MovementState::Accettato,
         (true, None) => MovementState::InAttesa,
@@ -328,37 +312,7 @@ impl App {
     }
 
     async fn party_map(&self, entries: &[PartyEntry]) -> Result<HashMap<PartyId, Party>, AppError> {
-        let mut ids: Vec<PartyId> = entries
-            .iter()
-            .flat_map(|e| [e.party, e.counterparty])
-            .flatten()
-            .collect();
-        ids.sort_unstable();
-        ids.dedup();
-        Ok(self
-            .store
-            .parties(&ids)
-            .await?
-            .into_iter()
-            .map(|p| (p.id, p))
-            .collect())
-    }
-
-    fn party_ref(
-        parties: &HashMap<PartyId, Party>,
-        id: Option<PartyId>,
-        show_name: bool,
-    ) -> PartyRef {
-        match id.and_then(|i| parties.get(&i)) {
-            Some(p) => PartyRef {
-                cf: p.cf.as_str().to_string(),
-                name: show_name.then(|| p.name.clone()),
-            },
-            None => PartyRef {
-                cf: String::new(),
-                name: None,
-            },
-        }
+        parties_of(&*self.store, entries).await
     }
 
     // ----- F8 -----
@@ -1359,7 +1313,7 @@ impl App {
         let suspended = self.suspended_until(&transfers).await?;
         let mut groups: BTreeMap<(String, u16, String), IncomingGroup> = BTreeMap::new();
         for e in matching {
-            let cedente = Self::party_ref(&parties, e.party, e.disclose);
+            let cedente = party_ref(&parties, e.party, e.disclose);
             let g = groups
                 .entry((e.type_key.clone(), e.year.get(), cedente.cf.clone()))
                 .or_insert_with(|| IncomingGroup {
@@ -1479,128 +1433,6 @@ impl App {
         debug_assert!(receipt.replayed || receipt.amount == amount);
         Ok(answer_receipt(&receipt, accept))
     }
-
-    // ----- F4 -----
-
-    /// F4 Lista movimenti: cessions and communications where the party is cedente or
-    /// cessionario. Above the limit the caller is told to narrow (never truncated).
-    pub async fn movements(
-        &self,
-        p: &Principal,
-        party: PartyId,
-        filter: &MovementFilter,
-        limit: RowLimit,
-    ) -> Result<Vec<MovementRow>, AppError> {
-        self.authorize_view(p, party).await?;
-        for (field, date) in [
-            ("registered_from", filter.registered_from),
-            ("registered_to", filter.registered_to),
-            ("answered_from", filter.answered_from),
-            ("answered_to", filter.answered_to),
-        ] {
-            if let Some(d) = date {
-                check_date(field, d)?;
-            }
-        }
-        if !filter.has_filter_besides_tracciabile() {
-            return Err(AppError::invalid(
-                "filtri",
-                "indicare almeno un filtro oltre alla tracciabilità (per esempio il periodo di registrazione)",
-            ));
-        }
-        let entries = self
-            .reads
-            .find_entries(&EntryQuery {
-                cessions_only: true,
-                registered_from: filter.registered_from.map(rome_start_of_day),
-                registered_before: filter
-                    .registered_to
-                    .map(|d| end_of_day(d) + chrono::Duration::microseconds(1)),
-                type_key: filter.type_key.clone(),
-                year: filter.year,
-                ..EntryQuery::of(party)
-            })
-            .await?;
-        let parties = self.party_map(&entries).await?;
-        let annulled = self.annulled_acceptances(party).await?;
-        let prefix = |s: &Option<String>| {
-            s.as_deref()
-                .map(|v| v.trim().to_uppercase())
-                .filter(|v| !v.is_empty())
-        };
-        let (cedente_prefix, cessionario_prefix) =
-            (prefix(&filter.cedente_cf), prefix(&filter.cessionario_cf));
-        let code = filter
-            .code
-            .as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty());
-        let in_range = |d: NaiveDate, from: Option<NaiveDate>, to: Option<NaiveDate>| {
-            from.is_none_or(|f| d >= f) && to.is_none_or(|t| d <= t)
-        };
-        let (max, rule) = limit.limit();
-        let mut rows = Vec::new();
-        for e in &entries {
-            if !matches!(e.kind, TransferKind::Issue | TransferKind::Cession) {
-                continue;
-            }
-            let state = state_of(e, &annulled);
-            let cedente = Self::party_ref(&parties, e.party, e.disclose || e.party == Some(party));
-            let cessionario = Self::party_ref(&parties, e.counterparty, true);
-            let keep = in_range(
-                rome_date(e.at),
-                filter.registered_from,
-                filter.registered_to,
-            ) && (filter.answered_from.is_none() && filter.answered_to.is_none()
-                || e.answer.is_some_and(|a| {
-                    in_range(rome_date(a.at), filter.answered_from, filter.answered_to)
-                }))
-                && cedente_prefix
-                    .as_ref()
-                    .is_none_or(|x| cedente.cf.starts_with(x.as_str()))
-                && cessionario_prefix
-                    .as_ref()
-                    .is_none_or(|x| cessionario.cf.starts_with(x.as_str()))
-                && filter.state.is_none_or(|s| s == state)
-                && filter.type_key.as_ref().is_none_or(|t| *t == e.type_key)
-                && filter
-                    .codice_tributo
-                    .as_ref()
-                    .is_none_or(|c| *c == e.codice_tributo)
-                && filter.year.is_none_or(|y| y == e.year.get())
-                && code.is_none_or(|c| c == e.protocol || c == e.codice_univoco)
-                && filter.tracciabile.is_none_or(|t| t == e.tracciabile);
-            if !keep {
-                continue;
-            }
-            if rows.len() == max {
-                return Err(AppError::TooManyRows { limit: max, rule });
-            }
-            rows.push(MovementRow {
-                id: e.transfer,
-                credit: e.credit,
-                registered_at: e.at,
-                kind: e.kind,
-                cedente,
-                cessionario,
-                type_key: e.type_key.clone(),
-                codice_tributo: e.codice_tributo.clone(),
-                year: e.year.get(),
-                amount: e.amount,
-                state,
-                answered_at: e.answer.map(|a| a.at),
-                protocol: e.protocol.clone(),
-                codice_univoco: e.codice_univoco.clone(),
-                tracciabile: e.tracciabile,
-                cedibilita: if is_split_code(&self.catalogue, &e.codice_tributo) {
-                    "Non cedibile".into()
-                } else {
-                    "Cedibile".into()
-                },
-            });
-        }
-        Ok(rows)
-    }
 }
 
 fn answer_receipt(r: &cessio_store::Receipt, accepted: bool) -> AnswerReceipt {
@@ -1625,7 +1457,7 @@ fn cession_receipt(r: cessio_store::Receipt) -> CessionReceipt {
 
 /// Dates a person may ask about: the register's years, so that date arithmetic cannot
 /// overflow on a typo like year 262142.
-fn check_date(field: &str, d: NaiveDate) -> Result<NaiveDate, AppError> {
+pub(crate) fn check_date(field: &str, d: NaiveDate) -> Result<NaiveDate, AppError> {
     use chrono::Datelike;
     if (2000..=2100).contains(&d.year()) {
         Ok(d)
@@ -1638,7 +1470,7 @@ fn check_date(field: &str, d: NaiveDate) -> Result<NaiveDate, AppError> {
 }
 
 /// The last instant of a Rome day.
-fn end_of_day(d: NaiveDate) -> DateTime<Utc> {
+pub(crate) fn end_of_day(d: NaiveDate) -> DateTime<Utc> {
     let next = d.succ_opt().unwrap_or(d);
     rome_start_of_day(next) - chrono::Duration::microseconds(1)
 }
@@ -1658,44 +1490,40 @@ fn check_may_acquire(party: &Party) -> Result<(), AppError> {
     Ok(())
 }
 
-/// F4 export: the movement rows as CSV (UTF-8 with BOM, `;`, two-decimal amounts, no cell
-/// that a spreadsheet would read as a formula).
-pub fn movements_csv(rows: &[MovementRow]) -> std::io::Result<Vec<u8>> {
-    let mut w = cessio_core::csv::CsvWriter::new(Vec::with_capacity(rows.len() * 200 + 256))?;
-    w.header(&[
-        "ID registrazione",
-        "Data registrazione",
-        "CF cedente",
-        "Cedente",
-        "CF cessionario",
-        "Tipo credito",
-        "Codice tributo",
-        "Anno riferimento",
-        "Importo",
-        "Stato",
-        "Data accettazione/rifiuto",
-        "Codice identificativo univoco",
-        "Protocollo",
-        "Tracciabile",
-        "Cedibilita'",
-    ])?;
-    for r in rows {
-        w.text(&r.id.to_string())
-            .date(Some(rome_date(r.registered_at)))
-            .text(&r.cedente.cf)
-            .text(r.cedente.name.as_deref().unwrap_or(""))
-            .text(&r.cessionario.cf)
-            .text(&r.type_key)
-            .text(&r.codice_tributo)
-            .text(&r.year.to_string())
-            .amount(r.amount)
-            .text(r.state.label())
-            .date(r.answered_at.map(rome_date))
-            .text(if r.tracciabile { &r.codice_univoco } else { "" })
-            .text(&r.protocol)
-            .text(if r.tracciabile { "Sì" } else { "No" })
-            .text(&r.cedibilita);
-        w.end_row()?;
+/// The parties a list of movements names, by id: one read for the whole list.
+pub(crate) async fn parties_of(
+    store: &dyn cessio_store::Store,
+    entries: &[PartyEntry],
+) -> Result<HashMap<PartyId, Party>, AppError> {
+    let mut ids: Vec<PartyId> = entries
+        .iter()
+        .flat_map(|e| [e.party, e.counterparty])
+        .flatten()
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(store
+        .parties(&ids)
+        .await?
+        .into_iter()
+        .map(|p| (p.id, p))
+        .collect())
+}
+
+/// A party as a list shows it; the name only where it may be shown.
+pub(crate) fn party_ref(
+    parties: &HashMap<PartyId, Party>,
+    id: Option<PartyId>,
+    show_name: bool,
+) -> PartyRef {
+    match id.and_then(|i| parties.get(&i)) {
+        Some(p) => PartyRef {
+            cf: p.cf.as_str().to_string(),
+            name: show_name.then(|| p.name.clone()),
+        },
+        None => PartyRef {
+            cf: String::new(),
+            name: None,
+        },
     }
-    Ok(w.into_inner())
 }

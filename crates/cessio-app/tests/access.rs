@@ -6,7 +6,7 @@
 #[macro_use]
 mod support;
 
-use cessio_app::{AppError, IncomingFilter, MovementFilter, Principal, RowLimit};
+use cessio_app::{AppError, IncomingFilter, MovementFilter, Principal};
 use support::*;
 
 backends!(
@@ -279,10 +279,7 @@ async fn visibility_table_of_functions_by_actor(t: TestApp) {
                         year: Some(2022),
                         ..MovementFilter::default()
                     };
-                    t.app
-                        .movements(p, party, &f, RowLimit::Show)
-                        .await
-                        .map(|_| ())
+                    t.app.movements(p, party, &f).await.map(|_| ())
                 }
                 Func::Cede => {
                     let rata = *next_rata.next().unwrap();

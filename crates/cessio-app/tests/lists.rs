@@ -5,7 +5,7 @@
 #[macro_use]
 mod support;
 
-use cessio_app::{MovementFilter, MovementState, RowLimit};
+use cessio_app::{MovementFilter, MovementState};
 use cessio_core::money::Cents;
 use support::*;
 
@@ -181,11 +181,7 @@ async fn f4_movements_need_a_filter_besides_tracciabile(t: TestApp) {
             ..MovementFilter::default()
         },
     ] {
-        let e = t
-            .app
-            .movements(&h, holder.id, &filter, RowLimit::Show)
-            .await
-            .unwrap_err();
+        let e = t.app.movements(&h, holder.id, &filter).await.unwrap_err();
         assert_eq!(e.code(), "invalid", "{filter:?}");
     }
 }
@@ -213,12 +209,7 @@ async fn f4_movements_filters_select_rows(t: TestApp) {
     t.answer(&cu, &c, eco_2024, true).await.unwrap();
     let rows = |f: MovementFilter| {
         let (t, h, holder) = (&t, &h, &holder);
-        async move {
-            t.app
-                .movements(h, holder.id, &f, RowLimit::Show)
-                .await
-                .unwrap()
-        }
+        async move { t.app.movements(h, holder.id, &f).await.unwrap() }
     };
     let all = rows(MovementFilter {
         registered_from: Some(date(2024, 1, 1)),
@@ -317,11 +308,7 @@ fn ecobonus() -> MovementFilter {
 
 async fn r_300_exactly_300_rows_are_shown(t: TestApp) {
     let (holder, h) = received_rows(&t, 30).await;
-    let shown = t
-        .app
-        .movements(&h, holder.id, &ecobonus(), RowLimit::Show)
-        .await
-        .unwrap();
+    let shown = t.app.movements(&h, holder.id, &ecobonus()).await.unwrap();
     assert_eq!(shown.len(), 300);
 }
 
@@ -329,17 +316,13 @@ async fn r_300_more_rows_are_refused_but_exported(t: TestApp) {
     let (holder, h) = received_rows(&t, 31).await;
     let e = t
         .app
-        .movements(&h, holder.id, &ecobonus(), RowLimit::Show)
+        .movements(&h, holder.id, &ecobonus())
         .await
         .unwrap_err();
     assert_eq!((e.code(), e.rule()), ("too_many_rows", Some("R-300")));
     assert!(e.to_string().contains("300"), "{e}");
-    let exported = t
-        .app
-        .movements(&h, holder.id, &ecobonus(), RowLimit::Export)
-        .await
-        .unwrap();
-    assert_eq!(exported.len(), 310);
+    let rows = exported(&t.app, &h, &holder, &ecobonus()).await.unwrap();
+    assert_eq!(rows.len(), 310);
 }
 
 /// Cessions of one cent written through the store in operations of up to 10,000
@@ -392,28 +375,42 @@ async fn r_50000_export_above_the_limit_is_refused_never_truncated(t: TestApp) {
     let eco = t
         .holding(&holder, &h, "ecobonus", 10_000_000, old_day())
         .await;
-    let rata = eco.rate[0].id;
-    let filter = MovementFilter {
+    let bonus = t
+        .holding(&holder, &h, "bonus_facciate", 10_000_000, old_day())
+        .await;
+    let to_other = MovementFilter {
         cessionario_cf: Some(other.cf.as_str().into()),
         ..MovementFilter::default()
     };
-    // Exactly 50,000 rows: exported whole.
-    cede_cents(&t, rata, &holder, &other, 50_000, "bulk").await;
-    let rows = t
-        .app
-        .movements(&h, holder.id, &filter, RowLimit::Export)
-        .await
-        .unwrap();
+    // The codice tributo is a filter the store does not apply: with the one movement of
+    // another code below, the store selects one row more than the export keeps.
+    let eco_to_other = MovementFilter {
+        codice_tributo: Some(eco.rate[0].codice_tributo.clone()),
+        ..to_other.clone()
+    };
+    // Exactly 50,000 rows: exported whole, in registration order.
+    cede_cents(&t, eco.rate[0].id, &holder, &other, 50_000, "bulk").await;
+    let rows = exported(&t.app, &h, &holder, &to_other).await.unwrap();
     assert_eq!(rows.len(), 50_000);
-    // One more: refused with the rule, never cut to 50,000.
-    cede_cents(&t, rata, &holder, &other, 1, "one-more").await;
-    let e = t
-        .app
-        .movements(&h, holder.id, &filter, RowLimit::Export)
-        .await
-        .unwrap_err();
-    assert_eq!((e.code(), e.rule()), ("too_many_rows", Some("R-50000")));
-    assert!(e.to_string().contains("50000"), "{e}");
+    assert!(rows.windows(2).all(|w| w[0].id < w[1].id));
+    // 50,001 selected by the store, 50,000 kept by the filters: exported whole.
+    cede_cents(&t, bonus.rate[0].id, &holder, &other, 1, "other-code").await;
+    let rows = exported(&t.app, &h, &holder, &eco_to_other).await.unwrap();
+    assert_eq!(rows.len(), 50_000);
+    // Refused with the rule, never cut to 50,000: by the store's count, and by the
+    // count through the filters once an ecobonus cession more is kept.
+    for filter in [&to_other, &eco_to_other] {
+        if filter == &eco_to_other {
+            cede_cents(&t, eco.rate[0].id, &holder, &other, 1, "one-more").await;
+        }
+        let e = t
+            .app
+            .movements_export(&h, holder.id, filter)
+            .await
+            .unwrap_err();
+        assert_eq!((e.code(), e.rule()), ("too_many_rows", Some("R-50000")));
+        assert!(e.to_string().contains("50000"), "{e}");
+    }
 }
 
 /// F1 today keeps each party's cedibilità between requests and recomputes only the holdings

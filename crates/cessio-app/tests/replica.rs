@@ -9,7 +9,7 @@
 #[allow(unused_macros)]
 mod support;
 
-use cessio_app::{IncomingFilter, MovementFilter, RowLimit};
+use cessio_app::{IncomingFilter, MovementFilter};
 use support::*;
 
 async fn reads_follow_the_store_they_are_meant_for(primary: TestApp, replica: TestApp) {
@@ -28,19 +28,14 @@ async fn reads_follow_the_store_they_are_meant_for(primary: TestApp, replica: Te
     let op = &primary.op;
     let f1 = app.monitoring(op, holder.id, None).await.unwrap();
     assert_eq!(f1.len(), 4, "F1 reads the replica: {f1:?}");
-    let f4 = app
-        .movements(
-            op,
-            holder.id,
-            &MovementFilter {
-                type_key: Some("superbonus".into()),
-                ..MovementFilter::default()
-            },
-            RowLimit::Export,
-        )
-        .await
-        .unwrap();
+    let superbonus = MovementFilter {
+        type_key: Some("superbonus".into()),
+        ..MovementFilter::default()
+    };
+    let f4 = app.movements(op, holder.id, &superbonus).await.unwrap();
     assert_eq!(f4.len(), 4, "F4 reads the replica");
+    let f4 = exported(&app, op, &holder, &superbonus).await.unwrap();
+    assert_eq!(f4.len(), 4, "F4's export reads the replica");
     // F3 selects what an answer will change: the primary, which has nothing pending.
     let f3 = app
         .incoming(op, holder.id, &IncomingFilter::default())

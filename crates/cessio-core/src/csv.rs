@@ -118,6 +118,16 @@ impl<W: io::Write> CsvWriter<W> {
         })
     }
 
+    /// Continues a file whose start (the BOM, the header) another writer wrote: a file
+    /// streamed in pieces writes each piece with a writer of its own.
+    pub fn continuing(out: W) -> Self {
+        CsvWriter {
+            out,
+            row: String::with_capacity(256),
+            cells: 0,
+        }
+    }
+
     /// Writes a row of column names, escaped like any text cell.
     pub fn header(&mut self, names: &[&str]) -> io::Result<()> {
         for name in names {

@@ -29,12 +29,13 @@ use cessio_store::queue::{self, Job, WriteStats};
 use cessio_store::verify::Verifier;
 use cessio_store::{
     AccountRef, Answer, CHANGE_MARKS_SQL, ChangeMarks, ChoiceRecord, Counts, Credit, CreditOrigin,
-    EntryQuery, EntryState, HoldingChanges, HoldingInfo, HoldingQuery, IdempotencyKey,
+    EntryQuery, EntryState, EntryStream, HoldingChanges, HoldingInfo, HoldingQuery, IdempotencyKey,
     MonitorTotal, NewOperatorEvent, NewUser, Operation, OperatorEvent, OperatorEventQuery, Party,
-    PartyEntry, PartyKind, Rata, Receipt, Role, SqlValue, Store, StoreError, SummaryKey, User,
-    VerifyReport, WriteConfig, holding_changes_sql,
+    PartyEntry, PartyKind, Rata, Receipt, Role, STREAM_BATCH, STREAMS, SqlValue, Store, StoreError,
+    SummaryKey, User, VerifyReport, WriteConfig, entry_stream, holding_changes_sql,
 };
 use chrono::{DateTime, NaiveDate, Utc};
+use futures_util::StreamExt;
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
@@ -50,6 +51,8 @@ pub struct PgStore {
     /// Replaced when found closed (a server restart, a terminated backend).
     readers: Vec<std::sync::RwLock<Arc<Client>>>,
     next_reader: AtomicUsize,
+    /// Slots of [`Store::stream_entries`], held by each stream's task.
+    stream_slots: Arc<tokio::sync::Semaphore>,
     stats: Arc<WriteStats>,
 }
 
@@ -113,6 +116,58 @@ async fn connect(config: &Config) -> Result<Client, StoreError> {
         }
     });
     Ok(client)
+}
+
+/// One row of [`EntryQuery::sql`]; answers after `until` (micros) count as not given.
+fn entry_from_row(r: &Row, until: i64) -> PartyEntry {
+    let kind: &str = r.get(2);
+    let phase: &str = r.get(3);
+    let answer_phase: Option<&str> = r.get(8);
+    let answer_at: Option<i64> = r.get(9);
+    let origin: &str = r.get(19);
+    let idx: i32 = r.get(11);
+    let year: i32 = r.get(12);
+    PartyEntry {
+        transfer: r.get(0),
+        at: micros_to_time(r.get(1)),
+        kind: TransferKind::parse(kind).unwrap_or(TransferKind::Correction),
+        pending: phase == "pending",
+        amount: Cents::new(r.get(4)),
+        party: r.get(5),
+        counterparty: r.get(6),
+        disclose: r.get(7),
+        answer: match (answer_phase, answer_at) {
+            (Some(p), Some(at)) if at <= until => Some(Answer {
+                accepted: p == "post_pending",
+                at: micros_to_time(at),
+                by: r.get(21),
+            }),
+            _ => None,
+        },
+        rata: r.get(10),
+        rata_index: u32::try_from(idx).unwrap_or_default(),
+        year: RefYear::new(u16::try_from(year).unwrap_or_default()),
+        codice_tributo: r.get(13),
+        codice_univoco: r.get(14),
+        credit: r.get(15),
+        type_key: r.get(16),
+        protocol: r.get(17),
+        tracciabile: r.get(18),
+        origin: CreditOrigin::parse(origin).unwrap_or(CreditOrigin::Granted),
+        communicated_on: r.get(20),
+    }
+}
+
+/// A statement's parameters as PostgreSQL binds them, from the portable query builders'
+/// values (integers and text mixed).
+fn bound(values: &[SqlValue]) -> Vec<Box<dyn ToSql + Sync + Send>> {
+    values
+        .iter()
+        .map(|v| match v {
+            SqlValue::Int(i) => Box::new(*i) as Box<dyn ToSql + Sync + Send>,
+            SqlValue::Text(t) => Box::new(t.clone()),
+        })
+        .collect()
 }
 
 impl PgStore {
@@ -222,35 +277,18 @@ impl PgStore {
             queue,
             readers,
             next_reader: AtomicUsize::new(0),
+            stream_slots: Arc::new(tokio::sync::Semaphore::new(STREAMS)),
             stats,
         })
     }
 
-    /// A reader connection, reconnected first if the server closed it.
     /// Runs a statement of the store's portable query builders (`EntryQuery::sql`,
     /// `OperatorEventQuery::sql`), whose parameters mix integers and text.
     async fn query_values(&self, sql: &str, values: &[SqlValue]) -> Result<Vec<Row>, StoreError> {
-        let ints: Vec<Option<i64>> = values
+        let params = bound(values);
+        let params: Vec<&(dyn ToSql + Sync)> = params
             .iter()
-            .map(|v| match v {
-                SqlValue::Int(i) => Some(*i),
-                SqlValue::Text(_) => None,
-            })
-            .collect();
-        let texts: Vec<Option<&str>> = values
-            .iter()
-            .map(|v| match v {
-                SqlValue::Text(t) => Some(t.as_str()),
-                SqlValue::Int(_) => None,
-            })
-            .collect();
-        let params: Vec<&(dyn ToSql + Sync)> = ints
-            .iter()
-            .zip(&texts)
-            .map(|(i, t)| match i {
-                Some(i) => i as &(dyn ToSql + Sync),
-                None => t as &(dyn ToSql + Sync),
-            })
+            .map(|b| b.as_ref() as &(dyn ToSql + Sync))
             .collect();
         self.reader()
             .await?
@@ -259,6 +297,7 @@ impl PgStore {
             .map_err(db_err)
     }
 
+    /// A reader connection, reconnected first if the server closed it.
     async fn reader(&self) -> Result<Arc<Client>, StoreError> {
         let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
         let slot = &self.readers[i];
@@ -1171,47 +1210,58 @@ impl Store for PgStore {
         let until = query.until.map_or(i64::MAX, |u| u.timestamp_micros());
         let (sql, values) = query.sql(|n| format!("${n}"));
         let rows = self.query_values(&sql, &values).await?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                let kind: &str = r.get(2);
-                let phase: &str = r.get(3);
-                let answer_phase: Option<&str> = r.get(8);
-                let answer_at: Option<i64> = r.get(9);
-                let origin: &str = r.get(19);
-                let idx: i32 = r.get(11);
-                let year: i32 = r.get(12);
-                PartyEntry {
-                    transfer: r.get(0),
-                    at: micros_to_time(r.get(1)),
-                    kind: TransferKind::parse(kind).unwrap_or(TransferKind::Correction),
-                    pending: phase == "pending",
-                    amount: Cents::new(r.get(4)),
-                    party: r.get(5),
-                    counterparty: r.get(6),
-                    disclose: r.get(7),
-                    answer: match (answer_phase, answer_at) {
-                        (Some(p), Some(at)) if at <= until => Some(Answer {
-                            accepted: p == "post_pending",
-                            at: micros_to_time(at),
-                            by: r.get(21),
-                        }),
-                        _ => None,
-                    },
-                    rata: r.get(10),
-                    rata_index: u32::try_from(idx).unwrap_or_default(),
-                    year: RefYear::new(u16::try_from(year).unwrap_or_default()),
-                    codice_tributo: r.get(13),
-                    codice_univoco: r.get(14),
-                    credit: r.get(15),
-                    type_key: r.get(16),
-                    protocol: r.get(17),
-                    tracciabile: r.get(18),
-                    origin: CreditOrigin::parse(origin).unwrap_or(CreditOrigin::Granted),
-                    communicated_on: r.get(20),
+        Ok(rows.iter().map(|r| entry_from_row(r, until)).collect())
+    }
+
+    async fn count_entries(&self, query: &EntryQuery, cap: usize) -> Result<usize, StoreError> {
+        let (sql, values) = query.count_sql(cap, |n| format!("${n}"));
+        let rows = self.query_values(&sql, &values).await?;
+        let count: i64 = rows.first().map_or(0, |r| r.get(0));
+        Ok(usize::try_from(count).unwrap_or_default())
+    }
+
+    async fn stream_entries(&self, query: EntryQuery) -> Result<EntryStream, StoreError> {
+        let until = query.until.map_or(i64::MAX, |u| u.timestamp_micros());
+        let (sql, values) = query.sql(|n| format!("${n}"));
+        let slot = self
+            .stream_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(StoreError::backend)?;
+        // A connection of its own: tokio-postgres hands a query's rows over only as fast
+        // as they are taken, and on a shared reader every other read would wait behind a
+        // slow download.
+        let client = connect(&self.config).await?;
+        let statement = client.prepare(&sql).await.map_err(db_err)?;
+        let (mut sender, stream) = entry_stream(STREAM_BATCH);
+        tokio::spawn(async move {
+            let _slot = slot;
+            let params = bound(&values);
+            let rows = client
+                .query_raw(
+                    &statement,
+                    params.iter().map(|b| b.as_ref() as &(dyn ToSql + Sync)),
+                )
+                .await;
+            let rows = match rows {
+                Ok(rows) => rows,
+                Err(e) => return sender.fail(db_err(e)).await,
+            };
+            let mut rows = std::pin::pin!(rows);
+            while let Some(row) = rows.next().await {
+                match row {
+                    Ok(r) => {
+                        if !sender.push(entry_from_row(&r, until)).await {
+                            return;
+                        }
+                    }
+                    Err(e) => return sender.fail(db_err(e)).await,
                 }
-            })
-            .collect())
+            }
+            sender.finish().await;
+        });
+        Ok(stream)
     }
 
     async fn create_user(

@@ -28,10 +28,10 @@ use cessio_store::queue::{self, Job, WriteStats};
 use cessio_store::verify::Verifier;
 use cessio_store::{
     AccountRef, Answer, CHANGE_MARKS_SQL, ChangeMarks, ChoiceRecord, Counts, Credit, CreditOrigin,
-    EntryQuery, EntryState, HoldingChanges, HoldingInfo, HoldingQuery, IdempotencyKey,
+    EntryQuery, EntryState, EntryStream, HoldingChanges, HoldingInfo, HoldingQuery, IdempotencyKey,
     MonitorTotal, NewOperatorEvent, NewUser, Operation, OperatorEvent, OperatorEventQuery, Party,
-    PartyEntry, PartyKind, Rata, Receipt, Role, SqlValue, Store, StoreError, SummaryKey, User,
-    VerifyReport, WriteConfig, holding_changes_sql,
+    PartyEntry, PartyKind, Rata, Receipt, Role, STREAM_BATCH, STREAMS, SqlValue, Store, StoreError,
+    SummaryKey, User, VerifyReport, WriteConfig, entry_stream, holding_changes_sql,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{
@@ -54,7 +54,59 @@ pub struct SqliteStore {
     queue: mpsc::Sender<Job>,
     readers: Mutex<Vec<Connection>>,
     read_slots: tokio::sync::Semaphore,
+    /// Slots of [`Store::stream_entries`], held by each stream's reading thread.
+    stream_slots: std::sync::Arc<tokio::sync::Semaphore>,
     stats: std::sync::Arc<WriteStats>,
+}
+
+/// The portable query builders' values as SQLite binds them.
+fn bound(values: Vec<SqlValue>) -> Vec<rusqlite::types::Value> {
+    values
+        .into_iter()
+        .map(|v| match v {
+            SqlValue::Int(i) => rusqlite::types::Value::Integer(i),
+            SqlValue::Text(t) => rusqlite::types::Value::Text(t),
+        })
+        .collect()
+}
+
+/// One row of [`EntryQuery::sql`]; answers after `until` (micros) count as not given.
+fn entry_from_row(r: &rusqlite::Row<'_>, until: i64) -> rusqlite::Result<PartyEntry> {
+    let kind: String = r.get(2)?;
+    let phase: String = r.get(3)?;
+    let answer_phase: Option<String> = r.get(8)?;
+    let answer_at: Option<i64> = r.get(9)?;
+    let origin: String = r.get(19)?;
+    let date: String = r.get(20)?;
+    Ok(PartyEntry {
+        transfer: r.get(0)?,
+        at: micros_to_time(r.get(1)?),
+        kind: TransferKind::parse(&kind).unwrap_or(TransferKind::Correction),
+        pending: phase == "pending",
+        amount: Cents::new(r.get(4)?),
+        party: r.get(5)?,
+        counterparty: r.get(6)?,
+        disclose: r.get(7)?,
+        answer: match (answer_phase, answer_at) {
+            (Some(p), Some(at)) if at <= until => Some(Answer {
+                accepted: p == "post_pending",
+                at: micros_to_time(at),
+                by: r.get(21)?,
+            }),
+            _ => None,
+        },
+        rata: r.get(10)?,
+        rata_index: r.get(11)?,
+        year: RefYear::new(r.get(12)?),
+        codice_tributo: r.get(13)?,
+        codice_univoco: r.get(14)?,
+        credit: r.get(15)?,
+        type_key: r.get(16)?,
+        protocol: r.get(17)?,
+        tracciabile: r.get(18)?,
+        origin: CreditOrigin::parse(&origin).unwrap_or(CreditOrigin::Granted),
+        communicated_on: date.parse::<NaiveDate>().unwrap_or_default(),
+    })
 }
 
 fn db_err(e: rusqlite::Error) -> StoreError {
@@ -111,6 +163,7 @@ impl SqliteStore {
             queue,
             readers: Mutex::new(Vec::new()),
             read_slots: tokio::sync::Semaphore::new(READERS),
+            stream_slots: std::sync::Arc::new(tokio::sync::Semaphore::new(STREAMS)),
             stats,
         })
     }
@@ -1132,55 +1185,65 @@ impl Store for SqliteStore {
         let (sql, values) = query.sql(|n| format!("?{n}"));
         self.read(move |c| {
             let mut st = c.prepare_cached(&sql).map_err(db_err)?;
-            let bound: Vec<rusqlite::types::Value> = values
-                .into_iter()
-                .map(|v| match v {
-                    SqlValue::Int(i) => rusqlite::types::Value::Integer(i),
-                    SqlValue::Text(t) => rusqlite::types::Value::Text(t),
-                })
-                .collect();
-            st.query_map(rusqlite::params_from_iter(bound), |r| {
-                let kind: String = r.get(2)?;
-                let phase: String = r.get(3)?;
-                let answer_phase: Option<String> = r.get(8)?;
-                let answer_at: Option<i64> = r.get(9)?;
-                let origin: String = r.get(19)?;
-                let date: String = r.get(20)?;
-                Ok(PartyEntry {
-                    transfer: r.get(0)?,
-                    at: micros_to_time(r.get(1)?),
-                    kind: TransferKind::parse(&kind).unwrap_or(TransferKind::Correction),
-                    pending: phase == "pending",
-                    amount: Cents::new(r.get(4)?),
-                    party: r.get(5)?,
-                    counterparty: r.get(6)?,
-                    disclose: r.get(7)?,
-                    answer: match (answer_phase, answer_at) {
-                        (Some(p), Some(at)) if at <= until => Some(Answer {
-                            accepted: p == "post_pending",
-                            at: micros_to_time(at),
-                            by: r.get(21)?,
-                        }),
-                        _ => None,
-                    },
-                    rata: r.get(10)?,
-                    rata_index: r.get(11)?,
-                    year: RefYear::new(r.get(12)?),
-                    codice_tributo: r.get(13)?,
-                    codice_univoco: r.get(14)?,
-                    credit: r.get(15)?,
-                    type_key: r.get(16)?,
-                    protocol: r.get(17)?,
-                    tracciabile: r.get(18)?,
-                    origin: CreditOrigin::parse(&origin).unwrap_or(CreditOrigin::Granted),
-                    communicated_on: date.parse::<NaiveDate>().unwrap_or_default(),
-                })
+            st.query_map(rusqlite::params_from_iter(bound(values)), |r| {
+                entry_from_row(r, until)
             })
             .map_err(db_err)?
             .collect::<Result<_, _>>()
             .map_err(db_err)
         })
         .await
+    }
+
+    async fn count_entries(&self, query: &EntryQuery, cap: usize) -> Result<usize, StoreError> {
+        let (sql, values) = query.count_sql(cap, |n| format!("?{n}"));
+        self.read(move |c| {
+            let count: i64 = c
+                .prepare_cached(&sql)
+                .map_err(db_err)?
+                .query_row(rusqlite::params_from_iter(bound(values)), |r| r.get(0))
+                .map_err(db_err)?;
+            Ok(usize::try_from(count).unwrap_or_default())
+        })
+        .await
+    }
+
+    async fn stream_entries(&self, query: EntryQuery) -> Result<EntryStream, StoreError> {
+        let until = query.until.map_or(i64::MAX, |u| u.timestamp_micros());
+        let (sql, values) = query.sql(|n| format!("?{n}"));
+        let slot = self
+            .stream_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(StoreError::backend)?;
+        // A connection of its own, not a pooled reader: the statement holds its read
+        // snapshot until the last row is taken, however slowly the client downloads.
+        let conn = open_connection(&self.path)?;
+        // Prepared here first, so that a statement the engine refuses fails the request
+        // rather than the stream.
+        conn.prepare(&sql).map_err(db_err)?;
+        let (mut sender, stream) = entry_stream(STREAM_BATCH);
+        let handle = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            let result = (|| {
+                let mut st = conn.prepare(&sql)?;
+                let mut rows = st.query(rusqlite::params_from_iter(bound(values)))?;
+                while let Some(r) = rows.next()? {
+                    if !sender.blocking_push(&handle, entry_from_row(r, until)?) {
+                        return Ok(None);
+                    }
+                }
+                Ok(Some(()))
+            })();
+            match result {
+                Ok(Some(())) => sender.blocking_finish(&handle),
+                Ok(None) => {}
+                Err(e) => sender.blocking_fail(&handle, db_err(e)),
+            }
+        });
+        Ok(stream)
     }
 
     async fn create_user(
@@ -1609,14 +1672,7 @@ impl Store for SqliteStore {
     ) -> Result<Vec<OperatorEvent>, StoreError> {
         let (sql, values) = query.sql(|n| format!("?{n}"));
         self.read(move |c| {
-            let bound: Vec<rusqlite::types::Value> = values
-                .into_iter()
-                .map(|v| match v {
-                    SqlValue::Int(i) => rusqlite::types::Value::Integer(i),
-                    SqlValue::Text(t) => rusqlite::types::Value::Text(t),
-                })
-                .collect();
-            all(c, &sql, rusqlite::params_from_iter(bound), |r| {
+            all(c, &sql, rusqlite::params_from_iter(bound(values)), |r| {
                 let data: String = r.get(7)?;
                 Ok(OperatorEvent {
                     id: r.get(0)?,

@@ -15,8 +15,9 @@ use cessio_core::time::RefYear;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 
 use crate::{
-    AccountRef, ChangeMarks, Command, CreditOrigin, IdempotencyKey, NewCredit, NewParty, NewRata,
-    NewUser, Operation, PartyKind, Receipt, Role, Store, StoreError, TransferRequest,
+    AccountRef, ChangeMarks, Command, CreditOrigin, EntryQuery, IdempotencyKey, NewCredit,
+    NewParty, NewRata, NewUser, Operation, PartyKind, Receipt, Role, Store, StoreError,
+    TransferRequest,
 };
 
 /// Generates one `#[tokio::test]` per contract test. `$make` is an async expression giving
@@ -42,7 +43,8 @@ macro_rules! contract_tests {
             r_history_party_entries_as_of_a_past_time,
             f9_deceased_flag_and_operator_register,
             f1_summary_equals_the_history_after_random_concurrent_operations,
-            holding_changes_name_what_moved_since_a_mark
+            holding_changes_name_what_moved_since_a_mark,
+            entries_are_counted_streamed_and_narrowed_to_a_cedente_or_cessionario
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
@@ -1091,5 +1093,92 @@ pub async fn holding_changes_name_what_moved_since_a_mark(store: DynStore) {
     assert_eq!(
         held.iter().map(|a| a.rata).collect::<Vec<_>>(),
         vec![r1, r2]
+    );
+}
+
+/// F4 reads through three doors that must agree: `find_entries` (the list), `count_entries`
+/// (R-50000's count) and `stream_entries` (the export, in batches); a named cedente or
+/// cessionario narrows all three.
+pub async fn entries_are_counted_streamed_and_narrowed_to_a_cedente_or_cessionario(
+    store: DynStore,
+) {
+    let (a, b, c) = (
+        party(&store, 1).await,
+        party(&store, 2).await,
+        party(&store, 3).await,
+    );
+    let rata = funded(&store, "fund", a, 1_000_000).await;
+    // More movements than a stream's batch, so that the export crosses batches.
+    let many = crate::STREAM_BATCH * 2 + 7;
+    let to_b = |n: usize| match cede(rata, a, b, 1) {
+        Command::Transfer(one) => Command::Transfer(one.iter().cycle().take(n).cloned().collect()),
+        _ => unreachable!(),
+    };
+    store.submit(op("many-to-b", to_b(many))).await.unwrap();
+    for i in 0..3 {
+        store
+            .submit(op(&format!("to-c-{i}"), cede(rata, a, c, 5)))
+            .await
+            .unwrap();
+    }
+    let streamed = |q: EntryQuery| {
+        let store = store.clone();
+        async move {
+            let mut stream = store.stream_entries(q).await.unwrap();
+            let mut all = Vec::new();
+            while let Some(batch) = stream.next().await {
+                let batch = batch.unwrap();
+                assert!(!batch.is_empty() && batch.len() <= crate::STREAM_BATCH);
+                all.extend(batch);
+            }
+            all
+        }
+    };
+    let of_a = EntryQuery::of(a);
+    let listed = store.find_entries(&of_a).await.unwrap();
+    assert_eq!(listed.len(), 1 + many + 3, "the issue and every cession");
+    assert_eq!(streamed(of_a.clone()).await, listed);
+    assert_eq!(
+        store.count_entries(&of_a, usize::MAX).await.unwrap(),
+        listed.len()
+    );
+    assert_eq!(
+        store.count_entries(&of_a, 10).await.unwrap(),
+        10,
+        "counted up to the cap"
+    );
+    // Narrowed to a cessionario, to a cedente, to both.
+    let to_c = EntryQuery {
+        cessionario: Some(c),
+        ..EntryQuery::of(a)
+    };
+    let rows = streamed(to_c.clone()).await;
+    assert_eq!(rows.len(), 3);
+    assert!(rows.iter().all(|e| e.counterparty == Some(c)));
+    assert_eq!(store.count_entries(&to_c, usize::MAX).await.unwrap(), 3);
+    let from_a = EntryQuery {
+        cedente: Some(a),
+        ..EntryQuery::of(b)
+    };
+    assert_eq!(store.find_entries(&from_a).await.unwrap().len(), many);
+    assert_eq!(
+        store.count_entries(&from_a, usize::MAX).await.unwrap(),
+        many
+    );
+    let from_c = EntryQuery {
+        cedente: Some(c),
+        ..EntryQuery::of(b)
+    };
+    assert!(store.find_entries(&from_c).await.unwrap().is_empty());
+    assert!(streamed(from_c).await.is_empty());
+    // A reader that stops after one batch frees the stream's slot: more streams than the
+    // slots, each dropped early, and the store still answers.
+    for _ in 0..crate::STREAMS * 2 {
+        let mut stream = store.stream_entries(of_a.clone()).await.unwrap();
+        assert!(stream.next().await.unwrap().is_ok());
+    }
+    assert_eq!(
+        store.count_entries(&of_a, usize::MAX).await.unwrap(),
+        listed.len()
     );
 }

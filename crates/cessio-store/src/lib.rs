@@ -16,12 +16,14 @@ use chrono::{DateTime, Utc};
 pub mod engine;
 pub mod model;
 pub mod queue;
+pub mod stream;
 pub mod verify;
 
 #[cfg(feature = "testing")]
 pub mod contract;
 
 pub use model::*;
+pub use stream::{EntrySender, EntryStream, STREAM_BATCH, STREAM_STALL, STREAMS, entry_stream};
 pub use verify::{Problem, VerifyReport};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -179,6 +181,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// The party's movements that a query selects, oldest first.
     async fn find_entries(&self, query: &EntryQuery) -> Result<Vec<PartyEntry>, StoreError>;
+
+    /// How many movements a query selects, counted up to `cap`.
+    async fn count_entries(&self, query: &EntryQuery, cap: usize) -> Result<usize, StoreError>;
+
+    /// What [`find_entries`](Store::find_entries) selects, oldest first, handed over in
+    /// batches as the stream's reader takes them, from one snapshot read on a connection
+    /// of the stream's own (a slow reader delays no one else's reads). Errors of setting
+    /// it up come back at once; later ones end the stream.
+    async fn stream_entries(&self, query: EntryQuery) -> Result<EntryStream, StoreError>;
 
     /// Creates a user; the action is recorded in the audit log under `actor`.
     async fn create_user(

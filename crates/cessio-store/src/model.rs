@@ -500,6 +500,11 @@ pub struct EntryQuery {
     /// Only movements of these rate (all when empty): a cession's lines, F1's changed
     /// holdings.
     pub rate: Vec<RataId>,
+    /// Only movements whose cedente (the transfer's `party`) is this one: F4 narrowed to a
+    /// cedente reads that cedente's movements, not a bank's whole day.
+    pub cedente: Option<PartyId>,
+    /// Only movements whose cessionario (the transfer's `counterparty`) is this one.
+    pub cessionario: Option<PartyId>,
 }
 
 /// A bound value of a generated query.
@@ -517,18 +522,21 @@ impl EntryQuery {
         }
     }
 
-    /// The SQL both backends run, with `placeholder(n)` spelling the n-th parameter
-    /// (`?n` for SQLite, `$n` for PostgreSQL).
-    pub fn sql(&self, placeholder: impl Fn(usize) -> String) -> (String, Vec<SqlValue>) {
+    /// The conditions of the query and their parameters, with `placeholder(n)` spelling
+    /// the n-th parameter (`?n` for SQLite, `$n` for PostgreSQL).
+    fn conditions(&self, placeholder: &impl Fn(usize) -> String) -> (Vec<String>, Vec<SqlValue>) {
         let mut params = vec![SqlValue::Int(self.party)];
         let next = |v: SqlValue, params: &mut Vec<SqlValue>| {
             params.push(v);
             placeholder(params.len())
         };
         let p1 = placeholder(1);
-        // With a list of rate the rows are found by rata: the unary plus keeps SQLite (which
-        // has no statistics) from walking a bank's million movements by party instead.
-        let plus = if self.rate.is_empty() { "" } else { "+" };
+        // With a list of rate, or a cedente or cessionario named, the rows are found by rata
+        // or by that party: the unary plus keeps SQLite (which has no statistics) from
+        // walking a bank's million movements by party instead.
+        let narrowed =
+            !self.rate.is_empty() || self.cedente.is_some() || self.cessionario.is_some();
+        let plus = if narrowed { "+" } else { "" };
         let mut conditions = vec![match self.role {
             EntryRole::Any => format!("({plus}t.party = {p1} OR {plus}t.counterparty = {p1})"),
             EntryRole::Received => format!("{plus}t.counterparty = {p1}"),
@@ -579,6 +587,25 @@ impl EntryQuery {
             // Compared as a 64-bit integer: the one integer type both backends bind.
             conditions.push(format!("CAST(r.year AS BIGINT) = {ph}"));
         }
+        if let Some(c) = self.cedente {
+            let ph = next(SqlValue::Int(c), &mut params);
+            conditions.push(format!("t.party = {ph}"));
+        }
+        if let Some(c) = self.cessionario {
+            let ph = next(SqlValue::Int(c), &mut params);
+            conditions.push(format!("t.counterparty = {ph}"));
+        }
+        (conditions, params)
+    }
+
+    /// The SQL both backends run, with `placeholder(n)` spelling the n-th parameter
+    /// (`?n` for SQLite, `$n` for PostgreSQL).
+    pub fn sql(&self, placeholder: impl Fn(usize) -> String) -> (String, Vec<SqlValue>) {
+        let (conditions, mut params) = self.conditions(&placeholder);
+        let next = |v: SqlValue, params: &mut Vec<SqlValue>| {
+            params.push(v);
+            placeholder(params.len())
+        };
         let mut sql = format!(
             "SELECT t.id, t.at, t.kind, t.phase, t.amount, t.party, t.counterparty, t.disclose,
                     a.phase, a.at, r.id, r.idx, r.year, r.codice_tributo, r.codice_univoco,
@@ -598,6 +625,29 @@ impl EntryQuery {
             );
             sql.push_str(&format!(" LIMIT {ph}"));
         }
+        (sql, params)
+    }
+
+    /// How many movements the query selects, counted up to `cap` (so that a count
+    /// against a limit never walks further than the limit): one integer column.
+    pub fn count_sql(
+        &self,
+        cap: usize,
+        placeholder: impl Fn(usize) -> String,
+    ) -> (String, Vec<SqlValue>) {
+        let (conditions, mut params) = self.conditions(&placeholder);
+        params.push(SqlValue::Int(i64::try_from(cap).unwrap_or(i64::MAX)));
+        let sql = format!(
+            "SELECT COUNT(*) FROM (SELECT 1
+               FROM transfers t
+               JOIN rate r ON r.id = t.rata
+               JOIN credits c ON c.id = r.credit
+               LEFT JOIN transfers a ON a.pending_id = t.id
+              WHERE {}
+              LIMIT {}) selected",
+            conditions.join(" AND "),
+            placeholder(params.len())
+        );
         (sql, params)
     }
 }

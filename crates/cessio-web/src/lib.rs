@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use cessio_app::{
-    App, AppError, CessionLine, IncomingFilter, MovementFilter, OptionInput, Principal, RowLimit,
+    App, AppError, CessionLine, IncomingFilter, MovementFilter, OptionInput, Principal,
 };
 use cessio_core::ledger::PartyId;
 use cessio_store::{PartyKind, Role};
@@ -770,12 +770,7 @@ async fn movements(
     ApiQuery(filter): ApiQuery<MovementFilter>,
 ) -> ApiResult<Json<Vec<cessio_app::MovementRow>>> {
     let party = party_in_path(&state, &p, &cf).await?;
-    Ok(Json(
-        state
-            .app
-            .movements(&p, party, &filter, RowLimit::Show)
-            .await?,
-    ))
+    Ok(Json(state.app.movements(&p, party, &filter).await?))
 }
 
 async fn movements_csv(
@@ -785,13 +780,22 @@ async fn movements_csv(
     ApiQuery(filter): ApiQuery<MovementFilter>,
 ) -> ApiResult<Response> {
     let party = party_in_path(&state, &p, &cf).await?;
-    let rows = state
-        .app
-        .movements(&p, party, &filter, RowLimit::Export)
-        .await?;
-    let csv =
-        cessio_app::movements_csv(&rows).map_err(|e| AppError::invalid("csv", e.to_string()))?;
-    let mut response = csv.into_response();
+    let export = state.app.movements_export(&p, party, &filter).await?;
+    Ok(csv_download(export))
+}
+
+/// F4's export as a download, sent as it is read (R-50000 was checked before the first
+/// byte). A failure after the first byte can no longer change the status: the response is
+/// cut short, so that the client sees an incomplete transfer, never a shorter file.
+pub(crate) fn csv_download(export: cessio_app::MovementExport) -> Response {
+    let pieces = futures_util::stream::unfold(export, |mut export| async move {
+        let piece = export.next_csv().await?;
+        if let Err(e) = &piece {
+            tracing::warn!(error = %e, "F4 export cut short");
+        }
+        Some((piece, export))
+    });
+    let mut response = axum::body::Body::from_stream(pieces).into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -801,5 +805,5 @@ async fn movements_csv(
         header::CONTENT_DISPOSITION,
         HeaderValue::from_static("attachment; filename=\"lista-movimenti.csv\""),
     );
-    Ok(response)
+    response
 }

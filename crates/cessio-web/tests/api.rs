@@ -391,6 +391,8 @@ async fn csv_export_is_excel_ready_and_formula_safe() {
         .await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.header("content-type"), Some("text/csv; charset=utf-8"));
+    // Sent as it is read (chunked), not built whole first.
+    assert_eq!(r.header("content-length"), None);
     let text = String::from_utf8(r.body.clone()).unwrap();
     assert!(text.starts_with('\u{feff}'));
     let row = text.lines().nth(1).unwrap();

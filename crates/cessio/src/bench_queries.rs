@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use cessio_app::{App, IncomingFilter, MovementFilter, RowLimit};
+use cessio_app::{App, IncomingFilter, MovementFilter};
 use cessio_core::catalogue::Catalogue;
 use cessio_core::ledger::{PartyId, TransferKind};
 use cessio_core::money::Cents;
@@ -224,10 +224,7 @@ pub async fn run(store: Arc<dyn Store>, backend: &str, operations: u64, runs: us
         ..MovementFilter::default()
     };
     let (p50, p99, rows) = time(runs, || async {
-        Ok(app
-            .movements(&console, bank, &movements, RowLimit::Show)
-            .await?
-            .len())
+        Ok(app.movements(&console, bank, &movements).await?.len())
     })
     .await?;
     println!("| {backend} | F4 list, one day | {rows} rows | {p50:.1} | {p99:.1} |");
@@ -237,19 +234,7 @@ pub async fn run(store: Arc<dyn Store>, backend: &str, operations: u64, runs: us
         ..MovementFilter::default()
     };
     let (p50, p99, outcome) = time(runs.min(5), || async {
-        Ok(
-            match app
-                .movements(&console, bank, &export, RowLimit::Export)
-                .await
-            {
-                Ok(rows) => format!(
-                    "{} rows, {} bytes",
-                    rows.len(),
-                    cessio_app::movements_csv(&rows)?.len()
-                ),
-                Err(e) => format!("refused: {}", e.code()),
-            },
-        )
+        export_csv(&app, &console, bank, &export).await
     })
     .await?;
     println!("| {backend} | F4 CSV export, one month | {outcome} | {p50:.1} | {p99:.1} |");
@@ -388,7 +373,7 @@ pub async fn run_national(store: Arc<dyn Store>, backend: &str, runs: usize) -> 
     ] {
         let (p50, p99, rows) = time(runs, || async {
             Ok(app
-                .movements(&console, bank, movements, RowLimit::Show)
+                .movements(&console, bank, movements)
                 .await
                 .map(|r| format!("{} rows", r.len()))
                 .unwrap_or_else(|e| format!("refused: {}", e.code())))
@@ -416,19 +401,7 @@ pub async fn run_national(store: Arc<dyn Store>, backend: &str, runs: usize) -> 
             ..MovementFilter::default()
         };
         let (p50, p99, outcome) = time(runs.min(5), || async {
-            Ok(
-                match app
-                    .movements(&console, bank, &export, RowLimit::Export)
-                    .await
-                {
-                    Ok(rows) => format!(
-                        "{} rows, {} bytes",
-                        rows.len(),
-                        cessio_app::movements_csv(&rows)?.len()
-                    ),
-                    Err(e) => format!("refused: {}", e.code()),
-                },
-            )
+            export_csv(&app, &console, bank, &export).await
         })
         .await?;
         println!("| {backend} | F4 CSV export, {label} | {outcome} | {p50:.1} | {p99:.1} |");
@@ -507,6 +480,30 @@ async fn busiest_cedente(
     Ok((party.cf.as_str().to_string(), rome_date(last)))
 }
 
+/// F4's CSV export read to its end as the server sends it: rows, bytes, and the largest
+/// piece held at once (what the export's memory grows with, if anything).
+async fn export_csv(
+    app: &App,
+    who: &cessio_app::Principal,
+    bank: PartyId,
+    filter: &MovementFilter,
+) -> Result<String> {
+    let mut export = match app.movements_export(who, bank, filter).await {
+        Ok(export) => export,
+        Err(e) => return Ok(format!("refused: {}", e.code())),
+    };
+    let (mut bytes, mut largest) = (0, 0);
+    while let Some(piece) = export.next_csv().await {
+        let piece = piece?;
+        bytes += piece.len();
+        largest = largest.max(piece.len());
+    }
+    Ok(format!(
+        "{} rows, {bytes} bytes, largest piece {largest} bytes",
+        export.rows_read()
+    ))
+}
+
 /// The most days ending on `last` whose movements the bank may export whole (R-50000),
 /// found by bisection on the export's own refusal.
 async fn widest_export(app: &App, bank: PartyId, last: chrono::NaiveDate) -> Result<u32> {
@@ -531,10 +528,7 @@ async fn export_fits(app: &App, bank: PartyId, last: chrono::NaiveDate, days: u3
         registered_to: Some(last),
         ..MovementFilter::default()
     };
-    match app
-        .movements(&App::console(), bank, &filter, RowLimit::Export)
-        .await
-    {
+    match app.movements_export(&App::console(), bank, &filter).await {
         Ok(_) => Ok(true),
         Err(e) if e.code() == "too_many_rows" => Ok(false),
         Err(e) => Err(e.into()),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use cessio_app::{App, MovementFilter, RowLimit};
+use cessio_app::{App, MovementFilter};
 use cessio_core::catalogue::Catalogue;
 use cessio_core::cf::{CodiceFiscale, luhn_check_digit};
 use cessio_core::ledger::{PartyId, RataId, TransferKind};
@@ -326,16 +326,26 @@ async fn run(cli: Cli) -> Result<()> {
                 type_key,
                 ..MovementFilter::default()
             };
-            let rows = app
-                .movements(&console, party.id, &filter, RowLimit::Export)
-                .await?;
-            let csv = cessio_app::movements_csv(&rows)?;
-            match output {
-                Some(path) => std::fs::write(&path, csv)
-                    .with_context(|| format!("writing {}", path.display()))?,
-                None => std::io::stdout().write_all(&csv)?,
+            let mut export = app.movements_export(&console, party.id, &filter).await?;
+            match &output {
+                Some(path) => {
+                    // Written beside the file and renamed at the end: an export cut short
+                    // never leaves a file that looks whole.
+                    let partial = path.with_extension("part");
+                    let file = std::fs::File::create(&partial)
+                        .with_context(|| format!("creating {}", partial.display()))?;
+                    match write_export(&mut export, std::io::BufWriter::new(file)).await {
+                        Ok(()) => std::fs::rename(&partial, path)
+                            .with_context(|| format!("writing {}", path.display()))?,
+                        Err(e) => {
+                            let _ = std::fs::remove_file(&partial);
+                            return Err(e);
+                        }
+                    }
+                }
+                None => write_export(&mut export, std::io::stdout().lock()).await?,
             }
-            eprintln!("{} movimenti esportati", rows.len());
+            eprintln!("{} movimenti esportati", export.rows_read());
             Ok(())
         }
         Cmd::Verify { db, json } => {
@@ -899,4 +909,12 @@ async fn drop_schema(url: &str, schema: &str) -> Result<()> {
         .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
         .await?;
     Ok(())
+}
+
+/// Writes F4's export as it is read.
+async fn write_export(export: &mut cessio_app::MovementExport, mut out: impl Write) -> Result<()> {
+    while let Some(piece) = export.next_csv().await {
+        out.write_all(&piece?)?;
+    }
+    Ok(out.flush()?)
 }

@@ -13,7 +13,7 @@ use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, SaltString};
 use cessio_app::{
     App, AppError, CedibleHolding, CessionLine, CessionReceipt, IncomingFilter, IncomingGroup,
-    MonitorRow, MovementFilter, MovementRow, OptionInput, Principal, RowLimit,
+    MonitorRow, MovementFilter, MovementRow, OptionInput, Principal,
 };
 use cessio_core::catalogue::{Catalogue, Origin, UsageWindow};
 use cessio_core::cf::{CodiceFiscale, luhn_check_digit};
@@ -422,7 +422,6 @@ impl TestApp {
                     registered_from: Some(date(2000, 1, 1)),
                     ..MovementFilter::default()
                 },
-                RowLimit::Show,
             )
             .await
             .unwrap()
@@ -430,6 +429,21 @@ impl TestApp {
 }
 
 /// One cession line.
+/// F4's export of a selection, read to its end.
+pub async fn exported(
+    app: &cessio_app::App,
+    who: &Principal,
+    party: &Party,
+    filter: &MovementFilter,
+) -> Result<Vec<MovementRow>, AppError> {
+    let mut export = app.movements_export(who, party.id, filter).await?;
+    let mut rows = Vec::new();
+    while let Some(batch) = export.next_rows().await {
+        rows.extend(batch?);
+    }
+    Ok(rows)
+}
+
 pub fn line(rata: i64, to: &Party, amount: Option<i64>) -> CessionLine {
     CessionLine {
         rata,

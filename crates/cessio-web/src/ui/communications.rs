@@ -5,9 +5,7 @@ use super::PageForm as Form;
 use axum::extract::{Multipart, Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use cessio_app::{
-    AppError, ImportReport, MovementFilter, MovementRow, MovementState, OptionInput, RowLimit,
-};
+use cessio_app::{AppError, ImportReport, MovementFilter, MovementRow, MovementState, OptionInput};
 use cessio_core::catalogue::Origin;
 use cessio_core::ledger::TransferKind;
 use cessio_core::money::Cents;
@@ -249,10 +247,7 @@ async fn pending_communications(
         state: Some(MovementState::InAttesa),
         ..MovementFilter::default()
     };
-    let rows = state
-        .app
-        .movements(&ui.user, party.id, &filter, RowLimit::Show)
-        .await?;
+    let rows = state.app.movements(&ui.user, party.id, &filter).await?;
     let mut sent: Vec<MovementRow> = rows
         .into_iter()
         .filter(|r| r.kind == TransferKind::Issue && r.cedente.cf == party.cf.as_str())

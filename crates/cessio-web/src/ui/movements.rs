@@ -2,9 +2,9 @@
 //! 50,000 exported (R-50000), and above either the user is told to narrow the filters.
 
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use cessio_app::{AppError, MovementFilter, MovementRow, MovementState, RowLimit};
+use axum::http::StatusCode;
+use axum::response::Response;
+use cessio_app::{AppError, MovementFilter, MovementRow, MovementState};
 use cessio_core::ledger::TransferKind;
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -123,11 +123,7 @@ pub async fn page(
     let mut rows = None;
     let mut too_many = None;
     if searched && errors.is_empty() {
-        match state
-            .app
-            .movements(&ui.user, party.id, &filter, RowLimit::Show)
-            .await
-        {
+        match state.app.movements(&ui.user, party.id, &filter).await {
             Ok(r) => rows = Some(r),
             Err(e @ AppError::TooManyRows { .. }) => too_many = Some(e.to_string()),
             Err(AppError::Invalid { field, reason }) => {
@@ -309,28 +305,12 @@ pub async fn csv(
     if let Some((_, message)) = errors.0.first() {
         return error_page(Some(&ui), &AppError::invalid("filtri", message.clone()));
     }
-    let rows = match state
+    match state
         .app
-        .movements(&ui.user, party.id, &filter, RowLimit::Export)
+        .movements_export(&ui.user, party.id, &filter)
         .await
     {
-        Ok(r) => r,
-        Err(e) => return error_page(Some(&ui), &e),
-    };
-    match cessio_app::movements_csv(&rows) {
-        Ok(bytes) => {
-            let mut response = bytes.into_response();
-            let h = response.headers_mut();
-            h.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/csv; charset=utf-8"),
-            );
-            h.insert(
-                header::CONTENT_DISPOSITION,
-                HeaderValue::from_static("attachment; filename=\"lista-movimenti.csv\""),
-            );
-            response
-        }
-        Err(e) => error_page(Some(&ui), &AppError::invalid("csv", e.to_string())),
+        Ok(export) => crate::csv_download(export),
+        Err(e) => error_page(Some(&ui), &e),
     }
 }

@@ -1,0 +1,379 @@
+//! F4 Lista movimenti: the list (at most 300 rows, R-300) and its CSV export (at most
+//! 50,000, R-50000), read a batch at a time so that an export's memory does not grow with
+//! its rows.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use cessio_core::cf::CodiceFiscale;
+use cessio_core::ledger::{PartyId, TransferId, TransferKind};
+use cessio_core::rules;
+use cessio_core::time::{rome_date, rome_start_of_day};
+use cessio_store::{EntryQuery, EntryStream, Party, PartyEntry, Store};
+use chrono::NaiveDate;
+
+use crate::functions::{check_date, end_of_day, parties_of, party_ref, state_of};
+use crate::{App, AppError, MovementFilter, MovementRow, Principal};
+
+/// What a movement list selects: the store's query, and the filters the store cannot
+/// apply (a codice fiscale's prefix, the state, the answer's dates, a code).
+#[derive(Debug)]
+struct Selection {
+    party: PartyId,
+    filter: MovementFilter,
+    cedente_prefix: Option<String>,
+    cessionario_prefix: Option<String>,
+    code: Option<String>,
+    annulled: HashSet<TransferId>,
+    split_codes: HashSet<String>,
+}
+
+/// Why a selection reads nothing: a full codice fiscale that names no party.
+const NOBODY: Option<(EntryQuery, Selection)> = None;
+
+impl Selection {
+    /// The row a movement shows, if the filters keep it.
+    fn row(&self, e: &PartyEntry, parties: &HashMap<PartyId, Party>) -> Option<MovementRow> {
+        let f = &self.filter;
+        if !matches!(e.kind, TransferKind::Issue | TransferKind::Cession) {
+            return None;
+        }
+        let in_range = |d: NaiveDate, from: Option<NaiveDate>, to: Option<NaiveDate>| {
+            from.is_none_or(|f| d >= f) && to.is_none_or(|t| d <= t)
+        };
+        let state = state_of(e, &self.annulled);
+        let cedente = party_ref(parties, e.party, e.disclose || e.party == Some(self.party));
+        let cessionario = party_ref(parties, e.counterparty, true);
+        let keep = in_range(rome_date(e.at), f.registered_from, f.registered_to)
+            && (f.answered_from.is_none() && f.answered_to.is_none()
+                || e.answer
+                    .is_some_and(|a| in_range(rome_date(a.at), f.answered_from, f.answered_to)))
+            && self
+                .cedente_prefix
+                .as_ref()
+                .is_none_or(|x| cedente.cf.starts_with(x.as_str()))
+            && self
+                .cessionario_prefix
+                .as_ref()
+                .is_none_or(|x| cessionario.cf.starts_with(x.as_str()))
+            && f.state.is_none_or(|s| s == state)
+            && f.type_key.as_ref().is_none_or(|t| *t == e.type_key)
+            && f.codice_tributo
+                .as_ref()
+                .is_none_or(|c| *c == e.codice_tributo)
+            && f.year.is_none_or(|y| y == e.year.get())
+            && self
+                .code
+                .as_ref()
+                .is_none_or(|c| *c == e.protocol || *c == e.codice_univoco)
+            && f.tracciabile.is_none_or(|t| t == e.tracciabile);
+        keep.then(|| MovementRow {
+            id: e.transfer,
+            credit: e.credit,
+            registered_at: e.at,
+            kind: e.kind,
+            cedente,
+            cessionario,
+            type_key: e.type_key.clone(),
+            codice_tributo: e.codice_tributo.clone(),
+            year: e.year.get(),
+            amount: e.amount,
+            state,
+            answered_at: e.answer.map(|a| a.at),
+            protocol: e.protocol.clone(),
+            codice_univoco: e.codice_univoco.clone(),
+            tracciabile: e.tracciabile,
+            cedibilita: if self.split_codes.contains(&e.codice_tributo) {
+                "Non cedibile".into()
+            } else {
+                "Cedibile".into()
+            },
+        })
+    }
+
+    /// The rows of a batch of movements, refused once more than `max` are kept in all.
+    async fn rows(
+        &self,
+        store: &dyn Store,
+        entries: &[PartyEntry],
+        kept: &mut usize,
+        (max, rule): (usize, &'static str),
+    ) -> Result<Vec<MovementRow>, AppError> {
+        let parties = parties_of(store, entries).await?;
+        let mut rows = Vec::new();
+        for e in entries {
+            if let Some(row) = self.row(e, &parties) {
+                if *kept == max {
+                    return Err(AppError::TooManyRows { limit: max, rule });
+                }
+                *kept += 1;
+                rows.push(row);
+            }
+        }
+        Ok(rows)
+    }
+}
+
+/// F4's export as it is read: rows in registration order, one batch at a time, R-50000
+/// checked before the first. Made by [`App::movements_export`].
+#[derive(Debug)]
+pub struct MovementExport {
+    store: Arc<dyn Store>,
+    selection: Selection,
+    stream: Option<EntryStream>,
+    kept: usize,
+    header_written: bool,
+}
+
+impl MovementExport {
+    /// The next rows; `None` once all are read.
+    pub async fn next_rows(&mut self) -> Option<Result<Vec<MovementRow>, AppError>> {
+        loop {
+            let batch = match self.stream.as_mut()?.next().await? {
+                Ok(batch) => batch,
+                Err(e) => return Some(Err(e.into())),
+            };
+            // The count was taken before the rows were read: a register that grew in
+            // between is refused here rather than exported past the limit.
+            let rows = self
+                .selection
+                .rows(&*self.store, &batch, &mut self.kept, export_limit())
+                .await;
+            match rows {
+                Ok(rows) if rows.is_empty() => {}
+                other => return Some(other),
+            }
+        }
+    }
+
+    /// The next piece of the CSV file: the BOM and header first, then the rows of each
+    /// batch; `None` at the end.
+    pub async fn next_csv(&mut self) -> Option<Result<Vec<u8>, AppError>> {
+        if !self.header_written {
+            self.header_written = true;
+            return Some(csv_header().map_err(csv_error));
+        }
+        Some(
+            self.next_rows()
+                .await?
+                .and_then(|rows| csv_rows(&rows).map_err(csv_error)),
+        )
+    }
+
+    /// Rows handed over so far.
+    pub fn rows_read(&self) -> usize {
+        self.kept
+    }
+}
+
+fn csv_error(e: std::io::Error) -> AppError {
+    AppError::invalid("csv", e.to_string())
+}
+
+fn export_limit() -> (usize, &'static str) {
+    (rules::MOVEMENTS_EXPORT_LIMIT, "R-50000")
+}
+
+impl App {
+    /// F4 Lista movimenti: cessions and communications where the party is cedente or
+    /// cessionario. Above 300 rows the caller is told to narrow (never truncated).
+    pub async fn movements(
+        &self,
+        p: &Principal,
+        party: PartyId,
+        filter: &MovementFilter,
+    ) -> Result<Vec<MovementRow>, AppError> {
+        let Some((query, selection)) = self.movement_selection(p, party, filter).await? else {
+            return Ok(Vec::new());
+        };
+        let entries = self.reads.find_entries(&query).await?;
+        selection
+            .rows(
+                &*self.store,
+                &entries,
+                &mut 0,
+                (rules::MOVEMENTS_SHOWN_LIMIT, "R-300"),
+            )
+            .await
+    }
+
+    /// F4's CSV export of the same selection, at most 50,000 rows (R-50000): refused whole
+    /// above that, never truncated. The rows are read as the caller takes them.
+    pub async fn movements_export(
+        &self,
+        p: &Principal,
+        party: PartyId,
+        filter: &MovementFilter,
+    ) -> Result<MovementExport, AppError> {
+        let selected = self.movement_selection(p, party, filter).await?;
+        let mut export = MovementExport {
+            store: self.store.clone(),
+            selection: Selection::empty(party),
+            stream: None,
+            kept: 0,
+            header_written: false,
+        };
+        let Some((query, selection)) = selected else {
+            return Ok(export);
+        };
+        export.selection = selection;
+        let (max, rule) = export_limit();
+        // The database counts what its conditions select, a superset of the rows. Only when
+        // that is over the limit are the rows read once through the other filters, counting.
+        if self.reads.count_entries(&query, max + 1).await? > max {
+            let mut counting = self.reads.stream_entries(query.clone()).await?;
+            let mut kept = 0;
+            while let Some(batch) = counting.next().await {
+                export
+                    .selection
+                    .rows(&*self.store, &batch?, &mut kept, (max, rule))
+                    .await?;
+            }
+        }
+        export.stream = Some(self.reads.stream_entries(query).await?);
+        Ok(export)
+    }
+
+    /// Checks the filters and the principal, and splits the filters into the store's query
+    /// and the rest; `None` when a named codice fiscale is no party's (nothing to read).
+    async fn movement_selection(
+        &self,
+        p: &Principal,
+        party: PartyId,
+        filter: &MovementFilter,
+    ) -> Result<Option<(EntryQuery, Selection)>, AppError> {
+        self.authorize_view(p, party).await?;
+        for (field, date) in [
+            ("registered_from", filter.registered_from),
+            ("registered_to", filter.registered_to),
+            ("answered_from", filter.answered_from),
+            ("answered_to", filter.answered_to),
+        ] {
+            if let Some(d) = date {
+                check_date(field, d)?;
+            }
+        }
+        if !filter.has_filter_besides_tracciabile() {
+            return Err(AppError::invalid(
+                "filtri",
+                "indicare almeno un filtro oltre alla tracciabilità (per esempio il periodo di registrazione)",
+            ));
+        }
+        let prefix = |s: &Option<String>| {
+            s.as_deref()
+                .map(|v| v.trim().to_uppercase())
+                .filter(|v| !v.is_empty())
+        };
+        let mut query = EntryQuery {
+            cessions_only: true,
+            registered_from: filter.registered_from.map(rome_start_of_day),
+            registered_before: filter
+                .registered_to
+                .map(|d| end_of_day(d) + chrono::Duration::microseconds(1)),
+            type_key: filter.type_key.clone(),
+            year: filter.year,
+            ..EntryQuery::of(party)
+        };
+        let (cedente_prefix, cessionario_prefix) =
+            (prefix(&filter.cedente_cf), prefix(&filter.cessionario_cf));
+        // A whole codice fiscale is a prefix of its own only (a valid one has 11 digits or
+        // 16 characters starting with letters): the store then reads that party's
+        // movements rather than all of this party's.
+        for (given, side) in [
+            (&cedente_prefix, &mut query.cedente),
+            (&cessionario_prefix, &mut query.cessionario),
+        ] {
+            if let Some(cf) = given.as_deref().and_then(|g| CodiceFiscale::parse(g).ok()) {
+                match self.store.party_by_cf(&cf).await? {
+                    Some(named) => *side = Some(named.id),
+                    None => return Ok(NOBODY),
+                }
+            }
+        }
+        let selection = Selection {
+            party,
+            filter: filter.clone(),
+            cedente_prefix,
+            cessionario_prefix,
+            code: filter
+                .code
+                .as_deref()
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
+            annulled: self.annulled_acceptances(party).await?,
+            // R-SPLIT-NOCEDE: the ten-instalment split codes are never cedible.
+            split_codes: self
+                .catalogue
+                .types()
+                .iter()
+                .filter_map(|t| t.split_code.clone())
+                .collect(),
+        };
+        Ok(Some((query, selection)))
+    }
+}
+
+impl Selection {
+    fn empty(party: PartyId) -> Self {
+        Selection {
+            party,
+            filter: MovementFilter::default(),
+            cedente_prefix: None,
+            cessionario_prefix: None,
+            code: None,
+            annulled: HashSet::new(),
+            split_codes: HashSet::new(),
+        }
+    }
+}
+
+const CSV_COLUMNS: [&str; 15] = [
+    "ID registrazione",
+    "Data registrazione",
+    "CF cedente",
+    "Cedente",
+    "CF cessionario",
+    "Tipo credito",
+    "Codice tributo",
+    "Anno riferimento",
+    "Importo",
+    "Stato",
+    "Data accettazione/rifiuto",
+    "Codice identificativo univoco",
+    "Protocollo",
+    "Tracciabile",
+    "Cedibilita'",
+];
+
+/// The start of F4's CSV file: BOM and column names.
+fn csv_header() -> std::io::Result<Vec<u8>> {
+    let mut w = cessio_core::csv::CsvWriter::new(Vec::with_capacity(512))?;
+    w.header(&CSV_COLUMNS)?;
+    Ok(w.into_inner())
+}
+
+/// Rows of F4's CSV file (`;`, two-decimal amounts, no cell that a spreadsheet would read
+/// as a formula), to follow [`csv_header`].
+fn csv_rows(rows: &[MovementRow]) -> std::io::Result<Vec<u8>> {
+    let mut w = cessio_core::csv::CsvWriter::continuing(Vec::with_capacity(rows.len() * 200));
+    for r in rows {
+        w.text(&r.id.to_string())
+            .date(Some(rome_date(r.registered_at)))
+            .text(&r.cedente.cf)
+            .text(r.cedente.name.as_deref().unwrap_or(""))
+            .text(&r.cessionario.cf)
+            .text(&r.type_key)
+            .text(&r.codice_tributo)
+            .text(&r.year.to_string())
+            .amount(r.amount)
+            .text(r.state.label())
+            .date(r.answered_at.map(rome_date))
+            .text(if r.tracciabile { &r.codice_univoco } else { "" })
+            .text(&r.protocol)
+            .text(if r.tracciabile { "Sì" } else { "No" })
+            .text(&r.cedibilita);
+        w.end_row()?;
+    }
+    Ok(w.into_inner())
+}
