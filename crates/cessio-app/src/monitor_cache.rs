@@ -302,6 +302,35 @@ impl MonitorCache {
 }
 
 impl App {
+    /// Prepares F1 for the parties with the most holdings, up to `parties` of them and as
+    /// many as the kept views' bound holds: a first look (seconds for a bank of hundreds of
+    /// thousands of holdings) is then paid once when a server starts, not by the first
+    /// request. Each party prepared, with its holdings and the time it took.
+    pub async fn keep_largest_monitoring(
+        &self,
+        parties: usize,
+    ) -> Result<Vec<(PartyId, usize, std::time::Duration)>, AppError> {
+        let capacity = self.settings.monitor_cache_holdings;
+        let mut kept = Vec::new();
+        if capacity == 0 || parties == 0 {
+            return Ok(kept);
+        }
+        let mut total = 0;
+        for party in self.store.largest_holders(parties).await? {
+            let started = std::time::Instant::now();
+            let holdings = self
+                .with_holding_classes(&App::console(), party, |v| v.holdings.len())
+                .await?;
+            kept.push((party, holdings, started.elapsed()));
+            total += holdings;
+            // One more would evict the first ones.
+            if total >= capacity {
+                break;
+            }
+        }
+        Ok(kept)
+    }
+
     /// The cedibilità of each of `party`'s holdings today, kept between requests and brought
     /// up to date with what moved since (see the module's comment). Calls `f` on the view.
     pub(crate) async fn with_holding_classes<T>(

@@ -19,6 +19,7 @@ backends!(
     r_300_more_rows_are_refused_but_exported,
     r_50000_export_above_the_limit_is_refused_never_truncated,
     f1_kept_cedibilita_equals_a_fresh_replay_after_every_kind_of_change,
+    f1_prepared_at_start_for_the_parties_with_most_holdings,
 );
 
 async fn f1_monitoring_figures_per_type_and_year(t: TestApp) {
@@ -415,6 +416,46 @@ async fn r_50000_export_above_the_limit_is_refused_never_truncated(t: TestApp) {
 
 /// F1 today keeps each party's cedibilità between requests and recomputes only the holdings
 /// that moved; after every kind of change it must say what an app keeping nothing says.
+/// `cessio serve` prepares F1 of the parties with the most holdings at start, as many as
+/// the kept views' bound holds.
+async fn f1_prepared_at_start_for_the_parties_with_most_holdings(t: TestApp) {
+    let (a, b) = (t.company(1).await, t.company(2).await);
+    let (au, bu) = (t.user_for(&a, "a").await, t.user_for(&b, "b").await);
+    t.holding(&a, &au, "ecobonus", 10_000, old_day()).await;
+    t.holding(&b, &bu, "ecobonus", 10_000, old_day()).await;
+    t.holding(&b, &bu, "superbonus", 400_000, tracciabile_day())
+        .await;
+    let held = |p: &cessio_store::Party| {
+        let (t, id) = (&t, p.id);
+        async move {
+            let all = t.app.store.holdings(id).await.unwrap();
+            let positive = all
+                .iter()
+                .filter(|h| h.balance.available().is_some_and(|v| v.is_positive()))
+                .count();
+            (all.len(), positive)
+        }
+    };
+    let ((a_all, _), (b_all, b_positive)) = (held(&a).await, held(&b).await);
+    assert!(b_all > a_all);
+    let prepared = t.app.keep_largest_monitoring(2).await.unwrap();
+    let order: Vec<_> = prepared.iter().map(|(p, _, _)| *p).collect();
+    assert_eq!(order, [b.id, a.id], "most holdings first");
+    assert_eq!(prepared[0].1, b_positive, "the holdings F1 keeps");
+    // With room for fewer holdings than the largest has, only the largest is prepared.
+    let mut small = cessio_app::App::new(
+        t.app.store.clone(),
+        std::sync::Arc::new(t.clock.clone()),
+        t.app.catalogue.clone(),
+    );
+    small.settings.monitor_cache_holdings = 1;
+    let prepared = small.keep_largest_monitoring(2).await.unwrap();
+    assert_eq!(prepared.len(), 1);
+    assert_eq!(prepared[0].0, b.id);
+    small.settings.monitor_cache_holdings = 0;
+    assert!(small.keep_largest_monitoring(2).await.unwrap().is_empty());
+}
+
 async fn f1_kept_cedibilita_equals_a_fresh_replay_after_every_kind_of_change(t: TestApp) {
     let mut settings = t.app.settings.clone();
     settings.monitor_cache_holdings = 0;

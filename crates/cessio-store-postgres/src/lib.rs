@@ -33,6 +33,7 @@ use cessio_store::{
     MonitorTotal, NewOperatorEvent, NewUser, Operation, OperatorEvent, OperatorEventQuery, Party,
     PartyEntry, PartyKind, Rata, Receipt, Role, STREAM_BATCH, STREAMS, SqlValue, Store, StoreError,
     SummaryKey, User, VerifyReport, WriteConfig, entry_stream, holding_changes_sql,
+    largest_holders_sql,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use futures_util::StreamExt;
@@ -1024,6 +1025,19 @@ impl Store for PgStore {
             .map_err(db_err)?
             .iter()
             .map(account_from_row)
+            .collect())
+    }
+
+    async fn largest_holders(&self, n: usize) -> Result<Vec<PartyId>, StoreError> {
+        let n = i64::try_from(n).unwrap_or(i64::MAX);
+        Ok(self
+            .reader()
+            .await?
+            .query(&largest_holders_sql(|i| format!("${i}")), &[&n])
+            .await
+            .map_err(db_err)?
+            .iter()
+            .map(|r| r.get(0))
             .collect())
     }
 

@@ -32,6 +32,7 @@ use cessio_store::{
     MonitorTotal, NewOperatorEvent, NewUser, Operation, OperatorEvent, OperatorEventQuery, Party,
     PartyEntry, PartyKind, Rata, Receipt, Role, STREAM_BATCH, STREAMS, SqlValue, Store, StoreError,
     SummaryKey, User, VerifyReport, WriteConfig, entry_stream, holding_changes_sql,
+    largest_holders_sql,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{
@@ -994,6 +995,16 @@ impl Store for SqliteStore {
             }
             out.sort_by_key(|a| a.rata);
             Ok(out)
+        })
+        .await
+    }
+
+    async fn largest_holders(&self, n: usize) -> Result<Vec<PartyId>, StoreError> {
+        let n = i64::try_from(n).unwrap_or(i64::MAX);
+        self.read(move |c| {
+            all(c, &largest_holders_sql(|i| format!("?{i}")), [n], |r| {
+                r.get(0)
+            })
         })
         .await
     }

@@ -129,6 +129,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         since: ChangeMarks,
     ) -> Result<HoldingChanges, StoreError>;
 
+    /// The `n` parties with the most holdings, most first: whose F1 a server prepares at
+    /// start.
+    async fn largest_holders(&self, n: usize) -> Result<Vec<PartyId>, StoreError>;
+
     /// The history of a rata, oldest first (R-HISTORY).
     async fn history(&self, rata: RataId) -> Result<Vec<engine::TransferRow>, StoreError>;
 

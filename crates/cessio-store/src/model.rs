@@ -683,6 +683,15 @@ pub const LAST_TRANSFER_CHECK_SQL: &str = "SELECT a.id, a.last_transfer, COALESC
       ORDER BY a.id
       LIMIT 20";
 
+/// The `?1`/`$1` parties with the most holdings, most first.
+pub fn largest_holders_sql(placeholder: impl Fn(usize) -> String) -> String {
+    format!(
+        "SELECT party FROM accounts WHERE kind = 'holder' AND party IS NOT NULL
+          GROUP BY party ORDER BY COUNT(*) DESC, party LIMIT {}",
+        placeholder(1)
+    )
+}
+
 /// The marks now: the ledger head's last transfer and the last F24 choice.
 pub const CHANGE_MARKS_SQL: &str = "SELECT (SELECT last_transfer FROM ledger_head WHERE id = 1), (SELECT COALESCE(MAX(id), 0) FROM f24_choices)";
 

@@ -94,6 +94,11 @@ enum Cmd {
         /// movimenti (and its export) from; writes and their checks stay on the primary.
         #[arg(long, env = "CESSIO_READ_DATABASE_URL")]
         read_database_url: Option<String>,
+        /// At start, prepare F1 Monitoraggio of this many parties with the most holdings
+        /// (the largest banks), in the background: their first look takes seconds at
+        /// national scale, and is then not paid by a request. 0 prepares none.
+        #[arg(long, env = "CESSIO_KEEP_MONITORING", default_value_t = 4)]
+        keep_monitoring: usize,
     },
     /// Register parties (F9) from a CSV file `codice_fiscale;denominazione;tipo` (the
     /// `soggetti.csv` of `generate --csv`): each row on its own, refused rows reported with
@@ -272,6 +277,7 @@ async fn run(cli: Cli) -> Result<()> {
             secure_cookies,
             strong,
             read_database_url,
+            keep_monitoring,
         } => {
             serve(ServeArgs {
                 db,
@@ -281,6 +287,7 @@ async fn run(cli: Cli) -> Result<()> {
                 secure_cookies,
                 strong,
                 read_database_url,
+                keep_monitoring,
             })
             .await
         }
@@ -543,6 +550,7 @@ struct ServeArgs {
     secure_cookies: bool,
     strong: strong::StrongArgs,
     read_database_url: Option<String>,
+    keep_monitoring: usize,
 }
 
 /// A Rome wall-clock time with or without seconds.
@@ -603,6 +611,24 @@ async fn serve(args: ServeArgs) -> Result<()> {
             .with_context(|| format!("opening the read replica {replica}"))?;
         app = app.with_read_replica(reads);
         eprintln!("Letture di monitoraggio e movimenti dalla replica {replica}");
+    }
+    if args.keep_monitoring > 0 {
+        let app = app.clone();
+        tokio::spawn(async move {
+            match app.keep_largest_monitoring(args.keep_monitoring).await {
+                Ok(kept) => {
+                    for (party, holdings, took) in kept {
+                        tracing::info!(
+                            party,
+                            holdings,
+                            seconds = took.as_secs_f64(),
+                            "F1 prepared"
+                        );
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "F1 not prepared at start"),
+            }
+        });
     }
     let mut state = cessio_web::WebState::new(app);
     state.secure_cookies = args.secure_cookies;
