@@ -37,6 +37,9 @@ const FULL_REFRESH_SHARE: usize = 4;
 const CHUNK: usize = 500;
 /// A first look goes through the party's holdings in chunks of this many.
 const FRESH_CHUNK: usize = 4_000;
+/// Chunks of a first look in progress at once: while one replays its histories the other's
+/// are read, and SQLite reads each on a connection (and a core) of its own.
+const FRESH_LANES: usize = 2;
 
 /// What a holding's §5 history has of its own, packed (a bank keeps hundreds of thousands):
 /// the rest is its template's. Dates are days from the common era, 0 for none.
@@ -407,21 +410,30 @@ impl App {
             )
             .await?
             .marks;
-        let mut view = PartyView::new(self.today(), marks);
-        // In chunks: memory holds one chunk's histories and holdings, not a bank's all.
+        let view = Mutex::new(PartyView::new(self.today(), marks));
+        // In chunks: memory holds the chunks' histories and holdings, not a bank's all.
         let mut accounts = self.store.holdings(party).await?;
         accounts.retain(|a| a.balance.available().is_some_and(|v| v.is_positive()));
-        let mut ctx = StatesContext::default();
-        for chunk in accounts.chunks(FRESH_CHUNK) {
-            let rate: Vec<RataId> = chunk.iter().map(|a| a.rata).collect();
-            for (h, history) in self
-                .states_of_holdings(party, chunk, rate, &mut ctx)
-                .await?
-            {
-                view.insert(&h, &history);
+        let chunks: Vec<_> = accounts.chunks(FRESH_CHUNK).collect();
+        let lanes = (0..FRESH_LANES).map(|lane| {
+            let (chunks, view) = (&chunks, &view);
+            async move {
+                let mut ctx = StatesContext::default();
+                for chunk in chunks.iter().skip(lane).step_by(FRESH_LANES) {
+                    let rate: Vec<RataId> = chunk.iter().map(|a| a.rata).collect();
+                    let states = self
+                        .states_of_holdings(party, chunk, rate, &mut ctx)
+                        .await?;
+                    let mut view = view.lock().unwrap_or_else(|e| e.into_inner());
+                    for (h, history) in states {
+                        view.insert(&h, &history);
+                    }
+                }
+                Ok::<(), AppError>(())
             }
-        }
-        Ok(view)
+        });
+        futures_util::future::try_join_all(lanes).await?;
+        Ok(view.into_inner().unwrap_or_else(|e| e.into_inner()))
     }
 
     async fn refresh_view(
