@@ -1244,26 +1244,35 @@ impl App {
         party: PartyId,
         filter: &IncomingFilter,
     ) -> Result<Vec<PartyEntry>, AppError> {
+        Ok(match self.awaiting_query(party, filter).await? {
+            Some(query) => self.store.find_entries(&query).await?,
+            None => Vec::new(),
+        })
+    }
+
+    /// What F3 selects in the store; `None` when the filter names a cedente no party is.
+    async fn awaiting_query(
+        &self,
+        party: PartyId,
+        filter: &IncomingFilter,
+    ) -> Result<Option<EntryQuery>, AppError> {
         let cedente = match filter.cedente_cf.as_deref().map(str::trim) {
             Some(cf) if !cf.is_empty() => match self.party_by_cf(cf).await {
                 Ok(p) => Some(p.id),
-                Err(AppError::CfUnknown { .. }) => return Ok(Vec::new()),
+                Err(AppError::CfUnknown { .. }) => return Ok(None),
                 Err(e) => return Err(e),
             },
             _ => None,
         };
-        Ok(self
-            .store
-            .find_entries(&EntryQuery {
-                role: EntryRole::Received,
-                awaiting_answer: true,
-                cessions_only: true,
-                counterparty: cedente,
-                type_key: filter.type_key.clone(),
-                year: filter.year,
-                ..EntryQuery::of(party)
-            })
-            .await?)
+        Ok(Some(EntryQuery {
+            role: EntryRole::Received,
+            awaiting_answer: true,
+            cessions_only: true,
+            counterparty: cedente,
+            type_key: filter.type_key.clone(),
+            year: filter.year,
+            ..EntryQuery::of(party)
+        }))
     }
 
     /// The entries that `awaiting` selected, checked once more in memory: the store's
@@ -1299,15 +1308,22 @@ impl App {
         filter: &IncomingFilter,
     ) -> Result<Vec<IncomingGroup>, AppError> {
         self.authorize_view(p, party).await?;
-        let entries = self.awaiting(party, filter).await?;
-        let parties = self.party_map(&entries).await?;
-        let matching = self.incoming_entries(&entries, party, filter);
-        if matching.len() > rules::ACCEPTANCE_LIST_LIMIT {
+        let Some(query) = self.awaiting_query(party, filter).await? else {
+            return Ok(Vec::new());
+        };
+        // R-1000 from the database's count: a bank with 100,000 pending is told how many
+        // without all of them being read first. The store applies F3's whole filter, so
+        // the count is the list's.
+        let found = self.store.count_entries(&query, usize::MAX).await?;
+        if found > rules::ACCEPTANCE_LIST_LIMIT {
             return Err(AppError::FiltersRequired {
                 limit: rules::ACCEPTANCE_LIST_LIMIT,
-                found: matching.len(),
+                found,
             });
         }
+        let entries = self.store.find_entries(&query).await?;
+        let matching = self.incoming_entries(&entries, party, filter);
+        let parties = self.party_map(&entries).await?;
         let today = self.today();
         let transfers: Vec<TransferId> = matching.iter().map(|e| e.transfer).collect();
         let suspended = self.suspended_until(&transfers).await?;
