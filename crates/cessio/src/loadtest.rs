@@ -1,6 +1,6 @@
 //! `cessio loadtest`: HTTP load on a running `cessio serve` over loopback, bounded in
-//! requests and seconds: F1 Monitoraggio and F4 Lista movimenti of one party, alternated,
-//! from many keep-alive connections. A small HTTP/1.1 client of its own, so the load
+//! requests and seconds: F1 Monitoraggio, F4 Lista movimenti and its CSV export of one
+//! party, alternated, from many keep-alive connections. A small HTTP/1.1 client of its own, so the load
 //! generator costs little CPU beside the server on the same machine.
 
 use std::collections::BTreeMap;
@@ -42,15 +42,20 @@ pub struct LoadtestArgs {
     #[arg(long)]
     server_pid: Option<u32>,
     /// Which reads to send, alternated: F1 and F4 by default; `f4` alone measures what the
-    /// server answers when F1's per-holding §5 work is not in the mix.
+    /// server answers when F1's per-holding §5 work is not in the mix; `csv` downloads the
+    /// CSV export of the `--export-days` days ending on `--day` (with `--server-pid`, the
+    /// server's memory shows whether an export is held whole).
     #[arg(long, value_delimiter = ',', default_values_t = [Read::F1, Read::F4])]
     reads: Vec<Read>,
+    #[arg(long, default_value_t = 30)]
+    export_days: u32,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Read {
     F1,
     F4,
+    Csv,
 }
 
 impl std::fmt::Display for Read {
@@ -58,6 +63,7 @@ impl std::fmt::Display for Read {
         f.write_str(match self {
             Read::F1 => "f1",
             Read::F4 => "f4",
+            Read::Csv => "csv",
         })
     }
 }
@@ -220,6 +226,14 @@ pub async fn run(args: LoadtestArgs) -> Result<()> {
                         args.cedente
                             .as_ref()
                             .map_or(String::new(), |cf| format!("&cedente_cf={cf}")),
+                    ),
+                ),
+                Read::Csv => (
+                    "F4 CSV export",
+                    format!(
+                        "/api/v1/parties/{party}/movements.csv?registered_from={}&registered_to={}",
+                        args.day - chrono::Duration::days(i64::from(args.export_days.max(1)) - 1),
+                        args.day,
                     ),
                 ),
             })
