@@ -48,6 +48,9 @@ mod schema;
 const READERS: usize = 8;
 /// A reader's page cache, in KiB (the writer keeps 64 MiB).
 const READER_CACHE_KIB: i64 = 16_384;
+/// A stream's page cache, in KiB: it walks one index range once, and a connection opened
+/// with the writer's 64 MiB cache took a server 80 MB higher per export at 50,000 rows.
+const STREAM_CACHE_KIB: i64 = 4_096;
 
 #[derive(Debug)]
 pub struct SqliteStore {
@@ -1231,6 +1234,8 @@ impl Store for SqliteStore {
         // A connection of its own, not a pooled reader: the statement holds its read
         // snapshot until the last row is taken, however slowly the client downloads.
         let conn = open_connection(&self.path)?;
+        conn.execute_batch(&format!("PRAGMA cache_size=-{STREAM_CACHE_KIB};"))
+            .map_err(db_err)?;
         // Prepared here first, so that a statement the engine refuses fails the request
         // rather than the stream.
         conn.prepare(&sql).map_err(db_err)?;
