@@ -42,8 +42,8 @@ rm -f target/bench/replay.db target/bench/replay.db-wal target/bench/replay.db-s
 ./target/release/cessio replay --database-url sqlite://target/bench/replay.db --scale "$REPLAY_SCALE" --clients 32
 
 # HTTP load on the national register, each backend: F1 and F4 of the largest bank over
-# loopback, then F4 alone, and the server's memory. Bounded: LOAD_REQUESTS requests or
-# LOAD_F1_SECONDS / LOAD_SECONDS seconds per run.
+# loopback, then F4 alone, then the CSV export, and the server's memory. Bounded:
+# LOAD_REQUESTS requests or LOAD_F1_SECONDS / LOAD_SECONDS seconds per run.
 load() {
     local backend="$1"; shift
     ARGS=("$@")
@@ -62,6 +62,13 @@ load() {
             --connections "$connections" --requests "${LOAD_REQUESTS:-200000}" \
             --seconds "$seconds" --server-pid "$SERVER" || true
     done
+    # F4's CSV export of the register's last 50 days (49,500 rows at 0.1), streamed: the
+    # server's memory under concurrent exports.
+    echo
+    echo "HTTP load, $backend, CSV export, ${LOAD_CSV_CONNECTIONS:-4} connections:"
+    ./target/release/cessio loadtest --addr 127.0.0.1:18080 "${ARGS[@]}" --reads csv \
+        --day 2023-03-31 --export-days 50 --connections "${LOAD_CSV_CONNECTIONS:-4}" \
+        --requests "${LOAD_REQUESTS:-200000}" --seconds "${LOAD_SECONDS:-20}" --server-pid "$SERVER" || true
     kill $SERVER
     wait $SERVER 2>/dev/null || true
 }
