@@ -31,7 +31,7 @@ use cessio_store::{
     AccountRef, Answer, CHANGE_MARKS_SQL, ChangeMarks, ChoiceRecord, Counts, Credit, CreditOrigin,
     EntryQuery, EntryState, EntryStream, HoldingChanges, HoldingInfo, HoldingQuery, IdempotencyKey,
     MonitorTotal, NewOperatorEvent, NewUser, Operation, OperatorEvent, OperatorEventQuery, Party,
-    PartyEntry, PartyKind, Rata, Receipt, Role, STREAM_BATCH, STREAMS, SqlValue, Store, StoreError,
+    PartyEntry, PartyKind, Rata, Receipt, Role, STREAM_BATCH, SqlValue, Store, StoreError,
     SummaryKey, User, VerifyReport, WriteConfig, entry_stream, holding_changes_sql,
     largest_holders_sql,
 };
@@ -53,7 +53,7 @@ pub struct PgStore {
     readers: Vec<std::sync::RwLock<Arc<Client>>>,
     next_reader: AtomicUsize,
     /// Slots of [`Store::stream_entries`], held by each stream's task.
-    stream_slots: Arc<tokio::sync::Semaphore>,
+    stream_slots: cessio_store::StreamSlots,
     stats: Arc<WriteStats>,
 }
 
@@ -278,7 +278,7 @@ impl PgStore {
             queue,
             readers,
             next_reader: AtomicUsize::new(0),
-            stream_slots: Arc::new(tokio::sync::Semaphore::new(STREAMS)),
+            stream_slots: cessio_store::StreamSlots::default(),
             stats,
         })
     }
@@ -1237,12 +1237,7 @@ impl Store for PgStore {
     async fn stream_entries(&self, query: EntryQuery) -> Result<EntryStream, StoreError> {
         let until = query.until.map_or(i64::MAX, |u| u.timestamp_micros());
         let (sql, values) = query.sql(|n| format!("${n}"));
-        let slot = self
-            .stream_slots
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(StoreError::backend)?;
+        let slot = self.stream_slots.take().await?;
         // A connection of its own: tokio-postgres hands a query's rows over only as fast
         // as they are taken, and on a shared reader every other read would wait behind a
         // slow download.

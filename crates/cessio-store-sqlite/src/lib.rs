@@ -30,7 +30,7 @@ use cessio_store::{
     AccountRef, Answer, CHANGE_MARKS_SQL, ChangeMarks, ChoiceRecord, Counts, Credit, CreditOrigin,
     EntryQuery, EntryState, EntryStream, HoldingChanges, HoldingInfo, HoldingQuery, IdempotencyKey,
     MonitorTotal, NewOperatorEvent, NewUser, Operation, OperatorEvent, OperatorEventQuery, Party,
-    PartyEntry, PartyKind, Rata, Receipt, Role, STREAM_BATCH, STREAMS, SqlValue, Store, StoreError,
+    PartyEntry, PartyKind, Rata, Receipt, Role, STREAM_BATCH, SqlValue, Store, StoreError,
     SummaryKey, User, VerifyReport, WriteConfig, entry_stream, holding_changes_sql,
     largest_holders_sql,
 };
@@ -59,7 +59,7 @@ pub struct SqliteStore {
     readers: Mutex<Vec<Connection>>,
     read_slots: tokio::sync::Semaphore,
     /// Slots of [`Store::stream_entries`], held by each stream's reading thread.
-    stream_slots: std::sync::Arc<tokio::sync::Semaphore>,
+    stream_slots: cessio_store::StreamSlots,
     stats: std::sync::Arc<WriteStats>,
 }
 
@@ -167,7 +167,7 @@ impl SqliteStore {
             queue,
             readers: Mutex::new(Vec::new()),
             read_slots: tokio::sync::Semaphore::new(READERS),
-            stream_slots: std::sync::Arc::new(tokio::sync::Semaphore::new(STREAMS)),
+            stream_slots: cessio_store::StreamSlots::default(),
             stats,
         })
     }
@@ -1225,12 +1225,7 @@ impl Store for SqliteStore {
     async fn stream_entries(&self, query: EntryQuery) -> Result<EntryStream, StoreError> {
         let until = query.until.map_or(i64::MAX, |u| u.timestamp_micros());
         let (sql, values) = query.sql(|n| format!("?{n}"));
-        let slot = self
-            .stream_slots
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(StoreError::backend)?;
+        let slot = self.stream_slots.take().await?;
         // A connection of its own, not a pooled reader: the statement holds its read
         // snapshot until the last row is taken, however slowly the client downloads.
         let conn = open_connection(&self.path)?;

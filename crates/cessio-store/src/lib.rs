@@ -23,7 +23,9 @@ pub mod verify;
 pub mod contract;
 
 pub use model::*;
-pub use stream::{EntrySender, EntryStream, STREAM_BATCH, STREAM_STALL, STREAMS, entry_stream};
+pub use stream::{
+    EntrySender, EntryStream, STREAM_BATCH, STREAM_STALL, STREAMS, StreamSlots, entry_stream,
+};
 pub use verify::{Problem, VerifyReport};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -19,6 +19,28 @@ pub const STREAM_BATCH: usize = 1_000;
 /// SQLite, the WAL's checkpoint) for ever.
 pub const STREAM_STALL: Duration = Duration::from_secs(60);
 
+/// A store's slots for streams: at most [`STREAMS`] read at once; each stream's reading
+/// task holds one until it ends.
+#[derive(Clone, Debug)]
+pub struct StreamSlots(std::sync::Arc<tokio::sync::Semaphore>);
+
+impl Default for StreamSlots {
+    fn default() -> Self {
+        StreamSlots(std::sync::Arc::new(tokio::sync::Semaphore::new(STREAMS)))
+    }
+}
+
+impl StreamSlots {
+    /// Waits for a free slot.
+    pub async fn take(&self) -> Result<tokio::sync::OwnedSemaphorePermit, StoreError> {
+        self.0
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(StoreError::backend)
+    }
+}
+
 #[derive(Debug)]
 enum Item {
     Rows(Vec<PartyEntry>),
