@@ -1323,6 +1323,13 @@ impl App {
         }
         let entries = self.store.find_entries(&query).await?;
         let matching = self.incoming_entries(&entries, party, filter);
+        // More may have arrived between the count and the read.
+        if matching.len() > rules::ACCEPTANCE_LIST_LIMIT {
+            return Err(AppError::FiltersRequired {
+                limit: rules::ACCEPTANCE_LIST_LIMIT,
+                found: matching.len(),
+            });
+        }
         let parties = self.party_map(&entries).await?;
         let today = self.today();
         let transfers: Vec<TransferId> = matching.iter().map(|e| e.transfer).collect();

@@ -338,7 +338,9 @@ async fn run(cli: Cli) -> Result<()> {
                 Some(path) => {
                     // Written beside the file and renamed at the end: an export cut short
                     // never leaves a file that looks whole.
-                    let partial = path.with_extension("part");
+                    let mut partial = path.as_os_str().to_owned();
+                    partial.push(".part");
+                    let partial = std::path::PathBuf::from(partial);
                     let file = std::fs::File::create(&partial)
                         .with_context(|| format!("creating {}", partial.display()))?;
                     match write_export(&mut export, std::io::BufWriter::new(file)).await {

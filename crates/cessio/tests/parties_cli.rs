@@ -148,3 +148,65 @@ fn register_parties_refuses_bad_rows_one_by_one_and_keeps_the_good_ones() {
     assert!(text(&out.stderr).contains("UTF-8"), "{}", text(&out.stderr));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `cessio export` writes F4's CSV as it reads it, into a file that appears only whole: a
+/// refused export leaves no file behind, nor a partial one.
+#[test]
+fn export_writes_the_whole_file_or_none() {
+    let dir = temp_dir("export");
+    let db = url(&dir);
+    let csv = dir.join("csv");
+    for target in [
+        ["--database-url", db.as_str()],
+        ["--csv", csv.to_str().unwrap()],
+    ] {
+        let out = cessio(&[
+            "generate", "--scale", "0.0001", "--seed", "3", target[0], target[1],
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let parties = std::fs::read_to_string(csv.join("soggetti.csv")).unwrap();
+    let bank = parties
+        .lines()
+        .find(|l| l.ends_with(";bank"))
+        .and_then(|l| l.split(';').next())
+        .expect("a bank in soggetti.csv");
+    let file = dir.join("movimenti.csv");
+    let export = |party: &str, filters: &[&str]| {
+        let mut args = vec!["export", "--database-url", &db, "--party", party];
+        args.extend_from_slice(filters);
+        args.extend_from_slice(&["--output", file.to_str().unwrap()]);
+        cessio(&args)
+    };
+    let whole = [
+        "--registered-from",
+        "2020-01-01",
+        "--registered-to",
+        "2023-12-31",
+    ];
+    let out = export(bank, &whole);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let written = std::fs::read_to_string(&file).unwrap();
+    assert!(written.starts_with('\u{feff}'));
+    let rows = written.lines().count() - 1;
+    assert!(rows > 0, "the bank has movements");
+    assert!(
+        text(&out.stderr).contains(&format!("{rows} movimenti esportati")),
+        "{}",
+        text(&out.stderr)
+    );
+    // Refused exports: no filter besides tracciabilità (F4), a party not registered.
+    std::fs::remove_file(&file).unwrap();
+    let not_registered = "00000010009";
+    for (party, filters) in [(bank, &[][..]), (not_registered, &whole[..])] {
+        let out = export(party, filters);
+        assert!(!out.status.success());
+        assert!(!file.exists(), "{}", text(&out.stderr));
+        let leftovers: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".part"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+}
