@@ -222,7 +222,7 @@ impl App {
     }
 
     async fn held(&self, party: PartyId) -> Result<Vec<Held>, AppError> {
-        let infos = self.store.holding_infos(&HoldingQuery::of(party)).await?;
+        let infos = cessio_store::all_holding_infos(&*self.store, HoldingQuery::of(party)).await?;
         let choices: HashMap<RataId, F24Choice> = self
             .store
             .f24_choices(party)
@@ -832,6 +832,7 @@ impl App {
                     only_available: true,
                     after,
                     limit: CLOSE_PAGE,
+                    rata: None,
                 })
                 .await?;
             let Some(last) = page.last() else {

@@ -1143,7 +1143,7 @@ impl App {
     async fn why_not_held(&self, party: PartyId, rata: RataId) -> AppError {
         let split = match self
             .store
-            .holding_infos(&cessio_store::HoldingQuery::of(party))
+            .holding_infos(&cessio_store::HoldingQuery::of_rata(party, rata))
             .await
         {
             Ok(infos) => infos.iter().any(|i| {

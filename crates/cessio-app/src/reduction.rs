@@ -70,7 +70,7 @@ impl App {
         self.check_pin(p, pin).await?;
         let residual = self
             .store
-            .holding_infos(&HoldingQuery::of(party))
+            .holding_infos(&HoldingQuery::of_rata(party, rata))
             .await?
             .into_iter()
             .find(|h| h.rata.id == rata)

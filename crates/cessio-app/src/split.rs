@@ -125,7 +125,7 @@ impl App {
     ) -> Result<(HoldingInfo, Credit, Cents), AppError> {
         let info = self
             .store
-            .holding_infos(&HoldingQuery::of(party))
+            .holding_infos(&HoldingQuery::of_rata(party, rata))
             .await?
             .into_iter()
             .find(|h| h.rata.id == rata)

@@ -199,6 +199,13 @@ async fn one_partys_holdings_are_read_through_the_holder_index() {
     };
     let one = plan(&cessio_store::HoldingQuery::of(1));
     assert!(one.contains("USING INDEX accounts_holder"), "{one}");
+    let rata = plan(&cessio_store::HoldingQuery::of_rata(1, 7));
+    // One holding: a point lookup by rata and party (the holder index or the unique key).
+    assert!(
+        rata.starts_with("SEARCH a USING INDEX") && rata.contains("rata=? AND kind=? AND party=?")
+            || rata.contains("accounts_holder (party=? AND rata=?)"),
+        "{rata}"
+    );
     // The register-wide list (no party) still walks the accounts in id order, in pages.
     let all = plan(&cessio_store::HoldingQuery {
         party: None,

@@ -15,8 +15,8 @@ use cessio_core::time::RefYear;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 
 use crate::{
-    AccountRef, ChangeMarks, Command, CreditOrigin, EntryQuery, IdempotencyKey, NewCredit,
-    NewParty, NewRata, NewUser, Operation, PartyKind, Receipt, Role, Store, StoreError,
+    AccountRef, ChangeMarks, Command, CreditOrigin, EntryQuery, HoldingQuery, IdempotencyKey,
+    NewCredit, NewParty, NewRata, NewUser, Operation, PartyKind, Receipt, Role, Store, StoreError,
     TransferRequest,
 };
 
@@ -44,7 +44,8 @@ macro_rules! contract_tests {
             f9_deceased_flag_and_operator_register,
             f1_summary_equals_the_history_after_random_concurrent_operations,
             holding_changes_name_what_moved_since_a_mark,
-            entries_are_counted_streamed_and_narrowed_to_a_cedente_or_cessionario
+            entries_are_counted_streamed_and_narrowed_to_a_cedente_or_cessionario,
+            holdings_are_read_in_pages_and_by_rata
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
@@ -1180,5 +1181,50 @@ pub async fn entries_are_counted_streamed_and_narrowed_to_a_cedente_or_cessionar
     assert_eq!(
         store.count_entries(&of_a, usize::MAX).await.unwrap(),
         listed.len()
+    );
+}
+
+/// A bank holds more rate than one page of `holding_infos`: reading them all goes page by
+/// page, and one holding is read by its rata, not found among the party's all.
+pub async fn holdings_are_read_in_pages_and_by_rata(store: DynStore) {
+    let (a, b) = (party(&store, 1).await, party(&store, 2).await);
+    let mut rate = Vec::new();
+    for i in 0..5 {
+        rate.push(funded(&store, &format!("fund-{i}"), a, 1_000 + i).await);
+    }
+    funded(&store, "fund-b", b, 1_000).await;
+    let whole = store.holding_infos(&HoldingQuery::of(a)).await.unwrap();
+    assert_eq!(whole.len(), 5);
+    let paged = crate::all_holding_infos(
+        &*store,
+        HoldingQuery {
+            limit: 2,
+            ..HoldingQuery::of(a)
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(paged, whole, "three pages, the last one short");
+    let one_page = HoldingQuery {
+        limit: 5,
+        ..HoldingQuery::of(a)
+    };
+    assert_eq!(
+        crate::all_holding_infos(&*store, one_page).await.unwrap(),
+        whole
+    );
+    let third = store
+        .holding_infos(&HoldingQuery::of_rata(a, rate[2]))
+        .await
+        .unwrap();
+    assert_eq!(third.len(), 1);
+    assert_eq!(third[0].rata.id, rate[2]);
+    assert!(
+        store
+            .holding_infos(&HoldingQuery::of_rata(b, rate[2]))
+            .await
+            .unwrap()
+            .is_empty(),
+        "another party's rata"
     );
 }

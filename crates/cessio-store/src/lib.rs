@@ -367,6 +367,28 @@ pub fn sqlite_path(url: &str) -> Result<&str, StoreError> {
     Ok(path)
 }
 
+/// Every holding a query selects, read a page of `query.limit` at a time: a bank holds
+/// hundreds of thousands of rate, more than one page.
+pub async fn all_holding_infos(
+    store: &dyn Store,
+    mut query: HoldingQuery,
+) -> Result<Vec<HoldingInfo>, StoreError> {
+    query.limit = query.limit.max(1);
+    let mut all = Vec::new();
+    loop {
+        let page = store.holding_infos(&query).await?;
+        let full = page.len() == query.limit;
+        match page.last() {
+            Some(last) => query.after = last.account.id,
+            None => return Ok(all),
+        }
+        all.extend(page);
+        if !full {
+            return Ok(all);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -911,7 +911,10 @@ pub struct HoldingQuery {
     pub only_available: bool,
     /// Only accounts with a greater id (the previous page's last).
     pub after: i64,
+    /// At most this many: a page. [`crate::all_holding_infos`] reads every page.
     pub limit: usize,
+    /// Only the holding of this rata.
+    pub rata: Option<RataId>,
 }
 
 impl HoldingQuery {
@@ -922,20 +925,35 @@ impl HoldingQuery {
             only_available: false,
             after: 0,
             limit: 100_000,
+            rata: None,
+        }
+    }
+
+    /// The party's holding of one rata, if any.
+    pub fn of_rata(party: PartyId, rata: RataId) -> Self {
+        HoldingQuery {
+            rata: Some(rata),
+            ..HoldingQuery::of(party)
         }
     }
 
     /// The SQL both backends run, with `placeholder(n)` spelling the n-th parameter; the
     /// parameters are, in order: party (0 for any), max year, after, only available (0/1),
-    /// limit, all 64-bit integers. A party's query names the party outright: behind an
+    /// limit, rata (0 for any), all 64-bit integers. A party's query names the party outright: behind an
     /// `OR` neither planner uses the holder index, and every account of the register would
     /// be read for one party's F5 list.
     pub fn sql(&self, placeholder: impl Fn(usize) -> String) -> String {
-        let p: Vec<String> = (1..=5).map(placeholder).collect();
+        let p: Vec<String> = (1..=6).map(placeholder).collect();
         let party = if self.party.is_some() {
             format!("a.party = {}", p[0])
         } else {
             format!("{} = CAST(0 AS BIGINT)", p[0])
+        };
+        // Named outright too, so that the holder index finds the one holding.
+        let rata = if self.rata.is_some() {
+            format!("a.rata = {}", p[5])
+        } else {
+            format!("{} = CAST(0 AS BIGINT)", p[5])
         };
         format!(
             "SELECT a.id, a.rata, a.kind, a.party, a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted,
@@ -952,6 +970,7 @@ impl HoldingQuery {
                 AND CAST(r.year AS BIGINT) <= {p2}
                 AND a.id > {p3}
                 AND ({p4} = CAST(0 AS BIGINT) OR a.credits_posted - a.debits_posted - a.debits_pending > 0)
+                AND {rata}
               ORDER BY a.id
               LIMIT {p5}",
             p2 = p[1],
@@ -961,13 +980,14 @@ impl HoldingQuery {
         )
     }
 
-    pub fn params(&self) -> [i64; 5] {
+    pub fn params(&self) -> [i64; 6] {
         [
             self.party.unwrap_or(0),
             i64::from(self.max_year.unwrap_or(u16::MAX)),
             self.after,
             i64::from(self.only_available),
             i64::try_from(self.limit).unwrap_or(i64::MAX),
+            self.rata.unwrap_or(0),
         ]
     }
 }
