@@ -221,8 +221,10 @@ impl App {
         h.tracciabile && !cessio_core::split::is_split_code(&self.catalogue, &h.rata.codice_tributo)
     }
 
-    async fn held(&self, party: PartyId) -> Result<Vec<Held>, AppError> {
-        let infos = cessio_store::all_holding_infos(&*self.store, HoldingQuery::of(party)).await?;
+    /// The holdings a query selects (all of them, page by page), with what F5 needs.
+    async fn held(&self, query: HoldingQuery) -> Result<Vec<Held>, AppError> {
+        let party = query.party.ok_or(AppError::NotFound { what: "Soggetto" })?;
+        let infos = cessio_store::all_holding_infos(&*self.store, query).await?;
         let choices: HashMap<RataId, F24Choice> = self
             .store
             .f24_choices(party)
@@ -251,7 +253,7 @@ impl App {
     ) -> Result<Vec<ChoiceRow>, AppError> {
         self.authorize_view(p, party).await?;
         Ok(self
-            .held(party)
+            .held(HoldingQuery::of(party))
             .await?
             .into_iter()
             .filter(|h| h.available.is_positive() || h.reserved.is_positive())
@@ -320,7 +322,7 @@ impl App {
             });
         }
         self.check_pin(p, pin).await?;
-        let held = self.held(party).await?;
+        let held = self.held(HoldingQuery::of_rata(party, rata)).await?;
         let h = held
             .iter()
             .find(|h| h.info.rata.id == rata)
@@ -413,7 +415,7 @@ impl App {
         let today = self.today();
         let mut rows: BTreeMap<(String, u16), F24AvailabilityRow> = BTreeMap::new();
         let add = |c: &mut Cents, v: Cents| *c = c.checked_add(v).unwrap_or(Cents::MAX);
-        for h in self.held(party).await? {
+        for h in self.held(HoldingQuery::of(party)).await? {
             if !h.available.is_positive() && !h.reserved.is_positive() {
                 continue;
             }
@@ -494,7 +496,17 @@ impl App {
                 amount: l.amount,
             });
         }
-        let held = self.held(party).await?;
+        // Only the lines' codici tributo: a bank holds hundreds of thousands of rate, and
+        // a line draws on its own code and year alone.
+        let mut codes: Vec<String> = core_lines.iter().map(|l| l.code.clone()).collect();
+        codes.sort_unstable();
+        codes.dedup();
+        let held = self
+            .held(HoldingQuery {
+                codes,
+                ..HoldingQuery::of(party)
+            })
+            .await?;
         let (availability, mut sources) = Self::availability(&held, payment_date);
         let debts = self.store.debt_position(party).await?.unwrap_or_default();
         let amounts = f24::evaluate_f24(
@@ -833,6 +845,7 @@ impl App {
                     after,
                     limit: CLOSE_PAGE,
                     rata: None,
+                    codes: Vec::new(),
                 })
                 .await?;
             let Some(last) = page.last() else {

@@ -1616,15 +1616,9 @@ impl Store for PgStore {
     }
 
     async fn holding_infos(&self, query: &HoldingQuery) -> Result<Vec<HoldingInfo>, StoreError> {
-        let params = query.params();
-        let args: Vec<&(dyn ToSql + Sync)> =
-            params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
         Ok(self
-            .reader()
+            .query_values(&query.sql(|n| format!("${n}")), &query.params())
             .await?
-            .query(&query.sql(|n| format!("${n}")), &args)
-            .await
-            .map_err(db_err)?
             .iter()
             .map(holding_info_from_row)
             .collect())

@@ -1594,7 +1594,7 @@ impl Store for SqliteStore {
     }
 
     async fn holding_infos(&self, query: &HoldingQuery) -> Result<Vec<HoldingInfo>, StoreError> {
-        let params = query.params();
+        let params = bound(query.params());
         let sql = query.sql(|n| format!("?{n}"));
         self.read(move |c| {
             all(

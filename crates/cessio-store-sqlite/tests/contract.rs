@@ -191,7 +191,13 @@ async fn one_partys_holdings_are_read_through_the_holder_index() {
         let sql = format!("EXPLAIN QUERY PLAN {}", query.sql(|n| format!("?{n}")));
         let mut stmt = conn.prepare(&sql).unwrap();
         let rows: Vec<String> = stmt
-            .query_map(rusqlite::params_from_iter(query.params()), |r| r.get(3))
+            .query_map(
+                rusqlite::params_from_iter(query.params().into_iter().map(|v| match v {
+                    cessio_store::SqlValue::Int(i) => rusqlite::types::Value::Integer(i),
+                    cessio_store::SqlValue::Text(t) => rusqlite::types::Value::Text(t),
+                })),
+                |r| r.get(3),
+            )
             .unwrap()
             .map(Result::unwrap)
             .collect();

@@ -1227,4 +1227,20 @@ pub async fn holdings_are_read_in_pages_and_by_rata(store: DynStore) {
             .is_empty(),
         "another party's rata"
     );
+    // By codice tributo (an F24's lines).
+    let by_code = |codes: Vec<String>| {
+        let store = store.clone();
+        async move {
+            store
+                .holding_infos(&HoldingQuery {
+                    codes,
+                    ..HoldingQuery::of(a)
+                })
+                .await
+                .unwrap()
+        }
+    };
+    let code = whole[0].rata.codice_tributo.clone();
+    assert_eq!(by_code(vec![code.clone(), "9999".into()]).await, whole);
+    assert!(by_code(vec!["9999".into()]).await.is_empty());
 }

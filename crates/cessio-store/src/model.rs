@@ -915,6 +915,8 @@ pub struct HoldingQuery {
     pub limit: usize,
     /// Only the holding of this rata.
     pub rata: Option<RataId>,
+    /// Only holdings of these codici tributo (all when empty): an F24's lines.
+    pub codes: Vec<String>,
 }
 
 impl HoldingQuery {
@@ -926,6 +928,7 @@ impl HoldingQuery {
             after: 0,
             limit: 100_000,
             rata: None,
+            codes: Vec::new(),
         }
     }
 
@@ -939,11 +942,11 @@ impl HoldingQuery {
 
     /// The SQL both backends run, with `placeholder(n)` spelling the n-th parameter; the
     /// parameters are, in order: party (0 for any), max year, after, only available (0/1),
-    /// limit, rata (0 for any), all 64-bit integers. A party's query names the party outright: behind an
+    /// limit, rata (0 for any), all 64-bit integers, then the codici tributo. A party's query names the party outright: behind an
     /// `OR` neither planner uses the holder index, and every account of the register would
     /// be read for one party's F5 list.
     pub fn sql(&self, placeholder: impl Fn(usize) -> String) -> String {
-        let p: Vec<String> = (1..=6).map(placeholder).collect();
+        let p: Vec<String> = (1..=6 + self.codes.len()).map(placeholder).collect();
         let party = if self.party.is_some() {
             format!("a.party = {}", p[0])
         } else {
@@ -954,6 +957,11 @@ impl HoldingQuery {
             format!("a.rata = {}", p[5])
         } else {
             format!("{} = CAST(0 AS BIGINT)", p[5])
+        };
+        let codes = if self.codes.is_empty() {
+            String::new()
+        } else {
+            format!("AND r.codice_tributo IN ({})", p[6..].join(", "))
         };
         format!(
             "SELECT a.id, a.rata, a.kind, a.party, a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted,
@@ -971,6 +979,7 @@ impl HoldingQuery {
                 AND a.id > {p3}
                 AND ({p4} = CAST(0 AS BIGINT) OR a.credits_posted - a.debits_posted - a.debits_pending > 0)
                 AND {rata}
+                {codes}
               ORDER BY a.id
               LIMIT {p5}",
             p2 = p[1],
@@ -980,7 +989,7 @@ impl HoldingQuery {
         )
     }
 
-    pub fn params(&self) -> [i64; 6] {
+    pub fn params(&self) -> Vec<SqlValue> {
         [
             self.party.unwrap_or(0),
             i64::from(self.max_year.unwrap_or(u16::MAX)),
@@ -989,6 +998,10 @@ impl HoldingQuery {
             i64::try_from(self.limit).unwrap_or(i64::MAX),
             self.rata.unwrap_or(0),
         ]
+        .into_iter()
+        .map(SqlValue::Int)
+        .chain(self.codes.iter().cloned().map(SqlValue::Text))
+        .collect()
     }
 }
 
