@@ -28,9 +28,6 @@ struct Selection {
     split_codes: HashSet<String>,
 }
 
-/// Why a selection reads nothing: a full codice fiscale that names no party.
-const NOBODY: Option<(EntryQuery, Selection)> = None;
-
 impl Selection {
     /// The row a movement shows, if the filters keep it.
     fn row(&self, e: &PartyEntry, parties: &HashMap<PartyId, Party>) -> Option<MovementRow> {
@@ -286,7 +283,8 @@ impl App {
             if let Some(cf) = given.as_deref().and_then(|g| CodiceFiscale::parse(g).ok()) {
                 match self.store.party_by_cf(&cf).await? {
                     Some(named) => *side = Some(named.id),
-                    None => return Ok(NOBODY),
+                    // A whole codice fiscale of no party: nothing to read.
+                    None => return Ok(None),
                 }
             }
         }
