@@ -221,10 +221,15 @@ impl App {
         h.tracciabile && !cessio_core::split::is_split_code(&self.catalogue, &h.rata.codice_tributo)
     }
 
-    /// The holdings a query selects (all of them, page by page), with what F5 needs.
-    async fn held(&self, query: HoldingQuery) -> Result<Vec<Held>, AppError> {
-        let party = query.party.ok_or(AppError::NotFound { what: "Soggetto" })?;
-        let infos = cessio_store::all_holding_infos(&*self.store, query).await?;
+    /// The party's holdings that `narrow` selects from all of them (every page read), with
+    /// what F5 needs.
+    async fn held(
+        &self,
+        party: PartyId,
+        narrow: impl FnOnce(HoldingQuery) -> HoldingQuery,
+    ) -> Result<Vec<Held>, AppError> {
+        let infos =
+            cessio_store::all_holding_infos(&*self.store, narrow(HoldingQuery::of(party))).await?;
         let choices: HashMap<RataId, F24Choice> = self
             .store
             .f24_choices(party)
@@ -253,7 +258,7 @@ impl App {
     ) -> Result<Vec<ChoiceRow>, AppError> {
         self.authorize_view(p, party).await?;
         Ok(self
-            .held(HoldingQuery::of(party))
+            .held(party, |all| all)
             .await?
             .into_iter()
             .filter(|h| h.available.is_positive() || h.reserved.is_positive())
@@ -322,7 +327,12 @@ impl App {
             });
         }
         self.check_pin(p, pin).await?;
-        let held = self.held(HoldingQuery::of_rata(party, rata)).await?;
+        let held = self
+            .held(party, |all| HoldingQuery {
+                rata: Some(rata),
+                ..all
+            })
+            .await?;
         let h = held
             .iter()
             .find(|h| h.info.rata.id == rata)
@@ -415,7 +425,7 @@ impl App {
         let today = self.today();
         let mut rows: BTreeMap<(String, u16), F24AvailabilityRow> = BTreeMap::new();
         let add = |c: &mut Cents, v: Cents| *c = c.checked_add(v).unwrap_or(Cents::MAX);
-        for h in self.held(HoldingQuery::of(party)).await? {
+        for h in self.held(party, |all| all).await? {
             if !h.available.is_positive() && !h.reserved.is_positive() {
                 continue;
             }
@@ -502,10 +512,7 @@ impl App {
         codes.sort_unstable();
         codes.dedup();
         let held = self
-            .held(HoldingQuery {
-                codes,
-                ..HoldingQuery::of(party)
-            })
+            .held(party, |all| HoldingQuery { codes, ..all })
             .await?;
         let (availability, mut sources) = Self::availability(&held, payment_date);
         let debts = self.store.debt_position(party).await?.unwrap_or_default();

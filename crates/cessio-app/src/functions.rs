@@ -8,6 +8,7 @@ use cessio_core::ledger::{PartyId, RataId, TransferId, TransferKind};
 use cessio_core::money::Cents;
 use cessio_core::rata::{OptionCommunication, Protocol, derive_rate_for_holder};
 use cessio_core::rules;
+use cessio_core::split::is_split_code;
 use cessio_core::time::{rome_date, rome_start_of_day, to_rome};
 use cessio_store::{
     AccountRef, Command, Credit, CreditOrigin, EntryQuery, EntryRole, EntryState, IdempotencyKey,
@@ -267,14 +268,6 @@ pub struct MovementRow {
 
 fn is_awaiting_answer(e: &PartyEntry) -> bool {
     e.pending && e.answer.is_none()
-}
-
-/// Rate that may never be ceded: the ten-instalment split codes (R-SPLIT-NOCEDE).
-fn is_split_code(catalogue: &cessio_core::catalogue::Catalogue, code: &str) -> bool {
-    catalogue
-        .types()
-        .iter()
-        .any(|t| t.split_code.as_deref() == Some(code))
 }
 
 /// The state of a cession or communication, as F4 shows it. `annulled`: the acceptances

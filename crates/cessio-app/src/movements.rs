@@ -5,9 +5,11 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use cessio_core::catalogue::Catalogue;
 use cessio_core::cf::CodiceFiscale;
 use cessio_core::ledger::{PartyId, TransferId, TransferKind};
 use cessio_core::rules;
+use cessio_core::split::is_split_code;
 use cessio_core::time::{rome_date, rome_start_of_day};
 use cessio_store::{EntryQuery, EntryStream, Party, PartyEntry, Store};
 use chrono::NaiveDate;
@@ -25,7 +27,7 @@ struct Selection {
     cessionario_prefix: Option<String>,
     code: Option<String>,
     annulled: HashSet<TransferId>,
-    split_codes: HashSet<String>,
+    catalogue: Arc<Catalogue>,
 }
 
 impl Selection {
@@ -80,7 +82,8 @@ impl Selection {
             protocol: e.protocol.clone(),
             codice_univoco: e.codice_univoco.clone(),
             tracciabile: e.tracciabile,
-            cedibilita: if self.split_codes.contains(&e.codice_tributo) {
+            // R-SPLIT-NOCEDE: the ten-instalment split codes are never cedible.
+            cedibilita: if is_split_code(&self.catalogue, &e.codice_tributo) {
                 "Non cedibile".into()
             } else {
                 "Cedibile".into()
@@ -116,8 +119,9 @@ impl Selection {
 #[derive(Debug)]
 pub struct MovementExport {
     store: Arc<dyn Store>,
-    selection: Selection,
-    stream: Option<EntryStream>,
+    /// What is exported and the rows' stream; `None` when nothing is (a codice fiscale
+    /// of no party).
+    source: Option<(Selection, EntryStream)>,
     kept: usize,
     header_written: bool,
 }
@@ -125,15 +129,15 @@ pub struct MovementExport {
 impl MovementExport {
     /// The next rows; `None` once all are read.
     pub async fn next_rows(&mut self) -> Option<Result<Vec<MovementRow>, AppError>> {
+        let (selection, stream) = self.source.as_mut()?;
         loop {
-            let batch = match self.stream.as_mut()?.next().await? {
+            let batch = match stream.next().await? {
                 Ok(batch) => batch,
                 Err(e) => return Some(Err(e.into())),
             };
             // The count was taken before the rows were read: a register that grew in
             // between is refused here rather than exported past the limit.
-            let rows = self
-                .selection
+            let rows = selection
                 .rows(&*self.store, &batch, &mut self.kept, export_limit())
                 .await;
             match rows {
@@ -202,18 +206,15 @@ impl App {
         party: PartyId,
         filter: &MovementFilter,
     ) -> Result<MovementExport, AppError> {
-        let selected = self.movement_selection(p, party, filter).await?;
         let mut export = MovementExport {
             store: self.store.clone(),
-            selection: Selection::empty(party),
-            stream: None,
+            source: None,
             kept: 0,
             header_written: false,
         };
-        let Some((query, selection)) = selected else {
+        let Some((query, selection)) = self.movement_selection(p, party, filter).await? else {
             return Ok(export);
         };
-        export.selection = selection;
         let (max, rule) = export_limit();
         // The database counts what its conditions select, a superset of the rows. Only when
         // that is over the limit are the rows read once through the other filters, counting.
@@ -221,13 +222,12 @@ impl App {
             let mut counting = self.reads.stream_entries(query.clone()).await?;
             let mut kept = 0;
             while let Some(batch) = counting.next().await {
-                export
-                    .selection
+                selection
                     .rows(&*self.store, &batch?, &mut kept, (max, rule))
                     .await?;
             }
         }
-        export.stream = Some(self.reads.stream_entries(query).await?);
+        export.source = Some((selection, self.reads.stream_entries(query).await?));
         Ok(export)
     }
 
@@ -300,29 +300,9 @@ impl App {
                 .filter(|s| !s.is_empty())
                 .map(str::to_string),
             annulled: self.annulled_acceptances(party).await?,
-            // R-SPLIT-NOCEDE: the ten-instalment split codes are never cedible.
-            split_codes: self
-                .catalogue
-                .types()
-                .iter()
-                .filter_map(|t| t.split_code.clone())
-                .collect(),
+            catalogue: self.catalogue.clone(),
         };
         Ok(Some((query, selection)))
-    }
-}
-
-impl Selection {
-    fn empty(party: PartyId) -> Self {
-        Selection {
-            party,
-            filter: MovementFilter::default(),
-            cedente_prefix: None,
-            cessionario_prefix: None,
-            code: None,
-            annulled: HashSet::new(),
-            split_codes: HashSet::new(),
-        }
     }
 }
 
