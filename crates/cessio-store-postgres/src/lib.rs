@@ -1242,6 +1242,8 @@ impl Store for PgStore {
         // as they are taken, and on a shared reader every other read would wait behind a
         // slow download.
         let client = connect(&self.config).await?;
+        // Prepared here, so that a statement the server refuses fails the request rather
+        // than the stream.
         let statement = client.prepare(&sql).await.map_err(db_err)?;
         let (mut sender, stream) = entry_stream(STREAM_BATCH);
         tokio::spawn(async move {

@@ -1231,15 +1231,15 @@ impl Store for SqliteStore {
         let conn = open_connection(&self.path)?;
         conn.execute_batch(&format!("PRAGMA cache_size=-{STREAM_CACHE_KIB};"))
             .map_err(db_err)?;
-        // Prepared here first, so that a statement the engine refuses fails the request
-        // rather than the stream.
-        conn.prepare(&sql).map_err(db_err)?;
+        // Prepared here first (and cached for the reading thread), so that a statement the
+        // engine refuses fails the request rather than the stream.
+        conn.prepare_cached(&sql).map_err(db_err)?;
         let (mut sender, stream) = entry_stream(STREAM_BATCH);
         let handle = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || {
             let _slot = slot;
             let result = (|| {
-                let mut st = conn.prepare(&sql)?;
+                let mut st = conn.prepare_cached(&sql)?;
                 let mut rows = st.query(rusqlite::params_from_iter(bound(values)))?;
                 while let Some(r) = rows.next()? {
                     if !sender.blocking_push(&handle, entry_from_row(r, until)?) {

@@ -507,6 +507,12 @@ pub struct EntryQuery {
     pub cessionario: Option<PartyId>,
 }
 
+/// A movement with its rata, its credit and its answer, as [`EntryQuery`] selects them.
+const ENTRY_JOINS: &str = "FROM transfers t
+               JOIN rate r ON r.id = t.rata
+               JOIN credits c ON c.id = r.credit
+               LEFT JOIN transfers a ON a.pending_id = t.id";
+
 /// A bound value of a generated query.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SqlValue {
@@ -610,10 +616,7 @@ impl EntryQuery {
             "SELECT t.id, t.at, t.kind, t.phase, t.amount, t.party, t.counterparty, t.disclose,
                     a.phase, a.at, r.id, r.idx, r.year, r.codice_tributo, r.codice_univoco,
                     c.id, c.type_key, c.protocol, c.tracciabile, c.origin, c.communicated_on, a.party
-               FROM transfers t
-               JOIN rate r ON r.id = t.rata
-               JOIN credits c ON c.id = r.credit
-               LEFT JOIN transfers a ON a.pending_id = t.id
+               {ENTRY_JOINS}
               WHERE {}
               ORDER BY t.id",
             conditions.join(" AND ")
@@ -638,13 +641,7 @@ impl EntryQuery {
         let (conditions, mut params) = self.conditions(&placeholder);
         params.push(SqlValue::Int(i64::try_from(cap).unwrap_or(i64::MAX)));
         let sql = format!(
-            "SELECT COUNT(*) FROM (SELECT 1
-               FROM transfers t
-               JOIN rate r ON r.id = t.rata
-               JOIN credits c ON c.id = r.credit
-               LEFT JOIN transfers a ON a.pending_id = t.id
-              WHERE {}
-              LIMIT {}) selected",
+            "SELECT COUNT(*) FROM (SELECT 1 {ENTRY_JOINS} WHERE {} LIMIT {}) selected",
             conditions.join(" AND "),
             placeholder(params.len())
         );
@@ -942,9 +939,9 @@ impl HoldingQuery {
 
     /// The SQL both backends run, with `placeholder(n)` spelling the n-th parameter; the
     /// parameters are, in order: party (0 for any), max year, after, only available (0/1),
-    /// limit, rata (0 for any), all 64-bit integers, then the codici tributo. A party's query names the party outright: behind an
-    /// `OR` neither planner uses the holder index, and every account of the register would
-    /// be read for one party's F5 list.
+    /// limit, rata (0 for any), all 64-bit integers, then the codici tributo. A party's
+    /// query names the party outright: behind an `OR` neither planner uses the holder index,
+    /// and every account of the register would be read for one party's F5 list.
     pub fn sql(&self, placeholder: impl Fn(usize) -> String) -> String {
         let p: Vec<String> = (1..=6 + self.codes.len()).map(placeholder).collect();
         let party = if self.party.is_some() {
