@@ -53,6 +53,10 @@ pub enum AppError {
     Invalid { field: String, reason: String },
     #[error("La richiesta non è più attuale: {reason}")]
     Conflict { reason: String },
+    #[error(
+        "Il registro è momentaneamente occupato: riprovare tra qualche secondo (nessuna operazione è stata eseguita)"
+    )]
+    Busy,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -76,6 +80,7 @@ impl AppError {
             AppError::TooManyRows { .. } => "too_many_rows",
             AppError::Invalid { .. } => "invalid",
             AppError::Conflict { .. } => "conflict",
+            AppError::Busy => "busy",
             AppError::Store(e) => match e {
                 StoreError::IdempotencyConflict { .. } => "idempotency_mismatch",
                 StoreError::Ledger(l) => l.code(),

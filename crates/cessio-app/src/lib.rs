@@ -126,6 +126,20 @@ pub struct App {
     pub settings: Settings,
     /// F1's kept cedibilità of the parties' holdings (see `monitor_cache`).
     monitor_cache: Arc<monitor_cache::MonitorCache>,
+    /// Password and PIN hashing run on blocking threads, this many at once: Argon2 is
+    /// deliberately expensive, and on the async workers a login flood would stall every
+    /// other request (`/healthz` included).
+    hashing: Arc<tokio::sync::Semaphore>,
+}
+
+/// How long a password or PIN check waits for a hashing thread before the request is
+/// refused as busy (`AppError::Busy`), rather than queueing without bound.
+const HASHING_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Hashing threads by default: half the cores, at least one, so that a login flood
+/// leaves the other half to everything else.
+fn default_hashing_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
 }
 
 fn hash_secret(secret: &str) -> Result<String, AppError> {
@@ -189,7 +203,37 @@ impl App {
             })),
             settings: Settings::default(),
             monitor_cache: Arc::default(),
+            hashing: Arc::new(tokio::sync::Semaphore::new(default_hashing_threads())),
         }
+    }
+
+    /// Runs a password or PIN hash (or check) on a blocking thread, at most
+    /// `default_hashing_threads` at a time; waits at most [`HASHING_WAIT`] for a turn.
+    async fn hashing<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, AppError> {
+        let permit = tokio::time::timeout(HASHING_WAIT, self.hashing.clone().acquire_owned())
+            .await
+            .map_err(|_| AppError::Busy)?
+            .map_err(|_| AppError::Busy)?;
+        tokio::task::spawn_blocking(move || {
+            let out = work();
+            drop(permit);
+            out
+        })
+        .await
+        .map_err(|_| AppError::Busy)
+    }
+
+    async fn secret_matches(&self, secret: &str, phc: &str) -> Result<bool, AppError> {
+        let (secret, phc) = (secret.to_string(), phc.to_string());
+        self.hashing(move || secret_matches(&secret, &phc)).await
+    }
+
+    async fn hash_secret(&self, secret: &str) -> Result<String, AppError> {
+        let secret = secret.to_string();
+        self.hashing(move || hash_secret(&secret)).await?
     }
 
     /// Reads F1 and F4 from a replica. A replica lags its primary by a moment: a movement
@@ -283,7 +327,7 @@ impl App {
         let phc = user
             .as_ref()
             .map_or(DUMMY_HASH.as_str(), |u| u.password_hash.as_str());
-        let ok = secret_matches(password, phc);
+        let ok = self.secret_matches(password, phc).await?;
         match user {
             Some(u) if ok => Ok(Principal::from_user(&u, LoginMethod::Password)),
             _ => Err(AppError::LoginFailed),
@@ -430,7 +474,7 @@ impl App {
         // parallel wrong guesses cannot exceed it; a right PIN is accepted only if the lock
         // has not been reached meanwhile. A program with many requests in flight, all with
         // the right PIN, is therefore never locked out.
-        if secret_matches(pin, &user.pin_hash) {
+        if self.secret_matches(pin, &user.pin_hash).await? {
             return if self.store.pin_succeeded(user.id, max).await? {
                 Ok(())
             } else {
@@ -472,8 +516,8 @@ impl App {
                 NewUser {
                     username: username.to_string(),
                     display_name: display_name.to_string(),
-                    password_hash: hash_secret(password)?,
-                    pin_hash: hash_secret(pin)?,
+                    password_hash: self.hash_secret(password).await?,
+                    pin_hash: self.hash_secret(pin).await?,
                     party: None,
                     role: Role::Operator,
                 },
@@ -578,8 +622,8 @@ impl App {
                 NewUser {
                     username: username.to_string(),
                     display_name: display_name.trim().to_string(),
-                    password_hash: hash_secret(password)?,
-                    pin_hash: hash_secret(pin)?,
+                    password_hash: self.hash_secret(password).await?,
+                    pin_hash: self.hash_secret(pin).await?,
                     party,
                     role,
                 },

@@ -8,11 +8,14 @@
 #![recursion_limit = "256"]
 
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Path, Request, State};
+use axum::extract::{
+    ConnectInfo, FromRequest, FromRequestParts, MatchedPath, Path, Request, State,
+};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -30,11 +33,16 @@ mod api_credits;
 mod api_operator;
 mod metrics;
 pub mod openapi;
+mod parse_errors;
 mod problem;
+mod server;
+mod throttle;
 pub mod ui;
 
 pub use metrics::Metrics;
 pub use problem::{ApiError, Problem};
+pub use server::{ConnectionLimits, serve};
+pub use throttle::{LoginLimits, LoginThrottle};
 
 /// Requests bigger than this are refused before they are read (bulk imports go through
 /// the CLI or their own endpoint).
@@ -44,8 +52,6 @@ pub const SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
 /// A request (its body included) not answered within this time gets 408: a slow or stalled
 /// client cannot hold a connection and its worker forever.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
-/// Login attempts per username (and per client) within a minute.
-pub const LOGIN_ATTEMPTS_PER_MINUTE: usize = 10;
 
 const SESSION_COOKIE: &str = "cessio_session";
 
@@ -64,7 +70,10 @@ struct Session {
 pub struct WebState {
     pub app: App,
     sessions: Arc<Mutex<HashMap<String, Session>>>,
-    login_attempts: Arc<Mutex<HashMap<String, Vec<Instant>>>>,
+    login_throttle: Arc<LoginThrottle>,
+    /// Proxies whose `X-Forwarded-For` names the client (the address they forward for);
+    /// from anyone else the header is ignored, since a client could write any address.
+    pub trusted_proxies: Vec<IpAddr>,
     pub metrics: Arc<Metrics>,
     /// Mark cookies `Secure` (when served over TLS, directly or behind a proxy).
     pub secure_cookies: bool,
@@ -82,7 +91,8 @@ impl WebState {
         WebState {
             app,
             sessions: Arc::default(),
-            login_attempts: Arc::default(),
+            login_throttle: Arc::new(LoginThrottle::new(LoginLimits::default())),
+            trusted_proxies: Vec::new(),
             metrics: Arc::new(Metrics::default()),
             secure_cookies: false,
             session_idle: SESSION_IDLE,
@@ -133,18 +143,65 @@ impl WebState {
         }
     }
 
-    /// A sliding one-minute window per key; refuses beyond the limit.
-    fn allow_login(&self, key: &str) -> bool {
-        let Ok(mut attempts) = self.login_attempts.lock() else {
-            return false;
-        };
-        let window = attempts.entry(key.to_string()).or_default();
-        window.retain(|t| t.elapsed() < Duration::from_secs(60));
-        if window.len() >= LOGIN_ATTEMPTS_PER_MINUTE {
-            return false;
+    /// Replaces the login throttle's limits (and forgets its windows).
+    pub fn with_login_limits(mut self, limits: LoginLimits) -> Self {
+        self.login_throttle = Arc::new(LoginThrottle::new(limits));
+        self
+    }
+
+    /// Counts a login attempt of `client` on `username`; refuses it, with the seconds to
+    /// wait, beyond the throttle's limits. A successful attempt is then forgiven
+    /// ([`Self::login_succeeded`]).
+    fn allow_login(&self, client: IpAddr, username: &str) -> Result<(), u64> {
+        self.login_throttle
+            .allow(client, username)
+            .map_err(|wait| wait.as_secs().max(1))
+    }
+
+    fn login_succeeded(&self, client: IpAddr, username: &str) {
+        self.login_throttle.forgive(client, username);
+    }
+}
+
+/// The answer to a login refused by the throttle.
+fn too_many_attempts(seconds: u64) -> Problem {
+    Problem::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_attempts",
+        format!("Troppi tentativi di accesso: riprovare tra {seconds} secondi"),
+    )
+    .retry_after(seconds)
+}
+
+/// The client's address: the connection's peer, or, when the peer is a trusted proxy, the
+/// last address its `X-Forwarded-For` adds. Unknown (0.0.0.0) where the server was not
+/// started by [`serve`] (in-process tests).
+#[derive(Clone, Copy, Debug)]
+pub struct ClientIp(pub IpAddr);
+
+impl FromRequestParts<WebState> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &WebState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
+        if !state.trusted_proxies.contains(&peer) {
+            return Ok(ClientIp(peer));
         }
-        window.push(Instant::now());
-        true
+        let forwarded = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .next_back()
+            .and_then(|a| a.trim().parse::<IpAddr>().ok());
+        Ok(ClientIp(forwarded.unwrap_or(peer)))
     }
 }
 
@@ -217,9 +274,19 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        parts
-            .headers
-            .get("idempotency-key")
+        let header = parts.headers.get("idempotency-key");
+        if header.is_some_and(|v| {
+            !v.as_bytes()
+                .iter()
+                .all(|b| *b == b' ' || b.is_ascii_graphic())
+        }) {
+            return Err(Problem::new(
+                StatusCode::BAD_REQUEST,
+                "idempotency_key_invalid",
+                "L'intestazione Idempotency-Key ammette solo caratteri ASCII visibili (da 1 a 100)",
+            ));
+        }
+        header
             .and_then(|v| v.to_str().ok())
             .map(|s| IdempotencyKey(s.trim().to_string()))
             .filter(|k| !k.0.is_empty())
@@ -307,26 +374,125 @@ pub fn router(state: WebState) -> Router {
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(state.clone(), deadline))
+        .layer(middleware::from_fn(bare_errors_as_problems))
+        .layer(middleware::from_fn(security_headers))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }
 
-/// Bounds every request, reading its body included. An operation cut short may still be
-/// applied by the writer: the answer says to repeat it under the same Idempotency-Key,
-/// which never applies anything twice.
+/// Bounds every request, reading its body included. What the answer tells the client to do
+/// depends on what the request was, so that it never promises what the endpoint does not
+/// do: an operation under an Idempotency-Key may have been applied by the writer and is
+/// repeated under the same key; a bulk file may have been registered in part and is sent
+/// again whole (its rows are named by their content, so none registers twice).
 async fn deadline(State(state): State<WebState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string());
+    let keyed = req.headers().contains_key("idempotency-key");
+    let safe = req.method().is_safe();
     match tokio::time::timeout(state.request_timeout, next.run(req)).await {
         Ok(response) => response,
-        Err(_) => Problem::new(
-            StatusCode::REQUEST_TIMEOUT,
-            "request_timeout",
-            format!(
-                "La richiesta non è stata completata entro {} secondi. Se era un'operazione, ripeterla con la stessa Idempotency-Key: non sarà mai eseguita due volte",
-                state.request_timeout.as_secs()
-            ),
-        )
-        .into_response(),
+        Err(_) => {
+            let seconds = state.request_timeout.as_secs();
+            let then = if route.as_deref() == Some("/api/v1/communications/bulk") {
+                "Il file potrebbe essere stato registrato solo in parte: inviarlo di nuovo, uguale, registra le righe mancanti e nessuna due volte (quelle già registrate risultano «già registrate»)"
+            } else if keyed {
+                "Se era un'operazione, ripeterla con la stessa Idempotency-Key: non sarà mai eseguita due volte"
+            } else if safe {
+                "Riprovare, eventualmente restringendo la ricerca"
+            } else {
+                "L'operazione potrebbe essere stata eseguita: verificarne l'esito prima di ripeterla"
+            };
+            Problem::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                format!("La richiesta non è stata completata entro {seconds} secondi. {then}"),
+            )
+            .into_response()
+        }
     }
+}
+
+/// Every refusal is a problem: the framework's own (a body over the limit, a missing or
+/// wrong content type, a path parameter of the wrong type, an unknown method) come as bare
+/// text, and are rewritten here with a stable `code`. Pages (HTML) are left as they are.
+async fn bare_errors_as_problems(req: Request, next: Next) -> Response {
+    let response = next.run(req).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let content_type = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if content_type.starts_with("application/problem+json") || content_type.starts_with("text/html")
+    {
+        return response;
+    }
+    let (code, detail) = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "body_too_large",
+            "Il corpo della richiesta supera il limite consentito: nulla è stato registrato",
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            "content_type",
+            "Tipo di contenuto non accettato (Content-Type): nulla è stato registrato",
+        ),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method_not_allowed",
+            "Metodo non consentito per questa risorsa",
+        ),
+        StatusCode::NOT_FOUND => ("not_found", "Risorsa inesistente"),
+        StatusCode::LENGTH_REQUIRED => (
+            "length_required",
+            "Manca la lunghezza del corpo (Content-Length)",
+        ),
+        StatusCode::URI_TOO_LONG => ("uri_too_long", "Indirizzo della richiesta troppo lungo"),
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => (
+            "headers_too_large",
+            "Intestazioni della richiesta troppo grandi",
+        ),
+        s if s.is_server_error() => (
+            "internal_error",
+            "Errore interno del registro: nulla è stato registrato; riprovare tra poco",
+        ),
+        _ => (
+            "bad_request",
+            "Richiesta non valida: controllarne l'indirizzo, le intestazioni e il corpo",
+        ),
+    };
+    let mut problem = Problem::new(status, code, detail).into_response();
+    // The methods a 405 allows stay with it.
+    if let Some(allow) = response.headers().get(header::ALLOW) {
+        problem.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    problem
+}
+
+/// Headers of every response: nothing that carries personal data or a secret is kept by a
+/// cache or a proxy (`no-store`, unless the response chose its own policy, as the static
+/// assets do), nothing is sniffed into another type, and no address leaks to other sites.
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut response = next.run(req).await;
+    let h = response.headers_mut();
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if !h.contains_key(header::REFERRER_POLICY) {
+        h.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        );
+    }
+    response
 }
 
 async fn observe(State(state): State<WebState>, req: Request, next: Next) -> Response {
@@ -408,17 +574,14 @@ async fn me_body(state: &WebState, p: Principal) -> ApiResult<MeBody> {
 
 async fn login(
     State(state): State<WebState>,
+    ClientIp(client): ClientIp,
     ApiJson(body): ApiJson<LoginBody>,
 ) -> ApiResult<Response> {
-    if !state.allow_login(&body.username) {
-        return Ok(Problem::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_attempts",
-            "Troppi tentativi di accesso: riprovare tra un minuto",
-        )
-        .into_response());
+    if let Err(seconds) = state.allow_login(client, &body.username) {
+        return Ok(too_many_attempts(seconds).into_response());
     }
     let p = state.app.login(&body.username, &body.password).await?;
+    state.login_succeeded(client, &body.username);
     let id = state.new_session(p.clone());
     let cookie = format!(
         "{SESSION_COOKIE}={id}; Path=/; HttpOnly; SameSite=Lax{}",

@@ -99,6 +99,8 @@ enum Cmd {
         /// national scale, and is then not paid by a request. 0 prepares none.
         #[arg(long, env = "CESSIO_KEEP_MONITORING", default_value_t = 4)]
         keep_monitoring: usize,
+        #[command(flatten)]
+        http: HttpArgs,
     },
     /// Register parties (F9) from a CSV file `codice_fiscale;denominazione;tipo` (the
     /// `soggetti.csv` of `generate --csv`): each row on its own, refused rows reported with
@@ -278,6 +280,7 @@ async fn run(cli: Cli) -> Result<()> {
             strong,
             read_database_url,
             keep_monitoring,
+            http,
         } => {
             serve(ServeArgs {
                 db,
@@ -288,6 +291,7 @@ async fn run(cli: Cli) -> Result<()> {
                 strong,
                 read_database_url,
                 keep_monitoring,
+                http,
             })
             .await
         }
@@ -553,6 +557,31 @@ struct ServeArgs {
     strong: strong::StrongArgs,
     read_database_url: Option<String>,
     keep_monitoring: usize,
+    http: HttpArgs,
+}
+
+/// What the server allows its clients: connections, time to send headers, and whose
+/// forwarded address it believes.
+#[derive(clap::Args, Debug)]
+struct HttpArgs {
+    /// Connections open at once; beyond this, new ones wait in the kernel's queue.
+    #[arg(long, env = "CESSIO_MAX_CONNECTIONS", default_value_t = 4096)]
+    max_connections: usize,
+    /// Seconds a connection has to send a request's headers, from its opening or from the
+    /// previous response (so idle keep-alive connections close after it too).
+    #[arg(long, env = "CESSIO_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    header_timeout_secs: u64,
+    /// Seconds a request (its body included) may take before it is answered 408.
+    #[arg(long, env = "CESSIO_REQUEST_TIMEOUT_SECS", default_value_t = 60)]
+    request_timeout_secs: u64,
+    /// A proxy in front of the server (repeatable): from its address, the last entry of
+    /// X-Forwarded-For is the client the login throttle counts.
+    #[arg(
+        long = "trusted-proxy",
+        env = "CESSIO_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 /// A Rome wall-clock time with or without seconds.
@@ -634,6 +663,13 @@ async fn serve(args: ServeArgs) -> Result<()> {
     }
     let mut state = cessio_web::WebState::new(app);
     state.secure_cookies = args.secure_cookies;
+    state.trusted_proxies = args.http.trusted_proxies.clone();
+    state.request_timeout = std::time::Duration::from_secs(args.http.request_timeout_secs.max(1));
+    let limits = cessio_web::ConnectionLimits {
+        max_connections: args.http.max_connections.max(1),
+        header_read_timeout: std::time::Duration::from_secs(args.http.header_timeout_secs.max(1)),
+        ..cessio_web::ConnectionLimits::default()
+    };
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
@@ -664,11 +700,10 @@ async fn serve(args: ServeArgs) -> Result<()> {
             demo::PASSWORD
         );
     }
-    axum::serve(listener, cessio_web::router(state))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    cessio_web::serve(listener, cessio_web::router(state), limits, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
     Ok(())
 }
 

@@ -55,10 +55,33 @@ fn cookie(state: &WebState, name: &str, value: &str, max_age: Option<u64>) -> He
 }
 
 /// Only paths of this site: an open redirect would let a link to Cessio lead elsewhere.
-fn safe_after(after: Option<&str>) -> String {
-    match after {
-        Some(a) if a.starts_with('/') && !a.starts_with("//") && !a.contains('\\') => a.to_string(),
-        _ => "/".to_string(),
+///
+/// Accepted: a path (and query) of visible ASCII that parses as a URI with no scheme and
+/// no authority, whose second character does not make browsers read an authority (`//`,
+/// `/\`). Browsers drop tabs and newlines from a URL before reading it, so `/<TAB>/evil`
+/// would become `//evil`: any control character, space or non-ASCII byte refuses the whole
+/// target. Anything else goes to `/`.
+pub(crate) fn safe_after(after: Option<&str>) -> String {
+    let Some(a) = after else {
+        return "/".to_string();
+    };
+    let visible_ascii = a.bytes().all(|b| b.is_ascii_graphic());
+    let authority_like = a
+        .as_bytes()
+        .get(1)
+        .is_some_and(|&b| b == b'/' || b == b'\\');
+    let parses_as_local = a
+        .parse::<axum::http::Uri>()
+        .is_ok_and(|u| u.scheme().is_none() && u.authority().is_none());
+    if a.starts_with('/')
+        && visible_ascii
+        && !authority_like
+        && !a.contains('\\')
+        && parses_as_local
+    {
+        a.to_string()
+    } else {
+        "/".to_string()
     }
 }
 
@@ -183,6 +206,7 @@ fn signed_in(state: &WebState, principal: cessio_app::Principal, after: &str) ->
 
 pub async fn submit(
     State(state): State<WebState>,
+    crate::ClientIp(client): crate::ClientIp,
     headers: HeaderMap,
     Form(f): Form<LoginForm>,
 ) -> Response {
@@ -192,14 +216,19 @@ pub async fn submit(
     }
     let after = safe_after(f.dopo.as_deref());
     let mut errors = FieldErrors::default();
-    if !state.allow_login(&f.username) {
-        errors.form("Troppi tentativi di accesso: riprovare tra un minuto");
+    if let Err(seconds) = state.allow_login(client, &f.username) {
+        errors.form(crate::too_many_attempts(seconds).detail);
         let mut r = render_login(&state, bound, &f.username, &after, &errors, None);
         *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         return r;
     }
     match state.app.login(&f.username, &f.password).await {
-        Ok(p) => signed_in(&state, p, &after),
+        Ok(p) => {
+            state.login_succeeded(client, &f.username);
+            signed_in(&state, p, &after)
+        }
         Err(e @ AppError::LoginFailed) => {
             errors.field("password", e.to_string());
             render_login(&state, bound, &f.username, &after, &errors, None)

@@ -387,7 +387,13 @@ pub fn render_status(status: StatusCode, markup: Markup) -> Response {
 }
 
 /// Post, then redirect: the browser's reload shows the page again instead of re-posting.
+/// A location that cannot be a header value (it would have come from input) goes home
+/// rather than failing the response.
 pub fn see_other(location: &str) -> Response {
+    if HeaderValue::from_str(location).is_err() {
+        tracing::warn!("redirect target refused as a header value");
+        return Redirect::to("/").into_response();
+    }
     Redirect::to(location).into_response()
 }
 

@@ -56,6 +56,14 @@ impl Server {
 
     /// Starts the server after `configure` adjusted the web state (cookies, timeouts).
     pub async fn start_with(configure: impl FnOnce(&mut cessio_web::WebState)) -> Server {
+        Self::start_limited(configure, cessio_web::ConnectionLimits::default()).await
+    }
+
+    /// Starts the server with its connection limits set too.
+    pub async fn start_limited(
+        configure: impl FnOnce(&mut cessio_web::WebState),
+        limits: cessio_web::ConnectionLimits,
+    ) -> Server {
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("cessio-web-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -130,7 +138,12 @@ impl Server {
         let mut state = cessio_web::WebState::new(app.clone());
         configure(&mut state);
         let router = cessio_web::router(state);
-        tokio::spawn(async move { axum::serve(listener, router).await });
+        tokio::spawn(cessio_web::serve(
+            listener,
+            router,
+            limits,
+            std::future::pending(),
+        ));
         Server { addr, app, clock }
     }
 
@@ -139,6 +152,13 @@ impl Server {
         s.write_all(request.as_bytes()).await.unwrap();
         let mut buf = Vec::new();
         s.read_to_end(&mut buf).await.unwrap();
+        Reply::parse(&buf)
+    }
+}
+
+impl Reply {
+    /// One HTTP/1.1 response, status line to body (de-chunked).
+    pub fn parse(buf: &[u8]) -> Reply {
         let split = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
         let head = String::from_utf8_lossy(&buf[..split]).to_string();
         let mut lines = head.lines();
@@ -167,7 +187,9 @@ impl Server {
             body,
         }
     }
+}
 
+impl Server {
     pub async fn call(
         &self,
         method: &str,
