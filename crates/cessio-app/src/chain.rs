@@ -260,6 +260,9 @@ pub(crate) struct RataFacts {
     pub beneficiary_no_tax_area: bool,
     pub tracciabile: bool,
     pub split_rata: bool,
+    /// The day the option communication was sent, read for art. 122 credits only (whose
+    /// use and further cession end with its year, R-F24-WINDOW-122).
+    pub communicated_on: Option<NaiveDate>,
 }
 
 /// A bank-client relation recorded at an instant.
@@ -418,7 +421,7 @@ impl App {
                 let history = RataHistory {
                     counts: s.counts,
                     received_as_bank_client: s.bank_client,
-                    received_by_cession_on: s.received_on,
+                    received_by_cession_on: self.cession_day(facts, s.received_on),
                     ..self.history_base(facts, reg.class(from))
                 };
                 let to = Cessionario {
@@ -439,6 +442,15 @@ impl App {
                 }
             }
             _ => PathState::default(),
+        }
+    }
+
+    /// The cession whose day the §5 rules read for this holder: for art. 122 credits the
+    /// beneficiary's (see `f24::first_cession_day`), otherwise the one it received it by.
+    fn cession_day(&self, facts: &RataFacts, received_on: Option<NaiveDate>) -> Option<NaiveDate> {
+        match (self.usage_window(&facts.type_key), facts.communicated_on) {
+            (Some(window), Some(day)) => crate::f24::first_cession_day(window, day, received_on),
+            _ => received_on,
         }
     }
 
@@ -477,7 +489,7 @@ impl App {
         RataHistory {
             counts: s.counts,
             received_as_bank_client: s.bank_client,
-            received_by_cession_on: s.received_on,
+            received_by_cession_on: self.cession_day(facts, s.received_on),
             last_day_of_use,
             seized: cessio_core::suspension::check_not_seized(seizures, today).is_err(),
             ..self.history_base(facts, reg.class(holder))

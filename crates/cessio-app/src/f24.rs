@@ -200,6 +200,23 @@ struct Held {
     needs_choice: bool,
 }
 
+/// The cession whose year bounds the use of an art. 122 credit (R-F24-WINDOW-122): the
+/// beneficiary's, made by the option communication, for every holder. The first
+/// cessionario (the landlord named by the tenant) is bound like any later one, and a later
+/// cession does not move the date (seed S0: «entro il 31 dicembre dell'anno in cui è
+/// avvenuta la cessione, anche in caso di successiva cessione»; art. 122 c.3 DL 34/2020).
+/// Other windows keep the day the holding was received.
+pub(crate) fn first_cession_day(
+    window: UsageWindow,
+    communicated_on: NaiveDate,
+    received_on: Option<NaiveDate>,
+) -> Option<NaiveDate> {
+    match window {
+        UsageWindow::YearOfCession => Some(communicated_on),
+        _ => received_on,
+    }
+}
+
 impl App {
     /// The usage window of a holding (R-F24-WINDOW-121/122, R-F24-FUTURE).
     pub(crate) fn usage_dates_of(&self, h: &HoldingInfo) -> UsageDates {
@@ -210,7 +227,11 @@ impl App {
         f24::usage_dates(&HoldingUse {
             window,
             ref_year: h.rata.year,
-            received_by_cession_on: h.received_by_cession_at.map(rome_date),
+            received_by_cession_on: first_cession_day(
+                window,
+                h.communicated_on,
+                h.received_by_cession_at.map(rome_date),
+            ),
             seized_days: 0,
         })
     }

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use cessio_core::catalogue::{CessionRegime, HolderRole, Origin};
+use cessio_core::catalogue::{CessionRegime, HolderRole, Origin, UsageWindow};
 use cessio_core::ledger::{PartyId, RataId, TransferId, TransferKind};
 use cessio_core::money::Cents;
 use cessio_core::rata::{OptionCommunication, Protocol, derive_rate_for_holder};
@@ -962,19 +962,23 @@ impl App {
                 histories.entry(row.rata).or_default().push(row);
             }
             for &(rata, available, e) in batch {
-                // Only the 2018 ecobonus regime asks what the beneficiary declared.
-                let beneficiary_no_tax_area = self.regime(&e.type_key) == CessionRegime::Eco2018
-                    && self
-                        .store
-                        .credit(e.credit)
-                        .await?
-                        .is_some_and(|c| c.beneficiary_no_tax_area);
+                // Only the 2018 ecobonus regime asks what the beneficiary declared, and only
+                // art. 122 credits when the option was communicated.
+                let eco2018 = self.regime(&e.type_key) == CessionRegime::Eco2018;
+                let art122 = self.usage_window(&e.type_key) == Some(UsageWindow::YearOfCession);
+                let credit = if eco2018 || art122 {
+                    self.store.credit(e.credit).await?
+                } else {
+                    None
+                };
                 let facts = crate::chain::RataFacts {
                     type_key: e.type_key.clone(),
                     year: e.year,
-                    beneficiary_no_tax_area,
+                    beneficiary_no_tax_area: eco2018
+                        && credit.as_ref().is_some_and(|c| c.beneficiary_no_tax_area),
                     tracciabile: e.tracciabile,
                     split_rata: is_split_code(&self.catalogue, &e.codice_tributo),
+                    communicated_on: credit.as_ref().map(|c| c.communicated_on),
                 };
                 let ledger = crate::chain::RataLedger::from_history(
                     histories.get(&rata).map_or(&[][..], Vec::as_slice),

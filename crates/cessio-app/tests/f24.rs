@@ -21,6 +21,7 @@ backends!(
     r_f24_choice_required_only_when_the_choice_would_cover_the_line,
     r_f24_window_121_last_minute_of_the_year_and_close_year,
     r_f24_window_122_cessionario_uses_by_31_december_of_the_cession,
+    r_f24_window_122_first_cessionario_uses_by_31_december_of_the_communication,
     r_f24_future_rata_usable_from_1_january,
     r_f24_over_whole_f24_rejected_nothing_reserved,
     r_ban_100k_threshold_suspended_and_plans,
@@ -314,6 +315,82 @@ async fn r_f24_window_122_cessionario_uses_by_31_december_of_the_cession(t: Test
     );
     let report = t.app.close_year(&t.op, 2021).await.unwrap();
     assert!(report.amount >= cents(19_000), "{report:?}");
+    assert!(t.app.store.verify().await.unwrap().ok());
+}
+
+async fn r_f24_window_122_first_cessionario_uses_by_31_december_of_the_communication(t: TestApp) {
+    // The tenant cedes its 2021 rent credit to the landlord's company in the option
+    // communication itself: the company is the first cessionario, bound like any later one
+    // (seeds 000 and 002, art. 122 c.3 DL 34/2020): by 31/12/2021, then lost.
+    t.set_rome(2021, 6, 1, 10, 0);
+    let (tenant, landlord) = (t.company(1).await, t.company(2).await);
+    let lu = t.user_for(&landlord, "locatore").await;
+    let other = t.company(3).await;
+    let rent = cessio_app::OptionInput {
+        expense_year: 2021,
+        ..t.option(
+            &tenant,
+            &landlord,
+            "canoni_locazione",
+            50_000,
+            date(2021, 6, 1),
+        )
+    };
+    let credit = t.try_communicate(&rent).await.unwrap();
+    t.accept_all(&lu, &landlord).await;
+    let code = t
+        .app
+        .f24_availability(&lu, landlord.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .next()
+        .unwrap()
+        .codice_tributo;
+    t.set_rome(2021, 12, 31, 23, 59);
+    reserve(
+        &t,
+        &lu,
+        &landlord,
+        date(2021, 12, 31),
+        &[f24_line(&code, 2021, 1_000)],
+    )
+    .await
+    .unwrap();
+    t.set_rome(2022, 1, 1, 0, 0);
+    let e = reserve(
+        &t,
+        &lu,
+        &landlord,
+        date(2022, 1, 1),
+        &[f24_line(&code, 2021, 1_000)],
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        (e.code(), e.rule()),
+        ("f24_expired", Some("R-F24-WINDOW-122"))
+    );
+    // Nor can it be ceded on in the new year.
+    let e = t
+        .cede(
+            &lu,
+            &landlord,
+            &[line(credit.rate[0].id, &other, Some(1_000))],
+            false,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.rule(), Some("R-F24-WINDOW-122"), "{e}");
+    // The year-end close takes what was not used.
+    let report = t.app.close_year(&t.op, 2021).await.unwrap();
+    assert_eq!(report.amount, cents(49_000), "{report:?}");
+    let left = t.app.f24_availability(&lu, landlord.id).await.unwrap();
+    assert!(
+        left.iter()
+            .all(|a| a.usable == cents(0) && a.expired == cents(0)),
+        "{left:?}"
+    );
     assert!(t.app.store.verify().await.unwrap().ok());
 }
 

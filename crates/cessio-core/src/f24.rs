@@ -110,8 +110,10 @@ pub fn choice_allows_use(tracciabile: bool, choice: F24Choice) -> bool {
 pub struct HoldingUse {
     pub window: UsageWindow,
     pub ref_year: RefYear,
-    /// Day of the cession through which the holder received the holding (accepted), or
-    /// `None` for the first holder (beneficiary, fornitore, first cessionario of the option).
+    /// Day of the cession that bounds the holding's use: under `YearOfCession` (art. 122)
+    /// the beneficiary's cession, i.e. the option communication, for every cessionario, the
+    /// first included; otherwise the cession through which the holder received it. `None`
+    /// for a holding no cession brought.
     pub received_by_cession_on: Option<NaiveDate>,
     /// Total length in days of the seizures that ended on this holding (R-SEIZE: each
     /// extends the deadline by its length; see `suspension::seizure_days`).
@@ -131,8 +133,10 @@ pub struct UsageDates {
 ///
 /// - `RefYear` (art. 121): 1 January–31 December of the reference year, whoever holds it.
 /// - `YearOfCession` (art. 122): a cessionario uses it by 31 December of the year of the
-///   cession through which it received it (never before 1 January of the reference year);
-///   the first holder has no deadline (seed S2 §5.1: the residual carries forward).
+///   beneficiary's cession (never before 1 January of the reference year), the first
+///   cessionario included and a later cession not moving it (seed S0: «anche in caso di
+///   successiva cessione»); only a holding no cession brought has no deadline (seed S2
+///   §5.1: the beneficiary's own residual carries forward).
 /// - `FromRefYear`: from 1 January of the reference year, no deadline.
 ///
 /// The last day moves later by `seized_days`.
@@ -828,7 +832,10 @@ mod tests {
     }
 
     #[test]
-    fn r_f24_window_122_first_holder_has_no_deadline() {
+    fn r_f24_window_122_a_holding_without_a_cession_day_has_no_deadline() {
+        // Only a holding no cession brought (the beneficiary's own use of an art. 122
+        // credit, which carries forward: seed S2 §5.1) has no deadline; every cessionario,
+        // the first included, is given the day of the beneficiary's cession.
         let holding = HoldingUse {
             window: UsageWindow::YearOfCession,
             ref_year: y(2020),

@@ -820,6 +820,7 @@ fn holding_info_from_row(r: &Row) -> HoldingInfo {
         type_key: r.get(15),
         tracciabile: r.get(16),
         received_by_cession_at: ceded.map(micros_to_time),
+        communicated_on: r.get(18),
     }
 }
 

@@ -658,6 +658,10 @@ fn holding_info_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<HoldingInfo>
         type_key: r.get(15)?,
         tracciabile: r.get(16)?,
         received_by_cession_at: ceded.map(micros_to_time),
+        communicated_on: r
+            .get::<_, String>(18)?
+            .parse::<NaiveDate>()
+            .unwrap_or_default(),
     })
 }
 

@@ -895,6 +895,9 @@ pub struct HoldingInfo {
     pub tracciabile: bool,
     /// When the holding last received credit by an accepted cession (R-F24-WINDOW-122).
     pub received_by_cession_at: Option<DateTime<Utc>>,
+    /// The day its option communication was sent: for an art. 122 credit, the day of the
+    /// beneficiary's cession, whose year bounds every holder's use (R-F24-WINDOW-122).
+    pub communicated_on: NaiveDate,
 }
 
 /// A selection of holder accounts, by party or across the register (the year-end close),
@@ -966,7 +969,8 @@ impl HoldingQuery {
                     c.type_key, c.tracciabile,
                     (SELECT MAX(t.at) FROM transfers t
                       WHERE t.rata = a.rata AND t.credit = a.id AND t.kind = 'cession'
-                        AND t.phase IN ('pending', 'posted')) AS ceded_at
+                        AND t.phase IN ('pending', 'posted')) AS ceded_at,
+                    c.communicated_on
                FROM accounts a
                JOIN rate r ON r.id = a.rata
                JOIN credits c ON c.id = r.credit
