@@ -131,6 +131,16 @@ impl AppError {
         }
     }
 
+    /// F2: the cedente authorises the cessionario to see its name before the cession can
+    /// proceed, as on the Agency's platform (catalogue/rules.toml, `[name_consent]`).
+    pub fn name_consent_required() -> Self {
+        AppError::Rule {
+            rule: "F2",
+            code: "name_consent_required",
+            detail: "Per proseguire con la cessione occorre autorizzare il cessionario a visualizzare il nome o la denominazione del cedente (casella obbligatoria)".into(),
+        }
+    }
+
     pub fn r_wait5(earliest: NaiveDate) -> Self {
         AppError::Rule {
             rule: "R-WAIT5",

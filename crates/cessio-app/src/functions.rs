@@ -1043,7 +1043,9 @@ impl App {
         }
     }
 
-    /// F2: cede one or more holdings, all or none. Needs the PIN unless signed in with SPID.
+    /// F2: cede one or more holdings, all or none. Needs the PIN unless signed in with SPID,
+    /// and the cedente's consent to show its name to the cessionario (`disclose_name`),
+    /// without which the cession cannot proceed.
     pub async fn cede(
         &self,
         p: &Principal,
@@ -1060,6 +1062,9 @@ impl App {
         }
         if lines.is_empty() || lines.len() > 1_000 {
             return Err(AppError::invalid("lines", "da 1 a 1.000 righe"));
+        }
+        if !disclose_name {
+            return Err(AppError::name_consent_required());
         }
         self.check_pin(p, pin).await?;
         let cedible = self.cedible_map(p, party, lines).await?;

@@ -114,9 +114,7 @@ async fn r_answer_refused_cession_returns_to_cedente(t: TestApp) {
         .holding(&holder, &h, "superbonus", 100_000, tracciabile_day())
         .await;
     let rata = credit.rate[0].id;
-    t.cede(&h, &holder, &[line(rata, &c, None)], true)
-        .await
-        .unwrap();
+    t.cede(&h, &holder, &[line(rata, &c, None)]).await.unwrap();
     assert_eq!(t.max_cedibile(&h, &holder, rata).await, Cents::ZERO);
     t.advance_days(10);
     t.answer(&cu, &c, by_cedente(&holder), false).await.unwrap();
@@ -201,7 +199,7 @@ async fn later_cession(t: &TestApp) -> (support::Actors, i64) {
 async fn r_wait5_later_cession_not_answerable_before_five_working_days(t: TestApp) {
     let (x, rata) = later_cession(&t).await;
     // Friday 1 March 2024 → Mon 4, Tue 5, Wed 6, Thu 7, Fri 8.
-    t.cede(&x.h, &x.holder, &[line(rata, &x.c, None)], false)
+    t.cede(&x.h, &x.holder, &[line(rata, &x.c, None)])
         .await
         .unwrap();
     let groups = t.incoming(&x.cu, &x.c).await;
@@ -220,7 +218,7 @@ async fn r_wait5_later_cession_not_answerable_before_five_working_days(t: TestAp
 
 async fn r_wait5_answerable_on_the_fifth_working_day(t: TestApp) {
     let (x, rata) = later_cession(&t).await;
-    t.cede(&x.h, &x.holder, &[line(rata, &x.c, None)], false)
+    t.cede(&x.h, &x.holder, &[line(rata, &x.c, None)])
         .await
         .unwrap();
     t.set_rome(2024, 3, 8, 0, 0);
@@ -233,7 +231,7 @@ async fn r_wait5_skips_national_holidays(t: TestApp) {
     let (x, rata) = later_cession(&t).await;
     // Thursday 28 March 2024 → Fri 29, (Easter Monday 1 April) Tue 2, Wed 3, Thu 4, Fri 5.
     t.set_rome(2024, 3, 28, 12, 0);
-    t.cede(&x.h, &x.holder, &[line(rata, &x.c, None)], false)
+    t.cede(&x.h, &x.holder, &[line(rata, &x.c, None)])
         .await
         .unwrap();
     t.set_rome(2024, 4, 4, 18, 0);
@@ -250,7 +248,7 @@ async fn r_wait5_counts_from_the_rome_date(t: TestApp) {
     let (x, rata) = later_cession(&t).await;
     // 00:30 on Monday 4 March in Rome is still Sunday in UTC: the Rome date counts.
     t.set_rome(2024, 3, 4, 0, 30);
-    t.cede(&x.h, &x.holder, &[line(rata, &x.c, None)], false)
+    t.cede(&x.h, &x.holder, &[line(rata, &x.c, None)])
         .await
         .unwrap();
     assert_eq!(
@@ -278,7 +276,7 @@ async fn r_wait5_non_tracciabile_cession_answerable_at_once(t: TestApp) {
     let h = t.user_for(&holder, "cedente").await;
     let cu = t.user_for(&c, "cessionario").await;
     let credit = t.holding(&holder, &h, "ecobonus", 10_000, old_day()).await;
-    t.cede(&h, &holder, &[line(credit.rate[0].id, &c, None)], false)
+    t.cede(&h, &holder, &[line(credit.rate[0].id, &c, None)])
         .await
         .unwrap();
     assert_eq!(t.incoming(&cu, &c).await[0].answerable_from, None);

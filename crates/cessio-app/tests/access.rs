@@ -47,7 +47,7 @@ async fn cede_with(
             pin,
             x.holder.id,
             &[line(rata, &x.c, None)],
-            false,
+            true,
         )
         .await
         .map(|_| ())
@@ -61,7 +61,7 @@ async fn pin_required_for_dispositive_operations_after_password_login(t: TestApp
             "pin_required"
         );
     }
-    t.cede(&x.h, &x.holder, &[line(rate[0], &x.c, None)], false)
+    t.cede(&x.h, &x.holder, &[line(rate[0], &x.c, None)])
         .await
         .unwrap();
     let e = t
@@ -311,10 +311,29 @@ async fn visibility_cedente_name_only_when_disclosed(t: TestApp) {
     let shy = t.company(3).await;
     let s = t.user_for(&shy, "riservato").await;
     let shy_credit = t.holding(&shy, &s, "ecobonus", 10_000, old_day()).await;
-    t.cede(&x.h, &x.holder, &[line(rate[0], &x.c, None)], true)
+    t.cede(&x.h, &x.holder, &[line(rate[0], &x.c, None)])
         .await
         .unwrap();
-    t.cede(&s, &shy, &[line(shy_credit.rate[0].id, &x.c, None)], false)
+    // A cession recorded without the consent: the platform's own history before the box
+    // became required, loaded as it was (the app refuses new ones, F2).
+    t.app
+        .store
+        .submit(cessio_store::Operation {
+            idempotency_key: cessio_store::IdempotencyKey::parse("storico:riservato").unwrap(),
+            acting_user: "storico".into(),
+            on_behalf_of: Some(shy.id),
+            at: t.app.now(),
+            command: cessio_store::Command::Transfer(vec![cessio_store::TransferRequest::Move {
+                rata: shy_credit.rate[0].id,
+                from: cessio_store::AccountRef::Holder(shy.id),
+                to: cessio_store::AccountRef::Holder(x.c.id),
+                amount: shy_credit.rate[0].amount,
+                kind: cessio_core::ledger::TransferKind::Cession,
+                pending: true,
+                disclose: false,
+            }]),
+            request_hash: None,
+        })
         .await
         .unwrap();
     let name_in_incoming = |groups: &[cessio_app::IncomingGroup], cf: &str| {

@@ -28,6 +28,7 @@ backends!(
     f2_bulk_cession_over_available_in_one_row_applies_nothing,
     f2_amounts_zero_negative_and_too_large_refused,
     f2_self_cession_refused,
+    f2_cession_refused_without_the_consent_to_show_the_name,
     f2_same_rata_twice_in_one_cession_refused,
     f2_amount_above_max_cedibile_refused_with_italian_amounts,
 );
@@ -66,7 +67,7 @@ async fn r_cf_exists_malformed_cf_is_cf_invalid(t: TestApp) {
     bad.replace_range(10.., if bad.ends_with('0') { "1" } else { "0" });
     for cf in [bad.as_str(), "1234", "RSSMRA85T10A562"] {
         let e = t
-            .cede(&x.h, &x.holder, &[to_cf(rate[0], cf)], false)
+            .cede(&x.h, &x.holder, &[to_cf(rate[0], cf)])
             .await
             .unwrap_err();
         assert_eq!((e.code(), e.rule()), ("cf_invalid", Some("R-CF")), "{cf}");
@@ -77,7 +78,7 @@ async fn r_cf_exists_malformed_cf_is_cf_invalid(t: TestApp) {
 async fn r_cf_exists_unregistered_cf_is_cf_unknown(t: TestApp) {
     let (x, rate) = eco(&t).await;
     let e = t
-        .cede(&x.h, &x.holder, &[to_cf(rate[0], &entity_cf(777))], false)
+        .cede(&x.h, &x.holder, &[to_cf(rate[0], &entity_cf(777))])
         .await
         .unwrap_err();
     assert_eq!((e.code(), e.rule()), ("cf_unknown", Some("R-CF-EXISTS")));
@@ -110,7 +111,7 @@ async fn r_partial_tracciabile_rata_moves_whole(t: TestApp) {
     let row = t.cedible(&x.h, &x.holder).await;
     assert!(row.iter().all(|r| r.tracciabile && !r.partial_allowed));
     let e = t
-        .cede(&x.h, &x.holder, &[line(rate[0], &x.c, Some(24_999))], false)
+        .cede(&x.h, &x.holder, &[line(rate[0], &x.c, Some(24_999))])
         .await
         .unwrap_err();
     assert_eq!((e.code(), e.rule()), ("r_partial", Some("R-PARTIAL")));
@@ -120,12 +121,12 @@ async fn r_partial_tracciabile_rata_moves_whole(t: TestApp) {
     );
     // The whole amount, typed or prefilled, is fine.
     let r = t
-        .cede(&x.h, &x.holder, &[line(rate[0], &x.c, Some(25_000))], false)
+        .cede(&x.h, &x.holder, &[line(rate[0], &x.c, Some(25_000))])
         .await
         .unwrap();
     assert_eq!(r.amount, cents(25_000));
     let r = t
-        .cede(&x.h, &x.holder, &[line(rate[1], &x.c, None)], false)
+        .cede(&x.h, &x.holder, &[line(rate[1], &x.c, None)])
         .await
         .unwrap();
     assert_eq!(r.amount, cents(25_000));
@@ -140,7 +141,7 @@ async fn r_partial_non_tracciabile_may_be_ceded_in_part(t: TestApp) {
             .all(|r| r.partial_allowed)
     );
     let r = t
-        .cede(&x.h, &x.holder, &[line(rate[0], &x.c, Some(1))], false)
+        .cede(&x.h, &x.holder, &[line(rate[0], &x.c, Some(1))])
         .await
         .unwrap();
     assert_eq!(r.amount, cents(1));
@@ -169,7 +170,7 @@ async fn r_partial_art122_may_be_ceded_in_part(t: TestApp) {
     let rata = credit.rate[0].id;
     let row = t.cedible(&h, &holder).await;
     assert!(row[0].tracciabile && row[0].partial_allowed);
-    t.cede(&h, &holder, &[line(rata, &c, Some(20_000))], false)
+    t.cede(&h, &holder, &[line(rata, &c, Some(20_000))])
         .await
         .unwrap();
     assert_eq!(t.max_cedibile(&h, &holder, rata).await, cents(30_000));
@@ -177,7 +178,7 @@ async fn r_partial_art122_may_be_ceded_in_part(t: TestApp) {
 
 async fn r_pending_out_amount_neither_cedible_nor_available_until_refused(t: TestApp) {
     let (x, rate) = eco(&t).await;
-    t.cede(&x.h, &x.holder, &[line(rate[0], &x.c, Some(400))], false)
+    t.cede(&x.h, &x.holder, &[line(rate[0], &x.c, Some(400))])
         .await
         .unwrap();
     assert_eq!(t.max_cedibile(&x.h, &x.holder, rate[0]).await, cents(600));
@@ -188,7 +189,7 @@ async fn r_pending_out_amount_neither_cedible_nor_available_until_refused(t: Tes
     );
     // The pending 4,00 € cannot be ceded again: 6,00 € + 0,01 € is too much.
     let e = t
-        .cede(&x.h, &x.holder, &[line(rate[0], &x.c, Some(601))], false)
+        .cede(&x.h, &x.holder, &[line(rate[0], &x.c, Some(601))])
         .await
         .unwrap_err();
     assert_eq!(e.code(), "insufficient_available");
@@ -205,7 +206,7 @@ async fn r_pending_out_amount_neither_cedible_nor_available_until_refused(t: Tes
 
 async fn r_pending_out_whole_rata_leaves_the_cedible_list(t: TestApp) {
     let (x, rate) = setup(&t, "superbonus", 100_000, tracciabile_day()).await;
-    t.cede(&x.h, &x.holder, &[line(rate[0], &x.c, None)], false)
+    t.cede(&x.h, &x.holder, &[line(rate[0], &x.c, None)])
         .await
         .unwrap();
     assert!(
@@ -216,7 +217,7 @@ async fn r_pending_out_whole_rata_leaves_the_cedible_list(t: TestApp) {
     );
     let third = t.company(3).await;
     let e = t
-        .cede(&x.h, &x.holder, &[line(rate[0], &third, None)], false)
+        .cede(&x.h, &x.holder, &[line(rate[0], &third, None)])
         .await
         .unwrap_err();
     assert_eq!(e.code(), "invalid");
@@ -225,7 +226,7 @@ async fn r_pending_out_whole_rata_leaves_the_cedible_list(t: TestApp) {
 
 async fn r_pending_out_cedente_cannot_take_back_a_cession(t: TestApp) {
     let (x, rate) = eco(&t).await;
-    t.cede(&x.h, &x.holder, &[line(rate[0], &x.c, None)], false)
+    t.cede(&x.h, &x.holder, &[line(rate[0], &x.c, None)])
         .await
         .unwrap();
     // The cedente has nothing to answer: only the cessionario's refusal gives it back.
@@ -241,7 +242,7 @@ async fn r_pa_cession_to_public_administration_refused(t: TestApp) {
     let (x, rate) = eco(&t).await;
     let pa = t.party(3, PartyKind::PublicAdministration).await;
     let e = t
-        .cede(&x.h, &x.holder, &[line(rate[0], &pa, None)], false)
+        .cede(&x.h, &x.holder, &[line(rate[0], &pa, None)])
         .await
         .unwrap_err();
     assert_eq!((e.code(), e.rule()), ("r_pa", Some("R-PA")));
@@ -252,7 +253,7 @@ async fn f2_bulk_cession_of_many_rows_to_one_cf(t: TestApp) {
     // The eight rate from 2024 (those of 2022 and 2023 have expired on 1 March 2024).
     let (x, rate) = eco(&t).await;
     let lines: Vec<_> = rate.iter().map(|r| line(*r, &x.c, None)).collect();
-    let r = t.cede(&x.h, &x.holder, &lines, true).await.unwrap();
+    let r = t.cede(&x.h, &x.holder, &lines).await.unwrap();
     assert_eq!((r.transfers.len(), r.amount), (8, cents(8_000)));
     assert!(t.cedible(&x.h, &x.holder).await.is_empty());
     let groups = t.incoming(&x.cu, &x.c).await;
@@ -269,17 +270,14 @@ async fn f2_bulk_cession_with_one_bad_row_applies_nothing(t: TestApp) {
     let before = t.cedible(&x.h, &x.holder).await;
     let mut lines: Vec<_> = rate.iter().map(|r| line(*r, &x.c, None)).collect();
     lines[7].cessionario_cf = entity_cf(777);
-    assert_eq!(
-        code(t.cede(&x.h, &x.holder, &lines, false).await),
-        "cf_unknown"
-    );
+    assert_eq!(code(t.cede(&x.h, &x.holder, &lines).await), "cf_unknown");
     lines[7] = line(rate[7], &x.c, Some(0));
     assert_eq!(
-        code(t.cede(&x.h, &x.holder, &lines, false).await),
+        code(t.cede(&x.h, &x.holder, &lines).await),
         "amount_not_positive"
     );
     lines[7] = line(rate[7], &x.holder, None);
-    let e = t.cede(&x.h, &x.holder, &lines, false).await.unwrap_err();
+    let e = t.cede(&x.h, &x.holder, &lines).await.unwrap_err();
     assert!(e.to_string().contains("lines[7].cessionario_cf"), "{e}");
     assert_eq!(t.cedible(&x.h, &x.holder).await, before);
     assert!(t.incoming(&x.cu, &x.c).await.is_empty());
@@ -291,7 +289,7 @@ async fn f2_bulk_cession_over_available_in_one_row_applies_nothing(t: TestApp) {
     // Rows 0–6 are fine; row 7 asks for more than the rata: the store refuses the batch.
     let mut lines: Vec<_> = rate.iter().map(|r| line(*r, &x.c, Some(500))).collect();
     lines[7].amount = Some(cents(1_001));
-    let e = t.cede(&x.h, &x.holder, &lines, false).await.unwrap_err();
+    let e = t.cede(&x.h, &x.holder, &lines).await.unwrap_err();
     assert_eq!(e.code(), "insufficient_available");
     assert_eq!(t.cedible(&x.h, &x.holder).await, before);
     assert!(t.incoming(&x.cu, &x.c).await.is_empty());
@@ -309,7 +307,7 @@ async fn f2_amounts_zero_negative_and_too_large_refused(t: TestApp) {
         (i64::MAX, "amount_too_large"),
     ] {
         let e = t
-            .cede(&x.h, &x.holder, &[line(rate[0], &x.c, Some(amount))], false)
+            .cede(&x.h, &x.holder, &[line(rate[0], &x.c, Some(amount))])
             .await
             .unwrap_err();
         assert_eq!(e.code(), expected, "{amount}");
@@ -321,12 +319,35 @@ async fn f2_amounts_zero_negative_and_too_large_refused(t: TestApp) {
 async fn f2_self_cession_refused(t: TestApp) {
     let (x, rate) = eco(&t).await;
     let e = t
-        .cede(&x.h, &x.holder, &[line(rate[0], &x.holder, None)], false)
+        .cede(&x.h, &x.holder, &[line(rate[0], &x.holder, None)])
         .await
         .unwrap_err();
     assert_eq!(e.code(), "invalid");
     assert!(e.to_string().contains("lines[0].cessionario_cf"), "{e}");
     assert_eq!(t.max_cedibile(&x.h, &x.holder, rate[0]).await, cents(1_000));
+}
+
+async fn f2_cession_refused_without_the_consent_to_show_the_name(t: TestApp) {
+    let (x, rate) = eco(&t).await;
+    let e = t
+        .app
+        .cede(
+            &x.h,
+            &t.key(),
+            Some(PIN),
+            x.holder.id,
+            &[line(rate[0], &x.c, None)],
+            false,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!((e.code(), e.rule()), ("name_consent_required", Some("F2")));
+    assert!(e.to_string().contains("autorizzare il cessionario"), "{e}");
+    // Nothing moved, and no PIN attempt was spent on the refusal.
+    assert_eq!(t.max_cedibile(&x.h, &x.holder, rate[0]).await, cents(1_000));
+    t.cede(&x.h, &x.holder, &[line(rate[0], &x.c, None)])
+        .await
+        .unwrap();
 }
 
 async fn f2_same_rata_twice_in_one_cession_refused(t: TestApp) {
@@ -335,7 +356,7 @@ async fn f2_same_rata_twice_in_one_cession_refused(t: TestApp) {
         line(rate[0], &x.c, Some(100)),
         line(rate[0], &x.c, Some(100)),
     ];
-    let e = t.cede(&x.h, &x.holder, &lines, false).await.unwrap_err();
+    let e = t.cede(&x.h, &x.holder, &lines).await.unwrap_err();
     assert!(e.to_string().contains("lines[1].rata"), "{e}");
     assert_eq!(t.max_cedibile(&x.h, &x.holder, rate[0]).await, cents(1_000));
 }
@@ -343,7 +364,7 @@ async fn f2_same_rata_twice_in_one_cession_refused(t: TestApp) {
 async fn f2_amount_above_max_cedibile_refused_with_italian_amounts(t: TestApp) {
     let (x, rate) = eco(&t).await;
     let e = t
-        .cede(&x.h, &x.holder, &[line(rate[0], &x.c, Some(1_001))], false)
+        .cede(&x.h, &x.holder, &[line(rate[0], &x.c, Some(1_001))])
         .await
         .unwrap_err();
     let msg = e.to_string();
@@ -368,7 +389,7 @@ async fn r_partial_tax_credit_vacanze_may_be_ceded_in_part(t: TestApp) {
     t.accept_all(&h, &holder).await;
     let rata = credit.rate[0].id;
     assert!(t.cedible(&h, &holder).await[0].partial_allowed);
-    t.cede(&h, &holder, &[line(rata, &c, Some(20_000))], false)
+    t.cede(&h, &holder, &[line(rata, &c, Some(20_000))])
         .await
         .unwrap();
     assert_eq!(t.max_cedibile(&h, &holder, rata).await, cents(30_000));

@@ -40,14 +40,9 @@ async fn holder(t: &TestApp, n: u32, kind: PartyKind) -> Holder {
 
 /// Cedes the whole rata from `from` to `to` and lets `to` accept it after R-WAIT5.
 async fn pass(t: &TestApp, from: &Holder, to: &Holder, rata: i64) {
-    t.cede(
-        &from.user,
-        &from.party,
-        &[line(rata, &to.party, None)],
-        false,
-    )
-    .await
-    .unwrap();
+    t.cede(&from.user, &from.party, &[line(rata, &to.party, None)])
+        .await
+        .unwrap();
     t.advance_days(8);
     t.answer(&to.user, &to.party, by_cedente(&from.party), true)
         .await
@@ -95,7 +90,7 @@ async fn r_chain_one_free_then_two_qualified_then_non_cedibile(t: TestApp) {
         Some(CedibilitaClass::QualifiedOnly)
     );
     let e = t
-        .cede(&b.user, &b.party, &[line(rata, &other, None)], false)
+        .cede(&b.user, &b.party, &[line(rata, &other, None)])
         .await
         .unwrap_err();
     assert_eq!(rule_of(&e), ("R-CHAIN", "r_chain_not_qualified"));
@@ -126,7 +121,6 @@ async fn r_chain_one_free_then_two_qualified_then_non_cedibile(t: TestApp) {
             &insurer.user,
             &insurer.party,
             &[line(rata, &bank.party, None)],
-            false,
         )
         .await
         .unwrap_err();
@@ -212,7 +206,6 @@ async fn cede_part(t: &TestApp, from: &Holder, to: &Holder, rata: i64, cents: i6
         &from.user,
         &from.party,
         &[line(rata, &to.party, Some(cents))],
-        false,
     )
     .await
     .unwrap();
@@ -250,7 +243,7 @@ async fn r_bank_client_bank_at_the_limit_cedes_to_own_non_consumer_client_only(t
     // Not yet a client, a consumer client, another bank: refused, naming R-BANK-CLIENT.
     for to in [&client.party, &consumer, &other_bank] {
         let e = t
-            .cede(&bank.user, &bank.party, &[line(rata, to, None)], false)
+            .cede(&bank.user, &bank.party, &[line(rata, to, None)])
             .await
             .unwrap_err();
         assert_eq!(
@@ -283,12 +276,7 @@ async fn r_bank_client_bank_at_the_limit_cedes_to_own_non_consumer_client_only(t
         .await
         .unwrap();
     let e = t
-        .cede(
-            &bank.user,
-            &bank.party,
-            &[line(rata, &consumer, None)],
-            false,
-        )
+        .cede(&bank.user, &bank.party, &[line(rata, &consumer, None)])
         .await
         .unwrap_err();
     assert_eq!(rule_of(&e), ("R-BANK-CLIENT", "r_bank_client_only"));
@@ -315,7 +303,6 @@ async fn r_bank_client_bank_at_the_limit_cedes_to_own_non_consumer_client_only(t
             &client.user,
             &client.party,
             &[line(rata, &other_bank, None)],
-            false,
         )
         .await
         .unwrap_err();
@@ -395,12 +382,7 @@ async fn r_once_one_cession_then_f24_only(mut t: TestApp) {
     pass(&t, &a, &bank, rata).await;
     assert_eq!(class_of(&t, &bank, rata).await, None);
     let e = t
-        .cede(
-            &bank.user,
-            &bank.party,
-            &[line(rata, &insurer, None)],
-            false,
-        )
+        .cede(&bank.user, &bank.party, &[line(rata, &insurer, None)])
         .await
         .unwrap_err();
     assert_eq!(rule_of(&e), ("R-ONCE", "not_cedible"));
@@ -413,7 +395,7 @@ async fn r_pa_may_not_acquire(t: TestApp) {
     let pa = t.party(2, PartyKind::PublicAdministration).await;
     let rata = superbonus(&t, &a).await;
     let e = t
-        .cede(&a.user, &a.party, &[line(rata, &pa, None)], false)
+        .cede(&a.user, &a.party, &[line(rata, &pa, None)])
         .await
         .unwrap_err();
     assert_eq!(rule_of(&e), ("R-PA", "r_pa"));
@@ -488,7 +470,6 @@ async fn r_eco_2018_never_to_banks_except_no_tax_area_beneficiary(t: TestApp) {
                 &supplier.user,
                 &supplier.party,
                 &[line(rata, to, Some(1_000))],
-                false,
             )
             .await
             .unwrap_err();
@@ -498,7 +479,6 @@ async fn r_eco_2018_never_to_banks_except_no_tax_area_beneficiary(t: TestApp) {
         &supplier.user,
         &supplier.party,
         &[line(rata, &private, Some(1_000))],
-        false,
     )
     .await
     .unwrap();
@@ -534,7 +514,6 @@ async fn r_eco_2018_never_to_banks_except_no_tax_area_beneficiary(t: TestApp) {
         &supplier.user,
         &supplier.party,
         &[line(rata, &bank.party, Some(1_000))],
-        false,
     )
     .await
     .unwrap();

@@ -229,7 +229,7 @@ async fn r_f24_window_121_last_minute_of_the_year_and_close_year(t: TestApp) {
     assert!(t.cedible(&h, &holder).await.iter().all(|c| c.rata != rata));
     let other = t.company(77).await;
     let e = t
-        .cede(&h, &holder, &[line(rata, &other, None)], false)
+        .cede(&h, &holder, &[line(rata, &other, None)])
         .await
         .unwrap_err();
     assert_eq!(e.rule(), Some("R-F24-WINDOW-121"), "{e}");
@@ -275,7 +275,7 @@ async fn r_f24_window_122_cessionario_uses_by_31_december_of_the_cession(t: Test
     assert!(!credit.tracciabile);
     t.accept_all(&h, &holder).await;
     let rata = credit.rate[0].id;
-    t.cede(&h, &holder, &[line(rata, &c, Some(20_000))], false)
+    t.cede(&h, &holder, &[line(rata, &c, Some(20_000))])
         .await
         .unwrap();
     t.advance_days(10);
@@ -377,7 +377,6 @@ async fn r_f24_window_122_first_cessionario_uses_by_31_december_of_the_communica
             &lu,
             &landlord,
             &[line(credit.rate[0].id, &other, Some(1_000))],
-            false,
         )
         .await
         .unwrap_err();

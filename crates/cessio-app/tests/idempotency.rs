@@ -45,7 +45,7 @@ async fn cede_key(
     lines: &[CessionLine],
 ) -> Result<cessio_app::CessionReceipt, cessio_app::AppError> {
     t.app
-        .cede(&x.h, key, Some(PIN), x.holder.id, lines, false)
+        .cede(&x.h, key, Some(PIN), x.holder.id, lines, true)
         .await
 }
 
@@ -216,7 +216,7 @@ async fn idempotency_two_users_same_key_do_not_collide(t: TestApp) {
             Some(PIN),
             other.id,
             &[line(other_credit.rate[0].id, &x.c, None)],
-            false,
+            true,
         )
         .await
         .unwrap();

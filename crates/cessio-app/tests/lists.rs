@@ -34,14 +34,14 @@ async fn f1_monitoring_figures_per_type_and_year(t: TestApp) {
     t.answer(&h, &holder, by_year(2024), true).await.unwrap();
     let eco = t.holding(&holder, &h, "ecobonus", 10_000, old_day()).await;
     // Cede Superbonus 2024 whole (pending), Ecobonus 2024 in part (refused) and 2025 (accepted).
-    t.cede(&h, &holder, &[line(sb.rate[0].id, &c, None)], false)
+    t.cede(&h, &holder, &[line(sb.rate[0].id, &c, None)])
         .await
         .unwrap();
     let eco_lines = [
         line(eco.rate[0].id, &c, Some(300)),
         line(eco.rate[1].id, &c, Some(200)),
     ];
-    t.cede(&h, &holder, &eco_lines, false).await.unwrap();
+    t.cede(&h, &holder, &eco_lines).await.unwrap();
     let eco_2024 = cessio_app::IncomingFilter {
         type_key: Some("ecobonus".into()),
         year: Some(2024),
@@ -196,10 +196,10 @@ async fn f4_movements_filters_select_rows(t: TestApp) {
         .await;
     let eco = t.holding(&holder, &h, "ecobonus", 10_000, old_day()).await;
     t.set_rome(2024, 3, 5, 9, 0);
-    t.cede(&h, &holder, &[line(sb.rate[0].id, &c, None)], true)
+    t.cede(&h, &holder, &[line(sb.rate[0].id, &c, None)])
         .await
         .unwrap();
-    t.cede(&h, &holder, &[line(eco.rate[0].id, &c, None)], true)
+    t.cede(&h, &holder, &[line(eco.rate[0].id, &c, None)])
         .await
         .unwrap();
     let eco_2024 = cessio_app::IncomingFilter {
@@ -491,10 +491,8 @@ async fn f1_kept_cedibilita_equals_a_fresh_replay_after_every_kind_of_change(t: 
     let eco = t.holding(&a, &au, "ecobonus", 10_000, old_day()).await;
     let (rata, other) = (sb.rate[0].id, sb.rate[1].id);
     same("holdings accepted").await;
-    t.cede(&au, &a, &[line(rata, &bank, None)], false)
-        .await
-        .unwrap();
-    t.cede(&au, &a, &[line(eco.rate[0].id, &bank, Some(300))], false)
+    t.cede(&au, &a, &[line(rata, &bank, None)]).await.unwrap();
+    t.cede(&au, &a, &[line(eco.rate[0].id, &bank, Some(300))])
         .await
         .unwrap();
     same("cessions pending").await;
@@ -502,7 +500,7 @@ async fn f1_kept_cedibilita_equals_a_fresh_replay_after_every_kind_of_change(t: 
     t.accept_all(&bu, &bank).await;
     same("accepted, a later day").await;
     same("nothing moved").await;
-    t.cede(&bu, &bank, &[line(rata, &insurer, None)], false)
+    t.cede(&bu, &bank, &[line(rata, &insurer, None)])
         .await
         .unwrap();
     same("the bank cedes").await;
@@ -539,9 +537,7 @@ async fn f1_kept_cedibilita_equals_a_fresh_replay_after_every_kind_of_change(t: 
         .await
         .unwrap();
     same("released").await;
-    t.cede(&au, &a, &[line(other, &bank, None)], false)
-        .await
-        .unwrap();
+    t.cede(&au, &a, &[line(other, &bank, None)]).await.unwrap();
     t.advance_days(8);
     t.accept_all(&bu, &bank).await;
     same("a second rata").await;

@@ -511,7 +511,7 @@ async fn run_step(s: &Subject, m: &Model, step: &Step) -> Result<(), String> {
                 })
                 .collect();
             t.app
-                .cede(who, &t.key(), None, party.id, &lines, false)
+                .cede(who, &t.key(), None, party.id, &lines, true)
                 .await
                 .map(|_| ())
         }

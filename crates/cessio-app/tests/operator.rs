@@ -75,7 +75,7 @@ async fn two(t: &TestApp) -> (Holder, Holder, i64) {
 
 /// A cedes the whole rata to B: the pending transfer.
 async fn cede(t: &TestApp, from: &Holder, to: &Party, rata: i64) -> i64 {
-    t.cede(&from.user, &from.party, &[line(rata, to, None)], false)
+    t.cede(&from.user, &from.party, &[line(rata, to, None)])
         .await
         .unwrap()
         .transfers[0]
@@ -440,14 +440,14 @@ async fn risk_velocity_many_cessions_of_one_rata(t: TestApp) {
         .id;
     for n in 2..=3 {
         let to = t.company(n).await;
-        t.cede(&a.user, &a.party, &[line(rata, &to, Some(100))], false)
+        t.cede(&a.user, &a.party, &[line(rata, &to, Some(100))])
             .await
             .unwrap();
         t.advance_days(2);
     }
     assert!(hits(&t, "risk_velocity").await.is_empty());
     let to = t.company(4).await;
-    t.cede(&a.user, &a.party, &[line(rata, &to, Some(100))], false)
+    t.cede(&a.user, &a.party, &[line(rata, &to, Some(100))])
         .await
         .unwrap();
     let found = hits(&t, "risk_velocity").await;
@@ -530,7 +530,7 @@ async fn r_seize_blocks_and_release_extends_the_deadline(t: TestApp) {
     assert_eq!(available(&t, rata, &a.party).await, cents(0));
     assert_eq!(t.max_cedibile(&a.user, &a.party, rata).await, cents(0));
     assert!(
-        t.cede(&a.user, &a.party, &[line(rata, &b.party, None)], false)
+        t.cede(&a.user, &a.party, &[line(rata, &b.party, None)])
             .await
             .is_err()
     );
@@ -661,7 +661,7 @@ async fn annulment_on_request_refused_when_used_or_ceded(t: TestApp) {
         .await
         .unwrap();
     // B cedes a part on to a bank: the acceptance can no longer be annulled.
-    t.cede(&b.user, &b.party, &[line(rata, &bank, Some(100))], false)
+    t.cede(&b.user, &b.party, &[line(rata, &bank, Some(100))])
         .await
         .unwrap();
     let e = t

@@ -31,7 +31,7 @@ async fn pin_right_pin_in_concurrent_requests_is_never_refused(t: TestApp) {
                     Some(PIN),
                     holder.id,
                     &[line(rata, &c, Some(1))],
-                    false,
+                    true,
                 )
                 .await
             })

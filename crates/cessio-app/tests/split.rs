@@ -207,7 +207,7 @@ async fn r_split_nocede_split_rata_not_cedible_and_cede_refuses(t: TestApp) {
     assert_eq!(t.max_cedibile(&h, &holder, rata).await, cents(150_000));
     assert_eq!(t.max_cedibile(&h, &holder, split_rata).await, cents(0));
     let e = t
-        .cede(&h, &holder, &[line(split_rata, &other, Some(100))], false)
+        .cede(&h, &holder, &[line(split_rata, &other, Some(100))])
         .await;
     // Refused as a rata the holder may not cede (not named R-SPLIT-NOCEDE by `cede` yet).
     assert_eq!(code(e), "r_split_nocede");

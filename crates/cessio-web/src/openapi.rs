@@ -624,7 +624,7 @@ fn schemas() -> Value {
                 "rata": { "type": "integer" }, "cessionario_cf": { "type": "string" },
                 "amount": { "oneOf": [{ "$ref": "#/components/schemas/Cents" }, { "type": "null" }] }
             }), &["rata", "cessionario_cf"]) },
-            "disclose_name": { "type": "boolean" }, "pin": { "type": ["string", "null"] }
+            "disclose_name": { "type": "boolean", "description": "Si autorizza il cessionario a visualizzare il nominativo del cedente: obbligatorio per proseguire (false è rifiutato con name_consent_required)" }, "pin": { "type": ["string", "null"] }
         }), &["lines", "disclose_name"]),
         "CessionReceipt": obj(json!({ "operation_id": { "type": "integer" }, "transfers": { "type": "array", "items": { "type": "integer" } }, "amount": { "$ref": "#/components/schemas/Cents" }, "replayed": { "type": "boolean" } }), &["operation_id"]),
         "IncomingGroups": { "type": "array", "items": obj(json!({

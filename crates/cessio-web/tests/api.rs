@@ -220,6 +220,32 @@ async fn cession_needs_pin_and_is_idempotent() {
     let body = |pin: Option<&str>| {
         json!({ "lines": [{ "rata": rata, "cessionario_cf": BANK }], "disclose_name": true, "pin": pin }).to_string()
     };
+    // The consent to show the cedente's name is required, and has no default.
+    let no_consent = json!({ "lines": [{ "rata": rata, "cessionario_cf": BANK }], "disclose_name": false, "pin": PIN });
+    let r = s
+        .call(
+            "POST",
+            &path,
+            Some(&c),
+            Some("c0"),
+            Some(&no_consent.to_string()),
+        )
+        .await;
+    assert_problem(&r, 422, "name_consent_required");
+    assert_eq!(r.json()["rule"], "F2");
+    let missing = json!({ "lines": [{ "rata": rata, "cessionario_cf": BANK }], "pin": PIN });
+    assert_problem(
+        &s.call(
+            "POST",
+            &path,
+            Some(&c),
+            Some("c0b"),
+            Some(&missing.to_string()),
+        )
+        .await,
+        422,
+        "invalid_json",
+    );
     assert_problem(
         &s.call("POST", &path, Some(&c), Some("c1"), Some(&body(None)))
             .await,
@@ -491,7 +517,7 @@ async fn access_matrix_every_party_endpoint() {
     let base = format!("/api/v1/parties/{COMPANY}");
     // Bodies that pass authorisation but change nothing: an empty cession (422) and an
     // answer to a year with nothing pending (409).
-    let cession = json!({ "lines": [], "disclose_name": false, "pin": PIN }).to_string();
+    let cession = json!({ "lines": [], "disclose_name": true, "pin": PIN }).to_string();
     let answer = json!({ "accept": true, "year": 1999, "pin": PIN }).to_string();
     let endpoints: [(&str, String, Option<&str>); 7] = [
         ("GET", format!("{base}/monitoring"), None),

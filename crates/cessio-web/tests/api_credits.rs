@@ -228,7 +228,7 @@ async fn r_split_refusals_name_their_rule_split_retries_once_and_annuls() {
         &c,
         &format!("/parties/{COMPANY}/cessions"),
         Some("cede-split"),
-        json!({ "lines": [{ "rata": split_rata, "cessionario_cf": OTHER }], "disclose_name": false, "pin": PIN }),
+        json!({ "lines": [{ "rata": split_rata, "cessionario_cf": OTHER }], "disclose_name": true, "pin": PIN }),
     )
     .await;
     assert!(r.status >= 400 && r.status < 500, "{}", body(&r));

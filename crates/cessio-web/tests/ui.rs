@@ -370,6 +370,18 @@ async fn cession_and_answer_work_with_plain_forms() {
     let confirm = format!(
         "csrf={csrf}&chiave={key}&l_rata={rata}&l_importo={cents}&l_cf={BANK}&autorizzo=si&step=conferma"
     );
+    // Without the consent to show the cedente's name the cession cannot proceed: the
+    // message stands next to the box, and no PIN attempt is spent.
+    let unticked = confirm.replace("&autorizzo=si", "");
+    let no_consent = s
+        .form(
+            &format!("/soggetti/{COMPANY}/cessione"),
+            Some(&cookie),
+            &format!("{unticked}&pin={PIN}"),
+        )
+        .await;
+    assert_eq!(no_consent.status, 422, "{}", html(&no_consent));
+    assert!(html(&no_consent).contains("id=\"autorizzo-errore\""));
     let wrong = s
         .form(
             &format!("/soggetti/{COMPANY}/cessione"),

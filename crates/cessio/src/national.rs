@@ -875,7 +875,8 @@ impl Simulation {
                 from,
                 to,
                 lines: chunk,
-                disclose: self.rng.chance(0.5),
+                // The consent to show the cedente's name is required to proceed (F2).
+                disclose: true,
             });
         }
     }

@@ -430,7 +430,7 @@ async fn client(s: Arc<Shared>, id: usize, seed: u64) {
                     format!("/api/v1/parties/{party}/cessions"),
                     json!({
                         "lines": [{"rata": h["rata"], "cessionario_cf": other, "amount": amount}],
-                        "disclose_name": rng.below(2) == 0,
+                        "disclose_name": true,
                         "pin": PIN,
                     }),
                 )

@@ -363,15 +363,15 @@ impl TestApp {
             .map_or(Cents::ZERO, |h| h.max_cedibile)
     }
 
+    /// F2 with the cedente's consent to show its name (required to proceed).
     pub async fn cede(
         &self,
         who: &Principal,
         from: &Party,
         lines: &[CessionLine],
-        disclose: bool,
     ) -> Result<CessionReceipt, AppError> {
         self.app
-            .cede(who, &self.key(), Some(PIN), from.id, lines, disclose)
+            .cede(who, &self.key(), Some(PIN), from.id, lines, true)
             .await
     }
 

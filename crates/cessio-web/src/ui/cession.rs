@@ -386,9 +386,16 @@ fn summary(ui: &Ui, lines: &[Line], key: &str, disclose: bool, errors: &FieldErr
                 input type="hidden" name="l_importo" value=(l.amount.get());
                 input type="hidden" name="l_cf" value=(l.cf);
             }
+            @let consent_error = errors.of("autorizzo");
             div.form-check.mb-4 {
-                input #autorizzo type="checkbox" name="autorizzo" value="si" checked[disclose];
-                label for="autorizzo" { "Autorizzo il cessionario a visualizzare i miei dati (nome o denominazione)" }
+                input.is-invalid[consent_error.is_some()] #autorizzo type="checkbox" name="autorizzo" value="si" required
+                    checked[disclose]
+                    aria-invalid=[consent_error.map(|_| "true")]
+                    aria-describedby=[consent_error.map(|_| "autorizzo-errore")];
+                label for="autorizzo" { "Si autorizza il cessionario alla visualizzazione, in fase di accettazione o rifiuto, del nominativo del cedente (obbligatorio per proseguire)" }
+                @if let Some(e) = consent_error {
+                    div.invalid-feedback.d-block #autorizzo-errore { (e) }
+                }
             }
             (pin_field(&ui.user, errors))
             button.btn.btn-primary.me-2 type="submit" name="step" value="conferma" { "Conferma la cessione" }

@@ -601,6 +601,10 @@ pub fn field_of(e: &AppError) -> Option<&'static str> {
         AppError::PinRequired | AppError::PinWrong { .. } | AppError::PinLocked { .. } => {
             Some("pin")
         }
+        AppError::Rule {
+            code: "name_consent_required",
+            ..
+        } => Some("autorizzo"),
         _ => None,
     }
 }
