@@ -483,6 +483,7 @@ impl App {
                     ref_year: facts.year,
                     received_by_cession_on: s.received_on,
                     seized_days: cessio_core::suspension::seizure_days(seizures),
+                    use_until: self.law.use_deadline(&facts.type_key).map(|d| d.last_day),
                 })
             })
             .flatten();

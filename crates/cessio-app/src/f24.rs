@@ -233,6 +233,7 @@ impl App {
                 h.received_by_cession_at.map(rome_date),
             ),
             seized_days: 0,
+            use_until: self.law.use_deadline(&h.type_key).map(|d| d.last_day),
         })
     }
 

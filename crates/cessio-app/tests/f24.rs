@@ -22,6 +22,7 @@ backends!(
     r_f24_window_121_last_minute_of_the_year_and_close_year,
     r_f24_window_122_cessionario_uses_by_31_december_of_the_cession,
     r_f24_window_122_first_cessionario_uses_by_31_december_of_the_communication,
+    r_f24_window_122_adeguamento_ambienti_usable_only_until_30_june_2021,
     r_f24_future_rata_usable_from_1_january,
     r_f24_over_whole_f24_rejected_nothing_reserved,
     r_ban_100k_threshold_suspended_and_plans,
@@ -390,6 +391,64 @@ async fn r_f24_window_122_first_cessionario_uses_by_31_december_of_the_communica
             .all(|a| a.usable == cents(0) && a.expired == cents(0)),
         "{left:?}"
     );
+    assert!(t.app.store.verify().await.unwrap().ok());
+}
+
+async fn r_f24_window_122_adeguamento_ambienti_usable_only_until_30_june_2021(t: TestApp) {
+    // Art. 120: expenses of 2020, used from 1/1/2021 until 30/06/2021 (L. 178/2020
+    // c.1098), though the art. 122 window alone would run to 31/12/2021.
+    t.set_rome(2021, 3, 1, 10, 0);
+    let (employer, bank) = (t.company(1).await, t.company(2).await);
+    let bu = t.user_for(&bank, "banca").await;
+    let input = cessio_app::OptionInput {
+        expense_year: 2020,
+        ..t.option(
+            &employer,
+            &bank,
+            "adeguamento_ambienti",
+            80_000,
+            date(2021, 3, 1),
+        )
+    };
+    t.try_communicate(&input).await.unwrap();
+    t.accept_all(&bu, &bank).await;
+    let row = t
+        .app
+        .f24_availability(&bu, bank.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .next()
+        .unwrap();
+    assert_eq!(row.last_day, Some(date(2021, 6, 30)), "{row:?}");
+    t.set_rome(2021, 6, 30, 23, 59);
+    reserve(
+        &t,
+        &bu,
+        &bank,
+        date(2021, 6, 30),
+        &[f24_line(&row.codice_tributo, 2021, 1_000)],
+    )
+    .await
+    .unwrap();
+    t.set_rome(2021, 7, 1, 0, 0);
+    let e = reserve(
+        &t,
+        &bu,
+        &bank,
+        date(2021, 7, 1),
+        &[f24_line(&row.codice_tributo, 2021, 1_000)],
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        (e.code(), e.rule()),
+        ("f24_expired", Some("R-F24-WINDOW-122"))
+    );
+    // The year-end close takes the rest.
+    t.set_rome(2022, 1, 1, 0, 0);
+    let report = t.app.close_year(&t.op, 2021).await.unwrap();
+    assert_eq!(report.amount, cents(79_000), "{report:?}");
     assert!(t.app.store.verify().await.unwrap().ok());
 }
 

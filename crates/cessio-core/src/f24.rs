@@ -118,6 +118,9 @@ pub struct HoldingUse {
     /// Total length in days of the seizures that ended on this holding (R-SEIZE: each
     /// extends the deadline by its length; see `suspension::seizure_days`).
     pub seized_days: u32,
+    /// A day after which the law allows no use of the type at all, whatever the window
+    /// (`[[use_deadline]]` of catalogue/rules.toml: art. 120 credits end on 30/06/2021).
+    pub use_until: Option<NaiveDate>,
 }
 
 /// First and last day (inclusive, Europe/Rome dates) on which a holding may be used in F24.
@@ -148,6 +151,10 @@ pub fn usage_dates(holding: &HoldingUse) -> UsageDates {
             .received_by_cession_on
             .and_then(|ceded| NaiveDate::from_ymd_opt(ceded.year(), 12, 31)),
         UsageWindow::FromRefYear => None,
+    };
+    let last_day = match (last_day, holding.use_until) {
+        (Some(window), Some(law)) => Some(window.min(law)),
+        (window, law) => window.or(law),
     };
     let extension = Duration::days(i64::from(holding.seized_days));
     UsageDates {
@@ -690,6 +697,7 @@ mod tests {
             ref_year: y(ref_year),
             received_by_cession_on: None,
             seized_days: 0,
+            use_until: None,
         }
     }
 
@@ -820,6 +828,7 @@ mod tests {
             ref_year: y(2020),
             received_by_cession_on: Some(d(2021, 3, 10)),
             seized_days: 0,
+            use_until: None,
         };
         let dates = usage_dates(&holding);
         assert_eq!(dates.last_day, Some(d(2021, 12, 31)));
@@ -841,11 +850,37 @@ mod tests {
             ref_year: y(2020),
             received_by_cession_on: None,
             seized_days: 0,
+            use_until: None,
         };
         let dates = usage_dates(&holding);
         assert_eq!(dates.last_day, None);
         assert_eq!(expires_at(&dates), None);
         assert!(!is_expired(&dates, rome(2030, 1, 1, 0, 0)));
+    }
+
+    #[test]
+    fn r_f24_window_122_a_use_deadline_of_the_law_ends_every_window() {
+        // Art. 120 credits: usable only until 30/06/2021 (L. 178/2020 c.1098), by the
+        // beneficiary's cessionario as by anyone, whatever the art. 122 window would allow.
+        let holding = HoldingUse {
+            window: UsageWindow::YearOfCession,
+            ref_year: y(2021),
+            received_by_cession_on: Some(d(2021, 3, 1)),
+            seized_days: 0,
+            use_until: Some(d(2021, 6, 30)),
+        };
+        let dates = usage_dates(&holding);
+        assert_eq!(dates.last_day, Some(d(2021, 6, 30)));
+        assert!(check_usable("6918", y(2021), &dates, d(2021, 6, 30)).is_ok());
+        let e = check_usable("6918", y(2021), &dates, d(2021, 7, 1)).unwrap_err();
+        assert_eq!(e.rule(), "R-F24-WINDOW-122");
+        assert!(is_expired(&dates, rome(2021, 7, 1, 0, 0)));
+        // A window with no end of its own ends there too.
+        let open = HoldingUse {
+            received_by_cession_on: None,
+            ..holding
+        };
+        assert_eq!(usage_dates(&open).last_day, Some(d(2021, 6, 30)));
     }
 
     #[test]

@@ -163,6 +163,7 @@ pub struct LawTable {
     reduction: Vec<ReductionRule>,
     split_annulment: Vec<InForce>,
     cession_deadlines: Vec<CessionDeadline>,
+    use_deadlines: Vec<CessionDeadline>,
     rent: Vec<RentRule>,
 }
 
@@ -238,6 +239,12 @@ impl LawTable {
 
     pub fn cession_deadlines(&self) -> &[CessionDeadline] {
         &self.cession_deadlines
+    }
+
+    /// Last day on which credits of `type_key` may be used at all (in F24), if the law
+    /// sets one beside the usage window (`[[use_deadline]]`).
+    pub fn use_deadline(&self, type_key: &str) -> Option<&CessionDeadline> {
+        self.use_deadlines.iter().find(|d| d.type_key == type_key)
     }
 
     /// The rent-credit law with this key.
@@ -316,6 +323,8 @@ struct RawLaw {
     split_annulment: Vec<RawInForce>,
     #[serde(default)]
     cession_deadline: Vec<RawCessionDeadline>,
+    #[serde(default)]
+    use_deadline: Vec<RawCessionDeadline>,
     #[serde(default)]
     rent: Vec<RawRent>,
 }
@@ -401,6 +410,8 @@ struct RawCessionDeadline {
     type_key: String,
     last_day: TomlDate,
     source: String,
+    #[expect(dead_code, reason = "documentation for people reading the file")]
+    note: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -607,21 +618,8 @@ impl RawLaw {
         }
         s.no_overlap(&reduction, |r| &r.period)?;
 
-        let s = Section {
-            name: "cession_deadline",
-        };
-        let mut cession_deadlines: Vec<CessionDeadline> = Vec::new();
-        for (i, r) in self.cession_deadline.into_iter().enumerate() {
-            let n = i + 1;
-            if cession_deadlines.iter().any(|d| d.type_key == r.type_key) {
-                return Err(s.bad(n, format!("tipo '{}' ripetuto", r.type_key)));
-            }
-            cession_deadlines.push(CessionDeadline {
-                last_day: s.date(n, &r.last_day)?,
-                source: s.source(n, &r.source)?,
-                type_key: r.type_key,
-            });
-        }
+        let cession_deadlines = type_deadlines("cession_deadline", self.cession_deadline)?;
+        let use_deadlines = type_deadlines("use_deadline", self.use_deadline)?;
 
         let s = Section { name: "rent" };
         let mut rent: Vec<RentRule> = Vec::new();
@@ -668,9 +666,31 @@ impl RawLaw {
             reduction,
             split_annulment,
             cession_deadlines,
+            use_deadlines,
             rent,
         })
     }
+}
+
+/// One last day per credit type (a type named twice is refused).
+fn type_deadlines(
+    name: &'static str,
+    raw: Vec<RawCessionDeadline>,
+) -> Result<Vec<CessionDeadline>, LawError> {
+    let s = Section { name };
+    let mut out: Vec<CessionDeadline> = Vec::new();
+    for (i, r) in raw.into_iter().enumerate() {
+        let n = i + 1;
+        if out.iter().any(|d| d.type_key == r.type_key) {
+            return Err(s.bad(n, format!("tipo '{}' ripetuto", r.type_key)));
+        }
+        out.push(CessionDeadline {
+            last_day: s.date(n, &r.last_day)?,
+            source: s.source(n, &r.source)?,
+            type_key: r.type_key,
+        });
+    }
+    Ok(out)
 }
 
 fn in_force_rows(name: &'static str, raw: Vec<RawInForce>) -> Result<Vec<InForce>, LawError> {
@@ -734,6 +754,10 @@ mod tests {
         let law = law();
         assert!(law.rent("art28_2020").is_some());
         assert_eq!(law.cession_deadlines().len(), 4);
+        assert_eq!(
+            law.use_deadline("adeguamento_ambienti").map(|d| d.last_day),
+            Some(d(2021, 6, 30))
+        );
     }
 
     #[test]
