@@ -15,6 +15,7 @@ backends!(
     r_cf_exists_malformed_cf_is_cf_invalid,
     r_cf_exists_unregistered_cf_is_cf_unknown,
     r_cf_exists_check_cf_reports_flags_without_name,
+    r_cf_omocodic_variant_is_the_same_registered_subject,
     r_partial_tracciabile_rata_moves_whole,
     r_partial_non_tracciabile_may_be_ceded_in_part,
     r_partial_art122_may_be_ceded_in_part,
@@ -104,6 +105,45 @@ async fn r_cf_exists_check_cf_reports_flags_without_name(t: TestApp) {
     // Never whose it is.
     let json = format!("{ok:?}{unknown:?}");
     assert!(!json.contains(&c.name), "{json}");
+}
+
+async fn r_cf_omocodic_variant_is_the_same_registered_subject(t: TestApp) {
+    // Mario Rossi is registered under his code; his omocodic spelling finds him, a cession
+    // to it reaches his party, and the operator cannot register him twice.
+    let mario = t
+        .app
+        .register_party(
+            &t.op,
+            "mario",
+            "RSSMRA45C12F205C",
+            "Mario Rossi",
+            PartyKind::Person,
+        )
+        .await
+        .unwrap();
+    let check = t.app.check_cf("RSSMRA45C12F20RX").await.unwrap();
+    assert_eq!((check.valid, check.registered), (true, true));
+    let e = t
+        .app
+        .register_party(
+            &t.op,
+            "mario-2",
+            "RSSMRA45C12F20RX",
+            "Mario Rossi",
+            PartyKind::Person,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "party_exists");
+    let (x, rate) = eco(&t).await;
+    let by_variant = cessio_app::CessionLine {
+        rata: rate[0],
+        cessionario_cf: "RSSMRA45C12F20RX".into(),
+        amount: Some(Cents::new(100)),
+    };
+    t.cede(&x.h, &x.holder, &[by_variant]).await.unwrap();
+    let mu = t.user_for(&mario, "mario").await;
+    assert_eq!(t.incoming(&mu, &mario).await.len(), 1);
 }
 
 async fn r_partial_tracciabile_rata_moves_whole(t: TestApp) {

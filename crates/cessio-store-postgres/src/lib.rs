@@ -911,11 +911,19 @@ impl Store for PgStore {
     }
 
     async fn party_by_cf(&self, cf: &CodiceFiscale) -> Result<Option<Party>, StoreError> {
+        // Omocodia: the subject may be registered under another spelling of its code; the
+        // exact spelling is preferred.
+        let variants: Vec<String> = cf
+            .omocode_variants()
+            .iter()
+            .map(|v| v.as_str().to_string())
+            .collect();
         self.reader()
             .await?
             .query_opt(
-                "SELECT id, cf, name, kind, deceased FROM parties WHERE cf = $1",
-                &[&cf.as_str()],
+                "SELECT id, cf, name, kind, deceased FROM parties WHERE cf = ANY($1)
+                  ORDER BY (cf = $2) DESC LIMIT 1",
+                &[&variants, &cf.as_str()],
             )
             .await
             .map_err(db_err)?

@@ -933,15 +933,34 @@ impl Store for SqliteStore {
     }
 
     async fn party_by_cf(&self, cf: &CodiceFiscale) -> Result<Option<Party>, StoreError> {
-        let cf = cf.as_str().to_string();
+        let exact = cf.as_str().to_string();
+        // Omocodia: the subject may be registered under another spelling of its code.
+        let variants: Vec<String> = cf
+            .omocode_variants()
+            .iter()
+            .map(|v| v.as_str().to_string())
+            .collect();
         self.read(move |c| {
-            c.query_row(
-                "SELECT id, cf, name, kind, deceased FROM parties WHERE cf = ?1",
-                [cf],
-                party_from_row,
-            )
-            .optional()
-            .map_err(db_err)
+            let mut st = c
+                .prepare_cached("SELECT id, cf, name, kind, deceased FROM parties WHERE cf = ?1")
+                .map_err(db_err)?;
+            if let Some(p) = st
+                .query_row([&exact], party_from_row)
+                .optional()
+                .map_err(db_err)?
+            {
+                return Ok(Some(p));
+            }
+            for v in variants.iter().filter(|v| **v != exact) {
+                if let Some(p) = st
+                    .query_row([v], party_from_row)
+                    .optional()
+                    .map_err(db_err)?
+                {
+                    return Ok(Some(p));
+                }
+            }
+            Ok(None)
         })
         .await
     }

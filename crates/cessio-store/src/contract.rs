@@ -27,6 +27,7 @@ macro_rules! contract_tests {
     ($make:expr) => {
         $crate::contract_tests!(@each $make;
             registers_parties_and_refuses_duplicate_cf,
+            r_cf_omocodic_variants_name_one_party,
             r_conserve_issue_answer_cede_refuse_keeps_balances,
             r_conserve_race_for_the_same_amount_exactly_one_wins,
             idempotent_retry_returns_first_receipt_and_applies_nothing,
@@ -194,6 +195,53 @@ pub async fn registers_parties_and_refuses_duplicate_cf(store: DynStore) {
     assert_eq!(err.code(), "party_exists");
     assert_eq!(store.counts().await.unwrap(), before);
     assert!(store.party(a + 100).await.unwrap().is_none());
+}
+
+/// Omocodia: the Agency gives a person whose code collides another spelling of the same
+/// code (letters for some digits, the check character recomputed). Either spelling finds
+/// the one party; registering the other is a duplicate, in one batch or in two.
+pub async fn r_cf_omocodic_variants_name_one_party(store: DynStore) {
+    let register = |k: &str, cf: &str| {
+        op(
+            k,
+            Command::RegisterParty(NewParty {
+                cf: CodiceFiscale::parse(cf).unwrap(),
+                name: "Mario Rossi".into(),
+                kind: PartyKind::Person,
+            }),
+        )
+    };
+    let base = "RSSMRA45C12F205C";
+    let omocode = "RSSMRA45C12F20RX";
+    let id = store
+        .submit(register("p-base", base))
+        .await
+        .unwrap()
+        .party
+        .unwrap();
+    for cf in [base, omocode, "RSSMRAQRCMNFNLRG"] {
+        let found = store
+            .party_by_cf(&CodiceFiscale::parse(cf).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(found.map(|p| p.id), Some(id), "{cf}");
+    }
+    let e = store.submit(register("p-omo", omocode)).await.unwrap_err();
+    assert_eq!(e.code(), "party_exists");
+    assert!(e.to_string().contains(base), "{e}");
+    // Two spellings of another person in one batch: one party.
+    let (a, b) = tokio::join!(
+        store.submit(register("q-a", "BNCGNN80A01H501T")),
+        store.submit(register("q-b", "BNCGNN80A01H50ML")),
+    );
+    assert_eq!(
+        usize::from(a.is_ok()) + usize::from(b.is_ok()),
+        1,
+        "{a:?} {b:?}"
+    );
+    // An unrelated code is still unknown.
+    let other = CodiceFiscale::parse("VRDLGU70M41F205M").unwrap();
+    assert!(store.party_by_cf(&other).await.unwrap().is_none());
 }
 
 pub async fn r_conserve_issue_answer_cede_refuse_keeps_balances(store: DynStore) {

@@ -129,7 +129,12 @@ pub fn needs(ops: &[Operation]) -> Needs {
         n.idempotency_keys
             .push(op.idempotency_key.as_str().to_string());
         match &op.command {
-            Command::RegisterParty(p) => n.cfs.push(p.cf.as_str().to_string()),
+            // Every spelling of the code (omocodia): one subject is one party.
+            Command::RegisterParty(p) => n.cfs.extend(
+                p.cf.omocode_variants()
+                    .iter()
+                    .map(|v| v.as_str().to_string()),
+            ),
             Command::IssueCredit(c) => n.parties.extend([c.beneficiary, c.holder]),
             Command::F24Choice { rata, party, .. } => {
                 n.rate.push(*rata);
@@ -477,11 +482,18 @@ fn apply(op: &Operation, w: &mut Working, plan: &mut Plan) -> Result<Receipt, St
                     reason: "la denominazione è obbligatoria (al massimo 200 caratteri)".into(),
                 });
             }
-            if !w.cfs.insert(p.cf.as_str().to_string()) {
+            // An omocodic variant of a registered code names the same person: refused as
+            // a duplicate, naming the form registered.
+            if let Some(registered) =
+                p.cf.omocode_variants()
+                    .into_iter()
+                    .find(|v| w.cfs.contains(v.as_str()))
+            {
                 return Err(StoreError::PartyExists {
-                    cf: p.cf.as_str().to_string(),
+                    cf: registered.as_str().to_string(),
                 });
             }
+            w.cfs.insert(p.cf.as_str().to_string());
             plan.head.last_party += 1;
             let id = plan.head.last_party;
             w.parties.insert(id);
