@@ -319,6 +319,35 @@ async fn answer_by_forms(s: &Server, cookie: &str, party: &str, cedente: &str, a
     }));
 }
 
+/// "Rifiuta tutti" beside "Accetta tutti", through the same irreversible confirmation; an
+/// answer the forms never send is refused rather than read as a refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f3_refuse_all_goes_through_the_irreversible_confirmation() {
+    let s = Server::start().await;
+    let cookie = s.login("impresa").await;
+    let path = format!("/soggetti/{COMPANY}/accettazione");
+    let list = html(&s.page(&path, Some(&cookie)).await);
+    assert!(
+        list.contains("Accetta tutti") && list.contains("Rifiuta tutti"),
+        "{list}"
+    );
+    let csrf = hidden(&list, "csrf");
+    let odd = s
+        .form(
+            &path,
+            Some(&cookie),
+            &format!("csrf={csrf}&step=conferma&tipo=&anno=&cedente=&esito=forse"),
+        )
+        .await;
+    assert_eq!(odd.status, 422, "{}", html(&odd));
+    answer_by_forms(&s, &cookie, COMPANY, "", false).await;
+    let after = html(&s.page(&path, Some(&cookie)).await);
+    assert!(
+        !after.contains("Rifiuta tutti"),
+        "nothing left to answer: {after}"
+    );
+}
+
 /// A cession and its refusal by plain form posts, as a browser without JavaScript does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cession_and_answer_work_with_plain_forms() {

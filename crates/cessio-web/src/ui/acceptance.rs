@@ -199,9 +199,12 @@ fn group_table(ui: &Ui, party: &Party, f: &Filters, groups: &[IncomingGroup]) ->
                 input type="hidden" name="tipo" value=(f.tipo);
                 input type="hidden" name="anno" value=(f.anno);
                 input type="hidden" name="cedente" value=(f.cedente);
-                input type="hidden" name="esito" value="accetta";
-                button.btn.btn-outline-success type="submit" {
+                // Both go through the same irreversible confirmation, with the count and total.
+                button.btn.btn-outline-success.me-2 type="submit" name="esito" value="accetta" {
                     @if f.is_empty() { "Accetta tutti" } @else { "Accetta tutti quelli filtrati" }
+                }
+                button.btn.btn-outline-danger type="submit" name="esito" value="rifiuta" {
+                    @if f.is_empty() { "Rifiuta tutti" } @else { "Rifiuta tutti quelli filtrati" }
                 }
             }
             p.mt-2 { a href=(party_home(party)) { "Torna alla home" } }
@@ -247,7 +250,12 @@ pub async fn submit(
     if !errors.is_empty() {
         return error_page(Some(&ui), &AppError::invalid("anno", "anno non valido"));
     }
-    let accept = f.esito == "accetta";
+    // An answer is irreversible: only the two words the forms send are read as one.
+    let accept = match f.esito.as_str() {
+        "accetta" => true,
+        "rifiuta" => false,
+        _ => return error_page(Some(&ui), &AppError::invalid("esito", "accetta o rifiuta")),
+    };
     if f.step == "esegui" {
         let pin = pin_of(&f.pin);
         match state
