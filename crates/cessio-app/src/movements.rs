@@ -198,6 +198,36 @@ impl App {
             .await
     }
 
+    /// How many movements the selection holds, counted up to the export's limit: what the
+    /// page says when the list is over the 300 rows it shows, so that the export is
+    /// still offered. `None` above the export's limit (R-50000).
+    pub async fn movements_count(
+        &self,
+        p: &Principal,
+        party: PartyId,
+        filter: &MovementFilter,
+    ) -> Result<Option<usize>, AppError> {
+        let Some((query, selection)) = self.movement_selection(p, party, filter).await? else {
+            return Ok(Some(0));
+        };
+        let (max, rule) = export_limit();
+        // The rows are counted through the filters kept in memory (the database's count
+        // is a superset: other kinds of movement, codice fiscale prefixes...).
+        let mut counting = self.reads.stream_entries(query).await?;
+        let mut kept = 0;
+        while let Some(batch) = counting.next().await {
+            match selection
+                .rows(&*self.store, &batch?, &mut kept, (max, rule))
+                .await
+            {
+                Ok(_) => {}
+                Err(AppError::TooManyRows { .. }) => return Ok(None),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Some(kept))
+    }
+
     /// F4's CSV export of the same selection, at most 50,000 rows (R-50000): refused whole
     /// above that, never truncated. The rows are read as the caller takes them.
     pub async fn movements_export(

@@ -319,6 +319,59 @@ async fn answer_by_forms(s: &Server, cookie: &str, party: &str, cedente: &str, a
     }));
 }
 
+/// R-300 / R-50000: over the 300 rows the table shows, the page still offers the whole
+/// export, with its count; only the table asks for narrower filters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r_300_the_export_is_offered_with_its_count_above_300_rows() {
+    let s = Server::start().await;
+    let op = s.app.login("operatore", PASSWORD).await.unwrap();
+    let mut csv = String::from(
+        "cf_beneficiario;tipo;anno_spesa;origine;cf_cessionario;importo;data_comunicazione\n",
+    );
+    for i in 0..80 {
+        csv.push_str(&format!(
+            "{FAMILY};superbonus;2022;sconto;{COMPANY};{},00;2023-01-10\n",
+            1_000 + i
+        ));
+    }
+    let report = s
+        .app
+        .import_communications(&op, None, csv.as_bytes(), |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(report.registered, 80, "{report:?}");
+    let cookie = s.login("impresa").await;
+    let query = "registrate_dal=01%2F03%2F2024";
+    let page = html(
+        &s.page(
+            &format!("/soggetti/{COMPANY}/movimenti?{query}"),
+            Some(&cookie),
+        )
+        .await,
+    );
+    assert!(
+        page.contains("la tabella ne mostra al massimo 300"),
+        "{page}"
+    );
+    let count: usize = page
+        .split("Esporta tutti in CSV (")
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .map(|n| n.replace('.', ""))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(count > 300, "{page}");
+    let csv = s
+        .page(
+            &format!("/soggetti/{COMPANY}/movimenti.csv?{query}"),
+            Some(&cookie),
+        )
+        .await;
+    assert_eq!(csv.status, 200);
+    let lines = String::from_utf8_lossy(&csv.body).lines().count();
+    assert_eq!(lines, count + 1, "header and one line per movement");
+}
+
 /// "Rifiuta tutti" beside "Accetta tutti", through the same irreversible confirmation; an
 /// answer the forms never send is refused rather than read as a refusal.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -21,6 +21,19 @@ pub fn amount_input(c: Cents) -> String {
     c.to_string().trim_end_matches(" €").to_string()
 }
 
+/// `12.345`: a count with the Italian thousands separator.
+pub fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push('.');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// `gg/mm/aaaa`.
 pub fn date(d: NaiveDate) -> String {
     d.format("%d/%m/%Y").to_string()
@@ -402,6 +415,15 @@ pub fn parse_year(input: &str) -> Result<Option<u16>, String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn thousands_use_the_italian_separator() {
+        assert_eq!(super::thousands(0), "0");
+        assert_eq!(super::thousands(300), "300");
+        assert_eq!(super::thousands(1_000), "1.000");
+        assert_eq!(super::thousands(49_488), "49.488");
+        assert_eq!(super::thousands(1_234_567), "1.234.567");
+    }
+
     use super::*;
 
     #[test]

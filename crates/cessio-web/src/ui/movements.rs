@@ -122,10 +122,19 @@ pub async fn page(
     let filter = filters.parse(&mut errors);
     let mut rows = None;
     let mut too_many = None;
+    // Over the 300 rows the table shows, the export is still offered up to
+    // 50,000 (R-50000), with the count: only the on-screen table needs narrower filters.
+    let mut exportable = None;
     if searched && errors.is_empty() {
         match state.app.movements(&ui.user, party.id, &filter).await {
             Ok(r) => rows = Some(r),
-            Err(e @ AppError::TooManyRows { .. }) => too_many = Some(e.to_string()),
+            Err(e @ AppError::TooManyRows { .. }) => {
+                too_many = Some(e.to_string());
+                match state.app.movements_count(&ui.user, party.id, &filter).await {
+                    Ok(count) => exportable = count,
+                    Err(e) => return error_page(Some(&ui), &e),
+                }
+            }
             Err(AppError::Invalid { field, reason }) => {
                 let id = match field.as_str() {
                     "registered_from" => Some("registrate_dal"),
@@ -162,7 +171,16 @@ pub async fn page(
                 (error_summary(&errors))
                 (filter_form(&state, &filters, &errors))
                 @if let Some(message) = &too_many {
-                    div.alert.alert-warning role="status" { (message) }
+                    @if let Some(count) = exportable {
+                        div.alert.alert-info role="status" {
+                            p { (super::layout::thousands(count)) " movimenti corrispondono ai filtri: la tabella ne mostra al massimo 300, restringere i filtri per vederli qui (R-300)." }
+                            p.mb-0 {
+                                a href=(csv_href) download="lista-movimenti.csv" { "Esporta tutti in CSV (" (super::layout::thousands(count)) " righe)" }
+                            }
+                        }
+                    } @else {
+                        div.alert.alert-warning role="status" { (message) " La ricerca supera anche le 50.000 righe esportabili (R-50000)." }
+                    }
                 }
                 @if let Some(rows) = &rows {
                     @if rows.is_empty() {
