@@ -95,6 +95,10 @@ pub struct F24AvailabilityRow {
     pub usable: Cents,
     /// Reserved by F24 forms being processed.
     pub reserved: Cents,
+    /// Ceded and awaiting the cessionario's answer (R-PENDING-OUT): neither usable nor
+    /// reserved by an F24, back in `usable` if refused.
+    #[serde(default)]
+    pub pending_in_cession: Cents,
     /// Tracciabili amounts that need the F24 choice before use (R-F24-CHOICE).
     pub awaiting_choice: Cents,
     /// Amounts of a future year (R-F24-FUTURE), usable from `usable_from`.
@@ -272,6 +276,38 @@ impl App {
             .collect())
     }
 
+    /// Of each holding's pending debits, what cessions awaiting an answer hold (the rest is
+    /// reserved by F24 forms). Reads the history of the holdings with something pending
+    /// only.
+    async fn pending_out_by_kind(
+        &self,
+        party: PartyId,
+        held: &[Held],
+    ) -> Result<HashMap<RataId, Cents>, AppError> {
+        let rate: Vec<RataId> = held
+            .iter()
+            .filter(|h| h.reserved.is_positive())
+            .map(|h| h.info.rata.id)
+            .collect();
+        let mut out: HashMap<RataId, Cents> = HashMap::new();
+        for chunk in rate.chunks(1_000) {
+            let rows = self.store.histories(chunk).await?;
+            let answered: std::collections::HashSet<_> =
+                rows.iter().filter_map(|r| r.pending_id).collect();
+            for r in &rows {
+                if r.phase == Phase::Pending
+                    && r.kind == TransferKind::Cession
+                    && r.party == Some(party)
+                    && !answered.contains(&r.id)
+                {
+                    let sum = out.entry(r.rata).or_insert(Cents::ZERO);
+                    *sum = sum.checked_add(r.amount).unwrap_or(Cents::MAX);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// The F24 choice of each holding the party has (R-F24-CHOICE).
     pub async fn f24_choices(
         &self,
@@ -447,7 +483,9 @@ impl App {
         let today = self.today();
         let mut rows: BTreeMap<(String, u16), F24AvailabilityRow> = BTreeMap::new();
         let add = |c: &mut Cents, v: Cents| *c = c.checked_add(v).unwrap_or(Cents::MAX);
-        for h in self.held(party, |all| all).await? {
+        let held = self.held(party, |all| all).await?;
+        let pending = self.pending_out_by_kind(party, &held).await?;
+        for h in held {
             if !h.available.is_positive() && !h.reserved.is_positive() {
                 continue;
             }
@@ -465,7 +503,13 @@ impl App {
                             .map_or_else(|| h.info.type_key.clone(), |t| t.name.clone()),
                         ..F24AvailabilityRow::default()
                     });
-            add(&mut row.reserved, h.reserved);
+            // What is pending out is an F24 reservation or a cession awaiting its answer.
+            let in_cession = pending.get(&h.info.rata.id).copied().unwrap_or(Cents::ZERO);
+            add(&mut row.pending_in_cession, in_cession);
+            add(
+                &mut row.reserved,
+                h.reserved.checked_sub(in_cession).unwrap_or(Cents::ZERO),
+            );
             if !h.available.is_positive() {
                 continue;
             }

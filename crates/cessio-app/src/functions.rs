@@ -61,6 +61,10 @@ pub struct MonitorRow {
     pub ceded_pending: Cents,
     pub used_done: Cents,
     pub used_reserved: Cents,
+    /// Moved to expired by the year-end close (R-F24-WINDOW-121/122): with it, received −
+    /// ceded − used − expired reconciles to the residual.
+    #[serde(default)]
+    pub expired: Cents,
     /// Residual the holder may cede (to anyone, as far as the rules of this release go).
     pub residual_cedible: Cents,
     /// Residual usable only in F24 (split rate: R-SPLIT-NOCEDE; §5: R-CHAIN exhausted,
@@ -774,6 +778,9 @@ impl App {
                     add(residual, t.amount);
                 } else {
                     *residual = residual.checked_sub(t.amount).unwrap_or(Cents::ZERO);
+                    if t.kind == TransferKind::Expire {
+                        add(&mut row.expired, t.amount);
+                    }
                 }
                 continue;
             }

@@ -30,6 +30,7 @@ backends!(
     f24_confirm_uses_discard_releases_each_once,
     f24_reserve_retry_with_same_key_reserves_once,
     f24_concurrent_double_use_exactly_one_wins,
+    f24_availability_reports_cessions_awaiting_an_answer_apart_from_reservations,
 );
 
 /// A holder with a non-tracciabile Superbonus credit (communicated 2022-03-01: five rate
@@ -250,6 +251,20 @@ async fn r_f24_window_121_last_minute_of_the_year_and_close_year(t: TestApp) {
     let row = t.monitor(&holder, "superbonus", 2024).await;
     assert_eq!(row.used_done, cents(50_000));
     assert_eq!(row.residual_cedible, cents(0));
+    // F1 shows what the close took, so the row reconciles: received − ceded − used −
+    // expired = residual.
+    assert_eq!(row.expired, cents(150_000));
+    let out = [row.ceded_accepted, row.used_done, row.expired]
+        .iter()
+        .fold(row.received_accepted, |left, x| {
+            left.checked_sub(*x).unwrap()
+        });
+    assert_eq!(
+        out,
+        row.residual_cedible
+            .checked_add(row.residual_not_cedible)
+            .unwrap()
+    );
     assert!(t.app.store.verify().await.unwrap().ok());
     // The 2025 rata was untouched.
     assert_eq!(usable(&t, &h, &holder, &code, 2025).await, 200_000);
@@ -712,4 +727,27 @@ async fn f24_concurrent_double_use_exactly_one_wins(t: TestApp) {
 
 fn code_of<T: std::fmt::Debug>(r: Result<T, cessio_app::AppError>) -> &'static str {
     r.unwrap_err().code()
+}
+
+async fn f24_availability_reports_cessions_awaiting_an_answer_apart_from_reservations(t: TestApp) {
+    let (holder, h, credit) = old_credit(&t).await;
+    let (rata, code) = rata_of(&credit, 2024);
+    let other = t.company(9).await;
+    t.cede(&h, &holder, &[line(rata, &other, Some(30_000))])
+        .await
+        .unwrap();
+    reserve(&t, &h, &holder, today(), &[f24_line(&code, 2024, 20_000)])
+        .await
+        .unwrap();
+    let row = t
+        .app
+        .f24_availability(&h, holder.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.codice_tributo == code && r.year == 2024)
+        .unwrap();
+    assert_eq!(row.reserved, cents(20_000), "{row:?}");
+    assert_eq!(row.pending_in_cession, cents(30_000), "{row:?}");
+    assert_eq!(row.usable, cents(150_000), "{row:?}");
 }

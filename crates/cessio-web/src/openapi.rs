@@ -609,7 +609,9 @@ fn schemas() -> Value {
             "received_pending": { "$ref": "#/components/schemas/Cents" }, "received_accepted": { "$ref": "#/components/schemas/Cents" },
             "received_refused": { "$ref": "#/components/schemas/Cents" }, "ceded_accepted": { "$ref": "#/components/schemas/Cents" },
             "ceded_pending": { "$ref": "#/components/schemas/Cents" }, "used_done": { "$ref": "#/components/schemas/Cents" },
-            "used_reserved": { "$ref": "#/components/schemas/Cents" }, "residual_cedible": { "$ref": "#/components/schemas/Cents" },
+            "used_reserved": { "$ref": "#/components/schemas/Cents" },
+            "expired": { "$ref": "#/components/schemas/Cents", "description": "Importi scaduti, spostati dalla chiusura di fine anno (R-F24-WINDOW-121/122)" },
+            "residual_cedible": { "$ref": "#/components/schemas/Cents" },
             "residual_not_cedible": { "$ref": "#/components/schemas/Cents" },
             "residual_restricted": { "$ref": "#/components/schemas/Cents", "description": "Parte di residual_cedible cedibile solo a soggetti qualificati, a correntisti della banca o non a banche (§5)" }
         }), &["type_key", "year"]) },
@@ -669,7 +671,9 @@ fn with_credit_schemas(mut all: Value) -> Value {
             "F24AvailabilityRows",
             json!({ "type": "array", "items": obj(json!({
             "codice_tributo": { "type": "string" }, "year": { "type": "integer" }, "type_key": { "type": "string" },
-            "type_name": { "type": "string" }, "usable": c(), "reserved": c(), "awaiting_choice": c(),
+            "type_name": { "type": "string" }, "usable": c(), "reserved": c(),
+            "pending_in_cession": { "$ref": "#/components/schemas/Cents", "description": "Ceduto e in attesa della risposta del cessionario (R-PENDING-OUT): non prenotato in F24" },
+            "awaiting_choice": c(),
             "not_yet_usable": c(), "usable_from": { "type": ["string", "null"], "format": "date" },
             "last_day": { "type": ["string", "null"], "format": "date" }, "expired": c()
         }), &["codice_tributo", "year", "usable"]) }),

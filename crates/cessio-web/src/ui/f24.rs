@@ -104,7 +104,8 @@ async fn show(
                                 caption { "Importi per codice tributo e anno di riferimento" }
                                 thead { tr {
                                     th scope="col" { "Codice tributo" } th scope="col" { "Anno" } th scope="col" { "Tipo" }
-                                    th.cessio-amount scope="col" { "Utilizzabile oggi" } th.cessio-amount scope="col" { "Prenotato" }
+                                    th.cessio-amount scope="col" { "Utilizzabile oggi" } th.cessio-amount scope="col" { "Prenotato in F24" }
+                                    th.cessio-amount scope="col" { "Ceduto in attesa di risposta" }
                                     th.cessio-amount scope="col" { "In attesa della scelta" } th.cessio-amount scope="col" { "Anni futuri" }
                                     th scope="col" { "Ultimo giorno" } th.cessio-amount scope="col" { "Scaduto" }
                                 } }
@@ -116,6 +117,7 @@ async fn show(
                                             td { (r.type_name) }
                                             td.cessio-amount { strong { (amount(r.usable)) } }
                                             td.cessio-amount { (amount(r.reserved)) }
+                                            td.cessio-amount { (amount(r.pending_in_cession)) }
                                             td.cessio-amount { (amount(r.awaiting_choice)) }
                                             td.cessio-amount {
                                                 (amount(r.not_yet_usable))

@@ -104,6 +104,7 @@ fn table(rows: &[MonitorRow]) -> Markup {
                         th.cessio-amount scope="col" { "Ceduti in attesa" }
                         th.cessio-amount scope="col" { "Utilizzati in F24" }
                         th.cessio-amount scope="col" { "Prenotati in F24" }
+                        th.cessio-amount scope="col" { "Scaduti" }
                         th.cessio-amount scope="col" { "Residuo cedibile" }
                         th.cessio-amount scope="col" { "di cui con limiti (§5)" }
                         th.cessio-amount scope="col" { "Residuo solo F24" }
@@ -121,6 +122,7 @@ fn table(rows: &[MonitorRow]) -> Markup {
                             td.cessio-amount { (amount(r.ceded_pending)) }
                             td.cessio-amount { (amount(r.used_done)) }
                             td.cessio-amount { (amount(r.used_reserved)) }
+                            td.cessio-amount { (amount(r.expired)) }
                             td.cessio-amount { strong { (amount(r.residual_cedible)) } }
                             td.cessio-amount { (amount(r.residual_restricted)) }
                             td.cessio-amount { (amount(r.residual_not_cedible)) }
