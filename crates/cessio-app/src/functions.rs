@@ -169,6 +169,9 @@ pub struct CessionReceipt {
 #[serde(rename_all = "snake_case")]
 pub enum MovementState {
     InAttesa,
+    /// Awaiting an answer, but suspended by the Agency (R-SUSP, art. 122-bis DL 34/2020):
+    /// nobody may answer it until its last day (`MovementRow::suspended_until`).
+    Sospesa,
     Accettato,
     Rifiutato,
     /// A communication annulled by its sender (R-OPT-ANNUL): never answered by the holder.
@@ -184,6 +187,7 @@ impl MovementState {
     pub const fn label(self) -> &'static str {
         match self {
             MovementState::InAttesa => "In attesa di risposta cessionario",
+            MovementState::Sospesa => "Sospesa dall'Agenzia",
             MovementState::Accettato => "Accettato",
             MovementState::Rifiutato => "Rifiutato",
             MovementState::Annullato => "Annullato dal mittente",
@@ -191,6 +195,20 @@ impl MovementState {
             MovementState::AccettazioneAnnullata => {
                 "Accettazione annullata su richiesta delle parti"
             }
+        }
+    }
+}
+
+impl MovementRow {
+    /// The state as a person reads it, with a suspension's last day.
+    pub fn state_text(&self) -> String {
+        match self.suspended_until {
+            Some(until) => format!(
+                "{} fino al {}",
+                self.state.label(),
+                until.format("%d/%m/%Y")
+            ),
+            None => self.state.label().to_string(),
         }
     }
 }
@@ -263,6 +281,9 @@ pub struct MovementRow {
     pub year: u16,
     pub amount: Cents,
     pub state: MovementState,
+    /// The last day of the suspension of a movement in state `sospesa` (R-SUSP).
+    #[serde(default)]
+    pub suspended_until: Option<NaiveDate>,
     pub answered_at: Option<DateTime<Utc>>,
     pub protocol: String,
     pub codice_univoco: String,
@@ -276,9 +297,14 @@ fn is_awaiting_answer(e: &PartyEntry) -> bool {
 
 /// The state of a cession or communication, as F4 shows it. `annulled`: the acceptances
 /// the operator annulled on request.
-pub(crate) fn state_of(e: &PartyEntry, annulled: &HashSet<TransferId>) -> MovementState {
+pub(crate) fn state_of(
+    e: &PartyEntry,
+    annulled: &HashSet<TransferId>,
+    suspended: &HashMap<TransferId, NaiveDate>,
+) -> MovementState {
     match (e.pending, e.answer) {
         (false, _) => MovementState::Accettato,
+        (true, None) if suspended.contains_key(&e.transfer) => MovementState::Sospesa,
         (true, None) => MovementState::InAttesa,
         (true, Some(a)) if a.accepted && annulled.contains(&e.transfer) => {
             MovementState::AccettazioneAnnullata

@@ -15,7 +15,7 @@ use cessio_store::{EntryQuery, EntryStream, Party, PartyEntry, Store};
 use chrono::NaiveDate;
 
 use crate::functions::{check_date, end_of_day, parties_of, party_ref, state_of};
-use crate::{App, AppError, MovementFilter, MovementRow, Principal};
+use crate::{App, AppError, MovementFilter, MovementRow, MovementState, Principal};
 
 /// What a movement list selects: the store's query, and the filters the store cannot
 /// apply (a codice fiscale's prefix, the state, the answer's dates, a code).
@@ -27,6 +27,8 @@ struct Selection {
     cessionario_prefix: Option<String>,
     code: Option<String>,
     annulled: HashSet<TransferId>,
+    /// Pending movements suspended today, with their last day (R-SUSP).
+    suspended: HashMap<TransferId, NaiveDate>,
     catalogue: Arc<Catalogue>,
 }
 
@@ -40,7 +42,7 @@ impl Selection {
         let in_range = |d: NaiveDate, from: Option<NaiveDate>, to: Option<NaiveDate>| {
             from.is_none_or(|f| d >= f) && to.is_none_or(|t| d <= t)
         };
-        let state = state_of(e, &self.annulled);
+        let state = state_of(e, &self.annulled, &self.suspended);
         let cedente = party_ref(parties, e.party, e.disclose || e.party == Some(self.party));
         let cessionario = party_ref(parties, e.counterparty, true);
         let keep = in_range(rome_date(e.at), f.registered_from, f.registered_to)
@@ -78,6 +80,9 @@ impl Selection {
             year: e.year.get(),
             amount: e.amount,
             state,
+            suspended_until: (state == MovementState::Sospesa)
+                .then(|| self.suspended.get(&e.transfer).copied())
+                .flatten(),
             answered_at: e.answer.map(|a| a.at),
             protocol: e.protocol.clone(),
             codice_univoco: e.codice_univoco.clone(),
@@ -330,6 +335,7 @@ impl App {
                 .filter(|s| !s.is_empty())
                 .map(str::to_string),
             annulled: self.annulled_acceptances(party).await?,
+            suspended: self.suspended_today().await?,
             catalogue: self.catalogue.clone(),
         };
         Ok(Some((query, selection)))
@@ -375,7 +381,7 @@ fn csv_rows(rows: &[MovementRow]) -> std::io::Result<Vec<u8>> {
             .text(&r.codice_tributo)
             .text(&r.year.to_string())
             .amount(r.amount)
-            .text(r.state.label())
+            .text(&r.state_text())
             .date(r.answered_at.map(rome_date))
             .text(if r.tracciabile { &r.codice_univoco } else { "" })
             .text(&r.protocol)

@@ -407,6 +407,19 @@ impl App {
             .collect())
     }
 
+    /// Every movement suspended today, with its last day (suspensions are few: the whole
+    /// register's are read).
+    pub(crate) async fn suspended_today(&self) -> Result<HashMap<TransferId, NaiveDate>, AppError> {
+        let today = self.today_rome();
+        Ok(self
+            .suspension_records(None)
+            .await?
+            .into_iter()
+            .filter(|(_, r)| r.state(today) == SuspensionState::Suspended)
+            .map(|(t, r)| (t, r.suspension.until))
+            .collect())
+    }
+
     async fn suspension_view(
         &self,
         row: &TransferRow,

@@ -18,6 +18,7 @@ backends!(
     r_susp_within_the_5th_working_day_around_easter_monday_and_25_april,
     r_susp_at_most_30_days_and_only_once,
     r_susp_answer_refused_while_suspended_then_release,
+    r_susp_a_suspended_cession_is_sospesa_with_its_last_day_in_f4_and_the_csv,
     r_susp_void_restores_balances_exactly,
     r_susp_void_after_the_last_day_is_refused_and_it_takes_effect,
     r_susp_only_the_operator,
@@ -187,6 +188,81 @@ async fn r_susp_answer_refused_while_suspended_then_release(t: TestApp) {
         .unwrap();
     assert_eq!(available(&t, rata, &b.party).await, cents(100_000));
     verify(&t).await;
+}
+
+async fn r_susp_a_suspended_cession_is_sospesa_with_its_last_day_in_f4_and_the_csv(t: TestApp) {
+    let (a, b, rata) = two(&t).await;
+    let transfer = cede(&t, &a, &b.party, rata).await;
+    t.app
+        .suspend(&t.op, transfer, 30, "verifica")
+        .await
+        .unwrap();
+    for (who, party) in [(&a.user, &a.party), (&b.user, &b.party)] {
+        let rows = t.movements(who, party).await;
+        let row = rows.iter().find(|r| r.id == transfer).unwrap();
+        assert_eq!(row.state, cessio_app::MovementState::Sospesa);
+        assert_eq!(row.suspended_until, Some(date(2024, 3, 30)));
+        assert_eq!(row.state_text(), "Sospesa dall'Agenzia fino al 30/03/2024");
+    }
+    // The filter finds it, and "in attesa" no longer does.
+    let only = |state| cessio_app::MovementFilter {
+        registered_from: Some(date(2000, 1, 1)),
+        state: Some(state),
+        ..cessio_app::MovementFilter::default()
+    };
+    let suspended = t
+        .app
+        .movements(
+            &b.user,
+            b.party.id,
+            &only(cessio_app::MovementState::Sospesa),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        suspended.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![transfer]
+    );
+    let waiting = t
+        .app
+        .movements(
+            &b.user,
+            b.party.id,
+            &only(cessio_app::MovementState::InAttesa),
+        )
+        .await
+        .unwrap();
+    assert!(waiting.iter().all(|r| r.id != transfer));
+    // The CSV says it too.
+    let mut export = t
+        .app
+        .movements_export(
+            &b.user,
+            b.party.id,
+            &only(cessio_app::MovementState::Sospesa),
+        )
+        .await
+        .unwrap();
+    let mut csv = Vec::new();
+    while let Some(piece) = export.next_csv().await {
+        csv.extend(piece.unwrap());
+    }
+    assert!(
+        String::from_utf8_lossy(&csv).contains("Sospesa dall'Agenzia fino al 30/03/2024"),
+        "{}",
+        String::from_utf8_lossy(&csv)
+    );
+    // Released, it is awaiting an answer again.
+    t.app
+        .end_suspension(&t.op, &t.key(), transfer, SuspensionEnd::Released)
+        .await
+        .unwrap();
+    let rows = t.movements(&b.user, &b.party).await;
+    let row = rows.iter().find(|r| r.id == transfer).unwrap();
+    assert_eq!(
+        (row.state, row.suspended_until),
+        (cessio_app::MovementState::InAttesa, None)
+    );
 }
 
 async fn r_susp_void_restores_balances_exactly(t: TestApp) {

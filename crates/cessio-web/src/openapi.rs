@@ -645,7 +645,8 @@ fn schemas() -> Value {
             "id": { "type": "integer" }, "credit": { "type": "integer" }, "registered_at": { "type": "string", "format": "date-time" },
             "cedente": party_ref, "cessionario": party_ref, "type_key": { "type": "string" },
             "codice_tributo": { "type": "string" }, "year": { "type": "integer" }, "amount": { "$ref": "#/components/schemas/Cents" },
-            "state": { "type": "string", "enum": ["in_attesa", "accettato", "rifiutato", "annullato", "non_effettuata", "accettazione_annullata"] },
+            "state": { "type": "string", "enum": ["in_attesa", "sospesa", "accettato", "rifiutato", "annullato", "non_effettuata", "accettazione_annullata"] },
+            "suspended_until": { "type": ["string", "null"], "format": "date", "description": "Ultimo giorno della sospensione (R-SUSP), per lo stato sospesa" },
             "answered_at": { "type": ["string", "null"], "format": "date-time" },
             "protocol": { "type": "string" }, "codice_univoco": { "type": "string" }, "tracciabile": { "type": "boolean" }
         }), &["id", "registered_at", "amount", "state"]) }

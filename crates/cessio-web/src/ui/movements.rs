@@ -70,6 +70,7 @@ impl Filters {
         };
         let state = match self.stato.as_str() {
             "in_attesa" => Some(MovementState::InAttesa),
+            "sospesa" => Some(MovementState::Sospesa),
             "accettato" => Some(MovementState::Accettato),
             "rifiutato" => Some(MovementState::Rifiutato),
             "annullato" => Some(MovementState::Annullato),
@@ -234,7 +235,7 @@ fn filter_form(state: &WebState, f: &Filters, errors: &FieldErrors) -> Markup {
                     div.col-md-3 { (Field::text("cedente", "Codice fiscale del cedente", &f.cedente).hint("anche solo l'inizio").render(errors)) }
                     div.col-md-3 { (Field::text("cessionario", "Codice fiscale del cessionario", &f.cessionario).hint("anche solo l'inizio").render(errors)) }
                     div.col-md-3 {
-                        (select("stato", "Stato", &[("", "Tutti"), ("in_attesa", "In attesa di risposta"), ("accettato", "Accettati"), ("rifiutato", "Rifiutati"), ("annullato", "Annullati dal mittente"), ("non_effettuata", "Non effettuate (sospese e annullate)"), ("accettazione_annullata", "Accettazioni annullate su richiesta")], &f.stato))
+                        (select("stato", "Stato", &[("", "Tutti"), ("in_attesa", "In attesa di risposta"), ("sospesa", "Sospese dall'Agenzia"), ("accettato", "Accettati"), ("rifiutato", "Rifiutati"), ("annullato", "Annullati dal mittente"), ("non_effettuata", "Non effettuate (sospese e annullate)"), ("accettazione_annullata", "Accettazioni annullate su richiesta")], &f.stato))
                     }
                     div.col-md-3 { (select("tipo", "Tipo di credito", &types, &f.tipo)) }
                     div.col-md-3 { (Field::text("codice_tributo", "Codice tributo", &f.codice_tributo).inputmode("numeric").render(errors)) }
@@ -290,7 +291,7 @@ fn table(rows: &[MovementRow]) -> Markup {
                             td { (r.codice_tributo) }
                             td { (r.year) }
                             td.cessio-amount { (amount(r.amount)) }
-                            td { (r.state.label()) }
+                            td { (r.state_text()) }
                             td { @if let Some(a) = r.answered_at { (datetime(a)) } }
                             td.cessio-code { @if r.tracciabile { (r.codice_univoco) } @else { (r.protocol) } }
                             td { (r.cedibilita) }
