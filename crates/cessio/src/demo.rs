@@ -217,7 +217,8 @@ pub async fn seed(store: Arc<dyn Store>) -> Result<()> {
             cessionario_cf: BANCA.into(),
             amount: Some(Cents::new(150_000)),
         }],
-        false,
+        // A cession needs the cedente's consent to show its name (name_consent_required).
+        true,
     )
     .await?;
     // Ten days later the bank accepts the Superbonus cessions and refuses the Ecobonus one.
