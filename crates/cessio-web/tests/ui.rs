@@ -704,3 +704,19 @@ async fn operator_suspends_and_voids_a_communication_by_form() {
     assert_eq!(r.status, 303, "{}", html(&r));
     assert!(html(&s.page("/operatore/controlli", Some(&op)).await).contains("non effettuata"));
 }
+
+/// A person reads a credit type by its Italian name, never by its catalogue key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_name_credit_types_in_italian() {
+    let s = Server::start().await;
+    let cookie = s.login("impresa").await;
+    let list = html(
+        &s.page(
+            &format!("/soggetti/{COMPANY}/movimenti?tipo=superbonus"),
+            Some(&cookie),
+        )
+        .await,
+    );
+    assert!(list.contains("<td>Superbonus</td>"), "{list}");
+    assert!(!list.contains("<td>superbonus</td>"));
+}
