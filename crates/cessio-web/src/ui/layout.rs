@@ -297,10 +297,12 @@ fn header(shell: &Shell<'_>) -> Markup {
                 div.container {
                     div.row { div.col-12 {
                         div.it-header-slim-wrapper-content {
-                            span.d-lg-block.navbar-brand { "Agenzia delle Entrate — servizi" }
+                            // On a phone the slim header keeps only what acts: the guide and Esci.
+                            span.d-none.d-lg-block.navbar-brand { "Agenzia delle Entrate — servizi" }
                             div.it-header-slim-right-zone {
+                                a.cessio-header-link.me-3 href="/guida" { "Guida" }
                                 @if let (Some(u), Some(csrf)) = (shell.user, shell.csrf) {
-                                    span.text-white.me-3 {
+                                    span.d-none.d-md-inline.text-white.me-3 {
                                         (u.display_name)
                                         @if u.is_operator() { " (operatore)" }
                                     }

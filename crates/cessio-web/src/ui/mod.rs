@@ -30,6 +30,7 @@ mod cession;
 mod communications;
 mod controls;
 mod f24;
+mod guide;
 mod layout;
 mod login;
 mod monitoring;
@@ -79,6 +80,7 @@ pub fn routes() -> Router<WebState> {
         .route("/accesso/spid", get(login::strong_start))
         .route("/accesso/spid/ritorno", get(login::strong_return))
         .route("/esci", post(login::logout))
+        .route("/guida", get(guide::show))
         .route("/soggetti", get(choose_party))
         .route("/soggetti/{cf}", get(home))
         .route("/soggetti/{cf}/monitoraggio", get(monitoring::page))
