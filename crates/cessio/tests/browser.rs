@@ -1,6 +1,6 @@
 //! Journeys in headless Chromium, driven by playwright-core, against the real binary
 //! serving a fresh demo register with a fixed clock: the user guide's journey
-//! (`tests/browser/journey.mjs`).
+//! (`tests/browser/journey.mjs`) and a keyboard-only one (`tests/browser/keyboard.mjs`).
 //! Every page they visit is audited at 1280 and 375 px (`tests/browser/audit.mjs`):
 //! overlapping text, sideways scrolling, axe-core. Each journey has a server of its own,
 //! so that neither depends on what the other changed in the register.
@@ -56,6 +56,11 @@ fn npm_ci(dir: &Path) {
 #[test]
 fn user_guide_journey_in_chromium_with_axe() {
     run_journey("journey.mjs");
+}
+
+#[test]
+fn keyboard_only_journey_in_chromium() {
+    run_journey("keyboard.mjs");
 }
 
 /// Serves a fresh demo register and runs one journey script against it.
