@@ -63,6 +63,17 @@ page.on('response', (r) => {
 
 const { audit, steps } = auditor({ page, artifacts, problems });
 
+/**
+ * The README's pictures (docs/screenshots/ holds copies): the top of the page as it is
+ * now, at the desktop's width or at a phone's.
+ */
+async function readmeShot(file, { phone = false } = {}) {
+  if (phone) await page.setViewportSize({ width: 375, height: 812 });
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.screenshot({ path: join(artifacts, file), fullPage: false });
+  if (phone) await page.setViewportSize({ width: 1280, height: 900 });
+}
+
 async function text() {
   return page.locator('main').innerText();
 }
@@ -135,6 +146,7 @@ try {
   await page.waitForLoadState('load');
   expect((await text()).includes('Che cosa fare dopo un errore'), 'the Guida does not open from the login page');
   await audit('guida');
+  await readmeShot('guida.png');
   await login('bianchi');
   expect(page.url().endsWith(`/soggetti/${BIANCHI}`), `bianchi not at its home: ${page.url()}`);
   await audit('home');
@@ -143,8 +155,7 @@ try {
   expect((await text()).includes('Residuo cedibile'), 'Monitoraggio without its table');
   expect(await page.locator('svg.cessio-chart').count() === 1, 'Monitoraggio without its chart');
   await audit('monitoraggio');
-  await page.evaluate(() => window.scrollTo(0, 0));
-  await page.screenshot({ path: join(artifacts, 'monitoraggio.png'), fullPage: false });
+  await readmeShot('monitoraggio.png');
 
   // 2. Cessione with PIN: the list, the summary, the receipt.
   await page.goto(`${base}/soggetti/${BIANCHI}/cessione`);
@@ -155,8 +166,8 @@ try {
   await page.locator(`#cf_${RATA}`).fill(BANCA);
   await page.locator(`#cf_${RATA}-verifica`).getByText('valido e registrato').waitFor();
   await audit('cessione');
-  await page.evaluate(() => window.scrollTo(0, 0));
-  await page.screenshot({ path: join(artifacts, 'cessione.png'), fullPage: false });
+  await readmeShot('cessione.png');
+  await readmeShot('cessione-telefono.png', { phone: true });
   // A malformed code is refused next to its row, nothing is ceded.
   await page.locator(`#cf_${RATA}`).fill('RSSMRA45C12F205X');
   await page.getByRole('button', { name: 'Prosegui al riepilogo' }).click();
@@ -239,6 +250,7 @@ try {
   expect((await page.locator('header').innerText()).includes('Esci'), 'the Guida loses the signed-in header');
   await page.goto(`${base}/soggetti/${BANCA}/movimenti?tipo=ecobonus&anno=2025&cedente=${BIANCHI}`);
   await audit('movimenti');
+  await readmeShot('movimenti.png');
   const rows = page.locator('main table tbody tr');
   expect(await rows.count() === 2, `expected 2 movements, found ${await rows.count()}`);
   const href = await page.getByRole('link', { name: 'Esporta in CSV' }).getAttribute('href');
