@@ -125,7 +125,7 @@ fn guide() -> Markup {
         ol {
             li { "Selezionare le rate, indicare importi e cessionari (un codice fiscale può valere per più righe)." }
             li { "«Prosegui al riepilogo»: la pagina riassume ogni cessione; nulla è ancora comunicato." }
-            li { "Autorizzare la comunicazione del proprio nome al cessionario, inserire il PIN e confermare." }
+            li { "Autorizzare il cessionario a vedere il nome del cedente (senza l'autorizzazione non si prosegue), inserire il PIN e confermare." }
             li { "La ricevuta riporta il protocollo dell'operazione: conservarla." }
         }
         p {
@@ -137,7 +137,8 @@ fn guide() -> Markup {
         p {
             "Elenca le cessioni ricevute e le comunicazioni in cui il soggetto è il fornitore che ha praticato lo "
             "sconto o il primo cessionario, raggruppate per tipo di credito, anno di riferimento e cedente, con gli "
-            "importi. Si accetta o si rifiuta un gruppo intero, oppure tutti insieme; la pagina chiede conferma e PIN."
+            "importi. Si accetta o si rifiuta un gruppo intero, oppure tutti insieme («Accetta tutti», «Rifiuta tutti»); "
+            "la pagina chiede conferma e PIN."
         }
         ul {
             li {
@@ -215,7 +216,7 @@ fn guide() -> Markup {
                     tr {
                         th scope="row" { "Lista movimenti, a video" }
                         td { "300 righe" }
-                        td { "La lista non è mostrata: restringere i filtri." }
+                        td { "La tabella non è mostrata: restringere i filtri. L'esportazione CSV resta disponibile, con il numero delle righe." }
                     }
                     tr {
                         th scope="row" { "Accettazione, senza filtri" }
@@ -260,7 +261,12 @@ fn guide() -> Markup {
             }
             li {
                 "Crediti dell'art. 122 (canoni, sanificazione, adeguamento): ogni cessionario li usa entro il "
-                strong { "31 dicembre dell'anno della cessione" } "."
+                strong { "31 dicembre dell'anno della cessione" } " (il primo cessionario, dell'anno della "
+                "comunicazione dell'opzione)."
+            }
+            li {
+                "Il credito per l'adeguamento degli ambienti di lavoro (art. 120) si usa e si cede solo fino al "
+                strong { "30 giugno 2021" } ", da chiunque lo detenga."
             }
             li { "Una rata di un anno futuro si usa dal 1° gennaio di quell'anno." }
             li {

@@ -579,6 +579,8 @@ async fn home(
         shell,
         html! {
             h1 { "Piattaforma cessione crediti" }
+            // The Agency's platform offers its guide from the home page; so does Cessio.
+            p.lead { "Che cosa mostra ogni funzione, i limiti, le scadenze e che cosa fare dopo un errore: " a href="/guida" { "la Guida" } "." }
             div.row {
                 @for (path, title, text) in functions {
                     div.col-md-6.col-lg-4.mb-4 {

@@ -142,7 +142,7 @@ try {
   expect(page.url().endsWith('/accesso'), 'the root does not lead to the login');
   await audit('accesso');
   // The guide is open before the login too.
-  await page.getByRole('link', { name: 'Guida' }).click();
+  await page.getByRole('link', { name: 'Guida', exact: true }).click();
   await page.waitForLoadState('load');
   expect((await text()).includes('Che cosa fare dopo un errore'), 'the Guida does not open from the login page');
   await audit('guida');
@@ -245,7 +245,7 @@ try {
   expect((await text()).includes('Rateazione annullata'), `split not annulled: ${(await text()).slice(0, 500)}`);
   await audit('rateazione-annullata');
   // The guide, signed in: the same page, with the user's header.
-  await page.getByRole('link', { name: 'Guida' }).click();
+  await page.getByRole('link', { name: 'Guida', exact: true }).click();
   await page.waitForLoadState('load');
   expect((await page.locator('header').innerText()).includes('Esci'), 'the Guida loses the signed-in header');
   await page.goto(`${base}/soggetti/${BANCA}/movimenti?tipo=ecobonus&anno=2025&cedente=${BIANCHI}`);
