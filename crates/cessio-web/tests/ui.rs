@@ -704,3 +704,57 @@ async fn operator_suspends_and_voids_a_communication_by_form() {
     assert_eq!(r.status, 303, "{}", html(&r));
     assert!(html(&s.page("/operatore/controlli", Some(&op)).await).contains("non effettuata"));
 }
+
+/// The Guida is open before the login, linked from the header of every page (signed in
+/// or not), and its table of contents points only at sections it has.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_guide_is_open_to_everyone_and_linked_from_every_header() {
+    let s = Server::start().await;
+    let guide = s.page("/guida", None).await;
+    assert_eq!(guide.status, 200);
+    let body = html(&guide);
+    for figure in ["300 righe", "1.000 operazioni", "50.000 righe", "PIN"] {
+        assert!(body.contains(figure), "the guide does not state {figure}");
+    }
+    let mut anchors = 0;
+    for link in body.split("href=\"#").skip(1) {
+        let anchor = link.split('"').next().unwrap();
+        assert!(
+            body.contains(&format!("id=\"{anchor}\"")),
+            "the table of contents links #{anchor}, which the guide lacks"
+        );
+        anchors += 1;
+    }
+    assert!(anchors >= 10, "a table of contents was expected");
+    assert!(html(&s.page("/accesso", None).await).contains("href=\"/guida\""));
+
+    let cookie = s.login("impresa").await;
+    for page in [
+        format!("/soggetti/{COMPANY}"),
+        format!("/soggetti/{COMPANY}/cessione"),
+    ] {
+        let r = s.page(&page, Some(&cookie)).await;
+        assert!(html(&r).contains("href=\"/guida\""), "no Guida on {page}");
+    }
+    let signed_in = html(&s.page("/guida", Some(&cookie)).await);
+    assert!(
+        signed_in.contains("Esci"),
+        "the guide drops the signed-in header"
+    );
+}
+
+/// A person reads a credit type by its Italian name, never by its catalogue key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_name_credit_types_in_italian() {
+    let s = Server::start().await;
+    let cookie = s.login("impresa").await;
+    let list = html(
+        &s.page(
+            &format!("/soggetti/{COMPANY}/movimenti?tipo=superbonus"),
+            Some(&cookie),
+        )
+        .await,
+    );
+    assert!(list.contains("<td>Superbonus</td>"), "{list}");
+    assert!(!list.contains("<td>superbonus</td>"));
+}

@@ -48,7 +48,7 @@ pub const LOGINS: &[Login] = &[
     },
     Login {
         username: "studio.verdi",
-        who: "Studio Verdi, intermediario delegato da Mario Rossi e dal Condominio",
+        who: "Studio Verdi, intermediario delegato da Mario Rossi, dal Condominio e da Bianchi",
     },
 ];
 
@@ -103,6 +103,9 @@ pub async fn seed(store: Arc<dyn Store>) -> Result<()> {
     }
     app.delegate(&op, "studio.verdi", ROSSI).await?;
     app.delegate(&op, "studio.verdi", CONDOMINIO).await?;
+    // A client that holds cedible credits, so that the intermediary's journey (choose the
+    // client, then cede) can be walked in the demo.
+    app.delegate(&op, "studio.verdi", BIANCHI).await?;
 
     // A strong login stands in for the users' own confirmation in the seed.
     let bianchi = app.login_strong("bianchi").await?;
@@ -217,7 +220,8 @@ pub async fn seed(store: Arc<dyn Store>) -> Result<()> {
             cessionario_cf: BANCA.into(),
             amount: Some(Cents::new(150_000)),
         }],
-        false,
+        // A cession needs the cedente's consent to show its name (name_consent_required).
+        true,
     )
     .await?;
     // Ten days later the bank accepts the Superbonus cessions and refuses the Ecobonus one.

@@ -1,6 +1,9 @@
-//! The user guide's journey in headless Chromium (`tests/browser/journey.mjs`, driven by
-//! playwright-core, every page checked by axe-core) against the real binary serving a
-//! fresh demo register with a fixed clock.
+//! Journeys in headless Chromium, driven by playwright-core, against the real binary
+//! serving a fresh demo register with a fixed clock: the user guide's journey
+//! (`tests/browser/journey.mjs`) and a keyboard-only one (`tests/browser/keyboard.mjs`).
+//! Every page they visit is audited at 1280 and 375 px (`tests/browser/audit.mjs`):
+//! overlapping text, sideways scrolling, axe-core. Each journey has a server of its own,
+//! so that neither depends on what the other changed in the register.
 //!
 //! Needs Debian's `chromium` and Node.js; `scripts/test.sh` (the README's test command)
 //! installs them. Screenshots and the exported CSV land in `target/browser-artifacts/`.
@@ -30,8 +33,13 @@ fn chromium() -> Option<PathBuf> {
     path.exists().then_some(path)
 }
 
-/// Installs the pinned npm packages (playwright-core, axe-core) once.
+/// Installs the pinned npm packages (playwright-core, axe-core) once; the journeys run
+/// in parallel and must not both install into the same folder.
 fn npm_ci(dir: &Path) {
+    static INSTALLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = INSTALLING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if dir.join("node_modules/playwright-core").exists()
         && dir.join("node_modules/axe-core").exists()
     {
@@ -47,9 +55,19 @@ fn npm_ci(dir: &Path) {
 
 #[test]
 fn user_guide_journey_in_chromium_with_axe() {
+    run_journey("journey.mjs");
+}
+
+#[test]
+fn keyboard_only_journey_in_chromium() {
+    run_journey("keyboard.mjs");
+}
+
+/// Serves a fresh demo register and runs one journey script against it.
+fn run_journey(script: &str) {
     let Some(chromium) = chromium() else {
         if std::env::var("CESSIO_SKIP_BROWSER").as_deref() == Ok("1") {
-            eprintln!("browser journey SKIPPED: no chromium (CESSIO_SKIP_BROWSER=1)");
+            eprintln!("browser journey {script} SKIPPED: no chromium (CESSIO_SKIP_BROWSER=1)");
             return;
         }
         panic!(
@@ -60,7 +78,11 @@ fn user_guide_journey_in_chromium_with_axe() {
     let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
     npm_ci(&here);
 
-    let dir = std::env::temp_dir().join(format!("cessio-browser-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!(
+        "cessio-browser-{}-{}",
+        std::process::id(),
+        script.trim_end_matches(".mjs")
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let db = dir.join("demo.db");
     let mut child = Command::new(BIN)
@@ -102,7 +124,7 @@ fn user_guide_journey_in_chromium_with_axe() {
 
     let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/browser-artifacts");
     let output = Command::new("node")
-        .arg(here.join("journey.mjs"))
+        .arg(here.join(script))
         .arg(&url)
         .arg(&artifacts)
         .env("CHROMIUM", &chromium)
@@ -115,6 +137,6 @@ fn user_guide_journey_in_chromium_with_axe() {
     println!("{out}");
     assert!(
         output.status.success(),
-        "browser journey failed:\n{out}\n{err}"
+        "browser journey {script} failed:\n{out}\n{err}"
     );
 }

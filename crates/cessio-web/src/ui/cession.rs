@@ -113,8 +113,8 @@ fn list(
                 input type="hidden" name="step" value="riepilogo";
                 div.row.g-2.mb-3 {
                     div.col-md-6 {
-                        (Field::text("cf_tutti", "Codice fiscale del cessionario per tutte le righe selezionate", &input.cf_all)
-                            .hint("Usato per le righe selezionate senza un codice fiscale proprio.")
+                        (Field::text("cf_tutti", "Un cessionario per più righe", &input.cf_all)
+                            .hint("Il suo codice fiscale vale per le righe selezionate che non ne hanno uno proprio.")
                             .cf().render(errors))
                     }
                     div.col-md-6.d-flex.align-items-start.pt-md-4 {

@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use super::layout::{
     Field, FieldErrors, amount, csrf_field, datetime, error_summary, page as layout_page,
-    parse_date, parse_year, pin_field,
+    parse_date, parse_year, pin_field, type_name,
 };
 use super::{Notice, Ui, field_of, party_for, party_home, pin_of, render_status};
 use crate::{WebState, random_token};
@@ -108,7 +108,7 @@ async fn show(
                 (upload_form(ui, &upload_errors))
                 @if let Some((r, _)) = report { (report_table(r)) }
                 hr.my-5;
-                (pending_list(ui, party, &pending))
+                (pending_list(state, ui, party, &pending))
             },
         ),
     )
@@ -258,7 +258,12 @@ async fn pending_communications(
     Ok(sent)
 }
 
-fn pending_list(ui: &Ui, party: &Party, pending: &Result<Vec<MovementRow>, AppError>) -> Markup {
+fn pending_list(
+    state: &WebState,
+    ui: &Ui,
+    party: &Party,
+    pending: &Result<Vec<MovementRow>, AppError>,
+) -> Markup {
     html! {
         section aria-labelledby="attesa-titolo" {
             h2.h3 #attesa-titolo { "Comunicazioni in attesa di risposta" }
@@ -279,7 +284,7 @@ fn pending_list(ui: &Ui, party: &Party, pending: &Result<Vec<MovementRow>, AppEr
                                     tr {
                                         td.cessio-code { (r.protocol) }
                                         td { (datetime(r.registered_at)) }
-                                        td { (r.type_key) }
+                                        td { (type_name(&state.app.catalogue, &r.type_key)) }
                                         td.cessio-code { (r.cessionario.cf) }
                                         td {
                                             form method="post" action={ (party_home(party)) "/comunicazioni/annulla" } {

@@ -2,6 +2,7 @@
 //! is working for, notices, error summaries linked to their fields, Italian formats.
 
 use cessio_app::Principal;
+use cessio_core::catalogue::Catalogue;
 use cessio_core::money::Cents;
 use cessio_core::time::to_rome;
 use cessio_store::{Party, PartyKind};
@@ -53,6 +54,13 @@ pub fn kind_label(k: PartyKind) -> &'static str {
         PartyKind::Insurer => "Impresa di assicurazione",
         PartyKind::PublicAdministration => "Pubblica amministrazione",
     }
+}
+
+/// The Italian name of a credit type, as the catalogue gives it ("Bonus facciate" for
+/// `bonus_facciate`). A key the catalogue no longer has is shown as it is rather than
+/// hidden: the row still has to be recognisable.
+pub fn type_name<'a>(catalogue: &'a Catalogue, key: &'a str) -> &'a str {
+    catalogue.get(key).map_or(key, |t| t.name.as_str())
 }
 
 /// Errors of a form: each tied to the id of its field, or to none (the whole form).
@@ -289,10 +297,12 @@ fn header(shell: &Shell<'_>) -> Markup {
                 div.container {
                     div.row { div.col-12 {
                         div.it-header-slim-wrapper-content {
-                            span.d-lg-block.navbar-brand { "Agenzia delle Entrate — servizi" }
+                            // On a phone the slim header keeps only what acts: the guide and Esci.
+                            span.d-none.d-lg-block.navbar-brand { "Agenzia delle Entrate — servizi" }
                             div.it-header-slim-right-zone {
+                                a.cessio-header-link.me-3 href="/guida" { "Guida" }
                                 @if let (Some(u), Some(csrf)) = (shell.user, shell.csrf) {
-                                    span.text-white.me-3 {
+                                    span.d-none.d-md-inline.text-white.me-3 {
                                         (u.display_name)
                                         @if u.is_operator() { " (operatore)" }
                                     }

@@ -30,6 +30,7 @@ mod cession;
 mod communications;
 mod controls;
 mod f24;
+mod guide;
 mod layout;
 mod login;
 mod monitoring;
@@ -79,6 +80,7 @@ pub fn routes() -> Router<WebState> {
         .route("/accesso/spid", get(login::strong_start))
         .route("/accesso/spid/ritorno", get(login::strong_return))
         .route("/esci", post(login::logout))
+        .route("/guida", get(guide::show))
         .route("/soggetti", get(choose_party))
         .route("/soggetti/{cf}", get(home))
         .route("/soggetti/{cf}/monitoraggio", get(monitoring::page))
@@ -577,6 +579,8 @@ async fn home(
         shell,
         html! {
             h1 { "Piattaforma cessione crediti" }
+            // The Agency's platform offers its guide from the home page; so does Cessio.
+            p.lead { "Che cosa mostra ogni funzione, i limiti, le scadenze e che cosa fare dopo un errore: " a href="/guida" { "la Guida" } "." }
             div.row {
                 @for (path, title, text) in functions {
                     div.col-md-6.col-lg-4.mb-4 {

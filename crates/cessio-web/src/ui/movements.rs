@@ -5,13 +5,14 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use cessio_app::{AppError, MovementFilter, MovementRow, MovementState};
+use cessio_core::catalogue::Catalogue;
 use cessio_core::ledger::TransferKind;
 use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::layout::{
     Field, FieldErrors, amount, datetime, error_summary, page as layout_page, parse_date,
-    parse_year,
+    parse_year, type_name,
 };
 use super::{Ui, error_page, party_for, render_status};
 use crate::WebState;
@@ -192,7 +193,7 @@ pub async fn page(
                             a href=(csv_href) download="lista-movimenti.csv" { "Esporta in CSV" }
                             " (fino a 50.000 righe)"
                         }
-                        (table(rows))
+                        (table(&state.app.catalogue, rows))
                     }
                 }
             },
@@ -257,7 +258,7 @@ fn kind_label(k: TransferKind) -> &'static str {
     }
 }
 
-fn table(rows: &[MovementRow]) -> Markup {
+fn table(catalogue: &Catalogue, rows: &[MovementRow]) -> Markup {
     html! {
         div.table-responsive tabindex="0" role="region" aria-label="Tabella (scorrevole)" {
             table.table.table-striped.cessio-table {
@@ -287,7 +288,7 @@ fn table(rows: &[MovementRow]) -> Markup {
                             td { (kind_label(r.kind)) }
                             td { span.cessio-code { (r.cedente.cf) } @if let Some(n) = &r.cedente.name { br; (n) } }
                             td { span.cessio-code { (r.cessionario.cf) } @if let Some(n) = &r.cessionario.name { br; (n) } }
-                            td { (r.type_key) }
+                            td { (type_name(catalogue, &r.type_key)) }
                             td { (r.codice_tributo) }
                             td { (r.year) }
                             td.cessio-amount { (amount(r.amount)) }

@@ -5,6 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use cessio_app::{AppError, ChoiceRow, SplitPreview, SplitTarget};
+use cessio_core::catalogue::Catalogue;
 use cessio_core::money::Cents;
 use cessio_store::Party;
 use maud::{Markup, html};
@@ -12,7 +13,7 @@ use maud::{Markup, html};
 use super::PageForm as Form;
 use super::layout::{
     Field, FieldErrors, amount, csrf_field, date, error_summary, page as layout_page, parse_date,
-    pin_field,
+    pin_field, type_name,
 };
 use super::{
     Notice, Ui, error_page, field_of, party_for, party_home, pin_of, render_status, see_other,
@@ -82,7 +83,7 @@ async fn show(
                     form method="post" action=(base) novalidate {
                         (csrf_field(&ui.csrf))
                         input type="hidden" name="step" value="anteprima";
-                        (rata_select("rata-split", "Rata da ripartire", &holdings, get(typed, "rata-split")))
+                        (rata_select(&state.app.catalogue, "rata-split", "Rata da ripartire", &holdings, get(typed, "rata-split")))
                         (Field::text("importo-split", "Importo da ripartire", get(typed, "importo-split")).inputmode("decimal").hint("tutto o parte del residuo, per esempio 1.000,00").render(errors))
                         button.btn.btn-primary type="submit" { "Vedi il riepilogo" }
                     }
@@ -106,7 +107,7 @@ async fn show(
                         (csrf_field(&ui.csrf))
                         input type="hidden" name="step" value="riduci";
                         input type="hidden" name="chiave" value=(random_token());
-                        (rata_select("rata-rid", "Rata", &holdings, get(typed, "rata-rid")))
+                        (rata_select(&state.app.catalogue, "rata-rid", "Rata", &holdings, get(typed, "rata-rid")))
                         (Field::text("importo-rid", "Importo da ridurre", get(typed, "importo-rid")).inputmode("decimal").render(errors))
                         (Field::text("conosciuto", "Data in cui se ne è avuta conoscenza", get(typed, "conosciuto")).hint("gg/mm/aaaa").render(errors))
                         (pin_field(&ui.user, errors))
@@ -118,7 +119,13 @@ async fn show(
     )
 }
 
-fn rata_select(id: &str, label: &str, holdings: &[ChoiceRow], selected: &str) -> Markup {
+fn rata_select(
+    catalogue: &Catalogue,
+    id: &str,
+    label: &str,
+    holdings: &[ChoiceRow],
+    selected: &str,
+) -> Markup {
     html! {
         div.select-wrapper.mb-4 {
             label for=(id) { (label) }
@@ -126,7 +133,7 @@ fn rata_select(id: &str, label: &str, holdings: &[ChoiceRow], selected: &str) ->
                 @for h in holdings {
                     @let value = h.rata.to_string();
                     option value=(value) selected[value == selected] {
-                        (h.type_key) " " (h.year) " — codice " (h.codice_tributo) " — " (h.codice_univoco) " — disponibile " (amount(h.available))
+                        (type_name(catalogue, &h.type_key)) " " (h.year) " — codice " (h.codice_tributo) " — " (h.codice_univoco) " — disponibile " (amount(h.available))
                     }
                 }
             }

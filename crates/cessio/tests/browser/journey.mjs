@@ -1,17 +1,15 @@
-// The user guide's journey in a real browser (headless Chromium), with axe-core run on
-// every page: serious or critical findings, console errors (a Content-Security-Policy
-// violation is one) and server errors fail the run.
+// The user guide's journey in a real browser (headless Chromium). Every page is audited
+// at 1280 and 375 px (audit.mjs: overlapping text, sideways scrolling, axe-core); those
+// findings, console errors (a Content-Security-Policy violation is one) and server
+// errors fail the run.
 //
 // Usage: node journey.mjs BASE_URL ARTIFACTS_DIR
 // The server must be `cessio serve --demo --clock 2025-02-03T10:00` (fresh demo data).
 
 import { chromium } from 'playwright-core';
-import { readFileSync, mkdirSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-
-const require = createRequire(import.meta.url);
-const AXE = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
+import { auditor } from './audit.mjs';
 
 const [base, artifacts] = process.argv.slice(2);
 if (!base || !artifacts) {
@@ -31,7 +29,6 @@ const CONDOMINIO = '10427800114';
 const RATA = '8';
 
 const problems = [];
-let step = 0;
 
 function fail(message) {
   throw new Error(message);
@@ -64,21 +61,17 @@ page.on('response', (r) => {
   }
 });
 
-/** Runs axe-core on the current page; returns the serious and critical violations. */
-async function audit(name) {
-  step += 1;
-  const file = `${String(step).padStart(2, '0')}-${name}.png`;
-  await page.screenshot({ path: join(artifacts, file), fullPage: true });
-  // Evaluated through the DevTools protocol, which the page's CSP does not govern.
-  await page.evaluate(AXE);
-  const result = await page.evaluate(async () =>
-    // eslint-disable-next-line no-undef
-    axe.run(document, { resultTypes: ['violations'] }));
-  const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-  for (const v of bad) {
-    problems.push(`axe ${v.impact} on ${name} (${page.url()}): ${v.id} — ${v.help} — ${v.nodes.map((n) => n.target.join(' ')).slice(0, 3).join(', ')}`);
-  }
-  console.log(`ok ${step} ${name} (${page.url()}) axe: ${result.violations.length} violations, ${bad.length} serious/critical`);
+const { audit, steps } = auditor({ page, artifacts, problems });
+
+/**
+ * The README's pictures (docs/screenshots/ holds copies): the top of the page as it is
+ * now, at the desktop's width or at a phone's.
+ */
+async function readmeShot(file, { phone = false } = {}) {
+  if (phone) await page.setViewportSize({ width: 375, height: 812 });
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.screenshot({ path: join(artifacts, file), fullPage: false });
+  if (phone) await page.setViewportSize({ width: 1280, height: 900 });
 }
 
 async function text() {
@@ -117,6 +110,7 @@ async function cede(amount, pins) {
       expect(body.includes('PIN errato'), `wrong PIN not refused: ${body.slice(0, 300)}`);
       const field = page.locator('#pin-errore');
       expect(await field.count() === 1, 'PIN error not next to the field');
+      if (i === 0) await audit('cessione-pin-errato');
     }
   }
   const body = await text();
@@ -139,6 +133,7 @@ async function answer(accept) {
   await page.waitForLoadState('load');
   const done = await text();
   expect(done.includes(accept ? 'Crediti accettati' : 'Crediti rifiutati'), `answer not confirmed: ${done.slice(0, 300)}`);
+  await audit(accept ? 'accettazione-esito' : 'rifiuto-esito');
 }
 
 try {
@@ -146,6 +141,12 @@ try {
   await page.goto(`${base}/`);
   expect(page.url().endsWith('/accesso'), 'the root does not lead to the login');
   await audit('accesso');
+  // The guide is open before the login too.
+  await page.getByRole('link', { name: 'Guida', exact: true }).click();
+  await page.waitForLoadState('load');
+  expect((await text()).includes('Che cosa fare dopo un errore'), 'the Guida does not open from the login page');
+  await audit('guida');
+  await readmeShot('guida.png');
   await login('bianchi');
   expect(page.url().endsWith(`/soggetti/${BIANCHI}`), `bianchi not at its home: ${page.url()}`);
   await audit('home');
@@ -154,8 +155,7 @@ try {
   expect((await text()).includes('Residuo cedibile'), 'Monitoraggio without its table');
   expect(await page.locator('svg.cessio-chart').count() === 1, 'Monitoraggio without its chart');
   await audit('monitoraggio');
-  await page.evaluate(() => window.scrollTo(0, 0));
-  await page.screenshot({ path: join(artifacts, 'monitoraggio.png'), fullPage: false });
+  await readmeShot('monitoraggio.png');
 
   // 2. Cessione with PIN: the list, the summary, the receipt.
   await page.goto(`${base}/soggetti/${BIANCHI}/cessione`);
@@ -166,8 +166,8 @@ try {
   await page.locator(`#cf_${RATA}`).fill(BANCA);
   await page.locator(`#cf_${RATA}-verifica`).getByText('valido e registrato').waitFor();
   await audit('cessione');
-  await page.evaluate(() => window.scrollTo(0, 0));
-  await page.screenshot({ path: join(artifacts, 'cessione.png'), fullPage: false });
+  await readmeShot('cessione.png');
+  await readmeShot('cessione-telefono.png', { phone: true });
   // A malformed code is refused next to its row, nothing is ceded.
   await page.locator(`#cf_${RATA}`).fill('RSSMRA45C12F205X');
   await page.getByRole('button', { name: 'Prosegui al riepilogo' }).click();
@@ -202,6 +202,7 @@ try {
   await page.getByRole('button', { name: 'Prenota il modello F24' }).click();
   await page.waitForLoadState('load');
   expect((await text()).includes('R-F24-OVER'), 'an F24 above the available amount was not refused');
+  await audit('f24-rifiutato');
   await page.locator('#codice_0').fill('7712');
   await page.locator('#anno_0').fill('2025');
   await page.locator('#importo_0').fill('500,00');
@@ -214,6 +215,7 @@ try {
   await page.getByRole('button', { name: "Conferma l'utilizzo" }).click();
   await page.waitForLoadState('load');
   expect((await text()).includes('Modello F24 confermato'), 'F24 not confirmed');
+  await audit('f24-confermato');
   await logout();
 
   // 5. Accept, then export the list as CSV and check it.
@@ -235,13 +237,20 @@ try {
   await page.getByRole('button', { name: 'Conferma la rateazione' }).click();
   await page.waitForLoadState('load');
   expect((await text()).includes('Rateazione registrata'), `split not registered: ${(await text()).slice(0, 500)}`);
+  await audit('rateazione-registrata');
   await page.locator('#rata-originaria').fill('3');
   await page.locator('section', { hasText: 'Annullare una rateazione' }).locator('input[name=pin]').fill(PIN);
   await page.getByRole('button', { name: 'Annulla la rateazione' }).click();
   await page.waitForLoadState('load');
   expect((await text()).includes('Rateazione annullata'), `split not annulled: ${(await text()).slice(0, 500)}`);
+  await audit('rateazione-annullata');
+  // The guide, signed in: the same page, with the user's header.
+  await page.getByRole('link', { name: 'Guida', exact: true }).click();
+  await page.waitForLoadState('load');
+  expect((await page.locator('header').innerText()).includes('Esci'), 'the Guida loses the signed-in header');
   await page.goto(`${base}/soggetti/${BANCA}/movimenti?tipo=ecobonus&anno=2025&cedente=${BIANCHI}`);
   await audit('movimenti');
+  await readmeShot('movimenti.png');
   const rows = page.locator('main table tbody tr');
   expect(await rows.count() === 2, `expected 2 movements, found ${await rows.count()}`);
   const href = await page.getByRole('link', { name: 'Esporta in CSV' }).getAttribute('href');
@@ -264,6 +273,7 @@ try {
   await page.locator('#q').fill(ROSSI);
   await page.getByRole('button', { name: 'Apri' }).click();
   await page.waitForURL(new RegExp(`/soggetti/${ROSSI}$`));
+  await audit('operatore-soggetto');
   await page.goto(`${base}/soggetti/${ROSSI}/comunicazioni`);
   await audit('comunicazioni');
   const header = 'cf_beneficiario;tipo;anno_spesa;origine;cf_cessionario;importo;data_comunicazione';
@@ -291,6 +301,7 @@ try {
   await page.getByRole('button', { name: 'Sblocca il PIN' }).click();
   await page.waitForLoadState('load');
   expect((await text()).includes('PIN sbloccato'), 'PIN unlock not confirmed');
+  await audit('operatore-pin-sbloccato');
   await logout();
 
   await login('banca');
@@ -318,6 +329,7 @@ try {
   await page.waitForLoadState('load');
   const banner = await page.locator('.cessio-party-banner').innerText();
   expect(banner.includes(CONDOMINIO), 'the party is not named on the page');
+  await audit('movimenti-filtri');
 
   // 7b. R-RENT: the rent-credit calculator for a shop whose March turnover halved.
   await page.goto(`${base}/soggetti/${CONDOMINIO}/canoni`);
@@ -336,15 +348,16 @@ try {
   await page.goto(`${base}/accesso`);
   await page.getByRole('link', { name: /SPID o CIE/ }).click();
   await page.waitForLoadState('load');
-  await audit('provider-identita');
+  await audit('provider-identita', { guide: false });
   await page.getByRole('button', { name: 'Entra come Mario Rossi' }).click();
   await page.waitForURL(new RegExp(`/soggetti/${ROSSI}$`));
   await page.goto(`${base}/soggetti/${ROSSI}/comunicazioni`);
   expect(await page.locator('#pin').count() === 0, 'a strong login is still asked for the PIN');
   expect((await text()).includes('non serve il PIN'), 'the page does not say the PIN is not needed');
+  await audit('comunicazioni-spid');
   await logout();
 } catch (e) {
-  problems.push(`journey stopped at step ${step} (${page.url()}): ${e.message}`);
+  problems.push(`journey stopped after step ${steps()} (${page.url()}): ${e.message}`);
   await page.screenshot({ path: join(artifacts, 'failure.png'), fullPage: true }).catch(() => {});
 } finally {
   await browser.close();
@@ -355,4 +368,4 @@ if (problems.length > 0) {
   for (const p of problems) console.error(`- ${p}`);
   process.exit(1);
 }
-console.log(`journey passed: ${step} pages checked with axe-core`);
+console.log(`journey passed: ${steps()} pages checked at both widths`);
