@@ -222,6 +222,19 @@ pub(crate) fn first_cession_day(
 }
 
 impl App {
+    /// F6: whether the residual of an expired holding may still be split (the 2022
+    /// Superbonus rata in 2023, `[[split_expired_rata]]`): the year-end close leaves it
+    /// in the holding, neither usable nor cedible, until its window has ended.
+    fn still_splittable(&self, h: &HoldingInfo, now: DateTime<Utc>) -> bool {
+        let Some(ty) = self.catalogue.get(&h.type_key) else {
+            return false;
+        };
+        ty.split_eligible(&h.rata.codice_tributo, h.communicated_on, h.rata.year)
+            && self
+                .law
+                .expired_rata_still_splittable(h.rata.year.get(), rome_date(now))
+    }
+
     /// The usage window of a holding (R-F24-WINDOW-121/122, R-F24-FUTURE).
     pub(crate) fn usage_dates_of(&self, h: &HoldingInfo) -> UsageDates {
         let window = self
@@ -931,7 +944,11 @@ impl App {
                 let dates = self.usage_dates_of(h);
                 let ends_in_year = dates.last_day.is_some_and(|d| d <= year.last_day());
                 let available = h.account.balance.available().unwrap_or(Cents::ZERO);
-                if ends_in_year && f24::is_expired(&dates, now) && available.is_positive() {
+                if ends_in_year
+                    && f24::is_expired(&dates, now)
+                    && available.is_positive()
+                    && !self.still_splittable(h, now)
+                {
                     let Some(party) = h.account.party else {
                         continue;
                     };

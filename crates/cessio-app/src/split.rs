@@ -160,6 +160,7 @@ impl App {
             amount,
             residual,
             self.today(),
+            &self.law,
         )
         .map_err(|e| split_error(&e))?;
         Ok((

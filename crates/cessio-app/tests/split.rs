@@ -15,6 +15,7 @@ backends!(
     r_split_eligible_by_code,
     r_split_eligible_by_communication_date_not_from_2023_04_01_codes,
     r_split_eligible_by_rata_year,
+    r_split_eligible_2022_residual_survives_the_close_and_splits_in_2023_only,
     r_split_cents_one_cent_creates_only_the_first_rata,
     r_split_cents_odd_cents_remainder_on_the_first,
     r_split_nocede_split_rata_not_cedible_and_cede_refuses,
@@ -138,11 +139,21 @@ async fn r_split_eligible_by_communication_date_not_from_2023_04_01_codes(t: Tes
 }
 
 async fn r_split_eligible_by_rata_year(t: TestApp) {
-    // On 1 December 2022, a Superbonus 7708 credit communicated on 15 November 2022: its
-    // rate are eligible from 2023, not the 2022 one.
+    // A Superbonus 7708 credit communicated on 15 November 2022: its rate are eligible from
+    // 2023, not the 2022 one; and nothing could be split before the function opened on
+    // 2 May 2023.
     t.set_rome(2022, 12, 1, 10, 0);
     let (holder, h, credit) = holder_with(&t, "superbonus", 1_000_000, date(2022, 11, 15)).await;
     assert_eq!(credit.rate[0].codice_tributo, "7708");
+    let e = split(&t, &h, &holder, rata_of(&credit, 2023), 100)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.code(), e.rule()),
+        ("r_split_not_available", Some("R-SPLIT-ELIGIBLE"))
+    );
+    assert!(e.to_string().contains("02/05/2023"), "{e}");
+    t.set_rome(2023, 5, 2, 10, 0);
     let e = split(&t, &h, &holder, rata_of(&credit, 2022), 100).await;
     assert_eq!(code(e), "r_split_not_eligible");
     split(&t, &h, &holder, rata_of(&credit, 2023), 100)
@@ -152,6 +163,77 @@ async fn r_split_eligible_by_rata_year(t: TestApp) {
     t.set_rome(2024, 3, 1, 10, 0);
     let e = split(&t, &h, &holder, rata_of(&credit, 2023), 100).await;
     assert_eq!(code(e), "r_split_expired");
+    verified(&t).await;
+}
+
+async fn r_split_eligible_2022_residual_survives_the_close_and_splits_in_2023_only(t: TestApp) {
+    // Superbonus communicated by 31/10/2022 (7701): the unused part of the 2022 rata can
+    // be neither used nor ceded after 31/12/2022, but its residual may be split in 2023
+    // (art. 9 c.4 DL 176/2022, seed S4), so the 2022 close must leave it in the holding.
+    t.set_rome(2022, 6, 1, 10, 0);
+    let (holder, h, credit) = holder_with(&t, "superbonus", 1_000_000, old_day()).await;
+    let other = t.company(2).await;
+    let (kept, lost) = (rata_of(&credit, 2022), t.company(3).await);
+    let lu = t.user_for(&lost, "perde").await;
+    let second = t
+        .holding(&lost, &lu, "superbonus", 500_000, old_day())
+        .await;
+    t.set_rome(2023, 1, 1, 0, 0);
+    let report = t.app.close_year(&t.op, 2022).await.unwrap();
+    assert_eq!(
+        (report.holdings, report.amount),
+        (0, cents(0)),
+        "{report:?}"
+    );
+    // Neither usable nor cedible meanwhile.
+    let e = t
+        .cede(&h, &holder, &[line(kept, &other, None)])
+        .await
+        .unwrap_err();
+    assert_eq!(e.rule(), Some("R-F24-WINDOW-121"), "{e}");
+    assert!(t.cedible(&h, &holder).await.iter().all(|c| c.rata != kept));
+    let codice_tributo = credit.rate[0].codice_tributo.clone();
+    let e = t
+        .app
+        .reserve_f24(
+            &h,
+            &t.key(),
+            Some(PIN),
+            holder.id,
+            date(2023, 1, 16),
+            &[F24LineInput {
+                codice_tributo,
+                year: 2022,
+                amount: cents(100),
+            }],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.rule(), Some("R-F24-WINDOW-121"), "{e}");
+    // Not before the function opened; then the whole residual, into 2023–2032.
+    t.set_rome(2023, 5, 1, 10, 0);
+    assert_eq!(
+        code(split(&t, &h, &holder, kept, 200_000).await),
+        "r_split_not_available"
+    );
+    t.set_rome(2023, 5, 2, 10, 0);
+    let r = split(&t, &h, &holder, kept, 200_000).await.unwrap();
+    assert_eq!(r.rate.first().map(|x| x.year), Some(2023));
+    assert_eq!(r.rate.last().map(|x| x.year), Some(2032));
+    // What nobody split is expired by the 2023 close, once the window has ended.
+    t.set_rome(2024, 1, 1, 0, 0);
+    let e = split(&t, &lu, &lost, rata_of(&second, 2022), 100).await;
+    assert_eq!(code(e), "r_split_expired");
+    let report = t.app.close_year(&t.op, 2023).await.unwrap();
+    assert!(report.amount >= cents(100_000), "{report:?}");
+    assert_eq!(
+        t.monitor(&lost, "superbonus", 2022).await.residual_cedible,
+        cents(0)
+    );
+    assert_eq!(
+        t.monitor(&lost, "superbonus", 2022).await.expired,
+        cents(100_000)
+    );
     verified(&t).await;
 }
 

@@ -85,6 +85,15 @@ pub struct InForce {
     pub source: String,
 }
 
+/// F6: a rata of a past year whose unused residual may still be split, in `period` (the
+/// 2022 Superbonus rata, splittable in 2023 though it could no longer be used or ceded).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ExpiredRataSplit {
+    pub rata_year: u16,
+    pub period: Period,
+    pub source: String,
+}
+
 /// R-BAN-100K / R-BAN-1500: a threshold on overdue debts.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct OffsetBanRule {
@@ -162,6 +171,8 @@ pub struct LawTable {
     suspension: Vec<SuspensionRule>,
     reduction: Vec<ReductionRule>,
     split_annulment: Vec<InForce>,
+    split: Vec<InForce>,
+    split_expired_rata: Vec<ExpiredRataSplit>,
     cession_deadlines: Vec<CessionDeadline>,
     use_deadlines: Vec<CessionDeadline>,
     rent: Vec<RentRule>,
@@ -223,6 +234,35 @@ impl LawTable {
     /// F7 for a declaration made on `on`.
     pub fn reduction_on(&self, on: NaiveDate) -> Option<&ReductionRule> {
         in_force(&self.reduction, |r| &r.period, on)
+    }
+
+    /// F6: the platform accepts split communications on `on` (R-SPLIT-ELIGIBLE).
+    pub fn split_on(&self, on: NaiveDate) -> Option<&InForce> {
+        in_force(&self.split, |r| &r.period, on)
+    }
+
+    /// F6: the first day split communications were accepted at all.
+    pub fn split_available_from(&self) -> Option<NaiveDate> {
+        self.split.iter().map(|r| r.period.from).min()
+    }
+
+    /// F6: the row that lets the residual of an expired rata of `rata_year` be split on `on`.
+    pub fn split_of_expired_rata(
+        &self,
+        rata_year: u16,
+        on: NaiveDate,
+    ) -> Option<&ExpiredRataSplit> {
+        self.split_expired_rata
+            .iter()
+            .find(|r| r.rata_year == rata_year && r.period.contains(on))
+    }
+
+    /// F6: whether the residual of an expired rata of `rata_year` may still be split on
+    /// `on` or later (the year-end close must then leave it in the holding).
+    pub fn expired_rata_still_splittable(&self, rata_year: u16, on: NaiveDate) -> bool {
+        self.split_expired_rata
+            .iter()
+            .any(|r| r.rata_year == rata_year && r.period.to.is_none_or(|to| on <= to))
     }
 
     /// R-SPLIT-ANNUL for a request on `on`.
@@ -322,6 +362,10 @@ struct RawLaw {
     #[serde(default)]
     split_annulment: Vec<RawInForce>,
     #[serde(default)]
+    split: Vec<RawInForce>,
+    #[serde(default)]
+    split_expired_rata: Vec<RawExpiredRataSplit>,
+    #[serde(default)]
     cession_deadline: Vec<RawCessionDeadline>,
     #[serde(default)]
     use_deadline: Vec<RawCessionDeadline>,
@@ -357,6 +401,17 @@ struct RawBankClient {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawInForce {
+    from: TomlDate,
+    to: Option<TomlDate>,
+    source: String,
+    #[expect(dead_code, reason = "documentation for people reading the file")]
+    note: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExpiredRataSplit {
+    rata_year: u16,
     from: TomlDate,
     to: Option<TomlDate>,
     source: String,
@@ -574,6 +629,19 @@ impl RawLaw {
 
         let pa_ban = in_force_rows("pa_ban", self.pa_ban)?;
         let split_annulment = in_force_rows("split_annulment", self.split_annulment)?;
+        let split = in_force_rows("split", self.split)?;
+        let s = Section {
+            name: "split_expired_rata",
+        };
+        let mut split_expired_rata: Vec<ExpiredRataSplit> = Vec::new();
+        for (i, r) in self.split_expired_rata.into_iter().enumerate() {
+            let n = i + 1;
+            split_expired_rata.push(ExpiredRataSplit {
+                rata_year: r.rata_year,
+                period: s.period(n, &r.from, r.to.as_ref())?,
+                source: s.source(n, &r.source)?,
+            });
+        }
         let offset_ban = threshold_rows("offset_ban", self.offset_ban)?;
         let offset_ban_erariali = threshold_rows("offset_ban_erariali", self.offset_ban_erariali)?;
 
@@ -665,6 +733,8 @@ impl RawLaw {
             suspension,
             reduction,
             split_annulment,
+            split,
+            split_expired_rata,
             cession_deadlines,
             use_deadlines,
             rent,

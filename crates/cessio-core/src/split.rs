@@ -36,14 +36,23 @@ pub struct SplitRata {
 
 /// R-SPLIT-ELIGIBLE: may a rata of `credit_type` with codice tributo `code`, from an option
 /// communication sent on `communicated_on`, of reference year `rata_year`, be split on `on`?
-/// A rata of a past year has expired and cannot be split; a split rata cannot be split again.
+/// Only on the days the platform accepts splits (`[[split]]` of the law table). A rata of a
+/// past year has expired and cannot be split, unless the law lets its residual be split
+/// after its year (`[[split_expired_rata]]`: the 2022 Superbonus rata, in 2023); a split
+/// rata cannot be split again.
 pub fn check_eligible(
     credit_type: &CreditType,
     code: &str,
     communicated_on: NaiveDate,
     rata_year: RefYear,
     on: NaiveDate,
+    law: &LawTable,
 ) -> Result<(), SplitError> {
+    if law.split_on(on).is_none() {
+        return Err(SplitError::NotAvailable {
+            from: law.split_available_from(),
+        });
+    }
     if credit_type.split_code.as_deref() == Some(code) {
         return Err(SplitError::AlreadySplit {
             code: code.to_owned(),
@@ -56,7 +65,9 @@ pub fn check_eligible(
             rata_year,
         });
     }
-    if i32::from(rata_year.get()) < on.year() {
+    if i32::from(rata_year.get()) < on.year()
+        && law.split_of_expired_rata(rata_year.get(), on).is_none()
+    {
         return Err(SplitError::Expired { rata_year });
     }
     Ok(())
@@ -103,8 +114,9 @@ pub fn plan_split(
     amount: Cents,
     residual: Cents,
     on: NaiveDate,
+    law: &LawTable,
 ) -> Result<Vec<SplitRata>, SplitError> {
-    check_eligible(credit_type, code, communicated_on, rata_year, on)?;
+    check_eligible(credit_type, code, communicated_on, rata_year, on, law)?;
     if amount > residual {
         return Err(SplitError::OverResidual {
             requested: amount,
@@ -197,6 +209,11 @@ pub fn check_annul(
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SplitError {
     #[error(
+        "La ripartizione in dieci rate si comunica sulla piattaforma dal {} (Provv. 132123/2023): oggi non è disponibile (R-SPLIT-ELIGIBLE)",
+        from.map_or_else(|| "-".to_string(), it_date)
+    )]
+    NotAvailable { from: Option<NaiveDate> },
+    #[error(
         "La rata con codice tributo {code}, anno {rata_year}, da comunicazione del {} non può essere ripartita in dieci rate: ammesse Superbonus (6921, 7701, 7711) comunicate entro il 31/10/2022 dalla rata 2022, e Superbonus 7708/7718, Sismabonus e Barriere comunicate entro il 31/03/2023 dalla rata 2023 (R-SPLIT-ELIGIBLE)",
         it_date(*communicated_on)
     )]
@@ -244,7 +261,8 @@ pub enum SplitError {
 impl SplitError {
     pub fn rule(&self) -> &'static str {
         match self {
-            SplitError::NotEligible { .. }
+            SplitError::NotAvailable { .. }
+            | SplitError::NotEligible { .. }
             | SplitError::AlreadySplit { .. }
             | SplitError::Expired { .. }
             | SplitError::NoSplitCode { .. }
@@ -259,6 +277,7 @@ impl SplitError {
 
     pub fn code(&self) -> &'static str {
         match self {
+            SplitError::NotAvailable { .. } => "r_split_not_available",
             SplitError::NotEligible { .. } => "r_split_not_eligible",
             SplitError::AlreadySplit { .. } => "r_split_already_split",
             SplitError::Expired { .. } => "r_split_expired",
@@ -371,18 +390,24 @@ mod tests {
         }
     }
 
+    fn law() -> LawTable {
+        LawTable::builtin().unwrap()
+    }
+
     #[test]
     fn r_split_eligible_superbonus_until_2022_10_31_from_the_2022_rata() {
-        let cat = cat();
+        let (cat, law) = (cat(), law());
         let sb = ty(&cat, "superbonus");
         for code in ["6921", "7701", "7711"] {
+            // The 2022 rata expired on 31/12/2022, yet its residual may be split in 2023.
             assert!(
                 check_eligible(
                     sb,
                     code,
                     d(2022, 10, 31),
                     RefYear::new(2022),
-                    d(2022, 12, 1)
+                    d(2023, 5, 2),
+                    &law
                 )
                 .is_ok()
             );
@@ -392,7 +417,8 @@ mod tests {
                     code,
                     d(2022, 10, 31),
                     RefYear::new(2021),
-                    d(2021, 12, 1)
+                    d(2023, 5, 2),
+                    &law
                 )
                 .is_err()
             );
@@ -403,7 +429,8 @@ mod tests {
                 "7708",
                 d(2023, 3, 31),
                 RefYear::new(2023),
-                d(2023, 5, 2)
+                d(2023, 5, 2),
+                &law
             )
             .is_ok()
         );
@@ -412,7 +439,8 @@ mod tests {
             "7708",
             d(2023, 3, 31),
             RefYear::new(2022),
-            d(2022, 12, 1),
+            d(2023, 5, 2),
+            &law,
         )
         .unwrap_err();
         assert_eq!(
@@ -420,6 +448,80 @@ mod tests {
             ("R-SPLIT-ELIGIBLE", "r_split_not_eligible")
         );
         assert!(e.to_string().contains("31/03/2023"), "{e}");
+    }
+
+    #[test]
+    fn r_split_eligible_only_from_2_may_2023() {
+        // The function opened on the platform on 2/5/2023 (Provv. 132123/2023): a request
+        // before then is refused naming the day, even for an eligible rata.
+        let (cat, law) = (cat(), law());
+        let sb = ty(&cat, "superbonus");
+        let e = check_eligible(
+            sb,
+            "7701",
+            d(2022, 3, 1),
+            RefYear::new(2023),
+            d(2023, 5, 1),
+            &law,
+        )
+        .unwrap_err();
+        assert_eq!(
+            (e.rule(), e.code()),
+            ("R-SPLIT-ELIGIBLE", "r_split_not_available")
+        );
+        assert!(e.to_string().contains("02/05/2023"), "{e}");
+        let e = check_eligible(
+            sb,
+            "7701",
+            d(2022, 3, 1),
+            RefYear::new(2022),
+            d(2022, 12, 1),
+            &law,
+        )
+        .unwrap_err();
+        assert_eq!(e.code(), "r_split_not_available");
+        assert!(
+            check_eligible(
+                sb,
+                "7701",
+                d(2022, 3, 1),
+                RefYear::new(2023),
+                d(2023, 5, 2),
+                &law
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn r_split_eligible_2022_residual_until_31_december_2023() {
+        let (cat, law) = (cat(), law());
+        let sb = ty(&cat, "superbonus");
+        assert!(
+            check_eligible(
+                sb,
+                "7701",
+                d(2022, 3, 1),
+                RefYear::new(2022),
+                d(2023, 12, 31),
+                &law
+            )
+            .is_ok()
+        );
+        let e = check_eligible(
+            sb,
+            "7701",
+            d(2022, 3, 1),
+            RefYear::new(2022),
+            d(2024, 1, 1),
+            &law,
+        )
+        .unwrap_err();
+        assert_eq!(e.code(), "r_split_expired");
+        assert!(law.expired_rata_still_splittable(2022, d(2023, 1, 1)));
+        assert!(law.expired_rata_still_splittable(2022, d(2023, 12, 31)));
+        assert!(!law.expired_rata_still_splittable(2022, d(2024, 1, 1)));
+        assert!(!law.expired_rata_still_splittable(2023, d(2024, 1, 1)));
     }
 
     #[test]
@@ -436,6 +538,7 @@ mod tests {
                 d(2023, 4, 1),
                 RefYear::new(2024),
                 d(2024, 1, 2),
+                &law(),
             )
             .unwrap_err();
             assert_eq!(e.code(), "r_split_not_eligible", "{key}");
@@ -447,6 +550,7 @@ mod tests {
             d(2022, 3, 1),
             RefYear::new(2024),
             d(2024, 1, 2),
+            &law(),
         )
         .unwrap_err();
         assert_eq!(e.code(), "r_split_not_eligible");
@@ -462,16 +566,30 @@ mod tests {
     fn r_split_eligible_refuses_past_years_and_split_rate() {
         let cat = cat();
         let sb = ty(&cat, "superbonus");
-        let e = check_eligible(sb, "7701", d(2022, 3, 1), RefYear::new(2023), d(2024, 1, 2))
-            .unwrap_err();
+        let e = check_eligible(
+            sb,
+            "7701",
+            d(2022, 3, 1),
+            RefYear::new(2023),
+            d(2024, 1, 2),
+            &law(),
+        )
+        .unwrap_err();
         assert_eq!(
             e,
             SplitError::Expired {
                 rata_year: RefYear::new(2023)
             }
         );
-        let e = check_eligible(sb, "7771", d(2022, 3, 1), RefYear::new(2025), d(2024, 1, 2))
-            .unwrap_err();
+        let e = check_eligible(
+            sb,
+            "7771",
+            d(2022, 3, 1),
+            RefYear::new(2025),
+            d(2024, 1, 2),
+            &law(),
+        )
+        .unwrap_err();
         assert_eq!(e.code(), "r_split_already_split");
     }
 
@@ -488,6 +606,7 @@ mod tests {
                 Cents::new(amount),
                 Cents::new(5_000),
                 d(2024, 3, 1),
+                &law(),
             )
         };
         assert_eq!(sum(&plan(5_000).unwrap()), Cents::new(5_000));

@@ -14,9 +14,10 @@
 //! - building bonuses communicated from 17/02/2023 name an exception (R-OPT-STOP);
 //! - F24 uses only rate of the current year (R-F24-WINDOW-121), cessions only rate of the
 //!   current year or later;
-//! - in November and December 2022 banks split Superbonus rate of 2022 they cannot use into
-//!   ten annual rate (F6) when R-SPLIT-ELIGIBLE allows it, and use the split rate of 2023 in
-//!   F24 like any other; split rate are never ceded (R-SPLIT-NOCEDE).
+//! - in May 2023, after the last day of the rest and once the platform's function has
+//!   opened (2 May 2023), banks split into ten annual rate (F6) the unused residual of the
+//!   Superbonus rate of 2022 (expired, but splittable in 2023) and rate of 2023, where
+//!   R-SPLIT-ELIGIBLE allows it; split rate are never ceded (R-SPLIT-NOCEDE).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -282,6 +283,8 @@ pub struct Params {
 pub struct Simulation {
     rng: Rng,
     catalogue: std::sync::Arc<Catalogue>,
+    /// The law table, for R-SPLIT-ELIGIBLE's dates.
+    law: cessio_core::law::LawTable,
     parties: Vec<PartySpec>,
     ranges: HashMap<&'static str, (u32, u32)>,
     types: Vec<&'static str>,
@@ -313,6 +316,9 @@ impl std::fmt::Debug for Simulation {
 
 pub const FIRST_DAY: (i32, u32, u32) = (2020, 10, 15);
 pub const LAST_DAY: (i32, u32, u32) = (2023, 3, 31);
+/// After [`LAST_DAY`], banks only split rate (F6), on the days of May 2023 from the
+/// function's opening (R-SPLIT-ELIGIBLE, `[[split]]` of catalogue/rules.toml).
+pub const SPLIT_DAYS: ((i32, u32, u32), (i32, u32, u32)) = ((2023, 5, 2), (2023, 5, 31));
 
 fn date(y: i32, m: u32, d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(y, m, d).unwrap_or(NaiveDate::MIN)
@@ -498,6 +504,7 @@ impl Simulation {
         Ok(Simulation {
             rng,
             catalogue,
+            law: cessio_core::law::LawTable::builtin().context("loading catalogue/rules.toml")?,
             parties,
             ranges,
             types,
@@ -594,7 +601,7 @@ impl Simulation {
         loop {
             let today = self.day;
             if today > self.last {
-                return Ok(None);
+                return Ok(self.split_day());
             }
             self.day += Duration::days(1);
             let w = weight(today);
@@ -919,9 +926,6 @@ impl Simulation {
                     steps.push(Step::F24 { party, lines });
                 }
             }
-            if (date(2022, 11, 2)..=date(2022, 12, 20)).contains(&today) && self.rng.chance(0.1) {
-                self.split_some(party, today, &mut held, steps);
-            }
             // Resales: after 17/02/2022 only to qualified parties (R-CHAIN), here always
             // to another bank or an insurer; and only credits that reached this bank by
             // their first cession or option, so the chain stays within the limits.
@@ -967,17 +971,55 @@ impl Simulation {
         }
     }
 
-    /// F6: a bank splits up to [`SPLITS_PER_DAY`] of the current year's rata it holds whole
-    /// into ten annual rate, where R-SPLIT-ELIGIBLE allows it. The split credit joins what
-    /// it holds, for F24 from next year; it is never offered for a cession.
+    /// The next working day of [`SPLIT_DAYS`] with splits, or `None` after the window: each
+    /// bank splits now and then, the 2022 residuals first.
+    fn split_day(&mut self) -> Option<(NaiveDate, Vec<Step>)> {
+        let (from, to) = (
+            date(SPLIT_DAYS.0.0, SPLIT_DAYS.0.1, SPLIT_DAYS.0.2),
+            date(SPLIT_DAYS.1.0, SPLIT_DAYS.1.1, SPLIT_DAYS.1.2),
+        );
+        loop {
+            let today = self.day.max(from);
+            if today > to {
+                return None;
+            }
+            self.day = today + Duration::days(1);
+            if !is_working_day(today) {
+                continue;
+            }
+            let (banks_from, _) = self.range("bank");
+            let (_, intermediaries_to) = self.range("intermediary");
+            let mut steps = Vec::new();
+            for party in banks_from..intermediaries_to {
+                if !self.rng.chance(0.2) {
+                    continue;
+                }
+                let Some(mut held) = self.held.remove(&party) else {
+                    continue;
+                };
+                for year in [2022, 2023] {
+                    self.split_some(party, today, year, &mut held, &mut steps);
+                }
+                self.held.insert(party, held);
+            }
+            if !steps.is_empty() {
+                self.steps += steps.len() as u64;
+                return Some((today, steps));
+            }
+        }
+    }
+
+    /// F6: a bank splits up to [`SPLITS_PER_DAY`] of the rata of `year` it holds whole and
+    /// unused into ten annual rate, where R-SPLIT-ELIGIBLE allows it. The split credit
+    /// joins what it holds; it is never offered for a cession.
     fn split_some(
         &mut self,
         party: u32,
         today: NaiveDate,
+        year: u16,
         held: &mut Vec<u32>,
         steps: &mut Vec<Step>,
     ) {
-        let year = today.year() as u16;
         let mut splits = Vec::new();
         for &c in held.iter() {
             if splits.len() == SPLITS_PER_DAY {
@@ -1007,6 +1049,7 @@ impl Simulation {
                     credit.communicated_on,
                     cessio_core::time::RefYear::new(year),
                     today,
+                    &self.law,
                 )
                 .is_ok();
             if let (true, Some(split_code)) = (eligible, t.split_code.clone()) {
@@ -1091,29 +1134,44 @@ mod tests {
     }
 
     #[test]
-    fn banks_split_eligible_superbonus_rate_of_2022_at_the_end_of_2022() {
+    fn r_split_eligible_banks_split_only_from_2_may_2023_the_2022_residual_included() {
         let mut s = sim(1);
         let catalogue = Catalogue::builtin().expect("catalogue");
-        let mut splits = 0;
+        let law = cessio_core::law::LawTable::builtin().expect("law");
+        let (mut of_2022, mut of_2023) = (0, 0);
         while let Some((day, steps)) = s.next_day().expect("day") {
             for step in steps {
                 if let Step::Split { line, .. } = step {
-                    splits += 1;
-                    assert!((date(2022, 11, 2)..=date(2022, 12, 20)).contains(&day));
-                    assert_eq!(line.year, 2022);
-                    let sb = catalogue.get("superbonus").expect("superbonus");
                     assert!(
-                        sb.split_eligible(
-                            line.codice_tributo,
-                            date(2022, 10, 31),
-                            RefYear::new(2022)
-                        ),
-                        "{line:?}"
+                        (date(2023, 5, 2)..=date(2023, 5, 31)).contains(&day),
+                        "{day}"
                     );
+                    assert!(law.split_on(day).is_some(), "{day}");
+                    let owner = catalogue.by_code(line.codice_tributo).expect("type");
+                    assert!(owner.split_code.is_some(), "{line:?}");
+                    match line.year {
+                        2022 => {
+                            of_2022 += 1;
+                            // Only the Superbonus communicated by 31/10/2022.
+                            assert!(
+                                owner.split_eligible(
+                                    line.codice_tributo,
+                                    date(2022, 10, 31),
+                                    RefYear::new(2022)
+                                ),
+                                "{line:?}"
+                            );
+                        }
+                        2023 => of_2023 += 1,
+                        other => panic!("a rata of {other} split"),
+                    }
                 }
             }
         }
-        assert!(splits > 0, "no split in the whole simulation");
+        assert!(
+            of_2022 > 0 && of_2023 > 0,
+            "{of_2022} of 2022, {of_2023} of 2023"
+        );
     }
 
     /// The day's steps run concurrently: none may move a credit that an answer of the same
