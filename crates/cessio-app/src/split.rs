@@ -154,9 +154,11 @@ impl App {
             })?;
         let rate = split::plan_split(
             ty,
-            &info.rata.codice_tributo,
-            credit.communicated_on,
-            info.rata.year,
+            split::RataToSplit {
+                code: &info.rata.codice_tributo,
+                communicated_on: credit.communicated_on,
+                rata_year: info.rata.year,
+            },
             amount,
             residual,
             self.today(),

@@ -104,18 +104,29 @@ pub fn split_ten(
     Ok(rate)
 }
 
+/// The rata a split is asked for: its code, its option communication's day and its year.
+#[derive(Clone, Copy, Debug)]
+pub struct RataToSplit<'a> {
+    pub code: &'a str,
+    pub communicated_on: NaiveDate,
+    pub rata_year: RefYear,
+}
+
 /// F6 as a whole: eligibility, then `amount` up to the rata's `residual` (the whole or a part
 /// of it), then the ten rate.
 pub fn plan_split(
     credit_type: &CreditType,
-    code: &str,
-    communicated_on: NaiveDate,
-    rata_year: RefYear,
+    rata: RataToSplit<'_>,
     amount: Cents,
     residual: Cents,
     on: NaiveDate,
     law: &LawTable,
 ) -> Result<Vec<SplitRata>, SplitError> {
+    let RataToSplit {
+        code,
+        communicated_on,
+        rata_year,
+    } = rata;
     check_eligible(credit_type, code, communicated_on, rata_year, on, law)?;
     if amount > residual {
         return Err(SplitError::OverResidual {
@@ -600,9 +611,11 @@ mod tests {
         let plan = |amount| {
             plan_split(
                 sb,
-                "7701",
-                d(2022, 3, 1),
-                RefYear::new(2024),
+                RataToSplit {
+                    code: "7701",
+                    communicated_on: d(2022, 3, 1),
+                    rata_year: RefYear::new(2024),
+                },
                 Cents::new(amount),
                 Cents::new(5_000),
                 d(2024, 3, 1),
