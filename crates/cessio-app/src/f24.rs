@@ -569,10 +569,14 @@ impl App {
         }
         let today = self.today();
         if payment_date < today || payment_date > today + chrono::Duration::days(30) {
-            return Err(AppError::invalid(
-                "payment_date",
-                "la data di versamento va da oggi a 30 giorni da oggi",
-            ));
+            return Err(AppError::Rule {
+                rule: "F5",
+                code: "f24_payment_date",
+                detail: format!(
+                    "La data di versamento dell'F24 va da oggi ({}) a 30 giorni da oggi: un F24 non si prenota per una data passata (F5)",
+                    today.format("%d/%m/%Y")
+                ),
+            });
         }
         self.check_pin(p, pin).await?;
         let mut core_lines = Vec::with_capacity(lines.len());

@@ -1176,16 +1176,31 @@ impl App {
     /// Why a rata is not among the party's cedible holdings: a rata of a ten-instalment
     /// split is named by its rule (R-SPLIT-NOCEDE); anything else is simply not held.
     async fn why_not_held(&self, party: PartyId, rata: RataId) -> AppError {
-        let split = match self
+        let infos = match self
             .store
             .holding_infos(&cessio_store::HoldingQuery::of_rata(party, rata))
             .await
         {
-            Ok(infos) => infos.iter().any(|i| {
-                i.rata.id == rata && is_split_code(&self.catalogue, &i.rata.codice_tributo)
-            }),
+            Ok(infos) => infos,
             Err(e) => return e.into(),
         };
+        let held = infos.iter().find(|i| i.rata.id == rata);
+        if held.is_some_and(|i| {
+            i.account.balance.debits_pending.is_positive()
+                && !i
+                    .account
+                    .balance
+                    .available()
+                    .unwrap_or(Cents::ZERO)
+                    .is_positive()
+        }) {
+            return AppError::Rule {
+                rule: "R-PENDING-OUT",
+                code: "r_pending_out",
+                detail: "La rata è già impegnata in una cessione in attesa di risposta o in un F24 prenotato: si potrà cedere di nuovo solo se la cessione sarà rifiutata o l'F24 scartato (R-PENDING-OUT)".into(),
+            };
+        }
+        let split = held.is_some_and(|i| is_split_code(&self.catalogue, &i.rata.codice_tributo));
         if split {
             return AppError::Rule {
                 rule: "R-SPLIT-NOCEDE",

@@ -286,10 +286,11 @@ impl App {
             }
         }
         if !filter.has_filter_besides_tracciabile() {
-            return Err(AppError::invalid(
-                "filtri",
-                "indicare almeno un filtro oltre alla tracciabilità (per esempio il periodo di registrazione)",
-            ));
+            return Err(AppError::Rule {
+                rule: "F4",
+                code: "filter_required",
+                detail: "Indicare almeno un filtro oltre alla tracciabilità, per esempio il periodo di registrazione (F4)".into(),
+            });
         }
         let prefix = |s: &Option<String>| {
             s.as_deref()

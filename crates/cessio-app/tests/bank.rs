@@ -30,10 +30,11 @@
 //! (R-SPLIT-ANNUL, from 22 September 2023), and the workload goes on without the two kinds
 //! the law no longer allows then (option communications, R-OPT-STOP, and their annulment).
 //! In each phase the rata of the current year is usable in an F24 paid today
-//! (R-F24-WINDOW-121; non-tracciabili need no F24 choice), and the Superbonus credits (codes
-//! 7701/7711, communicated before 2022-10-31) may be split from that rata (R-SPLIT-ELIGIBLE).
-//! Split rate (7771) are never cedible; those of 2023 are usable in F24 in the second phase,
-//! so an annulment may also find its split used or reserved. New kinds of operation are one
+//! (R-F24-WINDOW-121; non-tracciabili need no F24 choice). In the second phase only, once
+//! the platform accepts splits (from 2 May 2023), the Superbonus credits (codes 7701/7711,
+//! communicated before 2022-10-31) may be split from that rata (R-SPLIT-ELIGIBLE). Split rate
+//! (7771) are never cedible; those of 2023 are usable in F24 in the same phase, so an
+//! annulment may also find its split used or reserved. New kinds of operation are one
 //! more [`OpKind`] variant, one more arm in [`choose`] and in [`send`].
 
 #![expect(clippy::unwrap_used, reason = "tests")]
@@ -148,12 +149,12 @@ const MIX: &[(OpKind, usize)] = &[
 
 impl OpKind {
     /// Whether the law allows the kind at all in a phase: from 2023-02-17 no option may be
-    /// communicated (R-OPT-STOP), hence none annulled; a split may be annulled only from
-    /// 2023-09-22 (R-SPLIT-ANNUL).
+    /// communicated (R-OPT-STOP), hence none annulled; a split may be made only from
+    /// 2023-05-02 and annulled only from 2023-09-22 (R-SPLIT-ELIGIBLE, R-SPLIT-ANNUL).
     fn in_phase(self, phase: usize) -> bool {
         match self {
             OpKind::Communicate | OpKind::Annul => phase == 0,
-            OpKind::AnnulSplit => phase == 1,
+            OpKind::Split | OpKind::AnnulSplit => phase == 1,
             _ => true,
         }
     }
@@ -176,10 +177,12 @@ impl OpKind {
     fn expected_refusals(self) -> &'static [&'static str] {
         match self {
             OpKind::Communicate => &[],
-            // The rata left the cedible list, or less of it is available than was read, or
-            // §5 allows the next cession of that rata only to soggetti qualificati (R-CHAIN).
+            // The rata left the cedible list (its whole amount now pending out: R-PENDING-OUT),
+            // or less of it is available than was read, or §5 allows the next cession of
+            // that rata only to soggetti qualificati (R-CHAIN).
             OpKind::CedeWhole | OpKind::CedePartial => &[
                 "invalid",
+                "r_pending_out",
                 "insufficient_available",
                 "r_chain_not_qualified",
                 "not_cedible",

@@ -260,8 +260,12 @@ async fn r_pending_out_whole_rata_leaves_the_cedible_list(t: TestApp) {
         .cede(&x.h, &x.holder, &[line(rate[0], &third, None)])
         .await
         .unwrap_err();
-    assert_eq!(e.code(), "invalid");
-    assert!(e.to_string().contains("lines[0].rata"), "{e}");
+    // Its own code and rule: not a malformed request.
+    assert_eq!(
+        (e.code(), e.rule()),
+        ("r_pending_out", Some("R-PENDING-OUT"))
+    );
+    assert!(e.to_string().contains("in attesa di risposta"), "{e}");
 }
 
 async fn r_pending_out_cedente_cannot_take_back_a_cession(t: TestApp) {

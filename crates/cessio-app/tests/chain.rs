@@ -240,17 +240,13 @@ async fn r_bank_client_bank_at_the_limit_cedes_to_own_non_consumer_client_only(t
     let client = holder(&t, 10, PartyKind::Company).await;
     let consumer = t.party(11, PartyKind::Person).await;
     let other_bank = t.party(12, PartyKind::Bank).await;
-    // Not yet a client, a consumer client, another bank: refused, naming R-BANK-CLIENT.
+    // Not yet a client, a consumer client, another bank: refused, naming R-CHAIN (the limit), not the bank-client exception.
     for to in [&client.party, &consumer, &other_bank] {
         let e = t
             .cede(&bank.user, &bank.party, &[line(rata, to, None)])
             .await
             .unwrap_err();
-        assert_eq!(
-            rule_of(&e),
-            ("R-BANK-CLIENT", "r_bank_client_only"),
-            "{to:?}"
-        );
+        assert_eq!(rule_of(&e), ("R-CHAIN", "r_chain_exhausted"), "{to:?}");
     }
     // Only the operator keeps the registry.
     assert_eq!(
@@ -279,7 +275,7 @@ async fn r_bank_client_bank_at_the_limit_cedes_to_own_non_consumer_client_only(t
         .cede(&bank.user, &bank.party, &[line(rata, &consumer, None)])
         .await
         .unwrap_err();
-    assert_eq!(rule_of(&e), ("R-BANK-CLIENT", "r_bank_client_only"));
+    assert_eq!(rule_of(&e), ("R-CHAIN", "r_chain_exhausted"));
     t.app
         .set_bank_client(
             &t.op,

@@ -29,6 +29,7 @@ backends!(
     r_ban_1500_does_not_touch_agevolativi_credits,
     f24_confirm_uses_discard_releases_each_once,
     f24_reserve_retry_with_same_key_reserves_once,
+    f24_reserve_refuses_a_past_or_far_payment_date_with_its_own_code,
     f24_concurrent_double_use_exactly_one_wins,
     f24_availability_reports_cessions_awaiting_an_answer_apart_from_reservations,
 );
@@ -750,4 +751,21 @@ async fn f24_availability_reports_cessions_awaiting_an_answer_apart_from_reserva
     assert_eq!(row.reserved, cents(20_000), "{row:?}");
     assert_eq!(row.pending_in_cession, cents(30_000), "{row:?}");
     assert_eq!(row.usable, cents(150_000), "{row:?}");
+}
+
+async fn f24_reserve_refuses_a_past_or_far_payment_date_with_its_own_code(t: TestApp) {
+    let (holder, h, credit) = old_credit(&t).await;
+    let (_, code) = rata_of(&credit, 2024);
+    for day in [date(2024, 2, 29), date(2024, 4, 1)] {
+        let e = reserve(&t, &h, &holder, day, &[f24_line(&code, 2024, 100)])
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (e.code(), e.rule()),
+            ("f24_payment_date", Some("F5")),
+            "{day}"
+        );
+        assert!(e.to_string().contains("01/03/2024"), "{e}");
+    }
+    assert_eq!(usable(&t, &h, &holder, &code, 2024).await, 200_000);
 }

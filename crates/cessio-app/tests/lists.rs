@@ -183,7 +183,12 @@ async fn f4_movements_need_a_filter_besides_tracciabile(t: TestApp) {
         },
     ] {
         let e = t.app.movements(&h, holder.id, &filter).await.unwrap_err();
-        assert_eq!(e.code(), "invalid", "{filter:?}");
+        // Its own code, not the one for malformed input.
+        assert_eq!(
+            (e.code(), e.rule()),
+            ("filter_required", Some("F4")),
+            "{filter:?}"
+        );
     }
 }
 

@@ -479,8 +479,10 @@ pub enum ChainError {
         class.as_it()
     )]
     NotQualified { class: PartyClass, counted: u32 },
+    /// The chain is exhausted (R-CHAIN): what refuses is the limit, though a bank may
+    /// still cede to its own clients outside it (R-BANK-CLIENT).
     #[error(
-        "Il credito ha raggiunto l'ultima cessione consentita: la banca può cederlo solo a propri correntisti diversi dai consumatori, che non potranno cederlo di nuovo (R-BANK-CLIENT)"
+        "Il credito ha esaurito le cessioni consentite: la banca può cederlo ancora solo a propri correntisti diversi dai consumatori, che non potranno cederlo di nuovo; il cessionario indicato non lo è (R-CHAIN)"
     )]
     OnlyOwnClients,
     #[error(
@@ -496,7 +498,7 @@ impl ChainError {
             ChainError::Pa => "R-PA",
             ChainError::NotCedible(reason) => reason.rule(),
             ChainError::NotQualified { .. } => "R-CHAIN",
-            ChainError::OnlyOwnClients => "R-BANK-CLIENT",
+            ChainError::OnlyOwnClients => "R-CHAIN",
             ChainError::Eco2018 { .. } => "R-ECO-2018",
         }
     }
@@ -506,7 +508,7 @@ impl ChainError {
             ChainError::Pa => "r_pa",
             ChainError::NotCedible(_) => "not_cedible",
             ChainError::NotQualified { .. } => "r_chain_not_qualified",
-            ChainError::OnlyOwnClients => "r_bank_client_only",
+            ChainError::OnlyOwnClients => "r_chain_exhausted",
             ChainError::Eco2018 { .. } => "r_eco_2018",
         }
     }
@@ -695,8 +697,9 @@ mod tests {
             client(BankClient::No),
             to(PartyClass::Bank),
         ] {
+            // The limit refuses: R-CHAIN, not the bank-client exception that remains.
             let e = check_cession(&h, refused, TODAY, &law).unwrap_err();
-            assert_eq!(e.rule(), "R-BANK-CLIENT");
+            assert_eq!((e.rule(), e.code()), ("R-CHAIN", "r_chain_exhausted"));
         }
     }
 

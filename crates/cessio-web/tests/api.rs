@@ -288,7 +288,7 @@ async fn cession_needs_pin_and_is_idempotent() {
     let r = s
         .call("POST", &path, Some(&c), Some("c2"), Some(&other))
         .await;
-    assert_problem(&r, 422, "invalid");
+    assert_problem(&r, 422, "r_pending_out");
     // The bank sees the cedente's name (authorised) in its acceptance list.
     let b = s.login("banca").await;
     let incoming = s
@@ -437,7 +437,7 @@ async fn csv_export_is_excel_ready_and_formula_safe() {
             None,
         )
         .await;
-    assert_problem(&r, 422, "invalid");
+    assert_problem(&r, 422, "filter_required");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -609,6 +609,10 @@ pub fn field_of(e: &AppError) -> Option<&'static str> {
             code: "name_consent_required",
             ..
         } => Some("autorizzo"),
+        AppError::Rule {
+            code: "f24_payment_date",
+            ..
+        } => Some("data"),
         _ => None,
     }
 }

@@ -137,6 +137,12 @@ pub async fn page(
                     Err(e) => return error_page(Some(&ui), &e),
                 }
             }
+            Err(
+                e @ AppError::Rule {
+                    code: "filter_required",
+                    ..
+                },
+            ) => errors.form(e.to_string()),
             Err(AppError::Invalid { field, reason }) => {
                 let id = match field.as_str() {
                     "registered_from" => Some("registrate_dal"),
