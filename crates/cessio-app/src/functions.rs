@@ -277,6 +277,9 @@ pub struct MovementRow {
     pub cedente: PartyRef,
     pub cessionario: PartyRef,
     pub type_key: String,
+    /// The type's Italian name, as people read it (the catalogue's).
+    #[serde(default)]
+    pub type_name: String,
     pub codice_tributo: String,
     pub year: u16,
     pub amount: Cents,

@@ -76,6 +76,10 @@ impl Selection {
             cedente,
             cessionario,
             type_key: e.type_key.clone(),
+            type_name: self
+                .catalogue
+                .get(&e.type_key)
+                .map_or_else(|| e.type_key.clone(), |t| t.name.clone()),
             codice_tributo: e.codice_tributo.clone(),
             year: e.year.get(),
             amount: e.amount,
@@ -378,7 +382,7 @@ fn csv_rows(rows: &[MovementRow]) -> std::io::Result<Vec<u8>> {
             .text(&r.cedente.cf)
             .text(r.cedente.name.as_deref().unwrap_or(""))
             .text(&r.cessionario.cf)
-            .text(&r.type_key)
+            .text(&r.type_name)
             .text(&r.codice_tributo)
             .text(&r.year.to_string())
             .amount(r.amount)

@@ -15,6 +15,7 @@ backends!(
     f1_monitoring_as_of_a_past_date_shows_the_earlier_state,
     f4_movements_need_a_filter_besides_tracciabile,
     f4_movements_filters_select_rows,
+    f4_list_and_csv_name_credit_types_in_italian,
     r_300_exactly_300_rows_are_shown,
     r_300_more_rows_are_refused_but_exported,
     r_50000_export_above_the_limit_is_refused_never_truncated,
@@ -190,6 +191,32 @@ async fn f4_movements_need_a_filter_besides_tracciabile(t: TestApp) {
             "{filter:?}"
         );
     }
+}
+
+async fn f4_list_and_csv_name_credit_types_in_italian(t: TestApp) {
+    let holder = t.company(1).await;
+    let h = t.user_for(&holder, "titolare").await;
+    t.holding(&holder, &h, "bonus_facciate", 10_000, old_day())
+        .await;
+    let name = t.app.catalogue.get("bonus_facciate").unwrap().name.clone();
+    let rows = t.movements(&h, &holder).await;
+    assert!(rows.iter().all(|r| r.type_name == name), "{rows:?}");
+    let filter = MovementFilter {
+        registered_from: Some(date(2000, 1, 1)),
+        ..MovementFilter::default()
+    };
+    let mut export = t
+        .app
+        .movements_export(&h, holder.id, &filter)
+        .await
+        .unwrap();
+    let mut csv = Vec::new();
+    while let Some(piece) = export.next_csv().await {
+        csv.extend(piece.unwrap());
+    }
+    let csv = String::from_utf8_lossy(&csv);
+    assert!(csv.contains(&name), "{csv}");
+    assert!(!csv.contains(";bonus_facciate;"), "{csv}");
 }
 
 async fn f4_movements_filters_select_rows(t: TestApp) {

@@ -644,6 +644,7 @@ fn schemas() -> Value {
         "MovementRows": { "type": "array", "items": obj(json!({
             "id": { "type": "integer" }, "credit": { "type": "integer" }, "registered_at": { "type": "string", "format": "date-time" },
             "cedente": party_ref, "cessionario": party_ref, "type_key": { "type": "string" },
+            "type_name": { "type": "string", "description": "Il nome del tipo di credito in italiano" },
             "codice_tributo": { "type": "string" }, "year": { "type": "integer" }, "amount": { "$ref": "#/components/schemas/Cents" },
             "state": { "type": "string", "enum": ["in_attesa", "sospesa", "accettato", "rifiutato", "annullato", "non_effettuata", "accettazione_annullata"] },
             "suspended_until": { "type": ["string", "null"], "format": "date", "description": "Ultimo giorno della sospensione (R-SUSP), per lo stato sospesa" },
