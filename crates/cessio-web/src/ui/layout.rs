@@ -281,7 +281,9 @@ pub fn page(shell: Shell<'_>, body: Markup) -> Markup {
                     div.it-footer-main {
                         div.container.py-4 {
                             p.mb-1.text-white { "Cessio — piattaforma per la cessione dei crediti d'imposta (artt. 121 e 122 DL 34/2020)." }
-                            p.mb-0.text-white { small { "Importi in euro; date e orari Europe/Rome." } }
+                            p.mb-1.text-white { small { "Importi in euro; date e orari Europe/Rome." } }
+                            // The header links the Guida; the rules behind every refusal are here.
+                            p.mb-0 { a.cessio-header-link href="/regole" { "Le regole della piattaforma e le loro fonti" } }
                         }
                     }
                 }

@@ -37,6 +37,7 @@ mod monitoring;
 mod movements;
 mod operator;
 mod rent;
+mod rules;
 mod split;
 
 pub use layout::FieldErrors;
@@ -81,6 +82,7 @@ pub fn routes() -> Router<WebState> {
         .route("/accesso/spid/ritorno", get(login::strong_return))
         .route("/esci", post(login::logout))
         .route("/guida", get(guide::show))
+        .route("/regole", get(rules::show))
         .route("/soggetti", get(choose_party))
         .route("/soggetti/{cf}", get(home))
         .route("/soggetti/{cf}/monitoraggio", get(monitoring::page))
