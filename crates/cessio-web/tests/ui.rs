@@ -433,7 +433,14 @@ async fn cession_and_answer_work_with_plain_forms() {
         )
         .await;
     assert_eq!(partial.status, 422, "{}", html(&partial));
-    assert!(html(&partial).contains("R-PARTIAL"));
+    // The sentence is plain Italian; the rule is a link to its entry on the Regole page.
+    let refused = html(&partial);
+    assert!(refused.contains("si cede solo per intero"), "{refused}");
+    assert!(!refused.contains("(R-PARTIAL)"), "{refused}");
+    assert!(
+        refused.contains("href=\"/regole#r-partial\">Regola R-PARTIAL</a>"),
+        "{refused}"
+    );
     let whole = hidden(&list, &format!("importo_{rata}"));
     let summary = s
         .form(

@@ -335,6 +335,17 @@ pub fn party_home(p: &Party) -> String {
     format!("/soggetti/{}", p.cf.as_str())
 }
 
+/// A refusal's text for a page: the app's sentence, ending with its rule id in
+/// parentheses when the sentence does not name it already. Pages never print the id:
+/// `layout::plain_message` takes it out of the sentence and links it to the Regole page.
+pub fn refusal(e: &AppError) -> String {
+    let text = e.to_string();
+    match e.rule() {
+        Some(rule) if !text.contains(&format!("({rule})")) => format!("{text} ({rule})"),
+        _ => text,
+    }
+}
+
 /// A page that shows a refusal that has no form to go back to.
 pub fn error_page(ui: Option<&Ui>, e: &AppError) -> Response {
     let status = status_of(e.code());
@@ -343,7 +354,7 @@ pub fn error_page(ui: Option<&Ui>, e: &AppError) -> Response {
         "Errore interno del registro: l'operazione non è stata eseguita; riprovare tra poco."
             .to_string()
     } else {
-        e.to_string()
+        refusal(e)
     };
     let shell = match ui {
         Some(ui) => ui.shell("Operazione non riuscita"),
@@ -435,7 +446,7 @@ async fn choose_party(
                             notice,
                             ..ui.shell("Cerca un soggetto")
                         },
-                        operator_search(&ui, query, Some(&e.to_string())),
+                        operator_search(&ui, query, Some(&refusal(&e))),
                     ),
                 ),
             };
