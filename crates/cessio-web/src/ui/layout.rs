@@ -151,13 +151,16 @@ pub fn error_summary(errors: &FieldErrors) -> Markup {
                     @for (field, text) in &errors.0 {
                         @let (plain, ids) = plain_message(text);
                         li {
-                            // The rule's link sits next to the field's, never inside it.
+                            // The rule's link goes under the field's, never inside it nor on
+                            // the same line as its wrapped text.
                             @if let Some(f) = field {
                                 a href={ "#" (f) } { (plain) }
                             } @else {
                                 (plain)
                             }
-                            (rule_links(&ids))
+                            @if !ids.is_empty() {
+                                span.d-block { (rule_links(&ids)) }
+                            }
                         }
                     }
                 }
@@ -544,7 +547,7 @@ mod tests {
         errors.field("importo_1", "Rata 1: solo per intero (R-PARTIAL)");
         let html = super::error_summary(&errors).into_string();
         assert!(
-            html.contains("<a href=\"#importo_1\">Rata 1: solo per intero</a> <a class=\"cessio-rule-link\" href=\"/regole#r-partial\">Regola R-PARTIAL</a>"),
+            html.contains("<a href=\"#importo_1\">Rata 1: solo per intero</a><span class=\"d-block\"> <a class=\"cessio-rule-link\" href=\"/regole#r-partial\">Regola R-PARTIAL</a></span>"),
             "{html}"
         );
         assert!(!html.contains("(R-PARTIAL)"));
