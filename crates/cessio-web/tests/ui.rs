@@ -433,7 +433,14 @@ async fn cession_and_answer_work_with_plain_forms() {
         )
         .await;
     assert_eq!(partial.status, 422, "{}", html(&partial));
-    assert!(html(&partial).contains("R-PARTIAL"));
+    // The sentence is plain Italian; the rule is a link to its entry on the Regole page.
+    let refused = html(&partial);
+    assert!(refused.contains("si cede solo per intero"), "{refused}");
+    assert!(!refused.contains("(R-PARTIAL)"), "{refused}");
+    assert!(
+        refused.contains("href=\"/regole#r-partial\">Regola R-PARTIAL</a>"),
+        "{refused}"
+    );
     let whole = hidden(&list, &format!("importo_{rata}"));
     let summary = s
         .form(
@@ -757,4 +764,67 @@ async fn lists_name_credit_types_in_italian() {
     );
     assert!(list.contains("<td>Superbonus</td>"), "{list}");
     assert!(!list.contains("<td>superbonus</td>"));
+}
+
+/// The Regole page is open to everyone, linked from the Guida and every footer, and has
+/// an entry with its anchor for every rule of the specification (and F2, the consent to
+/// show the cedente's name).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rules_page_lists_every_rule_with_its_anchor() {
+    const RULES: &[&str] = &[
+        "R-CF",
+        "R-CF-EXISTS",
+        "R-PARTIAL",
+        "R-PENDING-OUT",
+        "R-CHAIN",
+        "R-BANK-CLIENT",
+        "R-ONCE",
+        "R-PA",
+        "R-ECO-2018",
+        "R-WAIT5",
+        "R-ANSWER",
+        "R-300",
+        "R-1000",
+        "R-50000",
+        "R-HISTORY",
+        "R-CONSERVE",
+        "R-F24-CHOICE",
+        "R-F24-FUTURE",
+        "R-F24-OVER",
+        "R-F24-WINDOW-121",
+        "R-F24-WINDOW-122",
+        "R-BAN-100K",
+        "R-BAN-1500",
+        "R-SPLIT-ELIGIBLE",
+        "R-SPLIT-CENTS",
+        "R-SPLIT-NOCEDE",
+        "R-SPLIT-ANNUL",
+        "R-OPT-STOP",
+        "R-OPT-ANNUL",
+        "R-RENT",
+        "R-SUSP",
+        "R-SEIZE",
+        "F2",
+    ];
+    let s = Server::start().await;
+    let r = s.page("/regole", None).await;
+    assert_eq!(r.status, 200);
+    let body = html(&r);
+    for rule in RULES {
+        let anchor = rule.to_ascii_lowercase();
+        assert!(
+            body.contains(&format!("id=\"{anchor}\"")),
+            "no entry #{anchor} for {rule}"
+        );
+    }
+    assert!(body.contains("Fonte: art. 121 c.1-quater DL 34/2020"));
+    for link in body.split("href=\"#").skip(1) {
+        let anchor = link.split('"').next().unwrap();
+        assert!(
+            body.contains(&format!("id=\"{anchor}\"")),
+            "#{anchor} missing"
+        );
+    }
+    assert!(html(&s.page("/guida", None).await).contains("href=\"/regole\""));
+    assert!(html(&s.page("/accesso", None).await).contains("href=\"/regole\""));
 }

@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::layout::{
     Field, FieldErrors, amount, csrf_field, date, error_summary, page as layout_page, parse_year,
-    pin_field,
+    pin_field, rule_links,
 };
 use super::{Notice, Ui, error_page, field_of, party_for, party_home, pin_of, render_status};
 use crate::{WebState, random_token};
@@ -95,7 +95,7 @@ pub async fn page(
                 @if let Some((limit, found)) = too_many {
                     div.alert.alert-warning role="status" {
                         h2.h5 { "Troppe operazioni da mostrare" }
-                        p.mb-0 { "Le operazioni in attesa di risposta sono " (found) ", più di " (limit) ": indicare almeno un filtro (tipo, anno o cedente) per vederle (R-1000)." }
+                        p.mb-0 { (super::layout::message(&format!("Le operazioni in attesa di risposta sono {found}, più di {limit}: indicare almeno un filtro (tipo, anno o cedente) per vederle (R-1000)."))) }
                     }
                 }
                 (filter_form(&state, &filters, &errors))
@@ -171,9 +171,9 @@ fn group_table(ui: &Ui, party: &Party, f: &Filters, groups: &[IncomingGroup]) ->
                                     @if g.suspended > 0 {
                                         "Sospesa dall'Agenzia"
                                         @if let Some(d) = g.suspended_until { " fino al " (date(d)) }
-                                        " (R-SUSP): non si può rispondere"
+                                        ": non si può rispondere" (rule_links(&["R-SUSP"]))
                                     } @else if let Some(d) = g.answerable_from {
-                                        "Rispondibile dal " (date(d)) " (R-WAIT5)"
+                                        "Rispondibile dal " (date(d)) (rule_links(&["R-WAIT5"]))
                                     } @else {
                                         form.d-inline method="post" {
                                             (csrf_field(&ui.csrf))
@@ -284,8 +284,8 @@ pub async fn submit(
             }
             Err(e) => {
                 match field_of(&e) {
-                    Some(fid) => errors.field(fid, e.to_string()),
-                    None => errors.form(e.to_string()),
+                    Some(fid) => errors.field(fid, super::refusal(&e)),
+                    None => errors.form(super::refusal(&e)),
                 }
                 let status = crate::problem::status_of(e.code());
                 return confirm_page(

@@ -174,10 +174,10 @@ fn list(
                                         } @else {
                                             input type="hidden" name=(amount_id) value=(amount_input(h.max_cedibile));
                                             span { (amount(h.max_cedibile)) } br;
-                                            small.text-muted { "solo per intero (R-PARTIAL)" }
+                                            small.text-muted { (super::layout::message("solo per intero (R-PARTIAL)")) }
                                         }
                                         @if let Some(e) = amount_error {
-                                            div.invalid-feedback.d-block id={ (amount_id) "-errore" } { (e) }
+                                            div.invalid-feedback.d-block id={ (amount_id) "-errore" } { (super::layout::message(e)) }
                                         }
                                     }
                                     td {
@@ -188,7 +188,7 @@ fn list(
                                             aria-invalid=[cf_error.map(|_| "true")]
                                             aria-describedby=[cf_error.map(|_| format!("{cf_id}-errore"))];
                                         @if let Some(e) = cf_error {
-                                            div.invalid-feedback.d-block id={ (cf_id) "-errore" } { (e) }
+                                            div.invalid-feedback.d-block id={ (cf_id) "-errore" } { (super::layout::message(e)) }
                                         }
                                         div.cessio-cf-mark id={ (cf_id) "-verifica" } aria-live="polite" {}
                                     }
@@ -317,11 +317,18 @@ async fn summary_step(
                             }
                             _ => row_id(line.holding.rata, "importo"),
                         };
-                        errors.field(&id, format!("Rata {}: {e}", line.holding.codice_univoco));
+                        errors.field(
+                            &id,
+                            format!(
+                                "Rata {}: {}",
+                                line.holding.codice_univoco,
+                                super::refusal(&e)
+                            ),
+                        );
                     }
                 }
             }
-            Err(e) => errors.form(e.to_string()),
+            Err(e) => errors.form(super::refusal(&e)),
         }
     }
     if !errors.is_empty() {
@@ -394,7 +401,7 @@ fn summary(ui: &Ui, lines: &[Line], key: &str, disclose: bool, errors: &FieldErr
                     aria-describedby=[consent_error.map(|_| "autorizzo-errore")];
                 label for="autorizzo" { "Si autorizza il cessionario alla visualizzazione, in fase di accettazione o rifiuto, del nominativo del cedente (obbligatorio per proseguire)" }
                 @if let Some(e) = consent_error {
-                    div.invalid-feedback.d-block #autorizzo-errore { (e) }
+                    div.invalid-feedback.d-block #autorizzo-errore { (super::layout::message(e)) }
                 }
             }
             (pin_field(&ui.user, errors))
@@ -540,8 +547,8 @@ async fn confirm(
             };
             let mut errors = FieldErrors::default();
             match field_of(&e) {
-                Some(f) => errors.field(f, e.to_string()),
-                None => errors.form(e.to_string()),
+                Some(f) => errors.field(f, super::refusal(&e)),
+                None => errors.form(super::refusal(&e)),
             }
             let status = crate::problem::status_of(e.code());
             render_status(

@@ -132,7 +132,7 @@ fn single_form(state: &WebState, ui: &Ui, f: &SingleForm, errors: &FieldErrors) 
                                     option value=(t.key) selected[t.key == f.tipo] { (t.name) }
                                 }
                             }
-                            @if let Some(e) = errors.of("tipo") { div.invalid-feedback.d-block #tipo-errore { (e) } }
+                            @if let Some(e) = errors.of("tipo") { div.invalid-feedback.d-block #tipo-errore { (super::layout::message(e)) } }
                         }
                     }
                     div.col-md-3 { (Field::text("anno_spesa", "Anno della spesa", &f.anno_spesa).required().inputmode("numeric").render(errors)) }
@@ -161,14 +161,14 @@ fn single_form(state: &WebState, ui: &Ui, f: &SingleForm, errors: &FieldErrors) 
                                     option value=(e) selected[*e == f.eccezione] { (e) }
                                 }
                             }
-                            small.form-text #eccezione-aiuto { "Dal 17/02/2023 i bonus edilizi ammettono l'opzione solo in uno di questi casi (R-OPT-STOP)." }
+                            small.form-text #eccezione-aiuto { (super::layout::message("Dal 17/02/2023 i bonus edilizi ammettono l'opzione solo in uno di questi casi (R-OPT-STOP).")) }
                         }
                     }
                     div.col-12 {
                         div.form-check.mb-4 {
                             input #no_tax_area type="checkbox" name="no_tax_area" value="si" checked[f.no_tax_area == "si"] aria-describedby="no_tax_area-aiuto";
                             label for="no_tax_area" { "Il beneficiario è nella no tax area" }
-                            small.form-text.d-block #no_tax_area-aiuto { "Solo per l'ecobonus delle spese 2017–2021 (art. 14): consente la cessione a banche e intermediari finanziari, anche nelle cessioni successive (R-ECO-2018)." }
+                            small.form-text.d-block #no_tax_area-aiuto { (super::layout::message("Solo per l'ecobonus delle spese 2017–2021 (art. 14): consente la cessione a banche e intermediari finanziari, anche nelle cessioni successive (R-ECO-2018).")) }
                         }
                     }
                 }
@@ -194,7 +194,7 @@ fn upload_form(ui: &Ui, errors: &FieldErrors) -> Markup {
                 div.mb-4 {
                     label.form-label for="file" { "File CSV (massimo 32 MB)" }
                     input.form-control #file type="file" name="file" accept=".csv,text/csv" required;
-                    @if let Some(e) = errors.of("file") { div.invalid-feedback.d-block #file-errore { (e) } }
+                    @if let Some(e) = errors.of("file") { div.invalid-feedback.d-block #file-errore { (super::layout::message(e)) } }
                 }
                 @if ui.user.method != cessio_app::LoginMethod::Strong {
                     (Field::text("pin-file", "PIN dispositivo", "").kind("password").required().autocomplete("off").inputmode("numeric").render(errors))
@@ -267,9 +267,9 @@ fn pending_list(
     html! {
         section aria-labelledby="attesa-titolo" {
             h2.h3 #attesa-titolo { "Comunicazioni in attesa di risposta" }
-            p { "Si possono annullare fino al giorno 5 del mese successivo all'invio, se non ancora accettate (R-OPT-ANNUL)." }
+            p { (super::layout::message("Si possono annullare fino al giorno 5 del mese successivo all'invio, se non ancora accettate (R-OPT-ANNUL).")) }
             @match pending {
-                Err(e) => { div.alert.alert-warning role="status" { (e.to_string()) } }
+                Err(e) => { div.alert.alert-warning role="status" { (super::layout::message(&super::refusal(e))) } }
                 Ok(rows) if rows.is_empty() => { p { "Nessuna." } }
                 Ok(rows) => {
                     div.table-responsive tabindex="0" role="region" aria-label="Tabella (scorrevole)" {
@@ -440,8 +440,8 @@ pub async fn submit(
         }
         Err(e) => {
             match option_field(&e) {
-                Some(id) => errors.field(id, e.to_string()),
-                None => errors.form(e.to_string()),
+                Some(id) => errors.field(id, super::refusal(&e)),
+                None => errors.form(super::refusal(&e)),
             }
             let status = crate::problem::status_of(e.code());
             // A refused request changed nothing: the same key may carry the corrected one
@@ -544,7 +544,7 @@ pub async fn upload(
             } else {
                 "file"
             };
-            errors.field(id, e.to_string());
+            errors.field(id, super::refusal(&e));
             let status = crate::problem::status_of(e.code());
             let report = ImportReport::default();
             show(
@@ -604,7 +604,7 @@ pub async fn annul(
                 ..SingleForm::default()
             };
             let mut errors = FieldErrors::default();
-            errors.form(format!("Annullamento non eseguito: {e}"));
+            errors.form(format!("Annullamento non eseguito: {}", super::refusal(&e)));
             let status = crate::problem::status_of(e.code());
             show(&state, &ui, &party, &form, &errors, None, None, status).await
         }

@@ -69,7 +69,8 @@ async fn show(
                 h1 { "Controlli dell'Agenzia" }
                 (error_summary(errors))
                 section.mb-5 aria-labelledby="sosp-titolo" {
-                    h2.h3 #sosp-titolo { "Comunicazioni sospese (R-SUSP)" }
+                    h2.h3 #sosp-titolo { "Comunicazioni sospese" }
+                    p.small.mb-2 { (super::layout::rule_links(&["R-SUSP"])) }
                     @if suspensions.is_empty() {
                         p { "Nessuna comunicazione sospesa." }
                     } @else {
@@ -141,7 +142,8 @@ async fn show(
                 }
                 div.row {
                     section.col-lg-6.mb-5 aria-labelledby="pign-titolo" {
-                        h2.h4 #pign-titolo { "Pignoramento di una rata (R-SEIZE)" }
+                        h2.h4 #pign-titolo { "Pignoramento di una rata" }
+                        p.small.mb-2 { (super::layout::rule_links(&["R-SEIZE"])) }
                         p { "Il pignoramento toglie la rata dalla disponibilità del titolare; alla fine il termine di utilizzo si allunga della sua durata." }
                         form method="post" action="/operatore/controlli" novalidate {
                             (action("pignoramento"))
@@ -172,7 +174,8 @@ async fn show(
                         }
                     }
                     section.col-lg-6.mb-5 aria-labelledby="clienti-titolo" {
-                        h2.h4 #clienti-titolo { "Clienti di conto corrente di una banca (R-BANK-CLIENT)" }
+                        h2.h4 #clienti-titolo { "Clienti di conto corrente di una banca" }
+                        p.small.mb-2 { (super::layout::rule_links(&["R-BANK-CLIENT"])) }
                         form method="post" action="/operatore/controlli" novalidate {
                             (action("cliente-banca"))
                             (Field::text("banca", "Codice fiscale della banca", "").render(errors))
@@ -346,7 +349,7 @@ pub async fn submit(
             see_other("/operatore/controlli")
         }
         Err(e) => {
-            errors.form(e.to_string());
+            errors.form(super::refusal(&e));
             let status = crate::problem::status_of(e.code());
             show(&state, &ui, None, &errors, status).await
         }

@@ -177,7 +177,7 @@ fn reserve_form(
     html! {
         section.mb-5 aria-labelledby="f24-titolo" {
             h2.h3 #f24-titolo { "Nuovo modello F24" }
-            p { "Se una riga supera l'importo utilizzabile, l'intero modello è scartato (R-F24-OVER)." }
+            p { (super::layout::message("Se una riga supera l'importo utilizzabile, l'intero modello è scartato (R-F24-OVER).")) }
             (error_summary(errors))
             form method="post" action=(base) novalidate {
                 (csrf_field(&ui.csrf))
@@ -206,7 +206,7 @@ fn reserve_form(
                                         input.form-control.cessio-table-input.is-invalid[errors.of(&amount_id).is_some()]
                                             id=(amount_id) name=(amount_id) value=(line.2) inputmode="decimal"
                                             aria-describedby=[errors.of(&amount_id).map(|_| format!("{amount_id}-errore"))];
-                                        @if let Some(e) = errors.of(&amount_id) { div.invalid-feedback.d-block id={ (amount_id) "-errore" } { (e) } }
+                                        @if let Some(e) = errors.of(&amount_id) { div.invalid-feedback.d-block id={ (amount_id) "-errore" } { (super::layout::message(e)) } }
                                     }
                                 }
                             }
@@ -233,7 +233,7 @@ fn choice_table(ui: &Ui, base: &str, choices: &[cessio_app::ChoiceRow]) -> Marku
     html! {
         section aria-labelledby="scelta-titolo" {
             h2.h3 #scelta-titolo { "Scelta di utilizzo in F24 (rate tracciabili)" }
-            p { "Una rata tracciabile si usa in F24 solo dopo averlo scelto; finché la scelta vale non è cedibile. La scelta si può revocare (R-F24-CHOICE)." }
+            p { (super::layout::message("Una rata tracciabile si usa in F24 solo dopo averlo scelto; finché la scelta vale non è cedibile. La scelta si può revocare (R-F24-CHOICE).")) }
             @if tracciabili.is_empty() {
                 p { "Nessuna rata tracciabile." }
             } @else {
@@ -408,8 +408,8 @@ pub async fn reserve(
         }
         Err(e) => {
             match field_of(&e) {
-                Some(f) => errors.field(f, e.to_string()),
-                None => errors.form(e.to_string()),
+                Some(f) => errors.field(f, super::refusal(&e)),
+                None => errors.form(super::refusal(&e)),
             }
             let status = crate::problem::status_of(e.code());
             // A refused F24 reserved nothing; a corrected one is a new request.
@@ -498,7 +498,11 @@ pub async fn end(
         }
         Err(e) => {
             let mut errors = FieldErrors::default();
-            errors.form(format!("Prenotazione n. {}: {e}", f.prenotazione));
+            errors.form(format!(
+                "Prenotazione n. {}: {}",
+                f.prenotazione,
+                super::refusal(&e)
+            ));
             let status = crate::problem::status_of(e.code());
             show(
                 &state,
@@ -565,7 +569,7 @@ pub async fn choice(
         }
         Err(e) => {
             let mut errors = FieldErrors::default();
-            errors.form(format!("Scelta non registrata: {e}"));
+            errors.form(format!("Scelta non registrata: {}", super::refusal(&e)));
             let status = crate::problem::status_of(e.code());
             show(
                 &state,

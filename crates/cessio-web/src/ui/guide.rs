@@ -65,6 +65,10 @@ fn guide() -> Markup {
             "Come usare Cessio: che cosa mostra ogni pagina, quali operazioni sono definitive, "
             "i limiti e le scadenze, e che cosa fare se si sbaglia."
         }
+        p {
+            "Le regole che la piattaforma applica, ciascuna con la norma da cui viene, sono nella pagina "
+            a href="/regole" { "Regole" } "."
+        }
         nav.cessio-toc aria-labelledby="indice-titolo" {
             h2.h5 #indice-titolo { "Indice" }
             ol {
@@ -307,8 +311,9 @@ fn guide() -> Markup {
             dd { "Rivolgersi all'operatore dell'Agenzia, che lo sblocca; oppure accedere con SPID o CIE, che non richiedono il PIN." }
         }
         p {
-            "Ogni rifiuto della piattaforma dice quale regola non è rispettata e, dove possibile, che cosa fare: "
-            "nessuna operazione rifiutata cambia i crediti."
+            "Ogni rifiuto della piattaforma dice che cosa non va e, dove possibile, che cosa fare; accanto al "
+            "messaggio il link «Regola» porta alla spiegazione della regola non rispettata, con la sua fonte, nella "
+            "pagina " a href="/regole" { "Regole" } ". Nessuna operazione rifiutata cambia i crediti."
         }
         p { a href="#contenuto" { "Torna all'inizio" } }
     }

@@ -10,6 +10,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use maud::{DOCTYPE, Markup, html};
 
 use super::assets::url;
+use super::rules;
 use super::{Notice, NoticeKind};
 
 /// `1.234,56 €`.
@@ -88,6 +89,57 @@ impl FieldErrors {
     }
 }
 
+/// A message as a page shows it: the sentence without the rule ids in parentheses that
+/// the app writes into it ("… solo per intero (R-PARTIAL)"), and those ids, in order and
+/// once each. Only ids the Regole page explains are taken out; any other parenthesis stays.
+pub fn plain_message(text: &str) -> (String, Vec<&'static str>) {
+    let mut plain = String::with_capacity(text.len());
+    let mut ids: Vec<&'static str> = Vec::new();
+    let mut rest = text;
+    while let Some(open) = rest.find('(') {
+        let Some(len) = rest[open..].find(')') else {
+            break;
+        };
+        let close = open + len;
+        plain.push_str(&rest[..open]);
+        let named: Option<Vec<&'static str>> = rest[open + 1..close]
+            .split(',')
+            .map(|id| rules::find(id.trim()).map(|r| r.id))
+            .collect();
+        match named {
+            Some(named) => {
+                plain.truncate(plain.trim_end().len());
+                for id in named {
+                    if !ids.contains(&id) {
+                        ids.push(id);
+                    }
+                }
+            }
+            None => plain.push_str(&rest[open..=close]),
+        }
+        rest = &rest[close + 1..];
+    }
+    plain.push_str(rest);
+    plain.truncate(plain.trim_end().len());
+    (plain, ids)
+}
+
+/// The links from a message to the rules it names on the Regole page.
+pub fn rule_links(ids: &[&str]) -> Markup {
+    html! {
+        @for id in ids {
+            " "
+            a.cessio-rule-link href=(rules::href(id)) { "Regola " (id) }
+        }
+    }
+}
+
+/// A message in plain Italian followed by the links to its rules.
+pub fn message(text: &str) -> Markup {
+    let (plain, ids) = plain_message(text);
+    html! { (plain) (rule_links(&ids)) }
+}
+
 /// The error summary at the top of a form: each message links to its field, and the
 /// summary takes focus order first so that screen readers announce it.
 pub fn error_summary(errors: &FieldErrors) -> Markup {
@@ -96,12 +148,18 @@ pub fn error_summary(errors: &FieldErrors) -> Markup {
             div.alert.alert-danger role="alert" aria-labelledby="errori-titolo" tabindex="-1" id="errori" {
                 h2.h5 #errori-titolo { "L'operazione non è stata eseguita" }
                 ul.mb-0 {
-                    @for (field, message) in &errors.0 {
+                    @for (field, text) in &errors.0 {
+                        @let (plain, ids) = plain_message(text);
                         li {
+                            // The rule's link goes under the field's, never inside it nor on
+                            // the same line as its wrapped text.
                             @if let Some(f) = field {
-                                a href={ "#" (f) } { (message) }
+                                a href={ "#" (f) } { (plain) }
                             } @else {
-                                (message)
+                                (plain)
+                            }
+                            @if !ids.is_empty() {
+                                span.d-block { (rule_links(&ids)) }
                             }
                         }
                     }
@@ -196,7 +254,7 @@ impl<'a> Field<'a> {
                     small.form-text #(hint_id) { (h) }
                 }
                 @if let Some(e) = error {
-                    div.invalid-feedback.d-block #(error_id) { (e) }
+                    div.invalid-feedback.d-block #(error_id) { (message(e)) }
                 }
                 @if self.cf_mark {
                     div.cessio-cf-mark #(mark_id) aria-live="polite" {}
@@ -281,7 +339,9 @@ pub fn page(shell: Shell<'_>, body: Markup) -> Markup {
                     div.it-footer-main {
                         div.container.py-4 {
                             p.mb-1.text-white { "Cessio — piattaforma per la cessione dei crediti d'imposta (artt. 121 e 122 DL 34/2020)." }
-                            p.mb-0.text-white { small { "Importi in euro; date e orari Europe/Rome." } }
+                            p.mb-1.text-white { small { "Importi in euro; date e orari Europe/Rome." } }
+                            // The header links the Guida; the rules behind every refusal are here.
+                            p.mb-0 { a.cessio-header-link href="/regole" { "Le regole della piattaforma e le loro fonti" } }
                         }
                     }
                 }
@@ -389,7 +449,7 @@ pub fn message_page(
         shell,
         html! {
             h1 { (heading) }
-            p.lead { (text) }
+            p.lead { (message(text)) }
             @if let Some((label, href)) = back {
                 a.btn.btn-outline-primary href=(href) { (label) }
             }
@@ -425,6 +485,74 @@ pub fn parse_year(input: &str) -> Result<Option<u16>, String> {
 
 #[cfg(test)]
 mod tests {
+    use super::plain_message;
+
+    #[test]
+    fn plain_message_takes_the_rule_out_of_the_sentence() {
+        let (plain, ids) = plain_message(
+            "Questa rata è tracciabile e si cede solo per intero: importo 1.000,00 €, richiesti 1,00 € (R-PARTIAL)",
+        );
+        assert_eq!(
+            plain,
+            "Questa rata è tracciabile e si cede solo per intero: importo 1.000,00 €, richiesti 1,00 €"
+        );
+        assert_eq!(ids, ["R-PARTIAL"]);
+    }
+
+    #[test]
+    fn plain_message_keeps_other_parentheses_and_punctuation() {
+        let (plain, ids) = plain_message(
+            "Accettabile dal 12/03/2024 (5 giorni lavorativi dalla registrazione) (R-WAIT5).",
+        );
+        assert_eq!(
+            plain,
+            "Accettabile dal 12/03/2024 (5 giorni lavorativi dalla registrazione)."
+        );
+        assert_eq!(ids, ["R-WAIT5"]);
+        let (plain, ids) = plain_message("Usare il modello F24 (F24) o (R-NOT-A-RULE)");
+        assert_eq!(plain, "Usare il modello F24 (F24) o (R-NOT-A-RULE)");
+        assert!(ids.is_empty());
+        let (plain, ids) = plain_message("Parentesi aperta (R-CHAIN");
+        assert_eq!(
+            (plain.as_str(), ids.len()),
+            ("Parentesi aperta (R-CHAIN", 0)
+        );
+    }
+
+    #[test]
+    fn plain_message_takes_several_rules_once_each_in_order() {
+        let (plain, ids) =
+            plain_message("Con limiti (R-CHAIN, R-BANK-CLIENT, R-ECO-2018): vedi sotto (R-CHAIN)");
+        assert_eq!(plain, "Con limiti: vedi sotto");
+        assert_eq!(ids, ["R-CHAIN", "R-BANK-CLIENT", "R-ECO-2018"]);
+        let (plain, ids) = plain_message("Manca l'autorizzazione (F2)");
+        assert_eq!(
+            (plain.as_str(), ids),
+            ("Manca l'autorizzazione", vec!["F2"])
+        );
+    }
+
+    #[test]
+    fn a_message_links_each_rule_to_its_entry() {
+        let html = super::message("Solo per intero (R-PARTIAL)").into_string();
+        assert_eq!(
+            html,
+            "Solo per intero <a class=\"cessio-rule-link\" href=\"/regole#r-partial\">Regola R-PARTIAL</a>"
+        );
+    }
+
+    #[test]
+    fn the_error_summary_links_the_field_and_the_rule_apart() {
+        let mut errors = super::FieldErrors::default();
+        errors.field("importo_1", "Rata 1: solo per intero (R-PARTIAL)");
+        let html = super::error_summary(&errors).into_string();
+        assert!(
+            html.contains("<a href=\"#importo_1\">Rata 1: solo per intero</a><span class=\"d-block\"> <a class=\"cessio-rule-link\" href=\"/regole#r-partial\">Regola R-PARTIAL</a></span>"),
+            "{html}"
+        );
+        assert!(!html.contains("(R-PARTIAL)"));
+    }
+
     #[test]
     fn thousands_use_the_italian_separator() {
         assert_eq!(super::thousands(0), "0");

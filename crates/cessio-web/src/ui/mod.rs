@@ -37,6 +37,7 @@ mod monitoring;
 mod movements;
 mod operator;
 mod rent;
+mod rules;
 mod split;
 
 pub use layout::FieldErrors;
@@ -81,6 +82,7 @@ pub fn routes() -> Router<WebState> {
         .route("/accesso/spid/ritorno", get(login::strong_return))
         .route("/esci", post(login::logout))
         .route("/guida", get(guide::show))
+        .route("/regole", get(rules::show))
         .route("/soggetti", get(choose_party))
         .route("/soggetti/{cf}", get(home))
         .route("/soggetti/{cf}/monitoraggio", get(monitoring::page))
@@ -333,6 +335,17 @@ pub fn party_home(p: &Party) -> String {
     format!("/soggetti/{}", p.cf.as_str())
 }
 
+/// A refusal's text for a page: the app's sentence, ending with its rule id in
+/// parentheses when the sentence does not name it already. Pages never print the id:
+/// `layout::plain_message` takes it out of the sentence and links it to the Regole page.
+pub fn refusal(e: &AppError) -> String {
+    let text = e.to_string();
+    match e.rule() {
+        Some(rule) if !text.contains(&format!("({rule})")) => format!("{text} ({rule})"),
+        _ => text,
+    }
+}
+
 /// A page that shows a refusal that has no form to go back to.
 pub fn error_page(ui: Option<&Ui>, e: &AppError) -> Response {
     let status = status_of(e.code());
@@ -341,7 +354,7 @@ pub fn error_page(ui: Option<&Ui>, e: &AppError) -> Response {
         "Errore interno del registro: l'operazione non è stata eseguita; riprovare tra poco."
             .to_string()
     } else {
-        e.to_string()
+        refusal(e)
     };
     let shell = match ui {
         Some(ui) => ui.shell("Operazione non riuscita"),
@@ -433,7 +446,7 @@ async fn choose_party(
                             notice,
                             ..ui.shell("Cerca un soggetto")
                         },
-                        operator_search(&ui, query, Some(&e.to_string())),
+                        operator_search(&ui, query, Some(&refusal(&e))),
                     ),
                 ),
             };

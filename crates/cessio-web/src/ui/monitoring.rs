@@ -92,7 +92,7 @@ fn table(rows: &[MonitorRow]) -> Markup {
     html! {
         div.table-responsive tabindex="0" role="region" aria-label="Tabella (scorrevole)" {
             table.table.table-striped.cessio-table {
-                caption { "Crediti per tipo e anno di riferimento. «Con limiti»: cedibili solo a soggetti qualificati, ai clienti della propria banca o non a banche (R-CHAIN, R-BANK-CLIENT, R-ECO-2018)" }
+                caption { (super::layout::message("Crediti per tipo e anno di riferimento. «Con limiti»: cedibili solo a soggetti qualificati, ai clienti della propria banca o non a banche (R-CHAIN, R-BANK-CLIENT, R-ECO-2018)")) }
                 thead {
                     tr {
                         th scope="col" { "Tipo di credito" }

@@ -131,7 +131,7 @@ pub async fn page(
         match state.app.movements(&ui.user, party.id, &filter).await {
             Ok(r) => rows = Some(r),
             Err(e @ AppError::TooManyRows { .. }) => {
-                too_many = Some(e.to_string());
+                too_many = Some(super::refusal(&e));
                 match state.app.movements_count(&ui.user, party.id, &filter).await {
                     Ok(count) => exportable = count,
                     Err(e) => return error_page(Some(&ui), &e),
@@ -181,13 +181,13 @@ pub async fn page(
                 @if let Some(message) = &too_many {
                     @if let Some(count) = exportable {
                         div.alert.alert-info role="status" {
-                            p { (super::layout::thousands(count)) " movimenti corrispondono ai filtri: la tabella ne mostra al massimo 300, restringere i filtri per vederli qui (R-300)." }
+                            p { (super::layout::thousands(count)) " " (super::layout::message("movimenti corrispondono ai filtri: la tabella ne mostra al massimo 300, restringere i filtri per vederli qui (R-300).")) }
                             p.mb-0 {
                                 a href=(csv_href) download="lista-movimenti.csv" { "Esporta tutti in CSV (" (super::layout::thousands(count)) " righe)" }
                             }
                         }
                     } @else {
-                        div.alert.alert-warning role="status" { (message) " La ricerca supera anche le 50.000 righe esportabili (R-50000)." }
+                        div.alert.alert-warning role="status" { (super::layout::message(&format!("{message}. La ricerca supera anche le 50.000 righe esportabili (R-50000)."))) }
                     }
                 }
                 @if let Some(rows) = &rows {

@@ -160,8 +160,8 @@ pub async fn register_party(
                 return see_other("/operatore");
             }
             Err(e) => match &e {
-                AppError::Cf(_) => errors.field("cf", e.to_string()),
-                _ => errors.form(e.to_string()),
+                AppError::Cf(_) => errors.field("cf", super::refusal(&e)),
+                _ => errors.form(super::refusal(&e)),
             },
         }
     }
@@ -443,7 +443,8 @@ fn debt_form(ui: &Ui, f: &[(String, String)], errors: &FieldErrors) -> Markup {
     };
     html! {
         section aria-labelledby="debito-titolo" {
-            h2.h4 #debito-titolo { "Posizione debitoria (R-BAN-100K, R-BAN-1500)" }
+            h2.h4 #debito-titolo { "Posizione debitoria" }
+            p.small.mb-2 { (super::layout::rule_links(&["R-BAN-100K", "R-BAN-1500"])) }
             p { "I carichi affidati all'agente della riscossione: la compensazione è bloccata oltre 100.000,00 € di carichi erariali e atti dell'Agenzia scaduti, non sospesi e non in una rateazione in corso. L'ultima posizione registrata sostituisce le precedenti." }
             (error_summary(errors))
             form method="post" action="/operatore/debiti" novalidate {
@@ -474,13 +475,13 @@ fn debt_form(ui: &Ui, f: &[(String, String)], errors: &FieldErrors) -> Markup {
                                         label.visually-hidden for=(amount) { "Importo del carico " (i + 1) }
                                         input.form-control.cessio-table-input.is-invalid[errors.of(&amount).is_some()] id=(amount) name=(amount) value=(value(f, &amount)) inputmode="decimal"
                                             aria-describedby=[errors.of(&amount).map(|_| format!("{amount}-errore"))];
-                                        @if let Some(e) = errors.of(&amount) { div.invalid-feedback.d-block id={ (amount) "-errore" } { (e) } }
+                                        @if let Some(e) = errors.of(&amount) { div.invalid-feedback.d-block id={ (amount) "-errore" } { (super::layout::message(e)) } }
                                     }
                                     td {
                                         label.visually-hidden for=(suspended) { "Parte sospesa del carico " (i + 1) }
                                         input.form-control.cessio-table-input.is-invalid[errors.of(&suspended).is_some()] id=(suspended) name=(suspended) value=(value(f, &suspended)) inputmode="decimal"
                                             aria-describedby=[errors.of(&suspended).map(|_| format!("{suspended}-errore"))];
-                                        @if let Some(e) = errors.of(&suspended) { div.invalid-feedback.d-block id={ (suspended) "-errore" } { (e) } }
+                                        @if let Some(e) = errors.of(&suspended) { div.invalid-feedback.d-block id={ (suspended) "-errore" } { (super::layout::message(e)) } }
                                     }
                                     td {
                                         label.visually-hidden for=(plan) { "Rateazione del carico " (i + 1) }
@@ -631,7 +632,7 @@ fn close_year_form(ui: &Ui, errors: &FieldErrors) -> Markup {
     html! {
         section aria-labelledby="chiusura-titolo" {
             h2.h4 #chiusura-titolo { "Chiusura dell'anno (scadenza dei crediti non utilizzati)" }
-            p { "Dal 1° gennaio sposta tra i crediti scaduti ogni importo il cui ultimo giorno di utilizzo è caduto nell'anno indicato o prima (R-F24-WINDOW-121, R-F24-WINDOW-122). Ripeterla non scade nulla due volte." }
+            p { (super::layout::message("Dal 1° gennaio sposta tra i crediti scaduti ogni importo il cui ultimo giorno di utilizzo è caduto nell'anno indicato o prima (R-F24-WINDOW-121, R-F24-WINDOW-122). Ripeterla non scade nulla due volte.")) }
             (error_summary(errors))
             form method="post" action="/operatore/chiusura" novalidate {
                 (csrf_field(&ui.csrf))

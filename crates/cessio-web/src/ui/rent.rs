@@ -69,7 +69,7 @@ fn show(
             ui.party_shell("Credito sui canoni di locazione", party),
             html! {
                 h1 { "Credito d'imposta sui canoni di locazione (art. 28 DL 34/2020)" }
-                p.lead { "Il 60 % del canone per immobili non abitativi, il 30 % per l'affitto d'azienda, per ogni mese in cui il fatturato è calato almeno della metà rispetto allo stesso mese del 2019 (R-RENT)." }
+                p.lead { (super::layout::message("Il 60 % del canone per immobili non abitativi, il 30 % per l'affitto d'azienda, per ogni mese in cui il fatturato è calato almeno della metà rispetto allo stesso mese del 2019 (R-RENT).")) }
                 @if let Some(r) = result {
                     section.alert.alert-success aria-labelledby="esito-titolo" {
                         h2.h4 #esito-titolo { "Credito spettante: " (amount(r.total)) }
@@ -129,7 +129,7 @@ fn show(
                                                 label.visually-hidden for=(id) { (label) " di " (month_name(m)) }
                                                 input.form-control.cessio-table-input.is-invalid[errors.of(&id).is_some()] id=(id) name=(id) value=(get(typed, &id))
                                                     aria-describedby=[errors.of(&id).map(|_| format!("{id}-errore"))];
-                                                @if let Some(e) = errors.of(&id) { div.invalid-feedback.d-block id={ (id) "-errore" } { (e) } }
+                                                @if let Some(e) = errors.of(&id) { div.invalid-feedback.d-block id={ (id) "-errore" } { (super::layout::message(e)) } }
                                             }
                                         }
                                     }

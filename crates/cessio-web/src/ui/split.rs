@@ -79,7 +79,7 @@ async fn show(
                 }
                 section.mb-5 aria-labelledby="rate-titolo" {
                     h2.h3 #rate-titolo { "Ripartire una rata in dieci rate annuali (art. 9 c. 4 DL 176/2022)" }
-                    p { "Il residuo scelto di una rata ammessa diventa dieci rate annuali uguali dall'anno successivo, utilizzabili solo in F24 dal titolare (codici 7771, 7772, 7773): non si potranno cedere (R-SPLIT-NOCEDE). Prima della conferma si vede il riepilogo." }
+                    p { (super::layout::message("Il residuo scelto di una rata ammessa diventa dieci rate annuali uguali dall'anno successivo, utilizzabili solo in F24 dal titolare (codici 7771, 7772, 7773): non si potranno cedere (R-SPLIT-NOCEDE). Prima della conferma si vede il riepilogo.")) }
                     form method="post" action=(base) novalidate {
                         (csrf_field(&ui.csrf))
                         input type="hidden" name="step" value="anteprima";
@@ -90,7 +90,7 @@ async fn show(
                 }
                 section.mb-5 aria-labelledby="annulla-titolo" {
                     h2.h3 #annulla-titolo { "Annullare una rateazione" }
-                    p { "Le dieci rate non ancora usate tornano a essere la rata originaria, con codice, anno e termine di allora. Se anche una parte è già stata usata o prenotata in F24, l'annullamento è rifiutato per intero (R-SPLIT-ANNUL)." }
+                    p { (super::layout::message("Le dieci rate non ancora usate tornano a essere la rata originaria, con codice, anno e termine di allora. Se anche una parte è già stata usata o prenotata in F24, l'annullamento è rifiutato per intero (R-SPLIT-ANNUL).")) }
                     form method="post" action=(base) novalidate {
                         (csrf_field(&ui.csrf))
                         input type="hidden" name="step" value="annulla";

@@ -147,6 +147,12 @@ try {
   expect((await text()).includes('Che cosa fare dopo un errore'), 'the Guida does not open from the login page');
   await audit('guida');
   await readmeShot('guida.png');
+  // The Guida leads to the rules behind the refusals, each with its source.
+  await page.locator('main').getByRole('link', { name: 'Regole', exact: true }).first().click();
+  await page.waitForLoadState('load');
+  expect((await text()).includes('Le regole della piattaforma'), 'the Regole page does not open from the Guida');
+  expect(await page.locator('#r-partial').count() === 1, 'the Regole page has no entry for R-PARTIAL');
+  await audit('regole');
   await login('bianchi');
   expect(page.url().endsWith(`/soggetti/${BIANCHI}`), `bianchi not at its home: ${page.url()}`);
   await audit('home');
@@ -201,7 +207,9 @@ try {
   await page.locator('#pin').fill(PIN);
   await page.getByRole('button', { name: 'Prenota il modello F24' }).click();
   await page.waitForLoadState('load');
-  expect((await text()).includes('R-F24-OVER'), 'an F24 above the available amount was not refused');
+  // The refusal is plain Italian; its rule is a link to the Regole page.
+  expect(!(await text()).includes('(R-F24-OVER)'), 'the refusal carries its rule id in the sentence');
+  expect(await page.locator('main a[href="/regole#r-f24-over"]').count() > 0, 'an F24 above the available amount was not refused with a link to R-F24-OVER');
   await audit('f24-rifiutato');
   await page.locator('#codice_0').fill('7712');
   await page.locator('#anno_0').fill('2025');
@@ -307,7 +315,8 @@ try {
   await login('banca');
   await page.goto(`${base}/soggetti/${BANCA}/accettazione`);
   const warning = await text();
-  expect(warning.includes('R-1000') && /sono 10\d\d/.test(warning), `no R-1000 filter page: ${warning.slice(0, 400)}`);
+  expect(/sono 10\d\d/.test(warning) && !warning.includes('(R-1000)'), `no R-1000 filter page: ${warning.slice(0, 400)}`);
+  expect(await page.locator('main a[href="/regole#r-1000"]').count() === 1, 'the filter page does not link R-1000');
   expect(await page.locator('main table').count() === 0, 'the list is shown above 1,000');
   await audit('accettazione-filtri');
   await page.locator('#tipo').selectOption('sanificazione');
