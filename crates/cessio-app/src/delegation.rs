@@ -329,8 +329,8 @@ impl App {
             std::collections::HashMap::new();
         let mut out = Vec::with_capacity(rows.len());
         for d in rows {
-            if !users.contains_key(&d.user) {
-                users.insert(d.user, self.store.user(d.user).await?);
+            if let std::collections::hash_map::Entry::Vacant(slot) = users.entry(d.user) {
+                slot.insert(self.store.user(d.user).await?);
             }
             let user = users.get(&d.user).and_then(Option::as_ref);
             let state = if d.revoked_at.is_some() {
