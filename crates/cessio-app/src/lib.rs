@@ -14,14 +14,15 @@ use cessio_core::law::LawTable;
 use cessio_core::ledger::PartyId;
 use cessio_core::time::Clock;
 use cessio_store::{
-    Command, IdempotencyKey, NewParty, NewUser, Operation, Party, PartyKind, Receipt, Role, Store,
-    User,
+    Command, DelegationScope, IdempotencyKey, NewParty, NewUser, Operation, Party, PartyKind,
+    Receipt, Role, Store, User,
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 mod chain;
+mod delegation;
 mod error;
 pub mod f24;
 pub mod functions;
@@ -33,6 +34,7 @@ pub mod rent;
 pub mod split;
 
 pub use chain::*;
+pub use delegation::*;
 pub use error::AppError;
 pub use f24::*;
 pub use functions::*;
@@ -182,6 +184,13 @@ pub(crate) fn fingerprint(action: &str, party: Option<PartyId>, input: &impl Ser
 fn token_digest(token: &str) -> String {
     let d: [u8; 32] = Sha256::digest(token.as_bytes()).into();
     cessio_core::ledger::hash_to_hex(&d)
+}
+
+/// A fresh idempotency key for an operator's function whose form carries none.
+fn operator_key(action: &str) -> String {
+    let mut bytes = [0u8; 32];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut bytes);
+    format!("{action}-{}", cessio_core::ledger::hash_to_hex(&bytes))
 }
 
 /// A hash that makes failed logins cost the same whether or not the user exists, so that
@@ -416,10 +425,18 @@ impl App {
         Ok(Principal::from_user(&u, p.method))
     }
 
-    /// The parties this user may act for: its own and those that delegated it (live
-    /// delegations only, read fresh so that a revocation takes effect at once).
+    /// The parties this user may act for: its own and those that delegated it (delegations
+    /// live today only, read fresh so that a revocation or an end date takes effect at once).
     pub async fn parties_of(&self, p: &Principal) -> Result<Vec<Party>, AppError> {
-        let mut ids = self.store.delegations(p.user_id).await?;
+        let today = self.today_rome();
+        let mut ids: Vec<PartyId> = self
+            .store
+            .delegations(p.user_id)
+            .await?
+            .into_iter()
+            .filter(|d| d.live_on(today))
+            .map(|d| d.party)
+            .collect();
         if let Some(own) = p.party {
             ids.insert(0, own);
         }
@@ -427,19 +444,22 @@ impl App {
         Ok(self.store.parties(&ids).await?)
     }
 
-    /// Checks that the user may see a party's credits: its own, delegated, or an operator.
+    /// Checks that the user may see a party's credits: its own, delegated (either scope,
+    /// live today), or an operator.
     pub async fn authorize_view(&self, p: &Principal, party: PartyId) -> Result<(), AppError> {
         if p.is_operator() || p.party == Some(party) {
             return Ok(());
         }
-        if self.store.delegations(p.user_id).await?.contains(&party) {
+        if self.live_delegation(p, party).await?.is_some() {
             return Ok(());
         }
-        // Same answer whether or not the party exists: no probing of the registry.
+        // Same answer whether or not the party exists, and for a delegation revoked or past
+        // its end: no probing of the registry.
         Err(AppError::not_your_party())
     }
 
-    /// Checks that the user may dispose of a party's credits. Operators change nothing
+    /// Checks that the user may dispose of a party's credits: its own, or a delegation
+    /// live today with scope disposizione (R-DELEGA-SCOPE). Operators change nothing
     /// except through their own audited functions (SPEC §2).
     pub async fn authorize_act(&self, p: &Principal, party: PartyId) -> Result<(), AppError> {
         if p.is_operator() {
@@ -447,7 +467,18 @@ impl App {
                 "l'operatore non dispone dei crediti dei soggetti",
             ));
         }
-        self.authorize_view(p, party).await
+        if p.party == Some(party) {
+            return Ok(());
+        }
+        match self.live_delegation(p, party).await? {
+            Some(d) if d.scope == DelegationScope::Disposizione => Ok(()),
+            Some(_) => Err(AppError::Rule {
+                rule: "R-DELEGA-SCOPE",
+                code: "delegation_view_only",
+                detail: "La delega ricevuta per questo soggetto è di sola consultazione: per disporre dei crediti serve una delega anche alla disposizione, che concede il titolare".into(),
+            }),
+            None => Err(AppError::not_your_party()),
+        }
     }
 
     /// The PIN gate of every dispositive operation (SPEC §2). Strong logins pass; others
@@ -633,19 +664,44 @@ impl App {
             .await?)
     }
 
+    /// The operator delegates a user for a party: scope disposizione with no end date, as
+    /// before delegations had either. Nothing happens when that delegation is live already.
     pub async fn delegate(
         &self,
         p: &Principal,
         username: &str,
         party_cf: &str,
     ) -> Result<(), AppError> {
+        self.delegate_with(p, username, party_cf, DelegationScope::Disposizione, None)
+            .await
+    }
+
+    /// The operator delegates a user for a party with a scope and an optional last day.
+    /// The operator's forms carry no idempotency key: an identical live delegation makes
+    /// a repeat a no-op, and anything else is a new grant under a key of its own.
+    pub async fn delegate_with(
+        &self,
+        p: &Principal,
+        username: &str,
+        party_cf: &str,
+        scope: DelegationScope,
+        until: Option<chrono::NaiveDate>,
+    ) -> Result<(), AppError> {
         Self::require_operator(p)?;
         let user = self.user_named(username).await?;
         let party = self.party_by_cf(party_cf).await?;
-        Ok(self
-            .store
-            .delegate(user.id, party.id, &p.actor(), self.now())
-            .await?)
+        let today = self.today_rome();
+        let same = self.store.delegations(user.id).await?.into_iter().any(|d| {
+            d.party == party.id && d.live_on(today) && d.scope == scope && d.until == until
+        });
+        if same {
+            return Ok(());
+        }
+        let key = operator_key("delegate");
+        let change = (party.id, username, scope, until);
+        self.grant(p, &key, delegation::Pin::OperatorForm, change)
+            .await
+            .map(|_| ())
     }
 
     pub async fn revoke_delegation(
@@ -655,19 +711,11 @@ impl App {
         party_cf: &str,
     ) -> Result<(), AppError> {
         Self::require_operator(p)?;
-        let user = self.user_named(username).await?;
         let party = self.party_by_cf(party_cf).await?;
-        if self
-            .store
-            .revoke_delegation(user.id, party.id, &p.actor(), self.now())
-            .await?
-        {
-            Ok(())
-        } else {
-            Err(AppError::NotFound {
-                what: "Delega attiva",
-            })
-        }
+        let key = operator_key("revoke-delegation");
+        self.revoke(p, &key, delegation::Pin::OperatorForm, party.id, username)
+            .await
+            .map(|_| ())
     }
 
     pub async fn unlock_pin(&self, p: &Principal, username: &str) -> Result<(), AppError> {

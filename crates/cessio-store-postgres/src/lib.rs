@@ -29,11 +29,12 @@ use cessio_store::queue::{self, Job, WriteStats};
 use cessio_store::verify::Verifier;
 use cessio_store::{
     AccountRef, Answer, CHANGE_MARKS_SQL, ChangeMarks, ChoiceRecord, Counts, Credit, CreditOrigin,
-    EntryQuery, EntryState, EntryStream, HoldingChanges, HoldingInfo, HoldingQuery, IdempotencyKey,
-    MonitorTotal, NewOperatorEvent, NewUser, Operation, OperatorEvent, OperatorEventQuery, Party,
-    PartyEntry, PartyKind, Rata, Receipt, Role, STREAM_BATCH, SqlValue, Store, StoreError,
-    SummaryKey, User, VerifyReport, WriteConfig, entry_stream, holding_changes_sql,
-    largest_holders_sql,
+    DELEGATION_GRANTED_EVENT, DELEGATION_REVOKED_EVENT, Delegation, DelegationChange,
+    DelegationScope, EntryQuery, EntryState, EntryStream, HoldingChanges, HoldingInfo,
+    HoldingQuery, IdempotencyKey, MonitorTotal, NewOperatorEvent, NewUser, Operation,
+    OperatorEvent, OperatorEventQuery, Party, PartyEntry, PartyKind, Rata, Receipt, Role,
+    STREAM_BATCH, SqlValue, Store, StoreError, SummaryKey, User, VerifyReport, WriteConfig,
+    entry_stream, holding_changes_sql, largest_holders_sql,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use futures_util::StreamExt;
@@ -765,7 +766,92 @@ async fn write_plan(c: &Transaction<'_>, st: &Statements, plan: &Plan) -> Result
         c.execute(&st.update_head, &args_update_head),
     )
     .map_err(db_err)?;
-    write_f5_records(c, plan).await
+    write_f5_records(c, plan).await?;
+    write_delegations(c, plan).await
+}
+
+/// The delegations a batch granted or revoked (rare: one statement each), each with its
+/// entry in the operator's register in the same statement, so a change cannot be
+/// committed without its audit entry.
+async fn write_delegations(c: &Transaction<'_>, plan: &Plan) -> Result<(), StoreError> {
+    for (change, operation, actor, at) in &plan.delegations {
+        let at_micros = at.timestamp_micros();
+        match change {
+            // A grant supersedes the live delegation of the pair, so that one pair has at
+            // most one.
+            DelegationChange::Grant {
+                user,
+                party,
+                scope,
+                until,
+            } => {
+                let data = serde_json::json!({ "user": user, "scope": scope, "until": until, "operation": operation })
+                    .to_string();
+                c.execute(
+                    "WITH ended AS (
+                       UPDATE delegations SET revoked_at = $3, revoked_by = $6
+                        WHERE user_id = $1 AND party = $2 AND revoked_at IS NULL RETURNING id),
+                     granted AS (
+                       INSERT INTO delegations (user_id, party, created_at, scope, valid_until, granted_by, operation)
+                       SELECT $1, $2, $3, $4, $5, $6, $7 FROM (SELECT COUNT(*) FROM ended) e RETURNING id)
+                     INSERT INTO operator_events (kind, at, actor, transfer, party, counterparty, data)
+                     SELECT $8, $3, $6, NULL, $2, NULL, $9 FROM granted",
+                    &[
+                        user,
+                        party,
+                        &at_micros,
+                        &scope.as_str(),
+                        until,
+                        actor,
+                        operation,
+                        &DELEGATION_GRANTED_EVENT,
+                        &data,
+                    ],
+                )
+                .await
+                .map_err(db_err)?;
+            }
+            DelegationChange::Revoke { user, party } => {
+                let data = serde_json::json!({ "user": user, "operation": operation }).to_string();
+                c.execute(
+                    "WITH ended AS (
+                       UPDATE delegations SET revoked_at = $3, revoked_by = $4
+                        WHERE user_id = $1 AND party = $2 AND revoked_at IS NULL RETURNING id)
+                     INSERT INTO operator_events (kind, at, actor, transfer, party, counterparty, data)
+                     SELECT $5, $3, $4, NULL, $2, NULL, $6 WHERE EXISTS (SELECT 1 FROM ended)",
+                    &[
+                        user,
+                        party,
+                        &at_micros,
+                        actor,
+                        &DELEGATION_REVOKED_EVENT,
+                        &data,
+                    ],
+                )
+                .await
+                .map_err(db_err)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+const DELEGATION_COLUMNS: &str =
+    "id, user_id, party, scope, valid_until, created_at, granted_by, revoked_at, revoked_by";
+
+fn delegation_from_row(r: &Row) -> Delegation {
+    let scope: String = r.get(3);
+    Delegation {
+        id: r.get(0),
+        user: r.get(1),
+        party: r.get(2),
+        scope: DelegationScope::parse(&scope).unwrap_or(DelegationScope::Consultazione),
+        until: r.get(4),
+        granted_at: micros_to_time(r.get(5)),
+        granted_by: r.get(6),
+        revoked_at: r.get::<_, Option<i64>>(7).map(micros_to_time),
+        revoked_by: r.get(8),
+    }
 }
 
 /// The F24 choices and debt positions a batch recorded (F5): rare, one statement each.
@@ -1425,75 +1511,42 @@ impl Store for PgStore {
         r.map(|_| ()).ok_or(StoreError::UnknownUser { user })
     }
 
-    async fn delegate(
-        &self,
-        user: i64,
-        party: PartyId,
-        actor: &str,
-        at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let result = self
-            .reader()
-            .await?
-            .execute(
-                "WITH d AS (
-                   INSERT INTO delegations (user_id, party, created_at)
-                   SELECT $1, $2, $3
-                   WHERE NOT EXISTS (SELECT 1 FROM delegations WHERE user_id = $1 AND party = $2 AND revoked_at IS NULL)
-                   RETURNING id)
-                 INSERT INTO audit_log (at, actor, action, detail)
-                 SELECT $3, $4, 'delegate', 'user ' || $1 || ' party ' || $2 FROM d",
-                &[&user, &party, &at.timestamp_micros(), &actor],
-            )
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if e.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION) => {
-                Err(StoreError::InvalidOperation {
-                    reason: format!("utente {user} o soggetto {party} inesistente"),
-                })
-            }
-            Err(e) => Err(db_err(e)),
-        }
-    }
-
-    async fn revoke_delegation(
-        &self,
-        user: i64,
-        party: PartyId,
-        actor: &str,
-        at: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        let r = self
-            .reader()
-            .await?
-            .query_one(
-                "WITH d AS (
-                   UPDATE delegations SET revoked_at = $3
-                   WHERE user_id = $1 AND party = $2 AND revoked_at IS NULL RETURNING id),
-                 a AS (INSERT INTO audit_log (at, actor, action, detail)
-                   SELECT $3, $4, 'revoke_delegation', 'user ' || $1 || ' party ' || $2
-                   WHERE EXISTS (SELECT 1 FROM d))
-                 SELECT COUNT(*) FROM d",
-                &[&user, &party, &at.timestamp_micros(), &actor],
-            )
-            .await
-            .map_err(db_err)?;
-        Ok(r.get::<_, i64>(0) > 0)
-    }
-
-    async fn delegations(&self, user: i64) -> Result<Vec<PartyId>, StoreError> {
+    async fn delegations(&self, user: i64) -> Result<Vec<Delegation>, StoreError> {
         Ok(self
             .reader()
             .await?
             .query(
-                "SELECT DISTINCT party FROM delegations WHERE user_id = $1 AND revoked_at IS NULL ORDER BY party",
+                &format!(
+                    "SELECT {DELEGATION_COLUMNS} FROM delegations WHERE user_id = $1 AND revoked_at IS NULL ORDER BY party, id"
+                ),
                 &[&user],
             )
             .await
             .map_err(db_err)?
             .iter()
-            .map(|r| r.get(0))
+            .map(delegation_from_row)
+            .collect())
+    }
+
+    async fn party_delegations(
+        &self,
+        party: PartyId,
+        limit: usize,
+    ) -> Result<Vec<Delegation>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        Ok(self
+            .reader()
+            .await?
+            .query(
+                &format!(
+                    "SELECT {DELEGATION_COLUMNS} FROM delegations WHERE party = $1 ORDER BY id DESC LIMIT $2"
+                ),
+                &[&party, &limit],
+            )
+            .await
+            .map_err(db_err)?
+            .iter()
+            .map(delegation_from_row)
             .collect())
     }
 

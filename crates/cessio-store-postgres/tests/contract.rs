@@ -246,6 +246,60 @@ async fn lost_connection_is_database_unavailable_and_retryable() {
     assert!(store.verify().await.unwrap().ok());
 }
 
+/// Takes a register back to before migration 7 (delegation scopes and end dates).
+const UNDO_MIGRATION_7: &str = "DROP INDEX delegations_party;
+         ALTER TABLE delegations DROP COLUMN scope;
+         ALTER TABLE delegations DROP COLUMN valid_until;
+         ALTER TABLE delegations DROP COLUMN granted_by;
+         ALTER TABLE delegations DROP COLUMN revoked_by;
+         ALTER TABLE delegations DROP COLUMN operation;
+         DELETE FROM schema_migrations WHERE version = 7;";
+
+/// Delegations recorded before they had a scope keep what they allowed: disposizione, with
+/// no end date, granted and revoked by whom the audit log says.
+#[tokio::test]
+async fn migration_keeps_existing_delegations_as_disposizione_with_no_end() {
+    let Some((store, url, schema)) = fresh_with_schema().await else {
+        return;
+    };
+    seed_history(&store).await;
+    drop(store);
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+        .batch_execute(&format!(
+            "SET search_path = {schema};
+             {UNDO_MIGRATION_7}
+             INSERT INTO users (id, username, display_name, password_hash, pin_hash, role, created_at)
+               VALUES (5, 'studio', 'Studio', 'h', 'p', 'user', 10);
+             INSERT INTO delegations (user_id, party, created_at) VALUES (5, 1, 20);
+             INSERT INTO audit_log (at, actor, action, detail) VALUES (20, 'operatore#1', 'delegate', 'user 5 party 1');
+             INSERT INTO delegations (user_id, party, created_at, revoked_at) VALUES (5, 2, 30, 40);
+             INSERT INTO audit_log (at, actor, action, detail) VALUES (40, 'operatore#2', 'revoke_delegation', 'user 5 party 2');"
+        ))
+        .await
+        .unwrap();
+    let store: DynStore = Arc::new(
+        PgStore::connect(&url, Some(&schema), WriteConfig::default())
+            .await
+            .unwrap(),
+    );
+    let live = store.delegations(5).await.unwrap();
+    assert_eq!(live.len(), 1);
+    assert_eq!(live[0].party, 1);
+    assert_eq!(live[0].scope, cessio_store::DelegationScope::Disposizione);
+    assert_eq!(live[0].until, None);
+    assert_eq!(live[0].granted_by.as_deref(), Some("operatore#1"));
+    let past = store.party_delegations(2, 10).await.unwrap();
+    assert_eq!(past[0].revoked_by.as_deref(), Some("operatore#2"));
+    assert_eq!(
+        past[0].granted_by, None,
+        "no audit entry recorded its grant"
+    );
+}
+
 /// A register written before accounts recorded their last transfer gets it from its
 /// history when the migration runs.
 #[tokio::test]
@@ -262,6 +316,7 @@ async fn migration_fills_each_accounts_last_transfer_from_the_history() {
     client
         .batch_execute(&format!(
             "SET search_path = {schema};
+             {UNDO_MIGRATION_7}
              DROP INDEX accounts_holder_changes;
              DROP INDEX f24_choices_party_id;
              ALTER TABLE accounts DROP COLUMN last_transfer;

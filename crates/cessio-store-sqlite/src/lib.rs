@@ -28,11 +28,12 @@ use cessio_store::queue::{self, Job, WriteStats};
 use cessio_store::verify::Verifier;
 use cessio_store::{
     AccountRef, Answer, CHANGE_MARKS_SQL, ChangeMarks, ChoiceRecord, Counts, Credit, CreditOrigin,
-    EntryQuery, EntryState, EntryStream, HoldingChanges, HoldingInfo, HoldingQuery, IdempotencyKey,
-    MonitorTotal, NewOperatorEvent, NewUser, Operation, OperatorEvent, OperatorEventQuery, Party,
-    PartyEntry, PartyKind, Rata, Receipt, Role, STREAM_BATCH, SqlValue, Store, StoreError,
-    SummaryKey, User, VerifyReport, WriteConfig, entry_stream, holding_changes_sql,
-    largest_holders_sql,
+    DELEGATION_GRANTED_EVENT, DELEGATION_REVOKED_EVENT, Delegation, DelegationChange,
+    DelegationScope, EntryQuery, EntryState, EntryStream, HoldingChanges, HoldingInfo,
+    HoldingQuery, IdempotencyKey, MonitorTotal, NewOperatorEvent, NewUser, Operation,
+    OperatorEvent, OperatorEventQuery, Party, PartyEntry, PartyKind, Rata, Receipt, Role,
+    STREAM_BATCH, SqlValue, Store, StoreError, SummaryKey, User, VerifyReport, WriteConfig,
+    entry_stream, holding_changes_sql, largest_holders_sql,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{
@@ -584,6 +585,7 @@ fn write_plan(tx: &Transaction<'_>, plan: &Plan) -> Result<(), StoreError> {
     }
     write_summary(tx, plan)?;
     write_f5_records(tx, plan)?;
+    write_delegations(tx, plan)?;
     let h = &plan.head;
     tx.execute(
         "UPDATE ledger_head SET last_operation = ?1, last_transfer = ?2, last_hash = ?3, last_party = ?4, last_credit = ?5, last_rata = ?6, last_account = ?7, last_protocol = ?8 WHERE id = 1",
@@ -640,6 +642,80 @@ fn write_f5_records(tx: &Transaction<'_>, plan: &Plan) -> Result<(), StoreError>
         }
     }
     Ok(())
+}
+
+/// The delegations a batch granted or revoked, each with its entry in the operator's
+/// register in the same transaction: a change without its audit entry cannot be committed.
+fn write_delegations(tx: &Transaction<'_>, plan: &Plan) -> Result<(), StoreError> {
+    for (change, operation, actor, at) in &plan.delegations {
+        let at_micros = at.timestamp_micros();
+        let (user, party) = match change {
+            DelegationChange::Grant { user, party, .. }
+            | DelegationChange::Revoke { user, party } => (*user, *party),
+        };
+        // A grant supersedes the live delegation of the pair, so that one pair has at most
+        // one; a revocation ends it.
+        let ended = tx
+            .prepare_cached(
+                "UPDATE delegations SET revoked_at = ?3, revoked_by = ?4 WHERE user_id = ?1 AND party = ?2 AND revoked_at IS NULL",
+            )
+            .and_then(|mut st| st.execute(params![user, party, at_micros, actor]))
+            .map_err(db_err)?;
+        let (kind, data) = match change {
+            DelegationChange::Grant { scope, until, .. } => {
+                tx.prepare_cached(
+                    "INSERT INTO delegations (user_id, party, created_at, scope, valid_until, granted_by, operation) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .and_then(|mut st| {
+                    st.execute(params![
+                        user,
+                        party,
+                        at_micros,
+                        scope.as_str(),
+                        until.map(|d| d.to_string()),
+                        actor,
+                        operation
+                    ])
+                })
+                .map_err(|e| fk_error(e, user, party))?;
+                (
+                    DELEGATION_GRANTED_EVENT,
+                    serde_json::json!({ "user": user, "scope": scope, "until": until, "operation": operation }),
+                )
+            }
+            DelegationChange::Revoke { .. } if ended == 0 => continue,
+            DelegationChange::Revoke { .. } => (
+                DELEGATION_REVOKED_EVENT,
+                serde_json::json!({ "user": user, "operation": operation }),
+            ),
+        };
+        tx.prepare_cached(
+            "INSERT INTO operator_events (kind, at, actor, transfer, party, counterparty, data) VALUES (?1, ?2, ?3, NULL, ?4, NULL, ?5)",
+        )
+        .and_then(|mut st| st.execute(params![kind, at_micros, actor, party, data.to_string()]))
+        .map_err(db_err)?;
+    }
+    Ok(())
+}
+
+const DELEGATION_COLUMNS: &str =
+    "id, user_id, party, scope, valid_until, created_at, granted_by, revoked_at, revoked_by";
+
+fn delegation_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Delegation> {
+    let scope: String = r.get(3)?;
+    let until: Option<String> = r.get(4)?;
+    let revoked: Option<i64> = r.get(7)?;
+    Ok(Delegation {
+        id: r.get(0)?,
+        user: r.get(1)?,
+        party: r.get(2)?,
+        scope: DelegationScope::parse(&scope).unwrap_or(DelegationScope::Consultazione),
+        until: until.and_then(|d| d.parse().ok()),
+        granted_at: micros_to_time(r.get(5)?),
+        granted_by: r.get(6)?,
+        revoked_at: revoked.map(micros_to_time),
+        revoked_by: r.get(8)?,
+    })
 }
 
 fn holding_info_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<HoldingInfo> {
@@ -1414,71 +1490,34 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn delegate(
-        &self,
-        user: i64,
-        party: PartyId,
-        actor: &str,
-        at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let actor = actor.to_string();
-        self.read(move |c| {
-            let tx = rusqlite::Transaction::new_unchecked(c, TransactionBehavior::Immediate)
-                .map_err(db_err)?;
-            let live: bool = tx
-                .query_row(
-                    "SELECT EXISTS (SELECT 1 FROM delegations WHERE user_id = ?1 AND party = ?2 AND revoked_at IS NULL)",
-                    params![user, party],
-                    |r| r.get(0),
-                )
-                .map_err(db_err)?;
-            if !live {
-                tx.execute(
-                    "INSERT INTO delegations (user_id, party, created_at) VALUES (?1, ?2, ?3)",
-                    params![user, party, at.timestamp_micros()],
-                )
-                .map_err(|e| fk_error(e, user, party))?;
-                audit(&tx, at, &actor, "delegate", &format!("user {user} party {party}"))?;
-            }
-            tx.commit().map_err(db_err)
-        })
-        .await
-    }
-
-    async fn revoke_delegation(
-        &self,
-        user: i64,
-        party: PartyId,
-        actor: &str,
-        at: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        let actor = actor.to_string();
-        self.read(move |c| {
-            let tx = rusqlite::Transaction::new_unchecked(c, TransactionBehavior::Immediate)
-                .map_err(db_err)?;
-            let n = tx
-                .execute(
-                    "UPDATE delegations SET revoked_at = ?3 WHERE user_id = ?1 AND party = ?2 AND revoked_at IS NULL",
-                    params![user, party, at.timestamp_micros()],
-                )
-                .map_err(db_err)?;
-            if n > 0 {
-                audit(&tx, at, &actor, "revoke_delegation", &format!("user {user} party {party}"))?;
-            }
-            tx.commit().map_err(db_err)?;
-            Ok(n > 0)
-        })
-        .await
-    }
-
-    async fn delegations(&self, user: i64) -> Result<Vec<PartyId>, StoreError> {
+    async fn delegations(&self, user: i64) -> Result<Vec<Delegation>, StoreError> {
         self.read(move |c| {
             let mut st = c
-                .prepare_cached(
-                    "SELECT DISTINCT party FROM delegations WHERE user_id = ?1 AND revoked_at IS NULL ORDER BY party",
-                )
+                .prepare_cached(&format!(
+                    "SELECT {DELEGATION_COLUMNS} FROM delegations WHERE user_id = ?1 AND revoked_at IS NULL ORDER BY party, id"
+                ))
                 .map_err(db_err)?;
-            st.query_map([user], |r| r.get(0))
+            st.query_map([user], delegation_from_row)
+                .map_err(db_err)?
+                .collect::<Result<_, _>>()
+                .map_err(db_err)
+        })
+        .await
+    }
+
+    async fn party_delegations(
+        &self,
+        party: PartyId,
+        limit: usize,
+    ) -> Result<Vec<Delegation>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(move |c| {
+            let mut st = c
+                .prepare_cached(&format!(
+                    "SELECT {DELEGATION_COLUMNS} FROM delegations WHERE party = ?1 ORDER BY id DESC LIMIT ?2"
+                ))
+                .map_err(db_err)?;
+            st.query_map(params![party, limit], delegation_from_row)
                 .map_err(db_err)?
                 .collect::<Result<_, _>>()
                 .map_err(db_err)

@@ -232,6 +232,31 @@ UPDATE accounts SET last_transfer = m.last
 CREATE INDEX accounts_holder_changes ON accounts (party, last_transfer) WHERE kind = 'holder';
 CREATE INDEX f24_choices_party_id ON f24_choices (party, id);
 ",
+    r"
+-- Delegations granted by the titolare from the app, not only by the operator: a scope
+-- (consultazione, or also disposizione), an optional last day (inclusive, Europe/Rome), who
+-- granted and who revoked, and the operation that recorded it (idempotency). Existing rows
+-- keep what they allowed: disposizione, with no end date. Their actors come from the audit
+-- log that recorded them, where found. The audit trail of each change from now on is an
+-- entry of the operator's register (`operator_events`), written in the same transaction.
+ALTER TABLE delegations ADD COLUMN scope TEXT NOT NULL DEFAULT 'disposizione' CHECK (scope IN ('consultazione', 'disposizione'));
+ALTER TABLE delegations ADD COLUMN valid_until TEXT;
+ALTER TABLE delegations ADD COLUMN granted_by TEXT;
+ALTER TABLE delegations ADD COLUMN revoked_by TEXT;
+ALTER TABLE delegations ADD COLUMN operation INTEGER;
+UPDATE delegations SET granted_by = (
+    SELECT a.actor FROM audit_log a
+     WHERE a.action = 'delegate' AND a.at = delegations.created_at
+       AND a.detail = 'user ' || delegations.user_id || ' party ' || delegations.party
+     ORDER BY a.id LIMIT 1);
+UPDATE delegations SET revoked_by = (
+    SELECT a.actor FROM audit_log a
+     WHERE a.action = 'revoke_delegation' AND a.at = delegations.revoked_at
+       AND a.detail = 'user ' || delegations.user_id || ' party ' || delegations.party
+     ORDER BY a.id LIMIT 1)
+ WHERE revoked_at IS NOT NULL;
+CREATE INDEX delegations_party ON delegations (party, id);
+",
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

@@ -122,6 +122,50 @@ async fn reopening_keeps_everything_and_continues_the_chain() {
     assert!(store.verify().await.unwrap().ok());
 }
 
+/// Takes a register back to before migration 7 (delegation scopes and end dates).
+const UNDO_MIGRATION_7: &str = "DROP INDEX delegations_party;
+         ALTER TABLE delegations DROP COLUMN scope;
+         ALTER TABLE delegations DROP COLUMN valid_until;
+         ALTER TABLE delegations DROP COLUMN granted_by;
+         ALTER TABLE delegations DROP COLUMN revoked_by;
+         ALTER TABLE delegations DROP COLUMN operation;
+         DELETE FROM schema_migrations WHERE version = 7;";
+
+/// Delegations recorded before they had a scope keep what they allowed: disposizione, with
+/// no end date, granted and revoked by whom the audit log says.
+#[tokio::test]
+async fn migration_keeps_existing_delegations_as_disposizione_with_no_end() {
+    let path = temp_path();
+    let store: DynStore = Arc::new(SqliteStore::open(&path, WriteConfig::default()).unwrap());
+    seed_history(&store).await;
+    drop(store);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(UNDO_MIGRATION_7).unwrap();
+    conn.execute_batch(
+        "INSERT INTO users (id, username, display_name, password_hash, pin_hash, role, created_at)
+           VALUES (5, 'studio', 'Studio', 'h', 'p', 'user', 10);
+         INSERT INTO delegations (user_id, party, created_at) VALUES (5, 1, 20);
+         INSERT INTO audit_log (at, actor, action, detail) VALUES (20, 'operatore#1', 'delegate', 'user 5 party 1');
+         INSERT INTO delegations (user_id, party, created_at, revoked_at) VALUES (5, 2, 30, 40);
+         INSERT INTO audit_log (at, actor, action, detail) VALUES (40, 'operatore#2', 'revoke_delegation', 'user 5 party 2');",
+    )
+    .unwrap();
+    drop(conn);
+    let store: DynStore = Arc::new(SqliteStore::open(&path, WriteConfig::default()).unwrap());
+    let live = store.delegations(5).await.unwrap();
+    assert_eq!(live.len(), 1);
+    assert_eq!(live[0].party, 1);
+    assert_eq!(live[0].scope, cessio_store::DelegationScope::Disposizione);
+    assert_eq!(live[0].until, None);
+    assert_eq!(live[0].granted_by.as_deref(), Some("operatore#1"));
+    let past = store.party_delegations(2, 10).await.unwrap();
+    assert_eq!(past[0].revoked_by.as_deref(), Some("operatore#2"));
+    assert_eq!(
+        past[0].granted_by, None,
+        "no audit entry recorded its grant"
+    );
+}
+
 /// A register written before accounts recorded their last transfer gets it from its
 /// history when the migration runs.
 #[tokio::test]
@@ -131,6 +175,7 @@ async fn migration_fills_each_accounts_last_transfer_from_the_history() {
     seed_history(&store).await;
     drop(store);
     let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(UNDO_MIGRATION_7).unwrap();
     conn.execute_batch(
         "DROP INDEX accounts_holder_changes;
          DROP INDEX f24_choices_party_id;

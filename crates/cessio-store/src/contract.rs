@@ -15,9 +15,10 @@ use cessio_core::time::RefYear;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 
 use crate::{
-    AccountRef, ChangeMarks, Command, CreditOrigin, EntryQuery, HoldingQuery, IdempotencyKey,
-    NewCredit, NewParty, NewRata, NewUser, Operation, PartyKind, Receipt, Role, Store, StoreError,
-    TransferRequest,
+    AccountRef, ChangeMarks, Command, CreditOrigin, DELEGATION_GRANTED_EVENT,
+    DELEGATION_REVOKED_EVENT, DelegationChange, DelegationScope, EntryQuery, HoldingQuery,
+    IdempotencyKey, NewCredit, NewParty, NewRata, NewUser, Operation, OperatorEventQuery,
+    PartyKind, Receipt, Role, Store, StoreError, TransferRequest,
 };
 
 /// Generates one `#[tokio::test]` per contract test. `$make` is an async expression giving
@@ -41,6 +42,7 @@ macro_rules! contract_tests {
             protocols_and_codici_univoci_are_unique,
             r_conserve_large_amounts_stay_exact,
             users_pins_delegations_and_tokens,
+            delegations_have_scope_end_date_history_and_audit,
             r_history_party_entries_as_of_a_past_time,
             f9_deceased_flag_and_operator_register,
             f1_summary_equals_the_history_after_random_concurrent_operations,
@@ -738,30 +740,18 @@ pub async fn users_pins_delegations_and_tokens(store: DynStore) {
         store.pin_failed(9_999).await.unwrap_err().code(),
         "user_unknown"
     );
-    store.delegate(u, b, "operatore", t0()).await.unwrap();
-    store.delegate(u, b, "operatore", t0()).await.unwrap();
-    assert_eq!(store.delegations(u).await.unwrap(), vec![b]);
-    assert!(
-        store
-            .revoke_delegation(u, b, "operatore", t0())
-            .await
-            .unwrap()
-    );
-    assert!(
-        !store
-            .revoke_delegation(u, b, "operatore", t0())
-            .await
-            .unwrap()
-    );
+    let grant = Command::Delegation(DelegationChange::Grant {
+        user: u,
+        party: b,
+        scope: DelegationScope::Disposizione,
+        until: None,
+    });
+    store.submit(op("grant", grant)).await.unwrap();
+    let live = store.delegations(u).await.unwrap();
+    assert_eq!(live.iter().map(|d| d.party).collect::<Vec<_>>(), vec![b]);
+    let revoke = Command::Delegation(DelegationChange::Revoke { user: u, party: b });
+    store.submit(op("revoke", revoke)).await.unwrap();
     assert!(store.delegations(u).await.unwrap().is_empty());
-    assert_eq!(
-        store
-            .delegate(u, 9_999, "operatore", t0())
-            .await
-            .unwrap_err()
-            .code(),
-        "invalid_operation"
-    );
     let t = store
         .create_token(u, "tokenhash", "script", t0())
         .await
@@ -773,6 +763,158 @@ pub async fn users_pins_delegations_and_tokens(store: DynStore) {
     );
     assert!(store.revoke_token(u, t, t0()).await.unwrap());
     assert!(store.token_user("tokenhash").await.unwrap().is_none());
+}
+
+/// A delegation has a scope and an optional last day; a new grant of the same pair
+/// supersedes the live one; rows are closed, never deleted; every grant and revocation is
+/// an entry of the operator's register naming who did it; a retry applies nothing.
+pub async fn delegations_have_scope_end_date_history_and_audit(store: DynStore) {
+    let family = party(&store, 1).await;
+    let studio_party = party(&store, 2).await;
+    let studio = store
+        .create_user(
+            NewUser {
+                username: "studio".into(),
+                display_name: "Studio".into(),
+                password_hash: "hash".into(),
+                pin_hash: "pin".into(),
+                party: Some(studio_party),
+                role: Role::User,
+            },
+            "operatore",
+            t0(),
+        )
+        .await
+        .unwrap();
+    let until = NaiveDate::from_ymd_opt(2024, 12, 31).unwrap();
+    let as_titolare = |k: &str, change: DelegationChange, minutes: i64| Operation {
+        acting_user: "titolare#7".into(),
+        at: t0() + chrono::Duration::minutes(minutes),
+        ..op(k, Command::Delegation(change))
+    };
+    let grant = as_titolare(
+        "g1",
+        DelegationChange::Grant {
+            user: studio,
+            party: family,
+            scope: DelegationScope::Consultazione,
+            until: Some(until),
+        },
+        0,
+    );
+    let first = store.submit(grant.clone()).await.unwrap();
+    assert_eq!(first.party, Some(family));
+    let again = store.submit(grant).await.unwrap();
+    assert!(again.replayed, "a retry applies nothing");
+    let live = store.delegations(studio).await.unwrap();
+    assert_eq!(live.len(), 1);
+    let d = &live[0];
+    assert_eq!(
+        (
+            d.party,
+            d.scope,
+            d.until,
+            d.granted_at,
+            d.granted_by.as_deref()
+        ),
+        (
+            family,
+            DelegationScope::Consultazione,
+            Some(until),
+            t0(),
+            Some("titolare#7")
+        )
+    );
+    assert!(d.live_on(until) && !d.live_on(until.succ_opt().unwrap()));
+
+    store
+        .submit(as_titolare(
+            "g2",
+            DelegationChange::Grant {
+                user: studio,
+                party: family,
+                scope: DelegationScope::Disposizione,
+                until: None,
+            },
+            1,
+        ))
+        .await
+        .unwrap();
+    let live = store.delegations(studio).await.unwrap();
+    assert_eq!(live.len(), 1, "a new grant supersedes the live one");
+    assert_eq!(
+        (live[0].scope, live[0].until),
+        (DelegationScope::Disposizione, None)
+    );
+
+    let revoke = DelegationChange::Revoke {
+        user: studio,
+        party: family,
+    };
+    store
+        .submit(as_titolare("r1", revoke.clone(), 2))
+        .await
+        .unwrap();
+    // Nothing live to end: recorded as an operation, but no audit entry of a revocation.
+    store.submit(as_titolare("r2", revoke, 3)).await.unwrap();
+    assert!(store.delegations(studio).await.unwrap().is_empty());
+
+    let history = store.party_delegations(family, 10).await.unwrap();
+    assert_eq!(history.len(), 2, "rows are closed, never deleted");
+    assert!(history[0].id > history[1].id, "newest first");
+    assert_eq!(
+        history[0].revoked_at,
+        Some(t0() + chrono::Duration::minutes(2))
+    );
+    assert_eq!(history[1].revoked_by.as_deref(), Some("titolare#7"));
+    assert_eq!(store.party_delegations(family, 1).await.unwrap().len(), 1);
+    assert!(
+        store
+            .party_delegations(studio_party, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let audit = store
+        .operator_events(&OperatorEventQuery {
+            kinds: vec![
+                DELEGATION_GRANTED_EVENT.into(),
+                DELEGATION_REVOKED_EVENT.into(),
+            ],
+            party: Some(family),
+            ..OperatorEventQuery::default()
+        })
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = audit.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            DELEGATION_GRANTED_EVENT,
+            DELEGATION_GRANTED_EVENT,
+            DELEGATION_REVOKED_EVENT
+        ]
+    );
+    assert!(audit.iter().all(|e| e.actor == "titolare#7"));
+    assert_eq!(audit[0].data["user"], studio);
+    assert_eq!(audit[0].data["scope"], "consultazione");
+    assert_eq!(audit[0].data["until"], "2024-12-31");
+    assert_eq!(audit[0].data["operation"], first.operation_id);
+
+    let unknown = store
+        .submit(op(
+            "g-unknown",
+            Command::Delegation(DelegationChange::Grant {
+                user: studio,
+                party: 9_999,
+                scope: DelegationScope::Disposizione,
+                until: None,
+            }),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), "party_unknown");
 }
 
 pub async fn r_history_party_entries_as_of_a_past_time(store: DynStore) {

@@ -23,8 +23,8 @@ use sha2::{Digest, Sha256};
 
 use crate::StoreError;
 use crate::model::{
-    AccountRef, ChoiceRecord, Command, Credit, IssuedCredit, IssuedRata, NewCredit, Operation,
-    Party, Rata, Receipt, TransferRequest,
+    AccountRef, ChoiceRecord, Command, Credit, DelegationChange, IssuedCredit, IssuedRata,
+    NewCredit, Operation, Party, Rata, Receipt, TransferRequest,
 };
 use cessio_core::debt::DebtPosition;
 use cessio_core::f24::F24Choice;
@@ -143,6 +143,9 @@ pub fn needs(ops: &[Operation]) -> Needs {
                     .push(AccountKey::of(*rata, AccountRef::Holder(*party)));
             }
             Command::DebtPosition { party, .. } => n.parties.push(*party),
+            Command::Delegation(
+                DelegationChange::Grant { party, .. } | DelegationChange::Revoke { party, .. },
+            ) => n.parties.push(*party),
             Command::Split {
                 rata,
                 party,
@@ -256,6 +259,8 @@ pub struct Plan {
     pub choices: Vec<(ChoiceRecord, i64, DateTime<Utc>)>,
     /// Debt positions recorded by the operator, with the operation and time.
     pub debt_positions: Vec<(PartyId, DebtPosition, i64, DateTime<Utc>)>,
+    /// Delegations granted or revoked: the change, the operation, the actor and the time.
+    pub delegations: Vec<(DelegationChange, i64, String, DateTime<Utc>)>,
     pub head: Head,
 }
 
@@ -401,6 +406,8 @@ pub fn command_kind(c: &Command) -> &'static str {
         Command::F24Choice { .. } => "f24_choice",
         Command::DebtPosition { .. } => "debt_position",
         Command::Split { .. } => "split",
+        Command::Delegation(DelegationChange::Grant { .. }) => "delegation_grant",
+        Command::Delegation(DelegationChange::Revoke { .. }) => "delegation_revoke",
     }
 }
 
@@ -414,6 +421,7 @@ struct Savepoint {
     transfers: usize,
     choices: usize,
     debt_positions: usize,
+    delegations: usize,
 }
 
 impl Savepoint {
@@ -426,6 +434,7 @@ impl Savepoint {
             transfers: plan.transfers.len(),
             choices: plan.choices.len(),
             debt_positions: plan.debt_positions.len(),
+            delegations: plan.delegations.len(),
         }
     }
 
@@ -448,6 +457,7 @@ impl Savepoint {
         }
         plan.choices.truncate(self.choices);
         plan.debt_positions.truncate(self.debt_positions);
+        plan.delegations.truncate(self.delegations);
         plan.head = self.head;
     }
 }
@@ -570,6 +580,21 @@ fn apply(op: &Operation, w: &mut Working, plan: &mut Plan) -> Result<Receipt, St
             plan.debt_positions
                 .push((*party, position.clone(), operation_id, op.at));
             receipt.party = Some(*party);
+        }
+        Command::Delegation(change) => {
+            // The user is not loaded here: the app resolves it by name before submitting,
+            // and users are never deleted.
+            let party = match change {
+                DelegationChange::Grant { party, .. } | DelegationChange::Revoke { party, .. } => {
+                    *party
+                }
+            };
+            if !w.parties.contains(&party) {
+                return Err(StoreError::UnknownParty { party });
+            }
+            plan.delegations
+                .push((change.clone(), operation_id, op.acting_user.clone(), op.at));
+            receipt.party = Some(party);
         }
         Command::Split {
             rata,

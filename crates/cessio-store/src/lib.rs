@@ -233,25 +233,17 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
 
-    async fn delegate(
-        &self,
-        user: i64,
-        party: PartyId,
-        actor: &str,
-        at: DateTime<Utc>,
-    ) -> Result<(), StoreError>;
+    /// The user's delegations that are not revoked, expired ones included (whether a day
+    /// is past a delegation's end is for the app's clock to say), by party. Delegations are
+    /// granted and revoked through [`Store::submit`] (`Command::Delegation`).
+    async fn delegations(&self, user: i64) -> Result<Vec<Delegation>, StoreError>;
 
-    /// Returns whether a live delegation was revoked.
-    async fn revoke_delegation(
+    /// The delegations a party granted, live and past, newest first, at most `limit`.
+    async fn party_delegations(
         &self,
-        user: i64,
         party: PartyId,
-        actor: &str,
-        at: DateTime<Utc>,
-    ) -> Result<bool, StoreError>;
-
-    /// Parties the user holds a live delegation for.
-    async fn delegations(&self, user: i64) -> Result<Vec<PartyId>, StoreError>;
+        limit: usize,
+    ) -> Result<Vec<Delegation>, StoreError>;
 
     async fn create_token(
         &self,

@@ -258,6 +258,83 @@ pub enum Command {
         amount: Cents,
         credit: NewCredit,
     },
+    /// A delegation granted or revoked (by the titolare of the party or the operator). The
+    /// app checks who may; the store records it with its audit entry in one transaction.
+    Delegation(DelegationChange),
+}
+
+/// What a delegation lets its delegate do for the party that granted it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DelegationScope {
+    /// See the party's credits and lists (F1, F4...), nothing more.
+    Consultazione,
+    /// Also dispose of them: cede, answer, communicate, use in F24, split.
+    Disposizione,
+}
+
+impl DelegationScope {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            DelegationScope::Consultazione => "consultazione",
+            DelegationScope::Disposizione => "disposizione",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<DelegationScope> {
+        match s {
+            "consultazione" => Some(DelegationScope::Consultazione),
+            "disposizione" => Some(DelegationScope::Disposizione),
+            _ => None,
+        }
+    }
+}
+
+/// A change of the delegations of a party to a user.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DelegationChange {
+    /// Grants `user` a delegation of `party`; a live one of the same pair ends (it is
+    /// superseded, not merged), so that one pair has at most one live delegation.
+    Grant {
+        user: i64,
+        party: PartyId,
+        scope: DelegationScope,
+        /// Last day it holds, inclusive, as a date in Rome; `None`: until revoked.
+        until: Option<NaiveDate>,
+    },
+    /// Ends the live delegation of `party` to `user`, if there is one.
+    Revoke { user: i64, party: PartyId },
+}
+
+/// The audit entries of delegations, in the operator's register (`operator_events`), with
+/// the grantor party as `party` and `{user, scope, until, operation}` as data.
+pub const DELEGATION_GRANTED_EVENT: &str = "delegation_granted";
+pub const DELEGATION_REVOKED_EVENT: &str = "delegation_revoked";
+
+/// One delegation as recorded: rows are never deleted, a revocation only closes one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delegation {
+    pub id: i64,
+    pub user: i64,
+    pub party: PartyId,
+    pub scope: DelegationScope,
+    /// Last day it holds, inclusive (Europe/Rome); `None`: until revoked.
+    pub until: Option<NaiveDate>,
+    pub granted_at: DateTime<Utc>,
+    /// The actor who granted it; `None` for the rows recorded before actors were kept
+    /// with the delegation and not found in the audit log.
+    pub granted_by: Option<String>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub revoked_by: Option<String>,
+}
+
+impl Delegation {
+    /// Whether it grants anything on `today` (a date in Rome): not revoked, not past its
+    /// last day. The store cannot say this, as "today" is the app's clock.
+    pub fn live_on(&self, today: NaiveDate) -> bool {
+        self.revoked_at.is_none() && self.until.is_none_or(|u| today <= u)
+    }
 }
 
 /// One mutating request. `at` comes from the app's clock, so tests decide what "now" is.

@@ -25,7 +25,7 @@ use cessio_app::{
     App, AppError, CessionLine, IncomingFilter, MovementFilter, OptionInput, Principal,
 };
 use cessio_core::ledger::PartyId;
-use cessio_store::{PartyKind, Role};
+use cessio_store::{DelegationScope, PartyKind, Role};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -347,6 +347,15 @@ pub fn router(state: WebState) -> Router {
         .route("/users/{username}/pin-unlock", post(unlock_pin))
         .route("/delegations", post(delegate))
         .route("/delegations/revoke", post(revoke_delegation))
+        .route("/me/delegations", get(held_delegations))
+        .route(
+            "/parties/{cf}/delegations",
+            get(party_delegations).post(grant_delegation),
+        )
+        .route(
+            "/parties/{cf}/delegations/revoke",
+            post(revoke_party_delegation),
+        )
         .route("/communications", post(communicate))
         .route(
             "/communications/bulk",
@@ -722,6 +731,11 @@ async fn unlock_pin(
 struct DelegationBody {
     username: String,
     party_cf: String,
+    /// Disposizione unless given, as before delegations had a scope.
+    #[serde(default)]
+    scope: Option<DelegationScope>,
+    #[serde(default)]
+    until: Option<chrono::NaiveDate>,
 }
 
 async fn delegate(
@@ -729,8 +743,113 @@ async fn delegate(
     Auth(p): Auth,
     ApiJson(b): ApiJson<DelegationBody>,
 ) -> ApiResult<StatusCode> {
-    state.app.delegate(&p, &b.username, &b.party_cf).await?;
+    let scope = b.scope.unwrap_or(DelegationScope::Disposizione);
+    state
+        .app
+        .delegate_with(&p, &b.username, &b.party_cf, scope, b.until)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The titolare's grant: the intermediary's username, the scope and the last day (none:
+/// until revoked), with the PIN.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GrantBody {
+    username: String,
+    scope: DelegationScope,
+    #[serde(default)]
+    until: Option<chrono::NaiveDate>,
+    #[serde(default)]
+    pin: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevokeBody {
+    username: String,
+    #[serde(default)]
+    pin: Option<String>,
+}
+
+async fn party_delegations(
+    State(state): State<WebState>,
+    Auth(p): Auth,
+    Path(cf): Path<String>,
+) -> ApiResult<Json<Vec<cessio_app::DelegationView>>> {
+    let party = party_in_path(&state, &p, &cf).await?;
+    Ok(Json(state.app.delegations_granted(&p, party).await?))
+}
+
+async fn grant_delegation(
+    State(state): State<WebState>,
+    Auth(p): Auth,
+    IdempotencyKey(key): IdempotencyKey,
+    Path(cf): Path<String>,
+    ApiJson(b): ApiJson<GrantBody>,
+) -> ApiResult<(StatusCode, Json<cessio_app::DelegationReceipt>)> {
+    let party = party_in_path(&state, &p, &cf).await?;
+    let receipt = state
+        .app
+        .grant_delegation(
+            &p,
+            &key,
+            b.pin.as_deref(),
+            party,
+            &b.username,
+            b.scope,
+            b.until,
+        )
+        .await?;
+    state.metrics.operation("grant_delegation");
+    Ok((StatusCode::CREATED, Json(receipt)))
+}
+
+async fn revoke_party_delegation(
+    State(state): State<WebState>,
+    Auth(p): Auth,
+    IdempotencyKey(key): IdempotencyKey,
+    Path(cf): Path<String>,
+    ApiJson(b): ApiJson<RevokeBody>,
+) -> ApiResult<Json<cessio_app::DelegationReceipt>> {
+    let party = party_in_path(&state, &p, &cf).await?;
+    let receipt = state
+        .app
+        .revoke_delegation_by_titolare(&p, &key, b.pin.as_deref(), party, &b.username)
+        .await?;
+    state.metrics.operation("revoke_delegation");
+    Ok(Json(receipt))
+}
+
+/// One party an intermediary holds a delegation for.
+#[derive(Serialize)]
+struct HeldView {
+    party: PartyView,
+    scope: DelegationScope,
+    until: Option<chrono::NaiveDate>,
+    granted_at: chrono::DateTime<chrono::Utc>,
+}
+
+async fn held_delegations(
+    State(state): State<WebState>,
+    Auth(p): Auth,
+) -> ApiResult<Json<Vec<HeldView>>> {
+    let held = state.app.delegations_held(&p).await?;
+    Ok(Json(
+        held.into_iter()
+            .map(|h| HeldView {
+                party: PartyView {
+                    id: h.party.id,
+                    cf: h.party.cf.as_str().to_string(),
+                    name: h.party.name,
+                    kind: h.party.kind,
+                },
+                scope: h.scope,
+                until: h.until,
+                granted_at: h.granted_at,
+            })
+            .collect(),
+    ))
 }
 
 async fn revoke_delegation(

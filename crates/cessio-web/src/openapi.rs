@@ -159,6 +159,47 @@ pub const OPERATIONS: &[Op] = &[
         )
     },
     Op {
+        response: Some("HeldDelegations"),
+        ..op(
+            "get",
+            "/me/delegations",
+            "heldDelegations",
+            "Deleghe ricevute e attive oggi: soggetto, ambito e ultimo giorno",
+        )
+    },
+    Op {
+        response: Some("Delegations"),
+        ..op(
+            "get",
+            "/parties/{cf}/delegations",
+            "partyDelegations",
+            "Deleghe concesse dal soggetto, attive e passate, con chi le ha concesse o revocate e quando (titolare o operatore)",
+        )
+    },
+    Op {
+        request: Some("GrantDelegationRequest"),
+        status: 201,
+        response: Some("DelegationReceipt"),
+        idempotent: true,
+        ..op(
+            "post",
+            "/parties/{cf}/delegations",
+            "grantDelegation",
+            "Il titolare delega un intermediario, per consultazione o anche disposizione, fino a un giorno (incluso) o fino a revoca, con PIN (R-DELEGA-SCOPE, R-DELEGA-END); sostituisce la delega attiva dello stesso intermediario",
+        )
+    },
+    Op {
+        request: Some("RevokeDelegationRequest"),
+        response: Some("DelegationReceipt"),
+        idempotent: true,
+        ..op(
+            "post",
+            "/parties/{cf}/delegations/revoke",
+            "revokePartyDelegation",
+            "Il titolare revoca la delega di un intermediario, con PIN; ha effetto subito",
+        )
+    },
+    Op {
         request: Some("OptionInput"),
         status: 201,
         response: Some("Credit"),
@@ -584,7 +625,37 @@ fn schemas() -> Value {
             "pin": { "type": "string", "pattern": "^[0-9]{6,12}$" }, "party_cf": { "type": ["string", "null"] },
             "role": { "type": "string", "enum": ["user", "operator"] }
         }), &["username", "display_name", "password", "pin", "role"]),
-        "Delegation": obj(json!({ "username": { "type": "string" }, "party_cf": { "type": "string" } }), &["username", "party_cf"]),
+        "Delegation": obj(json!({
+            "username": { "type": "string" }, "party_cf": { "type": "string" },
+            "scope": { "oneOf": [{ "$ref": "#/components/schemas/DelegationScope" }, { "type": "null" }], "description": "disposizione se assente" },
+            "until": { "type": ["string", "null"], "format": "date", "description": "Ultimo giorno di validità, incluso; assente: fino a revoca" }
+        }), &["username", "party_cf"]),
+        "DelegationScope": { "type": "string", "enum": ["consultazione", "disposizione"], "description": "consultazione: vede crediti ed elenchi; disposizione: anche cede, accetta, comunica, usa in F24, suddivide" },
+        "GrantDelegationRequest": obj(json!({
+            "username": { "type": "string", "description": "Nome utente dell'intermediario" },
+            "scope": { "$ref": "#/components/schemas/DelegationScope" },
+            "until": { "type": ["string", "null"], "format": "date", "description": "Ultimo giorno di validità, incluso (ora di Roma); assente: fino a revoca" },
+            "pin": { "type": ["string", "null"] }
+        }), &["username", "scope"]),
+        "RevokeDelegationRequest": obj(json!({ "username": { "type": "string" }, "pin": { "type": ["string", "null"] } }), &["username"]),
+        "DelegationReceipt": obj(json!({
+            "operation_id": { "type": "integer" }, "at": { "type": "string", "format": "date-time" }, "replayed": { "type": "boolean" },
+            "party_cf": { "type": "string" }, "delegate_username": { "type": "string" },
+            "scope": { "oneOf": [{ "$ref": "#/components/schemas/DelegationScope" }, { "type": "null" }], "description": "null per una revoca" },
+            "until": { "type": ["string", "null"], "format": "date" }
+        }), &["operation_id", "at", "replayed", "party_cf", "delegate_username"]),
+        "Delegations": { "type": "array", "items": obj(json!({
+            "id": { "type": "integer" }, "delegate_username": { "type": "string" }, "delegate_name": { "type": "string" },
+            "party_cf": { "type": "string" }, "scope": { "$ref": "#/components/schemas/DelegationScope" },
+            "until": { "type": ["string", "null"], "format": "date" },
+            "state": { "type": "string", "enum": ["active", "expired", "revoked"] },
+            "granted_at": { "type": "string", "format": "date-time" }, "granted_by": { "type": ["string", "null"] },
+            "revoked_at": { "type": ["string", "null"], "format": "date-time" }, "revoked_by": { "type": ["string", "null"] }
+        }), &["id", "delegate_username", "scope", "state", "granted_at"]) },
+        "HeldDelegations": { "type": "array", "items": obj(json!({
+            "party": { "$ref": "#/components/schemas/Party" }, "scope": { "$ref": "#/components/schemas/DelegationScope" },
+            "until": { "type": ["string", "null"], "format": "date" }, "granted_at": { "type": "string", "format": "date-time" }
+        }), &["party", "scope", "granted_at"]) },
         "PinRequest": obj(json!({ "pin": { "type": ["string", "null"] } }), &[]),
         "OptionInput": obj(json!({
             "beneficiary_cf": { "type": "string" }, "type_key": { "type": "string" }, "expense_year": { "type": "integer" },

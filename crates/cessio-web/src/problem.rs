@@ -62,7 +62,9 @@ impl IntoResponse for Problem {
 pub fn status_of(code: &str) -> StatusCode {
     match code {
         "unauthenticated" | "login_failed" => StatusCode::UNAUTHORIZED,
-        "forbidden" | "pin_required" | "pin_wrong" => StatusCode::FORBIDDEN,
+        "forbidden" | "pin_required" | "pin_wrong" | "delegation_view_only" => {
+            StatusCode::FORBIDDEN
+        }
         "pin_locked" => StatusCode::LOCKED,
         "not_found" => StatusCode::NOT_FOUND,
         "conflict"

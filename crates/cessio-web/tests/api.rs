@@ -779,3 +779,147 @@ async fn r_rent_calculator_over_http() {
         .await;
     assert_eq!(r.status, 401);
 }
+
+/// The titolare's delegation endpoints: Idempotency-Key and PIN on mutations, a scope
+/// consultazione lets the studio read but not cede (R-DELEGA-SCOPE), a past end date is
+/// refused (R-DELEGA-END), the studio lists what it holds, and a revocation is immediate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delegation_api_grant_list_revoke() {
+    let s = Server::start().await;
+    let family = s.login("famiglia").await;
+    let studio = s.login("studio").await;
+    let path = format!("/api/v1/parties/{FAMILY}/delegations");
+    let grant = |pin: Option<&str>, until: &str| {
+        let mut b = json!({ "username": "studio", "scope": "consultazione", "until": until });
+        if let Some(p) = pin {
+            b["pin"] = json!(p);
+        }
+        b.to_string()
+    };
+    let unkeyed = s
+        .call(
+            "POST",
+            &path,
+            Some(&family),
+            None,
+            Some(&grant(Some(PIN), "2024-12-31")),
+        )
+        .await;
+    assert_eq!(unkeyed.status / 100, 4);
+    assert_eq!(
+        unkeyed.header("content-type"),
+        Some("application/problem+json")
+    );
+    let r = s
+        .call(
+            "POST",
+            &path,
+            Some(&family),
+            Some("d1"),
+            Some(&grant(None, "2024-12-31")),
+        )
+        .await;
+    assert_problem(&r, 403, "pin_required");
+    let r = s
+        .call(
+            "POST",
+            &path,
+            Some(&family),
+            Some("d2"),
+            Some(&grant(Some(PIN), "2024-02-29")),
+        )
+        .await;
+    assert_problem(&r, 422, "delegation_until_past");
+    assert_eq!(r.json()["rule"], "R-DELEGA-END");
+    let body = grant(Some(PIN), "2024-12-31");
+    let r = s
+        .call("POST", &path, Some(&family), Some("d3"), Some(&body))
+        .await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let first = r.json();
+    assert_eq!(
+        (&first["scope"], &first["until"], &first["replayed"]),
+        (&json!("consultazione"), &json!("2024-12-31"), &json!(false))
+    );
+    let again = s
+        .call("POST", &path, Some(&family), Some("d3"), Some(&body))
+        .await
+        .json();
+    assert_eq!(again["replayed"], true);
+    assert_eq!(again["operation_id"], first["operation_id"]);
+
+    let held = s
+        .call("GET", "/api/v1/me/delegations", Some(&studio), None, None)
+        .await;
+    assert_eq!(held.status, 200);
+    let held = held.json();
+    let of = |cf: &str| {
+        held.as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["party"]["cf"] == cf)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(of(FAMILY)["scope"], "consultazione");
+    assert_eq!(of(FAMILY)["until"], "2024-12-31");
+    assert_eq!(of(COMPANY)["scope"], "disposizione");
+    assert_eq!(of(COMPANY)["until"], serde_json::Value::Null);
+
+    let monitoring = format!("/api/v1/parties/{FAMILY}/monitoring");
+    assert_eq!(
+        s.call("GET", &monitoring, Some(&studio), None, None)
+            .await
+            .status,
+        200
+    );
+    let cession = json!({ "lines": [{ "rata": 1, "cessionario_cf": BANK }], "disclose_name": true, "pin": PIN });
+    let r = s
+        .call(
+            "POST",
+            &format!("/api/v1/parties/{FAMILY}/cessions"),
+            Some(&studio),
+            Some("c1"),
+            Some(&cession.to_string()),
+        )
+        .await;
+    assert_problem(&r, 403, "delegation_view_only");
+    assert_eq!(r.json()["rule"], "R-DELEGA-SCOPE");
+    // A delegate cannot pass the delegation on, nor read the titolare's list.
+    let r = s
+        .call("POST", &path, Some(&studio), Some("s1"), Some(&body))
+        .await;
+    assert_problem(&r, 403, "forbidden");
+    assert_problem(
+        &s.call("GET", &path, Some(&studio), None, None).await,
+        403,
+        "forbidden",
+    );
+
+    let listed = s.call("GET", &path, Some(&family), None, None).await;
+    assert_eq!(listed.status, 200);
+    let listed = listed.json();
+    assert_eq!(listed[0]["state"], "active");
+    assert_eq!(listed[0]["granted_by"], "famiglia");
+
+    let revoke = format!("{path}/revoke");
+    let r = s
+        .call(
+            "POST",
+            &revoke,
+            Some(&family),
+            Some("r1"),
+            Some(&json!({ "username": "studio", "pin": PIN }).to_string()),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["scope"], serde_json::Value::Null);
+    assert_problem(
+        &s.call("GET", &monitoring, Some(&studio), None, None).await,
+        403,
+        "forbidden",
+    );
+    let listed = s.call("GET", &path, Some(&family), None, None).await.json();
+    assert_eq!(listed[0]["state"], "revoked");
+    assert_eq!(listed[0]["revoked_by"], "famiglia");
+}

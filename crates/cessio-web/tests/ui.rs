@@ -31,6 +31,10 @@ const FORMS: &[(&str, &str)] = &[
         "credito=1&chiave=k",
     ),
     (
+        "/soggetti/00743110157/deleghe",
+        "step=concedi&chiave=k&intermediario=studio&ambito=disposizione",
+    ),
+    (
         "/operatore/soggetti",
         "chiave=k&cf=RSSMRA45C12F205C&nome=x&natura=persona",
     ),
@@ -622,22 +626,24 @@ async fn access_matrix_every_page() {
         format!("{base}/comunicazioni"),
         format!("{base}/f24"),
         "/operatore".to_string(),
+        // Only the titolare (and the operator) manages the party's delegations.
+        format!("{base}/deleghe"),
     ];
-    let callers: [(&str, Option<&str>, [u16; 9]); 6] = [
-        ("anonymous", None, [303; 9]),
+    let callers: [(&str, Option<&str>, [u16; 10]); 6] = [
+        ("anonymous", None, [303; 10]),
         (
             "titolare",
             Some("impresa"),
-            [200, 200, 200, 200, 200, 200, 200, 200, 403],
+            [200, 200, 200, 200, 200, 200, 200, 200, 403, 200],
         ),
         (
             "delegated",
             Some("studio"),
-            [200, 200, 200, 200, 200, 200, 200, 200, 403],
+            [200, 200, 200, 200, 200, 200, 200, 200, 403, 403],
         ),
-        ("other titolare", Some("altro"), [403; 9]),
-        ("revoked delegation", Some("revocato"), [403; 9]),
-        ("operator", Some("operatore"), [200; 9]),
+        ("other titolare", Some("altro"), [403; 10]),
+        ("revoked delegation", Some("revocato"), [403; 10]),
+        ("operator", Some("operatore"), [200; 10]),
     ];
     for (who, user, expected) in callers {
         let cookie = match user {
@@ -827,4 +833,90 @@ async fn the_rules_page_lists_every_rule_with_its_anchor() {
     }
     assert!(html(&s.page("/guida", None).await).contains("href=\"/regole\""));
     assert!(html(&s.page("/accesso", None).await).contains("href=\"/regole\""));
+}
+
+/// The titolare delegates its studio from the Deleghe page, linked from its home: a
+/// refusal stands next to its field (PIN, end date, intermediary), the studio's chooser
+/// shows the scope and the last day, and a revocation takes effect at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delegation_titolare_grants_and_revokes_by_form() {
+    let s = Server::start().await;
+    let cookie = s.login("famiglia").await;
+    let base = format!("/soggetti/{FAMILY}/deleghe");
+    let home = html(&s.page(&format!("/soggetti/{FAMILY}"), Some(&cookie)).await);
+    assert!(home.contains(&format!("href=\"{base}\"")), "{home}");
+    let page = s.page(&base, Some(&cookie)).await;
+    assert_eq!(page.status, 200);
+    let page = html(&page);
+    assert!(page.contains("Nessuna delega concessa"));
+    let csrf = hidden(&page, "csrf");
+    let key = hidden(&page, "chiave");
+    let grant = format!(
+        "csrf={csrf}&step=concedi&chiave={key}&intermediario=studio&ambito=consultazione&fino-al=31%2F12%2F2024"
+    );
+    let no_pin = s.form(&base, Some(&cookie), &grant).await;
+    assert_eq!(no_pin.status, 403, "{}", html(&no_pin));
+    assert!(html(&no_pin).contains("id=\"pin-errore\""));
+    assert!(
+        html(&no_pin).contains("value=\"studio\""),
+        "what was typed stays"
+    );
+    let past = s
+        .form(
+            &base,
+            Some(&cookie),
+            &format!(
+                "{}&pin={PIN}",
+                grant.replace("31%2F12%2F2024", "29%2F02%2F2024")
+            ),
+        )
+        .await;
+    assert_eq!(past.status, 422);
+    assert!(html(&past).contains("id=\"fino-al-errore\""));
+    let nobody = s
+        .form(
+            &base,
+            Some(&cookie),
+            &format!("{}&pin={PIN}", grant.replace("=studio", "=nessuno")),
+        )
+        .await;
+    assert_eq!(nobody.status, 404);
+    assert!(html(&nobody).contains("id=\"intermediario-errore\""));
+    let done = s
+        .form(&base, Some(&cookie), &format!("{grant}&pin={PIN}"))
+        .await;
+    assert_eq!(done.status, 303, "{}", html(&done));
+    assert_eq!(done.header("location"), Some(base.as_str()));
+    let listed = html(&s.page(&base, Some(&cookie)).await);
+    assert!(listed.contains("Delega concessa"), "{listed}");
+    assert!(listed.contains("fino al 31/12/2024 (incluso)"));
+    assert!(listed.contains("Attiva") && listed.contains(" da famiglia"));
+
+    let studio = s.login("studio").await;
+    let chooser = html(&s.page("/soggetti", Some(&studio)).await);
+    assert!(chooser.contains("Mario Rossi"), "{chooser}");
+    assert!(chooser.contains("Delega: consultazione, fino al 31/12/2024 (incluso)"));
+    assert!(chooser.contains("Delega: consultazione e disposizione, fino a revoca"));
+    let seen = s
+        .page(&format!("/soggetti/{FAMILY}/monitoraggio"), Some(&studio))
+        .await;
+    assert_eq!(seen.status, 200);
+    assert_eq!(s.page(&base, Some(&studio)).await.status, 403);
+
+    let page = html(&s.page(&base, Some(&cookie)).await);
+    let key = hidden(&page[page.find("value=\"revoca\"").unwrap()..], "chiave");
+    let revoke = format!("csrf={csrf}&step=revoca&chiave={key}&revoca-intermediario=studio");
+    let no_pin = s.form(&base, Some(&cookie), &revoke).await;
+    assert_eq!(no_pin.status, 403);
+    assert!(html(&no_pin).contains("id=\"pin-revoca-errore\""));
+    let revoked = s
+        .form(&base, Some(&cookie), &format!("{revoke}&pin-revoca={PIN}"))
+        .await;
+    assert_eq!(revoked.status, 303, "{}", html(&revoked));
+    let listed = html(&s.page(&base, Some(&cookie)).await);
+    assert!(listed.contains("Delega revocata") && listed.contains("Revocata"));
+    let gone = s
+        .page(&format!("/soggetti/{FAMILY}/monitoraggio"), Some(&studio))
+        .await;
+    assert_eq!(gone.status, 403);
 }

@@ -113,13 +113,26 @@ impl Replay {
                         .insert(beneficiary);
                     if first {
                         let user = *self.users.get(&studio).context("studio user")?;
-                        self.store
-                            .delegate(
+                        let party = self.parties[beneficiary as usize];
+                        let grant = cessio_store::Command::Delegation(
+                            cessio_store::DelegationChange::Grant {
                                 user,
-                                self.parties[beneficiary as usize],
-                                "replay",
-                                cessio_core::time::Clock::now(&self.clock),
-                            )
+                                party,
+                                scope: cessio_store::DelegationScope::Disposizione,
+                                until: None,
+                            },
+                        );
+                        self.store
+                            .submit(cessio_store::Operation {
+                                idempotency_key: cessio_store::IdempotencyKey::parse(&format!(
+                                    "replay-delegate-{user}-{party}"
+                                ))?,
+                                acting_user: "replay".into(),
+                                on_behalf_of: Some(party),
+                                at: cessio_core::time::Clock::now(&self.clock),
+                                command: grant,
+                                request_hash: None,
+                            })
                             .await?;
                     }
                 }

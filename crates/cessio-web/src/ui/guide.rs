@@ -108,6 +108,13 @@ fn guide() -> Markup {
                 "per cui lavora. Il soggetto resta indicato in alto in ogni pagina, con il link «Cambia soggetto», "
                 "e fa parte dell'indirizzo: due schede aperte su due clienti non si possono confondere."
             }
+            li {
+                strong { "Deleghe" } ": il titolare delega il proprio intermediario dalla pagina «Deleghe» della home, "
+                "con il PIN: per la sola " strong { "consultazione" } " (vede crediti, monitoraggio e movimenti) o anche per la "
+                strong { "disposizione" } " (cede, accetta, comunica, usa in F24, ripartisce), fino a un giorno indicato, "
+                "incluso, o fino alla revoca. La revoca ha effetto subito; ogni concessione e revoca resta registrata con "
+                "chi l'ha fatta e quando. L'intermediario vede nella scelta del soggetto che cosa può fare e fino a quando."
+            }
         }
 
         (heading("monitoraggio"))

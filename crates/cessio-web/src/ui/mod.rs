@@ -29,6 +29,7 @@ pub mod assets;
 mod cession;
 mod communications;
 mod controls;
+mod delegations;
 mod f24;
 mod guide;
 mod layout;
@@ -102,6 +103,10 @@ pub fn routes() -> Router<WebState> {
             get(split::page).post(split::submit),
         )
         .route("/soggetti/{cf}/canoni", get(rent::page).post(rent::submit))
+        .route(
+            "/soggetti/{cf}/deleghe",
+            get(delegations::page).post(delegations::submit),
+        )
         .route("/soggetti/{cf}/movimenti", get(movements::page))
         .route("/soggetti/{cf}/movimenti.csv", get(movements::csv))
         .route(
@@ -463,6 +468,11 @@ async fn choose_party(
         Ok(p) => p,
         Err(e) => return error_page(Some(&ui), &e),
     };
+    // What each delegation allows and until when, beside the party it is for.
+    let held = match state.app.delegations_held(&ui.user).await {
+        Ok(h) => h,
+        Err(e) => return error_page(Some(&ui), &e),
+    };
     if parties.len() == 1 && notice.is_none() {
         return see_other(&party_home(&parties[0]));
     }
@@ -505,6 +515,12 @@ async fn choose_party(
                             strong { (p.name) }
                             " — " span.cessio-code { (p.cf.as_str()) }
                             @if Some(p.id) == ui.user.party { " (la propria utenza)" }
+                            @if let Some(h) = held.iter().find(|h| h.party.id == p.id) {
+                                br;
+                                small {
+                                    "Delega: " (delegations::scope_label(h.scope).to_lowercase()) ", " (delegations::until_label(h.until))
+                                }
+                            }
                         }
                     }
                 }
@@ -543,7 +559,7 @@ async fn home(
     };
     let notice = ui.take_notice(&state);
     let base = party_home(&party);
-    let functions: [(&str, &str, &str); 8] = [
+    let mut functions: Vec<(&str, &str, &str)> = vec![
         (
             "monitoraggio",
             "Monitoraggio crediti",
@@ -585,6 +601,15 @@ async fn home(
             "Invia le comunicazioni di sconto in fattura o cessione del credito, singole o da file.",
         ),
     ];
+    // Only the titolare delegates (and the operator, who sees every party): a delegate
+    // would find a page that refuses it.
+    if ui.user.is_operator() || ui.user.party == Some(party.id) {
+        functions.push((
+            "deleghe",
+            "Deleghe",
+            "Delega un intermediario per consultazione o anche disposizione, fino a una data o a revoca, e revoca le deleghe.",
+        ));
+    }
     let mut shell = ui.party_shell("Home", &party);
     shell.crumbs.pop();
     shell.notice = notice;
