@@ -61,7 +61,7 @@ const GROUPS: &[(&str, &str, &[&str])] = &[
     (
         "limiti",
         "Limiti delle liste e dei file",
-        &["R-300", "R-1000", "R-50000"],
+        &["R-300", "R-1000", "R-50000", "F4"],
     ),
     (
         "f24",
@@ -74,6 +74,7 @@ const GROUPS: &[(&str, &str, &[&str])] = &[
             "R-F24-OVER",
             "R-BAN-100K",
             "R-BAN-1500",
+            "F5",
         ],
     ),
     (
@@ -96,6 +97,11 @@ const GROUPS: &[(&str, &str, &[&str])] = &[
         "controlli",
         "Controlli dell'Agenzia",
         &["R-SUSP", "R-SEIZE"],
+    ),
+    (
+        "deleghe",
+        "Deleghe agli intermediari",
+        &["R-DELEGA-SCOPE", "R-DELEGA-END"],
     ),
     (
         "registro",
@@ -166,6 +172,30 @@ pub const RULES: &[Rule] = &[
         title: "Autorizzazione a mostrare il nome del cedente",
         meaning: "Per proseguire con la cessione occorre autorizzare il cessionario a vedere, quando risponde, il nome o la denominazione del cedente.",
         source: "Pagina «La cessione crediti» di agenziaentrate.gov.it; guida dell'Agenzia delle Entrate alla piattaforma.",
+    },
+    Rule {
+        id: "F4",
+        title: "Almeno un filtro nella lista movimenti",
+        meaning: "La lista movimenti si consulta indicando almeno un filtro oltre alla tracciabilità, per esempio il periodo di registrazione.",
+        source: "Guida dell'Agenzia delle Entrate alla piattaforma, «Lista movimenti».",
+    },
+    Rule {
+        id: "F5",
+        title: "Data di versamento dell'F24",
+        meaning: "Un F24 si prenota per una data di versamento da oggi a 30 giorni da oggi: non per una data passata.",
+        source: "Regola della piattaforma Cessio sulla prenotazione dell'F24 (l'Agenzia controlla i crediti utilizzati nell'F24 alla data del versamento).",
+    },
+    Rule {
+        id: "R-DELEGA-SCOPE",
+        title: "Ambito della delega",
+        meaning: "Una delega di sola consultazione permette all'intermediario di vedere i crediti e i movimenti del titolare, non di cedere, accettare, comunicare o usare in F24: per questo serve una delega anche di disposizione.",
+        source: "Deleghe ai servizi online dell'Agenzia delle Entrate (consultazione e disposizione); regola della piattaforma Cessio.",
+    },
+    Rule {
+        id: "R-DELEGA-END",
+        title: "Scadenza della delega",
+        meaning: "Una delega vale fino al giorno di scadenza indicato dal titolare, compreso; poi non dà più alcun accesso. La scadenza non può essere nel passato.",
+        source: "Deleghe ai servizi online dell'Agenzia delle Entrate (durata indicata dal delegante); regola della piattaforma Cessio.",
     },
     Rule {
         id: "R-ANSWER",
