@@ -640,6 +640,21 @@ impl OptStopTable {
         if version.operator_only && !c.by_operator {
             return Err(OptStopError::OperatorOnly { code });
         }
+        // A fact declared as happening after the communication that declares it is a
+        // mistake whatever the exception, needed or not.
+        if let Some((fact, on)) = Fact::ALL.into_iter().find_map(|f| {
+            declared
+                .date(f)
+                .filter(|on| *on > c.communicated_on)
+                .map(|on| (f, on))
+        }) {
+            return Err(OptStopError::FactAfterCommunication {
+                code,
+                fact,
+                on,
+                communicated_on: c.communicated_on,
+            });
+        }
         let mut invoice = Vec::new();
         if let Some(by) = version.invoice_by {
             match declared.invoice_on {
@@ -731,6 +746,18 @@ pub enum OptStopError {
         needs: String,
     },
     #[error(
+        "Eccezione {code}: {} il {} è successiva alla comunicazione del {}: indicare la data vera (R-OPT-STOP)",
+        fact.missing(),
+        it_date(*on),
+        it_date(*communicated_on)
+    )]
+    FactAfterCommunication {
+        code: ExceptionCode,
+        fact: Fact,
+        on: NaiveDate,
+        communicated_on: NaiveDate,
+    },
+    #[error(
         "Eccezione {code}: {} il {}, oltre il termine del {}. Servono: {needs} (R-OPT-STOP)",
         fact.phrase(),
         it_date(*on),
@@ -756,15 +783,16 @@ impl OptStopError {
             OptStopError::OperatorOnly { .. } => "r_opt_stop_operator",
             OptStopError::FactMissing { .. } => "r_opt_stop_fact_missing",
             OptStopError::FactTooLate { .. } => "r_opt_stop_fact_late",
+            OptStopError::FactAfterCommunication { .. } => "r_opt_stop_fact_future",
         }
     }
 
     /// The fact at fault, so that a page shows the message next to its field.
     pub fn fact(&self) -> Option<Fact> {
         match self {
-            OptStopError::FactMissing { fact, .. } | OptStopError::FactTooLate { fact, .. } => {
-                Some(*fact)
-            }
+            OptStopError::FactMissing { fact, .. }
+            | OptStopError::FactTooLate { fact, .. }
+            | OptStopError::FactAfterCommunication { fact, .. } => Some(*fact),
             _ => None,
         }
     }
@@ -1169,6 +1197,22 @@ mod tests {
         assert_eq!(check(&from, &e), Err("r_opt_stop_fact_late"));
         e.invoice_on = Some(d(2024, 3, 29));
         assert_eq!(check(&from, &e), Ok(()));
+    }
+
+    #[test]
+    fn r_opt_stop_fact_cannot_follow_the_communication() {
+        let c = comm("superbonus", 2023, d(2023, 6, 1));
+        let mut e = exc("SB_CILAS_NON_COND");
+        e.cilas_filed_on = Some(d(2023, 1, 10));
+        // Even a fact the exception does not need.
+        e.invoice_on = Some(d(2023, 6, 2));
+        let err = table().check(&c, Some(&e)).unwrap_err();
+        assert_eq!(
+            (err.code(), err.fact()),
+            ("r_opt_stop_fact_future", Some(Fact::Invoice))
+        );
+        e.invoice_on = Some(d(2023, 6, 1));
+        assert_eq!(check(&c, &e), Ok(()));
     }
 
     #[test]
