@@ -4,6 +4,7 @@
 
 use cessio_core::cf::CfError;
 use cessio_core::money::{Cents, MoneyError};
+use cessio_core::opt_stop::OptStopError;
 use cessio_store::StoreError;
 use chrono::NaiveDate;
 
@@ -35,6 +36,9 @@ pub enum AppError {
     CfUnknown { cf: String },
     #[error("{0}")]
     Amount(#[from] MoneyError),
+    /// R-OPT-STOP, with the fact at fault so that a page can show it next to its field.
+    #[error("{0}")]
+    OptStop(#[from] OptStopError),
     #[error("{detail}")]
     Rule {
         rule: &'static str,
@@ -75,6 +79,7 @@ impl AppError {
             AppError::Cf(_) => "cf_invalid",
             AppError::CfUnknown { .. } => "cf_unknown",
             AppError::Amount(e) => e.code(),
+            AppError::OptStop(e) => e.code(),
             AppError::Rule { code, .. } => code,
             AppError::FiltersRequired { .. } => "filters_required",
             AppError::TooManyRows { .. } => "too_many_rows",
@@ -93,6 +98,7 @@ impl AppError {
     pub fn rule(&self) -> Option<&'static str> {
         match self {
             AppError::Rule { rule, .. } => Some(rule),
+            AppError::OptStop(_) => Some("R-OPT-STOP"),
             AppError::Cf(_) => Some("R-CF"),
             AppError::CfUnknown { .. } => Some("R-CF-EXISTS"),
             AppError::FiltersRequired { .. } => Some("R-1000"),

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use cessio_core::catalogue::{CessionRegime, HolderRole, Origin, UsageWindow};
 use cessio_core::ledger::{PartyId, RataId, TransferId, TransferKind};
 use cessio_core::money::Cents;
+use cessio_core::opt_stop::DeclaredException;
 use cessio_core::rata::{OptionCommunication, Protocol, derive_rate_for_holder};
 use cessio_core::rules;
 use cessio_core::split::is_split_code;
@@ -36,9 +37,10 @@ pub struct OptionInput {
     /// Defaults to today (Europe/Rome).
     #[serde(default)]
     pub communicated_on: Option<NaiveDate>,
-    /// R-OPT-STOP: the exception of DL 11/2023 art. 2 the communication relies on.
+    /// R-OPT-STOP: the exception of DL 11/2023 art. 2 the communication relies on, by code
+    /// (`catalogue/opt_stop.toml`), with the facts it needs.
     #[serde(default)]
-    pub exception: Option<String>,
+    pub exception: Option<DeclaredException>,
 }
 
 /// A party as another party may see it: the CF always, the name only when allowed.
@@ -444,18 +446,17 @@ impl App {
                 "la data di comunicazione non può essere futura",
             ));
         }
-        if rules::opt_stop_applies(credit_type.family, communicated_on)
-            && input
-                .exception
-                .as_deref()
-                .is_none_or(|s| s.trim().is_empty())
-        {
-            return Err(AppError::Rule {
-                rule: "R-OPT-STOP",
-                code: "r_opt_stop",
-                detail: "Dal 17/02/2023 le opzioni per i bonus edilizi (art. 121) sono ammesse solo indicando una delle eccezioni di legge (DL 11/2023 art. 2) (R-OPT-STOP)".into(),
-            });
-        }
+        self.opt_stop.check(
+            &cessio_core::opt_stop::Communication {
+                family: credit_type.family,
+                type_key: &credit_type.key,
+                type_name: &credit_type.name,
+                expense_year: input.expense_year,
+                communicated_on,
+                by_operator: p.is_operator(),
+            },
+            input.exception.as_ref(),
+        )?;
         let total = input.total.ensure_positive_amount()?;
         let sent = self.sent_amounts(beneficiary.id).await?;
         // The store assigns the real protocol; the derivation needs one only to shape codes.

@@ -12,6 +12,7 @@ use cessio_core::catalogue::Catalogue;
 use cessio_core::cf::CodiceFiscale;
 use cessio_core::law::LawTable;
 use cessio_core::ledger::PartyId;
+use cessio_core::opt_stop::OptStopTable;
 use cessio_core::time::Clock;
 use cessio_store::{
     Command, DelegationScope, IdempotencyKey, NewParty, NewUser, Operation, Party, PartyKind,
@@ -125,6 +126,8 @@ pub struct App {
     pub catalogue: Arc<Catalogue>,
     /// The law as data (`catalogue/rules.toml`): R-CHAIN, R-BANK-CLIENT, R-PA, R-SUSP...
     pub law: Arc<LawTable>,
+    /// R-OPT-STOP's exceptions (`catalogue/opt_stop.toml`).
+    pub opt_stop: Arc<OptStopTable>,
     pub settings: Settings,
     /// F1's kept cedibilità of the parties' holdings (see `monitor_cache`).
     monitor_cache: Arc<monitor_cache::MonitorCache>,
@@ -198,8 +201,18 @@ fn operator_key(action: &str) -> String {
 static DUMMY_HASH: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| hash_secret("not-a-password").unwrap_or_default());
 
+/// The embedded R-OPT-STOP table, checked against the catalogue the app runs with.
+fn opt_stop_table(catalogue: &Catalogue) -> OptStopTable {
+    // Both embedded files are validated together by a core test; this cannot fail in a
+    // build that passed its tests, and a table naming unknown types must not start.
+    OptStopTable::builtin()
+        .and_then(|t| t.check_catalogue(catalogue).map(|()| t))
+        .unwrap_or_else(|e| panic!("catalogue/opt_stop.toml: {e}"))
+}
+
 impl App {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, catalogue: Arc<Catalogue>) -> Self {
+        let opt_stop = Arc::new(opt_stop_table(&catalogue));
         App {
             reads: store.clone(),
             store,
@@ -210,6 +223,7 @@ impl App {
                 // that passed its tests.
                 panic!("catalogue/rules.toml: {e}")
             })),
+            opt_stop,
             settings: Settings::default(),
             monitor_cache: Arc::default(),
             hashing: Arc::new(tokio::sync::Semaphore::new(default_hashing_threads())),

@@ -379,7 +379,7 @@ async fn pin_required_for_communication_and_annulment_by_users(t: TestApp) {
     let (ben, holder) = (t.company(1).await, t.company(2).await);
     let b = t.user_for(&ben, "beneficiario").await;
     let input = cessio_app::OptionInput {
-        exception: Some("CILAS entro il 16/02/2023".into()),
+        exception: Some(cilas_exception()),
         ..t.option(&ben, &holder, "superbonus", 100_000, date(2024, 3, 1))
     };
     let e = t.app.communicate_option(&b, &t.key(), None, &input).await;

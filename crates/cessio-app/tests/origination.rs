@@ -16,7 +16,13 @@ backends!(
     f8_tracciabile_from_2022_05_01,
     r_opt_stop_refuses_art121_without_exception,
     r_opt_stop_accepts_art121_with_exception,
+    r_opt_stop_refuses_an_unknown_code_and_free_text,
+    r_opt_stop_refuses_a_fact_after_the_deadline_naming_it,
+    r_opt_stop_exception_must_cover_the_credit_type,
+    r_opt_stop_invoice_needed_from_2024_03_30,
+    r_opt_stop_earthquake_cap_registered_by_the_operator_only,
     r_opt_stop_bulk_file_carries_the_exception_and_the_no_tax_area,
+    r_opt_stop_bulk_file_reports_a_bad_code_on_its_row,
     r_opt_stop_does_not_apply_to_art122,
     r_opt_stop_not_evaded_by_backdating,
     f8_invalid_communications_refused,
@@ -102,12 +108,17 @@ async fn r_opt_stop_refuses_art121_without_exception(t: TestApp) {
             .unwrap_err();
         assert_eq!((e.code(), e.rule()), ("r_opt_stop", Some("R-OPT-STOP")));
     }
-    // A blank exception is no exception.
-    let blank = OptionInput {
-        exception: Some("   ".into()),
+    // A code without the facts it needs is no exception.
+    let bare = OptionInput {
+        exception: Some(exception("SB_CILAS_NON_COND")),
         ..t.option(&ben, &holder, "superbonus", 100_000, date(2023, 6, 1))
     };
-    assert_eq!(code(t.try_communicate(&blank).await), "r_opt_stop");
+    let e = t.try_communicate(&bare).await.unwrap_err();
+    assert_eq!(
+        (e.code(), e.rule()),
+        ("r_opt_stop_fact_missing", Some("R-OPT-STOP"))
+    );
+    assert!(e.to_string().contains("CILA"), "{e}");
     // The day before the stop needs none.
     t.communicate(&ben, &holder, "superbonus", 100_000, date(2023, 2, 16))
         .await;
@@ -116,12 +127,124 @@ async fn r_opt_stop_refuses_art121_without_exception(t: TestApp) {
 async fn r_opt_stop_accepts_art121_with_exception(t: TestApp) {
     let (ben, holder) = (t.company(1).await, t.company(2).await);
     let input = OptionInput {
-        exception: Some("CILAS presentata entro il 16/02/2023".into()),
+        exception: Some(cilas_exception()),
         ..t.option(&ben, &holder, "superbonus", 100_000, date(2024, 3, 1))
     };
     let credit = t.try_communicate(&input).await.unwrap();
     assert_eq!(credit.rate.len(), 4);
     assert_eq!(credit.rate[0].year.get(), 2024);
+}
+
+async fn r_opt_stop_refuses_an_unknown_code_and_free_text(t: TestApp) {
+    let (ben, holder) = (t.company(1).await, t.company(2).await);
+    let unknown = OptionInput {
+        exception: Some(exception("CILAS_ENTRO_IL_16_FEBBRAIO")),
+        ..t.option(&ben, &holder, "superbonus", 100_000, date(2024, 3, 1))
+    };
+    let e = t.try_communicate(&unknown).await.unwrap_err();
+    assert_eq!(
+        (e.code(), e.rule()),
+        ("r_opt_stop_unknown", Some("R-OPT-STOP"))
+    );
+    // Free text, however long, is not even a code: the body is refused before any rule.
+    let body = |exception: serde_json::Value| {
+        serde_json::from_value::<OptionInput>(serde_json::json!({
+            "beneficiary_cf": ben.cf.as_str(), "type_key": "superbonus", "expense_year": 2023,
+            "origin": "cessione", "holder_cf": holder.cf.as_str(), "total": 100_000,
+            "exception": exception
+        }))
+    };
+    assert!(body(serde_json::json!("CILAS presentata entro il 16/02/2023")).is_err());
+    assert!(body(serde_json::json!({ "code": "X".repeat(300 * 1024) })).is_err());
+    assert!(
+        body(serde_json::json!({ "code": "SB_CILAS_NON_COND", "cilas_filed_on": "2023-01-10" }))
+            .is_ok()
+    );
+}
+
+async fn r_opt_stop_refuses_a_fact_after_the_deadline_naming_it(t: TestApp) {
+    let (ben, holder) = (t.company(1).await, t.company(2).await);
+    let mut late = cilas_exception();
+    late.cilas_filed_on = Some(date(2023, 2, 17));
+    let input = OptionInput {
+        exception: Some(late),
+        ..t.option(&ben, &holder, "superbonus", 100_000, date(2024, 3, 1))
+    };
+    let e = t.try_communicate(&input).await.unwrap_err();
+    assert_eq!(
+        (e.code(), e.rule()),
+        ("r_opt_stop_fact_late", Some("R-OPT-STOP"))
+    );
+    let text = e.to_string();
+    assert!(
+        text.contains("17/02/2023") && text.contains("16/02/2023"),
+        "{text}"
+    );
+    // Nothing was registered.
+    assert_eq!(
+        t.monitor(&holder, "superbonus", 2024)
+            .await
+            .received_pending,
+        Cents::ZERO
+    );
+}
+
+async fn r_opt_stop_exception_must_cover_the_credit_type(t: TestApp) {
+    let (ben, holder) = (t.company(1).await, t.company(2).await);
+    let barriere = OptionInput {
+        exception: Some(exception("BARRIERE_75")),
+        ..t.option(&ben, &holder, "superbonus", 100_000, date(2024, 3, 1))
+    };
+    assert_eq!(code(t.try_communicate(&barriere).await), "r_opt_stop_type");
+    // The same code on a barriere credit of 2023 expenses holds by itself.
+    let ok = OptionInput {
+        type_key: "barriere_75".into(),
+        ..barriere
+    };
+    t.try_communicate(&ok).await.unwrap();
+}
+
+async fn r_opt_stop_invoice_needed_from_2024_03_30(t: TestApp) {
+    t.set_rome(2024, 4, 2, 10, 0);
+    let (ben, holder) = (t.company(1).await, t.company(2).await);
+    let on = date(2024, 4, 2);
+    let input = OptionInput {
+        exception: Some(cilas_exception()),
+        ..t.option(&ben, &holder, "superbonus", 100_000, on)
+    };
+    let e = t.try_communicate(&input).await.unwrap_err();
+    assert_eq!(code(Err::<(), _>(e.clone())), "r_opt_stop_fact_missing");
+    assert!(e.to_string().contains("fattura"), "{e}");
+    let mut invoiced = cilas_exception();
+    invoiced.invoice_on = Some(date(2024, 3, 30));
+    let late = OptionInput {
+        exception: Some(invoiced.clone()),
+        ..input.clone()
+    };
+    assert_eq!(code(t.try_communicate(&late).await), "r_opt_stop_fact_late");
+    invoiced.invoice_on = Some(date(2024, 3, 29));
+    let ok = OptionInput {
+        exception: Some(invoiced),
+        ..input
+    };
+    t.try_communicate(&ok).await.unwrap();
+}
+
+async fn r_opt_stop_earthquake_cap_registered_by_the_operator_only(t: TestApp) {
+    t.set_rome(2024, 4, 2, 10, 0);
+    let (ben, holder) = (t.company(1).await, t.company(2).await);
+    let b = t.user_for(&ben, "beneficiario").await;
+    let input = OptionInput {
+        exception: Some(exception("SISMA_2009_2016_CAP")),
+        communicated_on: None,
+        ..t.option(&ben, &holder, "superbonus", 100_000, date(2024, 4, 2))
+    };
+    let e = t
+        .app
+        .communicate_option(&b, &t.key(), Some(PIN), &input)
+        .await;
+    assert_eq!(code(e), "r_opt_stop_operator");
+    t.try_communicate(&input).await.unwrap();
 }
 
 async fn r_opt_stop_bulk_file_carries_the_exception_and_the_no_tax_area(t: TestApp) {
@@ -130,12 +253,12 @@ async fn r_opt_stop_bulk_file_carries_the_exception_and_the_no_tax_area(t: TestA
     let bank = t.party(3, PartyKind::Bank).await;
     let (b, h, k) = (ben.cf.as_str(), holder.cf.as_str(), bank.cf.as_str());
     let file = format!(
-        "cf_beneficiario;tipo;anno_spesa;origine;cf_cessionario;importo;data_comunicazione;eccezione;no_tax_area\n\
-         {b};superbonus;2023;cessione;{h};1.000,00;01/03/2024;;\n\
-         {b};superbonus;2023;cessione;{h};1.000,00;01/03/2024;CILAS presentata entro il 16/02/2023;\n\
-         {b};ecobonus_art14;2019;cessione;{k};1.000,00;02/03/2020;;si\n\
-         {b};ecobonus_art14;2019;cessione;{k};2.000,00;02/03/2020;;no\n\
-         {b};ecobonus_art14;2019;cessione;{k};3.000,00;02/03/2020;;forse\n"
+        "cf_beneficiario;tipo;anno_spesa;origine;cf_cessionario;importo;data_comunicazione;eccezione;no_tax_area;data_cilas\n\
+         {b};superbonus;2023;cessione;{h};1.000,00;01/03/2024;;;\n\
+         {b};superbonus;2023;cessione;{h};1.000,00;01/03/2024;SB_CILAS_NON_COND;;10/01/2023\n\
+         {b};ecobonus_art14;2019;cessione;{k};1.000,00;02/03/2020;;si;\n\
+         {b};ecobonus_art14;2019;cessione;{k};2.000,00;02/03/2020;;no;\n\
+         {b};ecobonus_art14;2019;cessione;{k};3.000,00;02/03/2020;;forse;\n"
     );
     let report = t
         .app
@@ -155,6 +278,60 @@ async fn r_opt_stop_bulk_file_carries_the_exception_and_the_no_tax_area(t: TestA
         "{:?}",
         report.rows
     );
+    assert_eq!((report.registered, report.refused), (2, 3));
+}
+
+async fn r_opt_stop_bulk_file_reports_a_bad_code_on_its_row(t: TestApp) {
+    let (ben, holder) = (t.company(1).await, t.company(2).await);
+    let (b, h) = (ben.cf.as_str(), holder.cf.as_str());
+    let file = format!(
+        "cf_beneficiario;tipo;anno_spesa;origine;cf_cessionario;importo;data_comunicazione;eccezione;data_cilas;riferimento\n\
+         {b};superbonus;2023;cessione;{h};1.000,00;01/03/2024;SB_CILAS_NON_COND;10/01/2023;A\n\
+         {b};superbonus;2023;cessione;{h};2.000,00;01/03/2024;NON_ESISTE;10/01/2023;B\n\
+         {b};superbonus;2023;cessione;{h};3.000,00;01/03/2024;CILAS presentata entro il 16/02/2023;;C\n\
+         {b};superbonus;2023;cessione;{h};4.000,00;01/03/2024;SB_CILAS_NON_COND;20/02/2023;D\n\
+         {b};superbonus;2023;cessione;{h};5.000,00;01/03/2024;sb_cilas_non_cond;16/02/2023;E\n"
+    );
+    let report = t
+        .app
+        .import_communications(&t.op, None, file.as_bytes(), |_, _| {})
+        .await
+        .unwrap();
+    let rows: Vec<(usize, Option<&str>)> = report
+        .rows
+        .iter()
+        .map(|r| (r.line, r.code.as_deref()))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            (2, None),
+            (3, Some("r_opt_stop_unknown")),
+            (4, Some("exception_invalid")),
+            (5, Some("r_opt_stop_fact_late")),
+            (6, None),
+        ],
+        "{:?}",
+        report.rows
+    );
+    // Each message names what to fix on that row.
+    let message = |line: usize| {
+        report
+            .rows
+            .iter()
+            .find(|r| r.line == line)
+            .unwrap()
+            .message
+            .clone()
+            .unwrap()
+    };
+    assert!(message(3).contains("NON_ESISTE"), "{}", message(3));
+    assert!(
+        message(4).contains("riga 4, colonna eccezione"),
+        "{}",
+        message(4)
+    );
+    assert!(message(5).contains("20/02/2023"), "{}", message(5));
     assert_eq!((report.registered, report.refused), (2, 3));
 }
 

@@ -119,7 +119,7 @@ async fn r_split_eligible_by_communication_date_not_from_2023_04_01_codes(t: Tes
     let ben = t.company(2).await;
     // Superbonus communicated 2023-06-01 (7709, with an R-OPT-STOP exception): not eligible.
     let input = OptionInput {
-        exception: Some("CILAS presentata entro il 16/02/2023".into()),
+        exception: Some(cilas_exception()),
         ..t.option(&ben, &holder, "superbonus", 400_000, date(2023, 6, 1))
     };
     let late = t.try_communicate(&input).await.unwrap();

@@ -37,8 +37,15 @@
 //!   | `importo`            | total amount, e.g. `12.345,67` or `12345.67`          |
 //!   | `data_comunicazione` | `gg/mm/aaaa` or `aaaa-mm-gg`                          |
 //!   | `riferimento`        | optional: the sender's own reference, echoed back     |
-//!   | `eccezione`          | optional: the DL 11/2023 exception (R-OPT-STOP)       |
+//!   | `eccezione`          | optional: the code of the DL 11/2023 exception (R-OPT-STOP), e.g. `SB_CILAS_NON_COND` |
 //!   | `no_tax_area`        | optional: `si` if the beneficiary declared it (R-ECO-2018) |
+//!   | `data_cilas`, `data_delibera`, `data_titolo`, `data_inizio_lavori`, `data_accordo`, `data_preliminare`, `data_piano`, `data_domanda_contributo`, `data_fattura` | optional: the dates the exception needs (`gg/mm/aaaa`) |
+//!   | `acconto_versato`, `dichiarazione_congiunta` | optional: `si` / `no` |
+//!   | `requisito_barriere` | optional: `condominio` or `persona_fisica` (barriere 75%, expenses from 2024) |
+//!
+//!   The facts are those of `opt_stop::Fact` (the same names as the page's fields); a fact
+//!   without a code in `eccezione` is refused, as free text in `eccezione` is: whether the
+//!   code exists and its facts hold is decided with the communication (R-OPT-STOP).
 //!
 //! - Separator `;`; if the header line contains no `;` but does contain `,`, the whole file
 //!   is read with `,` (what a spreadsheet in an English locale saves).
@@ -67,6 +74,7 @@ use chrono::{Datelike, NaiveDate};
 use crate::catalogue::{Catalogue, Origin};
 use crate::cf::CodiceFiscale;
 use crate::money::Cents;
+use crate::opt_stop::{BarriereSubject, DeclaredException, ExceptionCode, Fact};
 use crate::time::RefYear;
 
 /// Byte order mark written at the start of every export.
@@ -295,8 +303,9 @@ pub struct OptionRow {
     pub line: usize,
     /// The sender's own reference (`riferimento`), if given and not empty.
     pub reference: Option<String>,
-    /// The DL 11/2023 exception the communication declares (`eccezione`, R-OPT-STOP).
-    pub exception: Option<String>,
+    /// The DL 11/2023 exception the communication declares (`eccezione` and the fact
+    /// columns, R-OPT-STOP).
+    pub exception: Option<DeclaredException>,
     /// The beneficiary declared the no-tax area (`no_tax_area`, R-ECO-2018).
     pub no_tax_area: bool,
     pub beneficiary: CodiceFiscale,
@@ -400,8 +409,12 @@ impl FileError {
     }
 }
 
-/// The column names of the import format, in the recommended order.
-pub const COLUMNS: [&str; 10] = [
+/// How many columns the import format knows.
+const COLUMN_COUNT: usize = 22;
+
+/// The column names of the import format, in the recommended order. The fact columns
+/// carry the names of [`Fact::column`] (a test keeps them equal).
+pub const COLUMNS: [&str; COLUMN_COUNT] = [
     "cf_beneficiario",
     "tipo",
     "anno_spesa",
@@ -412,6 +425,18 @@ pub const COLUMNS: [&str; 10] = [
     "riferimento",
     "eccezione",
     "no_tax_area",
+    "data_cilas",
+    "data_delibera",
+    "data_titolo",
+    "data_inizio_lavori",
+    "data_accordo",
+    "acconto_versato",
+    "dichiarazione_congiunta",
+    "data_preliminare",
+    "data_piano",
+    "data_domanda_contributo",
+    "data_fattura",
+    "requisito_barriere",
 ];
 
 const REQUIRED_HEADER: &str =
@@ -431,7 +456,8 @@ fn unknown_column_message(name: &str) -> String {
         )
     } else {
         format!(
-            "Colonna «{}» non riconosciuta. Colonne ammesse: {} (riferimento è facoltativa).",
+            "Colonna «{}» non riconosciuta. Colonne ammesse: {} (da riferimento in poi sono \
+             facoltative).",
             shown(name),
             COLUMNS.join(", ")
         )
@@ -450,10 +476,23 @@ enum Column {
     Reference,
     Exception,
     NoTaxArea,
+    // The facts of the exception (R-OPT-STOP), in `Fact::ALL` order.
+    CilasFiled,
+    Resolution,
+    PermitApplied,
+    WorksStarted,
+    Agreement,
+    DepositPaid,
+    JointDeclaration,
+    ContractRegistered,
+    PlanApproved,
+    AidApplied,
+    Invoice,
+    BarriereSubject,
 }
 
 impl Column {
-    const ALL: [Column; 10] = [
+    const ALL: [Column; COLUMN_COUNT] = [
         Column::Beneficiary,
         Column::Type,
         Column::ExpenseYear,
@@ -464,7 +503,24 @@ impl Column {
         Column::Reference,
         Column::Exception,
         Column::NoTaxArea,
+        Column::CilasFiled,
+        Column::Resolution,
+        Column::PermitApplied,
+        Column::WorksStarted,
+        Column::Agreement,
+        Column::DepositPaid,
+        Column::JointDeclaration,
+        Column::ContractRegistered,
+        Column::PlanApproved,
+        Column::AidApplied,
+        Column::Invoice,
+        Column::BarriereSubject,
     ];
+
+    /// The exception's fact this column carries.
+    fn fact(self) -> Option<Fact> {
+        Fact::from_column(self.name())
+    }
 
     fn name(self) -> &'static str {
         COLUMNS[self as usize]
@@ -476,10 +532,7 @@ impl Column {
     }
 
     fn required(self) -> bool {
-        !matches!(
-            self,
-            Column::Reference | Column::Exception | Column::NoTaxArea
-        )
+        (self as usize) < Column::Reference as usize
     }
 
     /// What to write, for the message on an empty required field.
@@ -494,8 +547,10 @@ impl Column {
             Column::Amount => "l'importo totale, ad esempio 12.345,67",
             Column::Date => "la data di comunicazione, ad esempio 05/03/2024",
             Column::Reference => "un riferimento",
-            Column::Exception => "l'eccezione al blocco delle opzioni",
-            Column::NoTaxArea => "si oppure no",
+            Column::Exception => "il codice dell'eccezione, ad esempio SB_CILAS_NON_COND",
+            Column::NoTaxArea | Column::DepositPaid | Column::JointDeclaration => "si oppure no",
+            Column::BarriereSubject => "condominio oppure persona_fisica",
+            _ => "la data, ad esempio 10/01/2023",
         }
     }
 }
@@ -666,7 +721,7 @@ fn parse_row(
     }
 
     let mut errors = Vec::new();
-    let mut values: [Option<&str>; 10] = [None; 10];
+    let mut values: [Option<&str>; COLUMN_COUNT] = [None; COLUMN_COUNT];
     for (&column, field) in header.columns.iter().zip(&record.fields) {
         let value = field.trim();
         let length = value.chars().count();
@@ -743,21 +798,17 @@ fn parse_row(
     let reference = values[Column::Reference as usize]
         .filter(|v| !v.is_empty())
         .map(str::to_owned);
-    let exception = values[Column::Exception as usize]
-        .filter(|v| !v.is_empty())
-        .map(str::to_owned);
+    let exception = parse_exception(&mut cell, &values);
     let no_tax_area = cell
         .parse(&values, Column::NoTaxArea, |v| {
-            match v.to_lowercase().as_str() {
-                "" | "no" => Ok(false),
-                "si" | "sì" => Ok(true),
-                _ => Err((
+            yes_no(v).ok_or_else(|| {
+                (
                     "no_tax_area_invalid",
                     "scrivere si se il beneficiario ha dichiarato la no tax area, altrimenti \
                      no o lasciare vuoto."
                         .to_owned(),
-                )),
-            }
+                )
+            })
         })
         .unwrap_or(false);
 
@@ -795,6 +846,111 @@ fn parse_row(
     }
 }
 
+/// `si`/`sì` or `no` (or empty: no).
+fn yes_no(value: &str) -> Option<bool> {
+    match value.to_lowercase().as_str() {
+        "" | "no" => Some(false),
+        "si" | "sì" => Some(true),
+        _ => None,
+    }
+}
+
+/// The exception of a row: the code in `eccezione` and the facts in their columns. Only the
+/// form is checked here (a code, dates, si/no); whether the code exists and its facts hold
+/// is R-OPT-STOP's, decided with the communication. `None` when the row declares nothing.
+fn parse_exception(
+    cell: &mut ColumnParser<'_>,
+    values: &[Option<&str>; COLUMN_COUNT],
+) -> Option<DeclaredException> {
+    // `Some(None)`: no code; `None`: a malformed code, already reported.
+    let code = match values[Column::Exception as usize] {
+        None | Some("") => Some(None),
+        Some(_) => cell
+            .parse(values, Column::Exception, |v| {
+                ExceptionCode::parse(v).map_err(|reason| {
+                    (
+                        "exception_invalid",
+                        format!(
+                            "{reason}. Scrivere il codice di un'eccezione del DL 11/2023 art. 2, \
+                             ad esempio SB_CILAS_NON_COND: una descrizione non è un'eccezione."
+                        ),
+                    )
+                })
+            })
+            .map(Some),
+    };
+    // The facts are read whatever the code, so that every faulty cell is reported at once;
+    // the code is put in when it is known.
+    let mut declared = DeclaredException::new(ExceptionCode(String::new()));
+    let mut any_fact: Option<Column> = None;
+    for column in Column::ALL {
+        let Some(fact) = column.fact() else { continue };
+        let filled = values[column as usize].is_some_and(|v| !v.is_empty());
+        if !filled {
+            continue;
+        }
+        any_fact = any_fact.or(Some(column));
+        match fact {
+            Fact::DepositPaid | Fact::JointDeclaration => {
+                let flag = cell.parse(values, column, |v| {
+                    yes_no(v).ok_or_else(|| {
+                        (
+                            "fact_invalid",
+                            "scrivere si oppure no, o lasciare vuoto.".to_owned(),
+                        )
+                    })
+                });
+                if fact == Fact::DepositPaid {
+                    declared.deposit_paid = flag.unwrap_or(false);
+                } else {
+                    declared.joint_declaration = flag.unwrap_or(false);
+                }
+            }
+            Fact::BarriereSubject => {
+                declared.barriere_subject = cell.parse(values, column, |v| {
+                    BarriereSubject::parse(v).ok_or_else(|| {
+                        (
+                            "fact_invalid",
+                            "scrivere condominio oppure persona_fisica, o lasciare vuoto."
+                                .to_owned(),
+                        )
+                    })
+                });
+            }
+            date => {
+                let on = cell.parse(values, column, parse_date);
+                declared.set_date(date, on);
+            }
+        }
+    }
+    match code {
+        Some(Some(code)) => {
+            declared.code = code;
+            Some(declared)
+        }
+        // A malformed code was reported by `cell`.
+        None => None,
+        Some(None) => {
+            if let Some(column) = any_fact {
+                cell.errors.push(RowError {
+                    line: cell.line,
+                    column: Some(Column::Exception.name().to_owned()),
+                    code: "exception_missing",
+                    message: format!(
+                        "riga {}, colonna {}: la colonna {} indica un dato dell'eccezione, ma \
+                         manca il codice dell'eccezione; indicare {}.",
+                        cell.line,
+                        Column::Exception.name(),
+                        column.name(),
+                        Column::Exception.example()
+                    ),
+                });
+            }
+            None
+        }
+    }
+}
+
 /// Collects the errors of one row while its columns are parsed.
 struct ColumnParser<'a> {
     line: usize,
@@ -806,7 +962,7 @@ impl ColumnParser<'_> {
     /// `None` (with the error recorded) otherwise.
     fn parse<T>(
         &mut self,
-        values: &[Option<&str>; 10],
+        values: &[Option<&str>; COLUMN_COUNT],
         column: Column,
         parse: impl FnOnce(&str) -> Result<T, (&'static str, String)>,
     ) -> Option<T> {
@@ -1515,6 +1671,68 @@ mod tests {
             if !value.trim().is_empty() {
                 assert!(error.message.contains(value), "{}", error.message);
             }
+        }
+    }
+
+    #[test]
+    fn r_opt_stop_import_reads_the_exception_code_and_its_facts() {
+        let text = format!(
+            "{HEADER};eccezione;data_cilas;data_fattura;acconto_versato;requisito_barriere\n\
+             {GOOD};sb_cilas_non_cond;10/01/2023;2024-03-29;si;condominio\n\
+             {GOOD};;;;;\n"
+        );
+        let report = parse(&text).unwrap();
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        let declared = report.rows[0].exception.clone().unwrap();
+        assert_eq!(declared.code.as_str(), "SB_CILAS_NON_COND");
+        assert_eq!(
+            declared.cilas_filed_on,
+            NaiveDate::from_ymd_opt(2023, 1, 10)
+        );
+        assert_eq!(declared.invoice_on, NaiveDate::from_ymd_opt(2024, 3, 29));
+        assert!(declared.deposit_paid);
+        assert_eq!(declared.barriere_subject, Some(BarriereSubject::Condominio));
+        assert_eq!(report.rows[1].exception, None);
+    }
+
+    #[test]
+    fn r_opt_stop_import_refuses_free_text_and_facts_without_a_code() {
+        let text = format!(
+            "{HEADER};eccezione;data_cilas;acconto_versato\n\
+             {GOOD};CILAS presentata entro il 16/02/2023;;\n\
+             {GOOD};;10/01/2023;\n\
+             {GOOD};SB_CILAS_NON_COND;16 febbraio;\n\
+             {GOOD};ALTRI_EDIL_LIBERA_AVVIATI;;forse\n"
+        );
+        let report = parse(&text).unwrap();
+        assert!(report.rows.is_empty(), "{:?}", report.rows);
+        let found: Vec<(usize, Option<&str>, &str)> = report
+            .errors
+            .iter()
+            .map(|e| (e.line, e.column.as_deref(), e.code))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                (2, Some("eccezione"), "exception_invalid"),
+                (3, Some("eccezione"), "exception_missing"),
+                (4, Some("data_cilas"), "date_invalid"),
+                (5, Some("acconto_versato"), "fact_invalid"),
+            ]
+        );
+        assert!(report.errors[0].message.contains("SB_CILAS_NON_COND"));
+        assert!(report.errors[1].message.contains("data_cilas"));
+    }
+
+    #[test]
+    fn r_opt_stop_import_fact_columns_are_the_facts_names() {
+        for fact in Fact::ALL {
+            let column = Column::ALL
+                .into_iter()
+                .find(|c| c.fact() == Some(fact))
+                .unwrap();
+            assert_eq!(column.name(), fact.column());
+            assert!(!column.required());
         }
     }
 

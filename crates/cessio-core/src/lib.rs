@@ -15,6 +15,7 @@ pub mod f24;
 pub mod law;
 pub mod ledger;
 pub mod money;
+pub mod opt_stop;
 pub mod rata;
 pub mod reduction;
 pub mod rent;

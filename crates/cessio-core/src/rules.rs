@@ -1,10 +1,11 @@
-//! Rules of SPEC F2, F3 and F8 that are decided from values alone. The app layer asks
+//! Rules of SPEC F2, F3 and F8 that are decided from values alone (R-OPT-STOP, with its
+//! table of exceptions, is in `opt_stop`). The app layer asks
 //! these functions and turns a refusal into an error naming the rule.
 
 use chrono::{Datelike, NaiveDate};
 
 use crate::calendar::add_working_days;
-use crate::catalogue::{CessionRegime, Family};
+use crate::catalogue::CessionRegime;
 
 /// R-1000: above this many matching operations the acceptance list needs filters.
 pub const ACCEPTANCE_LIST_LIMIT: usize = 1_000;
@@ -15,12 +16,6 @@ pub const MOVEMENTS_EXPORT_LIMIT: usize = 50_000;
 
 /// Credits from first communications sent on or after this date are tracciabili (SPEC §1).
 pub const TRACCIABILE_FROM: NaiveDate = match NaiveDate::from_ymd_opt(2022, 5, 1) {
-    Some(d) => d,
-    None => panic!("valid date"),
-};
-
-/// R-OPT-STOP: new art. 121 options need a declared exception from this date (DL 11/2023).
-pub const OPT_STOP_FROM: NaiveDate = match NaiveDate::from_ymd_opt(2023, 2, 17) {
     Some(d) => d,
     None => panic!("valid date"),
 };
@@ -55,11 +50,6 @@ pub fn opt_annul_deadline(sent_on: NaiveDate) -> NaiveDate {
         (sent_on.year(), sent_on.month() + 1)
     };
     NaiveDate::from_ymd_opt(year, month, 5).unwrap_or(sent_on)
-}
-
-/// R-OPT-STOP: does a communication of this family on this date need a declared exception?
-pub fn opt_stop_applies(family: Family, communicated_on: NaiveDate) -> bool {
-    family == Family::Art121 && communicated_on >= OPT_STOP_FROM
 }
 
 #[cfg(test)]
@@ -98,13 +88,6 @@ mod tests {
         assert_eq!(opt_annul_deadline(d(2023, 3, 16)), d(2023, 4, 5));
         assert_eq!(opt_annul_deadline(d(2022, 12, 31)), d(2023, 1, 5));
         assert_eq!(opt_annul_deadline(d(2024, 1, 31)), d(2024, 2, 5));
-    }
-
-    #[test]
-    fn r_opt_stop_from_2023_02_17_for_art121_only() {
-        assert!(!opt_stop_applies(Family::Art121, d(2023, 2, 16)));
-        assert!(opt_stop_applies(Family::Art121, d(2023, 2, 17)));
-        assert!(!opt_stop_applies(Family::Art122, d(2023, 6, 1)));
     }
 
     #[test]

@@ -217,7 +217,7 @@ pub const OPERATIONS: &[Op] = &[
             "post",
             "/communications/bulk",
             "importCommunications",
-            "F8 massivo: il file CSV (cf_beneficiario;tipo;anno_spesa;origine;cf_cessionario;importo;data_comunicazione[;riferimento]) è il corpo, il PIN nell'intestazione X-Cessio-Pin; esito riga per riga",
+            "F8 massivo: il file CSV (cf_beneficiario;tipo;anno_spesa;origine;cf_cessionario;importo;data_comunicazione, facoltative riferimento, no_tax_area, eccezione con il codice R-OPT-STOP e i suoi dati data_cilas, data_delibera, data_titolo, data_inizio_lavori, data_accordo, acconto_versato, dichiarazione_congiunta, data_preliminare, data_piano, data_domanda_contributo, data_fattura, requisito_barriere) è il corpo, il PIN nell'intestazione X-Cessio-Pin; esito riga per riga",
         )
     },
     Op {
@@ -555,6 +555,55 @@ fn obj(props: Value, required: &[&str]) -> Value {
     json!({ "type": "object", "properties": props, "required": required })
 }
 
+/// R-OPT-STOP's exception as the API takes it: a code from `catalogue/opt_stop.toml` and the
+/// typed facts it needs. The codes and their labels are read from the embedded table, so the
+/// document cannot list a code the service would refuse, nor miss one it accepts.
+fn opt_stop_exception_schema() -> Value {
+    use cessio_core::opt_stop::{BarriereSubject, Fact, MAX_CODE_CHARS, OptStopTable};
+    let table = OptStopTable::builtin().ok();
+    let exceptions = table.as_ref().map(|t| t.exceptions()).unwrap_or_default();
+    let codes: Vec<&str> = exceptions.iter().map(|e| e.code.as_str()).collect();
+    let listed: Vec<String> = exceptions
+        .iter()
+        .map(|e| {
+            let facts: Vec<&str> = e.facts().iter().map(|f| f.api_name()).collect();
+            if facts.is_empty() {
+                format!("{}: {} (nessun dato)", e.code, e.label)
+            } else {
+                format!("{}: {} (dati: {})", e.code, e.label, facts.join(", "))
+            }
+        })
+        .collect();
+    let mut props = serde_json::Map::new();
+    props.insert(
+        "code".into(),
+        json!({
+            "type": "string", "maxLength": MAX_CODE_CHARS, "enum": codes,
+            "description": format!("Codice dell'eccezione del DL 11/2023 art. 2 (R-OPT-STOP); il testo libero non è un'eccezione. {}", listed.join("; "))
+        }),
+    );
+    for fact in Fact::ALL {
+        let schema = match fact {
+            Fact::DepositPaid | Fact::JointDeclaration => {
+                json!({ "type": "boolean", "default": false, "description": fact.label() })
+            }
+            Fact::BarriereSubject => json!({
+                "type": ["string", "null"],
+                "enum": BarriereSubject::ALL.iter().map(|s| Some(s.key())).chain([None]).collect::<Vec<_>>(),
+                "description": fact.label()
+            }),
+            _ => {
+                json!({ "type": ["string", "null"], "format": "date", "description": fact.label() })
+            }
+        };
+        props.insert(fact.api_name().into(), schema);
+    }
+    json!({
+        "type": "object", "properties": props, "required": ["code"], "additionalProperties": false,
+        "description": "Eccezione al blocco delle opzioni (R-OPT-STOP): il codice e i dati che richiede, confrontati con le date dell'eccezione e con la data della comunicazione. I dati che l'eccezione non richiede sono ignorati; nessuna data può essere successiva alla comunicazione."
+    })
+}
+
 fn schemas() -> Value {
     let cents = json!({ "type": "integer", "format": "int64", "description": "Importo in centesimi di euro" });
     let party_ref = obj(
@@ -661,9 +710,11 @@ fn schemas() -> Value {
             "beneficiary_cf": { "type": "string" }, "type_key": { "type": "string" }, "expense_year": { "type": "integer" },
             "origin": { "type": "string", "enum": ["cessione", "sconto"] }, "holder_cf": { "type": "string" },
             "total": { "$ref": "#/components/schemas/Cents" }, "communicated_on": { "type": ["string", "null"], "format": "date" },
-            "exception": { "type": ["string", "null"] }, "pin": { "type": ["string", "null"] },
+            "exception": { "oneOf": [{ "$ref": "#/components/schemas/OptStopException" }, { "type": "null" }], "description": "Obbligatoria per i bonus edilizi comunicati dal 17/02/2023 (R-OPT-STOP)" },
+            "pin": { "type": ["string", "null"] },
             "no_tax_area": { "type": ["boolean", "null"], "description": "Beneficiario nella no tax area (R-ECO-2018)" }
         }), &["beneficiary_cf", "type_key", "expense_year", "origin", "holder_cf", "total"]),
+        "OptStopException": opt_stop_exception_schema(),
         "ImportReport": obj(json!({
             "registered": { "type": "integer" }, "already_registered": { "type": "integer" }, "refused": { "type": "integer" },
             "rows": { "type": "array", "items": obj(json!({

@@ -923,3 +923,55 @@ async fn delegation_api_grant_list_revoke() {
     assert_eq!(listed[0]["state"], "revoked");
     assert_eq!(listed[0]["revoked_by"], "famiglia");
 }
+
+/// R-OPT-STOP over the API: `exception` is an object (code + typed facts); free text is a
+/// malformed body, an unknown code or a late fact is a refusal naming the rule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r_opt_stop_api_takes_a_code_and_typed_facts() {
+    let s = Server::start().await;
+    let op = s.login("operatore").await;
+    let body = |exception: serde_json::Value| {
+        json!({
+            "beneficiary_cf": FAMILY, "type_key": "superbonus", "expense_year": 2023,
+            "origin": "sconto", "holder_cf": COMPANY, "total": 100_000, "exception": exception
+        })
+        .to_string()
+    };
+    let post = |key: &'static str, b: String| {
+        let s = &s;
+        let op = op.clone();
+        async move {
+            s.call(
+                "POST",
+                "/api/v1/communications",
+                Some(&op),
+                Some(key),
+                Some(&b),
+            )
+            .await
+        }
+    };
+    let r = post("e1", body(json!("CILAS presentata entro il 16/02/2023"))).await;
+    assert_problem(&r, 422, "invalid");
+    let r = post(
+        "e2",
+        body(json!({ "code": "SB_CILAS_NON_COND", "nota": "x" })),
+    )
+    .await;
+    assert_problem(&r, 422, "invalid");
+    let r = post("e3", body(json!({ "code": "NON_ESISTE" }))).await;
+    assert_problem(&r, 422, "r_opt_stop_unknown");
+    assert_eq!(r.json()["rule"], "R-OPT-STOP");
+    let r = post(
+        "e4",
+        body(json!({ "code": "SB_CILAS_NON_COND", "cilas_filed_on": "2023-02-17" })),
+    )
+    .await;
+    assert_problem(&r, 422, "r_opt_stop_fact_late");
+    let r = post(
+        "e5",
+        body(json!({ "code": "SB_CILAS_NON_COND", "cilas_filed_on": "2023-02-16" })),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+}

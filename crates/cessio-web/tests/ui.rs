@@ -920,3 +920,86 @@ async fn delegation_titolare_grants_and_revokes_by_form() {
         .await;
     assert_eq!(gone.status, 403);
 }
+
+/// R-OPT-STOP on the page: the exceptions are a list with Italian labels, every fact field
+/// says which exceptions need it, and a refusal is shown next to the field at fault.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r_opt_stop_page_offers_the_exceptions_and_shows_errors_next_to_the_fact() {
+    let s = Server::start().await;
+    let family = s.login("famiglia").await;
+    let path = format!("/soggetti/{FAMILY}/comunicazioni");
+    let page = html(&s.page(&path, Some(&family)).await);
+    assert!(
+        page.contains("<option value=\"SB_CILAS_NON_COND\">1. Superbonus – interventi diversi dai condomìni con CILAS presentata entro il 16/02/2023</option>"),
+        "{page}"
+    );
+    assert!(page.contains("name=\"data_cilas\""));
+    assert!(page.contains("name=\"data_fattura\""));
+    assert!(page.contains("name=\"acconto_versato\""));
+    assert!(page.contains("name=\"requisito_barriere\""));
+    assert!(
+        page.contains("Serve per le eccezioni 1, 2, 9, 10."),
+        "{page}"
+    );
+    let csrf = hidden(&page, "csrf");
+    let post = |extra: &str| {
+        format!(
+            "csrf={csrf}&chiave=k-{}&tipo=superbonus&anno_spesa=2023&origine=sconto&cf_cessionario={COMPANY}&importo=1.000%2C00&pin={PIN}{extra}",
+            extra.len()
+        )
+    };
+    // No exception: refused next to the list.
+    let r = s.form(&path, Some(&family), &post("")).await;
+    assert_eq!(r.status, 422);
+    let body = html(&r);
+    assert!(body.contains("id=\"eccezione-errore\""), "{body}");
+    assert!(body.contains("17/02/2023"), "{body}");
+    // Free text is not a choice of the list.
+    let r = s
+        .form(
+            &path,
+            Some(&family),
+            &post("&eccezione=CILAS+presentata+entro+il+16%2F02%2F2023"),
+        )
+        .await;
+    assert_eq!(r.status, 422);
+    assert!(html(&r).contains("id=\"eccezione-errore\""));
+    // A CILAS filed after the stop: the message sits under the CILAS date.
+    let r = s
+        .form(
+            &path,
+            Some(&family),
+            &post("&eccezione=SB_CILAS_NON_COND&data_cilas=20%2F02%2F2023"),
+        )
+        .await;
+    assert_eq!(r.status, 422);
+    let body = html(&r);
+    let error = body
+        .split("id=\"data_cilas-errore\">")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no error under data_cilas: {body}"));
+    assert!(error.starts_with("Eccezione SB_CILAS_NON_COND"), "{error}");
+    assert!(error.contains("20/02/2023") && error.contains("16/02/2023"));
+    // The form keeps what was typed.
+    assert!(body.contains("<option value=\"SB_CILAS_NON_COND\" selected>"));
+    assert!(body.contains("value=\"20/02/2023\""));
+    // A date that is not a date is refused by the page itself, next to its field.
+    let r = s
+        .form(
+            &path,
+            Some(&family),
+            &post("&eccezione=SB_CILAS_NON_COND&data_cilas=ieri"),
+        )
+        .await;
+    assert_eq!(r.status, 422);
+    assert!(html(&r).contains("id=\"data_cilas-errore\""));
+    // Filed in time: registered.
+    let r = s
+        .form(
+            &path,
+            Some(&family),
+            &post("&eccezione=SB_CILAS_NON_COND&data_cilas=10%2F01%2F2023"),
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", html(&r));
+}

@@ -582,7 +582,7 @@ pub fn to_csv(dir: &std::path::Path, params: Params) -> Result<(u64, u64)> {
     let mut out = open("comunicazioni.csv")?;
     writeln!(
         out,
-        "cf_beneficiario;tipo;anno_spesa;origine;cf_cessionario;importo;data_comunicazione;riferimento;eccezione"
+        "cf_beneficiario;tipo;anno_spesa;origine;cf_cessionario;importo;data_comunicazione;riferimento;eccezione;data_cilas;data_titolo;data_fattura"
     )?;
     let mut rows = 0;
     while let Some((day, steps)) = sim.next_day()? {
@@ -598,19 +598,27 @@ pub fn to_csv(dir: &std::path::Path, params: Params) -> Result<(u64, u64)> {
                 exception,
             } = s
             {
-                // R-OPT-STOP: from 17/02/2023 a communication names its exception.
+                // R-OPT-STOP: from 17/02/2023 a communication names its exception by code,
+                // with the dates it needs.
+                let declared =
+                    exception.then(|| crate::national::opt_stop_exception(type_key, day));
+                let code = declared.as_ref().map_or("", |e| e.code.as_str());
+                let cell = |fact: cessio_core::opt_stop::Fact| {
+                    declared
+                        .as_ref()
+                        .and_then(|e| e.date(fact))
+                        .map_or(String::new(), |d| d.format("%d/%m/%Y").to_string())
+                };
                 writeln!(
                     out,
-                    "{};{type_key};{expense_year};{origin};{};{};{};GEN{credit};{}",
+                    "{};{type_key};{expense_year};{origin};{};{};{};GEN{credit};{code};{};{};{}",
                     cfs[beneficiary as usize],
                     cfs[holder as usize],
                     Cents::to_decimal_string(total, ','),
                     day.format("%d/%m/%Y"),
-                    if exception {
-                        crate::national::OPT_STOP_EXCEPTION
-                    } else {
-                        ""
-                    },
+                    cell(cessio_core::opt_stop::Fact::CilasFiled),
+                    cell(cessio_core::opt_stop::Fact::PermitApplied),
+                    cell(cessio_core::opt_stop::Fact::Invoice),
                 )?;
                 rows += 1;
             }

@@ -26,6 +26,7 @@ use cessio_core::calendar::is_working_day;
 use cessio_core::catalogue::{Catalogue, HolderRole, Origin};
 use cessio_core::cf::{CodiceFiscale, check_character, luhn_check_digit};
 use cessio_core::money::Cents;
+use cessio_core::opt_stop::{DeclaredException, ExceptionCode, Fact};
 use cessio_core::rata::{OptionCommunication, Protocol, derive_rate_for_holder};
 use cessio_store::PartyKind;
 use chrono::{Datelike, Duration, NaiveDate};
@@ -51,8 +52,25 @@ const INSURERS: u32 = 5;
 /// Rata a bank splits on one day (F6).
 const SPLITS_PER_DAY: usize = 3;
 
-/// The exception a communication from 17/02/2023 names (DL 11/2023 art. 2).
-pub const OPT_STOP_EXCEPTION: &str = "CILAS presentata entro il 16/02/2023";
+/// The exception a communication from 17/02/2023 names (DL 11/2023 art. 2,
+/// `catalogue/opt_stop.toml`): for Superbonus a CILAS filed before the stop, for the other
+/// bonuses a building title applied for before it; from 30/03/2024 (DL 39/2024 art. 1 c.5)
+/// also an invoice for works done by 29/03/2024. Its facts never follow the communication.
+pub fn opt_stop_exception(type_key: &str, communicated_on: NaiveDate) -> DeclaredException {
+    let (code, fact) = if type_key == "superbonus" {
+        ("SB_CILAS_NON_COND", Fact::CilasFiled)
+    } else {
+        ("ALTRI_TITOLO_RICHIESTO", Fact::PermitApplied)
+    };
+    let mut e = DeclaredException::new(
+        ExceptionCode::parse(code).unwrap_or_else(|_| unreachable!("a code of the table")),
+    );
+    e.set_date(fact, Some(date(2023, 1, 10)));
+    if communicated_on >= date(2024, 3, 30) {
+        e.invoice_on = Some(date(2024, 3, 15));
+    }
+    e
+}
 
 /// The bank most cessions go to (the first, by the skewed choice), whose F1 and F3 the
 /// query benchmark times.

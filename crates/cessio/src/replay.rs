@@ -20,7 +20,7 @@ use cessio_store::{NewUser, Role as UserRole, Store};
 use chrono::NaiveDate;
 
 use crate::generate::{Outcome, drive, register_parties};
-use crate::national::{OPT_STOP_EXCEPTION, Params, PartySpec, Simulation, Step};
+use crate::national::{Params, PartySpec, Simulation, Step, opt_stop_exception};
 
 const PASSWORD: &str = "replay-password-2026";
 const PIN: &str = "13572468";
@@ -144,7 +144,7 @@ impl Replay {
                     holder_cf: self.specs[holder as usize].cf.as_str().into(),
                     total,
                     communicated_on: Some(day),
-                    exception: exception.then(|| OPT_STOP_EXCEPTION.to_string()),
+                    exception: exception.then(|| opt_stop_exception(type_key, day)),
                 };
                 match self
                     .app

@@ -84,6 +84,21 @@ pub fn tracciabile_day() -> NaiveDate {
     date(2023, 1, 10)
 }
 
+/// R-OPT-STOP: a Superbonus exception that holds for communications up to 29/03/2024 (a
+/// CILAS filed before the stop; from 30/03/2024 DL 39/2024 also wants an invoice).
+pub fn cilas_exception() -> cessio_core::opt_stop::DeclaredException {
+    let mut e = exception("SB_CILAS_NON_COND");
+    e.cilas_filed_on = Some(date(2023, 1, 10));
+    e
+}
+
+/// An exception by code, with no facts declared.
+pub fn exception(code: &str) -> cessio_core::opt_stop::DeclaredException {
+    cessio_core::opt_stop::DeclaredException::new(
+        cessio_core::opt_stop::ExceptionCode::parse(code).unwrap(),
+    )
+}
+
 /// A communication date that makes a non-tracciabile credit (before 2022-05-01).
 pub fn old_day() -> NaiveDate {
     date(2022, 3, 1)

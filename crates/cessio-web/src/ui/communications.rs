@@ -9,6 +9,9 @@ use cessio_app::{AppError, ImportReport, MovementFilter, MovementRow, MovementSt
 use cessio_core::catalogue::Origin;
 use cessio_core::ledger::TransferKind;
 use cessio_core::money::Cents;
+use cessio_core::opt_stop::{
+    BarriereSubject, DeclaredException, ExceptionCode, Fact, OptStopTable,
+};
 use cessio_store::Party;
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -20,16 +23,9 @@ use super::layout::{
 use super::{Notice, Ui, field_of, party_for, party_home, pin_of, render_status};
 use crate::{WebState, random_token};
 
-/// The exceptions of DL 11/2023 art. 2 a communication may declare (R-OPT-STOP).
-const EXCEPTIONS: &[&str] = &[
-    "CILA-S presentata entro il 16/02/2023 (Superbonus, art. 2 c. 2 lett. a)",
-    "Delibera assembleare e CILA-S entro il 16/02/2023 (condomini, art. 2 c. 2 lett. b)",
-    "Titolo abilitativo richiesto entro il 16/02/2023 (art. 2 c. 2 lett. c)",
-    "Lavori in edilizia libera iniziati entro il 16/02/2023 (art. 2 c. 2 lett. d)",
-    "Acquisto di unità ristrutturate con preliminare registrato entro il 16/02/2023 (art. 2 c. 2 lett. e)",
-    "Eliminazione delle barriere architettoniche (art. 2 c. 1-bis)",
-    "IACP, cooperative di abitazione, ONLUS e aree colpite da sisma (art. 2 c. 3-bis e 3-ter)",
-];
+/// Longest value a date field of the exception may hold before it is read: a date is ten
+/// characters, and an error message must not echo a pasted page back.
+const MAX_DATE_CHARS: usize = 20;
 
 #[derive(Deserialize, Default, Debug, Clone)]
 pub struct SingleForm {
@@ -53,8 +49,53 @@ pub struct SingleForm {
     eccezione: String,
     #[serde(default)]
     no_tax_area: String,
+    // The facts of the exception (R-OPT-STOP), named as `Fact::column` and the CSV columns.
+    #[serde(default)]
+    data_cilas: String,
+    #[serde(default)]
+    data_delibera: String,
+    #[serde(default)]
+    data_titolo: String,
+    #[serde(default)]
+    data_inizio_lavori: String,
+    #[serde(default)]
+    data_accordo: String,
+    #[serde(default)]
+    acconto_versato: String,
+    #[serde(default)]
+    dichiarazione_congiunta: String,
+    #[serde(default)]
+    data_preliminare: String,
+    #[serde(default)]
+    data_piano: String,
+    #[serde(default)]
+    data_domanda_contributo: String,
+    #[serde(default)]
+    data_fattura: String,
+    #[serde(default)]
+    requisito_barriere: String,
     #[serde(default)]
     pin: String,
+}
+
+impl SingleForm {
+    /// What the form holds for one fact of the exception.
+    fn fact(&self, fact: Fact) -> &str {
+        match fact {
+            Fact::CilasFiled => &self.data_cilas,
+            Fact::Resolution => &self.data_delibera,
+            Fact::PermitApplied => &self.data_titolo,
+            Fact::WorksStarted => &self.data_inizio_lavori,
+            Fact::Agreement => &self.data_accordo,
+            Fact::DepositPaid => &self.acconto_versato,
+            Fact::JointDeclaration => &self.dichiarazione_congiunta,
+            Fact::ContractRegistered => &self.data_preliminare,
+            Fact::PlanApproved => &self.data_piano,
+            Fact::AidApplied => &self.data_domanda_contributo,
+            Fact::Invoice => &self.data_fattura,
+            Fact::BarriereSubject => &self.requisito_barriere,
+        }
+    }
 }
 
 pub async fn page(State(state): State<WebState>, ui: Ui, Path(cf): Path<String>) -> Response {
@@ -152,18 +193,7 @@ fn single_form(state: &WebState, ui: &Ui, f: &SingleForm, errors: &FieldErrors) 
                     div.col-md-6 { (Field::text("cf_cessionario", "Codice fiscale del fornitore o primo cessionario", &f.cf_cessionario).required().cf().render(errors)) }
                     div.col-md-3 { (Field::text("importo", "Importo totale del credito", &f.importo).required().inputmode("decimal").hint("per esempio 12.345,67").render(errors)) }
                     div.col-md-3 { (Field::text("data_comunicazione", "Data della comunicazione", &f.data_comunicazione).hint("gg/mm/aaaa; vuota: oggi").render(errors)) }
-                    div.col-12 {
-                        div.select-wrapper.mb-4 {
-                            label for="eccezione" { "Eccezione al blocco delle opzioni (DL 11/2023)" }
-                            select #eccezione name="eccezione" aria-describedby="eccezione-aiuto" {
-                                option value="" selected[f.eccezione.is_empty()] { "Nessuna" }
-                                @for e in EXCEPTIONS {
-                                    option value=(e) selected[*e == f.eccezione] { (e) }
-                                }
-                            }
-                            small.form-text #eccezione-aiuto { (super::layout::message("Dal 17/02/2023 i bonus edilizi ammettono l'opzione solo in uno di questi casi (R-OPT-STOP).")) }
-                        }
-                    }
+                    div.col-12 { (exception_fields(&state.app.opt_stop, f, errors)) }
                     div.col-12 {
                         div.form-check.mb-4 {
                             input #no_tax_area type="checkbox" name="no_tax_area" value="si" checked[f.no_tax_area == "si"] aria-describedby="no_tax_area-aiuto";
@@ -179,6 +209,130 @@ fn single_form(state: &WebState, ui: &Ui, f: &SingleForm, errors: &FieldErrors) 
     }
 }
 
+/// R-OPT-STOP: the list of exceptions and every fact any of them may need. Without
+/// JavaScript the page cannot show only the chosen exception's facts, so each field says
+/// which exceptions (by their number in the list) need it.
+fn exception_fields(table: &OptStopTable, f: &SingleForm, errors: &FieldErrors) -> Markup {
+    let exceptions = table.exceptions();
+    let hint = |fact: Fact| -> String {
+        let numbers: Vec<String> = exceptions
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.facts().contains(&fact))
+            .map(|(i, _)| (i + 1).to_string())
+            .collect();
+        format!("Serve per le eccezioni {}.", numbers.join(", "))
+    };
+    let from = super::layout::date(table.from);
+    let select_error = errors.of("eccezione");
+    html! {
+        fieldset.mb-4 {
+            legend.h6 { "Eccezione al blocco delle opzioni (DL 11/2023 art. 2)" }
+            div.select-wrapper.mb-4 {
+                label for="eccezione" { "Eccezione" }
+                select #eccezione name="eccezione" aria-describedby="eccezione-aiuto" aria-invalid=[select_error.map(|_| "true")] {
+                    option value="" selected[f.eccezione.is_empty()] { "Nessuna" }
+                    @for (i, e) in exceptions.iter().enumerate() {
+                        option value=(e.code) selected[e.code.as_str() == f.eccezione.trim()] { (i + 1) ". " (e.label) }
+                    }
+                }
+                small.form-text #eccezione-aiuto { "Dal " (from) " i bonus edilizi ammettono l'opzione solo in uno di questi casi, indicando i dati che il caso richiede. Una descrizione libera non è un'eccezione." }
+                @if let Some(e) = select_error { div.invalid-feedback.d-block #eccezione-errore { (e) } }
+            }
+            div.row.g-3 {
+                @for fact in Fact::ALL.into_iter().filter(|f| f.is_date()) {
+                    @let h = hint(fact);
+                    div.col-md-4 { (Field::text(fact.column(), fact.label(), f.fact(fact)).hint(&h).render(errors)) }
+                }
+            }
+            @for fact in [Fact::DepositPaid, Fact::JointDeclaration] {
+                @let id = fact.column();
+                @let error = errors.of(id);
+                div.form-check.mb-3 {
+                    input id=(id) type="checkbox" name=(id) value="si" checked[f.fact(fact) == "si"] aria-describedby={ (id) "-aiuto" };
+                    label for=(id) { (fact.label()) }
+                    small.form-text.d-block id={ (id) "-aiuto" } { (hint(fact)) }
+                    @if let Some(e) = error { div.invalid-feedback.d-block id={ (id) "-errore" } { (e) } }
+                }
+            }
+            @let id = Fact::BarriereSubject.column();
+            @let error = errors.of(id);
+            div.select-wrapper.mb-4 {
+                label for=(id) { (Fact::BarriereSubject.label()) }
+                select id=(id) name=(id) aria-describedby={ (id) "-aiuto" } aria-invalid=[error.map(|_| "true")] {
+                    option value="" selected[f.requisito_barriere.is_empty()] { "Non indicato" }
+                    @for s in BarriereSubject::ALL {
+                        option value=(s.key()) selected[s.key() == f.requisito_barriere] { (s.label()) }
+                    }
+                }
+                small.form-text id={ (id) "-aiuto" } { (hint(Fact::BarriereSubject)) }
+                @if let Some(e) = error { div.invalid-feedback.d-block id={ (id) "-errore" } { (e) } }
+            }
+        }
+    }
+}
+
+/// The exception the form declares, if any; errors go next to their fields.
+fn to_exception(f: &SingleForm, errors: &mut FieldErrors) -> Option<DeclaredException> {
+    let mut scratch: Vec<(Fact, Option<chrono::NaiveDate>)> = Vec::new();
+    let mut any_fact = false;
+    for fact in Fact::ALL.into_iter().filter(|f| f.is_date()) {
+        let value = f.fact(fact).trim();
+        any_fact |= !value.is_empty();
+        if value.chars().count() > MAX_DATE_CHARS {
+            errors.field(
+                fact.column(),
+                "Data non valida: scrivere gg/mm/aaaa, per esempio 10/01/2023",
+            );
+            continue;
+        }
+        match parse_date(value) {
+            Ok(on) => scratch.push((fact, on)),
+            Err(e) => errors.field(fact.column(), e),
+        }
+    }
+    let deposit_paid = f.acconto_versato == "si";
+    let joint_declaration = f.dichiarazione_congiunta == "si";
+    let subject = match f.requisito_barriere.trim() {
+        "" => None,
+        value => match BarriereSubject::parse(value) {
+            Some(s) => Some(s),
+            None => {
+                errors.field(
+                    Fact::BarriereSubject.column(),
+                    "Scegliere un requisito dall'elenco",
+                );
+                None
+            }
+        },
+    };
+    any_fact |= deposit_paid || joint_declaration || subject.is_some();
+    if f.eccezione.trim().is_empty() {
+        if any_fact {
+            errors.field(
+                "eccezione",
+                "Scegliere l'eccezione a cui si riferiscono i dati indicati",
+            );
+        }
+        return None;
+    }
+    let code = match ExceptionCode::parse(&f.eccezione) {
+        Ok(code) => code,
+        Err(_) => {
+            errors.field("eccezione", "Scegliere un'eccezione dall'elenco");
+            return None;
+        }
+    };
+    let mut declared = DeclaredException::new(code);
+    for (fact, on) in scratch {
+        declared.set_date(fact, on);
+    }
+    declared.deposit_paid = deposit_paid;
+    declared.joint_declaration = joint_declaration;
+    declared.barriere_subject = subject;
+    Some(declared)
+}
+
 fn upload_form(ui: &Ui, errors: &FieldErrors) -> Markup {
     html! {
         section aria-labelledby="file-titolo" {
@@ -186,7 +340,9 @@ fn upload_form(ui: &Ui, errors: &FieldErrors) -> Markup {
             p {
                 "Una riga per comunicazione, separatore «;», con l'intestazione "
                 code { "cf_beneficiario;tipo;anno_spesa;origine;cf_cessionario;importo;data_comunicazione" }
-                " (colonne facoltative " code { "riferimento" } ", " code { "eccezione" } " per le comunicazioni dal 17/02/2023 e " code { "no_tax_area" } " con " code { "si" } " per l'ecobonus 2017–2021). Ogni riga valida è registrata; le altre sono elencate con il motivo. Ricaricare lo stesso file non registra nulla due volte."
+                " (colonne facoltative " code { "riferimento" } "; " code { "no_tax_area" } " con " code { "si" } " per l'ecobonus 2017–2021; per le comunicazioni dal 17/02/2023 " code { "eccezione" } " con il codice dell'eccezione, per esempio " code { "SB_CILAS_NON_COND" } ", e i suoi dati nelle colonne con i nomi dei campi qui sopra: "
+                @for (i, fact) in Fact::ALL.iter().enumerate() { @if i > 0 { ", " } code { (fact.column()) } }
+                "). Ogni riga valida è registrata; le altre sono elencate con il motivo. Ricaricare lo stesso file non registra nulla due volte."
             }
             (error_summary(errors))
             form method="post" action="comunicazioni/file" enctype="multipart/form-data" novalidate {
@@ -344,6 +500,7 @@ fn to_input(party: &Party, f: &SingleForm, errors: &mut FieldErrors) -> Option<O
             None
         }
     };
+    let exception = to_exception(f, errors);
     let origin = if f.origine == "cessione" {
         Origin::Cessione
     } else {
@@ -360,7 +517,7 @@ fn to_input(party: &Party, f: &SingleForm, errors: &mut FieldErrors) -> Option<O
         holder_cf: f.cf_cessionario.trim().to_string(),
         total: total?,
         communicated_on: date,
-        exception: Some(f.eccezione.clone()).filter(|e| !e.trim().is_empty()),
+        exception,
     })
 }
 
@@ -377,6 +534,7 @@ fn option_field(e: &AppError) -> Option<&'static str> {
         },
         AppError::Cf(_) | AppError::CfUnknown { .. } => Some("cf_cessionario"),
         AppError::Rule { rule: "R-PA", .. } => Some("cf_cessionario"),
+        AppError::OptStop(e) => Some(e.fact().map_or("eccezione", Fact::column)),
         AppError::Amount(_) => Some("importo"),
         other => field_of(other),
     }

@@ -179,7 +179,10 @@ fn guide() -> Markup {
         p {
             "Si possono inviare più comunicazioni con un file CSV: ogni riga valida è registrata, le altre sono "
             "elencate con il motivo; ricaricare lo stesso file non registra nulla due volte. Dal 17/02/2023 i bonus "
-            "edilizi ammettono l'opzione solo nei casi di eccezione previsti dal DL 11/2023, da indicare nel modulo."
+            "edilizi ammettono l'opzione solo nei casi di eccezione previsti dal DL 11/2023: si sceglie il caso "
+            "dall'elenco del modulo (nel file, il suo codice nella colonna eccezione) e se ne indicano le date "
+            "richieste, come la presentazione della CILAS o la delibera del condominio; dal 30/03/2024 la maggior parte dei casi "
+            "richiede anche una fattura per lavori già eseguiti entro il 29/03/2024."
         }
 
         (heading("f24"))
