@@ -281,7 +281,16 @@ impl Model {
             seen.push(*rata);
             let max = self.available(from, *rata);
             if max <= 0 {
-                return Err("invalid"); // not a cedible holding of this party
+                // Held but wholly pending out (R-PENDING-OUT), or not held at all.
+                let pending_out = self
+                    .holdings
+                    .get(&(from, *rata))
+                    .is_some_and(|h| h.pending_out > 0);
+                return Err(if pending_out {
+                    "r_pending_out"
+                } else {
+                    "invalid"
+                });
             }
             if to == from {
                 return Err("invalid");
