@@ -244,6 +244,16 @@ pub struct MovementFilter {
     pub code: Option<String>,
     #[serde(default)]
     pub tracciabile: Option<bool>,
+    /// "Data di cessione": the option communication's day for a communication, the day
+    /// the cession was registered for a cession (`MovementRow::ceded_on`).
+    #[serde(default)]
+    pub ceded_from: Option<NaiveDate>,
+    #[serde(default)]
+    pub ceded_to: Option<NaiveDate>,
+    /// "Tipologia per cedibilità": the party's holding of the rata as F1/F2 classify it
+    /// today (`MovementRow::cedibilita_class`).
+    #[serde(default)]
+    pub cedibilita: Option<crate::CedibilitaClass>,
 }
 
 impl MovementFilter {
@@ -265,6 +275,9 @@ impl MovementFilter {
             || self.codice_tributo.is_some()
             || self.year.is_some()
             || self.code.as_deref().is_some_and(|s| !s.trim().is_empty())
+            || self.ceded_from.is_some()
+            || self.ceded_to.is_some()
+            || self.cedibilita.is_some()
     }
 }
 
@@ -274,6 +287,7 @@ pub struct MovementRow {
     pub id: TransferId,
     /// The credit (option communication) the movement belongs to: what annulling refers to.
     pub credit: i64,
+    pub rata: RataId,
     pub registered_at: DateTime<Utc>,
     pub kind: TransferKind,
     pub cedente: PartyRef,
@@ -293,7 +307,15 @@ pub struct MovementRow {
     pub protocol: String,
     pub codice_univoco: String,
     pub tracciabile: bool,
+    /// The party's holding of the rata today, as F1/F2 classify it (§5, R-F24-WINDOW-121, R-SPLIT-NOCEDE...);
+    /// "non detenuta" when the party holds none of it.
     pub cedibilita: String,
+    /// The class behind `cedibilita`; `None` when the party holds none of the rata.
+    #[serde(default)]
+    pub cedibilita_class: Option<crate::CedibilitaClass>,
+    /// "Data cessione": the option communication's day for a communication, the day the
+    /// cession was registered (Rome) for a cession.
+    pub ceded_on: NaiveDate,
 }
 
 fn is_awaiting_answer(e: &PartyEntry) -> bool {

@@ -239,6 +239,12 @@ impl PartyView {
         self.day = today;
     }
 
+    /// The cedibilità class of the party's holding of `rata`, if it holds an available
+    /// amount of it.
+    pub(crate) fn class_of(&self, rata: RataId) -> Option<CedibilitaClass> {
+        self.holdings.get(&rata).map(|h| h.class)
+    }
+
     /// Each (type, year, codice tributo) with the sums of its holdings by cedibilità.
     pub(crate) fn sums(&self) -> impl Iterator<Item = (&str, u16, &str, KeySums)> + '_ {
         self.keys.iter().zip(&self.sums).map(|((t, y, c), sum)| {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use cessio_core::catalogue::Catalogue;
 use cessio_core::cf::CodiceFiscale;
-use cessio_core::ledger::{PartyId, TransferId, TransferKind};
+use cessio_core::ledger::{PartyId, RataId, TransferId, TransferKind};
 use cessio_core::rules;
 use cessio_core::split::is_split_code;
 use cessio_core::time::{rome_date, rome_start_of_day};
@@ -15,7 +15,9 @@ use cessio_store::{EntryQuery, EntryStream, Party, PartyEntry, Store};
 use chrono::NaiveDate;
 
 use crate::functions::{check_date, end_of_day, parties_of, party_ref, state_of};
-use crate::{App, AppError, MovementFilter, MovementRow, MovementState, Principal};
+use crate::{
+    App, AppError, CedibilitaClass, MovementFilter, MovementRow, MovementState, Principal,
+};
 
 /// What a movement list selects: the store's query, and the filters the store cannot
 /// apply (a codice fiscale's prefix, the state, the answer's dates, a code).
@@ -30,6 +32,24 @@ struct Selection {
     /// Pending movements suspended today, with their last day (R-SUSP).
     suspended: HashMap<TransferId, NaiveDate>,
     catalogue: Arc<Catalogue>,
+    /// Who asks, and the app whose kept F1 view gives each rata's cedibilità.
+    app: App,
+    principal: Principal,
+}
+
+/// The F4 label of a class of cedibilità; `None`: nothing of the rata is available to the
+/// party (ceded away, used, pending out, or never held).
+fn cedibilita_label(class: Option<CedibilitaClass>) -> &'static str {
+    match class {
+        Some(CedibilitaClass::Anyone) => "cedibile a chiunque",
+        Some(CedibilitaClass::AnyoneExceptBanks) => {
+            "cedibile a soggetti diversi da banche e intermediari finanziari"
+        }
+        Some(CedibilitaClass::QualifiedOnly) => "cedibile solo a soggetti qualificati",
+        Some(CedibilitaClass::OwnBankClientsOnly) => "cedibile solo a correntisti della banca",
+        Some(CedibilitaClass::NotCedible) => "non cedibile",
+        None => "nessun residuo disponibile",
+    }
 }
 
 impl Selection {
@@ -43,6 +63,10 @@ impl Selection {
             from.is_none_or(|f| d >= f) && to.is_none_or(|t| d <= t)
         };
         let state = state_of(e, &self.annulled, &self.suspended);
+        let ceded_on = match e.kind {
+            TransferKind::Issue => e.communicated_on,
+            _ => rome_date(e.at),
+        };
         let cedente = party_ref(parties, e.party, e.disclose || e.party == Some(self.party));
         let cessionario = party_ref(parties, e.counterparty, true);
         let keep = in_range(rome_date(e.at), f.registered_from, f.registered_to)
@@ -67,10 +91,12 @@ impl Selection {
                 .code
                 .as_ref()
                 .is_none_or(|c| *c == e.protocol || *c == e.codice_univoco)
-            && f.tracciabile.is_none_or(|t| t == e.tracciabile);
+            && f.tracciabile.is_none_or(|t| t == e.tracciabile)
+            && in_range(ceded_on, f.ceded_from, f.ceded_to);
         keep.then(|| MovementRow {
             id: e.transfer,
             credit: e.credit,
+            rata: e.rata,
             registered_at: e.at,
             kind: e.kind,
             cedente,
@@ -91,13 +117,46 @@ impl Selection {
             protocol: e.protocol.clone(),
             codice_univoco: e.codice_univoco.clone(),
             tracciabile: e.tracciabile,
-            // R-SPLIT-NOCEDE: the ten-instalment split codes are never cedible.
-            cedibilita: if is_split_code(&self.catalogue, &e.codice_tributo) {
-                "Non cedibile".into()
-            } else {
-                "Cedibile".into()
-            },
+            // Filled per batch from the kept F1 view (`classify`).
+            cedibilita: String::new(),
+            cedibilita_class: None,
+            ceded_on,
         })
+    }
+
+    /// Each row's cedibilità as F1/F2 classify the party's holding of its rata today, then
+    /// the "tipologia per cedibilità" filter.
+    async fn classify(&self, rows: Vec<MovementRow>) -> Result<Vec<MovementRow>, AppError> {
+        let rate: Vec<RataId> = rows.iter().map(|r| r.rata).collect();
+        let classes: HashMap<RataId, CedibilitaClass> = self
+            .app
+            .with_holding_classes(&self.principal, self.party, |view| {
+                rate.iter()
+                    .filter_map(|r| view.class_of(*r).map(|c| (*r, c)))
+                    .collect()
+            })
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|mut r| {
+                // R-SPLIT-NOCEDE holds whatever the view says of a split rata.
+                let class = classes.get(&r.rata).copied().map(|c| {
+                    if is_split_code(&self.catalogue, &r.codice_tributo) {
+                        CedibilitaClass::NotCedible
+                    } else {
+                        c
+                    }
+                });
+                r.cedibilita = cedibilita_label(class).to_string();
+                r.cedibilita_class = class;
+                r
+            })
+            .filter(|r| {
+                self.filter
+                    .cedibilita
+                    .is_none_or(|c| r.cedibilita_class == Some(c))
+            })
+            .collect())
     }
 
     /// The rows of a batch of movements, refused once more than `max` are kept in all.
@@ -109,16 +168,15 @@ impl Selection {
         (max, rule): (usize, &'static str),
     ) -> Result<Vec<MovementRow>, AppError> {
         let parties = parties_of(store, entries).await?;
-        let mut rows = Vec::new();
-        for e in entries {
-            if let Some(row) = self.row(e, &parties) {
-                if *kept == max {
-                    return Err(AppError::TooManyRows { limit: max, rule });
-                }
-                *kept += 1;
-                rows.push(row);
-            }
+        let candidates: Vec<MovementRow> = entries
+            .iter()
+            .filter_map(|e| self.row(e, &parties))
+            .collect();
+        let rows = self.classify(candidates).await?;
+        if *kept + rows.len() > max {
+            return Err(AppError::TooManyRows { limit: max, rule });
         }
+        *kept += rows.len();
         Ok(rows)
     }
 }
@@ -284,6 +342,8 @@ impl App {
             ("registered_to", filter.registered_to),
             ("answered_from", filter.answered_from),
             ("answered_to", filter.answered_to),
+            ("ceded_from", filter.ceded_from),
+            ("ceded_to", filter.ceded_to),
         ] {
             if let Some(d) = date {
                 check_date(field, d)?;
@@ -301,9 +361,15 @@ impl App {
                 .map(|v| v.trim().to_uppercase())
                 .filter(|v| !v.is_empty())
         };
+        // A movement ceded on or after a day was registered on or after it too (an option
+        // is registered on or after its communication's day): a bound the store can use.
+        let registered_from = match (filter.registered_from, filter.ceded_from) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
         let mut query = EntryQuery {
             cessions_only: true,
-            registered_from: filter.registered_from.map(rome_start_of_day),
+            registered_from: registered_from.map(rome_start_of_day),
             registered_before: filter
                 .registered_to
                 .map(|d| end_of_day(d) + chrono::Duration::microseconds(1)),
@@ -342,14 +408,17 @@ impl App {
             annulled: self.annulled_acceptances(party).await?,
             suspended: self.suspended_today().await?,
             catalogue: self.catalogue.clone(),
+            app: self.clone(),
+            principal: p.clone(),
         };
         Ok(Some((query, selection)))
     }
 }
 
-const CSV_COLUMNS: [&str; 15] = [
+const CSV_COLUMNS: [&str; 16] = [
     "ID registrazione",
     "Data registrazione",
+    "Data cessione",
     "CF cedente",
     "Cedente",
     "CF cessionario",
@@ -379,6 +448,7 @@ fn csv_rows(rows: &[MovementRow]) -> std::io::Result<Vec<u8>> {
     for r in rows {
         w.text(&r.id.to_string())
             .date(Some(rome_date(r.registered_at)))
+            .date(Some(r.ceded_on))
             .text(&r.cedente.cf)
             .text(r.cedente.name.as_deref().unwrap_or(""))
             .text(&r.cessionario.cf)

@@ -16,6 +16,7 @@ backends!(
     f4_movements_need_a_filter_besides_tracciabile,
     f4_movements_filters_select_rows,
     f4_list_and_csv_name_credit_types_in_italian,
+    f4_cedibilita_and_data_cessione_as_f1_sees_them,
     r_300_exactly_300_rows_are_shown,
     r_300_more_rows_are_refused_but_exported,
     r_50000_export_above_the_limit_is_refused_never_truncated,
@@ -217,6 +218,86 @@ async fn f4_list_and_csv_name_credit_types_in_italian(t: TestApp) {
     let csv = String::from_utf8_lossy(&csv);
     assert!(csv.contains(&name), "{csv}");
     assert!(!csv.contains(";bonus_facciate;"), "{csv}");
+}
+
+async fn f4_cedibilita_and_data_cessione_as_f1_sees_them(t: TestApp) {
+    // Ecobonus communicated on 01/03/2022, 10 rate from 2022; today is 01/03/2024.
+    let (holder, c) = (t.company(1).await, t.company(2).await);
+    let h = t.user_for(&holder, "titolare").await;
+    let eco = t.holding(&holder, &h, "ecobonus", 10_000, old_day()).await;
+    let of_year = |y: u16| eco.rate.iter().find(|r| r.year.get() == y).unwrap().id;
+    t.cede(&h, &holder, &[line(of_year(2025), &c, None)])
+        .await
+        .unwrap();
+    let rows = t.movements(&h, &holder).await;
+    let row = |rata, kind| {
+        rows.iter()
+            .find(|r| r.rata == rata && r.kind == kind)
+            .unwrap_or_else(|| panic!("no row for {rata}"))
+    };
+    use cessio_core::ledger::TransferKind::{Cession, Issue};
+    // The communication's row is dated by the communication, the cession's by its day.
+    assert_eq!(row(of_year(2024), Issue).ceded_on, old_day());
+    assert_eq!(row(of_year(2025), Cession).ceded_on, date(2024, 3, 1));
+    // Cedibilità as F1 classifies the holding today.
+    assert_eq!(row(of_year(2024), Issue).cedibilita, "cedibile a chiunque");
+    assert_eq!(
+        row(of_year(2025), Issue).cedibilita,
+        "nessun residuo disponibile"
+    );
+    assert_eq!(row(of_year(2025), Issue).cedibilita_class, None);
+    // The two filters of the guide.
+    let only = |f: MovementFilter| {
+        let (t, h, party) = (&t, &h, holder.id);
+        async move { t.app.movements(h, party, &f).await.unwrap() }
+    };
+    let ceded = only(MovementFilter {
+        ceded_from: Some(date(2024, 1, 1)),
+        ..MovementFilter::default()
+    })
+    .await;
+    assert_eq!(
+        ceded.iter().map(|r| r.kind).collect::<Vec<_>>(),
+        vec![Cession]
+    );
+    let anyone = only(MovementFilter {
+        cedibilita: Some(cessio_app::CedibilitaClass::Anyone),
+        ..MovementFilter::default()
+    })
+    .await;
+    assert_eq!(anyone.len(), 7, "2024 and 2026–2031");
+    assert!(anyone.iter().all(|r| r.year != 2025));
+    let none = only(MovementFilter {
+        cedibilita: Some(cessio_app::CedibilitaClass::NotCedible),
+        ..MovementFilter::default()
+    })
+    .await;
+    // The rate of 2022 and 2023 expired with their years (R-F24-WINDOW-121).
+    let mut years: Vec<u16> = none.iter().map(|r| r.year).collect();
+    years.sort_unstable();
+    assert_eq!(years, vec![2022, 2023], "{none:?}");
+    // The CSV has the column.
+    let mut export = t
+        .app
+        .movements_export(
+            &h,
+            holder.id,
+            &MovementFilter {
+                ceded_from: Some(date(2024, 1, 1)),
+                ..MovementFilter::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut csv = Vec::new();
+    while let Some(piece) = export.next_csv().await {
+        csv.extend(piece.unwrap());
+    }
+    let csv = String::from_utf8_lossy(&csv);
+    assert!(
+        csv.contains("Data cessione") && csv.contains("01/03/2024"),
+        "{csv}"
+    );
 }
 
 async fn f4_movements_filters_select_rows(t: TestApp) {

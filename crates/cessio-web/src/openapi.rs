@@ -52,6 +52,9 @@ const MOVEMENT_QUERY: &[(&str, &str)] = &[
     ("year", "integer"),
     ("code", "string"),
     ("tracciabile", "boolean"),
+    ("ceded_from", "date"),
+    ("ceded_to", "date"),
+    ("cedibilita", "string"),
 ];
 
 pub const OPERATIONS: &[Op] = &[
@@ -771,7 +774,11 @@ fn schemas() -> Value {
             "state": { "type": "string", "enum": ["in_attesa", "sospesa", "accettato", "rifiutato", "annullato", "non_effettuata", "accettazione_annullata"] },
             "suspended_until": { "type": ["string", "null"], "format": "date", "description": "Ultimo giorno della sospensione (R-SUSP), per lo stato sospesa" },
             "answered_at": { "type": ["string", "null"], "format": "date-time" },
-            "protocol": { "type": "string" }, "codice_univoco": { "type": "string" }, "tracciabile": { "type": "boolean" }
+            "protocol": { "type": "string" }, "codice_univoco": { "type": "string" }, "tracciabile": { "type": "boolean" },
+            "rata": { "type": "integer" },
+            "ceded_on": { "type": "string", "format": "date", "description": "Data cessione: il giorno della comunicazione dell'opzione, o quello di registrazione della cessione" },
+            "cedibilita": { "type": "string", "description": "Cedibilità della rata per il soggetto oggi, come in Monitoraggio (o «nessun residuo disponibile»)" },
+            "cedibilita_class": { "type": ["string", "null"], "enum": ["anyone", "anyone_except_banks", "qualified_only", "own_bank_clients_only", "not_cedible", null] }
         }), &["id", "registered_at", "amount", "state"]) }
     })
 }

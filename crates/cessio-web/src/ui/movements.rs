@@ -4,7 +4,7 @@
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use cessio_app::{AppError, MovementFilter, MovementRow, MovementState};
+use cessio_app::{AppError, CedibilitaClass, MovementFilter, MovementRow, MovementState};
 use cessio_core::catalogue::Catalogue;
 use cessio_core::ledger::TransferKind;
 use maud::{Markup, html};
@@ -43,6 +43,12 @@ pub struct Filters {
     codice: String,
     #[serde(default)]
     tracciabili: String,
+    #[serde(default)]
+    cedute_dal: String,
+    #[serde(default)]
+    cedute_al: String,
+    #[serde(default)]
+    cedibilita: String,
 }
 
 fn opt(s: &str) -> Option<String> {
@@ -62,6 +68,8 @@ impl Filters {
         let registered_to = date("registrate_al", &self.registrate_al);
         let answered_from = date("risposta_dal", &self.risposta_dal);
         let answered_to = date("risposta_al", &self.risposta_al);
+        let ceded_from = date("cedute_dal", &self.cedute_dal);
+        let ceded_to = date("cedute_al", &self.cedute_al);
         let year = match parse_year(&self.anno) {
             Ok(y) => y,
             Err(e) => {
@@ -77,6 +85,14 @@ impl Filters {
             "annullato" => Some(MovementState::Annullato),
             "non_effettuata" => Some(MovementState::NonEffettuata),
             "accettazione_annullata" => Some(MovementState::AccettazioneAnnullata),
+            _ => None,
+        };
+        let cedibilita = match self.cedibilita.as_str() {
+            "chiunque" => Some(CedibilitaClass::Anyone),
+            "non_banche" => Some(CedibilitaClass::AnyoneExceptBanks),
+            "qualificati" => Some(CedibilitaClass::QualifiedOnly),
+            "correntisti" => Some(CedibilitaClass::OwnBankClientsOnly),
+            "non_cedibile" => Some(CedibilitaClass::NotCedible),
             _ => None,
         };
         let tracciabile = match self.tracciabili.as_str() {
@@ -97,6 +113,9 @@ impl Filters {
             year,
             code: opt(&self.codice),
             tracciabile,
+            ceded_from,
+            ceded_to,
+            cedibilita,
         }
     }
 }
@@ -149,6 +168,8 @@ pub async fn page(
                     "registered_to" => Some("registrate_al"),
                     "answered_from" => Some("risposta_dal"),
                     "answered_to" => Some("risposta_al"),
+                    "ceded_from" => Some("cedute_dal"),
+                    "ceded_to" => Some("cedute_al"),
                     _ => None,
                 };
                 match id {
@@ -234,6 +255,8 @@ fn filter_form(state: &WebState, f: &Filters, errors: &FieldErrors) -> Markup {
                     div.col-md-3 { (Field::text("registrate_al", "Registrate al", &f.registrate_al).hint("gg/mm/aaaa").render(errors)) }
                     div.col-md-3 { (Field::text("risposta_dal", "Risposta dal", &f.risposta_dal).hint("gg/mm/aaaa").render(errors)) }
                     div.col-md-3 { (Field::text("risposta_al", "Risposta al", &f.risposta_al).hint("gg/mm/aaaa").render(errors)) }
+                    div.col-md-3 { (Field::text("cedute_dal", "Cedute dal", &f.cedute_dal).hint("data di cessione, gg/mm/aaaa").render(errors)) }
+                    div.col-md-3 { (Field::text("cedute_al", "Cedute al", &f.cedute_al).hint("data di cessione, gg/mm/aaaa").render(errors)) }
                 }
             }
             fieldset {
@@ -249,6 +272,7 @@ fn filter_form(state: &WebState, f: &Filters, errors: &FieldErrors) -> Markup {
                     div.col-md-3 { (Field::text("anno", "Anno di riferimento", &f.anno).inputmode("numeric").render(errors)) }
                     div.col-md-3 { (Field::text("codice", "Protocollo o codice univoco", &f.codice).render(errors)) }
                     div.col-md-3 { (select("tracciabili", "Tracciabilità", &[("", "Tutti"), ("si", "Solo tracciabili"), ("no", "Solo non tracciabili")], &f.tracciabili)) }
+                    div.col-md-3 { (select("cedibilita", "Tipologia per cedibilità", &[("", "Tutte"), ("chiunque", "Cedibili a chiunque"), ("non_banche", "Non a banche"), ("qualificati", "Solo a soggetti qualificati"), ("correntisti", "Solo a correntisti della banca"), ("non_cedibile", "Non cedibili")], &f.cedibilita)) }
                 }
             }
             button.btn.btn-primary type="submit" { "Cerca" }
@@ -273,6 +297,7 @@ fn table(catalogue: &Catalogue, rows: &[MovementRow]) -> Markup {
                     tr {
                         th scope="col" { "Id" }
                         th scope="col" { "Registrato il" }
+                        th scope="col" { "Data cessione" }
                         th scope="col" { "Operazione" }
                         th scope="col" { "Cedente" }
                         th scope="col" { "Cessionario" }
@@ -291,6 +316,7 @@ fn table(catalogue: &Catalogue, rows: &[MovementRow]) -> Markup {
                         tr {
                             td { (r.id) }
                             td { (datetime(r.registered_at)) }
+                            td { (super::layout::date(r.ceded_on)) }
                             td { (kind_label(r.kind)) }
                             td { span.cessio-code { (r.cedente.cf) } @if let Some(n) = &r.cedente.name { br; (n) } }
                             td { span.cessio-code { (r.cessionario.cf) } @if let Some(n) = &r.cessionario.name { br; (n) } }
