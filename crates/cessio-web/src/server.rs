@@ -22,6 +22,9 @@ use tower_service::Service;
 
 use crate::parse_errors::{Dispatched, ProblemOnParseError};
 
+/// The connection's read buffer, which bounds a request's headers (bodies stream through it).
+const MAX_BUF_BYTES: usize = 64 * 1024;
+
 /// Limits of the connections the server holds open.
 #[derive(Clone, Copy, Debug)]
 pub struct ConnectionLimits {
@@ -60,9 +63,13 @@ pub async fn serve(
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut http = hyper::server::conn::http1::Builder::new();
+    // Headers are small here (a cookie, a token, a key); hyper's default buffer of about
+    // 400 KB let a request carry that much header before 431, and, read in large chunks,
+    // a little more.
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
-        .keep_alive(limits.keep_alive);
+        .keep_alive(limits.keep_alive)
+        .max_buf_size(MAX_BUF_BYTES);
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
