@@ -74,6 +74,19 @@ impl CedibilitaClass {
     }
 }
 
+impl CedibilitaClass {
+    /// The F1/F4 label of the class: the core's, whatever the reason when not cedible.
+    pub fn label(self) -> &'static str {
+        match self {
+            CedibilitaClass::Anyone => Cedibilita::Anyone.label(),
+            CedibilitaClass::AnyoneExceptBanks => Cedibilita::AnyoneExceptBanks.label(),
+            CedibilitaClass::QualifiedOnly => Cedibilita::QualifiedOnly.label(),
+            CedibilitaClass::OwnBankClientsOnly => Cedibilita::OwnBankClientsOnly.label(),
+            CedibilitaClass::NotCedible => cessio_core::chain::NOT_CEDIBLE_LABEL,
+        }
+    }
+}
+
 impl CedibilitaView {
     pub fn of(c: &Cedibilita) -> Self {
         let (rule, reason) = match c {

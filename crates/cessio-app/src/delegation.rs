@@ -12,6 +12,7 @@
 //!   store records it with an entry of the operator's register in the same transaction;
 //!   delegation rows are closed, never deleted, so the titolare's list shows the past ones.
 
+use cessio_core::law::it_date;
 use cessio_core::ledger::PartyId;
 use cessio_store::{
     Command, Delegation, DelegationChange, DelegationScope, IdempotencyKey, Party, Role, User,
@@ -24,10 +25,6 @@ use crate::{App, AppError, Principal, fingerprint};
 /// At most this many delegations of one party are listed (newest first): a family has a
 /// few, a company a few dozen over the years.
 pub const DELEGATIONS_LISTED: usize = 500;
-
-fn it_date(d: NaiveDate) -> String {
-    d.format("%d/%m/%Y").to_string()
-}
 
 /// Where a delegation stands today.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

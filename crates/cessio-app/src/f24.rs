@@ -574,7 +574,7 @@ impl App {
                 code: "f24_payment_date",
                 detail: format!(
                     "La data di versamento dell'F24 va da oggi ({}) a 30 giorni da oggi: un F24 non si prenota per una data passata (F5)",
-                    today.format("%d/%m/%Y")
+                    cessio_core::law::it_date(today)
                 ),
             });
         }

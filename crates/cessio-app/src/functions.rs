@@ -208,7 +208,7 @@ impl MovementRow {
             Some(until) => format!(
                 "{} fino al {}",
                 self.state.label(),
-                until.format("%d/%m/%Y")
+                cessio_core::law::it_date(until)
             ),
             None => self.state.label().to_string(),
         }

@@ -37,19 +37,10 @@ struct Selection {
     principal: Principal,
 }
 
-/// The F4 label of a class of cedibilità; `None`: nothing of the rata is available to the
-/// party (ceded away, used, pending out, or never held).
+/// The F4 label of a class of cedibilità (`CedibilitaClass::label`); `None`: nothing of the
+/// rata is available to the party (ceded away, used, pending out, or never held).
 fn cedibilita_label(class: Option<CedibilitaClass>) -> &'static str {
-    match class {
-        Some(CedibilitaClass::Anyone) => "cedibile a chiunque",
-        Some(CedibilitaClass::AnyoneExceptBanks) => {
-            "cedibile a soggetti diversi da banche e intermediari finanziari"
-        }
-        Some(CedibilitaClass::QualifiedOnly) => "cedibile solo a soggetti qualificati",
-        Some(CedibilitaClass::OwnBankClientsOnly) => "cedibile solo a correntisti della banca",
-        Some(CedibilitaClass::NotCedible) => "non cedibile",
-        None => "nessun residuo disponibile",
-    }
+    class.map_or("nessun residuo disponibile", CedibilitaClass::label)
 }
 
 impl Selection {

@@ -163,10 +163,13 @@ impl Cedibilita {
             }
             Cedibilita::QualifiedOnly => "cedibile solo a soggetti qualificati",
             Cedibilita::OwnBankClientsOnly => "cedibile solo a correntisti della banca",
-            Cedibilita::NotCedible(_) => "non cedibile",
+            Cedibilita::NotCedible(_) => NOT_CEDIBLE_LABEL,
         }
     }
 }
+
+/// The F1/F4 label of any holding that is not cedible, whatever the reason.
+pub const NOT_CEDIBLE_LABEL: &str = "non cedibile";
 
 /// Why a holding is not cedible; each names its rule.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -298,7 +298,7 @@ impl LawTable {
 }
 
 /// A date as Italians write it in messages: `31/12/2024`.
-pub(crate) fn it_date(d: NaiveDate) -> String {
+pub fn it_date(d: NaiveDate) -> String {
     d.format("%d/%m/%Y").to_string()
 }
 

@@ -278,27 +278,34 @@ impl Cents {
 ///
 /// The space before `€` is a plain space so that the text survives copy-paste into any
 /// field; width/alignment flags of the formatter are honoured.
+/// `12.345`: a whole number with the Italian thousands separator (groups of three counted
+/// from the right), as amounts and counts are written for people.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() * 4 / 3);
+    let mut until_dot = match digits.len() % 3 {
+        0 => 3,
+        r => r,
+    };
+    for digit in digits.chars() {
+        if until_dot == 0 {
+            out.push('.');
+            until_dot = 3;
+        }
+        out.push(digit);
+        until_dot -= 1;
+    }
+    out
+}
+
 impl fmt::Display for Cents {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let magnitude = self.0.unsigned_abs();
-        let euros = (magnitude / 100).to_string();
-        let mut out = String::with_capacity(euros.len() * 4 / 3 + 8);
+        let mut out = String::with_capacity(32);
         if self.0 < 0 {
             out.push('-');
         }
-        // Groups of three counted from the right: the first group takes the remainder.
-        let mut until_dot = match euros.len() % 3 {
-            0 => 3,
-            r => r,
-        };
-        for digit in euros.chars() {
-            if until_dot == 0 {
-                out.push('.');
-                until_dot = 3;
-            }
-            out.push(digit);
-            until_dot -= 1;
-        }
+        out.push_str(&thousands(magnitude / 100));
         out.push(',');
         let cents = magnitude % 100;
         out.push(char::from(b'0' + (cents / 10) as u8));

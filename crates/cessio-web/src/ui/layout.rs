@@ -25,15 +25,7 @@ pub fn amount_input(c: Cents) -> String {
 
 /// `12.345`: a count with the Italian thousands separator.
 pub fn thousands(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push('.');
-        }
-        out.push(c);
-    }
-    out
+    cessio_core::money::thousands(u64::try_from(n).unwrap_or(u64::MAX))
 }
 
 /// `gg/mm/aaaa`.
