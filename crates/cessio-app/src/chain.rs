@@ -42,6 +42,8 @@ pub(crate) const BANK_CLIENT_EVENT: &str = "bank_client";
 pub enum CedibilitaClass {
     /// To anyone.
     Anyone,
+    /// To anyone, once; the next holder may only use it in F24 (R-ONCE).
+    Once,
     /// To anyone but banks and financial intermediaries (R-ECO-2018).
     AnyoneExceptBanks,
     /// Only to soggetti qualificati (R-CHAIN).
@@ -66,6 +68,7 @@ impl CedibilitaClass {
     pub fn of(c: &Cedibilita) -> Self {
         match c {
             Cedibilita::Anyone => CedibilitaClass::Anyone,
+            Cedibilita::Once => CedibilitaClass::Once,
             Cedibilita::AnyoneExceptBanks => CedibilitaClass::AnyoneExceptBanks,
             Cedibilita::QualifiedOnly => CedibilitaClass::QualifiedOnly,
             Cedibilita::OwnBankClientsOnly => CedibilitaClass::OwnBankClientsOnly,
@@ -79,6 +82,7 @@ impl CedibilitaClass {
     pub fn label(self) -> &'static str {
         match self {
             CedibilitaClass::Anyone => Cedibilita::Anyone.label(),
+            CedibilitaClass::Once => Cedibilita::Once.label(),
             CedibilitaClass::AnyoneExceptBanks => Cedibilita::AnyoneExceptBanks.label(),
             CedibilitaClass::QualifiedOnly => Cedibilita::QualifiedOnly.label(),
             CedibilitaClass::OwnBankClientsOnly => Cedibilita::OwnBankClientsOnly.label(),
@@ -276,6 +280,9 @@ pub(crate) struct RataFacts {
     /// The day the option communication was sent, read for art. 122 credits only (whose
     /// use and further cession end with its year, R-F24-WINDOW-122).
     pub communicated_on: Option<NaiveDate>,
+    /// The day of the option communication when it was a cessione, read only while a
+    /// `once` chain rule is in force (R-ONCE).
+    pub option_cessione_on: Option<NaiveDate>,
 }
 
 /// A bank-client relation recorded at an instant.
@@ -368,6 +375,7 @@ impl App {
             // the rata (R-F24-WINDOW-122) and on its seizures (R-SEIZE).
             last_day_of_use: None,
             beneficiary_no_tax_area: facts.beneficiary_no_tax_area,
+            option_cessione_on: facts.option_cessione_on,
             suspended: false,
             seized: false,
         }

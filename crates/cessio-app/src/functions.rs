@@ -73,7 +73,8 @@ pub struct MonitorRow {
     /// R-ONCE, R-BANK-CLIENT; seized: R-SEIZE).
     pub residual_not_cedible: Cents,
     /// Of `residual_cedible`, what may go only to soggetti qualificati or to the holding
-    /// bank's own clients (R-CHAIN, R-BANK-CLIENT) or not to banks (R-ECO-2018).
+    /// bank's own clients (R-CHAIN, R-BANK-CLIENT), not to banks (R-ECO-2018), or only
+    /// once (R-ONCE).
     #[serde(default)]
     pub residual_restricted: Cents,
 }
@@ -989,6 +990,7 @@ impl App {
             .map(|e| (e.rata, e))
             .collect();
         let today = self.today();
+        let once_in_force = self.law.chain_on(today).is_some_and(|r| r.once);
         // Each holding's F24 choice (R-F24-CHOICE) feeds its cedibilità.
         if ctx.choices.is_none() {
             ctx.choices = Some(
@@ -1021,11 +1023,14 @@ impl App {
                 histories.entry(row.rata).or_default().push(row);
             }
             for &(rata, available, e) in batch {
-                // Only the 2018 ecobonus regime asks what the beneficiary declared, and only
-                // art. 122 credits when the option was communicated.
-                let eco2018 = self.regime(&e.type_key) == CessionRegime::Eco2018;
+                // Only the 2018 ecobonus regime asks what the beneficiary declared, only
+                // art. 122 credits when the option was communicated, and art. 121 credits
+                // how it was made only while DL 4/2022's one cession is in force (R-ONCE).
+                let regime = self.regime(&e.type_key);
+                let eco2018 = regime == CessionRegime::Eco2018;
                 let art122 = self.usage_window(&e.type_key) == Some(UsageWindow::YearOfCession);
-                let credit = if eco2018 || art122 {
+                let once = regime == CessionRegime::Art121 && once_in_force;
+                let credit = if eco2018 || art122 || once {
                     self.store.credit(e.credit).await?
                 } else {
                     None
@@ -1038,6 +1043,10 @@ impl App {
                     tracciabile: e.tracciabile,
                     split_rata: is_split_code(&self.catalogue, &e.codice_tributo),
                     communicated_on: credit.as_ref().map(|c| c.communicated_on),
+                    option_cessione_on: credit
+                        .as_ref()
+                        .filter(|c| once && c.origin == cessio_store::CreditOrigin::Cessione)
+                        .map(|c| c.communicated_on),
                 };
                 let ledger = crate::chain::RataLedger::from_history(
                     histories.get(&rata).map_or(&[][..], Vec::as_slice),

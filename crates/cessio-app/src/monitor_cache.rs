@@ -142,15 +142,16 @@ pub(crate) struct PartyView {
     sums: Vec<[Cents; CLASSES]>,
 }
 
-const CLASSES: usize = 5;
+const CLASSES: usize = 6;
 
 fn class_index(c: CedibilitaClass) -> usize {
     match c {
         CedibilitaClass::Anyone => 0,
-        CedibilitaClass::AnyoneExceptBanks => 1,
-        CedibilitaClass::QualifiedOnly => 2,
-        CedibilitaClass::OwnBankClientsOnly => 3,
-        CedibilitaClass::NotCedible => 4,
+        CedibilitaClass::Once => 1,
+        CedibilitaClass::AnyoneExceptBanks => 2,
+        CedibilitaClass::QualifiedOnly => 3,
+        CedibilitaClass::OwnBankClientsOnly => 4,
+        CedibilitaClass::NotCedible => 5,
     }
 }
 
@@ -169,7 +170,8 @@ fn add_to_sums(sums: &mut Vec<[Cents; CLASSES]>, h: HoldingClass, sign: i64) {
 /// The sums of one (type, year, codice tributo) of a party's holdings by cedibilità.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct KeySums {
-    /// To anyone but banks, to soggetti qualificati only, to the bank's own clients only.
+    /// Once only, to anyone but banks, to soggetti qualificati only, to the bank's own
+    /// clients only.
     pub restricted: Cents,
     pub not_cedible: Cents,
 }
@@ -248,7 +250,7 @@ impl PartyView {
     /// Each (type, year, codice tributo) with the sums of its holdings by cedibilità.
     pub(crate) fn sums(&self) -> impl Iterator<Item = (&str, u16, &str, KeySums)> + '_ {
         self.keys.iter().zip(&self.sums).map(|((t, y, c), sum)| {
-            let restricted = sum[1..4]
+            let restricted = sum[1..5]
                 .iter()
                 .try_fold(Cents::ZERO, |acc, v| acc.checked_add(*v))
                 .unwrap_or(Cents::MAX);
@@ -258,7 +260,7 @@ impl PartyView {
                 c.as_str(),
                 KeySums {
                     restricted,
-                    not_cedible: sum[4],
+                    not_cedible: sum[5],
                 },
             )
         })
@@ -386,7 +388,10 @@ impl App {
         // One refresh per party at a time: a second request waits and finds it done.
         let mut guard = slot.view.lock().await;
         let today = self.today();
-        let refreshed = match guard.take() {
+        // A view kept from before a `once` chain rule took effect lacks how each option
+        // was made (read only under that rule, R-ONCE): it is looked at afresh.
+        let once = |day| self.law.chain_on(day).is_some_and(|r| r.once);
+        let refreshed = match guard.take().filter(|view| once(view.day) == once(today)) {
             Some(mut view) => {
                 if view.day != today {
                     view.reclassify(today, &self.law);

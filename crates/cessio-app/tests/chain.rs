@@ -22,6 +22,8 @@ backends!(
     r_bank_client_bank_at_the_limit_cedes_to_own_non_consumer_client_only,
     r_bank_client_outside_the_count_and_the_client_may_not_cede,
     r_once_one_cession_then_f24_only,
+    r_once_dl_4_2022_window_one_further_cession_then_f24_only,
+    r_once_dl_4_2022_window_a_cessione_option_was_the_one_cession,
     r_pa_may_not_acquire,
     r_eco_2018_never_to_banks_except_no_tax_area_beneficiary,
 );
@@ -374,7 +376,7 @@ async fn r_once_one_cession_then_f24_only(mut t: TestApp) {
         .await
         .rate[0]
         .id;
-    assert_eq!(class_of(&t, &a, rata).await, Some(CedibilitaClass::Anyone));
+    assert_eq!(class_of(&t, &a, rata).await, Some(CedibilitaClass::Once));
     pass(&t, &a, &bank, rata).await;
     assert_eq!(class_of(&t, &bank, rata).await, None);
     let e = t
@@ -383,6 +385,100 @@ async fn r_once_one_cession_then_f24_only(mut t: TestApp) {
         .unwrap_err();
     assert_eq!(rule_of(&e), ("R-ONCE", "not_cedible"));
     assert!(e.to_string().contains("una sola volta"), "{e}");
+    verify(&t).await;
+}
+
+/// DL 4/2022 art. 28 as the platform applied it, 17–25/02/2022 (`catalogue/rules.toml`):
+/// a credit ceded before the cut-off is cedibile una sola volta; its cessionario may only
+/// use it in F24 while the rule lasts, and under DL 13/2022 that cession was its free one.
+async fn r_once_dl_4_2022_window_one_further_cession_then_f24_only(t: TestApp) {
+    let a = holder(&t, 1, PartyKind::Company).await;
+    let b = holder(&t, 2, PartyKind::Company).await;
+    let c = holder(&t, 3, PartyKind::Company).await;
+    let bank = t.party(4, PartyKind::Bank).await;
+    t.set_rome(2022, 1, 10, 10, 0);
+    let credit = t
+        .holding(&a.party, &a.user, "ecobonus", 100_000, date(2022, 1, 10))
+        .await;
+    let rata = rata_of(&credit, 2024);
+    // Before the cut-off: no limit, and nothing counted.
+    cede_part(&t, &a, &b, rata, 4_000).await;
+    accept_from(&t, &b, &a).await;
+    t.set_rome(2022, 2, 18, 10, 0);
+    assert_eq!(class_of(&t, &b, rata).await, Some(CedibilitaClass::Once));
+    let row = t.monitor(&b.party, "ecobonus", 2024).await;
+    assert_eq!(row.residual_restricted, cents(4_000));
+    cede_part(&t, &b, &c, rata, 4_000).await;
+    accept_from(&t, &c, &b).await;
+    // The one cession is made: F24 only, whoever the cessionario.
+    assert_eq!(class_of(&t, &c, rata).await, None);
+    let e = t
+        .cede(&c.user, &c.party, &[line(rata, &bank, None)])
+        .await
+        .unwrap_err();
+    assert_eq!(rule_of(&e), ("R-ONCE", "not_cedible"));
+    assert!(e.to_string().contains("una sola volta"), "{e}");
+    // A holding ceded before the cut-off and not since keeps its one cession.
+    assert_eq!(class_of(&t, &a, rata).await, Some(CedibilitaClass::Once));
+    // DL 13/2022 from 26/02/2022: that cession was the free one.
+    t.set_rome(2022, 2, 26, 10, 0);
+    assert_eq!(
+        class_of(&t, &c, rata).await,
+        Some(CedibilitaClass::QualifiedOnly)
+    );
+    assert_eq!(class_of(&t, &a, rata).await, Some(CedibilitaClass::Anyone));
+    verify(&t).await;
+}
+
+/// In the window a cessione was itself the one cession (its cessionario may not cede); a
+/// sconto in fattura leaves the supplier one cession (DL 4/2022 art. 28 c.1).
+async fn r_once_dl_4_2022_window_a_cessione_option_was_the_one_cession(t: TestApp) {
+    let cessionario = holder(&t, 1, PartyKind::Company).await;
+    let supplier = holder(&t, 2, PartyKind::Company).await;
+    let other = t.party(3, PartyKind::Company).await;
+    t.set_rome(2022, 2, 21, 10, 0);
+    let day = date(2022, 2, 21);
+    let ceded = t
+        .holding(
+            &cessionario.party,
+            &cessionario.user,
+            "ecobonus",
+            100_000,
+            day,
+        )
+        .await;
+    let ceded = rata_of(&ceded, 2024);
+    assert_eq!(class_of(&t, &cessionario, ceded).await, None);
+    let e = t
+        .cede(
+            &cessionario.user,
+            &cessionario.party,
+            &[line(ceded, &other, None)],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(rule_of(&e), ("R-ONCE", "not_cedible"));
+
+    let beneficiary = t.company(5).await;
+    let mut sconto = t.option(&beneficiary, &supplier.party, "ecobonus", 100_000, day);
+    sconto.origin = cessio_core::catalogue::Origin::Sconto;
+    let credit = t.try_communicate(&sconto).await.unwrap();
+    t.answer(
+        &supplier.user,
+        &supplier.party,
+        by_cedente(&beneficiary),
+        true,
+    )
+    .await
+    .unwrap();
+    let rata = rata_of(&credit, 2024);
+    assert_eq!(
+        class_of(&t, &supplier, rata).await,
+        Some(CedibilitaClass::Once)
+    );
+    t.cede(&supplier.user, &supplier.party, &[line(rata, &other, None)])
+        .await
+        .unwrap();
     verify(&t).await;
 }
 

@@ -8,7 +8,10 @@
 //!   of its own that is not a consumer (a professional client before L. 91/2022); that client
 //!   may not cede further. A bank's cession to its client is an ordinary, counted cession
 //!   when the count allows it to that client anyway, and a bank-client cession otherwise.
-//! - **R-ONCE**: a "cedibile una sola volta" credit allows one cession in all.
+//! - **R-ONCE**: a "cedibile una sola volta" credit allows one cession in all: a type whose
+//!   regime says so, or any art. 121 credit while a chain row marked `once` is in force
+//!   (DL 4/2022 art. 28, 17–25/02/2022), where an option communicated as a cessione in that
+//!   period was itself the one cession.
 //! - **R-PA**: public administrations may not acquire credits.
 //! - **R-ECO-2018**: the art. 14 ecobonus is never ceded to banks or financial intermediaries,
 //!   except by a beneficiary in the no-tax area (in the option communication).
@@ -133,6 +136,10 @@ pub struct RataHistory {
     /// The beneficiary declared the no-tax area in the option communication: under
     /// R-ECO-2018 the credit may then reach banks and financial intermediaries too.
     pub beneficiary_no_tax_area: bool,
+    /// The day of the option communication when it was a cessione (not a sconto in
+    /// fattura): under R-ONCE such an option was the one cession. `None` for a sconto, or
+    /// when no `once` rule is in force and the app did not look.
+    pub option_cessione_on: Option<NaiveDate>,
     pub suspended: bool,
     pub seized: bool,
 }
@@ -143,6 +150,8 @@ pub struct RataHistory {
 pub enum Cedibilita {
     /// To anyone.
     Anyone,
+    /// To anyone, once: the next holder may only use it in F24 (R-ONCE).
+    Once,
     /// To anyone but banks and financial intermediaries (R-ECO-2018).
     AnyoneExceptBanks,
     /// Only to soggetti qualificati (R-CHAIN), or a bank's own clients when the holder is a
@@ -158,6 +167,7 @@ impl Cedibilita {
     pub fn label(&self) -> &'static str {
         match self {
             Cedibilita::Anyone => "cedibile a chiunque",
+            Cedibilita::Once => "cedibile una sola volta",
             Cedibilita::AnyoneExceptBanks => {
                 "cedibile a soggetti diversi da banche e intermediari finanziari"
             }
@@ -279,13 +289,7 @@ pub fn cedibilita(history: &RataHistory, today: NaiveDate, law: &LawTable) -> Ce
             }),
             _ => Cedibilita::Anyone,
         },
-        CessionRegime::Once => {
-            if history.counts.total() >= 1 {
-                not(R::Once)
-            } else {
-                Cedibilita::Anyone
-            }
-        }
+        CessionRegime::Once => once(history.counts.total()),
         CessionRegime::Eco2018 if history.beneficiary_no_tax_area => Cedibilita::Anyone,
         CessionRegime::Eco2018 => Cedibilita::AnyoneExceptBanks,
         CessionRegime::Art121 => art121(history, today, law),
@@ -306,6 +310,13 @@ fn art121(history: &RataHistory, today: NaiveDate, law: &LawTable) -> Cedibilita
         Some(_) => history.counts.from_cutoff,
         None => history.counts.total(),
     };
+    if rule.once {
+        let option_was_the_cession = history
+            .option_cessione_on
+            .zip(rule.count_cessions_from)
+            .is_some_and(|(option, from)| option >= from);
+        return once(counted.saturating_add(u32::from(option_was_the_cession)));
+    }
     if counted < free {
         Cedibilita::Anyone
     } else if counted < max {
@@ -314,6 +325,15 @@ fn art121(history: &RataHistory, today: NaiveDate, law: &LawTable) -> Cedibilita
         Cedibilita::OwnBankClientsOnly
     } else {
         Cedibilita::NotCedible(NotCedibleReason::ChainExhausted { counted, max })
+    }
+}
+
+/// R-ONCE: one cession in all, then F24 only.
+fn once(ceded: u32) -> Cedibilita {
+    if ceded >= 1 {
+        Cedibilita::NotCedible(NotCedibleReason::Once)
+    } else {
+        Cedibilita::Once
     }
 }
 
@@ -438,7 +458,7 @@ pub fn check_cession(
     });
     match cedibilita(history, on, law) {
         Cedibilita::NotCedible(reason) => Err(ChainError::NotCedible(reason)),
-        Cedibilita::Anyone => ordinary,
+        Cedibilita::Anyone | Cedibilita::Once => ordinary,
         Cedibilita::AnyoneExceptBanks => {
             if excluded_by_eco2018(to.class) {
                 Err(ChainError::Eco2018 { class: to.class })
@@ -550,6 +570,7 @@ mod tests {
             received_by_cession_on: None,
             last_day_of_use: Some(d(2024, 12, 31)),
             beneficiary_no_tax_area: false,
+            option_cessione_on: None,
             suspended: false,
             seized: false,
         }
@@ -767,7 +788,8 @@ mod tests {
             regime: CessionRegime::Once,
             ..rata()
         };
-        assert_eq!(cedibilita(&once, TODAY, &law), Cedibilita::Anyone);
+        assert_eq!(cedibilita(&once, TODAY, &law), Cedibilita::Once);
+        assert_eq!(Cedibilita::Once.label(), "cedibile una sola volta");
         let ceded = RataHistory {
             counts: CessionCounts {
                 before_cutoff: 1,
@@ -793,6 +815,70 @@ mod tests {
         assert_eq!((e.rule(), e.code()), ("R-PA", "r_pa"));
         assert!(check_may_acquire(PartyClass::PublicAdministration, d(2023, 2, 16), &law).is_ok());
         assert!(check_may_acquire(PartyClass::Company, d(2024, 1, 1), &law).is_ok());
+    }
+
+    /// DL 4/2022 art. 28 as the platform applied it from 17/02/2022 to 25/02/2022: any art.
+    /// 121 credit is cedibile una sola volta; then DL 13/2022's 1 + 2 counts that cession.
+    #[test]
+    fn r_once_dl_4_2022_window_one_further_cession_then_f24_only() {
+        let law = law();
+        let window = d(2022, 2, 18);
+        // Ceded any number of times before the cut-off: one more cession, to anyone.
+        let old = RataHistory {
+            counts: CessionCounts {
+                before_cutoff: 3,
+                from_cutoff: 0,
+            },
+            last_day_of_use: None,
+            ..rata()
+        };
+        assert_eq!(cedibilita(&old, d(2022, 2, 16), &law), Cedibilita::Anyone);
+        assert_eq!(cedibilita(&old, window, &law), Cedibilita::Once);
+        let effect = check_cession(&old, to(PartyClass::Person), window, &law).unwrap();
+        assert!(effect.counted);
+        // The cessionario of that cession may only use it in F24 while the window lasts...
+        let next = RataHistory {
+            counts: next_counts(old.counts, effect, window, &law),
+            ..old.clone()
+        };
+        let e = check_cession(&next, to(PartyClass::Bank), d(2022, 2, 25), &law).unwrap_err();
+        assert_eq!(e, ChainError::NotCedible(NotCedibleReason::Once));
+        assert_eq!(e.rule(), "R-ONCE");
+        // ...and under DL 13/2022 that cession was its free one: soggetti qualificati only.
+        assert_eq!(
+            cedibilita(&next, d(2022, 2, 26), &law),
+            Cedibilita::QualifiedOnly
+        );
+    }
+
+    /// In the window, a sconto leaves the supplier its one cession; a cessione was the one
+    /// cession, so the first cessionario may not cede (DL 4/2022 art. 28 c.1).
+    #[test]
+    fn r_once_dl_4_2022_window_a_cessione_option_was_the_one_cession() {
+        let law = law();
+        let window = d(2022, 2, 21);
+        let sconto = RataHistory {
+            last_day_of_use: None,
+            ..rata()
+        };
+        assert_eq!(cedibilita(&sconto, window, &law), Cedibilita::Once);
+        let cessione = RataHistory {
+            option_cessione_on: Some(d(2022, 2, 18)),
+            ..sconto.clone()
+        };
+        let e = check_cession(&cessione, to(PartyClass::Company), window, &law).unwrap_err();
+        assert_eq!(e.rule(), "R-ONCE");
+        // A cessione communicated before the cut-off is not counted: one further cession.
+        let earlier = RataHistory {
+            option_cessione_on: Some(d(2022, 2, 16)),
+            ..sconto
+        };
+        assert_eq!(cedibilita(&earlier, window, &law), Cedibilita::Once);
+        // DL 13/2022 does not count the option (SPEC §5; see rules.toml for the conflict).
+        assert_eq!(
+            cedibilita(&cessione, d(2022, 2, 26), &law),
+            Cedibilita::Anyone
+        );
     }
 
     fn eco() -> RataHistory {

@@ -49,6 +49,10 @@ pub struct ChainRule {
     pub qualified_cessions: u32,
     /// Only cessions communicated on or after this day count; `None`: all count.
     pub count_cessions_from: Option<NaiveDate>,
+    /// R-ONCE: the credits are *cedibili una sola volta* (DL 4/2022 art. 28): the one
+    /// cession allowed is refused afterwards under R-ONCE, and an option communicated as a
+    /// cessione on or after `count_cessions_from` was itself that one cession.
+    pub once: bool,
     pub source: String,
 }
 
@@ -165,6 +169,7 @@ pub struct LawTable {
     chain: Vec<ChainRule>,
     bank_client: Vec<BankClientRule>,
     pa_ban: Vec<InForce>,
+    bank_inps_ban: Vec<InForce>,
     offset_ban: Vec<OffsetBanRule>,
     offset_ban_erariali: Vec<OffsetBanRule>,
     f24_choice: Vec<F24ChoiceRule>,
@@ -209,6 +214,12 @@ impl LawTable {
     /// Whether R-PA forbids public administrations to acquire credits on `on`.
     pub fn pa_ban_on(&self, on: NaiveDate) -> Option<&InForce> {
         in_force(&self.pa_ban, |r| &r.period, on)
+    }
+
+    /// Whether R-BAN-BANK-INPS forbids banks, financial intermediaries and insurers to
+    /// offset building credits against INPS and INAIL debits in an F24 paid on `on`.
+    pub fn bank_inps_ban_on(&self, on: NaiveDate) -> Option<&InForce> {
+        in_force(&self.bank_inps_ban, |r| &r.period, on)
     }
 
     /// R-BAN-100K for an F24 sent on `on`.
@@ -350,6 +361,8 @@ struct RawLaw {
     #[serde(default)]
     pa_ban: Vec<RawInForce>,
     #[serde(default)]
+    bank_inps_ban: Vec<RawInForce>,
+    #[serde(default)]
     offset_ban: Vec<RawThreshold>,
     #[serde(default)]
     offset_ban_erariali: Vec<RawThreshold>,
@@ -382,6 +395,8 @@ struct RawChain {
     #[serde(default)]
     qualified_cessions: u32,
     count_cessions_from: Option<TomlDate>,
+    #[serde(default)]
+    once: bool,
     source: String,
     #[expect(dead_code, reason = "documentation for people reading the file")]
     note: Option<String>,
@@ -599,6 +614,13 @@ impl RawLaw {
                     "qualified_cessions senza free_cessions: indicare anche free_cessions",
                 ));
             }
+            if r.once && (r.free_cessions != Some(1) || r.qualified_cessions != 0) {
+                return Err(s.bad(
+                    n,
+                    "once = true vuol dire una sola cessione: free_cessions = 1 e \
+                     qualified_cessions = 0",
+                ));
+            }
             chain.push(ChainRule {
                 period: s.period(n, &r.from, r.to.as_ref())?,
                 free_cessions: r.free_cessions,
@@ -608,6 +630,7 @@ impl RawLaw {
                     .as_ref()
                     .map(|d| s.date(n, d))
                     .transpose()?,
+                once: r.once,
                 source: s.source(n, &r.source)?,
             });
         }
@@ -628,6 +651,7 @@ impl RawLaw {
         s.no_overlap(&bank_client, |r| &r.period)?;
 
         let pa_ban = in_force_rows("pa_ban", self.pa_ban)?;
+        let bank_inps_ban = in_force_rows("bank_inps_ban", self.bank_inps_ban)?;
         let split_annulment = in_force_rows("split_annulment", self.split_annulment)?;
         let split = in_force_rows("split", self.split)?;
         let s = Section {
@@ -727,6 +751,7 @@ impl RawLaw {
             chain,
             bank_client,
             pa_ban,
+            bank_inps_ban,
             offset_ban,
             offset_ban_erariali,
             f24_choice,
@@ -835,11 +860,35 @@ mod tests {
         let law = law();
         let before = law.chain_on(d(2022, 2, 16)).unwrap();
         assert_eq!(before.max_cessions(), None);
-        let after = law.chain_on(d(2022, 2, 17)).unwrap();
+        let after = law.chain_on(d(2022, 2, 26)).unwrap();
         assert_eq!(after.free_cessions, Some(1));
         assert_eq!(after.qualified_cessions, 2);
         assert_eq!(after.max_cessions(), Some(3));
         assert_eq!(after.count_cessions_from, Some(d(2022, 2, 17)));
+        assert!(!after.once);
+    }
+
+    /// DL 4/2022 art. 28 on the platform from 17/02/2022 until DL 13/2022 took effect:
+    /// one cession only, counted from the same day as the rule that followed.
+    #[test]
+    fn r_once_dl_4_2022_from_2022_02_17_to_2022_02_25() {
+        let law = law();
+        for day in [d(2022, 2, 17), d(2022, 2, 25)] {
+            let once = law.chain_on(day).unwrap();
+            assert!(once.once, "{day}");
+            assert_eq!(once.max_cessions(), Some(1));
+            assert_eq!(once.count_cessions_from, Some(d(2022, 2, 17)));
+        }
+        assert!(!law.chain_on(d(2022, 2, 16)).unwrap().once);
+        assert!(!law.chain_on(d(2022, 2, 26)).unwrap().once);
+    }
+
+    #[test]
+    fn r_once_row_must_allow_exactly_one_cession() {
+        let e = err(
+            "[[chain]]\nfrom = 2022-01-01\nfree_cessions = 1\nqualified_cessions = 2\nonce = true\nsource = \"a\"\n",
+        );
+        assert!(e.to_string().contains("una sola cessione"), "{e}");
     }
 
     #[test]
@@ -861,6 +910,8 @@ mod tests {
         let law = law();
         assert!(law.pa_ban_on(d(2023, 2, 16)).is_none());
         assert!(law.pa_ban_on(d(2023, 2, 17)).is_some());
+        assert!(law.bank_inps_ban_on(d(2024, 12, 31)).is_none());
+        assert!(law.bank_inps_ban_on(d(2025, 1, 1)).is_some());
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod chain;
 pub mod csv;
 pub mod debt;
 pub mod f24;
+pub mod f24_debits;
 pub mod law;
 pub mod ledger;
 pub mod money;

@@ -616,7 +616,7 @@ fn schemas() -> Value {
     json!({
         "Cents": cents,
         "Cedibilita": obj(json!({
-            "class": { "type": "string", "enum": ["anyone", "anyone_except_banks", "qualified_only", "own_bank_clients_only", "not_cedible"] },
+            "class": { "type": "string", "enum": ["anyone", "once", "anyone_except_banks", "qualified_only", "own_bank_clients_only", "not_cedible"] },
             "label": { "type": "string" }, "rule": { "type": ["string", "null"] }, "reason": { "type": ["string", "null"] }
         }), &["class", "label"]),
         "DeceasedRequest": obj(json!({ "deceased": { "type": "boolean" } }), &["deceased"]),
@@ -778,7 +778,7 @@ fn schemas() -> Value {
             "rata": { "type": "integer" },
             "ceded_on": { "type": "string", "format": "date", "description": "Data cessione: il giorno della comunicazione dell'opzione, o quello di registrazione della cessione" },
             "cedibilita": { "type": "string", "description": "Cedibilità della rata per il soggetto oggi, come in Monitoraggio (o «nessun residuo disponibile»)" },
-            "cedibilita_class": { "type": ["string", "null"], "enum": ["anyone", "anyone_except_banks", "qualified_only", "own_bank_clients_only", "not_cedible", null] }
+            "cedibilita_class": { "type": ["string", "null"], "enum": ["anyone", "once", "anyone_except_banks", "qualified_only", "own_bank_clients_only", "not_cedible", null] }
         }), &["id", "registered_at", "amount", "state"]) }
     })
 }

@@ -301,7 +301,7 @@ pub struct Params {
 pub struct Simulation {
     rng: Rng,
     catalogue: std::sync::Arc<Catalogue>,
-    /// The law table, for R-SPLIT-ELIGIBLE's dates.
+    /// The law table, for R-SPLIT-ELIGIBLE's dates and R-ONCE's period.
     law: cessio_core::law::LawTable,
     parties: Vec<PartySpec>,
     ranges: HashMap<&'static str, (u32, u32)>,
@@ -946,8 +946,11 @@ impl Simulation {
             }
             // Resales: after 17/02/2022 only to qualified parties (R-CHAIN), here always
             // to another bank or an insurer; and only credits that reached this bank by
-            // their first cession or option, so the chain stays within the limits.
-            if held.len() > 20 && self.rng.chance(0.05) && today >= date(2021, 3, 1) {
+            // their first cession or option, so the chain stays within the limits. None
+            // while DL 4/2022's one cession is in force (R-ONCE): what a bank then held it
+            // had received by its one cession, or by a cessione that was that cession.
+            let once = self.law.chain_on(today).is_some_and(|r| r.once);
+            if held.len() > 20 && self.rng.chance(0.05) && today >= date(2021, 3, 1) && !once {
                 let buyer = if self.rng.chance(0.3) {
                     self.pick("insurer", 1.0)
                 } else {

@@ -89,6 +89,7 @@ impl Filters {
         };
         let cedibilita = match self.cedibilita.as_str() {
             "chiunque" => Some(CedibilitaClass::Anyone),
+            "una_volta" => Some(CedibilitaClass::Once),
             "non_banche" => Some(CedibilitaClass::AnyoneExceptBanks),
             "qualificati" => Some(CedibilitaClass::QualifiedOnly),
             "correntisti" => Some(CedibilitaClass::OwnBankClientsOnly),
@@ -272,7 +273,7 @@ fn filter_form(state: &WebState, f: &Filters, errors: &FieldErrors) -> Markup {
                     div.col-md-3 { (Field::text("anno", "Anno di riferimento", &f.anno).inputmode("numeric").render(errors)) }
                     div.col-md-3 { (Field::text("codice", "Protocollo o codice univoco", &f.codice).render(errors)) }
                     div.col-md-3 { (select("tracciabili", "Tracciabilità", &[("", "Tutti"), ("si", "Solo tracciabili"), ("no", "Solo non tracciabili")], &f.tracciabili)) }
-                    div.col-md-3 { (select("cedibilita", "Tipologia per cedibilità", &[("", "Tutte"), ("chiunque", "Cedibili a chiunque"), ("non_banche", "Non a banche"), ("qualificati", "Solo a soggetti qualificati"), ("correntisti", "Solo a correntisti della banca"), ("non_cedibile", "Non cedibili")], &f.cedibilita)) }
+                    div.col-md-3 { (select("cedibilita", "Tipologia per cedibilità", &[("", "Tutte"), ("chiunque", "Cedibili a chiunque"), ("una_volta", "Cedibili una sola volta"), ("non_banche", "Non a banche"), ("qualificati", "Solo a soggetti qualificati"), ("correntisti", "Solo a correntisti della banca"), ("non_cedibile", "Non cedibili")], &f.cedibilita)) }
                 }
             }
             button.btn.btn-primary type="submit" { "Cerca" }
