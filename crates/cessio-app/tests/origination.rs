@@ -380,14 +380,21 @@ async fn r_opt_annul_allowed_on_the_fifth_of_next_month(t: TestApp) {
     // The window runs from the sending: the communication date, here today.
     t.set_rome(2023, 1, 10, 9, 0);
     let (ben, holder) = (t.company(1).await, t.company(2).await);
+    let h = t.user_for(&holder, "fornitore").await;
     let credit = t
         .communicate(&ben, &holder, "superbonus", 100_000, tracciabile_day())
         .await;
+    assert_eq!(t.incoming(&h, &holder).await.len(), 4);
     t.set_rome(2023, 2, 5, 23, 59);
-    t.app
+    let r = t
+        .app
         .annul_option(&t.op, &t.key(), None, credit.id)
         .await
         .unwrap();
+    // Each of the four rate's pending movements is voided: nothing is left to answer.
+    assert_eq!(r.operations, 4);
+    assert!(!r.accepted);
+    assert!(t.incoming(&h, &holder).await.is_empty());
 }
 
 async fn r_opt_annul_refused_after_deadline(t: TestApp) {
