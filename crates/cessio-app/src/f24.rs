@@ -11,11 +11,15 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::LazyLock;
 
-use cessio_core::catalogue::UsageWindow;
+use cessio_core::catalogue::{CessionRegime, UsageWindow};
 use cessio_core::debt::DebtPosition;
 use cessio_core::f24::{
     self, F24Availability, F24Choice, F24Error, F24Line, F24Rejected, HoldingUse, LineOutcome,
     UsageDates,
+};
+use cessio_core::f24_debits::{
+    CreditsOffset, DebitLine, DebitLineError, F24Section, MAX_DEBIT_LINES, check_debits,
+    parse_debit,
 };
 use cessio_core::law::LawTable;
 use cessio_core::ledger::{
@@ -41,6 +45,35 @@ pub(crate) fn law() -> Result<&'static LawTable, AppError> {
     LAW.as_ref().map_err(|e| AppError::Conflict {
         reason: format!("tabella delle regole di legge non valida: {e}"),
     })
+}
+
+/// The debit lines as the core reads them; a malformed one is refused naming its place.
+fn parse_debits(debits: &[F24DebitInput]) -> Result<Vec<DebitLine>, AppError> {
+    if debits.len() > MAX_DEBIT_LINES {
+        return Err(AppError::invalid(
+            "debits",
+            DebitLineError::TooMany.to_string(),
+        ));
+    }
+    debits
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let section = F24Section::parse(&d.section).ok_or_else(|| {
+                AppError::invalid(
+                    format!("debits[{i}].section"),
+                    "sezione non valida: erario, inps, regioni, imu_locali oppure inail",
+                )
+            })?;
+            parse_debit(section, &d.code, d.amount).map_err(|e| {
+                let field = match e {
+                    DebitLineError::NotPositive(_) => "amount",
+                    _ => "code",
+                };
+                AppError::invalid(format!("debits[{i}].{field}"), e.to_string())
+            })
+        })
+        .collect()
 }
 
 /// A refusal of core's F5 rules, naming the rule and its figures.
@@ -81,6 +114,25 @@ fn f24_rejected(r: &F24Rejected) -> AppError {
 pub struct F24LineInput {
     pub codice_tributo: String,
     pub year: u16,
+    pub amount: Cents,
+}
+
+/// An F24 to reserve: the payment date, the credits it offsets and the debits it pays.
+#[derive(Clone, Copy, Debug)]
+pub struct F24Form<'a> {
+    pub payment_date: NaiveDate,
+    pub lines: &'a [F24LineInput],
+    /// May be empty, except where R-BAN-BANK-INPS needs them.
+    pub debits: &'a [F24DebitInput],
+}
+
+/// One debit line of an F24 (what it pays), as the user gives it: `section` is one of
+/// `erario`, `inps`, `regioni`, `imu_locali`, `inail`; `code` the codice tributo or causale.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct F24DebitInput {
+    pub section: String,
+    pub code: String,
     pub amount: Cents,
 }
 
@@ -155,6 +207,10 @@ pub struct F24Reservation {
     pub payment_date: NaiveDate,
     pub amount: Cents,
     pub lines: Vec<F24LineOutcome>,
+    /// The debits the F24 pays, as declared (R-F24-BALANCE, R-BAN-BANK-INPS); empty when
+    /// none were named.
+    #[serde(default)]
+    pub debits: Vec<DebitLine>,
     pub takes: Vec<F24Take>,
     pub replayed: bool,
 }
@@ -556,13 +612,24 @@ impl App {
         key: &str,
         pin: Option<&str>,
         party: PartyId,
-        payment_date: NaiveDate,
-        lines: &[F24LineInput],
+        form: F24Form<'_>,
     ) -> Result<F24Reservation, AppError> {
+        let F24Form {
+            payment_date,
+            lines,
+            debits,
+        } = form;
         self.authorize_act(p, party).await?;
-        let fp = fingerprint("reserve_f24", Some(party), &(payment_date, lines));
+        // Named debits join the fingerprint; none keeps the fingerprint of an F24 that
+        // named only its credits.
+        let fp = if debits.is_empty() {
+            fingerprint("reserve_f24", Some(party), &(payment_date, lines))
+        } else {
+            fingerprint("reserve_f24", Some(party), &(payment_date, lines, debits))
+        };
+        let debits = parse_debits(debits)?;
         if let Some(r) = self.replay(p, key, &fp).await? {
-            return self.reservation_of(&r, payment_date, lines).await;
+            return self.reservation_of(&r, payment_date, lines, debits).await;
         }
         if lines.is_empty() || lines.len() > 100 {
             return Err(AppError::invalid("lines", "da 1 a 100 righe"));
@@ -643,6 +710,8 @@ impl App {
                 f24_rejected(&r)
             }
         })?;
+        self.check_debit_side(party, &core_lines, &debits, payment_date)
+            .await?;
         let mut moves = Vec::new();
         for (line, amount) in core_lines.iter().zip(amounts) {
             let mut left = amount;
@@ -692,7 +761,46 @@ impl App {
                 },
                 other => other,
             })?;
-        self.reservation_of(&receipt, payment_date, lines).await
+        self.reservation_of(&receipt, payment_date, lines, debits)
+            .await
+    }
+
+    /// R-F24-BALANCE and R-BAN-BANK-INPS: the credits against the debits the F24 pays.
+    async fn check_debit_side(
+        &self,
+        party: PartyId,
+        lines: &[F24Line],
+        debits: &[DebitLine],
+        payment_date: NaiveDate,
+    ) -> Result<(), AppError> {
+        let mut credits = CreditsOffset::default();
+        for l in lines {
+            let building = self
+                .catalogue
+                .by_code(&l.code)
+                .is_some_and(|t| t.cession_regime == CessionRegime::Art121);
+            credits.total = credits.total.checked_add(l.amount).unwrap_or(Cents::MAX);
+            if building {
+                credits.building = credits.building.checked_add(l.amount).unwrap_or(Cents::MAX);
+            }
+        }
+        let kind = self
+            .store
+            .party(party)
+            .await?
+            .map_or(cessio_store::PartyKind::Company, |p| p.kind);
+        check_debits(
+            credits,
+            debits,
+            crate::chain::party_class(kind),
+            payment_date,
+            law()?,
+        )
+        .map_err(|e| AppError::Rule {
+            rule: e.rule(),
+            code: e.code(),
+            detail: e.to_string(),
+        })
     }
 
     async fn reservation_of(
@@ -700,6 +808,7 @@ impl App {
         r: &Receipt,
         payment_date: NaiveDate,
         lines: &[F24LineInput],
+        debits: Vec<DebitLine>,
     ) -> Result<F24Reservation, AppError> {
         let rows = self.store.operation_transfers(r.operation_id).await?;
         Ok(F24Reservation {
@@ -715,6 +824,7 @@ impl App {
                     amount: l.amount,
                 })
                 .collect(),
+            debits,
             takes: rows
                 .iter()
                 .map(|t| F24Take {

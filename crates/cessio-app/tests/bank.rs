@@ -48,7 +48,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use cessio_app::{
-    App, AppError, CessionLine, F24LineInput, IncomingFilter, OptionInput, Principal, SplitTarget,
+    App, AppError, CessionLine, F24Form, F24LineInput, IncomingFilter, OptionInput, Principal,
+    SplitTarget,
 };
 use cessio_core::catalogue::Origin;
 use cessio_core::ledger::{
@@ -373,7 +374,17 @@ async fn send(w: &World, key: &str, req: &Request) -> Result<Done, AppError> {
         }
         Request::ReserveF24 { lines, .. } => {
             let r = app
-                .reserve_f24(&a.who, key, None, a.party.id, w.today(), lines)
+                .reserve_f24(
+                    &a.who,
+                    key,
+                    None,
+                    a.party.id,
+                    F24Form {
+                        payment_date: w.today(),
+                        lines,
+                        debits: &[],
+                    },
+                )
                 .await?;
             Ok(Done {
                 operation_id: r.reservation,

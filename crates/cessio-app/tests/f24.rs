@@ -9,7 +9,7 @@ mod support;
 
 use std::sync::Arc;
 
-use cessio_app::{F24LineInput, Principal};
+use cessio_app::{F24Form, F24LineInput, Principal};
 use cessio_core::debt::{DebtKind, DebtLoad, DebtPosition, InstalmentPlan};
 use cessio_store::{Credit, Party};
 use chrono::NaiveDate;
@@ -67,7 +67,17 @@ async fn reserve(
     lines: &[F24LineInput],
 ) -> Result<cessio_app::F24Reservation, cessio_app::AppError> {
     t.app
-        .reserve_f24(who, &t.key(), Some(PIN), party.id, on, lines)
+        .reserve_f24(
+            who,
+            &t.key(),
+            Some(PIN),
+            party.id,
+            F24Form {
+                payment_date: on,
+                lines,
+                debits: &[],
+            },
+        )
         .await
 }
 
@@ -613,9 +623,12 @@ async fn r_ban_1500_does_not_touch_agevolativi_credits(t: TestApp) {
     )
     .await;
     // €50,000 of erariali debts: above €1,500, but these credits are not erariali.
-    reserve(&t, &h, &holder, today(), &[f24_line(&code, 2024, 100)])
+    let before = usable(&t, &h, &holder, &code, 2024).await;
+    let r = reserve(&t, &h, &holder, today(), &[f24_line(&code, 2024, 100)])
         .await
         .unwrap();
+    assert_eq!(r.amount, cents(100));
+    assert_eq!(usable(&t, &h, &holder, &code, 2024).await, before - 100);
 }
 
 async fn f24_confirm_uses_discard_releases_each_once(t: TestApp) {
@@ -666,12 +679,32 @@ async fn f24_reserve_retry_with_same_key_reserves_once(t: TestApp) {
     let lines = [f24_line(&code, 2024, 200_000)];
     let first = t
         .app
-        .reserve_f24(&h, "f24-1", Some(PIN), holder.id, today(), &lines)
+        .reserve_f24(
+            &h,
+            "f24-1",
+            Some(PIN),
+            holder.id,
+            F24Form {
+                payment_date: today(),
+                lines: &lines,
+                debits: &[],
+            },
+        )
         .await
         .unwrap();
     let retry = t
         .app
-        .reserve_f24(&h, "f24-1", Some(PIN), holder.id, today(), &lines)
+        .reserve_f24(
+            &h,
+            "f24-1",
+            Some(PIN),
+            holder.id,
+            F24Form {
+                payment_date: today(),
+                lines: &lines,
+                debits: &[],
+            },
+        )
         .await
         .unwrap();
     assert!(retry.replayed && !first.replayed);
@@ -685,8 +718,11 @@ async fn f24_reserve_retry_with_same_key_reserves_once(t: TestApp) {
             "f24-1",
             Some(PIN),
             holder.id,
-            today(),
-            &[f24_line(&code, 2024, 1)],
+            F24Form {
+                payment_date: today(),
+                lines: &[f24_line(&code, 2024, 1)],
+                debits: &[],
+            },
         )
         .await;
     assert_eq!(code_of(other), "idempotency_mismatch");
@@ -707,8 +743,11 @@ async fn f24_concurrent_double_use_exactly_one_wins(t: TestApp) {
                 &format!("race-{i}"),
                 None,
                 party,
-                today(),
-                &[f24_line(&code, 2024, 150_000)],
+                F24Form {
+                    payment_date: today(),
+                    lines: &[f24_line(&code, 2024, 150_000)],
+                    debits: &[],
+                },
             )
             .await
         }));

@@ -6,7 +6,7 @@
 #[macro_use]
 mod support;
 
-use cessio_app::{F24LineInput, OptionInput, Principal, SplitReceipt, SplitTarget};
+use cessio_app::{F24Form, F24LineInput, OptionInput, Principal, SplitReceipt, SplitTarget};
 use cessio_core::money::Cents;
 use cessio_store::{Credit, Party};
 use support::*;
@@ -200,12 +200,15 @@ async fn r_split_eligible_2022_residual_survives_the_close_and_splits_in_2023_on
             &t.key(),
             Some(PIN),
             holder.id,
-            date(2023, 1, 16),
-            &[F24LineInput {
-                codice_tributo,
-                year: 2022,
-                amount: cents(100),
-            }],
+            F24Form {
+                payment_date: date(2023, 1, 16),
+                lines: &[F24LineInput {
+                    codice_tributo,
+                    year: 2022,
+                    amount: cents(100),
+                }],
+                debits: &[],
+            },
         )
         .await
         .unwrap_err();
@@ -379,8 +382,11 @@ async fn r_split_annul_refused_whole_when_a_split_rata_is_reserved_or_used(t: Te
             &t.key(),
             Some(PIN),
             holder.id,
-            date(2025, 1, 10),
-            &lines,
+            F24Form {
+                payment_date: date(2025, 1, 10),
+                lines: &lines,
+                debits: &[],
+            },
         )
         .await
         .unwrap();

@@ -131,7 +131,11 @@ pub enum DebitLineError {
 }
 
 /// The shape of one debit line; the code as written on the form (trimmed, upper case).
-pub fn parse_debit(section: F24Section, code: &str, amount: Cents) -> Result<DebitLine, DebitLineError> {
+pub fn parse_debit(
+    section: F24Section,
+    code: &str,
+    amount: Cents,
+) -> Result<DebitLine, DebitLineError> {
     let code = code.trim().to_ascii_uppercase();
     if !section.code_shape_ok(&code) {
         return Err(DebitLineError::Code(section.label(), section.code_hint()));
@@ -300,9 +304,12 @@ mod tests {
         let on = d(2024, 6, 17);
         // Exactly the debits: balance zero.
         check_debits(building(100_000), &debits, PartyClass::Company, on, &law).unwrap();
-        let e = check_debits(building(100_001), &debits, PartyClass::Company, on, &law)
-            .unwrap_err();
-        assert_eq!((e.rule(), e.code()), ("R-F24-BALANCE", "f24_negative_balance"));
+        let e =
+            check_debits(building(100_001), &debits, PartyClass::Company, on, &law).unwrap_err();
+        assert_eq!(
+            (e.rule(), e.code()),
+            ("R-F24-BALANCE", "f24_negative_balance")
+        );
         // No debits named: nothing to compare with, outside R-BAN-BANK-INPS.
         check_debits(building(100_001), &[], PartyClass::Company, on, &law).unwrap();
     }
@@ -316,7 +323,11 @@ mod tests {
             debit(F24Section::Inail, "P", 10_000),
         ];
         let (before, from) = (d(2024, 12, 31), d(2025, 1, 1));
-        for class in [PartyClass::Bank, PartyClass::FinancialIntermediary, PartyClass::Insurer] {
+        for class in [
+            PartyClass::Bank,
+            PartyClass::FinancialIntermediary,
+            PartyClass::Insurer,
+        ] {
             check_debits(building(100_000), &debits, class, before, &law).unwrap();
             check_debits(building(60_000), &debits, class, from, &law).unwrap();
             let e = check_debits(building(60_001), &debits, class, from, &law).unwrap_err();

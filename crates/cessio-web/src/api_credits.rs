@@ -9,8 +9,8 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use cessio_app::{
     ChoiceReceipt, ChoiceRow, CloseYearReport, DebtPositionReceipt, F24AvailabilityRow,
-    F24LineInput, F24Outcome, F24Reservation, ReductionReceipt, SplitAnnulReceipt, SplitPreview,
-    SplitReceipt, SplitTarget,
+    F24DebitInput, F24Form, F24LineInput, F24Outcome, F24Reservation, ReductionReceipt,
+    SplitAnnulReceipt, SplitPreview, SplitReceipt, SplitTarget,
 };
 use cessio_core::debt::DebtPosition;
 use cessio_core::ledger::RataId;
@@ -93,6 +93,8 @@ struct ReserveBody {
     payment_date: NaiveDate,
     lines: Vec<F24LineInput>,
     #[serde(default)]
+    debits: Vec<F24DebitInput>,
+    #[serde(default)]
     pin: Option<String>,
 }
 
@@ -106,7 +108,17 @@ async fn reserve_f24(
     let party = party_in_path(&state, &p, &cf).await?;
     let r = state
         .app
-        .reserve_f24(&p, &key, b.pin.as_deref(), party, b.payment_date, &b.lines)
+        .reserve_f24(
+            &p,
+            &key,
+            b.pin.as_deref(),
+            party,
+            F24Form {
+                payment_date: b.payment_date,
+                lines: &b.lines,
+                debits: &b.debits,
+            },
+        )
         .await?;
     state.metrics.operation("reserve_f24");
     Ok((StatusCode::CREATED, Json(r)))

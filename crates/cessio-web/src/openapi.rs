@@ -554,6 +554,18 @@ pub const OPERATIONS: &[Op] = &[
     },
 ];
 
+/// An F24 debit line: the section, the codice tributo or causale, the amount.
+fn debit_line() -> Value {
+    obj(
+        json!({
+            "section": { "type": "string", "enum": ["erario", "inps", "regioni", "imu_locali", "inail"] },
+            "code": { "type": "string", "description": "Codice tributo (four characters) or causale (INPS two to four, INAIL one letter)" },
+            "amount": { "type": "integer", "description": "Euro cents" }
+        }),
+        &["section", "code", "amount"],
+    )
+}
+
 fn obj(props: Value, required: &[&str]) -> Value {
     json!({ "type": "object", "properties": props, "required": required })
 }
@@ -834,7 +846,12 @@ fn with_credit_schemas(mut all: Value) -> Value {
         (
             "F24Request",
             obj(
-                json!({ "payment_date": date(), "lines": { "type": "array", "items": line, "maxItems": 100 }, "pin": pin() }),
+                json!({
+                    "payment_date": date(), "lines": { "type": "array", "items": line, "maxItems": 100 },
+                    "debits": { "type": "array", "maxItems": 100, "items": debit_line(),
+                        "description": "What the F24 pays. The credits may not exceed it (R-F24-BALANCE); from 1/1/2025 required of banks, financial intermediaries and insurers offsetting building credits, which may not pay INPS or INAIL (R-BAN-BANK-INPS)." },
+                    "pin": pin()
+                }),
                 &["payment_date", "lines"],
             ),
         ),
@@ -844,6 +861,7 @@ fn with_credit_schemas(mut all: Value) -> Value {
                 json!({
                     "reservation": { "type": "integer" }, "at": { "type": "string", "format": "date-time" }, "payment_date": date(),
                     "amount": c(), "lines": { "type": "array", "items": { "type": "object" } },
+                    "debits": { "type": "array", "items": debit_line() },
                     "takes": { "type": "array", "items": { "type": "object" } }, "replayed": { "type": "boolean" }
                 }),
                 &["reservation", "amount"],

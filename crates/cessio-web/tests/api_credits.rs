@@ -103,6 +103,35 @@ async fn r_f24_over_is_a_problem_naming_the_rule_and_reserve_retries_once() {
         }
     };
     assert_rule(&f24("over", 1_000_001).await, 422, "f24_over", "R-F24-OVER");
+    // The debit side: credits above what the form pays (R-F24-BALANCE); a malformed line.
+    let with_debits = |key: &'static str, debits: serde_json::Value| {
+        let (s, c) = (&s, &c);
+        async move {
+            post(
+                s,
+                c,
+                &format!("/parties/{COMPANY}/f24"),
+                Some(key),
+                json!({ "payment_date": "2024-03-01", "pin": PIN,
+                    "lines": [{ "codice_tributo": "7718", "year": 2024, "amount": 100 }],
+                    "debits": debits }),
+            )
+            .await
+        }
+    };
+    let r = with_debits(
+        "short",
+        json!([{ "section": "erario", "code": "1001", "amount": 99 }]),
+    )
+    .await;
+    assert_rule(&r, 422, "f24_negative_balance", "R-F24-BALANCE");
+    let r = with_debits(
+        "bad",
+        json!([{ "section": "inps", "code": "D", "amount": 100 }]),
+    )
+    .await;
+    assert_eq!(r.status, 422, "{}", body(&r));
+    assert!(body(&r).contains("debits[0].code"), "{}", body(&r));
     let first = f24("ok", 100).await;
     assert_eq!(first.status, 201, "{}", body(&first));
     let again = f24("ok", 100).await;

@@ -10,7 +10,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use cessio_app::{
-    App, AppError, CessionLine, F24LineInput, IncomingFilter, OptionInput, Principal,
+    App, AppError, CessionLine, F24DebitInput, F24Form, F24LineInput, IncomingFilter, OptionInput,
+    Principal,
 };
 use cessio_core::catalogue::Catalogue;
 use cessio_core::ledger::{PartyId, RataId};
@@ -223,10 +224,31 @@ impl Replay {
                         amount,
                     })
                     .collect();
+                // The F24 pays withholding taxes of as much as it offsets: a balance of zero
+                // (R-F24-BALANCE), with nothing to INPS or INAIL (R-BAN-BANK-INPS).
+                let total = input
+                    .iter()
+                    .try_fold(Cents::ZERO, |sum, l| sum.checked_add(l.amount))
+                    .context("F24 total overflows")?;
+                let debits = [F24DebitInput {
+                    section: "erario".into(),
+                    code: "1040".into(),
+                    amount: total,
+                }];
                 let party = self.parties[party as usize];
                 let mut reserved = self
                     .app
-                    .reserve_f24(p, &key, self.pin(), party, day, &input)
+                    .reserve_f24(
+                        p,
+                        &key,
+                        self.pin(),
+                        party,
+                        F24Form {
+                            payment_date: day,
+                            lines: &input,
+                            debits: &debits,
+                        },
+                    )
                     .await;
                 if matches!(&reserved, Err(e) if e.code() == "f24_choice_required") {
                     // R-F24-CHOICE: a tracciabile rata is used only after the holder chose
@@ -241,7 +263,17 @@ impl Replay {
                     }
                     reserved = self
                         .app
-                        .reserve_f24(p, &format!("{key}-r"), self.pin(), party, day, &input)
+                        .reserve_f24(
+                            p,
+                            &format!("{key}-r"),
+                            self.pin(),
+                            party,
+                            F24Form {
+                                payment_date: day,
+                                lines: &input,
+                                debits: &debits,
+                            },
+                        )
                         .await;
                 }
                 match reserved {

@@ -4,8 +4,9 @@
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use cessio_app::{AppError, F24LineInput, F24Reservation};
+use cessio_app::{AppError, F24DebitInput, F24Form, F24LineInput, F24Reservation};
 use cessio_core::f24::F24Choice;
+use cessio_core::f24_debits::F24Section;
 use cessio_core::money::Cents;
 use cessio_core::time::rome_date;
 use cessio_store::Party;
@@ -24,6 +25,8 @@ use crate::{WebState, random_token};
 
 /// Lines an F24 form offers; more can be sent through the API.
 const FORM_LINES: usize = 5;
+/// Debit lines on the page; the API takes up to `MAX_DEBIT_LINES`.
+const DEBIT_LINES: usize = 6;
 
 #[derive(Deserialize, Default)]
 pub struct F24Query {
@@ -213,8 +216,52 @@ fn reserve_form(
                         }
                     }
                 }
+                (debit_table(f, errors))
                 (pin_field(&ui.user, errors))
                 button.btn.btn-primary type="submit" { "Prenota il modello F24" }
+            }
+        }
+    }
+}
+
+/// The debits the F24 pays. Needed to check that the credits do not exceed them
+/// (R-F24-BALANCE), and from 2025 for banks, intermediaries and insurers, whose building
+/// credits may not pay INPS contributions or INAIL premiums (R-BAN-BANK-INPS).
+fn debit_table(f: &ReserveForm, errors: &FieldErrors) -> Markup {
+    html! {
+        p.mt-3 { (super::layout::message("Righe a debito: i tributi, i contributi e i premi che il modello paga. I crediti compensati non possono superarle (R-F24-BALANCE). Dal 2025 banche, intermediari finanziari e assicurazioni le devono indicare: i crediti dei bonus edilizi non pagano contributi INPS e premi INAIL (R-BAN-BANK-INPS).")) }
+        div.table-responsive tabindex="0" role="region" aria-label="Tabella (scorrevole)" {
+            table.table.cessio-table {
+                caption { "Righe del modello (sezioni a debito)" }
+                thead { tr { th scope="col" { "Riga" } th scope="col" { "Sezione" } th scope="col" { "Codice tributo o causale" } th scope="col" { "Importo a debito" } } }
+                tbody {
+                    @for i in 0..DEBIT_LINES {
+                        @let line = f.debits.get(i).cloned().unwrap_or_default();
+                        @let (section_id, code_id, amount_id) = (format!("debito_sezione_{i}"), format!("debito_codice_{i}"), format!("debito_importo_{i}"));
+                        tr {
+                            td { (i + 1) }
+                            td {
+                                label.visually-hidden for=(section_id) { "Sezione della riga a debito " (i + 1) }
+                                select.form-select.cessio-table-input id=(section_id) name=(section_id) {
+                                    @for s in F24Section::ALL {
+                                        option value=(s.as_str()) selected[line.0 == s.as_str()] { (s.label()) }
+                                    }
+                                }
+                            }
+                            td {
+                                label.visually-hidden for=(code_id) { "Codice della riga a debito " (i + 1) }
+                                input.form-control.cessio-table-input id=(code_id) name=(code_id) value=(line.1);
+                            }
+                            td {
+                                label.visually-hidden for=(amount_id) { "Importo della riga a debito " (i + 1) }
+                                input.form-control.cessio-table-input.is-invalid[errors.of(&amount_id).is_some()]
+                                    id=(amount_id) name=(amount_id) value=(line.2) inputmode="decimal"
+                                    aria-describedby=[errors.of(&amount_id).map(|_| format!("{amount_id}-errore"))];
+                                @if let Some(e) = errors.of(&amount_id) { div.invalid-feedback.d-block id={ (amount_id) "-errore" } { (super::layout::message(e)) } }
+                            }
+                        }
+                    }
+                }
             }
         }
     }
@@ -284,6 +331,8 @@ struct ReserveForm {
     chiave: String,
     data: String,
     lines: Vec<(String, String, String)>,
+    /// (sezione, codice, importo) of the debit lines.
+    debits: Vec<(String, String, String)>,
 }
 
 impl ReserveForm {
@@ -304,12 +353,22 @@ impl ReserveForm {
                 )
             })
             .collect();
+        let debits = (0..DEBIT_LINES)
+            .map(|i| {
+                (
+                    get(&format!("debito_sezione_{i}")),
+                    get(&format!("debito_codice_{i}")),
+                    get(&format!("debito_importo_{i}")),
+                )
+            })
+            .collect();
         (
             get("csrf"),
             ReserveForm {
                 chiave: get("chiave"),
                 data: get("data"),
                 lines,
+                debits,
             },
             get("pin"),
         )
@@ -379,6 +438,21 @@ pub async fn reserve(
     if lines.is_empty() && errors.is_empty() {
         errors.form("Compilare almeno una riga del modello");
     }
+    let mut debits = Vec::new();
+    for (i, (section, code, value)) in form.debits.iter().enumerate() {
+        if code.trim().is_empty() && value.trim().is_empty() {
+            continue;
+        }
+        let amount_id = format!("debito_importo_{i}");
+        match Cents::parse_positive_amount(value) {
+            Ok(amount) => debits.push(F24DebitInput {
+                section: section.clone(),
+                code: code.trim().to_string(),
+                amount,
+            }),
+            Err(e) => errors.field(&amount_id, format!("Riga a debito {}: {e}", i + 1)),
+        }
+    }
     let (Some(payment), true) = (payment, errors.is_empty()) else {
         return show(
             &state,
@@ -395,7 +469,17 @@ pub async fn reserve(
     let pin = pin_of(&pin);
     match state
         .app
-        .reserve_f24(&ui.user, &form.chiave, pin, party.id, payment, &lines)
+        .reserve_f24(
+            &ui.user,
+            &form.chiave,
+            pin,
+            party.id,
+            F24Form {
+                payment_date: payment,
+                lines: &lines,
+                debits: &debits,
+            },
+        )
         .await
     {
         Ok(r) => {
@@ -407,8 +491,8 @@ pub async fn reserve(
             ))
         }
         Err(e) => {
-            match field_of(&e) {
-                Some(f) => errors.field(f, super::refusal(&e)),
+            match field_of(&e).map(str::to_string).or_else(|| debit_field(&e)) {
+                Some(f) => errors.field(&f, super::refusal(&e)),
                 None => errors.form(super::refusal(&e)),
             }
             let status = crate::problem::status_of(e.code());
@@ -426,6 +510,20 @@ pub async fn reserve(
     }
 }
 
+/// The page's field for a refused debit line (`debits[i].code` → `debito_importo_i`).
+fn debit_field(e: &AppError) -> Option<String> {
+    let AppError::Invalid { field, .. } = e else {
+        return None;
+    };
+    let i: usize = field
+        .strip_prefix("debits[")?
+        .split(']')
+        .next()?
+        .parse()
+        .ok()?;
+    Some(format!("debito_importo_{i}"))
+}
+
 fn reservation_notice(r: &F24Reservation) -> Notice {
     let mut n = Notice::success("Modello F24 prenotato")
         .line("Prenotazione", r.reservation.to_string())
@@ -441,6 +539,12 @@ fn reservation_notice(r: &F24Reservation) -> Notice {
         n = n.line(
             format!("Codice tributo {} anno {}", l.codice_tributo, l.year),
             amount(l.amount),
+        );
+    }
+    for d in &r.debits {
+        n = n.line(
+            format!("A debito, sezione {} codice {}", d.section.label(), d.code),
+            amount(d.amount),
         );
     }
     n

@@ -72,8 +72,10 @@ const GROUPS: &[(&str, &str, &[&str])] = &[
             "R-F24-WINDOW-122",
             "R-F24-FUTURE",
             "R-F24-OVER",
+            "R-F24-BALANCE",
             "R-BAN-100K",
             "R-BAN-1500",
+            "R-BAN-BANK-INPS",
             "F5",
         ],
     ),
@@ -158,8 +160,8 @@ pub const RULES: &[Rule] = &[
     Rule {
         id: "R-ONCE",
         title: "Crediti cedibili una sola volta",
-        meaning: "Alcuni crediti si cedono una sola volta: chi li riceve li può solo utilizzare in compensazione con il modello F24.",
-        source: "Guida dell'Agenzia delle Entrate alla piattaforma; pagina «La cessione crediti» di agenziaentrate.gov.it.",
+        meaning: "Alcuni crediti si cedono una sola volta: chi li riceve li può solo utilizzare in compensazione con il modello F24. Dal 17 al 25 febbraio 2022 lo erano tutti i crediti dei bonus edilizi: una sola ulteriore cessione, e nessuna per il primo cessionario di una cessione comunicata in quei giorni.",
+        source: "DL 4/2022 art. 28 (in vigore 27/01/2022; sulla piattaforma dal 17/02/2022, Provv. 4/2/2022 n. 37381), abrogato dal DL 13/2022 dal 26/02/2022; guida dell'Agenzia delle Entrate alla piattaforma.",
     },
     Rule {
         id: "R-ECO-2018",
@@ -262,6 +264,18 @@ pub const RULES: &[Rule] = &[
         title: "Modello F24 oltre il disponibile",
         meaning: "Un modello F24 che chiede più dell'importo disponibile per un codice tributo e un anno è scartato per intero.",
         source: "Controllo automatico dell'Agenzia delle Entrate sulle quote annuali utilizzabili (scarto del modello F24).",
+    },
+    Rule {
+        id: "R-F24-BALANCE",
+        title: "Saldo del modello F24",
+        meaning: "I crediti compensati in un modello F24 non possono superare i debiti che il modello paga: il saldo finale non è mai negativo.",
+        source: "Istruzioni per la compilazione del modello F24 (saldo finale); art. 17 D.Lgs. 241/1997.",
+    },
+    Rule {
+        id: "R-BAN-BANK-INPS",
+        title: "Banche: crediti edilizi e contributi",
+        meaning: "Dal 1° gennaio 2025 banche, intermediari finanziari, società dei gruppi bancari e imprese di assicurazione non possono compensare i crediti dei bonus edilizi con contributi INPS e premi INAIL: nel modello F24 indicano i debiti e i crediti edilizi coprono solo quelli delle altre sezioni.",
+        source: "DL 39/2024 art. 4-bis (L. 67/2024 di conversione).",
     },
     Rule {
         id: "R-BAN-100K",

@@ -211,13 +211,28 @@ try {
   expect(!(await text()).includes('(R-F24-OVER)'), 'the refusal carries its rule id in the sentence');
   expect(await page.locator('main a[href="/regole#r-f24-over"]').count() > 0, 'an F24 above the available amount was not refused with a link to R-F24-OVER');
   await audit('f24-rifiutato');
+  // The debit side: credits above what the form pays are refused (R-F24-BALANCE).
   await page.locator('#codice_0').fill('7712');
   await page.locator('#anno_0').fill('2025');
   await page.locator('#importo_0').fill('500,00');
+  await page.locator('#debito_sezione_0').selectOption('erario');
+  await page.locator('#debito_codice_0').fill('1040');
+  await page.locator('#debito_importo_0').fill('100,00');
+  await page.locator('#pin').fill(PIN);
+  await page.getByRole('button', { name: 'Prenota il modello F24' }).click();
+  await page.waitForLoadState('load');
+  expect(await page.locator('main a[href="/regole#r-f24-balance"]').count() > 0, 'credits above the debits were not refused with a link to R-F24-BALANCE');
+  await page.locator('#codice_0').fill('7712');
+  await page.locator('#anno_0').fill('2025');
+  await page.locator('#importo_0').fill('500,00');
+  await page.locator('#debito_sezione_0').selectOption('erario');
+  await page.locator('#debito_codice_0').fill('1040');
+  await page.locator('#debito_importo_0').fill('500,00');
   await page.locator('#pin').fill(PIN);
   await page.getByRole('button', { name: 'Prenota il modello F24' }).click();
   await page.waitForLoadState('load');
   expect((await text()).includes('Modello F24 prenotato'), `F24 not reserved: ${(await text()).slice(0, 400)}`);
+  expect((await text()).includes('A debito, sezione Erario codice 1040'), 'the reservation does not show the debit line');
   await audit('f24-prenotato');
   await page.locator('#pin-fine').fill(PIN);
   await page.getByRole('button', { name: "Conferma l'utilizzo" }).click();
