@@ -42,7 +42,7 @@ pub async fn page(
         Ok(p) => p,
         Err(r) => return r,
     };
-    let notice = ui.take_notice(&state);
+    let notice = ui.take_notice(&state).await;
     show(
         &state,
         &ui,
@@ -399,7 +399,7 @@ pub async fn reserve(
         .await
     {
         Ok(r) => {
-            ui.leave_notice(&state, reservation_notice(&r));
+            ui.leave_notice(&state, reservation_notice(&r)).await;
             see_other(&format!(
                 "{}/f24?prenotazione={}",
                 party_home(&party),
@@ -493,7 +493,8 @@ pub async fn end(
                     .line("Prenotazione", o.reservation.to_string())
                     .line("Protocollo dell'operazione", o.operation_id.to_string())
                     .line("Importo", amount(o.amount)),
-            );
+            )
+            .await;
             see_other(&format!("{}/f24", party_home(&party)))
         }
         Err(e) => {
@@ -564,7 +565,8 @@ pub async fn choice(
                 })
                 .line("Protocollo dell'operazione", r.operation_id.to_string())
                 .line("Stato", choice_label(&r.choice)),
-            );
+            )
+            .await;
             see_other(&format!("{}/f24", party_home(&party)))
         }
         Err(e) => {
