@@ -340,3 +340,139 @@ async fn postgres_the_login_throttle_counts_across_servers() {
     assert_eq!(attempt(&a).await.status, 429);
     assert_eq!(attempt(&b).await.status, 429);
 }
+
+/// The cookie a response sets under `name`, as a `Cookie:` pair.
+fn set_cookie(r: &Reply, name: &str) -> Option<String> {
+    r.headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+        .map(|(_, v)| v.split(';').next().unwrap_or("").to_string())
+        .find(|c| c.starts_with(&format!("{name}=")) && c.len() > name.len() + 1)
+}
+
+/// Strong login through the local identity provider, started on one server and returned
+/// to the other: state, nonce and PKCE verifier are in the store, taken once.
+async fn strong_login_across_servers(a: Arc<dyn Store>, b: Arc<dyn Store>) {
+    const REDIRECT: &str = "http://127.0.0.1:9/accesso/spid/ritorno";
+    let provider = cessio_oidc::DevProvider::start(
+        "127.0.0.1:0".parse().unwrap(),
+        vec![cessio_oidc::RegisteredClient {
+            client_id: "cessio".into(),
+            client_secret: "segreto".into(),
+            redirect_uris: vec![REDIRECT.into()],
+        }],
+        vec![cessio_oidc::DevIdentity {
+            fiscal_code: support::FAMILY.into(),
+            given_name: "Mario".into(),
+            family_name: "Rossi".into(),
+        }],
+    )
+    .await
+    .unwrap();
+    let strong = || async {
+        Arc::new(cessio_web::ui::StrongLogin {
+            client: cessio_oidc::OidcClient::discover(
+                &provider.issuer,
+                "cessio",
+                "segreto",
+                REDIRECT,
+            )
+            .await
+            .unwrap(),
+            label: "Entra con SPID o CIE".into(),
+        })
+    };
+    let (login_a, login_b) = (strong().await, strong().await);
+    let app_a = Server::app(a, &clock());
+    support::seed(&app_a).await;
+    let a = Server::serve(
+        app_a,
+        clock(),
+        |s| s.oidc = Some(login_a),
+        Default::default(),
+    )
+    .await;
+    let b = Server::serve(
+        Server::app(b, &clock()),
+        clock(),
+        |s| s.oidc = Some(login_b),
+        Default::default(),
+    )
+    .await;
+    // On A: off to the provider, with the login bound to this browser by a cookie.
+    let r = a.call("GET", "/accesso/spid", None, None, None).await;
+    assert_eq!(r.status, 303, "{}", text(&r));
+    let flow = set_cookie(&r, "cessio_spid").unwrap();
+    let authorize = r.header("location").unwrap().to_string();
+    // At the provider: the person picks the identity.
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = browser.get(&authorize).send().await.unwrap();
+    let page_url = page.url().clone();
+    let html = page.text().await.unwrap();
+    let mut fields: Vec<(String, String)> = html
+        .split("<input type=\"hidden\" ")
+        .skip(1)
+        .map(|rest| {
+            let attr = |name: &str| {
+                let start = rest.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+                let len = rest[start..].find('"').unwrap();
+                rest[start..start + len]
+                    .replace("&quot;", "\"")
+                    .replace("&amp;", "&")
+            };
+            (attr("name"), attr("value"))
+        })
+        .collect();
+    fields.push(("identity".into(), "0".into()));
+    let answer = browser
+        .post(page_url.join("/authorize").unwrap())
+        .form(&fields)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 303);
+    let back = answer.headers()["location"].to_str().unwrap().to_string();
+    let back = back.strip_prefix("http://127.0.0.1:9").unwrap().to_string();
+    // Back on B: the login A started is found, once, and signs the person in.
+    let r = b.call("GET", &back, Some(&flow), None, None).await;
+    assert_eq!(r.status, 303, "{}", text(&r));
+    let session = set_cookie(&r, "cessio_session").unwrap();
+    let me = a
+        .call("GET", "/api/v1/me", Some(&session), None, None)
+        .await;
+    assert_eq!(me.status, 200);
+    assert_eq!(me.json()["user"]["username"], "famiglia");
+    assert_eq!(me.json()["user"]["method"], "strong");
+    let again = a.call("GET", &back, Some(&flow), None, None).await;
+    assert!(
+        set_cookie(&again, "cessio_session").is_none(),
+        "a login in progress is taken once"
+    );
+    assert!(text(&again).contains("non è partita da questo browser"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_a_strong_login_started_on_one_server_returns_to_the_other() {
+    let path = support::temp_db();
+    let a = SqliteStore::open(&path, WriteConfig::default()).unwrap();
+    let b = SqliteStore::open(&path, WriteConfig::default()).unwrap();
+    strong_login_across_servers(Arc::new(a), Arc::new(b)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_a_strong_login_started_on_one_server_returns_to_the_other() {
+    let Some(url) = pg_url() else {
+        return;
+    };
+    let schema = pg_schema();
+    let a = PgStore::connect(&url, Some(&schema), WriteConfig::default())
+        .await
+        .unwrap();
+    let b = PgStore::connect(&url, Some(&schema), WriteConfig::default())
+        .await
+        .unwrap();
+    strong_login_across_servers(Arc::new(a), Arc::new(b)).await;
+}
