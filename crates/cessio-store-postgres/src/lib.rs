@@ -2113,14 +2113,19 @@ impl Store for PgStore {
         keys: &[String],
         expired: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let c = self.reader().await?;
-        let [drop, lower] = sessions::forgive_attempt_sql(|n| format!("${n}"));
-        for key in keys {
-            c.execute(&drop, &[key, &sessions::micros(expired)])
-                .await
-                .map_err(db_err)?;
-            c.execute(&lower, &[key]).await.map_err(db_err)?;
+        if keys.is_empty() {
+            return Ok(());
         }
+        let c = self.reader().await?;
+        let [drop, lower] = sessions::forgive_attempts_sql(|n| format!("${n}"), keys.len());
+        let expired = sessions::micros(expired);
+        let mut params: Vec<&(dyn ToSql + Sync)> =
+            keys.iter().map(|k| k as &(dyn ToSql + Sync)).collect();
+        params.push(&expired);
+        c.execute(&drop, &params).await.map_err(db_err)?;
+        c.execute(&lower, &params[..keys.len()])
+            .await
+            .map_err(db_err)?;
         Ok(())
     }
 

@@ -2017,21 +2017,26 @@ impl Store for SqliteStore {
         keys: &[String],
         expired: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
         let keys = keys.to_vec();
         self.read(move |c| {
             let tx = rusqlite::Transaction::new_unchecked(c, TransactionBehavior::Immediate)
                 .map_err(db_err)?;
-            let [drop, lower] = sessions::forgive_attempt_sql(|n| format!("?{n}"));
-            for key in &keys {
-                tx.prepare_cached(&drop)
-                    .map_err(db_err)?
-                    .execute(params![key, sessions::micros(expired)])
-                    .map_err(db_err)?;
-                tx.prepare_cached(&lower)
-                    .map_err(db_err)?
-                    .execute([key])
-                    .map_err(db_err)?;
-            }
+            let [drop, lower] = sessions::forgive_attempts_sql(|n| format!("?{n}"), keys.len());
+            let mut params: Vec<rusqlite::types::Value> = keys
+                .iter()
+                .map(|k| rusqlite::types::Value::Text(k.clone()))
+                .collect();
+            params.push(rusqlite::types::Value::Integer(sessions::micros(expired)));
+            tx.execute(&drop, rusqlite::params_from_iter(params.iter()))
+                .map_err(db_err)?;
+            tx.execute(
+                &lower,
+                rusqlite::params_from_iter(params[..keys.len()].iter()),
+            )
+            .map_err(db_err)?;
             tx.commit().map_err(db_err)
         })
         .await

@@ -232,15 +232,17 @@ pub fn uncount_attempt_sql(placeholder: impl Fn(usize) -> String) -> String {
     )
 }
 
-/// Forgives one attempt under a key (a login that succeeded), in two statements run in
-/// order: windows left empty (or expired) go, the others lose one. Key, expired-at-or-before.
-pub fn forgive_attempt_sql(placeholder: impl Fn(usize) -> String) -> [String; 2] {
-    let (k, old) = (placeholder(1), placeholder(2));
+/// Forgives one attempt under each of `keys` keys (a login that succeeded), in two
+/// statements run in order: windows left empty (or expired) go, the others lose one.
+/// The keys, then expired-at-or-before.
+pub fn forgive_attempts_sql(placeholder: impl Fn(usize) -> String, keys: usize) -> [String; 2] {
+    let list = (1..=keys).map(&placeholder).collect::<Vec<_>>().join(", ");
+    let old = placeholder(keys + 1);
     [
         format!(
-            "DELETE FROM login_attempts WHERE key = {k} AND (attempts <= 1 OR window_start <= {old})"
+            "DELETE FROM login_attempts WHERE key IN ({list}) AND (attempts <= 1 OR window_start <= {old})"
         ),
-        format!("UPDATE login_attempts SET attempts = attempts - 1 WHERE key = {k}"),
+        format!("UPDATE login_attempts SET attempts = attempts - 1 WHERE key IN ({list})"),
     ]
 }
 

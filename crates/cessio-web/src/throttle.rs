@@ -18,11 +18,16 @@
 //! opens.) Each attempt is a write (an upsert per key), which is small beside the password
 //! hash a login costs. The rows are bounded: every tenth of `max_entries` new windows, the
 //! expired windows go and then the oldest beyond nine tenths of it.
+//!
+//! A refusal is remembered in the process until its window is over, so that a client
+//! hammering a full window is answered from memory: a flood costs the database one
+//! statement per key and window, not one per request.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use cessio_store::{LoginAttempt, Store, StoreError};
 use chrono::{DateTime, Utc};
@@ -30,6 +35,8 @@ use sha2::{Digest, Sha256};
 
 /// The window every limit counts in.
 pub const WINDOW: Duration = Duration::from_secs(60);
+/// Refusals remembered in the process at most (each a key and an instant).
+const REFUSALS_KEPT: usize = 10_000;
 
 /// Limits and memory bound of the login throttle.
 #[derive(Clone, Copy, Debug)]
@@ -123,6 +130,8 @@ pub struct LoginThrottle {
     store: Arc<dyn Store>,
     /// Windows this process opened since it last trimmed.
     opened: AtomicUsize,
+    /// Keys whose window was found full, with when it is over.
+    refused: Mutex<HashMap<String, Instant>>,
 }
 
 impl LoginThrottle {
@@ -131,6 +140,7 @@ impl LoginThrottle {
             limits,
             store,
             opened: AtomicUsize::new(0),
+            refused: Mutex::new(HashMap::new()),
         }
     }
 
@@ -142,10 +152,14 @@ impl LoginThrottle {
         client: IpAddr,
         username: &str,
     ) -> Result<Result<(), Duration>, StoreError> {
+        let keys = keys(&self.limits, client, username);
+        if let Some(wait) = self.still_refused(&keys) {
+            return Ok(Err(wait));
+        }
         let now = Utc::now();
         let expired = ago(now, WINDOW);
         let mut counted: Vec<(String, DateTime<Utc>)> = Vec::with_capacity(2);
-        for (key, limit) in keys(&self.limits, client, username) {
+        for (key, limit) in keys {
             let limit = u32::try_from(limit).unwrap_or(u32::MAX);
             match self
                 .store
@@ -168,11 +182,39 @@ impl LoginThrottle {
                     }
                     let over =
                         window_start + chrono::Duration::from_std(WINDOW).unwrap_or_default();
-                    return Ok(Err((over - now).to_std().unwrap_or_default()));
+                    let wait = (over - now).to_std().unwrap_or_default();
+                    self.remember_refusal(key, wait);
+                    return Ok(Err(wait));
                 }
             }
         }
         Ok(Ok(()))
+    }
+
+    /// The wait left on a refusal remembered for one of the keys, if any.
+    fn still_refused(&self, keys: &[(String, usize)]) -> Option<Duration> {
+        let refused = self.refused.lock().ok()?;
+        let now = Instant::now();
+        keys.iter()
+            .filter_map(|(k, _)| refused.get(k))
+            .filter(|until| **until > now)
+            .map(|until| *until - now)
+            .max()
+    }
+
+    fn remember_refusal(&self, key: String, wait: Duration) {
+        let Ok(mut refused) = self.refused.lock() else {
+            return;
+        };
+        if refused.len() >= REFUSALS_KEPT {
+            let now = Instant::now();
+            refused.retain(|_, until| *until > now);
+            if refused.len() >= REFUSALS_KEPT {
+                // Forgetting only sends those clients back to the database.
+                refused.clear();
+            }
+        }
+        refused.insert(key, Instant::now() + wait);
     }
 
     /// Forgets the attempt [`allow`](Self::allow) counted, once it has succeeded.

@@ -476,3 +476,52 @@ async fn postgres_a_strong_login_started_on_one_server_returns_to_the_other() {
         .unwrap();
     strong_login_across_servers(Arc::new(a), Arc::new(b)).await;
 }
+
+/// Not a test of correctness: what the throttle's counting costs on each backend, per
+/// counted attempt (two upserts) and per forgiven one.
+/// `CESSIO_TEST_DATABASE_URL=… cargo test -p cessio-web --test processes login_throttle_figures -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: run by hand"]
+async fn login_throttle_figures() {
+    let mut stores: Vec<(&str, Arc<dyn Store>)> = vec![(
+        "sqlite",
+        Arc::new(SqliteStore::open(&support::temp_db(), WriteConfig::default()).unwrap()),
+    )];
+    if let Some(url) = pg_url() {
+        stores.push((
+            "postgres",
+            Arc::new(
+                PgStore::connect(&url, Some(&pg_schema()), WriteConfig::default())
+                    .await
+                    .unwrap(),
+            ),
+        ));
+    }
+    for (name, store) in stores {
+        let throttle = cessio_web::LoginThrottle::new(store, cessio_web::LoginLimits::default());
+        let n = 1_000u32;
+        let started = std::time::Instant::now();
+        for i in 0..n {
+            let [_, _, c, d] = i.to_be_bytes();
+            let ip = std::net::IpAddr::from([10, 1, c, d]);
+            assert!(matches!(throttle.allow(ip, "u").await, Ok(Ok(()))));
+        }
+        let counted = started.elapsed();
+        let started = std::time::Instant::now();
+        for i in 0..n {
+            let [_, _, c, d] = i.to_be_bytes();
+            throttle
+                .forgive(std::net::IpAddr::from([10, 1, c, d]), "u")
+                .await
+                .unwrap();
+        }
+        let forgiven = started.elapsed();
+        println!(
+            "{name}: {n} attempts counted in {:.0} ms ({:.2} ms each), forgiven in {:.0} ms ({:.2} ms each)",
+            counted.as_secs_f64() * 1e3,
+            counted.as_secs_f64() * 1e3 / f64::from(n),
+            forgiven.as_secs_f64() * 1e3,
+            forgiven.as_secs_f64() * 1e3 / f64::from(n),
+        );
+    }
+}
