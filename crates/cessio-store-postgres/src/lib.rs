@@ -31,10 +31,11 @@ use cessio_store::{
     AccountRef, Answer, CHANGE_MARKS_SQL, ChangeMarks, ChoiceRecord, Counts, Credit, CreditOrigin,
     DELEGATION_GRANTED_EVENT, DELEGATION_REVOKED_EVENT, Delegation, DelegationChange,
     DelegationScope, EntryQuery, EntryState, EntryStream, HoldingChanges, HoldingInfo,
-    HoldingQuery, IdempotencyKey, MonitorTotal, NewOperatorEvent, NewUser, Operation,
-    OperatorEvent, OperatorEventQuery, Party, PartyEntry, PartyKind, Rata, Receipt, Role,
-    STREAM_BATCH, SqlValue, Store, StoreError, SummaryKey, User, VerifyReport, WriteConfig,
-    entry_stream, holding_changes_sql, largest_holders_sql,
+    HoldingQuery, IdempotencyKey, LoginAttempt, MonitorTotal, NewOperatorEvent, NewSession,
+    NewUser, Operation, OperatorEvent, OperatorEventQuery, Party, PartyEntry, PartyKind, Rata,
+    Receipt, Role, STREAM_BATCH, SecretKey, SessionLimits, SqlValue, Store, StoreError,
+    StoredSession, SummaryKey, User, VerifyReport, WriteConfig, entry_stream, holding_changes_sql,
+    largest_holders_sql, sessions,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use futures_util::StreamExt;
@@ -1873,5 +1874,290 @@ impl Store for PgStore {
                 }
             })
             .collect())
+    }
+    async fn create_session(
+        &self,
+        session: NewSession,
+        limits: SessionLimits,
+    ) -> Result<bool, StoreError> {
+        let total = i64::try_from(limits.total).unwrap_or(i64::MAX);
+        let per_user = i64::try_from(limits.per_user.max(1)).unwrap_or(i64::MAX);
+        let c = self.reader().await?;
+        // Two statements, not one transaction: reader connections are shared, and ending
+        // the oldest sessions again is harmless. Concurrent sign-ins may pass the total
+        // by a few; the per-user eviction after each insert converges whatever the order.
+        let created = c
+            .query_opt(
+                &sessions::create_session_sql(|n| format!("${n}")),
+                &[
+                    &session.key.as_str(),
+                    &session.user,
+                    &session.data,
+                    &sessions::micros(session.at),
+                    &sessions::micros(session.expires_at),
+                    &total,
+                ],
+            )
+            .await
+            .map_err(db_err)?
+            .is_some();
+        if created {
+            c.execute(
+                &sessions::evict_sessions_sql(|n| format!("${n}")),
+                &[&session.user, &per_user],
+            )
+            .await
+            .map_err(db_err)?;
+        }
+        Ok(created)
+    }
+
+    async fn session(
+        &self,
+        key: &SecretKey,
+        now: DateTime<Utc>,
+    ) -> Result<Option<StoredSession>, StoreError> {
+        Ok(self
+            .reader()
+            .await?
+            .query_opt(
+                &sessions::session_sql(|n| format!("${n}")),
+                &[&key.as_str(), &sessions::micros(now)],
+            )
+            .await
+            .map_err(db_err)?
+            .map(|r| StoredSession {
+                user: r.get(0),
+                data: r.get(1),
+                notice: r.get(2),
+                expires_at: sessions::from_micros(r.get(3)),
+            }))
+    }
+
+    async fn touch_session(
+        &self,
+        key: &SecretKey,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .reader()
+            .await?
+            .execute(
+                &sessions::touch_session_sql(|n| format!("${n}")),
+                &[
+                    &key.as_str(),
+                    &sessions::micros(now),
+                    &sessions::micros(expires_at),
+                ],
+            )
+            .await
+            .map_err(db_err)?
+            > 0)
+    }
+
+    async fn set_session_notice(
+        &self,
+        key: &SecretKey,
+        notice: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .reader()
+            .await?
+            .execute(
+                &sessions::set_notice_sql(|n| format!("${n}")),
+                &[&key.as_str(), &notice, &sessions::micros(now)],
+            )
+            .await
+            .map_err(db_err)?
+            > 0)
+    }
+
+    async fn take_session_notice(
+        &self,
+        key: &SecretKey,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, StoreError> {
+        // The row is locked and read as it was, then cleared: of two pages taking the same
+        // notice at once, the second finds none.
+        Ok(self
+            .reader()
+            .await?
+            .query_opt(
+                "WITH old AS (SELECT id, notice FROM web_sessions
+                               WHERE token_hash = $1 AND expires_at > $2 AND notice IS NOT NULL
+                               FOR UPDATE)
+                 UPDATE web_sessions s SET notice = NULL FROM old WHERE s.id = old.id
+                 RETURNING old.notice",
+                &[&key.as_str(), &sessions::micros(now)],
+            )
+            .await
+            .map_err(db_err)?
+            .and_then(|r| r.get(0)))
+    }
+
+    async fn end_session(&self, key: &SecretKey) -> Result<bool, StoreError> {
+        Ok(self
+            .reader()
+            .await?
+            .execute(
+                &sessions::end_session_sql(|n| format!("${n}")),
+                &[&key.as_str()],
+            )
+            .await
+            .map_err(db_err)?
+            > 0)
+    }
+
+    async fn start_login_flow(
+        &self,
+        key: &SecretKey,
+        data: String,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+        cap: usize,
+    ) -> Result<bool, StoreError> {
+        let cap = i64::try_from(cap).unwrap_or(i64::MAX);
+        Ok(self
+            .reader()
+            .await?
+            .query_opt(
+                &sessions::start_login_flow_sql(|n| format!("${n}")),
+                &[
+                    &key.as_str(),
+                    &data,
+                    &sessions::micros(expires_at),
+                    &sessions::micros(now),
+                    &cap,
+                ],
+            )
+            .await
+            .map_err(db_err)?
+            .is_some())
+    }
+
+    async fn take_login_flow(
+        &self,
+        key: &SecretKey,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, StoreError> {
+        let now = sessions::micros(now);
+        Ok(self
+            .reader()
+            .await?
+            .query_opt(
+                &sessions::take_login_flow_sql(|n| format!("${n}")),
+                &[&key.as_str()],
+            )
+            .await
+            .map_err(db_err)?
+            .filter(|r| r.get::<_, i64>(1) > now)
+            .map(|r| r.get(0)))
+    }
+
+    async fn count_login_attempt(
+        &self,
+        key: &str,
+        limit: u32,
+        now: DateTime<Utc>,
+        expired: DateTime<Utc>,
+    ) -> Result<LoginAttempt, StoreError> {
+        let c = self.reader().await?;
+        let counted = c
+            .query_opt(
+                &sessions::count_attempt_sql(|n| format!("${n}")),
+                &[
+                    &key,
+                    &sessions::micros(now),
+                    &sessions::micros(expired),
+                    &i64::from(limit),
+                ],
+            )
+            .await
+            .map_err(db_err)?;
+        if let Some(r) = counted {
+            return Ok(LoginAttempt::Counted {
+                window_start: sessions::from_micros(r.get(0)),
+                attempts: u32::try_from(r.get::<_, i64>(1)).unwrap_or(u32::MAX),
+            });
+        }
+        let start = c
+            .query_opt(&sessions::attempt_window_sql(|n| format!("${n}")), &[&key])
+            .await
+            .map_err(db_err)?
+            .map_or(sessions::micros(now), |r| r.get(0));
+        Ok(LoginAttempt::Refused {
+            window_start: sessions::from_micros(start),
+        })
+    }
+
+    async fn uncount_login_attempt(
+        &self,
+        key: &str,
+        window_start: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.reader()
+            .await?
+            .execute(
+                &sessions::uncount_attempt_sql(|n| format!("${n}")),
+                &[&key, &sessions::micros(window_start)],
+            )
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn forgive_login_attempts(
+        &self,
+        keys: &[String],
+        expired: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let c = self.reader().await?;
+        let [drop, lower] = sessions::forgive_attempts_sql(|n| format!("${n}"), keys.len());
+        let expired = sessions::micros(expired);
+        let mut params: Vec<&(dyn ToSql + Sync)> =
+            keys.iter().map(|k| k as &(dyn ToSql + Sync)).collect();
+        params.push(&expired);
+        c.execute(&drop, &params).await.map_err(db_err)?;
+        c.execute(&lower, &params[..keys.len()])
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn trim_login_attempts(
+        &self,
+        expired: DateTime<Utc>,
+        keep: usize,
+    ) -> Result<usize, StoreError> {
+        let c = self.reader().await?;
+        let [old, oldest, count] = sessions::trim_attempts_sql(|n| format!("${n}"));
+        c.execute(&old, &[&sessions::micros(expired)])
+            .await
+            .map_err(db_err)?;
+        let left: i64 = c.query_one(&count, &[]).await.map_err(db_err)?.get(0);
+        let left = usize::try_from(left).unwrap_or(0);
+        if left <= keep {
+            return Ok(left);
+        }
+        let excess = i64::try_from(left - keep).unwrap_or(i64::MAX);
+        c.execute(&oldest, &[&excess]).await.map_err(db_err)?;
+        Ok(keep)
+    }
+
+    async fn sweep_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let c = self.reader().await?;
+        let mut gone = 0;
+        for sql in sessions::sweep_sql(|n| format!("${n}")) {
+            gone += c
+                .execute(&sql, &[&sessions::micros(now)])
+                .await
+                .map_err(db_err)?;
+        }
+        Ok(gone)
     }
 }

@@ -246,8 +246,13 @@ async fn lost_connection_is_database_unavailable_and_retryable() {
     assert!(store.verify().await.unwrap().ok());
 }
 
-/// Takes a register back to before migration 7 (delegation scopes and end dates).
-const UNDO_MIGRATION_7: &str = "DROP INDEX delegations_party;
+/// Takes a register back to before migration 7 (delegation scopes and end dates), and so
+/// before migration 8 (the web layer's sessions, logins in progress and throttle).
+const UNDO_MIGRATION_7: &str = "DROP TABLE web_sessions;
+         DROP TABLE login_flows;
+         DROP TABLE login_attempts;
+         DELETE FROM schema_migrations WHERE version = 8;
+         DROP INDEX delegations_party;
          ALTER TABLE delegations DROP COLUMN scope;
          ALTER TABLE delegations DROP COLUMN valid_until;
          ALTER TABLE delegations DROP COLUMN granted_by;
@@ -397,4 +402,56 @@ async fn refresh_statistics_analyzes_the_registers_own_tables() {
         .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
         .await
         .unwrap();
+}
+
+/// A database read does not give away a live cookie: the session and the strong login in
+/// progress are keyed by the SHA-256 of their cookies.
+#[tokio::test]
+async fn only_the_hash_of_a_session_cookie_is_stored() {
+    let Some((store, url, schema)) = fresh_with_schema().await else {
+        return;
+    };
+    let at = cessio_store::contract::t0();
+    let cookie = "c0ffee-session-cookie-value";
+    let flow = "f10w-cookie-value";
+    store
+        .create_session(
+            cessio_store::NewSession {
+                key: cessio_store::SecretKey::of(cookie),
+                user: 1,
+                data: "{}".into(),
+                at,
+                expires_at: at + chrono::Duration::minutes(30),
+            },
+            cessio_store::SessionLimits::default(),
+        )
+        .await
+        .unwrap();
+    store
+        .start_login_flow(
+            &cessio_store::SecretKey::of(flow),
+            "{}".into(),
+            at + chrono::Duration::minutes(10),
+            at,
+            10,
+        )
+        .await
+        .unwrap();
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let rows: String = client
+        .query_one(
+            &format!(
+                "SELECT (SELECT string_agg(token_hash || data, '|') FROM {schema}.web_sessions)
+                     || (SELECT string_agg(key_hash || data, '|') FROM {schema}.login_flows)"
+            ),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(!rows.contains(cookie) && !rows.contains(flow), "{rows}");
+    assert!(rows.contains(cessio_store::SecretKey::of(cookie).as_str()));
 }

@@ -30,10 +30,11 @@ use cessio_store::{
     AccountRef, Answer, CHANGE_MARKS_SQL, ChangeMarks, ChoiceRecord, Counts, Credit, CreditOrigin,
     DELEGATION_GRANTED_EVENT, DELEGATION_REVOKED_EVENT, Delegation, DelegationChange,
     DelegationScope, EntryQuery, EntryState, EntryStream, HoldingChanges, HoldingInfo,
-    HoldingQuery, IdempotencyKey, MonitorTotal, NewOperatorEvent, NewUser, Operation,
-    OperatorEvent, OperatorEventQuery, Party, PartyEntry, PartyKind, Rata, Receipt, Role,
-    STREAM_BATCH, SqlValue, Store, StoreError, SummaryKey, User, VerifyReport, WriteConfig,
-    entry_stream, holding_changes_sql, largest_holders_sql,
+    HoldingQuery, IdempotencyKey, LoginAttempt, MonitorTotal, NewOperatorEvent, NewSession,
+    NewUser, Operation, OperatorEvent, OperatorEventQuery, Party, PartyEntry, PartyKind, Rata,
+    Receipt, Role, STREAM_BATCH, SecretKey, SessionLimits, SqlValue, Store, StoreError,
+    StoredSession, SummaryKey, User, VerifyReport, WriteConfig, entry_stream, holding_changes_sql,
+    largest_holders_sql, sessions,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{
@@ -1758,6 +1759,321 @@ impl Store for SqliteStore {
                     data: serde_json::from_str(&data).unwrap_or(serde_json::Value::Null),
                 })
             })
+        })
+        .await
+    }
+    async fn create_session(
+        &self,
+        session: NewSession,
+        limits: SessionLimits,
+    ) -> Result<bool, StoreError> {
+        let total = i64::try_from(limits.total).unwrap_or(i64::MAX);
+        let per_user = i64::try_from(limits.per_user.max(1)).unwrap_or(i64::MAX);
+        self.read(move |c| {
+            let tx = rusqlite::Transaction::new_unchecked(c, TransactionBehavior::Immediate)
+                .map_err(db_err)?;
+            let created = tx
+                .prepare_cached(&sessions::create_session_sql(|n| format!("?{n}")))
+                .map_err(db_err)?
+                .query_row(
+                    params![
+                        session.key.as_str(),
+                        session.user,
+                        session.data,
+                        sessions::micros(session.at),
+                        sessions::micros(session.expires_at),
+                        total
+                    ],
+                    |r| r.get::<_, i64>(0),
+                )
+                .optional()
+                .map_err(db_err)?
+                .is_some();
+            if created {
+                tx.prepare_cached(&sessions::evict_sessions_sql(|n| format!("?{n}")))
+                    .map_err(db_err)?
+                    .execute(params![session.user, per_user])
+                    .map_err(db_err)?;
+            }
+            tx.commit().map_err(db_err)?;
+            Ok(created)
+        })
+        .await
+    }
+
+    async fn session(
+        &self,
+        key: &SecretKey,
+        now: DateTime<Utc>,
+    ) -> Result<Option<StoredSession>, StoreError> {
+        let key = key.clone();
+        self.read(move |c| {
+            c.prepare_cached(&sessions::session_sql(|n| format!("?{n}")))
+                .map_err(db_err)?
+                .query_row(params![key.as_str(), sessions::micros(now)], |r| {
+                    Ok(StoredSession {
+                        user: r.get(0)?,
+                        data: r.get(1)?,
+                        notice: r.get(2)?,
+                        expires_at: sessions::from_micros(r.get(3)?),
+                    })
+                })
+                .optional()
+                .map_err(db_err)
+        })
+        .await
+    }
+
+    async fn touch_session(
+        &self,
+        key: &SecretKey,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let key = key.clone();
+        self.read(move |c| {
+            c.prepare_cached(&sessions::touch_session_sql(|n| format!("?{n}")))
+                .map_err(db_err)?
+                .execute(params![
+                    key.as_str(),
+                    sessions::micros(now),
+                    sessions::micros(expires_at)
+                ])
+                .map(|n| n > 0)
+                .map_err(db_err)
+        })
+        .await
+    }
+
+    async fn set_session_notice(
+        &self,
+        key: &SecretKey,
+        notice: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let key = key.clone();
+        self.read(move |c| {
+            c.prepare_cached(&sessions::set_notice_sql(|n| format!("?{n}")))
+                .map_err(db_err)?
+                .execute(params![key.as_str(), notice, sessions::micros(now)])
+                .map(|n| n > 0)
+                .map_err(db_err)
+        })
+        .await
+    }
+
+    async fn take_session_notice(
+        &self,
+        key: &SecretKey,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, StoreError> {
+        let key = key.clone();
+        self.read(move |c| {
+            // SQLite's RETURNING shows the new row only: read and clear in one transaction.
+            let tx = rusqlite::Transaction::new_unchecked(c, TransactionBehavior::Immediate)
+                .map_err(db_err)?;
+            let notice: Option<String> = tx
+                .prepare_cached(&sessions::session_sql(|n| format!("?{n}")))
+                .map_err(db_err)?
+                .query_row(params![key.as_str(), sessions::micros(now)], |r| r.get(2))
+                .optional()
+                .map_err(db_err)?
+                .flatten();
+            if notice.is_some() {
+                tx.prepare_cached(&sessions::set_notice_sql(|n| format!("?{n}")))
+                    .map_err(db_err)?
+                    .execute(params![key.as_str(), None::<String>, sessions::micros(now)])
+                    .map_err(db_err)?;
+            }
+            tx.commit().map_err(db_err)?;
+            Ok(notice)
+        })
+        .await
+    }
+
+    async fn end_session(&self, key: &SecretKey) -> Result<bool, StoreError> {
+        let key = key.clone();
+        self.read(move |c| {
+            c.prepare_cached(&sessions::end_session_sql(|n| format!("?{n}")))
+                .map_err(db_err)?
+                .execute([key.as_str()])
+                .map(|n| n > 0)
+                .map_err(db_err)
+        })
+        .await
+    }
+
+    async fn start_login_flow(
+        &self,
+        key: &SecretKey,
+        data: String,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+        cap: usize,
+    ) -> Result<bool, StoreError> {
+        let key = key.clone();
+        let cap = i64::try_from(cap).unwrap_or(i64::MAX);
+        self.read(move |c| {
+            c.prepare_cached(&sessions::start_login_flow_sql(|n| format!("?{n}")))
+                .map_err(db_err)?
+                .query_row(
+                    params![
+                        key.as_str(),
+                        data,
+                        sessions::micros(expires_at),
+                        sessions::micros(now),
+                        cap
+                    ],
+                    |r| r.get::<_, i64>(0),
+                )
+                .optional()
+                .map(|r| r.is_some())
+                .map_err(db_err)
+        })
+        .await
+    }
+
+    async fn take_login_flow(
+        &self,
+        key: &SecretKey,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, StoreError> {
+        let key = key.clone();
+        let now = sessions::micros(now);
+        self.read(move |c| {
+            let taken = c
+                .prepare_cached(&sessions::take_login_flow_sql(|n| format!("?{n}")))
+                .map_err(db_err)?
+                .query_row([key.as_str()], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                })
+                .optional()
+                .map_err(db_err)?;
+            Ok(taken.filter(|(_, end)| *end > now).map(|(data, _)| data))
+        })
+        .await
+    }
+
+    async fn count_login_attempt(
+        &self,
+        key: &str,
+        limit: u32,
+        now: DateTime<Utc>,
+        expired: DateTime<Utc>,
+    ) -> Result<LoginAttempt, StoreError> {
+        let key = key.to_string();
+        self.read(move |c| {
+            let counted = c
+                .prepare_cached(&sessions::count_attempt_sql(|n| format!("?{n}")))
+                .map_err(db_err)?
+                .query_row(
+                    params![
+                        key,
+                        sessions::micros(now),
+                        sessions::micros(expired),
+                        i64::from(limit)
+                    ],
+                    |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+                )
+                .optional()
+                .map_err(db_err)?;
+            if let Some((start, attempts)) = counted {
+                return Ok(LoginAttempt::Counted {
+                    window_start: sessions::from_micros(start),
+                    attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+                });
+            }
+            let start: Option<i64> = c
+                .prepare_cached(&sessions::attempt_window_sql(|n| format!("?{n}")))
+                .map_err(db_err)?
+                .query_row([&key], |r| r.get(0))
+                .optional()
+                .map_err(db_err)?;
+            Ok(LoginAttempt::Refused {
+                window_start: sessions::from_micros(start.unwrap_or(sessions::micros(now))),
+            })
+        })
+        .await
+    }
+
+    async fn uncount_login_attempt(
+        &self,
+        key: &str,
+        window_start: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let key = key.to_string();
+        self.read(move |c| {
+            c.prepare_cached(&sessions::uncount_attempt_sql(|n| format!("?{n}")))
+                .map_err(db_err)?
+                .execute(params![key, sessions::micros(window_start)])
+                .map(|_| ())
+                .map_err(db_err)
+        })
+        .await
+    }
+
+    async fn forgive_login_attempts(
+        &self,
+        keys: &[String],
+        expired: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let keys = keys.to_vec();
+        self.read(move |c| {
+            let tx = rusqlite::Transaction::new_unchecked(c, TransactionBehavior::Immediate)
+                .map_err(db_err)?;
+            let [drop, lower] = sessions::forgive_attempts_sql(|n| format!("?{n}"), keys.len());
+            let mut params: Vec<rusqlite::types::Value> = keys
+                .iter()
+                .map(|k| rusqlite::types::Value::Text(k.clone()))
+                .collect();
+            params.push(rusqlite::types::Value::Integer(sessions::micros(expired)));
+            tx.execute(&drop, rusqlite::params_from_iter(params.iter()))
+                .map_err(db_err)?;
+            tx.execute(
+                &lower,
+                rusqlite::params_from_iter(params[..keys.len()].iter()),
+            )
+            .map_err(db_err)?;
+            tx.commit().map_err(db_err)
+        })
+        .await
+    }
+
+    async fn trim_login_attempts(
+        &self,
+        expired: DateTime<Utc>,
+        keep: usize,
+    ) -> Result<usize, StoreError> {
+        self.read(move |c| {
+            let tx = rusqlite::Transaction::new_unchecked(c, TransactionBehavior::Immediate)
+                .map_err(db_err)?;
+            let [old, oldest, count] = sessions::trim_attempts_sql(|n| format!("?{n}"));
+            tx.execute(&old, [sessions::micros(expired)])
+                .map_err(db_err)?;
+            let left: i64 = tx.query_row(&count, [], |r| r.get(0)).map_err(db_err)?;
+            let left = usize::try_from(left).unwrap_or(0);
+            let mut kept = left;
+            if left > keep {
+                let excess = i64::try_from(left - keep).unwrap_or(i64::MAX);
+                tx.execute(&oldest, [excess]).map_err(db_err)?;
+                kept = keep;
+            }
+            tx.commit().map_err(db_err)?;
+            Ok(kept)
+        })
+        .await
+    }
+
+    async fn sweep_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.read(move |c| {
+            let mut gone = 0u64;
+            for sql in sessions::sweep_sql(|n| format!("?{n}")) {
+                gone += c.execute(&sql, [sessions::micros(now)]).map_err(db_err)? as u64;
+            }
+            Ok(gone)
         })
         .await
     }

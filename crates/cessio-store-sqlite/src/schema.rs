@@ -257,6 +257,36 @@ UPDATE delegations SET revoked_by = (
  WHERE revoked_at IS NOT NULL;
 CREATE INDEX delegations_party ON delegations (party, id);
 ",
+    r"
+-- What the web layer keeps between requests, so that every process serving the register
+-- shares it and a restart signs no one out (cessio_store::sessions): browser sessions,
+-- strong logins between the redirect to the provider and its return, and the login
+-- throttle's windows. A cookie's value is never stored, only its SHA-256 (token_hash,
+-- key_hash). Every row has an end; reads ignore expired rows and a sweep deletes them.
+CREATE TABLE web_sessions (
+    id INTEGER PRIMARY KEY,
+    token_hash TEXT NOT NULL UNIQUE,
+    user_id INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    notice TEXT,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+CREATE INDEX web_sessions_user ON web_sessions (user_id, expires_at);
+CREATE INDEX web_sessions_expiry ON web_sessions (expires_at);
+CREATE TABLE login_flows (
+    key_hash TEXT PRIMARY KEY,
+    data TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+CREATE INDEX login_flows_expiry ON login_flows (expires_at);
+CREATE TABLE login_attempts (
+    key TEXT PRIMARY KEY,
+    window_start INTEGER NOT NULL,
+    attempts INTEGER NOT NULL
+);
+CREATE INDEX login_attempts_window ON login_attempts (window_start);
+",
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

@@ -122,8 +122,13 @@ async fn reopening_keeps_everything_and_continues_the_chain() {
     assert!(store.verify().await.unwrap().ok());
 }
 
-/// Takes a register back to before migration 7 (delegation scopes and end dates).
-const UNDO_MIGRATION_7: &str = "DROP INDEX delegations_party;
+/// Takes a register back to before migration 7 (delegation scopes and end dates), and so
+/// before migration 8 (the web layer's sessions, logins in progress and throttle).
+const UNDO_MIGRATION_7: &str = "DROP TABLE web_sessions;
+         DROP TABLE login_flows;
+         DROP TABLE login_attempts;
+         DELETE FROM schema_migrations WHERE version = 8;
+         DROP INDEX delegations_party;
          ALTER TABLE delegations DROP COLUMN scope;
          ALTER TABLE delegations DROP COLUMN valid_until;
          ALTER TABLE delegations DROP COLUMN granted_by;
@@ -263,4 +268,48 @@ async fn one_partys_holdings_are_read_through_the_holder_index() {
         ..cessio_store::HoldingQuery::of(1)
     });
     assert!(!all.contains("accounts_holder"), "{all}");
+}
+
+/// A database read does not give away a live cookie: the session, the strong login in
+/// progress and the throttle keep only what the web layer cannot be signed in with.
+#[tokio::test]
+async fn only_the_hash_of_a_session_cookie_is_stored() {
+    let path = temp_path();
+    let store: DynStore = Arc::new(SqliteStore::open(&path, WriteConfig::default()).unwrap());
+    let at = cessio_store::contract::t0();
+    let cookie = "c0ffee-session-cookie-value";
+    let flow = "f10w-cookie-value";
+    store
+        .create_session(
+            cessio_store::NewSession {
+                key: cessio_store::SecretKey::of(cookie),
+                user: 1,
+                data: "{}".into(),
+                at,
+                expires_at: at + chrono::Duration::minutes(30),
+            },
+            cessio_store::SessionLimits::default(),
+        )
+        .await
+        .unwrap();
+    store
+        .start_login_flow(
+            &cessio_store::SecretKey::of(flow),
+            "{}".into(),
+            at + chrono::Duration::minutes(10),
+            at,
+            10,
+        )
+        .await
+        .unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let rows: String = conn
+        .query_row(
+            "SELECT group_concat(token_hash || data, '|') || (SELECT group_concat(key_hash || data, '|') FROM login_flows) FROM web_sessions",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(!rows.contains(cookie) && !rows.contains(flow), "{rows}");
+    assert!(rows.contains(cessio_store::SecretKey::of(cookie).as_str()));
 }

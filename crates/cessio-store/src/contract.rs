@@ -17,8 +17,9 @@ use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use crate::{
     AccountRef, ChangeMarks, Command, CreditOrigin, DELEGATION_GRANTED_EVENT,
     DELEGATION_REVOKED_EVENT, DelegationChange, DelegationScope, EntryQuery, HoldingQuery,
-    IdempotencyKey, NewCredit, NewParty, NewRata, NewUser, Operation, OperatorEventQuery,
-    PartyKind, Receipt, Role, Store, StoreError, TransferRequest,
+    IdempotencyKey, LoginAttempt, NewCredit, NewParty, NewRata, NewSession, NewUser, Operation,
+    OperatorEventQuery, PartyKind, Receipt, Role, SecretKey, SessionLimits, Store, StoreError,
+    TransferRequest,
 };
 
 /// Generates one `#[tokio::test]` per contract test. `$make` is an async expression giving
@@ -48,7 +49,11 @@ macro_rules! contract_tests {
             f1_summary_equals_the_history_after_random_concurrent_operations,
             holding_changes_name_what_moved_since_a_mark,
             entries_are_counted_streamed_and_narrowed_to_a_cedente_or_cessionario,
-            holdings_are_read_in_pages_and_by_rata
+            holdings_are_read_in_pages_and_by_rata,
+            sessions_are_found_by_hash_touched_expire_and_end,
+            sessions_are_capped_per_user_and_in_all,
+            login_flows_are_taken_once_expire_and_are_capped,
+            login_attempts_are_counted_in_windows_refused_forgiven_and_trimmed
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
@@ -1433,4 +1438,384 @@ pub async fn holdings_are_read_in_pages_and_by_rata(store: DynStore) {
     let code = whole[0].rata.codice_tributo.clone();
     assert_eq!(by_code(vec![code.clone(), "9999".into()]).await, whole);
     assert!(by_code(vec!["9999".into()]).await.is_empty());
+}
+
+fn minutes(n: i64) -> chrono::Duration {
+    chrono::Duration::minutes(n)
+}
+
+fn new_session(token: &str, user: i64, at: DateTime<Utc>, idle_minutes: i64) -> NewSession {
+    NewSession {
+        key: SecretKey::of(token),
+        user,
+        data: format!("{{\"token\":\"{token}\"}}"),
+        at,
+        expires_at: at + minutes(idle_minutes),
+    }
+}
+
+pub async fn sessions_are_found_by_hash_touched_expire_and_end(store: DynStore) {
+    let limits = SessionLimits::default();
+    let k = SecretKey::of("cookie-a");
+    assert!(
+        store
+            .create_session(new_session("cookie-a", 7, t0(), 30), limits)
+            .await
+            .unwrap()
+    );
+    let s = store.session(&k, t0() + minutes(1)).await.unwrap().unwrap();
+    assert_eq!((s.user, s.notice.clone()), (7, None));
+    assert!(
+        s.data.contains("cookie-a"),
+        "the web layer's data comes back"
+    );
+    assert_eq!(s.expires_at, t0() + minutes(30));
+    // Only the hash of the cookie names the session: neither another value nor the hash
+    // taken as a cookie finds it.
+    assert!(
+        store
+            .session(&SecretKey::of("cookie-b"), t0())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .session(&SecretKey::of(k.as_str()), t0())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Expired: as good as ended, and it cannot be touched back to life.
+    assert!(
+        store
+            .session(&k, t0() + minutes(30))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        !store
+            .touch_session(&k, t0() + minutes(31), t0() + minutes(61))
+            .await
+            .unwrap()
+    );
+    // Used in time, it lives on; a touch never shortens it.
+    assert!(
+        store
+            .touch_session(&k, t0() + minutes(20), t0() + minutes(50))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .touch_session(&k, t0() + minutes(21), t0() + minutes(40))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .session(&k, t0() + minutes(45))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // A notice is taken once.
+    let now = t0() + minutes(21);
+    assert!(
+        store
+            .set_session_notice(&k, Some("fatto".into()), now)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .session(&k, now)
+            .await
+            .unwrap()
+            .unwrap()
+            .notice
+            .as_deref(),
+        Some("fatto")
+    );
+    let takes = futures_join(
+        store.take_session_notice(&k, now),
+        store.take_session_notice(&k, now),
+    )
+    .await;
+    let taken: Vec<String> = [takes.0.unwrap(), takes.1.unwrap()]
+        .into_iter()
+        .flatten()
+        .collect();
+    assert_eq!(taken, vec!["fatto".to_string()], "taken exactly once");
+    // Signing out ends it; ending it again finds nothing.
+    assert!(store.end_session(&k).await.unwrap());
+    assert!(store.session(&k, now).await.unwrap().is_none());
+    assert!(!store.end_session(&k).await.unwrap());
+    // The sweep deletes what has expired, and only that.
+    store
+        .create_session(new_session("old", 7, t0(), 1), limits)
+        .await
+        .unwrap();
+    store
+        .create_session(new_session("live", 7, t0(), 60), limits)
+        .await
+        .unwrap();
+    assert_eq!(store.sweep_expired(t0() + minutes(2)).await.unwrap(), 1);
+    assert!(
+        store
+            .session(&SecretKey::of("live"), t0() + minutes(2))
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+async fn futures_join<A: std::future::Future, B: std::future::Future>(
+    a: A,
+    b: B,
+) -> (A::Output, B::Output) {
+    tokio::join!(a, b)
+}
+
+pub async fn sessions_are_capped_per_user_and_in_all(store: DynStore) {
+    let limits = SessionLimits {
+        per_user: 3,
+        total: 5,
+    };
+    let live = |token: &'static str, at: DateTime<Utc>| {
+        let store = store.clone();
+        async move {
+            store
+                .session(&SecretKey::of(token), at)
+                .await
+                .unwrap()
+                .is_some()
+        }
+    };
+    for (i, token) in ["u1-a", "u1-b", "u1-c"].into_iter().enumerate() {
+        let at = t0() + minutes(i64::try_from(i).unwrap());
+        assert!(
+            store
+                .create_session(new_session(token, 1, at, 30), limits)
+                .await
+                .unwrap()
+        );
+    }
+    // The first is used again: the least recently used is now the second.
+    assert!(
+        store
+            .touch_session(
+                &SecretKey::of("u1-a"),
+                t0() + minutes(5),
+                t0() + minutes(35)
+            )
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .create_session(new_session("u1-d", 1, t0() + minutes(6), 30), limits)
+            .await
+            .unwrap()
+    );
+    let now = t0() + minutes(7);
+    assert!(!live("u1-b", now).await, "the least recently used went");
+    for token in ["u1-a", "u1-c", "u1-d"] {
+        assert!(live(token, now).await, "{token} stays");
+    }
+    // Five live in all: the next sign-in is refused, and signs no one out.
+    for token in ["u2-a", "u2-b"] {
+        assert!(
+            store
+                .create_session(new_session(token, 2, now, 10), limits)
+                .await
+                .unwrap()
+        );
+    }
+    assert!(
+        !store
+            .create_session(new_session("u3-a", 3, now, 30), limits)
+            .await
+            .unwrap()
+    );
+    assert!(!live("u3-a", now).await);
+    for token in ["u1-a", "u1-c", "u1-d", "u2-a", "u2-b"] {
+        assert!(live(token, now).await, "{token} stays");
+    }
+    // Expired sessions do not count, swept or not.
+    let later = now + minutes(11);
+    assert!(
+        store
+            .create_session(new_session("u3-a", 3, later, 30), limits)
+            .await
+            .unwrap()
+    );
+    assert!(live("u3-a", later).await);
+}
+
+pub async fn login_flows_are_taken_once_expire_and_are_capped(store: DynStore) {
+    let (a, b, c) = (
+        SecretKey::of("flow-a"),
+        SecretKey::of("flow-b"),
+        SecretKey::of("flow-c"),
+    );
+    let end = t0() + minutes(10);
+    assert!(
+        store
+            .start_login_flow(&a, "A".into(), end, t0(), 2)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .start_login_flow(&b, "B".into(), end, t0(), 2)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .start_login_flow(&c, "C".into(), end, t0(), 2)
+            .await
+            .unwrap(),
+        "past the cap new logins are refused"
+    );
+    let now = t0() + minutes(1);
+    let takes = futures_join(
+        store.take_login_flow(&a, now),
+        store.take_login_flow(&a, now),
+    )
+    .await;
+    let taken: Vec<String> = [takes.0.unwrap(), takes.1.unwrap()]
+        .into_iter()
+        .flatten()
+        .collect();
+    assert_eq!(taken, vec!["A".to_string()], "taken exactly once");
+    assert!(
+        store
+            .start_login_flow(&c, "C".into(), end, now, 2)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.take_login_flow(&b, end).await.unwrap(),
+        None,
+        "expired"
+    );
+    assert_eq!(store.sweep_expired(end).await.unwrap(), 1);
+    assert_eq!(store.take_login_flow(&c, end).await.unwrap(), None);
+}
+
+pub async fn login_attempts_are_counted_in_windows_refused_forgiven_and_trimmed(store: DynStore) {
+    let window = chrono::Duration::seconds(60);
+    let count = |key: &'static str, now: DateTime<Utc>| {
+        let store = store.clone();
+        async move {
+            store
+                .count_login_attempt(key, 3, now, now - window)
+                .await
+                .unwrap()
+        }
+    };
+    for n in 1..=3 {
+        assert_eq!(
+            count("c", t0()).await,
+            LoginAttempt::Counted {
+                window_start: t0(),
+                attempts: n
+            }
+        );
+    }
+    let later = t0() + chrono::Duration::seconds(30);
+    assert_eq!(
+        count("c", later).await,
+        LoginAttempt::Refused { window_start: t0() }
+    );
+    // Refused attempts are not counted: once the window is over, a new one starts.
+    let next = t0() + window;
+    assert_eq!(
+        count("c", next).await,
+        LoginAttempt::Counted {
+            window_start: next,
+            attempts: 1
+        }
+    );
+    store.uncount_login_attempt("c", next).await.unwrap();
+    assert_eq!(
+        count("c", next).await,
+        LoginAttempt::Counted {
+            window_start: next,
+            attempts: 1
+        },
+        "taken back"
+    );
+    count("c", next).await;
+    store
+        .forgive_login_attempts(&["c".to_string()], next - window)
+        .await
+        .unwrap();
+    assert_eq!(
+        count("c", next).await,
+        LoginAttempt::Counted {
+            window_start: next,
+            attempts: 2
+        },
+        "one forgiven"
+    );
+    for _ in 0..2 {
+        store
+            .forgive_login_attempts(&["c".to_string()], next - window)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        store.trim_login_attempts(next - window, 100).await.unwrap(),
+        0,
+        "a window emptied by forgiveness goes"
+    );
+    // Concurrent attempts cannot all slip under the limit.
+    let tries: Vec<_> = (0..12)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .count_login_attempt("hot", 5, next, next - window)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut counted = 0;
+    for t in tries {
+        counted += usize::from(matches!(t.await.unwrap(), LoginAttempt::Counted { .. }));
+    }
+    assert_eq!(counted, 5);
+    // Trimming: the expired go, then the oldest beyond what is kept.
+    for i in 0..10i64 {
+        let key = format!("k{i}");
+        store
+            .count_login_attempt(&key, 5, next + chrono::Duration::seconds(i), next - window)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        store.trim_login_attempts(next - window, 4).await.unwrap(),
+        4
+    );
+    let kept = store
+        .count_login_attempt("k9", 5, next + chrono::Duration::seconds(9), next - window)
+        .await
+        .unwrap();
+    assert!(
+        matches!(kept, LoginAttempt::Counted { attempts: 2, .. }),
+        "the newest windows stay: {kept:?}"
+    );
+    assert_eq!(
+        store
+            .trim_login_attempts(next + chrono::Duration::seconds(9), 100)
+            .await
+            .unwrap(),
+        0,
+        "all expired"
+    );
 }

@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 pub mod engine;
 pub mod model;
 pub mod queue;
+pub mod sessions;
 pub mod stream;
 pub mod verify;
 
@@ -23,6 +24,7 @@ pub mod verify;
 pub mod contract;
 
 pub use model::*;
+pub use sessions::{LoginAttempt, NewSession, SecretKey, SessionLimits, StoredSession};
 pub use stream::{
     EntrySender, EntryStream, STREAM_BATCH, STREAM_STALL, STREAMS, StreamSlots, entry_stream,
 };
@@ -313,6 +315,102 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// The credits created by splitting a rata (F6), oldest first.
     async fn splits_of(&self, rata: RataId) -> Result<Vec<i64>, StoreError>;
+
+    /// Records a browser session and ends the user's least recently used ones beyond
+    /// `limits.per_user`. False, and nothing recorded, when `limits.total` sessions are live.
+    async fn create_session(
+        &self,
+        session: NewSession,
+        limits: SessionLimits,
+    ) -> Result<bool, StoreError>;
+
+    /// A session live at `now` (an expired one is as good as ended).
+    async fn session(
+        &self,
+        key: &SecretKey,
+        now: DateTime<Utc>,
+    ) -> Result<Option<StoredSession>, StoreError>;
+
+    /// Moves a live session's end to `expires_at` (never earlier). False when it is not live.
+    async fn touch_session(
+        &self,
+        key: &SecretKey,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    /// Leaves a message in a live session for the next page (or clears it with `None`).
+    async fn set_session_notice(
+        &self,
+        key: &SecretKey,
+        notice: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    /// Takes the message a live session holds: a second take finds none.
+    async fn take_session_notice(
+        &self,
+        key: &SecretKey,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, StoreError>;
+
+    /// Ends a session (sign-out). False when there was none.
+    async fn end_session(&self, key: &SecretKey) -> Result<bool, StoreError>;
+
+    /// Records a strong login between the redirect to the provider and its return, unless
+    /// `cap` are in progress (false, nothing recorded).
+    async fn start_login_flow(
+        &self,
+        key: &SecretKey,
+        data: String,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+        cap: usize,
+    ) -> Result<bool, StoreError>;
+
+    /// Takes a strong login in progress, once, if it has not expired by `now`.
+    async fn take_login_flow(
+        &self,
+        key: &SecretKey,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, StoreError>;
+
+    /// Counts a login attempt under a throttle key unless its window holds `limit`
+    /// attempts; a window started at or before `expired` is over and starts afresh at `now`.
+    async fn count_login_attempt(
+        &self,
+        key: &str,
+        limit: u32,
+        now: DateTime<Utc>,
+        expired: DateTime<Utc>,
+    ) -> Result<LoginAttempt, StoreError>;
+
+    /// Takes back an attempt [`count_login_attempt`](Store::count_login_attempt) counted in
+    /// the window that started at `window_start` (another key refused the login).
+    async fn uncount_login_attempt(
+        &self,
+        key: &str,
+        window_start: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Forgives one attempt under each key (the login succeeded); an emptied window goes.
+    async fn forgive_login_attempts(
+        &self,
+        keys: &[String],
+        expired: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Deletes the throttle's windows started at or before `expired`, then the oldest beyond
+    /// `keep`; returns how many are left.
+    async fn trim_login_attempts(
+        &self,
+        expired: DateTime<Utc>,
+        keep: usize,
+    ) -> Result<usize, StoreError>;
+
+    /// Deletes the sessions and strong logins in progress that ended by `now`; returns how
+    /// many rows went.
+    async fn sweep_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
 }
 
 /// How a database URL names its backend.

@@ -7,9 +7,8 @@
 
 #![recursion_limit = "256"]
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -25,7 +24,7 @@ use cessio_app::{
     App, AppError, CessionLine, IncomingFilter, MovementFilter, OptionInput, Principal,
 };
 use cessio_core::ledger::PartyId;
-use cessio_store::{DelegationScope, PartyKind, Role};
+use cessio_store::{DelegationScope, PartyKind, Role, SessionLimits};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -36,6 +35,7 @@ pub mod openapi;
 mod parse_errors;
 mod problem;
 mod server;
+mod sessions;
 mod throttle;
 pub mod ui;
 
@@ -55,21 +55,12 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 const SESSION_COOKIE: &str = "cessio_session";
 
-#[derive(Debug)]
-struct Session {
-    principal: Principal,
-    last_seen: Instant,
-    /// The synchronizer token every form of this session carries (CSRF).
-    csrf: String,
-    /// A message for the next page shown (post, redirect, get).
-    notice: Option<ui::Notice>,
-}
-
-/// Shared state of the HTTP layer: the app plus what lives only in this process.
+/// Shared state of the HTTP layer: the app, and how this process serves it. Sessions,
+/// strong logins in progress and the login throttle's counts are in the store
+/// (`sessions.rs`, `throttle.rs`), shared by every process serving the register.
 #[derive(Clone, Debug)]
 pub struct WebState {
     pub app: App,
-    sessions: Arc<Mutex<HashMap<String, Session>>>,
     login_throttle: Arc<LoginThrottle>,
     /// Proxies whose `X-Forwarded-For` names the client (the address they forward for);
     /// from anyone else the header is ignored, since a client could write any address.
@@ -79,87 +70,59 @@ pub struct WebState {
     pub secure_cookies: bool,
     /// A session unused for this long ends ([`SESSION_IDLE`] unless changed).
     pub session_idle: Duration,
+    /// Live sessions per user and in all.
+    pub session_limits: SessionLimits,
     /// See [`REQUEST_TIMEOUT`].
     pub request_timeout: Duration,
     /// Strong login (SPID/CIE through OpenID Connect), when an issuer is configured.
     pub oidc: Option<Arc<ui::StrongLogin>>,
-    pending_logins: Arc<Mutex<HashMap<String, ui::PendingStrongLogin>>>,
+    sweeper: Arc<sessions::Sweeper>,
 }
 
 impl WebState {
     pub fn new(app: App) -> Self {
         WebState {
+            login_throttle: Arc::new(LoginThrottle::new(
+                app.store.clone(),
+                LoginLimits::default(),
+            )),
             app,
-            sessions: Arc::default(),
-            login_throttle: Arc::new(LoginThrottle::new(LoginLimits::default())),
             trusted_proxies: Vec::new(),
             metrics: Arc::new(Metrics::default()),
             secure_cookies: false,
             session_idle: SESSION_IDLE,
+            session_limits: SessionLimits::default(),
             request_timeout: REQUEST_TIMEOUT,
             oidc: None,
-            pending_logins: Arc::default(),
+            sweeper: Arc::default(),
         }
     }
 
-    /// A new session under a new random id: a login never reuses an id the browser
-    /// already had (no session fixation).
-    fn new_session(&self, principal: Principal) -> String {
-        let id = random_token();
-        if let Ok(mut s) = self.sessions.lock() {
-            s.retain(|_, v| v.last_seen.elapsed() < self.session_idle);
-            s.insert(
-                id.clone(),
-                Session {
-                    principal,
-                    last_seen: Instant::now(),
-                    csrf: random_token(),
-                    notice: None,
-                },
-            );
-        }
-        id
-    }
-
-    fn session(&self, id: &str) -> Option<Principal> {
-        self.with_session(id, |s| s.principal.clone())
-    }
-
-    /// Runs `f` on a live session, refreshing its idle timer.
-    fn with_session<T>(&self, id: &str, f: impl FnOnce(&mut Session) -> T) -> Option<T> {
-        let mut sessions = self.sessions.lock().ok()?;
-        let session = sessions.get_mut(id)?;
-        if session.last_seen.elapsed() >= self.session_idle {
-            sessions.remove(id);
-            return None;
-        }
-        session.last_seen = Instant::now();
-        Some(f(session))
-    }
-
-    fn end_session(&self, id: &str) {
-        if let Ok(mut s) = self.sessions.lock() {
-            s.remove(id);
-        }
-    }
-
-    /// Replaces the login throttle's limits (and forgets its windows).
+    /// Replaces the login throttle's limits.
     pub fn with_login_limits(mut self, limits: LoginLimits) -> Self {
-        self.login_throttle = Arc::new(LoginThrottle::new(limits));
+        self.login_throttle = Arc::new(LoginThrottle::new(self.app.store.clone(), limits));
         self
     }
 
     /// Counts a login attempt of `client` on `username`; refuses it, with the seconds to
     /// wait, beyond the throttle's limits. A successful attempt is then forgiven
     /// ([`Self::login_succeeded`]).
-    fn allow_login(&self, client: IpAddr, username: &str) -> Result<(), u64> {
-        self.login_throttle
+    async fn allow_login(
+        &self,
+        client: IpAddr,
+        username: &str,
+    ) -> Result<Result<(), u64>, AppError> {
+        Ok(self
+            .login_throttle
             .allow(client, username)
-            .map_err(|wait| wait.as_secs().max(1))
+            .await?
+            .map_err(|wait| wait.as_secs().max(1)))
     }
 
-    fn login_succeeded(&self, client: IpAddr, username: &str) {
-        self.login_throttle.forgive(client, username);
+    async fn login_succeeded(&self, client: IpAddr, username: &str) {
+        if let Err(e) = self.login_throttle.forgive(client, username).await {
+            tracing::warn!(error = %e, "a successful login was not forgiven by the throttle");
+        }
     }
 }
 
@@ -327,10 +290,14 @@ impl FromRequestParts<WebState> for Auth {
         {
             return Ok(Auth(state.app.principal_for_token(bearer.trim()).await?));
         }
-        let session = cookie_value(&parts.headers, SESSION_COOKIE)
-            .and_then(|id| state.session(id))
+        let Some(id) = cookie_value(&parts.headers, SESSION_COOKIE) else {
+            return Err(AppError::Unauthenticated.into());
+        };
+        let session = state
+            .live_session(id)
+            .await?
             .ok_or(AppError::Unauthenticated)?;
-        Ok(Auth(state.app.refresh(&session).await?))
+        Ok(Auth(state.app.refresh(&session.principal).await?))
     }
 }
 
@@ -586,12 +553,12 @@ async fn login(
     ClientIp(client): ClientIp,
     ApiJson(body): ApiJson<LoginBody>,
 ) -> ApiResult<Response> {
-    if let Err(seconds) = state.allow_login(client, &body.username) {
+    if let Err(seconds) = state.allow_login(client, &body.username).await? {
         return Ok(too_many_attempts(seconds).into_response());
     }
     let p = state.app.login(&body.username, &body.password).await?;
-    state.login_succeeded(client, &body.username);
-    let id = state.new_session(p.clone());
+    state.login_succeeded(client, &body.username).await;
+    let id = state.new_session(p.clone()).await?;
     let cookie = format!(
         "{SESSION_COOKIE}={id}; Path=/; HttpOnly; SameSite=Lax{}",
         if state.secure_cookies { "; Secure" } else { "" }
@@ -604,8 +571,11 @@ async fn login(
 }
 
 async fn logout(State(state): State<WebState>, headers: HeaderMap) -> Response {
-    if let Some(id) = cookie_value(&headers, SESSION_COOKIE) {
-        state.end_session(id);
+    if let Some(id) = cookie_value(&headers, SESSION_COOKIE)
+        && let Err(e) = state.end_session(id).await
+    {
+        // Not signed out: saying so beats a 204 the session would outlive.
+        return ApiError(e).into_response();
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
     response.headers_mut().insert(

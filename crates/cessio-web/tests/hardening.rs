@@ -204,8 +204,8 @@ async fn a_forwarded_address_from_an_untrusted_peer_is_ignored() {
 }
 
 /// Half-megabyte usernames are answered like any failed login. That the throttle keeps
-/// them as fixed-size digests in bounded memory is `throttle::tests`'
-/// `memory_stays_bounded_under_many_keys`: a response cannot show it.
+/// them as fixed-size digests in bounded rows is `throttle::tests`'
+/// `rows_stay_bounded_under_many_keys`: a response cannot show it.
 #[tokio::test]
 async fn huge_usernames_are_answered_like_any_failed_login() {
     let server = behind_proxy().await;

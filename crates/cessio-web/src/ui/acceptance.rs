@@ -61,7 +61,7 @@ pub async fn page(
         Ok(p) => p,
         Err(r) => return r,
     };
-    let notice = ui.take_notice(&state);
+    let notice = ui.take_notice(&state).await;
     let mut errors = FieldErrors::default();
     let filter = filters.parse(&mut errors);
     let mut too_many = None;
@@ -279,7 +279,7 @@ pub async fn submit(
                 if r.replayed {
                     notice = notice.line("Nota", "risposta già registrata: nulla è stato ripetuto");
                 }
-                ui.leave_notice(&state, notice);
+                ui.leave_notice(&state, notice).await;
                 return super::see_other(&format!("{}/accettazione", party_home(&party)));
             }
             Err(e) => {

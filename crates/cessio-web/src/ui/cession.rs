@@ -74,7 +74,7 @@ pub async fn page(State(state): State<WebState>, ui: Ui, Path(cf): Path<String>)
         Ok(h) => h,
         Err(e) => return error_page(Some(&ui), &e),
     };
-    let notice = ui.take_notice(&state);
+    let notice = ui.take_notice(&state).await;
     let mut shell = ui.party_shell("Cessione crediti", &party);
     shell.notice = notice;
     render(layout_page(
@@ -535,7 +535,7 @@ async fn confirm(
                     format!("{} a {}", amount(l.amount), l.cf),
                 );
             }
-            ui.leave_notice(state, notice);
+            ui.leave_notice(state, notice).await;
             super::see_other(&format!("{}/cessione", party_home(party)))
         }
         Err(e) => {

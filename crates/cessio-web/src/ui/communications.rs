@@ -103,7 +103,7 @@ pub async fn page(State(state): State<WebState>, ui: Ui, Path(cf): Path<String>)
         Ok(p) => p,
         Err(r) => return r,
     };
-    let notice = ui.take_notice(&state);
+    let notice = ui.take_notice(&state).await;
     let form = SingleForm {
         chiave: random_token(),
         origine: "sconto".into(),
@@ -593,7 +593,7 @@ pub async fn submit(
                     ),
                 );
             }
-            ui.leave_notice(&state, notice);
+            ui.leave_notice(&state, notice).await;
             super::see_other(&format!("{}/comunicazioni", party_home(&party)))
         }
         Err(e) => {
@@ -752,7 +752,8 @@ pub async fn annul(
                 Notice::success("Comunicazione annullata")
                     .line("Protocollo dell'operazione", r.operation_id.to_string())
                     .line("Importo", amount(r.amount)),
-            );
+            )
+            .await;
             super::see_other(&format!("{}/comunicazioni", party_home(&party)))
         }
         Err(e) => {

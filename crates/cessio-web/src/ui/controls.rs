@@ -22,7 +22,7 @@ use crate::{WebState, random_token};
 const HITS_SHOWN: usize = 200;
 
 pub async fn page(State(state): State<WebState>, ui: Ui) -> Response {
-    let notice = ui.take_notice(&state);
+    let notice = ui.take_notice(&state).await;
     show(&state, &ui, notice, &FieldErrors::default(), StatusCode::OK).await
 }
 
@@ -345,7 +345,7 @@ pub async fn submit(
     };
     match outcome {
         Ok(notice) => {
-            ui.leave_notice(&state, notice);
+            ui.leave_notice(&state, notice).await;
             see_other("/operatore/controlli")
         }
         Err(e) => {

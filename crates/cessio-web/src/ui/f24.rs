@@ -45,7 +45,7 @@ pub async fn page(
         Ok(p) => p,
         Err(r) => return r,
     };
-    let notice = ui.take_notice(&state);
+    let notice = ui.take_notice(&state).await;
     show(
         &state,
         &ui,
@@ -483,7 +483,7 @@ pub async fn reserve(
         .await
     {
         Ok(r) => {
-            ui.leave_notice(&state, reservation_notice(&r));
+            ui.leave_notice(&state, reservation_notice(&r)).await;
             see_other(&format!(
                 "{}/f24?prenotazione={}",
                 party_home(&party),
@@ -597,7 +597,8 @@ pub async fn end(
                     .line("Prenotazione", o.reservation.to_string())
                     .line("Protocollo dell'operazione", o.operation_id.to_string())
                     .line("Importo", amount(o.amount)),
-            );
+            )
+            .await;
             see_other(&format!("{}/f24", party_home(&party)))
         }
         Err(e) => {
@@ -668,7 +669,8 @@ pub async fn choice(
                 })
                 .line("Protocollo dell'operazione", r.operation_id.to_string())
                 .line("Stato", choice_label(&r.choice)),
-            );
+            )
+            .await;
             see_other(&format!("{}/f24", party_home(&party)))
         }
         Err(e) => {

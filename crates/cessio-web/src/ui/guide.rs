@@ -39,8 +39,11 @@ const SECTIONS: &[(&str, &str)] = &[
 pub async fn show(State(state): State<WebState>, headers: HeaderMap) -> Response {
     // The header shows who is signed in and offers Esci, as on every other page; the
     // guide itself is the same for everyone.
-    let session = cookie_value(&headers, SESSION_COOKIE)
-        .and_then(|id| state.with_session(id, |s| (s.principal.clone(), s.csrf.clone())));
+    let session = match cookie_value(&headers, SESSION_COOKIE) {
+        Some(id) => state.live_session(id).await.ok().flatten(),
+        None => None,
+    }
+    .map(|s| (s.principal, s.csrf));
     let shell = Shell {
         title: "Guida",
         user: session.as_ref().map(|(user, _)| user),

@@ -2,7 +2,7 @@
 //! operation), or a strong digital identity (SPID/CIE) through OpenID Connect with PKCE,
 //! which needs no PIN.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::PageForm as Form;
 use axum::extract::{Query, State};
@@ -21,11 +21,6 @@ use crate::{SESSION_COOKIE, WebState, cookie_value, random_token};
 const PRELOGIN_COOKIE: &str = "cessio_prelogin";
 /// Binds a strong login in progress to the browser that started it.
 const STRONG_COOKIE: &str = "cessio_spid";
-/// A strong login not completed within this time must start again.
-const STRONG_LOGIN_TTL: Duration = Duration::from_secs(10 * 60);
-/// Strong logins in progress at once; beyond this new ones are refused rather than let
-/// anonymous requests grow the server's memory.
-const STRONG_LOGINS_IN_PROGRESS: usize = 10_000;
 
 /// The configured identity provider (SPID/CIE gateway, or the local test provider).
 #[derive(Debug)]
@@ -35,11 +30,11 @@ pub struct StrongLogin {
     pub label: String,
 }
 
-/// A strong login between the redirect to the provider and its return.
-#[derive(Debug)]
+/// A strong login between the redirect to the provider and its return (kept in the
+/// store until it returns, for at most `sessions::STRONG_LOGIN_TTL`).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct PendingStrongLogin {
     pending: cessio_oidc::PendingLogin,
-    started: Instant,
     after: String,
 }
 
@@ -100,10 +95,11 @@ pub async fn page(
     headers: HeaderMap,
     Query(q): Query<LoginQuery>,
 ) -> Response {
-    if cookie_value(&headers, SESSION_COOKIE)
-        .and_then(|id| state.session(id))
-        .is_some()
-    {
+    let signed_in = match cookie_value(&headers, SESSION_COOKIE) {
+        Some(id) => state.session(id).await.is_some(),
+        None => false,
+    };
+    if signed_in {
         return see_other(&safe_after(q.dopo.as_deref()));
     }
     let token = random_token();
@@ -192,8 +188,11 @@ pub struct LoginForm {
     dopo: Option<String>,
 }
 
-fn signed_in(state: &WebState, principal: cessio_app::Principal, after: &str) -> Response {
-    let id = state.new_session(principal);
+async fn signed_in(state: &WebState, principal: cessio_app::Principal, after: &str) -> Response {
+    let id = match state.new_session(principal).await {
+        Ok(id) => id,
+        Err(e) => return super::error_page(None, &e),
+    };
     let mut response = see_other(after);
     let headers = response.headers_mut();
     headers.append(header::SET_COOKIE, cookie(state, SESSION_COOKIE, &id, None));
@@ -216,7 +215,11 @@ pub async fn submit(
     }
     let after = safe_after(f.dopo.as_deref());
     let mut errors = FieldErrors::default();
-    if let Err(seconds) = state.allow_login(client, &f.username) {
+    let allowed = match state.allow_login(client, &f.username).await {
+        Ok(a) => a,
+        Err(e) => return super::error_page(None, &e),
+    };
+    if let Err(seconds) = allowed {
         errors.form(crate::too_many_attempts(seconds).detail);
         let mut r = render_login(&state, bound, &f.username, &after, &errors, None);
         *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
@@ -226,8 +229,8 @@ pub async fn submit(
     }
     match state.app.login(&f.username, &f.password).await {
         Ok(p) => {
-            state.login_succeeded(client, &f.username);
-            signed_in(&state, p, &after)
+            state.login_succeeded(client, &f.username).await;
+            signed_in(&state, p, &after).await
         }
         Err(e @ AppError::LoginFailed) => {
             errors.field("password", e.to_string());
@@ -247,7 +250,9 @@ pub async fn logout(State(state): State<WebState>, ui: Ui, Form(f): Form<LogoutF
     if let Err(r) = ui.check_csrf(&f.csrf) {
         return r;
     }
-    state.end_session(&ui.session);
+    if let Err(e) = state.end_session(&ui.session).await {
+        return super::error_page(Some(&ui), &e);
+    }
     let mut response = see_other("/accesso?uscito=1");
     response.headers_mut().insert(
         header::SET_COOKIE,
@@ -272,28 +277,29 @@ pub async fn strong_start(State(state): State<WebState>, Query(q): Query<StrongS
         );
     };
     let (url, pending) = strong.client.begin();
-    let id = random_token();
-    if let Ok(mut map) = state.pending_logins.lock() {
-        map.retain(|_, p| p.started.elapsed() < STRONG_LOGIN_TTL);
-        if map.len() >= STRONG_LOGINS_IN_PROGRESS {
+    let pending = PendingStrongLogin {
+        pending,
+        after: safe_after(q.dopo.as_deref()),
+    };
+    let id = match state.start_strong_login(&pending).await {
+        Ok(Some(id)) => id,
+        Ok(None) => {
             return strong_failed(
                 &state,
                 "troppi accessi in corso: riprovare tra qualche minuto",
             );
         }
-        map.insert(
-            id.clone(),
-            PendingStrongLogin {
-                pending,
-                started: Instant::now(),
-                after: safe_after(q.dopo.as_deref()),
-            },
-        );
-    }
+        Err(e) => return super::error_page(None, &e),
+    };
     let mut response = see_other(&url);
     response.headers_mut().insert(
         header::SET_COOKIE,
-        cookie(&state, STRONG_COOKIE, &id, Some(STRONG_LOGIN_TTL.as_secs())),
+        cookie(
+            &state,
+            STRONG_COOKIE,
+            &id,
+            Some(crate::sessions::STRONG_LOGIN_TTL.as_secs()),
+        ),
     );
     response
 }
@@ -337,14 +343,14 @@ pub async fn strong_return(
     let Some(strong) = state.oidc.clone() else {
         return strong_failed(&state, "non è configurato");
     };
-    let pending = cookie_value(&headers, STRONG_COOKIE).and_then(|id| {
-        state
-            .pending_logins
-            .lock()
-            .ok()
-            .and_then(|mut m| m.remove(id))
-    });
-    let Some(pending) = pending.filter(|p| p.started.elapsed() < STRONG_LOGIN_TTL) else {
+    let pending = match cookie_value(&headers, STRONG_COOKIE) {
+        Some(id) => match state.take_strong_login(id).await {
+            Ok(p) => p,
+            Err(e) => return super::error_page(None, &e),
+        },
+        None => None,
+    };
+    let Some(pending) = pending else {
         return strong_failed(
             &state,
             "la richiesta è scaduta o non è partita da questo browser",
@@ -374,7 +380,7 @@ pub async fn strong_return(
     };
     match state.app.login_strong_cf(&cf).await {
         Ok(p) => {
-            let mut response = signed_in(&state, p, &pending.after);
+            let mut response = signed_in(&state, p, &pending.after).await;
             response.headers_mut().append(
                 header::SET_COOKIE,
                 cookie(&state, STRONG_COOKIE, "", Some(0)),

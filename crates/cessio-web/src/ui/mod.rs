@@ -45,15 +45,16 @@ pub use layout::FieldErrors;
 use layout::{Shell, message_page, page};
 pub use login::{PendingStrongLogin, StrongLogin};
 
-/// A message carried from a form's post to the page it redirects to.
-#[derive(Clone, Debug)]
+/// A message carried from a form's post to the page it redirects to (kept in the session,
+/// in the store, so the process that shows it need not be the one that left it).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Notice {
     pub kind: NoticeKind,
     pub title: String,
     pub lines: Vec<(String, String)>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum NoticeKind {
     Success,
     Info,
@@ -202,6 +203,8 @@ pub struct Ui {
     pub session: String,
     pub user: Principal,
     pub csrf: String,
+    /// A notice waits in the session (taking it is a write, done only then).
+    notice: bool,
 }
 
 impl FromRequestParts<WebState> for Ui {
@@ -224,13 +227,13 @@ impl FromRequestParts<WebState> for Ui {
         let Some(id) = cookie_value(&parts.headers, SESSION_COOKIE).map(str::to_string) else {
             return Err(to_login());
         };
-        let Some((principal, csrf)) =
-            state.with_session(&id, |s| (s.principal.clone(), s.csrf.clone()))
-        else {
-            return Err(to_login());
+        let session = match state.live_session(&id).await {
+            Ok(Some(s)) => s,
+            Ok(None) => return Err(to_login()),
+            Err(e) => return Err(error_page(None, &e)),
         };
         // The user may have been changed or removed since the login.
-        let user = match state.app.refresh(&principal).await {
+        let user = match state.app.refresh(&session.principal).await {
             Ok(u) => u,
             Err(AppError::Unauthenticated | AppError::LoginFailed) => return Err(to_login()),
             Err(e) => return Err(error_page(None, &e)),
@@ -238,21 +241,23 @@ impl FromRequestParts<WebState> for Ui {
         Ok(Ui {
             session: id,
             user,
-            csrf,
+            csrf: session.csrf,
+            notice: session.notice,
         })
     }
 }
 
 impl Ui {
     /// The notice left by the previous post, shown once.
-    pub fn take_notice(&self, state: &WebState) -> Option<Notice> {
-        state
-            .with_session(&self.session, |s| s.notice.take())
-            .flatten()
+    pub async fn take_notice(&self, state: &WebState) -> Option<Notice> {
+        if !self.notice {
+            return None;
+        }
+        state.take_notice(&self.session).await
     }
 
-    pub fn leave_notice(&self, state: &WebState, notice: Notice) {
-        state.with_session(&self.session, |s| s.notice = Some(notice));
+    pub async fn leave_notice(&self, state: &WebState, notice: Notice) {
+        state.leave_notice(&self.session, &notice).await;
     }
 
     /// Refuses a form whose CSRF token is not this session's.
@@ -418,9 +423,10 @@ pub fn see_other(location: &str) -> Response {
 }
 
 async fn root(State(state): State<WebState>, headers: HeaderMap) -> Response {
-    let signed_in = cookie_value(&headers, SESSION_COOKIE)
-        .and_then(|id| state.session(id))
-        .is_some();
+    let signed_in = match cookie_value(&headers, SESSION_COOKIE) {
+        Some(id) => state.session(id).await.is_some(),
+        None => false,
+    };
     see_other(if signed_in { "/soggetti" } else { "/accesso" })
 }
 
@@ -437,7 +443,7 @@ async fn choose_party(
     ui: Ui,
     axum::extract::Query(q): axum::extract::Query<ChooseQuery>,
 ) -> Response {
-    let notice = ui.take_notice(&state);
+    let notice = ui.take_notice(&state).await;
     let query = q.q.unwrap_or_default();
     if ui.user.is_operator() {
         let query = query.trim();
@@ -557,7 +563,7 @@ async fn home(
         Ok(p) => p,
         Err(r) => return r,
     };
-    let notice = ui.take_notice(&state);
+    let notice = ui.take_notice(&state).await;
     let base = party_home(&party);
     let mut functions: Vec<(&str, &str, &str)> = vec![
         (

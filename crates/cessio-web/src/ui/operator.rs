@@ -37,7 +37,7 @@ pub async fn page(State(state): State<WebState>, ui: Ui) -> Response {
             &AppError::forbidden("funzione riservata agli operatori dell'Agenzia"),
         );
     }
-    let notice = ui.take_notice(&state);
+    let notice = ui.take_notice(&state).await;
     show(&ui, notice, &Outcome::default(), StatusCode::OK)
 }
 
@@ -156,7 +156,8 @@ pub async fn register_party(
                         .line("Codice fiscale", p.cf.as_str())
                         .line("Nome", p.name.clone())
                         .line("Pagina del soggetto", party_home(&p)),
-                );
+                )
+                .await;
                 return see_other("/operatore");
             }
             Err(e) => match &e {
@@ -253,7 +254,8 @@ pub async fn create_user(
             ui.leave_notice(
                 &state,
                 Notice::success("Utenza creata").line("Nome utente", f.username.trim()),
-            );
+            )
+            .await;
             return see_other("/operatore");
         }
         Err(e) => match &e {
@@ -349,7 +351,8 @@ pub async fn delegation(
                 })
                 .line("Intermediario", f.username.trim())
                 .line("Soggetto", f.cf_soggetto.trim()),
-            );
+            )
+            .await;
             return see_other("/operatore");
         }
         Err(e) => match &e {
@@ -409,7 +412,8 @@ pub async fn unlock_pin(
             ui.leave_notice(
                 &state,
                 Notice::success("PIN sbloccato").line("Nome utente", f.username.trim()),
-            );
+            )
+            .await;
             return see_other("/operatore");
         }
         Err(e) => match &e {
@@ -608,7 +612,8 @@ pub async fn debt_position(
                             amount(r.counted_erariali),
                         )
                         .line("Protocollo dell'operazione", r.operation_id.to_string()),
-                );
+                )
+                .await;
                 return see_other("/operatore");
             }
             Err(e) => errors.form(e.to_string()),
@@ -671,7 +676,8 @@ pub async fn close_year(
                             r.holdings.to_string(),
                         )
                         .line("Importo scaduto", amount(r.amount)),
-                );
+                )
+                .await;
                 return see_other("/operatore");
             }
             Err(e) => errors.field("anno-chiusura", e.to_string()),

@@ -381,8 +381,11 @@ pub fn href(id: &str) -> String {
 pub async fn show(State(state): State<WebState>, headers: HeaderMap) -> Response {
     // Signed in or not, the header is the one of every other page; the rules are the
     // same for everyone.
-    let session = cookie_value(&headers, SESSION_COOKIE)
-        .and_then(|id| state.with_session(id, |s| (s.principal.clone(), s.csrf.clone())));
+    let session = match cookie_value(&headers, SESSION_COOKIE) {
+        Some(id) => state.live_session(id).await.ok().flatten(),
+        None => None,
+    }
+    .map(|s| (s.principal, s.csrf));
     let shell = Shell {
         title: "Regole",
         user: session.as_ref().map(|(user, _)| user),

@@ -32,7 +32,7 @@ pub async fn page(State(state): State<WebState>, ui: Ui, Path(cf): Path<String>)
         Ok(p) => p,
         Err(r) => return r,
     };
-    let notice = ui.take_notice(&state);
+    let notice = ui.take_notice(&state).await;
     show(
         &state,
         &ui,
@@ -317,7 +317,7 @@ pub async fn submit(
     };
     match result {
         Ok(notice) => {
-            ui.leave_notice(&state, notice);
+            ui.leave_notice(&state, notice).await;
             see_other(&back)
         }
         Err(e) => {

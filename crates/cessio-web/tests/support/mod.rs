@@ -64,75 +64,29 @@ impl Server {
         configure: impl FnOnce(&mut cessio_web::WebState),
         limits: cessio_web::ConnectionLimits,
     ) -> Server {
-        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("cessio-web-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(format!("api-{n}.db"));
-        let _ = std::fs::remove_file(&path);
-        let store = Arc::new(SqliteStore::open(&path, WriteConfig::default()).unwrap());
+        let store = Arc::new(SqliteStore::open(&temp_db(), WriteConfig::default()).unwrap());
         let clock = FixedClock::at_rome(2024, 3, 1, 10, 0);
-        let app = App::new(
+        let app = Self::app(store, &clock);
+        seed(&app).await;
+        Self::serve(app, clock, configure, limits).await
+    }
+
+    /// The app on a store, with the tests' clock and the built-in catalogue.
+    pub fn app(store: Arc<dyn cessio_store::Store>, clock: &FixedClock) -> App {
+        App::new(
             store,
             Arc::new(clock.clone()),
             Arc::new(Catalogue::builtin().unwrap()),
-        );
-        app.bootstrap_operator("operatore", "Operatore", PASSWORD, PIN)
-            .await
-            .unwrap();
-        let op = app.login("operatore", PASSWORD).await.unwrap();
-        for (i, (cf, name, kind)) in [
-            (FAMILY, "Mario Rossi", PartyKind::Person),
-            (COMPANY, "=HYPERLINK(\"http://x\")", PartyKind::Company),
-            (BANK, "Banca", PartyKind::Bank),
-            (OTHER, "Altro", PartyKind::Company),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            app.register_party(&op, &format!("p{i}"), cf, name, kind)
-                .await
-                .unwrap();
-        }
-        for (user, cf) in [
-            ("famiglia", FAMILY),
-            ("impresa", COMPANY),
-            ("banca", BANK),
-            ("altro", OTHER),
-        ] {
-            app.create_user(&op, user, user, PASSWORD, PIN, Some(cf), Role::User)
-                .await
-                .unwrap();
-        }
-        app.create_user(
-            &op,
-            "studio",
-            "Studio",
-            PASSWORD,
-            PIN,
-            Some(OTHER),
-            Role::User,
         )
-        .await
-        .unwrap();
-        app.delegate(&op, "studio", COMPANY).await.unwrap();
-        // A Superbonus communication (sent before R-OPT-STOP) accepted by the company.
-        app.communicate_option(
-            &op,
-            "c1",
-            None,
-            &OptionInput {
-                beneficiary_cf: FAMILY.into(),
-                type_key: "superbonus".into(),
-                expense_year: 2022,
-                origin: Origin::Sconto,
-                holder_cf: COMPANY.into(),
-                total: Cents::new(4_000_000),
-                communicated_on: Some(chrono::NaiveDate::from_ymd_opt(2023, 2, 1).unwrap()),
-                exception: None,
-            },
-        )
-        .await
-        .unwrap();
+    }
+
+    /// Serves an app over real HTTP on an ephemeral port.
+    pub async fn serve(
+        app: App,
+        clock: FixedClock,
+        configure: impl FnOnce(&mut cessio_web::WebState),
+        limits: cessio_web::ConnectionLimits,
+    ) -> Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let mut state = cessio_web::WebState::new(app.clone());
@@ -146,7 +100,6 @@ impl Server {
         ));
         Server { addr, app, clock }
     }
-
     pub async fn raw(&self, request: String) -> Reply {
         let mut s = tokio::net::TcpStream::connect(self.addr).await.unwrap();
         s.write_all(request.as_bytes()).await.unwrap();
@@ -245,4 +198,76 @@ pub fn dechunk(mut body: &[u8]) -> Vec<u8> {
         body = &body[end + 2 + size + 2..];
     }
     out
+}
+
+/// A fresh SQLite file for one test.
+pub fn temp_db() -> std::path::PathBuf {
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("cessio-web-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("api-{n}.db"));
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
+/// The operator, four parties with a user each, a studio delegated by the company, and a
+/// Superbonus communication to the company awaiting its answer.
+pub async fn seed(app: &App) {
+    app.bootstrap_operator("operatore", "Operatore", PASSWORD, PIN)
+        .await
+        .unwrap();
+    let op = app.login("operatore", PASSWORD).await.unwrap();
+    for (i, (cf, name, kind)) in [
+        (FAMILY, "Mario Rossi", PartyKind::Person),
+        (COMPANY, "=HYPERLINK(\"http://x\")", PartyKind::Company),
+        (BANK, "Banca", PartyKind::Bank),
+        (OTHER, "Altro", PartyKind::Company),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        app.register_party(&op, &format!("p{i}"), cf, name, kind)
+            .await
+            .unwrap();
+    }
+    for (user, cf) in [
+        ("famiglia", FAMILY),
+        ("impresa", COMPANY),
+        ("banca", BANK),
+        ("altro", OTHER),
+    ] {
+        app.create_user(&op, user, user, PASSWORD, PIN, Some(cf), Role::User)
+            .await
+            .unwrap();
+    }
+    app.create_user(
+        &op,
+        "studio",
+        "Studio",
+        PASSWORD,
+        PIN,
+        Some(OTHER),
+        Role::User,
+    )
+    .await
+    .unwrap();
+    app.delegate(&op, "studio", COMPANY).await.unwrap();
+    // A Superbonus communication (sent before R-OPT-STOP) accepted by the company.
+    app.communicate_option(
+        &op,
+        "c1",
+        None,
+        &OptionInput {
+            beneficiary_cf: FAMILY.into(),
+            type_key: "superbonus".into(),
+            expense_year: 2022,
+            origin: Origin::Sconto,
+            holder_cf: COMPANY.into(),
+            total: Cents::new(4_000_000),
+            communicated_on: Some(chrono::NaiveDate::from_ymd_opt(2023, 2, 1).unwrap()),
+            exception: None,
+        },
+    )
+    .await
+    .unwrap();
 }
