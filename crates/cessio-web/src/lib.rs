@@ -1,5 +1,5 @@
-//! Cessio over HTTP: the Italian web pages (`ui`), the JSON API under `/api/v1`, `/healthz`
-//! and `/metrics`.
+//! Cessio over HTTP: the Italian web pages (`ui`), the JSON API under `/api/v1`, the probes
+//! (`/healthz`, `/readyz`) and `/metrics`.
 //!
 //! Architecture invariant: handlers translate between HTTP and the app layer; they check
 //! no rule and write no SQL. Authentication (session cookie or bearer token) turns a
@@ -31,6 +31,7 @@ use serde::{Deserialize, Serialize};
 
 mod api_credits;
 mod api_operator;
+mod health;
 mod metrics;
 pub mod openapi;
 mod parse_errors;
@@ -39,6 +40,7 @@ mod server;
 mod throttle;
 pub mod ui;
 
+pub use health::READY_WITHIN;
 pub use metrics::Metrics;
 pub use problem::{ApiError, Problem};
 pub use server::{ConnectionLimits, serve};
@@ -335,6 +337,7 @@ impl FromRequestParts<WebState> for Auth {
 }
 
 pub fn router(state: WebState) -> Router {
+    Metrics::keep_up(&state.metrics);
     let api = Router::new()
         .route("/session", post(login).delete(logout))
         .route("/me", get(me))
@@ -378,7 +381,8 @@ pub fn router(state: WebState) -> Router {
         .nest("/api/v1", api)
         .route("/api/v1", get(index))
         .merge(ui::routes())
-        .route("/healthz", get(healthz))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::render))
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -529,19 +533,13 @@ async fn index() -> Json<serde_json::Value> {
         "openapi": "/api/v1/openapi.json",
         "login": "POST /api/v1/session {\"username\", \"password\"}",
         "health": "/healthz",
+        "ready": "/readyz",
         "metrics": "/metrics"
     }))
 }
 
 async fn not_found() -> Problem {
     Problem::new(StatusCode::NOT_FOUND, "not_found", "Risorsa inesistente")
-}
-
-async fn healthz(State(state): State<WebState>) -> Response {
-    match state.app.store.counts().await {
-        Ok(_) => (StatusCode::OK, "ok").into_response(),
-        Err(e) => ApiError(AppError::Store(e)).into_response(),
-    }
 }
 
 #[derive(Deserialize)]
