@@ -54,10 +54,13 @@ impl Readiness {
 
     /// Each part by name, in a fixed order.
     pub fn parts(&self) -> impl Iterator<Item = (&'static str, &Check)> {
-        [("writer", Some(&self.writer)), ("database", Some(&self.database))]
-            .into_iter()
-            .chain([("replica", self.replica.as_ref())])
-            .filter_map(|(name, check)| check.map(|c| (name, c)))
+        [
+            ("writer", Some(&self.writer)),
+            ("database", Some(&self.database)),
+        ]
+        .into_iter()
+        .chain([("replica", self.replica.as_ref())])
+        .filter_map(|(name, check)| check.map(|c| (name, c)))
     }
 }
 

@@ -17,7 +17,9 @@ use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use metrics::{Key, KeyName, Label, Level, Metadata, Recorder, SharedString};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
 
 use crate::WebState;
 
@@ -54,7 +56,10 @@ impl Default for Metrics {
         let recorder = builder.build_recorder();
         let handle = recorder.handle();
         for (name, help) in [
-            (OPERATIONS, "Operations applied through this process, by kind."),
+            (
+                OPERATIONS,
+                "Operations applied through this process, by kind.",
+            ),
             (REQUESTS, "HTTP requests by route and status."),
         ] {
             recorder.describe_counter(
@@ -97,9 +102,7 @@ impl Metrics {
     /// Counts one applied operation of the register, by kind.
     pub fn operation(&self, kind: &'static str) {
         let key = Key::from_parts(OPERATIONS, vec![Label::from_static_parts("kind", kind)]);
-        self.recorder
-            .register_counter(&key, &METADATA)
-            .increment(1);
+        self.recorder.register_counter(&key, &METADATA).increment(1);
     }
 
     pub fn observe(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
@@ -126,9 +129,8 @@ impl Metrics {
 
     /// Sets the register's row counts (`None`: they could not be read).
     fn ledger(&self, counts: Option<cessio_store::Counts>) {
-        let rows = |n: fn(&cessio_store::Counts) -> u64| {
-            counts.as_ref().map_or(f64::NAN, |c| n(c) as f64)
-        };
+        let rows =
+            |n: fn(&cessio_store::Counts) -> u64| counts.as_ref().map_or(f64::NAN, |c| n(c) as f64);
         for (table, n) in [
             ("parties", rows(|c| c.parties)),
             ("credits", rows(|c| c.credits)),
