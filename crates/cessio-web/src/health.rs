@@ -5,11 +5,11 @@
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use cessio_app::Check;
 
-use crate::WebState;
+use crate::{Problem, WebState};
 
 /// How long each part of readiness may take to answer: well under a probe's usual timeout
 /// (Kubernetes: 1 s by default, often raised), far above a healthy answer (milliseconds).
@@ -47,38 +47,27 @@ pub async fn readyz(State(state): State<WebState>) -> Response {
     let mut failed = Vec::new();
     for (part, check) in readiness.parts() {
         checks.insert(part.into(), describe(check).into());
-        match check {
-            Check::Ok => {}
-            Check::Failed(e) => {
-                tracing::warn!(part, error = %e, "readiness: failed");
-                failed.push(format!("{}: {}", part_name(part), describe(check)));
-            }
-            Check::TimedOut(_) => {
-                tracing::warn!(part, "readiness: no answer in time");
-                failed.push(format!("{}: {}", part_name(part), describe(check)));
-            }
+        if let Check::Failed(e) = check {
+            tracing::warn!(part, error = %e, "readiness: failed");
+        }
+        if !check.is_ok() {
+            failed.push(format!("{}: {}", part_name(part), describe(check)));
         }
     }
     if failed.is_empty() {
         let body = serde_json::json!({ "status": "ready", "checks": checks });
         return (StatusCode::OK, axum::Json(body)).into_response();
     }
-    let code = "not_ready";
-    let body = serde_json::json!({
-        "type": format!("https://cessio.example/problems/{code}"),
-        "title": "Service Unavailable",
-        "status": 503,
-        "code": code,
-        "detail": format!("Il registro non è pronto: {}", failed.join("; ")),
-        "checks": checks,
-    });
-    let mut response = (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/problem+json"),
-    );
-    // Readiness is asked again by the probe; a client may wait this long.
-    headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    let problem = Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "not_ready",
+        format!("Il registro non è pronto: {}", failed.join("; ")),
+    )
+    // The probe asks again; a client may wait this long.
+    .retry_after(5);
+    let mut body = serde_json::to_value(&problem).unwrap_or_default();
+    body["checks"] = checks.into();
+    let mut response = problem.into_response();
+    *response.body_mut() = axum::body::Body::from(body.to_string());
     response
 }

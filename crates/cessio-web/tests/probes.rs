@@ -217,6 +217,11 @@ async fn readiness_names_the_lost_database_while_liveness_still_answers() {
     let started = Instant::now();
     let r = s.call("GET", "/readyz", None, None, None).await;
     let took = started.elapsed();
+    eprintln!(
+        "/readyz with the database gone, in {took:?}: {} {}",
+        r.status,
+        String::from_utf8_lossy(&r.body)
+    );
     assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
     assert!(
         took < cessio_web::READY_WITHIN + Duration::from_millis(500),
