@@ -241,6 +241,24 @@ async fn readiness_names_the_lost_database_while_liveness_still_answers() {
     // Nothing of the database's own error reaches the client.
     assert!(!detail.contains("127.0.0.1"), "{detail}");
 
+    // The writer, reconnecting now, takes nothing from its queue: the next ping gets no
+    // answer, and readiness still answers within its bound.
+    let started = Instant::now();
+    let r = s.call("GET", "/readyz", None, None, None).await;
+    let took = started.elapsed();
+    assert_eq!(r.status, 503);
+    assert_eq!(
+        r.json()["checks"]["writer"],
+        format!(
+            "nessuna risposta entro {} ms",
+            cessio_web::READY_WITHIN.as_millis()
+        )
+    );
+    assert!(
+        took < cessio_web::READY_WITHIN + Duration::from_millis(500),
+        "/readyz took {took:?}"
+    );
+
     // The metrics still answer; the ledger's rows are unknown, not stale.
     let r = s.call("GET", "/metrics", None, None, None).await;
     assert_eq!(r.status, 200);
