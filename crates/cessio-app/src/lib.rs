@@ -27,6 +27,7 @@ mod delegation;
 mod error;
 pub mod f24;
 pub mod functions;
+mod health;
 mod monitor_cache;
 mod movements;
 mod operator;
@@ -39,6 +40,7 @@ pub use delegation::*;
 pub use error::AppError;
 pub use f24::*;
 pub use functions::*;
+pub use health::{Check, Readiness};
 pub use movements::*;
 pub use operator::*;
 pub use reduction::*;
@@ -118,10 +120,12 @@ impl Principal {
 /// The application: the store, the clock, the catalogue and the settings. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct App {
-    pub store: Arc<dyn Store>,
+    /// Private: callers (the web layer, the command line) go through the app's functions,
+    /// which hold the rules; tests reach it with the `testing` feature ([`App::store`]).
+    store: Arc<dyn Store>,
     /// Where the read-only lists (F1 Monitoraggio, F4 Lista movimenti and its export) are
     /// read: the store itself, or a streaming replica of it (`with_read_replica`).
-    pub reads: Arc<dyn Store>,
+    reads: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub catalogue: Arc<Catalogue>,
     /// The law as data (`catalogue/rules.toml`): R-CHAIN, R-BANK-CLIENT, R-PA, R-SUSP...
@@ -265,6 +269,20 @@ impl App {
     pub fn with_read_replica(mut self, replica: Arc<dyn Store>) -> Self {
         self.reads = replica;
         self
+    }
+
+    /// The register's database for what the web layer keeps there of its own: browser
+    /// sessions, strong logins in progress and the login throttle's windows, so that any
+    /// process serving the register answers any request. The web layer calls only those
+    /// methods of it; every read and write of the ledger goes through the app.
+    pub fn web_sessions_store(&self) -> Arc<dyn Store> {
+        self.store.clone()
+    }
+
+    /// The store under the app, for tests that check what it recorded.
+    #[cfg(feature = "testing")]
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
     }
 
     pub fn now(&self) -> DateTime<Utc> {

@@ -317,7 +317,7 @@ async fn visibility_cedente_name_only_when_disclosed(t: TestApp) {
     // A cession recorded without the consent: the platform's own history before the box
     // became required, loaded as it was (the app refuses new ones, F2).
     t.app
-        .store
+        .store()
         .submit(cessio_store::Operation {
             idempotency_key: cessio_store::IdempotencyKey::parse("storico:riservato").unwrap(),
             acting_user: "storico".into(),
@@ -401,7 +401,7 @@ async fn r_history_intermediary_action_records_user_and_party(t: TestApp) {
     let (x, rate) = titolare(&t).await;
     let i = t.intermediary(4, "intermediario", &x.holder).await;
     cede_with(&t, &x, &i, rate[0], Some(PIN)).await.unwrap();
-    let history = t.app.store.history(rate[0]).await.unwrap();
+    let history = t.app.store().history(rate[0]).await.unwrap();
     let last = history.last().unwrap();
     assert!(last.acting_user.starts_with("intermediario"), "{last:?}");
     assert_eq!(

@@ -336,7 +336,7 @@ async fn send(w: &World, key: &str, req: &Request) -> Result<Done, AppError> {
         Request::Communicate { input, .. } => {
             let credit = app.communicate_option(&a.who, key, None, input).await?;
             let receipt = app
-                .store
+                .store()
                 .receipt(&scoped(&a.who, key))
                 .await
                 .unwrap()
@@ -439,7 +439,7 @@ async fn transfers_of(
 ) -> Result<Done, AppError> {
     let stored = w
         .app
-        .store
+        .store()
         .receipt(&scoped(&a.who, key))
         .await
         .unwrap()
@@ -598,7 +598,7 @@ async fn choose(w: &World, rng: &mut Rng, kind: OpKind) -> Option<Request> {
         }
         OpKind::Split => {
             let held = app
-                .store
+                .store()
                 .holding_infos(&HoldingQuery {
                     max_year: Some(w.year()),
                     only_available: true,
@@ -837,7 +837,7 @@ async fn reader(w: Arc<World>, op: Principal, verify_every: std::time::Duration)
             let steps = w.steps.load(Ordering::Relaxed);
             println!(
                 "bank [{}] progress: {:.0} s, {steps} ops = {:.0} ops/s, {} acknowledged, phase {}, epoch {}, {} snapshots",
-                w.app.store.backend(),
+                w.app.store().backend(),
                 started.elapsed().as_secs_f64(),
                 steps as f64 / started.elapsed().as_secs_f64(),
                 w.acks.lock().unwrap().len(),
@@ -848,7 +848,7 @@ async fn reader(w: Arc<World>, op: Principal, verify_every: std::time::Duration)
         }
         let last = w.done.load(Ordering::Acquire);
         for a in &w.actors[w.hot()] {
-            for h in w.app.store.holdings(a.party.id).await.unwrap() {
+            for h in w.app.store().holdings(a.party.id).await.unwrap() {
                 let b = h.balance;
                 assert!(
                     b.available().is_some_and(|v| !v.is_negative())
@@ -887,14 +887,14 @@ async fn reader(w: Arc<World>, op: Principal, verify_every: std::time::Duration)
                 rata,
                 amount,
                 accepted,
-                &w.app.store.history(rata).await.unwrap(),
+                &w.app.store().history(rata).await.unwrap(),
             );
             observed += 1;
         }
         round += 1;
         if round.is_multiple_of(25) && last_verify.elapsed() >= verify_every {
             last_verify = Instant::now();
-            let report = w.app.store.verify().await.unwrap();
+            let report = w.app.store().verify().await.unwrap();
             assert!(report.ok(), "verify while writing: {:?}", report.problems);
             observed += 1;
         }
@@ -949,11 +949,11 @@ async fn bank_workload_conserves_credit_and_applies_each_acknowledged_operation_
         match &template {
             None => {
                 let first = t.user_for(&party, &user).await;
-                template = t.app.store.user(first.user_id).await.unwrap();
+                template = t.app.store().user(first.user_id).await.unwrap();
             }
             Some(u) => {
                 t.app
-                    .store
+                    .store()
                     .create_user(
                         NewUser {
                             username: user.clone(),
@@ -1025,21 +1025,21 @@ async fn bank_workload_conserves_credit_and_applies_each_acknowledged_operation_
     let observed = observer.await.unwrap();
 
     // 1. The verifier: chain, balances vs history, R-CONSERVE.
-    let report = t.app.store.verify().await.unwrap();
+    let report = t.app.store().verify().await.unwrap();
     assert!(report.ok(), "{:?}", report.problems);
 
     // 2. Every stored balance equals the one recomputed from its rata's history.
     let rate = w.rate.lock().unwrap().clone();
     let mut stored: HashMap<AccountId, Balance> = HashMap::new();
     for a in &w.actors {
-        for h in t.app.store.holdings(a.party.id).await.unwrap() {
+        for h in t.app.store().holdings(a.party.id).await.unwrap() {
             stored.insert(h.id, h.balance);
         }
     }
     let mut history_ops: BTreeMap<i64, Vec<TransferId>> = BTreeMap::new();
     let mut holder_accounts = 0usize;
     for (rata, amount, accepted) in &rate {
-        let rows = t.app.store.history(*rata).await.unwrap();
+        let rows = t.app.store().history(*rata).await.unwrap();
         check_rata(*rata, *amount, *accepted, &rows);
         for r in &rows {
             history_ops.entry(r.operation).or_default().push(r.id);
@@ -1048,7 +1048,7 @@ async fn bank_workload_conserves_credit_and_applies_each_acknowledged_operation_
         let issuance = issuance.unwrap();
         let stored_issuance = t
             .app
-            .store
+            .store()
             .account(*rata, AccountRef::System(AccountKind::Issuance))
             .await
             .unwrap()
@@ -1060,7 +1060,7 @@ async fn bank_workload_conserves_credit_and_applies_each_acknowledged_operation_
         for kind in [AccountKind::Used, AccountKind::Split, AccountKind::Expired] {
             if let Some(a) = t
                 .app
-                .store
+                .store()
                 .account(*rata, AccountRef::System(kind))
                 .await
                 .unwrap()
@@ -1104,7 +1104,7 @@ async fn bank_workload_conserves_credit_and_applies_each_acknowledged_operation_
         );
         let receipt = t
             .app
-            .store
+            .store()
             .receipt(&scoped(by_user[&ack.user_id], &ack.key))
             .await
             .unwrap()
@@ -1138,7 +1138,7 @@ async fn bank_workload_conserves_credit_and_applies_each_acknowledged_operation_
     let skipped = w.skipped.lock().unwrap().clone();
     println!(
         "bank [{}]: {ops} ops by {clients} clients ({epochs} epochs of {PARTIES} hot parties) in {secs:.1} s = {:.0} ops/s; acknowledged {}; retries {}; reader checked {observed} snapshots; {} rate, {} transfers",
-        t.app.store.backend(),
+        t.app.store().backend(),
         ops as f64 / secs,
         acks.len(),
         w.retries.load(Ordering::Relaxed),
@@ -1170,7 +1170,7 @@ async fn bank_workload_conserves_credit_and_applies_each_acknowledged_operation_
 async fn operations(t: &TestApp, rate: &[(RataId, Cents, bool)]) -> BTreeSet<i64> {
     let mut ops = BTreeSet::new();
     for (rata, _, _) in rate {
-        for r in t.app.store.history(*rata).await.unwrap() {
+        for r in t.app.store().history(*rata).await.unwrap() {
             ops.insert(r.operation);
         }
     }

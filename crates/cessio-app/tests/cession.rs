@@ -337,7 +337,7 @@ async fn f2_bulk_cession_over_available_in_one_row_applies_nothing(t: TestApp) {
     assert_eq!(e.code(), "insufficient_available");
     assert_eq!(t.cedible(&x.h, &x.holder).await, before);
     assert!(t.incoming(&x.cu, &x.c).await.is_empty());
-    let verify = t.app.store.verify().await.unwrap();
+    let verify = t.app.store().verify().await.unwrap();
     assert!(verify.problems.is_empty(), "{:?}", verify.problems);
 }
 

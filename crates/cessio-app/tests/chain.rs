@@ -64,7 +64,7 @@ fn rule_of(e: &AppError) -> (&'static str, &'static str) {
 }
 
 async fn verify(t: &TestApp) {
-    let report = t.app.store.verify().await.unwrap();
+    let report = t.app.store().verify().await.unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
 }
 
@@ -587,7 +587,7 @@ async fn r_eco_2018_never_to_banks_except_no_tax_area_beneficiary(t: TestApp) {
         )
         .await
         .unwrap();
-    let stored = t.app.store.credit(declared.id).await.unwrap().unwrap();
+    let stored = t.app.store().credit(declared.id).await.unwrap().unwrap();
     assert!(stored.beneficiary_no_tax_area);
     t.answer(
         &supplier.user,

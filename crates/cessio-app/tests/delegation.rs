@@ -339,7 +339,7 @@ async fn delegation_audit_entries_name_who_and_when(t: TestApp) {
         .unwrap();
     let events = t
         .app
-        .store
+        .store()
         .operator_events(&OperatorEventQuery {
             kinds: vec![
                 DELEGATION_GRANTED_EVENT.into(),

@@ -276,7 +276,7 @@ async fn r_f24_window_121_last_minute_of_the_year_and_close_year(t: TestApp) {
             .checked_add(row.residual_not_cedible)
             .unwrap()
     );
-    assert!(t.app.store.verify().await.unwrap().ok());
+    assert!(t.app.store().verify().await.unwrap().ok());
     // The 2025 rata was untouched.
     assert_eq!(usable(&t, &h, &holder, &code, 2025).await, 200_000);
 }
@@ -342,7 +342,7 @@ async fn r_f24_window_122_cessionario_uses_by_31_december_of_the_cession(t: Test
     );
     let report = t.app.close_year(&t.op, 2021).await.unwrap();
     assert!(report.amount >= cents(19_000), "{report:?}");
-    assert!(t.app.store.verify().await.unwrap().ok());
+    assert!(t.app.store().verify().await.unwrap().ok());
 }
 
 async fn r_f24_window_122_first_cessionario_uses_by_31_december_of_the_communication(t: TestApp) {
@@ -417,7 +417,7 @@ async fn r_f24_window_122_first_cessionario_uses_by_31_december_of_the_communica
             .all(|a| a.usable == cents(0) && a.expired == cents(0)),
         "{left:?}"
     );
-    assert!(t.app.store.verify().await.unwrap().ok());
+    assert!(t.app.store().verify().await.unwrap().ok());
 }
 
 async fn r_f24_window_122_adeguamento_ambienti_usable_only_until_30_june_2021(t: TestApp) {
@@ -475,7 +475,7 @@ async fn r_f24_window_122_adeguamento_ambienti_usable_only_until_30_june_2021(t:
     t.set_rome(2022, 1, 1, 0, 0);
     let report = t.app.close_year(&t.op, 2021).await.unwrap();
     assert_eq!(report.amount, cents(79_000), "{report:?}");
-    assert!(t.app.store.verify().await.unwrap().ok());
+    assert!(t.app.store().verify().await.unwrap().ok());
 }
 
 async fn r_f24_future_rata_usable_from_1_january(t: TestApp) {
@@ -670,7 +670,7 @@ async fn f24_confirm_uses_discard_releases_each_once(t: TestApp) {
         .confirm_f24(&o, &t.key(), Some(PIN), holder.id, b.reservation)
         .await;
     assert_eq!(code_of(e), "forbidden");
-    assert!(t.app.store.verify().await.unwrap().ok());
+    assert!(t.app.store().verify().await.unwrap().ok());
 }
 
 async fn f24_reserve_retry_with_same_key_reserves_once(t: TestApp) {
@@ -762,7 +762,7 @@ async fn f24_concurrent_double_use_exactly_one_wins(t: TestApp) {
     assert_eq!(won, 1);
     let row = t.monitor(&holder, "superbonus", 2024).await;
     assert_eq!(row.used_reserved, cents(150_000));
-    assert!(t.app.store.verify().await.unwrap().ok());
+    assert!(t.app.store().verify().await.unwrap().ok());
 }
 
 fn code_of<T: std::fmt::Debug>(r: Result<T, cessio_app::AppError>) -> &'static str {

@@ -469,7 +469,7 @@ async fn cede_cents(
             })
             .collect();
         t.app
-            .store
+            .store()
             .submit(Operation {
                 idempotency_key: IdempotencyKey::parse(&format!("{tag}-{batch}")).unwrap(),
                 acting_user: "test".into(),
@@ -541,7 +541,7 @@ async fn f1_prepared_at_start_for_the_parties_with_most_holdings(t: TestApp) {
     let held = |p: &cessio_store::Party| {
         let (t, id) = (&t, p.id);
         async move {
-            let all = t.app.store.holdings(id).await.unwrap();
+            let all = t.app.store().holdings(id).await.unwrap();
             let positive = all
                 .iter()
                 .filter(|h| h.balance.available().is_some_and(|v| v.is_positive()))
@@ -557,7 +557,7 @@ async fn f1_prepared_at_start_for_the_parties_with_most_holdings(t: TestApp) {
     assert_eq!(prepared[0].1, b_positive, "the holdings F1 keeps");
     // With room for fewer holdings than the largest has, only the largest is prepared.
     let mut small = cessio_app::App::new(
-        t.app.store.clone(),
+        t.app.store().clone(),
         std::sync::Arc::new(t.clock.clone()),
         t.app.catalogue.clone(),
     );
@@ -573,7 +573,7 @@ async fn f1_kept_cedibilita_equals_a_fresh_replay_after_every_kind_of_change(t: 
     let mut settings = t.app.settings.clone();
     settings.monitor_cache_holdings = 0;
     let mut fresh = cessio_app::App::new(
-        t.app.store.clone(),
+        t.app.store().clone(),
         std::sync::Arc::new(t.clock.clone()),
         t.app.catalogue.clone(),
     );

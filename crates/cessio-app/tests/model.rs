@@ -556,7 +556,7 @@ async fn observed(s: &Subject, m: &Model) -> BTreeMap<(usize, usize), Holding> {
         m.rate.iter().enumerate().map(|(i, r)| (r.id, i)).collect();
     let mut out = BTreeMap::new();
     for (n, (party, _)) in s.holders.iter().enumerate() {
-        for h in s.t.app.store.holdings(party.id).await.unwrap() {
+        for h in s.t.app.store().holdings(party.id).await.unwrap() {
             // The expired rate are outside the model: no operation can move them.
             let Some(&i) = index.get(&h.rata) else {
                 continue;
@@ -671,7 +671,7 @@ async fn run_case(t: TestApp, steps: Vec<Step>) -> Result<(), String> {
             .await
             .map_err(|e| format!("after step {i} {step:?}: {e}"))?;
     }
-    let report = s.t.app.store.verify().await.unwrap();
+    let report = s.t.app.store().verify().await.unwrap();
     if !report.ok() {
         return Err(format!("verify: {:?}", report.problems));
     }

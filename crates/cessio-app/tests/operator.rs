@@ -44,13 +44,13 @@ async fn holder(t: &TestApp, n: u32, kind: PartyKind) -> Holder {
 }
 
 async fn verify(t: &TestApp) {
-    let report = t.app.store.verify().await.unwrap();
+    let report = t.app.store().verify().await.unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
 }
 
 async fn available(t: &TestApp, rata: i64, p: &Party) -> Cents {
     t.app
-        .store
+        .store()
         .account(rata, AccountRef::Holder(p.id))
         .await
         .unwrap()
@@ -290,7 +290,7 @@ async fn r_susp_void_restores_balances_exactly(t: TestApp) {
     assert_eq!(available(&t, rata, &a.party).await, cents(100_000));
     let b_account = t
         .app
-        .store
+        .store()
         .account(rata, AccountRef::Holder(b.party.id))
         .await
         .unwrap()

@@ -60,7 +60,7 @@ async fn reduce(
 
 async fn available(t: &TestApp, party: &Party, rata: i64) -> Cents {
     t.app
-        .store
+        .store()
         .holdings(party.id)
         .await
         .unwrap()
@@ -89,7 +89,7 @@ async fn f7_reduction_day_30_ok(t: TestApp) {
     reduce(&t, &h, &holder, rata, 1, date(2024, 3, 1))
         .await
         .unwrap();
-    assert!(t.app.store.verify().await.unwrap().ok());
+    assert!(t.app.store().verify().await.unwrap().ok());
 }
 
 async fn f7_reduction_day_31_refused(t: TestApp) {
@@ -108,10 +108,10 @@ async fn f7_reduction_future_refused(t: TestApp) {
 
 async fn f7_reduction_above_residual_refused_with_nothing_written(t: TestApp) {
     let (holder, h, _, rata) = holding(&t).await;
-    let before = t.app.store.counts().await.unwrap();
+    let before = t.app.store().counts().await.unwrap();
     let e = reduce(&t, &h, &holder, rata, 200_001, date(2024, 2, 20)).await;
     assert_eq!(rule_of(e), ("F7", "f7_over_residual"));
-    assert_eq!(t.app.store.counts().await.unwrap(), before);
+    assert_eq!(t.app.store().counts().await.unwrap(), before);
     assert_eq!(available(&t, &holder, rata).await, cents(200_000));
     // The whole residual may go.
     reduce(&t, &h, &holder, rata, 200_000, date(2024, 2, 20))
@@ -120,7 +120,7 @@ async fn f7_reduction_above_residual_refused_with_nothing_written(t: TestApp) {
     assert_eq!(available(&t, &holder, rata).await, cents(0));
     let e = reduce(&t, &h, &holder, rata, 1, date(2024, 2, 20)).await;
     assert_eq!(rule_of(e), ("F7", "f7_over_residual"));
-    assert!(t.app.store.verify().await.unwrap().ok());
+    assert!(t.app.store().verify().await.unwrap().ok());
 }
 
 async fn f7_reduction_monitoring_shows_it_gone(t: TestApp) {
@@ -134,7 +134,7 @@ async fn f7_reduction_monitoring_shows_it_gone(t: TestApp) {
     assert_eq!(after.residual_cedible, cents(150_000));
     assert_eq!(after.residual_not_cedible, before.residual_not_cedible);
     assert_eq!(t.max_cedibile(&h, &holder, rata).await, cents(150_000));
-    assert!(t.app.store.verify().await.unwrap().ok());
+    assert!(t.app.store().verify().await.unwrap().ok());
 }
 
 async fn f7_reduction_retry_with_same_key_reduces_once(t: TestApp) {

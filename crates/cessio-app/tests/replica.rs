@@ -24,7 +24,7 @@ async fn reads_follow_the_store_they_are_meant_for(primary: TestApp, replica: Te
     let app = primary
         .app
         .clone()
-        .with_read_replica(replica.app.store.clone());
+        .with_read_replica(replica.app.store().clone());
     let op = &primary.op;
     let f1 = app.monitoring(op, holder.id, None).await.unwrap();
     assert_eq!(f1.len(), 4, "F1 reads the replica: {f1:?}");

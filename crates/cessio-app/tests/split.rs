@@ -61,7 +61,7 @@ async fn split(
 
 async fn available(t: &TestApp, party: &Party, rata: i64) -> Cents {
     t.app
-        .store
+        .store()
         .holdings(party.id)
         .await
         .unwrap()
@@ -71,7 +71,7 @@ async fn available(t: &TestApp, party: &Party, rata: i64) -> Cents {
 }
 
 async fn verified(t: &TestApp) {
-    assert!(t.app.store.verify().await.unwrap().ok());
+    assert!(t.app.store().verify().await.unwrap().ok());
 }
 
 async fn r_split_eligible_by_code(t: TestApp) {
@@ -457,7 +457,7 @@ async fn split_retry_with_same_key_splits_once(t: TestApp) {
     assert_eq!(retry.split_credit, first.split_credit);
     assert_eq!(retry.rate, first.rate);
     assert_eq!(available(&t, &holder, rata).await, cents(150_000));
-    assert_eq!(t.app.store.splits_of(rata).await.unwrap().len(), 1);
+    assert_eq!(t.app.store().splits_of(rata).await.unwrap().len(), 1);
     // The same key for another amount is a different request.
     let other = t
         .app

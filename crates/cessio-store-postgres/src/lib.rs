@@ -327,7 +327,7 @@ async fn writer_loop(
         Err(e) => {
             tracing::error!(error = %e, "cannot prepare the write statements");
             while let Some(job) = rx.recv().await {
-                let _ = job.reply.send(Err(e.clone()));
+                job.fail(e.clone());
             }
             return;
         }
@@ -1253,6 +1253,14 @@ impl Store for PgStore {
             operations: n(4),
             transfers: n(5),
         })
+    }
+
+    async fn head_counts(&self) -> Result<Counts, StoreError> {
+        Ok(load_head(self.reader().await?.as_ref()).await?.counts())
+    }
+
+    async fn ping_writer(&self) -> Result<(), StoreError> {
+        queue::ping(&self.queue).await
     }
 
     async fn parties(&self, ids: &[PartyId]) -> Result<Vec<Party>, StoreError> {

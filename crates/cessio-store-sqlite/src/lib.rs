@@ -1233,6 +1233,14 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn head_counts(&self) -> Result<Counts, StoreError> {
+        self.read(|c| load_head(c).map(|h| h.counts())).await
+    }
+
+    async fn ping_writer(&self) -> Result<(), StoreError> {
+        queue::ping(&self.queue).await
+    }
+
     async fn parties(&self, ids: &[PartyId]) -> Result<Vec<Party>, StoreError> {
         let ids = ids.to_vec();
         self.read(move |c| {

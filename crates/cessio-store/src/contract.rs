@@ -440,6 +440,14 @@ pub async fn group_commit_batches_and_isolates_failures(store: DynStore) {
                 .await
         }));
     }
+    // Readiness pings queued among them are answered with their batch and counted as no
+    // operation.
+    let pings: Vec<_> = (0..10)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.ping_writer().await })
+        })
+        .collect();
     let mut ok = 0;
     for (i, t) in tasks.into_iter().enumerate() {
         match t.await.unwrap() {
@@ -462,6 +470,14 @@ pub async fn group_commit_batches_and_isolates_failures(store: DynStore) {
     assert_eq!(after.operations, before.operations + 300);
     assert_eq!(after.transfers, before.transfers + 300);
     assert_eq!(available(&store, rata, a).await, 100_000 - 3_000);
+    for p in pings {
+        p.await.unwrap().unwrap();
+    }
+    // The ledger head's counters are the row counts; a ping alone writes and counts nothing.
+    assert_eq!(store.head_counts().await.unwrap(), after);
+    store.ping_writer().await.unwrap();
+    assert_eq!(store.write_stats(), (batches, ops));
+    assert_eq!(store.counts().await.unwrap(), after);
     assert_verified(&store).await;
 }
 

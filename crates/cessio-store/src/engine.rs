@@ -77,6 +77,21 @@ pub struct Head {
     pub last_protocol: String,
 }
 
+impl Head {
+    /// The row counts the head's counters keep (see [`crate::Store::head_counts`]).
+    pub fn counts(&self) -> crate::Counts {
+        let n = |v: i64| u64::try_from(v).unwrap_or(0);
+        crate::Counts {
+            parties: n(self.last_party),
+            credits: n(self.last_credit),
+            rate: n(self.last_rata),
+            accounts: n(self.last_account),
+            operations: n(self.last_operation),
+            transfers: n(self.last_transfer),
+        }
+    }
+}
+
 impl Default for Head {
     fn default() -> Self {
         Head {

@@ -1,5 +1,5 @@
-//! Cessio over HTTP: the Italian web pages (`ui`), the JSON API under `/api/v1`, `/healthz`
-//! and `/metrics`.
+//! Cessio over HTTP: the Italian web pages (`ui`), the JSON API under `/api/v1`, the probes
+//! (`/healthz`, `/readyz`) and `/metrics`.
 //!
 //! Architecture invariant: handlers translate between HTTP and the app layer; they check
 //! no rule and write no SQL. Authentication (session cookie or bearer token) turns a
@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 
 mod api_credits;
 mod api_operator;
+mod health;
 mod metrics;
 pub mod openapi;
 mod parse_errors;
@@ -39,6 +40,7 @@ mod sessions;
 mod throttle;
 pub mod ui;
 
+pub use health::READY_WITHIN;
 pub use metrics::Metrics;
 pub use problem::{ApiError, Problem};
 pub use server::{ConnectionLimits, serve};
@@ -83,7 +85,7 @@ impl WebState {
     pub fn new(app: App) -> Self {
         WebState {
             login_throttle: Arc::new(LoginThrottle::new(
-                app.store.clone(),
+                app.web_sessions_store(),
                 LoginLimits::default(),
             )),
             app,
@@ -100,7 +102,7 @@ impl WebState {
 
     /// Replaces the login throttle's limits.
     pub fn with_login_limits(mut self, limits: LoginLimits) -> Self {
-        self.login_throttle = Arc::new(LoginThrottle::new(self.app.store.clone(), limits));
+        self.login_throttle = Arc::new(LoginThrottle::new(self.app.web_sessions_store(), limits));
         self
     }
 
@@ -302,6 +304,7 @@ impl FromRequestParts<WebState> for Auth {
 }
 
 pub fn router(state: WebState) -> Router {
+    Metrics::keep_up(&state.metrics);
     let api = Router::new()
         .route("/session", post(login).delete(logout))
         .route("/me", get(me))
@@ -345,7 +348,8 @@ pub fn router(state: WebState) -> Router {
         .nest("/api/v1", api)
         .route("/api/v1", get(index))
         .merge(ui::routes())
-        .route("/healthz", get(healthz))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::render))
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -496,19 +500,13 @@ async fn index() -> Json<serde_json::Value> {
         "openapi": "/api/v1/openapi.json",
         "login": "POST /api/v1/session {\"username\", \"password\"}",
         "health": "/healthz",
+        "ready": "/readyz",
         "metrics": "/metrics"
     }))
 }
 
 async fn not_found() -> Problem {
     Problem::new(StatusCode::NOT_FOUND, "not_found", "Risorsa inesistente")
-}
-
-async fn healthz(State(state): State<WebState>) -> Response {
-    match state.app.store.counts().await {
-        Ok(_) => (StatusCode::OK, "ok").into_response(),
-        Err(e) => ApiError(AppError::Store(e)).into_response(),
-    }
 }
 
 #[derive(Deserialize)]

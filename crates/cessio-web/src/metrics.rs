@@ -1,134 +1,184 @@
-//! Prometheus metrics in the text exposition format: request counts by route and status,
-//! and request latency histograms by route. Written by hand: a few counters do not need a
-//! metrics framework.
+//! Prometheus metrics through the `metrics` facade and its Prometheus exporter: request
+//! counts by route and status, request latency histograms by route, operations by kind, and
+//! what the register holds, read from the ledger head at each scrape (one row, however
+//! large the register; never a count of its tables).
+//!
+//! Each server has a recorder of its own, called directly rather than installed as the
+//! process's global recorder: two servers in one process (the tests) count apart. A
+//! request takes no exclusive lock: its series are found in the exporter's sharded
+//! registry under a read lock, counters are atomics and histogram samples are appended to
+//! lock-free buckets, which the exporter folds in at each scrape and every
+//! [`UPKEEP`] (so that a server nobody scrapes does not keep every sample).
 
-use std::collections::BTreeMap;
-use std::fmt::Write;
-use std::sync::Mutex;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use metrics::{Key, KeyName, Label, Level, Metadata, Recorder, SharedString};
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
 
 use crate::WebState;
 
 /// Upper bounds of the latency buckets, in seconds.
 const BUCKETS: [f64; 10] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
 
-#[derive(Debug, Default)]
-struct Histogram {
-    counts: [u64; BUCKETS.len()],
-    count: u64,
-    sum_seconds: f64,
+const OPERATIONS: &str = "cessio_operations_total";
+const REQUESTS: &str = "cessio_http_requests_total";
+const LATENCY: &str = "cessio_http_request_duration_seconds";
+const LEDGER: &str = "cessio_ledger_rows";
+
+/// How often histogram samples are folded in when nobody scrapes.
+pub const UPKEEP: Duration = Duration::from_secs(5);
+
+static METADATA: Metadata<'static> = Metadata::new(module_path!(), Level::INFO, None);
+
+pub struct Metrics {
+    recorder: PrometheusRecorder,
+    handle: PrometheusHandle,
 }
 
-#[derive(Debug, Default)]
-pub struct Metrics {
-    operations: Mutex<BTreeMap<&'static str, u64>>,
-    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
-    latency: Mutex<BTreeMap<String, Histogram>>,
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        // Cannot fail: the buckets are not empty.
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Full(LATENCY.into()), &BUCKETS)
+            .unwrap_or_else(|_| PrometheusBuilder::new());
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        for (name, help) in [
+            (
+                OPERATIONS,
+                "Operations applied through this process, by kind.",
+            ),
+            (REQUESTS, "HTTP requests by route and status."),
+        ] {
+            recorder.describe_counter(
+                KeyName::from_const_str(name),
+                None,
+                SharedString::const_str(help),
+            );
+        }
+        recorder.describe_histogram(
+            KeyName::from_const_str(LATENCY),
+            None,
+            SharedString::const_str("HTTP request latency, by route."),
+        );
+        recorder.describe_gauge(
+            KeyName::from_const_str(LEDGER),
+            None,
+            SharedString::const_str(
+                "Rows in the register by table, from the ledger head's counters (NaN when the last scrape could not read it).",
+            ),
+        );
+        Metrics { recorder, handle }
+    }
+}
+
+/// The standard methods as static labels; another method is one series of its own.
+fn method_label(method: &str) -> SharedString {
+    match method {
+        "GET" => SharedString::const_str("GET"),
+        "POST" => SharedString::const_str("POST"),
+        "PUT" => SharedString::const_str("PUT"),
+        "DELETE" => SharedString::const_str("DELETE"),
+        "PATCH" => SharedString::const_str("PATCH"),
+        "HEAD" => SharedString::const_str("HEAD"),
+        "OPTIONS" => SharedString::const_str("OPTIONS"),
+        _ => SharedString::const_str("other"),
+    }
 }
 
 impl Metrics {
     /// Counts one applied operation of the register, by kind.
     pub fn operation(&self, kind: &'static str) {
-        if let Ok(mut o) = self.operations.lock() {
-            *o.entry(kind).or_default() += 1;
-        }
+        let key = Key::from_parts(OPERATIONS, vec![Label::from_static_parts("kind", kind)]);
+        self.recorder.register_counter(&key, &METADATA).increment(1);
     }
 
     pub fn observe(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
-        if let Ok(mut r) = self.requests.lock() {
-            *r.entry((method.to_string(), route.to_string(), status))
-                .or_default() += 1;
-        }
-        if let Ok(mut l) = self.latency.lock() {
-            let h = l.entry(route.to_string()).or_default();
-            let s = elapsed.as_secs_f64();
-            for (i, b) in BUCKETS.iter().enumerate() {
-                if s <= *b {
-                    h.counts[i] += 1;
-                }
-            }
-            h.count += 1;
-            h.sum_seconds += s;
+        let route: Arc<str> = Arc::from(route);
+        let requests = Key::from_parts(
+            REQUESTS,
+            vec![
+                Label::new("method", method_label(method)),
+                Label::new("route", SharedString::from_shared(route.clone())),
+                Label::new("status", SharedString::from_owned(status.to_string())),
+            ],
+        );
+        self.recorder
+            .register_counter(&requests, &METADATA)
+            .increment(1);
+        let latency = Key::from_parts(
+            LATENCY,
+            vec![Label::new("route", SharedString::from_shared(route))],
+        );
+        self.recorder
+            .register_histogram(&latency, &METADATA)
+            .record(elapsed.as_secs_f64());
+    }
+
+    /// Sets the register's row counts (`None`: they could not be read).
+    fn ledger(&self, counts: Option<cessio_store::Counts>) {
+        let rows =
+            |n: fn(&cessio_store::Counts) -> u64| counts.as_ref().map_or(f64::NAN, |c| n(c) as f64);
+        for (table, n) in [
+            ("parties", rows(|c| c.parties)),
+            ("credits", rows(|c| c.credits)),
+            ("rate", rows(|c| c.rate)),
+            ("accounts", rows(|c| c.accounts)),
+            ("operations", rows(|c| c.operations)),
+            ("transfers", rows(|c| c.transfers)),
+        ] {
+            let key = Key::from_parts(LEDGER, vec![Label::from_static_parts("table", table)]);
+            self.recorder.register_gauge(&key, &METADATA).set(n);
         }
     }
 
     pub fn render_text(&self) -> String {
-        let mut out = String::new();
-        out.push_str(
-            "# HELP cessio_operations_total Operations applied through this process, by kind.\n",
-        );
-        out.push_str("# TYPE cessio_operations_total counter\n");
-        if let Ok(o) = self.operations.lock() {
-            for (kind, n) in o.iter() {
-                let _ = writeln!(out, "cessio_operations_total{{kind=\"{kind}\"}} {n}");
-            }
-        }
-        out.push_str("# HELP cessio_http_requests_total HTTP requests by route and status.\n");
-        out.push_str("# TYPE cessio_http_requests_total counter\n");
-        if let Ok(r) = self.requests.lock() {
-            for ((method, route, status), n) in r.iter() {
-                let _ = writeln!(
-                    out,
-                    "cessio_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}"
-                );
-            }
-        }
-        out.push_str("# HELP cessio_http_request_duration_seconds HTTP request latency.\n");
-        out.push_str("# TYPE cessio_http_request_duration_seconds histogram\n");
-        if let Ok(l) = self.latency.lock() {
-            for (route, h) in l.iter() {
-                for (i, b) in BUCKETS.iter().enumerate() {
-                    let _ = writeln!(
-                        out,
-                        "cessio_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{b}\"}} {}",
-                        h.counts[i]
-                    );
+        self.handle.render()
+    }
+
+    /// Folds the histogram samples in every [`UPKEEP`] on the current runtime, for as long
+    /// as the metrics live (nothing when called outside a runtime).
+    pub(crate) fn keep_up(metrics: &Arc<Metrics>) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let metrics = Arc::downgrade(metrics);
+        runtime.spawn(async move {
+            let mut tick = tokio::time::interval(UPKEEP);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                match metrics.upgrade() {
+                    Some(m) => m.handle.run_upkeep(),
+                    None => break,
                 }
-                let _ = writeln!(
-                    out,
-                    "cessio_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
-                    h.count
-                );
-                let _ = writeln!(
-                    out,
-                    "cessio_http_request_duration_seconds_sum{{route=\"{route}\"}} {}",
-                    h.sum_seconds
-                );
-                let _ = writeln!(
-                    out,
-                    "cessio_http_request_duration_seconds_count{{route=\"{route}\"}} {}",
-                    h.count
-                );
             }
-        }
-        out
+        });
     }
 }
 
 pub async fn render(State(state): State<WebState>) -> Response {
-    let mut body = state.metrics.render_text();
-    if let Ok(c) = state.app.store.counts().await {
-        let _ = writeln!(
-            body,
-            "# HELP cessio_ledger_rows Rows in the register by table."
-        );
-        let _ = writeln!(body, "# TYPE cessio_ledger_rows gauge");
-        for (table, n) in [
-            ("parties", c.parties),
-            ("credits", c.credits),
-            ("rate", c.rate),
-            ("accounts", c.accounts),
-            ("operations", c.operations),
-            ("transfers", c.transfers),
-        ] {
-            let _ = writeln!(body, "cessio_ledger_rows{{table=\"{table}\"}} {n}");
+    let counts = match state.app.ledger_counts().await {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics: the ledger head could not be read");
+            None
         }
-    }
-    let mut response = body.into_response();
+    };
+    state.metrics.ledger(counts);
+    let mut response = state.metrics.render_text().into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4"),

@@ -85,7 +85,7 @@ impl WebState {
         .map_err(|e| AppError::Store(cessio_store::StoreError::backend(e)))?;
         let created = self
             .app
-            .store
+            .web_sessions_store()
             .create_session(
                 NewSession {
                     key: SecretKey::of(&id),
@@ -108,7 +108,7 @@ impl WebState {
     pub(crate) async fn live_session(&self, id: &str) -> Result<Option<LiveSession>, AppError> {
         let key = SecretKey::of(id);
         let at = now();
-        let Some(stored) = self.app.store.session(&key, at).await? else {
+        let Some(stored) = self.app.web_sessions_store().session(&key, at).await? else {
             return Ok(None);
         };
         let Ok(data) = serde_json::from_str::<SessionData>(&stored.data) else {
@@ -118,7 +118,7 @@ impl WebState {
         let left = (stored.expires_at - at).to_std().unwrap_or_default();
         if left + touch_every(self.session_idle) < self.session_idle {
             self.app
-                .store
+                .web_sessions_store()
                 .touch_session(&key, at, later(at, self.session_idle))
                 .await?;
         }
@@ -142,7 +142,10 @@ impl WebState {
     }
 
     pub(crate) async fn end_session(&self, id: &str) -> Result<(), AppError> {
-        self.app.store.end_session(&SecretKey::of(id)).await?;
+        self.app
+            .web_sessions_store()
+            .end_session(&SecretKey::of(id))
+            .await?;
         Ok(())
     }
 
@@ -151,7 +154,7 @@ impl WebState {
         let stored = serde_json::to_string(notice).ok();
         if let Err(e) = self
             .app
-            .store
+            .web_sessions_store()
             .set_session_notice(&SecretKey::of(id), stored, now())
             .await
         {
@@ -164,7 +167,7 @@ impl WebState {
     pub(crate) async fn take_notice(&self, id: &str) -> Option<ui::Notice> {
         match self
             .app
-            .store
+            .web_sessions_store()
             .take_session_notice(&SecretKey::of(id), now())
             .await
         {
@@ -189,7 +192,7 @@ impl WebState {
         let at = now();
         let started = self
             .app
-            .store
+            .web_sessions_store()
             .start_login_flow(
                 &SecretKey::of(&id),
                 data,
@@ -208,7 +211,7 @@ impl WebState {
     ) -> Result<Option<ui::PendingStrongLogin>, AppError> {
         let data = self
             .app
-            .store
+            .web_sessions_store()
             .take_login_flow(&SecretKey::of(id), now())
             .await?;
         Ok(data.and_then(|d| serde_json::from_str(&d).ok()))
@@ -226,7 +229,7 @@ impl WebState {
             }
             *last = Instant::now();
         }
-        let store = self.app.store.clone();
+        let store = self.app.web_sessions_store();
         let throttle = self.login_throttle.clone();
         tokio::spawn(async move {
             match store.sweep_expired(now()).await {

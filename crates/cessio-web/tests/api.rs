@@ -307,7 +307,7 @@ async fn cession_needs_pin_and_is_idempotent() {
         incoming[0]["answerable_from"].is_string(),
         "R-WAIT5: {incoming}"
     );
-    assert!(s.app.store.verify().await.unwrap().ok());
+    assert!(s.app.store().verify().await.unwrap().ok());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -595,7 +595,7 @@ async fn pin_lock_holds_against_parallel_guesses() {
     assert_eq!(e.code(), "pin_locked");
     assert_eq!(
         s.app
-            .store
+            .store()
             .user(p.user_id)
             .await
             .unwrap()

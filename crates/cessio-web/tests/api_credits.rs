@@ -187,7 +187,7 @@ async fn r_f24_over_is_a_problem_naming_the_rule_and_reserve_retries_once() {
     )
     .await;
     assert!(r.status >= 400 && r.status < 500, "{}", body(&r));
-    assert!(s.app.store.verify().await.unwrap().ok());
+    assert!(s.app.store().verify().await.unwrap().ok());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -309,7 +309,7 @@ async fn r_split_refusals_name_their_rule_split_retries_once_and_annuls() {
         .await;
         assert_rule(&r, 422, "r_split_expired", "R-SPLIT-ELIGIBLE");
     }
-    assert!(s.app.store.verify().await.unwrap().ok());
+    assert!(s.app.store().verify().await.unwrap().ok());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -331,7 +331,7 @@ async fn f7_reduction_over_http_names_its_rule() {
     assert_eq!(r.status, 201, "{}", body(&r));
     let r = post(&s, &c, &path, Some("ok"), ok).await;
     assert_eq!(r.json()["replayed"], true);
-    assert!(s.app.store.verify().await.unwrap().ok());
+    assert!(s.app.store().verify().await.unwrap().ok());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

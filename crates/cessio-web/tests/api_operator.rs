@@ -86,7 +86,7 @@ async fn op_call(
 }
 
 async fn verify(s: &Server) {
-    let report = s.app.store.verify().await.unwrap();
+    let report = s.app.store().verify().await.unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
 }
 

@@ -211,7 +211,7 @@ async fn one_register_two_servers(a: &Server, b: &Server) {
             text(reply)
         );
     }
-    for store in [&a.app.store, &b.app.store] {
+    for store in [a.app.store(), b.app.store()] {
         let report = store.verify().await.unwrap();
         assert!(report.ok(), "{:?}", report.problems);
     }

@@ -182,7 +182,7 @@ async fn every_form_refuses_a_missing_or_foreign_csrf_token() {
     let s = Server::start().await;
     for user in ["impresa", "operatore"] {
         let cookie = s.login(user).await;
-        let before = s.app.store.counts().await.unwrap();
+        let before = s.app.store().counts().await.unwrap();
         for (path, body) in FORMS {
             for token in ["", "csrf=0000&"] {
                 let r = s.form(path, Some(&cookie), &format!("{token}{body}")).await;
@@ -191,7 +191,7 @@ async fn every_form_refuses_a_missing_or_foreign_csrf_token() {
             }
         }
         assert_eq!(
-            s.app.store.counts().await.unwrap(),
+            s.app.store().counts().await.unwrap(),
             before,
             "a refused form changed something"
         );

@@ -284,7 +284,7 @@ pub async fn seed(store: Arc<dyn Store>) -> Result<()> {
         ),
     )
     .await?;
-    let report = app.store.verify().await?;
+    let report = app.verify().await?;
     anyhow::ensure!(
         report.ok(),
         "demo data failed verification: {:?}",

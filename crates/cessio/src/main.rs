@@ -71,7 +71,7 @@ impl DbArgs {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
-    /// Serve the JSON API (and /healthz, /metrics).
+    /// Serve the JSON API (and /healthz, /readyz, /metrics).
     Serve {
         #[command(flatten)]
         db: DbArgs,

@@ -6,7 +6,7 @@
 //! refused rows are reported with their line and reason and nothing else is lost.
 
 use anyhow::{Context, Result, bail};
-use cessio_app::App;
+use cessio_app::{App, AppError};
 use cessio_core::cf::CodiceFiscale;
 use cessio_store::PartyKind;
 
@@ -76,9 +76,13 @@ pub async fn register(app: &App, bytes: &[u8]) -> Result<Report> {
                 .push((line_no, "name_missing", "denominazione mancante".into()));
             continue;
         }
-        if app.store.party_by_cf(&cf).await?.is_some() {
-            report.already_registered += 1;
-            continue;
+        match app.party_by_cf(cf.as_str()).await {
+            Ok(_) => {
+                report.already_registered += 1;
+                continue;
+            }
+            Err(AppError::CfUnknown { .. }) => {}
+            Err(e) => return Err(e.into()),
         }
         let key = format!("soggetto-{}", cf.as_str());
         match app
