@@ -1317,6 +1317,45 @@ mod tests {
         records
     }
 
+    proptest::proptest! {
+        /// The csv crate, an independent reader, reads back every cell as written: quotes,
+        /// separators and line breaks inside cells, and the BOM and CRLF of the file.
+        #[test]
+        fn f4_csv_writer_read_back_by_an_independent_reader(
+            rows in proptest::collection::vec(
+                proptest::collection::vec("[a-zà][a-zà ;\"\r\n,]{0,12}", 1..5),
+                1..6,
+            )
+        ) {
+            let width = rows.iter().map(Vec::len).max().unwrap_or(1);
+            let rows: Vec<Vec<String>> = rows
+                .into_iter()
+                .map(|mut r| {
+                    r.resize(width, "x".into());
+                    r
+                })
+                .collect();
+            let text = write_rows(|w| {
+                for r in &rows {
+                    for cell in r {
+                        w.text(cell);
+                    }
+                    w.end_row().unwrap();
+                }
+            });
+            let body = text.strip_prefix(UTF8_BOM).unwrap();
+            let mut reader = ::csv::ReaderBuilder::new()
+                .delimiter(b';')
+                .has_headers(false)
+                .from_reader(body.as_bytes());
+            let read: Vec<Vec<String>> = reader
+                .records()
+                .map(|r| r.unwrap().iter().map(str::to_string).collect())
+                .collect();
+            proptest::prop_assert_eq!(read, rows);
+        }
+    }
+
     fn write_rows(build: impl FnOnce(&mut CsvWriter<Vec<u8>>)) -> String {
         let mut writer = CsvWriter::new(Vec::new()).unwrap();
         build(&mut writer);

@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
-use std::io::Write;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -562,16 +561,17 @@ pub fn to_csv(dir: &std::path::Path, params: Params) -> Result<(u64, u64)> {
             std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?,
         ))
     };
-    let mut parties = open("soggetti.csv")?;
-    writeln!(parties, "{}", crate::parties_csv::HEADER)?;
+    // The csv crate's writer quotes what needs quoting (a name with ';', '"' or a line
+    // break), so that `register-parties` reads back exactly what was written.
+    let writer = |name: &str| -> Result<csv::Writer<std::io::BufWriter<std::fs::File>>> {
+        Ok(csv::WriterBuilder::new()
+            .delimiter(b';')
+            .from_writer(open(name)?))
+    };
+    let mut parties = writer("soggetti.csv")?;
+    parties.write_record(crate::parties_csv::HEADER.split(';'))?;
     for p in sim.parties() {
-        writeln!(
-            parties,
-            "{};{};{}",
-            p.cf.as_str(),
-            p.name,
-            p.role.kind().as_str()
-        )?;
+        parties.write_record([p.cf.as_str(), p.name.as_str(), p.role.kind().as_str()])?;
     }
     parties.flush()?;
     let cfs: Vec<String> = sim
@@ -579,11 +579,21 @@ pub fn to_csv(dir: &std::path::Path, params: Params) -> Result<(u64, u64)> {
         .iter()
         .map(|p| p.cf.as_str().to_string())
         .collect();
-    let mut out = open("comunicazioni.csv")?;
-    writeln!(
-        out,
-        "cf_beneficiario;tipo;anno_spesa;origine;cf_cessionario;importo;data_comunicazione;riferimento;eccezione;data_cilas;data_titolo;data_fattura"
-    )?;
+    let mut out = writer("comunicazioni.csv")?;
+    out.write_record([
+        "cf_beneficiario",
+        "tipo",
+        "anno_spesa",
+        "origine",
+        "cf_cessionario",
+        "importo",
+        "data_comunicazione",
+        "riferimento",
+        "eccezione",
+        "data_cilas",
+        "data_titolo",
+        "data_fattura",
+    ])?;
     let mut rows = 0;
     while let Some((day, steps)) = sim.next_day()? {
         for s in steps {
@@ -609,17 +619,20 @@ pub fn to_csv(dir: &std::path::Path, params: Params) -> Result<(u64, u64)> {
                         .and_then(|e| e.date(fact))
                         .map_or(String::new(), |d| d.format("%d/%m/%Y").to_string())
                 };
-                writeln!(
-                    out,
-                    "{};{type_key};{expense_year};{origin};{};{};{};GEN{credit};{code};{};{};{}",
-                    cfs[beneficiary as usize],
-                    cfs[holder as usize],
+                out.write_record([
+                    cfs[beneficiary as usize].clone(),
+                    type_key.to_string(),
+                    expense_year.to_string(),
+                    origin.to_string(),
+                    cfs[holder as usize].clone(),
                     Cents::to_decimal_string(total, ','),
-                    day.format("%d/%m/%Y"),
+                    day.format("%d/%m/%Y").to_string(),
+                    format!("GEN{credit}"),
+                    code.to_string(),
                     cell(cessio_core::opt_stop::Fact::CilasFiled),
                     cell(cessio_core::opt_stop::Fact::PermitApplied),
                     cell(cessio_core::opt_stop::Fact::Invoice),
-                )?;
+                ])?;
                 rows += 1;
             }
         }

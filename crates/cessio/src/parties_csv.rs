@@ -29,24 +29,60 @@ fn kinds() -> String {
         .join(", ")
 }
 
+/// The line a record starts on, from its byte offset. The csv crate's own line number
+/// counts a record that follows blank lines from the first of them; the line its first
+/// cell is on is what a person looks for.
+fn line_of(text: &str, byte: u64) -> usize {
+    let start = usize::try_from(byte).unwrap_or(usize::MAX).min(text.len());
+    let skipped = text[start..]
+        .bytes()
+        .take_while(|b| matches!(b, b'\r' | b'\n'))
+        .count();
+    // The BOM was stripped before reading, and offsets count from there.
+    1 + text[..start + skipped]
+        .bytes()
+        .filter(|&b| b == b'\n')
+        .count()
+}
+
 pub async fn register(app: &App, bytes: &[u8]) -> Result<Report> {
     let text = std::str::from_utf8(bytes)
         .context("il file non è testo UTF-8: salvarlo in UTF-8 e riprovare")?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut lines = text.lines().enumerate();
-    match lines.next() {
-        Some((_, h)) if h.trim() == HEADER => {}
-        Some((_, h)) => bail!("intestazione attesa «{HEADER}», trovata «{}»", h.trim()),
-        None => bail!("il file è vuoto: attesa l'intestazione «{HEADER}»"),
+    // One CSV reader for every row: a name may be quoted and hold a ';' or a line break.
+    let mut rows = csv::ReaderBuilder::new()
+        .delimiter(b';')
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    let mut records = rows.records();
+    match records.next().transpose() {
+        Ok(Some(h)) if h.iter().collect::<Vec<_>>().join(";") == HEADER => {}
+        Ok(Some(h)) => bail!(
+            "intestazione attesa «{HEADER}», trovata «{}»",
+            h.iter().collect::<Vec<_>>().join(";")
+        ),
+        Ok(None) => bail!("il file è vuoto: attesa l'intestazione «{HEADER}»"),
+        Err(e) => bail!("intestazione illeggibile: {e}"),
     }
     let console = App::console();
     let mut report = Report::default();
-    for (i, line) in lines {
-        let line_no = i + 1;
-        if line.trim().is_empty() {
+    for record in records {
+        let record = match record {
+            Ok(r) => r,
+            Err(e) => {
+                let line_no = e.position().map_or(0, |p| p.line() as usize);
+                report.refused.push((line_no, "csv", e.to_string()));
+                // A broken quote leaves the reader unable to find the next row.
+                break;
+            }
+        };
+        let line_no = record.position().map_or(0, |p| line_of(text, p.byte()));
+        if record.iter().all(str::is_empty) {
             continue;
         }
-        let fields: Vec<&str> = line.split(';').map(str::trim).collect();
+        let fields: Vec<&str> = record.iter().collect();
         let [cf, name, kind] = fields[..] else {
             report.refused.push((
                 line_no,

@@ -93,7 +93,8 @@ fn register_parties_refuses_bad_rows_one_by_one_and_keeps_the_good_ones() {
          \n\
          RSSMRA85T10A562S;Mario Rossi\n\
          RSSMRA85T10A562S;Mario Rossi;person\n\
-         10000260017;;company\n",
+         10000260017;;company\n\
+         12345670017;\"Rossi; Bianchi & C. \"\"Edilizia\"\" s.n.c.\";company\n",
     )
     .unwrap();
     let db = url(&dir);
@@ -107,7 +108,7 @@ fn register_parties_refuses_bad_rows_one_by_one_and_keeps_the_good_ones() {
     let stderr = text(&out.stderr);
     assert_eq!(
         text(&out.stdout).trim(),
-        "registrati 2, già presenti 0, rifiutati 4"
+        "registrati 3, già presenti 0, rifiutati 4"
     );
     assert!(
         stderr.contains("riga 3:") && stderr.contains("[cf_invalid]"),
