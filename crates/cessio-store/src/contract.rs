@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use cessio_core::cf::{CodiceFiscale, luhn_check_digit};
+use cessio_core::cf::CodiceFiscale;
 use cessio_core::ledger::{AccountKind, PartyId, RataId, TransferId, TransferKind};
 use cessio_core::money::Cents;
 use cessio_core::time::RefYear;
@@ -72,9 +72,7 @@ pub type DynStore = Arc<dyn Store>;
 
 /// A valid 11-digit codice fiscale for test party `n` (n ≥ 1).
 pub fn entity_cf(n: u32) -> CodiceFiscale {
-    let first10 = format!("{n:07}001");
-    let check = luhn_check_digit(&first10).unwrap();
-    CodiceFiscale::parse(&format!("{first10}{check}")).unwrap()
+    CodiceFiscale::synthetic_entity(n).unwrap()
 }
 
 pub fn t0() -> DateTime<Utc> {

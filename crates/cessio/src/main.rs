@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use cessio_app::{App, MovementFilter};
 use cessio_core::catalogue::Catalogue;
-use cessio_core::cf::{CodiceFiscale, luhn_check_digit};
+use cessio_core::cf::CodiceFiscale;
 use cessio_core::ledger::{PartyId, RataId, TransferKind};
 use cessio_core::money::Cents;
 use cessio_core::time::RefYear;
@@ -736,9 +736,7 @@ async fn import(app: App, file: &std::path::Path) -> Result<()> {
 }
 
 fn entity_cf(n: u32) -> Result<CodiceFiscale> {
-    let first10 = format!("{n:07}001");
-    let check = luhn_check_digit(&first10).context("check digit")?;
-    Ok(CodiceFiscale::parse(&format!("{first10}{check}"))?)
+    CodiceFiscale::synthetic_entity(n).with_context(|| format!("party {n} past seven digits"))
 }
 
 fn operation(key: &str, command: Command) -> Result<Operation> {

@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, HashMap};
 use anyhow::{Context, Result, bail};
 use cessio_core::calendar::is_working_day;
 use cessio_core::catalogue::{Catalogue, HolderRole, Origin};
-use cessio_core::cf::{CodiceFiscale, check_character, luhn_check_digit};
+use cessio_core::cf::{CodiceFiscale, check_character};
 use cessio_core::money::Cents;
 use cessio_core::opt_stop::{DeclaredException, ExceptionCode, Fact};
 use cessio_core::rata::{OptionCommunication, Protocol, derive_rate_for_holder};
@@ -398,9 +398,7 @@ fn person_cf(n: u32) -> Result<CodiceFiscale> {
 /// An entity's codice fiscale (11 digits, Luhn check digit); condominiums start with 9
 /// as real ones do.
 fn entity_cf(n: u32) -> Result<CodiceFiscale> {
-    let first10 = format!("{n:07}001");
-    let check = luhn_check_digit(&first10).context("check digit")?;
-    Ok(CodiceFiscale::parse(&format!("{first10}{check}"))?)
+    CodiceFiscale::synthetic_entity(n).with_context(|| format!("party {n} past seven digits"))
 }
 
 /// Credit types and their share of communications among building bonuses, and the

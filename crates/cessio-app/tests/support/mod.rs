@@ -16,7 +16,7 @@ use cessio_app::{
     MonitorRow, MovementFilter, MovementRow, OptionInput, Principal,
 };
 use cessio_core::catalogue::{Catalogue, Origin, UsageWindow};
-use cessio_core::cf::{CodiceFiscale, luhn_check_digit};
+use cessio_core::cf::CodiceFiscale;
 use cessio_core::money::Cents;
 use cessio_core::time::{FixedClock, rome_date, rome_local_to_utc};
 use cessio_store::{Credit, NewUser, Party, PartyKind, Role, Store, WriteConfig};
@@ -69,9 +69,10 @@ fn unique() -> String {
 
 /// A valid 11-digit codice fiscale for test party `n` (n ≥ 1), as the store contract makes.
 pub fn entity_cf(n: u32) -> String {
-    let first10 = format!("{n:07}001");
-    let check = luhn_check_digit(&first10).unwrap();
-    format!("{first10}{check}")
+    CodiceFiscale::synthetic_entity(n)
+        .unwrap()
+        .as_str()
+        .to_string()
 }
 
 pub fn date(y: i32, m: u32, d: u32) -> NaiveDate {
