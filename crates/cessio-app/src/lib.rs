@@ -169,6 +169,38 @@ fn secret_matches(secret: &str, phc: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// A new user's name: what a login form and an audit line can carry unambiguously.
+pub fn check_username(username: &str) -> Result<(), AppError> {
+    if username.is_empty()
+        || username.len() > 64
+        || !username
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b))
+    {
+        return Err(AppError::invalid(
+            "username",
+            "da 1 a 64 caratteri tra lettere, cifre e . _ - @",
+        ));
+    }
+    Ok(())
+}
+
+/// A new password: at least 12 characters (it is stored only as an Argon2 hash).
+pub fn check_password(password: &str) -> Result<(), AppError> {
+    if password.chars().count() < 12 {
+        return Err(AppError::invalid("password", "almeno 12 caratteri"));
+    }
+    Ok(())
+}
+
+/// A new PIN: 6 to 12 digits (stored only as an Argon2 hash).
+pub fn check_pin_format(pin: &str) -> Result<(), AppError> {
+    if pin.len() < 6 || pin.len() > 12 || !pin.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(AppError::invalid("pin", "da 6 a 12 cifre"));
+    }
+    Ok(())
+}
+
 /// Scopes the client's idempotency key to the user, so two users never collide on a key.
 pub(crate) fn scoped_key(p: &Principal, key: &str) -> Result<IdempotencyKey, AppError> {
     if key.is_empty() || key.len() > 100 {
@@ -564,8 +596,10 @@ impl App {
         }
     }
 
-    /// Creates the first operator of an empty register, so that someone can sign in and
-    /// register the rest. Refused once the username exists.
+    /// Creates an operator from the command line (`cessio operator add`, which is how an
+    /// empty register gets its first one; the demo and the tests seed theirs the same way).
+    /// The checks of [`App::create_user`] apply, and the audit log names the console.
+    /// Refused, with nothing written, when a value is malformed or the username is taken.
     pub async fn bootstrap_operator(
         &self,
         username: &str,
@@ -573,21 +607,35 @@ impl App {
         password: &str,
         pin: &str,
     ) -> Result<i64, AppError> {
-        Ok(self
-            .store
-            .create_user(
-                NewUser {
-                    username: username.to_string(),
-                    display_name: display_name.to_string(),
-                    password_hash: self.hash_secret(password).await?,
-                    pin_hash: self.hash_secret(pin).await?,
-                    party: None,
-                    role: Role::Operator,
-                },
-                "bootstrap",
-                self.now(),
-            )
-            .await?)
+        self.create_user(
+            &Self::console(),
+            username,
+            display_name,
+            password,
+            pin,
+            None,
+            Role::Operator,
+        )
+        .await
+    }
+
+    /// Whether a new user could have this name: well formed and not taken. A later
+    /// creation checks both again (two creations at once cannot both have it).
+    pub async fn check_new_username(&self, username: &str) -> Result<(), AppError> {
+        let username = username.trim();
+        check_username(username)?;
+        match self.store.user_by_name(username).await? {
+            Some(_) => Err(AppError::Store(cessio_store::StoreError::UserExists {
+                username: username.to_string(),
+            })),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether the register has an operator, the one who can sign in and register the
+    /// rest (see [`App::bootstrap_operator`]).
+    pub async fn has_operator(&self) -> Result<bool, AppError> {
+        Ok(self.store.has_operator().await?)
     }
 
     /// The principal of the command line on the server: an operator acting as the
@@ -652,23 +700,9 @@ impl App {
     ) -> Result<i64, AppError> {
         Self::require_operator(p)?;
         let username = username.trim();
-        if username.is_empty()
-            || username.len() > 64
-            || !username
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b))
-        {
-            return Err(AppError::invalid(
-                "username",
-                "da 1 a 64 caratteri tra lettere, cifre e . _ - @",
-            ));
-        }
-        if password.chars().count() < 12 {
-            return Err(AppError::invalid("password", "almeno 12 caratteri"));
-        }
-        if pin.len() < 6 || pin.len() > 12 || !pin.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(AppError::invalid("pin", "da 6 a 12 cifre"));
-        }
+        check_username(username)?;
+        check_password(password)?;
+        check_pin_format(pin)?;
         let party = match party_cf {
             Some(cf) => Some(self.party_by_cf(cf).await?.id),
             None => None,

@@ -1442,6 +1442,19 @@ impl Store for PgStore {
             .map(|r| user_from_row(&r)))
     }
 
+    async fn has_operator(&self) -> Result<bool, StoreError> {
+        Ok(self
+            .reader()
+            .await?
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM users WHERE role = $1)",
+                &[&Role::Operator.as_str()],
+            )
+            .await
+            .map_err(db_err)?
+            .get(0))
+    }
+
     async fn users_of_party(&self, party: PartyId) -> Result<Vec<User>, StoreError> {
         Ok(self
             .reader()

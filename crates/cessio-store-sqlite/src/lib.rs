@@ -1424,6 +1424,18 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn has_operator(&self) -> Result<bool, StoreError> {
+        self.read(move |c| {
+            c.query_row(
+                "SELECT EXISTS (SELECT 1 FROM users WHERE role = ?1)",
+                [Role::Operator.as_str()],
+                |r| r.get(0),
+            )
+            .map_err(db_err)
+        })
+        .await
+    }
+
     async fn users_of_party(&self, party: PartyId) -> Result<Vec<User>, StoreError> {
         self.read(move |c| {
             all(

@@ -751,6 +751,22 @@ pub async fn users_pins_delegations_and_tokens(store: DynStore) {
         (found.id, found.party, found.role),
         (u, Some(a), Role::User)
     );
+    assert!(
+        !store.has_operator().await.unwrap(),
+        "a titolare's user is no operator"
+    );
+    store
+        .create_user(
+            NewUser {
+                role: Role::Operator,
+                ..new("operatore", None)
+            },
+            "cessio-cli",
+            t0(),
+        )
+        .await
+        .unwrap();
+    assert!(store.has_operator().await.unwrap());
     assert_eq!(store.pin_failed(u).await.unwrap(), 1);
     assert_eq!(store.pin_failed(u).await.unwrap(), 2);
     store.pin_reset(u, Some("operatore"), t0()).await.unwrap();

@@ -227,6 +227,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// person by codice fiscale, not by username).
     async fn users_of_party(&self, party: PartyId) -> Result<Vec<User>, StoreError>;
 
+    /// Whether any user has the operator's role: without one, nobody can register the
+    /// rest, and `cessio serve` says how to create the first.
+    async fn has_operator(&self) -> Result<bool, StoreError>;
+
     /// Counts one wrong PIN and returns the failures so far, atomically.
     async fn pin_failed(&self, user: i64) -> Result<u32, StoreError>;
 

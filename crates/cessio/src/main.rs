@@ -28,6 +28,7 @@ mod demo;
 mod generate;
 mod loadtest;
 mod national;
+mod operator;
 mod parties_csv;
 mod rent;
 mod replay;
@@ -102,6 +103,10 @@ enum Cmd {
         #[command(flatten)]
         http: HttpArgs,
     },
+    /// Operators of the register: `operator add USERNAME` creates one (an empty register
+    /// needs its first), with the password and PIN read without echo or from
+    /// CESSIO_OPERATOR_PASSWORD and CESSIO_OPERATOR_PIN, never from the command line.
+    Operator(operator::OperatorArgs),
     /// Register parties (F9) from a CSV file `codice_fiscale;denominazione;tipo` (the
     /// `soggetti.csv` of `generate --csv`): each row on its own, refused rows reported with
     /// line and reason, parties already registered left as they are.
@@ -295,6 +300,7 @@ async fn run(cli: Cli) -> Result<()> {
             })
             .await
         }
+        Cmd::Operator(args) => operator::run(args).await,
         Cmd::RegisterParties { db, file } => {
             let store = db.open().await?;
             let bytes =
@@ -636,6 +642,19 @@ async fn serve(args: ServeArgs) -> Result<()> {
         (clock, _) => clock,
     };
     let mut app = app_for(store, clock)?;
+    if !app.has_operator().await? {
+        let hint = operator::first_operator_hint(&url, args.db.schema.as_deref());
+        tracing::warn!(command = %hint, "the register has no operator: nobody can sign in to register users");
+        eprintln!(
+            "Il registro non ha ancora un operatore: nessuno può entrare e registrare soggetti e utenze."
+        );
+        eprintln!(
+            "Per creare il primo (password e PIN chiesti senza eco, oppure da {} e {}):",
+            operator::PASSWORD_ENV,
+            operator::PIN_ENV
+        );
+        eprintln!("  {hint}");
+    }
     if let Some(replica) = &args.read_database_url {
         let reads = open(replica, args.db.schema.as_deref(), WriteConfig::default())
             .await
