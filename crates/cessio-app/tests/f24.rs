@@ -66,19 +66,7 @@ async fn reserve(
     on: NaiveDate,
     lines: &[F24LineInput],
 ) -> Result<cessio_app::F24Reservation, cessio_app::AppError> {
-    t.app
-        .reserve_f24(
-            who,
-            &t.key(),
-            Some(PIN),
-            party.id,
-            F24Form {
-                payment_date: on,
-                lines,
-                debits: &[],
-            },
-        )
-        .await
+    t.reserve_f24(who, party, &t.key(), on, lines, &[]).await
 }
 
 async fn usable(t: &TestApp, who: &Principal, party: &Party, code: &str, year: u16) -> i64 {

@@ -7,7 +7,7 @@
 #[macro_use]
 mod support;
 
-use cessio_app::{AppError, F24DebitInput, F24Form, F24LineInput, F24Reservation, Principal};
+use cessio_app::{AppError, F24DebitInput, F24LineInput, F24Reservation, Principal};
 use cessio_core::f24_debits::F24Section;
 use cessio_core::time::rome_date;
 use cessio_store::{Party, PartyKind};
@@ -60,18 +60,7 @@ async fn reserve(
     debits: &[F24DebitInput],
 ) -> Result<F24Reservation, AppError> {
     let today = rome_date(t.app.now());
-    t.app
-        .reserve_f24(
-            who,
-            &t.key(),
-            Some(PIN),
-            party.id,
-            F24Form {
-                payment_date: today,
-                lines,
-                debits,
-            },
-        )
+    t.reserve_f24(who, party, &t.key(), today, lines, debits)
         .await
 }
 
@@ -132,19 +121,9 @@ async fn r_f24_balance_credits_may_not_exceed_the_debits(t: TestApp) {
     // A balance of zero is allowed; the debits come back as the core read them.
     let key = t.key();
     let today = rome_date(t.app.now());
+    let lines = using(&line, 100_000);
     let r = t
-        .app
-        .reserve_f24(
-            &who,
-            &key,
-            Some(PIN),
-            party.id,
-            F24Form {
-                payment_date: today,
-                lines: &using(&line, 100_000),
-                debits: &debits,
-            },
-        )
+        .reserve_f24(&who, &party, &key, today, &lines, &debits)
         .await
         .unwrap();
     assert_eq!(r.debits.len(), 2);
@@ -152,18 +131,7 @@ async fn r_f24_balance_credits_may_not_exceed_the_debits(t: TestApp) {
     assert_eq!(r.debits[1].code, "DM10");
     // The same request again reserves nothing twice and says the same.
     let again = t
-        .app
-        .reserve_f24(
-            &who,
-            &key,
-            Some(PIN),
-            party.id,
-            F24Form {
-                payment_date: today,
-                lines: &using(&line, 100_000),
-                debits: &debits,
-            },
-        )
+        .reserve_f24(&who, &party, &key, today, &lines, &debits)
         .await
         .unwrap();
     assert!(again.replayed);

@@ -542,14 +542,7 @@ impl ChainError {
 mod tests {
     use super::*;
     use crate::catalogue::Catalogue;
-
-    fn d(y: i32, m: u32, day: u32) -> NaiveDate {
-        NaiveDate::from_ymd_opt(y, m, day).unwrap()
-    }
-
-    fn law() -> LawTable {
-        LawTable::builtin().unwrap()
-    }
+    use crate::test_support::{d, law};
 
     const TODAY: NaiveDate = match NaiveDate::from_ymd_opt(2024, 6, 3) {
         Some(d) => d,

@@ -661,15 +661,8 @@ impl F24Error {
 mod tests {
     use super::*;
     use crate::debt::{DebtKind, DebtLoad, InstalmentPlan};
+    use crate::test_support::{d, law};
     use crate::time::rome_local_to_utc;
-
-    fn d(y: i32, m: u32, day: u32) -> NaiveDate {
-        NaiveDate::from_ymd_opt(y, m, day).unwrap()
-    }
-
-    fn law() -> LawTable {
-        LawTable::builtin().unwrap()
-    }
 
     fn y(year: u16) -> RefYear {
         RefYear::new(year)

@@ -251,14 +251,7 @@ pub fn check_debits(
 #[expect(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
 mod tests {
     use super::*;
-
-    fn d(y: i32, m: u32, day: u32) -> NaiveDate {
-        NaiveDate::from_ymd_opt(y, m, day).unwrap()
-    }
-
-    fn law() -> LawTable {
-        LawTable::builtin().unwrap()
-    }
+    use crate::test_support::{d, law};
 
     fn debit(section: F24Section, code: &str, cents: i64) -> DebitLine {
         parse_debit(section, code, Cents::new(cents)).unwrap()

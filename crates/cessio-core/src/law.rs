@@ -835,14 +835,7 @@ fn toml_date(value: &TomlDate) -> Result<NaiveDate, String> {
 #[expect(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
 mod tests {
     use super::*;
-
-    fn d(y: i32, m: u32, day: u32) -> NaiveDate {
-        NaiveDate::from_ymd_opt(y, m, day).unwrap()
-    }
-
-    fn law() -> LawTable {
-        LawTable::builtin().unwrap()
-    }
+    use crate::test_support::{d, law};
 
     #[test]
     fn builtin_rules_load() {

@@ -25,3 +25,6 @@ pub mod rules;
 pub mod split;
 pub mod suspension;
 pub mod time;
+
+#[cfg(test)]
+mod test_support;

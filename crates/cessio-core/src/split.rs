@@ -307,10 +307,7 @@ impl SplitError {
 mod tests {
     use super::*;
     use crate::catalogue::{HolderRole, Origin};
-
-    fn d(y: i32, m: u32, day: u32) -> NaiveDate {
-        NaiveDate::from_ymd_opt(y, m, day).unwrap()
-    }
+    use crate::test_support::{d, law};
 
     fn cat() -> Catalogue {
         Catalogue::builtin().unwrap()
@@ -399,10 +396,6 @@ mod tests {
             let e = split_ten(Cents::new(cents), RefYear::new(2024), sb).unwrap_err();
             assert_eq!(e.rule(), "R-SPLIT-CENTS");
         }
-    }
-
-    fn law() -> LawTable {
-        LawTable::builtin().unwrap()
     }
 
     #[test]

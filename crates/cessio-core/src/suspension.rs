@@ -216,14 +216,7 @@ impl SuspError {
 #[expect(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
 mod tests {
     use super::*;
-
-    fn d(y: i32, m: u32, day: u32) -> NaiveDate {
-        NaiveDate::from_ymd_opt(y, m, day).unwrap()
-    }
-
-    fn law() -> LawTable {
-        LawTable::builtin().unwrap()
-    }
+    use crate::test_support::{d, law};
 
     #[test]
     fn r_susp_within_5_working_days_across_easter_monday_and_25_april() {

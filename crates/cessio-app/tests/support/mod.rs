@@ -12,8 +12,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, SaltString};
 use cessio_app::{
-    App, AppError, CedibleHolding, CessionLine, CessionReceipt, IncomingFilter, IncomingGroup,
-    MonitorRow, MovementFilter, MovementRow, OptionInput, Principal,
+    App, AppError, CedibleHolding, CessionLine, CessionReceipt, F24DebitInput, F24Form,
+    F24LineInput, F24Reservation, IncomingFilter, IncomingGroup, MonitorRow, MovementFilter,
+    MovementRow, OptionInput, Principal,
 };
 use cessio_core::catalogue::{Catalogue, Origin, UsageWindow};
 use cessio_core::cf::CodiceFiscale;
@@ -373,6 +374,28 @@ impl TestApp {
         .await
         .unwrap();
         credit
+    }
+
+    // ----- F5 -----
+
+    /// Reserves an F24 paid on `on` under `key`, with the PIN.
+    pub async fn reserve_f24(
+        &self,
+        who: &Principal,
+        party: &Party,
+        key: &str,
+        on: NaiveDate,
+        lines: &[F24LineInput],
+        debits: &[F24DebitInput],
+    ) -> Result<F24Reservation, AppError> {
+        let form = F24Form {
+            payment_date: on,
+            lines,
+            debits,
+        };
+        self.app
+            .reserve_f24(who, key, Some(PIN), party.id, form)
+            .await
     }
 
     // ----- F2 / F3 -----
