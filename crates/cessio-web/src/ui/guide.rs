@@ -199,6 +199,12 @@ fn guide() -> Markup {
             "Per le rate tracciabili occorre prima scegliere l'utilizzo in F24; finché la scelta vale la rata non è "
             "cedibile. La scelta si può revocare."
         }
+        p {
+            "Nelle " strong { "righe a debito" } " si indicano i tributi, i contributi e i premi che il modello paga "
+            "(sezioni Erario, INPS, Regioni, IMU e altri tributi locali, INAIL): i crediti compensati non possono "
+            "superarli. Dal 1° gennaio 2025 banche, intermediari finanziari e imprese di assicurazione devono "
+            "indicarli sempre, e i loro crediti dei bonus edilizi non pagano contributi INPS e premi INAIL."
+        }
 
         (heading("rateazione"))
         p {
