@@ -416,14 +416,19 @@ impl Fast {
                     disclose,
                 )?;
                 let receipt = self.submit(key, at, from, Command::Transfer(moves)).await?;
-                let mut per_credit: HashMap<u32, Vec<TransferId>> = HashMap::new();
+                // Added to, not replaced: a credit's rate may span two chunks of one
+                // cession (two steps of the same day, run concurrently), and its answer
+                // must post or void them all. Its previous answer emptied the list.
+                let mut credits = self
+                    .credits
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("poisoned"))?;
                 for (l, t) in lines.iter().zip(receipt.transfers) {
-                    per_credit.entry(l.credit).or_default().push(t);
-                }
-                for (c, pending) in per_credit {
-                    let mut ids = self.ids(c)?;
-                    ids.pending = pending;
-                    self.set(c, ids)?;
+                    credits
+                        .get_mut(&l.credit)
+                        .with_context(|| format!("credit {} was never registered", l.credit))?
+                        .pending
+                        .push(t);
                 }
             }
             Step::F24 { party, lines } => {
