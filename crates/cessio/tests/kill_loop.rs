@@ -35,7 +35,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use cessio_store::{IdempotencyKey, Store, WriteConfig};
+use cessio_store::{IdempotencyKey, Store};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -90,22 +90,7 @@ impl Db {
     }
 
     async fn open(&self) -> Arc<dyn Store> {
-        if self.url.starts_with("sqlite://") {
-            Arc::new(
-                cessio_store_sqlite::SqliteStore::open_url(&self.url, WriteConfig::default())
-                    .unwrap(),
-            )
-        } else {
-            Arc::new(
-                cessio_store_postgres::PgStore::connect(
-                    &self.url,
-                    self.schema.as_deref(),
-                    WriteConfig::default(),
-                )
-                .await
-                .unwrap(),
-            )
-        }
+        common::open_store(&self.url, self.schema.as_deref()).await
     }
 }
 

@@ -17,7 +17,6 @@ use std::time::Duration;
 use cessio_app::App;
 use cessio_core::catalogue::Catalogue;
 use cessio_core::time::SystemClock;
-use cessio_store::{Store, WriteConfig};
 
 const BIN: &str = env!("CARGO_BIN_EXE_cessio");
 const PASSWORD: &str = "una-password-lunga";
@@ -40,22 +39,7 @@ impl Db {
     }
 
     async fn app(&self) -> App {
-        let store: Arc<dyn Store> = if self.url.starts_with("sqlite://") {
-            Arc::new(
-                cessio_store_sqlite::SqliteStore::open_url(&self.url, WriteConfig::default())
-                    .unwrap(),
-            )
-        } else {
-            Arc::new(
-                cessio_store_postgres::PgStore::connect(
-                    &self.url,
-                    self.schema.as_deref(),
-                    WriteConfig::default(),
-                )
-                .await
-                .unwrap(),
-            )
-        };
+        let store = common::open_store(&self.url, self.schema.as_deref()).await;
         App::new(
             store,
             Arc::new(SystemClock),

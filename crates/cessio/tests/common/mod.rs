@@ -30,3 +30,23 @@ pub async fn drop_schema(url: &str, schema: &str) {
         .await
         .unwrap();
 }
+
+/// Opens the register at `url` (`sqlite://…` or a PostgreSQL URL, in `schema`) as the
+/// binary would.
+pub async fn open_store(
+    url: &str,
+    schema: Option<&str>,
+) -> std::sync::Arc<dyn cessio_store::Store> {
+    use cessio_store::WriteConfig;
+    if url.starts_with("sqlite://") {
+        std::sync::Arc::new(
+            cessio_store_sqlite::SqliteStore::open_url(url, WriteConfig::default()).unwrap(),
+        )
+    } else {
+        std::sync::Arc::new(
+            cessio_store_postgres::PgStore::connect(url, schema, WriteConfig::default())
+                .await
+                .unwrap(),
+        )
+    }
+}
