@@ -784,19 +784,17 @@ impl App {
                 credits.building = credits.building.checked_add(l.amount).unwrap_or(Cents::MAX);
             }
         }
-        let kind = self
-            .store
-            .party(party)
-            .await?
-            .map_or(cessio_store::PartyKind::Company, |p| p.kind);
-        check_debits(
-            credits,
-            debits,
-            crate::chain::party_class(kind),
-            payment_date,
-            law()?,
-        )
-        .map_err(|e| AppError::Rule {
+        // Only R-BAN-BANK-INPS asks who pays, and only for building credits on a day it
+        // is in force: every other F24 is spared the party's read.
+        let law = law()?;
+        let asks_who =
+            credits.building.is_positive() && law.bank_inps_ban_on(payment_date).is_some();
+        let kind = match asks_who {
+            true => self.store.party(party).await?.map(|p| p.kind),
+            false => None,
+        };
+        let class = crate::chain::party_class(kind.unwrap_or(cessio_store::PartyKind::Company));
+        check_debits(credits, debits, class, payment_date, law).map_err(|e| AppError::Rule {
             rule: e.rule(),
             code: e.code(),
             detail: e.to_string(),
