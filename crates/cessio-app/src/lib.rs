@@ -570,13 +570,13 @@ impl App {
         // has not been reached meanwhile. A program with many requests in flight, all with
         // the right PIN, is therefore never locked out.
         if self.secret_matches(pin, &user.pin_hash).await? {
-            return if self.store.pin_succeeded(user.id, max).await? {
+            return if self.store.pin_succeeded(user.id, max, self.now()).await? {
                 Ok(())
             } else {
                 Err(AppError::PinLocked { failures: max })
             };
         }
-        let Some(failures) = self.store.pin_attempt(user.id, max).await? else {
+        let Some(failures) = self.store.pin_attempt(user.id, max, self.now()).await? else {
             return Err(AppError::PinLocked { failures: max });
         };
         if failures >= max {

@@ -44,6 +44,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Config, GenericClient, NoTls, Row, Statement, Transaction};
 
+mod log;
 mod schema;
 
 #[derive(Debug)]
@@ -57,6 +58,10 @@ pub struct PgStore {
     /// Slots of [`Store::stream_entries`], held by each stream's task.
     stream_slots: cessio_store::StreamSlots,
     stats: Arc<WriteStats>,
+    /// The connection of the changes made outside the writer's batches (users, PIN
+    /// failures, tokens, the operator's register): each is a transaction of its own that
+    /// takes the head's lock and appends to the log, which a shared reader cannot run.
+    side: tokio::sync::Mutex<Option<Client>>,
 }
 
 fn db_err(e: tokio_postgres::Error) -> StoreError {
@@ -267,6 +272,10 @@ impl PgStore {
                         let _ = ready.send(Err(e));
                         return;
                     }
+                    if let Err(e) = log::adopt(&mut client).await {
+                        let _ = ready.send(Err(e));
+                        return;
+                    }
                     let _ = ready.send(Ok(()));
                     writer_loop(client, writer_config, rx, max_batch, writer_stats).await;
                 });
@@ -282,6 +291,7 @@ impl PgStore {
             next_reader: AtomicUsize::new(0),
             stream_slots: cessio_store::StreamSlots::default(),
             stats,
+            side: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -301,6 +311,37 @@ impl PgStore {
     }
 
     /// A reader connection, reconnected first if the server closed it.
+    /// Runs `sql` in a transaction of its own holding the head's lock, then records in the
+    /// log, as one entry, the rows `rows` names from the statement's row (if any). `Ok(None)`
+    /// when the statement returned no row, and nothing is recorded then.
+    #[allow(clippy::too_many_arguments)]
+    async fn logged_change(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        kind: &str,
+        actor: &str,
+        at: DateTime<Utc>,
+        rows: impl FnOnce(&Row) -> Vec<(&'static cessio_store::log::TableSpec, i64)>,
+        on_error: impl FnOnce(tokio_postgres::Error) -> StoreError,
+    ) -> Result<Option<Row>, StoreError> {
+        let mut side = self.side.lock().await;
+        if side.as_ref().is_none_or(|c| c.is_closed()) {
+            *side = Some(connect(&self.config).await?);
+        }
+        let Some(client) = side.as_mut() else {
+            return Err(StoreError::backend("no connection for the change"));
+        };
+        let tx = client.transaction().await.map_err(db_err)?;
+        log::lock(&tx).await?;
+        let row = tx.query_opt(sql, params).await.map_err(on_error)?;
+        if let Some(r) = &row {
+            log::record(&tx, kind, actor, at, &rows(r)).await?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(row)
+    }
+
     async fn reader(&self) -> Result<Arc<Client>, StoreError> {
         let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
         let slot = &self.readers[i];
@@ -435,7 +476,7 @@ async fn write_batch(
     Ok(results)
 }
 
-const HEAD_SELECT: &str = "SELECT last_operation, last_transfer, last_hash, last_party, last_credit, last_rata, last_account, last_protocol FROM ledger_head WHERE id = 1";
+const HEAD_SELECT: &str = "SELECT last_operation, last_transfer, last_hash, last_party, last_credit, last_rata, last_account, last_protocol, log_seq, log_hash FROM ledger_head WHERE id = 1";
 
 async fn load_head_locked(c: &Transaction<'_>, st: &Statements) -> Result<Head, StoreError> {
     let r = c.query_one(&st.head, &[]).await.map_err(db_err)?;
@@ -458,6 +499,8 @@ fn head_from_row(r: &Row) -> Head {
         last_rata: r.get(5),
         last_account: r.get(6),
         last_protocol: r.get(7),
+        log_seq: r.get(8),
+        log_hash: hash_from_hex(r.get::<_, &str>(9)).unwrap_or_default(),
     }
 }
 
@@ -483,7 +526,7 @@ fn account_from_row(r: &Row) -> Account {
 }
 
 const SQL_OPERATIONS: &str =
-    "SELECT idempotency_key, request_hash, receipt FROM operations WHERE idempotency_key = ANY($1)";
+    "SELECT idempotency_key, request_hash, receipt FROM log WHERE idempotency_key = ANY($1)";
 const SQL_PENDING: &str =
     "SELECT p.id, p.debit, p.credit, p.amount, p.kind, r.phase FROM transfers p
      LEFT JOIN transfers r ON r.pending_id = p.id
@@ -767,74 +810,82 @@ async fn write_plan(c: &Transaction<'_>, st: &Statements, plan: &Plan) -> Result
         c.execute(&st.update_head, &args_update_head),
     )
     .map_err(db_err)?;
-    write_f5_records(c, plan).await?;
-    write_delegations(c, plan).await
+    let mut written = write_f5_records(c, plan).await?;
+    written.extend(write_delegations(c, plan).await?);
+    let mut extra: std::collections::HashMap<i64, Vec<cessio_store::log::Put>> =
+        std::collections::HashMap::new();
+    for (operation, spec, id) in written {
+        extra
+            .entry(operation)
+            .or_default()
+            .extend(log::read_back(c, &[(spec, id)]).await?);
+    }
+    log::append(c, cessio_store::log::plan_entries(plan, extra)).await
 }
 
-/// The delegations a batch granted or revoked (rare: one statement each), each with its
-/// entry in the operator's register in the same statement, so a change cannot be
-/// committed without its audit entry.
-async fn write_delegations(c: &Transaction<'_>, plan: &Plan) -> Result<(), StoreError> {
+/// Rows whose ids the database assigned while writing a batch: (operation, table, id).
+type Written = Vec<(i64, &'static cessio_store::log::TableSpec, i64)>;
+
+/// The delegations a batch granted or revoked (rare), each with its entry in the
+/// operator's register in the same transaction.
+async fn write_delegations(c: &Transaction<'_>, plan: &Plan) -> Result<Written, StoreError> {
+    use cessio_store::log::{DELEGATIONS, OPERATOR_EVENTS};
+    let mut written = Written::new();
     for (change, operation, actor, at) in &plan.delegations {
         let at_micros = at.timestamp_micros();
-        match change {
-            // A grant supersedes the live delegation of the pair, so that one pair has at
-            // most one.
-            DelegationChange::Grant {
-                user,
-                party,
-                scope,
-                until,
-            } => {
-                let data = serde_json::json!({ "user": user, "scope": scope, "until": until, "operation": operation })
-                    .to_string();
-                c.execute(
-                    "WITH ended AS (
-                       UPDATE delegations SET revoked_at = $3, revoked_by = $6
-                        WHERE user_id = $1 AND party = $2 AND revoked_at IS NULL RETURNING id),
-                     granted AS (
-                       INSERT INTO delegations (user_id, party, created_at, scope, valid_until, granted_by, operation)
-                       SELECT $1, $2, $3, $4, $5, $6, $7 FROM (SELECT COUNT(*) FROM ended) e RETURNING id)
-                     INSERT INTO operator_events (kind, at, actor, transfer, party, counterparty, data)
-                     SELECT $8, $3, $6, NULL, $2, NULL, $9 FROM granted",
-                    &[
-                        user,
-                        party,
-                        &at_micros,
-                        &scope.as_str(),
-                        until,
-                        actor,
-                        operation,
-                        &DELEGATION_GRANTED_EVENT,
-                        &data,
-                    ],
+        let (user, party) = match change {
+            DelegationChange::Grant { user, party, .. }
+            | DelegationChange::Revoke { user, party } => (*user, *party),
+        };
+        // A grant supersedes the live delegation of the pair, so that one pair has at most
+        // one; a revocation ends it.
+        let ended: Vec<i64> = c
+            .query(
+                "UPDATE delegations SET revoked_at = $3, revoked_by = $4
+                  WHERE user_id = $1 AND party = $2 AND revoked_at IS NULL RETURNING id",
+                &[&user, &party, &at_micros, actor],
+            )
+            .await
+            .map_err(db_err)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        written.extend(ended.iter().map(|id| (*operation, &DELEGATIONS, *id)));
+        let (kind, data) = match change {
+            DelegationChange::Grant { scope, until, .. } => {
+                let id: i64 = c
+                    .query_one(
+                        "INSERT INTO delegations (user_id, party, created_at, scope, valid_until, granted_by, operation)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                        &[&user, &party, &at_micros, &scope.as_str(), until, actor, operation],
+                    )
+                    .await
+                    .map_err(db_err)?
+                    .get(0);
+                written.push((*operation, &DELEGATIONS, id));
+                (
+                    DELEGATION_GRANTED_EVENT,
+                    serde_json::json!({ "user": user, "scope": scope, "until": until, "operation": operation }),
                 )
-                .await
-                .map_err(db_err)?;
             }
-            DelegationChange::Revoke { user, party } => {
-                let data = serde_json::json!({ "user": user, "operation": operation }).to_string();
-                c.execute(
-                    "WITH ended AS (
-                       UPDATE delegations SET revoked_at = $3, revoked_by = $4
-                        WHERE user_id = $1 AND party = $2 AND revoked_at IS NULL RETURNING id)
-                     INSERT INTO operator_events (kind, at, actor, transfer, party, counterparty, data)
-                     SELECT $5, $3, $4, NULL, $2, NULL, $6 WHERE EXISTS (SELECT 1 FROM ended)",
-                    &[
-                        user,
-                        party,
-                        &at_micros,
-                        actor,
-                        &DELEGATION_REVOKED_EVENT,
-                        &data,
-                    ],
-                )
-                .await
-                .map_err(db_err)?;
-            }
-        }
+            DelegationChange::Revoke { .. } if ended.is_empty() => continue,
+            DelegationChange::Revoke { .. } => (
+                DELEGATION_REVOKED_EVENT,
+                serde_json::json!({ "user": user, "operation": operation }),
+            ),
+        };
+        let id: i64 = c
+            .query_one(
+                "INSERT INTO operator_events (kind, at, actor, transfer, party, counterparty, data)
+                 VALUES ($1, $2, $3, NULL, $4, NULL, $5) RETURNING id",
+                &[&kind, &at_micros, actor, &party, &data.to_string()],
+            )
+            .await
+            .map_err(db_err)?
+            .get(0);
+        written.push((*operation, &OPERATOR_EVENTS, id));
     }
-    Ok(())
+    Ok(written)
 }
 
 const DELEGATION_COLUMNS: &str =
@@ -856,37 +907,44 @@ fn delegation_from_row(r: &Row) -> Delegation {
 }
 
 /// The F24 choices and debt positions a batch recorded (F5): rare, one statement each.
-async fn write_f5_records(c: &Transaction<'_>, plan: &Plan) -> Result<(), StoreError> {
+async fn write_f5_records(c: &Transaction<'_>, plan: &Plan) -> Result<Written, StoreError> {
+    let mut written = Written::new();
     for (record, operation, at) in &plan.choices {
         let (declared, on) = match record.choice {
             F24Choice::Declared { on } => (true, on),
             F24Choice::Revoked { on } => (false, on),
             F24Choice::NotDeclared => continue,
         };
-        c.execute(
-            "INSERT INTO f24_choices (operation, rata, party, declared, on_date, at) VALUES ($1, $2, $3, $4, $5, $6)",
-            &[
-                operation,
-                &record.rata,
-                &record.party,
-                &declared,
-                &on,
-                &at.timestamp_micros(),
-            ],
-        )
-        .await
-        .map_err(db_err)?;
+        let id: i64 = c
+            .query_one(
+                "INSERT INTO f24_choices (operation, rata, party, declared, on_date, at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                &[
+                    operation,
+                    &record.rata,
+                    &record.party,
+                    &declared,
+                    &on,
+                    &at.timestamp_micros(),
+                ],
+            )
+            .await
+            .map_err(db_err)?
+            .get(0);
+        written.push((*operation, &cessio_store::log::F24_CHOICES, id));
     }
     for (party, position, operation, at) in &plan.debt_positions {
         let json = serde_json::to_string(position).map_err(StoreError::backend)?;
-        c.execute(
-            "INSERT INTO debt_positions (operation, party, position, at) VALUES ($1, $2, $3, $4)",
-            &[operation, party, &json, &at.timestamp_micros()],
-        )
-        .await
-        .map_err(db_err)?;
+        let id: i64 = c
+            .query_one(
+                "INSERT INTO debt_positions (operation, party, position, at) VALUES ($1, $2, $3, $4) RETURNING id",
+                &[operation, party, &json, &at.timestamp_micros()],
+            )
+            .await
+            .map_err(db_err)?
+            .get(0);
+        written.push((*operation, &cessio_store::log::DEBT_POSITIONS, id));
     }
-    Ok(())
+    Ok(written)
 }
 
 fn holding_info_from_row(r: &Row) -> HoldingInfo {
@@ -1215,22 +1273,7 @@ impl Store for PgStore {
         &self,
         key: &IdempotencyKey,
     ) -> Result<Option<StoredOperation>, StoreError> {
-        self.reader()
-            .await?
-            .query_opt(
-                "SELECT request_hash, receipt FROM operations WHERE idempotency_key = $1",
-                &[&key.as_str()],
-            )
-            .await
-            .map_err(db_err)?
-            .map(|r| {
-                Ok(StoredOperation {
-                    request_hash: r.get(0),
-                    receipt: serde_json::from_str(r.get::<_, &str>(1))
-                        .map_err(StoreError::backend)?,
-                })
-            })
-            .transpose()
+        log::stored_operation(self.reader().await?.as_ref(), key.as_str()).await
     }
 
     async fn counts(&self) -> Result<Counts, StoreError> {
@@ -1385,6 +1428,7 @@ impl Store for PgStore {
         actor: &str,
         at: DateTime<Utc>,
     ) -> Result<i64, StoreError> {
+        use cessio_store::log::{AUDIT_LOG, USERS};
         let micros = at.timestamp_micros();
         let detail = format!(
             "'{}' role {} party {:?}",
@@ -1392,28 +1436,31 @@ impl Store for PgStore {
             user.role.as_str(),
             user.party
         );
-        let result = self
-            .reader()
-            .await?
-            .query_one(
+        let username = user.username.clone();
+        let row = self
+            .logged_change(
                 "WITH u AS (
                    INSERT INTO users (username, display_name, password_hash, pin_hash, pin_failures, party, role, created_at)
                    VALUES ($1, $2, $3, $4, 0, $5, $6, $7) RETURNING id),
                  a AS (INSERT INTO audit_log (at, actor, action, detail)
-                   SELECT $7, $8, 'create_user', 'user ' || u.id || ' ' || $9 FROM u)
-                 SELECT id FROM u",
+                   SELECT $7, $8, 'create_user', 'user ' || u.id || ' ' || $9 FROM u RETURNING id)
+                 SELECT u.id, a.id FROM u, a",
                 &[&user.username, &user.display_name, &user.password_hash, &user.pin_hash, &user.party, &user.role.as_str(), &micros, &actor, &detail],
+                "create_user",
+                actor,
+                at,
+                |r| vec![(&USERS, r.get(0)), (&AUDIT_LOG, r.get(1))],
+                |e| {
+                    if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
+                        StoreError::UserExists { username }
+                    } else {
+                        db_err(e)
+                    }
+                },
             )
-            .await;
-        match result {
-            Ok(r) => Ok(r.get(0)),
-            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
-                Err(StoreError::UserExists {
-                    username: user.username,
-                })
-            }
-            Err(e) => Err(db_err(e)),
-        }
+            .await?;
+        row.map(|r| r.get(0))
+            .ok_or_else(|| StoreError::backend("user not created"))
     }
 
     async fn user(&self, id: i64) -> Result<Option<User>, StoreError> {
@@ -1470,46 +1517,76 @@ impl Store for PgStore {
             .collect())
     }
 
-    async fn pin_failed(&self, user: i64) -> Result<u32, StoreError> {
+    async fn pin_failed(&self, user: i64, at: DateTime<Utc>) -> Result<u32, StoreError> {
         let r = self
-            .reader()
-            .await?
-            .query_opt(
+            .logged_change(
                 "UPDATE users SET pin_failures = pin_failures + 1 WHERE id = $1 RETURNING pin_failures",
                 &[&user],
+                "pin_failed",
+                &format!("user {user}"),
+                at,
+                |_| vec![(&cessio_store::log::USERS, user)],
+                db_err,
             )
-            .await
-            .map_err(db_err)?
+            .await?
             .ok_or(StoreError::UnknownUser { user })?;
         Ok(u32::try_from(r.get::<_, i32>(0)).unwrap_or(u32::MAX))
     }
 
-    async fn pin_attempt(&self, user: i64, max: u32) -> Result<Option<u32>, StoreError> {
+    async fn pin_attempt(
+        &self,
+        user: i64,
+        max: u32,
+        at: DateTime<Utc>,
+    ) -> Result<Option<u32>, StoreError> {
         let max = i32::try_from(max).unwrap_or(i32::MAX);
         Ok(self
-            .reader()
-            .await?
-            .query_opt(
+            .logged_change(
                 "UPDATE users SET pin_failures = pin_failures + 1 WHERE id = $1 AND pin_failures < $2 RETURNING pin_failures",
                 &[&user, &max],
+                "pin_failed",
+                &format!("user {user}"),
+                at,
+                |_| vec![(&cessio_store::log::USERS, user)],
+                db_err,
             )
-            .await
-            .map_err(db_err)?
+            .await?
             .map(|r| u32::try_from(r.get::<_, i32>(0)).unwrap_or(u32::MAX)))
     }
 
-    async fn pin_succeeded(&self, user: i64, max: u32) -> Result<bool, StoreError> {
-        let max = i32::try_from(max).unwrap_or(i32::MAX);
-        Ok(self
+    async fn pin_succeeded(
+        &self,
+        user: i64,
+        max: u32,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        // Most right PINs find no failure to clear: they write nothing, and so add no entry
+        // to the log and wait for no lock.
+        let failures: Option<i32> = self
             .reader()
             .await?
-            .execute(
-                "UPDATE users SET pin_failures = 0 WHERE id = $1 AND pin_failures < $2",
-                &[&user, &max],
-            )
+            .query_opt("SELECT pin_failures FROM users WHERE id = $1", &[&user])
             .await
             .map_err(db_err)?
-            > 0)
+            .map(|r| r.get(0));
+        match failures {
+            None => return Ok(false),
+            Some(0) => return Ok(true),
+            Some(_) => {}
+        }
+        let max = i32::try_from(max).unwrap_or(i32::MAX);
+        Ok(self
+            .logged_change(
+                "UPDATE users SET pin_failures = 0 WHERE id = $1 AND pin_failures < $2 RETURNING id",
+                &[&user, &max],
+                "pin_cleared",
+                &format!("user {user}"),
+                at,
+                |_| vec![(&cessio_store::log::USERS, user)],
+                db_err,
+            )
+            .await?
+            .is_some())
     }
 
     async fn pin_reset(
@@ -1518,18 +1595,28 @@ impl Store for PgStore {
         actor: Option<&str>,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        use cessio_store::log::{AUDIT_LOG, USERS};
+        let who = actor.map_or_else(|| format!("user {user}"), str::to_string);
         let r = self
-            .reader()
-            .await?
-            .query_opt(
+            .logged_change(
                 "WITH u AS (UPDATE users SET pin_failures = 0 WHERE id = $1 RETURNING id),
                  a AS (INSERT INTO audit_log (at, actor, action, detail)
-                   SELECT $2, $3, 'pin_unlock', 'user ' || u.id FROM u WHERE $3::text IS NOT NULL)
-                 SELECT id FROM u",
+                   SELECT $2, $3, 'pin_unlock', 'user ' || u.id FROM u WHERE $3::text IS NOT NULL RETURNING id)
+                 SELECT u.id, (SELECT id FROM a) FROM u",
                 &[&user, &at.timestamp_micros(), &actor],
+                "pin_cleared",
+                &who,
+                at,
+                |r| {
+                    let mut rows = vec![(&USERS, user)];
+                    if let Some(audit) = r.get::<_, Option<i64>>(1) {
+                        rows.push((&AUDIT_LOG, audit));
+                    }
+                    rows
+                },
+                db_err,
             )
-            .await
-            .map_err(db_err)?;
+            .await?;
         r.map(|_| ()).ok_or(StoreError::UnknownUser { user })
     }
 
@@ -1579,16 +1666,18 @@ impl Store for PgStore {
         name: &str,
         at: DateTime<Utc>,
     ) -> Result<i64, StoreError> {
-        Ok(self
-            .reader()
-            .await?
-            .query_one(
-                "INSERT INTO api_tokens (user_id, token_hash, name, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
-                &[&user, &token_hash, &name, &at.timestamp_micros()],
-            )
-            .await
-            .map_err(db_err)?
-            .get(0))
+        self.logged_change(
+            "INSERT INTO api_tokens (user_id, token_hash, name, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+            &[&user, &token_hash, &name, &at.timestamp_micros()],
+            "create_token",
+            &format!("user {user}"),
+            at,
+            |r| vec![(&cessio_store::log::API_TOKENS, r.get(0))],
+            db_err,
+        )
+        .await?
+        .map(|r| r.get(0))
+        .ok_or_else(|| StoreError::backend("token not created"))
     }
 
     async fn token_user(&self, token_hash: &str) -> Result<Option<User>, StoreError> {
@@ -1612,16 +1701,18 @@ impl Store for PgStore {
         token: i64,
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let n = self
-            .reader()
-            .await?
-            .execute(
-                "UPDATE api_tokens SET revoked_at = $3 WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL",
+        Ok(self
+            .logged_change(
+                "UPDATE api_tokens SET revoked_at = $3 WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL RETURNING id",
                 &[&token, &user, &at.timestamp_micros()],
+                "revoke_token",
+                &format!("user {user}"),
+                at,
+                |_| vec![(&cessio_store::log::API_TOKENS, token)],
+                db_err,
             )
-            .await
-            .map_err(db_err)?;
-        Ok(n > 0)
+            .await?
+            .is_some())
     }
 
     async fn operation_transfers(&self, operation: i64) -> Result<Vec<TransferRow>, StoreError> {
@@ -1749,7 +1840,15 @@ impl Store for PgStore {
             .await
             .map_err(db_err)?;
         let head = load_head(&tx).await?;
-        let mut v = Verifier::new();
+        let mut projections = cessio_store::log::Projections::new();
+        log::scan_log(&tx, |e| projections.feed(e)).await?;
+        let (mut v, mut log_summary) = Verifier::after_log(&mut projections, &head);
+        for spec in cessio_store::log::TABLES {
+            let mut check = cessio_store::log::TableCheck::new(spec, projections.take(spec));
+            log::scan_table(&tx, spec, |row| check.feed(row)).await?;
+            let (n, problems) = check.finish();
+            v.table_checked(n, problems, &mut log_summary);
+        }
         let mut last = 0i64;
         loop {
             let rows = tx
@@ -1782,6 +1881,7 @@ impl Store for PgStore {
             .map(|r| (r.get(0), Cents::new(r.get(1))))
             .collect();
         let mut report = v.finish(accounts, rate, &head);
+        log_summary.into_report(&mut report);
         let mut summary = Vec::with_capacity(2);
         for sql in [
             cessio_store::SUMMARY_STORED_SQL.to_string(),
@@ -1831,19 +1931,22 @@ impl Store for PgStore {
         actor: &str,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        use cessio_store::log::{AUDIT_LOG, PARTIES};
         let detail = format!("party {party} deceased {deceased}");
         let row = self
-            .reader()
-            .await?
-            .query_opt(
+            .logged_change(
                 "WITH p AS (UPDATE parties SET deceased = $1 WHERE id = $2 RETURNING id),
                  a AS (INSERT INTO audit_log (at, actor, action, detail)
-                   SELECT $3, $4, 'set_deceased', $5 FROM p)
-                 SELECT id FROM p",
+                   SELECT $3, $4, 'set_deceased', $5 FROM p RETURNING id)
+                 SELECT p.id, a.id FROM p, a",
                 &[&deceased, &party, &at.timestamp_micros(), &actor, &detail],
+                "set_deceased",
+                actor,
+                at,
+                |r| vec![(&PARTIES, party), (&AUDIT_LOG, r.get(1))],
+                db_err,
             )
-            .await
-            .map_err(db_err)?;
+            .await?;
         match row {
             Some(_) => Ok(()),
             None => Err(StoreError::UnknownParty { party }),
@@ -1852,25 +1955,27 @@ impl Store for PgStore {
 
     async fn append_operator_event(&self, event: NewOperatorEvent) -> Result<i64, StoreError> {
         let data = event.data.to_string();
-        Ok(self
-            .reader()
-            .await?
-            .query_one(
-                "INSERT INTO operator_events (kind, at, actor, transfer, party, counterparty, data)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-                &[
-                    &event.kind,
-                    &event.at.timestamp_micros(),
-                    &event.actor,
-                    &event.transfer,
-                    &event.party,
-                    &event.counterparty,
-                    &data,
-                ],
-            )
-            .await
-            .map_err(db_err)?
-            .get(0))
+        self.logged_change(
+            "INSERT INTO operator_events (kind, at, actor, transfer, party, counterparty, data)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+            &[
+                &event.kind,
+                &event.at.timestamp_micros(),
+                &event.actor,
+                &event.transfer,
+                &event.party,
+                &event.counterparty,
+                &data,
+            ],
+            &event.kind,
+            &event.actor,
+            event.at,
+            |r| vec![(&cessio_store::log::OPERATOR_EVENTS, r.get(0))],
+            db_err,
+        )
+        .await?
+        .map(|r| r.get(0))
+        .ok_or_else(|| StoreError::backend("operator event not recorded"))
     }
 
     async fn operator_events(

@@ -42,6 +42,9 @@ use rusqlite::{
 };
 use tokio::sync::mpsc;
 
+use cessio_store::log::{API_TOKENS, AUDIT_LOG, OPERATOR_EVENTS, PARTIES, USERS};
+
+mod log;
 mod schema;
 
 /// Reads running at once, each on a pooled connection of its own: more would not run faster
@@ -156,6 +159,7 @@ impl SqliteStore {
     pub fn open(path: &Path, config: WriteConfig) -> Result<Self, StoreError> {
         let mut writer = open_connection(path)?;
         schema::migrate(&mut writer)?;
+        log::adopt(&mut writer)?;
         let (queue, rx) = mpsc::channel(config.queue_capacity.max(1));
         let stats = std::sync::Arc::new(WriteStats::default());
         let thread_stats = stats.clone();
@@ -247,10 +251,11 @@ fn write_batch(
 
 fn load_head(conn: &Connection) -> Result<Head, StoreError> {
     conn.query_row(
-        "SELECT last_operation, last_transfer, last_hash, last_party, last_credit, last_rata, last_account, last_protocol FROM ledger_head WHERE id = 1",
+        "SELECT last_operation, last_transfer, last_hash, last_party, last_credit, last_rata, last_account, last_protocol, log_seq, log_hash FROM ledger_head WHERE id = 1",
         [],
         |r| {
             let hash: String = r.get(2)?;
+            let log_hash: String = r.get(9)?;
             Ok(Head {
                 last_operation: r.get(0)?,
                 last_transfer: r.get(1)?,
@@ -260,6 +265,8 @@ fn load_head(conn: &Connection) -> Result<Head, StoreError> {
                 last_rata: r.get(5)?,
                 last_account: r.get(6)?,
                 last_protocol: r.get(7)?,
+                log_seq: r.get(8)?,
+                log_hash: hash_from_hex(&log_hash).unwrap_or_default(),
             })
         },
     )
@@ -292,9 +299,7 @@ fn prefetch(tx: &Transaction<'_>, needs: &Needs) -> Result<Prefetched, StoreErro
     let mut pre = Prefetched::default();
     {
         let mut st = tx
-            .prepare_cached(
-                "SELECT request_hash, receipt FROM operations WHERE idempotency_key = ?1",
-            )
+            .prepare_cached("SELECT request_hash, receipt FROM log WHERE idempotency_key = ?1")
             .map_err(db_err)?;
         for key in &needs.idempotency_keys {
             let row: Option<(String, String)> = st
@@ -585,8 +590,17 @@ fn write_plan(tx: &Transaction<'_>, plan: &Plan) -> Result<(), StoreError> {
         }
     }
     write_summary(tx, plan)?;
-    write_f5_records(tx, plan)?;
-    write_delegations(tx, plan)?;
+    let mut written = write_f5_records(tx, plan)?;
+    written.extend(write_delegations(tx, plan)?);
+    let mut extra: std::collections::HashMap<i64, Vec<cessio_store::log::Put>> =
+        std::collections::HashMap::new();
+    for (operation, spec, id) in written {
+        extra
+            .entry(operation)
+            .or_default()
+            .extend(log::read_back(tx, &[(spec, id)])?);
+    }
+    log::append(tx, cessio_store::log::plan_entries(plan, extra))?;
     let h = &plan.head;
     tx.execute(
         "UPDATE ledger_head SET last_operation = ?1, last_transfer = ?2, last_hash = ?3, last_party = ?4, last_credit = ?5, last_rata = ?6, last_account = ?7, last_protocol = ?8 WHERE id = 1",
@@ -605,8 +619,12 @@ fn write_plan(tx: &Transaction<'_>, plan: &Plan) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Rows whose ids the database assigned while writing a batch: (operation, table, id).
+type Written = Vec<(i64, &'static cessio_store::log::TableSpec, i64)>;
+
 /// The F24 choices and debt positions a batch recorded (F5).
-fn write_f5_records(tx: &Transaction<'_>, plan: &Plan) -> Result<(), StoreError> {
+fn write_f5_records(tx: &Transaction<'_>, plan: &Plan) -> Result<Written, StoreError> {
+    let mut written = Written::new();
     if !plan.choices.is_empty() {
         let mut st = tx
             .prepare_cached(
@@ -628,6 +646,11 @@ fn write_f5_records(tx: &Transaction<'_>, plan: &Plan) -> Result<(), StoreError>
                 at.timestamp_micros()
             ])
             .map_err(db_err)?;
+            written.push((
+                *operation,
+                &cessio_store::log::F24_CHOICES,
+                tx.last_insert_rowid(),
+            ));
         }
     }
     if !plan.debt_positions.is_empty() {
@@ -640,14 +663,21 @@ fn write_f5_records(tx: &Transaction<'_>, plan: &Plan) -> Result<(), StoreError>
             let json = serde_json::to_string(position).map_err(StoreError::backend)?;
             st.execute(params![operation, party, json, at.timestamp_micros()])
                 .map_err(db_err)?;
+            written.push((
+                *operation,
+                &cessio_store::log::DEBT_POSITIONS,
+                tx.last_insert_rowid(),
+            ));
         }
     }
-    Ok(())
+    Ok(written)
 }
 
 /// The delegations a batch granted or revoked, each with its entry in the operator's
 /// register in the same transaction: a change without its audit entry cannot be committed.
-fn write_delegations(tx: &Transaction<'_>, plan: &Plan) -> Result<(), StoreError> {
+fn write_delegations(tx: &Transaction<'_>, plan: &Plan) -> Result<Written, StoreError> {
+    use cessio_store::log::{DELEGATIONS, OPERATOR_EVENTS};
+    let mut written = Written::new();
     for (change, operation, actor, at) in &plan.delegations {
         let at_micros = at.timestamp_micros();
         let (user, party) = match change {
@@ -656,12 +686,16 @@ fn write_delegations(tx: &Transaction<'_>, plan: &Plan) -> Result<(), StoreError
         };
         // A grant supersedes the live delegation of the pair, so that one pair has at most
         // one; a revocation ends it.
-        let ended = tx
+        let ended: Vec<i64> = tx
             .prepare_cached(
-                "UPDATE delegations SET revoked_at = ?3, revoked_by = ?4 WHERE user_id = ?1 AND party = ?2 AND revoked_at IS NULL",
+                "UPDATE delegations SET revoked_at = ?3, revoked_by = ?4 WHERE user_id = ?1 AND party = ?2 AND revoked_at IS NULL RETURNING id",
             )
-            .and_then(|mut st| st.execute(params![user, party, at_micros, actor]))
+            .and_then(|mut st| {
+                st.query_map(params![user, party, at_micros, actor], |r| r.get(0))?
+                    .collect()
+            })
             .map_err(db_err)?;
+        written.extend(ended.iter().map(|id| (*operation, &DELEGATIONS, *id)));
         let (kind, data) = match change {
             DelegationChange::Grant { scope, until, .. } => {
                 tx.prepare_cached(
@@ -679,12 +713,13 @@ fn write_delegations(tx: &Transaction<'_>, plan: &Plan) -> Result<(), StoreError
                     ])
                 })
                 .map_err(|e| fk_error(e, user, party))?;
+                written.push((*operation, &DELEGATIONS, tx.last_insert_rowid()));
                 (
                     DELEGATION_GRANTED_EVENT,
                     serde_json::json!({ "user": user, "scope": scope, "until": until, "operation": operation }),
                 )
             }
-            DelegationChange::Revoke { .. } if ended == 0 => continue,
+            DelegationChange::Revoke { .. } if ended.is_empty() => continue,
             DelegationChange::Revoke { .. } => (
                 DELEGATION_REVOKED_EVENT,
                 serde_json::json!({ "user": user, "operation": operation }),
@@ -695,8 +730,9 @@ fn write_delegations(tx: &Transaction<'_>, plan: &Plan) -> Result<(), StoreError
         )
         .and_then(|mut st| st.execute(params![kind, at_micros, actor, party, data.to_string()]))
         .map_err(db_err)?;
+        written.push((*operation, &OPERATOR_EVENTS, tx.last_insert_rowid()));
     }
-    Ok(())
+    Ok(written)
 }
 
 const DELEGATION_COLUMNS: &str =
@@ -835,7 +871,15 @@ fn verify_all(conn: &Connection) -> Result<VerifyReport, StoreError> {
     conn.execute_batch("BEGIN").map_err(db_err)?;
     let result = (|| {
         let head = load_head(conn)?;
-        let mut v = Verifier::new();
+        let mut projections = cessio_store::log::Projections::new();
+        log::scan_log(conn, |e| projections.feed(e))?;
+        let (mut v, mut summary) = Verifier::after_log(&mut projections, &head);
+        for spec in cessio_store::log::TABLES {
+            let mut check = cessio_store::log::TableCheck::new(spec, projections.take(spec));
+            log::scan_table(conn, spec, |row| check.feed(row))?;
+            let (n, problems) = check.finish();
+            v.table_checked(n, problems, &mut summary);
+        }
         let mut st = conn
             .prepare(&format!(
                 "SELECT {TRANSFER_COLUMNS} FROM transfers WHERE id > ?1 ORDER BY id LIMIT ?2"
@@ -873,6 +917,7 @@ fn verify_all(conn: &Connection) -> Result<VerifyReport, StoreError> {
             .collect::<Result<_, _>>()
             .map_err(db_err)?;
         let mut report = v.finish(accounts, rate, &head);
+        summary.into_report(&mut report);
         let summary = |sql: &str| -> Result<Vec<(SummaryKey, i64)>, StoreError> {
             conn.prepare(sql)
                 .map_err(db_err)?
@@ -960,13 +1005,13 @@ fn audit(
     actor: &str,
     action: &str,
     detail: &str,
-) -> Result<(), StoreError> {
+) -> Result<i64, StoreError> {
     tx.execute(
         "INSERT INTO audit_log (at, actor, action, detail) VALUES (?1, ?2, ?3, ?4)",
         params![at.timestamp_micros(), actor, action, detail],
     )
     .map_err(db_err)?;
-    Ok(())
+    Ok(tx.last_insert_rowid())
 }
 
 fn fk_error(e: rusqlite::Error, user: i64, party: PartyId) -> StoreError {
@@ -1192,24 +1237,7 @@ impl Store for SqliteStore {
         key: &IdempotencyKey,
     ) -> Result<Option<StoredOperation>, StoreError> {
         let key = key.as_str().to_string();
-        self.read(move |c| {
-            let row: Option<(String, String)> = c
-                .query_row(
-                    "SELECT request_hash, receipt FROM operations WHERE idempotency_key = ?1",
-                    [key],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()
-                .map_err(db_err)?;
-            row.map(|(request_hash, json)| {
-                Ok(StoredOperation {
-                    request_hash,
-                    receipt: serde_json::from_str(&json).map_err(StoreError::backend)?,
-                })
-            })
-            .transpose()
-        })
-        .await
+        self.read(move |c| log::stored_operation(c, &key)).await
     }
 
     async fn counts(&self) -> Result<Counts, StoreError> {
@@ -1390,7 +1418,8 @@ impl Store for SqliteStore {
                 Ok(_) => {}
             }
             let id = tx.last_insert_rowid();
-            audit(&tx, at, &actor, "create_user", &format!("user {id} '{}' role {} party {:?}", user.username, user.role.as_str(), user.party))?;
+            let audit_id = audit(&tx, at, &actor, "create_user", &format!("user {id} '{}' role {} party {:?}", user.username, user.role.as_str(), user.party))?;
+            log::record(&tx, "create_user", &actor, at, &[(&USERS, id), (&AUDIT_LOG, audit_id)])?;
             tx.commit().map_err(db_err)?;
             Ok(id)
         })
@@ -1448,41 +1477,94 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn pin_failed(&self, user: i64) -> Result<u32, StoreError> {
+    async fn pin_failed(&self, user: i64, at: DateTime<Utc>) -> Result<u32, StoreError> {
         self.read(move |c| {
-            c.query_row(
-                "UPDATE users SET pin_failures = pin_failures + 1 WHERE id = ?1 RETURNING pin_failures",
-                [user],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(db_err)?
-            .ok_or(StoreError::UnknownUser { user })
+            let tx = rusqlite::Transaction::new_unchecked(c, TransactionBehavior::Immediate)
+                .map_err(db_err)?;
+            let failures: u32 = tx
+                .query_row(
+                    "UPDATE users SET pin_failures = pin_failures + 1 WHERE id = ?1 RETURNING pin_failures",
+                    [user],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(db_err)?
+                .ok_or(StoreError::UnknownUser { user })?;
+            log::record(&tx, "pin_failed", &format!("user {user}"), at, &[(&USERS, user)])?;
+            tx.commit().map_err(db_err)?;
+            Ok(failures)
         })
         .await
     }
 
-    async fn pin_attempt(&self, user: i64, max: u32) -> Result<Option<u32>, StoreError> {
+    async fn pin_attempt(
+        &self,
+        user: i64,
+        max: u32,
+        at: DateTime<Utc>,
+    ) -> Result<Option<u32>, StoreError> {
         self.read(move |c| {
-            c.query_row(
-                "UPDATE users SET pin_failures = pin_failures + 1 WHERE id = ?1 AND pin_failures < ?2 RETURNING pin_failures",
-                params![user, max],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(db_err)
+            let tx = rusqlite::Transaction::new_unchecked(c, TransactionBehavior::Immediate)
+                .map_err(db_err)?;
+            let failures: Option<u32> = tx
+                .query_row(
+                    "UPDATE users SET pin_failures = pin_failures + 1 WHERE id = ?1 AND pin_failures < ?2 RETURNING pin_failures",
+                    params![user, max],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(db_err)?;
+            if failures.is_some() {
+                log::record(&tx, "pin_failed", &format!("user {user}"), at, &[(&USERS, user)])?;
+            }
+            tx.commit().map_err(db_err)?;
+            Ok(failures)
         })
         .await
     }
 
-    async fn pin_succeeded(&self, user: i64, max: u32) -> Result<bool, StoreError> {
+    async fn pin_succeeded(
+        &self,
+        user: i64,
+        max: u32,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         self.read(move |c| {
-            c.execute(
-                "UPDATE users SET pin_failures = 0 WHERE id = ?1 AND pin_failures < ?2",
-                params![user, max],
-            )
-            .map(|n| n > 0)
-            .map_err(db_err)
+            // Most right PINs find no failure to clear: they write nothing, and so add no
+            // entry to the log and wait for no writer.
+            let failures: Option<u32> = c
+                .query_row(
+                    "SELECT pin_failures FROM users WHERE id = ?1",
+                    [user],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(db_err)?;
+            match failures {
+                None => return Ok(false),
+                Some(0) => return Ok(true),
+                Some(_) => {}
+            }
+            let tx = rusqlite::Transaction::new_unchecked(c, TransactionBehavior::Immediate)
+                .map_err(db_err)?;
+            let cleared = tx
+                .execute(
+                    "UPDATE users SET pin_failures = 0 WHERE id = ?1 AND pin_failures < ?2",
+                    params![user, max],
+                )
+                .map_err(db_err)?
+                > 0;
+            if cleared {
+                log::record(
+                    &tx,
+                    "pin_cleared",
+                    &format!("user {user}"),
+                    at,
+                    &[(&USERS, user)],
+                )?;
+            }
+            tx.commit().map_err(db_err)?;
+            Ok(cleared)
         })
         .await
     }
@@ -1503,9 +1585,15 @@ impl Store for SqliteStore {
             if n == 0 {
                 return Err(StoreError::UnknownUser { user });
             }
-            if let Some(actor) = actor {
-                audit(&tx, at, &actor, "pin_unlock", &format!("user {user}"))?;
+            let mut rows = vec![(&USERS, user)];
+            if let Some(actor) = &actor {
+                rows.push((
+                    &AUDIT_LOG,
+                    audit(&tx, at, actor, "pin_unlock", &format!("user {user}"))?,
+                ));
             }
+            let who = actor.unwrap_or_else(|| format!("user {user}"));
+            log::record(&tx, "pin_cleared", &who, at, &rows)?;
             tx.commit().map_err(db_err)
         })
         .await
@@ -1555,12 +1643,17 @@ impl Store for SqliteStore {
     ) -> Result<i64, StoreError> {
         let (hash, name) = (token_hash.to_string(), name.to_string());
         self.read(move |c| {
-            c.execute(
+            let tx = rusqlite::Transaction::new_unchecked(c, TransactionBehavior::Immediate)
+                .map_err(db_err)?;
+            tx.execute(
                 "INSERT INTO api_tokens (user_id, token_hash, name, created_at) VALUES (?1, ?2, ?3, ?4)",
                 params![user, hash, name, at.timestamp_micros()],
             )
             .map_err(db_err)?;
-            Ok(c.last_insert_rowid())
+            let id = tx.last_insert_rowid();
+            log::record(&tx, "create_token", &format!("user {user}"), at, &[(&API_TOKENS, id)])?;
+            tx.commit().map_err(db_err)?;
+            Ok(id)
         })
         .await
     }
@@ -1588,12 +1681,18 @@ impl Store for SqliteStore {
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         self.read(move |c| {
-            let n = c
+            let tx = rusqlite::Transaction::new_unchecked(c, TransactionBehavior::Immediate)
+                .map_err(db_err)?;
+            let n = tx
                 .execute(
                     "UPDATE api_tokens SET revoked_at = ?3 WHERE id = ?1 AND user_id = ?2 AND revoked_at IS NULL",
                     params![token, user, at.timestamp_micros()],
                 )
                 .map_err(db_err)?;
+            if n > 0 {
+                log::record(&tx, "revoke_token", &format!("user {user}"), at, &[(&API_TOKENS, token)])?;
+            }
+            tx.commit().map_err(db_err)?;
             Ok(n > 0)
         })
         .await
@@ -1726,12 +1825,19 @@ impl Store for SqliteStore {
             if n == 0 {
                 return Err(StoreError::UnknownParty { party });
             }
-            audit(
+            let audit_id = audit(
                 &tx,
                 at,
                 &actor,
                 "set_deceased",
                 &format!("party {party} deceased {deceased}"),
+            )?;
+            log::record(
+                &tx,
+                "set_deceased",
+                &actor,
+                at,
+                &[(&PARTIES, party), (&AUDIT_LOG, audit_id)],
             )?;
             tx.commit().map_err(db_err)?;
             Ok(())
@@ -1741,7 +1847,9 @@ impl Store for SqliteStore {
 
     async fn append_operator_event(&self, event: NewOperatorEvent) -> Result<i64, StoreError> {
         self.read(move |c| {
-            c.execute(
+            let tx = rusqlite::Transaction::new_unchecked(c, TransactionBehavior::Immediate)
+                .map_err(db_err)?;
+            tx.execute(
                 "INSERT INTO operator_events (kind, at, actor, transfer, party, counterparty, data)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![
@@ -1755,7 +1863,16 @@ impl Store for SqliteStore {
                 ],
             )
             .map_err(db_err)?;
-            Ok(c.last_insert_rowid())
+            let id = tx.last_insert_rowid();
+            log::record(
+                &tx,
+                &event.kind,
+                &event.actor,
+                event.at,
+                &[(&OPERATOR_EVENTS, id)],
+            )?;
+            tx.commit().map_err(db_err)?;
+            Ok(id)
         })
         .await
     }

@@ -287,6 +287,29 @@ CREATE TABLE login_attempts (
 );
 CREATE INDEX login_attempts_window ON login_attempts (window_start);
 ",
+    r"
+-- The register's log (cessio_store::log): one hash-chained entry per state change, written
+-- in the transaction that makes it; the other tables are its projections, which `verify`
+-- rebuilds from it. An operation's entry carries its idempotency key (unique: the writer
+-- decides a retry on the log, not on `operations`), request hash and receipt. The head
+-- keeps the last entry and its hash. A register written before the log has its rows
+-- recorded as the log's first entries when it is opened (`adopt`).
+CREATE TABLE log (
+    seq INTEGER PRIMARY KEY,
+    operation INTEGER,
+    idempotency_key TEXT UNIQUE,
+    request_hash TEXT,
+    on_behalf_of INTEGER,
+    receipt TEXT,
+    kind TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+ALTER TABLE ledger_head ADD COLUMN log_seq INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE ledger_head ADD COLUMN log_hash TEXT NOT NULL DEFAULT '0000000000000000000000000000000000000000000000000000000000000000';
+",
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

@@ -767,12 +767,16 @@ pub async fn users_pins_delegations_and_tokens(store: DynStore) {
         .await
         .unwrap();
     assert!(store.has_operator().await.unwrap());
-    assert_eq!(store.pin_failed(u).await.unwrap(), 1);
-    assert_eq!(store.pin_failed(u).await.unwrap(), 2);
+    assert_eq!(store.pin_failed(u, Utc::now()).await.unwrap(), 1);
+    assert_eq!(store.pin_failed(u, Utc::now()).await.unwrap(), 2);
     store.pin_reset(u, Some("operatore"), t0()).await.unwrap();
     assert_eq!(store.user(u).await.unwrap().unwrap().pin_failures, 0);
     assert_eq!(
-        store.pin_failed(9_999).await.unwrap_err().code(),
+        store
+            .pin_failed(9_999, Utc::now())
+            .await
+            .unwrap_err()
+            .code(),
         "user_unknown"
     );
     let grant = Command::Delegation(DelegationChange::Grant {

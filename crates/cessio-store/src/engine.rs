@@ -75,6 +75,9 @@ pub struct Head {
     pub last_account: AccountId,
     /// Empty before the first communication.
     pub last_protocol: String,
+    /// The log's last entry and its hash ([`crate::log`]).
+    pub log_seq: i64,
+    pub log_hash: Hash,
 }
 
 impl Head {
@@ -103,6 +106,8 @@ impl Default for Head {
             last_rata: 0,
             last_account: 0,
             last_protocol: String::new(),
+            log_seq: 0,
+            log_hash: GENESIS_HASH,
         }
     }
 }
@@ -260,6 +265,16 @@ impl TransferRow {
     }
 }
 
+/// Where one operation's rows end in a [`Plan`]'s lists (each operation's start where the
+/// one before ended): the log records each operation with the rows it wrote.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OpSpan {
+    pub parties: usize,
+    pub credits: usize,
+    pub accounts: usize,
+    pub transfers: usize,
+}
+
 /// Everything a batch writes. New accounts carry their final balance; `account_updates`
 /// are the final balances of pre-existing accounts the batch touched (one write each).
 #[derive(Debug, Default)]
@@ -276,6 +291,8 @@ pub struct Plan {
     pub debt_positions: Vec<(PartyId, DebtPosition, i64, DateTime<Utc>)>,
     /// Delegations granted or revoked: the change, the operation, the actor and the time.
     pub delegations: Vec<(DelegationChange, i64, String, DateTime<Utc>)>,
+    /// One per entry of `operations`, in the same order.
+    pub spans: Vec<OpSpan>,
     pub head: Head,
 }
 
@@ -380,6 +397,12 @@ pub fn plan(
                     at: op.at,
                     kind: command_kind(&op.command),
                     receipt_json,
+                });
+                plan.spans.push(OpSpan {
+                    parties: plan.parties.len(),
+                    credits: plan.credits.len(),
+                    accounts: plan.new_accounts.len(),
+                    transfers: plan.transfers.len(),
                 });
                 w.done.insert(
                     op.idempotency_key.as_str().to_string(),

@@ -14,6 +14,7 @@ use cessio_core::ledger::{Account, LedgerError, PartyId, RataId};
 use chrono::{DateTime, Utc};
 
 pub mod engine;
+pub mod log;
 pub mod model;
 pub mod queue;
 pub mod sessions;
@@ -232,16 +233,26 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn has_operator(&self) -> Result<bool, StoreError>;
 
     /// Counts one wrong PIN and returns the failures so far, atomically.
-    async fn pin_failed(&self, user: i64) -> Result<u32, StoreError>;
+    async fn pin_failed(&self, user: i64, at: DateTime<Utc>) -> Result<u32, StoreError>;
 
     /// Counts one wrong PIN unless `max` failures are already counted, atomically, and
     /// returns the new count (`None` when the PIN is locked). Parallel wrong guesses
     /// therefore cannot exceed `max`.
-    async fn pin_attempt(&self, user: i64, max: u32) -> Result<Option<u32>, StoreError>;
+    async fn pin_attempt(
+        &self,
+        user: i64,
+        max: u32,
+        at: DateTime<Utc>,
+    ) -> Result<Option<u32>, StoreError>;
 
     /// After a right PIN: clears the failures unless `max` are counted by now (a lock that
     /// parallel wrong guesses reached meanwhile wins), atomically. False when locked.
-    async fn pin_succeeded(&self, user: i64, max: u32) -> Result<bool, StoreError>;
+    async fn pin_succeeded(
+        &self,
+        user: i64,
+        max: u32,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
 
     /// Clears the failures: after a right PIN, or an operator's audited unlock.
     async fn pin_reset(

@@ -53,6 +53,27 @@ pub enum Problem {
         stored: TransferId,
         recomputed: TransferId,
     },
+    /// An entry of the log is missing or out of order: one was deleted or inserted.
+    LogGap { expected: i64, found: i64 },
+    /// An entry of the log does not match the chain: it or one before it was edited.
+    LogHash { seq: i64 },
+    /// An entry of the log cannot be what the writer wrote.
+    LogEntry { seq: i64, reason: String },
+    /// A transfer's hash differs from the one the log recorded with the change that
+    /// appended it, or the transfer is missing: the transfers' chain was rewritten.
+    Anchor {
+        transfer: TransferId,
+        reason: String,
+    },
+    /// A stored row differs from the one the log rebuilds: `column` names the first
+    /// differing column, or none when the whole row is missing or was never written.
+    Row {
+        table: &'static str,
+        key: i64,
+        column: Option<&'static str>,
+        expected: String,
+        found: String,
+    },
 }
 
 impl std::fmt::Display for Problem {
@@ -93,12 +114,42 @@ impl std::fmt::Display for Problem {
                 f,
                 "account {account}: last transfer recorded {stored}, history says {recomputed}"
             ),
+            Problem::LogGap { expected, found } => write!(
+                f,
+                "log entry {found}: expected {expected} (an entry was deleted or inserted)"
+            ),
+            Problem::LogHash { seq } => write!(
+                f,
+                "log entry {seq}: hash does not match the chain (the entry was edited)"
+            ),
+            Problem::LogEntry { seq, reason } => write!(f, "log entry {seq}: {reason}"),
+            Problem::Anchor { transfer, reason } => write!(f, "transfer {transfer}: {reason}"),
+            Problem::Row {
+                table,
+                key,
+                column: Some(column),
+                expected,
+                found,
+            } => write!(
+                f,
+                "{table} {key} column {column}: expected {expected}, found {found}"
+            ),
+            Problem::Row {
+                table,
+                key,
+                column: None,
+                expected,
+                found,
+            } => write!(f, "{table} {key}: expected {expected}, found {found}"),
         }
     }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct VerifyReport {
+    /// Entries of the log read, and rows of its projections compared with them.
+    pub log_entries: u64,
+    pub projected_rows: u64,
     pub transfers: u64,
     pub accounts: u64,
     pub rate: u64,
@@ -164,7 +215,7 @@ pub fn check_summary(
 }
 
 /// Bounded so that a badly broken store still gives a readable report.
-const MAX_PROBLEMS: usize = 100;
+pub(crate) const MAX_PROBLEMS: usize = 100;
 
 #[derive(Debug)]
 pub struct Verifier {
@@ -174,6 +225,8 @@ pub struct Verifier {
     balances: HashMap<AccountId, Balance>,
     pending: HashMap<TransferId, PendingTransfer>,
     rata_of: HashMap<AccountId, RataId>,
+    /// Transfer id → hash, as the log recorded them.
+    anchors: HashMap<TransferId, String>,
     problems: Vec<Problem>,
 }
 
@@ -186,6 +239,7 @@ impl Default for Verifier {
             balances: HashMap::new(),
             pending: HashMap::new(),
             rata_of: HashMap::new(),
+            anchors: HashMap::new(),
             problems: Vec::new(),
         }
     }
@@ -194,6 +248,25 @@ impl Default for Verifier {
 impl Verifier {
     pub fn new() -> Self {
         Verifier::default()
+    }
+
+    /// After the log was read: its problems come first, and the transfers must match the
+    /// hashes it recorded.
+    pub fn after_log(log: &mut crate::log::Projections, head: &Head) -> (Self, LogSummary) {
+        let mut v = Verifier::new();
+        let summary = LogSummary::check(log, head);
+        v.problems = std::mem::take(&mut log.problems);
+        v.problems.extend(summary.problems.iter().cloned());
+        v.anchors = std::mem::take(&mut log.anchors);
+        (v, summary)
+    }
+
+    /// Adds the problems found comparing a projection with its table.
+    pub fn table_checked(&mut self, rows: u64, problems: Vec<Problem>, report: &mut LogSummary) {
+        report.rows += rows;
+        for p in problems {
+            self.problem(p);
+        }
     }
 
     fn problem(&mut self, p: Problem) {
@@ -215,6 +288,14 @@ impl Verifier {
         let expected = chain_hash(&self.previous, &row.fields());
         if expected != row.hash {
             self.problem(Problem::HashMismatch { transfer: row.id });
+        }
+        if let Some(logged) = self.anchors.remove(&row.id)
+            && logged != hash_to_hex(&row.hash)
+        {
+            self.problem(Problem::Anchor {
+                transfer: row.id,
+                reason: format!("hash differs from the one the log recorded ({logged})"),
+            });
         }
         // Continue from the stored hash so that one edited row is reported once.
         self.previous = row.hash;
@@ -249,6 +330,14 @@ impl Verifier {
                     "head names transfer {} but the history ends at {}",
                     head.last_transfer, self.last_id
                 ),
+            });
+        }
+        let mut unseen: Vec<TransferId> = self.anchors.keys().copied().collect();
+        unseen.sort_unstable();
+        for transfer in unseen {
+            self.problem(Problem::Anchor {
+                transfer,
+                reason: "recorded by the log but not among the transfers".into(),
             });
         }
         let mut account_count = 0u64;
@@ -323,11 +412,62 @@ impl Verifier {
             });
         }
         VerifyReport {
+            log_entries: 0,
+            projected_rows: 0,
             transfers: self.transfers,
             accounts: account_count,
             rate: rate_count,
             last_hash: hash_to_hex(&self.previous),
             problems: self.problems,
         }
+    }
+}
+
+/// What reading the log found about the head, and the rows compared.
+#[derive(Debug, Default)]
+pub struct LogSummary {
+    pub entries: u64,
+    pub rows: u64,
+    problems: Vec<Problem>,
+}
+
+impl LogSummary {
+    /// The head must name the log's last entry, and its counters the last id each
+    /// projection got from the log.
+    fn check(log: &crate::log::Projections, head: &Head) -> LogSummary {
+        use crate::log::{ACCOUNTS, CREDITS, OPERATIONS, PARTIES, RATE};
+        let mut problems = Vec::new();
+        if head.log_seq != log.last_seq || head.log_hash != log.last_hash {
+            problems.push(Problem::Head {
+                reason: format!(
+                    "head names log entry {} but the log ends at {}",
+                    head.log_seq, log.last_seq
+                ),
+            });
+        }
+        for (name, stored, spec) in [
+            ("last_operation", head.last_operation, &OPERATIONS),
+            ("last_party", head.last_party, &PARTIES),
+            ("last_credit", head.last_credit, &CREDITS),
+            ("last_rata", head.last_rata, &RATE),
+            ("last_account", head.last_account, &ACCOUNTS),
+        ] {
+            let logged = log.last_id(spec);
+            if stored != logged {
+                problems.push(Problem::Head {
+                    reason: format!("{name} is {stored} but the log's last is {logged}"),
+                });
+            }
+        }
+        LogSummary {
+            entries: log.entries,
+            rows: 0,
+            problems,
+        }
+    }
+
+    pub fn into_report(self, report: &mut VerifyReport) {
+        report.log_entries = self.entries;
+        report.projected_rows = self.rows;
     }
 }

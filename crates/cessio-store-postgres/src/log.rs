@@ -1,0 +1,295 @@
+//! The log on PostgreSQL: appending entries in the transaction that makes a change,
+//! reading rows back in canonical form, and the scans `verify` compares (see
+//! `cessio_store::log`).
+
+use cessio_core::ledger::{hash_from_hex, hash_to_hex};
+use cessio_store::StoreError;
+use cessio_store::engine::StoredOperation;
+use cessio_store::log::{self, ColType, Entry, LOG_COLUMNS, NewEntry, Put, TableSpec, Value};
+use chrono::{DateTime, Utc};
+use tokio_postgres::{Client, GenericClient, Row};
+
+use crate::db_err;
+
+/// Each column cast to its canonical form: integers as bigint, booleans as 0/1, dates as
+/// `YYYY-MM-DD`.
+fn select_list(spec: &TableSpec) -> String {
+    spec.select_list(|c, t| match t {
+        ColType::Int => format!("{c}::bigint"),
+        ColType::Text => c.to_string(),
+        ColType::Bool => format!("{c}::int::bigint"),
+        ColType::Date => format!("to_char({c}, 'YYYY-MM-DD')"),
+    })
+}
+
+fn row_values(spec: &TableSpec, r: &Row) -> Vec<Value> {
+    spec.columns
+        .iter()
+        .enumerate()
+        .map(|(i, (_, t))| match t {
+            ColType::Int | ColType::Bool => Value::opt_int(r.get::<_, Option<i64>>(i)),
+            ColType::Text | ColType::Date => Value::opt_text(r.get::<_, Option<String>>(i)),
+        })
+        .collect()
+}
+
+/// The rows `(table, id)` as they now are, to record in the log.
+pub(crate) async fn read_back(
+    c: &impl GenericClient,
+    rows: &[(&'static TableSpec, i64)],
+) -> Result<Vec<Put>, StoreError> {
+    let mut puts = Vec::with_capacity(rows.len());
+    for (spec, id) in rows {
+        let sql = format!(
+            "SELECT {} FROM {} WHERE id = $1",
+            select_list(spec),
+            spec.name
+        );
+        if let Some(r) = c.query_opt(&sql, &[id]).await.map_err(db_err)? {
+            puts.push(Put::new(spec, row_values(spec, &r)));
+        }
+    }
+    Ok(puts)
+}
+
+/// Takes the head's row lock, which serialises every change of the register (the writer's
+/// batches take it first too), and returns the log's head.
+pub(crate) async fn lock(c: &impl GenericClient) -> Result<(i64, String), StoreError> {
+    let r = c
+        .query_one(
+            "SELECT log_seq, log_hash FROM ledger_head WHERE id = 1 FOR UPDATE",
+            &[],
+        )
+        .await
+        .map_err(db_err)?;
+    Ok((r.get(0), r.get(1)))
+}
+
+/// Chains `entries` after the log's head and writes them, in the caller's transaction,
+/// which holds the head's lock.
+pub(crate) async fn append(
+    c: &impl GenericClient,
+    entries: Vec<NewEntry>,
+) -> Result<(), StoreError> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let (seq, hash) = lock(c).await?;
+    let (sealed, (seq, hash)) = log::seal((seq, hash_from_hex(&hash).unwrap_or_default()), entries);
+    let n = sealed.len();
+    let seqs: Vec<i64> = sealed.iter().map(|e| e.seq).collect();
+    let ops: Vec<Option<i64>> = sealed.iter().map(|e| e.operation).collect();
+    let keys: Vec<Option<&str>> = sealed
+        .iter()
+        .map(|e| e.idempotency_key.as_deref())
+        .collect();
+    let hashes: Vec<Option<&str>> = sealed.iter().map(|e| e.request_hash.as_deref()).collect();
+    let behalf: Vec<Option<i64>> = sealed.iter().map(|e| e.on_behalf_of).collect();
+    let receipts: Vec<Option<&str>> = sealed.iter().map(|e| e.receipt.as_deref()).collect();
+    let kinds: Vec<&str> = sealed.iter().map(|e| e.kind.as_str()).collect();
+    let actors: Vec<&str> = sealed.iter().map(|e| e.actor.as_str()).collect();
+    let ats: Vec<i64> = sealed.iter().map(|e| e.at_micros).collect();
+    let bodies: Vec<&str> = sealed.iter().map(|e| e.body.as_str()).collect();
+    let chain: Vec<String> = sealed.iter().map(Entry::hash_hex).collect();
+    debug_assert_eq!(chain.len(), n);
+    c.execute(
+        &format!(
+            "INSERT INTO log ({LOG_COLUMNS})
+             SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::bigint[], $10::text[], $11::text[])"
+        ),
+        &[
+            &seqs, &ops, &keys, &hashes, &behalf, &receipts, &kinds, &actors, &ats, &bodies,
+            &chain,
+        ],
+    )
+    .await
+    .map_err(db_err)?;
+    c.execute(
+        "UPDATE ledger_head SET log_seq = $1, log_hash = $2 WHERE id = 1",
+        &[&seq, &hash_to_hex(&hash)],
+    )
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+/// Records a change made outside the writer's batches: the rows it wrote, read back.
+pub(crate) async fn record(
+    c: &impl GenericClient,
+    kind: &str,
+    actor: &str,
+    at: DateTime<Utc>,
+    rows: &[(&'static TableSpec, i64)],
+) -> Result<(), StoreError> {
+    let puts = read_back(c, rows).await?;
+    append(
+        c,
+        vec![NewEntry {
+            operation: None,
+            kind: kind.to_string(),
+            actor: actor.to_string(),
+            at_micros: at.timestamp_micros(),
+            body: log::Body {
+                puts,
+                transfers: None,
+            },
+        }],
+    )
+    .await
+}
+
+/// The operation recorded under an idempotency key, from the log.
+pub(crate) async fn stored_operation(
+    c: &impl GenericClient,
+    key: &str,
+) -> Result<Option<StoredOperation>, StoreError> {
+    let Some(r) = c
+        .query_opt(
+            "SELECT request_hash, receipt FROM log WHERE idempotency_key = $1",
+            &[&key],
+        )
+        .await
+        .map_err(db_err)?
+    else {
+        return Ok(None);
+    };
+    let receipt: &str = r.get(1);
+    Ok(Some(StoredOperation {
+        request_hash: r.get(0),
+        receipt: serde_json::from_str(receipt).map_err(StoreError::backend)?,
+    }))
+}
+
+fn entry_from_row(r: &Row) -> Entry {
+    let hash: &str = r.get(10);
+    Entry {
+        seq: r.get(0),
+        operation: r.get(1),
+        idempotency_key: r.get(2),
+        request_hash: r.get(3),
+        on_behalf_of: r.get(4),
+        receipt: r.get(5),
+        kind: r.get(6),
+        actor: r.get(7),
+        at_micros: r.get(8),
+        body: r.get(9),
+        hash: hash_from_hex(hash).unwrap_or_default(),
+    }
+}
+
+/// Rows per page of the scans: bounded memory whatever the table size.
+const PAGE: i64 = 10_000;
+
+/// Every entry of the log, in order, page by page.
+pub(crate) async fn scan_log(
+    c: &impl GenericClient,
+    mut f: impl FnMut(&Entry),
+) -> Result<(), StoreError> {
+    let sql = format!("SELECT {LOG_COLUMNS} FROM log WHERE seq > $1 ORDER BY seq LIMIT $2");
+    let mut after = 0i64;
+    loop {
+        let rows = c.query(&sql, &[&after, &PAGE]).await.map_err(db_err)?;
+        let Some(last) = rows.last() else {
+            return Ok(());
+        };
+        after = last.get(0);
+        for r in &rows {
+            f(&entry_from_row(r));
+        }
+    }
+}
+
+/// Every row of a projection, in id order, page by page.
+pub(crate) async fn scan_table(
+    c: &impl GenericClient,
+    spec: &TableSpec,
+    mut f: impl FnMut(Vec<Value>),
+) -> Result<(), StoreError> {
+    let sql = format!(
+        "SELECT {} FROM {} WHERE id > $1 ORDER BY id LIMIT $2",
+        select_list(spec),
+        spec.name
+    );
+    let mut after = i64::MIN;
+    loop {
+        let rows = c.query(&sql, &[&after, &PAGE]).await.map_err(db_err)?;
+        let Some(last) = rows.last() else {
+            return Ok(());
+        };
+        after = last.get(0);
+        for r in &rows {
+            f(row_values(spec, r));
+        }
+    }
+}
+
+/// Rows recorded per entry when a register written before the log adopts it.
+const ADOPT_CHUNK: usize = 10_000;
+
+/// A register written before the log: its rows become the log's first entries (one per
+/// operation, so that retries are still decided on the log, and the other rows in
+/// chunks), tied to the last transfer. Nothing to do once the log has an entry or on an
+/// empty register.
+pub(crate) async fn adopt(client: &mut Client) -> Result<(), StoreError> {
+    use cessio_store::log::{LoggedOperation, OPERATIONS, TABLES};
+    let tx = client.transaction().await.map_err(db_err)?;
+    let (seq, _) = lock(&tx).await?;
+    if seq != 0 {
+        return Ok(());
+    }
+    let at = Utc::now().timestamp_micros();
+    let entry = |puts: Vec<Put>| NewEntry {
+        operation: None,
+        kind: "adopt".into(),
+        actor: "cessio".into(),
+        at_micros: at,
+        body: log::Body {
+            puts,
+            transfers: None,
+        },
+    };
+    let mut entries = Vec::new();
+    let mut ops = Vec::new();
+    scan_table(&tx, &OPERATIONS, |row| ops.push(row)).await?;
+    for row in ops {
+        let Some((kind, actor, at_micros, op)) = LoggedOperation::from_row(&row) else {
+            return Err(StoreError::backend(format!(
+                "operations row {:?} cannot be adopted",
+                row.first()
+            )));
+        };
+        entries.push(NewEntry {
+            operation: Some(op),
+            kind,
+            actor,
+            at_micros,
+            body: log::Body::default(),
+        });
+    }
+    for spec in TABLES.iter().filter(|t| t.name != OPERATIONS.name) {
+        let mut chunk = Vec::new();
+        scan_table(&tx, spec, |row| chunk.push(Put::new(spec, row))).await?;
+        while !chunk.is_empty() {
+            let rest = chunk.split_off(chunk.len().min(ADOPT_CHUNK));
+            entries.push(entry(chunk));
+            chunk = rest;
+        }
+    }
+    if entries.is_empty() {
+        return Ok(());
+    }
+    if let Some(r) = tx
+        .query_opt(
+            "SELECT id, hash FROM transfers ORDER BY id DESC LIMIT 1",
+            &[],
+        )
+        .await
+        .map_err(db_err)?
+    {
+        let mut e = entry(Vec::new());
+        e.body.transfers = Some((r.get(0), r.get(1)));
+        entries.push(e);
+    }
+    append(&tx, entries).await?;
+    tx.commit().await.map_err(db_err)
+}
