@@ -460,3 +460,60 @@ async fn only_the_hash_of_a_session_cookie_is_stored() {
     assert!(!rows.contains(cookie) && !rows.contains(flow), "{rows}");
     assert!(rows.contains(cessio_store::SecretKey::of(cookie).as_str()));
 }
+
+/// A connection to the test's schema that is not held by foreign keys, as whoever edits
+/// the database directly is not.
+async fn raw(url: &str, schema: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+        .batch_execute(&format!(
+            "SET search_path = {schema}; SET session_replication_role = replica"
+        ))
+        .await
+        .unwrap();
+    client
+}
+
+/// The tamper suite: an edit, a deletion and an insertion in every table of the register,
+/// one at a time on a register of its own; `verify` names the table and key of each.
+#[tokio::test]
+async fn r_history_verify_names_every_tampered_table_and_key() {
+    for tamper in cessio_store::contract::TAMPERS {
+        let Some((store, url, schema)) = fresh_with_schema().await else {
+            return;
+        };
+        cessio_store::contract::seed_every_table(&store).await;
+        let client = raw(&url, &schema).await;
+        let key: i64 = client
+            .query_one(tamper.key, &[])
+            .await
+            .unwrap_or_else(|e| panic!("{tamper:?}: {e}"))
+            .get(0);
+        let (sql, names) = tamper.with_key(key);
+        client
+            .batch_execute(&sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let report = store.verify().await.unwrap();
+        cessio_store::contract::assert_named(tamper, &names, &report);
+    }
+}
+
+/// A deleted idempotency record cannot make a retried request apply twice: the writer
+/// decides retries on the log.
+#[tokio::test]
+async fn r_history_a_deleted_operations_row_does_not_apply_a_retry_twice() {
+    let Some((store, url, schema)) = fresh_with_schema().await else {
+        return;
+    };
+    let key = cessio_store::contract::seed_every_table(&store).await;
+    raw(&url, &schema)
+        .await
+        .execute("DELETE FROM operations WHERE idempotency_key = $1", &[&key])
+        .await
+        .unwrap();
+    cessio_store::contract::assert_retry_replayed_after_deletion(&store, key).await;
+}

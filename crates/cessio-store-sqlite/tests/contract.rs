@@ -318,3 +318,39 @@ async fn only_the_hash_of_a_session_cookie_is_stored() {
     assert!(!rows.contains(cookie) && !rows.contains(flow), "{rows}");
     assert!(rows.contains(cessio_store::SecretKey::of(cookie).as_str()));
 }
+
+/// The tamper suite: an edit, a deletion and an insertion in every table of the register,
+/// one at a time on a register of its own; `verify` names the table and key of each.
+#[tokio::test]
+async fn r_history_verify_names_every_tampered_table_and_key() {
+    for tamper in cessio_store::contract::TAMPERS {
+        let path = temp_path();
+        let store: DynStore = Arc::new(SqliteStore::open(&path, WriteConfig::default()).unwrap());
+        cessio_store::contract::seed_every_table(&store).await;
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        // Whoever edits the file directly is not held by its foreign keys.
+        conn.execute_batch("PRAGMA foreign_keys=OFF").unwrap();
+        let key: i64 = conn
+            .query_row(tamper.key, [], |r| r.get(0))
+            .unwrap_or_else(|e| panic!("{tamper:?}: {e}"));
+        let (sql, names) = tamper.with_key(key);
+        conn.execute_batch(&sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let report = store.verify().await.unwrap();
+        cessio_store::contract::assert_named(tamper, &names, &report);
+    }
+}
+
+/// A deleted idempotency record cannot make a retried request apply twice: the writer
+/// decides retries on the log.
+#[tokio::test]
+async fn r_history_a_deleted_operations_row_does_not_apply_a_retry_twice() {
+    let path = temp_path();
+    let store: DynStore = Arc::new(SqliteStore::open(&path, WriteConfig::default()).unwrap());
+    let key = cessio_store::contract::seed_every_table(&store).await;
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch("PRAGMA foreign_keys=OFF").unwrap();
+    conn.execute("DELETE FROM operations WHERE idempotency_key = ?1", [key])
+        .unwrap();
+    cessio_store::contract::assert_retry_replayed_after_deletion(&store, key).await;
+}

@@ -1853,3 +1853,396 @@ pub async fn login_attempts_are_counted_in_windows_refused_forgiven_and_trimmed(
         "all expired"
     );
 }
+
+/// A register with rows in every table the log projects, and in `party_summary`,
+/// `ledger_head` and the log: the ground of the tamper suite. Returns the idempotency key
+/// of a cession, for the retry check.
+pub async fn seed_every_table(store: &DynStore) -> &'static str {
+    let (rata, _) = seed_history(store).await;
+    let a = party(store, 1).await;
+    let b = party(store, 2).await;
+    let user = store
+        .create_user(
+            NewUser {
+                username: "studio".into(),
+                display_name: "Studio Rossi".into(),
+                password_hash: "hash".into(),
+                pin_hash: "pin".into(),
+                party: Some(a),
+                role: Role::User,
+            },
+            "operatore",
+            t0(),
+        )
+        .await
+        .unwrap();
+    store.pin_failed(user, t0()).await.unwrap();
+    let token = store
+        .create_token(user, "token-1", "gestionale", t0())
+        .await
+        .unwrap();
+    store
+        .create_token(user, "token-2", "vecchio", t0())
+        .await
+        .unwrap();
+    store.revoke_token(user, token, t0()).await.unwrap();
+    store
+        .set_deceased(b, true, "operatore", t0())
+        .await
+        .unwrap();
+    for (k, command) in [
+        (
+            "delega",
+            Command::Delegation(DelegationChange::Grant {
+                user,
+                party: b,
+                scope: DelegationScope::Disposizione,
+                until: None,
+            }),
+        ),
+        (
+            "scelta-f24",
+            Command::F24Choice {
+                rata,
+                party: a,
+                declared: true,
+                on: NaiveDate::from_ymd_opt(2024, 3, 1).unwrap(),
+            },
+        ),
+        (
+            "debiti",
+            Command::DebtPosition {
+                party: a,
+                position: cessio_core::debt::DebtPosition::new(Vec::new()),
+            },
+        ),
+    ] {
+        store.submit(op(k, command)).await.unwrap();
+    }
+    store
+        .append_operator_event(crate::NewOperatorEvent {
+            kind: "suspension".into(),
+            at: t0(),
+            actor: "operatore".into(),
+            transfer: Some(1),
+            party: Some(a),
+            counterparty: Some(b),
+            data: serde_json::json!({"reason": "controllo"}),
+        })
+        .await
+        .unwrap();
+    // The last party holds nothing, so that deleting it leaves no row pointing at it.
+    party(store, 3).await;
+    assert_verified(store).await;
+    "seed-2"
+}
+
+/// One tampering: `key` is SQL giving the row's key before the change, `sql` the change
+/// (`{k}` stands for that key), and `names` what `verify` must report (same `{k}`). The SQL
+/// is what both backends accept.
+#[derive(Debug)]
+pub struct Tamper {
+    pub key: &'static str,
+    pub sql: &'static str,
+    pub names: &'static str,
+}
+
+const fn t(key: &'static str, sql: &'static str, names: &'static str) -> Tamper {
+    Tamper { key, sql, names }
+}
+
+/// An edit, a deletion and an insertion in every table of the register (the web layer's
+/// sessions, logins in progress and throttle are not the register's: see
+/// `crate::log::TABLES`).
+pub const TAMPERS: &[Tamper] = &[
+    t(
+        "SELECT MAX(id) FROM parties",
+        "UPDATE parties SET name = 'Altro' WHERE id = {k}",
+        "parties {k} column name",
+    ),
+    t(
+        "SELECT MIN(id) FROM parties",
+        "UPDATE parties SET cf = (SELECT MAX(cf) FROM parties) || 'X' WHERE id = {k}",
+        "parties {k} column cf",
+    ),
+    t(
+        "SELECT MAX(id) FROM parties",
+        "DELETE FROM parties WHERE id = {k}",
+        "parties {k}: expected a row",
+    ),
+    t(
+        "SELECT MAX(id) + 100 FROM parties",
+        "INSERT INTO parties (id, cf, name, kind, deceased, created_at) VALUES ({k}, 'ZZZZZZ00A00Z000Z', 'Intruso', 'person', false, 0)",
+        "parties {k}: expected no row",
+    ),
+    t(
+        "SELECT MIN(id) FROM credits",
+        "UPDATE credits SET holder = (SELECT MAX(id) FROM parties) WHERE id = {k}",
+        "credits {k} column holder",
+    ),
+    t(
+        "SELECT MIN(id) FROM credits",
+        "DELETE FROM credits WHERE id = {k}",
+        "credits {k}: expected a row",
+    ),
+    t(
+        "SELECT MAX(id) + 100 FROM credits",
+        "INSERT INTO credits (id, protocol, type_key, beneficiary, holder, origin, expense_year, communicated_on, tracciabile, created_at, split_of, no_tax_area) SELECT {k}, protocol || 'X', type_key, beneficiary, holder, origin, expense_year, communicated_on, tracciabile, created_at, split_of, no_tax_area FROM credits WHERE id = (SELECT MIN(id) FROM credits)",
+        "credits {k}: expected no row",
+    ),
+    t(
+        "SELECT MIN(id) FROM rate",
+        "UPDATE rate SET codice_tributo = '6890' WHERE id = {k}",
+        "rate {k} column codice_tributo",
+    ),
+    t(
+        "SELECT MIN(id) FROM rate",
+        "DELETE FROM rate WHERE id = {k}",
+        "rate {k}: expected a row",
+    ),
+    t(
+        "SELECT MAX(id) + 100 FROM rate",
+        "INSERT INTO rate (id, credit, idx, year, amount, codice_tributo, codice_univoco) SELECT {k}, credit, idx + 1, year + 1, amount, codice_tributo, codice_univoco || 'X' FROM rate WHERE id = (SELECT MIN(id) FROM rate)",
+        "rate {k}: expected no row",
+    ),
+    t(
+        "SELECT MIN(id) FROM accounts WHERE kind = 'holder'",
+        "UPDATE accounts SET party = (SELECT MAX(id) FROM parties) WHERE id = {k}",
+        "accounts {k} column party",
+    ),
+    t(
+        "SELECT MIN(id) FROM accounts WHERE kind = 'holder'",
+        "DELETE FROM accounts WHERE id = {k}",
+        "accounts {k}: expected a row",
+    ),
+    t(
+        "SELECT MAX(id) + 100 FROM accounts",
+        "INSERT INTO accounts (id, rata, kind, party, debits_pending, debits_posted, credits_pending, credits_posted, last_transfer) SELECT {k}, rata, 'holder', (SELECT MAX(id) FROM parties), 0, 0, 0, 0, 0 FROM accounts WHERE id = (SELECT MIN(id) FROM accounts)",
+        "accounts {k}: expected no row",
+    ),
+    t(
+        "SELECT MIN(id) FROM accounts WHERE kind = 'holder'",
+        "UPDATE accounts SET credits_posted = credits_posted + 100 WHERE id = {k}",
+        "account {k}: stored balance",
+    ),
+    t(
+        "SELECT MAX(id) FROM operations",
+        "UPDATE operations SET receipt = '{}' WHERE id = {k}",
+        "operations {k} column receipt",
+    ),
+    t(
+        "SELECT MAX(id) FROM operations",
+        "DELETE FROM operations WHERE id = {k}",
+        "operations {k}: expected a row",
+    ),
+    t(
+        "SELECT MAX(id) + 100 FROM operations",
+        "INSERT INTO operations (id, idempotency_key, request_hash, acting_user, on_behalf_of, at, kind, receipt) VALUES ({k}, 'intruso', 'h', 'x', NULL, 0, 'transfer', '{}')",
+        "operations {k}: expected no row",
+    ),
+    t(
+        "SELECT MIN(id) + 2 FROM transfers",
+        "UPDATE transfers SET amount = 99 WHERE id = {k}",
+        "transfer {k}: hash",
+    ),
+    t(
+        "SELECT MIN(id) + 3 FROM transfers",
+        "DELETE FROM transfers WHERE id = {k}",
+        "expected id {k}",
+    ),
+    t(
+        "SELECT MAX(id) + 1 FROM transfers",
+        "INSERT INTO transfers (id, operation, rata, debit, credit, amount, kind, phase, pending_id, at, acting_user, party, counterparty, disclose, hash) SELECT {k}, operation, rata, debit, credit, amount, kind, 'posted', NULL, at, acting_user, party, counterparty, disclose, hash FROM transfers WHERE id = (SELECT MIN(id) FROM transfers)",
+        "transfer {k}: hash",
+    ),
+    t(
+        "SELECT MAX(id) FROM users",
+        "UPDATE users SET role = 'operator' WHERE id = {k}",
+        "users {k} column role",
+    ),
+    t(
+        "SELECT MAX(id) FROM users",
+        "UPDATE users SET pin_failures = 0 WHERE id = {k}",
+        "users {k} column pin_failures",
+    ),
+    t(
+        "SELECT MAX(id) FROM users",
+        "DELETE FROM users WHERE id = {k}",
+        "users {k}: expected a row",
+    ),
+    t(
+        "SELECT COALESCE(MAX(id), 0) + 100 FROM users",
+        "INSERT INTO users (id, username, display_name, password_hash, pin_hash, pin_failures, party, role, created_at) VALUES ({k}, 'intruso', 'Intruso', 'h', 'p', 0, NULL, 'operator', 0)",
+        "users {k}: expected no row",
+    ),
+    t(
+        "SELECT MAX(id) FROM delegations",
+        "UPDATE delegations SET revoked_at = 1 WHERE id = {k}",
+        "delegations {k} column revoked_at",
+    ),
+    t(
+        "SELECT MAX(id) FROM delegations",
+        "DELETE FROM delegations WHERE id = {k}",
+        "delegations {k}: expected a row",
+    ),
+    t(
+        "SELECT MAX(id) + 100 FROM delegations",
+        "INSERT INTO delegations (id, user_id, party, created_at, scope) SELECT {k}, user_id, (SELECT MIN(id) FROM parties), 0, 'disposizione' FROM delegations WHERE id = (SELECT MAX(id) FROM delegations)",
+        "delegations {k}: expected no row",
+    ),
+    t(
+        "SELECT MIN(id) FROM api_tokens",
+        "UPDATE api_tokens SET revoked_at = NULL WHERE id = {k}",
+        "api_tokens {k} column revoked_at",
+    ),
+    t(
+        "SELECT MIN(id) FROM api_tokens",
+        "DELETE FROM api_tokens WHERE id = {k}",
+        "api_tokens {k}: expected a row",
+    ),
+    t(
+        "SELECT MAX(id) + 100 FROM api_tokens",
+        "INSERT INTO api_tokens (id, user_id, token_hash, name, created_at) SELECT {k}, user_id, 'rubato', 'intruso', 0 FROM api_tokens WHERE id = (SELECT MIN(id) FROM api_tokens)",
+        "api_tokens {k}: expected no row",
+    ),
+    t(
+        "SELECT MIN(id) FROM audit_log",
+        "UPDATE audit_log SET actor = 'nessuno' WHERE id = {k}",
+        "audit_log {k} column actor",
+    ),
+    t(
+        "SELECT MIN(id) FROM audit_log",
+        "DELETE FROM audit_log WHERE id = {k}",
+        "audit_log {k}: expected a row",
+    ),
+    t(
+        "SELECT MAX(id) + 100 FROM audit_log",
+        "INSERT INTO audit_log (id, at, actor, action, detail) VALUES ({k}, 0, 'x', 'create_user', 'finto')",
+        "audit_log {k}: expected no row",
+    ),
+    t(
+        "SELECT MAX(id) FROM f24_choices",
+        "UPDATE f24_choices SET declared = NOT declared WHERE id = {k}",
+        "f24_choices {k} column declared",
+    ),
+    t(
+        "SELECT MAX(id) FROM f24_choices",
+        "DELETE FROM f24_choices WHERE id = {k}",
+        "f24_choices {k}: expected a row",
+    ),
+    t(
+        "SELECT MAX(id) + 100 FROM f24_choices",
+        "INSERT INTO f24_choices (id, operation, rata, party, declared, on_date, at) SELECT {k}, operation, rata, party, NOT declared, on_date, at FROM f24_choices WHERE id = (SELECT MAX(id) FROM f24_choices)",
+        "f24_choices {k}: expected no row",
+    ),
+    t(
+        "SELECT MAX(id) FROM debt_positions",
+        "UPDATE debt_positions SET position = '{\"loads\":[]} ' WHERE id = {k}",
+        "debt_positions {k} column position",
+    ),
+    t(
+        "SELECT MAX(id) FROM debt_positions",
+        "DELETE FROM debt_positions WHERE id = {k}",
+        "debt_positions {k}: expected a row",
+    ),
+    t(
+        "SELECT MAX(id) + 100 FROM debt_positions",
+        "INSERT INTO debt_positions (id, operation, party, position, at) SELECT {k}, operation, party, position, at FROM debt_positions WHERE id = (SELECT MAX(id) FROM debt_positions)",
+        "debt_positions {k}: expected no row",
+    ),
+    t(
+        "SELECT MAX(id) FROM operator_events",
+        "UPDATE operator_events SET kind = 'suspension_end' WHERE id = {k}",
+        "operator_events {k} column kind",
+    ),
+    t(
+        "SELECT MAX(id) FROM operator_events",
+        "DELETE FROM operator_events WHERE id = {k}",
+        "operator_events {k}: expected a row",
+    ),
+    t(
+        "SELECT MAX(id) + 100 FROM operator_events",
+        "INSERT INTO operator_events (id, kind, at, actor, transfer, party, counterparty, data) VALUES ({k}, 'bank_client', 0, 'x', NULL, 1, 2, '{}')",
+        "operator_events {k}: expected no row",
+    ),
+    t(
+        "SELECT MIN(party) FROM party_summary",
+        "UPDATE party_summary SET amount = amount + 1 WHERE party = {k}",
+        "party {k}: F1 summary",
+    ),
+    t(
+        "SELECT MIN(party) FROM party_summary",
+        "DELETE FROM party_summary WHERE party = {k}",
+        "party {k}: F1 summary",
+    ),
+    t(
+        "SELECT MAX(id) FROM parties",
+        "INSERT INTO party_summary (party, type_key, year, codice_tributo, received, kind, state, amount) VALUES ({k}, 'superbonus', 2024, '7701', 1, 'cession', 'accepted', 500)",
+        "party {k}: F1 summary",
+    ),
+    t(
+        "SELECT CAST(1 AS BIGINT)",
+        "UPDATE ledger_head SET last_party = last_party + 1",
+        "ledger head: last_party",
+    ),
+    t(
+        "SELECT CAST(1 AS BIGINT)",
+        "UPDATE ledger_head SET log_seq = log_seq - 1",
+        "ledger head: head names log entry",
+    ),
+    t(
+        "SELECT MIN(seq) + 1 FROM log",
+        "UPDATE log SET actor = 'altro' WHERE seq = {k}",
+        "log entry {k}: hash",
+    ),
+    t(
+        "SELECT MIN(seq) + 1 FROM log",
+        "DELETE FROM log WHERE seq = {k}",
+        "log entry",
+    ),
+    t(
+        "SELECT MAX(seq) + 1 FROM log",
+        "INSERT INTO log (seq, operation, idempotency_key, request_hash, on_behalf_of, receipt, kind, actor, at, body, hash) SELECT {k}, NULL, NULL, NULL, NULL, NULL, 'create_user', 'x', 0, body, hash FROM log WHERE seq = (SELECT MAX(seq) FROM log)",
+        "log entry {k}: hash",
+    ),
+];
+
+impl Tamper {
+    /// The change and what `verify` must name, for the key the register gave.
+    pub fn with_key(&self, key: i64) -> (String, String) {
+        let k = key.to_string();
+        (self.sql.replace("{k}", &k), self.names.replace("{k}", &k))
+    }
+}
+
+/// After the tampering: some problem names the table and key.
+pub fn assert_named(tamper: &Tamper, names: &str, report: &crate::VerifyReport) {
+    assert!(!report.ok(), "{tamper:?}: verify found nothing");
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.to_string().contains(names)),
+        "{tamper:?}: no problem names '{names}': {:?}",
+        report
+            .problems
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+    );
+}
+
+/// With the row of `operations` that recorded `key` deleted, a retry of the same request is
+/// still answered from the log: replayed, nothing applied twice.
+pub async fn assert_retry_replayed_after_deletion(store: &DynStore, key: &str) {
+    let before = store.head_counts().await.unwrap();
+    let (rata, a, b) = {
+        let a = party(store, 1).await;
+        let b = party(store, 2).await;
+        let rata = funded(store, "fund", a, 10_000).await;
+        (rata, a, b)
+    };
+    let again = store.submit(op(key, cede(rata, a, b, 100))).await.unwrap();
+    assert!(again.replayed, "the retry was applied a second time");
+    assert_eq!(store.head_counts().await.unwrap(), before);
+}
