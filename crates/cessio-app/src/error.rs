@@ -62,7 +62,17 @@ pub enum AppError {
     )]
     Busy,
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(StoreError),
+}
+
+impl From<StoreError> for AppError {
+    /// A rule the writer decided is a rule's refusal like any other.
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Rule { rule, code, detail } => AppError::Rule { rule, code, detail },
+            e => AppError::Store(e),
+        }
+    }
 }
 
 impl AppError {

@@ -1089,6 +1089,7 @@ impl App {
                         at: now,
                         command: Command::Transfer(moves),
                         request_hash: Some(fp),
+                        delegate: None,
                     })
                     .await?;
                 if !receipt.replayed {

@@ -13,10 +13,10 @@ use cessio_core::cf::CodiceFiscale;
 use cessio_core::law::LawTable;
 use cessio_core::ledger::PartyId;
 use cessio_core::opt_stop::OptStopTable;
-use cessio_core::time::Clock;
+use cessio_core::time::{Clock, rome_date};
 use cessio_store::{
-    Command, DelegationScope, IdempotencyKey, NewParty, NewUser, Operation, Party, PartyKind,
-    Receipt, Role, Store, User,
+    Command, DelegateCheck, DelegationScope, IdempotencyKey, NewParty, NewUser, Operation, Party,
+    PartyKind, Receipt, Role, Store, User,
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -139,6 +139,31 @@ pub struct App {
     /// deliberately expensive, and on the async workers a login flood would stall every
     /// other request (`/healthz` included).
     hashing: Arc<tokio::sync::Semaphore>,
+    /// Tests hold a user's next write between its decision and the writer, to run a
+    /// competing request in that window ([`App::hold_next_submit`]).
+    #[cfg(feature = "testing")]
+    submit_gates: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<SubmitGate>>>>,
+}
+
+/// A write held between its decision and the writer (tests only).
+#[cfg(feature = "testing")]
+#[derive(Debug, Default)]
+pub struct SubmitGate {
+    arrived: tokio::sync::Notify,
+    release: tokio::sync::Notify,
+}
+
+#[cfg(feature = "testing")]
+impl SubmitGate {
+    /// Waits until the held request has decided and reached the gate.
+    pub async fn arrived(&self) {
+        self.arrived.notified().await;
+    }
+
+    /// Lets it go on to the writer.
+    pub fn release(&self) {
+        self.release.notify_one();
+    }
 }
 
 /// How long a password or PIN check waits for a hashing thread before the request is
@@ -263,6 +288,8 @@ impl App {
             settings: Settings::default(),
             monitor_cache: Arc::default(),
             hashing: Arc::new(tokio::sync::Semaphore::new(default_hashing_threads())),
+            #[cfg(feature = "testing")]
+            submit_gates: Arc::default(),
         }
     }
 
@@ -342,13 +369,24 @@ impl App {
         command: Command,
         fingerprint: String,
     ) -> Result<Operation, AppError> {
+        let at = self.now();
+        // Made by a delegate: the writer checks the delegation again on the state it
+        // writes on, so that a revocation committed meanwhile refuses it (R-DELEGA-END).
+        let delegate = on_behalf_of
+            .filter(|party| !p.is_operator() && p.party != Some(*party))
+            .map(|party| DelegateCheck {
+                user: p.user_id,
+                party,
+                on: rome_date(at),
+            });
         Ok(Operation {
             idempotency_key,
             acting_user: p.actor(),
             on_behalf_of,
-            at: self.now(),
+            at,
             command,
             request_hash: Some(fingerprint),
+            delegate,
         })
     }
 
@@ -389,7 +427,31 @@ impl App {
     }
 
     pub(crate) async fn submit(&self, op: Operation) -> Result<Receipt, AppError> {
+        #[cfg(feature = "testing")]
+        {
+            let gate = self
+                .submit_gates
+                .lock()
+                .ok()
+                .and_then(|mut g| g.remove(&op.acting_user));
+            if let Some(gate) = gate {
+                gate.arrived.notify_one();
+                gate.release.notified().await;
+            }
+        }
         Ok(self.store.submit(op).await?)
+    }
+
+    /// Holds `p`'s next write after it is decided, before the writer sees it, until the
+    /// gate is released: the window in which a competing request can change the state it
+    /// was decided on.
+    #[cfg(feature = "testing")]
+    pub fn hold_next_submit(&self, p: &Principal) -> Arc<SubmitGate> {
+        let gate = Arc::new(SubmitGate::default());
+        if let Ok(mut g) = self.submit_gates.lock() {
+            g.insert(p.actor(), gate.clone());
+        }
+        gate
     }
 
     // ----- identity -----

@@ -512,7 +512,25 @@ impl App {
                 "risk_rule": risk_rule,
             }),
         );
-        self.store.append_operator_event(event).await?;
+        // Through the writer, which decides R-SUSP again on the state it writes on: an
+        // answer committed meanwhile refuses the suspension. One suspension per
+        // communication, so the communication names the request.
+        let fp = fingerprint("suspend", None, &transfer);
+        let key = cessio_store::IdempotencyKey::parse(&format!("susp:{transfer}"))?;
+        let receipt = self
+            .submit(self.operation_with_key(
+                p,
+                key,
+                None,
+                Command::OperatorEvent { event, void: None },
+                fp,
+            )?)
+            .await?;
+        if receipt.replayed {
+            return Err(AppError::Conflict {
+                reason: "la comunicazione è già stata sospesa: una sola sospensione per comunicazione (R-SUSP)".into(),
+            });
+        }
         let record = SuspensionRecord {
             suspension,
             reason: reason.to_string(),
@@ -557,16 +575,6 @@ impl App {
         let end =
             cessio_core::suspension::end_suspension(&record.suspension, end, self.today_rome())
                 .map_err(|e| susp_error(&e))?;
-        if end == SuspensionEnd::Voided {
-            self.submit(self.operation(
-                p,
-                key,
-                None,
-                Command::Transfer(vec![TransferRequest::Void { pending: transfer }]),
-                fp,
-            )?)
-            .await?;
-        }
         let event = self.actor_event(
             p,
             SUSPENSION_END_EVENT,
@@ -579,7 +587,11 @@ impl App {
             }),
         );
         let at = event.at;
-        self.store.append_operator_event(event).await?;
+        // One operation: the end recorded, and for "non effettuata" the communication
+        // voided, decided by the writer on an open suspension (R-SUSP).
+        let void = (end == SuspensionEnd::Voided).then_some(transfer);
+        self.submit(self.operation(p, key, None, Command::OperatorEvent { event, void }, fp)?)
+            .await?;
         let ended = SuspensionRecord {
             ended: Some((end, at)),
             ..record.clone()

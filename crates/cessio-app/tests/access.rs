@@ -333,6 +333,7 @@ async fn visibility_cedente_name_only_when_disclosed(t: TestApp) {
                 disclose: false,
             }]),
             request_hash: None,
+            delegate: None,
         })
         .await
         .unwrap();

@@ -477,6 +477,7 @@ async fn cede_cents(
                 at: t.app.now(),
                 command: Command::Transfer(moves),
                 request_hash: None,
+                delegate: None,
             })
             .await
             .unwrap();

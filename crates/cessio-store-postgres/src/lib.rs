@@ -406,6 +406,8 @@ struct Statements {
     insert_operations: Statement,
     insert_transfers: Statement,
     update_head: Statement,
+    suspensions: Statement,
+    delegations: Statement,
     summary_new: Statement,
     summary_answers: Statement,
 }
@@ -439,6 +441,21 @@ impl Statements {
             insert_operations: p(SQL_INSERT_OPERATIONS.into()).await?,
             insert_transfers: p(SQL_INSERT_TRANSFERS.into()).await?,
             update_head: p(SQL_UPDATE_HEAD.into()).await?,
+            suspensions: p(format!(
+                "SELECT transfer, kind, data FROM operator_events
+                  WHERE transfer = ANY($1) AND kind IN ('{}', '{}') ORDER BY transfer, id",
+                cessio_store::SUSPENSION_EVENT,
+                cessio_store::SUSPENSION_END_EVENT
+            ))
+            .await?,
+            delegations: p(
+                "SELECT d.user_id, d.party, d.scope, d.valid_until FROM delegations d
+                 JOIN unnest($1::bigint[], $2::bigint[]) AS k(user_id, party)
+                   ON d.user_id = k.user_id AND d.party = k.party
+                WHERE d.revoked_at IS NULL"
+                    .into(),
+            )
+            .await?,
             summary_new: p(summary_new.clone()).await?,
             summary_answers: p(summary_answers.clone()).await?,
         })
@@ -548,13 +565,28 @@ async fn prefetch(
     let args_parties: [&(dyn ToSql + Sync); 1] = [&needs.parties];
     let args_cfs: [&(dyn ToSql + Sync); 1] = [&needs.cfs];
     let args_rate: [&(dyn ToSql + Sync); 1] = [&needs.rate];
-    let (operations, pending, accounts, party_rows, cf_rows, rata_rows) = tokio::try_join!(
+    let args_suspensions: [&(dyn ToSql + Sync); 1] = [&needs.suspensions];
+    let d_users: Vec<i64> = needs.delegations.iter().map(|(u, _)| *u).collect();
+    let d_parties: Vec<i64> = needs.delegations.iter().map(|(_, p)| *p).collect();
+    let args_delegations: [&(dyn ToSql + Sync); 2] = [&d_users, &d_parties];
+    let (
+        operations,
+        pending,
+        accounts,
+        party_rows,
+        cf_rows,
+        rata_rows,
+        suspension_rows,
+        delegation_rows,
+    ) = tokio::try_join!(
         c.query(&st.operations, &args_operations),
         c.query(&st.pending, &args_pending),
         c.query(&st.accounts_by_key, &args_accounts_by_key),
         c.query(&st.parties, &args_parties),
         c.query(&st.cfs, &args_cfs),
         c.query(&st.rate, &args_rate),
+        c.query(&st.suspensions, &args_suspensions),
+        c.query(&st.delegations, &args_delegations),
     )
     .map_err(db_err)?;
     let mut pre = Prefetched::default();
@@ -606,6 +638,34 @@ async fn prefetch(
     pre.parties = party_rows.iter().map(|r| r.get(0)).collect();
     pre.cfs = cf_rows.iter().map(|r| r.get(0)).collect();
     pre.rate = rata_rows.iter().map(|r| r.get(0)).collect();
+    let mut events: std::collections::HashMap<i64, Vec<(String, serde_json::Value)>> =
+        std::collections::HashMap::new();
+    for r in &suspension_rows {
+        let data: &str = r.get(2);
+        events
+            .entry(r.get(0))
+            .or_default()
+            .push((r.get(1), serde_json::from_str(data).unwrap_or_default()));
+    }
+    for (t, list) in events {
+        if let Some(fact) = engine::SuspensionFact::fold(list.iter().map(|(k, d)| (k.as_str(), d)))
+        {
+            pre.suspensions.insert(t, fact);
+        }
+    }
+    for key in &needs.delegations {
+        pre.delegations.insert(*key, Vec::new());
+    }
+    for r in &delegation_rows {
+        let scope: &str = r.get(2);
+        pre.delegations
+            .entry((r.get(0), r.get(1)))
+            .or_default()
+            .push(engine::LiveDelegation {
+                scope: DelegationScope::parse(scope).unwrap_or(DelegationScope::Consultazione),
+                until: r.get(3),
+            });
+    }
     Ok(pre)
 }
 
@@ -812,6 +872,26 @@ async fn write_plan(c: &Transaction<'_>, st: &Statements, plan: &Plan) -> Result
     .map_err(db_err)?;
     let mut written = write_f5_records(c, plan).await?;
     written.extend(write_delegations(c, plan).await?);
+    for (e, operation) in &plan.events {
+        let id: i64 = c
+            .query_one(
+                "INSERT INTO operator_events (kind, at, actor, transfer, party, counterparty, data)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                &[
+                    &e.kind,
+                    &e.at.timestamp_micros(),
+                    &e.actor,
+                    &e.transfer,
+                    &e.party,
+                    &e.counterparty,
+                    &e.data.to_string(),
+                ],
+            )
+            .await
+            .map_err(db_err)?
+            .get(0);
+        written.push((*operation, &cessio_store::log::OPERATOR_EVENTS, id));
+    }
     let mut extra: std::collections::HashMap<i64, Vec<cessio_store::log::Put>> =
         std::collections::HashMap::new();
     for (operation, spec, id) in written {

@@ -417,6 +417,51 @@ fn prefetch(tx: &Transaction<'_>, needs: &Needs) -> Result<Prefetched, StoreErro
             }
         }
     }
+    {
+        let mut st = tx
+            .prepare_cached(&format!(
+                "SELECT kind, data FROM operator_events WHERE transfer = ?1 AND kind IN ('{}', '{}') ORDER BY id",
+                cessio_store::SUSPENSION_EVENT,
+                cessio_store::SUSPENSION_END_EVENT
+            ))
+            .map_err(db_err)?;
+        for t in &needs.suspensions {
+            let events: Vec<(String, serde_json::Value)> = st
+                .query_map([t], |r| {
+                    let data: String = r.get(1)?;
+                    Ok((r.get(0)?, serde_json::from_str(&data).unwrap_or_default()))
+                })
+                .map_err(db_err)?
+                .collect::<Result<_, _>>()
+                .map_err(db_err)?;
+            if let Some(fact) =
+                engine::SuspensionFact::fold(events.iter().map(|(k, d)| (k.as_str(), d)))
+            {
+                pre.suspensions.insert(*t, fact);
+            }
+        }
+        let mut st = tx
+            .prepare_cached(
+                "SELECT scope, valid_until FROM delegations WHERE user_id = ?1 AND party = ?2 AND revoked_at IS NULL",
+            )
+            .map_err(db_err)?;
+        for (user, party) in &needs.delegations {
+            let live: Vec<engine::LiveDelegation> = st
+                .query_map(params![user, party], |r| {
+                    let scope: String = r.get(0)?;
+                    let until: Option<String> = r.get(1)?;
+                    Ok(engine::LiveDelegation {
+                        scope: DelegationScope::parse(&scope)
+                            .unwrap_or(DelegationScope::Consultazione),
+                        until: until.and_then(|d| d.parse().ok()),
+                    })
+                })
+                .map_err(db_err)?
+                .collect::<Result<_, _>>()
+                .map_err(db_err)?;
+            pre.delegations.insert((*user, *party), live);
+        }
+    }
     Ok(pre)
 }
 
@@ -592,6 +637,7 @@ fn write_plan(tx: &Transaction<'_>, plan: &Plan) -> Result<(), StoreError> {
     write_summary(tx, plan)?;
     let mut written = write_f5_records(tx, plan)?;
     written.extend(write_delegations(tx, plan)?);
+    written.extend(write_events(tx, plan)?);
     let mut extra: std::collections::HashMap<i64, Vec<cessio_store::log::Put>> =
         std::collections::HashMap::new();
     for (operation, spec, id) in written {
@@ -729,6 +775,30 @@ fn write_delegations(tx: &Transaction<'_>, plan: &Plan) -> Result<Written, Store
             "INSERT INTO operator_events (kind, at, actor, transfer, party, counterparty, data) VALUES (?1, ?2, ?3, NULL, ?4, NULL, ?5)",
         )
         .and_then(|mut st| st.execute(params![kind, at_micros, actor, party, data.to_string()]))
+        .map_err(db_err)?;
+        written.push((*operation, &OPERATOR_EVENTS, tx.last_insert_rowid()));
+    }
+    Ok(written)
+}
+
+/// The entries of the operator's register recorded through the writer.
+fn write_events(tx: &Transaction<'_>, plan: &Plan) -> Result<Written, StoreError> {
+    let mut written = Written::new();
+    for (e, operation) in &plan.events {
+        tx.prepare_cached(
+            "INSERT INTO operator_events (kind, at, actor, transfer, party, counterparty, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .and_then(|mut st| {
+            st.execute(params![
+                e.kind,
+                e.at.timestamp_micros(),
+                e.actor,
+                e.transfer,
+                e.party,
+                e.counterparty,
+                e.data.to_string()
+            ])
+        })
         .map_err(db_err)?;
         written.push((*operation, &OPERATOR_EVENTS, tx.last_insert_rowid()));
     }

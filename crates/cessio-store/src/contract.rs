@@ -53,7 +53,9 @@ macro_rules! contract_tests {
             sessions_are_found_by_hash_touched_expire_and_end,
             sessions_are_capped_per_user_and_in_all,
             login_flows_are_taken_once_expire_and_are_capped,
-            login_attempts_are_counted_in_windows_refused_forgiven_and_trimmed
+            login_attempts_are_counted_in_windows_refused_forgiven_and_trimmed,
+            r_susp_is_decided_by_the_writer_on_the_state_it_writes_on,
+            r_delega_end_is_decided_by_the_writer_on_the_state_it_writes_on
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
@@ -91,6 +93,7 @@ pub fn op(k: &str, command: Command) -> Operation {
         at: t0(),
         command,
         request_hash: None,
+        delegate: None,
     }
 }
 
@@ -2245,4 +2248,193 @@ pub async fn assert_retry_replayed_after_deletion(store: &DynStore, key: &str) {
     let again = store.submit(op(key, cede(rata, a, b, 100))).await.unwrap();
     assert!(again.replayed, "the retry was applied a second time");
     assert_eq!(store.head_counts().await.unwrap(), before);
+}
+
+fn suspension_event(
+    transfer: TransferId,
+    party: PartyId,
+    counterparty: PartyId,
+) -> crate::NewOperatorEvent {
+    crate::NewOperatorEvent {
+        kind: crate::SUSPENSION_EVENT.into(),
+        at: t0(),
+        actor: "operatore".into(),
+        transfer: Some(transfer),
+        party: Some(party),
+        counterparty: Some(counterparty),
+        data: serde_json::json!({"from": "2024-03-01", "until": "2024-03-31", "reason": "verifica"}),
+    }
+}
+
+/// R-SUSP decided in the batch: an answer submitted after a suspension committed is
+/// refused however the caller decided it; a suspension after the answer is refused; the
+/// end of a suspension with a void voids in the same operation; one suspension only.
+pub async fn r_susp_is_decided_by_the_writer_on_the_state_it_writes_on(store: DynStore) {
+    let a = party(&store, 1).await;
+    let b = party(&store, 2).await;
+    let rata = funded(&store, "fund", a, 10_000).await;
+    let t1 = store
+        .submit(op("c1", cede(rata, a, b, 100)))
+        .await
+        .unwrap()
+        .transfers[0];
+    let t2 = store
+        .submit(op("c2", cede(rata, a, b, 200)))
+        .await
+        .unwrap()
+        .transfers[0];
+    let suspend = |k: &str, t| {
+        op(
+            k,
+            Command::OperatorEvent {
+                event: suspension_event(t, a, b),
+                void: None,
+            },
+        )
+    };
+    store.submit(suspend("s1", t1)).await.unwrap();
+    // An answer decided before the suspension reaches the writer after it: refused.
+    let e = store.submit(op("a1", answer(t1, true))).await.unwrap_err();
+    assert_eq!(e.code(), "r_susp_suspended", "{e}");
+    let e = store
+        .submit(op("a1v", answer(t1, false)))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "r_susp_suspended", "{e}");
+    // Once per communication.
+    let e = store.submit(suspend("s1-again", t1)).await.unwrap_err();
+    assert_eq!(e.code(), "r_susp_once", "{e}");
+    // A communication answered first cannot be suspended after.
+    store.submit(op("a2", answer(t2, true))).await.unwrap();
+    let e = store.submit(suspend("s2", t2)).await.unwrap_err();
+    assert_eq!(e.code(), "r_susp_answered", "{e}");
+    // A suspension and an answer racing: whichever the writer takes first wins, and
+    // the other is refused on the state it sees.
+    let t3 = store
+        .submit(op("c3", cede(rata, a, b, 300)))
+        .await
+        .unwrap()
+        .transfers[0];
+    let results =
+        submit_concurrently(&store, vec![suspend("s3", t3), op("a3", answer(t3, true))]).await;
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{results:?}"
+    );
+    // The operator ends it as "non effettuata": the end and the void in one operation.
+    let end = crate::NewOperatorEvent {
+        kind: crate::SUSPENSION_END_EVENT.into(),
+        data: serde_json::json!({"outcome": "voided"}),
+        ..suspension_event(t1, a, b)
+    };
+    let r = store
+        .submit(op(
+            "end1",
+            Command::OperatorEvent {
+                event: end.clone(),
+                void: Some(t1),
+            },
+        ))
+        .await
+        .unwrap();
+    assert_eq!(r.transfers.len(), 1);
+    let e = store
+        .submit(op(
+            "end1-again",
+            Command::OperatorEvent {
+                event: end,
+                void: None,
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "r_susp_not_open", "{e}");
+    // 10,000 − 200 accepted − 300 pending; the voided 100 is back.
+    assert_eq!(available(&store, rata, a).await, 9_500);
+    assert_verified(&store).await;
+}
+
+async fn submit_concurrently(
+    store: &DynStore,
+    ops: Vec<Operation>,
+) -> Vec<Result<Receipt, StoreError>> {
+    let mut handles = Vec::new();
+    for o in ops {
+        let s = store.clone();
+        handles.push(tokio::spawn(async move { s.submit(o).await }));
+    }
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out
+}
+
+/// A delegation revoked before an operation made under it reaches the writer refuses
+/// it (R-DELEGA-END), whatever the app saw when it decided; a view-only one refuses
+/// disposal (R-DELEGA-SCOPE).
+pub async fn r_delega_end_is_decided_by_the_writer_on_the_state_it_writes_on(store: DynStore) {
+    let a = party(&store, 1).await;
+    let b = party(&store, 2).await;
+    let rata = funded(&store, "fund", a, 10_000).await;
+    let delegate = store
+        .create_user(
+            NewUser {
+                username: "studio".into(),
+                display_name: "Studio".into(),
+                password_hash: "h".into(),
+                pin_hash: "p".into(),
+                party: Some(b),
+                role: Role::User,
+            },
+            "operatore",
+            t0(),
+        )
+        .await
+        .unwrap();
+    let grant = |scope| {
+        Command::Delegation(DelegationChange::Grant {
+            user: delegate,
+            party: a,
+            scope,
+            until: None,
+        })
+    };
+    let as_delegate = |k: &str| Operation {
+        on_behalf_of: Some(a),
+        delegate: Some(crate::DelegateCheck {
+            user: delegate,
+            party: a,
+            on: NaiveDate::from_ymd_opt(2024, 3, 1).unwrap(),
+        }),
+        ..op(k, cede(rata, a, b, 100))
+    };
+    let e = store.submit(as_delegate("none")).await.unwrap_err();
+    assert_eq!(e.code(), "delegation_ended", "{e}");
+    store
+        .submit(op("g1", grant(DelegationScope::Consultazione)))
+        .await
+        .unwrap();
+    let e = store.submit(as_delegate("view")).await.unwrap_err();
+    assert_eq!(e.code(), "delegation_view_only", "{e}");
+    store
+        .submit(op("g2", grant(DelegationScope::Disposizione)))
+        .await
+        .unwrap();
+    store.submit(as_delegate("ok")).await.unwrap();
+    store
+        .submit(op(
+            "revoke",
+            Command::Delegation(DelegationChange::Revoke {
+                user: delegate,
+                party: a,
+            }),
+        ))
+        .await
+        .unwrap();
+    let e = store.submit(as_delegate("after")).await.unwrap_err();
+    assert_eq!(e.code(), "delegation_ended", "{e}");
+    assert_eq!(available(&store, rata, a).await, 9_900);
+    assert_verified(&store).await;
 }

@@ -121,6 +121,63 @@ pub struct Needs {
     pub parties: Vec<PartyId>,
     pub cfs: Vec<String>,
     pub rate: Vec<RataId>,
+    /// Communications whose suspension (R-SUSP) an operation of the batch depends on.
+    pub suspensions: Vec<TransferId>,
+    /// (user, party) of the delegations the batch's operations are made under.
+    pub delegations: Vec<(i64, PartyId)>,
+}
+
+/// A communication's suspension as the operator's register records it (R-SUSP).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SuspensionFact {
+    pub suspension: cessio_core::suspension::Suspension,
+    pub ended: bool,
+}
+
+impl SuspensionFact {
+    /// Folds a communication's register entries, oldest first: `(kind, data)`.
+    pub fn fold<'a>(
+        events: impl IntoIterator<Item = (&'a str, &'a serde_json::Value)>,
+    ) -> Option<SuspensionFact> {
+        let mut out = None;
+        for (kind, data) in events {
+            match kind {
+                crate::model::SUSPENSION_EVENT => {
+                    let date = |k: &str| {
+                        data.get(k)
+                            .and_then(|v| v.as_str())
+                            .and_then(|s| s.parse::<chrono::NaiveDate>().ok())
+                    };
+                    if let (Some(from), Some(until)) = (date("from"), date("until")) {
+                        out = Some(SuspensionFact {
+                            suspension: cessio_core::suspension::Suspension { from, until },
+                            ended: false,
+                        });
+                    }
+                }
+                crate::model::SUSPENSION_END_EVENT => {
+                    if let Some(f) = &mut out {
+                        f.ended = true;
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// Whether it holds the communication on `today` (Rome): not ended by the operator and
+    /// not lapsed (R-SUSP).
+    pub fn holds_on(&self, today: chrono::NaiveDate) -> bool {
+        !self.ended && cessio_core::suspension::outcome_on(&self.suspension, today).is_none()
+    }
+}
+
+/// A delegation as the writer checks it: its scope and last day.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LiveDelegation {
+    pub scope: crate::model::DelegationScope,
+    pub until: Option<chrono::NaiveDate>,
 }
 
 /// An operation already recorded under an idempotency key.
@@ -141,6 +198,9 @@ pub struct Prefetched {
     pub parties: HashSet<PartyId>,
     pub cfs: HashSet<String>,
     pub rate: HashSet<RataId>,
+    pub suspensions: HashMap<TransferId, SuspensionFact>,
+    /// The live (not revoked) delegations of each (user, party) named in `Needs`.
+    pub delegations: HashMap<(i64, PartyId), Vec<LiveDelegation>>,
 }
 
 pub fn needs(ops: &[Operation]) -> Needs {
@@ -148,6 +208,9 @@ pub fn needs(ops: &[Operation]) -> Needs {
     for op in ops {
         n.idempotency_keys
             .push(op.idempotency_key.as_str().to_string());
+        if let Some(d) = &op.delegate {
+            n.delegations.push((d.user, d.party));
+        }
         match &op.command {
             // Every spelling of the code (omocodia): one subject is one party.
             Command::RegisterParty(p) => n.cfs.extend(
@@ -163,6 +226,13 @@ pub fn needs(ops: &[Operation]) -> Needs {
                     .push(AccountKey::of(*rata, AccountRef::Holder(*party)));
             }
             Command::DebtPosition { party, .. } => n.parties.push(*party),
+            Command::OperatorEvent { event, void } => {
+                if let Some(t) = event.transfer.filter(|_| is_suspension(&event.kind)) {
+                    n.pending.push(t);
+                    n.suspensions.push(t);
+                }
+                n.pending.extend(*void);
+            }
             Command::Delegation(
                 DelegationChange::Grant { party, .. } | DelegationChange::Revoke { party, .. },
             ) => n.parties.push(*party),
@@ -193,17 +263,25 @@ pub fn needs(ops: &[Operation]) -> Needs {
                             }
                         }
                         TransferRequest::Post { pending } | TransferRequest::Void { pending } => {
-                            n.pending.push(*pending)
+                            n.pending.push(*pending);
+                            n.suspensions.push(*pending);
                         }
                     }
                 }
             }
         }
     }
-    for v in [&mut n.parties, &mut n.rate, &mut n.pending] {
+    for v in [
+        &mut n.parties,
+        &mut n.rate,
+        &mut n.pending,
+        &mut n.suspensions,
+    ] {
         v.sort_unstable();
         v.dedup();
     }
+    n.delegations.sort_unstable();
+    n.delegations.dedup();
     n.account_keys.sort_unstable();
     n.account_keys.dedup();
     n.cfs.sort_unstable();
@@ -291,6 +369,8 @@ pub struct Plan {
     pub debt_positions: Vec<(PartyId, DebtPosition, i64, DateTime<Utc>)>,
     /// Delegations granted or revoked: the change, the operation, the actor and the time.
     pub delegations: Vec<(DelegationChange, i64, String, DateTime<Utc>)>,
+    /// Entries of the operator's register recorded through the writer, with the operation.
+    pub events: Vec<(crate::model::NewOperatorEvent, i64)>,
     /// One per entry of `operations`, in the same order.
     pub spans: Vec<OpSpan>,
     pub head: Head,
@@ -336,6 +416,12 @@ struct Working {
     rate: HashSet<RataId>,
     done: HashMap<String, StoredOperation>,
     pending_kinds: HashMap<TransferId, TransferKind>,
+    suspensions: HashMap<TransferId, SuspensionFact>,
+    delegations: HashMap<(i64, PartyId), Vec<LiveDelegation>>,
+}
+
+fn is_suspension(kind: &str) -> bool {
+    kind == crate::model::SUSPENSION_EVENT || kind == crate::model::SUSPENSION_END_EVENT
 }
 
 /// Decides every operation of a batch against the loaded rows and the head. Returns what to
@@ -354,6 +440,8 @@ pub fn plan(
         rate: pre.rate,
         done: pre.operations,
         pending_kinds: HashMap::new(),
+        suspensions: pre.suspensions,
+        delegations: pre.delegations,
     };
     for a in pre.accounts {
         w.ids.insert(AccountKey::of_account(&a), a.id);
@@ -446,6 +534,7 @@ pub fn command_kind(c: &Command) -> &'static str {
         Command::Split { .. } => "split",
         Command::Delegation(DelegationChange::Grant { .. }) => "delegation_grant",
         Command::Delegation(DelegationChange::Revoke { .. }) => "delegation_revoke",
+        Command::OperatorEvent { .. } => "operator_event",
     }
 }
 
@@ -453,6 +542,7 @@ pub fn command_kind(c: &Command) -> &'static str {
 /// rolls back its balances; what is added here is rows and ids.
 struct Savepoint {
     head: Head,
+    events: usize,
     parties: usize,
     credits: usize,
     new_accounts: usize,
@@ -466,6 +556,7 @@ impl Savepoint {
     fn take(plan: &Plan) -> Self {
         Savepoint {
             head: plan.head.clone(),
+            events: plan.events.len(),
             parties: plan.parties.len(),
             credits: plan.credits.len(),
             new_accounts: plan.new_accounts.len(),
@@ -496,6 +587,7 @@ impl Savepoint {
         plan.choices.truncate(self.choices);
         plan.debt_positions.truncate(self.debt_positions);
         plan.delegations.truncate(self.delegations);
+        plan.events.truncate(self.events);
         plan.head = self.head;
     }
 }
@@ -511,6 +603,10 @@ fn validate_user(op: &Operation) -> Result<(), StoreError> {
 
 fn apply(op: &Operation, w: &mut Working, plan: &mut Plan) -> Result<Receipt, StoreError> {
     validate_user(op)?;
+    let today = cessio_core::time::rome_date(op.at);
+    if let Some(d) = &op.delegate {
+        check_delegation(d, w)?;
+    }
     plan.head.last_operation += 1;
     let operation_id = plan.head.last_operation;
     let mut receipt = Receipt {
@@ -630,6 +726,27 @@ fn apply(op: &Operation, w: &mut Working, plan: &mut Plan) -> Result<Receipt, St
             if !w.parties.contains(&party) {
                 return Err(StoreError::UnknownParty { party });
             }
+            // Later operations of the batch see the change (a grant supersedes the live
+            // delegation of the pair; a revocation ends it).
+            match change {
+                DelegationChange::Grant {
+                    user,
+                    party,
+                    scope,
+                    until,
+                } => {
+                    w.delegations.insert(
+                        (*user, *party),
+                        vec![LiveDelegation {
+                            scope: *scope,
+                            until: *until,
+                        }],
+                    );
+                }
+                DelegationChange::Revoke { user, party } => {
+                    w.delegations.insert((*user, *party), Vec::new());
+                }
+            }
             plan.delegations
                 .push((change.clone(), operation_id, op.acting_user.clone(), op.at));
             receipt.party = Some(party);
@@ -695,6 +812,9 @@ fn apply(op: &Operation, w: &mut Working, plan: &mut Plan) -> Result<Receipt, St
             }
             let mut movements = Vec::with_capacity(requests.len());
             for r in requests {
+                if let TransferRequest::Post { pending } | TransferRequest::Void { pending } = r {
+                    check_not_suspended(*pending, today, w)?;
+                }
                 let mut planned = resolve(r, w, plan)?;
                 if matches!(
                     planned.movement,
@@ -711,8 +831,138 @@ fn apply(op: &Operation, w: &mut Working, plan: &mut Plan) -> Result<Receipt, St
             receipt.transfers = ids;
             receipt.amount = amount;
         }
+        Command::OperatorEvent { event, void } => {
+            if event.kind.trim().is_empty() || event.kind.len() > 64 {
+                return Err(StoreError::InvalidOperation {
+                    reason: "il tipo di annotazione è obbligatorio (al massimo 64 caratteri)"
+                        .into(),
+                });
+            }
+            let transfer = event.transfer.filter(|_| is_suspension(&event.kind));
+            let mut ended = None;
+            if let Some(t) = transfer {
+                let open = w.suspensions.get(&t).copied();
+                if event.kind == crate::model::SUSPENSION_EVENT {
+                    let awaiting = w
+                        .ledger
+                        .pending(t)
+                        .is_some_and(|p| p.state == cessio_core::ledger::PendingState::Pending);
+                    if !awaiting {
+                        return Err(rule(
+                            "R-SUSP",
+                            "r_susp_answered",
+                            "la comunicazione ha già avuto risposta: non può più essere sospesa (R-SUSP)",
+                        ));
+                    }
+                    if open.is_some() {
+                        return Err(rule(
+                            "R-SUSP",
+                            "r_susp_once",
+                            "la comunicazione è già stata sospesa: una sola sospensione per comunicazione (R-SUSP)",
+                        ));
+                    }
+                } else {
+                    let Some(fact) = open.filter(|f| !f.ended) else {
+                        return Err(rule(
+                            "R-SUSP",
+                            "r_susp_not_open",
+                            "la comunicazione non ha una sospensione aperta (R-SUSP)",
+                        ));
+                    };
+                    ended = Some(fact);
+                }
+            }
+            if let Some(pending) = void {
+                let planned = resolve(&TransferRequest::Void { pending: *pending }, w, plan)?;
+                let (ids, amount) = record(op, operation_id, w, plan, &[planned])?;
+                receipt.transfers = ids;
+                receipt.amount = amount;
+            }
+            match (transfer, ended) {
+                (Some(t), Some(fact)) => {
+                    w.suspensions.insert(
+                        t,
+                        SuspensionFact {
+                            ended: true,
+                            ..fact
+                        },
+                    );
+                }
+                (Some(t), None) => {
+                    let Some(fact) = SuspensionFact::fold([(event.kind.as_str(), &event.data)])
+                    else {
+                        return Err(StoreError::InvalidOperation {
+                            reason: "una sospensione indica le date \"from\" e \"until\"".into(),
+                        });
+                    };
+                    w.suspensions.insert(t, fact);
+                }
+                _ => {}
+            }
+            plan.events.push((event.clone(), operation_id));
+            receipt.party = event.party;
+        }
     }
     Ok(receipt)
+}
+
+fn rule(rule: &'static str, code: &'static str, detail: &str) -> StoreError {
+    StoreError::Rule {
+        rule,
+        code,
+        detail: detail.to_string(),
+    }
+}
+
+/// R-SUSP, decided on the register the batch sees: a suspended communication can be
+/// neither accepted nor refused until the operator ends the suspension or it lapses.
+fn check_not_suspended(
+    pending: TransferId,
+    today: chrono::NaiveDate,
+    w: &Working,
+) -> Result<(), StoreError> {
+    match w.suspensions.get(&pending) {
+        Some(f) if f.holds_on(today) => Err(StoreError::Rule {
+            rule: "R-SUSP",
+            code: "r_susp_suspended",
+            detail: format!(
+                "La comunicazione è sospesa per controlli (art. 122-bis DL 34/2020) fino al {}: potrà essere accettata o rifiutata solo dopo l'esito (R-SUSP)",
+                cessio_core::law::it_date(f.suspension.until)
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The delegation an operation is made under, on the delegations the batch sees: a
+/// revocation committed before it refuses it (R-DELEGA-END), as does a view-only scope
+/// (R-DELEGA-SCOPE).
+fn check_delegation(d: &crate::model::DelegateCheck, w: &Working) -> Result<(), StoreError> {
+    let live: Vec<&LiveDelegation> = w
+        .delegations
+        .get(&(d.user, d.party))
+        .into_iter()
+        .flatten()
+        .filter(|l| l.until.is_none_or(|u| d.on <= u))
+        .collect();
+    if live.is_empty() {
+        return Err(rule(
+            "R-DELEGA-END",
+            "delegation_ended",
+            "La delega per questo soggetto è stata revocata o è scaduta: l'operazione non è stata eseguita (R-DELEGA-END)",
+        ));
+    }
+    if !live
+        .iter()
+        .any(|l| l.scope == crate::model::DelegationScope::Disposizione)
+    {
+        return Err(rule(
+            "R-DELEGA-SCOPE",
+            "delegation_view_only",
+            "La delega ricevuta per questo soggetto è di sola consultazione: per disporre dei crediti serve una delega anche alla disposizione (R-DELEGA-SCOPE)",
+        ));
+    }
+    Ok(())
 }
 
 /// Creates a credit and issues its rate to the holder, after `before` (the movements that

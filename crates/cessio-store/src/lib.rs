@@ -53,6 +53,13 @@ pub enum StoreError {
     UserExists { username: String },
     #[error("Utente sconosciuto: {user}")]
     UnknownUser { user: i64 },
+    /// A rule decided by the writer on the state the batch sees.
+    #[error("{detail}")]
+    Rule {
+        rule: &'static str,
+        code: &'static str,
+        detail: String,
+    },
     #[error("Operazione non valida: {reason}")]
     InvalidOperation { reason: String },
     #[error(
@@ -78,6 +85,7 @@ impl StoreError {
             StoreError::PartyExists { .. } => "party_exists",
             StoreError::UserExists { .. } => "user_exists",
             StoreError::UnknownUser { .. } => "user_unknown",
+            StoreError::Rule { code, .. } => code,
             StoreError::InvalidOperation { .. } => "invalid_operation",
             StoreError::BadUrl { .. } => "database_url_invalid",
             StoreError::Unavailable { .. } => "database_unavailable",

@@ -261,6 +261,32 @@ pub enum Command {
     /// A delegation granted or revoked (by the titolare of the party or the operator). The
     /// app checks who may; the store records it with its audit entry in one transaction.
     Delegation(DelegationChange),
+    /// An entry of the operator's register (F9), through the writer so that what it
+    /// decides is decided on the state the batch sees. A suspension (R-SUSP) is refused
+    /// unless its communication still awaits its answer and was never suspended; the end
+    /// of a suspension is refused unless one is open, and `void` then voids the
+    /// communication in the same operation ("non effettuata").
+    OperatorEvent {
+        event: NewOperatorEvent,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        void: Option<TransferId>,
+    },
+}
+
+/// The operator's register kinds the writer decides on (R-SUSP): a suspension, with
+/// `{"from", "until"}` dates in its data, and its end.
+pub const SUSPENSION_EVENT: &str = "suspension";
+pub const SUSPENSION_END_EVENT: &str = "suspension_end";
+
+/// The delegation an operation is made under, checked by the writer against the
+/// delegations the batch sees: a revocation committed before it refuses it, whenever the
+/// app looked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DelegateCheck {
+    pub user: i64,
+    pub party: PartyId,
+    /// The operation's day in Rome, against the delegation's last day.
+    pub on: NaiveDate,
 }
 
 /// What a delegation lets its delegate do for the party that granted it.
@@ -351,6 +377,10 @@ pub struct Operation {
     /// gives its own fingerprint of the request; otherwise the command is hashed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_hash: Option<String>,
+    /// Made by a delegate of `on_behalf_of`: the writer checks the delegation is live
+    /// and allows disposal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delegate: Option<DelegateCheck>,
 }
 
 impl Operation {

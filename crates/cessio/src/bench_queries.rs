@@ -32,6 +32,7 @@ fn op(key: String, at: chrono::DateTime<Utc>, command: Command) -> Result<Operat
         at,
         command,
         request_hash: None,
+        delegate: None,
     })
 }
 

@@ -284,6 +284,7 @@ impl Fast {
                 at,
                 command,
                 request_hash: None,
+                delegate: None,
             })
             .await?)
     }
@@ -520,6 +521,7 @@ pub async fn to_store(store: Arc<dyn Store>, params: Params, writers: usize) -> 
                             kind: p.role.kind(),
                         }),
                         request_hash: None,
+                        delegate: None,
                     })
                     .await?;
                 r.party.context("no party in the receipt")

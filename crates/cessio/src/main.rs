@@ -766,6 +766,7 @@ fn operation(key: &str, command: Command) -> Result<Operation> {
         at: Utc::now(),
         command,
         request_hash: None,
+        delegate: None,
     })
 }
 

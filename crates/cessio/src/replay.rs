@@ -133,6 +133,7 @@ impl Replay {
                                 at: cessio_core::time::Clock::now(&self.clock),
                                 command: grant,
                                 request_hash: None,
+                                delegate: None,
                             })
                             .await?;
                     }
