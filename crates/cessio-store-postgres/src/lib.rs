@@ -900,7 +900,12 @@ async fn write_plan(c: &Transaction<'_>, st: &Statements, plan: &Plan) -> Result
             .or_default()
             .extend(log::read_back(c, &[(spec, id)]).await?);
     }
-    log::append(c, cessio_store::log::plan_entries(plan, extra)).await
+    log::append_after(
+        c,
+        (plan.head.log_seq, plan.head.log_hash),
+        cessio_store::log::plan_entries(plan, extra),
+    )
+    .await
 }
 
 /// Rows whose ids the database assigned while writing a batch: (operation, table, id).

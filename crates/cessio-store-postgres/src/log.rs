@@ -75,7 +75,19 @@ pub(crate) async fn append(
         return Ok(());
     }
     let (seq, hash) = lock(c).await?;
-    let (sealed, (seq, hash)) = log::seal((seq, hash_from_hex(&hash).unwrap_or_default()), entries);
+    append_after(c, (seq, hash_from_hex(&hash).unwrap_or_default()), entries).await
+}
+
+/// [`append`] for the writer, which read the head under its lock when the batch began.
+pub(crate) async fn append_after(
+    c: &impl GenericClient,
+    head: (i64, cessio_core::ledger::Hash),
+    entries: Vec<NewEntry>,
+) -> Result<(), StoreError> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let (sealed, (seq, hash)) = log::seal(head, entries);
     let n = sealed.len();
     let seqs: Vec<i64> = sealed.iter().map(|e| e.seq).collect();
     let ops: Vec<Option<i64>> = sealed.iter().map(|e| e.operation).collect();

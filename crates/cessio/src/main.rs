@@ -375,7 +375,9 @@ async fn run(cli: Cli) -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
                 println!(
-                    "verified {} transfers, {} accounts, {} rate in {:.2?}",
+                    "verified {} log entries, {} rows rebuilt from them, {} transfers, {} accounts, {} rate in {:.2?}",
+                    report.log_entries,
+                    report.projected_rows,
                     report.transfers,
                     report.accounts,
                     report.rate,
