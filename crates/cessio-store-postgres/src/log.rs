@@ -235,72 +235,36 @@ pub(crate) async fn scan_table(
     }
 }
 
-/// Rows recorded per entry when a register written before the log adopts it.
-const ADOPT_CHUNK: usize = 10_000;
-
-/// A register written before the log: its rows become the log's first entries (one per
-/// operation, so that retries are still decided on the log, and the other rows in
-/// chunks), tied to the last transfer. Nothing to do once the log has an entry or on an
-/// empty register.
+/// A register written before the log: its rows become the log's first entries
+/// (`log::adoption_entries`). Nothing to do once the log has an entry or on an empty
+/// register.
 pub(crate) async fn adopt(client: &mut Client) -> Result<(), StoreError> {
-    use cessio_store::log::{LoggedOperation, OPERATIONS, TABLES};
     let tx = client.transaction().await.map_err(db_err)?;
     let (seq, _) = lock(&tx).await?;
     if seq != 0 {
         return Ok(());
     }
-    let at = Utc::now().timestamp_micros();
-    let entry = |puts: Vec<Put>| NewEntry {
-        operation: None,
-        kind: "adopt".into(),
-        actor: "cessio".into(),
-        at_micros: at,
-        body: log::Body {
-            puts,
-            transfers: None,
-        },
-    };
-    let mut entries = Vec::new();
-    let mut ops = Vec::new();
-    scan_table(&tx, &OPERATIONS, |row| ops.push(row)).await?;
-    for row in ops {
-        let Some((kind, actor, at_micros, op)) = LoggedOperation::from_row(&row) else {
-            return Err(StoreError::backend(format!(
-                "operations row {:?} cannot be adopted",
-                row.first()
-            )));
-        };
-        entries.push(NewEntry {
-            operation: Some(op),
-            kind,
-            actor,
-            at_micros,
-            body: log::Body::default(),
-        });
+    let mut tables = std::collections::HashMap::new();
+    for spec in log::TABLES {
+        let mut rows = Vec::new();
+        scan_table(&tx, spec, |row| rows.push(row)).await?;
+        tables.insert(spec.name, rows);
     }
-    for spec in TABLES.iter().filter(|t| t.name != OPERATIONS.name) {
-        let mut chunk = Vec::new();
-        scan_table(&tx, spec, |row| chunk.push(Put::new(spec, row))).await?;
-        while !chunk.is_empty() {
-            let rest = chunk.split_off(chunk.len().min(ADOPT_CHUNK));
-            entries.push(entry(chunk));
-            chunk = rest;
-        }
-    }
-    if entries.is_empty() {
-        return Ok(());
-    }
-    if let Some(r) = tx
+    let last = tx
         .query_opt(
             "SELECT id, hash FROM transfers ORDER BY id DESC LIMIT 1",
             &[],
         )
         .await
         .map_err(db_err)?
-    {
-        let mut e = entry(Vec::new());
-        e.body.transfers = Some((r.get(0), r.get(1)));
-        entries.push(e);
+        .map(|r| (r.get(0), r.get(1)));
+    let entries = log::adoption_entries(
+        Utc::now().timestamp_micros(),
+        |spec| Ok(tables.remove(spec.name).unwrap_or_default()),
+        last,
+    )?;
+    if entries.is_empty() {
+        return Ok(());
     }
     append(&tx, entries).await?;
     tx.commit().await.map_err(db_err)

@@ -190,15 +190,10 @@ pub(crate) fn scan_table(
     Ok(())
 }
 
-/// Rows recorded per entry when a register written before the log adopts it.
-const ADOPT_CHUNK: usize = 10_000;
-
-/// A register written before the log: its rows become the log's first entries (one per
-/// operation, so that retries are still decided on the log, and the other rows in
-/// chunks), tied to the last transfer. Nothing to do once the log has an entry or on an
-/// empty register.
+/// A register written before the log: its rows become the log's first entries
+/// (`log::adoption_entries`). Nothing to do once the log has an entry or on an empty
+/// register.
 pub(crate) fn adopt(conn: &mut Connection) -> Result<(), StoreError> {
-    use cessio_store::log::{LoggedOperation, OPERATIONS, TABLES};
     let tx = conn
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(db_err)?;
@@ -210,47 +205,6 @@ pub(crate) fn adopt(conn: &mut Connection) -> Result<(), StoreError> {
     if seq != 0 {
         return Ok(());
     }
-    let at = Utc::now().timestamp_micros();
-    let entry = |puts: Vec<Put>| NewEntry {
-        operation: None,
-        kind: "adopt".into(),
-        actor: "cessio".into(),
-        at_micros: at,
-        body: log::Body {
-            puts,
-            transfers: None,
-        },
-    };
-    let mut entries = Vec::new();
-    let mut ops = Vec::new();
-    scan_table(&tx, &OPERATIONS, |row| ops.push(row))?;
-    for row in ops {
-        let Some((kind, actor, at_micros, op)) = LoggedOperation::from_row(&row) else {
-            return Err(StoreError::backend(format!(
-                "operations row {:?} cannot be adopted",
-                row.first()
-            )));
-        };
-        entries.push(NewEntry {
-            operation: Some(op),
-            kind,
-            actor,
-            at_micros,
-            body: log::Body::default(),
-        });
-    }
-    for spec in TABLES.iter().filter(|t| t.name != OPERATIONS.name) {
-        let mut chunk = Vec::new();
-        scan_table(&tx, spec, |row| chunk.push(Put::new(spec, row)))?;
-        while !chunk.is_empty() {
-            let rest = chunk.split_off(chunk.len().min(ADOPT_CHUNK));
-            entries.push(entry(chunk));
-            chunk = rest;
-        }
-    }
-    if entries.is_empty() {
-        return Ok(());
-    }
     let last: Option<(i64, String)> = tx
         .query_row(
             "SELECT id, hash FROM transfers ORDER BY id DESC LIMIT 1",
@@ -259,10 +213,17 @@ pub(crate) fn adopt(conn: &mut Connection) -> Result<(), StoreError> {
         )
         .optional()
         .map_err(db_err)?;
-    if let Some(last) = last {
-        let mut e = entry(Vec::new());
-        e.body.transfers = Some(last);
-        entries.push(e);
+    let entries = log::adoption_entries(
+        Utc::now().timestamp_micros(),
+        |spec| {
+            let mut rows = Vec::new();
+            scan_table(&tx, spec, |row| rows.push(row))?;
+            Ok(rows)
+        },
+        last,
+    )?;
+    if entries.is_empty() {
+        return Ok(());
     }
     append(&tx, entries)?;
     tx.commit().map_err(db_err)

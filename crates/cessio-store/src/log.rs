@@ -576,6 +576,58 @@ pub fn operator_event_put(id: i64, e: &NewOperatorEvent) -> Put {
     )
 }
 
+/// Rows recorded per entry when a register written before the log adopts it.
+const ADOPT_CHUNK: usize = 10_000;
+
+/// The entries that record a register written before the log: one per operation (so that
+/// retries are still decided on the log), the other tables' rows in chunks, and the last
+/// transfer, `(id, hash)`, they are tied to. `rows` gives each table's rows in canonical
+/// form; `operations` comes first.
+pub fn adoption_entries(
+    at_micros: i64,
+    mut rows: impl FnMut(&'static TableSpec) -> Result<Vec<Vec<Value>>, crate::StoreError>,
+    last_transfer: Option<(i64, String)>,
+) -> Result<Vec<NewEntry>, crate::StoreError> {
+    let entry = |puts: Vec<Put>, transfers| NewEntry {
+        operation: None,
+        kind: "adopt".into(),
+        actor: "cessio".into(),
+        at_micros,
+        body: Body { puts, transfers },
+    };
+    let mut entries = Vec::new();
+    for row in rows(&OPERATIONS)? {
+        let Some((kind, actor, at, op)) = LoggedOperation::from_row(&row) else {
+            return Err(crate::StoreError::backend(format!(
+                "operations row {:?} cannot be adopted",
+                row.first()
+            )));
+        };
+        entries.push(NewEntry {
+            operation: Some(op),
+            kind,
+            actor,
+            at_micros: at,
+            body: Body::default(),
+        });
+    }
+    for spec in TABLES.iter().copied().filter(|t| t.name != OPERATIONS.name) {
+        let mut chunk: Vec<Put> = rows(spec)?
+            .into_iter()
+            .map(|row| Put::new(spec, row))
+            .collect();
+        while !chunk.is_empty() {
+            let rest = chunk.split_off(chunk.len().min(ADOPT_CHUNK));
+            entries.push(entry(chunk, None));
+            chunk = rest;
+        }
+    }
+    if !entries.is_empty() && last_transfer.is_some() {
+        entries.push(entry(Vec::new(), last_transfer));
+    }
+    Ok(entries)
+}
+
 /// The expected content of every projection, rebuilt from the log in order.
 #[derive(Debug, Default)]
 pub struct Projections {
