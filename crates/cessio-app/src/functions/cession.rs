@@ -1,4 +1,4 @@
-//! F2 Cessione: the cedible holdings with their §5 states, the CF check, the preview and the cession.
+//! F2 Cessione: the cedible holdings and their §5 states, the CF check, the preview, the cession.
 
 use std::collections::{HashMap, HashSet};
 

@@ -1,4 +1,4 @@
-//! Annulment on request: an accepted cession goes back to the cedente, with the request's reference.
+//! Annulment on request: an accepted cession goes back to the cedente, its reference recorded.
 
 use std::collections::HashSet;
 

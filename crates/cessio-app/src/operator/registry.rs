@@ -1,4 +1,4 @@
-//! F9 registry: the deceased flag of a party, and a bank's current-account clients that are not consumers (R-BANK-CLIENT).
+//! F9 registry: a party's deceased flag, a bank's current-account clients (R-BANK-CLIENT).
 
 use std::collections::HashMap;
 

@@ -1,4 +1,4 @@
-//! The risk rules on every communication (F8 and F2): evaluated, recorded with their reasons, listed for the operator.
+//! The risk rules on every communication (F8, F2): evaluated, recorded, listed for the operator.
 
 use cessio_core::ledger::{PartyId, RataId, TransferId};
 use cessio_core::money::Cents;
