@@ -15,7 +15,8 @@ use cessio_core::ledger::{RataId, TransferId};
 use cessio_core::suspension::SuspensionEnd;
 use serde::Deserialize;
 
-use crate::{ApiJson, ApiQuery, ApiResult, Auth, IdempotencyKey, WebState};
+use super::ApiResult;
+use crate::{ApiJson, ApiQuery, Auth, IdempotencyKey, WebState};
 
 pub fn routes() -> Router<WebState> {
     Router::new()

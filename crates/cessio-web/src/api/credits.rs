@@ -18,7 +18,8 @@ use cessio_core::money::Cents;
 use chrono::NaiveDate;
 use serde::Deserialize;
 
-use crate::{ApiJson, ApiResult, Auth, IdempotencyKey, PinBody, WebState, party_in_path};
+use super::{ApiResult, PinBody, party_in_path};
+use crate::{ApiJson, Auth, IdempotencyKey, WebState};
 
 pub fn routes() -> Router<WebState> {
     Router::new()

@@ -1,0 +1,409 @@
+//! F8: option communications, one at a time or a bulk file, and their annulment (R-OPT-ANNUL).
+
+use cessio_core::catalogue::{CessionRegime, HolderRole, Origin};
+use cessio_core::ledger::TransferKind;
+use cessio_core::money::Cents;
+use cessio_core::opt_stop::DeclaredException;
+use cessio_core::rata::{OptionCommunication, Protocol, derive_rate_for_holder};
+use cessio_core::rules;
+use cessio_core::time::to_rome;
+use cessio_store::{Command, Credit, CreditOrigin, IdempotencyKey, NewCredit, NewRata, PartyEntry};
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+use super::acceptance::answer_receipt;
+use super::check_may_acquire;
+use crate::{AnswerReceipt, App, AppError, Principal, fingerprint};
+
+/// F8 input: one option communication.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptionInput {
+    pub beneficiary_cf: String,
+    pub type_key: String,
+    pub expense_year: u16,
+    pub origin: Origin,
+    /// The fornitore (sconto) or first cessionario (cessione), who answers it in F3.
+    pub holder_cf: String,
+    pub total: Cents,
+    /// Defaults to today (Europe/Rome).
+    #[serde(default)]
+    pub communicated_on: Option<NaiveDate>,
+    /// R-OPT-STOP: the exception of DL 11/2023 art. 2 the communication relies on, by code
+    /// (`catalogue/opt_stop.toml`), with the facts it needs.
+    #[serde(default)]
+    pub exception: Option<DeclaredException>,
+}
+
+impl App {
+    /// Registers an option communication (F8). The rate are derived by core; the fornitore
+    /// or first cessionario then answers it in F3.
+    pub async fn communicate_option(
+        &self,
+        p: &Principal,
+        key: &str,
+        pin: Option<&str>,
+        input: &OptionInput,
+    ) -> Result<Credit, AppError> {
+        self.communicate_option_declaring(p, key, pin, input, false)
+            .await
+    }
+
+    /// F8 with the beneficiary's declaration of being in the no-tax area (R-ECO-2018: only
+    /// then may an art. 14 ecobonus go to a bank or financial intermediary).
+    pub async fn communicate_option_declaring(
+        &self,
+        p: &Principal,
+        key: &str,
+        pin: Option<&str>,
+        input: &OptionInput,
+        no_tax_area: bool,
+    ) -> Result<Credit, AppError> {
+        let key = crate::scoped_key(p, key)?;
+        Ok(self
+            .communicate(p, &key, Pin::Check(pin), input, no_tax_area)
+            .await?
+            .0)
+    }
+
+    /// The credit registered under `key` by an earlier identical request, if any.
+    async fn communicated(
+        &self,
+        key: &IdempotencyKey,
+        input: &OptionInput,
+        no_tax_area: bool,
+    ) -> Result<Option<Credit>, AppError> {
+        let fp = option_fingerprint(input, no_tax_area);
+        match self.replay_key(key, &fp).await? {
+            Some(r) => Ok(Some(self.credit_of(&r).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Registers one communication; the bool says whether it was already registered under
+    /// this key (a retry).
+    async fn communicate(
+        &self,
+        p: &Principal,
+        key: &IdempotencyKey,
+        pin: Pin<'_>,
+        input: &OptionInput,
+        no_tax_area: bool,
+    ) -> Result<(Credit, bool), AppError> {
+        if let Some(credit) = self.communicated(key, input, no_tax_area).await? {
+            return Ok((credit, true));
+        }
+        let fp = option_fingerprint(input, no_tax_area);
+        let beneficiary = self.party_by_cf(&input.beneficiary_cf).await?;
+        if !p.is_operator() {
+            // An intermediary for the beneficiary, or the beneficiary itself.
+            self.authorize_act(p, beneficiary.id).await?;
+            if let Pin::Check(pin) = pin {
+                self.check_pin(p, pin).await?;
+            }
+        }
+        let holder = self.party_by_cf(&input.holder_cf).await?;
+        if holder.id == beneficiary.id {
+            return Err(AppError::invalid(
+                "holder_cf",
+                "il fornitore o cessionario deve essere diverso dal beneficiario",
+            ));
+        }
+        check_may_acquire(&holder)?;
+        let credit_type = self
+            .catalogue
+            .get(&input.type_key)
+            .ok_or_else(|| AppError::invalid("type_key", "tipo di credito sconosciuto"))?;
+        if credit_type.cession_regime == CessionRegime::Eco2018 {
+            cessio_core::chain::check_eco2018_option(
+                crate::chain::party_class(holder.kind),
+                no_tax_area,
+            )
+            .map_err(crate::chain::chain_error)?;
+        }
+        let communicated_on = input.communicated_on.unwrap_or_else(|| self.today());
+        // Users send communications today: only the operator loads past ones (bulk files of
+        // communications already sent), or a backdated date would evade R-OPT-STOP and the
+        // tracciabilità of 1 May 2022.
+        if !p.is_operator() && communicated_on != self.today() {
+            return Err(AppError::invalid(
+                "communicated_on",
+                "la data di comunicazione è la data di invio (oggi)",
+            ));
+        }
+        if communicated_on > self.today() {
+            return Err(AppError::invalid(
+                "communicated_on",
+                "la data di comunicazione non può essere futura",
+            ));
+        }
+        self.opt_stop.check(
+            &cessio_core::opt_stop::Communication {
+                family: credit_type.family,
+                type_key: &credit_type.key,
+                type_name: &credit_type.name,
+                expense_year: input.expense_year,
+                communicated_on,
+                by_operator: p.is_operator(),
+            },
+            input.exception.as_ref(),
+        )?;
+        let total = input.total.ensure_positive_amount()?;
+        let sent = self.sent_amounts(beneficiary.id).await?;
+        // The store assigns the real protocol; the derivation needs one only to shape codes.
+        let placeholder = Protocol::new(to_rome(self.now()), 1)
+            .map_err(|e| AppError::invalid("communicated_on", e.to_string()))?;
+        let derived = derive_rate_for_holder(
+            &self.catalogue,
+            &OptionCommunication {
+                type_key: input.type_key.clone(),
+                expense_year: input.expense_year,
+                origin: input.origin,
+                total,
+                communicated_on,
+            },
+            HolderRole::Cessionario,
+            &placeholder,
+            1,
+        )
+        .map_err(|e| AppError::invalid(e.code(), e.to_string()))?;
+        let receipt = self
+            .submit(
+                self.operation_with_key(
+                    p,
+                    key.clone(),
+                    Some(beneficiary.id),
+                    Command::IssueCredit(NewCredit {
+                        type_key: input.type_key.clone(),
+                        beneficiary: beneficiary.id,
+                        holder: holder.id,
+                        origin: match input.origin {
+                            Origin::Cessione => CreditOrigin::Cessione,
+                            Origin::Sconto => CreditOrigin::Sconto,
+                        },
+                        expense_year: input.expense_year,
+                        communicated_on,
+                        tracciabile: derived.tracciabile,
+                        rate: derived
+                            .rate
+                            .iter()
+                            .map(|r| NewRata {
+                                year: r.year,
+                                amount: r.amount,
+                                codice_tributo: r.codice_tributo.clone(),
+                            })
+                            .collect(),
+                        awaiting_answer: true,
+                        beneficiary_no_tax_area: no_tax_area,
+                    }),
+                    fp,
+                )?,
+            )
+            .await?;
+        if !receipt.replayed
+            && let Some(first) = receipt.transfers.first()
+        {
+            // F9 risk rules on every communication: the beneficiary is its cedente.
+            let hits = self
+                .risk_of(&beneficiary, &holder, total, None, &sent)
+                .await?;
+            self.record_risk(p, *first, beneficiary.id, holder.id, &hits)
+                .await;
+        }
+        Ok((self.credit_of(&receipt).await?, receipt.replayed))
+    }
+
+    async fn credit_of(&self, receipt: &cessio_store::Receipt) -> Result<Credit, AppError> {
+        let id = receipt
+            .credit
+            .as_ref()
+            .map(|c| c.id)
+            .ok_or(AppError::NotFound { what: "Credito" })?;
+        self.store
+            .credit(id)
+            .await?
+            .ok_or(AppError::NotFound { what: "Credito" })
+    }
+
+    /// R-OPT-ANNUL: the sender annuls a communication not yet answered, until the 5th of
+    /// the month after sending. The pending issuance is voided: nothing was ever available.
+    pub async fn annul_option(
+        &self,
+        p: &Principal,
+        key: &str,
+        pin: Option<&str>,
+        credit_id: i64,
+    ) -> Result<AnswerReceipt, AppError> {
+        let fp = fingerprint("annul_option", None, &credit_id);
+        if let Some(r) = self.replay(p, key, &fp).await? {
+            return Ok(answer_receipt(&r, false));
+        }
+        let credit = self
+            .store
+            .credit(credit_id)
+            .await?
+            .ok_or(AppError::NotFound {
+                what: "Comunicazione",
+            })?;
+        if !p.is_operator() {
+            self.authorize_act(p, credit.beneficiary)
+                .await
+                .map_err(|_| AppError::NotFound {
+                    what: "Comunicazione",
+                })?;
+            self.check_pin(p, pin).await?;
+        }
+        // The law counts from the sending: the communication date (for communications the
+        // operator loads after the fact, their registration would give a later deadline).
+        let deadline = rules::opt_annul_deadline(credit.communicated_on);
+        if self.today() > deadline {
+            return Err(AppError::r_opt_annul(deadline));
+        }
+        let entries = self.store.party_entries(credit.holder, None).await?;
+        let issued: Vec<&PartyEntry> = entries
+            .iter()
+            .filter(|e| e.credit == credit_id && e.kind == TransferKind::Issue)
+            .collect();
+        if issued.iter().any(|e| e.answer.is_some()) {
+            return Err(AppError::Conflict {
+                reason: "la comunicazione è già stata accettata o rifiutata".into(),
+            });
+        }
+        self.answer_entries(p, key, credit.beneficiary, &issued, false, fp)
+            .await
+    }
+}
+
+/// What ties a retried communication to the first: the input, and the no-tax-area
+/// declaration when made (so that earlier fingerprints stay as they were).
+fn option_fingerprint(input: &OptionInput, no_tax_area: bool) -> String {
+    if no_tax_area {
+        fingerprint("communicate_option", None, &(input, "no_tax_area"))
+    } else {
+        fingerprint("communicate_option", None, input)
+    }
+}
+
+/// Whether a function still has to check the PIN, or its caller did once for many rows.
+#[derive(Clone, Copy, Debug)]
+enum Pin<'a> {
+    Check(Option<&'a str>),
+    Checked,
+}
+
+/// The outcome of one row of a bulk file of communications.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportRow {
+    pub line: usize,
+    pub reference: Option<String>,
+    /// The protocol of the registered communication, when the row was accepted.
+    pub protocol: Option<String>,
+    /// True when the row had been registered by an earlier import of the same file.
+    pub already_registered: bool,
+    pub code: Option<String>,
+    pub message: Option<String>,
+}
+
+/// F8 bulk: what happened to each row, in file order.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportReport {
+    pub registered: usize,
+    pub already_registered: usize,
+    pub refused: usize,
+    pub rows: Vec<ImportRow>,
+}
+
+impl App {
+    /// F8 bulk: registers every valid row of a CSV file of option communications, each on
+    /// its own (a refused row leaves nothing behind), and reports every row. Each row's
+    /// idempotency key is derived from the file's content and the line, so importing the
+    /// same file again registers nothing twice. A file that cannot be read at all (not
+    /// UTF-8, wrong columns, too large) is refused whole.
+    pub async fn import_communications(
+        &self,
+        p: &Principal,
+        pin: Option<&str>,
+        file: &[u8],
+        mut progress: impl FnMut(usize, usize),
+    ) -> Result<ImportReport, AppError> {
+        let parsed = cessio_core::csv::parse_option_csv(file, &self.catalogue)
+            .map_err(|e| AppError::invalid(e.code(), e.to_string()))?;
+        if !p.is_operator() {
+            // One PIN for the whole file, checked once before anything is registered.
+            self.check_pin(p, pin).await?;
+        }
+        let mut report = ImportReport::default();
+        let mut rows: Vec<ImportRow> = parsed
+            .errors
+            .iter()
+            .map(|e| ImportRow {
+                line: e.line,
+                reference: None,
+                protocol: None,
+                already_registered: false,
+                code: Some(e.code.to_string()),
+                message: Some(e.message.clone()),
+            })
+            .collect();
+        report.refused = rows.len();
+        let total = parsed.rows.len();
+        for (i, row) in parsed.rows.iter().enumerate() {
+            let input = OptionInput {
+                beneficiary_cf: row.beneficiary.as_str().to_string(),
+                type_key: row.type_key.clone(),
+                expense_year: row.expense_year,
+                origin: row.origin,
+                holder_cf: row.holder.as_str().to_string(),
+                total: row.total,
+                communicated_on: Some(row.communicated_on),
+                exception: row.exception.clone(),
+            };
+            // The row's own content (and the sender's reference) names it: a corrected file
+            // sent again, or the same rows sent by another operator or from the command
+            // line, find the communications already registered. Two identical rows without a
+            // reference are one communication.
+            // The declaration joins the name only when made, so that files imported before
+            // the column existed keep theirs.
+            let row_digest = if row.no_tax_area {
+                fingerprint("import-row", None, &(&input, &row.reference, "no_tax_area"))
+            } else {
+                fingerprint("import-row", None, &(&input, &row.reference))
+            };
+            let key = IdempotencyKey::parse(&format!("import:{}", &row_digest[..48]))
+                .map_err(|e| AppError::invalid("riferimento", e.to_string()))?;
+            // The file's PIN was checked above; rows are registered on its strength.
+            let outcome = self
+                .communicate(p, &key, Pin::Checked, &input, row.no_tax_area)
+                .await;
+            let mut out = ImportRow {
+                line: row.line,
+                reference: row.reference.clone(),
+                protocol: None,
+                already_registered: false,
+                code: None,
+                message: None,
+            };
+            match outcome {
+                Ok((credit, replayed)) => {
+                    out.protocol = Some(credit.protocol);
+                    out.already_registered = replayed;
+                    if replayed {
+                        report.already_registered += 1;
+                    } else {
+                        report.registered += 1;
+                    }
+                }
+                Err(e) => {
+                    report.refused += 1;
+                    out.code = Some(e.code().to_string());
+                    out.message = Some(e.to_string());
+                }
+            }
+            rows.push(out);
+            progress(i + 1, total);
+        }
+        rows.sort_by_key(|r| r.line);
+        report.rows = rows;
+        Ok(report)
+    }
+}

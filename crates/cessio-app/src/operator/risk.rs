@@ -1,0 +1,194 @@
+//! The risk rules on every communication (F8, F2): evaluated, recorded, listed for the operator.
+
+use cessio_core::ledger::{PartyId, RataId, TransferId};
+use cessio_core::money::Cents;
+use cessio_core::risk::{RegistryStatus, RiskHit, RiskInput};
+use cessio_store::{EntryQuery, EntryRole, OperatorEventQuery, Party};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::{App, AppError, Principal};
+
+const RISK_EVENT: &str = "risk_hit";
+
+/// One recorded risk hit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RiskHitView {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    /// The communication: its first pending transfer.
+    pub transfer: Option<TransferId>,
+    pub cedente_cf: String,
+    pub cessionario_cf: String,
+    /// Stable code of the rule (`risk_cycle`, `risk_velocity`...).
+    pub rule: String,
+    pub reason: String,
+    /// The communication was suspended because of it.
+    pub suspended: bool,
+}
+
+/// Which risk hits the operator lists.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RiskHitFilter {
+    /// Hits where this party is cedente or cessionario.
+    #[serde(default)]
+    pub party_cf: Option<String>,
+    /// Hits recorded on or after this day.
+    #[serde(default)]
+    pub since: Option<NaiveDate>,
+    /// Only this rule code.
+    #[serde(default)]
+    pub rule: Option<String>,
+}
+
+impl App {
+    /// Evaluates the risk rules on a communication from `cedente` to `cessionario` of
+    /// `amount` of `rata` (or, for an option communication, `rata` = None), before it is
+    /// submitted: the chain and the velocity are read as they are before it.
+    pub(crate) async fn risk_of(
+        &self,
+        cedente: &Party,
+        cessionario: &Party,
+        amount: Cents,
+        rata: Option<RataId>,
+        cedente_history: &[Cents],
+    ) -> Result<Vec<RiskHit>, AppError> {
+        let status = |p: &Party| {
+            if p.deceased {
+                RegistryStatus::Deceased
+            } else {
+                RegistryStatus::Registered
+            }
+        };
+        let (holders, previous) = match rata {
+            Some(r) => {
+                let ledger = self.rata_ledger(r).await?;
+                (ledger.path_to(cedente.id), ledger.cession_instants.clone())
+            }
+            None => (Vec::new(), Vec::new()),
+        };
+        Ok(cessio_core::risk::evaluate(
+            &RiskInput {
+                cedente_cf: cedente.cf.as_str(),
+                cedente: status(cedente),
+                cessionario_cf: cessionario.cf.as_str(),
+                cessionario: status(cessionario),
+                cessionario_id: &cessionario.id,
+                amount,
+                cedente_history,
+                holders: &holders,
+                previous_cessions: &previous,
+                now: self.now(),
+            },
+            &self.settings.risk,
+        ))
+    }
+
+    /// The amounts of a party's earlier communications (the amount rule's history).
+    pub(crate) async fn sent_amounts(&self, party: PartyId) -> Result<Vec<Cents>, AppError> {
+        Ok(self
+            .store
+            .find_entries(&EntryQuery {
+                role: EntryRole::Sent,
+                cessions_only: true,
+                ..EntryQuery::of(party)
+            })
+            .await?
+            .iter()
+            .filter(|e| e.party == Some(party))
+            .map(|e| e.amount)
+            .collect())
+    }
+
+    /// Records the hits of a communication just registered and, when configured,
+    /// suspends it. The communication has already been acknowledged: a failure here is
+    /// logged, never turned into a refusal of what was registered.
+    pub(crate) async fn record_risk(
+        &self,
+        p: &Principal,
+        transfer: TransferId,
+        cedente: PartyId,
+        cessionario: PartyId,
+        hits: &[RiskHit],
+    ) {
+        if hits.is_empty() {
+            return;
+        }
+        let suspend_days = self.settings.risk_auto_suspend_days;
+        for hit in hits {
+            let event = self.actor_event(
+                p,
+                RISK_EVENT,
+                Some(transfer),
+                Some(cedente),
+                Some(cessionario),
+                serde_json::json!({
+                    "rule": hit.rule.code(),
+                    "reason": hit.reason,
+                    "suspended": suspend_days.is_some(),
+                }),
+            );
+            if let Err(e) = self.store.append_operator_event(event).await {
+                tracing::error!(error = %e, transfer, "risk hit not recorded");
+            }
+        }
+        if let (Some(days), Some(first)) = (suspend_days, hits.first()) {
+            let reason = format!("Sospensione automatica: {}", first.reason);
+            if let Err(e) = self
+                .suspend_transfer(p, transfer, days, &reason, Some(first.rule.code()))
+                .await
+            {
+                tracing::error!(error = %e, transfer, "automatic suspension failed");
+            }
+        }
+    }
+
+    /// F9: the risk hits recorded, oldest first.
+    pub async fn risk_hits(
+        &self,
+        p: &Principal,
+        filter: &RiskHitFilter,
+    ) -> Result<Vec<RiskHitView>, AppError> {
+        Self::require_operator(p)?;
+        let party = match filter.party_cf.as_deref().map(str::trim) {
+            Some(cf) if !cf.is_empty() => Some(self.party_by_cf(cf).await?.id),
+            _ => None,
+        };
+        let events = self
+            .store
+            .operator_events(&OperatorEventQuery {
+                kinds: vec![RISK_EVENT.into()],
+                party,
+                since: filter.since.map(cessio_core::time::rome_start_of_day),
+                ..OperatorEventQuery::default()
+            })
+            .await?;
+        let ids: Vec<PartyId> = events
+            .iter()
+            .flat_map(|e| [e.party, e.counterparty])
+            .flatten()
+            .collect();
+        let cfs = self.cf_of(&ids).await?;
+        let cf = |p: Option<PartyId>| p.and_then(|p| cfs.get(&p).cloned()).unwrap_or_default();
+        Ok(events
+            .iter()
+            .filter(|e| {
+                filter
+                    .rule
+                    .as_deref()
+                    .is_none_or(|r| e.data["rule"].as_str() == Some(r))
+            })
+            .map(|e| RiskHitView {
+                id: e.id,
+                at: e.at,
+                transfer: e.transfer,
+                cedente_cf: cf(e.party),
+                cessionario_cf: cf(e.counterparty),
+                rule: e.data["rule"].as_str().unwrap_or_default().to_string(),
+                reason: e.data["reason"].as_str().unwrap_or_default().to_string(),
+                suspended: e.data["suspended"].as_bool().unwrap_or(false),
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,56 @@
+//! F3 over HTTP: what a party must answer, and its answer.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use cessio_app::IncomingFilter;
+use serde::Deserialize;
+
+use super::{ApiResult, party_in_path};
+use crate::{ApiJson, ApiQuery, Auth, IdempotencyKey, WebState};
+
+pub(crate) async fn incoming(
+    State(state): State<WebState>,
+    Auth(p): Auth,
+    Path(cf): Path<String>,
+    ApiQuery(filter): ApiQuery<IncomingFilter>,
+) -> ApiResult<Json<Vec<cessio_app::IncomingGroup>>> {
+    let party = party_in_path(&state, &p, &cf).await?;
+    Ok(Json(state.app.incoming(&p, party, &filter).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AnswerBody {
+    accept: bool,
+    #[serde(default)]
+    type_key: Option<String>,
+    #[serde(default)]
+    year: Option<u16>,
+    #[serde(default)]
+    cedente_cf: Option<String>,
+    #[serde(default)]
+    pin: Option<String>,
+}
+
+pub(crate) async fn answer(
+    State(state): State<WebState>,
+    Auth(p): Auth,
+    IdempotencyKey(key): IdempotencyKey,
+    Path(cf): Path<String>,
+    ApiJson(b): ApiJson<AnswerBody>,
+) -> ApiResult<Json<cessio_app::AnswerReceipt>> {
+    let party = party_in_path(&state, &p, &cf).await?;
+    let selection = IncomingFilter {
+        type_key: b.type_key,
+        year: b.year,
+        cedente_cf: b.cedente_cf,
+    };
+    let receipt = state
+        .app
+        .answer(&p, &key, b.pin.as_deref(), party, &selection, b.accept)
+        .await?;
+    state
+        .metrics
+        .operation(if b.accept { "accept" } else { "refuse" });
+    Ok(Json(receipt))
+}

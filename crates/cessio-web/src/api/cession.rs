@@ -1,0 +1,53 @@
+//! F2 over HTTP: the CF check, the cedible holdings, the cession.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use cessio_app::CessionLine;
+use serde::Deserialize;
+
+use super::{ApiResult, party_in_path};
+use crate::{ApiJson, Auth, IdempotencyKey, WebState};
+
+pub(crate) async fn check_cf(
+    State(state): State<WebState>,
+    Auth(_): Auth,
+    Path(cf): Path<String>,
+) -> ApiResult<Json<cessio_app::CfCheck>> {
+    Ok(Json(state.app.check_cf(&cf).await?))
+}
+
+pub(crate) async fn cedible(
+    State(state): State<WebState>,
+    Auth(p): Auth,
+    Path(cf): Path<String>,
+) -> ApiResult<Json<Vec<cessio_app::CedibleHolding>>> {
+    let party = party_in_path(&state, &p, &cf).await?;
+    Ok(Json(state.app.cedible(&p, party).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CessionBody {
+    lines: Vec<CessionLine>,
+    /// "Autorizzo il cessionario a visualizzare il mio nominativo".
+    disclose_name: bool,
+    #[serde(default)]
+    pin: Option<String>,
+}
+
+pub(crate) async fn cede(
+    State(state): State<WebState>,
+    Auth(p): Auth,
+    IdempotencyKey(key): IdempotencyKey,
+    Path(cf): Path<String>,
+    ApiJson(b): ApiJson<CessionBody>,
+) -> ApiResult<(StatusCode, Json<cessio_app::CessionReceipt>)> {
+    let party = party_in_path(&state, &p, &cf).await?;
+    let receipt = state
+        .app
+        .cede(&p, &key, b.pin.as_deref(), party, &b.lines, b.disclose_name)
+        .await?;
+    state.metrics.operation("cede");
+    Ok((StatusCode::CREATED, Json(receipt)))
+}

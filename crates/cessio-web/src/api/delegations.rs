@@ -1,0 +1,148 @@
+//! Delegations over HTTP (§2): by the operator, by the titolare, held by an intermediary.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use cessio_store::DelegationScope;
+use serde::{Deserialize, Serialize};
+
+use super::{ApiResult, PartyView, party_in_path};
+use crate::{ApiJson, Auth, IdempotencyKey, WebState};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DelegationBody {
+    username: String,
+    party_cf: String,
+    /// Disposizione unless given, as before delegations had a scope.
+    #[serde(default)]
+    scope: Option<DelegationScope>,
+    #[serde(default)]
+    until: Option<chrono::NaiveDate>,
+}
+
+pub(crate) async fn delegate(
+    State(state): State<WebState>,
+    Auth(p): Auth,
+    ApiJson(b): ApiJson<DelegationBody>,
+) -> ApiResult<StatusCode> {
+    let scope = b.scope.unwrap_or(DelegationScope::Disposizione);
+    state
+        .app
+        .delegate_with(&p, &b.username, &b.party_cf, scope, b.until)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The titolare's grant: the intermediary's username, the scope and the last day (none:
+/// until revoked), with the PIN.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct GrantBody {
+    username: String,
+    scope: DelegationScope,
+    #[serde(default)]
+    until: Option<chrono::NaiveDate>,
+    #[serde(default)]
+    pin: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RevokeBody {
+    username: String,
+    #[serde(default)]
+    pin: Option<String>,
+}
+
+pub(crate) async fn party_delegations(
+    State(state): State<WebState>,
+    Auth(p): Auth,
+    Path(cf): Path<String>,
+) -> ApiResult<Json<Vec<cessio_app::DelegationView>>> {
+    let party = party_in_path(&state, &p, &cf).await?;
+    Ok(Json(state.app.delegations_granted(&p, party).await?))
+}
+
+pub(crate) async fn grant_delegation(
+    State(state): State<WebState>,
+    Auth(p): Auth,
+    IdempotencyKey(key): IdempotencyKey,
+    Path(cf): Path<String>,
+    ApiJson(b): ApiJson<GrantBody>,
+) -> ApiResult<(StatusCode, Json<cessio_app::DelegationReceipt>)> {
+    let party = party_in_path(&state, &p, &cf).await?;
+    let receipt = state
+        .app
+        .grant_delegation(
+            &p,
+            &key,
+            b.pin.as_deref(),
+            party,
+            &b.username,
+            b.scope,
+            b.until,
+        )
+        .await?;
+    state.metrics.operation("grant_delegation");
+    Ok((StatusCode::CREATED, Json(receipt)))
+}
+
+pub(crate) async fn revoke_party_delegation(
+    State(state): State<WebState>,
+    Auth(p): Auth,
+    IdempotencyKey(key): IdempotencyKey,
+    Path(cf): Path<String>,
+    ApiJson(b): ApiJson<RevokeBody>,
+) -> ApiResult<Json<cessio_app::DelegationReceipt>> {
+    let party = party_in_path(&state, &p, &cf).await?;
+    let receipt = state
+        .app
+        .revoke_delegation_by_titolare(&p, &key, b.pin.as_deref(), party, &b.username)
+        .await?;
+    state.metrics.operation("revoke_delegation");
+    Ok(Json(receipt))
+}
+
+/// One party an intermediary holds a delegation for.
+#[derive(Serialize)]
+pub(crate) struct HeldView {
+    party: PartyView,
+    scope: DelegationScope,
+    until: Option<chrono::NaiveDate>,
+    granted_at: chrono::DateTime<chrono::Utc>,
+}
+
+pub(crate) async fn held_delegations(
+    State(state): State<WebState>,
+    Auth(p): Auth,
+) -> ApiResult<Json<Vec<HeldView>>> {
+    let held = state.app.delegations_held(&p).await?;
+    Ok(Json(
+        held.into_iter()
+            .map(|h| HeldView {
+                party: PartyView {
+                    id: h.party.id,
+                    cf: h.party.cf.as_str().to_string(),
+                    name: h.party.name,
+                    kind: h.party.kind,
+                },
+                scope: h.scope,
+                until: h.until,
+                granted_at: h.granted_at,
+            })
+            .collect(),
+    ))
+}
+
+pub(crate) async fn revoke_delegation(
+    State(state): State<WebState>,
+    Auth(p): Auth,
+    ApiJson(b): ApiJson<DelegationBody>,
+) -> ApiResult<StatusCode> {
+    state
+        .app
+        .revoke_delegation(&p, &b.username, &b.party_cf)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

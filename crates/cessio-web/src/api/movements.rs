@@ -1,0 +1,55 @@
+//! F4 over HTTP: Lista movimenti and its CSV export.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use cessio_app::MovementFilter;
+
+use super::{ApiResult, party_in_path};
+use crate::{ApiQuery, Auth, WebState};
+
+pub(crate) async fn movements(
+    State(state): State<WebState>,
+    Auth(p): Auth,
+    Path(cf): Path<String>,
+    ApiQuery(filter): ApiQuery<MovementFilter>,
+) -> ApiResult<Json<Vec<cessio_app::MovementRow>>> {
+    let party = party_in_path(&state, &p, &cf).await?;
+    Ok(Json(state.app.movements(&p, party, &filter).await?))
+}
+
+pub(crate) async fn movements_csv(
+    State(state): State<WebState>,
+    Auth(p): Auth,
+    Path(cf): Path<String>,
+    ApiQuery(filter): ApiQuery<MovementFilter>,
+) -> ApiResult<Response> {
+    let party = party_in_path(&state, &p, &cf).await?;
+    let export = state.app.movements_export(&p, party, &filter).await?;
+    Ok(csv_download(export))
+}
+
+/// F4's export as a download, sent as it is read (R-50000 was checked before the first
+/// byte). A failure after the first byte can no longer change the status: the response is
+/// cut short, so that the client sees an incomplete transfer, never a shorter file.
+pub(crate) fn csv_download(export: cessio_app::MovementExport) -> Response {
+    let pieces = futures_util::stream::unfold(export, |mut export| async move {
+        let piece = export.next_csv().await?;
+        if let Err(e) = &piece {
+            tracing::warn!(error = %e, "F4 export cut short");
+        }
+        Some((piece, export))
+    });
+    let mut response = axum::body::Body::from_stream(pieces).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    headers.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("attachment; filename=\"lista-movimenti.csv\""),
+    );
+    response
+}

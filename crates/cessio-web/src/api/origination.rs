@@ -1,0 +1,71 @@
+//! F8 over HTTP: one option communication, a bulk file, an annulment.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use cessio_app::{AppError, OptionInput};
+
+use super::{ApiResult, PinBody};
+use crate::{ApiJson, Auth, IdempotencyKey, WebState};
+
+pub(crate) async fn communicate(
+    State(state): State<WebState>,
+    Auth(p): Auth,
+    IdempotencyKey(key): IdempotencyKey,
+    ApiJson(mut body): ApiJson<serde_json::Value>,
+) -> ApiResult<(StatusCode, Json<cessio_store::Credit>)> {
+    // The PIN travels beside the communication's fields; `flatten` and
+    // `deny_unknown_fields` do not combine in serde, so it is taken out by hand and the
+    // rest must be exactly an `OptionInput` (unknown fields refused).
+    let pin = body
+        .as_object_mut()
+        .and_then(|o| o.remove("pin"))
+        .and_then(|v| v.as_str().map(str::to_string));
+    // R-ECO-2018: the beneficiary's no-tax-area declaration, beside the input like the PIN.
+    let no_tax_area = match body.as_object_mut().and_then(|o| o.remove("no_tax_area")) {
+        None | Some(serde_json::Value::Null) => false,
+        Some(serde_json::Value::Bool(b)) => b,
+        Some(_) => {
+            return Err(AppError::invalid("no_tax_area", "deve essere true o false").into());
+        }
+    };
+    let input: OptionInput =
+        serde_json::from_value(body).map_err(|e| AppError::invalid("body", e.to_string()))?;
+    let credit = state
+        .app
+        .communicate_option_declaring(&p, &key, pin.as_deref(), &input, no_tax_area)
+        .await?;
+    state.metrics.operation("communicate_option");
+    Ok((StatusCode::CREATED, Json(credit)))
+}
+
+/// F8 bulk: the CSV file is the body; the PIN (for users) in the `X-Cessio-Pin` header.
+pub(crate) async fn import_communications(
+    State(state): State<WebState>,
+    Auth(p): Auth,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<cessio_app::ImportReport>> {
+    let pin = headers.get("x-cessio-pin").and_then(|v| v.to_str().ok());
+    Ok(Json(
+        state
+            .app
+            .import_communications(&p, pin, &body, |_, _| {})
+            .await?,
+    ))
+}
+
+pub(crate) async fn annul_communication(
+    State(state): State<WebState>,
+    Auth(p): Auth,
+    IdempotencyKey(key): IdempotencyKey,
+    Path(id): Path<i64>,
+    ApiJson(b): ApiJson<PinBody>,
+) -> ApiResult<Json<cessio_app::AnswerReceipt>> {
+    let receipt = state
+        .app
+        .annul_option(&p, &key, b.pin.as_deref(), id)
+        .await?;
+    state.metrics.operation("annul_option");
+    Ok(Json(receipt))
+}
