@@ -75,19 +75,29 @@ pub(crate) async fn append(
         return Ok(());
     }
     let (seq, hash) = lock(c).await?;
-    append_after(c, (seq, hash_from_hex(&hash).unwrap_or_default()), entries).await
+    let (seq, hash) =
+        write_after(c, (seq, hash_from_hex(&hash).unwrap_or_default()), entries).await?;
+    c.execute(
+        "UPDATE ledger_head SET log_seq = $1, log_hash = $2 WHERE id = 1",
+        &[&seq, &hash_to_hex(&hash)],
+    )
+    .await
+    .map_err(db_err)?;
+    Ok(())
 }
 
-/// [`append`] for the writer, which read the head under its lock when the batch began.
-pub(crate) async fn append_after(
+/// Chains `entries` after `head` and writes them, leaving the head's row to the caller
+/// (the writer, which read it under its lock when the batch began, updates it once per
+/// batch). Returns the log's new end.
+pub(crate) async fn write_after(
     c: &impl GenericClient,
     head: (i64, cessio_core::ledger::Hash),
     entries: Vec<NewEntry>,
-) -> Result<(), StoreError> {
+) -> Result<(i64, cessio_core::ledger::Hash), StoreError> {
     if entries.is_empty() {
-        return Ok(());
+        return Ok(head);
     }
-    let (sealed, (seq, hash)) = log::seal(head, entries);
+    let (sealed, end) = log::seal(head, entries);
     let n = sealed.len();
     let seqs: Vec<i64> = sealed.iter().map(|e| e.seq).collect();
     let ops: Vec<Option<i64>> = sealed.iter().map(|e| e.operation).collect();
@@ -116,13 +126,7 @@ pub(crate) async fn append_after(
     )
     .await
     .map_err(db_err)?;
-    c.execute(
-        "UPDATE ledger_head SET log_seq = $1, log_hash = $2 WHERE id = 1",
-        &[&seq, &hash_to_hex(&hash)],
-    )
-    .await
-    .map_err(db_err)?;
-    Ok(())
+    Ok(end)
 }
 
 /// Records a change made outside the writer's batches: the rows it wrote, read back.

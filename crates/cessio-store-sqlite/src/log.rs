@@ -1,7 +1,7 @@
 //! The log on SQLite: appending entries in the transaction that makes a change, reading
 //! rows back in canonical form, and the scans `verify` compares (see `cessio_store::log`).
 
-use cessio_core::ledger::{hash_from_hex, hash_to_hex};
+use cessio_core::ledger::{Hash, hash_from_hex, hash_to_hex};
 use cessio_store::StoreError;
 use cessio_store::engine::StoredOperation;
 use cessio_store::log::{self, Entry, LOG_COLUMNS, NewEntry, Put, TableSpec, Value};
@@ -68,7 +68,28 @@ pub(crate) fn append(conn: &Connection, entries: Vec<NewEntry>) -> Result<(), St
         .prepare_cached("SELECT log_seq, log_hash FROM ledger_head WHERE id = 1")
         .and_then(|mut st| st.query_row([], |r| Ok((r.get(0)?, r.get(1)?))))
         .map_err(db_err)?;
-    let (sealed, (seq, hash)) = log::seal((seq, hash_from_hex(&hash).unwrap_or_default()), entries);
+    let (seq, hash) = write_after(
+        conn,
+        (seq, hash_from_hex(&hash).unwrap_or_default()),
+        entries,
+    )?;
+    conn.prepare_cached("UPDATE ledger_head SET log_seq = ?1, log_hash = ?2 WHERE id = 1")
+        .and_then(|mut st| st.execute(params![seq, hash_to_hex(&hash)]))
+        .map_err(db_err)?;
+    Ok(())
+}
+
+/// Chains `entries` after `head` and writes them, leaving the head's row to the caller
+/// (the writer updates it once per batch). Returns the log's new end.
+pub(crate) fn write_after(
+    conn: &Connection,
+    head: (i64, Hash),
+    entries: Vec<NewEntry>,
+) -> Result<(i64, Hash), StoreError> {
+    if entries.is_empty() {
+        return Ok(head);
+    }
+    let (sealed, end) = log::seal(head, entries);
     let mut st = conn
         .prepare_cached(&format!(
             "INSERT INTO log ({LOG_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
@@ -90,10 +111,7 @@ pub(crate) fn append(conn: &Connection, entries: Vec<NewEntry>) -> Result<(), St
         ])
         .map_err(db_err)?;
     }
-    conn.prepare_cached("UPDATE ledger_head SET log_seq = ?1, log_hash = ?2 WHERE id = 1")
-        .and_then(|mut st| st.execute(params![seq, hash_to_hex(&hash)]))
-        .map_err(db_err)?;
-    Ok(())
+    Ok(end)
 }
 
 /// Records a change made outside the writer's batches: the rows it wrote, read back.

@@ -1,0 +1,769 @@
+//! The write path: one writer task per process takes every waiting request (up to
+//! `max_batch`), loads what the batch needs under the head's lock, decides it with the
+//! shared engine and writes the plan back, one set-based statement per table.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use cessio_core::f24::F24Choice;
+use cessio_core::ledger::{
+    Account, PendingState, PendingTransfer, TransferKind, hash_from_hex, hash_to_hex,
+};
+use cessio_core::money::Cents;
+use cessio_store::engine::{self, Head, Needs, Plan, Prefetched, StoredOperation};
+use cessio_store::queue::{self, Job, WriteStats};
+use cessio_store::{
+    DELEGATION_GRANTED_EVENT, DELEGATION_REVOKED_EVENT, DelegationChange, DelegationScope,
+    Operation, Rata, Receipt, StoreError,
+};
+use chrono::NaiveDate;
+use tokio::sync::mpsc;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Config, GenericClient, Row, Statement, Transaction};
+
+use crate::{ACCOUNT_COLUMNS, account_from_row, connect, db_err, log};
+
+pub(crate) async fn writer_loop(
+    mut client: Client,
+    config: Config,
+    mut rx: mpsc::Receiver<Job>,
+    max_batch: usize,
+    stats: Arc<WriteStats>,
+) {
+    let mut statements = match Statements::prepare(&client).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot prepare the write statements");
+            while let Some(job) = rx.recv().await {
+                job.fail(e.clone());
+            }
+            return;
+        }
+    };
+    while let Some(first) = rx.recv().await {
+        let batch = queue::take_batch(&mut rx, first, max_batch);
+        let ops = queue::operations(&batch);
+        let outcome = write_batch(&mut client, &statements, &ops).await;
+        queue::answer(batch, outcome, &stats);
+        if client.is_closed() {
+            // The callers of the failed batch got an error and may retry with the same
+            // idempotency keys: a batch that did commit before the connection dropped is
+            // then replayed, never applied twice. Requests keep queueing meanwhile.
+            (client, statements) = reconnect(&config).await;
+        }
+    }
+}
+
+/// The write path's statements, prepared once per writer connection so that each batch
+/// costs one round trip per statement at most, and statements sent together pipeline.
+struct Statements {
+    head: Statement,
+    operations: Statement,
+    pending: Statement,
+    accounts_by_key: Statement,
+    accounts_by_id: Statement,
+    parties: Statement,
+    cfs: Statement,
+    rate: Statement,
+    insert_parties: Statement,
+    insert_credits: Statement,
+    insert_rate: Statement,
+    insert_accounts: Statement,
+    update_accounts: Statement,
+    insert_operations: Statement,
+    insert_transfers: Statement,
+    update_head: Statement,
+    suspensions: Statement,
+    delegations: Statement,
+    summary_new: Statement,
+    summary_answers: Statement,
+}
+
+impl Statements {
+    async fn prepare(c: &Client) -> Result<Self, StoreError> {
+        let p = |sql: String| async move { c.prepare(&sql).await.map_err(db_err) };
+        let [summary_new, summary_answers] = cessio_store::summary_update_sql(|n| format!("${n}"));
+        Ok(Statements {
+            head: p(format!("{HEAD_SELECT} FOR UPDATE")).await?,
+            operations: p(SQL_OPERATIONS.into()).await?,
+            pending: p(SQL_PENDING.into()).await?,
+            accounts_by_key: p(format!(
+                "SELECT {ACCOUNT_COLUMNS} FROM accounts a
+                 JOIN unnest($1::bigint[], $2::text[], $3::bigint[]) AS k(rata, kind, party)
+                   ON a.rata = k.rata AND a.kind = k.kind AND a.party = k.party"
+            ))
+            .await?,
+            accounts_by_id: p(format!(
+                "SELECT {ACCOUNT_COLUMNS} FROM accounts a WHERE a.id = ANY($1)"
+            ))
+            .await?,
+            parties: p("SELECT id FROM parties WHERE id = ANY($1)".into()).await?,
+            cfs: p("SELECT cf FROM parties WHERE cf = ANY($1)".into()).await?,
+            rate: p("SELECT id FROM rate WHERE id = ANY($1)".into()).await?,
+            insert_parties: p(SQL_INSERT_PARTIES.into()).await?,
+            insert_credits: p(SQL_INSERT_CREDITS.into()).await?,
+            insert_rate: p(SQL_INSERT_RATE.into()).await?,
+            insert_accounts: p(SQL_INSERT_ACCOUNTS.into()).await?,
+            update_accounts: p(SQL_UPDATE_ACCOUNTS.into()).await?,
+            insert_operations: p(SQL_INSERT_OPERATIONS.into()).await?,
+            insert_transfers: p(SQL_INSERT_TRANSFERS.into()).await?,
+            update_head: p(SQL_UPDATE_HEAD.into()).await?,
+            suspensions: p(format!(
+                "SELECT transfer, kind, data FROM operator_events
+                  WHERE transfer = ANY($1) AND kind IN ('{}', '{}') ORDER BY transfer, id",
+                cessio_store::SUSPENSION_EVENT,
+                cessio_store::SUSPENSION_END_EVENT
+            ))
+            .await?,
+            delegations: p(
+                "SELECT d.user_id, d.party, d.scope, d.valid_until FROM delegations d
+                 JOIN unnest($1::bigint[], $2::bigint[]) AS k(user_id, party)
+                   ON d.user_id = k.user_id AND d.party = k.party
+                WHERE d.revoked_at IS NULL"
+                    .into(),
+            )
+            .await?,
+            summary_new: p(summary_new.clone()).await?,
+            summary_answers: p(summary_answers.clone()).await?,
+        })
+    }
+}
+
+/// Reconnects the writer, retrying with a growing pause (at most 5 s) until it succeeds.
+async fn reconnect(config: &Config) -> (Client, Statements) {
+    let mut pause = std::time::Duration::from_millis(100);
+    loop {
+        tracing::warn!("PostgreSQL writer connection closed: reconnecting");
+        if let Ok(client) = connect(config).await
+            && let Ok(statements) = Statements::prepare(&client).await
+        {
+            return (client, statements);
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_secs(5));
+    }
+}
+
+async fn write_batch(
+    client: &mut Client,
+    st: &Statements,
+    ops: &[Operation],
+) -> Result<Vec<Result<Receipt, StoreError>>, StoreError> {
+    let tx = client.transaction().await.map_err(db_err)?;
+    let needs = engine::needs(ops);
+    let (head, pre) = tokio::try_join!(load_head_locked(&tx, st), prefetch(&tx, st, &needs))?;
+    let (plan, results) = engine::plan(ops, pre, head);
+    if !plan.is_empty() {
+        write_plan(&tx, st, &plan).await?;
+    }
+    tx.commit().await.map_err(db_err)?;
+    Ok(results)
+}
+
+const HEAD_SELECT: &str = "SELECT last_operation, last_transfer, last_hash, last_party, last_credit, last_rata, last_account, last_protocol, log_seq, log_hash FROM ledger_head WHERE id = 1";
+
+async fn load_head_locked(c: &Transaction<'_>, st: &Statements) -> Result<Head, StoreError> {
+    let r = c.query_one(&st.head, &[]).await.map_err(db_err)?;
+    Ok(head_from_row(&r))
+}
+
+pub(crate) async fn load_head(c: &impl GenericClient) -> Result<Head, StoreError> {
+    let r = c.query_one(HEAD_SELECT, &[]).await.map_err(db_err)?;
+    Ok(head_from_row(&r))
+}
+
+fn head_from_row(r: &Row) -> Head {
+    let hash: String = r.get(2);
+    Head {
+        last_operation: r.get(0),
+        last_transfer: r.get(1),
+        last_hash: hash_from_hex(&hash).unwrap_or_default(),
+        last_party: r.get(3),
+        last_credit: r.get(4),
+        last_rata: r.get(5),
+        last_account: r.get(6),
+        last_protocol: r.get(7),
+        log_seq: r.get(8),
+        log_hash: hash_from_hex(r.get::<_, &str>(9)).unwrap_or_default(),
+    }
+}
+
+const SQL_OPERATIONS: &str =
+    "SELECT idempotency_key, request_hash, receipt FROM log WHERE idempotency_key = ANY($1)";
+const SQL_PENDING: &str =
+    "SELECT p.id, p.debit, p.credit, p.amount, p.kind, r.phase FROM transfers p
+     LEFT JOIN transfers r ON r.pending_id = p.id
+     WHERE p.id = ANY($1) AND p.phase = 'pending'";
+
+/// Loads what a batch needs. The independent lookups are sent together and pipeline on
+/// the one connection; only the accounts of pending transfers need a second round trip.
+async fn prefetch(
+    c: &Transaction<'_>,
+    st: &Statements,
+    needs: &Needs,
+) -> Result<Prefetched, StoreError> {
+    let ratas: Vec<i64> = needs.account_keys.iter().map(|k| k.rata).collect();
+    let kinds: Vec<&str> = needs.account_keys.iter().map(|k| k.kind.as_str()).collect();
+    let parties: Vec<i64> = needs.account_keys.iter().map(|k| k.party).collect();
+    let args_operations: [&(dyn ToSql + Sync); 1] = [&needs.idempotency_keys];
+    let args_pending: [&(dyn ToSql + Sync); 1] = [&needs.pending];
+    let args_accounts_by_key: [&(dyn ToSql + Sync); 3] = [&ratas, &kinds, &parties];
+    let args_parties: [&(dyn ToSql + Sync); 1] = [&needs.parties];
+    let args_cfs: [&(dyn ToSql + Sync); 1] = [&needs.cfs];
+    let args_rate: [&(dyn ToSql + Sync); 1] = [&needs.rate];
+    let args_suspensions: [&(dyn ToSql + Sync); 1] = [&needs.suspensions];
+    let d_users: Vec<i64> = needs.delegations.iter().map(|(u, _)| *u).collect();
+    let d_parties: Vec<i64> = needs.delegations.iter().map(|(_, p)| *p).collect();
+    let args_delegations: [&(dyn ToSql + Sync); 2] = [&d_users, &d_parties];
+    let (
+        operations,
+        pending,
+        accounts,
+        party_rows,
+        cf_rows,
+        rata_rows,
+        suspension_rows,
+        delegation_rows,
+    ) = tokio::try_join!(
+        c.query(&st.operations, &args_operations),
+        c.query(&st.pending, &args_pending),
+        c.query(&st.accounts_by_key, &args_accounts_by_key),
+        c.query(&st.parties, &args_parties),
+        c.query(&st.cfs, &args_cfs),
+        c.query(&st.rate, &args_rate),
+        c.query(&st.suspensions, &args_suspensions),
+        c.query(&st.delegations, &args_delegations),
+    )
+    .map_err(db_err)?;
+    let mut pre = Prefetched::default();
+    for r in operations {
+        let receipt: &str = r.get(2);
+        pre.operations.insert(
+            r.get(0),
+            StoredOperation {
+                request_hash: r.get(1),
+                receipt: serde_json::from_str(receipt).map_err(StoreError::backend)?,
+            },
+        );
+    }
+    pre.accounts = accounts.iter().map(account_from_row).collect();
+    let mut missing: Vec<i64> = Vec::new();
+    for r in pending {
+        let kind: &str = r.get(4);
+        let answer: Option<&str> = r.get(5);
+        let p = PendingTransfer {
+            id: r.get(0),
+            debit: r.get(1),
+            credit: r.get(2),
+            amount: Cents::new(r.get(3)),
+            state: match answer {
+                None => PendingState::Pending,
+                Some("post_pending") => PendingState::Posted,
+                Some(_) => PendingState::Voided,
+            },
+        };
+        missing.extend([p.debit, p.credit]);
+        pre.pending.push((
+            p,
+            TransferKind::parse(kind).unwrap_or(TransferKind::Cession),
+        ));
+    }
+    let known: HashSet<i64> = pre.accounts.iter().map(|a| a.id).collect();
+    missing.retain(|id| !known.contains(id));
+    missing.sort_unstable();
+    missing.dedup();
+    if !missing.is_empty() {
+        for r in c
+            .query(&st.accounts_by_id, &[&missing])
+            .await
+            .map_err(db_err)?
+        {
+            pre.accounts.push(account_from_row(&r));
+        }
+    }
+    pre.parties = party_rows.iter().map(|r| r.get(0)).collect();
+    pre.cfs = cf_rows.iter().map(|r| r.get(0)).collect();
+    pre.rate = rata_rows.iter().map(|r| r.get(0)).collect();
+    let mut events: std::collections::HashMap<i64, Vec<(String, serde_json::Value)>> =
+        std::collections::HashMap::new();
+    for r in &suspension_rows {
+        let data: &str = r.get(2);
+        events
+            .entry(r.get(0))
+            .or_default()
+            .push((r.get(1), serde_json::from_str(data).unwrap_or_default()));
+    }
+    for (t, list) in events {
+        if let Some(fact) = engine::SuspensionFact::fold(list.iter().map(|(k, d)| (k.as_str(), d)))
+        {
+            pre.suspensions.insert(t, fact);
+        }
+    }
+    for key in &needs.delegations {
+        pre.delegations.insert(*key, Vec::new());
+    }
+    for r in &delegation_rows {
+        let scope: &str = r.get(2);
+        pre.delegations
+            .entry((r.get(0), r.get(1)))
+            .or_default()
+            .push(engine::LiveDelegation {
+                scope: DelegationScope::parse(scope).unwrap_or(DelegationScope::Consultazione),
+                until: r.get(3),
+            });
+    }
+    Ok(pre)
+}
+
+const SQL_INSERT_PARTIES: &str = "INSERT INTO parties (id, cf, name, kind, deceased, created_at)
+     SELECT id, cf, name, kind, false, created_at
+     FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[]) AS t(id, cf, name, kind, created_at)";
+const SQL_INSERT_CREDITS: &str = "INSERT INTO credits (id, protocol, type_key, beneficiary, holder, origin, expense_year, communicated_on, tracciabile, created_at, split_of, no_tax_area)
+     SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $7::int[], $8::date[], $9::bool[], $10::bigint[], $11::bigint[], $12::bool[])";
+const SQL_INSERT_RATE: &str = "INSERT INTO rate (id, credit, idx, year, amount, codice_tributo, codice_univoco)
+     SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::int[], $4::int[], $5::bigint[], $6::text[], $7::text[])";
+const SQL_INSERT_ACCOUNTS: &str = "INSERT INTO accounts (id, rata, kind, party, debits_pending, debits_posted, credits_pending, credits_posted, last_transfer)
+     SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[])";
+/// An account loaded but not moved (its operation was refused) keeps its `last_transfer`.
+const SQL_UPDATE_ACCOUNTS: &str = "UPDATE accounts a SET debits_pending = u.dp, debits_posted = u.dpo, credits_pending = u.cp, credits_posted = u.cpo, last_transfer = COALESCE(u.lt, a.last_transfer)
+     FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[]) AS u(id, dp, dpo, cp, cpo, lt)
+     WHERE a.id = u.id";
+const SQL_INSERT_OPERATIONS: &str = "INSERT INTO operations (id, idempotency_key, request_hash, acting_user, on_behalf_of, at, kind, receipt)
+     SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::text[], $8::text[])";
+const SQL_INSERT_TRANSFERS: &str = "INSERT INTO transfers (id, operation, rata, debit, credit, amount, kind, phase, pending_id, at, acting_user, party, counterparty, disclose, hash)
+     SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::text[], $8::text[], $9::bigint[], $10::bigint[], $11::text[], $12::bigint[], $13::bigint[], $14::bool[], $15::text[])";
+const SQL_UPDATE_HEAD: &str = "UPDATE ledger_head SET last_operation = $1, last_transfer = $2, last_hash = $3, last_party = $4, last_credit = $5, last_rata = $6, last_account = $7, last_protocol = $8, log_seq = $9, log_hash = $10 WHERE id = 1";
+
+/// Writes a batch's plan. Every statement is sent at once: they pipeline, and PostgreSQL
+/// runs them in the order sent, so foreign keys (parties → credits → rate → accounts,
+/// operations → transfers) are satisfied.
+/// Writes a decided batch: one statement per table, sent together so that they pipeline
+/// in this order (F1's sums read the transfers just inserted), then the rows whose ids the
+/// database assigns, the log entries that record them all, and the head, once.
+async fn write_plan(c: &Transaction<'_>, st: &Statements, plan: &Plan) -> Result<(), StoreError> {
+    tokio::try_join!(
+        write_parties(c, st, plan),
+        write_credits(c, st, plan),
+        write_accounts(c, st, plan),
+        write_operations(c, st, plan),
+        write_transfers(c, st, plan),
+        write_summary(c, st, plan),
+    )?;
+    let mut written = write_f5_records(c, plan).await?;
+    written.extend(write_delegations(c, plan).await?);
+    written.extend(write_events(c, plan).await?);
+    let log_head = write_log(c, plan, written).await?;
+    write_head(c, st, &plan.head, log_head).await
+}
+
+/// The parties a batch registered (R-PARTY).
+async fn write_parties(
+    c: &Transaction<'_>,
+    st: &Statements,
+    plan: &Plan,
+) -> Result<(), StoreError> {
+    let pa = &plan.parties;
+    let p_ids: Vec<i64> = pa.iter().map(|(p, _)| p.id).collect();
+    let p_cfs: Vec<&str> = pa.iter().map(|(p, _)| p.cf.as_str()).collect();
+    let p_names: Vec<&str> = pa.iter().map(|(p, _)| p.name.as_str()).collect();
+    let p_kinds: Vec<&str> = pa.iter().map(|(p, _)| p.kind.as_str()).collect();
+    let p_ats: Vec<i64> = pa.iter().map(|(_, at)| at.timestamp_micros()).collect();
+    c.execute(
+        &st.insert_parties,
+        &[&p_ids, &p_cfs, &p_names, &p_kinds, &p_ats],
+    )
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+/// The credits a batch issued, and their rate.
+async fn write_credits(
+    c: &Transaction<'_>,
+    st: &Statements,
+    plan: &Plan,
+) -> Result<(), StoreError> {
+    let cr = &plan.credits;
+    let c_ids: Vec<i64> = cr.iter().map(|c| c.id).collect();
+    let c_protocols: Vec<&str> = cr.iter().map(|c| c.protocol.as_str()).collect();
+    let c_types: Vec<&str> = cr.iter().map(|c| c.type_key.as_str()).collect();
+    let c_beneficiaries: Vec<i64> = cr.iter().map(|c| c.beneficiary).collect();
+    let c_holders: Vec<i64> = cr.iter().map(|c| c.holder).collect();
+    let c_origins: Vec<&str> = cr.iter().map(|c| c.origin.as_str()).collect();
+    let c_years: Vec<i32> = cr.iter().map(|c| i32::from(c.expense_year)).collect();
+    let c_dates: Vec<NaiveDate> = cr.iter().map(|c| c.communicated_on).collect();
+    let c_tracciabili: Vec<bool> = cr.iter().map(|c| c.tracciabile).collect();
+    let c_ats: Vec<i64> = cr.iter().map(|c| c.created_at.timestamp_micros()).collect();
+    let c_split_of: Vec<Option<i64>> = cr.iter().map(|c| c.split_of).collect();
+    let c_no_tax_area: Vec<bool> = cr.iter().map(|c| c.beneficiary_no_tax_area).collect();
+    let args_credits: [&(dyn ToSql + Sync); 12] = [
+        &c_ids,
+        &c_protocols,
+        &c_types,
+        &c_beneficiaries,
+        &c_holders,
+        &c_origins,
+        &c_years,
+        &c_dates,
+        &c_tracciabili,
+        &c_ats,
+        &c_split_of,
+        &c_no_tax_area,
+    ];
+    let rate: Vec<&Rata> = plan.rate().collect();
+    let r_ids: Vec<i64> = rate.iter().map(|r| r.id).collect();
+    let r_credits: Vec<i64> = rate.iter().map(|r| r.credit).collect();
+    let r_idx: Vec<i32> = rate
+        .iter()
+        .map(|r| i32::try_from(r.index).unwrap_or(i32::MAX))
+        .collect();
+    let r_years: Vec<i32> = rate.iter().map(|r| i32::from(r.year.get())).collect();
+    let r_amounts: Vec<i64> = rate.iter().map(|r| r.amount.get()).collect();
+    let r_codes: Vec<&str> = rate.iter().map(|r| r.codice_tributo.as_str()).collect();
+    let r_univoci: Vec<&str> = rate.iter().map(|r| r.codice_univoco.as_str()).collect();
+    let args_rate: [&(dyn ToSql + Sync); 7] = [
+        &r_ids, &r_credits, &r_idx, &r_years, &r_amounts, &r_codes, &r_univoci,
+    ];
+    tokio::try_join!(
+        c.execute(&st.insert_credits, &args_credits),
+        c.execute(&st.insert_rate, &args_rate),
+    )
+    .map_err(db_err)?;
+    Ok(())
+}
+
+/// New accounts with their final balance; the touched ones updated once each, keeping
+/// their mark when loaded but not moved (their operation was refused).
+async fn write_accounts(
+    c: &Transaction<'_>,
+    st: &Statements,
+    plan: &Plan,
+) -> Result<(), StoreError> {
+    let balances = |accounts: &[Account]| -> [Vec<i64>; 5] {
+        [
+            accounts.iter().map(|a| a.id).collect(),
+            accounts
+                .iter()
+                .map(|a| a.balance.debits_pending.get())
+                .collect(),
+            accounts
+                .iter()
+                .map(|a| a.balance.debits_posted.get())
+                .collect(),
+            accounts
+                .iter()
+                .map(|a| a.balance.credits_pending.get())
+                .collect(),
+            accounts
+                .iter()
+                .map(|a| a.balance.credits_posted.get())
+                .collect(),
+        ]
+    };
+    let na = &plan.new_accounts;
+    let [n_ids, n_dp, n_dpo, n_cp, n_cpo] = balances(na);
+    let n_ratas: Vec<i64> = na.iter().map(|a| a.rata).collect();
+    let n_kinds: Vec<&str> = na.iter().map(|a| a.kind.as_str()).collect();
+    let n_parties: Vec<i64> = na.iter().map(|a| a.party.unwrap_or(0)).collect();
+    let [u_ids, u_dp, u_dpo, u_cp, u_cpo] = balances(&plan.account_updates);
+    let last = plan.last_transfers();
+    let n_last: Vec<i64> = na
+        .iter()
+        .map(|a| last.get(&a.id).copied().unwrap_or(0))
+        .collect();
+    let u_last: Vec<Option<i64>> = plan
+        .account_updates
+        .iter()
+        .map(|a| last.get(&a.id).copied())
+        .collect();
+    let args_insert: [&(dyn ToSql + Sync); 9] = [
+        &n_ids, &n_ratas, &n_kinds, &n_parties, &n_dp, &n_dpo, &n_cp, &n_cpo, &n_last,
+    ];
+    let args_update: [&(dyn ToSql + Sync); 6] = [&u_ids, &u_dp, &u_dpo, &u_cp, &u_cpo, &u_last];
+    tokio::try_join!(
+        c.execute(&st.insert_accounts, &args_insert),
+        c.execute(&st.update_accounts, &args_update),
+    )
+    .map_err(db_err)?;
+    Ok(())
+}
+
+/// One row per operation applied: what a retry under the same key answers with.
+async fn write_operations(
+    c: &Transaction<'_>,
+    st: &Statements,
+    plan: &Plan,
+) -> Result<(), StoreError> {
+    let o = &plan.operations;
+    let o_ids: Vec<i64> = o.iter().map(|x| x.id).collect();
+    let o_keys: Vec<&str> = o.iter().map(|x| x.idempotency_key.as_str()).collect();
+    let o_hashes: Vec<&str> = o.iter().map(|x| x.request_hash.as_str()).collect();
+    let o_users: Vec<&str> = o.iter().map(|x| x.acting_user.as_str()).collect();
+    let o_behalf: Vec<Option<i64>> = o.iter().map(|x| x.on_behalf_of).collect();
+    let o_ats: Vec<i64> = o.iter().map(|x| x.at.timestamp_micros()).collect();
+    let o_kinds: Vec<&str> = o.iter().map(|x| x.kind).collect();
+    let o_receipts: Vec<&str> = o.iter().map(|x| x.receipt_json.as_str()).collect();
+    c.execute(
+        &st.insert_operations,
+        &[
+            &o_ids,
+            &o_keys,
+            &o_hashes,
+            &o_users,
+            &o_behalf,
+            &o_ats,
+            &o_kinds,
+            &o_receipts,
+        ],
+    )
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+/// The batch's transfers, each with its place on the hash chain.
+async fn write_transfers(
+    c: &Transaction<'_>,
+    st: &Statements,
+    plan: &Plan,
+) -> Result<(), StoreError> {
+    let t = &plan.transfers;
+    let t_ids: Vec<i64> = t.iter().map(|x| x.id).collect();
+    let t_ops: Vec<i64> = t.iter().map(|x| x.operation).collect();
+    let t_ratas: Vec<i64> = t.iter().map(|x| x.rata).collect();
+    let t_debits: Vec<i64> = t.iter().map(|x| x.debit).collect();
+    let t_credits: Vec<i64> = t.iter().map(|x| x.credit).collect();
+    let t_amounts: Vec<i64> = t.iter().map(|x| x.amount.get()).collect();
+    let t_kinds: Vec<&str> = t.iter().map(|x| x.kind.as_str()).collect();
+    let t_phases: Vec<&str> = t.iter().map(|x| x.phase.as_str()).collect();
+    let t_pendings: Vec<Option<i64>> = t.iter().map(|x| x.pending_id).collect();
+    let t_ats: Vec<i64> = t.iter().map(|x| x.at_micros).collect();
+    let t_users: Vec<&str> = t.iter().map(|x| x.acting_user.as_str()).collect();
+    let t_parties: Vec<Option<i64>> = t.iter().map(|x| x.party).collect();
+    let t_counterparties: Vec<Option<i64>> = t.iter().map(|x| x.counterparty).collect();
+    let t_disclose: Vec<bool> = t.iter().map(|x| x.disclose).collect();
+    let t_hashes: Vec<String> = t.iter().map(|x| hash_to_hex(&x.hash)).collect();
+    c.execute(
+        &st.insert_transfers,
+        &[
+            &t_ids,
+            &t_ops,
+            &t_ratas,
+            &t_debits,
+            &t_credits,
+            &t_amounts,
+            &t_kinds,
+            &t_phases,
+            &t_pendings,
+            &t_ats,
+            &t_users,
+            &t_parties,
+            &t_counterparties,
+            &t_disclose,
+            &t_hashes,
+        ],
+    )
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+/// F1's sums, from the transfers just inserted (one id range per batch).
+async fn write_summary(
+    c: &Transaction<'_>,
+    st: &Statements,
+    plan: &Plan,
+) -> Result<(), StoreError> {
+    let ids = plan.transfers.iter().map(|t| t.id);
+    let from: i64 = ids.clone().min().map_or(0, |id| id - 1);
+    let to: i64 = ids.max().unwrap_or(0);
+    let range: [&(dyn ToSql + Sync); 2] = [&from, &to];
+    tokio::try_join!(
+        c.execute(&st.summary_new, &range),
+        c.execute(&st.summary_answers, &range),
+    )
+    .map_err(db_err)?;
+    Ok(())
+}
+
+/// The entries of the operator's register recorded through the writer.
+async fn write_events(c: &Transaction<'_>, plan: &Plan) -> Result<Written, StoreError> {
+    let mut written = Written::new();
+    for (e, operation) in &plan.events {
+        let id: i64 = c
+            .query_one(
+                "INSERT INTO operator_events (kind, at, actor, transfer, party, counterparty, data)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                &[
+                    &e.kind,
+                    &e.at.timestamp_micros(),
+                    &e.actor,
+                    &e.transfer,
+                    &e.party,
+                    &e.counterparty,
+                    &e.data.to_string(),
+                ],
+            )
+            .await
+            .map_err(db_err)?
+            .get(0);
+        written.push((*operation, &cessio_store::log::OPERATOR_EVENTS, id));
+    }
+    Ok(written)
+}
+
+/// The batch's log entries, one per operation with every row it wrote, those whose ids
+/// the database assigned read back. Returns the log's new end.
+async fn write_log(
+    c: &Transaction<'_>,
+    plan: &Plan,
+    written: Written,
+) -> Result<(i64, cessio_core::ledger::Hash), StoreError> {
+    let mut extra: std::collections::HashMap<i64, Vec<cessio_store::log::Put>> =
+        std::collections::HashMap::new();
+    for (operation, spec, id) in written {
+        extra
+            .entry(operation)
+            .or_default()
+            .extend(log::read_back(c, &[(spec, id)]).await?);
+    }
+    log::write_after(
+        c,
+        (plan.head.log_seq, plan.head.log_hash),
+        cessio_store::log::plan_entries(plan, extra),
+    )
+    .await
+}
+
+/// The head, written once per batch: the counters, the transfers' chain and the log's.
+async fn write_head(
+    c: &Transaction<'_>,
+    st: &Statements,
+    h: &Head,
+    (log_seq, log_hash): (i64, cessio_core::ledger::Hash),
+) -> Result<(), StoreError> {
+    c.execute(
+        &st.update_head,
+        &[
+            &h.last_operation,
+            &h.last_transfer,
+            &hash_to_hex(&h.last_hash),
+            &h.last_party,
+            &h.last_credit,
+            &h.last_rata,
+            &h.last_account,
+            &h.last_protocol,
+            &log_seq,
+            &hash_to_hex(&log_hash),
+        ],
+    )
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+/// Rows whose ids the database assigned while writing a batch: (operation, table, id).
+type Written = Vec<(i64, &'static cessio_store::log::TableSpec, i64)>;
+
+/// The delegations a batch granted or revoked (rare), each with its entry in the
+/// operator's register in the same transaction.
+async fn write_delegations(c: &Transaction<'_>, plan: &Plan) -> Result<Written, StoreError> {
+    use cessio_store::log::{DELEGATIONS, OPERATOR_EVENTS};
+    let mut written = Written::new();
+    for (change, operation, actor, at) in &plan.delegations {
+        let at_micros = at.timestamp_micros();
+        let (user, party) = match change {
+            DelegationChange::Grant { user, party, .. }
+            | DelegationChange::Revoke { user, party } => (*user, *party),
+        };
+        // A grant supersedes the live delegation of the pair, so that one pair has at most
+        // one; a revocation ends it.
+        let ended: Vec<i64> = c
+            .query(
+                "UPDATE delegations SET revoked_at = $3, revoked_by = $4
+                  WHERE user_id = $1 AND party = $2 AND revoked_at IS NULL RETURNING id",
+                &[&user, &party, &at_micros, actor],
+            )
+            .await
+            .map_err(db_err)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        written.extend(ended.iter().map(|id| (*operation, &DELEGATIONS, *id)));
+        let (kind, data) = match change {
+            DelegationChange::Grant { scope, until, .. } => {
+                let id: i64 = c
+                    .query_one(
+                        "INSERT INTO delegations (user_id, party, created_at, scope, valid_until, granted_by, operation)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                        &[&user, &party, &at_micros, &scope.as_str(), until, actor, operation],
+                    )
+                    .await
+                    .map_err(db_err)?
+                    .get(0);
+                written.push((*operation, &DELEGATIONS, id));
+                (
+                    DELEGATION_GRANTED_EVENT,
+                    serde_json::json!({ "user": user, "scope": scope, "until": until, "operation": operation }),
+                )
+            }
+            DelegationChange::Revoke { .. } if ended.is_empty() => continue,
+            DelegationChange::Revoke { .. } => (
+                DELEGATION_REVOKED_EVENT,
+                serde_json::json!({ "user": user, "operation": operation }),
+            ),
+        };
+        let id: i64 = c
+            .query_one(
+                "INSERT INTO operator_events (kind, at, actor, transfer, party, counterparty, data)
+                 VALUES ($1, $2, $3, NULL, $4, NULL, $5) RETURNING id",
+                &[&kind, &at_micros, actor, &party, &data.to_string()],
+            )
+            .await
+            .map_err(db_err)?
+            .get(0);
+        written.push((*operation, &OPERATOR_EVENTS, id));
+    }
+    Ok(written)
+}
+
+/// The F24 choices and debt positions a batch recorded (F5): rare, one statement each.
+async fn write_f5_records(c: &Transaction<'_>, plan: &Plan) -> Result<Written, StoreError> {
+    let mut written = Written::new();
+    for (record, operation, at) in &plan.choices {
+        let (declared, on) = match record.choice {
+            F24Choice::Declared { on } => (true, on),
+            F24Choice::Revoked { on } => (false, on),
+            F24Choice::NotDeclared => continue,
+        };
+        let id: i64 = c
+            .query_one(
+                "INSERT INTO f24_choices (operation, rata, party, declared, on_date, at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                &[
+                    operation,
+                    &record.rata,
+                    &record.party,
+                    &declared,
+                    &on,
+                    &at.timestamp_micros(),
+                ],
+            )
+            .await
+            .map_err(db_err)?
+            .get(0);
+        written.push((*operation, &cessio_store::log::F24_CHOICES, id));
+    }
+    for (party, position, operation, at) in &plan.debt_positions {
+        let json = serde_json::to_string(position).map_err(StoreError::backend)?;
+        let id: i64 = c
+            .query_one(
+                "INSERT INTO debt_positions (operation, party, position, at) VALUES ($1, $2, $3, $4) RETURNING id",
+                &[operation, party, &json, &at.timestamp_micros()],
+            )
+            .await
+            .map_err(db_err)?
+            .get(0);
+        written.push((*operation, &cessio_store::log::DEBT_POSITIONS, id));
+    }
+    Ok(written)
+}
