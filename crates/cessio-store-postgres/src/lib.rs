@@ -15,22 +15,23 @@ use async_trait::async_trait;
 use cessio_core::cf::CodiceFiscale;
 use cessio_core::debt::DebtPosition;
 use cessio_core::f24::F24Choice;
-use cessio_core::ledger::{
-    Account, AccountKind, Balance, PartyId, Phase, RataId, TransferKind, hash_from_hex,
-};
+use cessio_core::ledger::{Account, PartyId, RataId, TransferKind};
 use cessio_core::money::Cents;
 use cessio_core::time::RefYear;
 use cessio_store::engine::{AccountKey, StoredOperation, TransferRow};
 use cessio_store::queue::{self, Job, WriteStats};
+use cessio_store::rows::{
+    self, ACCOUNT_COLUMNS, CREDIT_COLUMNS, DELEGATION_COLUMNS, RATA_COLUMNS, TRANSFER_COLUMNS,
+    USER_COLUMNS, micros_to_time,
+};
 use cessio_store::verify::Verifier;
 use cessio_store::{
-    AccountRef, Answer, CHANGE_MARKS_SQL, ChangeMarks, ChoiceRecord, Counts, Credit, CreditOrigin,
-    Delegation, DelegationScope, EntryQuery, EntryState, EntryStream, HoldingChanges, HoldingInfo,
-    HoldingQuery, IdempotencyKey, LoginAttempt, MonitorTotal, NewOperatorEvent, NewSession,
-    NewUser, Operation, OperatorEvent, OperatorEventQuery, Party, PartyEntry, PartyKind, Rata,
-    Receipt, Role, STREAM_BATCH, SecretKey, SessionLimits, SqlValue, Store, StoreError,
-    StoredSession, SummaryKey, User, VerifyReport, WriteConfig, entry_stream, holding_changes_sql,
-    largest_holders_sql, sessions,
+    AccountRef, CHANGE_MARKS_SQL, ChangeMarks, ChoiceRecord, Counts, Credit, Delegation,
+    EntryQuery, EntryState, EntryStream, HoldingChanges, HoldingInfo, HoldingQuery, IdempotencyKey,
+    LoginAttempt, MonitorTotal, NewOperatorEvent, NewSession, NewUser, Operation, OperatorEvent,
+    OperatorEventQuery, Party, PartyEntry, Receipt, Role, STREAM_BATCH, SecretKey, SessionLimits,
+    SqlValue, Store, StoreError, StoredSession, SummaryKey, User, VerifyReport, WriteConfig,
+    entry_stream, holding_changes_sql, largest_holders_sql, sessions,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use futures_util::StreamExt;
@@ -60,6 +61,56 @@ pub struct PgStore {
     /// failures, tokens, the operator's register): each is a transaction of its own that
     /// takes the head's lock and appends to the log, which a shared reader cannot run.
     side: tokio::sync::Mutex<Option<Client>>,
+}
+
+/// A PostgreSQL row as the shared mappers ([`cessio_store::rows`]) read it: small numbers
+/// are `INTEGER` or `SMALLINT` columns, dates `DATE`.
+struct Pg<'a>(&'a Row);
+
+impl rows::Columns for Pg<'_> {
+    type Error = StoreError;
+    fn int(&self, i: usize) -> Result<i64, StoreError> {
+        use tokio_postgres::types::Type;
+        match *self.0.columns()[i].type_() {
+            Type::INT4 => self.0.try_get::<_, i32>(i).map(i64::from),
+            Type::INT2 => self.0.try_get::<_, i16>(i).map(i64::from),
+            _ => self.0.try_get(i),
+        }
+        .map_err(db_err)
+    }
+    fn opt_int(&self, i: usize) -> Result<Option<i64>, StoreError> {
+        use tokio_postgres::types::Type;
+        match *self.0.columns()[i].type_() {
+            Type::INT4 => self
+                .0
+                .try_get::<_, Option<i32>>(i)
+                .map(|v| v.map(i64::from)),
+            Type::INT2 => self
+                .0
+                .try_get::<_, Option<i16>>(i)
+                .map(|v| v.map(i64::from)),
+            _ => self.0.try_get(i),
+        }
+        .map_err(db_err)
+    }
+    fn text(&self, i: usize) -> Result<String, StoreError> {
+        self.0.try_get(i).map_err(db_err)
+    }
+    fn opt_text(&self, i: usize) -> Result<Option<String>, StoreError> {
+        self.0.try_get(i).map_err(db_err)
+    }
+    fn flag(&self, i: usize) -> Result<bool, StoreError> {
+        self.0.try_get(i).map_err(db_err)
+    }
+    fn date(&self, i: usize) -> Result<NaiveDate, StoreError> {
+        self.0.try_get(i).map_err(db_err)
+    }
+    fn opt_date(&self, i: usize) -> Result<Option<NaiveDate>, StoreError> {
+        self.0.try_get(i).map_err(db_err)
+    }
+    fn invalid(&self, _: usize, e: Box<dyn std::error::Error + Send + Sync>) -> StoreError {
+        StoreError::backend(e)
+    }
 }
 
 fn db_err(e: tokio_postgres::Error) -> StoreError {
@@ -125,43 +176,8 @@ async fn connect(config: &Config) -> Result<Client, StoreError> {
 }
 
 /// One row of [`EntryQuery::sql`]; answers after `until` (micros) count as not given.
-fn entry_from_row(r: &Row, until: i64) -> PartyEntry {
-    let kind: &str = r.get(2);
-    let phase: &str = r.get(3);
-    let answer_phase: Option<&str> = r.get(8);
-    let answer_at: Option<i64> = r.get(9);
-    let origin: &str = r.get(19);
-    let idx: i32 = r.get(11);
-    let year: i32 = r.get(12);
-    PartyEntry {
-        transfer: r.get(0),
-        at: micros_to_time(r.get(1)),
-        kind: TransferKind::parse(kind).unwrap_or(TransferKind::Correction),
-        pending: phase == "pending",
-        amount: Cents::new(r.get(4)),
-        party: r.get(5),
-        counterparty: r.get(6),
-        disclose: r.get(7),
-        answer: match (answer_phase, answer_at) {
-            (Some(p), Some(at)) if at <= until => Some(Answer {
-                accepted: p == "post_pending",
-                at: micros_to_time(at),
-                by: r.get(21),
-            }),
-            _ => None,
-        },
-        rata: r.get(10),
-        rata_index: u32::try_from(idx).unwrap_or_default(),
-        year: RefYear::new(u16::try_from(year).unwrap_or_default()),
-        codice_tributo: r.get(13),
-        codice_univoco: r.get(14),
-        credit: r.get(15),
-        type_key: r.get(16),
-        protocol: r.get(17),
-        tracciabile: r.get(18),
-        origin: CreditOrigin::parse(origin).unwrap_or(CreditOrigin::Granted),
-        communicated_on: r.get(20),
-    }
+fn entry_from_row(r: &Row, until: i64) -> Result<PartyEntry, StoreError> {
+    rows::entry(&Pg(r), until)
 }
 
 /// A statement's parameters as PostgreSQL binds them, from the portable query builders'
@@ -354,124 +370,30 @@ impl PgStore {
     }
 }
 
-const TRANSFER_COLUMNS: &str = "id, operation, rata, debit, credit, amount, kind, phase, pending_id, at, acting_user, party, counterparty, disclose, hash";
-
-const ACCOUNT_COLUMNS: &str = "a.id, a.rata, a.kind, a.party, a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted";
-
-fn account_from_row(r: &Row) -> Account {
-    let kind: String = r.get(2);
-    let party: i64 = r.get(3);
-    Account {
-        id: r.get(0),
-        rata: r.get(1),
-        kind: AccountKind::parse(&kind).unwrap_or(AccountKind::Holder),
-        party: (party != 0).then_some(party),
-        balance: Balance {
-            debits_pending: Cents::new(r.get(4)),
-            debits_posted: Cents::new(r.get(5)),
-            credits_pending: Cents::new(r.get(6)),
-            credits_posted: Cents::new(r.get(7)),
-        },
-    }
+fn account_from_row(r: &Row) -> Result<Account, StoreError> {
+    rows::account(&Pg(r))
 }
 
-const DELEGATION_COLUMNS: &str =
-    "id, user_id, party, scope, valid_until, created_at, granted_by, revoked_at, revoked_by";
-
-fn delegation_from_row(r: &Row) -> Delegation {
-    let scope: String = r.get(3);
-    Delegation {
-        id: r.get(0),
-        user: r.get(1),
-        party: r.get(2),
-        scope: DelegationScope::parse(&scope).unwrap_or(DelegationScope::Consultazione),
-        until: r.get(4),
-        granted_at: micros_to_time(r.get(5)),
-        granted_by: r.get(6),
-        revoked_at: r.get::<_, Option<i64>>(7).map(micros_to_time),
-        revoked_by: r.get(8),
-    }
+fn delegation_from_row(r: &Row) -> Result<Delegation, StoreError> {
+    rows::delegation(&Pg(r))
 }
 
-fn holding_info_from_row(r: &Row) -> HoldingInfo {
-    let idx: i32 = r.get(10);
-    let year: i32 = r.get(11);
-    let ceded: Option<i64> = r.get(17);
-    HoldingInfo {
-        account: account_from_row(r),
-        rata: Rata {
-            id: r.get(8),
-            credit: r.get(9),
-            index: u32::try_from(idx).unwrap_or_default(),
-            year: RefYear::new(u16::try_from(year).unwrap_or_default()),
-            amount: Cents::new(r.get(12)),
-            codice_tributo: r.get(13),
-            codice_univoco: r.get(14),
-        },
-        type_key: r.get(15),
-        tracciabile: r.get(16),
-        received_by_cession_at: ceded.map(micros_to_time),
-        communicated_on: r.get(18),
-    }
+fn holding_info_from_row(r: &Row) -> Result<HoldingInfo, StoreError> {
+    rows::holding_info(&Pg(r))
 }
 
 fn party_from_row(r: &Row) -> Result<Party, StoreError> {
-    let cf: String = r.get(1);
-    let kind: String = r.get(3);
-    Ok(Party {
-        id: r.get(0),
-        cf: CodiceFiscale::parse(&cf).map_err(StoreError::backend)?,
-        name: r.get(2),
-        kind: PartyKind::parse(&kind).unwrap_or(PartyKind::Person),
-        deceased: r.get(4),
-    })
+    rows::party(&Pg(r))
 }
 
-fn micros_to_time(micros: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_micros(micros).unwrap_or_default()
-}
-
-fn transfer_from_row(r: &Row) -> TransferRow {
-    let kind: String = r.get(6);
-    let phase: String = r.get(7);
-    let hash: String = r.get(14);
-    TransferRow {
-        id: r.get(0),
-        operation: r.get(1),
-        rata: r.get(2),
-        debit: r.get(3),
-        credit: r.get(4),
-        amount: Cents::new(r.get(5)),
-        // An unknown kind or phase is tampering: the hash will not match.
-        kind: TransferKind::parse(&kind).unwrap_or(TransferKind::Correction),
-        phase: Phase::parse(&phase).unwrap_or(Phase::Posted),
-        pending_id: r.get(8),
-        at_micros: r.get(9),
-        acting_user: r.get(10),
-        party: r.get(11),
-        counterparty: r.get(12),
-        disclose: r.get(13),
-        hash: hash_from_hex(&hash).unwrap_or_default(),
-    }
+fn transfer_from_row(r: &Row) -> Result<TransferRow, StoreError> {
+    rows::transfer(&Pg(r))
 }
 
 const VERIFY_PAGE: i64 = 10_000;
 
-const USER_COLUMNS: &str = "u.id, u.username, u.display_name, u.password_hash, u.pin_hash, u.pin_failures, u.party, u.role";
-
-fn user_from_row(r: &Row) -> User {
-    let role: &str = r.get(7);
-    let failures: i32 = r.get(5);
-    User {
-        id: r.get(0),
-        username: r.get(1),
-        display_name: r.get(2),
-        password_hash: r.get(3),
-        pin_hash: r.get(4),
-        pin_failures: u32::try_from(failures).unwrap_or(u32::MAX),
-        party: r.get(6),
-        role: Role::parse(role).unwrap_or(Role::User),
-    }
+fn user_from_row(r: &Row) -> Result<User, StoreError> {
+    rows::user(&Pg(r))
 }
 
 #[async_trait]
@@ -526,7 +448,7 @@ impl Store for PgStore {
         let c = self.reader().await?;
         let Some(r) = c
             .query_opt(
-                "SELECT id, protocol, type_key, beneficiary, holder, origin, expense_year, communicated_on, tracciabile, created_at, split_of, no_tax_area FROM credits WHERE id = $1",
+                &format!("SELECT {CREDIT_COLUMNS} FROM credits WHERE id = $1"),
                 &[&id],
             )
             .await
@@ -534,49 +456,23 @@ impl Store for PgStore {
         else {
             return Ok(None);
         };
-        let origin: String = r.get(5);
-        let year: i32 = r.get(6);
-        let mut credit = Credit {
-            id: r.get(0),
-            protocol: r.get(1),
-            type_key: r.get(2),
-            beneficiary: r.get(3),
-            holder: r.get(4),
-            origin: CreditOrigin::parse(&origin).unwrap_or(CreditOrigin::Granted),
-            expense_year: u16::try_from(year).unwrap_or_default(),
-            communicated_on: r.get(7),
-            tracciabile: r.get(8),
-            created_at: micros_to_time(r.get(9)),
-            rate: Vec::new(),
-            split_of: r.get(10),
-            beneficiary_no_tax_area: r.get(11),
-        };
-        for r in c
+        let mut credit = rows::credit(&Pg(&r))?;
+        credit.rate = c
             .query(
-                "SELECT id, credit, idx, year, amount, codice_tributo, codice_univoco FROM rate WHERE credit = $1 ORDER BY idx",
+                &format!("SELECT {RATA_COLUMNS} FROM rate WHERE credit = $1 ORDER BY idx"),
                 &[&id],
             )
             .await
             .map_err(db_err)?
-        {
-            let idx: i32 = r.get(2);
-            let year: i32 = r.get(3);
-            credit.rate.push(Rata {
-                id: r.get(0),
-                credit: r.get(1),
-                index: u32::try_from(idx).unwrap_or_default(),
-                year: RefYear::new(u16::try_from(year).unwrap_or_default()),
-                amount: Cents::new(r.get(4)),
-                codice_tributo: r.get(5),
-                codice_univoco: r.get(6),
-            });
-        }
+            .iter()
+            .map(|r| rows::rata(&Pg(r)))
+            .collect::<Result<_, _>>()?;
         Ok(Some(credit))
     }
 
     async fn account(&self, rata: RataId, r: AccountRef) -> Result<Option<Account>, StoreError> {
         let k = AccountKey::of(rata, r);
-        Ok(self
+        self
             .reader()
             .await?
             .query_opt(
@@ -587,11 +483,12 @@ impl Store for PgStore {
             )
             .await
             .map_err(db_err)?
-            .map(|r| account_from_row(&r)))
+            .map(|r| account_from_row(&r))
+            .transpose()
     }
 
     async fn holdings(&self, party: PartyId) -> Result<Vec<Account>, StoreError> {
-        Ok(self
+        self
             .reader()
             .await?
             .query(
@@ -604,7 +501,7 @@ impl Store for PgStore {
             .map_err(db_err)?
             .iter()
             .map(account_from_row)
-            .collect())
+            .collect()
     }
 
     async fn holdings_in(
@@ -612,7 +509,7 @@ impl Store for PgStore {
         party: PartyId,
         rate: &[RataId],
     ) -> Result<Vec<Account>, StoreError> {
-        Ok(self
+        self
             .reader()
             .await?
             .query(
@@ -625,7 +522,7 @@ impl Store for PgStore {
             .map_err(db_err)?
             .iter()
             .map(account_from_row)
-            .collect())
+            .collect()
     }
 
     async fn largest_holders(&self, n: usize) -> Result<Vec<PartyId>, StoreError> {
@@ -670,8 +567,7 @@ impl Store for PgStore {
         &self,
         id: cessio_core::ledger::TransferId,
     ) -> Result<Option<TransferRow>, StoreError> {
-        Ok(self
-            .reader()
+        self.reader()
             .await?
             .query_opt(
                 &format!("SELECT {TRANSFER_COLUMNS} FROM transfers WHERE id = $1"),
@@ -680,12 +576,12 @@ impl Store for PgStore {
             .await
             .map_err(db_err)?
             .as_ref()
-            .map(transfer_from_row))
+            .map(transfer_from_row)
+            .transpose()
     }
 
     async fn history(&self, rata: RataId) -> Result<Vec<TransferRow>, StoreError> {
-        Ok(self
-            .reader()
+        self.reader()
             .await?
             .query(
                 &format!("SELECT {TRANSFER_COLUMNS} FROM transfers WHERE rata = $1 ORDER BY id"),
@@ -695,11 +591,11 @@ impl Store for PgStore {
             .map_err(db_err)?
             .iter()
             .map(transfer_from_row)
-            .collect())
+            .collect()
     }
 
     async fn histories(&self, rate: &[RataId]) -> Result<Vec<TransferRow>, StoreError> {
-        Ok(self
+        self
             .reader()
             .await?
             .query(
@@ -712,7 +608,7 @@ impl Store for PgStore {
             .map_err(db_err)?
             .iter()
             .map(transfer_from_row)
-            .collect())
+            .collect()
     }
 
     async fn stored_operation(
@@ -817,7 +713,7 @@ impl Store for PgStore {
         let until = query.until.map_or(i64::MAX, |u| u.timestamp_micros());
         let (sql, values) = query.sql(|n| format!("${n}"));
         let rows = self.query_values(&sql, &values).await?;
-        Ok(rows.iter().map(|r| entry_from_row(r, until)).collect())
+        rows.iter().map(|r| entry_from_row(r, until)).collect()
     }
 
     async fn count_entries(&self, query: &EntryQuery, cap: usize) -> Result<usize, StoreError> {
@@ -855,11 +751,14 @@ impl Store for PgStore {
             let mut rows = std::pin::pin!(rows);
             while let Some(row) = rows.next().await {
                 match row {
-                    Ok(r) => {
-                        if !sender.push(entry_from_row(&r, until)).await {
-                            return;
+                    Ok(r) => match entry_from_row(&r, until) {
+                        Ok(entry) => {
+                            if !sender.push(entry).await {
+                                return;
+                            }
                         }
-                    }
+                        Err(e) => return sender.fail(e).await,
+                    },
                     Err(e) => return sender.fail(db_err(e)).await,
                 }
             }
@@ -910,8 +809,7 @@ impl Store for PgStore {
     }
 
     async fn user(&self, id: i64) -> Result<Option<User>, StoreError> {
-        Ok(self
-            .reader()
+        self.reader()
             .await?
             .query_opt(
                 &format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = $1"),
@@ -919,12 +817,12 @@ impl Store for PgStore {
             )
             .await
             .map_err(db_err)?
-            .map(|r| user_from_row(&r)))
+            .map(|r| user_from_row(&r))
+            .transpose()
     }
 
     async fn user_by_name(&self, username: &str) -> Result<Option<User>, StoreError> {
-        Ok(self
-            .reader()
+        self.reader()
             .await?
             .query_opt(
                 &format!("SELECT {USER_COLUMNS} FROM users u WHERE u.username = $1"),
@@ -932,7 +830,8 @@ impl Store for PgStore {
             )
             .await
             .map_err(db_err)?
-            .map(|r| user_from_row(&r)))
+            .map(|r| user_from_row(&r))
+            .transpose()
     }
 
     async fn has_operator(&self) -> Result<bool, StoreError> {
@@ -949,8 +848,7 @@ impl Store for PgStore {
     }
 
     async fn users_of_party(&self, party: PartyId) -> Result<Vec<User>, StoreError> {
-        Ok(self
-            .reader()
+        self.reader()
             .await?
             .query(
                 &format!("SELECT {USER_COLUMNS} FROM users u WHERE u.party = $1 ORDER BY u.id"),
@@ -960,7 +858,7 @@ impl Store for PgStore {
             .map_err(db_err)?
             .iter()
             .map(user_from_row)
-            .collect())
+            .collect()
     }
 
     async fn pin_failed(&self, user: i64, at: DateTime<Utc>) -> Result<u32, StoreError> {
@@ -1067,7 +965,7 @@ impl Store for PgStore {
     }
 
     async fn delegations(&self, user: i64) -> Result<Vec<Delegation>, StoreError> {
-        Ok(self
+        self
             .reader()
             .await?
             .query(
@@ -1080,7 +978,7 @@ impl Store for PgStore {
             .map_err(db_err)?
             .iter()
             .map(delegation_from_row)
-            .collect())
+            .collect()
     }
 
     async fn party_delegations(
@@ -1089,7 +987,7 @@ impl Store for PgStore {
         limit: usize,
     ) -> Result<Vec<Delegation>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        Ok(self
+        self
             .reader()
             .await?
             .query(
@@ -1102,7 +1000,7 @@ impl Store for PgStore {
             .map_err(db_err)?
             .iter()
             .map(delegation_from_row)
-            .collect())
+            .collect()
     }
 
     async fn create_token(
@@ -1127,7 +1025,7 @@ impl Store for PgStore {
     }
 
     async fn token_user(&self, token_hash: &str) -> Result<Option<User>, StoreError> {
-        Ok(self
+        self
             .reader()
             .await?
             .query_opt(
@@ -1138,7 +1036,8 @@ impl Store for PgStore {
             )
             .await
             .map_err(db_err)?
-            .map(|r| user_from_row(&r)))
+            .map(|r| user_from_row(&r))
+            .transpose()
     }
 
     async fn revoke_token(
@@ -1182,7 +1081,7 @@ impl Store for PgStore {
         ) else {
             return Ok(Vec::new());
         };
-        Ok(c
+        c
             .query(
                 &format!(
                     "SELECT {TRANSFER_COLUMNS} FROM transfers WHERE id >= $1 AND id <= $2 AND operation = $3 ORDER BY id"
@@ -1193,7 +1092,7 @@ impl Store for PgStore {
             .map_err(db_err)?
             .iter()
             .map(transfer_from_row)
-            .collect())
+            .collect()
     }
 
     async fn f24_choices(&self, party: PartyId) -> Result<Vec<ChoiceRecord>, StoreError> {
@@ -1239,12 +1138,11 @@ impl Store for PgStore {
     }
 
     async fn holding_infos(&self, query: &HoldingQuery) -> Result<Vec<HoldingInfo>, StoreError> {
-        Ok(self
-            .query_values(&query.sql(|n| format!("${n}")), &query.params())
+        self.query_values(&query.sql(|n| format!("${n}")), &query.params())
             .await?
             .iter()
             .map(holding_info_from_row)
-            .collect())
+            .collect()
     }
 
     async fn splits_of(&self, rata: RataId) -> Result<Vec<i64>, StoreError> {
@@ -1308,7 +1206,7 @@ impl Store for PgStore {
                 break;
             };
             for r in &rows {
-                v.feed(&transfer_from_row(r));
+                v.feed(&transfer_from_row(r)?);
             }
             last = end;
         }
@@ -1318,7 +1216,7 @@ impl Store for PgStore {
             .map_err(db_err)?
             .iter()
             .map(account_from_row)
-            .collect();
+            .collect::<Result<_, _>>()?;
         let rate: Vec<(RataId, Cents)> = tx
             .query("SELECT id, amount FROM rate", &[])
             .await

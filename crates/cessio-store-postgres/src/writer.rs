@@ -21,7 +21,9 @@ use tokio::sync::mpsc;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Config, GenericClient, Row, Statement, Transaction};
 
-use crate::{ACCOUNT_COLUMNS, account_from_row, connect, db_err, log};
+use cessio_store::rows::ACCOUNT_COLUMNS;
+
+use crate::{account_from_row, connect, db_err, log};
 
 pub(crate) async fn writer_loop(
     mut client: Client,
@@ -246,7 +248,10 @@ async fn prefetch(
             },
         );
     }
-    pre.accounts = accounts.iter().map(account_from_row).collect();
+    pre.accounts = accounts
+        .iter()
+        .map(account_from_row)
+        .collect::<Result<_, _>>()?;
     let mut missing: Vec<i64> = Vec::new();
     for r in pending {
         let kind: &str = r.get(4);
@@ -278,7 +283,7 @@ async fn prefetch(
             .await
             .map_err(db_err)?
         {
-            pre.accounts.push(account_from_row(&r));
+            pre.accounts.push(account_from_row(&r)?);
         }
     }
     pre.parties = party_rows.iter().map(|r| r.get(0)).collect();

@@ -15,22 +15,23 @@ use async_trait::async_trait;
 use cessio_core::cf::CodiceFiscale;
 use cessio_core::debt::DebtPosition;
 use cessio_core::f24::F24Choice;
-use cessio_core::ledger::{
-    Account, AccountKind, Balance, PartyId, Phase, RataId, TransferKind, hash_from_hex,
-};
+use cessio_core::ledger::{Account, PartyId, RataId, TransferKind};
 use cessio_core::money::Cents;
 use cessio_core::time::RefYear;
 use cessio_store::engine::{AccountKey, StoredOperation, TransferRow};
 use cessio_store::queue::{self, Job, WriteStats};
+use cessio_store::rows::{
+    self, ACCOUNT_COLUMNS, CREDIT_COLUMNS, DELEGATION_COLUMNS, RATA_COLUMNS, TRANSFER_COLUMNS,
+    USER_COLUMNS, micros_to_time,
+};
 use cessio_store::verify::Verifier;
 use cessio_store::{
-    AccountRef, Answer, CHANGE_MARKS_SQL, ChangeMarks, ChoiceRecord, Counts, Credit, CreditOrigin,
-    Delegation, DelegationScope, EntryQuery, EntryState, EntryStream, HoldingChanges, HoldingInfo,
-    HoldingQuery, IdempotencyKey, LoginAttempt, MonitorTotal, NewOperatorEvent, NewSession,
-    NewUser, Operation, OperatorEvent, OperatorEventQuery, Party, PartyEntry, PartyKind, Rata,
-    Receipt, Role, STREAM_BATCH, SecretKey, SessionLimits, SqlValue, Store, StoreError,
-    StoredSession, SummaryKey, User, VerifyReport, WriteConfig, entry_stream, holding_changes_sql,
-    largest_holders_sql, sessions,
+    AccountRef, CHANGE_MARKS_SQL, ChangeMarks, ChoiceRecord, Counts, Credit, Delegation,
+    EntryQuery, EntryState, EntryStream, HoldingChanges, HoldingInfo, HoldingQuery, IdempotencyKey,
+    LoginAttempt, MonitorTotal, NewOperatorEvent, NewSession, NewUser, Operation, OperatorEvent,
+    OperatorEventQuery, Party, PartyEntry, Receipt, Role, STREAM_BATCH, SecretKey, SessionLimits,
+    SqlValue, Store, StoreError, StoredSession, SummaryKey, User, VerifyReport, WriteConfig,
+    entry_stream, holding_changes_sql, largest_holders_sql, sessions,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
@@ -78,41 +79,45 @@ fn bound(values: Vec<SqlValue>) -> Vec<rusqlite::types::Value> {
 
 /// One row of [`EntryQuery::sql`]; answers after `until` (micros) count as not given.
 fn entry_from_row(r: &rusqlite::Row<'_>, until: i64) -> rusqlite::Result<PartyEntry> {
-    let kind: String = r.get(2)?;
-    let phase: String = r.get(3)?;
-    let answer_phase: Option<String> = r.get(8)?;
-    let answer_at: Option<i64> = r.get(9)?;
-    let origin: String = r.get(19)?;
-    let date: String = r.get(20)?;
-    Ok(PartyEntry {
-        transfer: r.get(0)?,
-        at: micros_to_time(r.get(1)?),
-        kind: TransferKind::parse(&kind).unwrap_or(TransferKind::Correction),
-        pending: phase == "pending",
-        amount: Cents::new(r.get(4)?),
-        party: r.get(5)?,
-        counterparty: r.get(6)?,
-        disclose: r.get(7)?,
-        answer: match (answer_phase, answer_at) {
-            (Some(p), Some(at)) if at <= until => Some(Answer {
-                accepted: p == "post_pending",
-                at: micros_to_time(at),
-                by: r.get(21)?,
-            }),
-            _ => None,
-        },
-        rata: r.get(10)?,
-        rata_index: r.get(11)?,
-        year: RefYear::new(r.get(12)?),
-        codice_tributo: r.get(13)?,
-        codice_univoco: r.get(14)?,
-        credit: r.get(15)?,
-        type_key: r.get(16)?,
-        protocol: r.get(17)?,
-        tracciabile: r.get(18)?,
-        origin: CreditOrigin::parse(&origin).unwrap_or(CreditOrigin::Granted),
-        communicated_on: date.parse::<NaiveDate>().unwrap_or_default(),
-    })
+    rows::entry(&Lite(r), until)
+}
+
+/// A SQLite row as the shared mappers ([`cessio_store::rows`]) read it: dates are ISO text.
+struct Lite<'a, 'b>(&'a rusqlite::Row<'b>);
+
+impl rows::Columns for Lite<'_, '_> {
+    type Error = rusqlite::Error;
+    fn int(&self, i: usize) -> rusqlite::Result<i64> {
+        self.0.get(i)
+    }
+    fn opt_int(&self, i: usize) -> rusqlite::Result<Option<i64>> {
+        self.0.get(i)
+    }
+    fn text(&self, i: usize) -> rusqlite::Result<String> {
+        self.0.get(i)
+    }
+    fn opt_text(&self, i: usize) -> rusqlite::Result<Option<String>> {
+        self.0.get(i)
+    }
+    fn flag(&self, i: usize) -> rusqlite::Result<bool> {
+        self.0.get(i)
+    }
+    fn date(&self, i: usize) -> rusqlite::Result<NaiveDate> {
+        let text: String = self.0.get(i)?;
+        text.parse().map_err(|e| self.invalid(i, Box::new(e)))
+    }
+    fn opt_date(&self, i: usize) -> rusqlite::Result<Option<NaiveDate>> {
+        match self.0.get::<_, Option<String>>(i)? {
+            Some(text) => text
+                .parse()
+                .map(Some)
+                .map_err(|e| self.invalid(i, Box::new(e))),
+            None => Ok(None),
+        }
+    }
+    fn invalid(&self, i: usize, e: Box<dyn std::error::Error + Send + Sync>) -> rusqlite::Error {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e)
+    }
 }
 
 fn db_err(e: rusqlite::Error) -> StoreError {
@@ -214,69 +219,16 @@ impl SqliteStore {
     }
 }
 
-const TRANSFER_COLUMNS: &str = "id, operation, rata, debit, credit, amount, kind, phase, pending_id, at, acting_user, party, counterparty, disclose, hash";
-
-const ACCOUNT_COLUMNS: &str =
-    "id, rata, kind, party, debits_pending, debits_posted, credits_pending, credits_posted";
-
 fn account_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Account> {
-    let kind: String = r.get(2)?;
-    let party: i64 = r.get(3)?;
-    Ok(Account {
-        id: r.get(0)?,
-        rata: r.get(1)?,
-        kind: AccountKind::parse(&kind).unwrap_or(AccountKind::Holder),
-        party: (party != 0).then_some(party),
-        balance: Balance {
-            debits_pending: Cents::new(r.get(4)?),
-            debits_posted: Cents::new(r.get(5)?),
-            credits_pending: Cents::new(r.get(6)?),
-            credits_posted: Cents::new(r.get(7)?),
-        },
-    })
+    rows::account(&Lite(r))
 }
 
-const DELEGATION_COLUMNS: &str =
-    "id, user_id, party, scope, valid_until, created_at, granted_by, revoked_at, revoked_by";
-
 fn delegation_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Delegation> {
-    let scope: String = r.get(3)?;
-    let until: Option<String> = r.get(4)?;
-    let revoked: Option<i64> = r.get(7)?;
-    Ok(Delegation {
-        id: r.get(0)?,
-        user: r.get(1)?,
-        party: r.get(2)?,
-        scope: DelegationScope::parse(&scope).unwrap_or(DelegationScope::Consultazione),
-        until: until.and_then(|d| d.parse().ok()),
-        granted_at: micros_to_time(r.get(5)?),
-        granted_by: r.get(6)?,
-        revoked_at: revoked.map(micros_to_time),
-        revoked_by: r.get(8)?,
-    })
+    rows::delegation(&Lite(r))
 }
 
 fn holding_info_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<HoldingInfo> {
-    let ceded: Option<i64> = r.get(17)?;
-    Ok(HoldingInfo {
-        account: account_from_row(r)?,
-        rata: Rata {
-            id: r.get(8)?,
-            credit: r.get(9)?,
-            index: r.get(10)?,
-            year: RefYear::new(r.get(11)?),
-            amount: Cents::new(r.get(12)?),
-            codice_tributo: r.get(13)?,
-            codice_univoco: r.get(14)?,
-        },
-        type_key: r.get(15)?,
-        tracciabile: r.get(16)?,
-        received_by_cession_at: ceded.map(micros_to_time),
-        communicated_on: r
-            .get::<_, String>(18)?
-            .parse::<NaiveDate>()
-            .unwrap_or_default(),
-    })
+    rows::holding_info(&Lite(r))
 }
 
 /// Every row of a cached statement, mapped.
@@ -294,73 +246,25 @@ fn all<T>(
 }
 
 fn party_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Party> {
-    let cf: String = r.get(1)?;
-    let kind: String = r.get(3)?;
-    Ok(Party {
-        id: r.get(0)?,
-        cf: CodiceFiscale::parse(&cf).map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, Box::new(e))
-        })?,
-        name: r.get(2)?,
-        kind: PartyKind::parse(&kind).unwrap_or(PartyKind::Person),
-        deceased: r.get(4)?,
-    })
-}
-
-fn micros_to_time(micros: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_micros(micros).unwrap_or_default()
+    rows::party(&Lite(r))
 }
 
 fn load_credit(conn: &Connection, id: i64) -> Result<Option<Credit>, StoreError> {
     let credit = conn
-        .query_row(
-            "SELECT id, protocol, type_key, beneficiary, holder, origin, expense_year, communicated_on, tracciabile, created_at, split_of, no_tax_area FROM credits WHERE id = ?1",
-            [id],
-            |r| {
-                let origin: String = r.get(5)?;
-                let date: String = r.get(7)?;
-                Ok(Credit {
-                    id: r.get(0)?,
-                    protocol: r.get(1)?,
-                    type_key: r.get(2)?,
-                    beneficiary: r.get(3)?,
-                    holder: r.get(4)?,
-                    origin: CreditOrigin::parse(&origin).unwrap_or(CreditOrigin::Granted),
-                    expense_year: r.get(6)?,
-                    communicated_on: date.parse::<NaiveDate>().unwrap_or_default(),
-                    tracciabile: r.get(8)?,
-                    created_at: micros_to_time(r.get(9)?),
-                    rate: Vec::new(),
-                    split_of: r.get(10)?,
-                    beneficiary_no_tax_area: r.get(11)?,
-                })
-            },
-        )
-        .optional()
+        .prepare_cached(&format!(
+            "SELECT {CREDIT_COLUMNS} FROM credits WHERE id = ?1"
+        ))
+        .and_then(|mut st| st.query_row([id], |r| rows::credit(&Lite(r))).optional())
         .map_err(db_err)?;
     let Some(mut credit) = credit else {
         return Ok(None);
     };
-    let mut st = conn
-        .prepare_cached(
-            "SELECT id, credit, idx, year, amount, codice_tributo, codice_univoco FROM rate WHERE credit = ?1 ORDER BY idx",
-        )
-        .map_err(db_err)?;
-    credit.rate = st
-        .query_map([id], |r| {
-            Ok(Rata {
-                id: r.get(0)?,
-                credit: r.get(1)?,
-                index: r.get(2)?,
-                year: RefYear::new(r.get(3)?),
-                amount: Cents::new(r.get(4)?),
-                codice_tributo: r.get(5)?,
-                codice_univoco: r.get(6)?,
-            })
-        })
-        .map_err(db_err)?
-        .collect::<Result<_, _>>()
-        .map_err(db_err)?;
+    credit.rate = all(
+        conn,
+        &format!("SELECT {RATA_COLUMNS} FROM rate WHERE credit = ?1 ORDER BY idx"),
+        [id],
+        |r| rows::rata(&Lite(r)),
+    )?;
     Ok(Some(credit))
 }
 
@@ -402,7 +306,7 @@ fn verify_all(conn: &Connection) -> Result<VerifyReport, StoreError> {
             last = end;
         }
         let mut st = conn
-            .prepare(&format!("SELECT {ACCOUNT_COLUMNS} FROM accounts"))
+            .prepare(&format!("SELECT {ACCOUNT_COLUMNS} FROM accounts a"))
             .map_err(db_err)?;
         let accounts: Vec<Account> = st
             .query_map([], account_from_row)
@@ -460,44 +364,11 @@ fn verify_all(conn: &Connection) -> Result<VerifyReport, StoreError> {
 }
 
 fn transfer_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TransferRow> {
-    let kind: String = r.get(6)?;
-    let phase: String = r.get(7)?;
-    let hash: String = r.get(14)?;
-    Ok(TransferRow {
-        id: r.get(0)?,
-        operation: r.get(1)?,
-        rata: r.get(2)?,
-        debit: r.get(3)?,
-        credit: r.get(4)?,
-        amount: Cents::new(r.get(5)?),
-        // An unknown kind or phase string is tampering: map it to a value the hash
-        // will not match rather than fail the whole verification.
-        kind: TransferKind::parse(&kind).unwrap_or(TransferKind::Correction),
-        phase: Phase::parse(&phase).unwrap_or(Phase::Posted),
-        pending_id: r.get(8)?,
-        at_micros: r.get(9)?,
-        acting_user: r.get(10)?,
-        party: r.get(11)?,
-        counterparty: r.get(12)?,
-        disclose: r.get(13)?,
-        hash: hash_from_hex(&hash).unwrap_or_default(),
-    })
+    rows::transfer(&Lite(r))
 }
 
-const USER_COLUMNS: &str = "u.id, u.username, u.display_name, u.password_hash, u.pin_hash, u.pin_failures, u.party, u.role";
-
 fn user_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
-    let role: String = r.get(7)?;
-    Ok(User {
-        id: r.get(0)?,
-        username: r.get(1)?,
-        display_name: r.get(2)?,
-        password_hash: r.get(3)?,
-        pin_hash: r.get(4)?,
-        pin_failures: r.get(5)?,
-        party: r.get(6)?,
-        role: Role::parse(&role).unwrap_or(Role::User),
-    })
+    rows::user(&Lite(r))
 }
 
 fn audit(
@@ -597,7 +468,7 @@ impl Store for SqliteStore {
         self.read(move |c| {
             c.query_row(
                 &format!(
-                    "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE rata = ?1 AND kind = ?2 AND party = ?3"
+                    "SELECT {ACCOUNT_COLUMNS} FROM accounts a WHERE rata = ?1 AND kind = ?2 AND party = ?3"
                 ),
                 params![k.rata, k.kind.as_str(), k.party],
                 account_from_row,
@@ -613,7 +484,7 @@ impl Store for SqliteStore {
             all(
                 c,
                 &format!(
-                    "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE party = ?1 AND kind = 'holder' ORDER BY rata"
+                    "SELECT {ACCOUNT_COLUMNS} FROM accounts a WHERE party = ?1 AND kind = 'holder' ORDER BY rata"
                 ),
                 [party],
                 account_from_row,
@@ -636,7 +507,7 @@ impl Store for SqliteStore {
                 out.extend(all(
                     c,
                     &format!(
-                        "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE party = ? AND kind = 'holder' AND rata IN ({marks})"
+                        "SELECT {ACCOUNT_COLUMNS} FROM accounts a WHERE party = ? AND kind = 'holder' AND rata IN ({marks})"
                     ),
                     rusqlite::params_from_iter(std::iter::once(&party).chain(chunk)),
                     account_from_row,

@@ -18,7 +18,9 @@ use tokio::sync::mpsc;
 
 use cessio_store::log::OPERATOR_EVENTS;
 
-use crate::{ACCOUNT_COLUMNS, TRANSFER_COLUMNS, account_from_row, db_err, fk_error, log};
+use cessio_store::rows::{ACCOUNT_COLUMNS, TRANSFER_COLUMNS};
+
+use crate::{account_from_row, db_err, fk_error, log};
 
 pub(crate) fn writer_loop(
     mut conn: Connection,
@@ -140,7 +142,7 @@ fn prefetch(tx: &Transaction<'_>, needs: &Needs) -> Result<Prefetched, StoreErro
     {
         let mut by_key = tx
             .prepare_cached(&format!(
-                "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE rata = ?1 AND kind = ?2 AND party = ?3"
+                "SELECT {ACCOUNT_COLUMNS} FROM accounts a WHERE rata = ?1 AND kind = ?2 AND party = ?3"
             ))
             .map_err(db_err)?;
         for k in &needs.account_keys {
@@ -154,7 +156,7 @@ fn prefetch(tx: &Transaction<'_>, needs: &Needs) -> Result<Prefetched, StoreErro
         }
         let mut by_id = tx
             .prepare_cached(&format!(
-                "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ?1"
+                "SELECT {ACCOUNT_COLUMNS} FROM accounts a WHERE id = ?1"
             ))
             .map_err(db_err)?;
         account_ids.sort_unstable();
@@ -399,9 +401,9 @@ fn write_credits(tx: &Transaction<'_>, plan: &Plan) -> Result<(), StoreError> {
 /// New accounts with their final balance; touched ones updated once each.
 fn write_accounts(tx: &Transaction<'_>, plan: &Plan) -> Result<(), StoreError> {
     let mut st = tx
-        .prepare_cached(&format!(
-            "INSERT INTO accounts ({ACCOUNT_COLUMNS}, last_transfer) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
-        ))
+        .prepare_cached(
+            "INSERT INTO accounts (id, rata, kind, party, debits_pending, debits_posted, credits_pending, credits_posted, last_transfer) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )
         .map_err(db_err)?;
     let last = plan.last_transfers();
     for a in &plan.new_accounts {

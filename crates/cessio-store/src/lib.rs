@@ -17,6 +17,7 @@ pub mod engine;
 pub mod log;
 pub mod model;
 pub mod queue;
+pub mod rows;
 pub mod sessions;
 pub mod stream;
 pub mod verify;
