@@ -20,10 +20,8 @@ use cessio_core::money::Cents;
 use cessio_core::time::RefYear;
 use cessio_store::engine::{AccountKey, StoredOperation, TransferRow};
 use cessio_store::queue::{self, Job, WriteStats};
-use cessio_store::rows::{
-    self, ACCOUNT_COLUMNS, CREDIT_COLUMNS, DELEGATION_COLUMNS, RATA_COLUMNS, TRANSFER_COLUMNS,
-    USER_COLUMNS, micros_to_time,
-};
+use cessio_store::rows::{self, ACCOUNT_COLUMNS, TRANSFER_COLUMNS, micros_to_time};
+use cessio_store::sql;
 use cessio_store::verify::Verifier;
 use cessio_store::{
     AccountRef, CHANGE_MARKS_SQL, ChangeMarks, ChoiceRecord, Counts, Credit, Delegation,
@@ -413,10 +411,7 @@ impl Store for PgStore {
     async fn party(&self, id: PartyId) -> Result<Option<Party>, StoreError> {
         self.reader()
             .await?
-            .query_opt(
-                "SELECT id, cf, name, kind, deceased FROM parties WHERE id = $1",
-                &[&id],
-            )
+            .query_opt(sql::PARTY_BY_ID, &[&id])
             .await
             .map_err(db_err)?
             .map(|r| party_from_row(&r))
@@ -447,10 +442,7 @@ impl Store for PgStore {
     async fn credit(&self, id: i64) -> Result<Option<Credit>, StoreError> {
         let c = self.reader().await?;
         let Some(r) = c
-            .query_opt(
-                &format!("SELECT {CREDIT_COLUMNS} FROM credits WHERE id = $1"),
-                &[&id],
-            )
+            .query_opt(sql::CREDIT_BY_ID, &[&id])
             .await
             .map_err(db_err)?
         else {
@@ -458,10 +450,7 @@ impl Store for PgStore {
         };
         let mut credit = rows::credit(&Pg(&r))?;
         credit.rate = c
-            .query(
-                &format!("SELECT {RATA_COLUMNS} FROM rate WHERE credit = $1 ORDER BY idx"),
-                &[&id],
-            )
+            .query(sql::RATE_OF_CREDIT, &[&id])
             .await
             .map_err(db_err)?
             .iter()
@@ -569,10 +558,7 @@ impl Store for PgStore {
     ) -> Result<Option<TransferRow>, StoreError> {
         self.reader()
             .await?
-            .query_opt(
-                &format!("SELECT {TRANSFER_COLUMNS} FROM transfers WHERE id = $1"),
-                &[&id],
-            )
+            .query_opt(sql::TRANSFER_BY_ID, &[&id])
             .await
             .map_err(db_err)?
             .as_ref()
@@ -583,10 +569,7 @@ impl Store for PgStore {
     async fn history(&self, rata: RataId) -> Result<Vec<TransferRow>, StoreError> {
         self.reader()
             .await?
-            .query(
-                &format!("SELECT {TRANSFER_COLUMNS} FROM transfers WHERE rata = $1 ORDER BY id"),
-                &[&rata],
-            )
+            .query(sql::TRANSFERS_OF_RATA, &[&rata])
             .await
             .map_err(db_err)?
             .iter()
@@ -811,10 +794,7 @@ impl Store for PgStore {
     async fn user(&self, id: i64) -> Result<Option<User>, StoreError> {
         self.reader()
             .await?
-            .query_opt(
-                &format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = $1"),
-                &[&id],
-            )
+            .query_opt(sql::USER_BY_ID, &[&id])
             .await
             .map_err(db_err)?
             .map(|r| user_from_row(&r))
@@ -824,10 +804,7 @@ impl Store for PgStore {
     async fn user_by_name(&self, username: &str) -> Result<Option<User>, StoreError> {
         self.reader()
             .await?
-            .query_opt(
-                &format!("SELECT {USER_COLUMNS} FROM users u WHERE u.username = $1"),
-                &[&username],
-            )
+            .query_opt(sql::USER_BY_NAME, &[&username])
             .await
             .map_err(db_err)?
             .map(|r| user_from_row(&r))
@@ -838,10 +815,7 @@ impl Store for PgStore {
         Ok(self
             .reader()
             .await?
-            .query_one(
-                "SELECT EXISTS (SELECT 1 FROM users WHERE role = $1)",
-                &[&Role::Operator.as_str()],
-            )
+            .query_one(sql::HAS_ROLE, &[&Role::Operator.as_str()])
             .await
             .map_err(db_err)?
             .get(0))
@@ -850,10 +824,7 @@ impl Store for PgStore {
     async fn users_of_party(&self, party: PartyId) -> Result<Vec<User>, StoreError> {
         self.reader()
             .await?
-            .query(
-                &format!("SELECT {USER_COLUMNS} FROM users u WHERE u.party = $1 ORDER BY u.id"),
-                &[&party],
-            )
+            .query(sql::USERS_OF_PARTY, &[&party])
             .await
             .map_err(db_err)?
             .iter()
@@ -864,7 +835,7 @@ impl Store for PgStore {
     async fn pin_failed(&self, user: i64, at: DateTime<Utc>) -> Result<u32, StoreError> {
         let r = self
             .logged_change(
-                "UPDATE users SET pin_failures = pin_failures + 1 WHERE id = $1 RETURNING pin_failures",
+                sql::PIN_FAILED,
                 &[&user],
                 "pin_failed",
                 &format!("user {user}"),
@@ -886,7 +857,7 @@ impl Store for PgStore {
         let max = i32::try_from(max).unwrap_or(i32::MAX);
         Ok(self
             .logged_change(
-                "UPDATE users SET pin_failures = pin_failures + 1 WHERE id = $1 AND pin_failures < $2 RETURNING pin_failures",
+                sql::PIN_ATTEMPT,
                 &[&user, &max],
                 "pin_failed",
                 &format!("user {user}"),
@@ -909,7 +880,7 @@ impl Store for PgStore {
         let failures: Option<i32> = self
             .reader()
             .await?
-            .query_opt("SELECT pin_failures FROM users WHERE id = $1", &[&user])
+            .query_opt(sql::PIN_FAILURES, &[&user])
             .await
             .map_err(db_err)?
             .map(|r| r.get(0));
@@ -965,15 +936,9 @@ impl Store for PgStore {
     }
 
     async fn delegations(&self, user: i64) -> Result<Vec<Delegation>, StoreError> {
-        self
-            .reader()
+        self.reader()
             .await?
-            .query(
-                &format!(
-                    "SELECT {DELEGATION_COLUMNS} FROM delegations WHERE user_id = $1 AND revoked_at IS NULL ORDER BY party, id"
-                ),
-                &[&user],
-            )
+            .query(sql::LIVE_DELEGATIONS_OF_USER, &[&user])
             .await
             .map_err(db_err)?
             .iter()
@@ -987,15 +952,9 @@ impl Store for PgStore {
         limit: usize,
     ) -> Result<Vec<Delegation>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self
-            .reader()
+        self.reader()
             .await?
-            .query(
-                &format!(
-                    "SELECT {DELEGATION_COLUMNS} FROM delegations WHERE party = $1 ORDER BY id DESC LIMIT $2"
-                ),
-                &[&party, &limit],
-            )
+            .query(sql::DELEGATIONS_OF_PARTY, &[&party, &limit])
             .await
             .map_err(db_err)?
             .iter()
@@ -1025,15 +984,9 @@ impl Store for PgStore {
     }
 
     async fn token_user(&self, token_hash: &str) -> Result<Option<User>, StoreError> {
-        self
-            .reader()
+        self.reader()
             .await?
-            .query_opt(
-                &format!(
-                    "SELECT {USER_COLUMNS} FROM users u JOIN api_tokens t ON t.user_id = u.id WHERE t.token_hash = $1 AND t.revoked_at IS NULL"
-                ),
-                &[&token_hash],
-            )
+            .query_opt(sql::USER_OF_TOKEN, &[&token_hash])
             .await
             .map_err(db_err)?
             .map(|r| user_from_row(&r))
@@ -1064,10 +1017,7 @@ impl Store for PgStore {
         let c = self.reader().await?;
         // The receipt names the operation's transfers: a range of the primary key.
         let Some(row) = c
-            .query_opt(
-                "SELECT receipt FROM operations WHERE id = $1",
-                &[&operation],
-            )
+            .query_opt(sql::OPERATION_RECEIPT, &[&operation])
             .await
             .map_err(db_err)?
         else {
@@ -1081,13 +1031,7 @@ impl Store for PgStore {
         ) else {
             return Ok(Vec::new());
         };
-        c
-            .query(
-                &format!(
-                    "SELECT {TRANSFER_COLUMNS} FROM transfers WHERE id >= $1 AND id <= $2 AND operation = $3 ORDER BY id"
-                ),
-                &[&first, &last, &operation],
-            )
+        c.query(sql::TRANSFERS_OF_OPERATION, &[&first, &last, &operation])
             .await
             .map_err(db_err)?
             .iter()
@@ -1099,13 +1043,7 @@ impl Store for PgStore {
         Ok(self
             .reader()
             .await?
-            .query(
-                "SELECT f.rata, f.declared, f.on_date FROM f24_choices f
-                  WHERE f.party = $1
-                    AND f.id = (SELECT MAX(g.id) FROM f24_choices g WHERE g.party = f.party AND g.rata = f.rata)
-                  ORDER BY f.rata",
-                &[&party],
-            )
+            .query(sql::LAST_F24_CHOICES, &[&party])
             .await
             .map_err(db_err)?
             .iter()
@@ -1127,10 +1065,7 @@ impl Store for PgStore {
     async fn debt_position(&self, party: PartyId) -> Result<Option<DebtPosition>, StoreError> {
         self.reader()
             .await?
-            .query_opt(
-                "SELECT position FROM debt_positions WHERE party = $1 ORDER BY id DESC LIMIT 1",
-                &[&party],
-            )
+            .query_opt(sql::LAST_DEBT_POSITION, &[&party])
             .await
             .map_err(db_err)?
             .map(|r| serde_json::from_str(r.get::<_, &str>(0)).map_err(StoreError::backend))
@@ -1149,10 +1084,7 @@ impl Store for PgStore {
         Ok(self
             .reader()
             .await?
-            .query(
-                "SELECT id FROM credits WHERE split_of = $1 ORDER BY id",
-                &[&rata],
-            )
+            .query(sql::SPLITS_OF_RATA, &[&rata])
             .await
             .map_err(db_err)?
             .iter()
@@ -1196,10 +1128,7 @@ impl Store for PgStore {
         let mut last = 0i64;
         loop {
             let rows = tx
-                .query(
-                    &format!("SELECT {TRANSFER_COLUMNS} FROM transfers WHERE id > $1 ORDER BY id LIMIT $2"),
-                    &[&last, &VERIFY_PAGE],
-                )
+                .query(sql::TRANSFERS_AFTER, &[&last, &VERIFY_PAGE])
                 .await
                 .map_err(db_err)?;
             let Some(end) = rows.last().map(|r| r.get::<_, i64>(0)) else {
@@ -1218,7 +1147,7 @@ impl Store for PgStore {
             .map(account_from_row)
             .collect::<Result<_, _>>()?;
         let rate: Vec<(RataId, Cents)> = tx
-            .query("SELECT id, amount FROM rate", &[])
+            .query(sql::RATE_AMOUNTS, &[])
             .await
             .map_err(db_err)?
             .iter()

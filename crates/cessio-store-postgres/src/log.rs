@@ -6,6 +6,7 @@ use cessio_core::ledger::{hash_from_hex, hash_to_hex};
 use cessio_store::StoreError;
 use cessio_store::engine::StoredOperation;
 use cessio_store::log::{self, ColType, Entry, LOG_COLUMNS, NewEntry, Put, TableSpec, Value};
+use cessio_store::sql;
 use chrono::{DateTime, Utc};
 use tokio_postgres::{Client, GenericClient, Row};
 
@@ -160,10 +161,7 @@ pub(crate) async fn stored_operation(
     key: &str,
 ) -> Result<Option<StoredOperation>, StoreError> {
     let Some(r) = c
-        .query_opt(
-            "SELECT request_hash, receipt FROM log WHERE idempotency_key = $1",
-            &[&key],
-        )
+        .query_opt(sql::LOGGED_OPERATION, &[&key])
         .await
         .map_err(db_err)?
     else {
@@ -255,10 +253,7 @@ pub(crate) async fn adopt(client: &mut Client) -> Result<(), StoreError> {
         tables.insert(spec.name, rows);
     }
     let last = tx
-        .query_opt(
-            "SELECT id, hash FROM transfers ORDER BY id DESC LIMIT 1",
-            &[],
-        )
+        .query_opt(sql::LAST_TRANSFER, &[])
         .await
         .map_err(db_err)?
         .map(|r| (r.get(0), r.get(1)));

@@ -20,10 +20,8 @@ use cessio_core::money::Cents;
 use cessio_core::time::RefYear;
 use cessio_store::engine::{AccountKey, StoredOperation, TransferRow};
 use cessio_store::queue::{self, Job, WriteStats};
-use cessio_store::rows::{
-    self, ACCOUNT_COLUMNS, CREDIT_COLUMNS, DELEGATION_COLUMNS, RATA_COLUMNS, TRANSFER_COLUMNS,
-    USER_COLUMNS, micros_to_time,
-};
+use cessio_store::rows::{self, ACCOUNT_COLUMNS, CREDIT_COLUMNS, TRANSFER_COLUMNS, micros_to_time};
+use cessio_store::sql;
 use cessio_store::verify::Verifier;
 use cessio_store::{
     AccountRef, CHANGE_MARKS_SQL, ChangeMarks, ChoiceRecord, Counts, Credit, Delegation,
@@ -259,12 +257,7 @@ fn load_credit(conn: &Connection, id: i64) -> Result<Option<Credit>, StoreError>
     let Some(mut credit) = credit else {
         return Ok(None);
     };
-    credit.rate = all(
-        conn,
-        &format!("SELECT {RATA_COLUMNS} FROM rate WHERE credit = ?1 ORDER BY idx"),
-        [id],
-        |r| rows::rata(&Lite(r)),
-    )?;
+    credit.rate = all(conn, sql::RATE_OF_CREDIT, [id], |r| rows::rata(&Lite(r)))?;
     Ok(Some(credit))
 }
 
@@ -285,11 +278,7 @@ fn verify_all(conn: &Connection) -> Result<VerifyReport, StoreError> {
             let (n, problems) = check.finish();
             v.table_checked(n, problems, &mut summary);
         }
-        let mut st = conn
-            .prepare(&format!(
-                "SELECT {TRANSFER_COLUMNS} FROM transfers WHERE id > ?1 ORDER BY id LIMIT ?2"
-            ))
-            .map_err(db_err)?;
+        let mut st = conn.prepare(sql::TRANSFERS_AFTER).map_err(db_err)?;
         let mut last = 0i64;
         loop {
             let rows: Vec<TransferRow> = st
@@ -313,9 +302,7 @@ fn verify_all(conn: &Connection) -> Result<VerifyReport, StoreError> {
             .map_err(db_err)?
             .collect::<Result<_, _>>()
             .map_err(db_err)?;
-        let mut st = conn
-            .prepare("SELECT id, amount FROM rate")
-            .map_err(db_err)?;
+        let mut st = conn.prepare(sql::RATE_AMOUNTS).map_err(db_err)?;
         let rate: Vec<(RataId, Cents)> = st
             .query_map([], |r| Ok((r.get(0)?, Cents::new(r.get(1)?))))
             .map_err(db_err)?
@@ -415,13 +402,9 @@ impl Store for SqliteStore {
 
     async fn party(&self, id: PartyId) -> Result<Option<Party>, StoreError> {
         self.read(move |c| {
-            c.query_row(
-                "SELECT id, cf, name, kind, deceased FROM parties WHERE id = ?1",
-                [id],
-                party_from_row,
-            )
-            .optional()
-            .map_err(db_err)
+            c.query_row(sql::PARTY_BY_ID, [id], party_from_row)
+                .optional()
+                .map_err(db_err)
         })
         .await
     }
@@ -560,27 +543,16 @@ impl Store for SqliteStore {
         id: cessio_core::ledger::TransferId,
     ) -> Result<Option<TransferRow>, StoreError> {
         self.read(move |c| {
-            c.query_row(
-                &format!("SELECT {TRANSFER_COLUMNS} FROM transfers WHERE id = ?1"),
-                [id],
-                transfer_from_row,
-            )
-            .optional()
-            .map_err(db_err)
+            c.query_row(sql::TRANSFER_BY_ID, [id], transfer_from_row)
+                .optional()
+                .map_err(db_err)
         })
         .await
     }
 
     async fn history(&self, rata: RataId) -> Result<Vec<TransferRow>, StoreError> {
-        self.read(move |c| {
-            all(
-                c,
-                &format!("SELECT {TRANSFER_COLUMNS} FROM transfers WHERE rata = ?1 ORDER BY id"),
-                [rata],
-                transfer_from_row,
-            )
-        })
-        .await
+        self.read(move |c| all(c, sql::TRANSFERS_OF_RATA, [rata], transfer_from_row))
+            .await
     }
 
     async fn histories(&self, rate: &[RataId]) -> Result<Vec<TransferRow>, StoreError> {
@@ -644,9 +616,7 @@ impl Store for SqliteStore {
     async fn parties(&self, ids: &[PartyId]) -> Result<Vec<Party>, StoreError> {
         let ids = ids.to_vec();
         self.read(move |c| {
-            let mut st = c
-                .prepare_cached("SELECT id, cf, name, kind, deceased FROM parties WHERE id = ?1")
-                .map_err(db_err)?;
+            let mut st = c.prepare_cached(sql::PARTY_BY_ID).map_err(db_err)?;
             let mut out = Vec::with_capacity(ids.len());
             for id in ids {
                 if let Some(p) = st
@@ -800,13 +770,9 @@ impl Store for SqliteStore {
 
     async fn user(&self, id: i64) -> Result<Option<User>, StoreError> {
         self.read(move |c| {
-            c.query_row(
-                &format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = ?1"),
-                [id],
-                user_from_row,
-            )
-            .optional()
-            .map_err(db_err)
+            c.query_row(sql::USER_BY_ID, [id], user_from_row)
+                .optional()
+                .map_err(db_err)
         })
         .await
     }
@@ -814,39 +780,24 @@ impl Store for SqliteStore {
     async fn user_by_name(&self, username: &str) -> Result<Option<User>, StoreError> {
         let username = username.to_string();
         self.read(move |c| {
-            c.query_row(
-                &format!("SELECT {USER_COLUMNS} FROM users u WHERE u.username = ?1"),
-                [username],
-                user_from_row,
-            )
-            .optional()
-            .map_err(db_err)
+            c.query_row(sql::USER_BY_NAME, [username], user_from_row)
+                .optional()
+                .map_err(db_err)
         })
         .await
     }
 
     async fn has_operator(&self) -> Result<bool, StoreError> {
         self.read(move |c| {
-            c.query_row(
-                "SELECT EXISTS (SELECT 1 FROM users WHERE role = ?1)",
-                [Role::Operator.as_str()],
-                |r| r.get(0),
-            )
-            .map_err(db_err)
+            c.query_row(sql::HAS_ROLE, [Role::Operator.as_str()], |r| r.get(0))
+                .map_err(db_err)
         })
         .await
     }
 
     async fn users_of_party(&self, party: PartyId) -> Result<Vec<User>, StoreError> {
-        self.read(move |c| {
-            all(
-                c,
-                &format!("SELECT {USER_COLUMNS} FROM users u WHERE u.party = ?1 ORDER BY u.id"),
-                [party],
-                user_from_row,
-            )
-        })
-        .await
+        self.read(move |c| all(c, sql::USERS_OF_PARTY, [party], user_from_row))
+            .await
     }
 
     async fn pin_failed(&self, user: i64, at: DateTime<Utc>) -> Result<u32, StoreError> {
@@ -854,15 +805,17 @@ impl Store for SqliteStore {
             let tx = rusqlite::Transaction::new_unchecked(c, TransactionBehavior::Immediate)
                 .map_err(db_err)?;
             let failures: u32 = tx
-                .query_row(
-                    "UPDATE users SET pin_failures = pin_failures + 1 WHERE id = ?1 RETURNING pin_failures",
-                    [user],
-                    |r| r.get(0),
-                )
+                .query_row(sql::PIN_FAILED, [user], |r| r.get(0))
                 .optional()
                 .map_err(db_err)?
                 .ok_or(StoreError::UnknownUser { user })?;
-            log::record(&tx, "pin_failed", &format!("user {user}"), at, &[(&USERS, user)])?;
+            log::record(
+                &tx,
+                "pin_failed",
+                &format!("user {user}"),
+                at,
+                &[(&USERS, user)],
+            )?;
             tx.commit().map_err(db_err)?;
             Ok(failures)
         })
@@ -879,15 +832,17 @@ impl Store for SqliteStore {
             let tx = rusqlite::Transaction::new_unchecked(c, TransactionBehavior::Immediate)
                 .map_err(db_err)?;
             let failures: Option<u32> = tx
-                .query_row(
-                    "UPDATE users SET pin_failures = pin_failures + 1 WHERE id = ?1 AND pin_failures < ?2 RETURNING pin_failures",
-                    params![user, max],
-                    |r| r.get(0),
-                )
+                .query_row(sql::PIN_ATTEMPT, params![user, max], |r| r.get(0))
                 .optional()
                 .map_err(db_err)?;
             if failures.is_some() {
-                log::record(&tx, "pin_failed", &format!("user {user}"), at, &[(&USERS, user)])?;
+                log::record(
+                    &tx,
+                    "pin_failed",
+                    &format!("user {user}"),
+                    at,
+                    &[(&USERS, user)],
+                )?;
             }
             tx.commit().map_err(db_err)?;
             Ok(failures)
@@ -905,11 +860,7 @@ impl Store for SqliteStore {
             // Most right PINs find no failure to clear: they write nothing, and so add no
             // entry to the log and wait for no writer.
             let failures: Option<u32> = c
-                .query_row(
-                    "SELECT pin_failures FROM users WHERE id = ?1",
-                    [user],
-                    |r| r.get(0),
-                )
+                .query_row(sql::PIN_FAILURES, [user], |r| r.get(0))
                 .optional()
                 .map_err(db_err)?;
             match failures {
@@ -974,9 +925,7 @@ impl Store for SqliteStore {
     async fn delegations(&self, user: i64) -> Result<Vec<Delegation>, StoreError> {
         self.read(move |c| {
             let mut st = c
-                .prepare_cached(&format!(
-                    "SELECT {DELEGATION_COLUMNS} FROM delegations WHERE user_id = ?1 AND revoked_at IS NULL ORDER BY party, id"
-                ))
+                .prepare_cached(sql::LIVE_DELEGATIONS_OF_USER)
                 .map_err(db_err)?;
             st.query_map([user], delegation_from_row)
                 .map_err(db_err)?
@@ -994,9 +943,7 @@ impl Store for SqliteStore {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.read(move |c| {
             let mut st = c
-                .prepare_cached(&format!(
-                    "SELECT {DELEGATION_COLUMNS} FROM delegations WHERE party = ?1 ORDER BY id DESC LIMIT ?2"
-                ))
+                .prepare_cached(sql::DELEGATIONS_OF_PARTY)
                 .map_err(db_err)?;
             st.query_map(params![party, limit], delegation_from_row)
                 .map_err(db_err)?
@@ -1033,15 +980,9 @@ impl Store for SqliteStore {
     async fn token_user(&self, token_hash: &str) -> Result<Option<User>, StoreError> {
         let hash = token_hash.to_string();
         self.read(move |c| {
-            c.query_row(
-                &format!(
-                    "SELECT {USER_COLUMNS} FROM users u JOIN api_tokens t ON t.user_id = u.id WHERE t.token_hash = ?1 AND t.revoked_at IS NULL"
-                ),
-                [hash],
-                user_from_row,
-            )
-            .optional()
-            .map_err(db_err)
+            c.query_row(sql::USER_OF_TOKEN, [hash], user_from_row)
+                .optional()
+                .map_err(db_err)
         })
         .await
     }
@@ -1074,11 +1015,7 @@ impl Store for SqliteStore {
         self.read(move |c| {
             // The receipt names the operation's transfers: a range of the primary key.
             let receipt: Option<String> = c
-                .query_row(
-                    "SELECT receipt FROM operations WHERE id = ?1",
-                    [operation],
-                    |r| r.get(0),
-                )
+                .query_row(sql::OPERATION_RECEIPT, [operation], |r| r.get(0))
                 .optional()
                 .map_err(db_err)?;
             let Some(receipt) = receipt else {
@@ -1093,9 +1030,7 @@ impl Store for SqliteStore {
             };
             all(
                 c,
-                &format!(
-                    "SELECT {TRANSFER_COLUMNS} FROM transfers WHERE id >= ?1 AND id <= ?2 AND operation = ?3 ORDER BY id"
-                ),
+                sql::TRANSFERS_OF_OPERATION,
                 params![first, last, operation],
                 transfer_from_row,
             )
@@ -1105,28 +1040,20 @@ impl Store for SqliteStore {
 
     async fn f24_choices(&self, party: PartyId) -> Result<Vec<ChoiceRecord>, StoreError> {
         self.read(move |c| {
-            all(
-                c,
-                "SELECT f.rata, f.declared, f.on_date FROM f24_choices f
-                  WHERE f.party = ?1
-                    AND f.id = (SELECT MAX(g.id) FROM f24_choices g WHERE g.party = f.party AND g.rata = f.rata)
-                  ORDER BY f.rata",
-                [party],
-                |r| {
-                    let declared: bool = r.get(1)?;
-                    let on: String = r.get(2)?;
-                    let on = on.parse::<NaiveDate>().unwrap_or_default();
-                    Ok(ChoiceRecord {
-                        rata: r.get(0)?,
-                        party,
-                        choice: if declared {
-                            F24Choice::Declared { on }
-                        } else {
-                            F24Choice::Revoked { on }
-                        },
-                    })
-                },
-            )
+            all(c, sql::LAST_F24_CHOICES, [party], |r| {
+                let declared: bool = r.get(1)?;
+                let on: String = r.get(2)?;
+                let on = on.parse::<NaiveDate>().unwrap_or_default();
+                Ok(ChoiceRecord {
+                    rata: r.get(0)?,
+                    party,
+                    choice: if declared {
+                        F24Choice::Declared { on }
+                    } else {
+                        F24Choice::Revoked { on }
+                    },
+                })
+            })
         })
         .await
     }
@@ -1134,11 +1061,7 @@ impl Store for SqliteStore {
     async fn debt_position(&self, party: PartyId) -> Result<Option<DebtPosition>, StoreError> {
         self.read(move |c| {
             let json: Option<String> = c
-                .query_row(
-                    "SELECT position FROM debt_positions WHERE party = ?1 ORDER BY id DESC LIMIT 1",
-                    [party],
-                    |r| r.get(0),
-                )
+                .query_row(sql::LAST_DEBT_POSITION, [party], |r| r.get(0))
                 .optional()
                 .map_err(db_err)?;
             json.map(|j| serde_json::from_str(&j).map_err(StoreError::backend))
@@ -1162,15 +1085,8 @@ impl Store for SqliteStore {
     }
 
     async fn splits_of(&self, rata: RataId) -> Result<Vec<i64>, StoreError> {
-        self.read(move |c| {
-            all(
-                c,
-                "SELECT id FROM credits WHERE split_of = ?1 ORDER BY id",
-                [rata],
-                |r| r.get(0),
-            )
-        })
-        .await
+        self.read(move |c| all(c, sql::SPLITS_OF_RATA, [rata], |r| r.get(0)))
+            .await
     }
 
     async fn verify(&self) -> Result<VerifyReport, StoreError> {

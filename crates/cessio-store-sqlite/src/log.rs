@@ -5,6 +5,7 @@ use cessio_core::ledger::{Hash, hash_from_hex, hash_to_hex};
 use cessio_store::StoreError;
 use cessio_store::engine::StoredOperation;
 use cessio_store::log::{self, Entry, LOG_COLUMNS, NewEntry, Put, TableSpec, Value};
+use cessio_store::sql;
 use chrono::{DateTime, Utc};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -144,7 +145,7 @@ pub(crate) fn stored_operation(
     key: &str,
 ) -> Result<Option<StoredOperation>, StoreError> {
     let row: Option<(String, String)> = conn
-        .prepare_cached("SELECT request_hash, receipt FROM log WHERE idempotency_key = ?1")
+        .prepare_cached(sql::LOGGED_OPERATION)
         .and_then(|mut st| {
             st.query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()
@@ -224,11 +225,7 @@ pub(crate) fn adopt(conn: &mut Connection) -> Result<(), StoreError> {
         return Ok(());
     }
     let last: Option<(i64, String)> = tx
-        .query_row(
-            "SELECT id, hash FROM transfers ORDER BY id DESC LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .query_row(sql::LAST_TRANSFER, [], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()
         .map_err(db_err)?;
     let entries = log::adoption_entries(

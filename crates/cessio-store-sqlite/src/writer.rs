@@ -9,6 +9,7 @@ use cessio_core::ledger::{
 use cessio_core::money::Cents;
 use cessio_store::engine::{self, Head, Needs, Plan, Prefetched, StoredOperation};
 use cessio_store::queue::{self, Job, WriteStats};
+use cessio_store::sql;
 use cessio_store::{
     DELEGATION_GRANTED_EVENT, DELEGATION_REVOKED_EVENT, DelegationChange, DelegationScope,
     Operation, Receipt, StoreError,
@@ -81,9 +82,7 @@ pub(crate) fn load_head(conn: &Connection) -> Result<Head, StoreError> {
 fn prefetch(tx: &Transaction<'_>, needs: &Needs) -> Result<Prefetched, StoreError> {
     let mut pre = Prefetched::default();
     {
-        let mut st = tx
-            .prepare_cached("SELECT request_hash, receipt FROM log WHERE idempotency_key = ?1")
-            .map_err(db_err)?;
+        let mut st = tx.prepare_cached(sql::LOGGED_OPERATION).map_err(db_err)?;
         for key in &needs.idempotency_keys {
             let row: Option<(String, String)> = st
                 .query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))

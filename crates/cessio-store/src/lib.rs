@@ -19,6 +19,7 @@ pub mod model;
 pub mod queue;
 pub mod rows;
 pub mod sessions;
+pub mod sql;
 pub mod stream;
 pub mod verify;
 

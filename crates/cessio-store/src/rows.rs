@@ -18,21 +18,61 @@ use crate::model::{
     PartyKind, Rata, Role, User,
 };
 
+// The column lists are macros so that the statements of [`crate::sql`] can be built from
+// them at compile time (`concat!` takes literals only).
+macro_rules! transfer_columns {
+    () => {
+        "id, operation, rata, debit, credit, amount, kind, phase, pending_id, at, acting_user, party, counterparty, disclose, hash"
+    };
+}
+macro_rules! account_columns {
+    () => {
+        "a.id, a.rata, a.kind, a.party, a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted"
+    };
+}
+macro_rules! delegation_columns {
+    () => {
+        "id, user_id, party, scope, valid_until, created_at, granted_by, revoked_at, revoked_by"
+    };
+}
+macro_rules! user_columns {
+    () => {
+        "u.id, u.username, u.display_name, u.password_hash, u.pin_hash, u.pin_failures, u.party, u.role"
+    };
+}
+macro_rules! party_columns {
+    () => {
+        "id, cf, name, kind, deceased"
+    };
+}
+macro_rules! credit_columns {
+    () => {
+        "id, protocol, type_key, beneficiary, holder, origin, expense_year, communicated_on, tracciabile, created_at, split_of, no_tax_area"
+    };
+}
+macro_rules! rata_columns {
+    () => {
+        "id, credit, idx, year, amount, codice_tributo, codice_univoco"
+    };
+}
+pub(crate) use {
+    credit_columns, delegation_columns, party_columns, rata_columns, transfer_columns, user_columns,
+};
+
 /// The columns [`transfer`] reads, in order.
-pub const TRANSFER_COLUMNS: &str = "id, operation, rata, debit, credit, amount, kind, phase, pending_id, at, acting_user, party, counterparty, disclose, hash";
+pub const TRANSFER_COLUMNS: &str = transfer_columns!();
 /// The columns [`account`] reads, of `accounts a`.
-pub const ACCOUNT_COLUMNS: &str = "a.id, a.rata, a.kind, a.party, a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted";
+pub const ACCOUNT_COLUMNS: &str = account_columns!();
 /// The columns [`delegation`] reads.
-pub const DELEGATION_COLUMNS: &str =
-    "id, user_id, party, scope, valid_until, created_at, granted_by, revoked_at, revoked_by";
+pub const DELEGATION_COLUMNS: &str = delegation_columns!();
 /// The columns [`user`] reads, of `users u`.
-pub const USER_COLUMNS: &str = "u.id, u.username, u.display_name, u.password_hash, u.pin_hash, u.pin_failures, u.party, u.role";
+pub const USER_COLUMNS: &str = user_columns!();
 /// The columns [`party`] reads.
-pub const PARTY_COLUMNS: &str = "id, cf, name, kind, deceased";
+pub const PARTY_COLUMNS: &str = party_columns!();
 /// The columns [`credit`] reads (its rate apart, by [`rata`]).
-pub const CREDIT_COLUMNS: &str = "id, protocol, type_key, beneficiary, holder, origin, expense_year, communicated_on, tracciabile, created_at, split_of, no_tax_area";
+pub const CREDIT_COLUMNS: &str = credit_columns!();
 /// The columns [`rata`] reads.
-pub const RATA_COLUMNS: &str = "id, credit, idx, year, amount, codice_tributo, codice_univoco";
+pub const RATA_COLUMNS: &str = rata_columns!();
 
 /// A row read by position, as the model needs it. `Error` is the backend's own, so that a
 /// mapper fits where the backend's driver expects its error.
