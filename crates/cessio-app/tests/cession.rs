@@ -34,24 +34,10 @@ backends!(
     f2_amount_above_max_cedibile_refused_with_italian_amounts,
 );
 
-/// A holder (with its user) owning one accepted credit, and a registered cessionario.
-async fn setup(
-    t: &TestApp,
-    type_key: &str,
-    total: i64,
-    on: chrono::NaiveDate,
-) -> (Actors, Vec<i64>) {
-    let (holder, c) = (t.company(1).await, t.company(2).await);
-    let h = t.user_for(&holder, "cedente").await;
-    let cu = t.user_for(&c, "cessionario").await;
-    let credit = t.holding(&holder, &h, type_key, total, on).await;
-    let rate = credit.rate.iter().map(|r| r.id).collect();
-    (Actors { holder, h, c, cu }, rate)
-}
-
 /// A non-tracciabile Ecobonus of 100,00 €: ten rate of 10,00 €, partial cessions allowed.
 async fn eco(t: &TestApp) -> (Actors, Vec<i64>) {
-    setup(t, "ecobonus", 10_000, old_day()).await
+    t.holder_and_cessionario("cedente", "ecobonus", 10_000, old_day())
+        .await
 }
 
 fn to_cf(rata: i64, cf: &str) -> CessionLine {
@@ -147,7 +133,9 @@ async fn r_cf_omocodic_variant_is_the_same_registered_subject(t: TestApp) {
 }
 
 async fn r_partial_tracciabile_rata_moves_whole(t: TestApp) {
-    let (x, rate) = setup(&t, "superbonus", 100_000, tracciabile_day()).await;
+    let (x, rate) = t
+        .holder_and_cessionario("cedente", "superbonus", 100_000, tracciabile_day())
+        .await;
     let row = t.cedible(&x.h, &x.holder).await;
     assert!(row.iter().all(|r| r.tracciabile && !r.partial_allowed));
     let e = t
@@ -245,7 +233,9 @@ async fn r_pending_out_amount_neither_cedible_nor_available_until_refused(t: Tes
 }
 
 async fn r_pending_out_whole_rata_leaves_the_cedible_list(t: TestApp) {
-    let (x, rate) = setup(&t, "superbonus", 100_000, tracciabile_day()).await;
+    let (x, rate) = t
+        .holder_and_cessionario("cedente", "superbonus", 100_000, tracciabile_day())
+        .await;
     t.cede(&x.h, &x.holder, &[line(rate[0], &x.c, None)])
         .await
         .unwrap();

@@ -28,18 +28,6 @@ backends!(
     r_eco_2018_never_to_banks_except_no_tax_area_beneficiary,
 );
 
-/// A party with its own user.
-struct Holder {
-    party: Party,
-    user: cessio_app::Principal,
-}
-
-async fn holder(t: &TestApp, n: u32, kind: PartyKind) -> Holder {
-    let party = t.party(n, kind).await;
-    let user = t.user_for(&party, &format!("u{n}")).await;
-    Holder { party, user }
-}
-
 /// Cedes the whole rata from `from` to `to` and lets `to` accept it after R-WAIT5.
 async fn pass(t: &TestApp, from: &Holder, to: &Holder, rata: i64) {
     t.cede(&from.user, &from.party, &[line(rata, &to.party, None)])
@@ -59,15 +47,6 @@ async fn class_of(t: &TestApp, h: &Holder, rata: i64) -> Option<CedibilitaClass>
         .map(|c| c.cedibilita.class)
 }
 
-fn rule_of(e: &AppError) -> (&'static str, &'static str) {
-    (e.rule().unwrap_or(""), e.code())
-}
-
-async fn verify(t: &TestApp) {
-    let report = t.app.store().verify().await.unwrap();
-    assert!(report.problems.is_empty(), "{:?}", report.problems);
-}
-
 /// A tracciabile superbonus held (accepted) by `h`: its first rata.
 async fn superbonus(t: &TestApp, h: &Holder) -> i64 {
     t.holding(&h.party, &h.user, "superbonus", 400_000, tracciabile_day())
@@ -77,11 +56,11 @@ async fn superbonus(t: &TestApp, h: &Holder) -> i64 {
 }
 
 async fn r_chain_one_free_then_two_qualified_then_non_cedibile(t: TestApp) {
-    let a = holder(&t, 1, PartyKind::Company).await;
-    let b = holder(&t, 2, PartyKind::Company).await;
+    let a = t.holder(1, PartyKind::Company).await;
+    let b = t.holder(2, PartyKind::Company).await;
     let other = t.company(3).await;
-    let bank = holder(&t, 4, PartyKind::Bank).await;
-    let insurer = holder(&t, 5, PartyKind::Insurer).await;
+    let bank = t.holder(4, PartyKind::Bank).await;
+    let insurer = t.holder(5, PartyKind::Insurer).await;
     let rata = superbonus(&t, &a).await;
     assert_eq!(class_of(&t, &a, rata).await, Some(CedibilitaClass::Anyone));
 
@@ -133,14 +112,14 @@ async fn r_chain_one_free_then_two_qualified_then_non_cedibile(t: TestApp) {
     assert_eq!(row.residual_not_cedible, cents(100_000));
     let row = t.monitor(&b.party, "superbonus", 2024).await;
     assert_eq!(row.residual_cedible, cents(0));
-    verify(&t).await;
+    t.verify_clean().await;
 }
 
 async fn r_chain_counts_only_cessions_from_2022_02_17(t: TestApp) {
-    let a = holder(&t, 1, PartyKind::Company).await;
-    let b = holder(&t, 2, PartyKind::Company).await;
-    let c = holder(&t, 3, PartyKind::Company).await;
-    let d = holder(&t, 4, PartyKind::Company).await;
+    let a = t.holder(1, PartyKind::Company).await;
+    let b = t.holder(2, PartyKind::Company).await;
+    let c = t.holder(3, PartyKind::Company).await;
+    let d = t.holder(4, PartyKind::Company).await;
     t.set_rome(2022, 1, 10, 10, 0);
     let credit = t
         .holding(&a.party, &a.user, "ecobonus", 100_000, date(2022, 1, 10))
@@ -160,17 +139,17 @@ async fn r_chain_counts_only_cessions_from_2022_02_17(t: TestApp) {
     );
     let row = t.monitor(&d.party, "ecobonus", 2024).await;
     assert_eq!(row.residual_restricted, row.residual_cedible);
-    verify(&t).await;
+    t.verify_clean().await;
 }
 
 /// A holder that receives the same rata again, along a longer path, after it has ceded
 /// part of it: what it ceded carried the path it had when the cession was registered (one
 /// cession before it, so two for the cessionario), not the longer one it got later.
 async fn r_chain_a_cession_carries_the_path_its_cedente_had_when_registered(t: TestApp) {
-    let x = holder(&t, 1, PartyKind::Company).await;
-    let a = holder(&t, 2, PartyKind::Bank).await;
-    let b = holder(&t, 3, PartyKind::Bank).await;
-    let c = holder(&t, 4, PartyKind::Insurer).await;
+    let x = t.holder(1, PartyKind::Company).await;
+    let a = t.holder(2, PartyKind::Bank).await;
+    let b = t.holder(3, PartyKind::Bank).await;
+    let c = t.holder(4, PartyKind::Insurer).await;
     let credit = t
         .holding(&x.party, &x.user, "ecobonus", 100_000, old_day())
         .await;
@@ -199,7 +178,7 @@ async fn r_chain_a_cession_carries_the_path_its_cedente_had_when_registered(t: T
     accept_from(&t, &c, &a).await;
     // What C got now came along X → B → A → C: three cessions, the limit.
     assert_eq!(class_of(&t, &c, rata).await, None);
-    verify(&t).await;
+    t.verify_clean().await;
 }
 
 /// Cedes `cents` of `rata` from `from` to `to`, pending.
@@ -222,10 +201,10 @@ async fn accept_from(t: &TestApp, to: &Holder, from: &Holder) {
 
 /// A bank holding a rata that has had its three counted cessions.
 async fn bank_at_the_limit(t: &TestApp) -> (Holder, i64) {
-    let a = holder(t, 1, PartyKind::Company).await;
-    let b = holder(t, 2, PartyKind::Company).await;
-    let bank1 = holder(t, 3, PartyKind::Bank).await;
-    let bank2 = holder(t, 4, PartyKind::Bank).await;
+    let a = t.holder(1, PartyKind::Company).await;
+    let b = t.holder(2, PartyKind::Company).await;
+    let bank1 = t.holder(3, PartyKind::Bank).await;
+    let bank2 = t.holder(4, PartyKind::Bank).await;
     let rata = superbonus(t, &a).await;
     pass(t, &a, &b, rata).await;
     pass(t, &b, &bank1, rata).await;
@@ -239,7 +218,7 @@ async fn r_bank_client_bank_at_the_limit_cedes_to_own_non_consumer_client_only(t
         class_of(&t, &bank, rata).await,
         Some(CedibilitaClass::OwnBankClientsOnly)
     );
-    let client = holder(&t, 10, PartyKind::Company).await;
+    let client = t.holder(10, PartyKind::Company).await;
     let consumer = t.party(11, PartyKind::Person).await;
     let other_bank = t.party(12, PartyKind::Bank).await;
     // Not yet a client, a consumer client, another bank: refused, naming R-CHAIN (the limit), not the bank-client exception.
@@ -305,14 +284,14 @@ async fn r_bank_client_bank_at_the_limit_cedes_to_own_non_consumer_client_only(t
         .await
         .unwrap_err();
     assert_eq!(rule_of(&e), ("R-BANK-CLIENT", "not_cedible"));
-    verify(&t).await;
+    t.verify_clean().await;
 }
 
 async fn r_bank_client_outside_the_count_and_the_client_may_not_cede(t: TestApp) {
-    let a = holder(&t, 1, PartyKind::Company).await;
-    let b = holder(&t, 2, PartyKind::Company).await;
-    let bank = holder(&t, 3, PartyKind::Bank).await;
-    let client = holder(&t, 4, PartyKind::Company).await;
+    let a = t.holder(1, PartyKind::Company).await;
+    let b = t.holder(2, PartyKind::Company).await;
+    let bank = t.holder(3, PartyKind::Bank).await;
+    let client = t.holder(4, PartyKind::Company).await;
     let rata = superbonus(&t, &a).await;
     pass(&t, &a, &b, rata).await;
     pass(&t, &b, &bank, rata).await;
@@ -348,7 +327,7 @@ async fn r_bank_client_outside_the_count_and_the_client_may_not_cede(t: TestApp)
             .is_empty()
     );
     assert_eq!(class_of(&t, &client, rata).await, None);
-    verify(&t).await;
+    t.verify_clean().await;
 }
 
 async fn r_once_one_cession_then_f24_only(mut t: TestApp) {
@@ -362,8 +341,8 @@ async fn r_once_one_cession_then_f24_only(mut t: TestApp) {
         1,
     );
     t.app.catalogue = Arc::new(Catalogue::from_toml_str(&format!("{head}{tail}")).unwrap());
-    let a = holder(&t, 1, PartyKind::Company).await;
-    let bank = holder(&t, 2, PartyKind::Bank).await;
+    let a = t.holder(1, PartyKind::Company).await;
+    let bank = t.holder(2, PartyKind::Bank).await;
     let insurer = t.party(3, PartyKind::Insurer).await;
     let rata = t
         .holding(
@@ -385,16 +364,16 @@ async fn r_once_one_cession_then_f24_only(mut t: TestApp) {
         .unwrap_err();
     assert_eq!(rule_of(&e), ("R-ONCE", "not_cedible"));
     assert!(e.to_string().contains("una sola volta"), "{e}");
-    verify(&t).await;
+    t.verify_clean().await;
 }
 
 /// DL 4/2022 art. 28 as the platform applied it, 17–25/02/2022 (`catalogue/rules.toml`):
 /// a credit ceded before the cut-off is cedibile una sola volta; its cessionario may only
 /// use it in F24 while the rule lasts, and under DL 13/2022 that cession was its free one.
 async fn r_once_dl_4_2022_window_one_further_cession_then_f24_only(t: TestApp) {
-    let a = holder(&t, 1, PartyKind::Company).await;
-    let b = holder(&t, 2, PartyKind::Company).await;
-    let c = holder(&t, 3, PartyKind::Company).await;
+    let a = t.holder(1, PartyKind::Company).await;
+    let b = t.holder(2, PartyKind::Company).await;
+    let c = t.holder(3, PartyKind::Company).await;
     let bank = t.party(4, PartyKind::Bank).await;
     t.set_rome(2022, 1, 10, 10, 0);
     let credit = t
@@ -427,14 +406,14 @@ async fn r_once_dl_4_2022_window_one_further_cession_then_f24_only(t: TestApp) {
         Some(CedibilitaClass::QualifiedOnly)
     );
     assert_eq!(class_of(&t, &a, rata).await, Some(CedibilitaClass::Anyone));
-    verify(&t).await;
+    t.verify_clean().await;
 }
 
 /// In the window a cessione was itself the one cession (its cessionario may not cede); a
 /// sconto in fattura leaves the supplier one cession (DL 4/2022 art. 28 c.1).
 async fn r_once_dl_4_2022_window_a_cessione_option_was_the_one_cession(t: TestApp) {
-    let cessionario = holder(&t, 1, PartyKind::Company).await;
-    let supplier = holder(&t, 2, PartyKind::Company).await;
+    let cessionario = t.holder(1, PartyKind::Company).await;
+    let supplier = t.holder(2, PartyKind::Company).await;
     let other = t.party(3, PartyKind::Company).await;
     t.set_rome(2022, 2, 21, 10, 0);
     let day = date(2022, 2, 21);
@@ -479,11 +458,11 @@ async fn r_once_dl_4_2022_window_a_cessione_option_was_the_one_cession(t: TestAp
     t.cede(&supplier.user, &supplier.party, &[line(rata, &other, None)])
         .await
         .unwrap();
-    verify(&t).await;
+    t.verify_clean().await;
 }
 
 async fn r_pa_may_not_acquire(t: TestApp) {
-    let a = holder(&t, 1, PartyKind::Company).await;
+    let a = t.holder(1, PartyKind::Company).await;
     let pa = t.party(2, PartyKind::PublicAdministration).await;
     let rata = superbonus(&t, &a).await;
     let e = t
@@ -499,7 +478,7 @@ async fn r_pa_may_not_acquire(t: TestApp) {
         .unwrap_err();
     assert_eq!(rule_of(&e), ("R-PA", "r_pa"));
     assert_eq!(class_of(&t, &a, rata).await, Some(CedibilitaClass::Anyone));
-    verify(&t).await;
+    t.verify_clean().await;
 }
 
 fn eco_option(t: &TestApp, beneficiary: &Party, holder: &Party) -> cessio_app::OptionInput {
@@ -517,9 +496,9 @@ fn eco_option(t: &TestApp, beneficiary: &Party, holder: &Party) -> cessio_app::O
 
 async fn r_eco_2018_never_to_banks_except_no_tax_area_beneficiary(t: TestApp) {
     let beneficiary = t.party(1, PartyKind::Person).await;
-    let bank = holder(&t, 2, PartyKind::Bank).await;
+    let bank = t.holder(2, PartyKind::Bank).await;
     let intermediary = t.party(3, PartyKind::FinancialIntermediary).await;
-    let supplier = holder(&t, 4, PartyKind::Company).await;
+    let supplier = t.holder(4, PartyKind::Company).await;
     let private = t.party(5, PartyKind::Person).await;
     // The option to a bank: only for a beneficiary in the no-tax area.
     let e = t
@@ -609,5 +588,5 @@ async fn r_eco_2018_never_to_banks_except_no_tax_area_beneficiary(t: TestApp) {
     )
     .await
     .unwrap();
-    verify(&t).await;
+    t.verify_clean().await;
 }

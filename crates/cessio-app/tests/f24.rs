@@ -221,12 +221,7 @@ async fn r_f24_window_121_last_minute_of_the_year_and_close_year(t: TestApp) {
     );
     // Nor cedible: the amount is still in the holding until the close runs, but neither
     // F2 lists it nor a cession takes it.
-    let rata = credit
-        .rate
-        .iter()
-        .find(|r| r.year.get() == 2024)
-        .unwrap()
-        .id;
+    let rata = rata_of(&credit, 2024).0;
     assert!(t.cedible(&h, &holder).await.iter().all(|c| c.rata != rata));
     let other = t.company(77).await;
     let e = t

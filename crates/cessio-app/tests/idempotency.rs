@@ -23,21 +23,6 @@ backends!(
     idempotency_key_must_be_1_to_100_printable_characters,
 );
 
-/// A titolare holding one accepted credit, and a cessionario.
-async fn setup(
-    t: &TestApp,
-    type_key: &str,
-    total: i64,
-    on: chrono::NaiveDate,
-) -> (Actors, Vec<i64>) {
-    let (holder, c) = (t.company(1).await, t.company(2).await);
-    let h = t.user_for(&holder, "titolare").await;
-    let cu = t.user_for(&c, "cessionario").await;
-    let credit = t.holding(&holder, &h, type_key, total, on).await;
-    let rate = credit.rate.iter().map(|r| r.id).collect();
-    (Actors { holder, h, c, cu }, rate)
-}
-
 async fn cede_key(
     t: &TestApp,
     x: &Actors,
@@ -50,7 +35,9 @@ async fn cede_key(
 }
 
 async fn idempotency_cession_retry_replays_the_receipt(t: TestApp) {
-    let (x, rate) = setup(&t, "ecobonus", 10_000, old_day()).await;
+    let (x, rate) = t
+        .holder_and_cessionario("titolare", "ecobonus", 10_000, old_day())
+        .await;
     let lines = [line(rate[0], &x.c, Some(300))];
     let first = cede_key(&t, &x, "cessione-1", &lines).await.unwrap();
     let again = cede_key(&t, &x, "cessione-1", &lines).await.unwrap();
@@ -64,7 +51,9 @@ async fn idempotency_cession_retry_replays_the_receipt(t: TestApp) {
 }
 
 async fn idempotency_retry_of_a_whole_tracciabile_rata_replays(t: TestApp) {
-    let (x, rate) = setup(&t, "superbonus", 100_000, tracciabile_day()).await;
+    let (x, rate) = t
+        .holder_and_cessionario("titolare", "superbonus", 100_000, tracciabile_day())
+        .await;
     let lines = [line(rate[0], &x.c, None)];
     let first = cede_key(&t, &x, "intera", &lines).await.unwrap();
     // The rata is no longer cedible, yet the retry gets the first receipt.
@@ -77,7 +66,9 @@ async fn idempotency_retry_of_a_whole_tracciabile_rata_replays(t: TestApp) {
 }
 
 async fn idempotency_retry_of_a_prefilled_amount_replays(t: TestApp) {
-    let (x, rate) = setup(&t, "ecobonus", 10_000, old_day()).await;
+    let (x, rate) = t
+        .holder_and_cessionario("titolare", "ecobonus", 10_000, old_day())
+        .await;
     let lines = [line(rate[0], &x.c, None)];
     let first = cede_key(&t, &x, "prefilled", &lines).await.unwrap();
     let again = cede_key(&t, &x, "prefilled", &lines).await.unwrap();
@@ -89,7 +80,9 @@ async fn idempotency_retry_of_a_prefilled_amount_replays(t: TestApp) {
 }
 
 async fn idempotency_retry_after_the_clock_moved_replays(t: TestApp) {
-    let (x, rate) = setup(&t, "ecobonus", 10_000, old_day()).await;
+    let (x, rate) = t
+        .holder_and_cessionario("titolare", "ecobonus", 10_000, old_day())
+        .await;
     let lines = [line(rate[0], &x.c, Some(100))];
     let first = cede_key(&t, &x, "lento", &lines).await.unwrap();
     t.advance_days(3);
@@ -150,7 +143,9 @@ async fn idempotency_communication_retry_returns_the_same_credit(t: TestApp) {
 }
 
 async fn idempotency_same_key_other_cession_is_mismatch(t: TestApp) {
-    let (x, rate) = setup(&t, "ecobonus", 10_000, old_day()).await;
+    let (x, rate) = t
+        .holder_and_cessionario("titolare", "ecobonus", 10_000, old_day())
+        .await;
     cede_key(&t, &x, "k", &[line(rate[0], &x.c, Some(100))])
         .await
         .unwrap();
@@ -182,7 +177,9 @@ async fn idempotency_same_key_accept_then_refuse_is_mismatch(t: TestApp) {
 }
 
 async fn idempotency_key_of_a_cession_reused_for_an_answer_is_mismatch(t: TestApp) {
-    let (x, rate) = setup(&t, "ecobonus", 10_000, old_day()).await;
+    let (x, rate) = t
+        .holder_and_cessionario("titolare", "ecobonus", 10_000, old_day())
+        .await;
     cede_key(&t, &x, "k", &[line(rate[0], &x.c, None)])
         .await
         .unwrap();
@@ -201,7 +198,9 @@ async fn idempotency_key_of_a_cession_reused_for_an_answer_is_mismatch(t: TestAp
 }
 
 async fn idempotency_two_users_same_key_do_not_collide(t: TestApp) {
-    let (x, rate) = setup(&t, "ecobonus", 10_000, old_day()).await;
+    let (x, rate) = t
+        .holder_and_cessionario("titolare", "ecobonus", 10_000, old_day())
+        .await;
     let other = t.company(3).await;
     let o = t.user_for(&other, "altro").await;
     let other_credit = t.holding(&other, &o, "ecobonus", 10_000, old_day()).await;
@@ -227,7 +226,9 @@ async fn idempotency_two_users_same_key_do_not_collide(t: TestApp) {
 }
 
 async fn idempotency_key_must_be_1_to_100_printable_characters(t: TestApp) {
-    let (x, rate) = setup(&t, "ecobonus", 10_000, old_day()).await;
+    let (x, rate) = t
+        .holder_and_cessionario("titolare", "ecobonus", 10_000, old_day())
+        .await;
     let lines = [line(rate[0], &x.c, None)];
     for key in [
         String::new(),

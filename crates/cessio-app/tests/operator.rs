@@ -7,8 +7,7 @@
 #[macro_use]
 mod support;
 
-use cessio_app::{AppError, MovementState, Principal, RiskHitFilter, SuspensionState};
-use cessio_core::money::Cents;
+use cessio_app::{MovementState, RiskHitFilter, SuspensionState};
 use cessio_core::risk::RiskConfig;
 use cessio_core::suspension::SuspensionEnd;
 use cessio_store::{AccountRef, Party, PartyKind};
@@ -32,40 +31,10 @@ backends!(
     annulment_on_request_refused_when_used_or_ceded,
 );
 
-struct Holder {
-    party: Party,
-    user: Principal,
-}
-
-async fn holder(t: &TestApp, n: u32, kind: PartyKind) -> Holder {
-    let party = t.party(n, kind).await;
-    let user = t.user_for(&party, &format!("u{n}")).await;
-    Holder { party, user }
-}
-
-async fn verify(t: &TestApp) {
-    let report = t.app.store().verify().await.unwrap();
-    assert!(report.problems.is_empty(), "{:?}", report.problems);
-}
-
-async fn available(t: &TestApp, rata: i64, p: &Party) -> Cents {
-    t.app
-        .store()
-        .account(rata, AccountRef::Holder(p.id))
-        .await
-        .unwrap()
-        .and_then(|a| a.balance.available())
-        .unwrap_or(Cents::ZERO)
-}
-
-fn rule_of(e: &AppError) -> (&'static str, &'static str) {
-    (e.rule().unwrap_or(""), e.code())
-}
-
 /// A and B, A holding a tracciabile superbonus (rate of 1.000,00 €): its first rata.
 async fn two(t: &TestApp) -> (Holder, Holder, i64) {
-    let a = holder(t, 1, PartyKind::Company).await;
-    let b = holder(t, 2, PartyKind::Company).await;
+    let a = t.holder(1, PartyKind::Company).await;
+    let b = t.holder(2, PartyKind::Company).await;
     let rata = t
         .holding(&a.party, &a.user, "superbonus", 400_000, tracciabile_day())
         .await
@@ -107,7 +76,7 @@ async fn r_susp_within_the_5th_working_day_around_easter_monday_and_25_april(t: 
         .unwrap_err();
     assert_eq!(rule_of(&e), ("R-SUSP", "r_susp_too_late"));
     assert!(e.to_string().contains("fino al 28/04/2025"), "{e}");
-    verify(&t).await;
+    t.verify_clean().await;
 }
 
 async fn r_susp_at_most_30_days_and_only_once(t: TestApp) {
@@ -153,7 +122,7 @@ async fn r_susp_at_most_30_days_and_only_once(t: TestApp) {
     let open = t.app.suspensions(&t.op, true).await.unwrap();
     assert_eq!(open.len(), 1);
     assert_eq!(open[0].cessionario_cf, b.party.cf.as_str());
-    verify(&t).await;
+    t.verify_clean().await;
 }
 
 async fn r_susp_answer_refused_while_suspended_then_release(t: TestApp) {
@@ -174,7 +143,7 @@ async fn r_susp_answer_refused_while_suspended_then_release(t: TestApp) {
     assert_eq!(rule_of(&e), ("R-SUSP", "r_susp_suspended"));
     assert!(e.to_string().contains("30/03/2024"), "{e}");
     // Neither side can use or cede the amount meanwhile.
-    assert_eq!(available(&t, rata, &a.party).await, cents(0));
+    assert_eq!(t.available(&a.party, rata).await, cents(0));
     assert_eq!(t.max_cedibile(&b.user, &b.party, rata).await, cents(0));
     let s = t
         .app
@@ -186,8 +155,8 @@ async fn r_susp_answer_refused_while_suspended_then_release(t: TestApp) {
     t.answer(&b.user, &b.party, by_cedente(&a.party), true)
         .await
         .unwrap();
-    assert_eq!(available(&t, rata, &b.party).await, cents(100_000));
-    verify(&t).await;
+    assert_eq!(t.available(&b.party, rata).await, cents(100_000));
+    t.verify_clean().await;
 }
 
 async fn r_susp_a_suspended_cession_is_sospesa_with_its_last_day_in_f4_and_the_csv(t: TestApp) {
@@ -287,7 +256,7 @@ async fn r_susp_void_restores_balances_exactly(t: TestApp) {
         .await
         .unwrap();
     assert_eq!(again.state, SuspensionState::Voided);
-    assert_eq!(available(&t, rata, &a.party).await, cents(100_000));
+    assert_eq!(t.available(&a.party, rata).await, cents(100_000));
     let b_account = t
         .app
         .store()
@@ -322,7 +291,7 @@ async fn r_susp_void_restores_balances_exactly(t: TestApp) {
         let row = rows.iter().find(|r| r.id == transfer).unwrap();
         assert_eq!(row.state, MovementState::NonEffettuata, "{}", h.party.cf);
     }
-    verify(&t).await;
+    t.verify_clean().await;
 }
 
 async fn r_susp_void_after_the_last_day_is_refused_and_it_takes_effect(t: TestApp) {
@@ -341,8 +310,8 @@ async fn r_susp_void_after_the_last_day_is_refused_and_it_takes_effect(t: TestAp
     t.answer(&b.user, &b.party, by_cedente(&a.party), true)
         .await
         .unwrap();
-    assert_eq!(available(&t, rata, &b.party).await, cents(100_000));
-    verify(&t).await;
+    assert_eq!(t.available(&b.party, rata).await, cents(100_000));
+    t.verify_clean().await;
 }
 
 async fn r_susp_only_the_operator(t: TestApp) {
@@ -366,7 +335,7 @@ async fn r_susp_only_the_operator(t: TestApp) {
             "forbidden"
         );
     }
-    verify(&t).await;
+    t.verify_clean().await;
 }
 
 async fn hits(t: &TestApp, rule: &str) -> Vec<cessio_app::RiskHitView> {
@@ -392,8 +361,8 @@ async fn pass(t: &TestApp, from: &Holder, to: &Holder, rata: i64) {
 
 async fn risk_cycle_of_length_2(t: TestApp) {
     // Banks, so that R-CHAIN lets the credit come back.
-    let a = holder(&t, 1, PartyKind::Bank).await;
-    let b = holder(&t, 2, PartyKind::Bank).await;
+    let a = t.holder(1, PartyKind::Bank).await;
+    let b = t.holder(2, PartyKind::Bank).await;
     let rata = t
         .holding(&a.party, &a.user, "superbonus", 400_000, tracciabile_day())
         .await
@@ -412,7 +381,7 @@ async fn risk_cycle_of_length_2(t: TestApp) {
         found[0].reason
     );
     assert!(!found[0].suspended);
-    verify(&t).await;
+    t.verify_clean().await;
 }
 
 async fn risk_cycle_of_length_5(t: TestApp) {
@@ -420,7 +389,7 @@ async fn risk_cycle_of_length_5(t: TestApp) {
     t.set_rome(2022, 1, 10, 10, 0);
     let mut h = Vec::new();
     for n in 1..=5 {
-        h.push(holder(&t, n, PartyKind::Company).await);
+        h.push(t.holder(n, PartyKind::Company).await);
     }
     let rata = t
         .holding(
@@ -445,12 +414,12 @@ async fn risk_cycle_of_length_5(t: TestApp) {
         "{}",
         found[0].reason
     );
-    verify(&t).await;
+    t.verify_clean().await;
 }
 
 async fn risk_amount_far_above_history(t: TestApp) {
     // p95 of three cessions of 20.000,00 € is 20.000,00 €; k = 5: threshold 100.000,00 €.
-    let a = holder(&t, 1, PartyKind::Company).await;
+    let a = t.holder(1, PartyKind::Company).await;
     let b = t.company(2).await;
     let small = t
         .holding(
@@ -503,12 +472,12 @@ async fn risk_amount_far_above_history(t: TestApp) {
         "{}",
         found[0].reason
     );
-    verify(&t).await;
+    t.verify_clean().await;
 }
 
 async fn risk_velocity_many_cessions_of_one_rata(t: TestApp) {
     // A non-tracciabile rata ceded in parts: the third cession within 7 days hits.
-    let a = holder(&t, 1, PartyKind::Company).await;
+    let a = t.holder(1, PartyKind::Company).await;
     let rata = t
         .holding(&a.party, &a.user, "ecobonus", 100_000, old_day())
         .await
@@ -532,7 +501,7 @@ async fn risk_velocity_many_cessions_of_one_rata(t: TestApp) {
         found[0].reason,
         "3 cessioni dello stesso credito in 168 ore (soglia 3)"
     );
-    verify(&t).await;
+    t.verify_clean().await;
 }
 
 async fn risk_deceased_party_and_automatic_suspension(mut t: TestApp) {
@@ -585,7 +554,7 @@ async fn risk_deceased_party_and_automatic_suspension(mut t: TestApp) {
         .await
         .unwrap();
     assert_eq!(by_party.len(), 1);
-    verify(&t).await;
+    t.verify_clean().await;
 }
 
 async fn r_seize_blocks_and_release_extends_the_deadline(t: TestApp) {
@@ -603,7 +572,7 @@ async fn r_seize_blocks_and_release_extends_the_deadline(t: TestApp) {
         .unwrap();
     assert_eq!(seized.seized, cents(100_000));
     // Blocked: not cedible, not available, F1 not cedible.
-    assert_eq!(available(&t, rata, &a.party).await, cents(0));
+    assert_eq!(t.available(&a.party, rata).await, cents(0));
     assert_eq!(t.max_cedibile(&a.user, &a.party, rata).await, cents(0));
     assert!(
         t.cede(&a.user, &a.party, &[line(rata, &b.party, None)])
@@ -649,7 +618,7 @@ async fn r_seize_blocks_and_release_extends_the_deadline(t: TestApp) {
         ),
         "conflict"
     );
-    verify(&t).await;
+    t.verify_clean().await;
 }
 
 async fn annulment_on_request_returns_the_amount_to_the_cedente(t: TestApp) {
@@ -690,8 +659,8 @@ async fn annulment_on_request_returns_the_amount_to_the_cedente(t: TestApp) {
             .unwrap()
             .replayed
     );
-    assert_eq!(available(&t, rata, &a.party).await, cents(100_000));
-    assert_eq!(available(&t, rata, &b.party).await, cents(0));
+    assert_eq!(t.available(&a.party, rata).await, cents(100_000));
+    assert_eq!(t.available(&b.party, rata).await, cents(0));
     let ma = t.monitor(&a.party, "superbonus", 2024).await;
     assert_eq!(
         (ma.ceded_accepted, ma.residual_cedible),
@@ -720,12 +689,12 @@ async fn annulment_on_request_returns_the_amount_to_the_cedente(t: TestApp) {
         ),
         "annulment_not_allowed"
     );
-    verify(&t).await;
+    t.verify_clean().await;
 }
 
 async fn annulment_on_request_refused_when_used_or_ceded(t: TestApp) {
-    let a = holder(&t, 1, PartyKind::Company).await;
-    let b = holder(&t, 2, PartyKind::Company).await;
+    let a = t.holder(1, PartyKind::Company).await;
+    let b = t.holder(2, PartyKind::Company).await;
     let bank = t.party(3, PartyKind::Bank).await;
     let rata = t
         .holding(&a.party, &a.user, "ecobonus", 100_000, old_day())
@@ -746,6 +715,6 @@ async fn annulment_on_request_refused_when_used_or_ceded(t: TestApp) {
         .await
         .unwrap_err();
     assert_eq!(rule_of(&e), ("F9-ANNUL", "annulment_not_allowed"));
-    assert_eq!(available(&t, rata, &a.party).await, cents(0));
-    verify(&t).await;
+    assert_eq!(t.available(&a.party, rata).await, cents(0));
+    t.verify_clean().await;
 }

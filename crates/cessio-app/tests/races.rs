@@ -10,9 +10,9 @@
 #[macro_use]
 mod support;
 
-use cessio_app::{F24LineInput, Principal, SplitTarget};
+use cessio_app::{F24LineInput, SplitTarget};
 use cessio_core::time::rome_date;
-use cessio_store::{Party, PartyKind};
+use cessio_store::PartyKind;
 use chrono::Datelike;
 use support::*;
 
@@ -40,20 +40,9 @@ async fn held_while<A, B>(
     })
 }
 
-struct Holder {
-    party: Party,
-    user: Principal,
-}
-
-async fn holder(t: &TestApp, n: u32, kind: PartyKind) -> Holder {
-    let party = t.party(n, kind).await;
-    let user = t.user_for(&party, &format!("u{n}")).await;
-    Holder { party, user }
-}
-
 /// A holder with a whole tracciabile rata of 4,000 euro.
 async fn holding(t: &TestApp, n: u32) -> (Holder, i64) {
-    let a = holder(t, n, PartyKind::Company).await;
+    let a = t.holder(n, PartyKind::Company).await;
     let rata = t
         .holding(&a.party, &a.user, "superbonus", 400_000, tracciabile_day())
         .await
@@ -71,7 +60,7 @@ async fn r_susp_race_the_operator_suspends_while_the_bank_answers(t: TestApp) {
     for round in 0..2 {
         t.set_rome(2024, 3, 1, 10, 0);
         let (a, rata) = holding(&t, 10 * round + 1).await;
-        let bank = holder(&t, 10 * round + 2, PartyKind::Bank).await;
+        let bank = t.holder(10 * round + 2, PartyKind::Bank).await;
         let transfer = t
             .cede(&a.user, &a.party, &[line(rata, &bank.party, None)])
             .await
@@ -140,16 +129,11 @@ async fn r_chain_race_two_cessions_of_one_rata(t: TestApp) {
 async fn r_split_annul_race_an_f24_against_a_split_being_annulled(t: TestApp) {
     for round in 0..2 {
         t.set_rome(2024, 3, 1, 10, 0);
-        let a = holder(&t, 10 * round + 1, PartyKind::Company).await;
+        let a = t.holder(10 * round + 1, PartyKind::Company).await;
         let credit = t
             .holding(&a.party, &a.user, "superbonus", 1_000_000, old_day())
             .await;
-        let rata = credit
-            .rate
-            .iter()
-            .find(|r| r.year.get() == 2024)
-            .unwrap()
-            .id;
+        let rata = rata_of(&credit, 2024);
         let split = t
             .app
             .split_rata(

@@ -7,7 +7,6 @@
 mod support;
 
 use cessio_app::{AppError, Principal, ReductionReceipt};
-use cessio_core::money::Cents;
 use cessio_store::{Credit, Party};
 use chrono::NaiveDate;
 use support::*;
@@ -28,12 +27,7 @@ async fn holding(t: &TestApp) -> (Party, Principal, Credit, i64) {
     let credit = t
         .holding(&holder, &h, "superbonus", 1_000_000, old_day())
         .await;
-    let rata = credit
-        .rate
-        .iter()
-        .find(|r| r.year.get() == 2024)
-        .unwrap()
-        .id;
+    let rata = rata_of(&credit, 2024);
     (holder, h, credit, rata)
 }
 
@@ -58,17 +52,6 @@ async fn reduce(
         .await
 }
 
-async fn available(t: &TestApp, party: &Party, rata: i64) -> Cents {
-    t.app
-        .store()
-        .holdings(party.id)
-        .await
-        .unwrap()
-        .iter()
-        .find(|a| a.rata == rata)
-        .map_or(Cents::ZERO, |a| a.balance.available().unwrap())
-}
-
 fn rule_of<T: std::fmt::Debug>(r: Result<T, AppError>) -> (&'static str, &'static str) {
     match r.unwrap_err() {
         AppError::Rule { rule, code, .. } => (rule, code),
@@ -84,7 +67,7 @@ async fn f7_reduction_day_30_ok(t: TestApp) {
         .unwrap();
     assert_eq!(r.amount, cents(50_000));
     assert!(!r.replayed);
-    assert_eq!(available(&t, &holder, rata).await, cents(150_000));
+    assert_eq!(t.available(&holder, rata).await, cents(150_000));
     // Knowledge today is fine too.
     reduce(&t, &h, &holder, rata, 1, date(2024, 3, 1))
         .await
@@ -96,14 +79,14 @@ async fn f7_reduction_day_31_refused(t: TestApp) {
     let (holder, h, _, rata) = holding(&t).await;
     let e = reduce(&t, &h, &holder, rata, 50_000, date(2024, 1, 30)).await;
     assert_eq!(rule_of(e), ("F7", "f7_too_late"));
-    assert_eq!(available(&t, &holder, rata).await, cents(200_000));
+    assert_eq!(t.available(&holder, rata).await, cents(200_000));
 }
 
 async fn f7_reduction_future_refused(t: TestApp) {
     let (holder, h, _, rata) = holding(&t).await;
     let e = reduce(&t, &h, &holder, rata, 50_000, date(2024, 3, 2)).await;
     assert_eq!(rule_of(e), ("F7", "f7_knowledge_in_future"));
-    assert_eq!(available(&t, &holder, rata).await, cents(200_000));
+    assert_eq!(t.available(&holder, rata).await, cents(200_000));
 }
 
 async fn f7_reduction_above_residual_refused_with_nothing_written(t: TestApp) {
@@ -112,12 +95,12 @@ async fn f7_reduction_above_residual_refused_with_nothing_written(t: TestApp) {
     let e = reduce(&t, &h, &holder, rata, 200_001, date(2024, 2, 20)).await;
     assert_eq!(rule_of(e), ("F7", "f7_over_residual"));
     assert_eq!(t.app.store().counts().await.unwrap(), before);
-    assert_eq!(available(&t, &holder, rata).await, cents(200_000));
+    assert_eq!(t.available(&holder, rata).await, cents(200_000));
     // The whole residual may go.
     reduce(&t, &h, &holder, rata, 200_000, date(2024, 2, 20))
         .await
         .unwrap();
-    assert_eq!(available(&t, &holder, rata).await, cents(0));
+    assert_eq!(t.available(&holder, rata).await, cents(0));
     let e = reduce(&t, &h, &holder, rata, 1, date(2024, 2, 20)).await;
     assert_eq!(rule_of(e), ("F7", "f7_over_residual"));
     assert!(t.app.store().verify().await.unwrap().ok());
@@ -155,5 +138,5 @@ async fn f7_reduction_retry_with_same_key_reduces_once(t: TestApp) {
     let b = go().await.unwrap();
     assert!(b.replayed);
     assert_eq!(a.operation_id, b.operation_id);
-    assert_eq!(available(&t, &holder, rata).await, cents(190_000));
+    assert_eq!(t.available(&holder, rata).await, cents(190_000));
 }

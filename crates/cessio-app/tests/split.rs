@@ -7,7 +7,6 @@
 mod support;
 
 use cessio_app::{F24Form, F24LineInput, OptionInput, Principal, SplitReceipt, SplitTarget};
-use cessio_core::money::Cents;
 use cessio_store::{Credit, Party};
 use support::*;
 
@@ -59,17 +58,6 @@ async fn split(
         .await
 }
 
-async fn available(t: &TestApp, party: &Party, rata: i64) -> Cents {
-    t.app
-        .store()
-        .holdings(party.id)
-        .await
-        .unwrap()
-        .iter()
-        .find(|a| a.rata == rata)
-        .map_or(Cents::ZERO, |a| a.balance.available().unwrap())
-}
-
 async fn verified(t: &TestApp) {
     assert!(t.app.store().verify().await.unwrap().ok());
 }
@@ -109,7 +97,7 @@ async fn r_split_eligible_by_code(t: TestApp) {
     // Above the residual: refused, nothing written.
     let over = split(&t, &h, &holder, rata, 200_001).await;
     assert_eq!(code(over), "r_split_over_residual");
-    assert_eq!(available(&t, &holder, rata).await, cents(200_000));
+    assert_eq!(t.available(&holder, rata).await, cents(200_000));
     verified(&t).await;
 }
 
@@ -254,8 +242,8 @@ async fn r_split_cents_one_cent_creates_only_the_first_rata(t: TestApp) {
     let r = split(&t, &h, &holder, rata, 1).await.unwrap();
     assert_eq!(r.rate.len(), 1);
     assert_eq!((r.rate[0].year, r.rate[0].amount), (2025, cents(1)));
-    assert_eq!(available(&t, &holder, rata).await, cents(199_999));
-    assert_eq!(available(&t, &holder, r.rate[0].rata).await, cents(1));
+    assert_eq!(t.available(&holder, rata).await, cents(199_999));
+    assert_eq!(t.available(&holder, r.rate[0].rata).await, cents(1));
     verified(&t).await;
 }
 
@@ -276,7 +264,7 @@ async fn r_split_cents_odd_cents_remainder_on_the_first(t: TestApp) {
     let amounts: Vec<i64> = r.rate.iter().map(|x| x.amount.get()).collect();
     assert_eq!(amounts, [10, 1, 1, 1, 1, 1, 1, 1, 1, 1]);
     assert_eq!(
-        available(&t, &holder, rata).await,
+        t.available(&holder, rata).await,
         cents(200_000 - 100_003 - 7 - 19)
     );
     verified(&t).await;
@@ -296,7 +284,7 @@ async fn r_split_nocede_split_rata_not_cedible_and_cede_refuses(t: TestApp) {
         .await;
     // Refused as a rata the holder may not cede (not named R-SPLIT-NOCEDE by `cede` yet).
     assert_eq!(code(e), "r_split_nocede");
-    assert_eq!(available(&t, &holder, split_rata).await, cents(5_000));
+    assert_eq!(t.available(&holder, split_rata).await, cents(5_000));
     // Monitoring shows the split rate as residual not cedible.
     let m = t.monitor(&holder, "superbonus", 2025).await;
     assert_eq!(m.residual_not_cedible, cents(5_000));
@@ -324,9 +312,9 @@ async fn r_split_annul_ok_when_untouched(t: TestApp) {
     assert_eq!(a.restored.year, 2024);
     assert_eq!(a.restored.last_day_of_use, date(2024, 12, 31));
     assert_eq!(a.restored.amount, cents(100_003));
-    assert_eq!(available(&t, &holder, rata).await, cents(200_000));
+    assert_eq!(t.available(&holder, rata).await, cents(200_000));
     for x in &r.rate {
-        assert_eq!(available(&t, &holder, x.rata).await, cents(0));
+        assert_eq!(t.available(&holder, x.rata).await, cents(0));
     }
     assert_eq!(t.max_cedibile(&h, &holder, rata).await, cents(200_000));
     // Annulled once: a second annulment of the same split is refused.
@@ -360,7 +348,7 @@ async fn r_split_annul_ok_when_untouched(t: TestApp) {
     assert!(retry.replayed);
     assert_eq!(retry.split_credit, r2.split_credit);
     assert_eq!(retry.operation_id, a2.operation_id);
-    assert_eq!(available(&t, &holder, rata).await, cents(200_000));
+    assert_eq!(t.available(&holder, rata).await, cents(200_000));
     verified(&t).await;
 }
 
@@ -408,8 +396,8 @@ async fn r_split_annul_refused_whole_when_a_split_rata_is_reserved_or_used(t: Te
     assert_eq!(e.code(), "r_split_annul_rata_touched");
     assert!(e.to_string().contains("prenotati"), "{e}");
     // Refused whole: nothing moved.
-    assert_eq!(available(&t, &holder, rata).await, cents(100_000));
-    assert_eq!(available(&t, &holder, r.rate[1].rata).await, cents(10_000));
+    assert_eq!(t.available(&holder, rata).await, cents(100_000));
+    assert_eq!(t.available(&holder, r.rate[1].rata).await, cents(10_000));
     // Used: still refused.
     t.app
         .confirm_f24(&h, &t.key(), Some(PIN), holder.id, reservation.reservation)
@@ -418,7 +406,7 @@ async fn r_split_annul_refused_whole_when_a_split_rata_is_reserved_or_used(t: Te
     let e = annul(t.key()).await.unwrap_err();
     assert_eq!(e.code(), "r_split_annul_rata_touched");
     assert!(e.to_string().contains("utilizzati"), "{e}");
-    assert_eq!(available(&t, &holder, r.rate[0].rata).await, cents(9_900));
+    assert_eq!(t.available(&holder, r.rate[0].rata).await, cents(9_900));
     verified(&t).await;
 }
 
@@ -456,7 +444,7 @@ async fn split_retry_with_same_key_splits_once(t: TestApp) {
     assert!(retry.replayed);
     assert_eq!(retry.split_credit, first.split_credit);
     assert_eq!(retry.rate, first.rate);
-    assert_eq!(available(&t, &holder, rata).await, cents(150_000));
+    assert_eq!(t.available(&holder, rata).await, cents(150_000));
     assert_eq!(t.app.store().splits_of(rata).await.unwrap().len(), 1);
     // The same key for another amount is a different request.
     let other = t
@@ -479,6 +467,6 @@ async fn split_retry_with_same_key_splits_once(t: TestApp) {
         .unwrap();
     assert!(b.replayed);
     assert_eq!(a.operation_id, b.operation_id);
-    assert_eq!(available(&t, &holder, rata).await, cents(200_000));
+    assert_eq!(t.available(&holder, rata).await, cents(200_000));
     verified(&t).await;
 }

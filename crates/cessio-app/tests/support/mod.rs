@@ -533,3 +533,56 @@ pub struct Actors {
     pub c: Party,
     pub cu: Principal,
 }
+
+/// A party with its own user, named `u{n}`.
+pub struct Holder {
+    pub party: Party,
+    pub user: Principal,
+}
+
+impl TestApp {
+    pub async fn holder(&self, n: u32, kind: PartyKind) -> Holder {
+        let party = self.party(n, kind).await;
+        let user = self.user_for(&party, &format!("u{n}")).await;
+        Holder { party, user }
+    }
+
+    /// A holder (its user named `holder_user`) owning one accepted credit, and a
+    /// registered cessionario with its user: the actors and the credit's rate.
+    pub async fn holder_and_cessionario(
+        &self,
+        holder_user: &str,
+        type_key: &str,
+        total: i64,
+        on: NaiveDate,
+    ) -> (Actors, Vec<i64>) {
+        let (holder, c) = (self.company(1).await, self.company(2).await);
+        let h = self.user_for(&holder, holder_user).await;
+        let cu = self.user_for(&c, "cessionario").await;
+        let credit = self.holding(&holder, &h, type_key, total, on).await;
+        let rate = credit.rate.iter().map(|r| r.id).collect();
+        (Actors { holder, h, c, cu }, rate)
+    }
+
+    /// What `party` may still use or cede of `rata` (zero without a holding).
+    pub async fn available(&self, party: &Party, rata: i64) -> Cents {
+        self.app
+            .store()
+            .account(rata, cessio_store::AccountRef::Holder(party.id))
+            .await
+            .unwrap()
+            .and_then(|a| a.balance.available())
+            .unwrap_or(Cents::ZERO)
+    }
+
+    /// `verify` finds nothing wrong with the register.
+    pub async fn verify_clean(&self) {
+        let report = self.app.store().verify().await.unwrap();
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+    }
+}
+
+/// The rule and code of a refusal.
+pub fn rule_of(e: &AppError) -> (&'static str, &'static str) {
+    (e.rule().unwrap_or(""), e.code())
+}
