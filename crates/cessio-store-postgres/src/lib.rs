@@ -366,6 +366,40 @@ impl PgStore {
         *slot.write().map_err(StoreError::backend)? = fresh.clone();
         Ok(fresh)
     }
+
+    /// Every row a read returns, mapped.
+    async fn read_all<T>(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        map: impl Fn(&Row) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        self.reader()
+            .await?
+            .query(sql, params)
+            .await
+            .map_err(db_err)?
+            .iter()
+            .map(map)
+            .collect()
+    }
+
+    /// The row a read returns, if any, mapped.
+    async fn read_opt<T>(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        map: impl Fn(&Row) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        self.reader()
+            .await?
+            .query_opt(sql, params)
+            .await
+            .map_err(db_err)?
+            .as_ref()
+            .map(map)
+            .transpose()
+    }
 }
 
 fn account_from_row(r: &Row) -> Result<Account, StoreError> {
@@ -409,13 +443,8 @@ impl Store for PgStore {
     }
 
     async fn party(&self, id: PartyId) -> Result<Option<Party>, StoreError> {
-        self.reader()
-            .await?
-            .query_opt(sql::PARTY_BY_ID, &[&id])
+        self.read_opt(sql::PARTY_BY_ID, &[&id], party_from_row)
             .await
-            .map_err(db_err)?
-            .map(|r| party_from_row(&r))
-            .transpose()
     }
 
     async fn party_by_cf(&self, cf: &CodiceFiscale) -> Result<Option<Party>, StoreError> {
@@ -426,17 +455,13 @@ impl Store for PgStore {
             .iter()
             .map(|v| v.as_str().to_string())
             .collect();
-        self.reader()
-            .await?
-            .query_opt(
-                "SELECT id, cf, name, kind, deceased FROM parties WHERE cf = ANY($1)
+        self.read_opt(
+            "SELECT id, cf, name, kind, deceased FROM parties WHERE cf = ANY($1)
                   ORDER BY (cf = $2) DESC LIMIT 1",
-                &[&variants, &cf.as_str()],
-            )
-            .await
-            .map_err(db_err)?
-            .map(|r| party_from_row(&r))
-            .transpose()
+            &[&variants, &cf.as_str()],
+            party_from_row,
+        )
+        .await
     }
 
     async fn credit(&self, id: i64) -> Result<Option<Credit>, StoreError> {
@@ -461,36 +486,22 @@ impl Store for PgStore {
 
     async fn account(&self, rata: RataId, r: AccountRef) -> Result<Option<Account>, StoreError> {
         let k = AccountKey::of(rata, r);
-        self
-            .reader()
-            .await?
-            .query_opt(
-                &format!(
-                    "SELECT {ACCOUNT_COLUMNS} FROM accounts a WHERE a.rata = $1 AND a.kind = $2 AND a.party = $3"
-                ),
-                &[&k.rata, &k.kind.as_str(), &k.party],
-            )
-            .await
-            .map_err(db_err)?
-            .map(|r| account_from_row(&r))
-            .transpose()
+        let sql = format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts a WHERE a.rata = $1 AND a.kind = $2 AND a.party = $3"
+        );
+        self.read_opt(
+            &sql,
+            &[&k.rata, &k.kind.as_str(), &k.party],
+            account_from_row,
+        )
+        .await
     }
 
     async fn holdings(&self, party: PartyId) -> Result<Vec<Account>, StoreError> {
-        self
-            .reader()
-            .await?
-            .query(
-                &format!(
-                    "SELECT {ACCOUNT_COLUMNS} FROM accounts a WHERE a.party = $1 AND a.kind = 'holder' ORDER BY a.rata"
-                ),
-                &[&party],
-            )
-            .await
-            .map_err(db_err)?
-            .iter()
-            .map(account_from_row)
-            .collect()
+        let sql = format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts a WHERE a.party = $1 AND a.kind = 'holder' ORDER BY a.rata"
+        );
+        self.read_all(&sql, &[&party], account_from_row).await
     }
 
     async fn holdings_in(
@@ -498,33 +509,19 @@ impl Store for PgStore {
         party: PartyId,
         rate: &[RataId],
     ) -> Result<Vec<Account>, StoreError> {
-        self
-            .reader()
-            .await?
-            .query(
-                &format!(
-                    "SELECT {ACCOUNT_COLUMNS} FROM accounts a WHERE a.party = $1 AND a.kind = 'holder' AND a.rata = ANY($2) ORDER BY a.rata"
-                ),
-                &[&party, &rate],
-            )
+        let sql = format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts a WHERE a.party = $1 AND a.kind = 'holder' AND a.rata = ANY($2) ORDER BY a.rata"
+        );
+        self.read_all(&sql, &[&party, &rate], account_from_row)
             .await
-            .map_err(db_err)?
-            .iter()
-            .map(account_from_row)
-            .collect()
     }
 
     async fn largest_holders(&self, n: usize) -> Result<Vec<PartyId>, StoreError> {
         let n = i64::try_from(n).unwrap_or(i64::MAX);
-        Ok(self
-            .reader()
-            .await?
-            .query(&largest_holders_sql(|i| format!("${i}")), &[&n])
-            .await
-            .map_err(db_err)?
-            .iter()
-            .map(|r| r.get(0))
-            .collect())
+        self.read_all(&largest_holders_sql(|i| format!("${i}")), &[&n], |r| {
+            r.try_get(0).map_err(db_err)
+        })
+        .await
     }
 
     async fn holding_changes(
@@ -556,42 +553,24 @@ impl Store for PgStore {
         &self,
         id: cessio_core::ledger::TransferId,
     ) -> Result<Option<TransferRow>, StoreError> {
-        self.reader()
-            .await?
-            .query_opt(sql::TRANSFER_BY_ID, &[&id])
+        self.read_opt(sql::TRANSFER_BY_ID, &[&id], transfer_from_row)
             .await
-            .map_err(db_err)?
-            .as_ref()
-            .map(transfer_from_row)
-            .transpose()
     }
 
     async fn history(&self, rata: RataId) -> Result<Vec<TransferRow>, StoreError> {
-        self.reader()
-            .await?
-            .query(sql::TRANSFERS_OF_RATA, &[&rata])
+        self.read_all(sql::TRANSFERS_OF_RATA, &[&rata], transfer_from_row)
             .await
-            .map_err(db_err)?
-            .iter()
-            .map(transfer_from_row)
-            .collect()
     }
 
     async fn histories(&self, rate: &[RataId]) -> Result<Vec<TransferRow>, StoreError> {
-        self
-            .reader()
-            .await?
-            .query(
-                &format!(
-                    "SELECT {TRANSFER_COLUMNS} FROM transfers WHERE rata = ANY($1) ORDER BY rata, id"
-                ),
-                &[&rate],
-            )
-            .await
-            .map_err(db_err)?
-            .iter()
-            .map(transfer_from_row)
-            .collect()
+        self.read_all(
+            &format!(
+                "SELECT {TRANSFER_COLUMNS} FROM transfers WHERE rata = ANY($1) ORDER BY rata, id"
+            ),
+            &[&rate],
+            transfer_from_row,
+        )
+        .await
     }
 
     async fn stored_operation(
@@ -632,17 +611,12 @@ impl Store for PgStore {
     }
 
     async fn parties(&self, ids: &[PartyId]) -> Result<Vec<Party>, StoreError> {
-        self.reader()
-            .await?
-            .query(
-                "SELECT id, cf, name, kind, deceased FROM parties WHERE id = ANY($1) ORDER BY id",
-                &[&ids],
-            )
-            .await
-            .map_err(db_err)?
-            .iter()
-            .map(party_from_row)
-            .collect()
+        self.read_all(
+            "SELECT id, cf, name, kind, deceased FROM parties WHERE id = ANY($1) ORDER BY id",
+            &[&ids],
+            party_from_row,
+        )
+        .await
     }
 
     async fn monitor_totals(
@@ -792,23 +766,12 @@ impl Store for PgStore {
     }
 
     async fn user(&self, id: i64) -> Result<Option<User>, StoreError> {
-        self.reader()
-            .await?
-            .query_opt(sql::USER_BY_ID, &[&id])
-            .await
-            .map_err(db_err)?
-            .map(|r| user_from_row(&r))
-            .transpose()
+        self.read_opt(sql::USER_BY_ID, &[&id], user_from_row).await
     }
 
     async fn user_by_name(&self, username: &str) -> Result<Option<User>, StoreError> {
-        self.reader()
-            .await?
-            .query_opt(sql::USER_BY_NAME, &[&username])
+        self.read_opt(sql::USER_BY_NAME, &[&username], user_from_row)
             .await
-            .map_err(db_err)?
-            .map(|r| user_from_row(&r))
-            .transpose()
     }
 
     async fn has_operator(&self) -> Result<bool, StoreError> {
@@ -822,14 +785,8 @@ impl Store for PgStore {
     }
 
     async fn users_of_party(&self, party: PartyId) -> Result<Vec<User>, StoreError> {
-        self.reader()
-            .await?
-            .query(sql::USERS_OF_PARTY, &[&party])
+        self.read_all(sql::USERS_OF_PARTY, &[&party], user_from_row)
             .await
-            .map_err(db_err)?
-            .iter()
-            .map(user_from_row)
-            .collect()
     }
 
     async fn pin_failed(&self, user: i64, at: DateTime<Utc>) -> Result<u32, StoreError> {
@@ -936,14 +893,8 @@ impl Store for PgStore {
     }
 
     async fn delegations(&self, user: i64) -> Result<Vec<Delegation>, StoreError> {
-        self.reader()
-            .await?
-            .query(sql::LIVE_DELEGATIONS_OF_USER, &[&user])
+        self.read_all(sql::LIVE_DELEGATIONS_OF_USER, &[&user], delegation_from_row)
             .await
-            .map_err(db_err)?
-            .iter()
-            .map(delegation_from_row)
-            .collect()
     }
 
     async fn party_delegations(
@@ -952,14 +903,12 @@ impl Store for PgStore {
         limit: usize,
     ) -> Result<Vec<Delegation>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.reader()
-            .await?
-            .query(sql::DELEGATIONS_OF_PARTY, &[&party, &limit])
-            .await
-            .map_err(db_err)?
-            .iter()
-            .map(delegation_from_row)
-            .collect()
+        self.read_all(
+            sql::DELEGATIONS_OF_PARTY,
+            &[&party, &limit],
+            delegation_from_row,
+        )
+        .await
     }
 
     async fn create_token(
@@ -984,13 +933,8 @@ impl Store for PgStore {
     }
 
     async fn token_user(&self, token_hash: &str) -> Result<Option<User>, StoreError> {
-        self.reader()
-            .await?
-            .query_opt(sql::USER_OF_TOKEN, &[&token_hash])
+        self.read_opt(sql::USER_OF_TOKEN, &[&token_hash], user_from_row)
             .await
-            .map_err(db_err)?
-            .map(|r| user_from_row(&r))
-            .transpose()
     }
 
     async fn revoke_token(
@@ -1081,15 +1025,10 @@ impl Store for PgStore {
     }
 
     async fn splits_of(&self, rata: RataId) -> Result<Vec<i64>, StoreError> {
-        Ok(self
-            .reader()
-            .await?
-            .query(sql::SPLITS_OF_RATA, &[&rata])
-            .await
-            .map_err(db_err)?
-            .iter()
-            .map(|r| r.get(0))
-            .collect())
+        self.read_all(sql::SPLITS_OF_RATA, &[&rata], |r| {
+            r.try_get(0).map_err(db_err)
+        })
+        .await
     }
 
     async fn refresh_statistics(&self) -> Result<(), StoreError> {
