@@ -15,21 +15,21 @@ echo
 
 QUERY_OPERATIONS="${QUERY_OPERATIONS:-1000000}"
 
-cargo build --release -p cessio
-./target/release/cessio bench --backends sqlite,postgres --writers 1,16,64,256 --seconds "$SECONDS_PER_RUN"
+cargo build --release -p cessio -p cessio-bench
+./target/release/cessio-bench bench --backends sqlite,postgres --writers 1,16,64,256 --seconds "$SECONDS_PER_RUN"
 echo
-./target/release/cessio bench-queries --operations "$QUERY_OPERATIONS"
-./target/release/cessio bench-queries --database-url "$CESSIO_BENCH_POSTGRES_URL" --operations "$QUERY_OPERATIONS" | tail -n +3
+./target/release/cessio-bench bench-queries --operations "$QUERY_OPERATIONS"
+./target/release/cessio-bench bench-queries --database-url "$CESSIO_BENCH_POSTGRES_URL" --operations "$QUERY_OPERATIONS" | tail -n +3
 
 # National scale (BENCHMARKS.md, "National register"): generation and the read functions on
 # the largest bank, both backends, at NATIONAL_SCALE (1.0 = 13.5 million operations).
 NATIONAL_SCALE="${NATIONAL_SCALE:-0.1}"
 REPLAY_SCALE="${REPLAY_SCALE:-0.002}"
 echo
-./target/release/cessio bench-queries --database-url sqlite://target/bench/national.db --scale "$NATIONAL_SCALE" \
+./target/release/cessio-bench bench-queries --database-url sqlite://target/bench/national.db --scale "$NATIONAL_SCALE" \
     2> >(tee target/bench/national-sqlite.log >&2)
 echo
-./target/release/cessio bench-queries --database-url "$CESSIO_BENCH_POSTGRES_URL" --scale "$NATIONAL_SCALE" --keep \
+./target/release/cessio-bench bench-queries --database-url "$CESSIO_BENCH_POSTGRES_URL" --scale "$NATIONAL_SCALE" --keep \
     2> >(tee target/bench/national-postgres.log >&2)
 # The one-day F4 of the HTTP load is narrowed to the cedente bench-queries found busiest,
 # on its last day (the same register on both backends: the generator is seeded).
@@ -39,7 +39,7 @@ CEDENTE_DAY="$(sed -n 's/^its last day: //p' target/bench/national-sqlite.log | 
 # Replay through the app layer (users signed in, answers by group), on a fresh register.
 echo
 rm -f target/bench/replay.db target/bench/replay.db-wal target/bench/replay.db-shm
-./target/release/cessio replay --database-url sqlite://target/bench/replay.db --scale "$REPLAY_SCALE" --clients 32
+./target/release/cessio-bench replay --database-url sqlite://target/bench/replay.db --scale "$REPLAY_SCALE" --clients 32
 
 # HTTP load on the national register, each backend: F1 and F4 of the largest bank over
 # loopback, then F4 alone, then the CSV export, and the server's memory. Bounded:
@@ -57,7 +57,7 @@ load() {
         read -r reads connections seconds <<<"$run"
         echo
         echo "HTTP load, $backend, reads $reads, $connections connections:"
-        ./target/release/cessio loadtest --addr 127.0.0.1:18080 "${ARGS[@]}" --reads "$reads" \
+        ./target/release/cessio-bench loadtest --addr 127.0.0.1:18080 "${ARGS[@]}" --reads "$reads" \
             ${CEDENTE:+--cedente "$CEDENTE"} ${CEDENTE_DAY:+--day "$CEDENTE_DAY"} \
             --connections "$connections" --requests "${LOAD_REQUESTS:-200000}" \
             --seconds "$seconds" --server-pid "$SERVER" || true
@@ -66,7 +66,7 @@ load() {
     # server's memory under concurrent exports.
     echo
     echo "HTTP load, $backend, CSV export, ${LOAD_CSV_CONNECTIONS:-4} connections:"
-    ./target/release/cessio loadtest --addr 127.0.0.1:18080 "${ARGS[@]}" --reads csv \
+    ./target/release/cessio-bench loadtest --addr 127.0.0.1:18080 "${ARGS[@]}" --reads csv \
         --day 2023-03-31 --export-days 50 --connections "${LOAD_CSV_CONNECTIONS:-4}" \
         --requests "${LOAD_REQUESTS:-200000}" --seconds "${LOAD_SECONDS:-20}" --server-pid "$SERVER" || true
     kill $SERVER

@@ -375,8 +375,8 @@ async fn f1_summary_verify_catches_an_edited_summary() {
     }
 }
 
-/// After a bulk load (`cessio generate`) the register's tables have planner statistics at
-/// once: before, the national register's tables had none until autovacuum came by, and the
+/// After a bulk load (`cessio-bench generate`) the register's tables have planner statistics
+/// at once: before, the national register's tables had none until autovacuum came by, and the
 /// planner guessed (a batch of 1,000 rate's histories estimated at 88,000 rows for 3,864).
 #[tokio::test]
 async fn refresh_statistics_analyzes_the_registers_own_tables() {

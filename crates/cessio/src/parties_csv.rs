@@ -1,5 +1,5 @@
 //! `cessio register-parties`: the operator's registry (F9) filled from a CSV file
-//! `codice_fiscale;denominazione;tipo`, the format `cessio generate --csv` writes as
+//! `codice_fiscale;denominazione;tipo`, the format `cessio-bench generate --csv` writes as
 //! `soggetti.csv`, so that a generated register can be loaded with the two imports
 //! (`register-parties`, then `import` of `comunicazioni.csv`). Each row is registered on its
 //! own under a key derived from its codice fiscale, so a re-run registers nothing twice;
@@ -10,7 +10,7 @@ use cessio_app::{App, AppError};
 use cessio_core::cf::CodiceFiscale;
 use cessio_store::PartyKind;
 
-pub const HEADER: &str = "codice_fiscale;denominazione;tipo";
+const HEADER: &str = "codice_fiscale;denominazione;tipo";
 
 /// What a run did, for the summary line and the exit code.
 #[derive(Debug, Default)]

@@ -1,12 +1,22 @@
-//! `cessio register-parties` and the CSV path of `cessio generate`, run as an operator runs
-//! them: the generated `soggetti.csv` and `comunicazioni.csv` load with the two imports, a
+//! `cessio register-parties` and the CSV files of the national simulation (what
+//! `cessio-bench generate --csv` writes), run as an operator runs them: the generated `soggetti.csv` and `comunicazioni.csv` load with the two imports, a
 //! second run registers nothing twice, and bad rows are refused one by one with their line
 //! and reason (exit code 2) while the good ones are kept.
 
 #![expect(clippy::unwrap_used, reason = "tests")]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use cessio_bench::national::Params;
+
+/// The small national register every test here loads: seed 3, 300 parties.
+const PARAMS: Params = Params {
+    seed: 3,
+    scale: 0.0001,
+};
 
 fn cessio(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_cessio"))
@@ -34,16 +44,7 @@ fn url(dir: &Path) -> String {
 fn generated_csv_files_load_with_register_parties_then_import() {
     let dir = temp_dir("generated-csv");
     let csv = dir.join("csv");
-    let out = cessio(&[
-        "generate",
-        "--scale",
-        "0.0001",
-        "--seed",
-        "3",
-        "--csv",
-        csv.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    cessio_bench::generate::to_csv(&csv, PARAMS).unwrap();
     let db = url(&dir);
     let parties = csv.join("soggetti.csv");
     let communications = csv.join("comunicazioni.csv");
@@ -157,15 +158,14 @@ fn export_writes_the_whole_file_or_none() {
     let dir = temp_dir("export");
     let db = url(&dir);
     let csv = dir.join("csv");
-    for target in [
-        ["--database-url", db.as_str()],
-        ["--csv", csv.to_str().unwrap()],
-    ] {
-        let out = cessio(&[
-            "generate", "--scale", "0.0001", "--seed", "3", target[0], target[1],
-        ]);
-        assert!(out.status.success(), "{}", text(&out.stderr));
-    }
+    cessio_bench::generate::to_csv(&csv, PARAMS).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let store = common::open_store(&db, None).await;
+        cessio_bench::generate::to_store(store, PARAMS, 256)
+            .await
+            .unwrap();
+    });
     let parties = std::fs::read_to_string(csv.join("soggetti.csv")).unwrap();
     let bank = parties
         .lines()

@@ -1,4 +1,4 @@
-//! `cessio loadtest`: HTTP load on a running `cessio serve` over loopback, bounded in
+//! `cessio-bench loadtest`: HTTP load on a running `cessio serve` over loopback, bounded in
 //! requests and seconds: F1 Monitoraggio, F4 Lista movimenti and its CSV export of one
 //! party, alternated, from many keep-alive connections. A small HTTP/1.1 client of its own, so the load
 //! generator costs little CPU beside the server on the same machine.
@@ -19,7 +19,7 @@ pub struct LoadtestArgs {
     addr: String,
     /// The register the server uses: a load-test operator is created there if missing.
     #[command(flatten)]
-    db: crate::DbArgs,
+    db: crate::db::DbArgs,
     /// The party whose F1 and F4 are read (default: the national register's largest bank).
     #[arg(long)]
     party: Option<String>,
@@ -165,7 +165,7 @@ fn vm_rss_kib(pid: u32) -> Option<u64> {
 pub async fn run(args: LoadtestArgs) -> Result<()> {
     // An operator may read every party's F1 and F4; created once per register.
     let store = args.db.open().await?;
-    let app = crate::app_for(store, None)?;
+    let app = crate::db::app(store)?;
     if app.login(USER, PASSWORD).await.is_err() {
         app.bootstrap_operator(USER, "Prova di carico", PASSWORD, "24681357")
             .await

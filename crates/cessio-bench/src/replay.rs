@@ -1,4 +1,4 @@
-//! `cessio replay`: the national simulation sent through the app layer as its users would
+//! `cessio-bench replay`: the national simulation sent through the app layer as its users would
 //! send it: studios communicate options for the families and condominiums that delegated
 //! them, builders and banks answer their F3 groups, cede and use F24, each signed in (SPID
 //! by default, password and PIN with `--pin`), with the platform's clock walking through
@@ -313,6 +313,39 @@ impl Replay {
             Err(e) => refusal(e),
         }
     }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ReplayArgs {
+    #[command(flatten)]
+    db: crate::db::DbArgs,
+    #[arg(long, default_value_t = 0.01)]
+    scale: f64,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    #[arg(long, default_value_t = 64)]
+    clients: usize,
+    /// Users sign in with password and confirm every operation with their PIN
+    /// (Argon2 per operation) instead of SPID/CIE.
+    #[arg(long)]
+    pin: bool,
+}
+
+/// The command: the replay on the register, with its figures and the register's size.
+pub async fn command(args: ReplayArgs) -> Result<()> {
+    let store = args.db.open().await?;
+    let params = Params {
+        seed: args.seed,
+        scale: args.scale,
+    };
+    let outcome = run(store.clone(), params, args.clients.max(1), args.pin).await?;
+    outcome.print("replay");
+    let counts = store.counts().await?;
+    println!(
+        "register: {} operations, {} transfers",
+        counts.operations, counts.transfers
+    );
+    Ok(())
 }
 
 /// Builds the register's parties and users, then replays the simulation with `clients`

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use cessio_store::{IdempotencyKey, Store, WriteConfig};
 
-const BIN: &str = env!("CARGO_BIN_EXE_cessio");
+const BIN: &str = env!("CARGO_BIN_EXE_cessio-bench");
 
 /// Runs the writer until it has acknowledged `acks` operations, then SIGKILLs it. Returns
 /// every key it acknowledged (including lines already in the pipe when it died).

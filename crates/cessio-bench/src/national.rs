@@ -1,7 +1,8 @@
 //! A national register in miniature: a seeded, deterministic simulation of the platform
 //! between October 2020 and March 2023, scaled by `--scale` (1.0 ≈ 300,000 parties and
-//! 13.5 million operations, the real platform's size). `cessio generate` writes its stream
-//! straight to the store; `cessio replay` sends the same stream through the app layer.
+//! 13.5 million operations, the real platform's size). `cessio-bench generate` writes its
+//! stream straight to the store; `cessio-bench replay` sends the same stream through the
+//! app layer.
 //!
 //! The simulation decides everything (who communicates what, when each group is answered,
 //! which rate move) from the seed alone, one day at a time, so that concurrent writers can
@@ -419,7 +420,7 @@ fn person_cf(n: u32) -> Result<CodiceFiscale> {
 
 /// An entity's codice fiscale (11 digits, Luhn check digit); condominiums start with 9
 /// as real ones do.
-fn entity_cf(n: u32) -> Result<CodiceFiscale> {
+pub fn entity_cf(n: u32) -> Result<CodiceFiscale> {
     CodiceFiscale::synthetic_entity(n).with_context(|| format!("party {n} past seven digits"))
 }
 
@@ -1394,7 +1395,7 @@ mod tests {
 
     /// The same check at another scale or on other seeds, before generating a dataset
     /// (about 10 s per seed at scale 0.01 in a debug build): `CESSIO_SIM_SCALE=0.01
-    /// CESSIO_SIM_SEEDS=1,2 cargo test -p cessio every_move_names_a_rata_its_party_holds_at_scale
+    /// CESSIO_SIM_SEEDS=1,2 cargo test -p cessio-bench every_move_names_a_rata_its_party_holds_at_scale
     /// -- --ignored --nocapture`.
     #[test]
     #[ignore = "scale and seeds chosen by CESSIO_SIM_SCALE and CESSIO_SIM_SEEDS"]

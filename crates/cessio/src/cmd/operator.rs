@@ -13,7 +13,7 @@ use std::io::{BufRead, IsTerminal};
 use anyhow::{Context, Result};
 use cessio_app::{AppError, check_password, check_pin_format};
 
-use crate::DbArgs;
+use crate::register::{DbArgs, app_for};
 
 pub const PASSWORD_ENV: &str = "CESSIO_OPERATOR_PASSWORD";
 pub const PIN_ENV: &str = "CESSIO_OPERATOR_PIN";
@@ -75,7 +75,7 @@ impl From<AppError> for Refused {
 
 pub async fn run(args: OperatorArgs) -> Result<()> {
     let OperatorCmd::Add { db, username, name } = args.command;
-    let app = crate::app_for(db.open().await?, None)?;
+    let app = app_for(db.open().await?, None)?;
     let outcome = async {
         // The name first, so that nobody types a password for a login that cannot exist.
         app.check_new_username(&username).await?;

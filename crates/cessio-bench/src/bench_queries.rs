@@ -1,4 +1,4 @@
-//! `cessio bench-queries`: builds a register of N operations through the store (group
+//! `cessio-bench bench-queries`: builds a register of N operations through the store (group
 //! commit, many concurrent writers) and times the read functions for its largest holder:
 //! F1 monitoring, F3 grouping, F4 list and export. Prints a Markdown table.
 
@@ -13,12 +13,118 @@ use cessio_core::ledger::{PartyId, TransferKind};
 use cessio_core::money::Cents;
 use cessio_core::time::{FixedClock, RefYear, rome_date};
 use cessio_store::{
-    AccountRef, Command, CreditOrigin, EntryQuery, EntryRole, IdempotencyKey, NewCredit, NewParty,
-    NewRata, Operation, PartyKind, Store, TransferRequest,
+    AccountRef, BackendKind, Command, CreditOrigin, EntryQuery, EntryRole, IdempotencyKey,
+    NewCredit, NewParty, NewRata, Operation, PartyKind, Store, TransferRequest, WriteConfig,
 };
+use cessio_store_postgres::PgStore;
+use cessio_store_sqlite::SqliteStore;
 use chrono::{Datelike, Duration as ChronoDuration, TimeZone, Utc};
 
-use crate::entity_cf;
+use crate::db::drop_schema;
+use crate::national::entity_cf;
+
+#[derive(clap::Args, Debug)]
+pub struct BenchQueriesArgs {
+    #[arg(long, default_value = "sqlite://target/bench/queries.db")]
+    database_url: String,
+    #[arg(long, default_value_t = 1_000_000)]
+    operations: u64,
+    #[arg(long, default_value_t = 20)]
+    runs: usize,
+    /// Build the national register of `cessio-bench generate` at this scale instead (seed
+    /// 1), and time the functions for its largest bank.
+    #[arg(long)]
+    scale: Option<f64>,
+    /// Keep the register afterwards (the PostgreSQL schema is otherwise dropped).
+    #[arg(long)]
+    keep: bool,
+    /// Time the functions on the national register an earlier `--scale … --keep` run
+    /// left in the database, without building a new one.
+    #[arg(long, conflicts_with_all = ["scale", "operations"])]
+    existing: bool,
+}
+
+/// The command: a fresh register (or the one `--existing` names), built and timed.
+pub async fn command(args: BenchQueriesArgs) -> Result<()> {
+    let BenchQueriesArgs {
+        database_url,
+        operations,
+        runs,
+        scale,
+        keep,
+        existing,
+    } = args;
+    let (store, backend, schema): (Arc<dyn Store>, &str, Option<String>) =
+        match cessio_store::backend_kind(&database_url)? {
+            BackendKind::Sqlite => {
+                let path = cessio_store::sqlite_path(&database_url)?;
+                if existing {
+                    anyhow::ensure!(
+                        std::path::Path::new(path).exists(),
+                        "{path}: no register to time (build one with --scale … first)"
+                    );
+                } else {
+                    if let Some(dir) = std::path::Path::new(path).parent() {
+                        std::fs::create_dir_all(dir)?;
+                    }
+                    for ext in ["", "-wal", "-shm"] {
+                        let _ = std::fs::remove_file(format!("{path}{ext}"));
+                    }
+                }
+                (
+                    Arc::new(SqliteStore::open_url(
+                        &database_url,
+                        WriteConfig::default(),
+                    )?),
+                    "sqlite",
+                    None,
+                )
+            }
+            BackendKind::Postgres => {
+                // The national register gets a known schema, so that `cessio serve` can be
+                // load-tested on it afterwards (--keep); a new run replaces it.
+                let schema = if existing {
+                    "bench_national".to_string()
+                } else if scale.is_some() {
+                    drop_schema(&database_url, "bench_national").await?;
+                    "bench_national".to_string()
+                } else {
+                    format!("bench_queries_{}", std::process::id())
+                };
+                (
+                    Arc::new(
+                        PgStore::connect(&database_url, Some(&schema), WriteConfig::default())
+                            .await?,
+                    ),
+                    "postgres",
+                    Some(schema),
+                )
+            }
+        };
+    if existing {
+        println!("| backend | query | result | p50 ms | p99 ms |");
+        println!("|---|---|---|---:|---:|");
+        run_national(store, backend, runs).await?;
+    } else if let Some(scale) = scale {
+        let params = crate::national::Params { seed: 1, scale };
+        let outcome = crate::generate::to_store(store.clone(), params, 256).await?;
+        outcome.print(&format!("generate --scale {scale} ({backend})"));
+        println!();
+        println!("| backend | query | result | p50 ms | p99 ms |");
+        println!("|---|---|---|---:|---:|");
+        run_national(store, backend, runs).await?;
+    } else {
+        println!("| backend | query | result | p50 ms | p99 ms |");
+        println!("|---|---|---|---:|---:|");
+        run(store, backend, operations, runs).await?;
+    }
+    match schema {
+        Some(schema) if keep || existing => eprintln!("kept in schema {schema}"),
+        Some(schema) => drop_schema(&database_url, &schema).await?,
+        None => {}
+    }
+    Ok(())
+}
 
 const HOLDERS: u32 = 2_000;
 const BANKS: u32 = 5;
@@ -242,7 +348,7 @@ pub async fn run(store: Arc<dyn Store>, backend: &str, operations: u64, runs: us
     Ok(())
 }
 
-/// The read functions on a national register (`cessio generate`'s simulation) for its
+/// The read functions on a national register (`cessio-bench generate`'s simulation) for its
 /// largest bank: F1 today (the summary) and at a past date (the history), F3 with and
 /// without filters, F4's list of one day and the CSV export of one month.
 pub async fn run_national(store: Arc<dyn Store>, backend: &str, runs: usize) -> Result<()> {

@@ -1,4 +1,4 @@
-//! `cessio generate`: writes the national simulation (`national.rs`) to a register, day by
+//! `cessio-bench generate`: writes the national simulation (`national.rs`) to a register, day by
 //! day, with many concurrent writers through the store's group commit (the fast path: no
 //! app layer, no users), or to CSV files. Also the day-by-day driver `replay.rs` shares.
 
@@ -21,6 +21,48 @@ use cessio_store::{
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::national::{Line, Params, PartySpec, Simulation, Step};
+
+#[derive(clap::Args, Debug)]
+pub struct GenerateArgs {
+    #[command(flatten)]
+    db: crate::db::DbArgs,
+    #[arg(long, default_value_t = 0.01)]
+    scale: f64,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Operations in flight (group commit takes them together).
+    #[arg(long, default_value_t = 256)]
+    writers: usize,
+    /// Write soggetti.csv and comunicazioni.csv (F8 import format) to this folder
+    /// instead of a register.
+    #[arg(long)]
+    csv: Option<std::path::PathBuf>,
+}
+
+/// The command: the stream to CSV files or to the register, with a summary.
+pub async fn command(args: GenerateArgs) -> Result<()> {
+    let params = Params {
+        seed: args.seed,
+        scale: args.scale,
+    };
+    if let Some(dir) = args.csv {
+        let (parties, rows) = to_csv(&dir, params)?;
+        println!(
+            "wrote {parties} parties and {rows} communications to {}",
+            dir.display()
+        );
+        return Ok(());
+    }
+    let store = args.db.open().await?;
+    let outcome = to_store(store.clone(), params, args.writers.max(1)).await?;
+    outcome.print("generate");
+    let counts = store.counts().await?;
+    println!(
+        "register: {} operations, {} transfers",
+        counts.operations, counts.transfers
+    );
+    Ok(())
+}
 
 /// What running a stream measured.
 #[derive(Debug, Default)]
@@ -576,7 +618,8 @@ pub fn to_csv(dir: &std::path::Path, params: Params) -> Result<(u64, u64)> {
             .from_writer(open(name)?))
     };
     let mut parties = writer("soggetti.csv")?;
-    parties.write_record(crate::parties_csv::HEADER.split(';'))?;
+    // The header `cessio register-parties` expects.
+    parties.write_record(["codice_fiscale", "denominazione", "tipo"])?;
     for p in sim.parties() {
         parties.write_record([p.cf.as_str(), p.name.as_str(), p.role.kind().as_str()])?;
     }

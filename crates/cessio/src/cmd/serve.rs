@@ -1,0 +1,182 @@
+//! `cessio serve`: the web pages and the JSON API on a register (a fresh demo one with
+//! `--demo`), with the clock, strong login, read replica and HTTP limits its flags give.
+
+use anyhow::{Context, Result, bail};
+
+use crate::cmd::operator;
+use crate::register::{DbArgs, app_for, open, parse_local_time};
+use crate::{demo, strong};
+
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    #[arg(long, env = "CESSIO_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// Start from a fresh demo register (cessio-demo.db unless --database-url is given)
+    /// and print its logins.
+    #[arg(long)]
+    demo: bool,
+    /// Fix the platform's clock (Europe/Rome local time, e.g. 2024-04-15T10:00 or
+    /// 2024-04-15T10:00:00), for demonstrations and tests.
+    #[arg(long, env = "CESSIO_CLOCK", value_parser = parse_local_time)]
+    clock: Option<chrono::NaiveDateTime>,
+    /// Mark session cookies Secure (when served over TLS).
+    #[arg(long, env = "CESSIO_SECURE_COOKIES")]
+    secure_cookies: bool,
+    #[command(flatten)]
+    strong: strong::StrongArgs,
+    /// A streaming replica of the database to read F1 Monitoraggio and F4 Lista
+    /// movimenti (and its export) from; writes and their checks stay on the primary.
+    #[arg(long, env = "CESSIO_READ_DATABASE_URL")]
+    read_database_url: Option<String>,
+    /// At start, prepare F1 Monitoraggio of this many parties with the most holdings
+    /// (the largest banks), in the background: their first look takes seconds at
+    /// national scale, and is then not paid by a request. 0 prepares none.
+    #[arg(long, env = "CESSIO_KEEP_MONITORING", default_value_t = 4)]
+    keep_monitoring: usize,
+    #[command(flatten)]
+    http: HttpArgs,
+}
+
+/// What the server allows its clients: connections, time to send headers, and whose
+/// forwarded address it believes.
+#[derive(clap::Args, Debug)]
+pub struct HttpArgs {
+    /// Connections open at once; beyond this, new ones wait in the kernel's queue.
+    #[arg(long, env = "CESSIO_MAX_CONNECTIONS", default_value_t = 4096)]
+    max_connections: usize,
+    /// Seconds a connection has to send a request's headers, from its opening or from the
+    /// previous response (so idle keep-alive connections close after it too).
+    #[arg(long, env = "CESSIO_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    header_timeout_secs: u64,
+    /// Seconds a request (its body included) may take before it is answered 408.
+    #[arg(long, env = "CESSIO_REQUEST_TIMEOUT_SECS", default_value_t = 60)]
+    request_timeout_secs: u64,
+    /// A proxy in front of the server (repeatable): from its address, the last entry of
+    /// X-Forwarded-For is the client the login throttle counts.
+    #[arg(
+        long = "trusted-proxy",
+        env = "CESSIO_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    trusted_proxies: Vec<std::net::IpAddr>,
+}
+
+pub async fn run(args: ServeArgs) -> Result<()> {
+    let mut url = args.db.database_url;
+    if args.demo {
+        if url == "sqlite://cessio.db" {
+            url = "sqlite://cessio-demo.db".into();
+        }
+        if let Ok(path) = cessio_store::sqlite_path(&url) {
+            for ext in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{path}{ext}"));
+            }
+        }
+    }
+    let store = open(&url, args.db.schema.as_deref()).await?;
+    if args.demo {
+        if store.counts().await?.operations > 0 {
+            bail!("--demo needs an empty database; {url} already holds data");
+        }
+        eprintln!("Creazione dei dati dimostrativi...");
+        demo::seed(store.clone()).await?;
+    }
+    // The demo register lives in 2023–2025; on today's date most of its rate would have
+    // expired (R-F24-WINDOW-121), so the demo runs on its own date unless told otherwise.
+    let clock = match (args.clock, args.demo) {
+        (None, true) => {
+            let today = demo::today()?;
+            println!(
+                "Orologio della piattaforma fissato al {} (dimostrazione; --clock per cambiarlo)",
+                today.format("%d/%m/%Y %H:%M")
+            );
+            Some(today)
+        }
+        (clock, _) => clock,
+    };
+    let mut app = app_for(store, clock)?;
+    if !app.has_operator().await? {
+        let hint = operator::first_operator_hint(&url, args.db.schema.as_deref());
+        tracing::warn!(command = %hint, "the register has no operator: nobody can sign in to register users");
+        eprintln!(
+            "Il registro non ha ancora un operatore: nessuno può entrare e registrare soggetti e utenze."
+        );
+        eprintln!(
+            "Per creare il primo (password e PIN chiesti senza eco, oppure da {} e {}):",
+            operator::PASSWORD_ENV,
+            operator::PIN_ENV
+        );
+        eprintln!("  {hint}");
+    }
+    if let Some(replica) = &args.read_database_url {
+        let reads = open(replica, args.db.schema.as_deref())
+            .await
+            .with_context(|| format!("opening the read replica {replica}"))?;
+        app = app.with_read_replica(reads);
+        eprintln!("Letture di monitoraggio e movimenti dalla replica {replica}");
+    }
+    if args.keep_monitoring > 0 {
+        let app = app.clone();
+        tokio::spawn(async move {
+            match app.keep_largest_monitoring(args.keep_monitoring).await {
+                Ok(kept) => {
+                    for (party, holdings, took) in kept {
+                        tracing::info!(
+                            party,
+                            holdings,
+                            seconds = took.as_secs_f64(),
+                            "F1 prepared"
+                        );
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "F1 not prepared at start"),
+            }
+        });
+    }
+    let mut state = cessio_web::WebState::new(app);
+    state.secure_cookies = args.secure_cookies;
+    state.trusted_proxies = args.http.trusted_proxies.clone();
+    state.request_timeout = std::time::Duration::from_secs(args.http.request_timeout_secs.max(1));
+    let limits = cessio_web::ConnectionLimits {
+        max_connections: args.http.max_connections.max(1),
+        header_read_timeout: std::time::Duration::from_secs(args.http.header_timeout_secs.max(1)),
+        ..cessio_web::ConnectionLimits::default()
+    };
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    // Kept alive for as long as the server runs: the demo's identity provider.
+    let mut _provider = None;
+    if let Some((login, provider)) = strong::configure(&args.strong, addr, args.demo).await? {
+        if let Some(p) = &provider {
+            println!("Provider di identità di prova: {}", p.issuer);
+        }
+        state.oidc = Some(login);
+        _provider = provider;
+    }
+    println!("Cessio in ascolto su http://{addr}/  (API: http://{addr}/api/v1/openapi.json)");
+    if args.demo {
+        println!();
+        println!(
+            "Accessi dimostrativi (password {}, PIN {}):",
+            demo::PASSWORD,
+            demo::PIN
+        );
+        for l in demo::LOGINS {
+            println!("  {:<14} {}", l.username, l.who);
+        }
+        println!();
+        println!(
+            "Prova: curl -c /tmp/c -H 'content-type: application/json' -d '{{\"username\":\"banca\",\"password\":\"{}\"}}' http://{addr}/api/v1/session",
+            demo::PASSWORD
+        );
+    }
+    cessio_web::serve(listener, cessio_web::router(state), limits, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
+    Ok(())
+}
