@@ -47,6 +47,8 @@ use tokio_postgres::{Client, Config, GenericClient, NoTls, Row, Statement, Trans
 mod log;
 mod schema;
 
+pub use schema::MIGRATIONS;
+
 #[derive(Debug)]
 pub struct PgStore {
     /// How readers connect (reconnects, `verify`).

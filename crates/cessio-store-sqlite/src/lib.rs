@@ -47,6 +47,8 @@ use cessio_store::log::{API_TOKENS, AUDIT_LOG, OPERATOR_EVENTS, PARTIES, USERS};
 mod log;
 mod schema;
 
+pub use schema::MIGRATIONS;
+
 /// Reads running at once, each on a pooled connection of its own: more would not run faster
 /// on a few cores, and every connection keeps a page cache of its own (64 concurrent HTTP
 /// lists on the 0.1 national register opened 64 connections and took the server to 822 MiB).
