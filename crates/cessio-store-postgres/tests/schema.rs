@@ -286,16 +286,27 @@ fn explained(used: &mut [bool], explains: impl Fn(&Known) -> bool) -> bool {
     found.is_some()
 }
 
+/// What differs between the names the two sides hold, if anything.
+fn differing_names<V>(
+    what: &str,
+    sqlite: &BTreeMap<String, V>,
+    postgres: &BTreeMap<String, V>,
+) -> Option<String> {
+    let names = |m: &BTreeMap<String, V>| m.keys().cloned().collect::<Vec<_>>();
+    (names(sqlite) != names(postgres)).then(|| {
+        format!(
+            "{what}: SQLite has {:?}, PostgreSQL {:?}",
+            names(sqlite),
+            names(postgres)
+        )
+    })
+}
+
 /// The first difference between the two schemas that [`KNOWN`] does not explain, marking
 /// in `used` the entries that explained one.
 fn first_difference(sqlite: &Schema, postgres: &Schema, used: &mut [bool]) -> Option<String> {
-    let names = |s: &Schema| s.tables.keys().cloned().collect::<Vec<_>>();
-    if names(sqlite) != names(postgres) {
-        return Some(format!(
-            "tables: SQLite has {:?}, PostgreSQL {:?}",
-            names(sqlite),
-            names(postgres)
-        ));
+    if let Some(difference) = differing_names("tables", &sqlite.tables, &postgres.tables) {
+        return Some(difference);
     }
     for (name, lite) in &sqlite.tables {
         let pg = &postgres.tables[name];
@@ -342,13 +353,8 @@ fn first_difference(sqlite: &Schema, postgres: &Schema, used: &mut [bool]) -> Op
             ));
         }
     }
-    let indexes = |s: &Schema| s.indexes.keys().cloned().collect::<Vec<_>>();
-    if indexes(sqlite) != indexes(postgres) {
-        return Some(format!(
-            "named indexes: SQLite has {:?}, PostgreSQL {:?}",
-            indexes(sqlite),
-            indexes(postgres)
-        ));
+    if let Some(difference) = differing_names("named indexes", &sqlite.indexes, &postgres.indexes) {
+        return Some(difference);
     }
     for (name, lite) in &sqlite.indexes {
         let pg = &postgres.indexes[name];
