@@ -58,6 +58,7 @@ use cessio_core::ledger::{
 use cessio_core::money::Cents;
 use cessio_store::engine::TransferRow;
 use cessio_store::{AccountRef, HoldingQuery, IdempotencyKey, NewUser, Party, Role};
+use cessio_test_support::{SplitMix64, env_or};
 use chrono::NaiveDate;
 use support::*;
 
@@ -79,39 +80,6 @@ const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 const PHASES: [(i32, u32, u32); 2] = [(2022, 3, 2), (2023, 10, 2)];
 /// The codes of the split-eligible Superbonus rate of the workload (R-SPLIT-ELIGIBLE).
 const SPLITTABLE_CODES: &[&str] = &["7701", "7711"];
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// SplitMix64: small, seeded, reproducible.
-#[derive(Debug, Clone)]
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        usize::try_from(self.next() % u64::try_from(n.max(1)).unwrap()).unwrap()
-    }
-
-    fn chance(&mut self, one_in: u64) -> bool {
-        self.next().is_multiple_of(one_in)
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> Option<&'a T> {
-        (!items.is_empty()).then(|| &items[self.below(items.len())])
-    }
-}
 
 /// The kinds of operation the clients perform, with their weights.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -160,10 +128,10 @@ impl OpKind {
         }
     }
 
-    fn random(rng: &mut Rng, phase: usize) -> OpKind {
+    fn random(rng: &mut SplitMix64, phase: usize) -> OpKind {
         let mix = MIX.iter().filter(|(k, _)| k.in_phase(phase));
         let total: usize = mix.clone().map(|(_, w)| w).sum();
-        let mut x = rng.below(total);
+        let mut x = rng.below_usize(total);
         for (kind, w) in mix {
             if x < *w {
                 return *kind;
@@ -460,13 +428,13 @@ fn scoped(who: &Principal, key: &str) -> IdempotencyKey {
 
 /// Reads what the actor could do and builds a request of the kind, or None when there is
 /// nothing to do of that kind right now.
-async fn choose(w: &World, rng: &mut Rng, kind: OpKind) -> Option<Request> {
+async fn choose(w: &World, rng: &mut SplitMix64, kind: OpKind) -> Option<Request> {
     let hot = w.hot();
     // Another hot party than `actor`.
-    let other = |rng: &mut Rng, actor: usize| {
-        hot.start + (actor - hot.start + 1 + rng.below(hot.len() - 1)) % hot.len()
+    let other = |rng: &mut SplitMix64, actor: usize| {
+        hot.start + (actor - hot.start + 1 + rng.below_usize(hot.len() - 1)) % hot.len()
     };
-    let actor = hot.start + rng.below(hot.len());
+    let actor = hot.start + rng.below_usize(hot.len());
     let me = &w.actors[actor];
     let app = &w.app;
     match kind {
@@ -503,14 +471,14 @@ async fn choose(w: &World, rng: &mut Rng, kind: OpKind) -> Option<Request> {
             }
             let to = other(rng, actor);
             let mut rows: Vec<_> = cedible.iter().collect();
-            let n = 1 + rng.below(3.min(rows.len()));
+            let n = 1 + rng.below_usize(3.min(rows.len()));
             let mut lines = Vec::with_capacity(n);
             for _ in 0..n {
-                let h = rows.swap_remove(rng.below(rows.len()));
+                let h = rows.swap_remove(rng.below_usize(rows.len()));
                 assert!(h.partial_allowed, "non-tracciabile: {h:?}");
                 let amount = (kind == OpKind::CedePartial).then(|| {
                     let max = u64::try_from(h.max_cedibile.get()).unwrap();
-                    Cents::new(i64::try_from(1 + rng.next() % max).unwrap())
+                    Cents::new(i64::try_from(1 + rng.next_u64() % max).unwrap())
                 });
                 lines.push(CessionLine {
                     rata: h.rata,
@@ -564,10 +532,10 @@ async fn choose(w: &World, rng: &mut Rng, kind: OpKind) -> Option<Request> {
             if rows.is_empty() {
                 return None;
             }
-            let n = 1 + rng.below(2.min(rows.len()));
+            let n = 1 + rng.below_usize(2.min(rows.len()));
             let mut lines = Vec::with_capacity(n);
             for _ in 0..n {
-                let r = rows.swap_remove(rng.below(rows.len()));
+                let r = rows.swap_remove(rng.below_usize(rows.len()));
                 assert_eq!(r.year, w.year(), "usable today: {r:?}");
                 // Mostly a small part of what is usable, so that F24s do not drain the
                 // register; now and then all of it, to race cessions for the last cent.
@@ -575,7 +543,7 @@ async fn choose(w: &World, rng: &mut Rng, kind: OpKind) -> Option<Request> {
                 let amount = if rng.chance(10) {
                     max
                 } else {
-                    1 + rng.next() % max.min(20_000)
+                    1 + rng.next_u64() % max.min(20_000)
                 };
                 lines.push(F24LineInput {
                     codice_tributo: r.codice_tributo.clone(),
@@ -621,7 +589,7 @@ async fn choose(w: &World, rng: &mut Rng, kind: OpKind) -> Option<Request> {
             let amount = if rng.chance(6) {
                 max
             } else {
-                1 + rng.next() % max
+                1 + rng.next_u64() % max
             };
             Some(Request::Split {
                 actor,
@@ -646,10 +614,11 @@ async fn choose(w: &World, rng: &mut Rng, kind: OpKind) -> Option<Request> {
 async fn client(w: Arc<World>, id: usize, seed: u64, ops: u64) {
     let phase = w.phase.load(Ordering::Acquire);
     let epoch = w.epoch.load(Ordering::Acquire);
-    let mut rng = Rng(seed
-        ^ (id as u64).wrapping_mul(0x0123_4567_89AB_CDEF)
-        ^ (phase as u64).wrapping_mul(31)
-        ^ (epoch as u64).wrapping_mul(0x9E37_79B9));
+    let mut rng = SplitMix64::new(
+        seed ^ (id as u64).wrapping_mul(0x0123_4567_89AB_CDEF)
+            ^ (phase as u64).wrapping_mul(31)
+            ^ (epoch as u64).wrapping_mul(0x9E37_79B9),
+    );
     for step in 0..ops {
         w.steps.fetch_add(1, Ordering::Relaxed);
         let kind = OpKind::random(&mut rng, phase);
@@ -657,7 +626,7 @@ async fn client(w: Arc<World>, id: usize, seed: u64, ops: u64) {
             *w.skipped.lock().unwrap().entry(kind).or_default() += 1;
             continue;
         };
-        let key = format!("bank-{phase}-{epoch}-{id}-{step}-{:x}", rng.next());
+        let key = format!("bank-{phase}-{epoch}-{id}-{step}-{:x}", rng.next_u64());
         let who = &w.actors[req.actor()].who;
         // Now and then the same request twice at once under one key: one application.
         let concurrent = rng.chance(40);

@@ -50,7 +50,7 @@ fn to_cf(rata: i64, cf: &str) -> CessionLine {
 
 async fn r_cf_exists_malformed_cf_is_cf_invalid(t: TestApp) {
     let (x, rate) = eco(&t).await;
-    let mut bad = entity_cf(2);
+    let mut bad = entity_cf(2).to_string();
     bad.replace_range(10.., if bad.ends_with('0') { "1" } else { "0" });
     for cf in [bad.as_str(), "1234", "RSSMRA85T10A562"] {
         let e = t
@@ -65,7 +65,7 @@ async fn r_cf_exists_malformed_cf_is_cf_invalid(t: TestApp) {
 async fn r_cf_exists_unregistered_cf_is_cf_unknown(t: TestApp) {
     let (x, rate) = eco(&t).await;
     let e = t
-        .cede(&x.h, &x.holder, &[to_cf(rate[0], &entity_cf(777))])
+        .cede(&x.h, &x.holder, &[to_cf(rate[0], entity_cf(777).as_str())])
         .await
         .unwrap_err();
     assert_eq!((e.code(), e.rule()), ("cf_unknown", Some("R-CF-EXISTS")));
@@ -82,7 +82,7 @@ async fn r_cf_exists_check_cf_reports_flags_without_name(t: TestApp) {
         (c.cf.as_str(), true, true)
     );
     assert_eq!(ok.message, None);
-    let unknown = t.app.check_cf(&entity_cf(777)).await.unwrap();
+    let unknown = t.app.check_cf(entity_cf(777).as_str()).await.unwrap();
     assert_eq!((unknown.valid, unknown.registered), (true, false));
     assert!(unknown.message.as_deref().unwrap().contains("R-CF-EXISTS"));
     let bad = t.app.check_cf("0000000000X").await.unwrap();
@@ -303,7 +303,7 @@ async fn f2_bulk_cession_with_one_bad_row_applies_nothing(t: TestApp) {
     let (x, rate) = eco(&t).await;
     let before = t.cedible(&x.h, &x.holder).await;
     let mut lines: Vec<_> = rate.iter().map(|r| line(*r, &x.c, None)).collect();
-    lines[7].cessionario_cf = entity_cf(777);
+    lines[7].cessionario_cf = entity_cf(777).to_string();
     assert_eq!(code(t.cede(&x.h, &x.holder, &lines).await), "cf_unknown");
     lines[7] = line(rate[7], &x.c, Some(0));
     assert_eq!(

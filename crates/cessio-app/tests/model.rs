@@ -31,6 +31,7 @@ use cessio_app::{CessionLine, IncomingFilter, OptionInput};
 use cessio_core::ledger::RataId;
 use cessio_core::money::Cents;
 use cessio_store::{Party, PartyKind};
+use cessio_test_support::env_or;
 use chrono::{Datelike, Duration, NaiveDate, Weekday};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
@@ -678,15 +679,8 @@ async fn run_case(t: TestApp, steps: Vec<Step>) -> Result<(), String> {
     Ok(())
 }
 
-fn env_or(name: &str, default: u32) -> u32 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn run_property(cases: u32, postgres: bool) {
-    let steps = usize::try_from(env_or("CESSIO_MODEL_STEPS", 30)).unwrap();
+    let steps: usize = env_or("CESSIO_MODEL_STEPS", 30);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -725,12 +719,7 @@ fn model_and_app_agree_on_outcomes_and_balances_sqlite() {
 
 #[test]
 fn model_and_app_agree_on_outcomes_and_balances_postgres() {
-    if std::env::var("CESSIO_TEST_DATABASE_URL").is_ok_and(|u| !u.is_empty()) {
+    if cessio_test_support::postgres_url().is_some() {
         run_property(env_or("CESSIO_MODEL_CASES_POSTGRES", 4), true);
-    } else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CESSIO_TEST_DATABASE_URL must be set in CI"
-        );
     }
 }

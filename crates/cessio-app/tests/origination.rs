@@ -529,7 +529,7 @@ async fn f8_invalid_communications_refused(t: TestApp) {
         ),
         (
             OptionInput {
-                holder_cf: entity_cf(777),
+                holder_cf: entity_cf(777).to_string(),
                 ..base.clone()
             },
             "cf_unknown",

@@ -44,6 +44,8 @@ mod writer;
 
 use writer::{load_head, writer_loop};
 
+pub use schema::MIGRATIONS;
+
 #[derive(Debug)]
 pub struct PgStore {
     /// How readers connect (reconnects, `verify`).

@@ -12,20 +12,6 @@ use cessio_store_postgres::PgStore;
 
 static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
-fn url() -> Option<String> {
-    match std::env::var("CESSIO_TEST_DATABASE_URL") {
-        Ok(u) if !u.is_empty() => Some(u),
-        _ => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CESSIO_TEST_DATABASE_URL must be set in CI: the PostgreSQL suite may not be skipped"
-            );
-            eprintln!("skipped: CESSIO_TEST_DATABASE_URL is not set");
-            None
-        }
-    }
-}
-
 fn schema_name() -> String {
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let nanos = std::time::SystemTime::now()
@@ -36,7 +22,7 @@ fn schema_name() -> String {
 }
 
 async fn fresh_with_schema() -> Option<(DynStore, String, String)> {
-    let url = url()?;
+    let url = cessio_test_support::postgres_url()?;
     let schema = schema_name();
     let store = PgStore::connect(&url, Some(&schema), WriteConfig::default())
         .await
@@ -112,7 +98,7 @@ async fn bad_urls_and_unreachable_servers_get_clear_errors() {
 /// SPEC §9, no error without a reason one can act on.
 #[tokio::test]
 async fn database_errors_carry_the_servers_reason() {
-    let Some(url) = url() else {
+    let Some(url) = cessio_test_support::postgres_url() else {
         return;
     };
     let e = PgStore::connect(&url, Some("pg_reserved"), WriteConfig::default())
@@ -133,13 +119,13 @@ async fn reconnects_after_the_server_drops_its_connections() {
     };
     let (rata, _) = seed_history(&store).await;
     let a = store
-        .party_by_cf(&cessio_store::contract::entity_cf(1))
+        .party_by_cf(&cessio_test_support::entity_cf(1))
         .await
         .unwrap()
         .unwrap()
         .id;
     let b = store
-        .party_by_cf(&cessio_store::contract::entity_cf(2))
+        .party_by_cf(&cessio_test_support::entity_cf(2))
         .await
         .unwrap()
         .unwrap()
@@ -192,7 +178,8 @@ async fn reconnects_after_the_server_drops_its_connections() {
 /// connection dropped under them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lost_connection_is_database_unavailable_and_retryable() {
-    use cessio_store::contract::{cede, entity_cf, op};
+    use cessio_store::contract::{cede, op};
+    use cessio_test_support::entity_cf;
     let Some((store, url, schema)) = fresh_with_schema().await else {
         return;
     };

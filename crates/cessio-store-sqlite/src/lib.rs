@@ -43,6 +43,8 @@ mod writer;
 
 use writer::{load_head, writer_loop};
 
+pub use schema::MIGRATIONS;
+
 /// Reads running at once, each on a pooled connection of its own: more would not run faster
 /// on a few cores, and every connection keeps a page cache of its own (64 concurrent HTTP
 /// lists on the 0.1 national register opened 64 connections and took the server to 822 MiB).

@@ -4,8 +4,9 @@ use rusqlite::Connection;
 
 use cessio_store::StoreError;
 
-/// Each entry is one migration; never edit a published one, append a new one.
-const MIGRATIONS: &[&str] = &[
+/// Each entry is one migration; never edit a published one, append a new one. Public for
+/// the test that compares the two backends' schemas after every migration.
+pub const MIGRATIONS: &[&str] = &[
     r"
 CREATE TABLE ledger_head (
     id INTEGER PRIMARY KEY CHECK (id = 1),

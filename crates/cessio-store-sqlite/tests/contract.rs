@@ -101,13 +101,13 @@ async fn reopening_keeps_everything_and_continues_the_chain() {
     let counts = store.counts().await.unwrap();
     assert_eq!(counts.transfers, 6);
     let a = store
-        .party_by_cf(&cessio_store::contract::entity_cf(1))
+        .party_by_cf(&cessio_test_support::entity_cf(1))
         .await
         .unwrap()
         .unwrap()
         .id;
     let b = store
-        .party_by_cf(&cessio_store::contract::entity_cf(2))
+        .party_by_cf(&cessio_test_support::entity_cf(2))
         .await
         .unwrap()
         .unwrap()

@@ -12,6 +12,7 @@ use cessio_core::cf::CodiceFiscale;
 use cessio_core::ledger::{AccountKind, PartyId, RataId, TransferId, TransferKind};
 use cessio_core::money::Cents;
 use cessio_core::time::RefYear;
+use cessio_test_support::{SplitMix64, entity_cf};
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 
 use crate::{
@@ -71,11 +72,6 @@ macro_rules! contract_tests {
 }
 
 pub type DynStore = Arc<dyn Store>;
-
-/// A valid 11-digit codice fiscale for test party `n` (n ≥ 1).
-pub fn entity_cf(n: u32) -> CodiceFiscale {
-    CodiceFiscale::synthetic_entity(n).unwrap()
-}
 
 pub fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2024, 3, 1, 9, 0, 0).unwrap()
@@ -1118,15 +1114,9 @@ pub async fn f1_summary_equals_the_history_after_random_concurrent_operations(st
     for w in 0..WRITERS {
         let (store, parties) = (store.clone(), parties.clone());
         tasks.push(tokio::spawn(async move {
-            // SplitMix64, one stream per writer: the same operations on every run.
-            let mut state = 0x5EED_u64 + w;
-            let mut next = move |n: u64| {
-                state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-                let mut z = state;
-                z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-                z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-                (z ^ (z >> 31)) % n
-            };
+            // One seeded stream per writer: the same operations on every run.
+            let mut rng = SplitMix64::new(0x5EED_u64 + w);
+            let mut next = move |n: u64| rng.below(n);
             let pick = |i: u64| parties[usize::try_from(i).unwrap()];
             let holder = pick(next(u64::from(PARTIES)));
             let issued = store

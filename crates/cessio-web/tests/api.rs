@@ -451,11 +451,11 @@ async fn f8_bulk_import_reports_each_row_and_imports_nothing_twice() {
          {FAMILY};bonus_facciate;2021;cessione;{BANK};1000,00;2022-03-11;A3\r\n"
     );
     let send = |body: String| {
-        let req = format!(
-            "POST /api/v1/communications/bulk HTTP/1.1\r\nHost: t\r\nConnection: close\r\nCookie: {op}\r\nContent-Type: text/csv\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        s.raw(req)
+        s.send(
+            Request::post("/api/v1/communications/bulk")
+                .header("Cookie", &op)
+                .body("text/csv", body),
+        )
     };
     let r = send(csv.clone()).await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));

@@ -9,34 +9,20 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{COMPANY, PASSWORD, Server};
+use support::{COMPANY, PASSWORD, Reply, Request, Server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-fn get(path: &str, extra: &str) -> String {
-    format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n{extra}\r\n")
-}
-
-fn post_form(path: &str, cookie: &str, body: &str) -> String {
-    format!(
-        "POST {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nCookie: {cookie}\r\n\
-         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-}
-
-fn login_json(user: &str, password: &str, forwarded_for: &str) -> String {
-    let body = json!({ "username": user, "password": password }).to_string();
-    format!(
-        "POST /api/v1/session HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\
-         X-Forwarded-For: {forwarded_for}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
+fn login_json(user: &str, password: &str, forwarded_for: &str) -> Request {
+    Request::post("/api/v1/session")
+        .header("X-Forwarded-For", forwarded_for)
+        .json(&json!({ "username": user, "password": password }).to_string())
 }
 
 /// The login page's form token and the cookie that binds it.
 async fn login_form(server: &Server, dopo: &str) -> (String, String) {
-    let r = server.raw(get(&format!("/accesso?dopo={dopo}"), "")).await;
+    let r = server
+        .send(Request::get(&format!("/accesso?dopo={dopo}")))
+        .await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     let cookie = r
         .header("set-cookie")
@@ -71,7 +57,7 @@ async fn a_login_target_with_control_characters_or_another_origin_goes_home() {
     for target in HOSTILE_TARGETS {
         // The page: never a server error, and the form carries "/" onward.
         let r = server
-            .raw(get(&format!("/accesso?dopo={target}"), ""))
+            .send(Request::get(&format!("/accesso?dopo={target}")))
             .await;
         assert_eq!(r.status, 200, "GET /accesso?dopo={target}");
         let html = String::from_utf8_lossy(&r.body);
@@ -82,7 +68,7 @@ async fn a_login_target_with_control_characters_or_another_origin_goes_home() {
         // The form: signed in, then sent to "/" and nowhere else.
         let (cookie, token) = login_form(&server, "/").await;
         let body = format!("csrf={token}&username=famiglia&password={PASSWORD}&dopo={target}");
-        let r = server.raw(post_form("/accesso", &cookie, &body)).await;
+        let r = server.form("/accesso", Some(&cookie), &body).await;
         assert_eq!(r.status, 303, "POST /accesso dopo={target}");
         assert_eq!(
             r.header("location"),
@@ -94,20 +80,14 @@ async fn a_login_target_with_control_characters_or_another_origin_goes_home() {
     let session = server.login("famiglia").await;
     for target in HOSTILE_TARGETS {
         let r = server
-            .raw(get(
-                &format!("/accesso?dopo={target}"),
-                &format!("Cookie: {session}\r\n"),
-            ))
+            .page(&format!("/accesso?dopo={target}"), Some(&session))
             .await;
         assert_eq!(r.status, 303, "signed in, GET /accesso?dopo={target}");
         assert_eq!(r.header("location"), Some("/"), "signed in, dopo={target}");
     }
     // A path of this site still works.
     let r = server
-        .raw(get(
-            "/accesso?dopo=%2Fsoggetti%3Fq%3D1",
-            &format!("Cookie: {session}\r\n"),
-        ))
+        .page("/accesso?dopo=%2Fsoggetti%3Fq%3D1", Some(&session))
         .await;
     assert_eq!(r.header("location"), Some("/soggetti?q=1"));
 }
@@ -130,7 +110,7 @@ async fn login_flood_from_one_client_is_throttled_whatever_the_usernames() {
     let mut first_refused = None;
     for i in 0..60 {
         let r = server
-            .raw(login_json(&format!("nobody{i}"), "x", "203.0.113.7"))
+            .send(login_json(&format!("nobody{i}"), "x", "203.0.113.7"))
             .await;
         if r.status == 429 {
             assert_eq!(r.json()["code"], "too_many_attempts");
@@ -151,7 +131,7 @@ async fn login_flood_from_one_client_is_throttled_whatever_the_usernames() {
     );
     // Another client is not affected.
     let r = server
-        .raw(login_json("banca", PASSWORD, "198.51.100.20"))
+        .send(login_json("banca", PASSWORD, "198.51.100.20"))
         .await;
     assert_eq!(r.status, 200);
 }
@@ -161,23 +141,28 @@ async fn a_stranger_guessing_a_password_cannot_lock_the_owner_out() {
     let server = behind_proxy().await;
     for _ in 0..15 {
         let _ = server
-            .raw(login_json("banca", "wrong", "203.0.113.7"))
+            .send(login_json("banca", "wrong", "203.0.113.7"))
             .await;
     }
     let r = server
-        .raw(login_json("banca", PASSWORD, "203.0.113.7"))
+        .send(login_json("banca", PASSWORD, "203.0.113.7"))
         .await;
     assert_eq!(r.status, 429, "the guesser is throttled on that username");
     let r = server
-        .raw(login_json("banca", PASSWORD, "198.51.100.20"))
+        .send(login_json("banca", PASSWORD, "198.51.100.20"))
         .await;
     assert_eq!(r.status, 200, "the owner, from elsewhere, signs in");
     // The page form shares the same throttle and says how long to wait.
     let (cookie, token) = login_form(&server, "/").await;
     let body = format!("csrf={token}&username=banca&password={PASSWORD}&dopo=/");
-    let mut req = post_form("/accesso", &cookie, &body);
-    req = req.replacen("Cookie:", "X-Forwarded-For: 203.0.113.7\r\nCookie:", 1);
-    let r = server.raw(req).await;
+    let r = server
+        .send(
+            Request::post("/accesso")
+                .header("X-Forwarded-For", "203.0.113.7")
+                .header("Cookie", &cookie)
+                .form(&body),
+        )
+        .await;
     assert_eq!(r.status, 429);
     assert!(String::from_utf8_lossy(&r.body).contains("Troppi tentativi di accesso"));
 }
@@ -190,7 +175,7 @@ async fn a_forwarded_address_from_an_untrusted_peer_is_ignored() {
         let mut refused = 0;
         for i in 0..40 {
             let r = server
-                .raw(login_json(
+                .send(login_json(
                     &format!("u{i}"),
                     "x",
                     &format!("198.51.100.{i}"),
@@ -212,29 +197,18 @@ async fn huge_usernames_are_answered_like_any_failed_login() {
     let huge = "u".repeat(512 * 1024);
     for i in 0..20 {
         let r = server
-            .raw(login_json(&huge, "x", &format!("198.51.100.{i}")))
+            .send(login_json(&huge, "x", &format!("198.51.100.{i}")))
             .await;
         assert_eq!(r.status, 401);
     }
-    let r = server.raw(get("/healthz", "")).await;
+    let r = server.page("/healthz", None).await;
     assert_eq!(r.status, 200);
 }
 
 async fn healthz_ms(addr: std::net::SocketAddr) -> f64 {
     let started = Instant::now();
-    let mut s = tokio::net::TcpStream::connect(addr)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    s.write_all(get("/healthz", "").as_bytes())
-        .await
-        .unwrap_or_default();
-    let mut buf = Vec::new();
-    let _ = s.read_to_end(&mut buf).await;
-    assert!(
-        buf.starts_with(b"HTTP/1.1 200"),
-        "{}",
-        String::from_utf8_lossy(&buf)
-    );
+    let r = Request::get("/healthz").send(addr).await;
+    assert_eq!(r.map(|r| r.status), Some(200));
     started.elapsed().as_secs_f64() * 1000.0
 }
 
@@ -411,7 +385,7 @@ async fn every_api_response_and_page_is_not_cached_nor_sniffed() {
         r.status
     );
     for page in ["/accesso", "/healthz", "/metrics", "/api/v1"] {
-        let r = server.raw(get(page, "")).await;
+        let r = server.page(page, None).await;
         assert_eq!(r.header("cache-control"), Some("no-store"), "{page}");
         assert_eq!(
             r.header("x-content-type-options"),
@@ -422,7 +396,7 @@ async fn every_api_response_and_page_is_not_cached_nor_sniffed() {
 }
 
 /// Sends `request` and reads one response by its Content-Length, not to the close.
-async fn response_only(server: &Server, request: String) -> support::Reply {
+async fn response_only(server: &Server, request: String) -> Reply {
     let mut s = tokio::net::TcpStream::connect(server.addr)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -450,10 +424,11 @@ async fn response_only(server: &Server, request: String) -> support::Reply {
             }
         }
     }
-    support::Reply::parse(&buf)
+    Reply::parse(&buf)
+        .unwrap_or_else(|| panic!("no complete answer: {}", String::from_utf8_lossy(&buf)))
 }
 
-fn assert_problem(r: &support::Reply, status: u16, code: &str, what: &str) {
+fn assert_problem(r: &Reply, status: u16, code: &str, what: &str) {
     assert_eq!(
         r.status,
         status,
@@ -592,11 +567,11 @@ async fn a_bulk_import_cut_by_the_deadline_says_what_to_do_without_promising_a_k
         ));
     }
     let r = server
-        .raw(format!(
-            "POST /api/v1/communications/bulk HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\
-             Authorization: Bearer {token}\r\nContent-Type: text/csv\r\nContent-Length: {}\r\n\r\n{csv}",
-            csv.len()
-        ))
+        .send(
+            Request::post("/api/v1/communications/bulk")
+                .header("Authorization", &format!("Bearer {token}"))
+                .body("text/csv", csv),
+        )
         .await;
     assert_problem(&r, 408, "request_timeout", "bulk past the deadline");
     let detail = r.json()["detail"].as_str().unwrap_or_default().to_string();
@@ -620,19 +595,15 @@ async fn login_flood_figures() {
             flood.push(tokio::spawn(async move {
                 let (mut sent, mut throttled) = (0u64, 0u64);
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else {
-                        continue;
-                    };
-                    let req = login_json(
+                    let r = login_json(
                         &format!("u{sent}"),
                         "wrong",
                         &format!("198.51.{}.{}", c / 250, c % 250),
-                    );
-                    let _ = s.write_all(req.as_bytes()).await;
-                    let mut buf = Vec::new();
-                    let _ = s.read_to_end(&mut buf).await;
+                    )
+                    .send(addr)
+                    .await;
                     sent += 1;
-                    throttled += u64::from(buf.starts_with(b"HTTP/1.1 429"));
+                    throttled += u64::from(r.is_some_and(|r| r.status == 429));
                 }
                 (sent, throttled)
             }));

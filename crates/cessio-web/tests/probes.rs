@@ -13,8 +13,6 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cessio_app::App;
-use cessio_core::catalogue::Catalogue;
 use cessio_core::time::FixedClock;
 use cessio_store::WriteConfig;
 use cessio_store_postgres::PgStore;
@@ -162,16 +160,8 @@ fn through(url: &str, addr: std::net::SocketAddr) -> (std::net::SocketAddr, Stri
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_names_the_lost_database_while_liveness_still_answers() {
-    let url = match std::env::var("CESSIO_TEST_DATABASE_URL") {
-        Ok(u) if !u.is_empty() => u,
-        _ => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CESSIO_TEST_DATABASE_URL must be set in CI: the PostgreSQL tests may not be skipped"
-            );
-            eprintln!("skipped: CESSIO_TEST_DATABASE_URL is not set");
-            return;
-        }
+    let Some(url) = cessio_test_support::postgres_url() else {
+        return;
     };
     let (upstream, _) = through(&url, "127.0.0.1:1".parse().unwrap());
     let relay = Relay::start(upstream).await;
@@ -181,20 +171,8 @@ async fn readiness_names_the_lost_database_while_liveness_still_answers() {
         .await
         .unwrap();
     let clock = FixedClock::at_rome(2024, 3, 1, 10, 0);
-    let app = App::new(
-        Arc::new(store),
-        Arc::new(clock.clone()),
-        Arc::new(Catalogue::builtin().unwrap()),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(cessio_web::serve(
-        listener,
-        cessio_web::router(cessio_web::WebState::new(app.clone())),
-        cessio_web::ConnectionLimits::default(),
-        std::future::pending(),
-    ));
-    let s = Server { addr, app, clock };
+    let app = Server::app(Arc::new(store), &clock);
+    let s = Server::serve(app, clock, |_| {}, cessio_web::ConnectionLimits::default()).await;
 
     let r = s.call("GET", "/readyz", None, None, None).await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));

@@ -16,22 +16,9 @@ use cessio_core::time::FixedClock;
 use cessio_store::{Store, WriteConfig};
 use cessio_store_postgres::PgStore;
 use cessio_store_sqlite::SqliteStore;
+use cessio_test_support::postgres_url;
 use serde_json::json;
 use support::{BANK, COMPANY, PIN, Reply, Server};
-
-fn pg_url() -> Option<String> {
-    match std::env::var("CESSIO_TEST_DATABASE_URL") {
-        Ok(u) if !u.is_empty() => Some(u),
-        _ => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CESSIO_TEST_DATABASE_URL must be set in CI: the PostgreSQL half may not be skipped"
-            );
-            eprintln!("skipped: CESSIO_TEST_DATABASE_URL is not set");
-            None
-        }
-    }
-}
 
 fn pg_schema() -> String {
     let nanos = std::time::SystemTime::now()
@@ -66,14 +53,6 @@ fn hidden(page: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
     let start = page.find(&marker).unwrap() + marker.len();
     page[start..].split('"').next().unwrap().to_string()
-}
-
-async fn form(s: &Server, path: &str, cookie: &str, body: &str) -> Reply {
-    s.raw(format!(
-        "POST {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nCookie: {cookie}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    ))
-    .await
 }
 
 async fn cedible_rate(s: &Server, cookie: &str) -> Vec<i64> {
@@ -154,7 +133,9 @@ async fn one_register_two_servers(a: &Server, b: &Server) {
         .await;
     assert_eq!(home.status, 200);
     let csrf = hidden(&text(&home), "csrf");
-    let r = form(b, "/esci", &cookie, &format!("csrf={csrf}")).await;
+    let r = b
+        .form("/esci", Some(&cookie), &format!("csrf={csrf}"))
+        .await;
     assert_eq!(r.status, 303, "{}", text(&r));
     let r = a.call("GET", "/api/v1/me", Some(&cookie), None, None).await;
     assert_eq!(r.status, 401, "A refuses the cookie B signed out");
@@ -219,7 +200,7 @@ async fn one_register_two_servers(a: &Server, b: &Server) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_two_servers_share_sessions_and_the_register() {
-    let Some(url) = pg_url() else {
+    let Some(url) = postgres_url() else {
         return;
     };
     let schema = pg_schema();
@@ -317,7 +298,7 @@ async fn a_restart_keeps_the_session() {
 /// A stranger's failed logins count on every server: the throttle's windows are shared.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_the_login_throttle_counts_across_servers() {
-    let Some(url) = pg_url() else {
+    let Some(url) = postgres_url() else {
         return;
     };
     let schema = pg_schema();
@@ -464,7 +445,7 @@ async fn sqlite_a_strong_login_started_on_one_server_returns_to_the_other() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_a_strong_login_started_on_one_server_returns_to_the_other() {
-    let Some(url) = pg_url() else {
+    let Some(url) = postgres_url() else {
         return;
     };
     let schema = pg_schema();
@@ -487,7 +468,7 @@ async fn login_throttle_figures() {
         "sqlite",
         Arc::new(SqliteStore::open(&support::temp_db(), WriteConfig::default()).unwrap()),
     )];
-    if let Some(url) = pg_url() {
+    if let Some(url) = postgres_url() {
         stores.push((
             "postgres",
             Arc::new(

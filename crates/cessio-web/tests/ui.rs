@@ -50,24 +50,6 @@ const FORMS: &[(&str, &str)] = &[
     ),
 ];
 
-impl Server {
-    async fn form(&self, path: &str, cookie: Option<&str>, body: &str) -> Reply {
-        let mut req = format!("POST {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
-        if let Some(c) = cookie {
-            req.push_str(&format!("Cookie: {c}\r\n"));
-        }
-        req.push_str(&format!(
-            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        ));
-        self.raw(req).await
-    }
-
-    async fn page(&self, path: &str, cookie: Option<&str>) -> Reply {
-        self.call("GET", path, cookie, None, None).await
-    }
-}
-
 fn html(r: &Reply) -> String {
     String::from_utf8_lossy(&r.body).to_string()
 }

@@ -36,8 +36,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use cessio_store::{IdempotencyKey, Store};
+use cessio_test_support::http::{Reply, Request as HttpRequest};
+use cessio_test_support::{SplitMix64, env_or};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const BIN: &str = env!("CARGO_BIN_EXE_cessio");
 /// The demo's logins (crates/cessio/src/demo.rs).
@@ -47,31 +48,6 @@ const BIANCHI: &str = "00743110157";
 const BANCA: &str = "03189950961";
 /// After the demo's last step, so that its waiting periods have passed.
 const CLOCK: &str = "2024-04-15T10:00:00";
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// SplitMix64: seeded and reproducible.
-#[derive(Debug, Clone)]
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
 
 /// Where the database is: the arguments every `cessio` command gets.
 #[derive(Clone, Debug)]
@@ -128,123 +104,16 @@ fn kill(child: &mut Child) {
     child.wait().unwrap();
 }
 
-#[derive(Debug)]
-struct Reply {
-    status: u16,
-    body: Value,
-}
-
-/// One HTTP/1.1 request on a fresh connection. `None` when no complete answer arrived
-/// (refused connection, reset, cut short): the caller does not know whether it applied.
-async fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: Option<&Value>,
-) -> Option<Reply> {
-    let go = async {
-        let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
-        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
-        for (k, v) in headers {
-            req.push_str(&format!("{k}: {v}\r\n"));
-        }
-        match body {
-            Some(b) => {
-                let b = b.to_string();
-                req.push_str(&format!(
-                    "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}",
-                    b.len()
-                ));
-            }
-            None => req.push_str("\r\n"),
-        }
-        s.write_all(req.as_bytes()).await.ok()?;
-        let mut buf = Vec::new();
-        s.read_to_end(&mut buf).await.ok()?;
-        parse(&buf)
-    };
-    tokio::time::timeout(Duration::from_secs(30), go)
-        .await
-        .ok()
-        .flatten()
-}
-
-fn parse(buf: &[u8]) -> Option<Reply> {
-    let split = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = String::from_utf8_lossy(&buf[..split]).to_string();
-    let mut lines = head.lines();
-    let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
-    let mut length = None;
-    let mut chunked = false;
-    for l in lines {
-        let (k, v) = l.split_once(':')?;
-        if k.eq_ignore_ascii_case("content-length") {
-            length = v.trim().parse::<usize>().ok();
-        }
-        if k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked") {
-            chunked = true;
-        }
-    }
-    let raw = &buf[split + 4..];
-    let body = if chunked {
-        dechunk(raw)?
-    } else {
-        let n = length?;
-        if raw.len() < n {
-            return None; // cut short by the kill
-        }
-        raw[..n].to_vec()
-    };
-    Some(Reply {
-        status,
-        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
-    })
-}
-
-/// Decodes a chunked body; `None` unless it ends with the last (empty) chunk.
-fn dechunk(mut raw: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let end = raw.windows(2).position(|w| w == b"\r\n")?;
-        let size = usize::from_str_radix(std::str::from_utf8(&raw[..end]).ok()?.trim(), 16).ok()?;
-        raw = &raw[end + 2..];
-        if size == 0 {
-            return Some(out);
-        }
-        out.extend_from_slice(raw.get(..size)?);
-        raw = raw.get(size + 2..)?;
-    }
-}
-
 /// A bearer token for a demo user (sessions live in the server's memory; tokens in the
 /// register, so they survive restarts).
 async fn session(addr: SocketAddr, user: &str) -> String {
-    // A raw request: the session cookie is in a header that `http` does not keep.
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let body = json!({"username": user, "password": PASSWORD}).to_string();
-    s.write_all(
-        format!(
-            "POST /api/v1/session HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
-        .as_bytes(),
-    )
-    .await
-    .unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await.unwrap();
-    let head = String::from_utf8_lossy(&buf);
-    head.lines()
-        .find_map(|l| {
-            l.strip_prefix("set-cookie: ")
-                .or(l.strip_prefix("Set-Cookie: "))
-        })
-        .unwrap_or_else(|| panic!("no session for {user}: {head}"))
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string()
+    let r = HttpRequest::post("/api/v1/session")
+        .json(&json!({"username": user, "password": PASSWORD}).to_string())
+        .send(addr)
+        .await
+        .unwrap_or_else(|| panic!("no answer to the login of {user}"));
+    r.cookie("cessio_session")
+        .unwrap_or_else(|| panic!("no session for {user}: {} {}", r.status, r.text()))
 }
 
 /// A user of its own for each client (an API integration each), created by the operator,
@@ -253,35 +122,32 @@ async fn session(addr: SocketAddr, user: &str) -> String {
 /// user are refused as `pin_locked` even with the right PIN (see
 /// `crates/cessio-app/tests/pin_concurrency.rs`).
 async fn client_token(addr: SocketAddr, operator: &str, username: &str, party: &str) -> String {
-    let r = http(
-        addr,
-        "POST",
-        "/api/v1/users",
-        &[("Cookie", operator)],
-        Some(&json!({
-            "username": username,
-            "display_name": username,
-            "password": PASSWORD,
-            "pin": PIN,
-            "party_cf": party,
-            "role": "user",
-        })),
-    )
-    .await
-    .unwrap();
-    assert_eq!(r.status, 201, "{:?}", r.body);
+    let r = HttpRequest::post("/api/v1/users")
+        .header("Cookie", operator)
+        .json(
+            &json!({
+                "username": username,
+                "display_name": username,
+                "password": PASSWORD,
+                "pin": PIN,
+                "party_cf": party,
+                "role": "user",
+            })
+            .to_string(),
+        )
+        .send(addr)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201, "{}", r.text());
     let cookie = session(addr, username).await;
-    let r = http(
-        addr,
-        "POST",
-        "/api/v1/tokens",
-        &[("Cookie", &cookie)],
-        Some(&json!({"name": "kill-loop"})),
-    )
-    .await
-    .unwrap();
-    assert_eq!(r.status, 201, "{:?}", r.body);
-    r.body["token"].as_str().unwrap().to_string()
+    let r = HttpRequest::post("/api/v1/tokens")
+        .header("Cookie", &cookie)
+        .json(&json!({"name": "kill-loop"}).to_string())
+        .send(addr)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201, "{}", r.text());
+    r.json()["token"].as_str().unwrap().to_string()
 }
 
 /// The requests the clients send. Each client plays one role.
@@ -353,17 +219,11 @@ impl Shared {
 /// Sends until an answer arrives (the server may be dead for a while) that is not 503 (its
 /// database may be unreachable for a while: the server says so, and nothing was applied
 /// that the same key cannot replay).
-async fn until_answered(
-    s: &Shared,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: Option<&Value>,
-) -> Reply {
+async fn until_answered(s: &Shared, request: &HttpRequest) -> Reply {
     loop {
-        match http(s.addr(), method, path, headers, body).await {
+        match request.send(s.addr()).await {
             Some(r) if r.status == 503 => {
-                assert_eq!(r.body["code"], "database_unavailable", "{:?}", r.body);
+                assert_eq!(r.json()["code"], "database_unavailable", "{}", r.text());
                 s.unavailable.fetch_add(1, Ordering::Relaxed);
             }
             Some(r) => return r,
@@ -380,8 +240,7 @@ async fn client(s: Arc<Shared>, id: usize, seed: u64) {
     let (party, other) = role.parties();
     let (user, token) = &s.tokens[id];
     let bearer = format!("Bearer {token}");
-    let auth = [("Authorization", bearer.as_str())];
-    let mut rng = Rng(seed ^ (id as u64).wrapping_mul(0xA24B_AED4_963E_E407));
+    let mut rng = SplitMix64::new(seed ^ (id as u64).wrapping_mul(0xA24B_AED4_963E_E407));
     let mut n = 0u64;
     while !s.stop.load(Ordering::Acquire) {
         n += 1;
@@ -389,15 +248,13 @@ async fn client(s: Arc<Shared>, id: usize, seed: u64) {
             Request::CedeToBank | Request::CedeToBianchi => {
                 let cedible = until_answered(
                     &s,
-                    "GET",
-                    &format!("/api/v1/parties/{party}/cedible"),
-                    &auth,
-                    None,
+                    &HttpRequest::get(&format!("/api/v1/parties/{party}/cedible"))
+                        .header("Authorization", &bearer),
                 )
                 .await;
-                assert_eq!(cedible.status, 200, "{:?}", cedible.body);
+                assert_eq!(cedible.status, 200, "{}", cedible.text());
+                let cedible = cedible.json();
                 let rows: Vec<&Value> = cedible
-                    .body
                     .as_array()
                     .unwrap()
                     .iter()
@@ -407,7 +264,7 @@ async fn client(s: Arc<Shared>, id: usize, seed: u64) {
                     tokio::time::sleep(Duration::from_millis(10)).await;
                     continue;
                 }
-                let h = rows[usize::try_from(rng.below(rows.len() as u64)).unwrap()];
+                let h = rows[rng.below_usize(rows.len())];
                 let max = h["max_cedibile"].as_i64().unwrap();
                 let amount =
                     1 + i64::try_from(rng.below(u64::try_from(max.min(500)).unwrap())).unwrap();
@@ -430,27 +287,30 @@ async fn client(s: Arc<Shared>, id: usize, seed: u64) {
                 }),
             ),
         };
-        let key = format!("kill-{id}-{n}-{:x}", rng.next());
-        let headers = [auth[0], ("Idempotency-Key", key.as_str())];
+        let key = format!("kill-{id}-{n}-{:x}", rng.next_u64());
+        let request = HttpRequest::post(&path)
+            .header("Authorization", &bearer)
+            .header("Idempotency-Key", &key)
+            .json(&body.to_string());
         // The same key, the same body, until an answer comes back.
-        let r = until_answered(&s, "POST", &path, &headers, Some(&body)).await;
+        let r = until_answered(&s, &request).await;
+        let answer = r.json();
         match r.status {
             200 | 201 => {
-                let op = r.body["operation_id"].as_i64().unwrap();
+                let op = answer["operation_id"].as_i64().unwrap();
                 s.acks.lock().unwrap().push((user.clone(), key, op));
             }
             400..=499 => {
-                let code = r.body["code"].as_str().unwrap_or_default();
+                let code = answer["code"].as_str().unwrap_or_default();
                 assert!(
                     role.expected_refusals().contains(&code),
-                    "{role:?} refused with {}: {:?}",
+                    "{role:?} refused with {}: {answer}",
                     r.status,
-                    r.body
                 );
                 s.refused.fetch_add(1, Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
-            _ => panic!("{role:?}: server error {}: {:?}", r.status, r.body),
+            _ => panic!("{role:?}: server error {}: {answer}", r.status),
         }
     }
 }
@@ -561,7 +421,7 @@ async fn kill_loop(db: Db) {
 async fn fault_loop(db: Db, fault: Fault, faults: u32) {
     let clients: usize = env_or("CESSIO_KILL_CLIENTS", 8);
     let seed: u64 = env_or("CESSIO_KILL_SEED", 424_242);
-    let mut rng = Rng(seed);
+    let mut rng = SplitMix64::new(seed);
 
     let (mut server, addr) = start(&db, true);
     let operator = session(addr, "operatore").await;

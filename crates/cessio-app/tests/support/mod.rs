@@ -68,13 +68,7 @@ fn unique() -> String {
     format!("{}_{n}_{nanos}", std::process::id())
 }
 
-/// A valid 11-digit codice fiscale for test party `n` (n ≥ 1), as the store contract makes.
-pub fn entity_cf(n: u32) -> String {
-    CodiceFiscale::synthetic_entity(n)
-        .unwrap()
-        .as_str()
-        .to_string()
-}
+pub use cessio_test_support::entity_cf;
 
 pub fn date(y: i32, m: u32, d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(y, m, d).unwrap()
@@ -163,27 +157,7 @@ impl TestApp {
     /// None without `CESSIO_TEST_DATABASE_URL` (panics under CI, where it must run). Each
     /// app works in a schema of its own.
     pub async fn postgres() -> Option<TestApp> {
-        let url = match std::env::var("CESSIO_TEST_DATABASE_URL") {
-            Ok(u) if !u.is_empty() => u,
-            _ => {
-                assert!(
-                    std::env::var_os("CI").is_none(),
-                    "CESSIO_TEST_DATABASE_URL must be set in CI: the PostgreSQL tests may not be skipped"
-                );
-                // Written to stderr itself, which the test harness does not capture (it
-                // captures `eprintln!`): the PostgreSQL halves never pass in silence. Once
-                // per test binary.
-                static SAID: std::sync::Once = std::sync::Once::new();
-                SAID.call_once(|| {
-                    use std::io::Write as _;
-                    let _ = writeln!(
-                        std::io::stderr(),
-                        "skipped: the PostgreSQL half of these scenarios (CESSIO_TEST_DATABASE_URL is not set)"
-                    );
-                });
-                return None;
-            }
-        };
+        let url = cessio_test_support::postgres_url()?;
         let schema = format!("app_{}", unique());
         let store = PgStore::connect(&url, Some(&schema), WriteConfig::default())
             .await
@@ -249,7 +223,7 @@ impl TestApp {
             .register_party(
                 &self.op,
                 &self.key(),
-                &entity_cf(n),
+                entity_cf(n).as_str(),
                 &format!("Soggetto {n}"),
                 kind,
             )

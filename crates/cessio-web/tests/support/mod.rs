@@ -11,8 +11,8 @@ use cessio_core::money::Cents;
 use cessio_core::time::FixedClock;
 use cessio_store::{PartyKind, Role, WriteConfig};
 use cessio_store_sqlite::SqliteStore;
-use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+pub use cessio_test_support::http::{self, Reply, Request};
+use serde_json::json;
 
 pub const PASSWORD: &str = "password-di-prova";
 pub const PIN: &str = "135790";
@@ -26,25 +26,6 @@ pub struct Server {
     pub app: App,
     /// The app's clock: tests move it to let waiting periods pass.
     pub clock: FixedClock,
-}
-
-pub struct Reply {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl Reply {
-    pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
-    }
-
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
 }
 
 static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -100,49 +81,21 @@ impl Server {
         ));
         Server { addr, app, clock }
     }
+
+    /// Sends bytes as they are: for requests no well-behaved client would send.
     pub async fn raw(&self, request: String) -> Reply {
-        let mut s = tokio::net::TcpStream::connect(self.addr).await.unwrap();
-        s.write_all(request.as_bytes()).await.unwrap();
-        let mut buf = Vec::new();
-        s.read_to_end(&mut buf).await.unwrap();
-        Reply::parse(&buf)
+        http::exchange(self.addr, request.as_bytes())
+            .await
+            .unwrap_or_else(|| panic!("no complete answer from {}", self.addr))
     }
-}
 
-impl Reply {
-    /// One HTTP/1.1 response, status line to body (de-chunked).
-    pub fn parse(buf: &[u8]) -> Reply {
-        let split = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-        let head = String::from_utf8_lossy(&buf[..split]).to_string();
-        let mut lines = head.lines();
-        let status = lines
-            .next()
-            .unwrap()
-            .split(' ')
-            .nth(1)
-            .unwrap()
-            .parse()
-            .unwrap();
-        let headers: Vec<(String, String)> = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-            .collect();
-        let mut body = buf[split + 4..].to_vec();
-        let chunked = headers
-            .iter()
-            .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
-        if chunked {
-            body = dechunk(&body);
-        }
-        Reply {
-            status,
-            headers,
-            body,
-        }
+    pub async fn send(&self, request: Request) -> Reply {
+        request
+            .send(self.addr)
+            .await
+            .unwrap_or_else(|| panic!("no complete answer from {}", self.addr))
     }
-}
 
-impl Server {
     pub async fn call(
         &self,
         method: &str,
@@ -151,22 +104,23 @@ impl Server {
         key: Option<&str>,
         body: Option<&str>,
     ) -> Reply {
-        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
-        if let Some(cookie) = auth {
-            req.push_str(&format!("Cookie: {cookie}\r\n"));
-        }
-        if let Some(k) = key {
-            req.push_str(&format!("Idempotency-Key: {k}\r\n"));
-        }
+        let mut request = Request::new(method, path)
+            .header_if("Cookie", auth)
+            .header_if("Idempotency-Key", key);
         if let Some(b) = body {
-            req.push_str(&format!(
-                "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}",
-                b.len()
-            ));
-        } else {
-            req.push_str("\r\n");
+            request = request.json(b);
         }
-        self.raw(req).await
+        self.send(request).await
+    }
+
+    /// A form post, as a browser sends it.
+    pub async fn form(&self, path: &str, cookie: Option<&str>, body: &str) -> Reply {
+        self.send(Request::post(path).header_if("Cookie", cookie).form(body))
+            .await
+    }
+
+    pub async fn page(&self, path: &str, cookie: Option<&str>) -> Reply {
+        self.call("GET", path, cookie, None, None).await
     }
 
     pub async fn login(&self, user: &str) -> String {
@@ -179,25 +133,11 @@ impl Server {
                 Some(&json!({ "username": user, "password": PASSWORD }).to_string()),
             )
             .await;
-        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.status, 200, "{}", r.text());
         let cookie = r.header("set-cookie").unwrap();
         assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"));
         cookie.split(';').next().unwrap().to_string()
     }
-}
-
-pub fn dechunk(mut body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(end) = body.windows(2).position(|w| w == b"\r\n") {
-        let size_text = std::str::from_utf8(&body[..end]).unwrap().trim();
-        let size = usize::from_str_radix(size_text, 16).unwrap_or(0);
-        if size == 0 {
-            break;
-        }
-        out.extend_from_slice(&body[end + 2..end + 2 + size]);
-        body = &body[end + 2 + size + 2..];
-    }
-    out
 }
 
 /// A fresh SQLite file for one test.

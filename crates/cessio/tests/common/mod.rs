@@ -3,21 +3,7 @@
 #![allow(dead_code, reason = "each test file uses part of it")]
 #![expect(clippy::unwrap_used, reason = "tests")]
 
-/// The PostgreSQL server of `CESSIO_TEST_DATABASE_URL`; `None` (the test skips, saying so)
-/// only outside CI, where the suite must run.
-pub fn postgres_url() -> Option<String> {
-    match std::env::var("CESSIO_TEST_DATABASE_URL") {
-        Ok(u) if !u.is_empty() => Some(u),
-        _ => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CESSIO_TEST_DATABASE_URL must be set in CI"
-            );
-            eprintln!("skipped: CESSIO_TEST_DATABASE_URL is not set");
-            None
-        }
-    }
-}
+pub use cessio_test_support::postgres_url;
 
 /// Drops a test's own schema once it is done.
 pub async fn drop_schema(url: &str, schema: &str) {
