@@ -3,6 +3,7 @@
 #![allow(dead_code, reason = "each test file uses part of it")]
 #![expect(clippy::unwrap_used, reason = "tests")]
 
+#[allow(unused_imports, reason = "each test file uses part of it")]
 pub use cessio_test_support::postgres_url;
 
 /// Drops a test's own schema once it is done.
