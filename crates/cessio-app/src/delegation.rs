@@ -76,6 +76,27 @@ pub struct DelegationReceipt {
     pub until: Option<NaiveDate>,
 }
 
+impl DelegationReceipt {
+    /// A grant's or revocation's receipt, first time or replayed alike.
+    fn recorded(
+        r: cessio_store::Receipt,
+        grantor: &Party,
+        delegate_username: &str,
+        scope: Option<DelegationScope>,
+        until: Option<NaiveDate>,
+    ) -> Self {
+        DelegationReceipt {
+            operation_id: r.operation_id,
+            at: r.at,
+            replayed: r.replayed,
+            party_cf: grantor.cf.as_str().to_string(),
+            delegate_username: delegate_username.trim().to_string(),
+            scope,
+            until,
+        }
+    }
+}
+
 /// Whether a change asks for the PIN.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Pin<'a> {
@@ -105,6 +126,14 @@ impl App {
             .await?
             .into_iter()
             .find(|d| d.party == party && d.live_on(today)))
+    }
+
+    /// The party whose delegations are granted, revoked or listed.
+    async fn grantor(&self, party: PartyId) -> Result<Party, AppError> {
+        self.store
+            .party(party)
+            .await?
+            .ok_or(AppError::NotFound { what: "Soggetto" })
     }
 
     /// Only the titolare of the party, or the operator, grants and revokes. A delegate is
@@ -199,20 +228,9 @@ impl App {
             Some(party),
             &(delegate_username.trim(), scope, until),
         );
-        let grantor = self
-            .store
-            .party(party)
-            .await?
-            .ok_or(AppError::NotFound { what: "Soggetto" })?;
-        let receipt = |r: cessio_store::Receipt| DelegationReceipt {
-            operation_id: r.operation_id,
-            at: r.at,
-            replayed: r.replayed,
-            party_cf: grantor.cf.as_str().to_string(),
-            delegate_username: delegate_username.trim().to_string(),
-            scope: Some(scope),
-            until,
-        };
+        let grantor = self.grantor(party).await?;
+        let receipt =
+            |r| DelegationReceipt::recorded(r, &grantor, delegate_username, Some(scope), until);
         if let Some(r) = self.replay_key(&k, &fp).await? {
             return Ok(receipt(r));
         }
@@ -268,20 +286,8 @@ impl App {
         self.authorize_titolare(p, party).await?;
         let k = crate::scoped_key(p, key)?;
         let fp = fingerprint("revoke_delegation", Some(party), &delegate_username.trim());
-        let grantor = self
-            .store
-            .party(party)
-            .await?
-            .ok_or(AppError::NotFound { what: "Soggetto" })?;
-        let receipt = |r: cessio_store::Receipt| DelegationReceipt {
-            operation_id: r.operation_id,
-            at: r.at,
-            replayed: r.replayed,
-            party_cf: grantor.cf.as_str().to_string(),
-            delegate_username: delegate_username.trim().to_string(),
-            scope: None,
-            until: None,
-        };
+        let grantor = self.grantor(party).await?;
+        let receipt = |r| DelegationReceipt::recorded(r, &grantor, delegate_username, None, None);
         if let Some(r) = self.replay_key(&k, &fp).await? {
             return Ok(receipt(r));
         }
@@ -312,11 +318,7 @@ impl App {
         party: PartyId,
     ) -> Result<Vec<DelegationView>, AppError> {
         self.authorize_titolare(p, party).await?;
-        let grantor = self
-            .store
-            .party(party)
-            .await?
-            .ok_or(AppError::NotFound { what: "Soggetto" })?;
+        let grantor = self.grantor(party).await?;
         let rows = self
             .store
             .party_delegations(party, DELEGATIONS_LISTED)

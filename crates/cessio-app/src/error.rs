@@ -3,6 +3,7 @@
 //! statuses and never invents messages of its own.
 
 use cessio_core::cf::CfError;
+use cessio_core::ledger::LedgerError;
 use cessio_core::money::{Cents, MoneyError};
 use cessio_core::opt_stop::OptStopError;
 use cessio_store::StoreError;
@@ -165,6 +166,20 @@ impl AppError {
                 "La cessione potrà essere accettata o rifiutata dal {} (5 giorni lavorativi dalla registrazione) (R-WAIT5)",
                 it_date(&earliest)
             ),
+        }
+    }
+
+    /// A write whose amounts were checked against the holdings, then found short by the
+    /// ledger because a concurrent use, cession or reservation took part of them in between:
+    /// `refusal` turns the figures (requested, available) into the rule's own refusal.
+    pub(crate) fn when_taken_meanwhile(self, refusal: impl FnOnce(Cents, Cents) -> Self) -> Self {
+        match self {
+            AppError::Store(StoreError::Ledger(LedgerError::InsufficientAvailable {
+                requested,
+                available,
+                ..
+            })) => refusal(requested, available),
+            other => other,
         }
     }
 

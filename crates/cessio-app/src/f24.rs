@@ -747,19 +747,14 @@ impl App {
         let receipt = self
             .submit(self.operation(p, key, Some(party), Command::Transfer(moves), fp)?)
             .await
-            .map_err(|e| match e {
-                AppError::Store(StoreError::Ledger(LedgerError::InsufficientAvailable {
-                    requested,
-                    available,
-                    ..
-                })) => AppError::Rule {
+            .map_err(|e| {
+                e.when_taken_meanwhile(|requested, available| AppError::Rule {
                     rule: "R-F24-OVER",
                     code: "f24_over",
                     detail: format!(
                         "Modello F24 scartato per intero: nel frattempo parte del credito è stata utilizzata o ceduta (richiesti {requested}, disponibili {available}); ricaricare la disponibilità (R-F24-OVER)"
                     ),
-                },
-                other => other,
+                })
             })?;
         self.reservation_of(&receipt, payment_date, lines, debits)
             .await

@@ -6,10 +6,10 @@
 //! declaration into one posted transfer holder → the rata's reduced account. Irreversible:
 //! nothing moves credit out of a reduced account.
 
-use cessio_core::ledger::{AccountKind, LedgerError, PartyId, RataId, TransferKind};
+use cessio_core::ledger::{AccountKind, PartyId, RataId, TransferKind};
 use cessio_core::money::Cents;
 use cessio_core::reduction::{ReductionError, check_reduction};
-use cessio_store::{AccountRef, Command, HoldingQuery, StoreError, TransferRequest};
+use cessio_store::{AccountRef, Command, HoldingQuery, TransferRequest};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -93,17 +93,13 @@ impl App {
         let receipt = self
             .submit(self.operation(p, key, Some(party), Command::Transfer(moves), fp)?)
             .await
-            .map_err(|e| match e {
-                // Used or ceded between the check and the write.
-                AppError::Store(StoreError::Ledger(LedgerError::InsufficientAvailable {
-                    requested,
-                    available,
-                    ..
-                })) => reduction_error(&ReductionError::OverResidual {
-                    requested,
-                    residual: available,
-                }),
-                other => other,
+            .map_err(|e| {
+                e.when_taken_meanwhile(|requested, available| {
+                    reduction_error(&ReductionError::OverResidual {
+                        requested,
+                        residual: available,
+                    })
+                })
             })?;
         Ok(receipt_of(receipt))
     }

@@ -13,12 +13,11 @@
 //! non-zero amount (a 1-cent split creates one rata of 1 cent, in the year after the
 //! original's), while the recap still shows the ten rows of R-SPLIT-CENTS, zeros included.
 
-use cessio_core::ledger::{AccountKind, LedgerError, PartyId, RataId, TransferKind};
+use cessio_core::ledger::{AccountKind, PartyId, RataId, TransferKind};
 use cessio_core::money::Cents;
 use cessio_core::split::{self, SplitError, SplitRata, SplitRataState};
 use cessio_store::{
-    AccountRef, Command, Credit, HoldingInfo, HoldingQuery, NewCredit, Receipt, StoreError,
-    TransferRequest,
+    AccountRef, Command, Credit, HoldingInfo, HoldingQuery, NewCredit, Receipt, TransferRequest,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -220,16 +219,13 @@ impl App {
         let receipt = self
             .submit(self.operation(p, key, Some(party), command, fp)?)
             .await
-            .map_err(|e| match e {
-                AppError::Store(StoreError::Ledger(LedgerError::InsufficientAvailable {
-                    requested,
-                    available,
-                    ..
-                })) => split_error(&SplitError::OverResidual {
-                    requested,
-                    residual: available,
-                }),
-                other => other,
+            .map_err(|e| {
+                e.when_taken_meanwhile(|requested, available| {
+                    split_error(&SplitError::OverResidual {
+                        requested,
+                        residual: available,
+                    })
+                })
             })?;
         self.split_receipt(&receipt, rata).await
     }
@@ -455,18 +451,14 @@ impl App {
         let receipt = self
             .submit(self.operation(p, key, Some(party), Command::Transfer(moves), fp)?)
             .await
-            .map_err(|e| match e {
-                // A use or reservation between the check and the write.
-                AppError::Store(StoreError::Ledger(LedgerError::InsufficientAvailable {
-                    requested,
-                    available,
-                    ..
-                })) => split_error(&SplitError::AnnulRataTouched {
-                    year: first.year,
-                    amount: requested.checked_sub(available).unwrap_or(requested),
-                    what: "utilizzati o prenotati nel frattempo",
-                }),
-                other => other,
+            .map_err(|e| {
+                e.when_taken_meanwhile(|requested, available| {
+                    split_error(&SplitError::AnnulRataTouched {
+                        year: first.year,
+                        amount: requested.checked_sub(available).unwrap_or(requested),
+                        what: "utilizzati o prenotati nel frattempo",
+                    })
+                })
             })?;
         Ok(SplitAnnulReceipt {
             operation_id: receipt.operation_id,

@@ -822,7 +822,9 @@ fn check_codes_across_types(types: &[CreditType]) -> Result<(), CatalogueError> 
     Ok(())
 }
 
-fn toml_date(value: &toml::value::Datetime) -> Result<NaiveDate, String> {
+/// A date of the catalogue's TOML files (this catalogue, the law's rules, the opt-stop
+/// table): a day, with no time or offset, which would make "in force from" ambiguous.
+pub(crate) fn toml_date(value: &toml::value::Datetime) -> Result<NaiveDate, String> {
     let invalid = || format!("data '{value}' non valida: attesa una data senza ora (AAAA-MM-GG)");
     match (value.date, value.time, value.offset) {
         (Some(d), None, None) => {

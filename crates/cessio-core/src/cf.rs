@@ -226,38 +226,46 @@ impl CodiceFiscale {
     }
 }
 
-impl fmt::Display for CodiceFiscale {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
+/// Both codes are a validated string: shown and serialised as their text, and parsed (from
+/// text or from JSON alike) only through their own `parse`, so that none skips validation.
+macro_rules! validated_text {
+    ($code:ident) => {
+        impl fmt::Display for $code {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl FromStr for $code {
+            type Err = CfError;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Self::parse(s)
+            }
+        }
+
+        impl AsRef<str> for $code {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl Serialize for $code {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(&self.0)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $code {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let raw = String::deserialize(deserializer)?;
+                Self::parse(&raw).map_err(serde::de::Error::custom)
+            }
+        }
+    };
 }
 
-impl FromStr for CodiceFiscale {
-    type Err = CfError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::parse(s)
-    }
-}
-
-impl AsRef<str> for CodiceFiscale {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl Serialize for CodiceFiscale {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for CodiceFiscale {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let raw = String::deserialize(deserializer)?;
-        Self::parse(&raw).map_err(serde::de::Error::custom)
-    }
-}
+validated_text!(CodiceFiscale);
 
 impl From<PartitaIva> for CodiceFiscale {
     fn from(piva: PartitaIva) -> Self {
@@ -286,38 +294,7 @@ impl PartitaIva {
     }
 }
 
-impl fmt::Display for PartitaIva {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl FromStr for PartitaIva {
-    type Err = CfError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::parse(s)
-    }
-}
-
-impl AsRef<str> for PartitaIva {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl Serialize for PartitaIva {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for PartitaIva {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let raw = String::deserialize(deserializer)?;
-        Self::parse(&raw).map_err(serde::de::Error::custom)
-    }
-}
+validated_text!(PartitaIva);
 
 /// Check character of a personal code from its first 15 characters.
 ///

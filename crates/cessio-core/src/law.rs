@@ -16,6 +16,7 @@ use std::fmt;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
+use crate::catalogue::toml_date;
 use crate::money::Cents;
 
 /// The rules table shipped with Cessio, embedded at build time.
@@ -818,17 +819,6 @@ fn threshold_rows(
     }
     s.no_overlap(&rows, |r| &r.period)?;
     Ok(rows)
-}
-
-fn toml_date(value: &TomlDate) -> Result<NaiveDate, String> {
-    let invalid = || format!("data '{value}' non valida: attesa una data senza ora (AAAA-MM-GG)");
-    match (value.date, value.time, value.offset) {
-        (Some(d), None, None) => {
-            NaiveDate::from_ymd_opt(i32::from(d.year), u32::from(d.month), u32::from(d.day))
-                .ok_or_else(invalid)
-        }
-        _ => Err(invalid()),
-    }
 }
 
 #[cfg(test)]

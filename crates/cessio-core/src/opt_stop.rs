@@ -18,7 +18,7 @@ use std::fmt;
 use chrono::NaiveDate;
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::catalogue::{Catalogue, Family};
+use crate::catalogue::{Catalogue, Family, toml_date};
 use crate::law::{Period, it_date};
 
 /// The exceptions shipped with Cessio, embedded at build time.
@@ -886,17 +886,6 @@ struct RawCondition {
 
 /// Expense years outside this range are typos.
 const YEARS: std::ops::RangeInclusive<u16> = 2000..=2100;
-
-fn toml_date(value: &TomlDate) -> Result<NaiveDate, String> {
-    let invalid = || format!("data '{value}' non valida: attesa una data senza ora (AAAA-MM-GG)");
-    match (value.date, value.time, value.offset) {
-        (Some(d), None, None) => {
-            NaiveDate::from_ymd_opt(i32::from(d.year), u32::from(d.month), u32::from(d.day))
-                .ok_or_else(invalid)
-        }
-        _ => Err(invalid()),
-    }
-}
 
 impl RawTable {
     fn validate(self) -> Result<OptStopTable, OptStopTableError> {

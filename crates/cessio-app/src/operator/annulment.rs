@@ -5,11 +5,11 @@ use std::collections::HashSet;
 use cessio_core::ledger::{PartyId, Phase, TransferId, TransferKind};
 use cessio_core::money::Cents;
 use cessio_core::time::rome_date;
-use cessio_store::{AccountRef, Command, OperatorEvent, OperatorEventQuery, TransferRequest};
+use cessio_store::{AccountRef, OperatorEvent, OperatorEventQuery};
 use chrono::DateTime;
 use serde::{Deserialize, Serialize};
 
-use super::it_date;
+use super::{it_date, one_move};
 use crate::{App, AppError, Principal, fingerprint};
 
 const ANNULMENT_EVENT: &str = "annulment";
@@ -104,15 +104,13 @@ impl App {
                 p,
                 key,
                 Some(cessionario),
-                Command::Transfer(vec![TransferRequest::Move {
-                    rata: row.rata,
-                    from: AccountRef::Holder(cessionario),
-                    to: AccountRef::Holder(cedente),
-                    amount: row.amount,
-                    kind: TransferKind::Correction,
-                    pending: false,
-                    disclose: false,
-                }]),
+                one_move(
+                    row.rata,
+                    AccountRef::Holder(cessionario),
+                    AccountRef::Holder(cedente),
+                    row.amount,
+                    TransferKind::Correction,
+                ),
                 fp,
             )?)
             .await?;

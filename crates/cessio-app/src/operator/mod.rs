@@ -23,8 +23,9 @@
 
 use std::collections::HashMap;
 
-use cessio_core::ledger::{PartyId, TransferId};
-use cessio_store::NewOperatorEvent;
+use cessio_core::ledger::{PartyId, RataId, TransferId, TransferKind};
+use cessio_core::money::Cents;
+use cessio_store::{AccountRef, Command, NewOperatorEvent, TransferRequest};
 use chrono::NaiveDate;
 
 use crate::{App, AppError, Principal};
@@ -42,6 +43,26 @@ pub use suspension::*;
 
 fn it_date(d: NaiveDate) -> String {
     d.format("%d/%m/%Y").to_string()
+}
+
+/// An operator's decision moves one amount at once: it takes effect on the spot (nothing to
+/// answer) and shows no name to the other side.
+fn one_move(
+    rata: RataId,
+    from: AccountRef,
+    to: AccountRef,
+    amount: Cents,
+    kind: TransferKind,
+) -> Command {
+    Command::Transfer(vec![TransferRequest::Move {
+        rata,
+        from,
+        to,
+        amount,
+        kind,
+        pending: false,
+        disclose: false,
+    }])
 }
 
 impl App {

@@ -3,9 +3,10 @@
 use cessio_core::ledger::{AccountKind, PartyId, Phase, RataId, TransferKind};
 use cessio_core::money::Cents;
 use cessio_store::engine::TransferRow;
-use cessio_store::{AccountRef, Command, Party, TransferRequest};
+use cessio_store::{AccountRef, Party};
 use serde::{Deserialize, Serialize};
 
+use super::one_move;
 use crate::{App, AppError, Principal, fingerprint};
 
 const SEIZURE_EVENT: &str = "seizure";
@@ -104,15 +105,13 @@ impl App {
                 p,
                 key,
                 Some(holder.id),
-                Command::Transfer(vec![TransferRequest::Move {
+                one_move(
                     rata,
-                    from: AccountRef::Holder(holder.id),
-                    to: AccountRef::System(AccountKind::Seized),
-                    amount: available,
-                    kind: TransferKind::Seize,
-                    pending: false,
-                    disclose: false,
-                }]),
+                    AccountRef::Holder(holder.id),
+                    AccountRef::System(AccountKind::Seized),
+                    available,
+                    TransferKind::Seize,
+                ),
                 fp,
             )?)
             .await?;
@@ -157,15 +156,13 @@ impl App {
                 p,
                 key,
                 Some(holder.id),
-                Command::Transfer(vec![TransferRequest::Move {
+                one_move(
                     rata,
-                    from: AccountRef::System(AccountKind::Seized),
-                    to: AccountRef::Holder(holder.id),
-                    amount: seized,
-                    kind: TransferKind::Seize,
-                    pending: false,
-                    disclose: false,
-                }]),
+                    AccountRef::System(AccountKind::Seized),
+                    AccountRef::Holder(holder.id),
+                    seized,
+                    TransferKind::Seize,
+                ),
                 fp,
             )?)
             .await?;

@@ -27,8 +27,8 @@ pub fn routes() -> Router<WebState> {
         .route("/parties/{cf}/f24-choices", get(f24_choices))
         .route("/parties/{cf}/f24-choices/{rata}", post(f24_choice))
         .route("/parties/{cf}/f24", post(reserve_f24))
-        .route("/parties/{cf}/f24/{id}/confirm", post(confirm_f24))
-        .route("/parties/{cf}/f24/{id}/discard", post(discard_f24))
+        .route("/parties/{cf}/f24/{id}/confirm", post(end_f24::<true>))
+        .route("/parties/{cf}/f24/{id}/discard", post(end_f24::<false>))
         .route("/parties/{cf}/split/preview", post(split_preview))
         .route("/parties/{cf}/split", post(split_rata))
         .route("/parties/{cf}/split/{id}/annul", post(annul_split))
@@ -125,7 +125,9 @@ async fn reserve_f24(
     Ok((StatusCode::CREATED, Json(r)))
 }
 
-async fn confirm_f24(
+/// The second phase of an F24: `CONFIRM` uses the reserved amounts, otherwise they are
+/// released. One handler for both, as the two calls differ only in that.
+async fn end_f24<const CONFIRM: bool>(
     State(state): State<WebState>,
     Auth(p): Auth,
     IdempotencyKey(key): IdempotencyKey,
@@ -133,27 +135,17 @@ async fn confirm_f24(
     ApiJson(b): ApiJson<PinBody>,
 ) -> ApiResult<Json<F24Outcome>> {
     let party = party_in_path(&state, &p, &cf).await?;
-    let r = state
-        .app
-        .confirm_f24(&p, &key, b.pin.as_deref(), party, id)
-        .await?;
-    state.metrics.operation("confirm_f24");
-    Ok(Json(r))
-}
-
-async fn discard_f24(
-    State(state): State<WebState>,
-    Auth(p): Auth,
-    IdempotencyKey(key): IdempotencyKey,
-    Path((cf, id)): Path<(String, i64)>,
-    ApiJson(b): ApiJson<PinBody>,
-) -> ApiResult<Json<F24Outcome>> {
-    let party = party_in_path(&state, &p, &cf).await?;
-    let r = state
-        .app
-        .discard_f24(&p, &key, b.pin.as_deref(), party, id)
-        .await?;
-    state.metrics.operation("discard_f24");
+    let pin = b.pin.as_deref();
+    let r = if CONFIRM {
+        state.app.confirm_f24(&p, &key, pin, party, id).await?
+    } else {
+        state.app.discard_f24(&p, &key, pin, party, id).await?
+    };
+    state.metrics.operation(if CONFIRM {
+        "confirm_f24"
+    } else {
+        "discard_f24"
+    });
     Ok(Json(r))
 }
 

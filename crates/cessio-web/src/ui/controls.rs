@@ -13,7 +13,8 @@ use maud::html;
 
 use super::PageForm as Form;
 use super::layout::{
-    Field, FieldErrors, amount, csrf_field, date, datetime, error_summary, page as layout_page,
+    Field, FieldErrors, amount, csrf_field, date, datetime, error_summary, form_value,
+    page as layout_page,
 };
 use super::{Notice, Ui, error_page, render_status, see_other};
 use crate::{WebState, random_token};
@@ -198,15 +199,8 @@ async fn show(
     )
 }
 
-fn get<'a>(pairs: &'a [(String, String)], name: &str) -> &'a str {
-    pairs
-        .iter()
-        .find(|(k, _)| k == name)
-        .map_or("", |(_, v)| v.trim())
-}
-
 fn number(pairs: &[(String, String)], name: &str, errors: &mut FieldErrors) -> Option<i64> {
-    match get(pairs, name).parse::<i64>() {
+    match form_value(pairs, name).parse::<i64>() {
         Ok(n) if n > 0 => Some(n),
         _ => {
             errors.field(name, "Indicare un numero intero positivo");
@@ -220,12 +214,12 @@ pub async fn submit(
     ui: Ui,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> Response {
-    if let Err(r) = ui.check_csrf(get(&pairs, "csrf")) {
+    if let Err(r) = ui.check_csrf(form_value(&pairs, "csrf")) {
         return r;
     }
     let mut errors = FieldErrors::default();
-    let key = get(&pairs, "chiave");
-    let outcome: Result<Notice, AppError> = match get(&pairs, "azione") {
+    let key = form_value(&pairs, "chiave");
+    let outcome: Result<Notice, AppError> = match form_value(&pairs, "azione") {
         "sospendi" => {
             let transfer = number(&pairs, "movimento", &mut errors);
             let days = number(&pairs, "giorni", &mut errors);
@@ -236,7 +230,7 @@ pub async fn submit(
                         &ui.user,
                         t,
                         u32::try_from(d).unwrap_or(u32::MAX),
-                        get(&pairs, "motivo"),
+                        form_value(&pairs, "motivo"),
                     )
                     .await
                     .map(|s| {
@@ -254,7 +248,7 @@ pub async fn submit(
             let Some(t) = number(&pairs, "movimento", &mut errors) else {
                 return show(&state, &ui, None, &errors, StatusCode::UNPROCESSABLE_ENTITY).await;
             };
-            let end = if get(&pairs, "esito") == "annulla" {
+            let end = if form_value(&pairs, "esito") == "annulla" {
                 SuspensionEnd::Voided
             } else {
                 SuspensionEnd::Released
@@ -276,13 +270,19 @@ pub async fn submit(
             let Some(rata) = number(&pairs, "rata", &mut errors) else {
                 return show(&state, &ui, None, &errors, StatusCode::UNPROCESSABLE_ENTITY).await;
             };
-            let holder = get(&pairs, "titolare");
-            let result = if get(&pairs, "esito") == "rilascia" {
+            let holder = form_value(&pairs, "titolare");
+            let result = if form_value(&pairs, "esito") == "rilascia" {
                 state.app.release_seizure(&ui.user, key, holder, rata).await
             } else {
                 state
                     .app
-                    .seize(&ui.user, key, holder, rata, get(&pairs, "riferimento"))
+                    .seize(
+                        &ui.user,
+                        key,
+                        holder,
+                        rata,
+                        form_value(&pairs, "riferimento"),
+                    )
                     .await
             };
             result.map(|s| {
@@ -301,7 +301,7 @@ pub async fn submit(
             };
             state
                 .app
-                .annul_acceptance(&ui.user, key, t, get(&pairs, "richiesta"))
+                .annul_acceptance(&ui.user, key, t, form_value(&pairs, "richiesta"))
                 .await
                 .map(|r| {
                     Notice::success("Accettazione annullata: gli importi sono tornati al cedente")
@@ -314,8 +314,8 @@ pub async fn submit(
             .app
             .set_deceased(
                 &ui.user,
-                get(&pairs, "cf-deceduto"),
-                get(&pairs, "esito") == "si",
+                form_value(&pairs, "cf-deceduto"),
+                form_value(&pairs, "esito") == "si",
             )
             .await
             .map(|p| {
@@ -324,7 +324,7 @@ pub async fn submit(
                     .line("Deceduto", if p.deceased { "sì" } else { "no" })
             }),
         "cliente-banca" => {
-            let relation = match get(&pairs, "relazione") {
+            let relation = match form_value(&pairs, "relazione") {
                 "professionale" => BankClient::Professional,
                 "consumatore" => BankClient::Consumer,
                 "nessuno" => BankClient::No,
@@ -334,8 +334,8 @@ pub async fn submit(
                 .app
                 .set_bank_client(
                     &ui.user,
-                    get(&pairs, "banca"),
-                    get(&pairs, "cliente"),
+                    form_value(&pairs, "banca"),
+                    form_value(&pairs, "cliente"),
                     relation,
                 )
                 .await

@@ -12,18 +12,11 @@ use maud::{Markup, html};
 
 use super::PageForm as Form;
 use super::layout::{
-    Field, FieldErrors, csrf_field, date, datetime, error_summary, page as layout_page, parse_date,
-    pin_field,
+    Field, FieldErrors, csrf_field, date, datetime, error_summary, form_value, page as layout_page,
+    parse_date, pin_field, pin_input,
 };
 use super::{Notice, Ui, error_page, party_for, party_home, pin_of, render_status, see_other};
 use crate::{WebState, random_token};
-
-fn get<'a>(pairs: &'a [(String, String)], name: &str) -> &'a str {
-    pairs
-        .iter()
-        .find(|(k, _)| k == name)
-        .map_or("", |(_, v)| v.trim())
-}
 
 pub fn scope_label(scope: DelegationScope) -> &'static str {
     match scope {
@@ -86,7 +79,7 @@ async fn show(
     let base = format!("{}/deleghe", party_home(party));
     let mut shell = ui.party_shell("Deleghe", party);
     shell.notice = notice;
-    let scope_typed = get(typed, "ambito");
+    let scope_typed = form_value(typed, "ambito");
     render_status(
         status,
         layout_page(
@@ -101,7 +94,7 @@ async fn show(
                         (csrf_field(&ui.csrf))
                         input type="hidden" name="step" value="concedi";
                         input type="hidden" name="chiave" value=(random_token());
-                        (Field::text("intermediario", "Nome utente dell'intermediario", get(typed, "intermediario")).required().autocomplete("off").hint("Il nome con cui l'intermediario accede alla piattaforma: chiederlo all'intermediario.").render(errors))
+                        (Field::text("intermediario", "Nome utente dell'intermediario", form_value(typed, "intermediario")).required().autocomplete("off").hint("Il nome con cui l'intermediario accede alla piattaforma: chiederlo all'intermediario.").render(errors))
                         fieldset.mb-4 aria-describedby=[errors.of("ambito").map(|_| "ambito-errore")] {
                             legend.h6 { "Che cosa può fare" }
                             div.form-check {
@@ -116,7 +109,7 @@ async fn show(
                                 div.invalid-feedback.d-block #ambito-errore { (e) }
                             }
                         }
-                        (Field::text("fino-al", "Ultimo giorno di validità (facoltativo)", get(typed, "fino-al")).hint("gg/mm/aaaa, incluso; vuoto: fino a revoca").render(errors))
+                        (Field::text("fino-al", "Ultimo giorno di validità (facoltativo)", form_value(typed, "fino-al")).hint("gg/mm/aaaa, incluso; vuoto: fino a revoca").render(errors))
                         (pin_field(&ui.user, errors))
                         button.btn.btn-primary type="submit" { "Concedi la delega" }
                     }
@@ -132,7 +125,7 @@ async fn show(
                                 label for="revoca-intermediario" { "Intermediario" }
                                 select #revoca-intermediario name="revoca-intermediario" aria-describedby=[errors.of("revoca-intermediario").map(|_| "revoca-intermediario-errore")] {
                                     @for d in &active {
-                                        option value=(d.delegate_username) selected[d.delegate_username == get(typed, "revoca-intermediario")] {
+                                        option value=(d.delegate_username) selected[d.delegate_username == form_value(typed, "revoca-intermediario")] {
                                             (d.delegate_name) " (" (d.delegate_username) ") — " (scope_label(d.scope)) ", " (until_label(d.until))
                                         }
                                     }
@@ -164,13 +157,7 @@ fn revoke_pin_field(ui: &Ui, errors: &FieldErrors) -> Markup {
     if ui.user.method == cessio_app::LoginMethod::Strong {
         return html! {};
     }
-    Field::text("pin-revoca", "PIN dispositivo", "")
-        .kind("password")
-        .required()
-        .autocomplete("off")
-        .inputmode("numeric")
-        .hint("Il PIN ricevuto con le credenziali: dopo 5 tentativi errati si blocca.")
-        .render(errors)
+    pin_input("pin-revoca", errors)
 }
 
 fn list(rows: &[DelegationView]) -> Markup {
@@ -234,23 +221,23 @@ pub async fn submit(
     Path(cf): Path<String>,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> Response {
-    let party = match ui.form_party(&state, get(&pairs, "csrf"), &cf).await {
+    let party = match ui.form_party(&state, form_value(&pairs, "csrf"), &cf).await {
         Ok(p) => p,
         Err(r) => return r,
     };
     let mut errors = FieldErrors::default();
-    let key = get(&pairs, "chiave");
+    let key = form_value(&pairs, "chiave");
     let back = format!("{}/deleghe", party_home(&party));
     let invalid = StatusCode::UNPROCESSABLE_ENTITY;
-    let revoking = get(&pairs, "step") == "revoca";
+    let revoking = form_value(&pairs, "step") == "revoca";
     let result: Result<Notice, AppError> = if revoking {
-        let username = get(&pairs, "revoca-intermediario");
+        let username = form_value(&pairs, "revoca-intermediario");
         state
             .app
             .revoke_delegation_by_titolare(
                 &ui.user,
                 key,
-                pin_of(get(&pairs, "pin-revoca")),
+                pin_of(form_value(&pairs, "pin-revoca")),
                 party.id,
                 username,
             )
@@ -261,18 +248,18 @@ pub async fn submit(
                     .line("Revocata il", datetime(r.at))
             })
     } else {
-        let username = get(&pairs, "intermediario");
+        let username = form_value(&pairs, "intermediario");
         if username.is_empty() {
             errors.field(
                 "intermediario",
                 "Indicare il nome utente dell'intermediario",
             );
         }
-        let scope = DelegationScope::parse(get(&pairs, "ambito"));
+        let scope = DelegationScope::parse(form_value(&pairs, "ambito"));
         if scope.is_none() {
             errors.field("ambito", "Scegliere che cosa può fare l'intermediario");
         }
-        let until = parse_date(get(&pairs, "fino-al")).unwrap_or_else(|e| {
+        let until = parse_date(form_value(&pairs, "fino-al")).unwrap_or_else(|e| {
             errors.field("fino-al", e);
             None
         });
@@ -284,7 +271,7 @@ pub async fn submit(
             .grant_delegation(
                 &ui.user,
                 key,
-                pin_of(get(&pairs, "pin")),
+                pin_of(form_value(&pairs, "pin")),
                 party.id,
                 username,
                 scope,

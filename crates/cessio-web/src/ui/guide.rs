@@ -10,9 +10,8 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use maud::{Markup, html};
 
-use super::layout::{Shell, page};
-use super::render;
-use crate::{SESSION_COOKIE, WebState, cookie_value};
+use super::open_page;
+use crate::WebState;
 
 /// The sections, in reading order: (anchor, title). The table of contents and the
 /// headings both come from here, so that no link can point to a missing section.
@@ -37,20 +36,7 @@ const SECTIONS: &[(&str, &str)] = &[
 ];
 
 pub async fn show(State(state): State<WebState>, headers: HeaderMap) -> Response {
-    // The header shows who is signed in and offers Esci, as on every other page; the
-    // guide itself is the same for everyone.
-    let session = match cookie_value(&headers, SESSION_COOKIE) {
-        Some(id) => state.live_session(id).await.ok().flatten(),
-        None => None,
-    }
-    .map(|s| (s.principal, s.csrf));
-    let shell = Shell {
-        title: "Guida",
-        user: session.as_ref().map(|(user, _)| user),
-        csrf: session.as_ref().map(|(_, csrf)| csrf.as_str()),
-        ..Shell::default()
-    };
-    render(page(shell, guide()))
+    open_page(&state, &headers, "Guida", guide()).await
 }
 
 fn heading(anchor: &str) -> Markup {

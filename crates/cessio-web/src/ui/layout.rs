@@ -13,6 +13,15 @@ use super::assets::url;
 use super::rules;
 use super::{Notice, NoticeKind};
 
+/// The trimmed value of the field `name` of a form read as name-value pairs (forms whose
+/// fields repeat or vary by row); empty when it was not sent.
+pub fn form_value<'a>(pairs: &'a [(String, String)], name: &str) -> &'a str {
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map_or("", |(_, v)| v.trim())
+}
+
 /// `1.234,56 €`.
 pub fn amount(c: Cents) -> String {
     c.to_string()
@@ -263,7 +272,13 @@ pub fn pin_field(user: &Principal, errors: &FieldErrors) -> Markup {
             p.text-muted { "Accesso con identità digitale: non serve il PIN per confermare." }
         };
     }
-    Field::text("pin", "PIN dispositivo", "")
+    pin_input("pin", errors)
+}
+
+/// The PIN input itself, named `name`: a page with two dispositive forms names each its own,
+/// so that the page has one `pin` field only.
+pub fn pin_input(name: &str, errors: &FieldErrors) -> Markup {
+    Field::text(name, "PIN dispositivo", "")
         .kind("password")
         .required()
         .autocomplete("off")

@@ -403,6 +403,28 @@ pub async fn party_for(state: &WebState, ui: &Ui, cf: &str) -> Result<Party, Res
     Ok(party)
 }
 
+/// A page open to everyone (the guide, the rules): signed in or not, the header is the one
+/// of every other page, with who is signed in and Esci; the body is the same for everyone.
+pub async fn open_page(
+    state: &WebState,
+    headers: &HeaderMap,
+    title: &str,
+    body: Markup,
+) -> Response {
+    let session = match cookie_value(headers, SESSION_COOKIE) {
+        Some(id) => state.live_session(id).await.ok().flatten(),
+        None => None,
+    }
+    .map(|s| (s.principal, s.csrf));
+    let shell = Shell {
+        title,
+        user: session.as_ref().map(|(user, _)| user),
+        csrf: session.as_ref().map(|(_, csrf)| csrf.as_str()),
+        ..Shell::default()
+    };
+    render(page(shell, body))
+}
+
 pub fn render(markup: Markup) -> Response {
     axum::response::Html(markup.into_string()).into_response()
 }

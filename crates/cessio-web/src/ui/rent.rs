@@ -13,20 +13,14 @@ use maud::html;
 
 use super::PageForm as Form;
 use super::layout::{
-    Field, FieldErrors, amount, csrf_field, date, error_summary, page as layout_page, parse_date,
+    Field, FieldErrors, amount, csrf_field, date, error_summary, form_value, page as layout_page,
+    parse_date,
 };
 use super::{Ui, party_for, render_status};
 use crate::WebState;
 
 /// March–May, or April–June for seasonal hotels and agritourism.
 const MONTHS: [u32; 4] = [3, 4, 5, 6];
-
-fn get<'a>(pairs: &'a [(String, String)], name: &str) -> &'a str {
-    pairs
-        .iter()
-        .find(|(k, _)| k == name)
-        .map_or("", |(_, v)| v.trim())
-}
 
 pub async fn page(State(state): State<WebState>, ui: Ui, Path(cf): Path<String>) -> Response {
     let party = match party_for(&state, &ui, &cf).await {
@@ -57,7 +51,7 @@ fn show(
                 label for=(id) { (label) }
                 select id=(id) name=(id) {
                     @for (v, t) in options {
-                        option value=(v) selected[get(typed, id) == *v] { (t) }
+                        option value=(v) selected[form_value(typed, id) == *v] { (t) }
                     }
                 }
             }
@@ -109,11 +103,11 @@ fn show(
                         div.col-md-4 { (select("attivita", "Attività", &[("ordinaria", "Ordinaria"), ("albergo", "Alberghiera"), ("agriturismo", "Agrituristica"), ("ente", "Ente non commerciale, attività istituzionale")])) }
                         div.col-md-4 {
                             div.form-check.mt-4 {
-                                input #stagionale type="checkbox" name="stagionale" value="si" checked[get(typed, "stagionale") == "si"];
+                                input #stagionale type="checkbox" name="stagionale" value="si" checked[form_value(typed, "stagionale") == "si"];
                                 label for="stagionale" { "Attività stagionale (aprile–giugno)" }
                             }
                         }
-                        div.col-md-4 { (Field::text("ricavi", "Ricavi 2019", get(typed, "ricavi")).inputmode("decimal").render(errors)) }
+                        div.col-md-4 { (Field::text("ricavi", "Ricavi 2019", form_value(typed, "ricavi")).inputmode("decimal").render(errors)) }
                     }
                     div.table-responsive tabindex="0" role="region" aria-label="Tabella (scorrevole)" {
                         table.table.cessio-table {
@@ -127,7 +121,7 @@ fn show(
                                             @let id = format!("{field}_{m}");
                                             td {
                                                 label.visually-hidden for=(id) { (label) " di " (month_name(m)) }
-                                                input.form-control.cessio-table-input.is-invalid[errors.of(&id).is_some()] id=(id) name=(id) value=(get(typed, &id))
+                                                input.form-control.cessio-table-input.is-invalid[errors.of(&id).is_some()] id=(id) name=(id) value=(form_value(typed, &id))
                                                     aria-describedby=[errors.of(&id).map(|_| format!("{id}-errore"))];
                                                 @if let Some(e) = errors.of(&id) { div.invalid-feedback.d-block id={ (id) "-errore" } { (super::layout::message(e)) } }
                                             }
@@ -145,7 +139,7 @@ fn show(
 }
 
 fn cents(pairs: &[(String, String)], id: &str, errors: &mut FieldErrors) -> Option<Cents> {
-    match get(pairs, id) {
+    match form_value(pairs, id) {
         "" => Some(Cents::ZERO),
         t => match Cents::parse_amount(t) {
             Ok(a) => Some(a),
@@ -163,7 +157,7 @@ pub async fn submit(
     Path(cf): Path<String>,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> Response {
-    let party = match ui.form_party(&state, get(&pairs, "csrf"), &cf).await {
+    let party = match ui.form_party(&state, form_value(&pairs, "csrf"), &cf).await {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -174,14 +168,14 @@ pub async fn submit(
         let id = |f: &str| format!("{f}_{m}");
         if ["canone", "prima", "dopo", "pagato"]
             .iter()
-            .all(|f| get(&pairs, &id(f)).is_empty())
+            .all(|f| form_value(&pairs, &id(f)).is_empty())
         {
             continue;
         }
         let rent = cents(&pairs, &id("canone"), &mut errors);
         let before = cents(&pairs, &id("prima"), &mut errors);
         let after = cents(&pairs, &id("dopo"), &mut errors);
-        let paid = match parse_date(get(&pairs, &id("pagato"))) {
+        let paid = match parse_date(form_value(&pairs, &id("pagato"))) {
             Ok(d) => Some(d),
             Err(e) => {
                 errors.field(&id("pagato"), e);
@@ -210,18 +204,18 @@ pub async fn submit(
         );
     };
     let input = RentInput {
-        lease: if get(&pairs, "contratto") == "azienda" {
+        lease: if form_value(&pairs, "contratto") == "azienda" {
             LeaseKind::BusinessLease
         } else {
             LeaseKind::NonResidential
         },
-        activity: match get(&pairs, "attivita") {
+        activity: match form_value(&pairs, "attivita") {
             "albergo" => Activity::Hotel,
             "agriturismo" => Activity::Agritourism,
             "ente" => Activity::NonCommercialInstitutional,
             _ => Activity::Ordinary,
         },
-        seasonal: get(&pairs, "stagionale") == "si",
+        seasonal: form_value(&pairs, "stagionale") == "si",
         promiscuous: false,
         revenue_before,
         months,

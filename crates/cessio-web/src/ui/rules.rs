@@ -15,9 +15,8 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use maud::{Markup, html};
 
-use super::layout::{Shell, page};
-use super::render;
-use crate::{SESSION_COOKIE, WebState, cookie_value};
+use super::open_page;
+use crate::WebState;
 
 /// One rule of the register as a person reads it.
 #[derive(Debug)]
@@ -379,20 +378,7 @@ pub fn href(id: &str) -> String {
 }
 
 pub async fn show(State(state): State<WebState>, headers: HeaderMap) -> Response {
-    // Signed in or not, the header is the one of every other page; the rules are the
-    // same for everyone.
-    let session = match cookie_value(&headers, SESSION_COOKIE) {
-        Some(id) => state.live_session(id).await.ok().flatten(),
-        None => None,
-    }
-    .map(|s| (s.principal, s.csrf));
-    let shell = Shell {
-        title: "Regole",
-        user: session.as_ref().map(|(user, _)| user),
-        csrf: session.as_ref().map(|(_, csrf)| csrf.as_str()),
-        ..Shell::default()
-    };
-    render(page(shell, rules_page()))
+    open_page(&state, &headers, "Regole", rules_page()).await
 }
 
 fn rules_page() -> Markup {

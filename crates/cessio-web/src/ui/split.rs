@@ -12,20 +12,13 @@ use maud::{Markup, html};
 
 use super::PageForm as Form;
 use super::layout::{
-    Field, FieldErrors, amount, csrf_field, date, error_summary, page as layout_page, parse_date,
-    pin_field, type_name,
+    Field, FieldErrors, amount, csrf_field, date, error_summary, form_value, page as layout_page,
+    parse_date, pin_field, type_name,
 };
 use super::{
     Notice, Ui, error_page, field_of, party_for, party_home, pin_of, render_status, see_other,
 };
 use crate::{WebState, random_token};
-
-fn get<'a>(pairs: &'a [(String, String)], name: &str) -> &'a str {
-    pairs
-        .iter()
-        .find(|(k, _)| k == name)
-        .map_or("", |(_, v)| v.trim())
-}
 
 pub async fn page(State(state): State<WebState>, ui: Ui, Path(cf): Path<String>) -> Response {
     let party = match party_for(&state, &ui, &cf).await {
@@ -75,7 +68,7 @@ async fn show(
                 h1 { "Ulteriore rateazione e riduzione del credito" }
                 (error_summary(errors))
                 @if let Some(p) = preview {
-                    (recap(ui, &base, p, get(typed, "chiave")))
+                    (recap(ui, &base, p, form_value(typed, "chiave")))
                 }
                 section.mb-5 aria-labelledby="rate-titolo" {
                     h2.h3 #rate-titolo { "Ripartire una rata in dieci rate annuali (art. 9 c. 4 DL 176/2022)" }
@@ -83,8 +76,8 @@ async fn show(
                     form method="post" action=(base) novalidate {
                         (csrf_field(&ui.csrf))
                         input type="hidden" name="step" value="anteprima";
-                        (rata_select(&state.app.catalogue, "rata-split", "Rata da ripartire", &holdings, get(typed, "rata-split")))
-                        (Field::text("importo-split", "Importo da ripartire", get(typed, "importo-split")).inputmode("decimal").hint("tutto o parte del residuo, per esempio 1.000,00").render(errors))
+                        (rata_select(&state.app.catalogue, "rata-split", "Rata da ripartire", &holdings, form_value(typed, "rata-split")))
+                        (Field::text("importo-split", "Importo da ripartire", form_value(typed, "importo-split")).inputmode("decimal").hint("tutto o parte del residuo, per esempio 1.000,00").render(errors))
                         button.btn.btn-primary type="submit" { "Vedi il riepilogo" }
                     }
                 }
@@ -95,7 +88,7 @@ async fn show(
                         (csrf_field(&ui.csrf))
                         input type="hidden" name="step" value="annulla";
                         input type="hidden" name="chiave" value=(random_token());
-                        (Field::text("rata-originaria", "Rata originaria ripartita (identificativo)", get(typed, "rata-originaria")).inputmode("numeric").render(errors))
+                        (Field::text("rata-originaria", "Rata originaria ripartita (identificativo)", form_value(typed, "rata-originaria")).inputmode("numeric").render(errors))
                         (pin_field(&ui.user, errors))
                         button.btn.btn-outline-danger type="submit" { "Annulla la rateazione" }
                     }
@@ -107,9 +100,9 @@ async fn show(
                         (csrf_field(&ui.csrf))
                         input type="hidden" name="step" value="riduci";
                         input type="hidden" name="chiave" value=(random_token());
-                        (rata_select(&state.app.catalogue, "rata-rid", "Rata", &holdings, get(typed, "rata-rid")))
-                        (Field::text("importo-rid", "Importo da ridurre", get(typed, "importo-rid")).inputmode("decimal").render(errors))
-                        (Field::text("conosciuto", "Data in cui se ne è avuta conoscenza", get(typed, "conosciuto")).hint("gg/mm/aaaa").render(errors))
+                        (rata_select(&state.app.catalogue, "rata-rid", "Rata", &holdings, form_value(typed, "rata-rid")))
+                        (Field::text("importo-rid", "Importo da ridurre", form_value(typed, "importo-rid")).inputmode("decimal").render(errors))
+                        (Field::text("conosciuto", "Data in cui se ne è avuta conoscenza", form_value(typed, "conosciuto")).hint("gg/mm/aaaa").render(errors))
                         (pin_field(&ui.user, errors))
                         button.btn.btn-outline-danger type="submit" { "Riduci il credito" }
                     }
@@ -170,7 +163,10 @@ fn recap(ui: &Ui, base: &str, p: &SplitPreview, key: &str) -> Markup {
 }
 
 fn rata_of(pairs: &[(String, String)], name: &str, errors: &mut FieldErrors) -> Option<i64> {
-    let v = get(pairs, name).parse::<i64>().ok().filter(|v| *v > 0);
+    let v = form_value(pairs, name)
+        .parse::<i64>()
+        .ok()
+        .filter(|v| *v > 0);
     if v.is_none() {
         errors.field(name, "Scegliere la rata");
     }
@@ -178,7 +174,7 @@ fn rata_of(pairs: &[(String, String)], name: &str, errors: &mut FieldErrors) -> 
 }
 
 fn amount_of(pairs: &[(String, String)], name: &str, errors: &mut FieldErrors) -> Option<Cents> {
-    match Cents::parse_positive_amount(get(pairs, name)) {
+    match Cents::parse_positive_amount(form_value(pairs, name)) {
         Ok(a) => Some(a),
         Err(e) => {
             errors.field(name, e.to_string());
@@ -193,16 +189,16 @@ pub async fn submit(
     Path(cf): Path<String>,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> Response {
-    let party = match ui.form_party(&state, get(&pairs, "csrf"), &cf).await {
+    let party = match ui.form_party(&state, form_value(&pairs, "csrf"), &cf).await {
         Ok(p) => p,
         Err(r) => return r,
     };
     let mut errors = FieldErrors::default();
-    let pin = pin_of(get(&pairs, "pin"));
-    let key = get(&pairs, "chiave");
+    let pin = pin_of(form_value(&pairs, "pin"));
+    let key = form_value(&pairs, "chiave");
     let back = format!("{}/rateazione", party_home(&party));
     let invalid = StatusCode::UNPROCESSABLE_ENTITY;
-    let result: Result<Notice, AppError> = match get(&pairs, "step") {
+    let result: Result<Notice, AppError> = match form_value(&pairs, "step") {
         "anteprima" => {
             let rata = rata_of(&pairs, "rata-split", &mut errors);
             let amount_cents = amount_of(&pairs, "importo-split", &mut errors);
@@ -234,7 +230,10 @@ pub async fn submit(
         }
         "conferma" => {
             let rata = rata_of(&pairs, "rata-split", &mut errors);
-            let cents = get(&pairs, "centesimi").parse::<i64>().ok().map(Cents::new);
+            let cents = form_value(&pairs, "centesimi")
+                .parse::<i64>()
+                .ok()
+                .map(Cents::new);
             let (Some(rata), Some(a)) = (rata, cents) else {
                 errors.form("Riepilogo incompleto: ripetere la scelta");
                 return show(&state, &ui, &party, None, &errors, &pairs, None, invalid).await;
@@ -289,7 +288,7 @@ pub async fn submit(
         "riduci" => {
             let rata = rata_of(&pairs, "rata-rid", &mut errors);
             let a = amount_of(&pairs, "importo-rid", &mut errors);
-            let known = match parse_date(get(&pairs, "conosciuto")) {
+            let known = match parse_date(form_value(&pairs, "conosciuto")) {
                 Ok(Some(d)) => Some(d),
                 Ok(None) => {
                     errors.field("conosciuto", "Indicare la data");
