@@ -95,6 +95,10 @@ enum Cmd {
         /// movimenti (and its export) from; writes and their checks stay on the primary.
         #[arg(long, env = "CESSIO_READ_DATABASE_URL")]
         read_database_url: Option<String>,
+        /// How far behind its primary (in milliseconds) the read replica may be: past it,
+        /// or while it does not answer, F1 and F4 read the primary.
+        #[arg(long, env = "CESSIO_READ_MAX_LAG_MS", default_value_t = 5000)]
+        read_max_lag_ms: u64,
         /// At start, prepare F1 Monitoraggio of this many parties with the most holdings
         /// (the largest banks), in the background: their first look takes seconds at
         /// national scale, and is then not paid by a request. 0 prepares none.
@@ -284,6 +288,7 @@ async fn run(cli: Cli) -> Result<()> {
             secure_cookies,
             strong,
             read_database_url,
+            read_max_lag_ms,
             keep_monitoring,
             http,
         } => {
@@ -295,6 +300,7 @@ async fn run(cli: Cli) -> Result<()> {
                 secure_cookies,
                 strong,
                 read_database_url,
+                read_max_lag_ms,
                 keep_monitoring,
                 http,
             })
@@ -564,6 +570,7 @@ struct ServeArgs {
     secure_cookies: bool,
     strong: strong::StrongArgs,
     read_database_url: Option<String>,
+    read_max_lag_ms: u64,
     keep_monitoring: usize,
     http: HttpArgs,
 }
@@ -658,10 +665,16 @@ async fn serve(args: ServeArgs) -> Result<()> {
         eprintln!("  {hint}");
     }
     if let Some(replica) = &args.read_database_url {
-        let reads = open(replica, args.db.schema.as_deref(), WriteConfig::default())
+        if !matches!(cessio_store::backend_kind(replica)?, BackendKind::Postgres) {
+            bail!("--read-database-url: a read replica is a PostgreSQL standby (postgres://…)");
+        }
+        let reads = PgStore::connect_read_only(replica, args.db.schema.as_deref())
             .await
             .with_context(|| format!("opening the read replica {replica}"))?;
-        app = app.with_read_replica(reads);
+        let policy = cessio_app::ReplicaPolicy::with_max_lag(std::time::Duration::from_millis(
+            args.read_max_lag_ms,
+        ));
+        app = app.with_read_replica(Arc::new(reads), policy).await;
         eprintln!("Letture di monitoraggio e movimenti dalla replica {replica}");
     }
     if args.keep_monitoring > 0 {
