@@ -179,12 +179,12 @@ impl ReadReplica {
         let Ok(mut s) = self.state.lock() else {
             return;
         };
-        if let Some(p) = primary_at {
-            if s.unreplayed.back().is_none_or(|&(_, last)| last < p) {
-                s.unreplayed.push_back((started, p));
-                if s.unreplayed.len() > MAX_REMEMBERED {
-                    s.unreplayed.pop_front();
-                }
+        if let Some(p) = primary_at
+            && s.unreplayed.back().is_none_or(|&(_, last)| last < p)
+        {
+            s.unreplayed.push_back((started, p));
+            if s.unreplayed.len() > MAX_REMEMBERED {
+                s.unreplayed.pop_front();
             }
         }
         let replica_at = match replica_at {
