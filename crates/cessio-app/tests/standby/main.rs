@@ -99,14 +99,13 @@ async fn f1_and_f4_read_a_streaming_standby_and_degrade_to_the_primary() {
             .unwrap(),
     );
     let t = TestApp::with_store(primary.clone()).await;
-    let (ben, holder, c) = (t.company(1).await, t.company(2).await, t.company(3).await);
+    let (holder, c) = (t.company(1).await, t.company(2).await);
     let (h, cu) = (
         t.user_for(&holder, "cedente").await,
         t.user_for(&c, "cessionario").await,
     );
     let credit = t.holding(&holder, &h, "ecobonus", 10_000, old_day()).await;
     let rata = credit.rate[0].id;
-    let _ = ben;
 
     let standby_url = clusters.standby_url();
     until("the standby has the register", || async {
