@@ -2,10 +2,9 @@
 //! for it: whether the writer and the database answer (readiness), what the register holds
 //! (from the ledger head, never by counting tables) and the full verification.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use cessio_store::{Counts, Store, StoreError, VerifyReport};
+use cessio_store::{Counts, StoreError, VerifyReport};
 
 use crate::{App, AppError};
 
@@ -36,20 +35,24 @@ impl Check {
 }
 
 /// Whether the register can serve: its writer takes requests and commits, and the
-/// database answers reads (the read replica too, when reads go to one).
+/// database answers reads. The read replica's answer is reported but does not count: F1
+/// and F4 read the primary while it is away.
 #[derive(Debug)]
 pub struct Readiness {
     pub writer: Check,
     pub database: Check,
-    /// `None` when reads go to the primary.
+    /// `None` without a read replica.
     pub replica: Option<Check>,
 }
 
 impl Readiness {
     pub fn ready(&self) -> bool {
-        self.writer.is_ok()
-            && self.database.is_ok()
-            && self.replica.as_ref().is_none_or(Check::is_ok)
+        self.writer.is_ok() && self.database.is_ok()
+    }
+
+    /// Whether a part's failure makes the register not ready.
+    pub fn required(part: &str) -> bool {
+        part != "replica"
     }
 
     /// Each part by name, in a fixed order.
@@ -64,19 +67,16 @@ impl Readiness {
     }
 }
 
-fn same_store(a: &Arc<dyn Store>, b: &Arc<dyn Store>) -> bool {
-    std::ptr::addr_eq(Arc::as_ptr(a), Arc::as_ptr(b))
-}
-
 impl App {
     /// Asks the writer and the database (and the replica) at once, each given `within`:
     /// a probe must answer in bounded time even when what it probes does not.
     pub async fn readiness(&self, within: Duration) -> Readiness {
         let replica = async {
-            if same_store(&self.store, &self.reads) {
-                None
-            } else {
-                Some(Check::of(within, async { self.reads.head_counts().await.map(|_| ()) }).await)
+            match &self.replica {
+                None => None,
+                Some(r) => {
+                    Some(Check::of(within, async { r.store.head_counts().await.map(|_| ()) }).await)
+                }
             }
         };
         let (writer, database, replica) = tokio::join!(

@@ -33,6 +33,7 @@ mod movements;
 mod operator;
 pub mod reduction;
 pub mod rent;
+mod replica;
 pub mod split;
 
 pub use chain::*;
@@ -45,6 +46,7 @@ pub use movements::*;
 pub use operator::*;
 pub use reduction::*;
 pub use rent::*;
+pub use replica::{ReplicaPolicy, ReplicaStatus};
 pub use split::*;
 
 /// Limits and thresholds that are configuration, not law.
@@ -123,9 +125,9 @@ pub struct App {
     /// Private: callers (the web layer, the command line) go through the app's functions,
     /// which hold the rules; tests reach it with the `testing` feature ([`App::store`]).
     store: Arc<dyn Store>,
-    /// Where the read-only lists (F1 Monitoraggio, F4 Lista movimenti and its export) are
-    /// read: the store itself, or a streaming replica of it (`with_read_replica`).
-    reads: Arc<dyn Store>,
+    /// A streaming replica of the store that F1 Monitoraggio and F4 Lista movimenti (and
+    /// its export) read while it keeps up (`with_read_replica`, `replica.rs`).
+    replica: Option<Arc<replica::ReadReplica>>,
     pub clock: Arc<dyn Clock>,
     pub catalogue: Arc<Catalogue>,
     /// The law as data (`catalogue/rules.toml`): R-CHAIN, R-BANK-CLIENT, R-PA, R-SUSP...
@@ -275,7 +277,7 @@ impl App {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, catalogue: Arc<Catalogue>) -> Self {
         let opt_stop = Arc::new(opt_stop_table(&catalogue));
         App {
-            reads: store.clone(),
+            replica: None,
             store,
             clock,
             catalogue,
@@ -320,14 +322,6 @@ impl App {
     async fn hash_secret(&self, secret: &str) -> Result<String, AppError> {
         let secret = secret.to_string();
         self.hashing(move || hash_secret(&secret)).await?
-    }
-
-    /// Reads F1 and F4 from a replica. A replica lags its primary by a moment: a movement
-    /// just made may show there a little later, never wrongly; every check that guards a
-    /// write still reads the primary.
-    pub fn with_read_replica(mut self, replica: Arc<dyn Store>) -> Self {
-        self.reads = replica;
-        self
     }
 
     /// The register's database for what the web layer keeps there of its own: browser
@@ -439,7 +433,11 @@ impl App {
                 gate.release.notified().await;
             }
         }
-        Ok(self.store.submit(op).await?)
+        let party = op.on_behalf_of;
+        let done = self.store.submit(op).await;
+        // Marked whatever the outcome: an error may come after the commit.
+        self.mark_write(party);
+        Ok(done?)
     }
 
     /// Holds `p`'s next write after it is decided, before the writer sees it, until the

@@ -245,7 +245,10 @@ impl App {
         let Some((query, selection)) = self.movement_selection(p, party, filter).await? else {
             return Ok(Vec::new());
         };
-        let entries = self.reads.find_entries(&query).await?;
+        let q = &query;
+        let entries = self
+            .listing_read(party, |s| async move { s.find_entries(q).await })
+            .await?;
         selection
             .rows(
                 &*self.store,
@@ -271,7 +274,7 @@ impl App {
         let (max, rule) = export_limit();
         // The rows are counted through the filters kept in memory (the database's count
         // is a superset: other kinds of movement, codice fiscale prefixes...).
-        let mut counting = self.reads.stream_entries(query).await?;
+        let mut counting = self.entry_stream(party, &query).await?;
         let mut kept = 0;
         while let Some(batch) = counting.next().await {
             match selection
@@ -306,8 +309,12 @@ impl App {
         let (max, rule) = export_limit();
         // The database counts what its conditions select, a superset of the rows. Only when
         // that is over the limit are the rows read once through the other filters, counting.
-        if self.reads.count_entries(&query, max + 1).await? > max {
-            let mut counting = self.reads.stream_entries(query.clone()).await?;
+        let q = &query;
+        let counted = self
+            .listing_read(party, |s| async move { s.count_entries(q, max + 1).await })
+            .await?;
+        if counted > max {
+            let mut counting = self.entry_stream(party, &query).await?;
             let mut kept = 0;
             while let Some(batch) = counting.next().await {
                 selection
@@ -315,8 +322,23 @@ impl App {
                     .await?;
             }
         }
-        export.source = Some((selection, self.reads.stream_entries(query).await?));
+        export.source = Some((selection, self.entry_stream(party, &query).await?));
         Ok(export)
+    }
+
+    /// F4's rows of `party` as a stream, from the replica or the primary as
+    /// `listing_read` chooses when the stream opens.
+    async fn entry_stream(
+        &self,
+        party: PartyId,
+        query: &EntryQuery,
+    ) -> Result<EntryStream, AppError> {
+        Ok(self
+            .listing_read(party, |s| {
+                let query = query.clone();
+                async move { s.stream_entries(query).await }
+            })
+            .await?)
     }
 
     /// Checks the filters and the principal, and splits the filters into the store's query

@@ -9,7 +9,7 @@
 #[allow(unused_macros)]
 mod support;
 
-use cessio_app::{IncomingFilter, MovementFilter};
+use cessio_app::{IncomingFilter, MovementFilter, ReplicaPolicy};
 use support::*;
 
 async fn reads_follow_the_store_they_are_meant_for(primary: TestApp, replica: TestApp) {
@@ -24,7 +24,8 @@ async fn reads_follow_the_store_they_are_meant_for(primary: TestApp, replica: Te
     let app = primary
         .app
         .clone()
-        .with_read_replica(replica.app.store().clone());
+        .with_read_replica(replica.app.store().clone(), ReplicaPolicy::default())
+        .await;
     let op = &primary.op;
     let f1 = app.monitoring(op, holder.id, None).await.unwrap();
     assert_eq!(f1.len(), 4, "F1 reads the replica: {f1:?}");

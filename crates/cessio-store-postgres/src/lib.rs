@@ -50,7 +50,8 @@ pub use schema::MIGRATIONS;
 pub struct PgStore {
     /// How readers connect (reconnects, `verify`).
     config: Config,
-    queue: mpsc::Sender<Job>,
+    /// `None` for a read replica ([`PgStore::connect_read_only`]).
+    queue: Option<mpsc::Sender<Job>>,
     /// Replaced when found closed (a server restart, a terminated backend).
     readers: Vec<std::sync::RwLock<Arc<Client>>>,
     next_reader: AtomicUsize,
@@ -192,6 +193,80 @@ fn bound(values: &[SqlValue]) -> Vec<Box<dyn ToSql + Sync + Send>> {
         .collect()
 }
 
+/// The settings every connection to the register shares (its schema, the planner options
+/// below), from a `postgres://` URL. With `create_schema`, the schema is created if missing
+/// (a primary); a read replica must find it.
+async fn register_config(
+    url: &str,
+    schema: Option<&str>,
+    create_schema: bool,
+) -> Result<Config, StoreError> {
+    cessio_store::backend_kind(url)?;
+    let mut pg: Config = url.parse().map_err(|e| StoreError::BadUrl {
+        url: url.to_string(),
+        reason: format!("{e}"),
+    })?;
+    pg.connect_timeout(std::time::Duration::from_secs(10));
+    if let Some(schema) = schema {
+        if !schema
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        {
+            return Err(StoreError::BadUrl {
+                url: url.to_string(),
+                reason: format!("nome di schema non valido '{schema}'"),
+            });
+        }
+        if create_schema {
+            let admin = connect(&pg).await?;
+            admin
+                .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+                .await
+                .map_err(db_err)?;
+        }
+        pg.options(format!("-c search_path={schema}"));
+        pg.application_name(format!("cessio-{schema}"));
+    }
+    // Reads are many and short, beside the writer on few cores: parallel workers cost
+    // more to start than the index lookups they share (a history batch of 1,000 rate on
+    // the 0.02 national register: 3.6 ms without, 14–96 ms with).
+    // JIT compiles plans whose estimated cost is high, which a short statement's estimate
+    // can be without statistics (a bulk load with autovacuum off): one batch's summary
+    // update on the 0.1 national register ran in 1.2 s with JIT and parallel workers,
+    // 0.16 s without.
+    let options = pg.get_options().unwrap_or_default().to_string();
+    pg.options(format!(
+        "{options} -c max_parallel_workers_per_gather=0 -c jit=off"
+    ));
+    Ok(pg)
+}
+
+/// The readers' settings: they price a random page near a sequential one, as on SSDs or a
+/// register held in memory: with the default (4.0, spinning disks) the F4 export of a
+/// month of the largest bank on the 0.1 national register hashed the whole 4.2-million-row
+/// rate table (3.4 s) rather than look its 32,805 rows up by key (1.1 s).
+fn reader_config(pg: &Config) -> Config {
+    let mut reader_config = pg.clone();
+    let options = reader_config.get_options().unwrap_or_default().to_string();
+    reader_config.options(format!("{options} -c random_page_cost=1.1"));
+    reader_config
+}
+
+async fn connect_readers(
+    config: &Config,
+) -> Result<Vec<std::sync::RwLock<Arc<Client>>>, StoreError> {
+    let mut readers = Vec::with_capacity(READERS);
+    for _ in 0..READERS {
+        readers.push(std::sync::RwLock::new(Arc::new(connect(config).await?)));
+    }
+    Ok(readers)
+}
+
+/// Where the server's write-ahead log stands, in bytes from its start: on a standby what
+/// it has replayed (what its reads show), on a primary what it has written (every commit
+/// acknowledged so far is before it).
+const SQL_WAL_POSITION: &str = "SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END - '0/0'::pg_lsn)::bigint";
+
 impl PgStore {
     /// Connects to a `postgres://` URL, runs migrations, and starts the writer. With
     /// `schema`, every connection works in that schema (created if missing): tests use it
@@ -201,54 +276,9 @@ impl PgStore {
         schema: Option<&str>,
         config: WriteConfig,
     ) -> Result<Self, StoreError> {
-        cessio_store::backend_kind(url)?;
-        let mut pg: Config = url.parse().map_err(|e| StoreError::BadUrl {
-            url: url.to_string(),
-            reason: format!("{e}"),
-        })?;
-        pg.connect_timeout(std::time::Duration::from_secs(10));
-        if let Some(schema) = schema {
-            if !schema
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-            {
-                return Err(StoreError::BadUrl {
-                    url: url.to_string(),
-                    reason: format!("nome di schema non valido '{schema}'"),
-                });
-            }
-            let admin = connect(&pg).await?;
-            admin
-                .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
-                .await
-                .map_err(db_err)?;
-            pg.options(format!("-c search_path={schema}"));
-            pg.application_name(format!("cessio-{schema}"));
-        }
-        // Reads are many and short, beside the writer on few cores: parallel workers cost
-        // more to start than the index lookups they share (a history batch of 1,000 rate on
-        // the 0.02 national register: 3.6 ms without, 14–96 ms with).
-        // JIT compiles plans whose estimated cost is high, which a short statement's estimate
-        // can be without statistics (a bulk load with autovacuum off): one batch's summary
-        // update on the 0.1 national register ran in 1.2 s with JIT and parallel workers,
-        // 0.16 s without.
-        let options = pg.get_options().unwrap_or_default().to_string();
-        pg.options(format!(
-            "{options} -c max_parallel_workers_per_gather=0 -c jit=off"
-        ));
-        // Readers price a random page near a sequential one, as on SSDs or a register held
-        // in memory: with the default (4.0, spinning disks) the F4 export of a month of the
-        // largest bank on the 0.1 national register hashed the whole 4.2-million-row rate
-        // table (3.4 s) rather than look its 32,805 rows up by key (1.1 s).
-        let mut reader_config = pg.clone();
-        let options = reader_config.get_options().unwrap_or_default().to_string();
-        reader_config.options(format!("{options} -c random_page_cost=1.1"));
-        let mut readers = Vec::with_capacity(READERS);
-        for _ in 0..READERS {
-            readers.push(std::sync::RwLock::new(Arc::new(
-                connect(&reader_config).await?,
-            )));
-        }
+        let pg = register_config(url, schema, true).await?;
+        let reader_config = reader_config(&pg);
+        let readers = connect_readers(&reader_config).await?;
         let (queue, rx) = mpsc::channel(config.queue_capacity.max(1));
         let stats = Arc::new(WriteStats::default());
         // The writer gets a thread and a runtime of its own: on a busy shared runtime its
@@ -300,13 +330,48 @@ impl PgStore {
         })??;
         Ok(PgStore {
             config: reader_config,
-            queue,
+            queue: Some(queue),
             readers,
             next_reader: AtomicUsize::new(0),
             stream_slots: cessio_store::StreamSlots::default(),
             stats,
             side: tokio::sync::Mutex::new(None),
         })
+    }
+
+    /// Opens a read replica of the register, such as a streaming standby, which refuses
+    /// every write: readers only, each transaction read-only; no migration, no adoption of
+    /// an older register, no writer (writes through this store are refused). The register
+    /// found must be at the schema version this build migrates to: an older one is a
+    /// primary this build has not started on yet (or a standby that has not replayed the
+    /// migration), a newer one a primary migrated by a newer build.
+    pub async fn connect_read_only(url: &str, schema: Option<&str>) -> Result<Self, StoreError> {
+        let mut config = reader_config(&register_config(url, schema, false).await?);
+        let options = config.get_options().unwrap_or_default().to_string();
+        config.options(format!("{options} -c default_transaction_read_only=on"));
+        let readers = connect_readers(&config).await?;
+        let first = readers[0].read().map_err(StoreError::backend)?.clone();
+        schema::check_version(&first, schema.unwrap_or("public")).await?;
+        Ok(PgStore {
+            config,
+            queue: None,
+            readers,
+            next_reader: AtomicUsize::new(0),
+            stream_slots: cessio_store::StreamSlots::default(),
+            stats: Arc::default(),
+            side: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    /// The writer's queue; a read-only store has none.
+    fn queue(&self) -> Result<&mpsc::Sender<Job>, StoreError> {
+        self.queue
+            .as_ref()
+            .ok_or_else(|| StoreError::InvalidOperation {
+                reason:
+                    "questo database è una replica di sola lettura: le scritture vanno al primario"
+                        .into(),
+            })
     }
 
     /// Runs a statement of the store's portable query builders (`EntryQuery::sql`,
@@ -437,7 +502,7 @@ impl Store for PgStore {
     }
 
     async fn submit(&self, op: Operation) -> Result<Receipt, StoreError> {
-        queue::submit(&self.queue, op).await
+        queue::submit(self.queue()?, op).await
     }
 
     fn write_stats(&self) -> (u64, u64) {
@@ -609,7 +674,25 @@ impl Store for PgStore {
     }
 
     async fn ping_writer(&self) -> Result<(), StoreError> {
-        queue::ping(&self.queue).await
+        queue::ping(self.queue()?).await
+    }
+
+    async fn wal_position(&self) -> Result<Option<u64>, StoreError> {
+        let row = self
+            .reader()
+            .await?
+            .query_one(SQL_WAL_POSITION, &[])
+            .await
+            .map_err(db_err)?;
+        let position: Option<i64> = row.get(0);
+        // A standby that has replayed nothing yet has no position: it is not a replica to
+        // read from until it has one.
+        position
+            .and_then(|p| u64::try_from(p).ok())
+            .map(Some)
+            .ok_or_else(|| StoreError::Unavailable {
+                reason: "la replica non ha ancora applicato il log del primario".into(),
+            })
     }
 
     async fn parties(&self, ids: &[PartyId]) -> Result<Vec<Party>, StoreError> {

@@ -358,3 +358,39 @@ pub async fn migrate(client: &mut Client) -> Result<(), StoreError> {
     tx.commit().await.map_err(err)?;
     Ok(())
 }
+
+/// Checks that the register in `schema` is at the version this build migrates to, without
+/// changing anything: how a read replica, which takes no migration, is opened.
+pub async fn check_version(client: &Client, schema: &str) -> Result<(), StoreError> {
+    let expected = i32::try_from(MIGRATIONS.len()).unwrap_or(i32::MAX);
+    let found: i32 = match client
+        .query_one(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+            &[],
+        )
+        .await
+    {
+        Ok(row) => row.get(0),
+        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => {
+            return Err(StoreError::Backend {
+                reason: format!(
+                    "la replica non ha un registro nello schema {schema} (manca schema_migrations): è la replica del primario giusto, e lo ha già raggiunto?"
+                ),
+            });
+        }
+        Err(e) => return Err(StoreError::backend(e)),
+    };
+    if found != expected {
+        let why = if found < expected {
+            "avviare questa versione sul primario, che migra lo schema, e attendere che la replica lo applichi"
+        } else {
+            "il primario è stato migrato da una versione più recente: aggiornare anche questa"
+        };
+        return Err(StoreError::Backend {
+            reason: format!(
+                "lo schema {schema} della replica è alla versione {found}, questa versione di cessio si aspetta la {expected}: {why}"
+            ),
+        });
+    }
+    Ok(())
+}

@@ -187,6 +187,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// connection ends a transaction (which writes nothing). Callers bound the wait.
     async fn ping_writer(&self) -> Result<(), StoreError>;
 
+    /// How far into the database's write-ahead log what it shows reaches, in bytes: a
+    /// primary's written position, a streaming standby's replayed one. Comparing the two
+    /// says how far behind a read replica is. `None` where the backend has no such log
+    /// shared with replicas (SQLite).
+    async fn wal_position(&self) -> Result<Option<u64>, StoreError> {
+        Ok(None)
+    }
+
     async fn parties(&self, ids: &[PartyId]) -> Result<Vec<Party>, StoreError>;
 
     /// Every movement where the party is cedente or cessionario (or user of an F24), as

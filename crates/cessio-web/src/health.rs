@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use cessio_app::Check;
+use cessio_app::{Check, Readiness};
 
 use crate::{Problem, WebState};
 
@@ -39,8 +39,10 @@ fn part_name(part: &str) -> &'static str {
     }
 }
 
-/// Readiness: 200 with each part's state when all answer; otherwise 503, a problem naming
-/// the parts that did not, with `checks` giving each part's state.
+/// Readiness: 200 with each part's state when the parts that count answer (a read
+/// replica that does not is reported, not counted: the primary takes its reads);
+/// otherwise 503, a problem naming the parts that did not, with `checks` giving each
+/// part's state.
 pub async fn readyz(State(state): State<WebState>) -> Response {
     let readiness = state.app.readiness(READY_WITHIN).await;
     let mut checks = serde_json::Map::new();
@@ -50,7 +52,7 @@ pub async fn readyz(State(state): State<WebState>) -> Response {
         if let Check::Failed(e) = check {
             tracing::warn!(part, error = %e, "readiness: failed");
         }
-        if !check.is_ok() {
+        if !check.is_ok() && Readiness::required(part) {
             failed.push(format!("{}: {}", part_name(part), describe(check)));
         }
     }

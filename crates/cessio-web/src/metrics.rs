@@ -1,7 +1,9 @@
 //! Prometheus metrics through the `metrics` facade and its Prometheus exporter: request
 //! counts by route and status, request latency histograms by route, operations by kind, and
 //! what the register holds, read from the ledger head at each scrape (one row, however
-//! large the register; never a count of its tables).
+//! large the register; never a count of its tables), and the read replica's lag as the
+//! app's background comparison last found it (nothing is asked of the replica at a
+//! scrape).
 //!
 //! Each server has a recorder of its own, called directly rather than installed as the
 //! process's global recorder: two servers in one process (the tests) count apart. A
@@ -30,6 +32,9 @@ const OPERATIONS: &str = "cessio_operations_total";
 const REQUESTS: &str = "cessio_http_requests_total";
 const LATENCY: &str = "cessio_http_request_duration_seconds";
 const LEDGER: &str = "cessio_ledger_rows";
+const REPLICA_LAG: &str = "cessio_replica_lag_seconds";
+const REPLICA_LAG_BYTES: &str = "cessio_replica_lag_bytes";
+const REPLICA_SERVING: &str = "cessio_replica_serving";
 
 /// How often histogram samples are folded in when nobody scrapes.
 pub const UPKEEP: Duration = Duration::from_secs(5);
@@ -80,6 +85,26 @@ impl Default for Metrics {
                 "Rows in the register by table, from the ledger head's counters (NaN when the last scrape could not read it).",
             ),
         );
+        for (name, help) in [
+            (
+                REPLICA_LAG,
+                "How long ago the primary wrote what the read replica has not replayed yet, within one sampling period (NaN when not known: replica unreachable).",
+            ),
+            (
+                REPLICA_LAG_BYTES,
+                "Bytes of the primary's write-ahead log the read replica has not replayed (NaN when not known).",
+            ),
+            (
+                REPLICA_SERVING,
+                "1 while F1 and F4 read the replica, 0 while they read the primary (replica behind its bound or unreachable).",
+            ),
+        ] {
+            recorder.describe_gauge(
+                KeyName::from_const_str(name),
+                None,
+                SharedString::const_str(help),
+            );
+        }
         Metrics { recorder, handle }
     }
 }
@@ -144,6 +169,28 @@ impl Metrics {
         }
     }
 
+    /// Sets the read replica's gauges from the app's last comparison (none without one).
+    pub fn replica(&self, status: Option<cessio_app::ReplicaStatus>) {
+        let Some(status) = status else {
+            return;
+        };
+        for (name, value) in [
+            (
+                REPLICA_LAG,
+                status.lag.map_or(f64::NAN, |d| d.as_secs_f64()),
+            ),
+            (
+                REPLICA_LAG_BYTES,
+                status.lag_bytes.map_or(f64::NAN, |b| b as f64),
+            ),
+            (REPLICA_SERVING, if status.serving { 1.0 } else { 0.0 }),
+        ] {
+            self.recorder
+                .register_gauge(&Key::from_static_name(name), &METADATA)
+                .set(value);
+        }
+    }
+
     pub fn render_text(&self) -> String {
         self.handle.render()
     }
@@ -178,10 +225,41 @@ pub async fn render(State(state): State<WebState>) -> Response {
         }
     };
     state.metrics.ledger(counts);
+    state.metrics.replica(state.app.read_replica_status());
     let mut response = state.metrics.render_text().into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4"),
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_replica_gauges_show_the_last_comparison_and_nan_when_unknown() {
+        let metrics = Metrics::default();
+        metrics.replica(None);
+        assert!(!metrics.render_text().contains("cessio_replica"));
+        metrics.replica(Some(cessio_app::ReplicaStatus {
+            serving: false,
+            reachable: true,
+            lag: Some(Duration::from_millis(1500)),
+            lag_bytes: Some(4096),
+        }));
+        let text = metrics.render_text();
+        for line in [
+            "cessio_replica_lag_seconds 1.5",
+            "cessio_replica_lag_bytes 4096",
+            "cessio_replica_serving 0",
+            "# HELP cessio_replica_lag_seconds",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
+        metrics.replica(Some(cessio_app::ReplicaStatus::default()));
+        let text = metrics.render_text();
+        assert!(text.contains("cessio_replica_lag_seconds NaN"), "{text}");
+    }
 }

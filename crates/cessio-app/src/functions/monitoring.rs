@@ -54,7 +54,12 @@ impl App {
             Some(d) => Some(end_of_day(check_date("as_of", d)?)),
             None => None,
         };
-        let totals = self.reads.monitor_totals(party, until).await?;
+        let totals = self
+            .listing_read(
+                party,
+                |s| async move { s.monitor_totals(party, until).await },
+            )
+            .await?;
         let mut rows: BTreeMap<(String, u16), MonitorRow> = BTreeMap::new();
         let add = |c: &mut Cents, v: Cents| *c = c.checked_add(v).unwrap_or(Cents::MAX);
         for t in &totals {

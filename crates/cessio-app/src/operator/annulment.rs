@@ -156,13 +156,13 @@ impl App {
         &self,
         party: PartyId,
     ) -> Result<HashSet<TransferId>, AppError> {
+        let query = &OperatorEventQuery {
+            kinds: vec![ANNULMENT_EVENT.into()],
+            party: Some(party),
+            ..OperatorEventQuery::default()
+        };
         Ok(self
-            .reads
-            .operator_events(&OperatorEventQuery {
-                kinds: vec![ANNULMENT_EVENT.into()],
-                party: Some(party),
-                ..OperatorEventQuery::default()
-            })
+            .listing_read(party, |s| async move { s.operator_events(query).await })
             .await?
             .into_iter()
             .filter_map(|e| e.transfer)

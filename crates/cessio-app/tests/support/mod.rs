@@ -165,7 +165,7 @@ impl TestApp {
         Some(TestApp::with_store(Arc::new(store)).await)
     }
 
-    async fn with_store(store: Arc<dyn Store>) -> TestApp {
+    pub async fn with_store(store: Arc<dyn Store>) -> TestApp {
         // Friday 1 March 2024, 10:00 in Rome.
         let clock = FixedClock::at_rome(2024, 3, 1, 10, 0);
         let app = App::new(

@@ -30,6 +30,10 @@ pub struct ServeArgs {
     /// movimenti (and its export) from; writes and their checks stay on the primary.
     #[arg(long, env = "CESSIO_READ_DATABASE_URL")]
     read_database_url: Option<String>,
+    /// How far behind its primary (in milliseconds) the read replica may be: past it,
+    /// or while it does not answer, F1 and F4 read the primary.
+    #[arg(long, env = "CESSIO_READ_MAX_LAG_MS", default_value_t = 5000)]
+    read_max_lag_ms: u64,
     /// At start, prepare F1 Monitoraggio of this many parties with the most holdings
     /// (the largest banks), in the background: their first look takes seconds at
     /// national scale, and is then not paid by a request. 0 prepares none.
@@ -111,10 +115,22 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         eprintln!("  {hint}");
     }
     if let Some(replica) = &args.read_database_url {
-        let reads = open(replica, args.db.schema.as_deref())
-            .await
-            .with_context(|| format!("opening the read replica {replica}"))?;
-        app = app.with_read_replica(reads);
+        if !matches!(
+            cessio_store::backend_kind(replica)?,
+            cessio_store::BackendKind::Postgres
+        ) {
+            bail!("--read-database-url: a read replica is a PostgreSQL standby (postgres://…)");
+        }
+        let reads =
+            cessio_store_postgres::PgStore::connect_read_only(replica, args.db.schema.as_deref())
+                .await
+                .with_context(|| format!("opening the read replica {replica}"))?;
+        let policy = cessio_app::ReplicaPolicy::with_max_lag(std::time::Duration::from_millis(
+            args.read_max_lag_ms,
+        ));
+        app = app
+            .with_read_replica(std::sync::Arc::new(reads), policy)
+            .await;
         eprintln!("Letture di monitoraggio e movimenti dalla replica {replica}");
     }
     if args.keep_monitoring > 0 {
