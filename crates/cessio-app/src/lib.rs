@@ -3,6 +3,22 @@
 //! Architecture invariant: authorisation, the PIN and every SPEC rule are checked here (or in
 //! core, called from here), once; callers translate requests and responses and hold no
 //! rules. Time comes from the injected clock; nothing here reads the wall clock.
+//!
+//! The store is private: what the server's probes and metrics and the command line need of
+//! it is an app function too (`health.rs`). One exception, named for it:
+//! `App::web_sessions_store` hands the web layer the register's database for its own state
+//! (sessions, strong logins in progress, the login throttle), never a ledger read or write.
+//! With `App::with_read_replica`, F1 and F4 (and its export) read a replica; every read
+//! that guards a write (F2's cedible list, F3's selection, the PIN, idempotency) stays on
+//! the primary, so a replica's lag can delay what a list shows but never lets a write rest
+//! on a stale read.
+//!
+//! The rules that can race are decided by the store's writer (`cessio_store::engine`).
+//! Those still decided here, on reads taken before the write, rest on what the holder's
+//! own concurrent requests do not change: the §5 path (R-CHAIN, R-ONCE, R-BANK-CLIENT,
+//! R-PA, R-ECO-2018) on how the holder received the rata and on registry facts; R-F24-* and
+//! R-BAN-* on dates and the operator's debt positions. R-SEIZE is a ledger movement: a
+//! seized amount is not available.
 
 use std::sync::Arc;
 

@@ -14,6 +14,15 @@
 //!
 //! Memory is bounded: past `Settings::monitor_cache_holdings` holdings in all, the parties
 //! looked at least recently are dropped (and computed afresh when asked again).
+//!
+//! The marks are the ledger head's last transfer and the last F24 choice; each account
+//! records the id of the last transfer that moved it (indexed by party, checked by
+//! `verify`). Changed holdings are read by rata (`Store::holdings_in`); a new day
+//! reclassifies the kept histories in memory. One refresh per party runs at a time, as a
+//! task of its own, so a request that gives up does not cancel a long first look. A first
+//! look replays every holding, in chunks (`FRESH_CHUNK`, `FRESH_LANES` at once), seconds
+//! for a large bank: `cessio serve --keep-monitoring` takes it at start, in the background,
+//! for the parties with the most holdings (`App::keep_largest_monitoring`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

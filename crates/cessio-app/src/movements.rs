@@ -1,6 +1,15 @@
 //! F4 Lista movimenti: the list (at most 300 rows, R-300) and its CSV export (at most
 //! 50,000, R-50000), read a batch at a time so that an export's memory does not grow with
 //! its rows.
+//!
+//! R-50000 refuses the whole export, so the count comes first: the database counts what
+//! the pushed-down conditions select, up to one past the limit (`Store::count_entries`);
+//! only when that is over are the rows read once through the filters kept in memory,
+//! counting. Then `Store::stream_entries` hands the rows to the HTTP body, the page's
+//! download or `cessio export`. An export cut short is an error, never a shorter file (the
+//! HTTP response is cut, `cessio export` removes its partial file), and a register that
+//! grew past the limit between count and read is refused there too. Each row's cedibilità
+//! is F1's kept view, looked up once per batch.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

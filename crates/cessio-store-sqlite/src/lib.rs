@@ -7,6 +7,10 @@
 //! turns one fsync per operation into one per batch without weakening durability.
 //! Reads use their own connections and never wait for the writer (WAL readers see the
 //! last committed state).
+//!
+//! At most `READERS` reads run at once, on pooled connections with a small page cache
+//! each; an F4 export's stream has a connection of its own. The writer's statements are
+//! prepared once and cached.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;

@@ -13,6 +13,18 @@
 //! Rows are compared in one canonical form on both backends ([`Value`]): integers,
 //! booleans as 0/1, dates as `YYYY-MM-DD`, text. Each table's columns and their kinds are
 //! declared once here ([`TABLES`]); the backends build their `SELECT` lists from them.
+//!
+//! An entry records an operation (idempotency key, request hash, acting user, party, time
+//! and receipt) or a change made outside one (a user created, a PIN failure counted, a
+//! token issued or revoked, the deceased flag). Its hash is SHA-256 of the previous entry's
+//! hash and all its columns; the head keeps the last entry (`log_seq`, `log_hash`). The
+//! writer appends one entry per operation of a batch ([`plan_entries`]: the rows the engine
+//! planned, and those the database gave ids to, read back), chained after the head
+//! ([`seal`]), before its one commit. A change made outside the writer's batches runs in a
+//! transaction of its own that takes the same lock (SQLite's write lock, PostgreSQL's head
+//! row) and appends its entry before committing; a right PIN with no failure to clear
+//! writes nothing. A register written before the log records its rows as the log's first
+//! entries when opened ([`adoption_entries`]).
 
 use std::collections::{BTreeMap, HashMap};
 

@@ -1,4 +1,12 @@
 //! What the store records and what a caller asks of it.
+//!
+//! Lists are filtered where the rows are: [`EntryQuery`] builds one parameterised query for
+//! both backends from the filters F3 and F4 push down, a cedente or cessionario named by a
+//! whole codice fiscale included, so that a bank's list narrowed to one cedente reads that
+//! cedente's movements, not the bank's day. F1 for today reads `party_summary`, which the
+//! writer keeps in each batch's transaction; a past date sums the history. A party's
+//! holdings are read in pages ([`HoldingQuery`]) where all of them count (F5's
+//! availability), and otherwise narrowed to the codici tributo or the one rata asked for.
 
 use cessio_core::cf::CodiceFiscale;
 use cessio_core::debt::DebtPosition;

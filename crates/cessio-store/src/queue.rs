@@ -1,6 +1,11 @@
 //! The write queue both backends' writers serve: requests wait here (bounded: callers wait
 //! when it is full), a writer takes every waiting request as one batch, and each caller is
 //! answered only after the batch's transaction ended.
+//!
+//! Answering only after the commit is what makes an acknowledged operation durable (WAL
+//! fsync with `synchronous=FULL` on SQLite, `synchronous_commit` on PostgreSQL); the
+//! binary's `tests/crash.rs` kills a writer mid-stream to hold it to that. The batch size
+//! and the queue's bound are `WriteConfig`'s `max_batch` and `queue_capacity`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

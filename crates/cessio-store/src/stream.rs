@@ -1,5 +1,10 @@
 //! Movements handed over as their reader takes them: F4's export of tens of thousands of
 //! rows holds one batch in memory at a time, whatever the number of rows.
+//!
+//! A stream reads from one snapshot on a connection of its own, so a slow download delays
+//! no one else's reads. A store runs at most [`STREAMS`] at once (`StreamSlots`), hands
+//! rows over in batches of [`STREAM_BATCH`], and ends a stream whose reader has taken
+//! nothing for [`STREAM_STALL`]. A stream that ends early is an error, never a shorter list.
 
 use std::time::Duration;
 

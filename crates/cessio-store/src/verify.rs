@@ -1,6 +1,20 @@
 //! `cessio verify`: recompute every balance from the append-only history and check
 //! R-CONSERVE, R-HISTORY and the hash chain. Backends stream rows in id order into a
 //! [`Verifier`]; the checks live here once.
+//!
+//! The whole check, in order: the log's chain; each projection rebuilt from the log and
+//! compared with its table row by row (`log::Projections`, `log::TableCheck`); the head,
+//! which must name the log's last entry and, in its counters, the last ids the log gave;
+//! then the transfers (their chain and its anchors in the log, every balance, each
+//! account's last transfer, R-CONSERVE) and F1's `party_summary`, recomputed from the
+//! history. The tamper suite (`r_history_verify_names_every_tampered_table_and_key` in each
+//! backend, cases in `contract::TAMPERS`) edits, deletes and inserts a row in every table,
+//! one at a time.
+//!
+//! Outside the log, so outside this check: the web layer's `web_sessions`, `login_flows`
+//! and `login_attempts` (short-lived and swept; they decide no fact of the register) and
+//! `schema_migrations`. The rebuilt projections are held in memory, one map per table, so
+//! the check's memory grows with the register; the transfers are streamed.
 
 use std::collections::HashMap;
 

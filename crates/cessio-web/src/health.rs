@@ -1,6 +1,11 @@
 //! The probes: `/healthz` says the process answers HTTP (liveness: no database, no lock,
 //! the same answer however large the register), `/readyz` that the register can serve
 //! (readiness: the writer and the database answer within [`READY_WITHIN`]).
+//!
+//! `/healthz` touches nothing but the runtime: a slow or lost database must not get a live
+//! server restarted. `/readyz` pings the writer through its queue and reads the ledger
+//! head from the database (and from the replica, when reads go to one); a 503 names each
+//! part that failed and how (an error code or the timeout, never the database's own words).
 
 use std::time::Duration;
 

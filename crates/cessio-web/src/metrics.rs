@@ -11,6 +11,10 @@
 //! registry under a read lock, counters are atomics and histogram samples are appended to
 //! lock-free buckets, which the exporter folds in at each scrape and every
 //! [`UPKEEP`] (so that a server nobody scrapes does not keep every sample).
+//!
+//! `cessio_ledger_rows` is read from the head's counters, which are the row counts: ids are
+//! assigned in sequence from the head, and those tables are never deleted from. The
+//! exporter's own HTTP listener is not built; `/metrics` is a route of the server.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,4 +1,8 @@
 //! The routes of the API, the pages and the probes, and the layers every request goes through.
+//!
+//! Every response goes through `deadline` (a 408 that says what to do for that kind of
+//! request), `security_headers` and `bare_errors_as_problems`; pages add their own headers
+//! (`ui::page_headers`: scripts and styles only from the site's own files, no framing).
 
 use std::time::Instant;
 

@@ -5,6 +5,10 @@
 //! `axum::serve` has none of these limits: a client that opens connections and never
 //! finishes their headers (slowloris) held them forever, until the process ran out of file
 //! descriptors and `/healthz` stopped answering.
+//!
+//! The limits are `cessio serve --max-connections` and `--header-timeout-secs`; the header
+//! timeout runs from a connection's opening or its previous response, so it closes idle
+//! keep-alive connections too. Every request's deadline is a layer of the router.
 
 use std::convert::Infallible;
 use std::future::Future;

@@ -12,6 +12,12 @@
 //! Using a session moves its end only when at least [`touch_every`] has passed since the
 //! last move: a page view is a read, not a write, and a session may end up to that much
 //! (at most a minute) before its idle time is quite over.
+//!
+//! The caps (`SessionLimits`) default to 20 live sessions per user and 200,000 in all,
+//! with at most `STRONG_LOGINS_IN_PROGRESS` strong logins in progress. Sign-out deletes the
+//! row, so every process refuses the cookie from the next request. Expired sessions,
+//! strong logins and throttle windows are deleted by a sweep that sign-ins start, at most
+//! once a minute per process.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};

@@ -5,6 +5,9 @@
 //! both leave a register that `verify` passes. On PostgreSQL (`CESSIO_TEST_DATABASE_URL`,
 //! a schema of the test's own) and on one SQLite file; and a restart on the same file
 //! keeps the session.
+//!
+//! A strong login started on one server returns to the other, and failed logins count
+//! across both.
 
 #![expect(clippy::unwrap_used, reason = "tests")]
 

@@ -1,4 +1,8 @@
 //! F3 Accettazione: what a party received and must answer, and its answer (R-ANSWER).
+//!
+//! F3 counts what it selects (`Store::count_entries`) before reading it, so a bank with
+//! tens of thousands awaiting an answer is told to narrow its selection (R-1000) without
+//! them all being read.
 
 use std::collections::BTreeMap;
 

@@ -1,4 +1,8 @@
 //! F1 Monitoraggio: a party's credits per type and reference year.
+//!
+//! The sums come from the store: for today from `party_summary`, kept by the writer with
+//! the transfers; for a past date from the history. Today's residual is also split by
+//! cedibilità (§5), from what `monitor_cache` keeps per party.
 
 use std::collections::BTreeMap;
 

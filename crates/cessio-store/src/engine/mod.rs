@@ -13,6 +13,15 @@
 //! - [`rows`]: what a batch writes (the [`Plan`]) and the head it advances;
 //! - `commands`: one function per command;
 //! - `movements`: issuing a credit, resolving and recording movements, protocols.
+//!
+//! Decided here because they can race, on the state the batch sees: balances
+//! (R-CONSERVE, R-PENDING-OUT, and so R-PARTIAL's whole rata and R-SPLIT-ANNUL's untouched
+//! rate), R-SUSP (no answer to a suspended communication; a suspension only of one awaiting
+//! its answer, once; its end only of an open one) and R-DELEGA-END / R-DELEGA-SCOPE for a
+//! delegate's operation. A key the log already holds with the same request hash returns
+//! the stored receipt (`replayed: true`); under another request it is refused. Only
+//! operations that applied are recorded, so a refused one can be retried, or corrected,
+//! under its key without anything applying twice.
 
 mod commands;
 mod movements;

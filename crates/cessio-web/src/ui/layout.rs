@@ -1,5 +1,10 @@
 //! The page shell and the small components every page shares: header, the party the user
 //! is working for, notices, error summaries linked to their fields, Italian formats.
+//!
+//! A page never shows a catalogue key: a credit type is its Italian name (`type_name`).
+//! Bootstrap Italia draws a field's label over the top edge of its box, so
+//! `assets/cessio/cessio.css` gives every field that room; the browser journeys' audit
+//! keeps headings, legends and labels apart.
 
 use cessio_app::Principal;
 use cessio_core::catalogue::Catalogue;

@@ -1,6 +1,14 @@
 //! Signing in and out: username, password (and the PIN later, for each dispositive
 //! operation), or a strong digital identity (SPID/CIE) through OpenID Connect with PKCE,
 //! which needs no PIN.
+//!
+//! The login form is bound to its browser by a cookie (login CSRF), and every login issues
+//! a new session id (no fixation). A strong login (`/accesso/spid`) keeps its state, nonce
+//! and PKCE verifier in the store under the SHA-256 of a random cookie, taken once; the
+//! provider returns to `/accesso/spid/ritorno` on any process serving the register; the ID
+//! token is checked (the provider's keys, issuer, audience, expiry, nonce) and its codice
+//! fiscale names the user (`App::login_strong_cf`). After a login only a local path is
+//! followed (`safe_after`).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
