@@ -168,6 +168,10 @@ pub struct VerifyReport {
     pub accounts: u64,
     pub rate: u64,
     pub last_hash: String,
+    /// The log's last entry and its hash, as read from the log: copied somewhere the
+    /// database's writers cannot reach, it shows a later rewrite of the whole log.
+    pub log_seq: i64,
+    pub log_hash: String,
     pub problems: Vec<Problem>,
 }
 
@@ -432,6 +436,8 @@ impl Verifier {
             accounts: account_count,
             rate: rate_count,
             last_hash: hash_to_hex(&self.previous),
+            log_seq: 0,
+            log_hash: String::new(),
             problems: self.problems,
         }
     }
@@ -442,6 +448,8 @@ impl Verifier {
 pub struct LogSummary {
     pub entries: u64,
     pub rows: u64,
+    last_seq: i64,
+    last_hash: cessio_core::ledger::Hash,
     problems: Vec<Problem>,
 }
 
@@ -476,6 +484,8 @@ impl LogSummary {
         LogSummary {
             entries: log.entries,
             rows: 0,
+            last_seq: log.last_seq,
+            last_hash: log.last_hash,
             problems,
         }
     }
@@ -483,5 +493,7 @@ impl LogSummary {
     pub fn into_report(self, report: &mut VerifyReport) {
         report.log_entries = self.entries;
         report.projected_rows = self.rows;
+        report.log_seq = self.last_seq;
+        report.log_hash = hash_to_hex(&self.last_hash);
     }
 }

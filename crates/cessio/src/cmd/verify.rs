@@ -33,6 +33,7 @@ pub async fn run(args: VerifyArgs) -> Result<()> {
             started.elapsed()
         );
         println!("last hash: {}", report.last_hash);
+        println!("log head: {} {}", report.log_seq, report.log_hash);
         for p in &report.problems {
             println!("PROBLEM: {p}");
         }
