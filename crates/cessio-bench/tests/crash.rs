@@ -4,8 +4,6 @@
 
 #![expect(clippy::unwrap_used, reason = "tests")]
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -106,7 +104,7 @@ async fn kill_9_loses_no_acknowledged_operation_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_loses_no_acknowledged_operation_postgres() {
-    let Some(url) = common::postgres_url() else {
+    let Some(url) = cessio_test_support::postgres_url() else {
         return;
     };
     let schema = format!("crash_{}", std::process::id());
@@ -120,5 +118,5 @@ async fn kill_9_loses_no_acknowledged_operation_postgres() {
         ) as Arc<dyn Store>
     })
     .await;
-    common::drop_schema(&url, &schema).await;
+    cessio_bench::db::drop_schema(&url, &schema).await.unwrap();
 }
