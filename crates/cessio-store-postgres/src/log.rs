@@ -139,20 +139,7 @@ pub(crate) async fn record(
     rows: &[(&'static TableSpec, i64)],
 ) -> Result<(), StoreError> {
     let puts = read_back(c, rows).await?;
-    append(
-        c,
-        vec![NewEntry {
-            operation: None,
-            kind: kind.to_string(),
-            actor: actor.to_string(),
-            at_micros: at.timestamp_micros(),
-            body: log::Body {
-                puts,
-                transfers: None,
-            },
-        }],
-    )
-    .await
+    append(c, vec![NewEntry::change(kind, actor, at, puts)]).await
 }
 
 /// The operation recorded under an idempotency key, from the log.
@@ -200,15 +187,25 @@ pub(crate) async fn scan_log(
     mut f: impl FnMut(&Entry),
 ) -> Result<(), StoreError> {
     let sql = format!("SELECT {LOG_COLUMNS} FROM log WHERE seq > $1 ORDER BY seq LIMIT $2");
-    let mut after = 0i64;
+    paged(c, &sql, 0, |r| f(&entry_from_row(r))).await
+}
+
+/// Every row of `sql` (`… WHERE key > $1 ORDER BY key LIMIT $2`, the key its first
+/// column) after `after`, a page at a time: memory holds one page, whatever the table.
+async fn paged(
+    c: &impl GenericClient,
+    sql: &str,
+    mut after: i64,
+    mut f: impl FnMut(&tokio_postgres::Row),
+) -> Result<(), StoreError> {
     loop {
-        let rows = c.query(&sql, &[&after, &PAGE]).await.map_err(db_err)?;
+        let rows = c.query(sql, &[&after, &PAGE]).await.map_err(db_err)?;
         let Some(last) = rows.last() else {
             return Ok(());
         };
         after = last.get(0);
         for r in &rows {
-            f(&entry_from_row(r));
+            f(r);
         }
     }
 }
@@ -224,17 +221,7 @@ pub(crate) async fn scan_table(
         select_list(spec),
         spec.name
     );
-    let mut after = i64::MIN;
-    loop {
-        let rows = c.query(&sql, &[&after, &PAGE]).await.map_err(db_err)?;
-        let Some(last) = rows.last() else {
-            return Ok(());
-        };
-        after = last.get(0);
-        for r in &rows {
-            f(row_values(spec, r));
-        }
-    }
+    paged(c, &sql, i64::MIN, |r| f(row_values(spec, r))).await
 }
 
 /// A register written before the log: its rows become the log's first entries

@@ -124,19 +124,7 @@ pub(crate) fn record(
     rows: &[(&'static TableSpec, i64)],
 ) -> Result<(), StoreError> {
     let puts = read_back(conn, rows)?;
-    append(
-        conn,
-        vec![NewEntry {
-            operation: None,
-            kind: kind.to_string(),
-            actor: actor.to_string(),
-            at_micros: at.timestamp_micros(),
-            body: log::Body {
-                puts,
-                transfers: None,
-            },
-        }],
-    )
+    append(conn, vec![NewEntry::change(kind, actor, at, puts)])
 }
 
 /// The operation recorded under an idempotency key, from the log.

@@ -331,6 +331,27 @@ pub struct NewEntry {
     pub body: Body,
 }
 
+impl NewEntry {
+    /// A change made outside the writer's batches, with the rows it wrote.
+    pub fn change(
+        kind: &str,
+        actor: &str,
+        at: chrono::DateTime<chrono::Utc>,
+        puts: Vec<Put>,
+    ) -> Self {
+        NewEntry {
+            operation: None,
+            kind: kind.to_string(),
+            actor: actor.to_string(),
+            at_micros: at.timestamp_micros(),
+            body: Body {
+                puts,
+                transfers: None,
+            },
+        }
+    }
+}
+
 /// What an entry keeps of the operation it records: enough to decide a retry and to
 /// rebuild its row of `operations`.
 #[derive(Clone, Debug, PartialEq, Eq)]
