@@ -16,8 +16,8 @@
 //! The rules that can race are decided by the store's writer (`cessio_store::engine`).
 //! Those still decided here, on reads taken before the write, rest on what the holder's
 //! own concurrent requests do not change: the §5 path (R-CHAIN, R-ONCE, R-BANK-CLIENT,
-//! R-PA, R-ECO-2018) on how the holder received the rata and on registry facts; R-F24-* and
-//! R-BAN-* on dates and the operator's debt positions. R-SEIZE is a ledger movement: a
+//! R-PA, R-ECO-2018) on how the holder received the rata and on registry facts; F5's rules
+//! (R-F24-WINDOW-121/122, R-BAN-100K/1500) on dates and the operator's debt positions. R-SEIZE is a ledger movement: a
 //! seized amount is not available.
 
 use std::sync::Arc;
