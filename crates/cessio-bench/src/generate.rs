@@ -9,14 +9,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use cessio_core::catalogue::{Catalogue, HolderRole, Origin};
+use cessio_core::catalogue::{Catalogue, HolderRole};
 use cessio_core::ledger::{AccountKind, PartyId, RataId, TransferId, TransferKind};
 use cessio_core::money::Cents;
 use cessio_core::rata::{OptionCommunication, Protocol, derive_rate_for_holder};
 use cessio_core::time::rome_start_of_day;
 use cessio_store::{
-    AccountRef, Command, CreditOrigin, IdempotencyKey, NewCredit, NewParty, NewRata, Operation,
-    Store, TransferRequest,
+    AccountRef, Command, IdempotencyKey, NewCredit, NewParty, NewRata, Operation, Store,
+    TransferRequest,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 
@@ -393,22 +393,11 @@ impl Fast {
                             type_key: type_key.into(),
                             beneficiary: self.parties[beneficiary as usize],
                             holder: self.parties[holder as usize],
-                            origin: match origin {
-                                Origin::Cessione => CreditOrigin::Cessione,
-                                Origin::Sconto => CreditOrigin::Sconto,
-                            },
+                            origin: origin.into(),
                             expense_year,
                             communicated_on: day,
                             tracciabile: derived.tracciabile,
-                            rate: derived
-                                .rate
-                                .iter()
-                                .map(|r| NewRata {
-                                    year: r.year,
-                                    amount: r.amount,
-                                    codice_tributo: r.codice_tributo.clone(),
-                                })
-                                .collect(),
+                            rate: derived.rate.iter().map(NewRata::from).collect(),
                             awaiting_answer: true,
                             beneficiary_no_tax_area: false,
                         }),

@@ -128,6 +128,15 @@ pub enum CreditOrigin {
     Granted,
 }
 
+impl From<cessio_core::catalogue::Origin> for CreditOrigin {
+    fn from(o: cessio_core::catalogue::Origin) -> Self {
+        match o {
+            cessio_core::catalogue::Origin::Cessione => CreditOrigin::Cessione,
+            cessio_core::catalogue::Origin::Sconto => CreditOrigin::Sconto,
+        }
+    }
+}
+
 impl CreditOrigin {
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -154,6 +163,16 @@ pub struct NewRata {
     pub year: RefYear,
     pub amount: Cents,
     pub codice_tributo: String,
+}
+
+impl From<&cessio_core::rata::DerivedRata> for NewRata {
+    fn from(r: &cessio_core::rata::DerivedRata) -> Self {
+        NewRata {
+            year: r.year,
+            amount: r.amount,
+            codice_tributo: r.codice_tributo.clone(),
+        }
+    }
 }
 
 /// A credit to create: an option communication, or a COVID credit granted to its holder.

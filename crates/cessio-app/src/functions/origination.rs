@@ -7,7 +7,7 @@ use cessio_core::opt_stop::DeclaredException;
 use cessio_core::rata::{OptionCommunication, Protocol, derive_rate_for_holder};
 use cessio_core::rules;
 use cessio_core::time::to_rome;
-use cessio_store::{Command, Credit, CreditOrigin, IdempotencyKey, NewCredit, NewRata, PartyEntry};
+use cessio_store::{Command, Credit, IdempotencyKey, NewCredit, NewRata, PartyEntry};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
@@ -168,37 +168,24 @@ impl App {
         )
         .map_err(|e| AppError::invalid(e.code(), e.to_string()))?;
         let receipt = self
-            .submit(
-                self.operation_with_key(
-                    p,
-                    key.clone(),
-                    Some(beneficiary.id),
-                    Command::IssueCredit(NewCredit {
-                        type_key: input.type_key.clone(),
-                        beneficiary: beneficiary.id,
-                        holder: holder.id,
-                        origin: match input.origin {
-                            Origin::Cessione => CreditOrigin::Cessione,
-                            Origin::Sconto => CreditOrigin::Sconto,
-                        },
-                        expense_year: input.expense_year,
-                        communicated_on,
-                        tracciabile: derived.tracciabile,
-                        rate: derived
-                            .rate
-                            .iter()
-                            .map(|r| NewRata {
-                                year: r.year,
-                                amount: r.amount,
-                                codice_tributo: r.codice_tributo.clone(),
-                            })
-                            .collect(),
-                        awaiting_answer: true,
-                        beneficiary_no_tax_area: no_tax_area,
-                    }),
-                    fp,
-                )?,
-            )
+            .submit(self.operation_with_key(
+                p,
+                key.clone(),
+                Some(beneficiary.id),
+                Command::IssueCredit(NewCredit {
+                    type_key: input.type_key.clone(),
+                    beneficiary: beneficiary.id,
+                    holder: holder.id,
+                    origin: input.origin.into(),
+                    expense_year: input.expense_year,
+                    communicated_on,
+                    tracciabile: derived.tracciabile,
+                    rate: derived.rate.iter().map(NewRata::from).collect(),
+                    awaiting_answer: true,
+                    beneficiary_no_tax_area: no_tax_area,
+                }),
+                fp,
+            )?)
             .await?;
         if !receipt.replayed
             && let Some(first) = receipt.transfers.first()
