@@ -360,24 +360,15 @@ impl Fast {
         let at = step_instant(day, i);
         let key = format!("gen-{day}-{i}");
         match step {
-            Step::Communicate {
-                credit,
-                beneficiary,
-                holder,
-                type_key,
-                expense_year,
-                origin,
-                total,
-                exception: _,
-            } => {
+            Step::Communicate(c) => {
                 let protocol = Protocol::new(cessio_core::time::to_rome(at), 1)?;
                 let derived = derive_rate_for_holder(
                     &self.catalogue,
                     &OptionCommunication {
-                        type_key: type_key.into(),
-                        expense_year,
-                        origin,
-                        total,
+                        type_key: c.type_key.into(),
+                        expense_year: c.expense_year,
+                        origin: c.origin,
+                        total: c.total,
                         communicated_on: day,
                     },
                     HolderRole::Cessionario,
@@ -388,13 +379,13 @@ impl Fast {
                     .submit(
                         key,
                         at,
-                        beneficiary,
+                        c.beneficiary,
                         Command::IssueCredit(NewCredit {
-                            type_key: type_key.into(),
-                            beneficiary: self.parties[beneficiary as usize],
-                            holder: self.parties[holder as usize],
-                            origin: origin.into(),
-                            expense_year,
+                            type_key: c.type_key.into(),
+                            beneficiary: self.parties[c.beneficiary as usize],
+                            holder: self.parties[c.holder as usize],
+                            origin: c.origin.into(),
+                            expense_year: c.expense_year,
                             communicated_on: day,
                             tracciabile: derived.tracciabile,
                             rate: derived.rate.iter().map(NewRata::from).collect(),
@@ -405,7 +396,7 @@ impl Fast {
                     .await?;
                 let issued = receipt.credit.context("no credit in the receipt")?;
                 self.set(
-                    credit,
+                    c.credit,
                     CreditIds {
                         credit: issued.id,
                         rate: issued.rate.iter().map(|r| r.id).collect(),
@@ -619,59 +610,44 @@ pub fn to_csv(dir: &std::path::Path, params: Params) -> Result<(u64, u64)> {
         .map(|p| p.cf.as_str().to_string())
         .collect();
     let mut out = writer("comunicazioni.csv")?;
-    out.write_record([
-        "cf_beneficiario",
-        "tipo",
-        "anno_spesa",
-        "origine",
-        "cf_cessionario",
-        "importo",
-        "data_comunicazione",
-        "riferimento",
-        "eccezione",
-        "data_cilas",
-        "data_titolo",
-        "data_fattura",
-    ])?;
+    // The first nine columns of the import format, then the dates the exceptions the
+    // simulation declares need.
+    use cessio_core::opt_stop::Fact;
+    const FACTS: [Fact; 3] = [Fact::CilasFiled, Fact::PermitApplied, Fact::Invoice];
+    out.write_record(
+        cessio_core::csv::COLUMNS[..9]
+            .iter()
+            .copied()
+            .chain(FACTS.iter().map(|f| f.column())),
+    )?;
     let mut rows = 0;
     while let Some((day, steps)) = sim.next_day()? {
         for s in steps {
-            if let Step::Communicate {
-                credit,
-                beneficiary,
-                holder,
-                type_key,
-                expense_year,
-                origin,
-                total,
-                exception,
-            } = s
-            {
+            if let Step::Communicate(c) = s {
                 // R-OPT-STOP: from 17/02/2023 a communication names its exception by code,
                 // with the dates it needs.
-                let declared =
-                    exception.then(|| crate::national::opt_stop_exception(type_key, day));
+                let declared = c
+                    .exception
+                    .then(|| crate::national::opt_stop_exception(c.type_key, day));
                 let code = declared.as_ref().map_or("", |e| e.code.as_str());
-                let cell = |fact: cessio_core::opt_stop::Fact| {
+                let cell = |fact: Fact| {
                     declared
                         .as_ref()
                         .and_then(|e| e.date(fact))
                         .map_or(String::new(), |d| d.format("%d/%m/%Y").to_string())
                 };
-                out.write_record([
-                    cfs[beneficiary as usize].clone(),
-                    type_key.to_string(),
-                    expense_year.to_string(),
-                    origin.to_string(),
-                    cfs[holder as usize].clone(),
-                    Cents::to_decimal_string(total, ','),
+                let fixed = [
+                    cfs[c.beneficiary as usize].clone(),
+                    c.type_key.to_string(),
+                    c.expense_year.to_string(),
+                    c.origin.to_string(),
+                    cfs[c.holder as usize].clone(),
+                    Cents::to_decimal_string(c.total, ','),
                     day.format("%d/%m/%Y").to_string(),
-                    format!("GEN{credit}"),
+                    format!("GEN{}", c.credit),
                     code.to_string(),
-                    cell(cessio_core::opt_stop::Fact::CilasFiled),
-                    cell(cessio_core::opt_stop::Fact::PermitApplied),
-                    cell(cessio_core::opt_stop::Fact::Invoice),
-                ])?;
+                ];
+                out.write_record(fixed.into_iter().chain(FACTS.map(cell)))?;
                 rows += 1;
             }
         }

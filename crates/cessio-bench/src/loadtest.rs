@@ -165,7 +165,7 @@ fn vm_rss_kib(pid: u32) -> Option<u64> {
 pub async fn run(args: LoadtestArgs) -> Result<()> {
     // An operator may read every party's F1 and F4; created once per register.
     let store = args.db.open().await?;
-    let app = crate::db::app(store)?;
+    let app = cessio::register::app_for(store, None)?;
     if app.login(USER, PASSWORD).await.is_err() {
         app.bootstrap_operator(USER, "Prova di carico", PASSWORD, "24681357")
             .await

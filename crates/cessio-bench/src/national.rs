@@ -30,6 +30,7 @@ use cessio_core::money::Cents;
 use cessio_core::opt_stop::{DeclaredException, ExceptionCode, Fact};
 use cessio_core::rata::{OptionCommunication, Protocol, derive_rate_for_holder};
 use cessio_store::PartyKind;
+use cessio_test_support::SplitMix64;
 use chrono::{Datelike, Duration, NaiveDate};
 
 /// Parties at scale 1.0 (families, condominiums, builders, studios, banks...).
@@ -79,22 +80,18 @@ pub fn largest_bank_cf() -> Result<CodiceFiscale> {
     entity_cf(100)
 }
 
-/// SplitMix64: small, fast, and good enough to drive a simulation; written here so that
-/// a seed gives the same dataset on every platform and every version of every crate.
+/// SplitMix64 (the tests' generator, so that a seed gives the same dataset on every platform
+/// and every version of every crate), with the draws a simulation needs.
 #[derive(Debug, Clone)]
-pub struct Rng(u64);
+pub struct Rng(SplitMix64);
 
 impl Rng {
     pub fn new(seed: u64) -> Self {
-        Rng(seed ^ 0x9E37_79B9_7F4A_7C15)
+        Rng(SplitMix64::new(seed ^ 0x9E37_79B9_7F4A_7C15))
     }
 
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     /// Uniform in [0, 1).
@@ -170,21 +167,26 @@ pub struct PartySpec {
     pub studio: Option<u32>,
 }
 
+/// F8's step: credit `credit` of `total`, communicated by `beneficiary` for `holder`.
+#[derive(Debug, Clone)]
+pub struct Communication {
+    pub credit: u32,
+    pub beneficiary: u32,
+    pub holder: u32,
+    pub type_key: &'static str,
+    pub expense_year: u16,
+    pub origin: Origin,
+    pub total: Cents,
+    /// Whether the communication must name an R-OPT-STOP exception (from 17/02/2023).
+    pub exception: bool,
+}
+
 /// One user action of the stream. Parties and credits are indexes into the simulation's
 /// lists; the store's ids are learnt by whoever executes the stream.
 #[derive(Debug, Clone)]
 pub enum Step {
     /// F8: the beneficiary's option (sent by its studio), for `holder` to accept.
-    Communicate {
-        credit: u32,
-        beneficiary: u32,
-        holder: u32,
-        type_key: &'static str,
-        expense_year: u16,
-        origin: Origin,
-        total: Cents,
-        exception: bool,
-    },
+    Communicate(Communication),
     /// F3: `party` accepts or refuses everything pending from `cedente` of one type.
     Answer {
         party: u32,
@@ -212,7 +214,7 @@ impl Step {
     /// The party that acts.
     pub fn actor(&self) -> u32 {
         match self {
-            Step::Communicate { beneficiary, .. } => *beneficiary,
+            Step::Communicate(c) => c.beneficiary,
             Step::Answer { party, .. } => *party,
             Step::Cede { from, .. } => *from,
             Step::F24 { party, .. } | Step::Split { party, .. } => *party,
@@ -221,7 +223,7 @@ impl Step {
 
     pub fn name(&self) -> &'static str {
         match self {
-            Step::Communicate { .. } => "communicate",
+            Step::Communicate(_) => "communicate",
             Step::Answer { .. } => "answer",
             Step::Cede { .. } => "cede",
             Step::F24 { .. } => "f24",
@@ -780,7 +782,7 @@ impl Simulation {
         });
         let slow = self.is_slow(holder, today);
         self.enqueue(key, credit, today, slow);
-        steps.push(Step::Communicate {
+        steps.push(Step::Communicate(Communication {
             credit,
             beneficiary,
             holder,
@@ -789,7 +791,7 @@ impl Simulation {
             origin,
             total,
             exception: today >= date(2023, 2, 17),
-        });
+        }));
         Ok(())
     }
 
@@ -1290,7 +1292,7 @@ mod tests {
             for st in &steps {
                 *seen.entry(st.name()).or_default() += 1;
                 let (party, lines, to) = match st {
-                    Step::Communicate { credit, holder, .. } => {
+                    Step::Communicate(Communication { credit, holder, .. }) => {
                         let count = s.credits[*credit as usize].count;
                         for r in 0..count {
                             rate.insert(

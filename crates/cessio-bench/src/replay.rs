@@ -94,27 +94,18 @@ impl Replay {
         let key = format!("replay-{day}-{i}");
         let p = self.principal(step.actor())?;
         let outcome = match step {
-            Step::Communicate {
-                credit,
-                beneficiary,
-                holder,
-                type_key,
-                expense_year,
-                origin,
-                total,
-                exception,
-            } => {
+            Step::Communicate(c) => {
                 // The family delegated its studio the first time it needed it.
-                let studio = self.specs[beneficiary as usize].studio;
+                let studio = self.specs[c.beneficiary as usize].studio;
                 if let Some(studio) = studio {
                     let first = self
                         .delegated
                         .lock()
                         .map_err(|_| anyhow::anyhow!("poisoned"))?
-                        .insert(beneficiary);
+                        .insert(c.beneficiary);
                     if first {
                         let user = *self.users.get(&studio).context("studio user")?;
-                        let party = self.parties[beneficiary as usize];
+                        let party = self.parties[c.beneficiary as usize];
                         let grant = cessio_store::Command::Delegation(
                             cessio_store::DelegationChange::Grant {
                                 user,
@@ -139,25 +130,25 @@ impl Replay {
                     }
                 }
                 let input = OptionInput {
-                    beneficiary_cf: self.specs[beneficiary as usize].cf.as_str().into(),
-                    type_key: type_key.into(),
-                    expense_year,
-                    origin,
-                    holder_cf: self.specs[holder as usize].cf.as_str().into(),
-                    total,
+                    beneficiary_cf: self.specs[c.beneficiary as usize].cf.as_str().into(),
+                    type_key: c.type_key.into(),
+                    expense_year: c.expense_year,
+                    origin: c.origin,
+                    holder_cf: self.specs[c.holder as usize].cf.as_str().into(),
+                    total: c.total,
                     communicated_on: Some(day),
-                    exception: exception.then(|| opt_stop_exception(type_key, day)),
+                    exception: c.exception.then(|| opt_stop_exception(c.type_key, day)),
                 };
                 match self
                     .app
                     .communicate_option(p, &key, self.pin(), &input)
                     .await
                 {
-                    Ok(c) => {
+                    Ok(issued) => {
                         self.rate
                             .lock()
                             .map_err(|_| anyhow::anyhow!("poisoned"))?
-                            .insert(credit, c.rate.iter().map(|r| r.id).collect());
+                            .insert(c.credit, issued.rate.iter().map(|r| r.id).collect());
                         Ok(())
                     }
                     Err(e) => Err(e),

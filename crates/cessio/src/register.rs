@@ -27,12 +27,17 @@ pub struct DbArgs {
 
 impl DbArgs {
     pub async fn open(&self) -> Result<Arc<dyn Store>> {
-        open(&self.database_url, self.schema.as_deref()).await
+        open(
+            &self.database_url,
+            self.schema.as_deref(),
+            WriteConfig::default(),
+        )
+        .await
     }
 }
 
-pub async fn open(url: &str, schema: Option<&str>) -> Result<Arc<dyn Store>> {
-    let config = WriteConfig::default();
+/// The register at `url` (the scheme picks the backend), its writer set up by `config`.
+pub async fn open(url: &str, schema: Option<&str>, config: WriteConfig) -> Result<Arc<dyn Store>> {
     Ok(match cessio_store::backend_kind(url)? {
         BackendKind::Sqlite => Arc::new(SqliteStore::open_url(url, config)?),
         BackendKind::Postgres => Arc::new(PgStore::connect(url, schema, config).await?),

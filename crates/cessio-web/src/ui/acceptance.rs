@@ -2,7 +2,7 @@
 //! first when more than 1,000 match (R-1000); accept or refuse a group or everything
 //! selected, after a confirmation that says the answer is irreversible (R-ANSWER).
 
-use super::PageForm as Form;
+use super::posted::{PartyForm, posted};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -232,14 +232,8 @@ pub struct AnswerForm {
 
 pub async fn submit(
     State(state): State<WebState>,
-    ui: Ui,
-    Path(cf): Path<String>,
-    Form(f): Form<AnswerForm>,
+    PartyForm(ui, party, f): PartyForm<AnswerForm>,
 ) -> Response {
-    let party = match ui.form_party(&state, &f.csrf, &cf).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
     let filters = Filters {
         tipo: f.tipo.clone(),
         anno: f.anno.clone(),
@@ -374,3 +368,5 @@ async fn confirm_page(
         ),
     )
 }
+
+posted!(AnswerForm);

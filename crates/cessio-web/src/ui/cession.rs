@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use super::PageForm as Form;
+use super::posted::PartyForm;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -223,14 +223,8 @@ impl Line {
 
 pub async fn submit(
     State(state): State<WebState>,
-    ui: Ui,
-    Path(cf): Path<String>,
-    Form(pairs): Form<Vec<(String, String)>>,
+    PartyForm(ui, party, pairs): PartyForm<Vec<(String, String)>>,
 ) -> Response {
-    let party = match ui.form_party(&state, &field(&pairs, "csrf"), &cf).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
     let holdings = match state.app.cedible(&ui.user, party.id).await {
         Ok(h) => h,
         Err(e) => return error_page(Some(&ui), &e),

@@ -1,7 +1,7 @@
 //! F8 option communications for a beneficiary: one by form, many by CSV file with the
 //! outcome of every row, and the annulment of those not yet answered (R-OPT-ANNUL).
 
-use super::PageForm as Form;
+use super::posted::{PartyForm, posted};
 use axum::extract::{Multipart, Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -542,14 +542,8 @@ fn option_field(e: &AppError) -> Option<&'static str> {
 
 pub async fn submit(
     State(state): State<WebState>,
-    ui: Ui,
-    Path(cf): Path<String>,
-    Form(f): Form<SingleForm>,
+    PartyForm(ui, party, f): PartyForm<SingleForm>,
 ) -> Response {
-    let party = match ui.form_party(&state, &f.csrf, &cf).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
     let mut errors = FieldErrors::default();
     let Some(input) = to_input(&party, &f, &mut errors) else {
         return show(
@@ -732,14 +726,8 @@ pub struct AnnulForm {
 
 pub async fn annul(
     State(state): State<WebState>,
-    ui: Ui,
-    Path(cf): Path<String>,
-    Form(f): Form<AnnulForm>,
+    PartyForm(ui, party, f): PartyForm<AnnulForm>,
 ) -> Response {
-    let party = match ui.form_party(&state, &f.csrf, &cf).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
     let pin = pin_of(&f.pin);
     match state
         .app
@@ -769,3 +757,5 @@ pub async fn annul(
         }
     }
 }
+
+posted!(AnnulForm, SingleForm);

@@ -10,11 +10,11 @@ use cessio_app::{AppError, DelegationState, DelegationView};
 use cessio_store::{DelegationScope, Party};
 use maud::{Markup, html};
 
-use super::PageForm as Form;
 use super::layout::{
     Field, FieldErrors, csrf_field, date, datetime, error_summary, form_value, page as layout_page,
     parse_date, pin_field, pin_input,
 };
+use super::posted::PartyForm;
 use super::{Notice, Ui, error_page, party_for, party_home, pin_of, render_status, see_other};
 use crate::{WebState, random_token};
 
@@ -217,14 +217,8 @@ fn field_for(e: &AppError, revoking: bool) -> Option<&'static str> {
 
 pub async fn submit(
     State(state): State<WebState>,
-    ui: Ui,
-    Path(cf): Path<String>,
-    Form(pairs): Form<Vec<(String, String)>>,
+    PartyForm(ui, party, pairs): PartyForm<Vec<(String, String)>>,
 ) -> Response {
-    let party = match ui.form_party(&state, form_value(&pairs, "csrf"), &cf).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
     let mut errors = FieldErrors::default();
     let key = form_value(&pairs, "chiave");
     let back = format!("{}/deleghe", party_home(&party));

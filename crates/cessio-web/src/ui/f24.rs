@@ -13,11 +13,11 @@ use cessio_store::Party;
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::PageForm as Form;
 use super::layout::{
     Field, FieldErrors, amount, csrf_field, date, error_summary, page as layout_page, parse_date,
     parse_year, pin_field,
 };
+use super::posted::{PartyForm, posted};
 use super::{
     Notice, Ui, error_page, field_of, party_for, party_home, pin_of, render_status, see_other,
 };
@@ -377,15 +377,9 @@ impl ReserveForm {
 
 pub async fn reserve(
     State(state): State<WebState>,
-    ui: Ui,
-    Path(cf): Path<String>,
-    Form(pairs): Form<Vec<(String, String)>>,
+    PartyForm(ui, party, pairs): PartyForm<Vec<(String, String)>>,
 ) -> Response {
-    let (csrf, form, pin) = ReserveForm::from_pairs(&pairs);
-    let party = match ui.form_party(&state, &csrf, &cf).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+    let (_, form, pin) = ReserveForm::from_pairs(&pairs);
     let mut errors = FieldErrors::default();
     let payment = match parse_date(&form.data) {
         Ok(Some(d)) => Some(d),
@@ -563,14 +557,8 @@ pub struct EndForm {
 
 pub async fn end(
     State(state): State<WebState>,
-    ui: Ui,
-    Path(cf): Path<String>,
-    Form(f): Form<EndForm>,
+    PartyForm(ui, party, f): PartyForm<EndForm>,
 ) -> Response {
-    let party = match ui.form_party(&state, &f.csrf, &cf).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
     let pin = pin_of(&f.pin);
     let confirm = f.esito == "conferma";
     let result = if confirm {
@@ -637,14 +625,8 @@ pub struct ChoiceForm {
 
 pub async fn choice(
     State(state): State<WebState>,
-    ui: Ui,
-    Path(cf): Path<String>,
-    Form(f): Form<ChoiceForm>,
+    PartyForm(ui, party, f): PartyForm<ChoiceForm>,
 ) -> Response {
-    let party = match ui.form_party(&state, &f.csrf, &cf).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
     let pin = pin_of(&f.pin);
     let declare = f.azione != "revoca";
     let result = if declare {
@@ -691,3 +673,5 @@ pub async fn choice(
         }
     }
 }
+
+posted!(ChoiceForm, EndForm);

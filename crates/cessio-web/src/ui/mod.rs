@@ -37,6 +37,7 @@ mod login;
 mod monitoring;
 mod movements;
 mod operator;
+mod posted;
 mod rent;
 mod rules;
 mod split;

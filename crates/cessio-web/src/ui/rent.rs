@@ -11,11 +11,11 @@ use cessio_core::rent::{
 use cessio_store::Party;
 use maud::html;
 
-use super::PageForm as Form;
 use super::layout::{
     Field, FieldErrors, amount, csrf_field, date, error_summary, form_value, page as layout_page,
     parse_date,
 };
+use super::posted::PartyForm;
 use super::{Ui, party_for, render_status};
 use crate::WebState;
 
@@ -153,14 +153,8 @@ fn cents(pairs: &[(String, String)], id: &str, errors: &mut FieldErrors) -> Opti
 
 pub async fn submit(
     State(state): State<WebState>,
-    ui: Ui,
-    Path(cf): Path<String>,
-    Form(pairs): Form<Vec<(String, String)>>,
+    PartyForm(ui, party, pairs): PartyForm<Vec<(String, String)>>,
 ) -> Response {
-    let party = match ui.form_party(&state, form_value(&pairs, "csrf"), &cf).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
     let mut errors = FieldErrors::default();
     let revenue = cents(&pairs, "ricavi", &mut errors);
     let mut months = Vec::new();

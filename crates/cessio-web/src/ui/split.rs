@@ -10,11 +10,11 @@ use cessio_core::money::Cents;
 use cessio_store::Party;
 use maud::{Markup, html};
 
-use super::PageForm as Form;
 use super::layout::{
     Field, FieldErrors, amount, csrf_field, date, error_summary, form_value, page as layout_page,
     parse_date, pin_field, type_name,
 };
+use super::posted::PartyForm;
 use super::{
     Notice, Ui, error_page, field_of, party_for, party_home, pin_of, render_status, see_other,
 };
@@ -185,14 +185,8 @@ fn amount_of(pairs: &[(String, String)], name: &str, errors: &mut FieldErrors) -
 
 pub async fn submit(
     State(state): State<WebState>,
-    ui: Ui,
-    Path(cf): Path<String>,
-    Form(pairs): Form<Vec<(String, String)>>,
+    PartyForm(ui, party, pairs): PartyForm<Vec<(String, String)>>,
 ) -> Response {
-    let party = match ui.form_party(&state, form_value(&pairs, "csrf"), &cf).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
     let mut errors = FieldErrors::default();
     let pin = pin_of(form_value(&pairs, "pin"));
     let key = form_value(&pairs, "chiave");

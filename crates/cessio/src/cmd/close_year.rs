@@ -9,16 +9,16 @@ use cessio_app::App;
 #[derive(clap::Args, Debug)]
 pub struct CloseYearArgs {
     #[command(flatten)]
-    pub db: crate::register::DbArgs,
+    pub db: cessio::register::DbArgs,
     /// The year to close, e.g. 2024.
     pub year: u16,
     /// Fix the platform's clock (Europe/Rome local time, e.g. 2025-01-01T00:00).
-    #[arg(long, env = "CESSIO_CLOCK", value_parser = crate::register::parse_local_time)]
+    #[arg(long, env = "CESSIO_CLOCK", value_parser = cessio::register::parse_local_time)]
     pub clock: Option<chrono::NaiveDateTime>,
 }
 
 pub async fn run(args: CloseYearArgs) -> Result<()> {
-    let app = crate::register::app_for(args.db.open().await?, args.clock)?;
+    let app = cessio::register::app_for(args.db.open().await?, args.clock)?;
     let report = app.close_year(&App::console(), args.year).await?;
     println!("Chiusura dell'anno {}", report.year);
     println!("Rate scadute in questa esecuzione: {}", report.holdings);

@@ -6,7 +6,7 @@ use std::io::Write;
 use anyhow::{Context, Result};
 use cessio_app::{App, MovementFilter};
 
-use crate::register::{DbArgs, app_for};
+use cessio::register::{DbArgs, app_for};
 
 #[derive(clap::Args, Debug)]
 pub struct ExportArgs {

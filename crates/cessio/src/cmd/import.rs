@@ -6,7 +6,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use cessio_app::App;
 
-use crate::register::{DbArgs, app_for};
+use cessio::register::{DbArgs, app_for};
 
 #[derive(clap::Args, Debug)]
 pub struct ImportArgs {

@@ -13,7 +13,7 @@ use std::io::{BufRead, IsTerminal};
 use anyhow::{Context, Result};
 use cessio_app::{AppError, check_password, check_pin_format};
 
-use crate::register::{DbArgs, app_for};
+use cessio::register::{DbArgs, app_for};
 
 pub const PASSWORD_ENV: &str = "CESSIO_OPERATOR_PASSWORD";
 pub const PIN_ENV: &str = "CESSIO_OPERATOR_PIN";

@@ -4,7 +4,7 @@
 use anyhow::{Context, Result};
 
 use crate::parties_csv;
-use crate::register::{DbArgs, app_for};
+use cessio::register::{DbArgs, app_for};
 
 #[derive(clap::Args, Debug)]
 pub struct RegisterPartiesArgs {

@@ -4,8 +4,9 @@
 use anyhow::{Context, Result, bail};
 
 use crate::cmd::operator;
-use crate::register::{DbArgs, app_for, open, parse_local_time};
 use crate::{demo, strong};
+use cessio::register::{DbArgs, app_for, open, parse_local_time};
+use cessio_store::WriteConfig;
 
 #[derive(clap::Args, Debug)]
 pub struct ServeArgs {
@@ -79,7 +80,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             }
         }
     }
-    let store = open(&url, args.db.schema.as_deref()).await?;
+    let store = open(&url, args.db.schema.as_deref(), WriteConfig::default()).await?;
     if args.demo {
         if store.counts().await?.operations > 0 {
             bail!("--demo needs an empty database; {url} already holds data");

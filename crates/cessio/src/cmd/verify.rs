@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::Result;
 
-use crate::register::DbArgs;
+use cessio::register::DbArgs;
 
 #[derive(clap::Args, Debug)]
 pub struct VerifyArgs {
