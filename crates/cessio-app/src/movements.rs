@@ -24,6 +24,7 @@ use cessio_store::{EntryQuery, EntryStream, Party, PartyEntry, Store};
 use chrono::NaiveDate;
 
 use crate::functions::{check_date, end_of_day, parties_of, party_ref, state_of};
+use crate::paging::{Page, PageRequest, next_cursor};
 use crate::{
     App, AppError, CedibilitaClass, MovementFilter, MovementRow, MovementState, Principal,
 };
@@ -266,6 +267,67 @@ impl App {
                 (rules::MOVEMENTS_SHOWN_LIMIT, "R-300"),
             )
             .await
+    }
+
+    /// F4 over the API, a page at a time in registration order (`crate::paging`): the
+    /// rows R-300 would refuse are reached page by page, up to R-50000, which is checked on
+    /// the first page as the export checks it (and again on each page, for a register that
+    /// grew in between).
+    pub async fn movements_page(
+        &self,
+        p: &Principal,
+        party: PartyId,
+        filter: &MovementFilter,
+        page: &PageRequest,
+    ) -> Result<Page<MovementRow>, AppError> {
+        let position = page.position(filter)?;
+        let Some((mut query, selection)) = self.movement_selection(p, party, filter).await? else {
+            return Ok(Page::empty());
+        };
+        let (cap, rule) = export_limit();
+        // The database's count is of a superset (the filters kept in memory are not in it):
+        // only above the cap are the rows counted through them.
+        if position.after.is_none()
+            && self.store.count_entries(&query, cap + 1).await? > cap
+            && self.movements_count(p, party, filter).await?.is_none()
+        {
+            return Err(AppError::TooManyRows { limit: cap, rule });
+        }
+        // One row more than the page, to know whether another follows; the rows the
+        // filters kept in memory drop are made up by reading on, at least a hundred
+        // movements a round so that a rare match does not cost a round per row.
+        let wanted = position.limit + 1;
+        let read = wanted.max(100);
+        query.limit = Some(read);
+        query.after = position.after;
+        let mut rows = Vec::new();
+        loop {
+            let q = &query;
+            let entries = self
+                .listing_read(party, |s| async move { s.find_entries(q).await })
+                .await?;
+            let read_all = entries.len() < read;
+            query.after = entries.last().map(|e| e.transfer).or(query.after);
+            rows.extend(
+                selection
+                    .rows(&*self.store, &entries, &mut 0, (usize::MAX, rule))
+                    .await?,
+            );
+            if rows.len() >= wanted || read_all {
+                break;
+            }
+        }
+        let more = rows.len() > position.limit;
+        rows.truncate(position.limit);
+        let seen = position.seen + rows.len();
+        if seen > cap {
+            return Err(AppError::TooManyRows { limit: cap, rule });
+        }
+        let next = match rows.last() {
+            Some(last) if more => Some(next_cursor(last.id, seen, filter)),
+            _ => None,
+        };
+        Ok(Page { rows, next })
     }
 
     /// How many movements the selection holds, counted up to the export's limit: what the

@@ -5,7 +5,7 @@
 #[macro_use]
 mod support;
 
-use cessio_app::{MovementFilter, MovementState};
+use cessio_app::{MovementFilter, MovementState, PageRequest};
 use cessio_core::money::Cents;
 use support::*;
 
@@ -19,6 +19,9 @@ backends!(
     f4_cedibilita_and_data_cessione_as_f1_sees_them,
     r_300_exactly_300_rows_are_shown,
     r_300_more_rows_are_refused_but_exported,
+    f4_pages_reach_every_row_past_r_300_in_registration_order,
+    f4_a_page_reads_on_past_the_rows_the_filters_kept_in_memory_drop,
+    f4_a_cursor_is_refused_with_other_filters_or_damaged,
     r_50000_export_above_the_limit_is_refused_never_truncated,
     f1_kept_cedibilita_equals_a_fresh_replay_after_every_kind_of_change,
     f1_prepared_at_start_for_the_parties_with_most_holdings,
@@ -439,6 +442,116 @@ async fn r_300_more_rows_are_refused_but_exported(t: TestApp) {
     assert_eq!(rows.len(), 310);
 }
 
+/// Every page of `filter`, `limit` rows at a time, following the cursors to the end.
+async fn all_pages(
+    t: &TestApp,
+    h: &cessio_app::Principal,
+    holder: &cessio_store::Party,
+    filter: &MovementFilter,
+    limit: usize,
+) -> Vec<Vec<cessio_app::MovementRow>> {
+    let mut pages = Vec::new();
+    let mut page = PageRequest {
+        limit: Some(limit),
+        cursor: None,
+    };
+    loop {
+        let got = t
+            .app
+            .movements_page(h, holder.id, filter, &page)
+            .await
+            .unwrap();
+        pages.push(got.rows);
+        match got.next {
+            Some(next) => page.cursor = Some(next),
+            None => return pages,
+        }
+    }
+}
+
+async fn f4_pages_reach_every_row_past_r_300_in_registration_order(t: TestApp) {
+    let (holder, h) = received_rows(&t, 31).await;
+    let pages = all_pages(&t, &h, &holder, &ecobonus(), 100).await;
+    let sizes: Vec<usize> = pages.iter().map(Vec::len).collect();
+    assert_eq!(sizes, [100, 100, 100, 10]);
+    let paged: Vec<i64> = pages.iter().flatten().map(|r| r.id).collect();
+    let exported: Vec<i64> = exported(&t.app, &h, &holder, &ecobonus())
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(paged, exported, "the pages are the export, in its order");
+    // A selection that fills its last page exactly ends there, with no empty page after.
+    let sizes: Vec<usize> = all_pages(&t, &h, &holder, &ecobonus(), 155)
+        .await
+        .iter()
+        .map(Vec::len)
+        .collect();
+    assert_eq!(sizes, [155, 155]);
+}
+
+async fn f4_a_page_reads_on_past_the_rows_the_filters_kept_in_memory_drop(t: TestApp) {
+    let (holder, h) = received_rows(&t, 31).await;
+    // A communication's protocol is matched in memory: ten rows of the 310 the store reads.
+    let rows = exported(&t.app, &h, &holder, &ecobonus()).await.unwrap();
+    let one = MovementFilter {
+        code: Some(rows[150].protocol.clone()),
+        ..ecobonus()
+    };
+    let pages = all_pages(&t, &h, &holder, &one, 3).await;
+    let sizes: Vec<usize> = pages.iter().map(Vec::len).collect();
+    assert_eq!(sizes, [3, 3, 3, 1]);
+    assert!(
+        pages
+            .iter()
+            .flatten()
+            .all(|r| r.protocol == rows[150].protocol)
+    );
+}
+
+async fn f4_a_cursor_is_refused_with_other_filters_or_damaged(t: TestApp) {
+    let (holder, h) = received_rows(&t, 2).await;
+    let first = t
+        .app
+        .movements_page(
+            &h,
+            holder.id,
+            &ecobonus(),
+            &PageRequest {
+                limit: Some(5),
+                cursor: None,
+            },
+        )
+        .await
+        .unwrap();
+    let next = first.next.expect("20 rows in pages of 5");
+    let other = MovementFilter {
+        year: Some(2022),
+        ..ecobonus()
+    };
+    for (filter, cursor, code) in [
+        (&other, next.clone(), "cursor_filters_changed"),
+        (
+            &ecobonus(),
+            next[..next.len() / 2].to_string(),
+            "cursor_invalid",
+        ),
+        (&ecobonus(), "not-a-cursor".to_string(), "cursor_invalid"),
+    ] {
+        let page = PageRequest {
+            limit: Some(5),
+            cursor: Some(cursor),
+        };
+        let e = t
+            .app
+            .movements_page(&h, holder.id, filter, &page)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), code);
+    }
+}
+
 /// Cessions of one cent written through the store in operations of up to 10,000
 /// movements (the store's bound), so that the test stays quick.
 async fn cede_cents(
@@ -525,6 +638,13 @@ async fn r_50000_export_above_the_limit_is_refused_never_truncated(t: TestApp) {
             .unwrap_err();
         assert_eq!((e.code(), e.rule()), ("too_many_rows", Some("R-50000")));
         assert!(e.to_string().contains("50000"), "{e}");
+        // Over the API the first page is refused as the export is, not served in part.
+        let e = t
+            .app
+            .movements_page(&h, holder.id, filter, &PageRequest::default())
+            .await
+            .unwrap_err();
+        assert_eq!((e.code(), e.rule()), ("too_many_rows", Some("R-50000")));
     }
 }
 

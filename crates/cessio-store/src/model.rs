@@ -639,6 +639,9 @@ pub struct EntryQuery {
     pub cedente: Option<PartyId>,
     /// Only movements whose cessionario (the transfer's `counterparty`) is this one.
     pub cessionario: Option<PartyId>,
+    /// Only movements registered after this one (ids grow in commit order): where a page
+    /// of a list that is read page by page starts.
+    pub after: Option<TransferId>,
 }
 
 /// A movement with its rata, its credit and its answer, as [`EntryQuery`] selects them.
@@ -734,6 +737,10 @@ impl EntryQuery {
         if let Some(c) = self.cessionario {
             let ph = next(SqlValue::Int(c), &mut params);
             conditions.push(format!("t.counterparty = {ph}"));
+        }
+        if let Some(after) = self.after {
+            let ph = next(SqlValue::Int(after), &mut params);
+            conditions.push(format!("t.id > {ph}"));
         }
         (conditions, params)
     }

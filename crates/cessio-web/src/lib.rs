@@ -12,6 +12,7 @@ mod extract;
 mod health;
 mod metrics;
 pub mod openapi;
+mod paging;
 mod parse_errors;
 mod problem;
 mod router;

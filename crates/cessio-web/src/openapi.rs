@@ -18,6 +18,8 @@ pub struct Op {
     pub response: Option<&'static str>,
     pub idempotent: bool,
     pub query: &'static [(&'static str, &'static str)],
+    /// A list read page by page: `limit` and `cursor`, the next page in `Link`.
+    pub paged: bool,
 }
 
 const fn op(
@@ -36,6 +38,7 @@ const fn op(
         response: None,
         idempotent: false,
         query: &[],
+        paged: false,
     }
 }
 
@@ -293,11 +296,12 @@ pub const OPERATIONS: &[Op] = &[
     Op {
         response: Some("MovementRows"),
         query: MOVEMENT_QUERY,
+        paged: true,
         ..op(
             "get",
             "/parties/{cf}/movements",
             "movements",
-            "F4: lista movimenti, al massimo 300 righe (R-300)",
+            "F4: lista movimenti in ordine di registrazione, a pagine (limit, cursor; la pagina seguente nell'intestazione Link), fino a 50.000 righe (R-50000)",
         )
     },
     Op {
@@ -1021,6 +1025,18 @@ pub fn build() -> Value {
             parameters
                 .push(json!({ "name": name, "in": "query", "required": false, "schema": schema }));
         }
+        if o.paged {
+            parameters.push(json!({
+                "name": "limit", "in": "query", "required": false,
+                "description": "Righe per pagina",
+                "schema": { "type": "integer", "minimum": 1, "maximum": cessio_app::PAGE_MAX, "default": cessio_app::PAGE_DEFAULT }
+            }));
+            parameters.push(json!({
+                "name": "cursor", "in": "query", "required": false,
+                "description": "Opaco: dall'intestazione Link della pagina precedente, con gli stessi filtri (altrimenti 422 cursor_filters_changed)",
+                "schema": { "type": "string" }
+            }));
+        }
         if o.idempotent {
             parameters.push(json!({
                 "name": "Idempotency-Key", "in": "header", "required": true,
@@ -1052,6 +1068,14 @@ pub fn build() -> Value {
             (None, _) => json!({ "description": "OK" }),
         };
         operation["responses"][o.status.to_string()] = success;
+        if o.paged {
+            operation["responses"][o.status.to_string()]["headers"] = json!({
+                "Link": {
+                    "description": "La pagina seguente, quando c'è: <URL>; rel=\"next\" (RFC 8288)",
+                    "schema": { "type": "string" }
+                }
+            });
+        }
         if o.id == "importCommunications" {
             operation["requestBody"] = json!({
                 "required": true,

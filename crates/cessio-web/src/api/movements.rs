@@ -1,22 +1,28 @@
-//! F4 over HTTP: Lista movimenti and its CSV export.
+//! F4 over HTTP: Lista movimenti, a page at a time, and its CSV export.
 
-use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use cessio_app::MovementFilter;
 
 use super::{ApiResult, party_in_path};
+use crate::paging::PagedQuery;
 use crate::{ApiQuery, Auth, WebState};
 
+/// A page of F4 in registration order (`limit`, `cursor`; the next page in `Link`): over
+/// the API the rows past R-300's 300 are reached page by page, up to R-50000.
 pub(crate) async fn movements(
     State(state): State<WebState>,
     Auth(p): Auth,
     Path(cf): Path<String>,
-    ApiQuery(filter): ApiQuery<MovementFilter>,
-) -> ApiResult<Json<Vec<cessio_app::MovementRow>>> {
+    query: PagedQuery<MovementFilter>,
+) -> ApiResult<Response> {
     let party = party_in_path(&state, &p, &cf).await?;
-    Ok(Json(state.app.movements(&p, party, &filter).await?))
+    let page = state
+        .app
+        .movements_page(&p, party, &query.filter, &query.page)
+        .await?;
+    Ok(query.respond(page))
 }
 
 pub(crate) async fn movements_csv(

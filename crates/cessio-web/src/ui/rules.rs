@@ -219,7 +219,7 @@ pub const RULES: &[Rule] = &[
     Rule {
         id: "R-300",
         title: "300 righe a video",
-        meaning: "La lista movimenti mostra al massimo 300 righe: oltre, occorre restringere i filtri per vederle; l'esportazione CSV resta disponibile.",
+        meaning: "La lista movimenti mostra al massimo 300 righe: oltre, occorre restringere i filtri per vederle; l'esportazione CSV resta disponibile. Tramite l'API la lista si legge a pagine (fino a 1.000 righe l'una) e le righe oltre le 300 si raggiungono pagina dopo pagina, fino al limite di 50.000 dell'esportazione (R-50000).",
         source: "Guida dell'Agenzia delle Entrate alla piattaforma.",
     },
     Rule {
