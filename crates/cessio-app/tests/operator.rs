@@ -24,6 +24,7 @@ backends!(
     risk_cycle_of_length_2,
     risk_cycle_of_length_5,
     risk_amount_far_above_history,
+    risk_amount_history_grows_row_by_row_within_one_file,
     risk_velocity_many_cessions_of_one_rata,
     risk_deceased_party_and_automatic_suspension,
     r_seize_blocks_and_release_extends_the_deadline,
@@ -415,6 +416,39 @@ async fn risk_cycle_of_length_5(t: TestApp) {
         found[0].reason
     );
     t.verify_clean().await;
+}
+
+/// A file's rows join their beneficiary's history as they are registered (the history is
+/// read once per file): the second row is compared with the first, and so on.
+async fn risk_amount_history_grows_row_by_row_within_one_file(t: TestApp) {
+    let (ben, holder) = (t.company(1).await, t.company(2).await);
+    let (b, h) = (ben.cf.as_str(), holder.cf.as_str());
+    // Superbonus 2022: four rate of a quarter each. 80.000,00 € with no history is above
+    // the 50.000,00 € floor; then the history is rate of 20.000,00 €, threshold
+    // 100.000,00 €: 80.000,00 € passes, 120.000,00 € does not.
+    let file = format!(
+        "cf_beneficiario;tipo;anno_spesa;origine;cf_cessionario;importo;data_comunicazione;riferimento\n\
+         {b};superbonus;2022;sconto;{h};80.000,00;10/03/2022;A\n\
+         {b};superbonus;2022;sconto;{h};80.000,00;10/03/2022;B\n\
+         {b};superbonus;2022;sconto;{h};80.000,00;10/03/2022;C\n\
+         {b};superbonus;2022;sconto;{h};120.000,00;10/03/2022;D\n"
+    );
+    let report = t
+        .app
+        .import_communications(&t.op, None, file.as_bytes(), |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(report.registered, 4, "{:?}", report.rows);
+    let found: Vec<String> = hits(&t, "risk_amount_above_history")
+        .await
+        .into_iter()
+        .filter(|hit| hit.cedente_cf == b)
+        .map(|hit| hit.reason)
+        .collect();
+    assert_eq!(found.len(), 2, "{found:?}");
+    for history in ["di 0 operazioni", "di 12 operazioni"] {
+        assert!(found.iter().any(|r| r.contains(history)), "{found:?}");
+    }
 }
 
 async fn risk_amount_far_above_history(t: TestApp) {

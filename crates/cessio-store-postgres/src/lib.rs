@@ -630,6 +630,13 @@ impl Store for PgStore {
         Ok(HoldingChanges { rate, marks })
     }
 
+    async fn sent_amounts(&self, party: PartyId) -> Result<Vec<Cents>, StoreError> {
+        self.read_all(sql::SENT_AMOUNTS, &[&party], |r| {
+            r.try_get(0).map(Cents::new).map_err(db_err)
+        })
+        .await
+    }
+
     async fn transfer(
         &self,
         id: cessio_core::ledger::TransferId,

@@ -544,6 +544,14 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn sent_amounts(&self, party: PartyId) -> Result<Vec<Cents>, StoreError> {
+        self.read(move |c| {
+            all(c, sql::SENT_AMOUNTS, [party], |r| r.get(0))
+                .map(|v| v.into_iter().map(Cents::new).collect())
+        })
+        .await
+    }
+
     async fn transfer(
         &self,
         id: cessio_core::ledger::TransferId,

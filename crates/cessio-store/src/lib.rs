@@ -156,6 +156,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// the list cost a round trip per rata.
     async fn histories(&self, rate: &[RataId]) -> Result<Vec<engine::TransferRow>, StoreError>;
 
+    /// The amounts of the movements `party` sent as cedente, communications and cessions,
+    /// answered or waiting (F9's amount rule: the cedente's history).
+    async fn sent_amounts(
+        &self,
+        party: PartyId,
+    ) -> Result<Vec<cessio_core::money::Cents>, StoreError>;
+
     /// One movement of the history by id (F9: the communication an operator names).
     async fn transfer(
         &self,

@@ -30,6 +30,10 @@ pub const TRANSFERS_OF_RATA: &str = concat!(
     transfer_columns!(),
     " FROM transfers WHERE rata = $1 ORDER BY id"
 );
+/// The amounts a party moved as cedente (communications and cessions, answered or waiting):
+/// F9's amount rule compares a new communication with them. By `transfers_party`.
+pub const SENT_AMOUNTS: &str = "SELECT amount FROM transfers
+     WHERE party = $1 AND kind IN ('issue', 'cession') AND phase IN ('posted', 'pending')";
 /// A page of the whole history after a transfer id: `verify` reads it in bounded memory.
 pub const TRANSFERS_AFTER: &str = concat!(
     "SELECT ",
@@ -100,6 +104,7 @@ mod tests {
         super::RATE_AMOUNTS,
         super::TRANSFER_BY_ID,
         super::TRANSFERS_OF_RATA,
+        super::SENT_AMOUNTS,
         super::TRANSFERS_AFTER,
         super::TRANSFERS_OF_OPERATION,
         super::LAST_TRANSFER,

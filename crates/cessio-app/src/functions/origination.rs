@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::acceptance::answer_receipt;
 use super::check_may_acquire;
+use crate::operator::SentHistories;
 use crate::{AnswerReceipt, App, AppError, Principal, fingerprint};
 
 /// F8 input: one option communication.
@@ -61,7 +62,14 @@ impl App {
     ) -> Result<Credit, AppError> {
         let key = crate::scoped_key(p, key)?;
         Ok(self
-            .communicate(p, &key, Pin::Check(pin), input, no_tax_area)
+            .communicate(
+                p,
+                &key,
+                Pin::Check(pin),
+                input,
+                no_tax_area,
+                &mut SentHistories::default(),
+            )
             .await?
             .0)
     }
@@ -89,6 +97,7 @@ impl App {
         pin: Pin<'_>,
         input: &OptionInput,
         no_tax_area: bool,
+        histories: &mut SentHistories,
     ) -> Result<(Credit, bool), AppError> {
         if let Some(credit) = self.communicated(key, input, no_tax_area).await? {
             return Ok((credit, true));
@@ -149,7 +158,7 @@ impl App {
             input.exception.as_ref(),
         )?;
         let total = input.total.ensure_positive_amount()?;
-        let sent = self.sent_amounts(beneficiary.id).await?;
+        histories.load(self, beneficiary.id).await?;
         // The store assigns the real protocol; the derivation needs one only to shape codes.
         let placeholder = Protocol::new(to_rome(self.now()), 1)
             .map_err(|e| AppError::invalid("communicated_on", e.to_string()))?;
@@ -192,8 +201,15 @@ impl App {
         {
             // F9 risk rules on every communication: the beneficiary is its cedente.
             let hits = self
-                .risk_of(&beneficiary, &holder, total, None, &sent)
+                .risk_of(
+                    &beneficiary,
+                    &holder,
+                    total,
+                    None,
+                    histories.of(beneficiary.id),
+                )
                 .await?;
+            histories.record(beneficiary.id, derived.rate.iter().map(|r| r.amount));
             self.record_risk(p, *first, beneficiary.id, holder.id, &hits)
                 .await;
         }
@@ -334,6 +350,7 @@ impl App {
             .collect();
         report.refused = rows.len();
         let total = parsed.rows.len();
+        let mut histories = SentHistories::default();
         for (i, row) in parsed.rows.iter().enumerate() {
             let input = OptionInput {
                 beneficiary_cf: row.beneficiary.as_str().to_string(),
@@ -360,7 +377,14 @@ impl App {
                 .map_err(|e| AppError::invalid("riferimento", e.to_string()))?;
             // The file's PIN was checked above; rows are registered on its strength.
             let outcome = self
-                .communicate(p, &key, Pin::Checked, &input, row.no_tax_area)
+                .communicate(
+                    p,
+                    &key,
+                    Pin::Checked,
+                    &input,
+                    row.no_tax_area,
+                    &mut histories,
+                )
                 .await;
             let mut out = ImportRow {
                 line: row.line,

@@ -1,15 +1,48 @@
 //! The risk rules on every communication (F8, F2): evaluated, recorded, listed for the operator.
 
+use std::collections::HashMap;
+
 use cessio_core::ledger::{PartyId, RataId, TransferId};
 use cessio_core::money::Cents;
 use cessio_core::risk::{RegistryStatus, RiskHit, RiskInput};
-use cessio_store::{EntryQuery, EntryRole, OperatorEventQuery, Party};
+use cessio_store::{OperatorEventQuery, Party};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::{App, AppError, Principal};
 
 const RISK_EVENT: &str = "risk_hit";
+
+/// The cedenti's histories the amount rule compares with, read once per party and kept up
+/// to date with what the same request registers: a file of thousands of communications of
+/// one beneficiary reads its history once, not once a row (which made each row slower than
+/// the one before). What others register meanwhile is not seen until the next request: a
+/// risk signal, not a refusal, may lag by one file.
+#[derive(Debug, Default)]
+pub(crate) struct SentHistories(HashMap<PartyId, Vec<Cents>>);
+
+impl SentHistories {
+    /// Reads `party`'s history unless it is kept already: call before registering, so that
+    /// what is registered next is not part of its own history.
+    pub(crate) async fn load(&mut self, app: &App, party: PartyId) -> Result<(), AppError> {
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.0.entry(party) {
+            slot.insert(app.sent_amounts(party).await?);
+        }
+        Ok(())
+    }
+
+    /// The history `load` read, with what was recorded since.
+    pub(crate) fn of(&self, party: PartyId) -> &[Cents] {
+        self.0.get(&party).map_or(&[], Vec::as_slice)
+    }
+
+    /// Adds what `party` has just sent.
+    pub(crate) fn record(&mut self, party: PartyId, amounts: impl IntoIterator<Item = Cents>) {
+        if let Some(h) = self.0.get_mut(&party) {
+            h.extend(amounts);
+        }
+    }
+}
 
 /// One recorded risk hit.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,18 +120,7 @@ impl App {
 
     /// The amounts of a party's earlier communications (the amount rule's history).
     pub(crate) async fn sent_amounts(&self, party: PartyId) -> Result<Vec<Cents>, AppError> {
-        Ok(self
-            .store
-            .find_entries(&EntryQuery {
-                role: EntryRole::Sent,
-                cessions_only: true,
-                ..EntryQuery::of(party)
-            })
-            .await?
-            .iter()
-            .filter(|e| e.party == Some(party))
-            .map(|e| e.amount)
-            .collect())
+        Ok(self.store.sent_amounts(party).await?)
     }
 
     /// Records the hits of a communication just registered and, when configured,
