@@ -24,6 +24,8 @@ backends!(
     r_wait5_option_communication_answerable_at_once,
     r_wait5_non_tracciabile_cession_answerable_at_once,
     r_1000_more_than_a_thousand_pending_needs_filters,
+    f3_bulk_answer_by_protocol_and_codice_univoco_row_by_row,
+    f3_bulk_answer_retried_with_its_key_applies_nothing_twice,
 );
 
 async fn r_answer_groups_by_type_year_and_cedente(t: TestApp) {
@@ -328,4 +330,106 @@ async fn r_1000_more_than_a_thousand_pending_needs_filters(t: TestApp) {
         code(t.app.incoming(&h, holder.id, &eco).await),
         "filters_required"
     );
+}
+
+/// A cession the cessionario may not answer yet (R-WAIT5) next to two option
+/// communications it may: by protocol, by a rata's codice univoco, unknown, repeated.
+async fn f3_bulk_answer_by_protocol_and_codice_univoco_row_by_row(t: TestApp) {
+    let (holder, c, ben) = (t.company(1).await, t.company(2).await, t.company(3).await);
+    let h = t.user_for(&holder, "cedente").await;
+    let cu = t.user_for(&c, "cessionario").await;
+    let ceded = t
+        .holding(&holder, &h, "superbonus", 100_000, tracciabile_day())
+        .await;
+    let first = t
+        .communicate(&ben, &c, "superbonus", 100_000, tracciabile_day())
+        .await;
+    let second = t
+        .communicate(&ben, &c, "superbonus", 40_000, tracciabile_day())
+        .await;
+    t.cede(&h, &holder, &[line(ceded.rate[0].id, &c, None)])
+        .await
+        .unwrap();
+    let codes: Vec<String> = vec![
+        first.protocol.to_lowercase(),
+        second.rate[1].codice_univoco.clone(),
+        "NON-ESISTE".into(),
+        ceded.rate[0].codice_univoco.clone(),
+        second.rate[1].codice_univoco.clone(),
+    ];
+    let r = t
+        .app
+        .answer_codes(&cu, &t.key(), Some(PIN), c.id, &codes, true)
+        .await
+        .unwrap();
+    let outcome: Vec<(usize, Option<&str>)> = r
+        .rows
+        .iter()
+        .map(|row| (row.operations, row.error.as_ref().map(|e| e.code.as_str())))
+        .collect();
+    assert_eq!(
+        outcome,
+        [
+            (4, None),
+            (1, None),
+            (0, Some("conflict")),
+            (0, Some("answer_too_early")),
+            (0, None),
+        ],
+        "{:?}",
+        r.rows
+    );
+    assert_eq!(
+        r.rows[3].error.as_ref().unwrap().rule.as_deref(),
+        Some("R-WAIT5")
+    );
+    assert_eq!((r.operations, r.amount), (5, cents(100_000 + 10_000)));
+    assert!(r.accepted && !r.replayed && r.operation_id.is_some());
+    // What was answered is the holder's now; the cession and three rate of the second
+    // communication still wait.
+    let left: usize = t.incoming(&cu, &c).await.iter().map(|g| g.operations).sum();
+    assert_eq!(left, 1 + 3);
+    t.verify_clean().await;
+}
+
+async fn f3_bulk_answer_retried_with_its_key_applies_nothing_twice(t: TestApp) {
+    let (ben, holder) = (t.company(1).await, t.company(2).await);
+    let h = t.user_for(&holder, "fornitore").await;
+    let credit = t
+        .communicate(&ben, &holder, "superbonus", 100_000, tracciabile_day())
+        .await;
+    let codes = vec![credit.protocol.clone()];
+    let key = t.key();
+    let first = t
+        .app
+        .answer_codes(&h, &key, Some(PIN), holder.id, &codes, false)
+        .await
+        .unwrap();
+    assert_eq!(first.operations, 4);
+    let again = t
+        .app
+        .answer_codes(&h, &key, Some(PIN), holder.id, &codes, false)
+        .await
+        .unwrap();
+    assert!(again.replayed);
+    assert_eq!(
+        (again.operation_id, again.operations, again.amount),
+        (first.operation_id, 4, first.amount)
+    );
+    // The same key with another list is another request: refused, not applied.
+    let e = t
+        .app
+        .answer_codes(&h, &key, Some(PIN), holder.id, &codes, true)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "idempotency_mismatch");
+    // Nothing is left to answer: a new key finds nothing awaiting.
+    let none = t
+        .app
+        .answer_codes(&h, &t.key(), Some(PIN), holder.id, &codes, true)
+        .await
+        .unwrap();
+    assert_eq!((none.operation_id, none.operations), (None, 0));
+    assert_eq!(none.rows[0].error.as_ref().unwrap().code, "conflict");
+    t.verify_clean().await;
 }

@@ -294,6 +294,17 @@ pub const OPERATIONS: &[Op] = &[
         )
     },
     Op {
+        request: Some("AnswerCodesRequest"),
+        response: Some("BulkAnswerReport"),
+        idempotent: true,
+        ..op(
+            "post",
+            "/parties/{cf}/incoming/answer-codes",
+            "answerCodes",
+            "F3: accetta o rifiuta un elenco di protocolli o codici univoci (fino a 10.000), ogni riga con il suo esito; le righe valide in un'unica operazione (R-ANSWER, R-SUSP, R-WAIT5)",
+        )
+    },
+    Op {
         response: Some("MovementRows"),
         query: MOVEMENT_QUERY,
         paged: true,
@@ -781,6 +792,23 @@ fn schemas() -> Value {
             "accept": { "type": "boolean" }, "type_key": { "type": ["string", "null"] }, "year": { "type": ["integer", "null"] },
             "cedente_cf": { "type": ["string", "null"] }, "pin": { "type": ["string", "null"] }
         }), &["accept"]),
+        "AnswerCodesRequest": obj(json!({
+            "accept": { "type": "boolean" },
+            "codes": { "type": "array", "minItems": 1, "maxItems": cessio_app::BULK_ANSWER_MAX_ROWS, "items": { "type": "string", "description": "Protocollo della comunicazione o codice univoco della rata" } },
+            "pin": { "type": ["string", "null"] }
+        }), &["accept", "codes"]),
+        "BulkAnswerReport": obj(json!({
+            "operation_id": { "type": ["integer", "null"] }, "accepted": { "type": "boolean" },
+            "operations": { "type": "integer" }, "amount": { "$ref": "#/components/schemas/Cents" },
+            "replayed": { "type": "boolean", "description": "Stessa Idempotency-Key già eseguita: i totali sono quelli della prima risposta, le righe erano in quella" },
+            "rows": { "type": "array", "items": obj(json!({
+                "line": { "type": "integer" }, "code": { "type": "string" },
+                "operations": { "type": "integer" }, "amount": { "$ref": "#/components/schemas/Cents" },
+                "error": { "oneOf": [{ "type": "null" }, obj(json!({
+                    "code": { "type": "string" }, "rule": { "type": ["string", "null"] }, "message": { "type": "string" }
+                }), &["code", "message"])] }
+            }), &["line", "code", "operations", "amount"]) }
+        }), &["accepted", "operations", "amount", "replayed", "rows"]),
         "AnswerReceipt": obj(json!({ "operation_id": { "type": "integer" }, "accepted": { "type": "boolean" }, "operations": { "type": "integer" }, "amount": { "$ref": "#/components/schemas/Cents" }, "replayed": { "type": "boolean" } }), &["operation_id", "accepted"]),
         "MovementRows": { "type": "array", "items": obj(json!({
             "id": { "type": "integer" }, "credit": { "type": "integer" }, "registered_at": { "type": "string", "format": "date-time" },

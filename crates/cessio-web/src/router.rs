@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 
-use crate::api::acceptance::{answer, incoming};
+use crate::api::acceptance::{answer, answer_codes, incoming};
 use crate::api::cession::{cede, cedible, check_cf};
 use crate::api::delegations::{
     delegate, grant_delegation, held_delegations, party_delegations, revoke_delegation,
@@ -63,6 +63,7 @@ pub fn router(state: WebState) -> Router {
         .route("/parties/{cf}/cessions", post(cede))
         .route("/parties/{cf}/incoming", get(incoming))
         .route("/parties/{cf}/incoming/answer", post(answer))
+        .route("/parties/{cf}/incoming/answer-codes", post(answer_codes))
         .route("/parties/{cf}/movements", get(movements))
         .route("/parties/{cf}/movements.csv", get(movements_csv))
         .route("/openapi.json", get(openapi::document))

@@ -63,7 +63,7 @@ fn is_awaiting_answer(e: &PartyEntry) -> bool {
 
 impl App {
     /// What the party must still answer, selected in the store by type, year and cedente.
-    async fn awaiting(
+    pub(super) async fn awaiting(
         &self,
         party: PartyId,
         filter: &IncomingFilter,
@@ -101,7 +101,7 @@ impl App {
 
     /// The entries that `awaiting` selected, checked once more in memory: the store's
     /// selection is an optimisation, this is the rule.
-    fn incoming_entries<'e>(
+    pub(super) fn incoming_entries<'e>(
         &self,
         entries: &'e [PartyEntry],
         party: PartyId,
@@ -119,7 +119,7 @@ impl App {
             .collect()
     }
 
-    fn earliest_answer(&self, e: &PartyEntry) -> Option<NaiveDate> {
+    pub(super) fn earliest_answer(&self, e: &PartyEntry) -> Option<NaiveDate> {
         rules::wait5_applies(e.kind == TransferKind::Issue, e.tracciabile)
             .then(|| rules::wait5_earliest_answer(rome_date(e.at)))
     }

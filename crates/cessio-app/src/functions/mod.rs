@@ -13,11 +13,13 @@ use serde::{Deserialize, Serialize};
 use crate::{App, AppError};
 
 mod acceptance;
+mod bulk_answer;
 mod cession;
 mod monitoring;
 mod origination;
 
 pub use acceptance::*;
+pub use bulk_answer::*;
 pub use cession::*;
 pub use monitoring::*;
 pub use origination::*;

@@ -54,3 +54,33 @@ pub(crate) async fn answer(
         .operation(if b.accept { "accept" } else { "refuse" });
     Ok(Json(receipt))
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AnswerCodesBody {
+    accept: bool,
+    codes: Vec<String>,
+    #[serde(default)]
+    pin: Option<String>,
+}
+
+/// F3 by a list of protocols or codici univoci, each row with its outcome.
+pub(crate) async fn answer_codes(
+    State(state): State<WebState>,
+    Auth(p): Auth,
+    IdempotencyKey(key): IdempotencyKey,
+    Path(cf): Path<String>,
+    ApiJson(b): ApiJson<AnswerCodesBody>,
+) -> ApiResult<Json<cessio_app::BulkAnswerReport>> {
+    let party = party_in_path(&state, &p, &cf).await?;
+    let report = state
+        .app
+        .answer_codes(&p, &key, b.pin.as_deref(), party, &b.codes, b.accept)
+        .await?;
+    if report.operations > 0 && !report.replayed {
+        state
+            .metrics
+            .operation(if b.accept { "accept" } else { "refuse" });
+    }
+    Ok(Json(report))
+}
