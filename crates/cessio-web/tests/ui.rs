@@ -23,6 +23,10 @@ const FORMS: &[(&str, &str)] = &[
         "step=conferma&esito=accetta",
     ),
     (
+        "/soggetti/00743110157/accettazione/elenco",
+        "step=verifica&codici=X&esito=accetta",
+    ),
+    (
         "/soggetti/RSSMRA45C12F205C/comunicazioni",
         "tipo=superbonus&anno_spesa=2022",
     ),
@@ -984,4 +988,105 @@ async fn r_opt_stop_page_offers_the_exceptions_and_shows_errors_next_to_the_fact
         )
         .await;
     assert_eq!(r.status, 303, "{}", html(&r));
+}
+
+/// F3 by a list on the page: the rows checked and shown first (what each would answer, why
+/// one cannot), then answered with the PIN, each row's outcome kept on the page after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f3_answer_by_list_shows_each_row_before_and_after() {
+    let s = Server::start().await;
+    let op = s.app.login("operatore", PASSWORD).await.unwrap();
+    let protocol = s
+        .app
+        .communicate_option(
+            &op,
+            "lista",
+            None,
+            &cessio_app::OptionInput {
+                beneficiary_cf: FAMILY.into(),
+                type_key: "superbonus".into(),
+                expense_year: 2022,
+                origin: cessio_core::catalogue::Origin::Sconto,
+                holder_cf: BANK.into(),
+                total: cessio_core::money::Cents::new(400_000),
+                communicated_on: Some(chrono::NaiveDate::from_ymd_opt(2023, 2, 1).unwrap()),
+                exception: None,
+            },
+        )
+        .await
+        .unwrap()
+        .protocol;
+    let cookie = s.login("banca").await;
+    let home = html(
+        &s.page(&format!("/soggetti/{BANK}/accettazione"), Some(&cookie))
+            .await,
+    );
+    assert!(home.contains("/accettazione/elenco"), "{home}");
+    let path = format!("/soggetti/{BANK}/accettazione/elenco");
+    let form = html(&s.page(&path, Some(&cookie)).await);
+    let csrf = hidden(&form, "csrf");
+    // Nothing pasted: refused next to the text area.
+    let empty = s
+        .form(
+            &path,
+            Some(&cookie),
+            &format!("csrf={csrf}&step=verifica&codici=&esito=accetta"),
+        )
+        .await;
+    assert_eq!(empty.status, 422);
+    assert!(html(&empty).contains("codici-errore"), "{}", html(&empty));
+    // The protocol in lower case and an unknown code, one per line.
+    let codes = format!("{}%0D%0ANON-ESISTE", protocol.to_lowercase());
+    let confirm = s
+        .form(
+            &path,
+            Some(&cookie),
+            &format!("csrf={csrf}&step=verifica&codici={codes}&esito=accetta"),
+        )
+        .await;
+    let page = html(&confirm);
+    assert_eq!(confirm.status, 200, "{page}");
+    assert!(
+        page.contains("Stai per <strong>accettare</strong> 4 operazioni"),
+        "{page}"
+    );
+    assert!(page.contains("Non eseguibile"), "{page}");
+    let key = hidden(&page, "chiave");
+    let wrong = s
+        .form(
+            &path,
+            Some(&cookie),
+            &format!(
+                "csrf={csrf}&step=esegui&codici={codes}&esito=accetta&chiave={key}&pin=000000"
+            ),
+        )
+        .await;
+    assert_eq!(wrong.status, 403, "{}", html(&wrong));
+    let done = s
+        .form(
+            &path,
+            Some(&cookie),
+            &format!("csrf={csrf}&step=esegui&codici={codes}&esito=accetta&chiave={key}&pin={PIN}"),
+        )
+        .await;
+    let page = html(&done);
+    assert_eq!(done.status, 200, "{page}");
+    assert!(page.contains("Crediti accettati per elenco"), "{page}");
+    assert!(
+        page.contains("Esito di ogni riga") && page.contains("NON-ESISTE"),
+        "{page}"
+    );
+    // The list is answered: checked again, nothing is left to answer.
+    let again = s
+        .form(
+            &path,
+            Some(&cookie),
+            &format!("csrf={csrf}&step=verifica&codici={codes}&esito=accetta"),
+        )
+        .await;
+    assert!(
+        html(&again).contains("Nessuna riga dell"),
+        "{}",
+        html(&again)
+    );
 }

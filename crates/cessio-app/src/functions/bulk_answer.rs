@@ -78,13 +78,7 @@ impl App {
         accept: bool,
     ) -> Result<BulkAnswerReport, AppError> {
         self.authorize_act(p, party).await?;
-        if codes.is_empty() || codes.len() > BULK_ANSWER_MAX_ROWS {
-            return Err(AppError::invalid(
-                "codes",
-                format!("da 1 a {BULK_ANSWER_MAX_ROWS} protocolli o codici univoci"),
-            ));
-        }
-        let codes: Vec<String> = codes.iter().map(|c| c.trim().to_uppercase()).collect();
+        let codes = normalized(codes)?;
         let fp = fingerprint("answer_codes", Some(party), &(&codes, accept));
         if let Some(r) = self.replay(p, key, &fp).await? {
             let receipt = answer_receipt(&r, accept);
@@ -98,6 +92,68 @@ impl App {
             });
         }
         self.check_pin(p, pin).await?;
+        let (rows, chosen) = self.select_codes(party, &codes).await?;
+        let chosen: Vec<&PartyEntry> = chosen.iter().collect();
+        if chosen.is_empty() {
+            return Ok(BulkAnswerReport {
+                operation_id: None,
+                accepted: accept,
+                operations: 0,
+                amount: Cents::ZERO,
+                replayed: false,
+                rows,
+            });
+        }
+        if chosen.len() > Operation::MAX_MOVEMENTS {
+            return Err(AppError::invalid(
+                "codes",
+                format!(
+                    "una risposta comprende al massimo {} operazioni ({} indicate): inviare l'elenco in più parti",
+                    Operation::MAX_MOVEMENTS,
+                    chosen.len()
+                ),
+            ));
+        }
+        let receipt = self
+            .answer_entries(p, key, party, &chosen, accept, fp)
+            .await?;
+        Ok(BulkAnswerReport {
+            operation_id: Some(receipt.operation_id),
+            accepted: accept,
+            operations: receipt.operations,
+            amount: receipt.amount,
+            replayed: receipt.replayed,
+            rows,
+        })
+    }
+
+    /// What a bulk answer of `codes` would answer, row by row, without answering: the
+    /// confirmation a page shows before the PIN.
+    pub async fn preview_answer_codes(
+        &self,
+        p: &Principal,
+        party: PartyId,
+        codes: &[String],
+    ) -> Result<BulkAnswerReport, AppError> {
+        self.authorize_act(p, party).await?;
+        let codes = normalized(codes)?;
+        let (rows, chosen) = self.select_codes(party, &codes).await?;
+        Ok(BulkAnswerReport {
+            operation_id: None,
+            accepted: false,
+            operations: chosen.len(),
+            amount: Cents::checked_sum(chosen.iter().map(|e| e.amount)).unwrap_or(Cents::MAX),
+            replayed: false,
+            rows,
+        })
+    }
+
+    /// Each row's outcome, and the movements the answerable rows name (each once).
+    async fn select_codes(
+        &self,
+        party: PartyId,
+        codes: &[String],
+    ) -> Result<(Vec<BulkAnswerRow>, Vec<PartyEntry>), AppError> {
         let filter = IncomingFilter::default();
         let entries = self.awaiting(party, &filter).await?;
         let awaiting = self.incoming_entries(&entries, party, &filter);
@@ -157,36 +213,17 @@ impl App {
             }
             rows.push(row);
         }
-        if chosen.is_empty() {
-            return Ok(BulkAnswerReport {
-                operation_id: None,
-                accepted: accept,
-                operations: 0,
-                amount: Cents::ZERO,
-                replayed: false,
-                rows,
-            });
-        }
-        if chosen.len() > Operation::MAX_MOVEMENTS {
-            return Err(AppError::invalid(
-                "codes",
-                format!(
-                    "una risposta comprende al massimo {} operazioni ({} indicate): inviare l'elenco in più parti",
-                    Operation::MAX_MOVEMENTS,
-                    chosen.len()
-                ),
-            ));
-        }
-        let receipt = self
-            .answer_entries(p, key, party, &chosen, accept, fp)
-            .await?;
-        Ok(BulkAnswerReport {
-            operation_id: Some(receipt.operation_id),
-            accepted: accept,
-            operations: receipt.operations,
-            amount: receipt.amount,
-            replayed: receipt.replayed,
-            rows,
-        })
+        Ok((rows, chosen.into_iter().cloned().collect()))
     }
+}
+
+/// The codes as the register writes them, between 1 and `BULK_ANSWER_MAX_ROWS`.
+fn normalized(codes: &[String]) -> Result<Vec<String>, AppError> {
+    if codes.is_empty() || codes.len() > BULK_ANSWER_MAX_ROWS {
+        return Err(AppError::invalid(
+            "codes",
+            format!("da 1 a {BULK_ANSWER_MAX_ROWS} protocolli o codici univoci"),
+        ));
+    }
+    Ok(codes.iter().map(|c| c.trim().to_uppercase()).collect())
 }

@@ -98,6 +98,7 @@ pub async fn page(
                         p.mb-0 { (super::layout::message(&format!("Le operazioni in attesa di risposta sono {found}, più di {limit}: indicare almeno un filtro (tipo, anno o cedente) per vederle (R-1000)."))) }
                     }
                 }
+                p { a href={ (party_home(&party)) "/accettazione/elenco" } { "Rispondi per elenco di protocolli o codici univoci" } }
                 (filter_form(&state, &filters, &errors))
                 @if too_many.is_none() && errors.is_empty() {
                     (group_table(&ui, &party, &filters, &groups))

@@ -25,6 +25,7 @@ use maud::{Markup, html};
 use crate::{SESSION_COOKIE, WebState, cookie_value, problem::status_of};
 
 mod acceptance;
+mod answer_list;
 pub mod assets;
 mod cession;
 mod communications;
@@ -96,6 +97,10 @@ pub fn routes() -> Router<WebState> {
         .route(
             "/soggetti/{cf}/accettazione",
             get(acceptance::page).post(acceptance::submit),
+        )
+        .route(
+            "/soggetti/{cf}/accettazione/elenco",
+            get(answer_list::page).post(answer_list::submit),
         )
         .route("/soggetti/{cf}/f24", get(f24::page).post(f24::reserve))
         .route("/soggetti/{cf}/f24/fine", post(f24::end))
