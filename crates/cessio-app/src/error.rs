@@ -54,6 +54,14 @@ pub enum AppError {
         "La ricerca restituisce più di {limit} righe: restringere i filtri (per esempio il periodo) e ripetere ({rule})"
     )]
     TooManyRows { limit: usize, rule: &'static str },
+    /// A list's cursor that is damaged or was made for other filters, with the rule of the
+    /// function the list belongs to, when it belongs to one (`crate::paging`).
+    #[error("{detail}")]
+    Cursor {
+        rule: Option<&'static str>,
+        code: &'static str,
+        detail: String,
+    },
     #[error("Dati non validi: {field}: {reason}")]
     Invalid { field: String, reason: String },
     #[error("La richiesta non è più attuale: {reason}")]
@@ -94,6 +102,7 @@ impl AppError {
             AppError::Rule { code, .. } => code,
             AppError::FiltersRequired { .. } => "filters_required",
             AppError::TooManyRows { .. } => "too_many_rows",
+            AppError::Cursor { code, .. } => code,
             AppError::Invalid { .. } => "invalid",
             AppError::Conflict { .. } => "conflict",
             AppError::Busy => "busy",
@@ -114,6 +123,7 @@ impl AppError {
             AppError::CfUnknown { .. } => Some("R-CF-EXISTS"),
             AppError::FiltersRequired { .. } => Some("R-1000"),
             AppError::TooManyRows { rule, .. } => Some(rule),
+            AppError::Cursor { rule, .. } => *rule,
             AppError::Store(StoreError::Ledger(_)) => Some("R-CONSERVE"),
             _ => None,
         }
