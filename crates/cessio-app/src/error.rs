@@ -54,6 +54,9 @@ pub enum AppError {
         "La ricerca restituisce più di {limit} righe: restringere i filtri (per esempio il periodo) e ripetere ({rule})"
     )]
     TooManyRows { limit: usize, rule: &'static str },
+    /// A list's cursor that is damaged or was made for other filters (`crate::paging`).
+    #[error("{detail}")]
+    Cursor { code: &'static str, detail: String },
     #[error("Dati non validi: {field}: {reason}")]
     Invalid { field: String, reason: String },
     #[error("La richiesta non è più attuale: {reason}")]
@@ -94,6 +97,7 @@ impl AppError {
             AppError::Rule { code, .. } => code,
             AppError::FiltersRequired { .. } => "filters_required",
             AppError::TooManyRows { .. } => "too_many_rows",
+            AppError::Cursor { code, .. } => code,
             AppError::Invalid { .. } => "invalid",
             AppError::Conflict { .. } => "conflict",
             AppError::Busy => "busy",

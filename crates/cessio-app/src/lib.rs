@@ -44,6 +44,7 @@ mod error;
 pub mod f24;
 pub mod functions;
 mod health;
+mod list_pages;
 mod monitor_cache;
 mod movements;
 mod operator;

@@ -24,7 +24,7 @@ use cessio_store::{EntryQuery, EntryStream, Party, PartyEntry, Store};
 use chrono::NaiveDate;
 
 use crate::functions::{check_date, end_of_day, parties_of, party_ref, state_of};
-use crate::paging::{Page, PageRequest, next_cursor};
+use crate::paging::{Listing, Page, PageRequest, next_cursor};
 use crate::{
     App, AppError, CedibilitaClass, MovementFilter, MovementRow, MovementState, Principal,
 };
@@ -280,7 +280,7 @@ impl App {
         filter: &MovementFilter,
         page: &PageRequest,
     ) -> Result<Page<MovementRow>, AppError> {
-        let position = page.position(filter)?;
+        let position = page.position(Listing { filter })?;
         let Some((mut query, selection)) = self.movement_selection(p, party, filter).await? else {
             return Ok(Page::empty());
         };
@@ -324,7 +324,7 @@ impl App {
             return Err(AppError::TooManyRows { limit: cap, rule });
         }
         let next = match rows.last() {
-            Some(last) if more => Some(next_cursor(last.id, seen, filter)),
+            Some(last) if more => Some(next_cursor(&last.id, seen, filter)),
             _ => None,
         };
         Ok(Page { rows, next })

@@ -1,12 +1,20 @@
-//! F1 Monitoraggio and F4 Lista movimenti: figures, as-of dates, filters, R-300, R-50000.
+//! F1 Monitoraggio and F4 Lista movimenti: figures, as-of dates, filters, R-300, R-50000;
+//! every list of the API a page at a time (F1, F2, F3, F5, delegations, F9's lists).
 
 #![expect(clippy::unwrap_used, reason = "tests")]
 
 #[macro_use]
 mod support;
 
-use cessio_app::{MovementFilter, MovementState, PageRequest};
+use std::future::Future;
+
+use cessio_app::{
+    AppError, IncomingFilter, MovementFilter, MovementState, Page, PageRequest, RiskHitFilter,
+};
+use cessio_core::chain::BankClient;
 use cessio_core::money::Cents;
+use cessio_core::risk::RiskConfig;
+use cessio_store::PartyKind;
 use support::*;
 
 backends!(
@@ -22,6 +30,8 @@ backends!(
     f4_pages_reach_every_row_past_r_300_in_registration_order,
     f4_a_page_reads_on_past_the_rows_the_filters_kept_in_memory_drop,
     f4_a_cursor_is_refused_with_other_filters_or_damaged,
+    list_pages_of_f1_f2_f3_f5_are_the_whole_lists_in_key_order,
+    list_pages_of_delegations_and_f9_are_the_whole_lists_in_key_order,
     r_50000_export_above_the_limit_is_refused_never_truncated,
     f1_kept_cedibilita_equals_a_fresh_replay_after_every_kind_of_change,
     f1_prepared_at_start_for_the_parties_with_most_holdings,
@@ -785,4 +795,206 @@ async fn f1_kept_cedibilita_equals_a_fresh_replay_after_every_kind_of_change(t: 
         Cents::ZERO,
         "expired: no longer cedible, even to some"
     );
+}
+
+/// Every page of a list, `limit` rows at a time, through its page function `page`,
+/// following the cursors to the end: more than one page, full but the last.
+async fn every_page<T, Fut>(limit: usize, page: impl Fn(PageRequest) -> Fut) -> Vec<T>
+where
+    Fut: Future<Output = Result<Page<T>, AppError>>,
+{
+    let mut request = PageRequest {
+        limit: Some(limit),
+        cursor: None,
+    };
+    let mut sizes = Vec::new();
+    let mut rows = Vec::new();
+    loop {
+        let got = page(request.clone()).await.unwrap();
+        sizes.push(got.rows.len());
+        rows.extend(got.rows);
+        match got.next {
+            Some(next) => request.cursor = Some(next),
+            None => break,
+        }
+    }
+    assert!(sizes.len() > 1, "{sizes:?}");
+    let (last, full) = sizes.split_last().unwrap();
+    assert!(
+        full.iter().all(|s| *s == limit) && (1..=limit).contains(last),
+        "{sizes:?}"
+    );
+    rows
+}
+
+async fn list_pages_of_f1_f2_f3_f5_are_the_whole_lists_in_key_order(t: TestApp) {
+    let holder = t.company(1).await;
+    let h = t.user_for(&holder, "titolare").await;
+    let ben = t.company(3).await;
+    // Superbonus awaiting the answer (F3: a group a year), Ecobonus accepted (ten rate).
+    t.communicate(&ben, &holder, "superbonus", 100_000, tracciabile_day())
+        .await;
+    t.holding(&holder, &h, "ecobonus", 10_000, old_day()).await;
+    let (app, h, id) = (&t.app, &h, holder.id);
+
+    let whole = app.monitoring(h, id, None).await.unwrap();
+    let paged = every_page(3, |page| async move {
+        app.monitoring_page(h, id, None, &page).await
+    })
+    .await;
+    assert_eq!(paged, whole);
+
+    let all = &IncomingFilter::default();
+    let whole = app.incoming(h, id, all).await.unwrap();
+    let paged = every_page(1, |page| async move {
+        app.incoming_page(h, id, all, &page).await
+    })
+    .await;
+    assert_eq!(paged, whole);
+
+    let mut whole = app.cedible(h, id).await.unwrap();
+    whole.sort_by_key(|c| c.rata);
+    let paged = every_page(
+        4,
+        |page| async move { app.cedible_page(h, id, &page).await },
+    )
+    .await;
+    assert_eq!(paged, whole);
+
+    let whole = app.f24_availability(h, id).await.unwrap();
+    let paged = every_page(1, |page| async move {
+        app.f24_availability_page(h, id, &page).await
+    })
+    .await;
+    assert_eq!(paged, whole);
+
+    let mut whole = app.f24_choices(h, id).await.unwrap();
+    whole.sort_by_key(|c| c.rata);
+    let paged = every_page(
+        4,
+        |page| async move { app.f24_choices_page(h, id, &page).await },
+    )
+    .await;
+    assert_eq!(paged, whole);
+
+    // F3's cursor with another year: refused, naming F3.
+    let first = app
+        .incoming_page(
+            h,
+            id,
+            all,
+            &PageRequest {
+                limit: Some(1),
+                cursor: None,
+            },
+        )
+        .await
+        .unwrap();
+    let page = PageRequest {
+        limit: Some(1),
+        cursor: first.next,
+    };
+    let e = app
+        .incoming_page(h, id, &by_year(2025), &page)
+        .await
+        .unwrap_err();
+    assert_eq!((e.code(), e.rule()), ("cursor_filters_changed", None));
+}
+
+async fn list_pages_of_delegations_and_f9_are_the_whole_lists_in_key_order(mut t: TestApp) {
+    t.app.settings.risk_auto_suspend_days = Some(30);
+    t.app.settings.risk = RiskConfig::default();
+    // Delegations: three intermediaries of one client, one intermediary of three clients.
+    let clients = [t.company(1).await, t.company(2).await, t.company(3).await];
+    for i in 0..3 {
+        t.intermediary(10 + i, &format!("intermediario{i}"), &clients[0])
+            .await;
+    }
+    let studio = t.intermediary(20, "studio", &clients[0]).await;
+    for c in &clients[1..] {
+        t.app
+            .delegate(&t.op, "studio", c.cf.as_str())
+            .await
+            .unwrap();
+    }
+    // F9: a bank's three clients; three cessions to a party recorded as deceased, each a
+    // risk hit and a suspension.
+    let bank = t.party(40, PartyKind::Bank).await;
+    for c in &clients {
+        t.app
+            .set_bank_client(&t.op, bank.cf.as_str(), c.cf.as_str(), BankClient::Consumer)
+            .await
+            .unwrap();
+    }
+    let holder = t.company(30).await;
+    let h = t.user_for(&holder, "cedente").await;
+    let heir = t.company(31).await;
+    t.app
+        .set_deceased(&t.op, heir.cf.as_str(), true)
+        .await
+        .unwrap();
+    let credit = t
+        .holding(&holder, &h, "superbonus", 400_000, tracciabile_day())
+        .await;
+    for rata in &credit.rate[..3] {
+        t.cede(&h, &holder, &[line(rata.id, &heir, None)])
+            .await
+            .unwrap();
+    }
+    let (app, op, studio) = (&t.app, &t.op, &studio);
+
+    let client = clients[0].id;
+    let whole = app.delegations_granted(op, client).await.unwrap();
+    let paged = every_page(2, |page| async move {
+        app.delegations_granted_page(op, client, &page).await
+    })
+    .await;
+    assert_eq!(paged.len(), 4);
+    assert_eq!(paged, whole, "newest first, as the list");
+
+    let whole = app.delegations_held(studio).await.unwrap();
+    let paged = every_page(2, |page| async move {
+        app.delegations_held_page(studio, &page).await
+    })
+    .await;
+    assert_eq!(paged.len(), 3);
+    assert_eq!(paged, whole, "by name, as the list");
+
+    let bank_cf = bank.cf.as_str();
+    let whole = app.bank_clients(op, bank_cf).await.unwrap();
+    let paged = every_page(2, |page| async move {
+        app.bank_clients_page(op, bank_cf, &page).await
+    })
+    .await;
+    assert_eq!(paged.len(), 3);
+    assert_eq!(paged, whole);
+
+    let whole = app.suspensions(op, true).await.unwrap();
+    let paged = every_page(2, |page| async move {
+        app.suspensions_page(op, true, &page).await
+    })
+    .await;
+    assert_eq!(paged.len(), 3);
+    assert_eq!(paged, whole);
+
+    let deceased = &RiskHitFilter {
+        rule: Some("risk_party_deceased".into()),
+        ..RiskHitFilter::default()
+    };
+    let whole = app.risk_hits(op, deceased).await.unwrap();
+    let paged = every_page(2, |page| async move {
+        app.risk_hits_page(op, deceased, &page).await
+    })
+    .await;
+    assert_eq!(paged.len(), 3);
+    assert_eq!(paged, whole);
+
+    // A damaged cursor of a list that belongs to no function names no rule.
+    let page = PageRequest {
+        limit: Some(1),
+        cursor: Some("Yz".into()),
+    };
+    let e = app.delegations_held_page(studio, &page).await.unwrap_err();
+    assert_eq!((e.code(), e.rule()), ("cursor_invalid", None));
+    t.verify_clean().await;
 }

@@ -165,21 +165,23 @@ pub const OPERATIONS: &[Op] = &[
         )
     },
     Op {
+        paged: true,
         response: Some("HeldDelegations"),
         ..op(
             "get",
             "/me/delegations",
             "heldDelegations",
-            "Deleghe ricevute e attive oggi: soggetto, ambito e ultimo giorno",
+            "Deleghe ricevute e attive oggi: soggetto, ambito e ultimo giorno, a pagine per nome del soggetto",
         )
     },
     Op {
+        paged: true,
         response: Some("Delegations"),
         ..op(
             "get",
             "/parties/{cf}/delegations",
             "partyDelegations",
-            "Deleghe concesse dal soggetto, attive e passate, con chi le ha concesse o revocate e quando (titolare o operatore)",
+            "Deleghe concesse dal soggetto, attive e passate, con chi le ha concesse o revocate e quando (titolare o operatore), a pagine dalla più recente",
         )
     },
     Op {
@@ -238,22 +240,24 @@ pub const OPERATIONS: &[Op] = &[
         )
     },
     Op {
+        paged: true,
         response: Some("MonitorRows"),
         query: &[("as_of", "date")],
         ..op(
             "get",
             "/parties/{cf}/monitoring",
             "monitoring",
-            "F1: monitoraggio per tipo e anno, anche a una data passata",
+            "F1: monitoraggio per tipo e anno, anche a una data passata, a pagine per tipo e anno",
         )
     },
     Op {
+        paged: true,
         response: Some("CedibleHoldings"),
         ..op(
             "get",
             "/parties/{cf}/cedible",
             "cedible",
-            "F2: rate cedibili con il massimo cedibile",
+            "F2: rate cedibili con il massimo cedibile, a pagine per rata",
         )
     },
     Op {
@@ -269,6 +273,7 @@ pub const OPERATIONS: &[Op] = &[
         )
     },
     Op {
+        paged: true,
         response: Some("IncomingGroups"),
         query: &[
             ("type_key", "string"),
@@ -279,7 +284,7 @@ pub const OPERATIONS: &[Op] = &[
             "get",
             "/parties/{cf}/incoming",
             "incoming",
-            "F3: operazioni da accettare, per tipo, anno e cedente (R-1000)",
+            "F3: operazioni da accettare, per tipo, anno e cedente, a pagine in quest'ordine; oltre 1.000 operazioni occorrono i filtri (R-1000)",
         )
     },
     Op {
@@ -349,12 +354,13 @@ pub const OPERATIONS: &[Op] = &[
         )
     },
     Op {
+        paged: true,
         response: Some("BankClients"),
         ..op(
             "get",
             "/operator/banks/{cf}/clients",
             "bankClients",
-            "Operatore: correntisti attuali di una banca (R-BANK-CLIENT)",
+            "Operatore: correntisti attuali di una banca, a pagine per codice fiscale del correntista (R-BANK-CLIENT)",
         )
     },
     Op {
@@ -369,13 +375,14 @@ pub const OPERATIONS: &[Op] = &[
         )
     },
     Op {
+        paged: true,
         response: Some("Suspensions"),
         query: &[("open_only", "boolean")],
         ..op(
             "get",
             "/operator/suspensions",
             "suspensions",
-            "Operatore: sospensioni (R-SUSP)",
+            "Operatore: sospensioni, a pagine per comunicazione (R-SUSP)",
         )
     },
     Op {
@@ -390,6 +397,7 @@ pub const OPERATIONS: &[Op] = &[
         )
     },
     Op {
+        paged: true,
         response: Some("RiskHits"),
         query: &[
             ("party_cf", "string"),
@@ -400,7 +408,7 @@ pub const OPERATIONS: &[Op] = &[
             "get",
             "/operator/risk-hits",
             "riskHits",
-            "Operatore: esiti delle regole di rischio su ogni comunicazione",
+            "Operatore: esiti delle regole di rischio su ogni comunicazione, a pagine dal più vecchio",
         )
     },
     Op {
@@ -439,21 +447,23 @@ pub const OPERATIONS: &[Op] = &[
         )
     },
     Op {
+        paged: true,
         response: Some("F24AvailabilityRows"),
         ..op(
             "get",
             "/parties/{cf}/f24-availability",
             "f24Availability",
-            "F5: per codice tributo e anno, quanto si può utilizzare in F24 oggi",
+            "F5: per codice tributo e anno, quanto si può utilizzare in F24 oggi, a pagine per codice tributo e anno",
         )
     },
     Op {
+        paged: true,
         response: Some("ChoiceRows"),
         ..op(
             "get",
             "/parties/{cf}/f24-choices",
             "f24Choices",
-            "F5: scelta di utilizzo in F24 di ogni rata (R-F24-CHOICE)",
+            "F5: scelta di utilizzo in F24 di ogni rata, a pagine per rata (R-F24-CHOICE)",
         )
     },
     Op {

@@ -13,6 +13,12 @@ use serde::de::DeserializeOwned;
 
 use crate::Problem;
 
+/// The filters of a list that has none: any other query parameter than `limit` and
+/// `cursor` is refused, as on the lists with filters.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoFilter {}
+
 /// A list's query string, split: the page asked for, the filters, and what is needed to
 /// write the next page's link.
 #[derive(Debug)]

@@ -1,6 +1,9 @@
-//! F4 over the API a page at a time: the whole selection past R-300's 300 rows reached by
-//! following the `Link` headers, in registration order; a cursor sent with other filters,
-//! a damaged one and a limit out of range refused as problems.
+//! Every JSON list of the API a page at a time. F4: the whole selection past R-300's 300
+//! rows reached by following the `Link` headers, in registration order; a cursor sent with
+//! other filters, a damaged one and a limit out of range refused as problems. The other
+//! lists: followed page by page, they are the whole list in its order, every row once; a
+//! damaged cursor, and on the lists with filters a cursor sent with other filters, refused
+//! naming the list's rule (or none).
 
 #![expect(clippy::unwrap_used, reason = "tests")]
 
@@ -8,7 +11,9 @@ mod support;
 
 use cessio_app::OptionInput;
 use cessio_core::catalogue::Origin;
+use cessio_core::chain::BankClient;
 use cessio_core::money::Cents;
+use serde_json::{Value, json};
 use support::*;
 
 /// Superbonus communications from the family to the bank: four rate each, pending.
@@ -125,4 +130,310 @@ async fn f4_a_cursor_with_other_filters_a_damaged_one_or_a_bad_limit_is_refused(
             .await;
         assert_problem(&r, code);
     }
+}
+
+/// The rows of every page from `first`, following the `Link` headers to the end.
+async fn pages(s: &Server, cookie: &str, first: &str) -> Vec<Vec<Value>> {
+    let mut next = Some(first.to_string());
+    let mut pages = Vec::new();
+    while let Some(path) = next {
+        let r = s.call("GET", &path, Some(cookie), None, None).await;
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+        pages.push(r.json().as_array().unwrap().clone());
+        next = next_link(&r);
+        assert!(pages.len() <= 100, "{path}: pages without end");
+    }
+    pages
+}
+
+/// `path` (with its filters, if any) read `limit` rows a page: more than one page, full
+/// but the last, that together are the whole list in its order. Returns the list.
+async fn assert_paged(s: &Server, cookie: &str, path: &str, limit: usize) -> Vec<Value> {
+    let sep = if path.contains('?') { '&' } else { '?' };
+    let whole = pages(s, cookie, &format!("{path}{sep}limit=1000")).await;
+    assert_eq!(whole.len(), 1, "{path}: one page of up to 1,000 rows");
+    let whole = whole.into_iter().next().unwrap();
+    let paged = pages(s, cookie, &format!("{path}{sep}limit={limit}")).await;
+    assert!(paged.len() > 1, "{path}: {} rows in one page", whole.len());
+    let (last, full) = paged.split_last().unwrap();
+    assert!(full.iter().all(|p| p.len() == limit), "{path}");
+    assert!((1..=limit).contains(&last.len()), "{path}");
+    assert_eq!(paged.concat(), whole, "{path}: the pages are the list");
+    whole
+}
+
+/// The cursor of `path`'s first page of one row.
+async fn first_cursor(s: &Server, cookie: &str, path: &str) -> String {
+    let sep = if path.contains('?') { '&' } else { '?' };
+    let r = s
+        .call(
+            "GET",
+            &format!("{path}{sep}limit=1"),
+            Some(cookie),
+            None,
+            None,
+        )
+        .await;
+    let next = next_link(&r).unwrap();
+    next.split("cursor=").nth(1).unwrap().to_string()
+}
+
+/// A damaged cursor on `path` refused, naming `rule`, and (for a list with filters) the
+/// cursor of `path` sent with `other` filters instead.
+async fn assert_cursor_refusals(s: &Server, cookie: &str, path: &str, other: Option<&str>) {
+    let cursor = first_cursor(s, cookie, path).await;
+    let sep = if path.contains('?') { '&' } else { '?' };
+    let damaged = format!("{path}{sep}limit=1&cursor={}", &cursor[..cursor.len() / 2]);
+    let mut refused = vec![(damaged, "cursor_invalid")];
+    if let Some(other) = other {
+        let base = path.split('?').next().unwrap();
+        refused.push((
+            format!("{base}?{other}&limit=1&cursor={cursor}"),
+            "cursor_filters_changed",
+        ));
+    }
+    for (query, code) in refused {
+        let r = s.call("GET", &query, Some(cookie), None, None).await;
+        assert_problem(&r, code);
+        // Paging is the API's, not a rule of the platform: no rule is named.
+        assert_eq!(r.json().get("rule"), None, "{query}");
+    }
+}
+
+/// The company accepts the fixture's Superbonus (four rate) and one more of its own year.
+async fn company_holds(s: &Server) -> String {
+    let op = s.app.login("operatore", PASSWORD).await.unwrap();
+    s.app
+        .communicate_option(
+            &op,
+            "paging-ecobonus",
+            None,
+            &OptionInput {
+                beneficiary_cf: FAMILY.into(),
+                type_key: "superbonus".into(),
+                expense_year: 2023,
+                origin: Origin::Sconto,
+                holder_cf: COMPANY.into(),
+                total: Cents::new(400_000),
+                communicated_on: Some(chrono::NaiveDate::from_ymd_opt(2023, 2, 1).unwrap()),
+                exception: None,
+            },
+        )
+        .await
+        .unwrap();
+    let company = s.login("impresa").await;
+    let r = s
+        .call(
+            "POST",
+            &format!("/api/v1/parties/{COMPANY}/incoming/answer"),
+            Some(&company),
+            Some("accept-all"),
+            Some(&json!({ "accept": true, "pin": PIN }).to_string()),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    company
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f1_f2_f5_pages_are_the_whole_lists_in_order() {
+    let s = Server::start().await;
+    let company = company_holds(&s).await;
+    let party = format!("/api/v1/parties/{COMPANY}");
+    let monitoring = format!("{party}/monitoring?as_of=2024-03-01");
+    let rows = assert_paged(&s, &company, &monitoring, 1).await;
+    let keys: Vec<(String, i64)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["type_key"].as_str().unwrap().into(),
+                r["year"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert!(keys.windows(2).all(|w| w[0] < w[1]), "{keys:?}");
+    assert_cursor_refusals(&s, &company, &monitoring, Some("as_of=2024-02-01")).await;
+    let rows = assert_paged(&s, &company, &format!("{party}/cedible"), 3).await;
+    let rate: Vec<i64> = rows.iter().map(|r| r["rata"].as_i64().unwrap()).collect();
+    assert!(rate.windows(2).all(|w| w[0] < w[1]), "{rate:?}");
+    assert_cursor_refusals(&s, &company, &format!("{party}/cedible"), None).await;
+    let rows = assert_paged(&s, &company, &format!("{party}/f24-availability"), 1).await;
+    let keys: Vec<(String, i64)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["codice_tributo"].as_str().unwrap().into(),
+                r["year"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert!(keys.windows(2).all(|w| w[0] < w[1]), "{keys:?}");
+    let rows = assert_paged(&s, &company, &format!("{party}/f24-choices"), 3).await;
+    let rate: Vec<i64> = rows.iter().map(|r| r["rata"].as_i64().unwrap()).collect();
+    assert!(rate.windows(2).all(|w| w[0] < w[1]), "{rate:?}");
+    assert_cursor_refusals(&s, &company, &format!("{party}/f24-choices"), None).await;
+    // A list without filters takes none: another parameter is refused, not carried along.
+    let r = s
+        .call(
+            "GET",
+            &format!("{party}/cedible?colore=blu"),
+            Some(&company),
+            None,
+            None,
+        )
+        .await;
+    assert_problem(&r, "invalid_query");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f3_groups_pages_follow_their_filters_and_r_1000_stays() {
+    let s = Server::start().await;
+    bank_receives(&s, 2).await;
+    let b = s.login("banca").await;
+    let incoming = format!("/api/v1/parties/{BANK}/incoming?type_key=superbonus");
+    let rows = assert_paged(&s, &b, &incoming, 1).await;
+    let keys: Vec<(i64, String)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["year"].as_i64().unwrap(),
+                r["cedente"]["cf"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert!(keys.windows(2).all(|w| w[0] < w[1]), "{keys:?}");
+    assert_eq!(
+        rows.iter()
+            .map(|r| r["operations"].as_i64().unwrap())
+            .sum::<i64>(),
+        8
+    );
+    // The Link repeats the filters.
+    let r = s
+        .call("GET", &format!("{incoming}&limit=1"), Some(&b), None, None)
+        .await;
+    assert!(next_link(&r).unwrap().contains("type_key=superbonus"));
+    assert_cursor_refusals(&s, &b, &incoming, Some("type_key=superbonus&year=2024")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delegation_lists_pages_are_the_whole_lists_in_order() {
+    let s = Server::start().await;
+    let op = s.app.login("operatore", PASSWORD).await.unwrap();
+    for cf in [FAMILY, BANK] {
+        s.app.delegate(&op, "studio", cf).await.unwrap();
+    }
+    for i in 0..4 {
+        let user = format!("intermediario{i}");
+        s.app
+            .create_user(
+                &op,
+                &user,
+                &user,
+                PASSWORD,
+                PIN,
+                Some(OTHER),
+                cessio_store::Role::User,
+            )
+            .await
+            .unwrap();
+        s.app.delegate(&op, &user, COMPANY).await.unwrap();
+    }
+    let studio = s.login("studio").await;
+    let held = assert_paged(&s, &studio, "/api/v1/me/delegations", 2).await;
+    let names: Vec<&str> = held
+        .iter()
+        .map(|h| h["party"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 3);
+    assert!(names.windows(2).all(|w| w[0] <= w[1]), "{names:?}");
+    assert_cursor_refusals(&s, &studio, "/api/v1/me/delegations", None).await;
+    let company = s.login("impresa").await;
+    let granted = format!("/api/v1/parties/{COMPANY}/delegations");
+    let rows = assert_paged(&s, &company, &granted, 2).await;
+    let ids: Vec<i64> = rows.iter().map(|d| d["id"].as_i64().unwrap()).collect();
+    assert_eq!(ids.len(), 5);
+    assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first: {ids:?}");
+    assert_cursor_refusals(&s, &company, &granted, None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f9_lists_pages_are_the_whole_lists_in_order() {
+    let s = Server::start().await;
+    let company = company_holds(&s).await;
+    let op = s.app.login("operatore", PASSWORD).await.unwrap();
+    for cf in [FAMILY, COMPANY, OTHER] {
+        s.app
+            .set_bank_client(&op, BANK, cf, BankClient::Consumer)
+            .await
+            .unwrap();
+    }
+    // Cessions to a party recorded as deceased: a risk hit each, then suspended.
+    s.app.set_deceased(&op, OTHER, true).await.unwrap();
+    let cedible = s
+        .call(
+            "GET",
+            &format!("/api/v1/parties/{COMPANY}/cedible"),
+            Some(&company),
+            None,
+            None,
+        )
+        .await
+        .json();
+    let rate: Vec<i64> = cedible
+        .as_array()
+        .unwrap()
+        .iter()
+        .take(3)
+        .map(|h| h["rata"].as_i64().unwrap())
+        .collect();
+    assert_eq!(rate.len(), 3);
+    for (i, rata) in rate.iter().enumerate() {
+        let r = s
+            .call(
+                "POST",
+                &format!("/api/v1/parties/{COMPANY}/cessions"),
+                Some(&company),
+                Some(&format!("cede-{i}")),
+                Some(
+                    &json!({ "lines": [{ "rata": rata, "cessionario_cf": OTHER }], "disclose_name": true, "pin": PIN })
+                        .to_string(),
+                ),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text());
+        let transfer = r.json()["transfers"][0].as_i64().unwrap();
+        s.app.suspend(&op, transfer, 10, "verifica").await.unwrap();
+    }
+    let operator = s.login("operatore").await;
+    let clients = format!("/api/v1/operator/banks/{BANK}/clients");
+    let rows = assert_paged(&s, &operator, &clients, 2).await;
+    let cfs: Vec<&str> = rows
+        .iter()
+        .map(|c| c["client_cf"].as_str().unwrap())
+        .collect();
+    assert_eq!(cfs.len(), 3);
+    assert!(cfs.windows(2).all(|w| w[0] < w[1]), "{cfs:?}");
+    assert_cursor_refusals(&s, &operator, &clients, None).await;
+    let suspensions = "/api/v1/operator/suspensions?open_only=true";
+    let rows = assert_paged(&s, &operator, suspensions, 2).await;
+    let ids: Vec<i64> = rows
+        .iter()
+        .map(|r| r["transfer"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 3);
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    assert_cursor_refusals(&s, &operator, suspensions, Some("open_only=false")).await;
+    let hits = "/api/v1/operator/risk-hits?rule=risk_party_deceased";
+    let rows = assert_paged(&s, &operator, hits, 2).await;
+    let ids: Vec<i64> = rows.iter().map(|r| r["id"].as_i64().unwrap()).collect();
+    assert_eq!(ids.len(), 3);
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "oldest first: {ids:?}");
+    assert_cursor_refusals(
+        &s,
+        &operator,
+        hits,
+        Some(&format!("rule=risk_party_deceased&party_cf={OTHER}")),
+    )
+    .await;
 }

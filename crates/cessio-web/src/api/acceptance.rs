@@ -2,20 +2,26 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
+use axum::response::Response;
 use cessio_app::IncomingFilter;
 use serde::Deserialize;
 
 use super::{ApiResult, party_in_path};
-use crate::{ApiJson, ApiQuery, Auth, IdempotencyKey, WebState};
+use crate::paging::PagedQuery;
+use crate::{ApiJson, Auth, IdempotencyKey, WebState};
 
 pub(crate) async fn incoming(
     State(state): State<WebState>,
     Auth(p): Auth,
     Path(cf): Path<String>,
-    ApiQuery(filter): ApiQuery<IncomingFilter>,
-) -> ApiResult<Json<Vec<cessio_app::IncomingGroup>>> {
+    query: PagedQuery<IncomingFilter>,
+) -> ApiResult<Response> {
     let party = party_in_path(&state, &p, &cf).await?;
-    Ok(Json(state.app.incoming(&p, party, &filter).await?))
+    let page = state
+        .app
+        .incoming_page(&p, party, &query.filter, &query.page)
+        .await?;
+    Ok(query.respond(page))
 }
 
 #[derive(Deserialize)]

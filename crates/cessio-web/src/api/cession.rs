@@ -3,10 +3,12 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::Response;
 use cessio_app::CessionLine;
 use serde::Deserialize;
 
 use super::{ApiResult, party_in_path};
+use crate::paging::{NoFilter, PagedQuery};
 use crate::{ApiJson, Auth, IdempotencyKey, WebState};
 
 pub(crate) async fn check_cf(
@@ -21,9 +23,11 @@ pub(crate) async fn cedible(
     State(state): State<WebState>,
     Auth(p): Auth,
     Path(cf): Path<String>,
-) -> ApiResult<Json<Vec<cessio_app::CedibleHolding>>> {
+    query: PagedQuery<NoFilter>,
+) -> ApiResult<Response> {
     let party = party_in_path(&state, &p, &cf).await?;
-    Ok(Json(state.app.cedible(&p, party).await?))
+    let page = state.app.cedible_page(&p, party, &query.page).await?;
+    Ok(query.respond(page))
 }
 
 #[derive(Deserialize)]

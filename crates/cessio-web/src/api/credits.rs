@@ -5,12 +5,13 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use cessio_app::{
-    ChoiceReceipt, ChoiceRow, CloseYearReport, DebtPositionReceipt, F24AvailabilityRow,
-    F24DebitInput, F24Form, F24LineInput, F24Outcome, F24Reservation, ReductionReceipt,
-    SplitAnnulReceipt, SplitPreview, SplitReceipt, SplitTarget,
+    ChoiceReceipt, CloseYearReport, DebtPositionReceipt, F24DebitInput, F24Form, F24LineInput,
+    F24Outcome, F24Reservation, ReductionReceipt, SplitAnnulReceipt, SplitPreview, SplitReceipt,
+    SplitTarget,
 };
 use cessio_core::debt::DebtPosition;
 use cessio_core::ledger::RataId;
@@ -19,6 +20,7 @@ use chrono::NaiveDate;
 use serde::Deserialize;
 
 use super::{ApiResult, PinBody, party_in_path};
+use crate::paging::{NoFilter, PagedQuery};
 use crate::{ApiJson, Auth, IdempotencyKey, WebState};
 
 pub fn routes() -> Router<WebState> {
@@ -41,18 +43,25 @@ async fn f24_availability(
     State(state): State<WebState>,
     Auth(p): Auth,
     Path(cf): Path<String>,
-) -> ApiResult<Json<Vec<F24AvailabilityRow>>> {
+    query: PagedQuery<NoFilter>,
+) -> ApiResult<Response> {
     let party = party_in_path(&state, &p, &cf).await?;
-    Ok(Json(state.app.f24_availability(&p, party).await?))
+    let page = state
+        .app
+        .f24_availability_page(&p, party, &query.page)
+        .await?;
+    Ok(query.respond(page))
 }
 
 async fn f24_choices(
     State(state): State<WebState>,
     Auth(p): Auth,
     Path(cf): Path<String>,
-) -> ApiResult<Json<Vec<ChoiceRow>>> {
+    query: PagedQuery<NoFilter>,
+) -> ApiResult<Response> {
     let party = party_in_path(&state, &p, &cf).await?;
-    Ok(Json(state.app.f24_choices(&p, party).await?))
+    let page = state.app.f24_choices_page(&p, party, &query.page).await?;
+    Ok(query.respond(page))
 }
 
 #[derive(Deserialize)]

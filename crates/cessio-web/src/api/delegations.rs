@@ -3,10 +3,12 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::Response;
 use cessio_store::DelegationScope;
 use serde::{Deserialize, Serialize};
 
 use super::{ApiResult, PartyView, party_in_path};
+use crate::paging::{NoFilter, PagedQuery};
 use crate::{ApiJson, Auth, IdempotencyKey, WebState};
 
 #[derive(Deserialize)]
@@ -59,9 +61,14 @@ pub(crate) async fn party_delegations(
     State(state): State<WebState>,
     Auth(p): Auth,
     Path(cf): Path<String>,
-) -> ApiResult<Json<Vec<cessio_app::DelegationView>>> {
+    query: PagedQuery<NoFilter>,
+) -> ApiResult<Response> {
     let party = party_in_path(&state, &p, &cf).await?;
-    Ok(Json(state.app.delegations_granted(&p, party).await?))
+    let page = state
+        .app
+        .delegations_granted_page(&p, party, &query.page)
+        .await?;
+    Ok(query.respond(page))
 }
 
 pub(crate) async fn grant_delegation(
@@ -116,23 +123,28 @@ pub(crate) struct HeldView {
 pub(crate) async fn held_delegations(
     State(state): State<WebState>,
     Auth(p): Auth,
-) -> ApiResult<Json<Vec<HeldView>>> {
-    let held = state.app.delegations_held(&p).await?;
-    Ok(Json(
-        held.into_iter()
-            .map(|h| HeldView {
-                party: PartyView {
-                    id: h.party.id,
-                    cf: h.party.cf.as_str().to_string(),
-                    name: h.party.name,
-                    kind: h.party.kind,
-                },
-                scope: h.scope,
-                until: h.until,
-                granted_at: h.granted_at,
-            })
-            .collect(),
-    ))
+    query: PagedQuery<NoFilter>,
+) -> ApiResult<Response> {
+    let held = state.app.delegations_held_page(&p, &query.page).await?;
+    let rows = held
+        .rows
+        .into_iter()
+        .map(|h| HeldView {
+            party: PartyView {
+                id: h.party.id,
+                cf: h.party.cf.as_str().to_string(),
+                name: h.party.name,
+                kind: h.party.kind,
+            },
+            scope: h.scope,
+            until: h.until,
+            granted_at: h.granted_at,
+        })
+        .collect();
+    Ok(query.respond(cessio_app::Page {
+        rows,
+        next: held.next,
+    }))
 }
 
 pub(crate) async fn revoke_delegation(

@@ -1,11 +1,12 @@
-//! F1 over HTTP: Monitoraggio, now or at the end of a past day.
+//! F1 over HTTP: Monitoraggio, now or at the end of a past day, a page at a time.
 
-use axum::Json;
 use axum::extract::{Path, State};
+use axum::response::Response;
 use serde::Deserialize;
 
 use super::{ApiResult, party_in_path};
-use crate::{ApiQuery, Auth, WebState};
+use crate::paging::PagedQuery;
+use crate::{Auth, WebState};
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -18,8 +19,12 @@ pub(crate) async fn monitoring(
     State(state): State<WebState>,
     Auth(p): Auth,
     Path(cf): Path<String>,
-    ApiQuery(q): ApiQuery<AsOfQuery>,
-) -> ApiResult<Json<Vec<cessio_app::MonitorRow>>> {
+    query: PagedQuery<AsOfQuery>,
+) -> ApiResult<Response> {
     let party = party_in_path(&state, &p, &cf).await?;
-    Ok(Json(state.app.monitoring(&p, party, q.as_of).await?))
+    let page = state
+        .app
+        .monitoring_page(&p, party, query.filter.as_of, &query.page)
+        .await?;
+    Ok(query.respond(page))
 }

@@ -5,18 +5,18 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use cessio_app::{
-    AnnulmentReceipt, BankClientEntry, RiskHitFilter, RiskHitView, SeizureView, SuspensionView,
-};
+use cessio_app::{AnnulmentReceipt, BankClientEntry, RiskHitFilter, SeizureView, SuspensionView};
 use cessio_core::chain::BankClient;
 use cessio_core::ledger::{RataId, TransferId};
 use cessio_core::suspension::SuspensionEnd;
 use serde::Deserialize;
 
 use super::ApiResult;
-use crate::{ApiJson, ApiQuery, Auth, IdempotencyKey, WebState};
+use crate::paging::{NoFilter, PagedQuery};
+use crate::{ApiJson, Auth, IdempotencyKey, WebState};
 
 pub fn routes() -> Router<WebState> {
     Router::new()
@@ -70,8 +70,10 @@ async fn bank_clients(
     State(state): State<WebState>,
     Auth(p): Auth,
     Path(cf): Path<String>,
-) -> ApiResult<Json<Vec<BankClientEntry>>> {
-    Ok(Json(state.app.bank_clients(&p, &cf).await?))
+    query: PagedQuery<NoFilter>,
+) -> ApiResult<Response> {
+    let page = state.app.bank_clients_page(&p, &cf, &query.page).await?;
+    Ok(query.respond(page))
 }
 
 #[derive(Deserialize)]
@@ -102,9 +104,13 @@ struct SuspensionsQuery {
 async fn suspensions(
     State(state): State<WebState>,
     Auth(p): Auth,
-    ApiQuery(q): ApiQuery<SuspensionsQuery>,
-) -> ApiResult<Json<Vec<SuspensionView>>> {
-    Ok(Json(state.app.suspensions(&p, q.open_only).await?))
+    query: PagedQuery<SuspensionsQuery>,
+) -> ApiResult<Response> {
+    let page = state
+        .app
+        .suspensions_page(&p, query.filter.open_only, &query.page)
+        .await?;
+    Ok(query.respond(page))
 }
 
 #[derive(Deserialize)]
@@ -131,9 +137,13 @@ async fn end_suspension(
 async fn risk_hits(
     State(state): State<WebState>,
     Auth(p): Auth,
-    ApiQuery(filter): ApiQuery<RiskHitFilter>,
-) -> ApiResult<Json<Vec<RiskHitView>>> {
-    Ok(Json(state.app.risk_hits(&p, &filter).await?))
+    query: PagedQuery<RiskHitFilter>,
+) -> ApiResult<Response> {
+    let page = state
+        .app
+        .risk_hits_page(&p, &query.filter, &query.page)
+        .await?;
+    Ok(query.respond(page))
 }
 
 #[derive(Deserialize)]
