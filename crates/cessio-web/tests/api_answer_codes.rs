@@ -6,35 +6,13 @@
 
 mod support;
 
-use cessio_app::OptionInput;
-use cessio_core::catalogue::Origin;
-use cessio_core::money::Cents;
 use serde_json::json;
 use support::*;
 
 /// A Superbonus communication from the family to the bank (four rate, pending); its
 /// protocol.
 async fn bank_receives(s: &Server, key: &str) -> String {
-    let op = s.app.login("operatore", PASSWORD).await.unwrap();
-    s.app
-        .communicate_option(
-            &op,
-            key,
-            None,
-            &OptionInput {
-                beneficiary_cf: FAMILY.into(),
-                type_key: "superbonus".into(),
-                expense_year: 2022,
-                origin: Origin::Sconto,
-                holder_cf: BANK.into(),
-                total: Cents::new(400_000),
-                communicated_on: Some(chrono::NaiveDate::from_ymd_opt(2023, 2, 1).unwrap()),
-                exception: None,
-            },
-        )
-        .await
-        .unwrap()
-        .protocol
+    superbonus_to(&s.app, key, BANK, 400_000).await.protocol
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -18,26 +18,8 @@ use support::*;
 
 /// Superbonus communications from the family to the bank: four rate each, pending.
 async fn bank_receives(s: &Server, communications: usize) {
-    let op = s.app.login("operatore", PASSWORD).await.unwrap();
     for i in 0..communications {
-        s.app
-            .communicate_option(
-                &op,
-                &format!("paging-{i}"),
-                None,
-                &OptionInput {
-                    beneficiary_cf: FAMILY.into(),
-                    type_key: "superbonus".into(),
-                    expense_year: 2022,
-                    origin: Origin::Sconto,
-                    holder_cf: BANK.into(),
-                    total: Cents::new(400_000),
-                    communicated_on: Some(chrono::NaiveDate::from_ymd_opt(2023, 2, 1).unwrap()),
-                    exception: None,
-                },
-            )
-            .await
-            .unwrap();
+        superbonus_to(&s.app, &format!("paging-{i}"), BANK, 400_000).await;
     }
 }
 

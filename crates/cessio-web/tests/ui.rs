@@ -995,27 +995,7 @@ async fn r_opt_stop_page_offers_the_exceptions_and_shows_errors_next_to_the_fact
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn f3_answer_by_list_shows_each_row_before_and_after() {
     let s = Server::start().await;
-    let op = s.app.login("operatore", PASSWORD).await.unwrap();
-    let protocol = s
-        .app
-        .communicate_option(
-            &op,
-            "lista",
-            None,
-            &cessio_app::OptionInput {
-                beneficiary_cf: FAMILY.into(),
-                type_key: "superbonus".into(),
-                expense_year: 2022,
-                origin: cessio_core::catalogue::Origin::Sconto,
-                holder_cf: BANK.into(),
-                total: cessio_core::money::Cents::new(400_000),
-                communicated_on: Some(chrono::NaiveDate::from_ymd_opt(2023, 2, 1).unwrap()),
-                exception: None,
-            },
-        )
-        .await
-        .unwrap()
-        .protocol;
+    let protocol = superbonus_to(&s.app, "lista", BANK, 400_000).await.protocol;
     let cookie = s.login("banca").await;
     let home = html(
         &s.page(&format!("/soggetti/{BANK}/accettazione"), Some(&cookie))

@@ -104,7 +104,7 @@ fn form_page(ui: &Ui, party: &Party, f: &ListForm, errors: &FieldErrors) -> Resp
 
 pub async fn submit(
     State(state): State<WebState>,
-    PartyForm(ui, party, f): PartyForm<ListForm>,
+    PartyForm(ui, party, mut f): PartyForm<ListForm>,
 ) -> Response {
     let codes = codes_of(&f.codici);
     let mut errors = FieldErrors::default();
@@ -121,46 +121,35 @@ pub async fn submit(
         "rifiuta" => false,
         _ => return error_page(Some(&ui), &AppError::invalid("esito", "accetta o rifiuta")),
     };
-    if f.step == "esegui" {
-        let pin = pin_of(&f.pin);
-        match state
-            .app
-            .answer_codes(&ui.user, &f.chiave, pin, party.id, &codes, accept)
-            .await
-        {
-            Ok(report) => return done_page(&ui, &party, &report),
-            Err(e) => {
-                match field_of(&e) {
-                    Some(id) => errors.field(id, super::refusal(&e)),
-                    None => errors.form(super::refusal(&e)),
-                }
-                let status = crate::problem::status_of(e.code());
-                return confirm_page(&state, &ui, &party, &f, accept, &f.chiave, &errors, status)
-                    .await;
+    if f.step != "esegui" {
+        f.chiave = random_token();
+        return confirm_page(&state, &ui, &party, &f, accept, &errors, StatusCode::OK).await;
+    }
+    let pin = pin_of(&f.pin);
+    let answered = state
+        .app
+        .answer_codes(&ui.user, &f.chiave, pin, party.id, &codes, accept)
+        .await;
+    match answered {
+        Ok(report) => done_page(&ui, &party, &report),
+        Err(e) => {
+            match field_of(&e) {
+                Some(id) => errors.field(id, super::refusal(&e)),
+                None => errors.form(super::refusal(&e)),
             }
+            let status = crate::problem::status_of(e.code());
+            confirm_page(&state, &ui, &party, &f, accept, &errors, status).await
         }
     }
-    confirm_page(
-        &state,
-        &ui,
-        &party,
-        &f,
-        accept,
-        &random_token(),
-        &errors,
-        StatusCode::OK,
-    )
-    .await
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The rows as they would be answered, and the PIN; the form's `chiave` keys the answer.
 async fn confirm_page(
     state: &WebState,
     ui: &Ui,
     party: &Party,
     f: &ListForm,
     accept: bool,
-    key: &str,
     errors: &FieldErrors,
     status: StatusCode,
 ) -> Response {
@@ -206,7 +195,7 @@ async fn confirm_page(
                         input type="hidden" name="step" value="esegui";
                         input type="hidden" name="codici" value=(f.codici);
                         input type="hidden" name="esito" value=(if accept { "accetta" } else { "rifiuta" });
-                        input type="hidden" name="chiave" value=(key);
+                        input type="hidden" name="chiave" value=(f.chiave);
                         (pin_field(&ui.user, errors))
                         button.btn.btn-primary.me-2 type="submit" { @if accept { "Confermo l'accettazione" } @else { "Confermo il rifiuto" } }
                         a.btn.btn-outline-primary href=(list_path(party)) { "Annulla" }

@@ -9,7 +9,7 @@ use cessio_app::{App, OptionInput};
 use cessio_core::catalogue::{Catalogue, Origin};
 use cessio_core::money::Cents;
 use cessio_core::time::FixedClock;
-use cessio_store::{PartyKind, Role, WriteConfig};
+use cessio_store::{Credit, PartyKind, Role, WriteConfig};
 use cessio_store_sqlite::SqliteStore;
 pub use cessio_test_support::http::{self, Reply, Request};
 use serde_json::json;
@@ -193,21 +193,28 @@ pub async fn seed(app: &App) {
     .unwrap();
     app.delegate(&op, "studio", COMPANY).await.unwrap();
     // A Superbonus communication (sent before R-OPT-STOP) accepted by the company.
+    superbonus_to(app, "c1", COMPANY, 4_000_000).await;
+}
+
+/// A Superbonus 2022 communication from the family to `holder_cf` (sent before R-OPT-STOP,
+/// four rate, awaiting the holder's answer), registered by the operator under `key`.
+pub async fn superbonus_to(app: &App, key: &str, holder_cf: &str, cents: i64) -> Credit {
+    let op = app.login("operatore", PASSWORD).await.unwrap();
     app.communicate_option(
         &op,
-        "c1",
+        key,
         None,
         &OptionInput {
             beneficiary_cf: FAMILY.into(),
             type_key: "superbonus".into(),
             expense_year: 2022,
             origin: Origin::Sconto,
-            holder_cf: COMPANY.into(),
-            total: Cents::new(4_000_000),
+            holder_cf: holder_cf.into(),
+            total: Cents::new(cents),
             communicated_on: Some(chrono::NaiveDate::from_ymd_opt(2023, 2, 1).unwrap()),
             exception: None,
         },
     )
     .await
-    .unwrap();
+    .unwrap()
 }
