@@ -1,22 +1,20 @@
 //! F3 over HTTP: what a party must answer, and its answer.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::Response;
 use cessio_app::IncomingFilter;
 use serde::Deserialize;
 
-use super::{ApiResult, party_in_path};
+use super::{ApiResult, AuthParty};
 use crate::paging::PagedQuery;
-use crate::{ApiJson, Auth, IdempotencyKey, WebState};
+use crate::{ApiJson, IdempotencyKey, WebState};
 
 pub(crate) async fn incoming(
     State(state): State<WebState>,
-    Auth(p): Auth,
-    Path(cf): Path<String>,
+    AuthParty(p, party): AuthParty,
     query: PagedQuery<IncomingFilter>,
 ) -> ApiResult<Response> {
-    let party = party_in_path(&state, &p, &cf).await?;
     let page = state
         .app
         .incoming_page(&p, party, &query.filter, &query.page)
@@ -40,12 +38,10 @@ pub(crate) struct AnswerBody {
 
 pub(crate) async fn answer(
     State(state): State<WebState>,
-    Auth(p): Auth,
     IdempotencyKey(key): IdempotencyKey,
-    Path(cf): Path<String>,
+    AuthParty(p, party): AuthParty,
     ApiJson(b): ApiJson<AnswerBody>,
 ) -> ApiResult<Json<cessio_app::AnswerReceipt>> {
-    let party = party_in_path(&state, &p, &cf).await?;
     let selection = IncomingFilter {
         type_key: b.type_key,
         year: b.year,
@@ -73,12 +69,10 @@ pub(crate) struct AnswerCodesBody {
 /// F3 by a list of protocols or codici univoci, each row with its outcome.
 pub(crate) async fn answer_codes(
     State(state): State<WebState>,
-    Auth(p): Auth,
     IdempotencyKey(key): IdempotencyKey,
-    Path(cf): Path<String>,
+    AuthParty(p, party): AuthParty,
     ApiJson(b): ApiJson<AnswerCodesBody>,
 ) -> ApiResult<Json<cessio_app::BulkAnswerReport>> {
-    let party = party_in_path(&state, &p, &cf).await?;
     let report = state
         .app
         .answer_codes(&p, &key, b.pin.as_deref(), party, &b.codes, b.accept)

@@ -7,7 +7,7 @@ use axum::response::Response;
 use cessio_app::CessionLine;
 use serde::Deserialize;
 
-use super::{ApiResult, party_in_path};
+use super::{ApiResult, AuthParty};
 use crate::paging::{NoFilter, PagedQuery};
 use crate::{ApiJson, Auth, IdempotencyKey, WebState};
 
@@ -21,11 +21,9 @@ pub(crate) async fn check_cf(
 
 pub(crate) async fn cedible(
     State(state): State<WebState>,
-    Auth(p): Auth,
-    Path(cf): Path<String>,
+    AuthParty(p, party): AuthParty,
     query: PagedQuery<NoFilter>,
 ) -> ApiResult<Response> {
-    let party = party_in_path(&state, &p, &cf).await?;
     let page = state.app.cedible_page(&p, party, &query.page).await?;
     Ok(query.respond(page))
 }
@@ -42,12 +40,10 @@ pub(crate) struct CessionBody {
 
 pub(crate) async fn cede(
     State(state): State<WebState>,
-    Auth(p): Auth,
     IdempotencyKey(key): IdempotencyKey,
-    Path(cf): Path<String>,
+    AuthParty(p, party): AuthParty,
     ApiJson(b): ApiJson<CessionBody>,
 ) -> ApiResult<(StatusCode, Json<cessio_app::CessionReceipt>)> {
-    let party = party_in_path(&state, &p, &cf).await?;
     let receipt = state
         .app
         .cede(&p, &key, b.pin.as_deref(), party, &b.lines, b.disclose_name)

@@ -19,7 +19,7 @@ use cessio_core::money::Cents;
 use chrono::NaiveDate;
 use serde::Deserialize;
 
-use super::{ApiResult, PinBody, party_in_path};
+use super::{ApiResult, AuthParty, PinBody, party_in_path};
 use crate::paging::{NoFilter, PagedQuery};
 use crate::{ApiJson, Auth, IdempotencyKey, WebState};
 
@@ -41,11 +41,9 @@ pub fn routes() -> Router<WebState> {
 
 async fn f24_availability(
     State(state): State<WebState>,
-    Auth(p): Auth,
-    Path(cf): Path<String>,
+    AuthParty(p, party): AuthParty,
     query: PagedQuery<NoFilter>,
 ) -> ApiResult<Response> {
-    let party = party_in_path(&state, &p, &cf).await?;
     let page = state
         .app
         .f24_availability_page(&p, party, &query.page)
@@ -55,11 +53,9 @@ async fn f24_availability(
 
 async fn f24_choices(
     State(state): State<WebState>,
-    Auth(p): Auth,
-    Path(cf): Path<String>,
+    AuthParty(p, party): AuthParty,
     query: PagedQuery<NoFilter>,
 ) -> ApiResult<Response> {
-    let party = party_in_path(&state, &p, &cf).await?;
     let page = state.app.f24_choices_page(&p, party, &query.page).await?;
     Ok(query.respond(page))
 }
@@ -110,12 +106,10 @@ struct ReserveBody {
 
 async fn reserve_f24(
     State(state): State<WebState>,
-    Auth(p): Auth,
     IdempotencyKey(key): IdempotencyKey,
-    Path(cf): Path<String>,
+    AuthParty(p, party): AuthParty,
     ApiJson(b): ApiJson<ReserveBody>,
 ) -> ApiResult<(StatusCode, Json<F24Reservation>)> {
-    let party = party_in_path(&state, &p, &cf).await?;
     let r = state
         .app
         .reserve_f24(
@@ -167,11 +161,9 @@ struct SplitPreviewBody {
 
 async fn split_preview(
     State(state): State<WebState>,
-    Auth(p): Auth,
-    Path(cf): Path<String>,
+    AuthParty(p, party): AuthParty,
     ApiJson(b): ApiJson<SplitPreviewBody>,
 ) -> ApiResult<Json<SplitPreview>> {
-    let party = party_in_path(&state, &p, &cf).await?;
     Ok(Json(
         state.app.split_preview(&p, party, b.rata, b.amount).await?,
     ))
@@ -188,12 +180,10 @@ struct SplitBody {
 
 async fn split_rata(
     State(state): State<WebState>,
-    Auth(p): Auth,
     IdempotencyKey(key): IdempotencyKey,
-    Path(cf): Path<String>,
+    AuthParty(p, party): AuthParty,
     ApiJson(b): ApiJson<SplitBody>,
 ) -> ApiResult<(StatusCode, Json<SplitReceipt>)> {
-    let party = party_in_path(&state, &p, &cf).await?;
     let r = state
         .app
         .split_rata(&p, &key, b.pin.as_deref(), party, b.rata, b.amount)
@@ -231,12 +221,10 @@ struct ReductionBody {
 
 async fn reduce(
     State(state): State<WebState>,
-    Auth(p): Auth,
     IdempotencyKey(key): IdempotencyKey,
-    Path(cf): Path<String>,
+    AuthParty(p, party): AuthParty,
     ApiJson(b): ApiJson<ReductionBody>,
 ) -> ApiResult<(StatusCode, Json<ReductionReceipt>)> {
-    let party = party_in_path(&state, &p, &cf).await?;
     let r = state
         .app
         .reduce(
@@ -255,12 +243,10 @@ async fn reduce(
 
 async fn set_debt_position(
     State(state): State<WebState>,
-    Auth(p): Auth,
     IdempotencyKey(key): IdempotencyKey,
-    Path(cf): Path<String>,
+    AuthParty(p, party): AuthParty,
     ApiJson(position): ApiJson<DebtPosition>,
 ) -> ApiResult<Json<DebtPositionReceipt>> {
-    let party = party_in_path(&state, &p, &cf).await?;
     let r = state
         .app
         .set_debt_position(&p, &key, party, &position)

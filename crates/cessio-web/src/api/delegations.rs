@@ -1,13 +1,13 @@
 //! Delegations over HTTP (§2): by the operator, by the titolare, held by an intermediary.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use cessio_store::DelegationScope;
 use serde::{Deserialize, Serialize};
 
-use super::{ApiResult, PartyView, party_in_path};
+use super::{ApiResult, AuthParty, PartyView};
 use crate::paging::{NoFilter, PagedQuery};
 use crate::{ApiJson, Auth, IdempotencyKey, WebState};
 
@@ -59,11 +59,9 @@ pub(crate) struct RevokeBody {
 
 pub(crate) async fn party_delegations(
     State(state): State<WebState>,
-    Auth(p): Auth,
-    Path(cf): Path<String>,
+    AuthParty(p, party): AuthParty,
     query: PagedQuery<NoFilter>,
 ) -> ApiResult<Response> {
-    let party = party_in_path(&state, &p, &cf).await?;
     let page = state
         .app
         .delegations_granted_page(&p, party, &query.page)
@@ -73,12 +71,10 @@ pub(crate) async fn party_delegations(
 
 pub(crate) async fn grant_delegation(
     State(state): State<WebState>,
-    Auth(p): Auth,
     IdempotencyKey(key): IdempotencyKey,
-    Path(cf): Path<String>,
+    AuthParty(p, party): AuthParty,
     ApiJson(b): ApiJson<GrantBody>,
 ) -> ApiResult<(StatusCode, Json<cessio_app::DelegationReceipt>)> {
-    let party = party_in_path(&state, &p, &cf).await?;
     let receipt = state
         .app
         .grant_delegation(
@@ -97,12 +93,10 @@ pub(crate) async fn grant_delegation(
 
 pub(crate) async fn revoke_party_delegation(
     State(state): State<WebState>,
-    Auth(p): Auth,
     IdempotencyKey(key): IdempotencyKey,
-    Path(cf): Path<String>,
+    AuthParty(p, party): AuthParty,
     ApiJson(b): ApiJson<RevokeBody>,
 ) -> ApiResult<Json<cessio_app::DelegationReceipt>> {
-    let party = party_in_path(&state, &p, &cf).await?;
     let receipt = state
         .app
         .revoke_delegation_by_titolare(&p, &key, b.pin.as_deref(), party, &b.username)

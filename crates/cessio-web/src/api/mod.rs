@@ -5,7 +5,11 @@ use cessio_core::ledger::PartyId;
 use cessio_store::PartyKind;
 use serde::{Deserialize, Serialize};
 
-use crate::{ApiError, WebState};
+use axum::extract::{FromRequestParts, Path};
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+
+use crate::{ApiError, Auth, WebState};
 
 pub(crate) mod acceptance;
 pub(crate) mod cession;
@@ -34,6 +38,27 @@ struct PartyView {
 pub(crate) struct PinBody {
     #[serde(default)]
     pin: Option<String>,
+}
+
+/// The authenticated user and the party the path's `{cf}` names, resolved as
+/// [`party_in_path`] does: a handler that takes it cannot skip either.
+pub(crate) struct AuthParty(pub Principal, pub PartyId);
+
+impl FromRequestParts<WebState> for AuthParty {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Self, Response> {
+        let Auth(p) = Auth::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let Path(cf) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let party = party_in_path(state, &p, &cf)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(AuthParty(p, party))
+    }
 }
 
 /// Resolves the party in the path. For users, an unregistered code is answered exactly like

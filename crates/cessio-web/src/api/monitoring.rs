@@ -1,12 +1,12 @@
 //! F1 over HTTP: Monitoraggio, now or at the end of a past day, a page at a time.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::Response;
 use serde::Deserialize;
 
-use super::{ApiResult, party_in_path};
+use super::{ApiResult, AuthParty};
+use crate::WebState;
 use crate::paging::PagedQuery;
-use crate::{Auth, WebState};
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -17,11 +17,9 @@ pub(crate) struct AsOfQuery {
 
 pub(crate) async fn monitoring(
     State(state): State<WebState>,
-    Auth(p): Auth,
-    Path(cf): Path<String>,
+    AuthParty(p, party): AuthParty,
     query: PagedQuery<AsOfQuery>,
 ) -> ApiResult<Response> {
-    let party = party_in_path(&state, &p, &cf).await?;
     let page = state
         .app
         .monitoring_page(&p, party, query.filter.as_of, &query.page)

@@ -1,23 +1,21 @@
 //! F4 over HTTP: Lista movimenti, a page at a time, and its CSV export.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use cessio_app::MovementFilter;
 
-use super::{ApiResult, party_in_path};
+use super::{ApiResult, AuthParty};
 use crate::paging::PagedQuery;
-use crate::{ApiQuery, Auth, WebState};
+use crate::{ApiQuery, WebState};
 
 /// A page of F4 in registration order (`limit`, `cursor`; the next page in `Link`): over
 /// the API the rows past R-300's 300 are reached page by page, up to R-50000.
 pub(crate) async fn movements(
     State(state): State<WebState>,
-    Auth(p): Auth,
-    Path(cf): Path<String>,
+    AuthParty(p, party): AuthParty,
     query: PagedQuery<MovementFilter>,
 ) -> ApiResult<Response> {
-    let party = party_in_path(&state, &p, &cf).await?;
     let page = state
         .app
         .movements_page(&p, party, &query.filter, &query.page)
@@ -27,11 +25,9 @@ pub(crate) async fn movements(
 
 pub(crate) async fn movements_csv(
     State(state): State<WebState>,
-    Auth(p): Auth,
-    Path(cf): Path<String>,
+    AuthParty(p, party): AuthParty,
     ApiQuery(filter): ApiQuery<MovementFilter>,
 ) -> ApiResult<Response> {
-    let party = party_in_path(&state, &p, &cf).await?;
     let export = state.app.movements_export(&p, party, &filter).await?;
     Ok(csv_download(export))
 }
