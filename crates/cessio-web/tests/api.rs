@@ -5,7 +5,6 @@
 
 mod support;
 
-use cessio_store::Role;
 use serde_json::json;
 use support::*;
 
@@ -87,14 +86,7 @@ async fn login_errors_do_not_reveal_users_and_are_rate_limited() {
         "unauthenticated",
     );
     assert_problem(
-        &s.call(
-            "GET",
-            "/api/v1/me",
-            Some("cessio_session=forged"),
-            None,
-            None,
-        )
-        .await,
+        &s.get("/api/v1/me", "cessio_session=forged").await,
         401,
         "unauthenticated",
     );
@@ -107,13 +99,7 @@ async fn bad_bodies_get_problems_not_5xx() {
     accept_communication(&s, &c).await;
     let path = format!("/api/v1/parties/{COMPANY}/cessions");
     let rata = s
-        .call(
-            "GET",
-            &format!("/api/v1/parties/{COMPANY}/cedible"),
-            Some(&c),
-            None,
-            None,
-        )
+        .get(&format!("/api/v1/parties/{COMPANY}/cedible"), &c)
         .await
         .json()[0]["rata"]
         .as_i64()
@@ -176,13 +162,7 @@ async fn bad_bodies_get_problems_not_5xx() {
         .await;
     assert_problem(&r, 400, "idempotency_key_required");
     let r = s
-        .call(
-            "GET",
-            &format!("/api/v1/parties/{COMPANY}/incoming?year=abc"),
-            Some(&c),
-            None,
-            None,
-        )
+        .get(&format!("/api/v1/parties/{COMPANY}/incoming?year=abc"), &c)
         .await;
     assert_problem(&r, 422, "invalid_query");
 }
@@ -206,13 +186,7 @@ async fn cession_needs_pin_and_is_idempotent() {
     let c = s.login("impresa").await;
     accept_communication(&s, &c).await;
     let cedible = s
-        .call(
-            "GET",
-            &format!("/api/v1/parties/{COMPANY}/cedible"),
-            Some(&c),
-            None,
-            None,
-        )
+        .get(&format!("/api/v1/parties/{COMPANY}/cedible"), &c)
         .await
         .json();
     let rata = cedible[0]["rata"].as_i64().unwrap();
@@ -292,13 +266,7 @@ async fn cession_needs_pin_and_is_idempotent() {
     // The bank sees the cedente's name (authorised) in its acceptance list.
     let b = s.login("banca").await;
     let incoming = s
-        .call(
-            "GET",
-            &format!("/api/v1/parties/{BANK}/incoming"),
-            Some(&b),
-            None,
-            None,
-        )
+        .get(&format!("/api/v1/parties/{BANK}/incoming"), &b)
         .await
         .json();
     assert_eq!(incoming[0]["cedente"]["cf"], COMPANY);
@@ -325,18 +293,12 @@ async fn access_matrix_and_no_probing() {
         (&operator, 200),
         (&other, 403),
     ] {
-        let r = s
-            .call("GET", &monitoring(COMPANY), Some(cookie), None, None)
-            .await;
+        let r = s.get(&monitoring(COMPANY), cookie).await;
         assert_eq!(r.status, status, "{}", String::from_utf8_lossy(&r.body));
     }
     // An unregistered code answers like a forbidden one: nothing to learn by probing.
-    let forbidden = s
-        .call("GET", &monitoring(COMPANY), Some(&other), None, None)
-        .await;
-    let unknown = s
-        .call("GET", &monitoring("12345670017"), Some(&other), None, None)
-        .await;
+    let forbidden = s.get(&monitoring(COMPANY), &other).await;
+    let unknown = s.get(&monitoring("12345670017"), &other).await;
     assert_problem(&unknown, 403, "forbidden");
     assert_eq!(forbidden.json()["detail"], unknown.json()["detail"]);
     // The operator looks but does not dispose of credits.
@@ -372,9 +334,7 @@ async fn access_matrix_and_no_probing() {
         )
         .await;
     assert_eq!(r.status, 204);
-    let r = s
-        .call("GET", &monitoring(COMPANY), Some(&studio), None, None)
-        .await;
+    let r = s.get(&monitoring(COMPANY), &studio).await;
     assert_problem(&r, 403, "forbidden");
 }
 
@@ -384,13 +344,7 @@ async fn csv_export_is_excel_ready_and_formula_safe() {
     let c = s.login("impresa").await;
     accept_communication(&s, &c).await;
     let cedible = s
-        .call(
-            "GET",
-            &format!("/api/v1/parties/{COMPANY}/cedible"),
-            Some(&c),
-            None,
-            None,
-        )
+        .get(&format!("/api/v1/parties/{COMPANY}/cedible"), &c)
         .await
         .json();
     let rata = cedible[0]["rata"].as_i64().unwrap();
@@ -407,12 +361,9 @@ async fn csv_export_is_excel_ready_and_formula_safe() {
     assert_eq!(r.status, 201);
     let b = s.login("banca").await;
     let r = s
-        .call(
-            "GET",
+        .get(
             &format!("/api/v1/parties/{BANK}/movements.csv?year=2024"),
-            Some(&b),
-            None,
-            None,
+            &b,
         )
         .await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
@@ -429,12 +380,9 @@ async fn csv_export_is_excel_ready_and_formula_safe() {
     assert!(row.contains(";10000,00;"), "{row}");
     // At least one filter besides tracciabilità (SPEC F4).
     let r = s
-        .call(
-            "GET",
+        .get(
             &format!("/api/v1/parties/{BANK}/movements?tracciabile=true"),
-            Some(&b),
-            None,
-            None,
+            &b,
         )
         .await;
     assert_problem(&r, 422, "filter_required");
@@ -496,19 +444,7 @@ async fn access_matrix_every_party_endpoint() {
     let operator = s.login("operatore").await;
     // A second intermediary whose delegation is revoked before the checks.
     let op = s.app.login("operatore", PASSWORD).await.unwrap();
-    s.app
-        .create_user(
-            &op,
-            "revocato",
-            "Revocato",
-            PASSWORD,
-            PIN,
-            Some(OTHER),
-            Role::User,
-        )
-        .await
-        .unwrap();
-    s.app.delegate(&op, "revocato", COMPANY).await.unwrap();
+    company_intermediary(&s.app, "revocato", "Revocato").await;
     s.app
         .revoke_delegation(&op, "revocato", COMPANY)
         .await
@@ -683,13 +619,7 @@ async fn huge_amounts_keep_every_cent() {
     );
     let c = s.login("impresa").await;
     let f1 = s
-        .call(
-            "GET",
-            &format!("/api/v1/parties/{COMPANY}/monitoring"),
-            Some(&c),
-            None,
-            None,
-        )
+        .get(&format!("/api/v1/parties/{COMPANY}/monitoring"), &c)
         .await
         .json();
     let pending: i64 = f1
@@ -701,12 +631,9 @@ async fn huge_amounts_keep_every_cent() {
         .sum();
     assert_eq!(pending, total);
     let csv = s
-        .call(
-            "GET",
+        .get(
             &format!("/api/v1/parties/{COMPANY}/movements.csv?type_key=sismabonus"),
-            Some(&c),
-            None,
-            None,
+            &c,
         )
         .await;
     let text = String::from_utf8_lossy(&csv.body);
@@ -848,9 +775,7 @@ async fn delegation_api_grant_list_revoke() {
     assert_eq!(again["replayed"], true);
     assert_eq!(again["operation_id"], first["operation_id"]);
 
-    let held = s
-        .call("GET", "/api/v1/me/delegations", Some(&studio), None, None)
-        .await;
+    let held = s.get("/api/v1/me/delegations", &studio).await;
     assert_eq!(held.status, 200);
     let held = held.json();
     let of = |cf: &str| {
@@ -867,12 +792,7 @@ async fn delegation_api_grant_list_revoke() {
     assert_eq!(of(COMPANY)["until"], serde_json::Value::Null);
 
     let monitoring = format!("/api/v1/parties/{FAMILY}/monitoring");
-    assert_eq!(
-        s.call("GET", &monitoring, Some(&studio), None, None)
-            .await
-            .status,
-        200
-    );
+    assert_eq!(s.get(&monitoring, &studio).await.status, 200);
     let cession = json!({ "lines": [{ "rata": 1, "cessionario_cf": BANK }], "disclose_name": true, "pin": PIN });
     let r = s
         .call(
@@ -890,13 +810,9 @@ async fn delegation_api_grant_list_revoke() {
         .call("POST", &path, Some(&studio), Some("s1"), Some(&body))
         .await;
     assert_problem(&r, 403, "forbidden");
-    assert_problem(
-        &s.call("GET", &path, Some(&studio), None, None).await,
-        403,
-        "forbidden",
-    );
+    assert_problem(&s.get(&path, &studio).await, 403, "forbidden");
 
-    let listed = s.call("GET", &path, Some(&family), None, None).await;
+    let listed = s.get(&path, &family).await;
     assert_eq!(listed.status, 200);
     let listed = listed.json();
     assert_eq!(listed[0]["state"], "active");
@@ -914,12 +830,8 @@ async fn delegation_api_grant_list_revoke() {
         .await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.json()["scope"], serde_json::Value::Null);
-    assert_problem(
-        &s.call("GET", &monitoring, Some(&studio), None, None).await,
-        403,
-        "forbidden",
-    );
-    let listed = s.call("GET", &path, Some(&family), None, None).await.json();
+    assert_problem(&s.get(&monitoring, &studio).await, 403, "forbidden");
+    let listed = s.get(&path, &family).await.json();
     assert_eq!(listed[0]["state"], "revoked");
     assert_eq!(listed[0]["revoked_by"], "famiglia");
 }

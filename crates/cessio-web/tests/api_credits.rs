@@ -47,13 +47,7 @@ async fn company_with_rata(s: &Server) -> (String, i64) {
     .await;
     assert_eq!(r.status, 200, "{}", body(&r));
     let r = s
-        .call(
-            "GET",
-            &format!("/api/v1/parties/{COMPANY}/f24-choices"),
-            Some(&c),
-            None,
-            None,
-        )
+        .get(&format!("/api/v1/parties/{COMPANY}/f24-choices"), &c)
         .await;
     assert_eq!(r.status, 200, "{}", body(&r));
     let rows = r.json();
@@ -140,13 +134,7 @@ async fn r_f24_over_is_a_problem_naming_the_rule_and_reserve_retries_once() {
     assert_eq!(again.json()["reservation"], first.json()["reservation"]);
     let id = first.json()["reservation"].as_i64().unwrap();
     let r = s
-        .call(
-            "GET",
-            &format!("/api/v1/parties/{COMPANY}/f24-availability"),
-            Some(&c),
-            None,
-            None,
-        )
+        .get(&format!("/api/v1/parties/{COMPANY}/f24-availability"), &c)
         .await;
     let row = r
         .json()
@@ -237,13 +225,7 @@ async fn r_split_refusals_name_their_rule_split_retries_once_and_annuls() {
     let split_rata = first.json()["rate"][0]["rata"].as_i64().unwrap();
     // R-SPLIT-NOCEDE: a split rata is not offered for cession, and a cession is refused.
     let r = s
-        .call(
-            "GET",
-            &format!("/api/v1/parties/{COMPANY}/cedible"),
-            Some(&c),
-            None,
-            None,
-        )
+        .get(&format!("/api/v1/parties/{COMPANY}/cedible"), &c)
         .await;
     assert!(
         !r.json()
@@ -283,13 +265,7 @@ async fn r_split_refusals_name_their_rule_split_retries_once_and_annuls() {
     assert_eq!(annul("annul-again").await.status, 409);
     // R-SPLIT-ELIGIBLE: the 2023 rata has expired, when it is still listed.
     let r = s
-        .call(
-            "GET",
-            &format!("/api/v1/parties/{COMPANY}/f24-choices"),
-            Some(&c),
-            None,
-            None,
-        )
+        .get(&format!("/api/v1/parties/{COMPANY}/f24-choices"), &c)
         .await;
     let rata_2023 = r
         .json()

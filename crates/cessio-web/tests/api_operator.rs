@@ -26,13 +26,7 @@ async fn accepted(s: &Server, company: &str) -> i64 {
         .await;
     assert_eq!(r.status, 200, "{}", body(&r));
     let r = s
-        .call(
-            "GET",
-            &format!("/api/v1/parties/{COMPANY}/cedible"),
-            Some(company),
-            None,
-            None,
-        )
+        .get(&format!("/api/v1/parties/{COMPANY}/cedible"), company)
         .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.json()[0]["cedibilita"]["class"], "anyone");
@@ -126,13 +120,7 @@ async fn r_susp_suspend_refuse_answer_void_over_http() {
 
     s.clock.advance(chrono::Duration::days(8));
     let r = s
-        .call(
-            "GET",
-            &format!("/api/v1/parties/{OTHER}/incoming"),
-            Some(&other),
-            None,
-            None,
-        )
+        .get(&format!("/api/v1/parties/{OTHER}/incoming"), &other)
         .await;
     assert_eq!(r.json()[0]["suspended"], 1);
     let r = answer(&s, &other, OTHER, "a-1").await;
@@ -165,13 +153,7 @@ async fn r_susp_suspend_refuse_answer_void_over_http() {
     assert_eq!(r.json()["state"], "voided");
     // The amount is the company's again, cedible to anyone.
     let r = s
-        .call(
-            "GET",
-            &format!("/api/v1/parties/{COMPANY}/cedible"),
-            Some(&company),
-            None,
-            None,
-        )
+        .get(&format!("/api/v1/parties/{COMPANY}/cedible"), &company)
         .await;
     assert_eq!(r.json()[0]["rata"], rata);
     assert_eq!(r.json()[0]["max_cedibile"], 1_000_000);
@@ -191,13 +173,7 @@ async fn r_chain_refusal_names_the_rule_and_f2_shows_cedibilita() {
     s.clock.advance(chrono::Duration::days(8));
     assert_eq!(answer(&s, &other, OTHER, "a-1").await.status, 200);
     let r = s
-        .call(
-            "GET",
-            &format!("/api/v1/parties/{OTHER}/cedible"),
-            Some(&other),
-            None,
-            None,
-        )
+        .get(&format!("/api/v1/parties/{OTHER}/cedible"), &other)
         .await;
     let row = &r.json()[0];
     assert_eq!(row["cedibilita"]["class"], "qualified_only");
@@ -212,13 +188,7 @@ async fn r_chain_refusal_names_the_rule_and_f2_shows_cedibilita() {
     let r = cede(&s, &other, OTHER, BANK, rata, "c-3").await;
     assert_eq!(r.status, 201, "{}", body(&r));
     let r = s
-        .call(
-            "GET",
-            &format!("/api/v1/parties/{OTHER}/monitoring"),
-            Some(&other),
-            None,
-            None,
-        )
+        .get(&format!("/api/v1/parties/{OTHER}/monitoring"), &other)
         .await;
     assert_eq!(r.status, 200);
     verify(&s).await;
@@ -238,13 +208,7 @@ async fn r_seize_annulment_registry_and_risk_hits_over_http() {
     assert_eq!(r.status, 201, "{}", body(&r));
     assert_eq!(r.json()["seized"], 1_000_000);
     let r = s
-        .call(
-            "GET",
-            &format!("/api/v1/parties/{COMPANY}/cedible"),
-            Some(&company),
-            None,
-            None,
-        )
+        .get(&format!("/api/v1/parties/{COMPANY}/cedible"), &company)
         .await;
     assert!(
         r.json()

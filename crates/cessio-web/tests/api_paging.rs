@@ -46,7 +46,7 @@ async fn f4_pages_followed_by_link_reach_the_whole_selection_in_order() {
     ));
     let (mut ids, mut pages) = (Vec::new(), Vec::new());
     while let Some(path) = next {
-        let r = s.call("GET", &path, Some(&b), None, None).await;
+        let r = s.get(&path, &b).await;
         assert_eq!(r.status, 200, "{}", r.text());
         let rows = r.json();
         let rows = rows.as_array().unwrap();
@@ -64,12 +64,9 @@ async fn f4_pages_followed_by_link_reach_the_whole_selection_in_order() {
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
     // Without a limit, a page holds what R-300 shows: all twenty, and no next page.
     let r = s
-        .call(
-            "GET",
+        .get(
             &format!("/api/v1/parties/{BANK}/movements?type_key=superbonus"),
-            Some(&b),
-            None,
-            None,
+            &b,
         )
         .await;
     assert_eq!(r.json().as_array().unwrap().len(), 20);
@@ -83,13 +80,7 @@ async fn f4_a_cursor_with_other_filters_a_damaged_one_or_a_bad_limit_is_refused(
     let b = s.login("banca").await;
     let base = format!("/api/v1/parties/{BANK}/movements");
     let first = s
-        .call(
-            "GET",
-            &format!("{base}?type_key=superbonus&limit=3"),
-            Some(&b),
-            None,
-            None,
-        )
+        .get(&format!("{base}?type_key=superbonus&limit=3"), &b)
         .await;
     let next = next_link(&first).unwrap();
     let cursor = next.split("cursor=").nth(1).unwrap();
@@ -107,9 +98,7 @@ async fn f4_a_cursor_with_other_filters_a_damaged_one_or_a_bad_limit_is_refused(
         ("type_key=superbonus&limit=tanti".into(), "invalid_query"),
         ("type_key=superbonus&colore=blu".into(), "invalid_query"),
     ] {
-        let r = s
-            .call("GET", &format!("{base}?{query}"), Some(&b), None, None)
-            .await;
+        let r = s.get(&format!("{base}?{query}"), &b).await;
         assert_problem(&r, code);
     }
 }
@@ -119,7 +108,7 @@ async fn pages(s: &Server, cookie: &str, first: &str) -> Vec<Vec<Value>> {
     let mut next = Some(first.to_string());
     let mut pages = Vec::new();
     while let Some(path) = next {
-        let r = s.call("GET", &path, Some(cookie), None, None).await;
+        let r = s.get(&path, cookie).await;
         assert_eq!(r.status, 200, "{path}: {}", r.text());
         pages.push(r.json().as_array().unwrap().clone());
         next = next_link(&r);
@@ -147,15 +136,7 @@ async fn assert_paged(s: &Server, cookie: &str, path: &str, limit: usize) -> Vec
 /// The cursor of `path`'s first page of one row.
 async fn first_cursor(s: &Server, cookie: &str, path: &str) -> String {
     let sep = if path.contains('?') { '&' } else { '?' };
-    let r = s
-        .call(
-            "GET",
-            &format!("{path}{sep}limit=1"),
-            Some(cookie),
-            None,
-            None,
-        )
-        .await;
+    let r = s.get(&format!("{path}{sep}limit=1"), cookie).await;
     let next = next_link(&r).unwrap();
     next.split("cursor=").nth(1).unwrap().to_string()
 }
@@ -175,7 +156,7 @@ async fn assert_cursor_refusals(s: &Server, cookie: &str, path: &str, other: Opt
         ));
     }
     for (query, code) in refused {
-        let r = s.call("GET", &query, Some(cookie), None, None).await;
+        let r = s.get(&query, cookie).await;
         assert_problem(&r, code);
         // Paging is the API's, not a rule of the platform: no rule is named.
         assert_eq!(r.json().get("rule"), None, "{query}");
@@ -256,13 +237,7 @@ async fn f1_f2_f5_pages_are_the_whole_lists_in_order() {
     assert_cursor_refusals(&s, &company, &format!("{party}/f24-choices"), None).await;
     // A list without filters takes none: another parameter is refused, not carried along.
     let r = s
-        .call(
-            "GET",
-            &format!("{party}/cedible?colore=blu"),
-            Some(&company),
-            None,
-            None,
-        )
+        .get(&format!("{party}/cedible?colore=blu"), &company)
         .await;
     assert_problem(&r, "invalid_query");
 }
@@ -291,9 +266,7 @@ async fn f3_groups_pages_follow_their_filters_and_r_1000_stays() {
         8
     );
     // The Link repeats the filters.
-    let r = s
-        .call("GET", &format!("{incoming}&limit=1"), Some(&b), None, None)
-        .await;
+    let r = s.get(&format!("{incoming}&limit=1"), &b).await;
     assert!(next_link(&r).unwrap().contains("type_key=superbonus"));
     assert_cursor_refusals(&s, &b, &incoming, Some("type_key=superbonus&year=2024")).await;
 }
@@ -307,19 +280,7 @@ async fn delegation_lists_pages_are_the_whole_lists_in_order() {
     }
     for i in 0..4 {
         let user = format!("intermediario{i}");
-        s.app
-            .create_user(
-                &op,
-                &user,
-                &user,
-                PASSWORD,
-                PIN,
-                Some(OTHER),
-                cessio_store::Role::User,
-            )
-            .await
-            .unwrap();
-        s.app.delegate(&op, &user, COMPANY).await.unwrap();
+        company_intermediary(&s.app, &user, &user).await;
     }
     let studio = s.login("studio").await;
     let held = assert_paged(&s, &studio, "/api/v1/me/delegations", 2).await;
@@ -353,13 +314,7 @@ async fn f9_lists_pages_are_the_whole_lists_in_order() {
     // Cessions to a party recorded as deceased: a risk hit each, then suspended.
     s.app.set_deceased(&op, OTHER, true).await.unwrap();
     let cedible = s
-        .call(
-            "GET",
-            &format!("/api/v1/parties/{COMPANY}/cedible"),
-            Some(&company),
-            None,
-            None,
-        )
+        .get(&format!("/api/v1/parties/{COMPANY}/cedible"), &company)
         .await
         .json();
     let rate: Vec<i64> = cedible

@@ -370,12 +370,9 @@ async fn every_api_response_and_page_is_not_cached_nor_sniffed() {
     assert_eq!(r.status, 201);
     assert_eq!(r.header("cache-control"), Some("no-store"));
     let r = server
-        .call(
-            "GET",
+        .get(
             &format!("/api/v1/parties/{COMPANY}/movements.csv?year=2024"),
-            Some(&session),
-            None,
-            None,
+            &session,
         )
         .await;
     assert_eq!(
@@ -536,9 +533,7 @@ async fn framework_rejections_are_problems_with_a_code() {
         "{text}"
     );
     // An unknown path.
-    let r = server
-        .call("GET", "/api/v1/nothing", Some(&session), None, None)
-        .await;
+    let r = server.get("/api/v1/nothing", &session).await;
     assert_problem(&r, 404, "not_found", "unknown path");
 }
 

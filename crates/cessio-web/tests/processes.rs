@@ -60,13 +60,7 @@ fn hidden(page: &str, name: &str) -> String {
 
 async fn cedible_rate(s: &Server, cookie: &str) -> Vec<i64> {
     let r = s
-        .call(
-            "GET",
-            &format!("/api/v1/parties/{COMPANY}/cedible"),
-            Some(cookie),
-            None,
-            None,
-        )
+        .get(&format!("/api/v1/parties/{COMPANY}/cedible"), cookie)
         .await;
     assert_eq!(r.status, 200, "{}", text(&r));
     r.json()
@@ -94,17 +88,11 @@ async fn cede(s: &Server, cookie: &str, key: &str, rata: i64) -> Reply {
 async fn one_register_two_servers(a: &Server, b: &Server) {
     let cookie = a.login("impresa").await;
     // The session is B's too: the API, a page, and the answer to the communication.
-    let me = b.call("GET", "/api/v1/me", Some(&cookie), None, None).await;
+    let me = b.get("/api/v1/me", &cookie).await;
     assert_eq!(me.status, 200, "{}", text(&me));
     assert_eq!(me.json()["user"]["username"], "impresa");
     let page = b
-        .call(
-            "GET",
-            &format!("/soggetti/{COMPANY}/accettazione"),
-            Some(&cookie),
-            None,
-            None,
-        )
+        .get(&format!("/soggetti/{COMPANY}/accettazione"), &cookie)
         .await;
     assert_eq!(page.status, 200, "B shows A's session a page");
     let r = b
@@ -125,32 +113,16 @@ async fn one_register_two_servers(a: &Server, b: &Server) {
     assert_eq!(r.status, 201, "{}", text(&r));
     // The form token of A's page is the session's, so B accepts B's forms with it: sign
     // out on B, through the page.
-    let home = a
-        .call(
-            "GET",
-            &format!("/soggetti/{COMPANY}"),
-            Some(&cookie),
-            None,
-            None,
-        )
-        .await;
+    let home = a.get(&format!("/soggetti/{COMPANY}"), &cookie).await;
     assert_eq!(home.status, 200);
     let csrf = hidden(&text(&home), "csrf");
     let r = b
         .form("/esci", Some(&cookie), &format!("csrf={csrf}"))
         .await;
     assert_eq!(r.status, 303, "{}", text(&r));
-    let r = a.call("GET", "/api/v1/me", Some(&cookie), None, None).await;
+    let r = a.get("/api/v1/me", &cookie).await;
     assert_eq!(r.status, 401, "A refuses the cookie B signed out");
-    let r = a
-        .call(
-            "GET",
-            &format!("/soggetti/{COMPANY}"),
-            Some(&cookie),
-            None,
-            None,
-        )
-        .await;
+    let r = a.get(&format!("/soggetti/{COMPANY}"), &cookie).await;
     assert_eq!(r.status, 303);
     assert!(r.header("location").unwrap().starts_with("/accesso"));
 
@@ -271,30 +243,14 @@ async fn a_restart_keeps_the_session() {
         clock: clock(),
     };
     let cookie = client.login("impresa").await;
-    assert_eq!(
-        client
-            .call("GET", "/api/v1/me", Some(&cookie), None, None)
-            .await
-            .status,
-        200
-    );
+    assert_eq!(client.get("/api/v1/me", &cookie).await.status, 200);
     stop.send(()).unwrap();
     task.await.unwrap();
     let (addr, _stop, _task) = stoppable(&path, true).await;
     let client = Server { addr, ..client };
-    let r = client
-        .call("GET", "/api/v1/me", Some(&cookie), None, None)
-        .await;
+    let r = client.get("/api/v1/me", &cookie).await;
     assert_eq!(r.status, 200, "{}", text(&r));
-    let r = client
-        .call(
-            "GET",
-            &format!("/soggetti/{COMPANY}"),
-            Some(&cookie),
-            None,
-            None,
-        )
-        .await;
+    let r = client.get(&format!("/soggetti/{COMPANY}"), &cookie).await;
     assert_eq!(r.status, 200);
 }
 
@@ -421,16 +377,14 @@ async fn strong_login_across_servers(a: Arc<dyn Store>, b: Arc<dyn Store>) {
     let back = answer.headers()["location"].to_str().unwrap().to_string();
     let back = back.strip_prefix("http://127.0.0.1:9").unwrap().to_string();
     // Back on B: the login A started is found, once, and signs the person in.
-    let r = b.call("GET", &back, Some(&flow), None, None).await;
+    let r = b.get(&back, &flow).await;
     assert_eq!(r.status, 303, "{}", text(&r));
     let session = set_cookie(&r, "cessio_session").unwrap();
-    let me = a
-        .call("GET", "/api/v1/me", Some(&session), None, None)
-        .await;
+    let me = a.get("/api/v1/me", &session).await;
     assert_eq!(me.status, 200);
     assert_eq!(me.json()["user"]["username"], "famiglia");
     assert_eq!(me.json()["user"]["method"], "strong");
-    let again = a.call("GET", &back, Some(&flow), None, None).await;
+    let again = a.get(&back, &flow).await;
     assert!(
         set_cookie(&again, "cessio_session").is_none(),
         "a login in progress is taken once"

@@ -584,19 +584,7 @@ async fn a_stalled_body_times_out() {
 async fn access_matrix_every_page() {
     let s = Server::start().await;
     let op = s.app.login("operatore", PASSWORD).await.unwrap();
-    s.app
-        .create_user(
-            &op,
-            "revocato",
-            "Revocato",
-            PASSWORD,
-            PIN,
-            Some(OTHER),
-            cessio_store::Role::User,
-        )
-        .await
-        .unwrap();
-    s.app.delegate(&op, "revocato", COMPANY).await.unwrap();
+    company_intermediary(&s.app, "revocato", "Revocato").await;
     s.app
         .revoke_delegation(&op, "revocato", COMPANY)
         .await
@@ -653,12 +641,9 @@ async fn operator_suspends_and_voids_a_communication_by_form() {
     let s = Server::start().await;
     let op = s.login("operatore").await;
     let rows = s
-        .call(
-            "GET",
+        .get(
             &format!("/api/v1/parties/{COMPANY}/movements?type_key=superbonus"),
-            Some(&op),
-            None,
-            None,
+            &op,
         )
         .await
         .json();

@@ -114,6 +114,11 @@ impl Server {
     }
 
     /// A form post, as a browser sends it.
+    /// A GET of the API as a signed-in user.
+    pub async fn get(&self, path: &str, cookie: &str) -> Reply {
+        self.call("GET", path, Some(cookie), None, None).await
+    }
+
     pub async fn form(&self, path: &str, cookie: Option<&str>, body: &str) -> Reply {
         self.send(Request::post(path).header_if("Cookie", cookie).form(body))
             .await
@@ -180,20 +185,18 @@ pub async fn seed(app: &App) {
             .await
             .unwrap();
     }
-    app.create_user(
-        &op,
-        "studio",
-        "Studio",
-        PASSWORD,
-        PIN,
-        Some(OTHER),
-        Role::User,
-    )
-    .await
-    .unwrap();
-    app.delegate(&op, "studio", COMPANY).await.unwrap();
+    company_intermediary(app, "studio", "Studio").await;
     // A Superbonus communication (sent before R-OPT-STOP) accepted by the company.
     superbonus_to(app, "c1", COMPANY, 4_000_000).await;
+}
+
+/// A user of the studio (`OTHER`) holding a delegation for the company.
+pub async fn company_intermediary(app: &App, username: &str, name: &str) {
+    let op = app.login("operatore", PASSWORD).await.unwrap();
+    app.create_user(&op, username, name, PASSWORD, PIN, Some(OTHER), Role::User)
+        .await
+        .unwrap();
+    app.delegate(&op, username, COMPANY).await.unwrap();
 }
 
 /// A Superbonus 2022 communication from the family to `holder_cf` (sent before R-OPT-STOP,
