@@ -1,7 +1,7 @@
 //! The `cessio-bench` command: simulation and benchmark tooling, apart from the `cessio`
 //! binary an operator deploys.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use cessio_bench::{bench_queries, generate, loadtest, replay, transfers};
 use clap::{Parser, Subcommand};
 
@@ -41,10 +41,8 @@ enum Cmd {
 }
 
 fn main() -> Result<()> {
-    cessio::init_logging();
     let cli = Cli::parse();
-    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    rt.block_on(async {
+    cessio::run(async {
         match cli.command {
             Cmd::Bench(args) => transfers::bench(args).await,
             Cmd::BenchQueries(args) => bench_queries::command(args).await,

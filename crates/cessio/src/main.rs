@@ -1,7 +1,7 @@
 //! The `cessio` command: its flags, and which command runs. Each command is a module of
 //! `cmd/`; it translates flags into calls on the app and prints results; none holds rules.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 mod cmd;
@@ -52,10 +52,8 @@ enum Cmd {
 }
 
 fn main() -> Result<()> {
-    cessio::init_logging();
     let cli = Cli::parse();
-    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    rt.block_on(async {
+    cessio::run(async {
         match cli.command {
             Cmd::Serve(args) => serve::run(args).await,
             Cmd::Operator(args) => operator::run(args).await,
