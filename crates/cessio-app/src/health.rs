@@ -74,9 +74,17 @@ impl App {
         let replica = async {
             match &self.replica {
                 None => None,
-                Some(r) => {
-                    Some(Check::of(within, async { r.store.head_counts().await.map(|_| ()) }).await)
-                }
+                Some(r) => Some(
+                    Check::of(within, async {
+                        match r.store() {
+                            Some(store) => store.head_counts().await.map(|_| ()),
+                            None => Err(cessio_store::StoreError::Unavailable {
+                                reason: "replica non ancora raggiunta".into(),
+                            }),
+                        }
+                    })
+                    .await,
+                ),
             }
         };
         let (writer, database, replica) = tokio::join!(

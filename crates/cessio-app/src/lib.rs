@@ -65,7 +65,7 @@ pub use operator::*;
 pub use paging::{PAGE_DEFAULT, PAGE_MAX, Page, PageRequest};
 pub use reduction::*;
 pub use rent::*;
-pub use replica::{ReplicaPolicy, ReplicaStatus};
+pub use replica::{ConnectReplica, ReplicaPolicy, ReplicaStatus};
 pub use split::*;
 
 /// Limits and thresholds that are configuration, not law.

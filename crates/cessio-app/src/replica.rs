@@ -22,10 +22,16 @@
 //! the store acknowledges it, and the party's lists read the replica again once a sample
 //! taken after that shows the replica caught up with it). A read the replica fails as
 //! unreachable is answered by the primary at once. Each change of source is logged once.
+//!
+//! A replica that cannot be reached when the app starts does not stop it
+//! (`App::with_read_replica_connecting`): F1 and F4 read the primary, and each sample tries
+//! to connect again until the replica answers.
 //! Durations here are the machine's elapsed time, not the register's clock.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, Weak};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use cessio_core::ledger::PartyId;
@@ -86,11 +92,29 @@ const ANSWER_WITHIN: Duration = Duration::from_secs(2);
 /// reported stops growing.
 const MAX_REMEMBERED: usize = 86_400;
 
-#[derive(Debug)]
+/// How a replica is reached: called at start and, while it is not connected, at each
+/// sample.
+pub type ConnectReplica = Arc<
+    dyn Fn() -> Pin<Box<dyn Future<Output = Result<Arc<dyn Store>, StoreError>> + Send>>
+        + Send
+        + Sync,
+>;
+
 pub(crate) struct ReadReplica {
-    pub(crate) store: Arc<dyn Store>,
+    /// `None` until the replica has been reached.
+    store: RwLock<Option<Arc<dyn Store>>>,
+    connect: Option<ConnectReplica>,
     policy: ReplicaPolicy,
     state: Mutex<State>,
+}
+
+impl std::fmt::Debug for ReadReplica {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadReplica")
+            .field("connected", &self.store().is_some())
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -113,6 +137,58 @@ enum Leaving<'a> {
 }
 
 impl ReadReplica {
+    fn new(
+        store: Option<Arc<dyn Store>>,
+        connect: Option<ConnectReplica>,
+        policy: ReplicaPolicy,
+    ) -> Self {
+        let connected = store.is_some();
+        ReadReplica {
+            store: RwLock::new(store),
+            connect,
+            policy,
+            state: Mutex::new(State {
+                // Until the first sample says otherwise, a connected replica has no lag to
+                // leave for; one not reached yet serves nothing.
+                status: ReplicaStatus {
+                    serving: connected,
+                    ..ReplicaStatus::default()
+                },
+                ..State::default()
+            }),
+        }
+    }
+
+    /// The replica's store, once reached.
+    pub(crate) fn store(&self) -> Option<Arc<dyn Store>> {
+        self.store.read().ok().and_then(|s| s.clone())
+    }
+
+    /// The store, connecting first when it has not been reached yet.
+    async fn reach(&self) -> Result<Arc<dyn Store>, StoreError> {
+        if let Some(store) = self.store() {
+            return Ok(store);
+        }
+        let Some(connect) = &self.connect else {
+            return Err(StoreError::Unavailable {
+                reason: "replica non configurata".into(),
+            });
+        };
+        let store = match tokio::time::timeout(ANSWER_WITHIN, connect()).await {
+            Ok(connected) => connected?,
+            Err(_) => {
+                return Err(StoreError::Unavailable {
+                    reason: format!("nessuna risposta entro {} ms", ANSWER_WITHIN.as_millis()),
+                });
+            }
+        };
+        if let Ok(mut slot) = self.store.write() {
+            *slot = Some(store.clone());
+        }
+        tracing::info!("read replica reached");
+        Ok(store)
+    }
+
     pub(crate) fn status(&self) -> ReplicaStatus {
         self.state.lock().map(|s| s.status).unwrap_or_default()
     }
@@ -175,7 +251,11 @@ impl ReadReplica {
             // Nothing to compare with: the primary's own failures are readiness's to report.
             Ok(Err(_)) | Err(_) => return,
         };
-        let replica_at = tokio::time::timeout(ANSWER_WITHIN, self.store.wal_position()).await;
+        let store = match self.reach().await {
+            Ok(store) => store,
+            Err(e) => return self.lost(&e),
+        };
+        let replica_at = tokio::time::timeout(ANSWER_WITHIN, store.wal_position()).await;
         let Ok(mut s) = self.state.lock() else {
             return;
         };
@@ -266,23 +346,31 @@ impl App {
     /// with `PgStore::connect_read_only`), while it is within `policy`'s lag bound and
     /// answers; the primary otherwise (see this module). Compares the two positions once
     /// before returning, then in the background on the current runtime.
-    pub async fn with_read_replica(
-        mut self,
-        replica: Arc<dyn Store>,
+    pub async fn with_read_replica(self, replica: Arc<dyn Store>, policy: ReplicaPolicy) -> Self {
+        self.attach_replica(ReadReplica::new(Some(replica), None, policy))
+            .await
+    }
+
+    /// As [`App::with_read_replica`], for a replica reached by `connect`: one that does not
+    /// answer now is tried again at each sample, and until then F1 and F4 read the primary.
+    pub async fn with_read_replica_connecting(
+        self,
+        connect: ConnectReplica,
         policy: ReplicaPolicy,
     ) -> Self {
-        let replica = Arc::new(ReadReplica {
-            store: replica,
-            policy,
-            state: Mutex::new(State {
-                // Until the first sample says otherwise, there is no lag to leave for.
-                status: ReplicaStatus {
-                    serving: true,
-                    ..ReplicaStatus::default()
-                },
-                ..State::default()
-            }),
-        });
+        let replica = ReadReplica::new(None, Some(connect), policy);
+        if let Err(e) = replica.reach().await {
+            tracing::warn!(
+                error = %e,
+                "read replica unreachable at start: F1 and F4 read the primary until it answers"
+            );
+            replica.lost(&e);
+        }
+        self.attach_replica(replica).await
+    }
+
+    async fn attach_replica(mut self, replica: ReadReplica) -> Self {
+        let replica = Arc::new(replica);
         replica.sample(&*self.store).await;
         ReadReplica::keep_sampling(&replica, &self.store);
         self.replica = Some(replica);
@@ -306,8 +394,13 @@ impl App {
         F: Fn(Arc<dyn Store>) -> Fut,
         Fut: Future<Output = Result<T, StoreError>>,
     {
-        if let Some(replica) = self.replica.as_ref().filter(|r| r.serves(party)) {
-            match read(replica.store.clone()).await {
+        if let Some((replica, store)) = self
+            .replica
+            .as_ref()
+            .filter(|r| r.serves(party))
+            .and_then(|r| Some((r, r.store()?)))
+        {
+            match read(store).await {
                 Err(e @ StoreError::Unavailable { .. }) => replica.lost(&e),
                 done => return done,
             }

@@ -10,6 +10,8 @@
 mod support;
 
 use cessio_app::{IncomingFilter, MovementFilter, ReplicaPolicy};
+use std::sync::Arc;
+
 use support::*;
 
 async fn reads_follow_the_store_they_are_meant_for(primary: TestApp, replica: TestApp) {
@@ -67,4 +69,65 @@ async fn read_replica_serves_f1_and_f4_postgres() {
     };
     let replica = TestApp::postgres().await.unwrap();
     reads_follow_the_store_they_are_meant_for(primary, replica).await;
+}
+
+/// A replica that does not answer when the app starts does not stop it: F1 reads the
+/// primary, `/readyz` reports the replica down, and a later sample that reaches it puts F1
+/// on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_replica_down_at_start_is_reached_later() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let (primary, replica) = (TestApp::sqlite().await, TestApp::sqlite().await);
+    // The same parties, registered in the same order, have the same ids in both.
+    let (_, holder) = (primary.company(1).await, primary.company(2).await);
+    let (rben, rholder) = (replica.company(1).await, replica.company(2).await);
+    replica
+        .communicate(&rben, &rholder, "superbonus", 100_003, tracciabile_day())
+        .await;
+    let store = replica.app.store().clone();
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let tried = attempts.clone();
+    let connect: cessio_app::ConnectReplica = Arc::new(move || {
+        let store = store.clone();
+        let attempt = tried.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async move {
+            // Down for the start and the first sample.
+            if attempt < 2 {
+                Err(cessio_store::StoreError::Unavailable {
+                    reason: "connection refused".into(),
+                })
+            } else {
+                Ok(store)
+            }
+        })
+    });
+    let policy = ReplicaPolicy::with_max_lag(std::time::Duration::from_millis(200));
+    let app = primary
+        .app
+        .clone()
+        .with_read_replica_connecting(connect, policy)
+        .await;
+    let status = app.read_replica_status().unwrap();
+    assert!(!status.serving && !status.reachable, "{status:?}");
+    let op = &primary.op;
+    assert!(
+        app.monitoring(op, holder.id, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let ready = app.readiness(std::time::Duration::from_millis(500)).await;
+    assert!(
+        ready.replica.as_ref().is_some_and(|c| !c.is_ok()),
+        "{ready:?}"
+    );
+    // Sampled every 50 ms: reached on the next attempt.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !app.read_replica_status().unwrap().serving {
+        assert!(std::time::Instant::now() < deadline, "never reached");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(attempts.load(Ordering::SeqCst) >= 3);
+    let f1 = app.monitoring(op, holder.id, None).await.unwrap();
+    assert_eq!(f1.len(), 4, "F1 reads the replica once reached: {f1:?}");
 }

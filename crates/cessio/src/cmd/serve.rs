@@ -122,16 +122,22 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         ) {
             bail!("--read-database-url: a read replica is a PostgreSQL standby (postgres://…)");
         }
-        let reads =
-            cessio_store_postgres::PgStore::connect_read_only(replica, args.db.schema.as_deref())
-                .await
-                .with_context(|| format!("opening the read replica {replica}"))?;
         let policy = cessio_app::ReplicaPolicy::with_max_lag(std::time::Duration::from_millis(
             args.read_max_lag_ms,
         ));
-        app = app
-            .with_read_replica(std::sync::Arc::new(reads), policy)
-            .await;
+        // A standby that is down now must not keep the register from serving: F1 and F4
+        // read the primary until it answers.
+        let (url, schema) = (replica.clone(), args.db.schema.clone());
+        let connect: cessio_app::ConnectReplica = std::sync::Arc::new(move || {
+            let (url, schema) = (url.clone(), schema.clone());
+            Box::pin(async move {
+                let store =
+                    cessio_store_postgres::PgStore::connect_read_only(&url, schema.as_deref())
+                        .await?;
+                Ok(std::sync::Arc::new(store) as std::sync::Arc<dyn cessio_store::Store>)
+            })
+        });
+        app = app.with_read_replica_connecting(connect, policy).await;
         eprintln!("Letture di monitoraggio e movimenti dalla replica {replica}");
     }
     if args.keep_monitoring > 0 {
