@@ -21,7 +21,9 @@
 //! write it may not show yet (read-your-writes within this process: a write is marked when
 //! the store acknowledges it, and the party's lists read the replica again once a sample
 //! taken after that shows the replica caught up with it). A read the replica fails as
-//! unreachable is answered by the primary at once. Each change of source is logged once.
+//! unreachable is answered by the primary at once, and so is a read it fails otherwise (a
+//! standby cancels queries that conflict with the recovery it replays). Each change of
+//! source is logged once.
 //!
 //! A replica that cannot be reached when the app starts does not stop it
 //! (`App::with_read_replica_connecting`): F1 and F4 read the primary, and each sample tries
@@ -401,8 +403,14 @@ impl App {
             .and_then(|r| Some((r, r.store()?)))
         {
             match read(store).await {
+                Ok(done) => return Ok(done),
                 Err(e @ StoreError::Unavailable { .. }) => replica.lost(&e),
-                done => return done,
+                // Any other failure of a read the primary can answer (a standby cancels a
+                // query that conflicts with the recovery it replays) is the primary's to
+                // answer; the replica keeps serving the next read.
+                Err(e) => {
+                    tracing::warn!(error = %e, "read replica failed a read: the primary answers it")
+                }
             }
         }
         read(self.store.clone()).await

@@ -131,3 +131,36 @@ async fn read_replica_down_at_start_is_reached_later() {
     let f1 = app.monitoring(op, holder.id, None).await.unwrap();
     assert_eq!(f1.len(), 4, "F1 reads the replica once reached: {f1:?}");
 }
+
+/// A read the replica fails for a reason other than being unreachable (a standby cancels a
+/// query that conflicts with the recovery it replays) is answered by the primary; the
+/// replica stays in service for the next one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_replica_failing_a_read_leaves_it_to_the_primary() {
+    let (primary, replica) = (TestApp::sqlite().await, TestApp::sqlite().await);
+    let (ben, holder) = (primary.company(1).await, primary.company(2).await);
+    primary
+        .communicate(&ben, &holder, "superbonus", 100_003, tracciabile_day())
+        .await;
+    // The replica's F4 query fails: its movements' table is gone.
+    let path = replica.sqlite_path.clone().unwrap();
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch("PRAGMA foreign_keys = OFF; DROP TABLE transfers;")
+        .unwrap();
+    let app = primary
+        .app
+        .clone()
+        .with_read_replica(replica.app.store().clone(), ReplicaPolicy::default())
+        .await;
+    let superbonus = MovementFilter {
+        type_key: Some("superbonus".into()),
+        ..MovementFilter::default()
+    };
+    let f4 = app
+        .movements(&primary.op, holder.id, &superbonus)
+        .await
+        .unwrap();
+    assert_eq!(f4.len(), 4, "the primary answered");
+    assert!(app.read_replica_status().unwrap().serving);
+}

@@ -130,7 +130,7 @@ pub struct TestApp {
     pub op: Principal,
     keys: AtomicU32,
     /// The SQLite file, removed when the test ends.
-    sqlite_path: Option<std::path::PathBuf>,
+    pub sqlite_path: Option<std::path::PathBuf>,
 }
 
 impl Drop for TestApp {
