@@ -24,6 +24,18 @@ pub struct Suspension {
     pub until: NaiveDate,
 }
 
+/// The code of R-SUSP's refusal of an answer while the communication is suspended.
+pub const ANSWER_REFUSED: &str = "r_susp_suspended";
+
+/// R-SUSP's refusal of an answer while the communication is suspended until `until`: the
+/// one text the page, the API and the writer give.
+pub fn answer_refused(until: NaiveDate) -> String {
+    format!(
+        "La comunicazione è sospesa per controlli (art. 122-bis DL 34/2020) fino al {}: potrà essere accettata o rifiutata solo dopo l'esito (R-SUSP)",
+        it_date(until)
+    )
+}
+
 /// How a suspension ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

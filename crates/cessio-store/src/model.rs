@@ -305,6 +305,19 @@ pub enum Command {
 pub const SUSPENSION_EVENT: &str = "suspension";
 pub const SUSPENSION_END_EVENT: &str = "suspension_end";
 
+/// The suspension a `SUSPENSION_EVENT` entry's data records (`{"from", "until"}`).
+pub fn suspension_in(data: &serde_json::Value) -> Option<cessio_core::suspension::Suspension> {
+    let date = |k: &str| {
+        data.get(k)
+            .and_then(|v| v.as_str())
+            .and_then(|s| s.parse::<chrono::NaiveDate>().ok())
+    };
+    Some(cessio_core::suspension::Suspension {
+        from: date("from")?,
+        until: date("until")?,
+    })
+}
+
 /// The delegation an operation is made under, checked by the writer against the
 /// delegations the batch sees: a revocation committed before it refuses it, whenever the
 /// app looked.

@@ -7,15 +7,13 @@ use cessio_core::money::Cents;
 use cessio_core::suspension::{SuspError, Suspension, SuspensionEnd};
 use cessio_core::time::rome_date;
 use cessio_store::engine::TransferRow;
-use cessio_store::{Command, OperatorEvent, OperatorEventQuery};
+use cessio_store::{
+    Command, OperatorEvent, OperatorEventQuery, SUSPENSION_END_EVENT, SUSPENSION_EVENT,
+};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::it_date;
 use crate::{App, AppError, Principal, fingerprint};
-
-const SUSPEND_EVENT: &str = "suspension";
-const SUSPENSION_END_EVENT: &str = "suspension_end";
 
 fn susp_error(e: &SuspError) -> AppError {
     AppError::Rule {
@@ -82,19 +80,13 @@ fn fold_suspensions(events: &[OperatorEvent]) -> HashMap<TransferId, SuspensionR
     let mut out: HashMap<TransferId, SuspensionRecord> = HashMap::new();
     for e in events {
         let Some(t) = e.transfer else { continue };
-        let date = |k: &str| {
-            e.data
-                .get(k)
-                .and_then(|v| v.as_str())
-                .and_then(|s| s.parse::<NaiveDate>().ok())
-        };
         match e.kind.as_str() {
-            SUSPEND_EVENT => {
-                if let (Some(from), Some(until)) = (date("from"), date("until")) {
+            SUSPENSION_EVENT => {
+                if let Some(suspension) = cessio_store::suspension_in(&e.data) {
                     out.insert(
                         t,
                         SuspensionRecord {
-                            suspension: Suspension { from, until },
+                            suspension,
                             reason: e.data["reason"].as_str().unwrap_or_default().to_string(),
                             risk_rule: e.data["risk_rule"].as_str().map(str::to_string),
                             ended: None,
@@ -148,7 +140,7 @@ impl App {
         let events = self
             .store
             .operator_events(&OperatorEventQuery {
-                kinds: vec![SUSPEND_EVENT.into(), SUSPENSION_END_EVENT.into()],
+                kinds: vec![SUSPENSION_EVENT.into(), SUSPENSION_END_EVENT.into()],
                 transfer,
                 ..OperatorEventQuery::default()
             })
@@ -275,7 +267,7 @@ impl App {
         .map_err(|e| susp_error(&e))?;
         let event = self.actor_event(
             p,
-            SUSPEND_EVENT,
+            SUSPENSION_EVENT,
             Some(transfer),
             row.party,
             row.counterparty,
@@ -401,11 +393,8 @@ impl App {
     pub(crate) fn r_susp_answer(until: NaiveDate) -> AppError {
         AppError::Rule {
             rule: "R-SUSP",
-            code: "r_susp_suspended",
-            detail: format!(
-                "La comunicazione è sospesa per controlli (art. 122-bis DL 34/2020) fino al {}: potrà essere accettata o rifiutata solo dopo l'esito (R-SUSP)",
-                it_date(until)
-            ),
+            code: cessio_core::suspension::ANSWER_REFUSED,
+            detail: cessio_core::suspension::answer_refused(until),
         }
     }
 }

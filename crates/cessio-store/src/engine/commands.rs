@@ -451,11 +451,8 @@ fn check_not_suspended(
     match w.suspensions.get(&pending) {
         Some(f) if f.holds_on(today) => Err(StoreError::Rule {
             rule: "R-SUSP",
-            code: "r_susp_suspended",
-            detail: format!(
-                "La comunicazione è sospesa per controlli (art. 122-bis DL 34/2020) fino al {}: potrà essere accettata o rifiutata solo dopo l'esito (R-SUSP)",
-                cessio_core::law::it_date(f.suspension.until)
-            ),
+            code: cessio_core::suspension::ANSWER_REFUSED,
+            detail: cessio_core::suspension::answer_refused(f.suspension.until),
         }),
         _ => Ok(()),
     }

@@ -41,14 +41,9 @@ impl SuspensionFact {
         for (kind, data) in events {
             match kind {
                 crate::model::SUSPENSION_EVENT => {
-                    let date = |k: &str| {
-                        data.get(k)
-                            .and_then(|v| v.as_str())
-                            .and_then(|s| s.parse::<chrono::NaiveDate>().ok())
-                    };
-                    if let (Some(from), Some(until)) = (date("from"), date("until")) {
+                    if let Some(suspension) = crate::model::suspension_in(data) {
                         out = Some(SuspensionFact {
-                            suspension: cessio_core::suspension::Suspension { from, until },
+                            suspension,
                             ended: false,
                         });
                     }
