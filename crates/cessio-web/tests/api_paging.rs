@@ -374,3 +374,39 @@ async fn f9_lists_pages_are_the_whole_lists_in_order() {
     )
     .await;
 }
+
+/// Every GET of the document that answers a JSON array pages: `limit`, `cursor` and the
+/// `Link` header, so that no list stops short without a way on.
+#[test]
+fn every_documented_json_list_is_paged() {
+    let doc = cessio_web::openapi::build();
+    let schemas = &doc["components"]["schemas"];
+    let mut lists = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let Some(get) = item.get("get") else { continue };
+        let schema = &get["responses"]["200"]["content"]["application/json"]["schema"];
+        let schema = match schema["$ref"].as_str() {
+            Some(r) => &schemas[r.trim_start_matches("#/components/schemas/")],
+            None => schema,
+        };
+        if schema["type"] != "array" {
+            continue;
+        }
+        lists += 1;
+        let names: Vec<&str> = get["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        assert!(
+            names.contains(&"limit") && names.contains(&"cursor"),
+            "{path}: {names:?}"
+        );
+        assert!(
+            get["responses"]["200"]["headers"]["Link"].is_object(),
+            "{path}"
+        );
+    }
+    assert!(lists >= 11, "{lists} lists found");
+}
