@@ -1,8 +1,9 @@
 //! Lists read page by page over the API: a stable order (each list's sort key, unique per
 //! row), a page of at most [`PAGE_MAX`] rows, and an opaque cursor that says where the next
-//! page starts. The whole selection is reachable, up to the cap the list has (R-50000 for
-//! F4, as its export; the 500 delegations a party's list shows): a selection larger than
-//! that is refused on its first page rather than served in part.
+//! page starts. The whole selection is reachable, up to the cap the list has: F4's
+//! selection over R-50000 is refused on its first page, as its export is, rather than
+//! served in part; a party's delegations are its 500 newest, as on its page (older ones
+//! are not listed anywhere).
 //!
 //! A cursor carries the position (the last row's sort key: an id, or a composite key such
 //! as type, year and cedente), how many rows came before, and a fingerprint of the filters
