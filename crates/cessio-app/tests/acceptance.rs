@@ -372,7 +372,7 @@ async fn f3_bulk_answer_by_protocol_and_codice_univoco_row_by_row(t: TestApp) {
         [
             (4, None),
             (1, None),
-            (0, Some("conflict")),
+            (0, Some("not_awaiting")),
             (0, Some("answer_too_early")),
             (0, None),
         ],
@@ -430,6 +430,6 @@ async fn f3_bulk_answer_retried_with_its_key_applies_nothing_twice(t: TestApp) {
         .await
         .unwrap();
     assert_eq!((none.operation_id, none.operations), (None, 0));
-    assert_eq!(none.rows[0].error.as_ref().unwrap().code, "conflict");
+    assert_eq!(none.rows[0].error.as_ref().unwrap().code, "not_awaiting");
     t.verify_clean().await;
 }

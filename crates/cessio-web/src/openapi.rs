@@ -815,7 +815,8 @@ fn schemas() -> Value {
                 "line": { "type": "integer" }, "code": { "type": "string" },
                 "operations": { "type": "integer" }, "amount": { "$ref": "#/components/schemas/Cents" },
                 "error": { "oneOf": [{ "type": "null" }, obj(json!({
-                    "code": { "type": "string" }, "rule": { "type": ["string", "null"] }, "message": { "type": "string" }
+                    "code": { "type": "string", "description": "not_awaiting (nulla attende risposta con questo codice), r_susp_suspended (R-SUSP), answer_too_early (R-WAIT5)" },
+                    "rule": { "type": ["string", "null"] }, "message": { "type": "string" }
                 }), &["code", "message"])] }
             }), &["line", "code", "operations", "amount"]) }
         }), &["accepted", "operations", "amount", "replayed", "rows"]),

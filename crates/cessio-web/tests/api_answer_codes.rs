@@ -33,7 +33,7 @@ async fn f3_answer_codes_reports_each_row_and_applies_nothing_twice() {
     );
     assert_eq!(j["rows"][0]["operations"], 4);
     assert_eq!(j["rows"][0]["error"], serde_json::Value::Null);
-    assert_eq!(j["rows"][1]["error"]["code"], "conflict");
+    assert_eq!(j["rows"][1]["error"]["code"], "not_awaiting");
     // The same request again: the first answer's totals, nothing applied twice.
     let again = s
         .call("POST", &path, Some(&b), Some("bulk-1"), Some(&body))

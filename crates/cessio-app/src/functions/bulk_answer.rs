@@ -33,6 +33,8 @@ pub struct BulkAnswerRow {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BulkAnswerError {
+    /// The refusal's code: `not_awaiting` (nothing awaits the party's answer under it), or
+    /// the rule's (`r_susp_suspended`, `answer_too_early`).
     pub code: String,
     pub rule: Option<String>,
     pub message: String,
@@ -176,8 +178,10 @@ impl App {
         for (i, code) in codes.iter().enumerate() {
             let found = by_code.get(code.as_str()).map_or(&[][..], Vec::as_slice);
             let refusal = if found.is_empty() {
-                Some(AppError::Conflict {
-                    reason: format!(
+                Some(BulkAnswerError {
+                    code: "not_awaiting".into(),
+                    rule: None,
+                    message: format!(
                         "«{code}» non indica una comunicazione o una cessione in attesa della risposta di questo soggetto"
                     ),
                 })
@@ -186,21 +190,21 @@ impl App {
                 .filter_map(|e| suspended.get(&e.transfer))
                 .max()
             {
-                Some(App::r_susp_answer(*until))
+                Some(App::r_susp_answer(*until).into())
             } else {
                 found
                     .iter()
                     .filter_map(|e| self.earliest_answer(e))
                     .filter(|d| *d > today)
                     .max()
-                    .map(AppError::r_wait5)
+                    .map(|d| AppError::r_wait5(d).into())
             };
             let mut row = BulkAnswerRow {
                 line: i + 1,
                 code: code.clone(),
                 operations: 0,
                 amount: Cents::ZERO,
-                error: refusal.map(BulkAnswerError::from),
+                error: refusal,
             };
             if row.error.is_none() {
                 // A movement named twice (its protocol and its code, or a repeated row) is

@@ -45,6 +45,15 @@ fn codes_of(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// "1 operazione", "3 operazioni".
+fn operations(n: usize) -> String {
+    if n == 1 {
+        "1 operazione".into()
+    } else {
+        format!("{n} operazioni")
+    }
+}
+
 fn list_path(party: &Party) -> String {
     format!("{}/accettazione/elenco", party_home(party))
 }
@@ -183,7 +192,7 @@ async fn confirm_page(
                 } @else {
                     div.alert.alert-warning role="alert" {
                         p.mb-0 {
-                            "Stai per " strong { (verb) } " " (preview.operations) " operazioni per un totale di " strong { (amount(preview.amount)) } ". "
+                            "Stai per " strong { (verb) } " " (operations(preview.operations)) " per un totale di " strong { (amount(preview.amount)) } ". "
                             strong { "L'operazione è irreversibile" } ". Le righe che non si possono eseguire restano senza risposta."
                         }
                     }

@@ -241,9 +241,32 @@ try {
   await audit('f24-confermato');
   await logout();
 
-  // 5. Accept, then export the list as CSV and check it.
+  // 5. Accept by list (Risposta per elenco): the bank's back office pastes the rata's
+  //    codice univoco, sees what the row answers, confirms with the PIN and gets each
+  //    row's outcome. Then export the list as CSV and check it.
   await login('banca');
-  await answer(true);
+  const waiting = await page.request.get(`${base}/api/v1/parties/${BANCA}/movements?type_key=ecobonus&year=2025&cedente_cf=${BIANCHI}&state=in_attesa`);
+  expect(waiting.ok(), `F4 over the API: ${waiting.status()}`);
+  const codes = (await waiting.json()).map((m) => m.codice_univoco);
+  expect(codes.length === 1, `one cession awaits the bank: ${codes}`);
+  await page.goto(`${base}/soggetti/${BANCA}/accettazione`);
+  await page.getByRole('link', { name: /Rispondi per elenco/ }).click();
+  await page.waitForLoadState('load');
+  await audit('elenco');
+  await page.locator('#codici').fill(`${codes[0]}\nNON-ESISTE`);
+  await page.locator('label[for=esito-accetta]').click();
+  await page.getByRole('button', { name: "Verifica l'elenco" }).click();
+  await page.waitForLoadState('load');
+  const preview = await text();
+  expect(preview.includes('irreversibile') && preview.includes('1.000,00 €'), `no list preview: ${preview.slice(0, 400)}`);
+  expect(preview.includes('Non eseguibile'), 'the unknown code is not refused on its row');
+  await audit('elenco-conferma');
+  await page.locator('#pin').fill(PIN);
+  await page.getByRole('button', { name: "Confermo l'accettazione" }).click();
+  await page.waitForLoadState('load');
+  const listed = await text();
+  expect(listed.includes('Crediti accettati per elenco') && listed.includes('Esito di ogni riga'), `list answer not done: ${listed.slice(0, 400)}`);
+  await audit('elenco-esito');
   // 5b. F6: the bank splits 1.000,00 of its 2025 Superbonus rata into ten rate, sees the
   //     recap first, confirms, then annuls the split and gets the rata back.
   await page.goto(`${base}/soggetti/${BANCA}/rateazione`);
