@@ -1,0 +1,122 @@
+//! `examples/integrator.py`, an integrator's day on the API, run as an integrator would
+//! against a demo register: it pages through what awaits the bank (following `Link`),
+//! answers it in one request, and a second run finds nothing left and applies nothing.
+
+#![expect(clippy::unwrap_used, reason = "tests")]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use cessio_test_support::http::Request;
+
+const BIN: &str = env!("CARGO_BIN_EXE_cessio");
+const BANCA: &str = "03189950961";
+const PASSWORD: &str = "cessio-demo-2024";
+const PIN: &str = "246810";
+
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn run_example(url: &str) -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/integrator.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .args(["--base", url, "--username", "banca", "--password", PASSWORD])
+        .args([
+            "--pin", PIN, "--party", BANCA, "--type", "ecobonus", "--limit", "2",
+        ])
+        .arg("--accept")
+        .output()
+        .expect("python3 runs the example");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_client_pages_answers_by_list_and_applies_nothing_twice() {
+    let db = std::env::temp_dir().join(format!("cessio-example-{}.db", std::process::id()));
+    let mut child = Command::new(BIN)
+        .args(["serve", "--demo", "--listen", "127.0.0.1:0"])
+        .args(["--database-url", &format!("sqlite://{}", db.display())])
+        .args(["--clock", "2025-02-03T10:00:00"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let _server = Server(child);
+    let mut lines = BufReader::new(stdout).lines();
+    let url = loop {
+        let line = lines.next().expect("the server exited").unwrap();
+        if let Some(rest) = line.strip_prefix("Cessio in ascolto su ") {
+            break rest
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .trim_end_matches('/')
+                .to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    let addr = url.trim_start_matches("http://").parse().unwrap();
+
+    // Five Ecobonus communications (ten rate each) for the bank, loaded by the operator.
+    let login = Request::post("/api/v1/session")
+        .json(&format!(
+            r#"{{"username":"operatore","password":"{PASSWORD}"}}"#
+        ))
+        .send(addr)
+        .await
+        .unwrap();
+    let cookie = login
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let mut csv = String::from(
+        "cf_beneficiario;tipo;anno_spesa;origine;cf_cessionario;importo;data_comunicazione;riferimento\r\n",
+    );
+    for i in 0..5 {
+        csv.push_str(&format!(
+            "RSSMRA45C12F205C;ecobonus;2021;sconto;{BANCA};1.000,00;10/03/2022;ESEMPIO{i}\r\n"
+        ));
+    }
+    let import = Request::post("/api/v1/communications/bulk")
+        .header("Cookie", &cookie)
+        .body("text/csv", csv)
+        .send(addr)
+        .await
+        .unwrap();
+    assert_eq!(import.status, 200, "{}", import.text());
+    assert_eq!(import.json()["registered"], 5, "{}", import.text());
+
+    let first = run_example(&url);
+    assert!(
+        first.contains("in attesa di risposta: 50 operazioni in 25 pagine"),
+        "{first}"
+    );
+    assert!(
+        first.contains("accettate: 50 operazioni, 5000.00 euro"),
+        "{first}"
+    );
+    let second = run_example(&url);
+    assert!(
+        second.contains("in attesa di risposta: 0 operazioni"),
+        "{second}"
+    );
+    let _ = std::fs::remove_file(&db);
+}
