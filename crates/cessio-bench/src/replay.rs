@@ -228,19 +228,14 @@ impl Replay {
                     amount: total,
                 }];
                 let party = self.parties[party as usize];
+                let form = || F24Form {
+                    payment_date: day,
+                    lines: &input,
+                    debits: &debits,
+                };
                 let mut reserved = self
                     .app
-                    .reserve_f24(
-                        p,
-                        &key,
-                        self.pin(),
-                        party,
-                        F24Form {
-                            payment_date: day,
-                            lines: &input,
-                            debits: &debits,
-                        },
-                    )
+                    .reserve_f24(p, &key, self.pin(), party, form())
                     .await;
                 if matches!(&reserved, Err(e) if e.code() == "f24_choice_required") {
                     // R-F24-CHOICE: a tracciabile rata is used only after the holder chose
@@ -255,17 +250,7 @@ impl Replay {
                     }
                     reserved = self
                         .app
-                        .reserve_f24(
-                            p,
-                            &format!("{key}-r"),
-                            self.pin(),
-                            party,
-                            F24Form {
-                                payment_date: day,
-                                lines: &input,
-                                debits: &debits,
-                            },
-                        )
+                        .reserve_f24(p, &format!("{key}-r"), self.pin(), party, form())
                         .await;
                 }
                 match reserved {
