@@ -328,13 +328,13 @@ async fn confirm_page(
     } else {
         "Conferma il rifiuto"
     };
-    render_status(
+    confirmation(
+        ui,
+        party,
+        title,
+        errors,
         status,
-        layout_page(
-            ui.party_shell(title, party),
-            html! {
-                h1 { (title) }
-                (error_summary(errors))
+        html! {
                 @if groups.is_empty() {
                     p.lead { "Non ci sono più operazioni in attesa di risposta con questi criteri." }
                     a.btn.btn-outline-primary href={ (party_home(party)) "/accettazione" } { "Torna all'accettazione" }
@@ -358,16 +358,44 @@ async fn confirm_page(
                         input type="hidden" name="tipo" value=(filters.tipo);
                         input type="hidden" name="anno" value=(filters.anno);
                         input type="hidden" name="cedente" value=(filters.cedente);
-                        input type="hidden" name="esito" value=(if accept { "accetta" } else { "rifiuta" });
-                        input type="hidden" name="chiave" value=(key);
-                        (pin_field(&ui.user, errors))
-                        button.btn.btn-primary.me-2 type="submit" { @if accept { "Confermo l'accettazione" } @else { "Confermo il rifiuto" } }
+                        (confirm_controls(ui, accept, key, errors))
                         a.btn.btn-outline-primary href={ (party_home(party)) "/accettazione" } { "Annulla" }
                     }
                 }
+        },
+    )
+}
+
+/// The confirmation of an answer, by group or by list: its title, the errors, then `body`.
+pub(super) fn confirmation(
+    ui: &Ui,
+    party: &Party,
+    title: &str,
+    errors: &FieldErrors,
+    status: StatusCode,
+    body: Markup,
+) -> Response {
+    render_status(
+        status,
+        layout_page(
+            ui.party_shell(title, party),
+            html! {
+                h1 { (title) }
+                (error_summary(errors))
+                (body)
             },
         ),
     )
+}
+
+/// What an answer's confirmation form ends with: the answer, its key, the PIN, the button.
+pub(super) fn confirm_controls(ui: &Ui, accept: bool, key: &str, errors: &FieldErrors) -> Markup {
+    html! {
+        input type="hidden" name="esito" value=(if accept { "accetta" } else { "rifiuta" });
+        input type="hidden" name="chiave" value=(key);
+        (pin_field(&ui.user, errors))
+        button.btn.btn-primary.me-2 type="submit" { @if accept { "Confermo l'accettazione" } @else { "Confermo il rifiuto" } }
+    }
 }
 
 posted!(AnswerForm);

@@ -11,9 +11,8 @@ use cessio_store::Party;
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::layout::{
-    FieldErrors, amount, csrf_field, error_summary, message, page as layout_page, pin_field,
-};
+use super::acceptance::{confirm_controls, confirmation};
+use super::layout::{FieldErrors, amount, csrf_field, error_summary, message, page as layout_page};
 use super::posted::{PartyForm, posted};
 use super::{Ui, error_page, field_of, party_for, party_home, pin_of, render_status};
 use crate::{WebState, random_token};
@@ -180,13 +179,13 @@ async fn confirm_page(
     } else {
         "Conferma il rifiuto per elenco"
     };
-    render_status(
+    confirmation(
+        ui,
+        party,
+        title,
+        errors,
         status,
-        layout_page(
-            ui.party_shell(title, party),
-            html! {
-                h1 { (title) }
-                (error_summary(errors))
+        html! {
                 @if preview.operations == 0 {
                     p.lead { "Nessuna riga dell'elenco indica operazioni a cui si può rispondere ora." }
                 } @else {
@@ -203,17 +202,13 @@ async fn confirm_page(
                         (csrf_field(&ui.csrf))
                         input type="hidden" name="step" value="esegui";
                         input type="hidden" name="codici" value=(f.codici);
-                        input type="hidden" name="esito" value=(if accept { "accetta" } else { "rifiuta" });
-                        input type="hidden" name="chiave" value=(f.chiave);
-                        (pin_field(&ui.user, errors))
-                        button.btn.btn-primary.me-2 type="submit" { @if accept { "Confermo l'accettazione" } @else { "Confermo il rifiuto" } }
+                        (confirm_controls(ui, accept, &f.chiave, errors))
                         a.btn.btn-outline-primary href=(list_path(party)) { "Annulla" }
                     }
                 } @else {
                     a.btn.btn-outline-primary href=(list_path(party)) { "Torna all'elenco" }
                 }
-            },
-        ),
+        },
     )
 }
 
