@@ -11,21 +11,10 @@
 
 #![expect(clippy::unwrap_used, reason = "tests")]
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_cessio");
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+mod common;
 
 fn chromium() -> Option<PathBuf> {
     let path =
@@ -85,42 +74,8 @@ fn run_journey(script: &str) {
     ));
     std::fs::create_dir_all(&dir).unwrap();
     let db = dir.join("demo.db");
-    let mut child = Command::new(BIN)
-        .args([
-            "serve",
-            "--demo",
-            "--database-url",
-            &format!("sqlite://{}", db.display()),
-            "--listen",
-            "127.0.0.1:0",
-            "--clock",
-            "2025-02-03T10:00:00",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let server = Server(child);
-    let mut lines = BufReader::new(stdout).lines();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let url = loop {
-        assert!(Instant::now() < deadline, "the server did not start");
-        let line = lines
-            .next()
-            .expect("the server exited before listening")
-            .unwrap();
-        if let Some(rest) = line.strip_prefix("Cessio in ascolto su ") {
-            break rest
-                .split_whitespace()
-                .next()
-                .unwrap()
-                .trim_end_matches('/')
-                .to_string();
-        }
-    };
-    // Keep draining the server's output so that it never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
+    let server = common::DemoServer::start(&db);
+    let url = server.url.clone();
 
     let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/browser-artifacts");
     let output = Command::new("node")

@@ -4,25 +4,16 @@
 
 #![expect(clippy::unwrap_used, reason = "tests")]
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use cessio_test_support::http::Request;
 
-const BIN: &str = env!("CARGO_BIN_EXE_cessio");
+mod common;
+
 const BANCA: &str = "03189950961";
 const PASSWORD: &str = "cessio-demo-2024";
 const PIN: &str = "246810";
-
-struct Server(std::process::Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn run_example(url: &str) -> String {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/integrator.py");
@@ -47,29 +38,8 @@ fn run_example(url: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_example_client_pages_answers_by_list_and_applies_nothing_twice() {
     let db = std::env::temp_dir().join(format!("cessio-example-{}.db", std::process::id()));
-    let mut child = Command::new(BIN)
-        .args(["serve", "--demo", "--listen", "127.0.0.1:0"])
-        .args(["--database-url", &format!("sqlite://{}", db.display())])
-        .args(["--clock", "2025-02-03T10:00:00"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let _server = Server(child);
-    let mut lines = BufReader::new(stdout).lines();
-    let url = loop {
-        let line = lines.next().expect("the server exited").unwrap();
-        if let Some(rest) = line.strip_prefix("Cessio in ascolto su ") {
-            break rest
-                .split_whitespace()
-                .next()
-                .unwrap()
-                .trim_end_matches('/')
-                .to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
+    let server = common::DemoServer::start(&db);
+    let url = server.url.clone();
     let addr = url.trim_start_matches("http://").parse().unwrap();
 
     // Five Ecobonus communications (ten rate each) for the bank, loaded by the operator.
