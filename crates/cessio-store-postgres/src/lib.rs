@@ -29,7 +29,7 @@ use async_trait::async_trait;
 use cessio_core::cf::CodiceFiscale;
 use cessio_core::debt::DebtPosition;
 use cessio_core::f24::F24Choice;
-use cessio_core::ledger::{Account, PartyId, RataId, TransferKind};
+use cessio_core::ledger::{Account, PartyId, RataId, TransferId, TransferKind};
 use cessio_core::money::Cents;
 use cessio_core::time::RefYear;
 use cessio_store::engine::{AccountKey, StoredOperation, TransferRow};
@@ -1227,6 +1227,20 @@ impl Store for PgStore {
                 .collect();
             summary.push(rows);
         }
+        let mut feed = Vec::with_capacity(2);
+        for sql in [
+            &*cessio_store::feed::FEED_MISSING_SQL,
+            &*cessio_store::feed::FEED_EXTRA_SQL,
+        ] {
+            let rows: Vec<(i64, i64)> = tx
+                .query(sql.as_str(), &[])
+                .await
+                .map_err(db_err)?
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect();
+            feed.push(rows);
+        }
         let moved: Vec<(i64, i64, i64)> = tx
             .query(cessio_store::LAST_TRANSFER_CHECK_SQL, &[])
             .await
@@ -1238,6 +1252,9 @@ impl Store for PgStore {
         let recomputed = summary.pop().unwrap_or_default();
         let stored = summary.pop().unwrap_or_default();
         cessio_store::verify::check_summary(&mut report, stored, recomputed);
+        let extra = feed.pop().unwrap_or_default();
+        let missing = feed.pop().unwrap_or_default();
+        cessio_store::verify::check_feed(&mut report, missing, extra);
         cessio_store::verify::check_last_transfers(&mut report, moved);
         Ok(report)
     }
@@ -1318,6 +1335,47 @@ impl Store for PgStore {
                 }
             })
             .collect())
+    }
+
+    async fn party_feed(
+        &self,
+        party: PartyId,
+        after: TransferId,
+        limit: usize,
+    ) -> Result<Vec<cessio_store::feed::FeedRow>, StoreError> {
+        static SQL: std::sync::LazyLock<String> =
+            std::sync::LazyLock::new(|| cessio_store::feed::feed_page_sql(|n| format!("${n}")));
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read_all(&SQL, &[&party, &after, &limit], |r| {
+            cessio_store::feed::feed_row(&Pg(r))
+        })
+        .await
+    }
+
+    async fn party_feed_end(&self, party: PartyId) -> Result<(TransferId, i64), StoreError> {
+        static SQL: std::sync::LazyLock<String> =
+            std::sync::LazyLock::new(|| cessio_store::feed::feed_end_sql(|n| format!("${n}")));
+        let end = self
+            .read_all(&SQL, &[&party], |r| {
+                Ok((
+                    r.try_get::<_, i64>(0).map_err(db_err)?,
+                    r.try_get::<_, i64>(1).map_err(db_err)?,
+                ))
+            })
+            .await?;
+        Ok(end.first().copied().unwrap_or((0, 0)))
+    }
+
+    async fn feed_rows(
+        &self,
+        ids: &[TransferId],
+    ) -> Result<Vec<cessio_store::feed::FeedRow>, StoreError> {
+        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            cessio_store::feed::feed_rows_sql("SELECT unnest($1::bigint[])")
+        });
+        let ids = ids.to_vec();
+        self.read_all(&SQL, &[&ids], |r| cessio_store::feed::feed_row(&Pg(r)))
+            .await
     }
     async fn create_session(
         &self,

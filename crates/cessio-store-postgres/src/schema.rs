@@ -312,6 +312,25 @@ CREATE TABLE log (
 ALTER TABLE ledger_head ADD COLUMN log_seq BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE ledger_head ADD COLUMN log_hash TEXT NOT NULL DEFAULT '0000000000000000000000000000000000000000000000000000000000000000';
 ",
+    r"
+-- Each party's feed (cessio_store::feed): the transfers that concern it, its own side or
+-- the other, and for an answer the two sides of what it answers, so that a cedente reads
+-- the refusal of its cession without replaying what it sent. The writer fills it in each
+-- batch's transaction; `verify` recomputes it from the transfers. Filled here from the
+-- history already written.
+CREATE TABLE party_feed (
+    party BIGINT NOT NULL,
+    transfer BIGINT NOT NULL,
+    PRIMARY KEY (party, transfer)
+);
+INSERT INTO party_feed (party, transfer)
+SELECT DISTINCT c.p, c.transfer
+  FROM (SELECT t.party AS p, t.id AS transfer FROM transfers t
+        UNION ALL SELECT t.counterparty, t.id FROM transfers t
+        UNION ALL SELECT o.party, t.id FROM transfers t JOIN transfers o ON o.id = t.pending_id
+        UNION ALL SELECT o.counterparty, t.id FROM transfers t JOIN transfers o ON o.id = t.pending_id) c
+ WHERE c.p IS NOT NULL;
+",
 ];
 
 pub async fn migrate(client: &mut Client) -> Result<(), StoreError> {

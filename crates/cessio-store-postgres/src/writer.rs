@@ -79,6 +79,7 @@ struct Statements {
     delegations: Statement,
     summary_new: Statement,
     summary_answers: Statement,
+    feed: Statement,
 }
 
 impl Statements {
@@ -127,6 +128,7 @@ impl Statements {
             .await?,
             summary_new: p(summary_new.clone()).await?,
             summary_answers: p(summary_answers.clone()).await?,
+            feed: p(cessio_store::feed::feed_update_sql(|n| format!("${n}"))).await?,
         })
     }
 }
@@ -586,6 +588,7 @@ async fn write_summary(
     tokio::try_join!(
         c.execute(&st.summary_new, &range),
         c.execute(&st.summary_answers, &range),
+        c.execute(&st.feed, &range),
     )
     .map_err(db_err)?;
     Ok(())

@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use cessio_core::cf::CodiceFiscale;
 use cessio_core::debt::DebtPosition;
 use cessio_core::f24::F24Choice;
-use cessio_core::ledger::{Account, PartyId, RataId, TransferKind};
+use cessio_core::ledger::{Account, PartyId, RataId, TransferId, TransferKind};
 use cessio_core::money::Cents;
 use cessio_core::time::RefYear;
 use cessio_store::engine::{AccountKey, StoredOperation, TransferRow};
@@ -341,6 +341,14 @@ fn verify_all(conn: &Connection) -> Result<VerifyReport, StoreError> {
             &mut report,
             summary(cessio_store::SUMMARY_STORED_SQL)?,
             summary(&cessio_store::summary_recompute_sql())?,
+        );
+        let pairs = |sql: &str| -> Result<Vec<(i64, i64)>, StoreError> {
+            all(conn, sql, [], |r| Ok((r.get(0)?, r.get(1)?)))
+        };
+        cessio_store::verify::check_feed(
+            &mut report,
+            pairs(&cessio_store::feed::FEED_MISSING_SQL)?,
+            pairs(&cessio_store::feed::FEED_EXTRA_SQL)?,
         );
         let moved: Vec<(i64, i64, i64)> = conn
             .prepare(cessio_store::LAST_TRANSFER_CHECK_SQL)
@@ -1198,6 +1206,56 @@ impl Store for SqliteStore {
                     data: serde_json::from_str(&data).unwrap_or(serde_json::Value::Null),
                 })
             })
+        })
+        .await
+    }
+
+    async fn party_feed(
+        &self,
+        party: PartyId,
+        after: TransferId,
+        limit: usize,
+    ) -> Result<Vec<cessio_store::feed::FeedRow>, StoreError> {
+        static SQL: std::sync::LazyLock<String> =
+            std::sync::LazyLock::new(|| cessio_store::feed::feed_page_sql(|n| format!("?{n}")));
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(move |c| {
+            all(c, &SQL, params![party, after, limit], |r| {
+                cessio_store::feed::feed_row(&Lite(r))
+            })
+        })
+        .await
+    }
+
+    async fn party_feed_end(&self, party: PartyId) -> Result<(TransferId, i64), StoreError> {
+        static SQL: std::sync::LazyLock<String> =
+            std::sync::LazyLock::new(|| cessio_store::feed::feed_end_sql(|n| format!("?{n}")));
+        self.read(move |c| {
+            c.prepare_cached(&SQL)
+                .and_then(|mut st| st.query_row([party], |r| Ok((r.get(0)?, r.get(1)?))))
+                .map_err(db_err)
+        })
+        .await
+    }
+
+    async fn feed_rows(
+        &self,
+        ids: &[TransferId],
+    ) -> Result<Vec<cessio_store::feed::FeedRow>, StoreError> {
+        let ids = ids.to_vec();
+        self.read(move |c| {
+            let mut out = Vec::new();
+            // Bounded parameter lists: SQLite caps the number of bound values.
+            for chunk in ids.chunks(500) {
+                let marks = vec!["?"; chunk.len()].join(",");
+                out.extend(all(
+                    c,
+                    &cessio_store::feed::feed_rows_sql(&marks),
+                    rusqlite::params_from_iter(chunk),
+                    |r| cessio_store::feed::feed_row(&Lite(r)),
+                )?);
+            }
+            Ok(out)
         })
         .await
     }

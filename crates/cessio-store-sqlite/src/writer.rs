@@ -249,15 +249,18 @@ fn prefetch(tx: &Transaction<'_>, needs: &Needs) -> Result<Prefetched, StoreErro
 
 static SUMMARY_UPDATE: std::sync::LazyLock<[String; 2]> =
     std::sync::LazyLock::new(|| cessio_store::summary_update_sql(|n| format!("?{n}")));
+static FEED_UPDATE: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| cessio_store::feed::feed_update_sql(|n| format!("?{n}")));
 
-/// F1's summary, in the batch's transaction: two set-based statements over the transfers
-/// just inserted (ids are assigned in order, so the batch's are one range).
+/// F1's summary and the parties' feeds, in the batch's transaction: set-based statements
+/// over the transfers just inserted (ids are assigned in order, so the batch's are one
+/// range).
 fn write_summary(tx: &Transaction<'_>, plan: &Plan) -> Result<(), StoreError> {
     let ids = plan.transfers.iter().map(|t| t.id);
     let (Some(first), Some(last)) = (ids.clone().min(), ids.max()) else {
         return Ok(());
     };
-    for sql in SUMMARY_UPDATE.iter() {
+    for sql in SUMMARY_UPDATE.iter().chain([&*FEED_UPDATE]) {
         tx.prepare_cached(sql)
             .map_err(db_err)?
             .execute(params![first - 1, last])

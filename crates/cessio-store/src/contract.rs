@@ -56,7 +56,8 @@ macro_rules! contract_tests {
             login_flows_are_taken_once_expire_and_are_capped,
             login_attempts_are_counted_in_windows_refused_forgiven_and_trimmed,
             r_susp_is_decided_by_the_writer_on_the_state_it_writes_on,
-            r_delega_end_is_decided_by_the_writer_on_the_state_it_writes_on
+            r_delega_end_is_decided_by_the_writer_on_the_state_it_writes_on,
+            feed_tells_both_sides_of_a_cession_and_of_its_answer
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
@@ -172,6 +173,57 @@ pub async fn available(store: &DynStore, rata: RataId, party: PartyId) -> i64 {
         .unwrap()
         .map(|a| a.balance.available().unwrap().get())
         .unwrap_or(0)
+}
+
+/// A party's feed holds what concerns it: what it ceded, what was ceded to it, and the
+/// answer to each, though an answer's row names only who gave it. A third party's feed
+/// holds none of it; a page starts after the movement it is given.
+pub async fn feed_tells_both_sides_of_a_cession_and_of_its_answer(store: DynStore) {
+    let cedente = party(&store, 1).await;
+    let bank = party(&store, 2).await;
+    let other = party(&store, 3).await;
+    let rata = funded(&store, "funded", cedente, 10_000).await;
+    let issued = store.party_feed(cedente, 0, 100).await.unwrap();
+    assert_eq!(issued.len(), 1, "{issued:?}");
+    let cession = store
+        .submit(op("cede", cede(rata, cedente, bank, 4_000)))
+        .await
+        .unwrap();
+    let refusal = store
+        .submit(Operation {
+            on_behalf_of: Some(bank),
+            ..op("refuse", answer(cession.transfers[0], false))
+        })
+        .await
+        .unwrap();
+    let sent = cession.transfers[0];
+    let refused = refusal.transfers[0];
+    let ids = |rows: &[crate::feed::FeedRow]| rows.iter().map(|r| r.transfer).collect::<Vec<_>>();
+    let of_cedente = store.party_feed(cedente, 0, 100).await.unwrap();
+    assert_eq!(ids(&of_cedente), vec![issued[0].transfer, sent, refused]);
+    let answer_row = &of_cedente[2];
+    assert_eq!(answer_row.party, Some(bank));
+    let answered = answer_row.answers.unwrap();
+    assert_eq!(
+        (answered.transfer, answered.party, answered.counterparty),
+        (sent, Some(cedente), Some(bank))
+    );
+    assert_eq!(answered.amount, Cents::new(4_000));
+    assert_eq!(answer_row.rata, rata);
+    assert!(!answer_row.codice_univoco.is_empty(), "{answer_row:?}");
+    let of_bank = store.party_feed(bank, 0, 100).await.unwrap();
+    assert_eq!(ids(&of_bank), vec![sent, refused]);
+    assert!(store.party_feed(other, 0, 100).await.unwrap().is_empty());
+    // Paged: after the cession, one row at a time.
+    assert_eq!(
+        ids(&store.party_feed(cedente, sent, 1).await.unwrap()),
+        vec![refused]
+    );
+    assert_eq!(store.party_feed_end(cedente).await.unwrap(), (refused, 0));
+    assert_eq!(store.party_feed_end(other).await.unwrap(), (0, 0));
+    let rows = store.feed_rows(&[refused, sent, 999_999]).await.unwrap();
+    assert_eq!(ids(&rows), vec![sent, refused]);
+    assert_verified(&store).await;
 }
 
 async fn assert_verified(store: &DynStore) {
@@ -1039,6 +1091,7 @@ pub async fn f9_deceased_flag_and_operator_register(store: DynStore) {
         transfer,
         party,
         since,
+        after: None,
         limit: None,
     };
     let all = store
@@ -2172,6 +2225,21 @@ pub const TAMPERS: &[Tamper] = &[
         "SELECT MAX(id) FROM parties",
         "INSERT INTO party_summary (party, type_key, year, codice_tributo, received, kind, state, amount) VALUES ({k}, 'superbonus', 2024, '7701', 1, 'cession', 'accepted', 500)",
         "party {k}: F1 summary",
+    ),
+    t(
+        "SELECT MAX(transfer) FROM party_feed",
+        "UPDATE party_feed SET party = party + 1000 WHERE transfer = {k}",
+        ", {k}): expected a row",
+    ),
+    t(
+        "SELECT MAX(transfer) FROM party_feed",
+        "DELETE FROM party_feed WHERE transfer = {k}",
+        ", {k}): expected a row",
+    ),
+    t(
+        "SELECT MAX(transfer) + 100 FROM party_feed",
+        "INSERT INTO party_feed (party, transfer) VALUES (1, {k})",
+        "party_feed (1, {k}): expected no row",
     ),
     t(
         "SELECT CAST(1 AS BIGINT)",

@@ -10,10 +10,11 @@
 
 use async_trait::async_trait;
 use cessio_core::cf::CodiceFiscale;
-use cessio_core::ledger::{Account, LedgerError, PartyId, RataId};
+use cessio_core::ledger::{Account, LedgerError, PartyId, RataId, TransferId};
 use chrono::{DateTime, Utc};
 
 pub mod engine;
+pub mod feed;
 pub mod log;
 pub mod model;
 pub mod queue;
@@ -345,6 +346,22 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         &self,
         query: &OperatorEventQuery,
     ) -> Result<Vec<OperatorEvent>, StoreError>;
+
+    /// The movements that concern a party registered after transfer `after`, oldest first,
+    /// at most `limit` ([`feed`]).
+    async fn party_feed(
+        &self,
+        party: PartyId,
+        after: TransferId,
+        limit: usize,
+    ) -> Result<Vec<feed::FeedRow>, StoreError>;
+
+    /// Where a party's feed ends now: (its last transfer, the last entry of the
+    /// operator's register about its suspensions), 0 for none.
+    async fn party_feed_end(&self, party: PartyId) -> Result<(TransferId, i64), StoreError>;
+
+    /// The movements `ids` as the feed reads them, in id order (unknown ids are left out).
+    async fn feed_rows(&self, ids: &[TransferId]) -> Result<Vec<feed::FeedRow>, StoreError>;
 
     /// The history rows an operation recorded, in id order (an F24 reservation's lines).
     async fn operation_transfers(

@@ -1199,6 +1199,9 @@ pub struct OperatorEventQuery {
     pub party: Option<PartyId>,
     /// Entries recorded at or after this instant.
     pub since: Option<DateTime<Utc>>,
+    /// Entries recorded after this one (ids grow in commit order): where a reader of a
+    /// party's feed left off.
+    pub after: Option<i64>,
     /// At most this many rows, oldest first.
     pub limit: Option<usize>,
 }
@@ -1236,6 +1239,9 @@ impl OperatorEventQuery {
                 "at >= {}",
                 next(SqlValue::Int(s.timestamp_micros()))
             ));
+        }
+        if let Some(a) = self.after {
+            conditions.push(format!("id > {}", next(SqlValue::Int(a))));
         }
         let limit = self.limit.unwrap_or(Self::MAX_ROWS).min(Self::MAX_ROWS);
         let ph = next(SqlValue::Int(i64::try_from(limit).unwrap_or(i64::MAX)));

@@ -60,6 +60,13 @@ pub enum Problem {
     Head { reason: String },
     /// F1's summary differs from the history for a party.
     Summary { party: PartyId, reason: String },
+    /// A party's feed lacks a movement that concerns it (`missing`), or holds one that
+    /// does not.
+    Feed {
+        party: PartyId,
+        transfer: TransferId,
+        missing: bool,
+    },
     /// The last transfer an account records is not the last one that moved it: F1's kept
     /// cedibilità would miss what moved it.
     LastTransfer {
@@ -120,6 +127,19 @@ impl std::fmt::Display for Problem {
             Problem::Summary { party, reason } => {
                 write!(f, "party {party}: F1 summary {reason}")
             }
+            Problem::Feed {
+                party,
+                transfer,
+                missing,
+            } => write!(
+                f,
+                "party_feed ({party}, {transfer}): {}",
+                if *missing {
+                    "expected a row (the transfer concerns the party)"
+                } else {
+                    "expected no row (the transfer does not concern the party)"
+                }
+            ),
             Problem::LastTransfer {
                 account,
                 stored,
@@ -228,6 +248,29 @@ pub fn check_summary(
                 "{type_key} {year} {code} {} {kind} {state}: stored {stored}, history {want}",
                 if received == 1 { "received" } else { "sent" }
             ),
+        });
+    }
+}
+
+/// Reports the differences between the parties' feeds and the history: the pairs
+/// [`crate::feed::FEED_MISSING_SQL`] and [`crate::feed::FEED_EXTRA_SQL`] found.
+pub fn check_feed(
+    report: &mut VerifyReport,
+    missing: impl IntoIterator<Item = (PartyId, TransferId)>,
+    extra: impl IntoIterator<Item = (PartyId, TransferId)>,
+) {
+    let found = missing
+        .into_iter()
+        .map(|k| (k, true))
+        .chain(extra.into_iter().map(|k| (k, false)));
+    for ((party, transfer), missing) in found {
+        if report.problems.len() >= MAX_PROBLEMS {
+            break;
+        }
+        report.problems.push(Problem::Feed {
+            party,
+            transfer,
+            missing,
         });
     }
 }

@@ -330,6 +330,20 @@ pub const OPERATIONS: &[Op] = &[
         )
     },
     Op {
+        response: Some("EventPage"),
+        query: &[
+            ("after", "string"),
+            ("limit", "page_limit"),
+            ("wait", "wait_seconds"),
+        ],
+        ..op(
+            "get",
+            "/parties/{cf}/events",
+            "events",
+            "Eventi del soggetto in ordine di registrazione dopo il cursore after (senza: dal primo; end: solo i futuri), al più limit (da 1 a 1.000); con wait (secondi, al più 30) attende il primo se non ce ne sono. Ogni risposta porta il cursore della lettura seguente",
+        )
+    },
+    Op {
         ..op("get", "/openapi.json", "openapi", "Questo documento")
     },
     Op {
@@ -834,8 +848,51 @@ fn schemas() -> Value {
             "ceded_on": { "type": "string", "format": "date", "description": "Data cessione: il giorno della comunicazione dell'opzione, o quello di registrazione della cessione" },
             "cedibilita": { "type": "string", "description": "Cedibilità della rata per il soggetto oggi, come in Monitoraggio (o «nessun residuo disponibile»)" },
             "cedibilita_class": { "type": ["string", "null"], "enum": ["anyone", "once", "anyone_except_banks", "qualified_only", "own_bank_clients_only", "not_cedible", null] }
-        }), &["id", "registered_at", "amount", "state"]) }
+        }), &["id", "registered_at", "amount", "state"]) },
+        "EventPage": event_page()
     })
+}
+
+/// A read of a party's events; the types are those the app names, so that the document
+/// lists every one it can send.
+fn event_page() -> Value {
+    let kinds: Vec<Value> = cessio_app::EventKind::ALL
+        .iter()
+        .filter_map(|k| serde_json::to_value(k).ok())
+        .collect();
+    let event = obj(
+        json!({
+            "id": { "type": "string", "description": "Identificativo stabile dell'evento, per non trattarlo due volte" },
+            "type": { "type": "string", "enum": kinds },
+            "at": { "type": "string", "format": "date-time" },
+            "transfer": { "type": "integer", "description": "Il movimento (la riga di F4); per una risposta, il movimento a cui risponde" },
+            "operation": { "type": ["integer", "null"], "description": "L'operazione che lo ha registrato" },
+            "protocol": { "type": "string" }, "codice_univoco": { "type": "string" },
+            "type_key": { "type": "string" }, "year": { "type": "integer" },
+            "amount": { "$ref": "#/components/schemas/Cents" },
+            "cedente": { "type": ["string", "null"], "description": "Codice fiscale del cedente, per cessioni e comunicazioni" },
+            "cessionario": { "type": ["string", "null"], "description": "Codice fiscale del cessionario, per cessioni e comunicazioni" },
+            "suspended_until": { "type": ["string", "null"], "format": "date", "description": "Ultimo giorno della sospensione (R-SUSP)" }
+        }),
+        &[
+            "id",
+            "type",
+            "at",
+            "transfer",
+            "protocol",
+            "codice_univoco",
+            "type_key",
+            "year",
+            "amount",
+        ],
+    );
+    obj(
+        json!({
+            "events": { "type": "array", "items": event },
+            "after": { "type": "string", "description": "Il cursore della lettura seguente (anche quando non ci sono eventi)" }
+        }),
+        &["events", "after"],
+    )
 }
 
 /// The schemas of F5, F6, F7 and the operator's debt position and year-end close
@@ -1059,6 +1116,12 @@ pub fn build() -> Value {
         for (name, kind) in o.query {
             let schema = match *kind {
                 "date" => json!({ "type": "string", "format": "date" }),
+                "page_limit" => {
+                    json!({ "type": "integer", "minimum": 1, "maximum": cessio_app::PAGE_MAX, "default": cessio_app::PAGE_DEFAULT })
+                }
+                "wait_seconds" => {
+                    json!({ "type": "integer", "minimum": 0, "maximum": cessio_app::WAIT_MAX.as_secs(), "default": 0 })
+                }
                 other => json!({ "type": other }),
             };
             parameters

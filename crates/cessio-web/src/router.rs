@@ -19,6 +19,7 @@ use crate::api::delegations::{
     delegate, grant_delegation, held_delegations, party_delegations, revoke_delegation,
     revoke_party_delegation,
 };
+use crate::api::events::events;
 use crate::api::monitoring::monitoring;
 use crate::api::movements::{movements, movements_csv};
 use crate::api::origination::{annul_communication, communicate, import_communications};
@@ -66,6 +67,7 @@ pub fn router(state: WebState) -> Router {
         .route("/parties/{cf}/incoming/answer-codes", post(answer_codes))
         .route("/parties/{cf}/movements", get(movements))
         .route("/parties/{cf}/movements.csv", get(movements_csv))
+        .route("/parties/{cf}/events", get(events))
         .route("/openapi.json", get(openapi::document))
         .merge(api::operator::routes())
         .merge(api::credits::routes());

@@ -86,7 +86,10 @@ impl App {
         }
     }
 
-    async fn cf_of(&self, ids: &[PartyId]) -> Result<HashMap<PartyId, String>, AppError> {
+    pub(crate) async fn cf_of(
+        &self,
+        ids: &[PartyId],
+    ) -> Result<HashMap<PartyId, String>, AppError> {
         let mut ids = ids.to_vec();
         ids.sort_unstable();
         ids.dedup();

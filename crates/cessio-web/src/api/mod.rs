@@ -15,6 +15,7 @@ pub(crate) mod acceptance;
 pub(crate) mod cession;
 pub(crate) mod credits;
 pub(crate) mod delegations;
+pub(crate) mod events;
 pub(crate) mod monitoring;
 pub(crate) mod movements;
 pub(crate) mod operator;
