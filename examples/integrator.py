@@ -8,13 +8,15 @@ operations and the Python standard library:
 3. answer them in one request by their codici univoci (F3 by a list), with an
    Idempotency-Key derived from the list, so that running the script again after a lost
    response applies nothing twice;
-4. print each row's outcome.
+4. print each row's outcome;
+5. wait on the bank's events feed for what its answer registered, from the cursor it took
+   before answering (a program that runs all day keeps that cursor between runs).
 
     python3 examples/integrator.py --base http://127.0.0.1:8080 \\
         --username banca --password cessio-demo-2024 --pin 246810 \\
         --party 03189950961 --type superbonus --accept
 
-The events feed and PDF receipts, the rest of an integrator's day, are not in the API yet.
+PDF receipts, the rest of an integrator's day, are not in the API yet.
 """
 
 import argparse
@@ -75,6 +77,10 @@ def main():
     _, _, created = call(args.base, "POST", "/api/v1/tokens", {"name": "integrator"}, cookie=cookie)
     token = created["token"]
 
+    # Where the bank's events stand now: what the answer below registers comes after it.
+    _, _, start = call(args.base, "GET", f"/api/v1/parties/{args.party}/events?after=end", token=token)
+    cursor = start["after"]
+
     # 2. Everything awaiting the bank's answer, page by page.
     query = f"cessionario_cf={args.party}&state=in_attesa&limit={args.limit}"
     if args.type:
@@ -103,6 +109,19 @@ def main():
     for row in report["rows"]:
         if row["error"]:
             print(f"  riga {row['line']} {row['code']}: {row['error']['code']}: {row['error']['message']}")
+
+    # 5. The events the answer registered, waiting up to 10 s for each read's first one.
+    outcome = "accepted" if accept else "refused"
+    told = 0
+    while told < report["operations"]:
+        _, _, page = call(args.base, "GET",
+                          f"/api/v1/parties/{args.party}/events?after={cursor}&limit=1000&wait=10",
+                          token=token)
+        if not page["events"]:
+            break
+        told += sum(1 for e in page["events"] if e["type"].endswith("_" + outcome))
+        cursor = page["after"]
+    print(f"eventi: {told} risposte registrate ({outcome})")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 //! `examples/integrator.py`, an integrator's day on the API, run as an integrator would
 //! against a demo register: it pages through what awaits the bank (following `Link`),
-//! answers it in one request, and a second run finds nothing left and applies nothing.
+//! answers it in one request, reads the answer's events from the feed, and a second run
+//! finds nothing left and applies nothing.
 
 #![expect(clippy::unwrap_used, reason = "tests")]
 
@@ -81,6 +82,10 @@ async fn the_example_client_pages_answers_by_list_and_applies_nothing_twice() {
     );
     assert!(
         first.contains("accettate: 50 operazioni, 5000.00 euro"),
+        "{first}"
+    );
+    assert!(
+        first.contains("eventi: 50 risposte registrate (accepted)"),
         "{first}"
     );
     let second = run_example(&url);
