@@ -582,6 +582,7 @@ pub async fn end(
             ui.leave_notice(
                 &state,
                 Notice::success(title)
+                    .receipt(&party, o.operation_id)
                     .line("Prenotazione", o.reservation.to_string())
                     .line("Protocollo dell'operazione", o.operation_id.to_string())
                     .line("Importo", amount(o.amount)),
