@@ -16,9 +16,11 @@ const PAGE_HEIGHT: f32 = 842.0;
 const MARGIN: f32 = 50.0;
 const BODY_SIZE: f32 = 9.5;
 const LEADING: f32 = 13.0;
-/// Characters of body text that fit in a line between the margins: Helvetica's average
-/// width at the body size, with room to spare; a longer line (a long name) is cut.
-const LINE_CHARS: usize = 100;
+/// Characters of body text that fit in a line between the margins, and in a field's value
+/// right of its label: Helvetica's average width at the body size, with room to spare for
+/// capitals (codici fiscali). Longer text wraps at a space; a word longer still is cut.
+const LINE_CHARS: usize = 92;
+const VALUE_CHARS: usize = 64;
 /// Body lines per page, below the title and above the page number.
 const LINES_PER_PAGE: usize = 54;
 
@@ -165,32 +167,70 @@ fn win_ansi(s: &str) -> Vec<u8> {
         .collect()
 }
 
+/// `s` in lines of at most `max` characters, broken at spaces.
+fn wrap(s: &str, max: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in s.split(' ') {
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > max {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    lines.push(line);
+    lines
+}
+
+/// A labelled value, its continuation lines under the value.
+fn field(label: &str, value: &str) -> Vec<Line> {
+    wrap(value, VALUE_CHARS)
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let label = if i == 0 { label } else { "" };
+            Line::Field(label.to_string(), v)
+        })
+        .collect()
+}
+
+/// A paragraph, its continuation lines indented as its first.
+fn paragraph(s: &str) -> Vec<Line> {
+    let indent: String = s.chars().take_while(|c| *c == ' ').collect();
+    let indent = if indent.is_empty() {
+        "    ".to_string()
+    } else {
+        indent
+    };
+    wrap(s.trim_start(), LINE_CHARS - indent.len())
+        .into_iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let first = s.starts_with(' ') || i > 0;
+            Line::Text(if first { format!("{indent}{l}") } else { l })
+        })
+        .collect()
+}
+
 fn body(r: &OperationReceipt) -> Vec<Line> {
-    let mut lines = vec![
-        Line::Field("Operazione".into(), operation_label(r.kind).into()),
-        Line::Field(
-            "Protocollo dell'operazione".into(),
-            r.operation_id.to_string(),
-        ),
-    ];
-    if let Some(p) = &r.communication_protocol {
-        lines.push(Line::Field(
-            "Protocollo della comunicazione".into(),
-            p.clone(),
-        ));
-    }
-    lines.push(Line::Field(
-        "Registrata il".into(),
-        to_rome(r.at)
-            .format("%d/%m/%Y alle %H:%M:%S (ora di Roma)")
-            .to_string(),
+    let mut lines = field("Operazione", operation_label(r.kind));
+    lines.extend(field(
+        "Protocollo dell'operazione",
+        &r.operation_id.to_string(),
     ));
-    if let Some(p) = &r.party {
-        lines.push(Line::Field("Soggetto".into(), party(p)));
+    if let Some(p) = &r.communication_protocol {
+        lines.extend(field("Protocollo della comunicazione", p));
     }
-    lines.push(Line::Field("Utente".into(), r.acting_user.clone()));
-    lines.push(Line::Field("Importo totale".into(), r.total.to_string()));
-    lines.push(Line::Field("Righe".into(), r.rows.len().to_string()));
+    let at = to_rome(r.at).format("%d/%m/%Y alle %H:%M:%S (ora di Roma)");
+    lines.extend(field("Registrata il", &at.to_string()));
+    if let Some(p) = &r.party {
+        lines.extend(field("Soggetto", &party(p)));
+    }
+    lines.extend(field("Utente", &r.acting_user));
+    lines.extend(field("Importo totale", &r.total.to_string()));
+    lines.extend(field("Righe", &r.rows.len().to_string()));
     lines.push(Line::Blank);
     if !r.rows.is_empty() {
         lines.push(Line::Heading("Rate interessate".into()));
@@ -202,51 +242,36 @@ fn body(r: &OperationReceipt) -> Vec<Line> {
     lines.push(Line::Heading(
         "Registro delle operazioni (catena di hash)".into(),
     ));
-    lines.push(Line::Field(
-        "Posizione nel registro".into(),
-        r.log_seq.to_string(),
-    ));
-    lines.push(Line::Field(
-        "Hash della registrazione".into(),
-        r.log_hash.clone(),
-    ));
-    lines.push(Line::Text(
-        "Ogni registrazione contiene l'hash della precedente: la posizione e l'hash identificano"
-            .into(),
-    ));
-    lines.push(Line::Text(
-        "questa operazione nel registro, che non si modifica né si cancella (R-HISTORY).".into(),
+    lines.extend(field("Posizione nel registro", &r.log_seq.to_string()));
+    lines.extend(field("Hash della registrazione", &r.log_hash));
+    lines.extend(paragraph(
+        "Ogni registrazione contiene l'hash della precedente: la posizione e l'hash identificano \
+         questa operazione nel registro, che non si modifica né si cancella (R-HISTORY).",
     ));
     lines
 }
 
 fn row_lines(n: usize, row: &ReceiptRow) -> Vec<Line> {
-    let mut lines = vec![
-        Line::Text(format!(
-            "{n}. {} — codice univoco {} — {}",
-            row_label(row.kind),
-            row.codice_univoco,
-            row.amount
-        )),
-        Line::Text(format!(
-            "    {}, anno {}, codice tributo {}, comunicazione {}",
-            row.type_name, row.year, row.codice_tributo, row.protocol
-        )),
-    ];
+    let mut lines = paragraph(&format!(
+        "{n}. {} — codice univoco {} — {}",
+        row_label(row.kind),
+        row.codice_univoco,
+        row.amount
+    ));
+    lines.extend(paragraph(&format!(
+        "    {}, anno {}, codice tributo {}, comunicazione {}",
+        row.type_name, row.year, row.codice_tributo, row.protocol
+    )));
     let (from_label, to_label) = match row.kind {
         RowKind::Ceded | RowKind::Accepted | RowKind::Refused => ("Cedente", "Cessionario"),
         RowKind::Communicated | RowKind::Granted => ("Beneficiario", "Titolare"),
         _ => ("Titolare", "A"),
     };
-    let mut parties = Vec::new();
     if let Some(p) = &row.from {
-        parties.push(format!("{from_label}: {}", party(p)));
+        lines.extend(paragraph(&format!("    {from_label}: {}", party(p))));
     }
     if let Some(p) = &row.to {
-        parties.push(format!("{to_label}: {}", party(p)));
-    }
-    if !parties.is_empty() {
-        lines.push(Line::Text(format!("    {}", parties.join("; "))));
+        lines.extend(paragraph(&format!("    {to_label}: {}", party(p))));
     }
     lines
 }
@@ -369,7 +394,20 @@ mod tests {
     fn many_rows_go_on_more_pages() {
         let pdf = render(&receipt(60));
         assert!(has(&pdf, b"Pagina 1 di 4"), "three lines a row, 54 a page");
+        assert!(!has(&pdf, b"Pagina 1 di 5"));
         assert!(has(&pdf, b"250203100000000010000001000059"));
+    }
+
+    #[test]
+    fn long_text_wraps_at_spaces() {
+        assert_eq!(wrap("aa bb cc", 5), vec!["aa bb", "cc"]);
+        let lines = paragraph(&format!("    {}", "parola ".repeat(30)));
+        assert!(lines.len() > 1);
+        assert!(
+            lines
+                .iter()
+                .all(|l| matches!(l, Line::Text(t) if t.starts_with("    parola")))
+        );
     }
 
     #[test]
