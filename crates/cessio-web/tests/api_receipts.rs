@@ -145,7 +145,7 @@ async fn receipt_of_another_partys_operation_is_not_found_and_bad_ids_are_proble
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn answers_by_list_and_reductions_have_receipts() {
+async fn an_answer_by_list_has_a_receipt_for_both_parties() {
     let s = Server::start().await;
     let c = s.login("impresa").await;
     let (cession, holding) = cession(&s, &c).await;
