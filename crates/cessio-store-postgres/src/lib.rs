@@ -40,10 +40,10 @@ use cessio_store::verify::Verifier;
 use cessio_store::{
     AccountRef, CHANGE_MARKS_SQL, ChangeMarks, ChoiceRecord, Counts, Credit, Delegation,
     EntryQuery, EntryState, EntryStream, HoldingChanges, HoldingInfo, HoldingQuery, IdempotencyKey,
-    LoginAttempt, MonitorTotal, NewOperatorEvent, NewSession, NewUser, Operation, OperatorEvent,
-    OperatorEventQuery, Party, PartyEntry, Receipt, Role, STREAM_BATCH, SecretKey, SessionLimits,
-    SqlValue, Store, StoreError, StoredSession, SummaryKey, User, VerifyReport, WriteConfig,
-    entry_stream, holding_changes_sql, largest_holders_sql, sessions,
+    LoginAttempt, MonitorTotal, NewOperatorEvent, NewSession, NewUser, Operation, OperationEntry,
+    OperatorEvent, OperatorEventQuery, Party, PartyEntry, Receipt, Role, STREAM_BATCH, SecretKey,
+    SessionLimits, SqlValue, Store, StoreError, StoredSession, SummaryKey, User, VerifyReport,
+    WriteConfig, entry_stream, holding_changes_sql, largest_holders_sql, sessions,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use futures_util::StreamExt;
@@ -1061,6 +1061,25 @@ impl Store for PgStore {
             )
             .await?
             .is_some())
+    }
+
+    async fn operation_entry(&self, id: i64) -> Result<Option<OperationEntry>, StoreError> {
+        self.read_opt(sql::OPERATION_ENTRY, &[&id], |r| {
+            rows::operation_entry(&Pg(r))
+        })
+        .await
+    }
+
+    async fn credit_of_rata(&self, rata: RataId) -> Result<Option<Credit>, StoreError> {
+        let credit = self
+            .read_opt(sql::CREDIT_OF_RATA, &[&rata], |r| {
+                rows::Columns::int(&Pg(r), 0)
+            })
+            .await?;
+        match credit {
+            Some(id) => self.credit(id).await,
+            None => Ok(None),
+        }
     }
 
     async fn operation_transfers(&self, operation: i64) -> Result<Vec<TransferRow>, StoreError> {

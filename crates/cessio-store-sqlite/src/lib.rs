@@ -30,10 +30,10 @@ use cessio_store::verify::Verifier;
 use cessio_store::{
     AccountRef, CHANGE_MARKS_SQL, ChangeMarks, ChoiceRecord, Counts, Credit, Delegation,
     EntryQuery, EntryState, EntryStream, HoldingChanges, HoldingInfo, HoldingQuery, IdempotencyKey,
-    LoginAttempt, MonitorTotal, NewOperatorEvent, NewSession, NewUser, Operation, OperatorEvent,
-    OperatorEventQuery, Party, PartyEntry, Receipt, Role, STREAM_BATCH, SecretKey, SessionLimits,
-    SqlValue, Store, StoreError, StoredSession, SummaryKey, User, VerifyReport, WriteConfig,
-    entry_stream, holding_changes_sql, largest_holders_sql, sessions,
+    LoginAttempt, MonitorTotal, NewOperatorEvent, NewSession, NewUser, Operation, OperationEntry,
+    OperatorEvent, OperatorEventQuery, Party, PartyEntry, Receipt, Role, STREAM_BATCH, SecretKey,
+    SessionLimits, SqlValue, Store, StoreError, StoredSession, SummaryKey, User, VerifyReport,
+    WriteConfig, entry_stream, holding_changes_sql, largest_holders_sql, sessions,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
@@ -1029,6 +1029,31 @@ impl Store for SqliteStore {
             }
             tx.commit().map_err(db_err)?;
             Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn operation_entry(&self, id: i64) -> Result<Option<OperationEntry>, StoreError> {
+        self.read(move |c| {
+            c.query_row(sql::OPERATION_ENTRY, [id], |r| {
+                rows::operation_entry(&Lite(r))
+            })
+            .optional()
+            .map_err(db_err)
+        })
+        .await
+    }
+
+    async fn credit_of_rata(&self, rata: RataId) -> Result<Option<Credit>, StoreError> {
+        self.read(move |c| {
+            let credit: Option<i64> = c
+                .query_row(sql::CREDIT_OF_RATA, [rata], |r| r.get(0))
+                .optional()
+                .map_err(db_err)?;
+            match credit {
+                Some(id) => load_credit(c, id),
+                None => Ok(None),
+            }
         })
         .await
     }

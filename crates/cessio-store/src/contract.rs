@@ -57,7 +57,8 @@ macro_rules! contract_tests {
             login_attempts_are_counted_in_windows_refused_forgiven_and_trimmed,
             r_susp_is_decided_by_the_writer_on_the_state_it_writes_on,
             r_delega_end_is_decided_by_the_writer_on_the_state_it_writes_on,
-            feed_tells_both_sides_of_a_cession_and_of_its_answer
+            feed_tells_both_sides_of_a_cession_and_of_its_answer,
+            operation_record_has_its_log_entry_transfers_credits_and_parties
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
@@ -2495,4 +2496,85 @@ pub async fn r_delega_end_is_decided_by_the_writer_on_the_state_it_writes_on(sto
     assert_eq!(e.code(), "delegation_ended", "{e}");
     assert_eq!(available(&store, rata, a).await, 9_900);
     assert_verified(&store).await;
+}
+
+/// A receipt's read: the operation, its entry's place in the log, the transfers it wrote
+/// (and those its answers answered), the credits of their rate and the parties they name.
+pub async fn operation_record_has_its_log_entry_transfers_credits_and_parties(store: DynStore) {
+    let cedente = party(&store, 1).await;
+    let cessionario = party(&store, 2).await;
+    let other = party(&store, 3).await;
+    let issued = store
+        .submit(op(
+            "issue",
+            Command::IssueCredit(new_credit(cedente, &[100_003, 100_000], false)),
+        ))
+        .await
+        .unwrap();
+    let credit = issued.credit.clone().unwrap();
+    let rata = credit.rate[1].id;
+    let cession = store
+        .submit(op("cede", cede(rata, cedente, cessionario, 100_000)))
+        .await
+        .unwrap();
+    let accept = store
+        .submit(op("accept", answer(cession.transfers[0], true)))
+        .await
+        .unwrap();
+
+    let record = store
+        .operation_record(cession.operation_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.entry.id, cession.operation_id);
+    assert_eq!(record.entry.kind, "transfer");
+    assert_eq!(record.entry.acting_user, "tester");
+    assert_eq!(record.entry.at, t0());
+    assert_eq!(record.entry.receipt.transfers, cession.transfers);
+    assert_eq!(record.entry.receipt.amount, Cents::new(100_000));
+    assert_eq!(record.entry.log_hash.len(), 64, "{}", record.entry.log_hash);
+    assert!(record.entry.log_hash.chars().all(|c| c.is_ascii_hexdigit()));
+    assert_eq!(record.transfers.len(), 1);
+    assert_eq!(record.transfers[0].id, cession.transfers[0]);
+    assert_eq!(record.transfers[0].party, Some(cedente));
+    assert_eq!(record.transfers[0].counterparty, Some(cessionario));
+    assert!(record.answered.is_empty());
+    let (c, r) = record.rata(rata).unwrap();
+    assert_eq!(c.protocol, credit.protocol);
+    assert_eq!(r.codice_univoco, credit.rate[1].codice_univoco);
+    let named: Vec<PartyId> = record.parties.iter().map(|p| p.id).collect();
+    assert_eq!(named, vec![cedente, cessionario]);
+    assert!(record.concerns(cedente) && record.concerns(cessionario));
+    assert!(!record.concerns(other));
+
+    // The answer names the cession it answered; each operation has its own entry, in order.
+    let answered = store
+        .operation_record(accept.operation_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(answered.answered.len(), 1);
+    assert_eq!(answered.answered[0].id, cession.transfers[0]);
+    assert_eq!(answered.entry.log_seq, record.entry.log_seq + 1);
+    assert_ne!(answered.entry.log_hash, record.entry.log_hash);
+    assert!(answered.concerns(cedente) && answered.concerns(cessionario));
+
+    // The issuance names its credit and holder even where it moved nothing pending.
+    let issue = store
+        .operation_record(issued.operation_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(issue.credits.len(), 1);
+    assert_eq!(issue.credits[0].rate.len(), 2);
+    assert!(issue.concerns(cedente));
+
+    // Reading is the same twice (a receipt is deterministic) and an unknown id is none.
+    assert_eq!(
+        store.operation_record(cession.operation_id).await.unwrap(),
+        Some(record)
+    );
+    assert_eq!(store.operation_record(999_999).await.unwrap(), None);
+    assert_eq!(store.operation_record(-1).await.unwrap(), None);
 }

@@ -369,6 +369,66 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         operation: i64,
     ) -> Result<Vec<engine::TransferRow>, StoreError>;
 
+    /// An operation's row and its log entry's position and hash.
+    async fn operation_entry(&self, id: i64) -> Result<Option<OperationEntry>, StoreError>;
+
+    /// The credit a rata belongs to.
+    async fn credit_of_rata(&self, rata: RataId) -> Result<Option<Credit>, StoreError>;
+
+    /// An operation with everything its receipt shows ([`OperationRecord`]), or `None` for
+    /// an id no operation has. Several small reads, each indexed: a receipt is asked for
+    /// one operation at a time, and its rows are at most [`Operation::MAX_MOVEMENTS`].
+    async fn operation_record(&self, id: i64) -> Result<Option<OperationRecord>, StoreError> {
+        let Some(entry) = self.operation_entry(id).await? else {
+            return Ok(None);
+        };
+        let transfers = self.operation_transfers(id).await?;
+        let mut answered = Vec::new();
+        for pending in transfers.iter().filter_map(|t| t.pending_id) {
+            if let Some(t) = self.transfer(pending).await? {
+                answered.push(t);
+            }
+        }
+        answered.sort_by_key(|t| t.id);
+        answered.dedup_by_key(|t| t.id);
+        let mut credits: Vec<Credit> = Vec::new();
+        let mut rate: Vec<RataId> = transfers.iter().map(|t| t.rata).collect();
+        rate.sort_unstable();
+        rate.dedup();
+        for rata in rate {
+            if credits.iter().any(|c| c.rate.iter().any(|r| r.id == rata)) {
+                continue;
+            }
+            if let Some(c) = self.credit_of_rata(rata).await? {
+                credits.push(c);
+            }
+        }
+        if let Some(issued) = &entry.receipt.credit
+            && !credits.iter().any(|c| c.id == issued.id)
+            && let Some(c) = self.credit(issued.id).await?
+        {
+            credits.push(c);
+        }
+        credits.sort_by_key(|c| c.id);
+        let mut ids: Vec<PartyId> = transfers
+            .iter()
+            .chain(&answered)
+            .flat_map(|t| [t.party, t.counterparty])
+            .chain([entry.on_behalf_of, entry.receipt.party])
+            .flatten()
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let parties = self.parties(&ids).await?;
+        Ok(Some(OperationRecord {
+            entry,
+            transfers,
+            answered,
+            credits,
+            parties,
+        }))
+    }
+
     /// The last recorded F24 choice of each of the party's holdings that has one.
     async fn f24_choices(&self, party: PartyId) -> Result<Vec<ChoiceRecord>, StoreError>;
 

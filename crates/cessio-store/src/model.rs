@@ -460,6 +460,67 @@ pub struct Receipt {
     pub credit: Option<IssuedCredit>,
 }
 
+/// An operation as it was recorded: its row and its entry's place in the log's hash chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OperationEntry {
+    pub id: i64,
+    /// The command's kind (`transfer`, `issue_credit`, `split`, ...).
+    pub kind: String,
+    pub acting_user: String,
+    pub on_behalf_of: Option<PartyId>,
+    pub at: DateTime<Utc>,
+    pub receipt: Receipt,
+    /// The log entry that recorded it: its position and its hash (hex), which a later
+    /// entry's hash covers (R-HISTORY).
+    pub log_seq: i64,
+    pub log_hash: String,
+}
+
+/// What a receipt of an operation shows: the operation, the transfers it wrote, the
+/// pending transfers its answers answered, the credits of the rate they moved and every
+/// party they name. Read by [`crate::Store::operation_record`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OperationRecord {
+    pub entry: OperationEntry,
+    /// In id order.
+    pub transfers: Vec<crate::engine::TransferRow>,
+    /// The cession or communication each post or void of `transfers` answers, in id order.
+    pub answered: Vec<crate::engine::TransferRow>,
+    /// The credits (with all their rate) of the rate the transfers moved, in id order.
+    pub credits: Vec<Credit>,
+    /// The operation's party and every party its transfers and the answered ones name.
+    pub parties: Vec<Party>,
+}
+
+impl OperationRecord {
+    /// The rata with this id, with the credit it belongs to.
+    pub fn rata(&self, id: RataId) -> Option<(&Credit, &Rata)> {
+        self.credits
+            .iter()
+            .find_map(|c| c.rate.iter().find(|r| r.id == id).map(|r| (c, r)))
+    }
+
+    pub fn party(&self, id: PartyId) -> Option<&Party> {
+        self.parties.iter().find(|p| p.id == id)
+    }
+
+    /// The pending transfer a post or void answers.
+    pub fn answered(&self, pending: TransferId) -> Option<&crate::engine::TransferRow> {
+        self.answered.iter().find(|t| t.id == pending)
+    }
+
+    /// Whether the operation concerns the party: made for it, or naming it in a transfer
+    /// (as cedente, cessionario or holder), its own or one it answered.
+    pub fn concerns(&self, party: PartyId) -> bool {
+        self.entry.on_behalf_of == Some(party)
+            || self
+                .transfers
+                .iter()
+                .chain(&self.answered)
+                .any(|t| t.party == Some(party) || t.counterparty == Some(party))
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rata {
     pub id: RataId,

@@ -14,8 +14,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::engine::TransferRow;
 use crate::model::{
-    Answer, Credit, CreditOrigin, Delegation, DelegationScope, HoldingInfo, Party, PartyEntry,
-    PartyKind, Rata, Role, User,
+    Answer, Credit, CreditOrigin, Delegation, DelegationScope, HoldingInfo, OperationEntry, Party,
+    PartyEntry, PartyKind, Rata, Role, User,
 };
 
 // The column lists are macros so that the statements of [`crate::sql`] can be built from
@@ -176,6 +176,20 @@ pub fn transfer<R: Columns>(r: &R) -> Result<TransferRow, R::Error> {
         counterparty: r.opt_int(12)?,
         disclose: r.flag(13)?,
         hash: hash_from_hex(&r.text(14)?).unwrap_or_default(),
+    })
+}
+
+/// [`crate::sql::OPERATION_ENTRY`]'s columns.
+pub fn operation_entry<R: Columns>(r: &R) -> Result<OperationEntry, R::Error> {
+    Ok(OperationEntry {
+        id: r.int(0)?,
+        kind: r.text(1)?,
+        acting_user: r.text(2)?,
+        on_behalf_of: r.opt_int(3)?,
+        at: micros_to_time(r.int(4)?),
+        receipt: serde_json::from_str(&r.text(5)?).map_err(|e| r.invalid(5, Box::new(e)))?,
+        log_seq: r.int(6)?,
+        log_hash: r.text(7)?,
     })
 }
 

@@ -48,6 +48,12 @@ pub const TRANSFERS_OF_OPERATION: &str = concat!(
 );
 pub const LAST_TRANSFER: &str = "SELECT id, hash FROM transfers ORDER BY id DESC LIMIT 1";
 pub const OPERATION_RECEIPT: &str = "SELECT receipt FROM operations WHERE id = $1";
+/// An operation with its log entry's place in the chain: the log is reached by the
+/// idempotency key, which it keeps unique (and indexed).
+pub const OPERATION_ENTRY: &str =
+    "SELECT o.id, o.kind, o.acting_user, o.on_behalf_of, o.at, o.receipt, l.seq, l.hash
+     FROM operations o JOIN log l ON l.idempotency_key = o.idempotency_key WHERE o.id = $1";
+pub const CREDIT_OF_RATA: &str = "SELECT credit FROM rate WHERE id = $1";
 pub const LOGGED_OPERATION: &str =
     "SELECT request_hash, receipt FROM log WHERE idempotency_key = $1";
 
@@ -110,6 +116,8 @@ mod tests {
         super::LAST_TRANSFER,
         super::OPERATION_RECEIPT,
         super::LOGGED_OPERATION,
+        super::OPERATION_ENTRY,
+        super::CREDIT_OF_RATA,
         super::USER_BY_ID,
         super::USER_BY_NAME,
         super::USERS_OF_PARTY,

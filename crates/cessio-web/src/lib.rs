@@ -15,6 +15,7 @@ pub mod openapi;
 mod paging;
 mod parse_errors;
 mod problem;
+pub mod receipt_pdf;
 mod router;
 mod server;
 mod sessions;

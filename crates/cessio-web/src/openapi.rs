@@ -344,6 +344,14 @@ pub const OPERATIONS: &[Op] = &[
         )
     },
     Op {
+        ..op(
+            "get",
+            "/parties/{cf}/operations/{id}/receipt.pdf",
+            "operationReceipt",
+            "Ricevuta in PDF di un'operazione dispositiva del soggetto ({id}: operation_id della risposta): protocollo, data e ora, soggetti, rate con codice univoco, importi, posizione e hash nel registro; 404 se l'operazione non riguarda il soggetto",
+        )
+    },
+    Op {
         ..op("get", "/openapi.json", "openapi", "Questo documento")
     },
     Op {
@@ -1158,6 +1166,9 @@ pub fn build() -> Value {
             }
         });
         let success = match (o.response, o.path.ends_with(".csv")) {
+            (_, false) if o.path.ends_with(".pdf") => {
+                json!({ "description": "PDF", "content": { "application/pdf": { "schema": { "type": "string", "format": "binary" } } } })
+            }
             (_, true) => {
                 json!({ "description": "CSV (UTF-8 con BOM, separatore ;)", "content": { "text/csv": { "schema": { "type": "string" } } } })
             }

@@ -68,6 +68,10 @@ pub fn router(state: WebState) -> Router {
         .route("/parties/{cf}/movements", get(movements))
         .route("/parties/{cf}/movements.csv", get(movements_csv))
         .route("/parties/{cf}/events", get(events))
+        .route(
+            "/parties/{cf}/operations/{id}/receipt.pdf",
+            get(api::receipts::receipt_pdf),
+        )
         .route("/openapi.json", get(openapi::document))
         .merge(api::operator::routes())
         .merge(api::credits::routes());

@@ -483,6 +483,51 @@ async fn cession_and_answer_work_with_plain_forms() {
             .await,
     );
     assert!(receipt.contains("Cessione comunicata"));
+    // The notice links the operation's PDF receipt, which the page's user can download.
+    let link = receipt
+        .split("href=\"")
+        .find(|s| s.contains("ricevuta.pdf"))
+        .and_then(|s| s.split('"').next())
+        .unwrap_or_else(|| panic!("no receipt link: {receipt}"))
+        .to_string();
+    assert!(
+        link.starts_with(&format!("/soggetti/{COMPANY}/operazioni/")),
+        "{link}"
+    );
+    assert!(receipt.contains("Scarica ricevuta (PDF)"), "{receipt}");
+    let pdf = s.page(&link, Some(&cookie)).await;
+    assert_eq!(pdf.status, 200, "{}", pdf.text());
+    assert_eq!(pdf.header("content-type"), Some("application/pdf"));
+    assert!(pdf.body.starts_with(b"%PDF-"));
+    // F4's rows link the receipt of the operation that recorded each movement.
+    let movements = html(
+        &s.page(
+            &format!("/soggetti/{COMPANY}/movimenti?stato=in_attesa"),
+            Some(&cookie),
+        )
+        .await,
+    );
+    let row_link = movements
+        .split("href=\"")
+        .find(|s| s.contains("ricevuta.pdf"))
+        .and_then(|s| s.split('"').next())
+        .unwrap_or_else(|| panic!("no receipt link in F4: {movements}"))
+        .to_string();
+    let pdf = s.page(&row_link, Some(&cookie)).await;
+    assert_eq!(pdf.status, 200, "{row_link}: {}", pdf.text());
+    assert_eq!(pdf.header("content-type"), Some("application/pdf"));
+    // The same operation id through a party it does not concern: as unknown.
+    let other = s.login("altro").await;
+    let foreign = s
+        .page(
+            &link.replace(
+                &format!("/soggetti/{COMPANY}/"),
+                &format!("/soggetti/{OTHER}/"),
+            ),
+            Some(&other),
+        )
+        .await;
+    assert_eq!(foreign.status, 404, "{}", html(&foreign));
     // The same confirmation posted again (a double click) cedes nothing more.
     let again = s
         .form(

@@ -22,20 +22,22 @@ fn chromium() -> Option<PathBuf> {
     path.exists().then_some(path)
 }
 
-/// Installs the pinned npm packages (playwright-core, axe-core) once; the journeys run
+/// Installs the pinned npm packages (playwright-core, axe-core, pdfjs-dist) once; the journeys run
 /// in parallel and must not both install into the same folder.
 fn npm_ci(dir: &Path) {
     static INSTALLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _one_at_a_time = INSTALLING
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if dir.join("node_modules/playwright-core").exists()
-        && dir.join("node_modules/axe-core").exists()
+    if ["playwright-core", "axe-core", "pdfjs-dist"]
+        .iter()
+        .all(|p| dir.join("node_modules").join(p).exists())
     {
         return;
     }
     let status = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund"])
+        // pdfjs-dist's optional canvas only draws pages; the journey reads their text.
+        .args(["ci", "--no-audit", "--no-fund", "--omit=optional"])
         .current_dir(dir)
         .status()
         .expect("npm is needed for the browser tests (scripts/test.sh installs Node.js)");

@@ -20,6 +20,7 @@ pub(crate) mod monitoring;
 pub(crate) mod movements;
 pub(crate) mod operator;
 pub(crate) mod origination;
+pub(crate) mod receipts;
 pub(crate) mod registry;
 pub(crate) mod rent;
 pub(crate) mod session;

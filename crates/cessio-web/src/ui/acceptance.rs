@@ -265,6 +265,7 @@ pub async fn submit(
                     "Crediti rifiutati"
                 };
                 let mut notice = Notice::success(title)
+                    .receipt(&party, r.operation_id)
                     .line("Protocollo dell'operazione", r.operation_id.to_string())
                     .line("Operazioni", r.operations.to_string())
                     .line("Importo", amount(r.amount));

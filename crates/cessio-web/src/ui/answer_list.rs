@@ -228,6 +228,7 @@ fn done_page(ui: &Ui, party: &Party, report: &BulkAnswerReport) -> Response {
                     dl.mb-0 {
                         @if let Some(id) = report.operation_id {
                             dt { "Protocollo dell'operazione" } dd { (id) }
+                            dt { "Ricevuta" } dd { a href=(super::receipts::operation_href(party, id)) download { "Scarica ricevuta (PDF)" } }
                         }
                         dt { "Operazioni" } dd { (report.operations) }
                         dt { "Importo" } dd { (amount(report.amount)) }

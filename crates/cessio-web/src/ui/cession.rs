@@ -509,6 +509,7 @@ async fn confirm(
     {
         Ok(receipt) => {
             let mut notice = Notice::success("Cessione comunicata")
+                .receipt(party, receipt.operation_id)
                 .line(
                     "Protocollo dell'operazione",
                     receipt.operation_id.to_string(),

@@ -477,7 +477,8 @@ pub async fn reserve(
         .await
     {
         Ok(r) => {
-            ui.leave_notice(&state, reservation_notice(&r)).await;
+            ui.leave_notice(&state, reservation_notice(&party, &r))
+                .await;
             see_other(&format!(
                 "{}/f24?prenotazione={}",
                 party_home(&party),
@@ -518,8 +519,10 @@ fn debit_field(e: &AppError) -> Option<String> {
     Some(format!("debito_importo_{i}"))
 }
 
-fn reservation_notice(r: &F24Reservation) -> Notice {
+/// The reservation is the operation that made it: its receipt is the reservation's.
+fn reservation_notice(party: &Party, r: &F24Reservation) -> Notice {
     let mut n = Notice::success("Modello F24 prenotato")
+        .receipt(party, r.reservation)
         .line("Prenotazione", r.reservation.to_string())
         .line("Data di pagamento", date(r.payment_date))
         .line("Importo", amount(r.amount));
@@ -582,6 +585,7 @@ pub async fn end(
             ui.leave_notice(
                 &state,
                 Notice::success(title)
+                    .receipt(&party, o.operation_id)
                     .line("Prenotazione", o.reservation.to_string())
                     .line("Protocollo dell'operazione", o.operation_id.to_string())
                     .line("Importo", amount(o.amount)),

@@ -446,6 +446,9 @@ pub fn notice(n: &Notice) -> Markup {
                     }
                 }
             }
+            @if let Some(href) = &n.receipt {
+                p.mt-3.mb-0 { a.btn.btn-outline-primary.btn-sm href=(href) download { "Scarica ricevuta (PDF)" } }
+            }
         }
     }
 }

@@ -39,6 +39,7 @@ mod monitoring;
 mod movements;
 mod operator;
 mod posted;
+mod receipts;
 mod rent;
 mod rules;
 mod split;
@@ -54,6 +55,9 @@ pub struct Notice {
     pub kind: NoticeKind,
     pub title: String,
     pub lines: Vec<(String, String)>,
+    /// The address of the confirmed operation's receipt, offered as a download.
+    #[serde(default)]
+    pub receipt: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -69,7 +73,14 @@ impl Notice {
             kind: NoticeKind::Success,
             title: title.into(),
             lines: Vec::new(),
+            receipt: None,
         }
+    }
+
+    /// Offers the PDF receipt of operation `operation_id`, made for `party`.
+    pub fn receipt(mut self, party: &Party, operation_id: i64) -> Self {
+        self.receipt = Some(receipts::operation_href(party, operation_id));
+        self
     }
 
     pub fn line(mut self, label: impl Into<String>, value: impl Into<String>) -> Self {
@@ -116,6 +127,14 @@ pub fn routes() -> Router<WebState> {
         )
         .route("/soggetti/{cf}/movimenti", get(movements::page))
         .route("/soggetti/{cf}/movimenti.csv", get(movements::csv))
+        .route(
+            "/soggetti/{cf}/movimenti/{id}/ricevuta.pdf",
+            get(receipts::movement),
+        )
+        .route(
+            "/soggetti/{cf}/operazioni/{id}/ricevuta.pdf",
+            get(receipts::operation),
+        )
         .route(
             "/soggetti/{cf}/comunicazioni",
             get(communications::page).post(communications::submit),

@@ -221,7 +221,7 @@ pub async fn page(
                             a href=(csv_href) download="lista-movimenti.csv" { "Esporta in CSV" }
                             " (fino a 50.000 righe)"
                         }
-                        (table(&state.app.catalogue, rows))
+                        (table(&state.app.catalogue, party.cf.as_str(), rows))
                     }
                 }
             },
@@ -289,7 +289,7 @@ fn kind_label(k: TransferKind) -> &'static str {
     }
 }
 
-fn table(catalogue: &Catalogue, rows: &[MovementRow]) -> Markup {
+fn table(catalogue: &Catalogue, cf: &str, rows: &[MovementRow]) -> Markup {
     html! {
         div.table-responsive tabindex="0" role="region" aria-label="Tabella (scorrevole)" {
             table.table.table-striped.cessio-table {
@@ -310,6 +310,7 @@ fn table(catalogue: &Catalogue, rows: &[MovementRow]) -> Markup {
                         th scope="col" { "Risposta il" }
                         th scope="col" { "Codice univoco / protocollo" }
                         th scope="col" { "Cedibilità" }
+                        th scope="col" { "Ricevuta" }
                     }
                 }
                 tbody {
@@ -329,6 +330,7 @@ fn table(catalogue: &Catalogue, rows: &[MovementRow]) -> Markup {
                             td { @if let Some(a) = r.answered_at { (datetime(a)) } }
                             td.cessio-code { @if r.tracciabile { (r.codice_univoco) } @else { (r.protocol) } }
                             td { (r.cedibilita) }
+                            td { a href=(super::receipts::movement_href(cf, r.id)) download aria-label=(format!("Scarica ricevuta (PDF) del movimento {}", r.id)) { "Scarica ricevuta (PDF)" } }
                         }
                     }
                 }

@@ -238,6 +238,7 @@ pub async fn submit(
                 .await
                 .map(|r| {
                     let mut n = Notice::success("Rateazione registrata")
+                        .receipt(&party, r.operation_id)
                         .line("Protocollo", r.protocol.clone())
                         .line("Importo ripartito", amount(r.amount));
                     for x in &r.rate {
@@ -270,6 +271,7 @@ pub async fn submit(
                 .await
                 .map(|r| {
                     Notice::success("Rateazione annullata: la rata originaria è tornata")
+                        .receipt(&party, r.operation_id)
                         .line("Codice tributo", r.restored.codice_tributo.clone())
                         .line("Anno", r.restored.year.to_string())
                         .line("Importo", amount(r.restored.amount))
@@ -302,6 +304,7 @@ pub async fn submit(
                 .await
                 .map(|r| {
                     Notice::success("Riduzione registrata: l'importo non è più disponibile")
+                        .receipt(&party, r.operation_id)
                         .line("Importo", amount(r.amount))
                         .line("Conosciuto il", date(r.known_on))
                 })

@@ -7,8 +7,9 @@
 // The server must be `cessio serve --demo --clock 2025-02-03T10:00` (fresh demo data).
 
 import { chromium } from 'playwright-core';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { getDocument } from 'pdfjs-dist/legacy/build/pdf.mjs';
 import { auditor } from './audit.mjs';
 
 const [base, artifacts] = process.argv.slice(2);
@@ -118,6 +119,43 @@ async function cede(amount, pins) {
   expect(body.includes('Protocollo dell\'operazione'), 'receipt without protocol');
 }
 
+/** The text of a PDF, page after page, as pdf.js reads it. */
+async function pdfText(bytes) {
+  const doc = await getDocument({ data: new Uint8Array(bytes), isEvalSupported: false, verbosity: 0 }).promise;
+  const pages = [];
+  for (let i = 1; i <= doc.numPages; i += 1) {
+    const content = await (await doc.getPage(i)).getTextContent();
+    pages.push(content.items.map((item) => item.str).join(' '));
+  }
+  await doc.destroy();
+  return pages.join('\n');
+}
+
+/**
+ * The notice of the operation just confirmed offers its receipt: downloaded as a person
+ * would, read back as text, it names the operation's protocol and the rata's codice univoco.
+ */
+async function downloadReceipt() {
+  const notice = await text();
+  const protocol = /Protocollo dell'operazione\s+(\d+)/.exec(notice)?.[1];
+  const code = /Rata\s+(\S+)/.exec(notice)?.[1];
+  expect(protocol && code, `notice without protocol or rata: ${notice.slice(0, 400)}`);
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    page.getByRole('link', { name: 'Scarica ricevuta (PDF)' }).click(),
+  ]);
+  const file = join(artifacts, `ricevuta-${protocol}.pdf`);
+  await download.saveAs(file);
+  const bytes = readFileSync(file);
+  expect(bytes.subarray(0, 5).toString() === '%PDF-', 'the receipt is not a PDF');
+  const pdf = await pdfText(bytes);
+  writeFileSync(join(artifacts, `ricevuta-${protocol}.txt`), pdf);
+  expect(pdf.includes(protocol), `the receipt does not name protocol ${protocol}: ${pdf.slice(0, 400)}`);
+  expect(pdf.includes(code), `the receipt does not name codice univoco ${code}: ${pdf.slice(0, 400)}`);
+  expect(pdf.includes('1.000,00 €'), `the receipt does not show the amount: ${pdf.slice(0, 400)}`);
+  expect(pdf.includes('Posizione nel registro'), 'the receipt does not give the log position');
+}
+
 async function answer(accept) {
   await page.goto(`${base}/soggetti/${BANCA}/accettazione?tipo=ecobonus`);
   const row = page.locator('tr', { hasText: 'Ecobonus' }).filter({ hasText: '2025' }).filter({ hasText: BIANCHI });
@@ -182,6 +220,7 @@ try {
   await audit('cessione-errore');
   await cede('1.000,00', [PIN]);
   await audit('cessione-ricevuta');
+  await downloadReceipt();
   await logout();
 
   // 3. The cessionario sees it in Accettazione and refuses it.

@@ -1,0 +1,62 @@
+//! "Scarica ricevuta (PDF)": the receipt of an operation, from its confirmation notice,
+//! and of the operation that recorded a movement, from F4's rows. The same PDF as the API
+//! gives ([`crate::receipt_pdf`]); the app decides who may have it.
+
+use axum::extract::{Path, State};
+use axum::response::Response;
+use cessio_app::parse_receipt_id;
+use cessio_store::Party;
+
+use super::{Ui, error_page, party_for, party_home};
+use crate::WebState;
+
+/// Where a notice links the receipt of the operation it confirms.
+pub fn operation_href(party: &Party, operation_id: i64) -> String {
+    format!(
+        "{}/operazioni/{operation_id}/ricevuta.pdf",
+        party_home(party)
+    )
+}
+
+/// Where an F4 row links the receipt of the operation that recorded it.
+pub fn movement_href(cf: &str, transfer: i64) -> String {
+    format!("/soggetti/{cf}/movimenti/{transfer}/ricevuta.pdf")
+}
+
+pub async fn operation(
+    State(state): State<WebState>,
+    ui: Ui,
+    Path((cf, id)): Path<(String, String)>,
+) -> Response {
+    let party = match party_for(&state, &ui, &cf).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let receipt = match parse_receipt_id("id", &id) {
+        Ok(id) => state.app.operation_receipt(&ui.user, party.id, id).await,
+        Err(e) => Err(e),
+    };
+    match receipt {
+        Ok(r) => crate::api::receipts::pdf_download(&r),
+        Err(e) => error_page(Some(&ui), &e),
+    }
+}
+
+pub async fn movement(
+    State(state): State<WebState>,
+    ui: Ui,
+    Path((cf, id)): Path<(String, String)>,
+) -> Response {
+    let party = match party_for(&state, &ui, &cf).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let receipt = match parse_receipt_id("id", &id) {
+        Ok(id) => state.app.movement_receipt(&ui.user, party.id, id).await,
+        Err(e) => Err(e),
+    };
+    match receipt {
+        Ok(r) => crate::api::receipts::pdf_download(&r),
+        Err(e) => error_page(Some(&ui), &e),
+    }
+}
