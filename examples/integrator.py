@@ -10,26 +10,26 @@ operations and the Python standard library:
    response applies nothing twice;
 4. print each row's outcome;
 5. wait on the bank's events feed for what its answer registered, from the cursor it took
-   before answering (a program that runs all day keeps that cursor between runs).
+   before answering (a program that runs all day keeps that cursor between runs);
+6. download the answer's PDF receipt, for the bank's files.
 
     python3 examples/integrator.py --base http://127.0.0.1:8080 \\
         --username banca --password cessio-demo-2024 --pin 246810 \\
         --party 03189950961 --type superbonus --accept
-
-PDF receipts, the rest of an integrator's day, are not in the API yet.
 """
 
 import argparse
 import hashlib
 import json
+import os
 import re
 import sys
 import urllib.error
 import urllib.request
 
 
-def call(base, method, path, body=None, token=None, cookie=None, key=None):
-    """One request; returns (status, headers, decoded JSON or None)."""
+def call(base, method, path, body=None, token=None, cookie=None, key=None, raw=False):
+    """One request; returns (status, headers, decoded JSON or None, or the bytes if raw)."""
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(base + path, data=data, method=method)
     if data is not None:
@@ -42,8 +42,10 @@ def call(base, method, path, body=None, token=None, cookie=None, key=None):
         req.add_header("Idempotency-Key", key)
     try:
         with urllib.request.urlopen(req) as r:
-            raw = r.read()
-            return r.status, r.headers, json.loads(raw) if raw else None
+            data = r.read()
+            if raw:
+                return r.status, r.headers, data
+            return r.status, r.headers, json.loads(data) if data else None
     except urllib.error.HTTPError as e:
         problem = json.loads(e.read() or b"null")
         sys.exit(f"{method} {path}: {e.code} {problem and problem.get('code')}: "
@@ -65,6 +67,7 @@ def main():
     a.add_argument("--party", required=True, help="the bank's codice fiscale")
     a.add_argument("--type", help="only this credit type (e.g. superbonus)")
     a.add_argument("--limit", type=int, default=100, help="rows per page")
+    a.add_argument("--receipt-dir", help="where to save the answer's PDF receipt")
     answer = a.add_mutually_exclusive_group(required=True)
     answer.add_argument("--accept", action="store_true")
     answer.add_argument("--refuse", action="store_true")
@@ -122,6 +125,17 @@ def main():
         told += sum(1 for e in page["events"] if e["type"].endswith("_" + outcome))
         cursor = page["after"]
     print(f"eventi: {told} risposte registrate ({outcome})")
+
+    # 6. The answer's receipt, as the bank files it.
+    if args.receipt_dir:
+        operation = report["operation_id"]
+        _, headers, pdf = call(args.base, "GET",
+                               f"/api/v1/parties/{args.party}/operations/{operation}/receipt.pdf",
+                               token=token, raw=True)
+        path = os.path.join(args.receipt_dir, f"ricevuta-{operation}.pdf")
+        with open(path, "wb") as f:
+            f.write(pdf)
+        print(f"ricevuta: {path} ({headers.get('Content-Type')}, {len(pdf)} byte)")
 
 
 if __name__ == "__main__":

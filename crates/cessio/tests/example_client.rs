@@ -1,7 +1,7 @@
 //! `examples/integrator.py`, an integrator's day on the API, run as an integrator would
 //! against a demo register: it pages through what awaits the bank (following `Link`),
-//! answers it in one request, reads the answer's events from the feed, and a second run
-//! finds nothing left and applies nothing.
+//! answers it in one request, reads the answer's events from the feed, saves the answer's
+//! PDF receipt, and a second run finds nothing left and applies nothing.
 
 #![expect(clippy::unwrap_used, reason = "tests")]
 
@@ -16,10 +16,12 @@ const BANCA: &str = "03189950961";
 const PASSWORD: &str = "cessio-demo-2024";
 const PIN: &str = "246810";
 
-fn run_example(url: &str) -> String {
+fn run_example(url: &str, receipts: &Path) -> String {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/integrator.py");
     let out = Command::new("python3")
         .arg(script)
+        .arg("--receipt-dir")
+        .arg(receipts)
         .args(["--base", url, "--username", "banca", "--password", PASSWORD])
         .args([
             "--pin", PIN, "--party", BANCA, "--type", "ecobonus", "--limit", "2",
@@ -75,7 +77,10 @@ async fn the_example_client_pages_answers_by_list_and_applies_nothing_twice() {
     assert_eq!(import.status, 200, "{}", import.text());
     assert_eq!(import.json()["registered"], 5, "{}", import.text());
 
-    let first = run_example(&url);
+    let receipts =
+        std::env::temp_dir().join(format!("cessio-example-receipts-{}", std::process::id()));
+    std::fs::create_dir_all(&receipts).unwrap();
+    let first = run_example(&url, &receipts);
     assert!(
         first.contains("in attesa di risposta: 50 operazioni in 25 pagine"),
         "{first}"
@@ -88,7 +93,14 @@ async fn the_example_client_pages_answers_by_list_and_applies_nothing_twice() {
         first.contains("eventi: 50 risposte registrate (accepted)"),
         "{first}"
     );
-    let second = run_example(&url);
+    // The answer's receipt, saved where the bank asked: a PDF naming the operation.
+    let saved: Vec<_> = std::fs::read_dir(&receipts).unwrap().flatten().collect();
+    assert_eq!(saved.len(), 1, "{first}");
+    let pdf = std::fs::read(saved[0].path()).unwrap();
+    assert!(pdf.starts_with(b"%PDF-"), "{first}");
+    assert!(first.contains("application/pdf"), "{first}");
+    let _ = std::fs::remove_dir_all(&receipts);
+    let second = run_example(&url, &receipts);
     assert!(
         second.contains("in attesa di risposta: 0 operazioni"),
         "{second}"
