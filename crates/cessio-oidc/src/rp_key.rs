@@ -4,7 +4,7 @@
 
 use rsa::pkcs1::DecodeRsaPrivateKey as _;
 use rsa::pkcs8::{DecodePrivateKey as _, EncodePrivateKey as _};
-use rsa::signature::{SignatureEncoding as _, Signer as _};
+use rsa::signature::{RandomizedSigner as _, SignatureEncoding as _};
 use rsa::traits::PublicKeyParts as _;
 use sha2::{Digest as _, Sha256};
 
@@ -116,7 +116,12 @@ impl RpKey {
             b64(header.to_string().as_bytes()),
             b64(claims.to_string().as_bytes())
         );
-        let signature = self.signer.sign(input.as_bytes());
+        // With a random source `rsa` blinds the private-key operation, so its time does not
+        // follow the key (RUSTSEC-2023-0071; see SECURITY.md). The signature itself stays
+        // the deterministic PKCS#1 v1.5 one.
+        let signature = self
+            .signer
+            .sign_with_rng(&mut rand_core::OsRng, input.as_bytes());
         format!("{input}.{}", b64(&signature.to_bytes()))
     }
 }
