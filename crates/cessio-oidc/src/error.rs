@@ -4,6 +4,8 @@
 //! carries a secret or a token. Details for operators (the provider's own description, the
 //! transport error) sit in the fields and in `source()`.
 
+use crate::acr::AcrLevel;
+
 /// A step of the flow that talks to the provider over HTTP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
@@ -13,6 +15,8 @@ pub enum Endpoint {
     Jwks,
     /// The token endpoint.
     Token,
+    /// The UserInfo endpoint.
+    Userinfo,
 }
 
 impl std::fmt::Display for Endpoint {
@@ -21,6 +25,7 @@ impl std::fmt::Display for Endpoint {
             Endpoint::Discovery => "configurazione del provider",
             Endpoint::Jwks => "chiavi di firma del provider",
             Endpoint::Token => "scambio del codice di autorizzazione",
+            Endpoint::Userinfo => "attributi dell'utente",
         })
     }
 }
@@ -101,6 +106,67 @@ pub enum OidcError {
         "Il token di identità non appartiene a questo tentativo di accesso. Ripetere l'accesso."
     )]
     WrongNonce,
+    /// `at_hash` is missing or does not match the access token it came with.
+    #[error("Il token di identità non corrisponde al token di accesso ricevuto con esso.")]
+    AccessTokenMismatch,
+    /// The provider authenticated the person at a lower level than asked (or names none).
+    #[error(
+        "L'identità digitale è stata verificata a un livello di sicurezza inferiore a quello richiesto ({requested}). Ripetere l'accesso con SPID di {requested} o con CIE."
+    )]
+    AcrTooLow {
+        requested: AcrLevel,
+        returned: Option<String>,
+    },
+    /// The UserInfo response cannot be trusted.
+    #[error("Gli attributi dell'utente inviati dal provider di identità non sono validi: {0}.")]
+    Userinfo(UserinfoFault),
+    /// UserInfo carries no `https://attributes.eid.gov.it/fiscal_number`.
+    #[error("Il provider di identità non ha comunicato il codice fiscale.")]
+    FiscalNumberMissing,
+    /// The fiscal number is not `TINIT-` followed by a code.
+    #[error(
+        "Il codice fiscale comunicato dal provider di identità non è nel formato TINIT-<codice fiscale>."
+    )]
+    FiscalNumberMalformed,
+}
+
+/// Why a UserInfo response was refused; each says what the rules require of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UserinfoFault {
+    /// Not a compact JWS (plain JSON, or an encrypted JWE this crate cannot open).
+    NotSignedJwt,
+    /// Encrypted (JWE): see the README for why it is not supported.
+    Encrypted,
+    /// The signature does not verify with the provider's keys.
+    BadSignature,
+    /// Signed with a key the provider does not publish, even after fetching its keys again.
+    UnknownKey,
+    /// `iss` is not the provider.
+    WrongIssuer,
+    /// `aud` does not name this client.
+    WrongAudience,
+    /// `sub` differs from the ID token's: the attributes of someone else.
+    SubjectMismatch,
+    /// `exp` is missing or has passed.
+    Expired,
+}
+
+impl std::fmt::Display for UserinfoFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            UserinfoFault::NotSignedJwt => "non sono un JWT firmato",
+            UserinfoFault::Encrypted => "sono cifrati (JWE), forma non ancora supportata",
+            UserinfoFault::BadSignature => "la firma non è valida",
+            UserinfoFault::UnknownKey => "sono firmati con una chiave sconosciuta",
+            UserinfoFault::WrongIssuer => "sono stati emessi da un altro provider",
+            UserinfoFault::WrongAudience => "sono destinati a un altro servizio",
+            UserinfoFault::SubjectMismatch => {
+                "riguardano una persona diversa da quella autenticata"
+            }
+            UserinfoFault::Expired => "sono scaduti",
+        })
+    }
 }
 
 fn authorization_refused_text(error: &str) -> &'static str {

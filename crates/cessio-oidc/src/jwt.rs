@@ -1,5 +1,6 @@
 //! Compact JWS: the key set, signature checks (RS256, ES256) and ID-token claim checks, and
-//! the ES256 signer the local provider uses.
+//! the ES256 signer the local provider uses. The relying party's own RS256 key is in
+//! `rp_key.rs`.
 //!
 //! Only asymmetric algorithms are accepted. `none` would let anyone mint tokens, and HS*
 //! would make the client secret a signing key that the client itself holds.
@@ -11,6 +12,7 @@ use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
+use crate::acr::AcrLevel;
 use crate::error::OidcError;
 
 /// Tolerated clock difference with the provider.
@@ -36,13 +38,13 @@ fn unb64(text: &str, what: &'static str) -> Result<Vec<u8>, OidcError> {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Alg {
+pub(crate) enum Alg {
     Rs256,
     Es256,
 }
 
 impl Alg {
-    fn parse(name: &str) -> Result<Self, OidcError> {
+    pub(crate) fn parse(name: &str) -> Result<Self, OidcError> {
         match name {
             "RS256" => Ok(Alg::Rs256),
             "ES256" => Ok(Alg::Es256),
@@ -203,6 +205,10 @@ pub(crate) struct Expected<'a> {
     pub client_id: &'a str,
     pub nonce: &'a str,
     pub now: i64,
+    /// The lowest `acr` this login accepts.
+    pub min_acr: AcrLevel,
+    /// The access token issued with the ID token, which `at_hash` must match.
+    pub access_token: &'a str,
 }
 
 #[derive(Deserialize)]
@@ -214,9 +220,22 @@ struct Header {
 
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
-enum Audience {
+pub(crate) enum Audience {
     One(String),
     Many(Vec<String>),
+}
+
+impl Audience {
+    pub(crate) fn as_slice(&self) -> &[String] {
+        match self {
+            Audience::One(aud) => std::slice::from_ref(aud),
+            Audience::Many(auds) => auds,
+        }
+    }
+
+    pub(crate) fn contains(&self, wanted: &str) -> bool {
+        self.as_slice().iter().any(|aud| aud == wanted)
+    }
 }
 
 /// The claims of an ID token that passed every check.
@@ -231,16 +250,15 @@ pub(crate) struct IdClaims {
     #[serde(deserialize_with = "numeric_date")]
     iat: i64,
     nonce: Option<String>,
-    pub given_name: Option<String>,
-    pub family_name: Option<String>,
-    pub name: Option<String>,
-    #[serde(rename = "https://attributes.eid.gov.it/fiscal_number")]
-    pub eid_fiscal_number: Option<String>,
-    pub fiscal_number: Option<String>,
+    /// The level the provider authenticated at; SPID and CIE always send it.
+    acr: Option<String>,
+    at_hash: Option<String>,
 }
 
 /// RFC 7519 allows fractional seconds; the fraction never matters here.
-fn numeric_date<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+pub(crate) fn numeric_date<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<i64, D::Error> {
     let value = f64::deserialize(deserializer)?;
     if !value.is_finite() || value.abs() > 1e15 {
         return Err(serde::de::Error::custom("date out of range"));
@@ -291,36 +309,55 @@ impl<'t> Unverified<'t> {
         })
     }
 
-    /// `UnknownKey` is the one error worth retrying after fetching the key set again.
-    pub(crate) fn verify(
-        self,
+    /// The payload, as `T`, once the signature is checked against `jwks`. `UnknownKey` is
+    /// the one error worth retrying after fetching the key set again.
+    pub(crate) fn verified<T: serde::de::DeserializeOwned>(
+        &self,
         jwks: &Jwks,
-        expected: &Expected<'_>,
-    ) -> Result<IdClaims, OidcError> {
+    ) -> Result<T, OidcError> {
         let key =
             jwks.find(self.kid.as_deref(), self.alg)
                 .ok_or_else(|| OidcError::UnknownKey {
                     kid: self.kid.clone(),
                 })?;
         key.verify(self.signing_input.as_bytes(), &self.signature)?;
-        let claims: IdClaims = serde_json::from_slice(&unb64(self.payload, "contenuto")?)
-            .map_err(|_| OidcError::MalformedToken("contenuto"))?;
+        serde_json::from_slice(&unb64(self.payload, "contenuto")?)
+            .map_err(|_| OidcError::MalformedToken("contenuto"))
+    }
+
+    /// The payload without any check: only to learn who claims to have signed it, so as
+    /// to pick the keys to check it with.
+    pub(crate) fn unverified_payload<T: serde::de::DeserializeOwned>(&self) -> Option<T> {
+        serde_json::from_slice(&unb64(self.payload, "contenuto").ok()?).ok()
+    }
+
+    /// An ID token: signature, then OpenID Connect Core §3.1.3.7 and the SPID/CIE rules.
+    #[cfg(test)]
+    pub(crate) fn verify(
+        self,
+        jwks: &Jwks,
+        expected: &Expected<'_>,
+    ) -> Result<IdClaims, OidcError> {
+        let claims: IdClaims = self.verified(jwks)?;
         claims.check(expected)?;
         Ok(claims)
     }
 }
 
+/// OpenID Connect Core §3.3.2.11: the left half of the access token's SHA-256, for the
+/// 256-bit algorithms this crate accepts.
+pub(crate) fn at_hash(access_token: &str) -> String {
+    b64(&Sha256::digest(access_token.as_bytes())[..16])
+}
+
 impl IdClaims {
     /// OpenID Connect Core §3.1.3.7, in its order.
-    fn check(&self, expected: &Expected<'_>) -> Result<(), OidcError> {
+    pub(crate) fn check(&self, expected: &Expected<'_>) -> Result<(), OidcError> {
         if self.iss != expected.issuer {
             return Err(OidcError::WrongIssuer);
         }
-        let audiences: &[String] = match &self.aud {
-            Audience::One(aud) => std::slice::from_ref(aud),
-            Audience::Many(auds) => auds,
-        };
-        if !audiences.iter().any(|aud| aud == expected.client_id) {
+        let audiences = self.aud.as_slice();
+        if !self.aud.contains(expected.client_id) {
             return Err(OidcError::WrongAudience);
         }
         // With several audiences, only `azp` says which of them the token was issued to.
@@ -351,7 +388,29 @@ impl IdClaims {
         if self.sub.is_empty() {
             return Err(OidcError::MalformedToken("soggetto mancante"));
         }
+        // SPID/CIE: the RP must check that at_hash matches the access token given with it.
+        let hash_ok = self.at_hash.as_deref().is_some_and(|hash| {
+            bool::from(
+                hash.as_bytes()
+                    .ct_eq(at_hash(expected.access_token).as_bytes()),
+            )
+        });
+        if !hash_ok {
+            return Err(OidcError::AccessTokenMismatch);
+        }
+        let level = self.acr.as_deref().and_then(AcrLevel::from_uri);
+        if level.is_none_or(|level| level < expected.min_acr) {
+            return Err(OidcError::AcrTooLow {
+                requested: expected.min_acr,
+                returned: self.acr.clone(),
+            });
+        }
         Ok(())
+    }
+
+    /// The level checked in [`IdClaims::check`].
+    pub(crate) fn level(&self) -> Option<AcrLevel> {
+        self.acr.as_deref().and_then(AcrLevel::from_uri)
     }
 }
 
@@ -380,7 +439,6 @@ impl Es256Signer {
         Es256Signer { key, kid }
     }
 
-    #[cfg(test)]
     pub(crate) fn kid(&self) -> &str {
         &self.kid
     }

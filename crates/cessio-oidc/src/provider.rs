@@ -1,9 +1,13 @@
 //! A local OpenID provider for tests and the demo: never for production.
 //!
-//! It speaks the same protocol a SPID/CIE gateway does (discovery, JWKS, authorization code
-//! with PKCE S256, ES256 ID tokens carrying the eID fiscal-number claim), over real HTTP on
-//! a port of its own, so the client is tested against the wire and not against mocks.
-//! Instead of a password it shows one button per test identity.
+//! It speaks the SPID/CIE OpenID Connect profile the client speaks, over real HTTP on a port
+//! of its own, so the client is tested against the wire and not against mocks: discovery,
+//! JWKS, the authorization request only as a request object signed by a key of the
+//! client's JWKS, PKCE S256, `private_key_jwt` at the token endpoint (audience, expiry,
+//! single-use `jti`), ES256 ID tokens with `acr` and `at_hash`, and UserInfo as a signed
+//! JWT carrying `https://attributes.eid.gov.it/fiscal_number`. Instead of a password it
+//! shows one button per test identity. UserInfo is signed, not also encrypted (see the
+//! README).
 //!
 //! Redirect URIs are compared exactly, as OAuth 2.0 Security BCP asks. A client whose port
 //! is only known after the provider started (the demo web app on port 0) is added with
@@ -25,7 +29,6 @@ use axum::extract::{Form, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use base64::Engine as _;
 use rand_core::RngCore as _;
 use reqwest::Url;
 use serde::Deserialize;
@@ -34,12 +37,24 @@ use subtle::ConstantTimeEq as _;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::client::pkce_challenge;
-use crate::jwt::{EID_FISCAL_NUMBER, Es256Signer, b64};
+use crate::acr::AcrLevel;
+use crate::client::{CLIENT_ASSERTION_TYPE, pkce_challenge};
+use crate::error::OidcError;
+use crate::jwt::{
+    Audience, EID_FISCAL_NUMBER, Es256Signer, Jwks, LEEWAY_SECS, Unverified, at_hash, b64,
+};
 
 /// RFC 6749 §4.1.2 recommends at most ten minutes; a test needs far less.
 const CODE_LIFETIME: Duration = Duration::from_secs(60);
 const ID_TOKEN_LIFETIME_SECS: i64 = 300;
+/// Access tokens (and so UserInfo) live as long as the ID token.
+const ACCESS_TOKEN_LIFETIME: Duration = Duration::from_secs(300);
+/// Longest a client assertion may claim to live: it is made for one request.
+const MAX_ASSERTION_LIFETIME_SECS: i64 = 600;
+/// A client's JWKS fetched from its `jwks_uri` larger than this is refused.
+const MAX_CLIENT_JWKS_BYTES: usize = 64 * 1024;
+/// The claims UserInfo can release, when the request's `claims` asks for them.
+const RELEASABLE: [&str; 4] = [EID_FISCAL_NUMBER, "given_name", "family_name", "name"];
 /// Outstanding codes kept at once; beyond this `/authorize` refuses rather than grow.
 const MAX_PENDING_CODES: usize = 10_000;
 /// Longest `state`, `nonce` or challenge accepted, so a page cannot be inflated at will.
@@ -54,21 +69,23 @@ button{font:inherit;padding:.5rem 1rem;cursor:pointer}
 ";
 
 /// A relying party this provider knows.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegisteredClient {
     pub client_id: String,
-    pub client_secret: String,
+    /// Where the client's public keys are: they check its request objects and assertions.
+    pub keys: ClientKeys,
     /// Compared exactly with the `redirect_uri` of each request.
     pub redirect_uris: Vec<String>,
 }
 
-impl std::fmt::Debug for RegisteredClient {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RegisteredClient")
-            .field("client_id", &self.client_id)
-            .field("redirect_uris", &self.redirect_uris)
-            .finish_non_exhaustive()
-    }
+/// The client's public keys, as OpenID Connect Dynamic Client Registration §2 names them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientKeys {
+    /// The JWK Set itself.
+    Jwks(serde_json::Value),
+    /// Where the client publishes it; read at each request, so a key the client rotates
+    /// counts at once.
+    JwksUri(String),
 }
 
 /// A person one can log in as.
@@ -142,6 +159,14 @@ impl DevProvider {
                 previous: None,
             }),
             codes: Mutex::new(HashMap::new()),
+            access_tokens: Mutex::new(HashMap::new()),
+            seen_assertions: Mutex::new(HashMap::new()),
+            faults: Mutex::new(Faults::default()),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .map_err(|e| ProviderError::Bind(std::io::Error::other(e)))?,
             jwks_requests: AtomicU64::new(0),
         });
         let router = router(Arc::clone(&state));
@@ -198,6 +223,18 @@ impl RunningProvider {
         keys.previous = Some(old);
     }
 
+    /// From now on the ID token says `acr` is `uri`, whatever was asked: lets tests see
+    /// the client refuse a level lower than it requested.
+    pub fn answer_with_acr(&self, uri: &str) {
+        self.state.faults().acr = Some(uri.to_owned());
+    }
+
+    /// From now on UserInfo is signed by a key this provider does not publish, under the
+    /// `kid` of the one it does: lets tests see the client refuse the signature.
+    pub fn sign_userinfo_with_unpublished_key(&self) {
+        self.state.faults().userinfo_unpublished_key = true;
+    }
+
     /// How many times the JWKS was served: lets tests see the client's refetch.
     pub fn jwks_requests(&self) -> u64 {
         self.state.jwks_requests.load(Ordering::Relaxed)
@@ -217,8 +254,20 @@ fn validate_client(client: &RegisteredClient) -> Result<(), ProviderError> {
         client_id: client.client_id.clone(),
         reason,
     };
-    if client.client_id.is_empty() || client.client_secret.is_empty() {
-        return Err(invalid("client_id e client_secret sono obbligatori"));
+    if client.client_id.is_empty() {
+        return Err(invalid("client_id obbligatorio"));
+    }
+    match &client.keys {
+        ClientKeys::Jwks(jwks) => {
+            Jwks::from_json(jwks.to_string().as_bytes())
+                .map_err(|_| invalid("jwks senza chiavi di firma RS256 o ES256"))?;
+        }
+        ClientKeys::JwksUri(uri) => {
+            let url = Url::parse(uri).map_err(|_| invalid("jwks_uri non è un URL"))?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(invalid("jwks_uri deve essere http(s)"));
+            }
+        }
     }
     if client.redirect_uris.is_empty() {
         return Err(invalid("nessun redirect_uri"));
@@ -245,8 +294,25 @@ struct IssuedCode {
     redirect_uri: String,
     code_challenge: String,
     nonce: String,
+    acr: String,
+    userinfo_claims: Vec<String>,
     identity: usize,
     issued: Instant,
+}
+
+/// What an access token lets its bearer read at UserInfo.
+struct IssuedAccess {
+    client_id: String,
+    identity: usize,
+    userinfo_claims: Vec<String>,
+    issued: Instant,
+}
+
+/// Departures from the profile that tests switch on.
+#[derive(Default)]
+struct Faults {
+    acr: Option<String>,
+    userinfo_unpublished_key: bool,
 }
 
 struct ProviderState {
@@ -255,6 +321,11 @@ struct ProviderState {
     identities: Vec<DevIdentity>,
     keys: RwLock<Keys>,
     codes: Mutex<HashMap<String, IssuedCode>>,
+    access_tokens: Mutex<HashMap<String, IssuedAccess>>,
+    /// `jti` of each client assertion accepted, until its `exp`: each is single-use.
+    seen_assertions: Mutex<HashMap<String, i64>>,
+    faults: Mutex<Faults>,
+    http: reqwest::Client,
     jwks_requests: AtomicU64,
 }
 
@@ -274,6 +345,41 @@ impl ProviderState {
             .get(client_id)
             .cloned()
     }
+
+    fn faults(&self) -> std::sync::MutexGuard<'_, Faults> {
+        self.faults.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn token_endpoint(&self) -> String {
+        format!("{}/token", self.issuer)
+    }
+
+    /// The client's public keys, fetched when it publishes them at a URL.
+    async fn client_keys(&self, client: &RegisteredClient) -> Result<Jwks, &'static str> {
+        let body = match &client.keys {
+            ClientKeys::Jwks(jwks) => jwks.to_string().into_bytes(),
+            ClientKeys::JwksUri(uri) => {
+                let response = self
+                    .http
+                    .get(uri)
+                    .send()
+                    .await
+                    .map_err(|_| "jwks_uri del client non raggiungibile")?;
+                if !response.status().is_success() {
+                    return Err("jwks_uri del client non risponde 200");
+                }
+                let body = response
+                    .bytes()
+                    .await
+                    .map_err(|_| "jwks_uri del client non leggibile")?;
+                if body.len() > MAX_CLIENT_JWKS_BYTES {
+                    return Err("jwks del client troppo grande");
+                }
+                body.to_vec()
+            }
+        };
+        Jwks::from_json(&body).map_err(|_| "jwks del client senza chiavi di firma utilizzabili")
+    }
 }
 
 type Shared = State<Arc<ProviderState>>;
@@ -284,6 +390,7 @@ fn router(state: Arc<ProviderState>) -> Router {
         .route("/jwks", get(jwks))
         .route("/authorize", get(authorize_page).post(authorize_decision))
         .route("/token", axum::routing::post(token))
+        .route("/userinfo", get(userinfo))
         .route("/provider.css", get(stylesheet))
         .with_state(state)
 }
@@ -296,14 +403,21 @@ async fn discovery(State(state): Shared) -> Response {
             "issuer": issuer,
             "authorization_endpoint": format!("{issuer}/authorize"),
             "token_endpoint": format!("{issuer}/token"),
+            "userinfo_endpoint": format!("{issuer}/userinfo"),
             "jwks_uri": format!("{issuer}/jwks"),
             "response_types_supported": ["code"],
+            "response_modes_supported": ["query"],
             "grant_types_supported": ["authorization_code"],
-            "subject_types_supported": ["public"],
+            "subject_types_supported": ["pairwise"],
             "id_token_signing_alg_values_supported": ["ES256"],
-            "scopes_supported": ["openid", "profile"],
-            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "userinfo_signing_alg_values_supported": ["ES256"],
+            "request_parameter_supported": true,
+            "request_object_signing_alg_values_supported": ["RS256", "ES256"],
+            "scopes_supported": ["openid"],
+            "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+            "token_endpoint_auth_signing_alg_values_supported": ["RS256", "ES256"],
             "code_challenge_methods_supported": ["S256"],
+            "acr_values_supported": AcrLevel::ALL.map(AcrLevel::uri),
             "claims_parameter_supported": true,
             "claims_supported": ["sub", "given_name", "family_name", "name", EID_FISCAL_NUMBER],
         }),
@@ -332,43 +446,104 @@ async fn stylesheet() -> Response {
 }
 
 /// The authorization request, as the query string or the page's hidden fields carry it.
+/// Everything that matters is in `request`; the rest must agree with it.
 #[derive(Debug, Default, Deserialize)]
 struct AuthorizeParams {
     client_id: Option<String>,
-    redirect_uri: Option<String>,
     response_type: Option<String>,
     scope: Option<String>,
-    state: Option<String>,
-    nonce: Option<String>,
     code_challenge: Option<String>,
     code_challenge_method: Option<String>,
+    /// The signed request object.
+    request: Option<String>,
     /// Index into the identities: the button pressed.
     identity: Option<String>,
     /// Present when "Annulla" was pressed.
     cancel: Option<String>,
 }
 
+/// The payload of a request object (OpenID Connect Core §6.1; SPID/CIE list what it holds).
+#[derive(Deserialize)]
+struct RequestObject {
+    iss: Option<String>,
+    aud: Option<Audience>,
+    #[serde(default, deserialize_with = "optional_date")]
+    iat: Option<i64>,
+    #[serde(default, deserialize_with = "optional_date")]
+    exp: Option<i64>,
+    client_id: Option<String>,
+    response_type: Option<String>,
+    scope: Option<String>,
+    redirect_uri: Option<String>,
+    state: Option<String>,
+    nonce: Option<String>,
+    code_challenge: Option<String>,
+    code_challenge_method: Option<String>,
+    acr_values: Option<String>,
+    claims: Option<serde_json::Value>,
+}
+
+fn optional_date<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    crate::jwt::numeric_date(d).map(Some)
+}
+
 /// A request that passed every check.
 struct ValidRequest {
     client_id: String,
+    /// The signed request object, posted back by the page and checked again.
+    request: String,
+    scope: String,
+    code_challenge: String,
     /// Exactly as registered: the token request must repeat it byte for byte.
     redirect_uri: String,
     redirect_url: Url,
     state: String,
     nonce: String,
-    code_challenge: String,
+    /// The first level in `acr_values` (they come in order of preference).
+    acr: AcrLevel,
+    userinfo_claims: Vec<String>,
 }
 
-/// RFC 6749 §4.1.2.1: with an unknown client or redirect URI we must not redirect, since
-/// that would make us an open redirector; every other fault is shown on the page as well,
-/// which suits a provider whose reader is a developer.
-fn validate_request(
+/// RFC 6749 §4.1.2.1: with an unknown client, or a redirect URI not proven by the client's
+/// signature, we must not redirect, since that would make us an open redirector; every
+/// other fault is shown on the page as well, which suits a provider whose reader is a
+/// developer.
+async fn validate_request(
     state: &ProviderState,
     params: &AuthorizeParams,
 ) -> Result<ValidRequest, &'static str> {
     let client_id = params.client_id.as_deref().ok_or("client_id mancante")?;
     let client = state.client(client_id).ok_or("client_id sconosciuto")?;
-    let redirect_uri = params
+    let raw = params
+        .request
+        .as_deref()
+        .ok_or("request mancante: la richiesta deve essere un request object firmato")?;
+    let token = Unverified::parse(raw).map_err(|_| "request object non leggibile")?;
+    let keys = state.client_keys(&client).await?;
+    let object: RequestObject = token.verified(&keys).map_err(|error| match error {
+        OidcError::UnknownKey { .. } | OidcError::BadSignature => {
+            "request object non firmato da una chiave del client"
+        }
+        _ => "request object non leggibile",
+    })?;
+    if object.iss.as_deref() != Some(client_id) || object.client_id.as_deref() != Some(client_id) {
+        return Err("iss e client_id del request object devono essere il client_id");
+    }
+    if !object
+        .aud
+        .as_ref()
+        .is_some_and(|aud| aud.contains(&state.issuer))
+    {
+        return Err("aud del request object non è questo provider");
+    }
+    let now = unix_now();
+    if object.exp.is_none_or(|exp| exp <= now - LEEWAY_SECS) {
+        return Err("request object scaduto");
+    }
+    if object.iat.is_none_or(|iat| iat > now + LEEWAY_SECS) {
+        return Err("iat del request object mancante o futuro");
+    }
+    let redirect_uri = object
         .redirect_uri
         .as_deref()
         .ok_or("redirect_uri mancante")?;
@@ -376,17 +551,21 @@ fn validate_request(
         return Err("redirect_uri non registrato per questo client");
     }
     let redirect_url = Url::parse(redirect_uri).map_err(|_| "redirect_uri non valido")?;
-    if params.response_type.as_deref() != Some("code") {
+    if object.response_type.as_deref() != Some("code")
+        || params.response_type.as_deref() != Some("code")
+    {
         return Err("response_type deve essere code");
     }
-    if !params
-        .scope
-        .as_deref()
-        .is_some_and(|scope| scope.split(' ').any(|s| s == "openid"))
-    {
+    let scope = object.scope.clone().unwrap_or_default();
+    if params.scope.as_deref() != Some(scope.as_str()) {
+        return Err("scope della richiesta diverso da quello del request object");
+    }
+    if !scope.split(' ').any(|s| s == "openid") {
         return Err("scope deve comprendere openid");
     }
-    if params.code_challenge_method.as_deref() != Some("S256") {
+    if object.code_challenge_method.as_deref() != Some("S256")
+        || params.code_challenge_method.as_deref() != Some("S256")
+    {
         return Err("code_challenge_method deve essere S256");
     }
     let bounded = |value: &Option<String>, missing: &'static str| match value.as_deref() {
@@ -394,19 +573,50 @@ fn validate_request(
         _ => Err(missing),
     };
     let code_challenge = bounded(
-        &params.code_challenge,
+        &object.code_challenge,
         "code_challenge mancante o non valido",
     )?;
     if code_challenge.len() != 43 {
         return Err("code_challenge non è un hash SHA-256");
     }
+    if params
+        .code_challenge
+        .as_deref()
+        .is_some_and(|c| c != code_challenge)
+    {
+        return Err("code_challenge della richiesta diverso da quello del request object");
+    }
+    let acr = object
+        .acr_values
+        .as_deref()
+        .unwrap_or_default()
+        .split(' ')
+        .find_map(AcrLevel::from_uri)
+        .ok_or("acr_values mancante o senza un livello SPID")?;
+    let userinfo_claims = object
+        .claims
+        .as_ref()
+        .and_then(|claims| claims.get("userinfo"))
+        .and_then(serde_json::Value::as_object)
+        .map(|asked| {
+            RELEASABLE
+                .iter()
+                .filter(|claim| asked.contains_key(**claim))
+                .map(|claim| (*claim).to_owned())
+                .collect()
+        })
+        .unwrap_or_default();
     Ok(ValidRequest {
         client_id: client_id.to_owned(),
+        request: raw.to_owned(),
+        scope,
+        code_challenge,
         redirect_uri: redirect_uri.to_owned(),
         redirect_url,
-        state: bounded(&params.state, "state mancante o troppo lungo")?,
-        nonce: bounded(&params.nonce, "nonce mancante o troppo lungo")?,
-        code_challenge,
+        state: bounded(&object.state, "state mancante o troppo lungo")?,
+        nonce: bounded(&object.nonce, "nonce mancante o troppo lungo")?,
+        acr,
+        userinfo_claims,
     })
 }
 
@@ -415,7 +625,7 @@ async fn authorize_page(
     query: Result<Query<AuthorizeParams>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let params = query.map(|Query(p)| p).unwrap_or_default();
-    match validate_request(&state, &params) {
+    match validate_request(&state, &params).await {
         Ok(request) => html(
             StatusCode::OK,
             Some(&request.redirect_url),
@@ -429,18 +639,14 @@ async fn authorize_decision(
     State(state): Shared,
     form: Result<Form<AuthorizeParams>, FormRejection>,
 ) -> Response {
-    let Ok(Form(mut params)) = form else {
+    let Ok(Form(params)) = form else {
         return html(
             StatusCode::BAD_REQUEST,
             None,
             &error_page("modulo non leggibile"),
         );
     };
-    // The page only posts what it was given; these are fixed by the flow.
-    params.response_type = Some("code".into());
-    params.scope = Some("openid".into());
-    params.code_challenge_method = Some("S256".into());
-    let request = match validate_request(&state, &params) {
+    let request = match validate_request(&state, &params).await {
         Ok(request) => request,
         Err(reason) => return html(StatusCode::BAD_REQUEST, None, &error_page(reason)),
     };
@@ -464,6 +670,11 @@ async fn authorize_decision(
             &error_page("identità non scelta"),
         );
     };
+    let acr = state
+        .faults()
+        .acr
+        .clone()
+        .unwrap_or_else(|| request.acr.uri().to_owned());
     let code = random_token();
     {
         let mut codes = state.codes.lock().unwrap_or_else(PoisonError::into_inner);
@@ -482,6 +693,8 @@ async fn authorize_decision(
                 redirect_uri: request.redirect_uri,
                 code_challenge: request.code_challenge,
                 nonce: request.nonce,
+                acr,
+                userinfo_claims: request.userinfo_claims,
                 identity,
                 issued: Instant::now(),
             },
@@ -490,7 +703,9 @@ async fn authorize_decision(
     target
         .query_pairs_mut()
         .append_pair("code", &code)
-        .append_pair("state", &request.state);
+        .append_pair("state", &request.state)
+        // RFC 9207, which CIE requires: says which provider answers.
+        .append_pair("iss", &state.issuer);
     see_other(&target)
 }
 
@@ -502,6 +717,8 @@ struct TokenForm {
     code_verifier: Option<String>,
     client_id: Option<String>,
     client_secret: Option<String>,
+    client_assertion_type: Option<String>,
+    client_assertion: Option<String>,
 }
 
 async fn token(
@@ -516,9 +733,9 @@ async fn token(
             "corpo non leggibile",
         );
     };
-    let client = match authenticate(&state, &headers, &form) {
+    let client = match authenticate(&state, &headers, &form).await {
         Ok(client) => client,
-        Err(response) => return *response,
+        Err(why) => return invalid_client(why),
     };
     if form.grant_type.as_deref() != Some("authorization_code") {
         return oauth_error(
@@ -565,30 +782,57 @@ async fn token(
         return invalid_grant("identità sconosciuta");
     };
     let now = unix_now();
-    let claims = serde_json::json!({
-        "iss": state.issuer,
-        "sub": identity.subject(),
-        "aud": client.client_id,
-        "exp": now + ID_TOKEN_LIFETIME_SECS,
-        "iat": now,
-        "auth_time": now,
-        "nonce": issued.nonce,
-        "given_name": identity.given_name,
-        "family_name": identity.family_name,
-        "name": identity.full_name(),
-        EID_FISCAL_NUMBER: format!("TINIT-{}", identity.fiscal_code),
-    });
-    let id_token = state
+    let subject = identity.subject();
+    let signer = state
         .keys
         .read()
         .unwrap_or_else(PoisonError::into_inner)
         .current
-        .sign(&claims);
+        .clone();
+    // SPID/CIE want the access token as a signed JWT (iGov); only UserInfo reads it.
+    let access_token = signer.sign(&serde_json::json!({
+        "iss": state.issuer,
+        "sub": subject,
+        "aud": [client.client_id],
+        "client_id": client.client_id,
+        "scope": "openid",
+        "jti": random_token(),
+        "iat": now,
+        "exp": now + ID_TOKEN_LIFETIME_SECS,
+    }));
+    // No attributes: SPID releases them from UserInfo only.
+    let id_token = signer.sign(&serde_json::json!({
+        "iss": state.issuer,
+        "sub": subject,
+        "aud": client.client_id,
+        "acr": issued.acr,
+        "at_hash": at_hash(&access_token),
+        "iat": now,
+        "nbf": now,
+        "exp": now + ID_TOKEN_LIFETIME_SECS,
+        "jti": random_token(),
+        "nonce": issued.nonce,
+    }));
+    {
+        let mut tokens = state
+            .access_tokens
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        tokens.retain(|_, access| access.issued.elapsed() < ACCESS_TOKEN_LIFETIME);
+        tokens.insert(
+            access_token.clone(),
+            IssuedAccess {
+                client_id: client.client_id.clone(),
+                identity: issued.identity,
+                userinfo_claims: issued.userinfo_claims,
+                issued: Instant::now(),
+            },
+        );
+    }
     no_store_json(
         StatusCode::OK,
         serde_json::json!({
-            // Nothing accepts it: there is no userinfo endpoint. OAuth requires one anyway.
-            "access_token": random_token(),
+            "access_token": access_token,
             "token_type": "Bearer",
             "expires_in": ID_TOKEN_LIFETIME_SECS,
             "id_token": id_token,
@@ -596,67 +840,171 @@ async fn token(
     )
 }
 
-/// client_secret_basic or client_secret_post, never both (RFC 6749 §2.3).
-fn authenticate(
+/// The claims of a client assertion (RFC 7523 §3).
+#[derive(Deserialize)]
+struct AssertionClaims {
+    iss: Option<String>,
+    sub: Option<String>,
+    aud: Option<Audience>,
+    #[serde(default, deserialize_with = "optional_date")]
+    iat: Option<i64>,
+    #[serde(default, deserialize_with = "optional_date")]
+    exp: Option<i64>,
+    jti: Option<String>,
+}
+
+/// `private_key_jwt` only, as SPID and CIE require: a JWT signed by a key of the client's
+/// JWKS, naming the client as `iss` and `sub`, for this token endpoint, unexpired, used once.
+async fn authenticate(
     state: &ProviderState,
     headers: &HeaderMap,
     form: &TokenForm,
-) -> Result<RegisteredClient, Box<Response>> {
-    let basic = match headers.get(header::AUTHORIZATION) {
-        Some(value) => Some(parse_basic(value).ok_or_else(|| {
-            Box::new(oauth_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "Authorization non valido",
-            ))
-        })?),
-        None => None,
-    };
-    let (client_id, secret) = match (basic, &form.client_id, &form.client_secret) {
-        (Some(_), _, Some(_)) => {
-            return Err(Box::new(oauth_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "più di un metodo di autenticazione",
-            )));
-        }
-        (Some((id, secret)), form_id, None) => {
-            if form_id.as_ref().is_some_and(|form_id| *form_id != id) {
-                return Err(Box::new(oauth_error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request",
-                    "client_id discordanti",
-                )));
-            }
-            (id, secret)
-        }
-        (None, Some(id), Some(secret)) => (id.clone(), secret.clone()),
-        (None, _, _) => return Err(Box::new(invalid_client())),
-    };
-    match state.client(&client_id) {
-        Some(client) if bool::from(client.client_secret.as_bytes().ct_eq(secret.as_bytes())) => {
-            Ok(client)
-        }
-        _ => Err(Box::new(invalid_client())),
+) -> Result<RegisteredClient, &'static str> {
+    if headers.contains_key(header::AUTHORIZATION) || form.client_secret.is_some() {
+        return Err("solo private_key_jwt: niente client_secret");
     }
+    if form.client_assertion_type.as_deref() != Some(CLIENT_ASSERTION_TYPE) {
+        return Err("client_assertion_type deve essere jwt-bearer (RFC 7523)");
+    }
+    let raw = form
+        .client_assertion
+        .as_deref()
+        .ok_or("client_assertion mancante")?;
+    let token = Unverified::parse(raw).map_err(|_| "client_assertion non leggibile")?;
+    // Only to know whose keys to check it with; nothing is believed before the signature.
+    let claimed: AssertionClaims = token
+        .unverified_payload()
+        .ok_or("client_assertion non leggibile")?;
+    let client_id = claimed.iss.ok_or("iss della client_assertion mancante")?;
+    if form.client_id.as_deref().is_some_and(|id| id != client_id) {
+        return Err("client_id diverso dall'iss della client_assertion");
+    }
+    let client = state.client(&client_id).ok_or("client sconosciuto")?;
+    let keys = state.client_keys(&client).await?;
+    let claims: AssertionClaims = token.verified(&keys).map_err(|error| match error {
+        OidcError::UnknownKey { .. } | OidcError::BadSignature => {
+            "client_assertion non firmata da una chiave del client"
+        }
+        _ => "client_assertion non leggibile",
+    })?;
+    if claims.iss.as_deref() != Some(client_id.as_str())
+        || claims.sub.as_deref() != Some(client_id.as_str())
+    {
+        return Err("iss e sub della client_assertion devono essere il client_id");
+    }
+    if !claims
+        .aud
+        .as_ref()
+        .is_some_and(|aud| aud.contains(&state.token_endpoint()))
+    {
+        return Err("aud della client_assertion non è il token endpoint");
+    }
+    let now = unix_now();
+    let exp = claims.exp.ok_or("exp della client_assertion mancante")?;
+    if exp <= now - LEEWAY_SECS {
+        return Err("client_assertion scaduta");
+    }
+    let iat = claims.iat.ok_or("iat della client_assertion mancante")?;
+    if iat > now + LEEWAY_SECS || exp - iat > MAX_ASSERTION_LIFETIME_SECS {
+        return Err("iat della client_assertion futuro o validità troppo lunga");
+    }
+    let jti = claims
+        .jti
+        .filter(|jti| !jti.is_empty() && jti.len() <= MAX_PARAM_LEN)
+        .ok_or("jti della client_assertion mancante")?;
+    let mut seen = state
+        .seen_assertions
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    seen.retain(|_, until| *until > now - LEEWAY_SECS);
+    if seen.insert(format!("{client_id} {jti}"), exp).is_some() {
+        return Err("client_assertion già usata (jti ripetuto)");
+    }
+    Ok(client)
 }
 
-/// `Basic base64(urlencode(id):urlencode(secret))`, RFC 6749 §2.3.1.
-fn parse_basic(value: &HeaderValue) -> Option<(String, String)> {
-    let encoded = value.to_str().ok()?.strip_prefix("Basic ")?;
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .ok()?;
-    let decoded = String::from_utf8(decoded).ok()?;
-    let (id, secret) = decoded.split_once(':')?;
-    Some((form_decode(id)?, form_decode(secret)?))
-}
-
-fn form_decode(component: &str) -> Option<String> {
-    percent_encoding::percent_decode_str(&component.replace('+', " "))
-        .decode_utf8()
-        .ok()
-        .map(|s| s.into_owned())
+/// UserInfo (OpenID Connect Core §5.3): the claims the request asked for, as a JWT signed
+/// by the provider, for the bearer of an access token this provider issued.
+async fn userinfo(State(state): Shared, headers: HeaderMap) -> Response {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "));
+    let access = bearer.and_then(|token| {
+        let tokens = state
+            .access_tokens
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        tokens
+            .get(token)
+            .filter(|access| access.issued.elapsed() < ACCESS_TOKEN_LIFETIME)
+            .map(|access| {
+                (
+                    access.client_id.clone(),
+                    access.identity,
+                    access.userinfo_claims.clone(),
+                )
+            })
+    });
+    let Some((client_id, identity, asked)) = access else {
+        let mut response = oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            "token di accesso sconosciuto o scaduto",
+        );
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer error=\"invalid_token\""),
+        );
+        return response;
+    };
+    let Some(identity) = state.identities.get(identity) else {
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            "identità sconosciuta",
+        );
+    };
+    let now = unix_now();
+    let mut claims = serde_json::json!({
+        "iss": state.issuer,
+        "aud": client_id,
+        "sub": identity.subject(),
+        "iat": now,
+        "exp": now + ID_TOKEN_LIFETIME_SECS,
+    });
+    for claim in &asked {
+        let value = match claim.as_str() {
+            EID_FISCAL_NUMBER if !identity.fiscal_code.is_empty() => {
+                format!("TINIT-{}", identity.fiscal_code)
+            }
+            "given_name" => identity.given_name.clone(),
+            "family_name" => identity.family_name.clone(),
+            "name" => identity.full_name(),
+            _ => continue,
+        };
+        claims[claim.as_str()] = serde_json::Value::String(value);
+    }
+    let current = state
+        .keys
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .current
+        .clone();
+    let jwt = if state.faults().userinfo_unpublished_key {
+        Es256Signer::generate().sign_with_kid(&claims, current.kid())
+    } else {
+        current.sign(&claims)
+    };
+    (
+        StatusCode::OK,
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (header::CONTENT_TYPE, "application/jwt"),
+        ],
+        jwt,
+    )
+        .into_response()
 }
 
 /// RFC 7636 §4.1: 43 to 128 unreserved characters.
@@ -667,17 +1015,8 @@ fn is_pkce_verifier(verifier: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
 }
 
-fn invalid_client() -> Response {
-    let mut response = oauth_error(
-        StatusCode::UNAUTHORIZED,
-        "invalid_client",
-        "autenticazione del client fallita",
-    );
-    response.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        HeaderValue::from_static("Basic realm=\"cessio-dev-provider\""),
-    );
-    response
+fn invalid_client(why: &'static str) -> Response {
+    oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", why)
 }
 
 fn oauth_error(status: StatusCode, error: &'static str, description: &'static str) -> Response {
@@ -760,10 +1099,11 @@ fn page(title: &str, main: &str) -> String {
 fn choice_page(state: &ProviderState, request: &ValidRequest) -> String {
     let hidden = [
         ("client_id", request.client_id.as_str()),
-        ("redirect_uri", request.redirect_uri.as_str()),
-        ("state", request.state.as_str()),
-        ("nonce", request.nonce.as_str()),
+        ("response_type", "code"),
+        ("scope", request.scope.as_str()),
         ("code_challenge", request.code_challenge.as_str()),
+        ("code_challenge_method", "S256"),
+        ("request", request.request.as_str()),
     ]
     .iter()
     .map(|(name, value)| {
@@ -791,12 +1131,14 @@ fn choice_page(state: &ProviderState, request: &ValidRequest) -> String {
         "<h1>Provider di identità di prova (solo sviluppo e test)</h1>\n\
          <p class=\"warning\">Questo provider non verifica nessuna identità: serve solo a provare \
          l'accesso in sviluppo e nei test. Non usarlo mai con dati reali.</p>\n\
-         <p>Il servizio <strong>{client}</strong> chiede di accedere. Scegliere l'identità di prova:</p>\n\
+         <p>Il servizio <strong>{client}</strong> chiede di accedere con SPID di {level}. \
+         Scegliere l'identità di prova:</p>\n\
          <form method=\"post\" action=\"/authorize\">\n{hidden}\
          <fieldset>\n<legend>Identità di prova</legend>\n<ul>\n{choices}</ul>\n</fieldset>\n\
          <p><button type=\"submit\" name=\"cancel\" value=\"1\">Annulla</button></p>\n\
          </form>\n",
         client = escape(&request.client_id),
+        level = request.acr,
     );
     page("Provider di identità di prova", &main)
 }
@@ -849,15 +1191,6 @@ mod tests {
         assert_eq!(
             escape(r#"<a href="x">'&'</a>"#),
             "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
-        );
-    }
-
-    #[test]
-    fn basic_credentials_are_form_decoded() {
-        let value = HeaderValue::from_static("Basic Y2Vzc2lvJTNBd2ViOnMlQzMlQThncmV0bytv");
-        assert_eq!(
-            parse_basic(&value),
-            Some(("cessio:web".to_owned(), "sègreto o".to_owned()))
         );
     }
 

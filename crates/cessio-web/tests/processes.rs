@@ -290,66 +290,58 @@ fn set_cookie(r: &Reply, name: &str) -> Option<String> {
         .find(|c| c.starts_with(&format!("{name}=")) && c.len() > name.len() + 1)
 }
 
-/// Strong login through the local identity provider, started on one server and returned
-/// to the other: state, nonce and PKCE verifier are in the store, taken once.
-async fn strong_login_across_servers(a: Arc<dyn Store>, b: Arc<dyn Store>) {
-    const REDIRECT: &str = "http://127.0.0.1:9/accesso/spid/ritorno";
+const STRONG_REDIRECT: &str = "http://127.0.0.1:9/accesso/spid/ritorno";
+
+/// The local identity provider with one person, and a strong login for a server, as the
+/// SPID/CIE profile has it: the RP's key signs, the provider knows its public half.
+async fn strong_setup(fiscal_code: &str) -> (cessio_oidc::RunningProvider, cessio_oidc::RpKey) {
+    let key = cessio_oidc::RpKey::generate();
     let provider = cessio_oidc::DevProvider::start(
         "127.0.0.1:0".parse().unwrap(),
         vec![cessio_oidc::RegisteredClient {
             client_id: "cessio".into(),
-            client_secret: "segreto".into(),
-            redirect_uris: vec![REDIRECT.into()],
+            keys: cessio_oidc::ClientKeys::Jwks(key.public_jwks()),
+            redirect_uris: vec![STRONG_REDIRECT.into()],
         }],
         vec![cessio_oidc::DevIdentity {
-            fiscal_code: support::FAMILY.into(),
+            fiscal_code: fiscal_code.into(),
             given_name: "Mario".into(),
             family_name: "Rossi".into(),
         }],
     )
     .await
     .unwrap();
-    let strong = || async {
-        Arc::new(cessio_web::ui::StrongLogin {
-            client: cessio_oidc::OidcClient::discover(
-                &provider.issuer,
-                "cessio",
-                "segreto",
-                REDIRECT,
-            )
-            .await
-            .unwrap(),
-            label: "Entra con SPID o CIE".into(),
-        })
-    };
-    let (login_a, login_b) = (strong().await, strong().await);
-    let app_a = Server::app(a, &clock());
-    support::seed(&app_a).await;
-    let a = Server::serve(
-        app_a,
-        clock(),
-        |s| s.oidc = Some(login_a),
-        Default::default(),
-    )
-    .await;
-    let b = Server::serve(
-        Server::app(b, &clock()),
-        clock(),
-        |s| s.oidc = Some(login_b),
-        Default::default(),
-    )
-    .await;
-    // On A: off to the provider, with the login bound to this browser by a cookie.
-    let r = a.call("GET", "/accesso/spid", None, None, None).await;
-    assert_eq!(r.status, 303, "{}", text(&r));
-    let flow = set_cookie(&r, "cessio_spid").unwrap();
-    let authorize = r.header("location").unwrap().to_string();
-    // At the provider: the person picks the identity.
+    (provider, key)
+}
+
+async fn strong_login(
+    provider: &cessio_oidc::RunningProvider,
+    key: &cessio_oidc::RpKey,
+) -> Arc<cessio_web::ui::StrongLogin> {
+    Arc::new(cessio_web::ui::StrongLogin {
+        client: cessio_oidc::OidcClient::discover(
+            &provider.issuer,
+            cessio_oidc::RelyingParty {
+                client_id: "cessio".into(),
+                key: key.clone(),
+                redirect_uri: STRONG_REDIRECT.into(),
+                acr: cessio_oidc::AcrLevel::SpidL2,
+            },
+        )
+        .await
+        .unwrap(),
+        label: "Entra con SPID o CIE".into(),
+    })
+}
+
+/// At the provider: the person picks the identity; returns the path the provider sends
+/// the browser back to.
+async fn pick_identity(authorize: &str) -> String {
     let browser = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let page = browser.get(&authorize).send().await.unwrap();
+    let page = browser.get(authorize).send().await.unwrap();
     let page_url = page.url().clone();
     let html = page.text().await.unwrap();
     let mut fields: Vec<(String, String)> = html
@@ -375,7 +367,48 @@ async fn strong_login_across_servers(a: Arc<dyn Store>, b: Arc<dyn Store>) {
         .unwrap();
     assert_eq!(answer.status(), 303);
     let back = answer.headers()["location"].to_str().unwrap().to_string();
-    let back = back.strip_prefix("http://127.0.0.1:9").unwrap().to_string();
+    back.strip_prefix("http://127.0.0.1:9").unwrap().to_string()
+}
+
+/// Strong login through the local identity provider, started on one server and returned
+/// to the other: state, nonce and PKCE verifier are in the store, taken once.
+async fn strong_login_across_servers(a: Arc<dyn Store>, b: Arc<dyn Store>) {
+    let (provider, key) = strong_setup(support::FAMILY).await;
+    let (login_a, login_b) = (
+        strong_login(&provider, &key).await,
+        strong_login(&provider, &key).await,
+    );
+    let app_a = Server::app(a, &clock());
+    support::seed(&app_a).await;
+    let a = Server::serve(
+        app_a,
+        clock(),
+        |s| s.oidc = Some(login_a),
+        Default::default(),
+    )
+    .await;
+    let b = Server::serve(
+        Server::app(b, &clock()),
+        clock(),
+        |s| s.oidc = Some(login_b),
+        Default::default(),
+    )
+    .await;
+    // Both servers publish the key the provider checks the RP's signatures with.
+    let jwks = b.call("GET", "/oidc/jwks.json", None, None, None).await;
+    assert_eq!(jwks.status, 200);
+    assert_eq!(
+        jwks.header("content-type"),
+        Some("application/jwk-set+json")
+    );
+    assert_eq!(jwks.json()["keys"][0]["kid"], key.kid());
+    // On A: off to the provider, with the login bound to this browser by a cookie.
+    let r = a.call("GET", "/accesso/spid", None, None, None).await;
+    assert_eq!(r.status, 303, "{}", text(&r));
+    let flow = set_cookie(&r, "cessio_spid").unwrap();
+    let authorize = r.header("location").unwrap().to_string();
+    assert!(authorize.contains("&request="), "{authorize}");
+    let back = pick_identity(&authorize).await;
     // Back on B: the login A started is found, once, and signs the person in.
     let r = b.get(&back, &flow).await;
     assert_eq!(r.status, 303, "{}", text(&r));
@@ -390,6 +423,53 @@ async fn strong_login_across_servers(a: Arc<dyn Store>, b: Arc<dyn Store>) {
         "a login in progress is taken once"
     );
     assert!(text(&again).contains("non è partita da questo browser"));
+}
+
+/// The provider vouches for a code R-CF refuses: nobody is signed in, and the page says
+/// which check failed.
+async fn strong_login_with_a_malformed_fiscal_code(store: Arc<dyn Store>) {
+    // FAMILY with its check character changed.
+    let mut malformed = support::FAMILY.to_string();
+    let last = malformed.pop().unwrap();
+    malformed.push(if last == 'A' { 'B' } else { 'A' });
+    let (provider, key) = strong_setup(&malformed).await;
+    let login = strong_login(&provider, &key).await;
+    let app = Server::app(store, &clock());
+    support::seed(&app).await;
+    let server = Server::serve(app, clock(), |s| s.oidc = Some(login), Default::default()).await;
+    let r = server.call("GET", "/accesso/spid", None, None, None).await;
+    let flow = set_cookie(&r, "cessio_spid").unwrap();
+    let back = pick_identity(r.header("location").unwrap()).await;
+    let r = server.get(&back, &flow).await;
+    assert!(set_cookie(&r, "cessio_session").is_none());
+    let page = text(&r);
+    assert!(
+        page.contains("il codice fiscale comunicato dal gestore non è valido"),
+        "{page}"
+    );
+    assert!(page.contains("carattere di controllo"), "{page}");
+    assert!(
+        page.contains("href=\"/regole#r-cf\""),
+        "the refusal names R-CF"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_a_strong_login_with_a_malformed_fiscal_code_signs_nobody_in() {
+    let path = support::temp_db();
+    let store = SqliteStore::open(&path, WriteConfig::default()).unwrap();
+    strong_login_with_a_malformed_fiscal_code(Arc::new(store)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_a_strong_login_with_a_malformed_fiscal_code_signs_nobody_in() {
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    let store = PgStore::connect(&url, Some(&pg_schema()), WriteConfig::default())
+        .await
+        .unwrap();
+    strong_login_with_a_malformed_fiscal_code(Arc::new(store)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -2,22 +2,34 @@
 //! or, for the demo, the project's own test provider started beside the server.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
-use cessio_oidc::{DevIdentity, DevProvider, OidcClient, RegisteredClient, RunningProvider};
+use anyhow::{Context, Result, bail};
+use cessio_oidc::{
+    AcrLevel, ClientKeys, DevIdentity, DevProvider, OidcClient, RegisteredClient, RelyingParty,
+    RpKey, RunningProvider,
+};
 use cessio_web::ui::StrongLogin;
 
 /// Where the identity provider is and who Cessio is to it.
-#[derive(clap::Args, Debug, Clone, Default)]
+#[derive(clap::Args, Debug, Clone)]
 pub struct StrongArgs {
     /// OpenID Connect issuer of the SPID/CIE gateway (enables "Entra con SPID o CIE").
     #[arg(long, env = "CESSIO_OIDC_ISSUER")]
     pub oidc_issuer: Option<String>,
+    /// The client_id registered with the provider (for SPID/CIE, the RP's HTTPS identifier).
     #[arg(long, env = "CESSIO_OIDC_CLIENT_ID", default_value = "cessio")]
     pub oidc_client_id: String,
-    #[arg(long, env = "CESSIO_OIDC_CLIENT_SECRET", default_value = "")]
-    pub oidc_client_secret: String,
+    /// The relying party's RSA private key (PEM, PKCS#8 or PKCS#1, 2048 to 4096 bits): it
+    /// signs the request objects and the client assertions (private_key_jwt); its public
+    /// half is served at /oidc/jwks.json. Required with --oidc-issuer; the demo makes one.
+    #[arg(long, env = "CESSIO_OIDC_CLIENT_KEY")]
+    pub oidc_client_key: Option<PathBuf>,
+    /// The lowest SPID level accepted, asked for in acr_values: 1, 2 or 3 (CIE uses the
+    /// same levels).
+    #[arg(long, env = "CESSIO_OIDC_ACR", default_value = "2")]
+    pub oidc_acr: AcrLevel,
     /// The address users reach Cessio at (for the login's return address); defaults to
     /// the listening address.
     #[arg(long, env = "CESSIO_PUBLIC_URL")]
@@ -52,20 +64,33 @@ pub async fn configure(
         .clone()
         .unwrap_or_else(|| format!("http://{listening}"));
     let redirect = format!("{}/accesso/spid/ritorno", public.trim_end_matches('/'));
-    let (issuer, secret, provider, label) = match (&args.oidc_issuer, demo) {
-        (Some(issuer), _) => (
-            issuer.clone(),
-            args.oidc_client_secret.clone(),
-            None,
-            "Entra con SPID o CIE",
-        ),
+    let (issuer, key, provider, label) = match (&args.oidc_issuer, demo) {
+        (Some(issuer), _) => {
+            let Some(path) = &args.oidc_client_key else {
+                bail!(
+                    "--oidc-issuer needs --oidc-client-key PATH: the relying party's RSA private key (PEM), which SPID/CIE require for private_key_jwt and the signed request object"
+                );
+            };
+            (
+                issuer.clone(),
+                read_key(path)?,
+                None,
+                "Entra con SPID o CIE",
+            )
+        }
         (None, true) => {
-            let secret = format!("demo-{}", std::process::id());
+            let key = match &args.oidc_client_key {
+                Some(path) => read_key(path)?,
+                None => RpKey::generate(),
+            };
+            // The test provider reads the RP's keys where a real one would: at the URL the
+            // RP publishes them.
+            let jwks_uri = format!("{}/oidc/jwks.json", public.trim_end_matches('/'));
             let provider = DevProvider::start(
                 SocketAddr::from(([127, 0, 0, 1], 0)),
                 vec![RegisteredClient {
                     client_id: args.oidc_client_id.clone(),
-                    client_secret: secret.clone(),
+                    keys: ClientKeys::JwksUri(jwks_uri),
                     redirect_uris: vec![redirect.clone()],
                 }],
                 demo_identities(),
@@ -74,14 +99,20 @@ pub async fn configure(
             .context("starting the test identity provider")?;
             (
                 provider.issuer.clone(),
-                secret,
+                key,
                 Some(provider),
                 "Entra con SPID o CIE (provider di prova)",
             )
         }
         (None, false) => return Ok(None),
     };
-    let client = OidcClient::discover(&issuer, args.oidc_client_id.clone(), secret, redirect)
+    let rp = RelyingParty {
+        client_id: args.oidc_client_id.clone(),
+        key,
+        redirect_uri: redirect,
+        acr: args.oidc_acr,
+    };
+    let client = OidcClient::discover(&issuer, rp)
         .await
         .with_context(|| format!("reading the configuration of the identity provider {issuer}"))?;
     Ok(Some((
@@ -91,4 +122,11 @@ pub async fn configure(
         }),
         provider,
     )))
+}
+
+/// The relying party's key file; each way it can be wrong is said with its path.
+fn read_key(path: &Path) -> Result<RpKey> {
+    let pem = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the OpenID client key {}", path.display()))?;
+    RpKey::from_pem(&pem).with_context(|| format!("the OpenID client key {}", path.display()))
 }

@@ -5,17 +5,18 @@
 //! The login form is bound to its browser by a cookie (login CSRF), and every login issues
 //! a new session id (no fixation). A strong login (`/accesso/spid`) keeps its state, nonce
 //! and PKCE verifier in the store under the SHA-256 of a random cookie, taken once; the
-//! provider returns to `/accesso/spid/ritorno` on any process serving the register; the ID
-//! token is checked (the provider's keys, issuer, audience, expiry, nonce) and its codice
-//! fiscale names the user (`App::login_strong_cf`). After a login only a local path is
-//! followed (`safe_after`).
+//! provider returns to `/accesso/spid/ritorno` on any process serving the register;
+//! `cessio-oidc` checks the tokens and reads the codice fiscale from UserInfo, R-CF judges
+//! it (`CodiceFiscale::parse`), and it names the user (`App::login_strong_cf`). The RP's
+//! public keys, which the provider checks its signatures with, are at `/oidc/jwks.json`.
+//! After a login only a local path is followed (`safe_after`).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::PageForm as Form;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::Response;
+use axum::response::{IntoResponse as _, Response};
 use cessio_app::AppError;
 use maud::html;
 use serde::Deserialize;
@@ -284,7 +285,7 @@ pub async fn strong_start(State(state): State<WebState>, Query(q): Query<StrongS
             &AppError::forbidden("l'accesso con identità digitale non è configurato"),
         );
     };
-    let (url, pending) = strong.client.begin();
+    let (url, pending) = strong.client.begin(unix_now());
     let pending = PendingStrongLogin {
         pending,
         after: safe_after(q.dopo.as_deref()),
@@ -370,23 +371,25 @@ pub async fn strong_return(
     let (Some(code), Some(returned_state)) = (q.code.as_deref(), q.state.as_deref()) else {
         return strong_failed(&state, "risposta incompleta del gestore dell'identità");
     };
-    // Tokens are checked against real time: the business clock (which tests and demos
-    // may fix in the past) decides dates of rules, not the validity of a signature.
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
     let identity = match strong
         .client
-        .finish(&pending.pending, code, returned_state, now)
+        .finish(&pending.pending, code, returned_state, unix_now())
         .await
     {
         Ok(i) => i,
         Err(e) => return strong_failed(&state, &e.to_string()),
     };
-    let Some(cf) = identity.fiscal_code else {
-        return strong_failed(&state, "il gestore non ha comunicato il codice fiscale");
+    // The provider vouches for the person, not for the code's form: R-CF decides that.
+    let cf = match cessio_core::cf::CodiceFiscale::parse(&identity.fiscal_code) {
+        Ok(cf) => cf,
+        Err(e) => {
+            return strong_failed(
+                &state,
+                &format!("il codice fiscale comunicato dal gestore non è valido (R-CF): {e}"),
+            );
+        }
     };
-    match state.app.login_strong_cf(&cf).await {
+    match state.app.login_strong_cf(cf.as_str()).await {
         Ok(p) => {
             let mut response = signed_in(&state, p, &pending.after).await;
             response.headers_mut().append(
@@ -397,4 +400,32 @@ pub async fn strong_return(
         }
         Err(e) => strong_failed(&state, &e.to_string()),
     }
+}
+
+/// Tokens are checked against real time: the business clock (which tests and demos may fix
+/// in the past) decides dates of rules, not the validity of a signature.
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// The relying party's public keys (RFC 7517 JWK Set): the identity provider checks the
+/// request objects and client assertions with them. Not found without a strong login.
+pub async fn relying_party_jwks(State(state): State<WebState>) -> Response {
+    let Some(strong) = state.oidc.clone() else {
+        return (
+            StatusCode::NOT_FOUND,
+            "Accesso con identità digitale non configurato",
+        )
+            .into_response();
+    };
+    (
+        [
+            (header::CONTENT_TYPE, "application/jwk-set+json"),
+            (header::CACHE_CONTROL, "max-age=300"),
+        ],
+        strong.client.public_jwks().to_string(),
+    )
+        .into_response()
 }

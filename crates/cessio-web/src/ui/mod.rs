@@ -95,6 +95,7 @@ pub fn routes() -> Router<WebState> {
         .route("/accesso", get(login::page).post(login::submit))
         .route("/accesso/spid", get(login::strong_start))
         .route("/accesso/spid/ritorno", get(login::strong_return))
+        .route("/oidc/jwks.json", get(login::relying_party_jwks))
         .route("/esci", post(login::logout))
         .route("/guida", get(guide::show))
         .route("/regole", get(rules::show))
