@@ -133,6 +133,7 @@ pub const OPERATIONS: &[Op] = &[
     Op {
         request: Some("UserRequest"),
         status: 201,
+        response: Some("Created"),
         ..op("post", "/users", "createUser", "Operatore: crea un utente")
     },
     Op {
@@ -613,6 +614,37 @@ fn debit_line() -> Value {
     )
 }
 
+/// One month of the rent calculator's input (R-RENT).
+fn rent_month() -> Value {
+    let c = json!({ "$ref": "#/components/schemas/Cents" });
+    obj(
+        json!({
+            "month": { "type": "integer", "minimum": 1, "maximum": 12 }, "rent": c,
+            "turnover_before": c, "turnover": c,
+            "paid_on": { "type": ["string", "null"], "format": "date" }
+        }),
+        &["month", "rent", "turnover_before", "turnover"],
+    )
+}
+
+/// One month's outcome of the rent calculator: the credit, or why there is none.
+fn rent_outcome() -> Value {
+    let c = json!({ "$ref": "#/components/schemas/Cents" });
+    json!({ "oneOf": [
+        obj(json!({
+            "outcome": { "type": "string", "enum": ["eligible"] }, "credit": c,
+            "usable_from": { "type": ["string", "null"], "format": "date", "description": "Utilizzabile dal pagamento del canone; null finché non è pagato" }
+        }), &["outcome", "credit"]),
+        obj(json!({
+            "outcome": { "type": "string", "enum": ["not_eligible"] },
+            "kind": { "type": "string", "enum": ["no_rent", "revenue_over_limit", "no_turnover_before", "insufficient_drop"] },
+            "revenue": c, "limit": c,
+            "drop_percent": { "type": "integer", "description": "Calo del fatturato in punti percentuali, arrotondato per difetto (negativo se è cresciuto)" },
+            "min_percent": { "type": "integer" }
+        }), &["outcome", "kind"])
+    ] })
+}
+
 fn obj(props: Value, required: &[&str]) -> Value {
     json!({ "type": "object", "properties": props, "required": required })
 }
@@ -724,7 +756,14 @@ fn schemas() -> Value {
             "rule": { "type": "string", "description": "Regola della specifica (R-…)" }
         }), &["type", "title", "status", "code", "detail"]),
         "Login": obj(json!({ "username": { "type": "string" }, "password": { "type": "string" } }), &["username", "password"]),
-        "Me": obj(json!({ "user": { "type": "object" }, "parties": { "type": "array", "items": { "$ref": "#/components/schemas/Party" } } }), &["user", "parties"]),
+        "Me": obj(json!({ "user": { "$ref": "#/components/schemas/User" }, "parties": { "type": "array", "items": { "$ref": "#/components/schemas/Party" } } }), &["user", "parties"]),
+        "User": obj(json!({
+            "user_id": { "type": "integer" }, "username": { "type": "string" }, "display_name": { "type": "string" },
+            "role": { "type": "string", "enum": ["user", "operator"] },
+            "party": { "type": ["integer", "null"], "description": "Il soggetto dell'utente, se ne ha uno" },
+            "method": { "type": "string", "enum": ["password", "strong", "token"], "description": "Come si è autenticato: password, SPID/CIE (strong) o token" }
+        }), &["user_id", "username", "display_name", "role", "method"]),
+        "Created": obj(json!({ "id": { "type": "integer", "description": "L'identificativo di ciò che è stato creato" } }), &["id"]),
         "TokenRequest": obj(json!({ "name": { "type": "string" } }), &["name"]),
         "Token": obj(json!({ "id": { "type": "integer" }, "token": { "type": "string" } }), &["id", "token"]),
         "CfCheck": obj(json!({ "cf": { "type": "string" }, "valid": { "type": "boolean" }, "registered": { "type": "boolean" }, "message": { "type": ["string", "null"] } }), &["cf", "valid", "registered"]),
@@ -786,7 +825,18 @@ fn schemas() -> Value {
         }), &["registered", "already_registered", "refused", "rows"]),
         "Credit": obj(json!({
             "id": { "type": "integer" }, "protocol": { "type": "string" }, "type_key": { "type": "string" },
-            "tracciabile": { "type": "boolean" }, "rate": { "type": "array", "items": { "type": "object" } }
+            "beneficiary": { "type": "integer", "description": "Il soggetto beneficiario della detrazione" },
+            "holder": { "type": "integer", "description": "Il primo cessionario o fornitore" },
+            "origin": { "type": "string", "enum": ["cessione", "sconto", "granted"] },
+            "expense_year": { "type": "integer" }, "communicated_on": { "type": "string", "format": "date" },
+            "created_at": { "type": "string", "format": "date-time" },
+            "split_of": { "type": ["integer", "null"], "description": "Per le rate di una ripartizione in dieci (F6): la rata che sostituiscono" },
+            "beneficiary_no_tax_area": { "type": "boolean", "description": "Beneficiario nella no tax area (R-ECO-2018)" },
+            "tracciabile": { "type": "boolean" }, "rate": { "type": "array", "items": obj(json!({
+                "id": { "type": "integer" }, "credit": { "type": "integer" }, "index": { "type": "integer" },
+                "year": { "type": "integer" }, "amount": { "$ref": "#/components/schemas/Cents" },
+                "codice_tributo": { "type": "string" }, "codice_univoco": { "type": "string" }
+            }), &["id", "credit", "index", "year", "amount", "codice_tributo", "codice_univoco"]) }
         }), &["id", "protocol", "type_key", "tracciabile", "rate"]),
         "MonitorRows": { "type": "array", "items": obj(json!({
             "type_key": { "type": "string" }, "type_name": { "type": "string" }, "year": { "type": "integer" },
@@ -934,8 +984,18 @@ fn with_credit_schemas(mut all: Value) -> Value {
             json!({ "type": "array", "items": obj(json!({
             "rata": { "type": "integer" }, "codice_tributo": { "type": "string" }, "year": { "type": "integer" },
             "type_key": { "type": "string" }, "codice_univoco": { "type": "string" }, "tracciabile": { "type": "boolean" },
-            "available": c(), "choice": { "type": ["object", "string"] }
+            "available": c(), "choice": { "$ref": "#/components/schemas/F24Choice" }
         }), &["rata", "choice"]) }),
+        ),
+        (
+            "F24Choice",
+            obj(
+                json!({
+                    "state": { "type": "string", "enum": ["not_declared", "declared", "revoked"] },
+                    "on": { "type": "string", "format": "date", "description": "Giorno della scelta o della revoca (R-F24-CHOICE)" }
+                }),
+                &["state"],
+            ),
         ),
         (
             "ChoiceRequest",
@@ -947,7 +1007,7 @@ fn with_credit_schemas(mut all: Value) -> Value {
         (
             "ChoiceReceipt",
             obj(
-                json!({ "operation_id": { "type": "integer" }, "rata": { "type": "integer" }, "choice": { "type": ["object", "string"] }, "replayed": { "type": "boolean" } }),
+                json!({ "operation_id": { "type": "integer" }, "rata": { "type": "integer" }, "choice": { "$ref": "#/components/schemas/F24Choice" }, "replayed": { "type": "boolean" } }),
                 &["operation_id", "rata"],
             ),
         ),
@@ -968,9 +1028,15 @@ fn with_credit_schemas(mut all: Value) -> Value {
             obj(
                 json!({
                     "reservation": { "type": "integer" }, "at": { "type": "string", "format": "date-time" }, "payment_date": date(),
-                    "amount": c(), "lines": { "type": "array", "items": { "type": "object" } },
+                    "amount": c(), "lines": { "type": "array", "items": obj(
+                        json!({ "codice_tributo": { "type": "string" }, "year": { "type": "integer" }, "amount": c() }),
+                        &["codice_tributo", "year", "amount"],
+                    ) },
                     "debits": { "type": "array", "items": debit_line() },
-                    "takes": { "type": "array", "items": { "type": "object" } }, "replayed": { "type": "boolean" }
+                    "takes": { "type": "array", "description": "Quanto è preso da ciascuna rata, con il movimento che lo prenota", "items": obj(
+                        json!({ "rata": { "type": "integer" }, "amount": c(), "transfer": { "type": "integer" } }),
+                        &["rata", "amount", "transfer"],
+                    ) }, "replayed": { "type": "boolean" }
                 }),
                 &["reservation", "amount"],
             ),
@@ -1014,7 +1080,13 @@ fn with_credit_schemas(mut all: Value) -> Value {
                     "operation_id": { "type": "integer" }, "at": { "type": "string", "format": "date-time" },
                     "split_credit": { "type": "integer", "description": "Da indicare per l'annullamento" },
                     "protocol": { "type": "string" }, "rata": { "type": "integer" }, "amount": c(),
-                    "rate": { "type": "array", "description": "Solo le rate di importo non nullo", "items": { "type": "object" } },
+                    "rate": { "type": "array", "description": "Solo le rate di importo non nullo", "items": obj(
+                        json!({
+                            "rata": { "type": "integer" }, "codice_univoco": { "type": "string" }, "codice_tributo": { "type": "string" },
+                            "year": { "type": "integer" }, "amount": c(), "last_day_of_use": date()
+                        }),
+                        &["rata", "codice_univoco", "codice_tributo", "year", "amount", "last_day_of_use"],
+                    ) },
                     "replayed": { "type": "boolean" }
                 }),
                 &["operation_id", "split_credit", "rate"],
@@ -1044,7 +1116,13 @@ fn with_credit_schemas(mut all: Value) -> Value {
         (
             "DebtPosition",
             obj(
-                json!({ "loads": { "type": "array", "items": { "type": "object" } } }),
+                json!({ "loads": { "type": "array", "items": obj(json!({
+                    "kind": { "type": "string", "enum": ["erariale", "atto_agenzia", "altro"], "description": "Erariale (imposte e accessori), altro atto dell'Agenzia delle Entrate, o altro (mai contato)" },
+                    "amount": { "$ref": "#/components/schemas/Cents", "description": "Residuo non pagato" },
+                    "suspended": { "$ref": "#/components/schemas/Cents", "description": "Parte sospesa (giudiziale o amministrativa)" },
+                    "plan": { "type": "string", "enum": ["none", "in_force", "lapsed"], "description": "Rateazione: assente, in corso (non conta), decaduta (conta il residuo)" },
+                    "overdue": { "type": "boolean", "description": "Termine di pagamento scaduto (contano solo i carichi scaduti)" }
+                }), &["kind", "amount", "suspended", "plan", "overdue"]) } }),
                 &["loads"],
             ),
         ),
@@ -1063,11 +1141,7 @@ fn with_credit_schemas(mut all: Value) -> Value {
                     "activity": { "type": "string", "enum": ["ordinary", "hotel", "agritourism", "non_commercial_institutional"] },
                     "seasonal": { "type": "boolean" }, "promiscuous": { "type": "boolean" },
                     "revenue_before": c(),
-                    "months": { "type": "array", "items": obj(json!({
-                        "month": { "type": "integer", "minimum": 1, "maximum": 12 }, "rent": c(),
-                        "turnover_before": c(), "turnover": c(),
-                        "paid_on": { "type": ["string", "null"], "format": "date" }
-                    }), &["month", "rent", "turnover_before", "turnover"]) }
+                    "months": { "type": "array", "items": rent_month() }
                 }),
                 &[
                     "lease",
@@ -1086,8 +1160,8 @@ fn with_credit_schemas(mut all: Value) -> Value {
                     "law_key": { "type": "string" }, "year": { "type": "integer" },
                     "months": { "type": "array", "items": obj(json!({
                         "month": { "type": "integer" },
-                        "input": { "type": ["object", "null"] },
-                        "outcome": { "type": "object" }
+                        "input": { "oneOf": [rent_month(), { "type": "null" }] },
+                        "outcome": rent_outcome()
                     }), &["month", "outcome"]) },
                     "total": c(), "rounded_down": { "type": "boolean" }
                 }),

@@ -606,6 +606,7 @@ async fn huge_amounts_keep_every_cent() {
         .await;
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
     let credit = r.json();
+    assert_conforms("Credit", &credit);
     let amounts: Vec<i64> = credit["rate"]
         .as_array()
         .unwrap()
@@ -681,6 +682,8 @@ async fn r_rent_calculator_over_http() {
     let j = r.json();
     // March and April fell by 60 % and 100 %: 600,00 € each; May fell by 40 %: nothing.
     assert_eq!(j["total"], 120_000, "{j}");
+    assert_conforms("RentCredit", &j);
+    assert_conforms("Me", &s.get("/api/v1/me", &c).await.json());
     assert_eq!(j["months"][2]["outcome"]["outcome"], "not_eligible", "{j}");
     let mut july = body.clone();
     july["months"] = json!([month(7, 0)]);
@@ -886,4 +889,108 @@ async fn r_opt_stop_api_takes_a_code_and_typed_facts() {
     )
     .await;
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+}
+
+/// The (method, path) pairs a router source file routes with `.route("path", get(..).post(..))`.
+fn routes_in(source: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for piece in source.split(".route(").skip(1) {
+        let Some(start) = piece.find('"') else {
+            continue;
+        };
+        let Some(len) = piece[start + 1..].find('"') else {
+            continue;
+        };
+        let path = &piece[start + 1..start + 1 + len];
+        // The handlers: up to the parenthesis that closes `.route(`.
+        let mut depth = 1;
+        let end = piece
+            .char_indices()
+            .find(|(_, c)| {
+                match c {
+                    '(' => depth += 1,
+                    ')' => depth -= 1,
+                    _ => {}
+                }
+                depth == 0
+            })
+            .map_or(piece.len(), |(i, _)| i);
+        let handlers = &piece[start + 1 + len..end];
+        for method in ["get", "post", "put", "delete", "patch"] {
+            let routed = handlers.match_indices(&format!("{method}(")).any(|(i, _)| {
+                i == 0 || !handlers[..i].ends_with(|c: char| c.is_alphanumeric() || c == '_')
+            });
+            if routed {
+                out.push((method.to_string(), path.to_string()));
+            }
+        }
+    }
+    out
+}
+
+/// The other direction: every operation routed under `/api/v1` is documented, with its
+/// method. The routes are read from the router's sources, where they are declared.
+#[test]
+fn every_routed_api_operation_is_documented() {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let router = std::fs::read_to_string(src.join("router.rs")).unwrap();
+    // The API's own router: from `let api` to where it is nested under /api/v1.
+    let api_block = router
+        .split("let api = Router::new()")
+        .nth(1)
+        .and_then(|rest| rest.split(".nest(").next())
+        .unwrap();
+    let mut routed = routes_in(api_block);
+    for module in ["api/operator.rs", "api/credits.rs"] {
+        routed.extend(routes_in(
+            &std::fs::read_to_string(src.join(module)).unwrap(),
+        ));
+    }
+    assert!(routed.len() > 40, "{routed:?}");
+    let documented: Vec<(String, String)> = cessio_web::openapi::OPERATIONS
+        .iter()
+        .map(|o| (o.method.to_string(), o.path.to_string()))
+        .collect();
+    let missing: Vec<_> = routed.iter().filter(|r| !documented.contains(r)).collect();
+    assert!(missing.is_empty(), "routed but not documented: {missing:?}");
+}
+
+/// Every object the document describes says what it holds: its properties, or what each
+/// of its entries is. The document's own schema (`/openapi.json`) is the one exception:
+/// it is described by the OpenAPI specification itself.
+#[test]
+fn no_schema_is_an_untyped_object() {
+    fn walk(v: &serde_json::Value, at: &str, found: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                let is_object = match m.get("type") {
+                    Some(serde_json::Value::String(t)) => t == "object",
+                    Some(serde_json::Value::Array(ts)) => ts.iter().any(|t| t == "object"),
+                    _ => false,
+                };
+                let described = ["properties", "additionalProperties", "oneOf", "$ref"]
+                    .iter()
+                    .any(|k| m.contains_key(*k));
+                if is_object && !described {
+                    found.push(at.to_string());
+                }
+                for (k, child) in m {
+                    walk(child, &format!("{at}/{k}"), found);
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for (i, child) in items.iter().enumerate() {
+                    walk(child, &format!("{at}/{i}"), found);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut doc = cessio_web::openapi::build();
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        paths.remove("/openapi.json");
+    }
+    let mut found = Vec::new();
+    walk(&doc, "", &mut found);
+    assert!(found.is_empty(), "untyped objects: {found:#?}");
 }

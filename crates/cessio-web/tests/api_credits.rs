@@ -51,6 +51,7 @@ async fn company_with_rata(s: &Server) -> (String, i64) {
         .await;
     assert_eq!(r.status, 200, "{}", body(&r));
     let rows = r.json();
+    assert_conforms("ChoiceRows", &rows);
     let rata = rows
         .as_array()
         .unwrap()
@@ -81,6 +82,7 @@ async fn r_f24_over_is_a_problem_naming_the_rule_and_reserve_retries_once() {
     };
     let r = choice("choice").await;
     assert_eq!(r.status, 200, "{}", body(&r));
+    assert_conforms("ChoiceReceipt", &r.json());
     assert!(choice("choice").await.json()["replayed"].as_bool().unwrap());
     let f24 = |key: &'static str, amount: i64| {
         let (s, c) = (&s, &c);
@@ -128,6 +130,7 @@ async fn r_f24_over_is_a_problem_naming_the_rule_and_reserve_retries_once() {
     assert!(body(&r).contains("debits[0].code"), "{}", body(&r));
     let first = f24("ok", 100).await;
     assert_eq!(first.status, 201, "{}", body(&first));
+    assert_conforms("F24Reservation", &first.json());
     let again = f24("ok", 100).await;
     assert_eq!(again.status, 201);
     assert_eq!(again.json()["replayed"], true);
@@ -218,6 +221,7 @@ async fn r_split_refusals_name_their_rule_split_retries_once_and_annuls() {
     };
     let first = split().await;
     assert_eq!(first.status, 201, "{}", body(&first));
+    assert_conforms("SplitReceipt", &first.json());
     let again = split().await;
     assert_eq!(again.json()["replayed"], true);
     assert_eq!(again.json()["split_credit"], first.json()["split_credit"]);

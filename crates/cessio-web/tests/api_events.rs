@@ -37,6 +37,7 @@ async fn events_tell_the_bank_what_it_received_and_how_it_answered() {
     let credit = superbonus_to(&s.app, "ev", BANK, 400_000).await;
     let r = waiting.await.unwrap();
     assert_eq!(r.status, 200, "{}", r.text());
+    assert_conforms("EventPage", &r.json());
     let events = r.json()["events"].as_array().unwrap().clone();
     assert!(!events.is_empty());
     for e in &events {

@@ -221,3 +221,97 @@ pub async fn superbonus_to(app: &App, key: &str, holder_cf: &str, cents: i64) ->
     .await
     .unwrap()
 }
+
+/// Checks a response body against a schema of the OpenAPI document (`name` under
+/// `components/schemas`): types, required and declared properties, items, enums and
+/// `oneOf`. A key the schema does not declare is a difference too: the document must say
+/// everything a response holds. Panics naming where the body and the document part.
+pub fn assert_conforms(name: &str, body: &serde_json::Value) {
+    let doc = cessio_web::openapi::build();
+    let schema = serde_json::json!({ "$ref": format!("#/components/schemas/{name}") });
+    if let Err(e) = conforms(&doc, &schema, body, name) {
+        panic!("the response does not match {name}: {e}\n{body:#}");
+    }
+}
+
+fn conforms(
+    doc: &serde_json::Value,
+    schema: &serde_json::Value,
+    v: &serde_json::Value,
+    at: &str,
+) -> Result<(), String> {
+    use serde_json::Value;
+    if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
+        let name = r.trim_start_matches("#/components/schemas/");
+        return conforms(doc, &doc["components"]["schemas"][name], v, at);
+    }
+    if let Some(options) = schema.get("oneOf").and_then(Value::as_array) {
+        let matching = options
+            .iter()
+            .filter(|o| conforms(doc, o, v, at).is_ok())
+            .count();
+        return if matching == 1 {
+            Ok(())
+        } else {
+            Err(format!("{at}: {matching} of oneOf match {v}"))
+        };
+    }
+    let types: Vec<&str> = match schema.get("type") {
+        Some(Value::String(t)) => vec![t.as_str()],
+        Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    let kind = match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    let type_ok = types.is_empty()
+        || types.contains(&kind)
+        || (kind == "integer" && types.contains(&"number"));
+    if !type_ok {
+        return Err(format!("{at}: {kind} where the document says {types:?}"));
+    }
+    if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
+        && !allowed.contains(v)
+    {
+        return Err(format!("{at}: {v} is not one of {allowed:?}"));
+    }
+    match v {
+        Value::Object(m) => {
+            let props = schema.get("properties").and_then(Value::as_object);
+            for req in schema
+                .get("required")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+            {
+                if !m.contains_key(req) {
+                    return Err(format!("{at}: required {req} missing"));
+                }
+            }
+            for (k, child) in m {
+                match props.and_then(|p| p.get(k)) {
+                    Some(s) => conforms(doc, s, child, &format!("{at}.{k}"))?,
+                    None if schema.get("additionalProperties").is_some() => {}
+                    None => return Err(format!("{at}: {k} is not in the document")),
+                }
+            }
+            Ok(())
+        }
+        Value::Array(items) => {
+            if let Some(s) = schema.get("items") {
+                for (i, child) in items.iter().enumerate() {
+                    conforms(doc, s, child, &format!("{at}[{i}]"))?;
+                }
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
