@@ -161,6 +161,7 @@ pub fn revoke_sql(p: impl Fn(usize) -> String) -> String {
 /// PostgreSQL's `FOR UPDATE SKIP LOCKED`, so that concurrent deliverers do not wait on
 /// each other's rows (SQLite has one writer at a time).
 pub fn claim_due_sql(p: impl Fn(usize) -> String, skip_locked: bool) -> String {
+    let bigint = |n: usize| format!("CAST({} AS BIGINT)", p(n));
     let lock = if skip_locked {
         " FOR UPDATE SKIP LOCKED"
     } else {
@@ -173,9 +174,9 @@ pub fn claim_due_sql(p: impl Fn(usize) -> String, skip_locked: bool) -> String {
                           AND (lease_until IS NULL OR lease_until < {now})
                         ORDER BY next_attempt_at LIMIT {limit}{lock})
          RETURNING {WEBHOOK_COLUMNS}",
-        now = format!("CAST({} AS BIGINT)", p(1)),
-        until = format!("CAST({} AS BIGINT)", p(2)),
-        limit = format!("CAST({} AS BIGINT)", p(3))
+        now = bigint(1),
+        until = bigint(2),
+        limit = bigint(3)
     )
 }
 
