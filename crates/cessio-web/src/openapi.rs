@@ -631,6 +631,94 @@ pub const OPERATIONS: &[Op] = &[
     },
 ];
 
+/// A link from an operation's success to the operations its response names (OpenAPI
+/// links): what a client, or Schemathesis in its stateful phase, calls next with it.
+#[derive(Debug)]
+pub struct Link {
+    pub from: &'static str,
+    pub name: &'static str,
+    pub to: &'static str,
+    /// The target's parameters: name and runtime expression.
+    pub parameters: &'static [(&'static str, &'static str)],
+}
+
+const SAME_PARTY: (&str, &str) = ("cf", "$request.path.cf");
+
+pub const LINKS: &[Link] = &[
+    Link {
+        from: "createToken",
+        name: "RevokeToken",
+        to: "revokeToken",
+        parameters: &[("id", "$response.body#/id")],
+    },
+    Link {
+        from: "cede",
+        name: "Receipt",
+        to: "operationReceipt",
+        parameters: &[SAME_PARTY, ("id", "$response.body#/operation_id")],
+    },
+    Link {
+        from: "answer",
+        name: "Receipt",
+        to: "operationReceipt",
+        parameters: &[SAME_PARTY, ("id", "$response.body#/operation_id")],
+    },
+    Link {
+        from: "answerCodes",
+        name: "Receipt",
+        to: "operationReceipt",
+        parameters: &[SAME_PARTY, ("id", "$response.body#/operation_id")],
+    },
+    Link {
+        from: "events",
+        name: "NextEvents",
+        to: "events",
+        parameters: &[SAME_PARTY, ("after", "$response.body#/after")],
+    },
+    Link {
+        from: "subscribeWebhook",
+        name: "RevokeWebhook",
+        to: "revokeWebhook",
+        parameters: &[SAME_PARTY, ("id", "$response.body#/webhook/id")],
+    },
+    Link {
+        from: "subscribeWebhook",
+        name: "Webhooks",
+        to: "webhooks",
+        parameters: &[SAME_PARTY],
+    },
+    Link {
+        from: "reserveF24",
+        name: "ConfirmF24",
+        to: "confirmF24",
+        parameters: &[SAME_PARTY, ("id", "$response.body#/reservation")],
+    },
+    Link {
+        from: "reserveF24",
+        name: "DiscardF24",
+        to: "discardF24",
+        parameters: &[SAME_PARTY, ("id", "$response.body#/reservation")],
+    },
+    Link {
+        from: "splitRata",
+        name: "AnnulSplit",
+        to: "annulSplit",
+        parameters: &[SAME_PARTY, ("id", "$response.body#/split_credit")],
+    },
+    Link {
+        from: "splitRata",
+        name: "Receipt",
+        to: "operationReceipt",
+        parameters: &[SAME_PARTY, ("id", "$response.body#/operation_id")],
+    },
+    Link {
+        from: "reduce",
+        name: "Receipt",
+        to: "operationReceipt",
+        parameters: &[SAME_PARTY, ("id", "$response.body#/operation_id")],
+    },
+];
+
 /// An F24 debit line: the section, the codice tributo or causale, the amount.
 fn debit_line() -> Value {
     obj(
@@ -1319,6 +1407,24 @@ pub fn build() -> Value {
             (None, _) => json!({ "description": "OK" }),
         };
         operation["responses"][o.status.to_string()] = success;
+        let links: serde_json::Map<String, Value> = LINKS
+            .iter()
+            .filter(|l| l.from == o.id)
+            .map(|l| {
+                let parameters: serde_json::Map<String, Value> = l
+                    .parameters
+                    .iter()
+                    .map(|(name, expr)| ((*name).to_string(), json!(expr)))
+                    .collect();
+                (
+                    l.name.to_string(),
+                    json!({ "operationId": l.to, "parameters": parameters }),
+                )
+            })
+            .collect();
+        if !links.is_empty() {
+            operation["responses"][o.status.to_string()]["links"] = Value::Object(links);
+        }
         if o.paged {
             operation["responses"][o.status.to_string()]["headers"] = json!({
                 "Link": {
