@@ -5,7 +5,9 @@
 //!
 //! Who may act for a party (its users and delegates "disposizione") subscribes and ends a
 //! subscription; who may see the party's movements sees its subscriptions and where each
-//! delivery stands: failures in a row, the last status and error, the next attempt. The
+//! delivery stands: failures in a row, the last status and error, the next attempt. A
+//! subscription delivers only while the user who made it may still see the party: when a
+//! delegation ends, so do the delegate's subscriptions, at their next delivery. The
 //! deliverer (the web layer's, which speaks HTTP) asks the app what is due and records
 //! each outcome here, on a clock of its own: retries and leases are timing, not facts of
 //! the register.
@@ -144,6 +146,7 @@ impl App {
             .store
             .create_webhook(NewWebhook {
                 party,
+                user: p.user_id,
                 url,
                 secret: secret.clone(),
                 created_by: p.actor(),
@@ -211,10 +214,37 @@ impl App {
             .await?)
     }
 
-    /// For the deliverer: the events a subscription's next delivery carries.
-    pub async fn webhook_events(&self, hook: &Webhook) -> Result<EventPage, AppError> {
+    /// For the deliverer: the events a subscription's next delivery carries; `None` when
+    /// the user who subscribed may no longer see the party (its delegation ended, say):
+    /// the subscription is ended then, and nothing more is sent to it.
+    pub async fn webhook_events(
+        &self,
+        hook: &Webhook,
+        now: DateTime<Utc>,
+    ) -> Result<Option<EventPage>, AppError> {
+        let subscriber = self.store.user(hook.user).await?;
+        let allowed = match subscriber {
+            Some(u) => {
+                let p = Principal::from_user(&u, crate::LoginMethod::Token);
+                match self.authorize_view(&p, hook.party).await {
+                    Ok(()) => true,
+                    Err(AppError::Forbidden { .. }) => false,
+                    Err(e) => return Err(e),
+                }
+            }
+            None => false,
+        };
+        if !allowed {
+            tracing::info!(
+                webhook = hook.id,
+                "webhook ended: its subscriber may no longer see the party"
+            );
+            self.store.revoke_webhook(hook.party, hook.id, now).await?;
+            return Ok(None);
+        }
         self.events_for_delivery(hook.party, &hook.cursor, EVENTS_PER_DELIVERY)
             .await
+            .map(Some)
     }
 
     /// For the deliverer: how a delivery went, and when the subscription is due again.

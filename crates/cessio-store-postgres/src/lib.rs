@@ -1699,6 +1699,7 @@ impl Store for PgStore {
                     &hook.created_by,
                     &hook.at.timestamp_micros(),
                     &hook.cursor,
+                    &hook.user,
                 ],
             )
             .await

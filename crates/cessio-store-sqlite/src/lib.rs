@@ -1616,7 +1616,8 @@ impl Store for SqliteStore {
                     hook.secret,
                     hook.created_by,
                     hook.at.timestamp_micros(),
-                    hook.cursor
+                    hook.cursor,
+                    hook.user
                 ])
                 .map_err(db_err)?;
             match rows.next().map_err(db_err)? {

@@ -335,10 +335,12 @@ SELECT DISTINCT c.p, c.transfer
 -- layer's sessions (they decide no fact of it, and hold the secret their deliveries are
 -- signed with). Each keeps its cursor in the party's events and where its deliveries
 -- stand; a deliverer leases the due ones (`lease_until`) so that processes sharing the
--- register do not post the same events at once.
+-- register do not post the same events at once. `user_id` subscribed it: a subscription
+-- ends when that user may no longer see the party.
 CREATE TABLE webhooks (
     id INTEGER PRIMARY KEY,
     party INTEGER NOT NULL REFERENCES parties (id),
+    user_id INTEGER NOT NULL REFERENCES users (id),
     url TEXT NOT NULL,
     secret TEXT NOT NULL,
     created_by TEXT NOT NULL,

@@ -235,8 +235,24 @@ pub async fn webhooks_are_capped_leased_once_retried_and_revoked(store: DynStore
     use crate::webhooks::{Delivery, MAX_PER_PARTY, NewWebhook};
     let party = party(&store, 1).await;
     let at = t0();
+    let user = store
+        .create_user(
+            NewUser {
+                username: "banca".into(),
+                display_name: "Banca".into(),
+                password_hash: "h".into(),
+                pin_hash: "p".into(),
+                party: Some(party),
+                role: Role::User,
+            },
+            "tester",
+            at,
+        )
+        .await
+        .unwrap();
     let hook = |n: usize| NewWebhook {
         party,
+        user,
         url: format!("https://banca.example/hook/{n}"),
         secret: format!("segreto-{n}"),
         created_by: "banca#1".into(),
@@ -259,24 +275,25 @@ pub async fn webhooks_are_capped_leased_once_retried_and_revoked(store: DynStore
     assert_eq!((listed[0].id, listed[0].revoked_at), (id, None));
     assert_eq!(listed[0].secret, "segreto-0");
 
+    // How many subscriptions a deliverer claims at `now`, leasing them until `until`.
+    let claims = |now, until| {
+        let store = store.clone();
+        async move {
+            store
+                .claim_due_webhooks(now, until, 10)
+                .await
+                .unwrap()
+                .len()
+        }
+    };
     let lease = at + chrono::Duration::seconds(30);
     let claimed = store.claim_due_webhooks(at, lease, 10).await.unwrap();
     assert_eq!(claimed.iter().map(|h| h.id).collect::<Vec<_>>(), vec![id]);
     // Leased: no one else gets it until the lease runs out.
-    assert!(
-        store
-            .claim_due_webhooks(at, lease, 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert_eq!(claims(at, lease).await, 0);
     let later = lease + chrono::Duration::seconds(1);
     assert_eq!(
-        store
-            .claim_due_webhooks(later, later + chrono::Duration::seconds(30), 10)
-            .await
-            .unwrap()
-            .len(),
+        claims(later, later + chrono::Duration::seconds(30)).await,
         1
     );
 
@@ -300,21 +317,8 @@ pub async fn webhooks_are_capped_leased_once_retried_and_revoked(store: DynStore
     );
     assert_eq!(h.last_error.as_deref(), Some("HTTP 500"));
     assert_eq!(h.next_attempt_at, retry);
-    assert!(
-        store
-            .claim_due_webhooks(later, later, 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    assert_eq!(
-        store
-            .claim_due_webhooks(retry, retry, 10)
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(claims(later, later).await, 0);
+    assert_eq!(claims(retry, retry).await, 1);
     store
         .record_delivery(
             id,
@@ -334,14 +338,7 @@ pub async fn webhooks_are_capped_leased_once_retried_and_revoked(store: DynStore
     assert_eq!(h.last_delivered_at, Some(retry));
     // Nothing new: the attempt is not recorded as one.
     let idle = retry + chrono::Duration::seconds(1);
-    assert_eq!(
-        store
-            .claim_due_webhooks(retry, retry, 10)
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(claims(retry, retry).await, 1);
     store
         .record_delivery(
             id,
@@ -355,13 +352,7 @@ pub async fn webhooks_are_capped_leased_once_retried_and_revoked(store: DynStore
     let h = &store.webhooks_of(party).await.unwrap()[0];
     assert_eq!((h.last_attempt_at, h.next_attempt_at), (Some(retry), idle));
     assert!(store.revoke_webhook(party, id, idle).await.unwrap());
-    assert!(
-        store
-            .claim_due_webhooks(idle, idle, 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert_eq!(claims(idle, idle).await, 0);
 }
 
 async fn assert_verified(store: &DynStore) {

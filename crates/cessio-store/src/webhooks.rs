@@ -25,6 +25,8 @@ pub const MAX_PER_PARTY: usize = 10;
 #[derive(Clone, Debug)]
 pub struct NewWebhook {
     pub party: PartyId,
+    /// The user who subscribed: deliveries go on only while it may see the party.
+    pub user: i64,
     pub url: String,
     /// The key its deliveries are signed with (HMAC-SHA256), shown once to the subscriber.
     pub secret: String,
@@ -39,6 +41,7 @@ pub struct NewWebhook {
 pub struct Webhook {
     pub id: i64,
     pub party: PartyId,
+    pub user: i64,
     pub url: String,
     #[serde(skip_serializing)]
     pub secret: String,
@@ -94,7 +97,7 @@ pub enum Delivery {
 }
 
 /// The columns [`webhook`] reads, in order.
-pub const WEBHOOK_COLUMNS: &str = "id, party, url, secret, created_by, created_at, revoked_at, cursor, failures, next_attempt_at, delivered, last_attempt_at, last_status, last_error, last_delivered_at";
+pub const WEBHOOK_COLUMNS: &str = "id, party, user_id, url, secret, created_by, created_at, revoked_at, cursor, failures, next_attempt_at, delivered, last_attempt_at, last_status, last_error, last_delivered_at";
 
 /// `SELECT {WEBHOOK_COLUMNS}`.
 pub fn webhook<R: crate::rows::Columns>(r: &R) -> Result<Webhook, R::Error> {
@@ -102,29 +105,30 @@ pub fn webhook<R: crate::rows::Columns>(r: &R) -> Result<Webhook, R::Error> {
     Ok(Webhook {
         id: r.int(0)?,
         party: r.int(1)?,
-        url: r.text(2)?,
-        secret: r.text(3)?,
-        created_by: r.text(4)?,
-        created_at: micros_to_time(r.int(5)?),
-        revoked_at: r.opt_int(6)?.map(micros_to_time),
-        cursor: r.text(7)?,
-        failures: u32::try_from(r.int(8)?).unwrap_or(u32::MAX),
-        next_attempt_at: micros_to_time(r.int(9)?),
-        delivered: r.int(10)?,
-        last_attempt_at: r.opt_int(11)?.map(micros_to_time),
-        last_status: r.opt_int(12)?.and_then(|s| u16::try_from(s).ok()),
-        last_error: r.opt_text(13)?,
-        last_delivered_at: r.opt_int(14)?.map(micros_to_time),
+        user: r.int(2)?,
+        url: r.text(3)?,
+        secret: r.text(4)?,
+        created_by: r.text(5)?,
+        created_at: micros_to_time(r.int(6)?),
+        revoked_at: r.opt_int(7)?.map(micros_to_time),
+        cursor: r.text(8)?,
+        failures: u32::try_from(r.int(9)?).unwrap_or(u32::MAX),
+        next_attempt_at: micros_to_time(r.int(10)?),
+        delivered: r.int(11)?,
+        last_attempt_at: r.opt_int(12)?.map(micros_to_time),
+        last_status: r.opt_int(13)?.and_then(|s| u16::try_from(s).ok()),
+        last_error: r.opt_text(14)?,
+        last_delivered_at: r.opt_int(15)?.map(micros_to_time),
     })
 }
 
 /// Records a subscription unless the party has [`MAX_PER_PARTY`] live ones: `?1` party,
-/// `?2` url, `?3` secret, `?4` created_by, `?5` at, `?6` cursor. Returns the new id, or no
-/// row when the party is at its cap.
+/// `?2` url, `?3` secret, `?4` created_by, `?5` at, `?6` cursor, `?7` user. Returns the new
+/// id, or no row when the party is at its cap.
 pub fn insert_sql(p: impl Fn(usize) -> String) -> String {
     format!(
-        "INSERT INTO webhooks (party, url, secret, created_by, created_at, cursor, failures, next_attempt_at, delivered)
-         SELECT CAST({party} AS BIGINT), CAST({url} AS TEXT), CAST({secret} AS TEXT), CAST({by} AS TEXT),
+        "INSERT INTO webhooks (party, user_id, url, secret, created_by, created_at, cursor, failures, next_attempt_at, delivered)
+         SELECT CAST({party} AS BIGINT), CAST({user} AS BIGINT), CAST({url} AS TEXT), CAST({secret} AS TEXT), CAST({by} AS TEXT),
                 CAST({at} AS BIGINT), CAST({cursor} AS TEXT), 0, CAST({at} AS BIGINT), 0
           WHERE (SELECT COUNT(*) FROM webhooks WHERE party = CAST({party} AS BIGINT) AND revoked_at IS NULL) < {MAX_PER_PARTY}
          RETURNING id",
@@ -133,7 +137,8 @@ pub fn insert_sql(p: impl Fn(usize) -> String) -> String {
         secret = p(3),
         by = p(4),
         at = p(5),
-        cursor = p(6)
+        cursor = p(6),
+        user = p(7)
     )
 }
 

@@ -97,7 +97,10 @@ impl Deliverer {
     }
 
     async fn deliver(&self, hook: &Webhook) -> Result<(), cessio_app::AppError> {
-        let page = self.app.webhook_events(hook).await?;
+        let Some(page) = self.app.webhook_events(hook, self.clock.now()).await? else {
+            // Ended: its subscriber may no longer see the party.
+            return Ok(());
+        };
         let attempt = if page.events.is_empty() {
             Attempt::Nothing
         } else {

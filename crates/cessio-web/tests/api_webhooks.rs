@@ -225,3 +225,36 @@ async fn webhook_requests_are_checked() {
     let listed = s.get(&path, &b).await.text();
     assert!(!listed.contains("whsec_"), "{listed}");
 }
+
+/// A delegate's subscription lasts as long as its delegation: once revoked, the next
+/// round ends the subscription and sends nothing, whatever the party receives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delegates_webhook_ends_with_its_delegation() {
+    let s = Server::start().await;
+    let studio = s.login("studio").await;
+    let path = format!("/api/v1/parties/{COMPANY}/webhooks");
+    let (url, received, _) = receiver().await;
+    let body = json!({ "url": url }).to_string();
+    let r = s
+        .call("POST", &path, Some(&studio), None, Some(&body))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let clock = FixedClock::at_rome(2024, 3, 1, 12, 0);
+    let deliverer = Deliverer::new(s.app.clone(), Arc::new(clock.clone())).unwrap();
+    assert_eq!(deliverer.deliver_due().await.unwrap(), 1);
+
+    let op = s.app.login("operatore", PASSWORD).await.unwrap();
+    s.app
+        .revoke_delegation(&op, "studio", COMPANY)
+        .await
+        .unwrap();
+    superbonus_to(&s.app, "dopo", COMPANY, 400_000).await;
+    clock.advance(chrono::Duration::seconds(10));
+    assert_eq!(deliverer.deliver_due().await.unwrap(), 1);
+    assert!(received.lock().unwrap().is_empty());
+    let c = s.login("impresa").await;
+    let listed = s.get(&path, &c).await.json();
+    assert!(!listed["webhooks"][0]["revoked_at"].is_null(), "{listed}");
+    clock.advance(chrono::Duration::seconds(10));
+    assert_eq!(deliverer.deliver_due().await.unwrap(), 0);
+}

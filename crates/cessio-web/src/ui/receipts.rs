@@ -23,23 +23,19 @@ pub fn movement_href(cf: &str, transfer: i64) -> String {
     format!("/soggetti/{cf}/movimenti/{transfer}/ricevuta.pdf")
 }
 
+/// What a receipt's address names: the operation, or a movement it recorded.
+#[derive(Clone, Copy, Debug)]
+enum Named {
+    Operation,
+    Movement,
+}
+
 pub async fn operation(
     State(state): State<WebState>,
     ui: Ui,
     Path((cf, id)): Path<(String, String)>,
 ) -> Response {
-    let party = match party_for(&state, &ui, &cf).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let receipt = match parse_receipt_id("id", &id) {
-        Ok(id) => state.app.operation_receipt(&ui.user, party.id, id).await,
-        Err(e) => Err(e),
-    };
-    match receipt {
-        Ok(r) => crate::api::receipts::pdf_download(&r),
-        Err(e) => error_page(Some(&ui), &e),
-    }
+    receipt(&state, &ui, &cf, &id, Named::Operation).await
 }
 
 pub async fn movement(
@@ -47,16 +43,21 @@ pub async fn movement(
     ui: Ui,
     Path((cf, id)): Path<(String, String)>,
 ) -> Response {
-    let party = match party_for(&state, &ui, &cf).await {
+    receipt(&state, &ui, &cf, &id, Named::Movement).await
+}
+
+async fn receipt(state: &WebState, ui: &Ui, cf: &str, id: &str, named: Named) -> Response {
+    let party = match party_for(state, ui, cf).await {
         Ok(p) => p,
         Err(r) => return r,
     };
-    let receipt = match parse_receipt_id("id", &id) {
-        Ok(id) => state.app.movement_receipt(&ui.user, party.id, id).await,
-        Err(e) => Err(e),
+    let receipt = match (parse_receipt_id("id", id), named) {
+        (Ok(id), Named::Operation) => state.app.operation_receipt(&ui.user, party.id, id).await,
+        (Ok(id), Named::Movement) => state.app.movement_receipt(&ui.user, party.id, id).await,
+        (Err(e), _) => Err(e),
     };
     match receipt {
         Ok(r) => crate::api::receipts::pdf_download(&r),
-        Err(e) => error_page(Some(&ui), &e),
+        Err(e) => error_page(Some(ui), &e),
     }
 }
