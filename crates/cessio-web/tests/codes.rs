@@ -499,6 +499,24 @@ fn every_catalogued_code_is_raised_somewhere() {
     }
 }
 
+/// `status_of` names no code that is not catalogued: a renamed code leaves no stale status.
+#[test]
+fn status_of_names_only_catalogued_codes() {
+    let path = crates_dir().join("cessio-web/src/problem.rs");
+    let text = std::fs::read_to_string(path).unwrap();
+    let at = text.find("pub fn status_of(").unwrap();
+    let body = fn_body(&text, at);
+    let mut named = 0;
+    for piece in body.split('"').skip(1).step_by(2) {
+        named += 1;
+        assert!(
+            CODES.iter().any(|c| c.code == piece),
+            "status_of names {piece}, which is not catalogued"
+        );
+    }
+    assert!(named > 20, "status_of was not read: {named} codes");
+}
+
 #[test]
 fn off_the_wire_codes_are_not_catalogued_unless_also_sent() {
     let s = scan();
