@@ -348,6 +348,18 @@ impl App {
         }
     }
 
+    /// The events after a webhook's cursor, for its delivery: the subscription was
+    /// authorised when it was made.
+    pub(crate) async fn events_for_delivery(
+        &self,
+        party: PartyId,
+        cursor: &str,
+        limit: usize,
+    ) -> Result<EventPage, AppError> {
+        self.events_after(party, Cursor::decode(cursor)?, limit)
+            .await
+    }
+
     /// One read: the feed's movements and the suspensions after the cursor, merged in the
     /// order they were registered (a movement first when both carry the same instant).
     /// Each source is taken in its own order, so what a read returns of each is a prefix

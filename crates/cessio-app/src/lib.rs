@@ -55,6 +55,7 @@ pub mod reduction;
 pub mod rent;
 mod replica;
 pub mod split;
+mod webhooks;
 
 pub use chain::*;
 pub use delegation::*;
@@ -71,6 +72,10 @@ pub use reduction::*;
 pub use rent::*;
 pub use replica::{ConnectReplica, ReplicaPolicy, ReplicaStatus};
 pub use split::*;
+pub use webhooks::{
+    Attempt, BACKOFF_MAX, EVENTS_PER_DELIVERY, IDLE_POLL, URL_MAX_CHARS as WEBHOOK_URL_MAX_CHARS,
+    WebhookCreated, WebhookView, backoff,
+};
 
 /// Limits and thresholds that are configuration, not law.
 #[derive(Clone, Debug)]

@@ -1681,4 +1681,108 @@ impl Store for PgStore {
         }
         Ok(gone)
     }
+
+    async fn create_webhook(
+        &self,
+        hook: cessio_store::webhooks::NewWebhook,
+    ) -> Result<Option<i64>, StoreError> {
+        use cessio_store::webhooks;
+        let rows = self
+            .reader()
+            .await?
+            .query(
+                &webhooks::insert_sql(|n| format!("${n}")),
+                &[
+                    &hook.party,
+                    &hook.url,
+                    &hook.secret,
+                    &hook.created_by,
+                    &hook.at.timestamp_micros(),
+                    &hook.cursor,
+                ],
+            )
+            .await
+            .map_err(db_err)?;
+        Ok(rows.first().map(|r| r.get(0)))
+    }
+
+    async fn webhooks_of(
+        &self,
+        party: PartyId,
+    ) -> Result<Vec<cessio_store::webhooks::Webhook>, StoreError> {
+        use cessio_store::webhooks;
+        self.read_all(
+            &webhooks::of_party_sql(|n| format!("${n}")),
+            &[&party],
+            |r| webhooks::webhook(&Pg(r)),
+        )
+        .await
+    }
+
+    async fn revoke_webhook(
+        &self,
+        party: PartyId,
+        id: i64,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        use cessio_store::webhooks;
+        Ok(self
+            .reader()
+            .await?
+            .execute(
+                &webhooks::revoke_sql(|n| format!("${n}")),
+                &[&party, &id, &at.timestamp_micros()],
+            )
+            .await
+            .map_err(db_err)?
+            > 0)
+    }
+
+    async fn claim_due_webhooks(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<cessio_store::webhooks::Webhook>, StoreError> {
+        use cessio_store::webhooks;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read_all(
+            &webhooks::claim_due_sql(|n| format!("${n}"), true),
+            &[
+                &now.timestamp_micros(),
+                &lease_until.timestamp_micros(),
+                &limit,
+            ],
+            |r| webhooks::webhook(&Pg(r)),
+        )
+        .await
+    }
+
+    async fn record_delivery(
+        &self,
+        id: i64,
+        at: DateTime<Utc>,
+        outcome: &cessio_store::webhooks::Delivery,
+    ) -> Result<(), StoreError> {
+        use cessio_store::webhooks;
+        let (next, cursor, events, kind, status, error) = webhooks::record_values(outcome);
+        self.reader()
+            .await?
+            .execute(
+                &webhooks::record_sql(|n| format!("${n}")),
+                &[
+                    &id,
+                    &at.timestamp_micros(),
+                    &next,
+                    &cursor,
+                    &events,
+                    &kind,
+                    &status,
+                    &error,
+                ],
+            )
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
 }

@@ -1599,4 +1599,115 @@ impl Store for SqliteStore {
         })
         .await
     }
+
+    async fn create_webhook(
+        &self,
+        hook: cessio_store::webhooks::NewWebhook,
+    ) -> Result<Option<i64>, StoreError> {
+        use cessio_store::webhooks;
+        self.read(move |c| {
+            let mut st = c
+                .prepare_cached(&webhooks::insert_sql(|n| format!("?{n}")))
+                .map_err(db_err)?;
+            let mut rows = st
+                .query(params![
+                    hook.party,
+                    hook.url,
+                    hook.secret,
+                    hook.created_by,
+                    hook.at.timestamp_micros(),
+                    hook.cursor
+                ])
+                .map_err(db_err)?;
+            match rows.next().map_err(db_err)? {
+                Some(r) => Ok(Some(r.get(0).map_err(db_err)?)),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    async fn webhooks_of(
+        &self,
+        party: PartyId,
+    ) -> Result<Vec<cessio_store::webhooks::Webhook>, StoreError> {
+        use cessio_store::webhooks;
+        self.read(move |c| {
+            all(
+                c,
+                &webhooks::of_party_sql(|n| format!("?{n}")),
+                [party],
+                |r| webhooks::webhook(&Lite(r)),
+            )
+        })
+        .await
+    }
+
+    async fn revoke_webhook(
+        &self,
+        party: PartyId,
+        id: i64,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        use cessio_store::webhooks;
+        self.read(move |c| {
+            c.prepare_cached(&webhooks::revoke_sql(|n| format!("?{n}")))
+                .map_err(db_err)?
+                .execute(params![party, id, at.timestamp_micros()])
+                .map(|n| n > 0)
+                .map_err(db_err)
+        })
+        .await
+    }
+
+    async fn claim_due_webhooks(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<cessio_store::webhooks::Webhook>, StoreError> {
+        use cessio_store::webhooks;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(move |c| {
+            all(
+                c,
+                &webhooks::claim_due_sql(|n| format!("?{n}"), false),
+                params![
+                    now.timestamp_micros(),
+                    lease_until.timestamp_micros(),
+                    limit
+                ],
+                |r| webhooks::webhook(&Lite(r)),
+            )
+        })
+        .await
+    }
+
+    async fn record_delivery(
+        &self,
+        id: i64,
+        at: DateTime<Utc>,
+        outcome: &cessio_store::webhooks::Delivery,
+    ) -> Result<(), StoreError> {
+        use cessio_store::webhooks;
+        let (next, cursor, events, kind, status, error) = webhooks::record_values(outcome);
+        let (cursor, error) = (cursor.map(str::to_string), error.map(str::to_string));
+        self.read(move |c| {
+            c.prepare_cached(&webhooks::record_sql(|n| format!("?{n}")))
+                .map_err(db_err)?
+                .execute(params![
+                    id,
+                    at.timestamp_micros(),
+                    next,
+                    cursor,
+                    events,
+                    kind,
+                    status,
+                    error
+                ])
+                .map(|_| ())
+                .map_err(db_err)
+        })
+        .await
+    }
 }

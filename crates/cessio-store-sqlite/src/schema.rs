@@ -330,6 +330,33 @@ SELECT DISTINCT c.p, c.transfer
         UNION ALL SELECT o.counterparty, t.id FROM transfers t JOIN transfers o ON o.id = t.pending_id) c
  WHERE c.p IS NOT NULL;
 ",
+    r"
+-- Webhook subscriptions (cessio_store::webhooks): kept outside the register, like the web
+-- layer's sessions (they decide no fact of it, and hold the secret their deliveries are
+-- signed with). Each keeps its cursor in the party's events and where its deliveries
+-- stand; a deliverer leases the due ones (`lease_until`) so that processes sharing the
+-- register do not post the same events at once.
+CREATE TABLE webhooks (
+    id INTEGER PRIMARY KEY,
+    party INTEGER NOT NULL REFERENCES parties (id),
+    url TEXT NOT NULL,
+    secret TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    revoked_at INTEGER,
+    cursor TEXT NOT NULL,
+    failures INTEGER NOT NULL,
+    next_attempt_at INTEGER NOT NULL,
+    lease_until INTEGER,
+    delivered INTEGER NOT NULL,
+    last_attempt_at INTEGER,
+    last_status INTEGER,
+    last_error TEXT,
+    last_delivered_at INTEGER
+);
+CREATE INDEX webhooks_party ON webhooks (party, id);
+CREATE INDEX webhooks_due ON webhooks (next_attempt_at) WHERE revoked_at IS NULL;
+",
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

@@ -58,7 +58,8 @@ macro_rules! contract_tests {
             r_susp_is_decided_by_the_writer_on_the_state_it_writes_on,
             r_delega_end_is_decided_by_the_writer_on_the_state_it_writes_on,
             feed_tells_both_sides_of_a_cession_and_of_its_answer,
-            operation_record_has_its_log_entry_transfers_credits_and_parties
+            operation_record_has_its_log_entry_transfers_credits_and_parties,
+            webhooks_are_capped_leased_once_retried_and_revoked
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
@@ -225,6 +226,142 @@ pub async fn feed_tells_both_sides_of_a_cession_and_of_its_answer(store: DynStor
     let rows = store.feed_rows(&[refused, sent, 999_999]).await.unwrap();
     assert_eq!(ids(&rows), vec![sent, refused]);
     assert_verified(&store).await;
+}
+
+/// Webhook subscriptions: at most ten live per party; a due one is leased to one
+/// deliverer until its lease runs out; a failure counts and moves the next attempt, a
+/// delivery moves the cursor and clears the count; a revoked one is never due again.
+pub async fn webhooks_are_capped_leased_once_retried_and_revoked(store: DynStore) {
+    use crate::webhooks::{Delivery, MAX_PER_PARTY, NewWebhook};
+    let party = party(&store, 1).await;
+    let at = t0();
+    let hook = |n: usize| NewWebhook {
+        party,
+        url: format!("https://banca.example/hook/{n}"),
+        secret: format!("segreto-{n}"),
+        created_by: "banca#1".into(),
+        at,
+        cursor: "c0".into(),
+    };
+    let mut ids = Vec::new();
+    for n in 0..MAX_PER_PARTY {
+        ids.push(store.create_webhook(hook(n)).await.unwrap().unwrap());
+    }
+    assert_eq!(store.create_webhook(hook(99)).await.unwrap(), None);
+    for id in &ids[1..] {
+        assert!(store.revoke_webhook(party, *id, at).await.unwrap());
+    }
+    assert!(!store.revoke_webhook(party, ids[1], at).await.unwrap());
+    assert!(!store.revoke_webhook(party + 1, ids[0], at).await.unwrap());
+    let id = ids[0];
+    let listed = store.webhooks_of(party).await.unwrap();
+    assert_eq!(listed.len(), MAX_PER_PARTY);
+    assert_eq!((listed[0].id, listed[0].revoked_at), (id, None));
+    assert_eq!(listed[0].secret, "segreto-0");
+
+    let lease = at + chrono::Duration::seconds(30);
+    let claimed = store.claim_due_webhooks(at, lease, 10).await.unwrap();
+    assert_eq!(claimed.iter().map(|h| h.id).collect::<Vec<_>>(), vec![id]);
+    // Leased: no one else gets it until the lease runs out.
+    assert!(
+        store
+            .claim_due_webhooks(at, lease, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let later = lease + chrono::Duration::seconds(1);
+    assert_eq!(
+        store
+            .claim_due_webhooks(later, later + chrono::Duration::seconds(30), 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    let retry = later + chrono::Duration::seconds(2);
+    store
+        .record_delivery(
+            id,
+            later,
+            &Delivery::Failed {
+                status: Some(500),
+                error: "HTTP 500".into(),
+                next_attempt_at: retry,
+            },
+        )
+        .await
+        .unwrap();
+    let h = &store.webhooks_of(party).await.unwrap()[0];
+    assert_eq!(
+        (h.failures, h.last_status, h.cursor.as_str()),
+        (1, Some(500), "c0")
+    );
+    assert_eq!(h.last_error.as_deref(), Some("HTTP 500"));
+    assert_eq!(h.next_attempt_at, retry);
+    assert!(
+        store
+            .claim_due_webhooks(later, later, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .claim_due_webhooks(retry, retry, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    store
+        .record_delivery(
+            id,
+            retry,
+            &Delivery::Delivered {
+                cursor: "c5".into(),
+                events: 5,
+                status: 204,
+                next_attempt_at: retry,
+            },
+        )
+        .await
+        .unwrap();
+    let h = &store.webhooks_of(party).await.unwrap()[0];
+    assert_eq!((h.failures, h.delivered, h.cursor.as_str()), (0, 5, "c5"));
+    assert_eq!((h.last_status, h.last_error.as_deref()), (Some(204), None));
+    assert_eq!(h.last_delivered_at, Some(retry));
+    // Nothing new: the attempt is not recorded as one.
+    let idle = retry + chrono::Duration::seconds(1);
+    assert_eq!(
+        store
+            .claim_due_webhooks(retry, retry, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    store
+        .record_delivery(
+            id,
+            idle,
+            &Delivery::Idle {
+                next_attempt_at: idle,
+            },
+        )
+        .await
+        .unwrap();
+    let h = &store.webhooks_of(party).await.unwrap()[0];
+    assert_eq!((h.last_attempt_at, h.next_attempt_at), (Some(retry), idle));
+    assert!(store.revoke_webhook(party, id, idle).await.unwrap());
+    assert!(
+        store
+            .claim_due_webhooks(idle, idle, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn assert_verified(store: &DynStore) {

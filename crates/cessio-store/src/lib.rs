@@ -23,6 +23,7 @@ pub mod sessions;
 pub mod sql;
 pub mod stream;
 pub mod verify;
+pub mod webhooks;
 
 #[cfg(feature = "testing")]
 pub mod contract;
@@ -540,6 +541,38 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Deletes the sessions and strong logins in progress that ended by `now`; returns how
     /// many rows went.
     async fn sweep_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    /// Records a webhook subscription and returns its id; `None` when the party already
+    /// has [`webhooks::MAX_PER_PARTY`] live ones.
+    async fn create_webhook(&self, hook: webhooks::NewWebhook) -> Result<Option<i64>, StoreError>;
+
+    /// A party's webhook subscriptions, the live ones first, newest first.
+    async fn webhooks_of(&self, party: PartyId) -> Result<Vec<webhooks::Webhook>, StoreError>;
+
+    /// Ends a live subscription of the party; false when there is none with that id.
+    async fn revoke_webhook(
+        &self,
+        party: PartyId,
+        id: i64,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    /// Leases to the caller, until `lease_until`, at most `limit` live subscriptions due by
+    /// `now` that no one else holds, and returns them.
+    async fn claim_due_webhooks(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<webhooks::Webhook>, StoreError>;
+
+    /// Records how a delivery went and releases the subscription's lease.
+    async fn record_delivery(
+        &self,
+        id: i64,
+        at: DateTime<Utc>,
+        outcome: &webhooks::Delivery,
+    ) -> Result<(), StoreError>;
 }
 
 /// How a database URL names its backend.

@@ -271,11 +271,13 @@ pub const OPERATOR_EVENTS: TableSpec = TableSpec {
 
 /// Every table rebuilt from the log and compared by `verify`. The others: `transfers`
 /// (their own chain, anchored in the log), the balances and `last_transfer` of
-/// `accounts` and `party_summary` (recomputed from the transfers), `ledger_head`
-/// (compared with the log's last entry and the projections' last ids). Outside the
-/// register: `web_sessions`, `login_flows` and `login_attempts` (the web layer's
-/// short-lived state, which expires and is swept, and decides no fact of the register) and
-/// `schema_migrations`.
+/// `accounts`, `party_summary` and `party_feed` (recomputed from the transfers),
+/// `ledger_head` (compared with the log's last entry and the projections' last ids).
+/// Outside the register: `web_sessions`, `login_flows` and `login_attempts` (the web
+/// layer's short-lived state, which expires and is swept, and decides no fact of the
+/// register), `webhooks` (where to push a party's events and how far each got: it
+/// decides no fact of the register either, and holds a secret the log must not carry)
+/// and `schema_migrations`.
 pub const TABLES: &[&TableSpec] = &[
     &PARTIES,
     &CREDITS,

@@ -23,6 +23,7 @@ mod sessions;
 mod state;
 mod throttle;
 pub mod ui;
+pub mod webhooks;
 
 pub use extract::{ApiJson, ApiQuery, Auth, ClientIp, IdempotencyKey};
 pub use health::READY_WITHIN;

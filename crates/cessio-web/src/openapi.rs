@@ -347,6 +347,35 @@ pub const OPERATIONS: &[Op] = &[
         )
     },
     Op {
+        request: Some("WebhookRequest"),
+        status: 201,
+        response: Some("WebhookCreated"),
+        ..op(
+            "post",
+            "/parties/{cf}/webhooks",
+            "subscribeWebhook",
+            "Iscrive un indirizzo (https://) agli eventi del soggetto da ora in poi: ogni consegna è un POST JSON firmato (Cessio-Signature: t=…,v1=HMAC-SHA256 di \"t.corpo\" con il segreto, mostrato solo qui), almeno una volta, ritentata con attese crescenti; al più 10 indirizzi attivi per soggetto",
+        )
+    },
+    Op {
+        response: Some("WebhookList"),
+        ..op(
+            "get",
+            "/parties/{cf}/webhooks",
+            "webhooks",
+            "Gli indirizzi iscritti agli eventi del soggetto e lo stato delle consegne: errori consecutivi, ultimo esito, prossimo tentativo",
+        )
+    },
+    Op {
+        status: 204,
+        ..op(
+            "delete",
+            "/parties/{cf}/webhooks/{id}",
+            "revokeWebhook",
+            "Revoca un indirizzo: non riceve più eventi",
+        )
+    },
+    Op {
         ..op(
             "get",
             "/parties/{cf}/operations/{id}/receipt.pdf",
@@ -601,6 +630,94 @@ pub const OPERATIONS: &[Op] = &[
             "closeYear",
             "Operatore: chiusura dell'anno, gli importi non utilizzati scadono (R-F24-WINDOW-121/122)",
         )
+    },
+];
+
+/// A link from an operation's success to the operations its response names (OpenAPI
+/// links): what a client, or Schemathesis in its stateful phase, calls next with it.
+#[derive(Debug)]
+pub struct Link {
+    pub from: &'static str,
+    pub name: &'static str,
+    pub to: &'static str,
+    /// The target's parameters: name and runtime expression.
+    pub parameters: &'static [(&'static str, &'static str)],
+}
+
+const SAME_PARTY: (&str, &str) = ("cf", "$request.path.cf");
+
+pub const LINKS: &[Link] = &[
+    Link {
+        from: "createToken",
+        name: "RevokeToken",
+        to: "revokeToken",
+        parameters: &[("id", "$response.body#/id")],
+    },
+    Link {
+        from: "cede",
+        name: "Receipt",
+        to: "operationReceipt",
+        parameters: &[SAME_PARTY, ("id", "$response.body#/operation_id")],
+    },
+    Link {
+        from: "answer",
+        name: "Receipt",
+        to: "operationReceipt",
+        parameters: &[SAME_PARTY, ("id", "$response.body#/operation_id")],
+    },
+    Link {
+        from: "answerCodes",
+        name: "Receipt",
+        to: "operationReceipt",
+        parameters: &[SAME_PARTY, ("id", "$response.body#/operation_id")],
+    },
+    Link {
+        from: "events",
+        name: "NextEvents",
+        to: "events",
+        parameters: &[SAME_PARTY, ("after", "$response.body#/after")],
+    },
+    Link {
+        from: "subscribeWebhook",
+        name: "RevokeWebhook",
+        to: "revokeWebhook",
+        parameters: &[SAME_PARTY, ("id", "$response.body#/webhook/id")],
+    },
+    Link {
+        from: "subscribeWebhook",
+        name: "Webhooks",
+        to: "webhooks",
+        parameters: &[SAME_PARTY],
+    },
+    Link {
+        from: "reserveF24",
+        name: "ConfirmF24",
+        to: "confirmF24",
+        parameters: &[SAME_PARTY, ("id", "$response.body#/reservation")],
+    },
+    Link {
+        from: "reserveF24",
+        name: "DiscardF24",
+        to: "discardF24",
+        parameters: &[SAME_PARTY, ("id", "$response.body#/reservation")],
+    },
+    Link {
+        from: "splitRata",
+        name: "AnnulSplit",
+        to: "annulSplit",
+        parameters: &[SAME_PARTY, ("id", "$response.body#/split_credit")],
+    },
+    Link {
+        from: "splitRata",
+        name: "Receipt",
+        to: "operationReceipt",
+        parameters: &[SAME_PARTY, ("id", "$response.body#/operation_id")],
+    },
+    Link {
+        from: "reduce",
+        name: "Receipt",
+        to: "operationReceipt",
+        parameters: &[SAME_PARTY, ("id", "$response.body#/operation_id")],
     },
 ];
 
@@ -934,8 +1051,43 @@ fn schemas() -> Value {
             "cedibilita": { "type": "string", "description": "Cedibilità della rata per il soggetto oggi, come in Monitoraggio (o «nessun residuo disponibile»)" },
             "cedibilita_class": { "type": ["string", "null"], "enum": ["anyone", "once", "anyone_except_banks", "qualified_only", "own_bank_clients_only", "not_cedible", null] }
         }), &["id", "registered_at", "amount", "state"]) },
-        "EventPage": event_page()
+        "EventPage": event_page(),
+        "WebhookRequest": obj(json!({ "url": { "type": "string", "maxLength": cessio_app::WEBHOOK_URL_MAX_CHARS, "description": "https://…; http:// solo verso 127.0.0.1 o localhost" } }), &["url"]),
+        "Webhook": webhook(),
+        "WebhookCreated": obj(json!({
+            "webhook": { "$ref": "#/components/schemas/Webhook" },
+            "secret": { "type": "string", "description": "Chiave delle firme delle consegne: mostrata solo ora" }
+        }), &["webhook", "secret"]),
+        "WebhookList": obj(json!({ "webhooks": { "type": "array", "items": { "$ref": "#/components/schemas/Webhook" } } }), &["webhooks"])
     })
+}
+
+/// A webhook subscription and where its deliveries stand.
+fn webhook() -> Value {
+    let time = || json!({ "type": "string", "format": "date-time" });
+    let opt_time = || json!({ "type": ["string", "null"], "format": "date-time" });
+    obj(
+        json!({
+            "id": { "type": "integer" }, "url": { "type": "string" },
+            "created_at": time(), "created_by": { "type": "string" }, "revoked_at": opt_time(),
+            "after": { "type": "string", "description": "Il cursore degli eventi da cui parte la prossima consegna" },
+            "delivered": { "type": "integer", "description": "Eventi consegnati in tutto" },
+            "failures": { "type": "integer", "description": "Consegne fallite di seguito: gli stessi eventi sono ritentati" },
+            "next_attempt_at": time(), "last_attempt_at": opt_time(),
+            "last_status": { "type": ["integer", "null"] }, "last_error": { "type": ["string", "null"] },
+            "last_delivered_at": opt_time()
+        }),
+        &[
+            "id",
+            "url",
+            "created_at",
+            "created_by",
+            "after",
+            "delivered",
+            "failures",
+            "next_attempt_at",
+        ],
+    )
 }
 
 /// A read of a party's events; the types are those the app names, so that the document
@@ -1282,6 +1434,24 @@ pub fn build() -> Value {
             (None, _) => json!({ "description": "OK" }),
         };
         operation["responses"][o.status.to_string()] = success;
+        let links: serde_json::Map<String, Value> = LINKS
+            .iter()
+            .filter(|l| l.from == o.id)
+            .map(|l| {
+                let parameters: serde_json::Map<String, Value> = l
+                    .parameters
+                    .iter()
+                    .map(|(name, expr)| ((*name).to_string(), json!(expr)))
+                    .collect();
+                (
+                    l.name.to_string(),
+                    json!({ "operationId": l.to, "parameters": parameters }),
+                )
+            })
+            .collect();
+        if !links.is_empty() {
+            operation["responses"][o.status.to_string()]["links"] = Value::Object(links);
+        }
         if o.paged {
             operation["responses"][o.status.to_string()]["headers"] = json!({
                 "Link": {

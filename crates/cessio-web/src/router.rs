@@ -69,6 +69,11 @@ pub fn router(state: WebState) -> Router {
         .route("/parties/{cf}/movements.csv", get(movements_csv))
         .route("/parties/{cf}/events", get(events))
         .route(
+            "/parties/{cf}/webhooks",
+            get(api::webhooks::list).post(api::webhooks::subscribe),
+        )
+        .route("/parties/{cf}/webhooks/{id}", delete(api::webhooks::revoke))
+        .route(
             "/parties/{cf}/operations/{id}/receipt.pdf",
             get(api::receipts::receipt_pdf),
         )

@@ -994,3 +994,46 @@ fn no_schema_is_an_untyped_object() {
     walk(&doc, "", &mut found);
     assert!(found.is_empty(), "untyped objects: {found:#?}");
 }
+
+/// Every link of the document leads to a documented operation, names only parameters
+/// that operation takes, and reads a field its source's response has.
+#[test]
+fn every_link_leads_to_an_operation_with_those_parameters() {
+    let doc = cessio_web::openapi::build();
+    let ops = cessio_web::openapi::OPERATIONS;
+    for link in cessio_web::openapi::LINKS {
+        let from = ops.iter().find(|o| o.id == link.from).unwrap();
+        let to = ops
+            .iter()
+            .find(|o| o.id == link.to)
+            .unwrap_or_else(|| panic!("{link:?}: no operation {}", link.to));
+        let taken: Vec<&str> = to
+            .path
+            .split('/')
+            .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .chain(to.query.iter().map(|(q, _)| *q))
+            .collect();
+        for (name, expr) in link.parameters {
+            assert!(
+                taken.contains(name),
+                "{link:?}: {} takes no {name}",
+                link.to
+            );
+            if let Some(pointer) = expr.strip_prefix("$response.body#") {
+                let schema = from.response.unwrap();
+                let mut at = &doc["components"]["schemas"][schema];
+                for part in pointer.trim_start_matches('/').split('/') {
+                    at = &at["properties"][part];
+                    if let Some(r) = at.get("$ref").and_then(|r| r.as_str()) {
+                        at = &doc["components"]["schemas"]
+                            [r.trim_start_matches("#/components/schemas/")];
+                    }
+                }
+                assert!(!at.is_null(), "{link:?}: {schema} has no {pointer}");
+            } else {
+                let name = expr.trim_start_matches("$request.path.");
+                assert!(from.path.contains(&format!("{{{name}}}")), "{link:?}");
+            }
+        }
+    }
+}

@@ -24,6 +24,7 @@ pub(crate) mod receipts;
 pub(crate) mod registry;
 pub(crate) mod rent;
 pub(crate) mod session;
+pub(crate) mod webhooks;
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -66,7 +67,7 @@ impl FromRequestParts<WebState> for AuthParty {
 /// Resolves the party in the path. For users, an unregistered code is answered exactly like
 /// a party they may not see (the app's own authorisation refusal), so codes cannot be
 /// probed; the app function then checks the user's rights, once.
-async fn party_in_path(state: &WebState, p: &Principal, cf: &str) -> ApiResult<PartyId> {
+pub(crate) async fn party_in_path(state: &WebState, p: &Principal, cf: &str) -> ApiResult<PartyId> {
     match state.app.party_by_cf(cf).await {
         Ok(party) => Ok(party.id),
         Err(AppError::CfUnknown { .. }) if !p.is_operator() => {

@@ -158,6 +158,15 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             }
         });
     }
+    // Webhooks are delivered by every process serving the register, on the wall clock:
+    // retries are timing, not dates of the register.
+    let (stop_deliveries, deliveries_stop) = tokio::sync::watch::channel(false);
+    let deliverer = cessio_web::webhooks::Deliverer::new(
+        app.clone(),
+        std::sync::Arc::new(cessio_core::time::SystemClock),
+    )
+    .context("the webhook deliverer's HTTP client")?;
+    tokio::spawn(deliverer.run(deliveries_stop));
     let mut state = cessio_web::WebState::new(app);
     state.secure_cookies = args.secure_cookies;
     state.trusted_proxies = args.http.trusted_proxies.clone();
@@ -201,5 +210,6 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await?;
+    let _ = stop_deliveries.send(true);
     Ok(())
 }
