@@ -8,6 +8,7 @@
 #![recursion_limit = "256"]
 
 mod api;
+pub mod codes;
 mod extract;
 mod health;
 mod metrics;

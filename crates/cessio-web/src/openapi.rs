@@ -5,6 +5,8 @@
 use axum::Json;
 use serde_json::{Value, json};
 
+use crate::codes::{CODES, statuses};
+
 /// One documented operation: method, path, id, summary, request schema, success status
 /// and schema, whether it needs an `Idempotency-Key`.
 #[derive(Debug)]
@@ -815,6 +817,36 @@ fn opt_stop_exception_schema() -> Value {
     })
 }
 
+/// `Problem`, its `code` one of the catalogue's, each described in `x-codes` with the
+/// statuses `status_of` gives it and its rule.
+fn problem() -> Value {
+    let codes: Vec<&str> = CODES.iter().map(|c| c.code).collect();
+    let described: serde_json::Map<String, Value> = CODES
+        .iter()
+        .map(|c| {
+            let mut entry = json!({ "status": statuses(c), "description": c.description });
+            if let Some(rule) = c.rule {
+                entry["rule"] = json!(rule);
+            }
+            (c.code.to_string(), entry)
+        })
+        .collect();
+    let mut schema = obj(
+        json!({
+            "type": { "type": "string" }, "title": { "type": "string" }, "status": { "type": "integer" },
+            "code": {
+                "type": "string", "enum": codes,
+                "description": "Codice stabile del rifiuto: x-codes dà di ciascuno gli stati HTTP, la regola e il significato"
+            },
+            "detail": { "type": "string", "description": "Spiegazione in italiano" },
+            "rule": { "type": "string", "description": "Regola della specifica (R-…)" }
+        }),
+        &["type", "title", "status", "code", "detail"],
+    );
+    schema["x-codes"] = Value::Object(described);
+    schema
+}
+
 fn schemas() -> Value {
     let cents = json!({ "type": "integer", "format": "int64", "description": "Importo in centesimi di euro" });
     let party_ref = obj(
@@ -866,12 +898,7 @@ fn schemas() -> Value {
             "operation_id": { "type": "integer" }, "transfer": { "type": "integer" }, "amount": { "$ref": "#/components/schemas/Cents" },
             "reference": { "type": "string" }, "replayed": { "type": "boolean" }
         }), &["operation_id", "transfer", "amount", "reference"]),
-        "Problem": obj(json!({
-            "type": { "type": "string" }, "title": { "type": "string" }, "status": { "type": "integer" },
-            "code": { "type": "string", "description": "Codice stabile del rifiuto" },
-            "detail": { "type": "string", "description": "Spiegazione in italiano" },
-            "rule": { "type": "string", "description": "Regola della specifica (R-…)" }
-        }), &["type", "title", "status", "code", "detail"]),
+        "Problem": problem(),
         "Login": obj(json!({ "username": { "type": "string" }, "password": { "type": "string" } }), &["username", "password"]),
         "Me": obj(json!({ "user": { "$ref": "#/components/schemas/User" }, "parties": { "type": "array", "items": { "$ref": "#/components/schemas/Party" } } }), &["user", "parties"]),
         "User": obj(json!({

@@ -58,22 +58,33 @@ impl IntoResponse for Problem {
     }
 }
 
-/// The HTTP status for each refusal.
+/// The HTTP status of each code: of every refusal of the app, and of the codes this crate
+/// sends itself (which name the same status where they are raised), so that the catalogue
+/// (`crate::codes`) and the OpenAPI document take every status from here.
 pub fn status_of(code: &str) -> StatusCode {
     match code {
+        "bad_request" | "idempotency_key_required" => StatusCode::BAD_REQUEST,
         "unauthenticated" | "login_failed" => StatusCode::UNAUTHORIZED,
         "forbidden" | "pin_required" | "pin_wrong" | "delegation_view_only" => {
             StatusCode::FORBIDDEN
         }
         "pin_locked" => StatusCode::LOCKED,
         "not_found" => StatusCode::NOT_FOUND,
+        "method_not_allowed" => StatusCode::METHOD_NOT_ALLOWED,
+        "request_timeout" => StatusCode::REQUEST_TIMEOUT,
+        "length_required" => StatusCode::LENGTH_REQUIRED,
+        "body_too_large" => StatusCode::PAYLOAD_TOO_LARGE,
+        "uri_too_long" => StatusCode::URI_TOO_LONG,
+        "content_type" => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "too_many_attempts" => StatusCode::TOO_MANY_REQUESTS,
+        "headers_too_large" => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
         "conflict"
         | "insufficient_available"
         | "pending_already_resolved"
         | "party_exists"
         | "user_exists" => StatusCode::CONFLICT,
-        "database_unavailable" | "busy" => StatusCode::SERVICE_UNAVAILABLE,
-        "database_error" => StatusCode::INTERNAL_SERVER_ERROR,
+        "database_unavailable" | "busy" | "not_ready" => StatusCode::SERVICE_UNAVAILABLE,
+        "database_error" | "internal_error" => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::UNPROCESSABLE_ENTITY,
     }
 }

@@ -84,16 +84,20 @@ impl Server {
 
     /// Sends bytes as they are: for requests no well-behaved client would send.
     pub async fn raw(&self, request: String) -> Reply {
-        http::exchange(self.addr, request.as_bytes())
+        let reply = http::exchange(self.addr, request.as_bytes())
             .await
-            .unwrap_or_else(|| panic!("no complete answer from {}", self.addr))
+            .unwrap_or_else(|| panic!("no complete answer from {}", self.addr));
+        assert_catalogued(&reply);
+        reply
     }
 
     pub async fn send(&self, request: Request) -> Reply {
-        request
+        let reply = request
             .send(self.addr)
             .await
-            .unwrap_or_else(|| panic!("no complete answer from {}", self.addr))
+            .unwrap_or_else(|| panic!("no complete answer from {}", self.addr));
+        assert_catalogued(&reply);
+        reply
     }
 
     pub async fn call(
@@ -313,5 +317,29 @@ fn conforms(
             Ok(())
         }
         _ => Ok(()),
+    }
+}
+
+/// Every problem a test receives carries a catalogued code, with one of its statuses: what
+/// the OpenAPI document promises, checked on real answers.
+pub fn assert_catalogued(reply: &Reply) {
+    if reply.header("content-type") != Some("application/problem+json") {
+        return;
+    }
+    let problem: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+    let code = problem["code"].as_str().unwrap();
+    let entry = cessio_web::codes::CODES
+        .iter()
+        .find(|c| c.code == code)
+        .unwrap_or_else(|| panic!("{code} is not in cessio_web::codes::CODES: {problem}"));
+    let statuses = cessio_web::codes::statuses(entry);
+    assert!(
+        statuses.contains(&reply.status),
+        "{code} sent with {}, catalogued with {statuses:?}",
+        reply.status
+    );
+    assert_eq!(problem["status"], reply.status, "{problem}");
+    if let Some(rule) = entry.rule {
+        assert_eq!(problem["rule"], rule, "{problem}");
     }
 }
