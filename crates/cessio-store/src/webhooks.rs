@@ -185,6 +185,17 @@ pub fn claim_due_sql(p: impl Fn(usize) -> String, skip_locked: bool) -> String {
     )
 }
 
+/// Whether any live subscription is due by `?1` and not leased: a read, so that a
+/// deliverer that finds nothing due takes no write lock (SQLite's is the register's).
+pub fn any_due_sql(p: impl Fn(usize) -> String) -> String {
+    let now = format!("CAST({} AS BIGINT)", p(1));
+    format!(
+        "SELECT EXISTS (SELECT 1 FROM webhooks
+                         WHERE revoked_at IS NULL AND next_attempt_at <= {now}
+                           AND (lease_until IS NULL OR lease_until < {now}))"
+    )
+}
+
 /// A delivery's outcome, releasing the lease: `?1` id, `?2` attempted at, `?3` next
 /// attempt, `?4` cursor (unchanged when not delivered), `?5` events delivered (0),
 /// `?6` delivered (1) or failed (0) or idle (2), `?7` status, `?8` error.
