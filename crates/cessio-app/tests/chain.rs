@@ -566,7 +566,13 @@ async fn r_eco_2018_never_to_banks_except_no_tax_area_beneficiary(t: TestApp) {
         )
         .await
         .unwrap();
-    let stored = t.app.store().credit(declared.id).await.unwrap().unwrap();
+    let stored = t
+        .app
+        .store()
+        .credit(declared.credit.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(stored.beneficiary_no_tax_area);
     t.answer(
         &supplier.user,
@@ -576,7 +582,7 @@ async fn r_eco_2018_never_to_banks_except_no_tax_area_beneficiary(t: TestApp) {
     )
     .await
     .unwrap();
-    let rata = declared.rate[0].id;
+    let rata = declared.credit.rate[0].id;
     assert_eq!(
         class_of(&t, &supplier, rata).await,
         Some(CedibilitaClass::Anyone)

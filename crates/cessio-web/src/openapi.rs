@@ -654,6 +654,15 @@ pub const LINKS: &[Link] = &[
         parameters: &[("id", "$response.body#/id")],
     },
     Link {
+        from: "communicateOption",
+        name: "Receipt",
+        to: "operationReceipt",
+        parameters: &[
+            ("cf", "$request.body#/beneficiary_cf"),
+            ("id", "$response.body#/operation_id"),
+        ],
+    },
+    Link {
         from: "cede",
         name: "Receipt",
         to: "operationReceipt",
@@ -969,6 +978,7 @@ fn schemas() -> Value {
         }), &["registered", "already_registered", "refused", "rows"]),
         "Credit": obj(json!({
             "id": { "type": "integer" }, "protocol": { "type": "string" }, "type_key": { "type": "string" },
+            "operation_id": { "type": "integer", "description": "L'operazione che ha registrato la comunicazione: la sua ricevuta è GET /parties/{cf}/operations/{operation_id}/receipt.pdf" },
             "beneficiary": { "type": "integer", "description": "Il soggetto beneficiario della detrazione" },
             "holder": { "type": "integer", "description": "Il primo cessionario o fornitore" },
             "origin": { "type": "string", "enum": ["cessione", "sconto", "granted"] },
@@ -981,7 +991,7 @@ fn schemas() -> Value {
                 "year": { "type": "integer" }, "amount": { "$ref": "#/components/schemas/Cents" },
                 "codice_tributo": { "type": "string" }, "codice_univoco": { "type": "string" }
             }), &["id", "credit", "index", "year", "amount", "codice_tributo", "codice_univoco"]) }
-        }), &["id", "protocol", "type_key", "tracciabile", "rate"]),
+        }), &["id", "operation_id", "protocol", "type_key", "tracciabile", "rate"]),
         "MonitorRows": { "type": "array", "items": obj(json!({
             "type_key": { "type": "string" }, "type_name": { "type": "string" }, "year": { "type": "integer" },
             "received_pending": { "$ref": "#/components/schemas/Cents" }, "received_accepted": { "$ref": "#/components/schemas/Cents" },

@@ -1030,6 +1030,10 @@ fn every_link_leads_to_an_operation_with_those_parameters() {
                     }
                 }
                 assert!(!at.is_null(), "{link:?}: {schema} has no {pointer}");
+            } else if let Some(field) = expr.strip_prefix("$request.body#/") {
+                let request = from.request.unwrap();
+                let at = &doc["components"]["schemas"][request]["properties"][field];
+                assert!(!at.is_null(), "{link:?}: {request} has no {field}");
             } else {
                 let name = expr.trim_start_matches("$request.path.");
                 assert!(from.path.contains(&format!("{{{name}}}")), "{link:?}");

@@ -1018,6 +1018,18 @@ async fn r_opt_stop_page_offers_the_exceptions_and_shows_errors_next_to_the_fact
         )
         .await;
     assert_eq!(r.status, 303, "{}", html(&r));
+    // The notice offers the communication's receipt, which downloads.
+    let next = r.header("location").unwrap().to_string();
+    let page = html(&s.page(&next, Some(&family)).await);
+    let href = page
+        .split("href=\"")
+        .map(|rest| rest.split('"').next().unwrap_or_default())
+        .find(|h| h.contains("/operazioni/") && h.ends_with("/ricevuta.pdf"))
+        .unwrap_or_else(|| panic!("no receipt link in the notice: {page}"))
+        .to_string();
+    let pdf = s.page(&href, Some(&family)).await;
+    assert_eq!(pdf.status, 200, "{href}");
+    assert!(pdf.body.starts_with(b"%PDF-"), "{href}");
 }
 
 /// F3 by a list on the page: the rows checked and shown first (what each would answer, why

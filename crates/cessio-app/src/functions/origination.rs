@@ -36,6 +36,15 @@ pub struct OptionInput {
     pub exception: Option<DeclaredException>,
 }
 
+/// F8 done: the credit registered, and the operation that registered it (whose receipt
+/// the beneficiary keeps).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Communicated {
+    #[serde(flatten)]
+    pub credit: Credit,
+    pub operation_id: i64,
+}
+
 impl App {
     /// Registers an option communication (F8). The rate are derived by core; the fornitore
     /// or first cessionario then answers it in F3.
@@ -46,8 +55,10 @@ impl App {
         pin: Option<&str>,
         input: &OptionInput,
     ) -> Result<Credit, AppError> {
-        self.communicate_option_declaring(p, key, pin, input, false)
-            .await
+        Ok(self
+            .communicate_option_declaring(p, key, pin, input, false)
+            .await?
+            .credit)
     }
 
     /// F8 with the beneficiary's declaration of being in the no-tax area (R-ECO-2018: only
@@ -59,7 +70,7 @@ impl App {
         pin: Option<&str>,
         input: &OptionInput,
         no_tax_area: bool,
-    ) -> Result<Credit, AppError> {
+    ) -> Result<Communicated, AppError> {
         let key = crate::scoped_key(p, key)?;
         Ok(self
             .communicate(
@@ -80,10 +91,10 @@ impl App {
         key: &IdempotencyKey,
         input: &OptionInput,
         no_tax_area: bool,
-    ) -> Result<Option<Credit>, AppError> {
+    ) -> Result<Option<Communicated>, AppError> {
         let fp = option_fingerprint(input, no_tax_area);
         match self.replay_key(key, &fp).await? {
-            Some(r) => Ok(Some(self.credit_of(&r).await?)),
+            Some(r) => Ok(Some(self.communicated_by(&r).await?)),
             None => Ok(None),
         }
     }
@@ -98,7 +109,7 @@ impl App {
         input: &OptionInput,
         no_tax_area: bool,
         histories: &mut SentHistories,
-    ) -> Result<(Credit, bool), AppError> {
+    ) -> Result<(Communicated, bool), AppError> {
         if let Some(credit) = self.communicated(key, input, no_tax_area).await? {
             return Ok((credit, true));
         }
@@ -213,7 +224,18 @@ impl App {
             self.record_risk(p, *first, beneficiary.id, holder.id, &hits)
                 .await;
         }
-        Ok((self.credit_of(&receipt).await?, receipt.replayed))
+        Ok((self.communicated_by(&receipt).await?, receipt.replayed))
+    }
+
+    /// The credit an operation registered, and the operation.
+    async fn communicated_by(
+        &self,
+        receipt: &cessio_store::Receipt,
+    ) -> Result<Communicated, AppError> {
+        Ok(Communicated {
+            credit: self.credit_of(receipt).await?,
+            operation_id: receipt.operation_id,
+        })
     }
 
     async fn credit_of(&self, receipt: &cessio_store::Receipt) -> Result<Credit, AppError> {
@@ -395,8 +417,8 @@ impl App {
                 message: None,
             };
             match outcome {
-                Ok((credit, replayed)) => {
-                    out.protocol = Some(credit.protocol);
+                Ok((done, replayed)) => {
+                    out.protocol = Some(done.credit.protocol);
                     out.already_registered = replayed;
                     if replayed {
                         report.already_registered += 1;

@@ -13,7 +13,7 @@ pub(crate) async fn communicate(
     Auth(p): Auth,
     IdempotencyKey(key): IdempotencyKey,
     ApiJson(mut body): ApiJson<serde_json::Value>,
-) -> ApiResult<(StatusCode, Json<cessio_store::Credit>)> {
+) -> ApiResult<(StatusCode, Json<cessio_app::Communicated>)> {
     // The PIN travels beside the communication's fields; `flatten` and
     // `deny_unknown_fields` do not combine in serde, so it is taken out by hand and the
     // rest must be exactly an `OptionInput` (unknown fields refused).

@@ -564,10 +564,12 @@ pub async fn submit(
         .communicate_option_declaring(&ui.user, &f.chiave, pin, &input, f.no_tax_area == "si")
         .await
     {
-        Ok(credit) => {
+        Ok(done) => {
+            let credit = &done.credit;
             let total =
                 Cents::checked_sum(credit.rate.iter().map(|r| r.amount)).unwrap_or(Cents::MAX);
             let mut notice = Notice::success("Comunicazione registrata")
+                .receipt(&party, done.operation_id)
                 .line("Protocollo", credit.protocol.clone())
                 .line("Importo", amount(total))
                 .line("Rate", credit.rate.len().to_string())
