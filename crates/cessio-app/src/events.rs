@@ -330,13 +330,7 @@ impl App {
         let start = match from {
             EventsFrom::Start => Cursor::default(),
             EventsFrom::Cursor(c) => Cursor::decode(c)?,
-            EventsFrom::End => {
-                let (transfer, suspension) = self.store.party_feed_end(party).await?;
-                Cursor {
-                    transfer,
-                    suspension,
-                }
-            }
+            EventsFrom::End => self.end_of_events(party).await?,
         };
         let deadline = tokio::time::Instant::now() + wait;
         loop {
@@ -346,6 +340,20 @@ impl App {
             }
             tokio::time::sleep_until((tokio::time::Instant::now() + POLL).min(deadline)).await;
         }
+    }
+
+    /// Where a party's events end now: a reader starting there gets only what comes next.
+    async fn end_of_events(&self, party: PartyId) -> Result<Cursor, AppError> {
+        let (transfer, suspension) = self.store.party_feed_end(party).await?;
+        Ok(Cursor {
+            transfer,
+            suspension,
+        })
+    }
+
+    /// The cursor a new webhook starts from, authorised by its caller.
+    pub(crate) async fn events_end_cursor(&self, party: PartyId) -> Result<String, AppError> {
+        Ok(self.end_of_events(party).await?.encode())
     }
 
     /// The events after a webhook's cursor, for its delivery: the subscription was
@@ -375,14 +383,25 @@ impl App {
             .store
             .operator_events(&feed::suspensions_after(party, start.suspension, limit))
             .await?;
+        // A poll that finds nothing, the usual case of a waiting read, asks nothing more.
+        if moves.is_empty() && entries.is_empty() {
+            return Ok(EventPage {
+                events: Vec::new(),
+                after: start.encode(),
+            });
+        }
         let suspended_ids: Vec<TransferId> = entries.iter().filter_map(|e| e.transfer).collect();
-        let suspended: std::collections::HashMap<TransferId, FeedRow> = self
-            .store
-            .feed_rows(&suspended_ids)
-            .await?
-            .into_iter()
-            .map(|r| (r.transfer, r))
-            .collect();
+        let suspended: std::collections::HashMap<TransferId, FeedRow> = if suspended_ids.is_empty()
+        {
+            std::collections::HashMap::new()
+        } else {
+            self.store
+                .feed_rows(&suspended_ids)
+                .await?
+                .into_iter()
+                .map(|r| (r.transfer, r))
+                .collect()
+        };
 
         let mut cursor = start;
         let mut taken = Vec::with_capacity(limit);

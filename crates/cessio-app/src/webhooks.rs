@@ -20,7 +20,6 @@ use serde::{Deserialize, Serialize};
 use cessio_core::ledger::PartyId;
 use cessio_store::webhooks::{Delivery, MAX_PER_PARTY, NewWebhook, Webhook};
 
-use crate::events::EventsFrom;
 use crate::{App, AppError, EventPage, Principal};
 
 /// The longest address accepted.
@@ -135,10 +134,7 @@ impl App {
     ) -> Result<WebhookCreated, AppError> {
         self.authorize_act(p, party).await?;
         let url = check_url(url)?;
-        let cursor = self
-            .events(p, party, &EventsFrom::End, Some(1), Duration::ZERO)
-            .await?
-            .after;
+        let cursor = self.events_end_cursor(party).await?;
         let mut bytes = [0u8; 32];
         rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut bytes);
         let secret = format!("whsec_{}", cessio_core::ledger::hash_to_hex(&bytes));
