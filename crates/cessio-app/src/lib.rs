@@ -45,6 +45,7 @@ mod events;
 pub mod f24;
 pub mod functions;
 mod health;
+mod jobs;
 mod list_pages;
 mod monitor_cache;
 mod movements;
@@ -64,6 +65,10 @@ pub use events::{Event, EventKind, EventPage, EventsFrom, POLL, WAIT_MAX};
 pub use f24::*;
 pub use functions::*;
 pub use health::{Check, Readiness};
+pub use jobs::{
+    ANSWER_JOB_MAX_ROWS, ANSWER_PART, AnswerJobRow, BulkJob, BulkJobKind, BulkJobState, IMPORT_PART,
+    JOB_LEASE,
+};
 pub use movements::*;
 pub use operator::*;
 pub use paging::{PAGE_DEFAULT, PAGE_MAX, Page, PageRequest};

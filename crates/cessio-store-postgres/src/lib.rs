@@ -1786,4 +1786,156 @@ impl Store for PgStore {
             .map_err(db_err)?;
         Ok(())
     }
+
+    async fn submit_job(
+        &self,
+        job: cessio_store::jobs::NewJob,
+    ) -> Result<cessio_store::jobs::Job, StoreError> {
+        use cessio_store::jobs;
+        let accept = job.accept.map(i64::from);
+        let row = self
+            .reader()
+            .await?
+            .query_one(
+                &jobs::submit_sql(|n| format!("${n}")),
+                &[
+                    &job.kind.as_str(),
+                    &job.owner,
+                    &job.runs_as,
+                    &job.party,
+                    &accept,
+                    &job.digest,
+                    &job.file,
+                    &job.total_rows,
+                    &jobs::micros(job.at),
+                ],
+            )
+            .await
+            .map_err(db_err)?;
+        jobs::job(&Pg(&row))
+    }
+
+    async fn job(&self, id: i64) -> Result<Option<cessio_store::jobs::Job>, StoreError> {
+        use cessio_store::jobs;
+        self.read_opt(&jobs::get_sql(|n| format!("${n}")), &[&id], |r| {
+            jobs::job(&Pg(r))
+        })
+        .await
+    }
+
+    async fn jobs_of(
+        &self,
+        owner: &str,
+        limit: usize,
+    ) -> Result<Vec<cessio_store::jobs::Job>, StoreError> {
+        use cessio_store::jobs;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read_all(
+            &jobs::of_owner_sql(|n| format!("${n}")),
+            &[&owner, &limit],
+            |r| jobs::job(&Pg(r)),
+        )
+        .await
+    }
+
+    async fn claim_job(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        only: Option<i64>,
+    ) -> Result<Option<(cessio_store::jobs::Job, Vec<u8>)>, StoreError> {
+        use cessio_store::jobs;
+        self.read_opt(
+            &jobs::claim_sql(|n| format!("${n}"), true),
+            &[&jobs::micros(now), &jobs::micros(lease_until), &only],
+            |r| Ok((jobs::job(&Pg(r))?, r.get::<_, Vec<u8>>(17))),
+        )
+        .await
+    }
+
+    async fn save_job_part(
+        &self,
+        id: i64,
+        done_before: i64,
+        part: cessio_store::jobs::JobPart,
+        at: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        use cessio_store::jobs;
+        // One statement, so the outcomes and the progress are saved together or not at all.
+        let sql = format!(
+            "WITH moved AS ({} RETURNING id),
+                  saved AS (INSERT INTO job_rows (job, line, outcome)
+                            SELECT moved.id, u.line, u.outcome
+                              FROM moved, unnest($9::BIGINT[], $10::TEXT[]) AS u(line, outcome)
+                            ON CONFLICT (job, line) DO NOTHING)
+             SELECT COUNT(*) FROM moved",
+            jobs::progress_sql(|n| format!("${n}"))
+        );
+        let done_after = done_before + i64::try_from(part.rows.len()).unwrap_or(i64::MAX);
+        let lines: Vec<i64> = part.rows.iter().map(|r| r.line).collect();
+        let outcomes: Vec<&str> = part.rows.iter().map(|r| r.outcome.as_str()).collect();
+        let moved: i64 = self
+            .reader()
+            .await?
+            .query_one(
+                &sql,
+                &[
+                    &id,
+                    &done_before,
+                    &done_after,
+                    &part.applied,
+                    &part.already,
+                    &part.refused,
+                    &jobs::micros(at),
+                    &jobs::micros(lease_until),
+                    &lines,
+                    &outcomes,
+                ],
+            )
+            .await
+            .map_err(db_err)?
+            .get(0);
+        Ok(moved > 0)
+    }
+
+    async fn finish_job(
+        &self,
+        id: i64,
+        state: cessio_store::jobs::JobState,
+        error: Option<String>,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        use cessio_store::jobs;
+        self.reader()
+            .await?
+            .execute(
+                &jobs::finish_sql(|n| format!("${n}")),
+                &[&id, &state.as_str(), &error, &jobs::micros(at)],
+            )
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn job_rows(
+        &self,
+        id: i64,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<cessio_store::jobs::JobRow>, StoreError> {
+        use cessio_store::jobs;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read_all(
+            &jobs::rows_sql(|n| format!("${n}")),
+            &[&id, &after, &limit],
+            |r| {
+                Ok(jobs::JobRow {
+                    line: r.get(0),
+                    outcome: r.get(1),
+                })
+            },
+        )
+        .await
+    }
 }

@@ -1720,4 +1720,182 @@ impl Store for SqliteStore {
         })
         .await
     }
+
+    async fn submit_job(
+        &self,
+        job: cessio_store::jobs::NewJob,
+    ) -> Result<cessio_store::jobs::Job, StoreError> {
+        use cessio_store::jobs;
+        self.read(move |c| {
+            c.prepare_cached(&jobs::submit_sql(|n| format!("?{n}")))
+                .map_err(db_err)?
+                .query_row(
+                    params![
+                        job.kind.as_str(),
+                        job.owner,
+                        job.runs_as,
+                        job.party,
+                        job.accept.map(i64::from),
+                        job.digest,
+                        job.file,
+                        job.total_rows,
+                        jobs::micros(job.at)
+                    ],
+                    |r| jobs::job(&Lite(r)),
+                )
+                .map_err(db_err)
+        })
+        .await
+    }
+
+    async fn job(&self, id: i64) -> Result<Option<cessio_store::jobs::Job>, StoreError> {
+        use cessio_store::jobs;
+        self.read(move |c| {
+            c.prepare_cached(&jobs::get_sql(|n| format!("?{n}")))
+                .map_err(db_err)?
+                .query_row([id], |r| jobs::job(&Lite(r)))
+                .optional()
+                .map_err(db_err)
+        })
+        .await
+    }
+
+    async fn jobs_of(
+        &self,
+        owner: &str,
+        limit: usize,
+    ) -> Result<Vec<cessio_store::jobs::Job>, StoreError> {
+        use cessio_store::jobs;
+        let owner = owner.to_string();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(move |c| {
+            all(
+                c,
+                &jobs::of_owner_sql(|n| format!("?{n}")),
+                params![owner, limit],
+                |r| jobs::job(&Lite(r)),
+            )
+        })
+        .await
+    }
+
+    async fn claim_job(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        only: Option<i64>,
+    ) -> Result<Option<(cessio_store::jobs::Job, Vec<u8>)>, StoreError> {
+        use cessio_store::jobs;
+        self.read(move |c| {
+            // Runners ask often and most often nothing waits: the question alone must not
+            // take the register's write lock.
+            if only.is_none() {
+                let any: bool = c
+                    .prepare_cached(&jobs::any_due_sql(|n| format!("?{n}")))
+                    .and_then(|mut st| st.query_row([jobs::micros(now)], |r| r.get(0)))
+                    .map_err(db_err)?;
+                if !any {
+                    return Ok(None);
+                }
+            }
+            c.prepare_cached(&jobs::claim_sql(|n| format!("?{n}"), false))
+                .map_err(db_err)?
+                .query_row(
+                    params![jobs::micros(now), jobs::micros(lease_until), only],
+                    |r| {
+                        let file: Vec<u8> = r.get(17)?;
+                        Ok((jobs::job(&Lite(r))?, file))
+                    },
+                )
+                .optional()
+                .map_err(db_err)
+        })
+        .await
+    }
+
+    async fn save_job_part(
+        &self,
+        id: i64,
+        done_before: i64,
+        part: cessio_store::jobs::JobPart,
+        at: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        use cessio_store::jobs;
+        self.read(move |c| {
+            let tx = c.unchecked_transaction().map_err(db_err)?;
+            let done_after = done_before + i64::try_from(part.rows.len()).unwrap_or(i64::MAX);
+            let moved = tx
+                .prepare_cached(&jobs::progress_sql(|n| format!("?{n}")))
+                .map_err(db_err)?
+                .execute(params![
+                    id,
+                    done_before,
+                    done_after,
+                    part.applied,
+                    part.already,
+                    part.refused,
+                    jobs::micros(at),
+                    jobs::micros(lease_until)
+                ])
+                .map_err(db_err)?;
+            if moved == 0 {
+                return Ok(false);
+            }
+            {
+                let mut st = tx
+                    .prepare_cached(&jobs::row_sql(|n| format!("?{n}")))
+                    .map_err(db_err)?;
+                for row in &part.rows {
+                    st.execute(params![id, row.line, row.outcome])
+                        .map_err(db_err)?;
+                }
+            }
+            tx.commit().map_err(db_err)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn finish_job(
+        &self,
+        id: i64,
+        state: cessio_store::jobs::JobState,
+        error: Option<String>,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        use cessio_store::jobs;
+        self.read(move |c| {
+            c.prepare_cached(&jobs::finish_sql(|n| format!("?{n}")))
+                .map_err(db_err)?
+                .execute(params![id, state.as_str(), error, jobs::micros(at)])
+                .map(|_| ())
+                .map_err(db_err)
+        })
+        .await
+    }
+
+    async fn job_rows(
+        &self,
+        id: i64,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<cessio_store::jobs::JobRow>, StoreError> {
+        use cessio_store::jobs;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(move |c| {
+            all(
+                c,
+                &jobs::rows_sql(|n| format!("?{n}")),
+                params![id, after, limit],
+                |r| {
+                    Ok(jobs::JobRow {
+                        line: r.get(0)?,
+                        outcome: r.get(1)?,
+                    })
+                },
+            )
+        })
+        .await
+    }
 }

@@ -359,6 +359,43 @@ CREATE TABLE webhooks (
 CREATE INDEX webhooks_party ON webhooks (party, id);
 CREATE INDEX webhooks_due ON webhooks (next_attempt_at) WHERE revoked_at IS NULL;
 ",
+    r"
+-- Bulk jobs (cessio_store::jobs): kept outside the register, like the webhooks. What a job
+-- applies goes through the register's operations, each under a key of its own; the job is
+-- the work list (its file), where it stands, and each row's outcome. One job per owner and
+-- content (`digest`): the same file sent again is the same job.
+CREATE TABLE jobs (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    runs_as TEXT NOT NULL,
+    party INTEGER REFERENCES parties (id),
+    accept INTEGER,
+    digest TEXT NOT NULL,
+    file BLOB NOT NULL,
+    state TEXT NOT NULL,
+    total_rows INTEGER NOT NULL,
+    done_rows INTEGER NOT NULL,
+    applied INTEGER NOT NULL,
+    already INTEGER NOT NULL,
+    refused INTEGER NOT NULL,
+    error TEXT,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    finished_at INTEGER,
+    lease_until INTEGER,
+    submissions INTEGER NOT NULL,
+    UNIQUE (owner, digest)
+);
+CREATE INDEX jobs_owner ON jobs (owner, id);
+CREATE INDEX jobs_waiting ON jobs (id) WHERE state IN ('queued', 'running');
+CREATE TABLE job_rows (
+    job INTEGER NOT NULL REFERENCES jobs (id),
+    line INTEGER NOT NULL,
+    outcome TEXT NOT NULL,
+    PRIMARY KEY (job, line)
+);
+",
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

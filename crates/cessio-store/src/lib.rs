@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 
 pub mod engine;
 pub mod feed;
+pub mod jobs;
 pub mod log;
 pub mod model;
 pub mod queue;
@@ -573,6 +574,55 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         at: DateTime<Utc>,
         outcome: &webhooks::Delivery,
     ) -> Result<(), StoreError>;
+
+    /// Records a bulk job, or returns the owner's job of the same content (queued again if
+    /// it had failed): see [`jobs`].
+    async fn submit_job(&self, job: jobs::NewJob) -> Result<jobs::Job, StoreError>;
+
+    /// A job, whoever's.
+    async fn job(&self, id: i64) -> Result<Option<jobs::Job>, StoreError>;
+
+    /// An owner's jobs, newest first, at most `limit`.
+    async fn jobs_of(&self, owner: &str, limit: usize) -> Result<Vec<jobs::Job>, StoreError>;
+
+    /// Leases to the caller, until `lease_until`, the oldest job that waits (or whose
+    /// runner's lease ran out by `now`), or only job `only`; returns it with its file.
+    async fn claim_job(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        only: Option<i64>,
+    ) -> Result<Option<(jobs::Job, Vec<u8>)>, StoreError>;
+
+    /// Saves a part of a job's work at once: its rows' outcomes and the job's progress from
+    /// `done_before` rows to `done_before + part.rows.len()`, extending the lease. False,
+    /// saving nothing, when the job is no longer where the caller left it (another runner
+    /// took it over).
+    async fn save_job_part(
+        &self,
+        id: i64,
+        done_before: i64,
+        part: jobs::JobPart,
+        at: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    /// Ends a job, done or failed.
+    async fn finish_job(
+        &self,
+        id: i64,
+        state: jobs::JobState,
+        error: Option<String>,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// A job's row outcomes after line `after`, in line order, at most `limit`.
+    async fn job_rows(
+        &self,
+        id: i64,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<jobs::JobRow>, StoreError>;
 }
 
 /// How a database URL names its backend.

@@ -22,7 +22,7 @@ use crate::api::delegations::{
 use crate::api::events::events;
 use crate::api::monitoring::monitoring;
 use crate::api::movements::{movements, movements_csv};
-use crate::api::origination::{annul_communication, communicate, import_communications};
+use crate::api::origination::{annul_communication, communicate};
 use crate::api::registry::{create_user, register_party, unlock_pin};
 use crate::api::rent::rent_credit;
 use crate::api::session::{create_token, login, logout, me, revoke_token};
@@ -54,10 +54,18 @@ pub fn router(state: WebState) -> Router {
         .route("/communications", post(communicate))
         .route(
             "/communications/bulk",
-            post(import_communications).layer(axum::extract::DefaultBodyLimit::max(
+            post(crate::api::jobs::import_and_wait).layer(
+                axum::extract::DefaultBodyLimit::max(cessio_core::csv::MAX_IMPORT_BYTES),
+            ),
+        )
+        .route(
+            "/jobs/import",
+            post(crate::api::jobs::submit_import).layer(axum::extract::DefaultBodyLimit::max(
                 cessio_core::csv::MAX_IMPORT_BYTES,
             )),
         )
+        .route("/jobs/{id}", get(crate::api::jobs::job))
+        .route("/jobs/{id}/rows", get(crate::api::jobs::rows))
         .route("/communications/{id}/annul", post(annul_communication))
         .route("/parties/{cf}/monitoring", get(monitoring))
         .route("/parties/{cf}/cedible", get(cedible))
@@ -65,6 +73,12 @@ pub fn router(state: WebState) -> Router {
         .route("/parties/{cf}/incoming", get(incoming))
         .route("/parties/{cf}/incoming/answer", post(answer))
         .route("/parties/{cf}/incoming/answer-codes", post(answer_codes))
+        .route(
+            "/parties/{cf}/incoming/answer-jobs",
+            post(crate::api::jobs::submit_answer).layer(axum::extract::DefaultBodyLimit::max(
+                ANSWER_JOB_BODY_MAX,
+            )),
+        )
         .route("/parties/{cf}/movements", get(movements))
         .route("/parties/{cf}/movements.csv", get(movements_csv))
         .route("/parties/{cf}/events", get(events))
@@ -96,6 +110,10 @@ pub fn router(state: WebState) -> Router {
         .with_state(state)
 }
 
+/// The largest answer job's body: [`cessio_app::ANSWER_JOB_MAX_ROWS`] codici univoci of
+/// about 30 characters, quoted, with room to spare.
+const ANSWER_JOB_BODY_MAX: usize = 8 * 1024 * 1024;
+
 /// Bounds every request, reading its body included. What the answer tells the client to do
 /// depends on what the request was, so that it never promises what the endpoint does not
 /// do: an operation under an Idempotency-Key may have been applied by the writer and is
@@ -113,7 +131,7 @@ async fn deadline(State(state): State<WebState>, req: Request, next: Next) -> Re
         Err(_) => {
             let seconds = state.request_timeout.as_secs();
             let then = if route.as_deref() == Some("/api/v1/communications/bulk") {
-                "Il file potrebbe essere stato registrato solo in parte: inviarlo di nuovo, uguale, registra le righe mancanti e nessuna due volte (quelle già registrate risultano «già registrate»)"
+                "Il file è stato preso in carico come lavoro, che prosegue: inviarlo di nuovo, uguale, ne dà lo stato o l'esito, e nessuna riga è registrata due volte"
             } else if keyed {
                 "Se era un'operazione, ripeterla con la stessa Idempotency-Key: non sarà mai eseguita due volte"
             } else if safe {

@@ -311,7 +311,7 @@ fn option_fingerprint(input: &OptionInput, no_tax_area: bool) -> String {
 
 /// Whether a function still has to check the PIN, or its caller did once for many rows.
 #[derive(Clone, Copy, Debug)]
-enum Pin<'a> {
+pub(crate) enum Pin<'a> {
     Check(Option<&'a str>),
     Checked,
 }
@@ -358,79 +358,16 @@ impl App {
             self.check_pin(p, pin).await?;
         }
         let mut report = ImportReport::default();
-        let mut rows: Vec<ImportRow> = parsed
-            .errors
-            .iter()
-            .map(|e| ImportRow {
-                line: e.line,
-                reference: None,
-                protocol: None,
-                already_registered: false,
-                code: Some(e.code.to_string()),
-                message: Some(e.message.clone()),
-            })
-            .collect();
+        let mut rows = refused_rows(&parsed);
         report.refused = rows.len();
         let total = parsed.rows.len();
         let mut histories = SentHistories::default();
         for (i, row) in parsed.rows.iter().enumerate() {
-            let input = OptionInput {
-                beneficiary_cf: row.beneficiary.as_str().to_string(),
-                type_key: row.type_key.clone(),
-                expense_year: row.expense_year,
-                origin: row.origin,
-                holder_cf: row.holder.as_str().to_string(),
-                total: row.total,
-                communicated_on: Some(row.communicated_on),
-                exception: row.exception.clone(),
-            };
-            // The row's own content (and the sender's reference) names it: a corrected file
-            // sent again, or the same rows sent by another operator or from the command
-            // line, find the communications already registered. Two identical rows without a
-            // reference are one communication.
-            // The declaration joins the name only when made, so that files imported before
-            // the column existed keep theirs.
-            let row_digest = if row.no_tax_area {
-                fingerprint("import-row", None, &(&input, &row.reference, "no_tax_area"))
-            } else {
-                fingerprint("import-row", None, &(&input, &row.reference))
-            };
-            let key = IdempotencyKey::parse(&format!("import:{}", &row_digest[..48]))
-                .map_err(|e| AppError::invalid("riferimento", e.to_string()))?;
-            // The file's PIN was checked above; rows are registered on its strength.
-            let outcome = self
-                .communicate(
-                    p,
-                    &key,
-                    Pin::Checked,
-                    &input,
-                    row.no_tax_area,
-                    &mut histories,
-                )
-                .await;
-            let mut out = ImportRow {
-                line: row.line,
-                reference: row.reference.clone(),
-                protocol: None,
-                already_registered: false,
-                code: None,
-                message: None,
-            };
-            match outcome {
-                Ok((done, replayed)) => {
-                    out.protocol = Some(done.credit.protocol);
-                    out.already_registered = replayed;
-                    if replayed {
-                        report.already_registered += 1;
-                    } else {
-                        report.registered += 1;
-                    }
-                }
-                Err(e) => {
-                    report.refused += 1;
-                    out.code = Some(e.code().to_string());
-                    out.message = Some(e.to_string());
-                }
+            let out = self.import_row(p, row, &mut histories).await;
+            match (&out.code, out.already_registered) {
+                (Some(_), _) => report.refused += 1,
+                (None, true) => report.already_registered += 1,
+                (None, false) => report.registered += 1,
             }
             rows.push(out);
             progress(i + 1, total);
@@ -439,4 +376,82 @@ impl App {
         report.rows = rows;
         Ok(report)
     }
+
+    /// Registers one row of a bulk file, on the strength of the file's PIN checked by the
+    /// caller, under a key its content names: a corrected file sent again, or the same rows
+    /// sent by another operator or from the command line, find the communications already
+    /// registered. Two identical rows without a reference are one communication.
+    pub(crate) async fn import_row(
+        &self,
+        p: &Principal,
+        row: &cessio_core::csv::OptionRow,
+        histories: &mut SentHistories,
+    ) -> ImportRow {
+        let input = OptionInput {
+            beneficiary_cf: row.beneficiary.as_str().to_string(),
+            type_key: row.type_key.clone(),
+            expense_year: row.expense_year,
+            origin: row.origin,
+            holder_cf: row.holder.as_str().to_string(),
+            total: row.total,
+            communicated_on: Some(row.communicated_on),
+            exception: row.exception.clone(),
+        };
+        // The declaration joins the name only when made, so that files imported before the
+        // column existed keep theirs.
+        let row_digest = if row.no_tax_area {
+            fingerprint("import-row", None, &(&input, &row.reference, "no_tax_area"))
+        } else {
+            fingerprint("import-row", None, &(&input, &row.reference))
+        };
+        let mut out = ImportRow {
+            line: row.line,
+            reference: row.reference.clone(),
+            protocol: None,
+            already_registered: false,
+            code: None,
+            message: None,
+        };
+        let outcome = match IdempotencyKey::parse(&format!("import:{}", &row_digest[..48])) {
+            Ok(key) => {
+                self.communicate(
+                    p,
+                    &key,
+                    Pin::Checked,
+                    &input,
+                    row.no_tax_area,
+                    histories,
+                )
+                .await
+            }
+            Err(e) => Err(AppError::invalid("riferimento", e.to_string())),
+        };
+        match outcome {
+            Ok((done, replayed)) => {
+                out.protocol = Some(done.credit.protocol);
+                out.already_registered = replayed;
+            }
+            Err(e) => {
+                out.code = Some(e.code().to_string());
+                out.message = Some(e.to_string());
+            }
+        }
+        out
+    }
+}
+
+/// The rows a file's reading refused, as import rows.
+pub(crate) fn refused_rows(parsed: &cessio_core::csv::ImportReport) -> Vec<ImportRow> {
+    parsed
+        .errors
+        .iter()
+        .map(|e| ImportRow {
+            line: e.line,
+            reference: None,
+            protocol: None,
+            already_registered: false,
+            code: Some(e.code.to_string()),
+            message: Some(e.message.clone()),
+        })
+        .collect()
 }

@@ -16,6 +16,7 @@ pub(crate) mod cession;
 pub(crate) mod credits;
 pub(crate) mod delegations;
 pub(crate) mod events;
+pub(crate) mod jobs;
 pub(crate) mod monitoring;
 pub(crate) mod movements;
 pub(crate) mod operator;

@@ -1,8 +1,8 @@
-//! F8 over HTTP: one option communication, a bulk file, an annulment.
+//! F8 over HTTP: one option communication, an annulment (a bulk file is a job: `jobs.rs`).
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use cessio_app::{AppError, OptionInput};
 
 use super::{ApiResult, PinBody};
@@ -37,22 +37,6 @@ pub(crate) async fn communicate(
         .await?;
     state.metrics.operation("communicate_option");
     Ok((StatusCode::CREATED, Json(credit)))
-}
-
-/// F8 bulk: the CSV file is the body; the PIN (for users) in the `X-Cessio-Pin` header.
-pub(crate) async fn import_communications(
-    State(state): State<WebState>,
-    Auth(p): Auth,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> ApiResult<Json<cessio_app::ImportReport>> {
-    let pin = headers.get("x-cessio-pin").and_then(|v| v.to_str().ok());
-    Ok(Json(
-        state
-            .app
-            .import_communications(&p, pin, &body, |_, _| {})
-            .await?,
-    ))
 }
 
 pub(crate) async fn annul_communication(

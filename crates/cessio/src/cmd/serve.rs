@@ -166,7 +166,25 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         std::sync::Arc::new(cessio_core::time::SystemClock),
     )
     .context("the webhook deliverer's HTTP client")?;
-    tokio::spawn(deliverer.run(deliveries_stop));
+    tokio::spawn(deliverer.run(deliveries_stop.clone()));
+    // Bulk jobs start when submitted; this finds those a stopped process left, and those
+    // whose runner's lease ran out.
+    let runner = app.clone();
+    let mut jobs_stop = deliveries_stop;
+    tokio::spawn(async move {
+        loop {
+            if let Err(e) = runner.run_bulk_jobs().await {
+                tracing::warn!(error = %e, "bulk job runner stopped");
+            }
+            tokio::select! {
+                () = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
+                _ = jobs_stop.changed() => return,
+            }
+            if *jobs_stop.borrow() {
+                return;
+            }
+        }
+    });
     let mut state = cessio_web::WebState::new(app);
     state.secure_cookies = args.secure_cookies;
     state.trusted_proxies = args.http.trusted_proxies.clone();

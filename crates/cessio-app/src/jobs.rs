@@ -1,0 +1,545 @@
+//! Bulk jobs (`cessio_store::jobs`): a file of option communications to register (F8) or
+//! a list of protocols and codici univoci to accept or refuse (F3), taken at once and
+//! worked through by a runner, part after part, each part's outcomes saved with the job's
+//! progress.
+//!
+//! - **Nothing twice.** Each import row is registered under a key its content names (as
+//!   `cessio import` always did), each part of an answer under a key its job and lines
+//!   name; the same file sent again by the same submitter is the same job, which goes on
+//!   from where it stood if it had stopped.
+//! - **A rate that does not depend on the file.** An import part registers the rows of
+//!   different beneficiaries at once (those of one beneficiary in file order, so that F9's
+//!   amount rule sees each row after the ones before it), which lets the writer commit
+//!   them together; each beneficiary's history is read once per job. An answer part is one
+//!   operation of up to [`ANSWER_PART`] codes.
+//! - **The submitter's rights, checked when it matters.** The PIN is checked once, on
+//!   submission; each row is then decided as the submitter's own request would be
+//!   (delegation, R-SUSP, R-WAIT5...), when the runner reaches it.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use cessio_core::ledger::PartyId;
+use cessio_store::jobs::{Job, JobKind, JobPart, JobRow, JobState, NewJob};
+use futures_util::FutureExt as _;
+use futures_util::StreamExt as _;
+use futures_util::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+
+use crate::functions::{BulkAnswerError, ImportRow, Pin, refused_rows};
+use crate::operator::SentHistories;
+use crate::{App, AppError, Principal, fingerprint};
+
+pub use cessio_store::jobs::{Job as BulkJob, JobKind as BulkJobKind, JobState as BulkJobState};
+
+/// Rows of an import saved together.
+pub const IMPORT_PART: usize = 500;
+/// Codes of an answer decided together, as one operation (fewer when they name more
+/// movements than one operation holds).
+pub const ANSWER_PART: usize = 1_000;
+/// Most codes one answer job takes.
+pub const ANSWER_JOB_MAX_ROWS: usize = 100_000;
+/// Beneficiaries of an import part registered at once.
+const IMPORT_CONCURRENCY: usize = 32;
+/// How long a runner holds a job without saving a part before another may take it over.
+pub const JOB_LEASE: Duration = Duration::from_secs(120);
+
+/// One row of an answer job: what its code named, and what became of it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnswerJobRow {
+    /// 1-based position in the list.
+    pub line: usize,
+    pub code: String,
+    /// Movements the row answered.
+    pub operations: usize,
+    pub amount: cessio_core::money::Cents,
+    /// The operation that answered them.
+    pub operation_id: Option<i64>,
+    /// The row's part had been answered before this run (the job had stopped after its
+    /// answer and before saving it): its movements are answered, by that operation.
+    pub already_answered: bool,
+    pub error: Option<BulkAnswerError>,
+}
+
+/// Who a job belongs to: its submitter.
+fn owner_of(p: &Principal) -> String {
+    if p.user_id == 0 {
+        "console".to_string()
+    } else {
+        format!("user:{}", p.user_id)
+    }
+}
+
+fn store_error(e: impl std::fmt::Display) -> AppError {
+    AppError::Store(cessio_store::StoreError::backend(e))
+}
+
+impl App {
+    /// F8 as a job: the CSV file is read whole first (a file that cannot be read is refused
+    /// at once, with nothing recorded), the PIN checked, and the job returned queued, or
+    /// as it stands when the same submitter sent the same file before.
+    pub async fn submit_import_job(
+        &self,
+        p: &Principal,
+        pin: Option<&str>,
+        file: &[u8],
+    ) -> Result<Job, AppError> {
+        let parsed = cessio_core::csv::parse_option_csv(file, &self.catalogue)
+            .map_err(|e| AppError::invalid(e.code(), e.to_string()))?;
+        if !p.is_operator() {
+            self.check_pin(p, pin).await?;
+        }
+        let total = parsed.rows.len() + parsed.errors.len();
+        self.record_job(p, JobKind::Import, None, None, file.to_vec(), total)
+            .await
+    }
+
+    /// F3 as a job: accept or refuse every code of the list (protocols or codici univoci,
+    /// as [`App::answer_codes`] takes them), in parts.
+    pub async fn submit_answer_job(
+        &self,
+        p: &Principal,
+        pin: Option<&str>,
+        party: PartyId,
+        codes: &[String],
+        accept: bool,
+    ) -> Result<Job, AppError> {
+        self.authorize_act(p, party).await?;
+        if codes.is_empty() || codes.len() > ANSWER_JOB_MAX_ROWS {
+            return Err(AppError::invalid(
+                "codes",
+                format!("da 1 a {ANSWER_JOB_MAX_ROWS} protocolli o codici univoci"),
+            ));
+        }
+        if let Some(bad) = codes
+            .iter()
+            .position(|c| c.trim().is_empty() || c.contains(['\n', '\r']))
+        {
+            return Err(AppError::invalid(
+                "codes",
+                format!("il codice alla riga {} è vuoto o su più righe", bad + 1),
+            ));
+        }
+        self.check_pin(p, pin).await?;
+        let file = codes
+            .iter()
+            .map(|c| c.trim().to_uppercase())
+            .collect::<Vec<_>>()
+            .join("\n")
+            .into_bytes();
+        self.record_job(
+            p,
+            JobKind::Answer,
+            Some(party),
+            Some(accept),
+            file,
+            codes.len(),
+        )
+        .await
+    }
+
+    async fn record_job(
+        &self,
+        p: &Principal,
+        kind: JobKind,
+        party: Option<PartyId>,
+        accept: Option<bool>,
+        file: Vec<u8>,
+        total_rows: usize,
+    ) -> Result<Job, AppError> {
+        let content = String::from_utf8_lossy(&file);
+        let digest = fingerprint(kind.as_str(), party, &(accept, &content));
+        let runs_as = serde_json::to_string(p).map_err(store_error)?;
+        Ok(self
+            .store
+            .submit_job(NewJob {
+                kind,
+                owner: owner_of(p),
+                runs_as,
+                party,
+                accept,
+                digest,
+                file,
+                total_rows: i64::try_from(total_rows).unwrap_or(i64::MAX),
+                at: self.now(),
+            })
+            .await?)
+    }
+
+    /// A job, to its submitter or an operator.
+    pub async fn bulk_job(&self, p: &Principal, id: i64) -> Result<Job, AppError> {
+        match self.store.job(id).await? {
+            Some(job) if job.owner == owner_of(p) || p.is_operator() => Ok(job),
+            _ => Err(AppError::NotFound { what: "Lavoro" }),
+        }
+    }
+
+    /// The submitter's jobs, newest first.
+    pub async fn bulk_jobs(&self, p: &Principal, limit: usize) -> Result<Vec<Job>, AppError> {
+        Ok(self.store.jobs_of(&owner_of(p), limit.min(200)).await?)
+    }
+
+    /// A page of a job's row outcomes (an `ImportRow` for an import, an [`AnswerJobRow`]
+    /// for an answer), in line order, among those done so far. A cursor made for another
+    /// job is refused.
+    pub async fn bulk_job_rows(
+        &self,
+        p: &Principal,
+        id: i64,
+        page: &crate::PageRequest,
+    ) -> Result<crate::Page<serde_json::Value>, AppError> {
+        self.bulk_job(p, id).await?;
+        let filter = ("job", id);
+        let at: crate::paging::Position<i64> =
+            page.position(crate::paging::Listing { filter: &filter })?;
+        let mut rows = self
+            .store
+            .job_rows(id, at.after.unwrap_or(0), at.limit + 1)
+            .await?;
+        let more = rows.len() > at.limit;
+        rows.truncate(at.limit);
+        let next = match rows.last() {
+            Some(last) if more => Some(crate::paging::next_cursor(
+                &last.line,
+                at.seen + rows.len(),
+                &filter,
+            )),
+            _ => None,
+        };
+        Ok(crate::Page {
+            rows: rows
+                .iter()
+                .map(|r| serde_json::from_str(&r.outcome).map_err(store_error))
+                .collect::<Result<_, _>>()?,
+            next,
+        })
+    }
+
+    /// An import job's report, every row in file order (as [`App::import_communications`]
+    /// returns it), from what the job has done so far.
+    pub async fn bulk_import_report(
+        &self,
+        p: &Principal,
+        id: i64,
+    ) -> Result<crate::ImportReport, AppError> {
+        let job = self.bulk_job(p, id).await?;
+        if job.kind != JobKind::Import {
+            return Err(AppError::NotFound {
+                what: "Lavoro di importazione",
+            });
+        }
+        let mut report = crate::ImportReport::default();
+        let mut after = 0;
+        loop {
+            let rows = self.store.job_rows(id, after, 5_000).await?;
+            let Some(last) = rows.last() else { break };
+            after = last.line;
+            for r in &rows {
+                let row: ImportRow = serde_json::from_str(&r.outcome).map_err(store_error)?;
+                match (&row.code, row.already_registered) {
+                    (Some(_), _) => report.refused += 1,
+                    (None, true) => report.already_registered += 1,
+                    (None, false) => report.registered += 1,
+                }
+                report.rows.push(row);
+            }
+        }
+        Ok(report)
+    }
+
+    /// Waits, up to `wait`, for a job to end; returns it as it then stands.
+    pub async fn wait_bulk_job(
+        &self,
+        p: &Principal,
+        id: i64,
+        wait: Duration,
+    ) -> Result<Job, AppError> {
+        // No deadline when `wait` reaches past any instant (`Duration::MAX`).
+        let until = tokio::time::Instant::now().checked_add(wait);
+        loop {
+            let job = self.bulk_job(p, id).await?;
+            let ended = matches!(job.state, JobState::Done | JobState::Failed);
+            if ended || until.is_some_and(|u| tokio::time::Instant::now() >= u) {
+                return Ok(job);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Runs the jobs that wait (or whose runner's lease ran out), one after the other,
+    /// until none does; returns how many it ran. Any number of runners may call it: each
+    /// job is leased to one.
+    pub async fn run_bulk_jobs(&self) -> Result<usize, AppError> {
+        let mut ran = 0;
+        while self.run_one_bulk_job(None, |_| {}).await?.is_some() {
+            ran += 1;
+        }
+        Ok(ran)
+    }
+
+    /// Runs job `only` (or the oldest that waits) to its end, calling `progress` after
+    /// each part; `None` when there was nothing to take.
+    pub async fn run_one_bulk_job(
+        &self,
+        only: Option<i64>,
+        mut progress: impl FnMut(&Job),
+    ) -> Result<Option<Job>, AppError> {
+        let now = self.now();
+        let Some((mut job, file)) = self
+            .store
+            .claim_job(now, lease_end(now), only)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let runs_as: Result<Principal, _> = serde_json::from_str(&job.runs_as);
+        let outcome = match runs_as {
+            Ok(p) => match job.kind {
+                JobKind::Import => self.run_import(&p, &mut job, &file, &mut progress).await,
+                JobKind::Answer => self.run_answer(&p, &mut job, &file, &mut progress).await,
+            },
+            Err(e) => Err(store_error(e)),
+        };
+        let at = self.now();
+        match outcome {
+            Ok(true) => {
+                self.store
+                    .finish_job(job.id, JobState::Done, None, at)
+                    .await?
+            }
+            // Another runner took the job over: it is its to end.
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(job = job.id, error = %e, "bulk job stopped");
+                self.store
+                    .finish_job(job.id, JobState::Failed, Some(e.to_string()), at)
+                    .await?
+            }
+        }
+        Ok(self.store.job(job.id).await?)
+    }
+
+    /// Saves a part; false when another runner has taken the job over.
+    async fn save_part(&self, job: &mut Job, part: JobPart) -> Result<bool, AppError> {
+        let now = self.now();
+        let (n, applied, already, refused) = (
+            i64::try_from(part.rows.len()).unwrap_or(i64::MAX),
+            part.applied,
+            part.already,
+            part.refused,
+        );
+        let saved = self
+            .store
+            .save_job_part(job.id, job.done_rows, part, now, lease_end(now))
+            .await?;
+        if saved {
+            job.done_rows += n;
+            job.applied += applied;
+            job.already += already;
+            job.refused += refused;
+            job.updated_at = now;
+        }
+        Ok(saved)
+    }
+
+    async fn run_import(
+        &self,
+        p: &Principal,
+        job: &mut Job,
+        file: &[u8],
+        progress: &mut impl FnMut(&Job),
+    ) -> Result<bool, AppError> {
+        let parsed = cessio_core::csv::parse_option_csv(file, &self.catalogue)
+            .map_err(|e| AppError::invalid(e.code(), e.to_string()))?;
+        // The work list in file order: each row, or its reading's refusal.
+        enum Item<'a> {
+            Row(&'a cessio_core::csv::OptionRow),
+            Refused(ImportRow),
+        }
+        let mut items: Vec<(usize, Item)> = parsed
+            .rows
+            .iter()
+            .map(|r| (r.line, Item::Row(r)))
+            .chain(
+                refused_rows(&parsed)
+                    .into_iter()
+                    .map(|r| (r.line, Item::Refused(r))),
+            )
+            .collect();
+        items.sort_by_key(|(line, _)| *line);
+        let mut histories = SentHistories::default();
+        let start = usize::try_from(job.done_rows).unwrap_or(usize::MAX);
+        for part in items.get(start..).unwrap_or_default().chunks(IMPORT_PART) {
+            let mut rows: Vec<ImportRow> = Vec::with_capacity(part.len());
+            // Rows of one beneficiary in file order; beneficiaries at once.
+            let mut groups: HashMap<&str, Vec<&cessio_core::csv::OptionRow>> = HashMap::new();
+            for (_, item) in part {
+                match item {
+                    Item::Refused(r) => rows.push(r.clone()),
+                    Item::Row(r) => groups.entry(r.beneficiary.as_str()).or_default().push(r),
+                }
+            }
+            let mut taken = Vec::new();
+            for cf in groups.keys() {
+                if let Ok(party) = self.party_by_cf(cf).await {
+                    taken.push((*cf, histories.take(party.id)));
+                }
+            }
+            let mut own: HashMap<&str, SentHistories> = taken.into_iter().collect();
+            // Boxed, so that the runner's future is plainly `Send` (the compiler cannot
+            // prove it through the closures' lifetimes otherwise).
+            let runs: Vec<BoxFuture<'_, (Vec<ImportRow>, SentHistories)>> = groups
+                .into_iter()
+                .map(|(cf, group)| {
+                    let mut h = own.remove(cf).unwrap_or_default();
+                    async move {
+                        let mut out = Vec::with_capacity(group.len());
+                        for row in group {
+                            out.push(self.import_row(p, row, &mut h).await);
+                        }
+                        (out, h)
+                    }
+                    .boxed()
+                })
+                .collect();
+            let mut done = futures_util::stream::iter(runs).buffer_unordered(IMPORT_CONCURRENCY);
+            while let Some((out, h)) = done.next().await {
+                rows.extend(out);
+                histories.put(h);
+            }
+            rows.sort_by_key(|r| r.line);
+            let mut saved = JobPart::default();
+            for r in &rows {
+                match (&r.code, r.already_registered) {
+                    (Some(_), _) => saved.refused += 1,
+                    (None, true) => saved.already += 1,
+                    (None, false) => saved.applied += 1,
+                }
+                saved.rows.push(job_row(r.line, r)?);
+            }
+            if !self.save_part(job, saved).await? {
+                return Ok(false);
+            }
+            progress(job);
+        }
+        Ok(true)
+    }
+
+    async fn run_answer(
+        &self,
+        p: &Principal,
+        job: &mut Job,
+        file: &[u8],
+        progress: &mut impl FnMut(&Job),
+    ) -> Result<bool, AppError> {
+        let (Some(party), Some(accept)) = (job.party, job.accept) else {
+            return Err(store_error("an answer job without its party or choice"));
+        };
+        let codes: Vec<String> = String::from_utf8_lossy(file)
+            .split('\n')
+            .map(str::to_string)
+            .collect();
+        let start = usize::try_from(job.done_rows).unwrap_or(usize::MAX);
+        let mut from = start;
+        while from < codes.len() {
+            let to = (from + ANSWER_PART).min(codes.len());
+            let rows = self
+                .answer_part(p, job.id, party, accept, &codes, from, to)
+                .await?;
+            let mut saved = JobPart::default();
+            for r in &rows {
+                if r.error.is_some() {
+                    saved.refused += 1;
+                } else if r.already_answered {
+                    saved.already += 1;
+                } else {
+                    saved.applied += 1;
+                }
+                saved
+                    .rows
+                    .push(job_row(r.line, r)?);
+            }
+            if !self.save_part(job, saved).await? {
+                return Ok(false);
+            }
+            progress(job);
+            from = to;
+        }
+        Ok(true)
+    }
+
+    /// Answers codes `from..to` of an answer job's list as one operation, or in halves
+    /// when they name more movements than one operation holds.
+    async fn answer_part(
+        &self,
+        p: &Principal,
+        job: i64,
+        party: PartyId,
+        accept: bool,
+        codes: &[String],
+        from: usize,
+        to: usize,
+    ) -> Result<Vec<AnswerJobRow>, AppError> {
+        let mut pending = vec![(from, to)];
+        let mut rows = Vec::with_capacity(to - from);
+        while let Some((a, b)) = pending.pop() {
+            // The key names the job and the lines: a part answered before a runner stopped
+            // is found answered when the job goes on.
+            let key = format!("job{job}:{}-{}", a + 1, b);
+            let part = &codes[a..b];
+            match self
+                .answer_codes_as(p, &key, Pin::Checked, party, part, accept)
+                .await
+            {
+                Ok(report) => {
+                    if report.replayed {
+                        rows.extend(part.iter().enumerate().map(|(i, code)| AnswerJobRow {
+                            line: a + i + 1,
+                            code: code.clone(),
+                            operations: 0,
+                            amount: cessio_core::money::Cents::ZERO,
+                            operation_id: report.operation_id,
+                            already_answered: true,
+                            error: None,
+                        }));
+                    } else {
+                        rows.extend(report.rows.into_iter().map(|r| AnswerJobRow {
+                            line: a + r.line,
+                            operation_id: if r.error.is_none() && r.operations > 0 {
+                                report.operation_id
+                            } else {
+                                None
+                            },
+                            code: r.code,
+                            operations: r.operations,
+                            amount: r.amount,
+                            already_answered: false,
+                            error: r.error,
+                        }));
+                    }
+                }
+                Err(AppError::Invalid { ref field, .. }) if field == "codes" && b - a > 1 => {
+                    // More movements than one operation holds: the halves go on their own
+                    // (the first half first, so rows stay in order).
+                    let mid = a + (b - a) / 2;
+                    pending.push((mid, b));
+                    pending.push((a, mid));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        rows.sort_by_key(|r| r.line);
+        Ok(rows)
+    }
+}
+
+fn job_row(line: usize, outcome: &impl Serialize) -> Result<JobRow, AppError> {
+    Ok(JobRow {
+        line: i64::try_from(line).unwrap_or(i64::MAX),
+        outcome: serde_json::to_string(outcome).map_err(store_error)?,
+    })
+}
+
+fn lease_end(now: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+    now + chrono::Duration::from_std(JOB_LEASE).unwrap_or(chrono::Duration::MAX)
+}
