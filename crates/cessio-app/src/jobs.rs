@@ -5,8 +5,10 @@
 //!
 //! - **Nothing twice.** Each import row is registered under a key its content names (as
 //!   `cessio import` always did), each part of an answer under a key its job and lines
-//!   name; the same file sent again by the same submitter is the same job, which goes on
-//!   from where it stood if it had stopped.
+//!   name; the same file sent again by the same submitter before its job is done is that
+//!   job, which goes on from where it stood if it had stopped. Sent after, it is a new job
+//!   that finds the rows applied before as applied (an import's rows by their keys) or no
+//!   longer awaiting an answer, and applies what has become possible since.
 //! - **A rate that does not depend on the file.** An import part registers the rows of
 //!   different beneficiaries at once (those of one beneficiary in file order, so that F9's
 //!   amount rule sees each row after the ones before it), which lets the writer commit
@@ -77,7 +79,7 @@ fn store_error(e: impl std::fmt::Display) -> AppError {
 impl App {
     /// F8 as a job: the CSV file is read whole first (a file that cannot be read is refused
     /// at once, with nothing recorded), the PIN checked, and the job returned queued, or
-    /// as it stands when the same submitter sent the same file before.
+    /// as it stands when the same submitter's job of the same file has not ended.
     pub async fn submit_import_job(
         &self,
         p: &Principal,
@@ -285,11 +287,7 @@ impl App {
         mut progress: impl FnMut(&Job),
     ) -> Result<Option<Job>, AppError> {
         let now = self.now();
-        let Some((mut job, file)) = self
-            .store
-            .claim_job(now, lease_end(now), only)
-            .await?
-        else {
+        let Some((mut job, file)) = self.store.claim_job(now, lease_end(now), only).await? else {
             return Ok(None);
         };
         let runs_as: Result<Principal, _> = serde_json::from_str(&job.runs_as);
@@ -455,9 +453,7 @@ impl App {
                 } else {
                     saved.applied += 1;
                 }
-                saved
-                    .rows
-                    .push(job_row(r.line, r)?);
+                saved.rows.push(job_row(r.line, r)?);
             }
             if !self.save_part(job, saved).await? {
                 return Ok(false);

@@ -66,8 +66,8 @@ pub use f24::*;
 pub use functions::*;
 pub use health::{Check, Readiness};
 pub use jobs::{
-    ANSWER_JOB_MAX_ROWS, ANSWER_PART, AnswerJobRow, BulkJob, BulkJobKind, BulkJobState, IMPORT_PART,
-    JOB_LEASE,
+    ANSWER_JOB_MAX_ROWS, ANSWER_PART, AnswerJobRow, BulkJob, BulkJobKind, BulkJobState,
+    IMPORT_PART, JOB_LEASE,
 };
 pub use movements::*;
 pub use operator::*;

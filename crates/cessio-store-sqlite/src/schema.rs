@@ -362,8 +362,8 @@ CREATE INDEX webhooks_due ON webhooks (next_attempt_at) WHERE revoked_at IS NULL
     r"
 -- Bulk jobs (cessio_store::jobs): kept outside the register, like the webhooks. What a job
 -- applies goes through the register's operations, each under a key of its own; the job is
--- the work list (its file), where it stands, and each row's outcome. One job per owner and
--- content (`digest`): the same file sent again is the same job.
+-- the work list (its file), where it stands, and each row's outcome. One unfinished job per
+-- owner and content (`digest`): the same file sent again before its job ends is that job.
 CREATE TABLE jobs (
     id INTEGER PRIMARY KEY,
     kind TEXT NOT NULL,
@@ -384,9 +384,9 @@ CREATE TABLE jobs (
     updated_at INTEGER NOT NULL,
     finished_at INTEGER,
     lease_until INTEGER,
-    submissions INTEGER NOT NULL,
-    UNIQUE (owner, digest)
+    submissions INTEGER NOT NULL
 );
+CREATE UNIQUE INDEX jobs_open ON jobs (owner, digest) WHERE state <> 'done';
 CREATE INDEX jobs_owner ON jobs (owner, id);
 CREATE INDEX jobs_waiting ON jobs (id) WHERE state IN ('queued', 'running');
 CREATE TABLE job_rows (

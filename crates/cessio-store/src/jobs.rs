@@ -5,8 +5,10 @@
 //! under a key derived from the row or the part of the file, so a job run twice, or a file
 //! sent twice, applies nothing twice. The job itself is only the work list and its report.
 //!
-//! One job per submitter and file content: sending the same file again finds the same job
-//! ([`submit_sql`]), which goes on from where it stood if it had been interrupted. A
+//! One unfinished job per submitter and file content: sending the same file again before
+//! its job is done finds that job ([`submit_sql`]), which goes on from where it stood if it
+//! had stopped; sent after, it is a new job, whose rows applied before are found applied
+//! (an import's rows by their keys, an answer's by no longer awaiting an answer). A
 //! runner leases a job ([`claim_sql`]) and saves each part's outcomes together with the
 //! job's progress, so a runner that dies leaves the job where its last part ended, and
 //! the lease running out lets another runner go on.
@@ -95,7 +97,7 @@ pub struct NewJob {
     /// Accept (true) or refuse, for an answer.
     pub accept: Option<bool>,
     /// Names the content (kind, party, choice and file): the same content sent again by the
-    /// same owner is the same job.
+    /// same owner before its job is done is that job.
     pub digest: String,
     pub file: Vec<u8>,
     /// Rows in the file, those its reading refused included.
@@ -180,17 +182,17 @@ pub fn job<R: crate::rows::Columns>(r: &R) -> Result<Job, R::Error> {
     })
 }
 
-/// Records a job, or finds the owner's job of the same content: `?1` kind, `?2` owner,
-/// `?3` runs_as, `?4` party, `?5` accept (0/1), `?6` digest, `?7` file, `?8` total rows,
-/// `?9` at. A failed job found so is queued again (from where it stood); one running or
-/// done is left as it is. Returns the job.
+/// Records a job, or finds the owner's unfinished job of the same content: `?1` kind, `?2`
+/// owner, `?3` runs_as, `?4` party, `?5` accept (0/1), `?6` digest, `?7` file, `?8` total
+/// rows, `?9` at. A failed job found so is queued again (from where it stood); one queued
+/// or running is left as it is. Returns the job.
 pub fn submit_sql(p: impl Fn(usize) -> String) -> String {
     format!(
         "INSERT INTO jobs (kind, owner, runs_as, party, accept, digest, file, state, total_rows, done_rows,
                            applied, already, refused, created_at, updated_at, submissions)
          VALUES ({kind}, {owner}, {runs_as}, {party}, {accept}, {digest}, {file}, 'queued', {total}, 0,
                  0, 0, 0, {at}, {at}, 1)
-         ON CONFLICT (owner, digest) DO UPDATE
+         ON CONFLICT (owner, digest) WHERE state <> 'done' DO UPDATE
             SET submissions = jobs.submissions + 1,
                 runs_as = excluded.runs_as,
                 updated_at = excluded.updated_at,

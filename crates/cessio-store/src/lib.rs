@@ -575,8 +575,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         outcome: &webhooks::Delivery,
     ) -> Result<(), StoreError>;
 
-    /// Records a bulk job, or returns the owner's job of the same content (queued again if
-    /// it had failed): see [`jobs`].
+    /// Records a bulk job, or returns the owner's unfinished job of the same content (queued
+    /// again if it had failed): see [`jobs`].
     async fn submit_job(&self, job: jobs::NewJob) -> Result<jobs::Job, StoreError>;
 
     /// A job, whoever's.

@@ -54,9 +54,9 @@ pub fn router(state: WebState) -> Router {
         .route("/communications", post(communicate))
         .route(
             "/communications/bulk",
-            post(crate::api::jobs::import_and_wait).layer(
-                axum::extract::DefaultBodyLimit::max(cessio_core::csv::MAX_IMPORT_BYTES),
-            ),
+            post(crate::api::jobs::import_and_wait).layer(axum::extract::DefaultBodyLimit::max(
+                cessio_core::csv::MAX_IMPORT_BYTES,
+            )),
         )
         .route(
             "/jobs/import",
@@ -75,9 +75,8 @@ pub fn router(state: WebState) -> Router {
         .route("/parties/{cf}/incoming/answer-codes", post(answer_codes))
         .route(
             "/parties/{cf}/incoming/answer-jobs",
-            post(crate::api::jobs::submit_answer).layer(axum::extract::DefaultBodyLimit::max(
-                ANSWER_JOB_BODY_MAX,
-            )),
+            post(crate::api::jobs::submit_answer)
+                .layer(axum::extract::DefaultBodyLimit::max(ANSWER_JOB_BODY_MAX)),
         )
         .route("/parties/{cf}/movements", get(movements))
         .route("/parties/{cf}/movements.csv", get(movements_csv))

@@ -414,15 +414,8 @@ impl App {
         };
         let outcome = match IdempotencyKey::parse(&format!("import:{}", &row_digest[..48])) {
             Ok(key) => {
-                self.communicate(
-                    p,
-                    &key,
-                    Pin::Checked,
-                    &input,
-                    row.no_tax_area,
-                    histories,
-                )
-                .await
+                self.communicate(p, &key, Pin::Checked, &input, row.no_tax_area, histories)
+                    .await
             }
             Err(e) => Err(AppError::invalid("riferimento", e.to_string())),
         };

@@ -1,7 +1,8 @@
 //! F3 by a list: the protocols or codici univoci pasted from a back office's file, checked
 //! row by row and shown before anything is answered (what each row would answer, and why a
-//! row cannot be), then answered with the PIN, irreversibly, in one operation
-//! (`App::answer_codes`). The page after the answer keeps every row's outcome.
+//! row cannot be), then answered with the PIN, irreversibly,
+//! as a bulk job (`App::submit_answer_job`), whose page keeps every row's outcome and the
+//! operation's receipt.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -134,12 +135,15 @@ pub async fn submit(
         return confirm_page(&state, &ui, &party, &f, accept, &errors, StatusCode::OK).await;
     }
     let pin = pin_of(&f.pin);
-    let answered = state
+    let submitted = state
         .app
-        .answer_codes(&ui.user, &f.chiave, pin, party.id, &codes, accept)
+        .submit_answer_job(&ui.user, pin, party.id, &codes, accept)
         .await;
-    match answered {
-        Ok(report) => done_page(&ui, &party, &report),
+    match submitted {
+        Ok(job) => {
+            crate::api::jobs::run_jobs(&state);
+            super::see_other(&super::jobs::href(&party, job.id))
+        }
         Err(e) => {
             match field_of(&e) {
                 Some(id) => errors.field(id, super::refusal(&e)),
@@ -209,40 +213,6 @@ async fn confirm_page(
                     a.btn.btn-outline-primary href=(list_path(party)) { "Torna all'elenco" }
                 }
         },
-    )
-}
-
-fn done_page(ui: &Ui, party: &Party, report: &BulkAnswerReport) -> Response {
-    let title = if report.accepted {
-        "Crediti accettati per elenco"
-    } else {
-        "Crediti rifiutati per elenco"
-    };
-    render_status(
-        StatusCode::OK,
-        layout_page(
-            ui.party_shell(title, party),
-            html! {
-                h1 { (title) }
-                div.alert.alert-success role="status" {
-                    dl.mb-0 {
-                        @if let Some(id) = report.operation_id {
-                            dt { "Protocollo dell'operazione" } dd { (id) }
-                            dt { "Ricevuta" } dd { a href=(super::receipts::operation_href(party, id)) download { "Scarica ricevuta (PDF)" } }
-                        }
-                        dt { "Operazioni" } dd { (report.operations) }
-                        dt { "Importo" } dd { (amount(report.amount)) }
-                        @if report.replayed {
-                            dt { "Nota" } dd { "risposta già registrata: nulla è stato ripetuto" }
-                        }
-                    }
-                }
-                @if !report.rows.is_empty() {
-                    (rows_table(&report.rows, "Esito di ogni riga"))
-                }
-                a.btn.btn-outline-primary href={ (party_home(party)) "/accettazione" } { "Torna all'accettazione" }
-            },
-        ),
     )
 }
 

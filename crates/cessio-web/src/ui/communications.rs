@@ -147,7 +147,6 @@ async fn show(
                 (single_form(state, ui, form, errors))
                 hr.my-5;
                 (upload_form(ui, &upload_errors))
-                @if let Some((r, _)) = report { (report_table(r)) }
                 hr.my-5;
                 (pending_list(state, ui, party, &pending))
             },
@@ -361,12 +360,9 @@ fn upload_form(ui: &Ui, errors: &FieldErrors) -> Markup {
     }
 }
 
-fn report_table(r: &ImportReport) -> Markup {
+/// A file's rows and what became of each (the bulk job's page shows it).
+pub(super) fn rows_table(r: &ImportReport) -> Markup {
     html! {
-        div.alert.alert-info.mt-4 role="status" {
-            h3.h5 { "Esito del file" }
-            p.mb-0 { "Registrate " (r.registered) ", già registrate in precedenza " (r.already_registered) ", scartate " (r.refused) "." }
-        }
         div.table-responsive tabindex="0" role="region" aria-label="Tabella (scorrevole)" {
             table.table.cessio-table {
                 caption { "Esito riga per riga" }
@@ -674,23 +670,10 @@ pub async fn upload(
         }
     };
     let pin = pin_of(&pin);
-    match state
-        .app
-        .import_communications(&ui.user, pin, &bytes, |_, _| {})
-        .await
-    {
-        Ok(report) => {
-            show(
-                &state,
-                &ui,
-                &party,
-                &form,
-                &FieldErrors::default(),
-                Some((&report, &errors)),
-                None,
-                StatusCode::OK,
-            )
-            .await
+    match state.app.submit_import_job(&ui.user, pin, &bytes).await {
+        Ok(job) => {
+            crate::api::jobs::run_jobs(&state);
+            super::see_other(&super::jobs::href(&party, job.id))
         }
         Err(e) => {
             let id = if field_of(&e).is_some() {

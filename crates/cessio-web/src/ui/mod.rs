@@ -33,6 +33,7 @@ mod controls;
 mod delegations;
 mod f24;
 mod guide;
+mod jobs;
 mod layout;
 mod login;
 mod monitoring;
@@ -126,6 +127,7 @@ pub fn routes() -> Router<WebState> {
             "/soggetti/{cf}/deleghe",
             get(delegations::page).post(delegations::submit),
         )
+        .route("/soggetti/{cf}/lavori/{id}", get(jobs::page))
         .route("/soggetti/{cf}/movimenti", get(movements::page))
         .route("/soggetti/{cf}/movimenti.csv", get(movements::csv))
         .route(
