@@ -22,6 +22,8 @@ pub struct Op {
     pub query: &'static [(&'static str, &'static str)],
     /// A list read page by page: `limit` and `cursor`, the next page in `Link`.
     pub paged: bool,
+    /// A second success: `202 Accepted` with this schema (a bulk job that goes on).
+    pub accepted: Option<&'static str>,
 }
 
 const fn op(
@@ -41,6 +43,7 @@ const fn op(
         idempotent: false,
         query: &[],
         paged: false,
+        accepted: None,
     }
 }
 
@@ -223,12 +226,42 @@ pub const OPERATIONS: &[Op] = &[
         )
     },
     Op {
+        status: 202,
+        response: Some("BulkJob"),
+        ..op(
+            "post",
+            "/jobs/import",
+            "submitImportJob",
+            "F8 massivo come lavoro: il file CSV (come per /communications/bulk) è il corpo, il PIN nell'intestazione X-Cessio-Pin; risponde subito con il lavoro (Location), che prosegue da sé. Lo stesso file inviato di nuovo prima della fine è lo stesso lavoro, che riprende da dove era; nessuna riga è registrata due volte",
+        )
+    },
+    Op {
+        response: Some("BulkJob"),
+        ..op(
+            "get",
+            "/jobs/{id}",
+            "bulkJob",
+            "Un lavoro massivo: stato, righe elaborate e conteggi (al suo autore e agli operatori)",
+        )
+    },
+    Op {
+        response: Some("BulkJobRows"),
+        paged: true,
+        ..op(
+            "get",
+            "/jobs/{id}/rows",
+            "bulkJobRows",
+            "L'esito di ogni riga elaborata di un lavoro, in ordine di riga: ImportRow per un'importazione, AnswerJobRow per una risposta",
+        )
+    },
+    Op {
         response: Some("ImportReport"),
+        accepted: Some("BulkJob"),
         ..op(
             "post",
             "/communications/bulk",
             "importCommunications",
-            "F8 massivo: il file CSV (cf_beneficiario;tipo;anno_spesa;origine;cf_cessionario;importo;data_comunicazione, facoltative riferimento, no_tax_area, eccezione con il codice R-OPT-STOP e i suoi dati data_cilas, data_delibera, data_titolo, data_inizio_lavori, data_accordo, acconto_versato, dichiarazione_congiunta, data_preliminare, data_piano, data_domanda_contributo, data_fattura, requisito_barriere) è il corpo, il PIN nell'intestazione X-Cessio-Pin; esito riga per riga",
+            "F8 massivo, come lavoro di cui si attende la fine (fino a 45 secondi: poi 202 con il lavoro da seguire): il file CSV (cf_beneficiario;tipo;anno_spesa;origine;cf_cessionario;importo;data_comunicazione, facoltative riferimento, no_tax_area, eccezione con il codice R-OPT-STOP e i suoi dati data_cilas, data_delibera, data_titolo, data_inizio_lavori, data_accordo, acconto_versato, dichiarazione_congiunta, data_preliminare, data_piano, data_domanda_contributo, data_fattura, requisito_barriere) è il corpo, il PIN nell'intestazione X-Cessio-Pin; esito riga per riga",
         )
     },
     Op {
@@ -310,6 +343,17 @@ pub const OPERATIONS: &[Op] = &[
             "/parties/{cf}/incoming/answer-codes",
             "answerCodes",
             "F3: accetta o rifiuta un elenco di protocolli o codici univoci (fino a 10.000), ogni riga con il suo esito; le righe valide in un'unica operazione (R-ANSWER, R-SUSP, R-WAIT5)",
+        )
+    },
+    Op {
+        request: Some("AnswerJobRequest"),
+        status: 202,
+        response: Some("BulkJob"),
+        ..op(
+            "post",
+            "/parties/{cf}/incoming/answer-jobs",
+            "submitAnswerJob",
+            "F3 come lavoro: accetta o rifiuta un elenco di protocolli o codici univoci (fino a 100.000), a parti di 1.000 righe, ognuna un'operazione; ogni riga con il suo esito (R-ANSWER, R-SUSP, R-WAIT5). Lo stesso elenco inviato di nuovo prima della fine è lo stesso lavoro",
         )
     },
     Op {
@@ -681,6 +725,36 @@ pub const LINKS: &[Link] = &[
         parameters: &[SAME_PARTY, ("id", "$response.body#/operation_id")],
     },
     Link {
+        from: "submitImportJob",
+        name: "Job",
+        to: "bulkJob",
+        parameters: &[("id", "$response.body#/id")],
+    },
+    Link {
+        from: "submitImportJob",
+        name: "JobRows",
+        to: "bulkJobRows",
+        parameters: &[("id", "$response.body#/id")],
+    },
+    Link {
+        from: "submitAnswerJob",
+        name: "Job",
+        to: "bulkJob",
+        parameters: &[("id", "$response.body#/id")],
+    },
+    Link {
+        from: "submitAnswerJob",
+        name: "JobRows",
+        to: "bulkJobRows",
+        parameters: &[("id", "$response.body#/id")],
+    },
+    Link {
+        from: "bulkJob",
+        name: "JobRows",
+        to: "bulkJobRows",
+        parameters: &[("id", "$request.path.id")],
+    },
+    Link {
         from: "events",
         name: "NextEvents",
         to: "events",
@@ -971,11 +1045,47 @@ fn schemas() -> Value {
         "OptStopException": opt_stop_exception_schema(),
         "ImportReport": obj(json!({
             "registered": { "type": "integer" }, "already_registered": { "type": "integer" }, "refused": { "type": "integer" },
-            "rows": { "type": "array", "items": obj(json!({
-                "line": { "type": "integer" }, "reference": { "type": ["string", "null"] }, "protocol": { "type": ["string", "null"] },
-                "already_registered": { "type": "boolean" }, "code": { "type": ["string", "null"] }, "message": { "type": ["string", "null"] }
-            }), &["line", "already_registered"]) }
+            "rows": { "type": "array", "items": { "$ref": "#/components/schemas/ImportRow" } }
         }), &["registered", "already_registered", "refused", "rows"]),
+        "ImportRow": obj(json!({
+            "line": { "type": "integer" }, "reference": { "type": ["string", "null"] }, "protocol": { "type": ["string", "null"] },
+            "already_registered": { "type": "boolean" }, "code": { "type": ["string", "null"] }, "message": { "type": ["string", "null"] }
+        }), &["line", "already_registered"]),
+        "BulkJob": obj(json!({
+            "id": { "type": "integer" },
+            "kind": { "type": "string", "enum": ["import", "answer"] },
+            "owner": { "type": "string", "description": "Chi l'ha inviato: user:ID, o console" },
+            "party": { "type": ["integer", "null"], "description": "Per una risposta: il soggetto che risponde" },
+            "accept": { "type": ["boolean", "null"], "description": "Per una risposta: accetta (true) o rifiuta" },
+            "state": { "type": "string", "enum": ["queued", "running", "done", "failed"], "description": "failed: fermato da un errore che non è di una riga; inviarlo di nuovo lo riprende" },
+            "total_rows": { "type": "integer" }, "done_rows": { "type": "integer" },
+            "applied": { "type": "integer", "description": "Righe eseguite da questo lavoro" },
+            "already": { "type": "integer", "description": "Righe trovate già eseguite" },
+            "refused": { "type": "integer" },
+            "error": { "type": ["string", "null"] },
+            "created_at": { "type": "string", "format": "date-time" }, "updated_at": { "type": "string", "format": "date-time" },
+            "finished_at": { "type": ["string", "null"], "format": "date-time" },
+            "submissions": { "type": "integer", "description": "Quante volte lo stesso contenuto è stato inviato" }
+        }), &["id", "kind", "state", "total_rows", "done_rows", "applied", "already", "refused", "created_at", "submissions"]),
+        "BulkJobRows": { "type": "array", "items": { "oneOf": [
+            { "$ref": "#/components/schemas/ImportRow" },
+            { "$ref": "#/components/schemas/AnswerJobRow" }
+        ] } },
+        "AnswerJobRequest": obj(json!({
+            "accept": { "type": "boolean" },
+            "codes": { "type": "array", "minItems": 1, "maxItems": cessio_app::ANSWER_JOB_MAX_ROWS, "items": { "type": "string", "description": "Protocollo della comunicazione o codice univoco della rata" } },
+            "pin": { "type": ["string", "null"] }
+        }), &["accept", "codes"]),
+        "AnswerJobRow": obj(json!({
+            "line": { "type": "integer" }, "code": { "type": "string" },
+            "operations": { "type": "integer" }, "amount": { "$ref": "#/components/schemas/Cents" },
+            "operation_id": { "type": ["integer", "null"], "description": "L'operazione che ha risposto: la sua ricevuta è GET /parties/{cf}/operations/{operation_id}/receipt.pdf" },
+            "already_answered": { "type": "boolean", "description": "La parte era già stata eseguita prima che il lavoro si fermasse" },
+            "error": { "oneOf": [{ "type": "null" }, obj(json!({
+                "code": { "type": "string", "description": "not_awaiting, r_susp_suspended (R-SUSP), answer_too_early (R-WAIT5)" },
+                "rule": { "type": ["string", "null"] }, "message": { "type": "string" }
+            }), &["code", "message"])] }
+        }), &["line", "code", "operations", "amount", "already_answered"]),
         "Credit": obj(json!({
             "id": { "type": "integer" }, "protocol": { "type": "string" }, "type_key": { "type": "string" },
             "operation_id": { "type": "integer", "description": "L'operazione che ha registrato la comunicazione: la sua ricevuta è GET /parties/{cf}/operations/{operation_id}/receipt.pdf" },
@@ -1444,6 +1554,13 @@ pub fn build() -> Value {
             (None, _) => json!({ "description": "OK" }),
         };
         operation["responses"][o.status.to_string()] = success;
+        if let Some(job) = o.accepted {
+            operation["responses"]["202"] = json!({
+                "description": "Il lavoro non è finito nell'attesa: prosegue da sé, da seguire all'indirizzo in Location",
+                "headers": { "Location": { "schema": { "type": "string" } } },
+                "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{job}") } } }
+            });
+        }
         let links: serde_json::Map<String, Value> = LINKS
             .iter()
             .filter(|l| l.from == o.id)
@@ -1470,7 +1587,7 @@ pub fn build() -> Value {
                 }
             });
         }
-        if o.id == "importCommunications" {
+        if o.id == "importCommunications" || o.id == "submitImportJob" {
             operation["requestBody"] = json!({
                 "required": true,
                 "content": { "text/csv": { "schema": { "type": "string" } } }

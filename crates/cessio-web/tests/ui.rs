@@ -1091,6 +1091,9 @@ async fn f3_answer_by_list_shows_each_row_before_and_after() {
             &format!("csrf={csrf}&step=esegui&codici={codes}&esito=accetta&chiave={key}&pin={PIN}"),
         )
         .await;
+    // Answered as a bulk job: its page, once the job has ended, has every row and the
+    // operation's receipt.
+    let done = s.job_page(&done, &cookie).await;
     let page = html(&done);
     assert_eq!(done.status, 200, "{page}");
     assert!(page.contains("Crediti accettati per elenco"), "{page}");
@@ -1098,6 +1101,20 @@ async fn f3_answer_by_list_shows_each_row_before_and_after() {
         page.contains("Esito di ogni riga") && page.contains("NON-ESISTE"),
         "{page}"
     );
+    assert!(
+        page.contains("Eseguite 1,") && page.contains("scartate 1"),
+        "{page}"
+    );
+    let receipt = page
+        .split("href=\"")
+        .skip(1)
+        .map(|h| h.split('"').next().unwrap_or(""))
+        .find(|h| h.ends_with("/ricevuta.pdf"))
+        .unwrap_or_else(|| panic!("no receipt link: {page}"))
+        .to_string();
+    let pdf = s.page(&receipt, Some(&cookie)).await;
+    assert_eq!(pdf.status, 200);
+    assert!(pdf.body.starts_with(b"%PDF"));
     // The list is answered: checked again, nothing is left to answer.
     let again = s
         .form(

@@ -7,7 +7,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use cessio_app::{AppError, BulkAnswerReport, BulkAnswerRow};
+use cessio_app::{AppError, BulkAnswerRow};
 use cessio_store::Party;
 use maud::{Markup, html};
 use serde::Deserialize;

@@ -132,6 +132,36 @@ impl Server {
         self.call("GET", path, cookie, None, None).await
     }
 
+    /// The page of the bulk job a form redirected to (`303`), once the job has ended: the
+    /// page reloads itself (`Refresh`) while it runs.
+    pub async fn job_page(&self, submitted: &Reply, cookie: &str) -> Reply {
+        assert_eq!(submitted.status, 303, "{}", submitted.text());
+        let at = submitted.header("location").unwrap().to_string();
+        assert!(at.contains("/lavori/"), "{at}");
+        for _ in 0..400 {
+            let page = self.page(&at, Some(cookie)).await;
+            if page.status != 200 || page.header("refresh").is_none() {
+                return page;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("the job at {at} did not end");
+    }
+
+    /// A bulk job over the API, once it has ended.
+    pub async fn job_done(&self, id: i64, cookie: &str) -> serde_json::Value {
+        for _ in 0..400 {
+            let job = self.get(&format!("/api/v1/jobs/{id}"), cookie).await;
+            assert_eq!(job.status, 200, "{}", job.text());
+            let job = job.json();
+            if job["state"] == "done" || job["state"] == "failed" {
+                return job;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("job {id} did not end");
+    }
+
     pub async fn login(&self, user: &str) -> String {
         let r = self
             .call(

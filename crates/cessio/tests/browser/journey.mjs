@@ -156,6 +156,21 @@ async function downloadReceipt() {
   expect(pdf.includes('Posizione nel registro'), 'the receipt does not give the log position');
 }
 
+/**
+ * A bulk job's page follows the job by reloading itself; this waits, as a person would,
+ * until it shows the outcome.
+ */
+async function jobOutcome() {
+  await page.waitForURL(/\/lavori\/\d+/);
+  for (let i = 0; i < 240; i += 1) {
+    const shown = await text();
+    if (!shown.includes('Lavoro in corso')) return shown;
+    await page.waitForTimeout(500);
+    await page.reload();
+  }
+  throw new Error('the bulk job did not end');
+}
+
 async function answer(accept) {
   await page.goto(`${base}/soggetti/${BANCA}/accettazione?tipo=ecobonus`);
   const row = page.locator('tr', { hasText: 'Ecobonus' }).filter({ hasText: '2025' }).filter({ hasText: BIANCHI });
@@ -302,10 +317,23 @@ try {
   await audit('elenco-conferma');
   await page.locator('#pin').fill(PIN);
   await page.getByRole('button', { name: "Confermo l'accettazione" }).click();
-  await page.waitForLoadState('load');
-  const listed = await text();
+  const listed = await jobOutcome();
   expect(listed.includes('Crediti accettati per elenco') && listed.includes('Esito di ogni riga'), `list answer not done: ${listed.slice(0, 400)}`);
+  expect(listed.includes('Eseguite 1,') && listed.includes('scartate 1'), `list answer counts: ${listed.slice(0, 400)}`);
   await audit('elenco-esito');
+  // The job's page offers the receipt of the operation that answered the list.
+  const operation = /Operazione (\d+):/.exec(listed)?.[1];
+  expect(operation, `no operation on the job page: ${listed.slice(0, 400)}`);
+  const [listReceipt] = await Promise.all([
+    page.waitForEvent('download'),
+    page.getByRole('link', { name: 'Scarica ricevuta (PDF)' }).click(),
+  ]);
+  const listFile = join(artifacts, `ricevuta-elenco-${operation}.pdf`);
+  await listReceipt.saveAs(listFile);
+  const listPdf = await pdfText(readFileSync(listFile));
+  writeFileSync(join(artifacts, `ricevuta-elenco-${operation}.txt`), listPdf);
+  expect(listPdf.includes(codes[0]), `the list's receipt does not name ${codes[0]}: ${listPdf.slice(0, 400)}`);
+  expect(listPdf.includes('Posizione nel registro'), "the list's receipt does not give the log position");
   // 5b. F6: the bank splits 1.000,00 of its 2025 Superbonus rata into ten rate, sees the
   //     recap first, confirms, then annuls the split and gets the rata back.
   await page.goto(`${base}/soggetti/${BANCA}/rateazione`);
@@ -372,9 +400,9 @@ try {
   await page.locator('#file').setInputFiles(file);
   await page.locator('#pin-file').fill(PIN);
   await page.getByRole('button', { name: 'Carica il file' }).click();
-  await page.waitForLoadState('load');
-  const report = await text();
+  const report = await jobOutcome();
   expect(report.includes('Registrate 1001'), `upload report: ${report.slice(0, 500)}`);
+  expect(report.includes('Esito riga per riga'), `upload rows: ${report.slice(0, 500)}`);
   await audit('comunicazioni-esito');
   await page.goto(`${base}/operatore`);
   await audit('operatore');
