@@ -5,13 +5,13 @@ operations and the Python standard library:
 1. sign in with username and password once, and take a token for the program;
 2. page through the communications and cessions awaiting the bank's answer (F4, a page at
    a time: `limit`, then the `Link` header's next page);
-3. answer them in one request by their codici univoci (F3 by a list), with an
-   Idempotency-Key derived from the list, so that running the script again after a lost
-   response applies nothing twice;
-4. print each row's outcome;
+3. answer them by their codici univoci as a bulk job (F3 by a list), which is taken at
+   once and followed to its end; the same list sent again before the job ends is the same
+   job, so running the script again after a lost response applies nothing twice;
+4. print each row's outcome, read page by page;
 5. wait on the bank's events feed for what its answer registered, from the cursor it took
    before answering (a program that runs all day keeps that cursor between runs);
-6. download the answer's PDF receipt, for the bank's files.
+6. download the PDF receipt of each operation the job made, for the bank's files.
 
     python3 examples/integrator.py --base http://127.0.0.1:8080 \\
         --username banca --password cessio-demo-2024 --pin 246810 \\
@@ -19,11 +19,11 @@ operations and the Python standard library:
 """
 
 import argparse
-import hashlib
 import json
 import os
 import re
 import sys
+import time
 import urllib.error
 import urllib.request
 
@@ -99,24 +99,38 @@ def main():
     if not codes:
         return
 
-    # 3. One answer for all of them; the key is the list's, so a retry replays it.
+    # 3. One answer for all of them, as a bulk job: it is taken at once and goes on by
+    #    itself. The same list sent again before the job ends is the same job, so a retry
+    #    after a lost response applies nothing twice.
     accept = bool(args.accept)
-    key = "integrator-" + hashlib.sha256(json.dumps([sorted(codes), accept]).encode()).hexdigest()[:40]
-    _, _, report = call(args.base, "POST", f"/api/v1/parties/{args.party}/incoming/answer-codes",
-                        {"accept": accept, "codes": codes, "pin": args.pin}, token=token, key=key)
+    _, _, job = call(args.base, "POST", f"/api/v1/parties/{args.party}/incoming/answer-jobs",
+                     {"accept": accept, "codes": codes, "pin": args.pin}, token=token)
+    while job["state"] in ("queued", "running"):
+        time.sleep(0.2)
+        _, _, job = call(args.base, "GET", f"/api/v1/jobs/{job['id']}", token=token)
+    if job["state"] != "done":
+        sys.exit(f"il lavoro {job['id']} si è fermato: {job['error']}")
 
-    # 4. Each row's outcome.
+    # 4. Each row's outcome, page by page.
+    rows, path = [], f"/api/v1/jobs/{job['id']}/rows?limit=1000"
+    while path:
+        _, headers, page = call(args.base, "GET", path, token=token)
+        rows += page
+        path = next_page(headers)
+    operations = sorted({r["operation_id"] for r in rows if r["operation_id"] is not None})
+    answered = sum(r["operations"] for r in rows if not r["error"])
+    amount = sum(r["amount"] for r in rows if not r["error"])
     verb = "accettate" if accept else "rifiutate"
-    print(f"{verb}: {report['operations']} operazioni, {report['amount'] / 100:.2f} euro "
-          f"(operazione {report['operation_id']}{', già registrata' if report['replayed'] else ''})")
-    for row in report["rows"]:
+    print(f"{verb}: {answered} operazioni, {amount / 100:.2f} euro "
+          f"(lavoro {job['id']}, {job['total_rows']} righe, operazioni {operations})")
+    for row in rows:
         if row["error"]:
             print(f"  riga {row['line']} {row['code']}: {row['error']['code']}: {row['error']['message']}")
 
     # 5. The events the answer registered, waiting up to 10 s for each read's first one.
     outcome = "accepted" if accept else "refused"
     told = 0
-    while told < report["operations"]:
+    while told < answered:
         _, _, page = call(args.base, "GET",
                           f"/api/v1/parties/{args.party}/events?after={cursor}&limit=1000&wait=10",
                           token=token)
@@ -126,16 +140,16 @@ def main():
         cursor = page["after"]
     print(f"eventi: {told} risposte registrate ({outcome})")
 
-    # 6. The answer's receipt, as the bank files it.
+    # 6. The answer's receipts (one per operation the job made), as the bank files them.
     if args.receipt_dir:
-        operation = report["operation_id"]
-        _, headers, pdf = call(args.base, "GET",
-                               f"/api/v1/parties/{args.party}/operations/{operation}/receipt.pdf",
-                               token=token, raw=True)
-        path = os.path.join(args.receipt_dir, f"ricevuta-{operation}.pdf")
-        with open(path, "wb") as f:
-            f.write(pdf)
-        print(f"ricevuta: {path} ({headers.get('Content-Type')}, {len(pdf)} byte)")
+        for operation in operations:
+            _, headers, pdf = call(args.base, "GET",
+                                   f"/api/v1/parties/{args.party}/operations/{operation}/receipt.pdf",
+                                   token=token, raw=True)
+            path = os.path.join(args.receipt_dir, f"ricevuta-{operation}.pdf")
+            with open(path, "wb") as f:
+                f.write(pdf)
+            print(f"ricevuta: {path} ({headers.get('Content-Type')}, {len(pdf)} byte)")
 
 
 if __name__ == "__main__":
