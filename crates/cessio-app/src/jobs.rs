@@ -442,7 +442,7 @@ impl App {
         while from < codes.len() {
             let to = (from + ANSWER_PART).min(codes.len());
             let rows = self
-                .answer_part(p, job.id, party, accept, &codes, from, to)
+                .answer_part(p, job.id, (party, accept), &codes, from..to)
                 .await?;
             let mut saved = JobPart::default();
             for r in &rows {
@@ -464,20 +464,18 @@ impl App {
         Ok(true)
     }
 
-    /// Answers codes `from..to` of an answer job's list as one operation, or in halves
+    /// Answers the codes at `lines` of an answer job's list as one operation, or in halves
     /// when they name more movements than one operation holds.
     async fn answer_part(
         &self,
         p: &Principal,
         job: i64,
-        party: PartyId,
-        accept: bool,
+        (party, accept): (PartyId, bool),
         codes: &[String],
-        from: usize,
-        to: usize,
+        lines: std::ops::Range<usize>,
     ) -> Result<Vec<AnswerJobRow>, AppError> {
-        let mut pending = vec![(from, to)];
-        let mut rows = Vec::with_capacity(to - from);
+        let mut pending = vec![(lines.start, lines.end)];
+        let mut rows = Vec::with_capacity(lines.len());
         while let Some((a, b)) = pending.pop() {
             // The key names the job and the lines: a part answered before a runner stopped
             // is found answered when the job goes on.
