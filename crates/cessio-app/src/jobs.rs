@@ -9,40 +9,39 @@
 //!   job, which goes on from where it stood if it had stopped. Sent after, it is a new job
 //!   that finds the rows applied before as applied (an import's rows by their keys) or no
 //!   longer awaiting an answer, and applies what has become possible since.
-//! - **A rate that does not depend on the file.** An import part registers the rows of
-//!   different beneficiaries at once (those of one beneficiary in file order, so that F9's
-//!   amount rule sees each row after the ones before it), which lets the writer commit
-//!   them together; each beneficiary's history is read once per job. An answer part is one
-//!   operation of up to [`ANSWER_PART`] codes.
+//! - **A rate that does not depend on the file's shape.** An import part registers its
+//!   rows at once, [`IMPORT_CONCURRENCY`] at a time, whoever their beneficiaries, which lets
+//!   the writer commit them together. F9's amount rule compares each row with what its
+//!   beneficiary had registered before the job (read once per job) and with the file's
+//!   rows of that beneficiary before it, so that no row waits for the one before. An
+//!   answer part is one operation of up to [`ANSWER_PART`] codes.
 //! - **The submitter's rights, checked when it matters.** The PIN is checked once, on
 //!   submission; each row is then decided as the submitter's own request would be
 //!   (delegation, R-SUSP, R-WAIT5...), when the runner reaches it.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use cessio_core::ledger::PartyId;
+use cessio_core::money::Cents;
 use cessio_store::jobs::{Job, JobKind, JobPart, JobRow, JobState, NewJob};
-use futures_util::FutureExt as _;
-use futures_util::StreamExt as _;
-use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
-use crate::functions::{BulkAnswerError, ImportRow, Pin, refused_rows};
-use crate::operator::SentHistories;
+use crate::functions::{BulkAnswerError, History, ImportRow, PartyCache, Pin, refused_rows};
 use crate::{App, AppError, Principal, fingerprint};
 
 pub use cessio_store::jobs::{Job as BulkJob, JobKind as BulkJobKind, JobState as BulkJobState};
 
 /// Rows of an import saved together.
-pub const IMPORT_PART: usize = 500;
+pub const IMPORT_PART: usize = 2_000;
 /// Codes of an answer decided together, as one operation (fewer when they name more
 /// movements than one operation holds).
 pub const ANSWER_PART: usize = 1_000;
 /// Most codes one answer job takes.
 pub const ANSWER_JOB_MAX_ROWS: usize = 100_000;
-/// Beneficiaries of an import part registered at once.
-const IMPORT_CONCURRENCY: usize = 32;
+/// Rows of an import part registered at once.
+pub const IMPORT_CONCURRENCY: usize = 256;
 /// How long a runner holds a job without saving a part before another may take it over.
 pub const JOB_LEASE: Duration = Duration::from_secs(120);
 
@@ -365,45 +364,55 @@ impl App {
             )
             .collect();
         items.sort_by_key(|(line, _)| *line);
-        let mut histories = SentHistories::default();
+        // Each beneficiary's history for F9's amount rule, by its codice fiscale as the file
+        // names it: what it had registered before the job (read once per job), then the
+        // amounts of the file's rows in file order. Each row is compared with the history up
+        // to it, so that the rows can be registered all at once.
+        let mut histories: HashMap<String, Arc<Vec<Cents>>> = HashMap::new();
+        let parties = Arc::new(PartyCache::default());
         let start = usize::try_from(job.done_rows).unwrap_or(usize::MAX);
         for part in items.get(start..).unwrap_or_default().chunks(IMPORT_PART) {
             let mut rows: Vec<ImportRow> = Vec::with_capacity(part.len());
-            // Rows of one beneficiary in file order; beneficiaries at once.
-            let mut groups: HashMap<&str, Vec<&cessio_core::csv::OptionRow>> = HashMap::new();
+            let mut todo: Vec<&cessio_core::csv::OptionRow> = Vec::with_capacity(part.len());
             for (_, item) in part {
                 match item {
                     Item::Refused(r) => rows.push(r.clone()),
-                    Item::Row(r) => groups.entry(r.beneficiary.as_str()).or_default().push(r),
+                    Item::Row(r) => todo.push(r),
                 }
             }
-            let mut taken = Vec::new();
-            for cf in groups.keys() {
-                if let Ok(party) = self.party_by_cf(cf).await {
-                    taken.push((*cf, histories.take(party.id)));
-                }
-            }
-            let mut own: HashMap<&str, SentHistories> = taken.into_iter().collect();
-            // Boxed, so that the runner's future is plainly `Send` (the compiler cannot
-            // prove it through the closures' lifetimes otherwise).
-            let runs: Vec<BoxFuture<'_, (Vec<ImportRow>, SentHistories)>> = groups
-                .into_iter()
-                .map(|(cf, group)| {
-                    let mut h = own.remove(cf).unwrap_or_default();
-                    async move {
-                        let mut out = Vec::with_capacity(group.len());
-                        for row in group {
-                            out.push(self.import_row(p, row, &mut h).await);
-                        }
-                        (out, h)
+            self.load_histories(&todo, &mut histories, &parties).await?;
+            let mut upto = Vec::with_capacity(todo.len());
+            for row in &todo {
+                let amounts = self.import_row_amounts(row);
+                upto.push(match histories.get_mut(row.beneficiary.as_str()) {
+                    Some(history) => {
+                        // Unshared again once the part before has ended: extended in place.
+                        let history = Arc::make_mut(history);
+                        let before = history.len();
+                        history.extend(amounts);
+                        before
                     }
-                    .boxed()
-                })
-                .collect();
-            let mut done = futures_util::stream::iter(runs).buffer_unordered(IMPORT_CONCURRENCY);
-            while let Some((out, h)) = done.next().await {
-                rows.extend(out);
-                histories.put(h);
+                    None => 0,
+                });
+            }
+            // Each row on a task of its own, so that the rows' own work spreads over the
+            // cores while the writer commits what they send together.
+            let slots = Arc::new(tokio::sync::Semaphore::new(IMPORT_CONCURRENCY));
+            let mut running = tokio::task::JoinSet::new();
+            for (row, before) in todo.into_iter().zip(upto) {
+                let history = histories.get(row.beneficiary.as_str()).cloned();
+                let (app, p, parties, row) =
+                    (self.clone(), p.clone(), parties.clone(), row.clone());
+                let slot = slots.clone().acquire_owned().await.map_err(store_error)?;
+                running.spawn(async move {
+                    let _slot = slot;
+                    let given = history.as_deref().map_or(&[][..], |h| &h[..before]);
+                    app.import_row(&p, &row, History::Given(given), &parties)
+                        .await
+                });
+            }
+            while let Some(done) = running.join_next().await {
+                rows.push(done.map_err(store_error)?);
             }
             rows.sort_by_key(|r| r.line);
             let mut saved = JobPart::default();
@@ -421,6 +430,45 @@ impl App {
             progress(job);
         }
         Ok(true)
+    }
+
+    /// Reads the history of each beneficiary of `rows` not read yet, several at once.
+    async fn load_histories(
+        &self,
+        rows: &[&cessio_core::csv::OptionRow],
+        histories: &mut HashMap<String, Arc<Vec<Cents>>>,
+        parties: &Arc<PartyCache>,
+    ) -> Result<(), AppError> {
+        let mut new: Vec<String> = rows
+            .iter()
+            .map(|r| r.beneficiary.as_str())
+            .filter(|cf| !histories.contains_key(*cf))
+            .map(str::to_string)
+            .collect();
+        new.sort_unstable();
+        new.dedup();
+        let slots = Arc::new(tokio::sync::Semaphore::new(IMPORT_CONCURRENCY));
+        let mut reading = tokio::task::JoinSet::new();
+        for cf in new {
+            let (app, parties) = (self.clone(), parties.clone());
+            let slot = slots.clone().acquire_owned().await.map_err(store_error)?;
+            reading.spawn(async move {
+                let _slot = slot;
+                // A beneficiary not registered has no history: its rows are refused.
+                let amounts = match parties.party(&app, &cf).await {
+                    Ok(party) => Some(app.sent_amounts(party.id).await),
+                    Err(_) => None,
+                };
+                (cf, amounts)
+            });
+        }
+        while let Some(done) = reading.join_next().await {
+            let (cf, amounts) = done.map_err(store_error)?;
+            if let Some(amounts) = amounts {
+                histories.insert(cf, Arc::new(amounts?));
+            }
+        }
+        Ok(())
     }
 
     async fn run_answer(

@@ -25,6 +25,7 @@ backends!(
     risk_cycle_of_length_5,
     risk_amount_far_above_history,
     risk_amount_history_grows_row_by_row_within_one_file,
+    risk_amount_history_in_a_job_is_the_files_rows_before_each,
     risk_velocity_many_cessions_of_one_rata,
     risk_deceased_party_and_automatic_suspension,
     r_seize_blocks_and_release_extends_the_deadline,
@@ -439,6 +440,43 @@ async fn risk_amount_history_grows_row_by_row_within_one_file(t: TestApp) {
         .await
         .unwrap();
     assert_eq!(report.registered, 4, "{:?}", report.rows);
+    let found: Vec<String> = hits(&t, "risk_amount_above_history")
+        .await
+        .into_iter()
+        .filter(|hit| hit.cedente_cf == b)
+        .map(|hit| hit.reason)
+        .collect();
+    assert_eq!(found.len(), 2, "{found:?}");
+    for history in ["di 0 operazioni", "di 12 operazioni"] {
+        assert!(found.iter().any(|r| r.contains(history)), "{found:?}");
+    }
+}
+
+/// In a bulk job the rows are registered at once, and each is compared with its
+/// beneficiary's history before the job and the file's rows before it: the same hits as
+/// registered row by row.
+async fn risk_amount_history_in_a_job_is_the_files_rows_before_each(t: TestApp) {
+    let (ben, holder) = (t.company(1).await, t.company(2).await);
+    let (b, h) = (ben.cf.as_str(), holder.cf.as_str());
+    let file = format!(
+        "cf_beneficiario;tipo;anno_spesa;origine;cf_cessionario;importo;data_comunicazione;riferimento\n\
+         {b};superbonus;2022;sconto;{h};80.000,00;10/03/2022;A\n\
+         {b};superbonus;2022;sconto;{h};80.000,00;10/03/2022;B\n\
+         {b};superbonus;2022;sconto;{h};80.000,00;10/03/2022;C\n\
+         {b};superbonus;2022;sconto;{h};120.000,00;10/03/2022;D\n"
+    );
+    let job = t
+        .app
+        .submit_import_job(&t.op, None, file.as_bytes())
+        .await
+        .unwrap();
+    let done = t
+        .app
+        .run_one_bulk_job(Some(job.id), |_| {})
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.applied, 4, "{done:?}");
     let found: Vec<String> = hits(&t, "risk_amount_above_history")
         .await
         .into_iter()

@@ -72,35 +72,23 @@ impl App {
         no_tax_area: bool,
     ) -> Result<Communicated, AppError> {
         let key = crate::scoped_key(p, key)?;
-        Ok(self
+        let (receipt, _) = self
             .communicate(
                 p,
                 &key,
                 Pin::Check(pin),
                 input,
                 no_tax_area,
-                &mut SentHistories::default(),
+                History::Kept(&mut SentHistories::default()),
+                &PartyCache::default(),
             )
-            .await?
-            .0)
+            .await?;
+        self.communicated_by(&receipt).await
     }
 
-    /// The credit registered under `key` by an earlier identical request, if any.
-    async fn communicated(
-        &self,
-        key: &IdempotencyKey,
-        input: &OptionInput,
-        no_tax_area: bool,
-    ) -> Result<Option<Communicated>, AppError> {
-        let fp = option_fingerprint(input, no_tax_area);
-        match self.replay_key(key, &fp).await? {
-            Some(r) => Ok(Some(self.communicated_by(&r).await?)),
-            None => Ok(None),
-        }
-    }
-
-    /// Registers one communication; the bool says whether it was already registered under
-    /// this key (a retry).
+    /// Registers one communication and returns its operation's receipt; the bool says
+    /// whether it was already registered under this key (a retry).
+    #[allow(clippy::too_many_arguments)]
     async fn communicate(
         &self,
         p: &Principal,
@@ -108,13 +96,14 @@ impl App {
         pin: Pin<'_>,
         input: &OptionInput,
         no_tax_area: bool,
-        histories: &mut SentHistories,
-    ) -> Result<(Communicated, bool), AppError> {
-        if let Some(credit) = self.communicated(key, input, no_tax_area).await? {
-            return Ok((credit, true));
-        }
+        mut history: History<'_>,
+        parties: &PartyCache,
+    ) -> Result<(cessio_store::Receipt, bool), AppError> {
         let fp = option_fingerprint(input, no_tax_area);
-        let beneficiary = self.party_by_cf(&input.beneficiary_cf).await?;
+        if let Some(receipt) = self.replay_key(key, &fp).await? {
+            return Ok((receipt, true));
+        }
+        let beneficiary = parties.party(self, &input.beneficiary_cf).await?;
         if !p.is_operator() {
             // An intermediary for the beneficiary, or the beneficiary itself.
             self.authorize_act(p, beneficiary.id).await?;
@@ -122,7 +111,7 @@ impl App {
                 self.check_pin(p, pin).await?;
             }
         }
-        let holder = self.party_by_cf(&input.holder_cf).await?;
+        let holder = parties.party(self, &input.holder_cf).await?;
         if holder.id == beneficiary.id {
             return Err(AppError::invalid(
                 "holder_cf",
@@ -169,7 +158,9 @@ impl App {
             input.exception.as_ref(),
         )?;
         let total = input.total.ensure_positive_amount()?;
-        histories.load(self, beneficiary.id).await?;
+        if let History::Kept(kept) = &mut history {
+            kept.load(self, beneficiary.id).await?;
+        }
         // The store assigns the real protocol; the derivation needs one only to shape codes.
         let placeholder = Protocol::new(to_rome(self.now()), 1)
             .map_err(|e| AppError::invalid("communicated_on", e.to_string()))?;
@@ -211,20 +202,21 @@ impl App {
             && let Some(first) = receipt.transfers.first()
         {
             // F9 risk rules on every communication: the beneficiary is its cedente.
+            let before = match &history {
+                History::Kept(kept) => kept.of(beneficiary.id),
+                History::Given(given) => given,
+            };
             let hits = self
-                .risk_of(
-                    &beneficiary,
-                    &holder,
-                    total,
-                    None,
-                    histories.of(beneficiary.id),
-                )
+                .risk_of(&beneficiary, &holder, total, None, before)
                 .await?;
-            histories.record(beneficiary.id, derived.rate.iter().map(|r| r.amount));
+            if let History::Kept(kept) = &mut history {
+                kept.record(beneficiary.id, derived.rate.iter().map(|r| r.amount));
+            }
             self.record_risk(p, *first, beneficiary.id, holder.id, &hits)
                 .await;
         }
-        Ok((self.communicated_by(&receipt).await?, receipt.replayed))
+        let replayed = receipt.replayed;
+        Ok((receipt, replayed))
     }
 
     /// The credit an operation registered, and the operation.
@@ -362,8 +354,11 @@ impl App {
         report.refused = rows.len();
         let total = parsed.rows.len();
         let mut histories = SentHistories::default();
+        let parties = PartyCache::default();
         for (i, row) in parsed.rows.iter().enumerate() {
-            let out = self.import_row(p, row, &mut histories).await;
+            let out = self
+                .import_row(p, row, History::Kept(&mut histories), &parties)
+                .await;
             match (&out.code, out.already_registered) {
                 (Some(_), _) => report.refused += 1,
                 (None, true) => report.already_registered += 1,
@@ -385,7 +380,8 @@ impl App {
         &self,
         p: &Principal,
         row: &cessio_core::csv::OptionRow,
-        histories: &mut SentHistories,
+        history: History<'_>,
+        parties: &PartyCache,
     ) -> ImportRow {
         let input = OptionInput {
             beneficiary_cf: row.beneficiary.as_str().to_string(),
@@ -414,14 +410,34 @@ impl App {
         };
         let outcome = match IdempotencyKey::parse(&format!("import:{}", &row_digest[..48])) {
             Ok(key) => {
-                self.communicate(p, &key, Pin::Checked, &input, row.no_tax_area, histories)
-                    .await
+                self.communicate(
+                    p,
+                    &key,
+                    Pin::Checked,
+                    &input,
+                    row.no_tax_area,
+                    history,
+                    parties,
+                )
+                .await
             }
             Err(e) => Err(AppError::invalid("riferimento", e.to_string())),
         };
+        // The receipt names the credit's protocol; only a receipt without it (none is
+        // written so) needs the credit read back.
+        let outcome = match outcome {
+            Ok((receipt, replayed)) => match receipt.credit.as_ref() {
+                Some(credit) => Ok((credit.protocol.clone(), replayed)),
+                None => self
+                    .credit_of(&receipt)
+                    .await
+                    .map(|c| (c.protocol, replayed)),
+            },
+            Err(e) => Err(e),
+        };
         match outcome {
-            Ok((done, replayed)) => {
-                out.protocol = Some(done.credit.protocol);
+            Ok((protocol, replayed)) => {
+                out.protocol = Some(protocol);
                 out.already_registered = replayed;
             }
             Err(e) => {
@@ -447,4 +463,61 @@ pub(crate) fn refused_rows(parsed: &cessio_core::csv::ImportReport) -> Vec<Impor
             message: Some(e.message.clone()),
         })
         .collect()
+}
+
+/// The parties a bulk file names, read once per part of it (a file names the same
+/// beneficiaries and cessionari row after row). Only parties found are kept: an unknown
+/// codice fiscale is asked again, and refused, on each row that names it.
+#[derive(Debug, Default)]
+pub(crate) struct PartyCache(
+    std::sync::Mutex<std::collections::HashMap<String, cessio_store::Party>>,
+);
+
+impl PartyCache {
+    pub(crate) async fn party(&self, app: &App, cf: &str) -> Result<cessio_store::Party, AppError> {
+        if let Some(p) = self.0.lock().ok().and_then(|m| m.get(cf).cloned()) {
+            return Ok(p);
+        }
+        let party = app.party_by_cf(cf).await?;
+        if let Ok(mut m) = self.0.lock() {
+            m.insert(cf.to_string(), party.clone());
+        }
+        Ok(party)
+    }
+}
+
+/// The beneficiary's amounts F9's amount rule compares a communication with.
+pub(crate) enum History<'a> {
+    /// Read once per beneficiary and kept, each communication registered joining it: a
+    /// single communication, or a file registered row after row.
+    Kept(&'a mut SentHistories),
+    /// Given whole by the caller: a bulk job gives each row the beneficiary's communications
+    /// registered before the job and the file's rows before it, so that rows of one
+    /// beneficiary need not wait for each other.
+    Given(&'a [Cents]),
+}
+
+impl App {
+    /// The rata amounts a row of a bulk file would register (none when it cannot be
+    /// derived: the row is then refused when registered, and adds nothing to a history).
+    pub(crate) fn import_row_amounts(&self, row: &cessio_core::csv::OptionRow) -> Vec<Cents> {
+        let Ok(placeholder) = Protocol::new(to_rome(self.now()), 1) else {
+            return Vec::new();
+        };
+        derive_rate_for_holder(
+            &self.catalogue,
+            &OptionCommunication {
+                type_key: row.type_key.clone(),
+                expense_year: row.expense_year,
+                origin: row.origin,
+                total: row.total,
+                communicated_on: row.communicated_on,
+            },
+            HolderRole::Cessionario,
+            &placeholder,
+            1,
+        )
+        .map(|d| d.rate.iter().map(|r| r.amount).collect())
+        .unwrap_or_default()
+    }
 }

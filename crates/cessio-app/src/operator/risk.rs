@@ -36,17 +36,6 @@ impl SentHistories {
         self.0.get(&party).map_or(&[], Vec::as_slice)
     }
 
-    /// `party`'s history alone, taken out (empty if not loaded), so that rows of different
-    /// beneficiaries go on at once, each with its own; [`SentHistories::put`] brings it back.
-    pub(crate) fn take(&mut self, party: PartyId) -> SentHistories {
-        SentHistories(self.0.remove_entry(&party).into_iter().collect())
-    }
-
-    /// Brings back histories [`SentHistories::take`] took out.
-    pub(crate) fn put(&mut self, other: SentHistories) {
-        self.0.extend(other.0);
-    }
-
     /// Adds what `party` has just sent.
     pub(crate) fn record(&mut self, party: PartyId, amounts: impl IntoIterator<Item = Cents>) {
         if let Some(h) = self.0.get_mut(&party) {
