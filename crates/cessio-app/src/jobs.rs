@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cessio_core::ledger::PartyId;
-use cessio_core::money::Cents;
+use cessio_core::risk::{HistoryStats, RunningHistory};
 use cessio_store::jobs::{Job, JobKind, JobPart, JobRow, JobState, NewJob};
 use serde::{Deserialize, Serialize};
 
@@ -368,7 +368,7 @@ impl App {
         // names it: what it had registered before the job (read once per job), then the
         // amounts of the file's rows in file order. Each row is compared with the history up
         // to it, so that the rows can be registered all at once.
-        let mut histories: HashMap<String, Arc<Vec<Cents>>> = HashMap::new();
+        let mut histories: HashMap<String, RunningHistory> = HashMap::new();
         let parties = Arc::new(PartyCache::default());
         let start = usize::try_from(job.done_rows).unwrap_or(usize::MAX);
         for part in items.get(start..).unwrap_or_default().chunks(IMPORT_PART) {
@@ -381,33 +381,30 @@ impl App {
                 }
             }
             self.load_histories(&todo, &mut histories, &parties).await?;
-            let mut upto = Vec::with_capacity(todo.len());
+            let mut before = Vec::with_capacity(todo.len());
             for row in &todo {
-                let amounts = self.import_row_amounts(row);
-                upto.push(match histories.get_mut(row.beneficiary.as_str()) {
+                before.push(match histories.get_mut(row.beneficiary.as_str()) {
                     Some(history) => {
-                        // Unshared again once the part before has ended: extended in place.
-                        let history = Arc::make_mut(history);
-                        let before = history.len();
-                        history.extend(amounts);
-                        before
+                        let stats = history.stats();
+                        for amount in self.import_row_amounts(row) {
+                            history.push(amount);
+                        }
+                        stats
                     }
-                    None => 0,
+                    None => HistoryStats::default(),
                 });
             }
             // Each row on a task of its own, so that the rows' own work spreads over the
             // cores while the writer commits what they send together.
             let slots = Arc::new(tokio::sync::Semaphore::new(IMPORT_CONCURRENCY));
             let mut running = tokio::task::JoinSet::new();
-            for (row, before) in todo.into_iter().zip(upto) {
-                let history = histories.get(row.beneficiary.as_str()).cloned();
+            for (row, before) in todo.into_iter().zip(before) {
                 let (app, p, parties, row) =
                     (self.clone(), p.clone(), parties.clone(), row.clone());
                 let slot = slots.clone().acquire_owned().await.map_err(store_error)?;
                 running.spawn(async move {
                     let _slot = slot;
-                    let given = history.as_deref().map_or(&[][..], |h| &h[..before]);
-                    app.import_row(&p, &row, History::Given(given), &parties)
+                    app.import_row(&p, &row, History::Given(before), &parties)
                         .await
                 });
             }
@@ -436,7 +433,7 @@ impl App {
     async fn load_histories(
         &self,
         rows: &[&cessio_core::csv::OptionRow],
-        histories: &mut HashMap<String, Arc<Vec<Cents>>>,
+        histories: &mut HashMap<String, RunningHistory>,
         parties: &Arc<PartyCache>,
     ) -> Result<(), AppError> {
         let mut new: Vec<String> = rows
@@ -465,7 +462,11 @@ impl App {
         while let Some(done) = reading.join_next().await {
             let (cf, amounts) = done.map_err(store_error)?;
             if let Some(amounts) = amounts {
-                histories.insert(cf, Arc::new(amounts?));
+                let mut history = RunningHistory::default();
+                for amount in amounts? {
+                    history.push(amount);
+                }
+                histories.insert(cf, history);
             }
         }
         Ok(())

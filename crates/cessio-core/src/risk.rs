@@ -147,9 +147,71 @@ pub fn p95(amounts: &[Cents]) -> Option<Cents> {
     sorted.get(rank - 1).copied()
 }
 
+/// What the amount rule needs of a history: how many amounts, and their 95th percentile.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HistoryStats {
+    pub len: usize,
+    pub p95: Option<Cents>,
+}
+
+impl HistoryStats {
+    pub fn of(amounts: &[Cents]) -> Self {
+        HistoryStats {
+            len: amounts.len(),
+            p95: p95(amounts),
+        }
+    }
+}
+
+/// A growing history's [`HistoryStats`], kept as amounts are added (O(log n) each), for a
+/// bulk file whose every row is compared with the rows before it: sorting the whole
+/// history again for each row made a large file of one beneficiary quadratic.
+#[derive(Clone, Debug, Default)]
+pub struct RunningHistory {
+    /// The ⌈0.95·n⌉ smallest amounts, largest on top: the top is the 95th percentile.
+    low: std::collections::BinaryHeap<Cents>,
+    /// The others, smallest on top.
+    high: std::collections::BinaryHeap<std::cmp::Reverse<Cents>>,
+}
+
+impl RunningHistory {
+    pub fn stats(&self) -> HistoryStats {
+        HistoryStats {
+            len: self.low.len() + self.high.len(),
+            p95: self.low.peek().copied(),
+        }
+    }
+
+    pub fn push(&mut self, amount: Cents) {
+        use std::cmp::Reverse;
+        if self.low.peek().is_some_and(|top| amount <= *top) {
+            self.low.push(amount);
+        } else {
+            self.high.push(Reverse(amount));
+        }
+        let n = self.low.len() + self.high.len();
+        let rank = (95 * n).div_ceil(100).max(1);
+        while self.low.len() > rank {
+            if let Some(top) = self.low.pop() {
+                self.high.push(Reverse(top));
+            }
+        }
+        while self.low.len() < rank {
+            match self.high.pop() {
+                Some(Reverse(least)) => self.low.push(least),
+                None => break,
+            }
+        }
+    }
+}
+
 /// The amount rule's threshold: `max(k × p95(history), floor)`.
 pub fn amount_threshold(history: &[Cents], config: &RiskConfig) -> Cents {
-    let scaled = p95(history).map_or(Cents::ZERO, |p| {
+    threshold_of(HistoryStats::of(history), config)
+}
+
+fn threshold_of(history: HistoryStats, config: &RiskConfig) -> Cents {
+    let scaled = history.p95.map_or(Cents::ZERO, |p| {
         p.checked_mul(i64::from(config.history_multiplier))
             .unwrap_or(Cents::MAX)
     });
@@ -158,13 +220,22 @@ pub fn amount_threshold(history: &[Cents], config: &RiskConfig) -> Cents {
 
 /// Amount rule.
 pub fn check_amount(amount: Cents, history: &[Cents], config: &RiskConfig) -> Option<RiskHit> {
-    let threshold = amount_threshold(history, config);
+    check_amount_of(amount, HistoryStats::of(history), config)
+}
+
+/// Amount rule, on a history's figures.
+pub fn check_amount_of(
+    amount: Cents,
+    history: HistoryStats,
+    config: &RiskConfig,
+) -> Option<RiskHit> {
+    let threshold = threshold_of(history, config);
     (amount > threshold).then(|| RiskHit {
         rule: RiskRule::AmountAboveHistory,
         reason: format!(
             "Importo {amount} molto superiore allo storico del cedente: soglia {threshold} ({} volte il 95° percentile di {} operazioni precedenti, minimo {})",
             config.history_multiplier,
-            history.len(),
+            history.len,
             config.history_floor
         ),
     })
@@ -239,8 +310,8 @@ pub struct RiskInput<'a, T> {
     /// Identity of the cessionario as it appears in `holders`.
     pub cessionario_id: &'a T,
     pub amount: Cents,
-    /// Amounts of the cedente's earlier communications.
-    pub cedente_history: &'a [Cents],
+    /// The amounts of the cedente's earlier communications.
+    pub cedente_history: HistoryStats,
     /// Holders of the credit so far, first holder first, the cedente last.
     pub holders: &'a [T],
     /// Registration instants of earlier cessions of the same credit.
@@ -253,7 +324,7 @@ pub fn evaluate<T: Eq + Hash>(input: &RiskInput<'_, T>, config: &RiskConfig) -> 
     [
         check_party(Side::Cedente, input.cedente_cf, input.cedente),
         check_party(Side::Cessionario, input.cessionario_cf, input.cessionario),
-        check_amount(input.amount, input.cedente_history, config),
+        check_amount_of(input.amount, input.cedente_history, config),
         check_cycle(input.holders, input.cessionario_id, input.cessionario_cf),
         check_velocity(input.previous_cessions, input.now, config),
     ]
@@ -306,6 +377,29 @@ mod tests {
         assert_eq!(p95(&hundred), Some(eur(95)));
         let twenty: Vec<Cents> = (1..=20).rev().map(eur).collect();
         assert_eq!(p95(&twenty), Some(eur(19)));
+    }
+
+    #[test]
+    fn r_susp_risk_amount_running_history_agrees_with_sorting_each_prefix() {
+        let mut running = RunningHistory::default();
+        let mut seen = Vec::new();
+        let mut x: u64 = 7;
+        assert_eq!(running.stats(), HistoryStats::of(&seen));
+        for _ in 0..2_000 {
+            // A small LCG: repeats and runs up and down, as real amounts have.
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let amount = Cents::new(i64::try_from(x >> 52).unwrap_or(0));
+            running.push(amount);
+            seen.push(amount);
+            assert_eq!(
+                running.stats(),
+                HistoryStats::of(&seen),
+                "after {}",
+                seen.len()
+            );
+        }
     }
 
     #[test]
@@ -417,7 +511,7 @@ mod tests {
             cessionario: RegistryStatus::Deceased,
             cessionario_id: &"A",
             amount: eur(1_000_000),
-            cedente_history: &[],
+            cedente_history: HistoryStats::default(),
             holders: &holders,
             previous_cessions: &[t(1, 0), t(2, 0)],
             now: t(3, 0),

@@ -329,7 +329,13 @@ impl App {
             total = total.checked_add(amount).unwrap_or(Cents::MAX);
             if let Some(cessionario) = self.store.party(to).await? {
                 let hits = self
-                    .risk_of(&cedente, &cessionario, amount, Some(line.rata), &sent)
+                    .risk_of(
+                        &cedente,
+                        &cessionario,
+                        amount,
+                        Some(line.rata),
+                        cessio_core::risk::HistoryStats::of(&sent),
+                    )
                     .await?;
                 risks.push((i, to, hits));
             }

@@ -5,6 +5,7 @@ use cessio_core::ledger::TransferKind;
 use cessio_core::money::Cents;
 use cessio_core::opt_stop::DeclaredException;
 use cessio_core::rata::{OptionCommunication, Protocol, derive_rate_for_holder};
+use cessio_core::risk::HistoryStats;
 use cessio_core::rules;
 use cessio_core::time::to_rome;
 use cessio_store::{Command, Credit, IdempotencyKey, NewCredit, NewRata, PartyEntry};
@@ -203,8 +204,8 @@ impl App {
         {
             // F9 risk rules on every communication: the beneficiary is its cedente.
             let before = match &history {
-                History::Kept(kept) => kept.of(beneficiary.id),
-                History::Given(given) => given,
+                History::Kept(kept) => HistoryStats::of(kept.of(beneficiary.id)),
+                History::Given(given) => *given,
             };
             let hits = self
                 .risk_of(&beneficiary, &holder, total, None, before)
@@ -491,10 +492,10 @@ pub(crate) enum History<'a> {
     /// Read once per beneficiary and kept, each communication registered joining it: a
     /// single communication, or a file registered row after row.
     Kept(&'a mut SentHistories),
-    /// Given whole by the caller: a bulk job gives each row the beneficiary's communications
-    /// registered before the job and the file's rows before it, so that rows of one
-    /// beneficiary need not wait for each other.
-    Given(&'a [Cents]),
+    /// Given by the caller: a bulk job gives each row the figures of the beneficiary's
+    /// communications registered before the job and the file's rows before it, so that
+    /// rows of one beneficiary need not wait for each other.
+    Given(HistoryStats),
 }
 
 impl App {

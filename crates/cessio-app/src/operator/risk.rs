@@ -85,7 +85,7 @@ impl App {
         cessionario: &Party,
         amount: Cents,
         rata: Option<RataId>,
-        cedente_history: &[Cents],
+        cedente_history: cessio_core::risk::HistoryStats,
     ) -> Result<Vec<RiskHit>, AppError> {
         let status = |p: &Party| {
             if p.deceased {
