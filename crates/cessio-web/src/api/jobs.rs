@@ -46,17 +46,28 @@ fn job_id(id: &str) -> Result<i64, AppError> {
         .ok_or_else(|| AppError::invalid("id", "l'identificativo del lavoro è un numero positivo"))
 }
 
-/// F8 as a job: the CSV file is the body; the PIN (for users) in the `X-Cessio-Pin` header.
+/// Submits the CSV file of the body (the PIN, for users, in the `X-Cessio-Pin` header) and
+/// starts a runner.
+async fn submit_file(
+    state: &WebState,
+    p: &cessio_app::Principal,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<BulkJob, AppError> {
+    let pin = headers.get("x-cessio-pin").and_then(|v| v.to_str().ok());
+    let job = state.app.submit_import_job(p, pin, body).await?;
+    run_jobs(state);
+    Ok(job)
+}
+
+/// F8 as a job.
 pub(crate) async fn submit_import(
     State(state): State<WebState>,
     Auth(p): Auth,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
-    let pin = headers.get("x-cessio-pin").and_then(|v| v.to_str().ok());
-    let job = state.app.submit_import_job(&p, pin, &body).await?;
-    run_jobs(&state);
-    Ok(accepted(job))
+    Ok(accepted(submit_file(&state, &p, &headers, &body).await?))
 }
 
 /// F8 bulk, answering with the report when the file's job ends within [`BULK_WAIT`], with
@@ -67,9 +78,7 @@ pub(crate) async fn import_and_wait(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
-    let pin = headers.get("x-cessio-pin").and_then(|v| v.to_str().ok());
-    let job = state.app.submit_import_job(&p, pin, &body).await?;
-    run_jobs(&state);
+    let job = submit_file(&state, &p, &headers, &body).await?;
     // Within the request's own time limit, with room to write the report.
     let wait = BULK_WAIT.min(state.request_timeout.mul_f64(0.75));
     let job = state.app.wait_bulk_job(&p, job.id, wait).await?;

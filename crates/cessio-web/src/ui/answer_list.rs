@@ -217,6 +217,27 @@ async fn confirm_page(
 }
 
 fn rows_table(rows: &[BulkAnswerRow], caption: &str) -> Markup {
+    codes_table(
+        caption,
+        rows.iter().map(|r| {
+            let outcome = html! {
+                @match &r.error {
+                    Some(e) => { "Non eseguibile: " (message(&e.message)) }
+                    None if r.operations == 0 => { "Già compresa in una riga precedente" }
+                    None => { "Eseguibile" }
+                }
+            };
+            (r.line, r.code.as_str(), r.operations, r.amount, outcome)
+        }),
+    )
+}
+
+/// A list of codes row by row: line, code, the operations it names and their amount, and
+/// what became (or would become) of it. Also the answer job's page.
+pub(super) fn codes_table<'a>(
+    caption: &str,
+    rows: impl Iterator<Item = (usize, &'a str, usize, cessio_core::money::Cents, Markup)>,
+) -> Markup {
     html! {
         div.table-responsive tabindex="0" role="region" aria-label="Tabella (scorrevole)" {
             table.table.cessio-table {
@@ -231,19 +252,13 @@ fn rows_table(rows: &[BulkAnswerRow], caption: &str) -> Markup {
                     }
                 }
                 tbody {
-                    @for r in rows {
+                    @for (line, code, operations, sum, outcome) in rows {
                         tr {
-                            td.cessio-amount { (r.line) }
-                            td { span.cessio-code { (r.code) } }
-                            td.cessio-amount { (r.operations) }
-                            td.cessio-amount { (amount(r.amount)) }
-                            td {
-                                @match &r.error {
-                                    Some(e) => { "Non eseguibile: " (message(&e.message)) }
-                                    None if r.operations == 0 => { "Già compresa in una riga precedente" }
-                                    None => { "Eseguibile" }
-                                }
-                            }
+                            td.cessio-amount { (line) }
+                            td { span.cessio-code { (code) } }
+                            td.cessio-amount { (operations) }
+                            td.cessio-amount { (amount(sum)) }
+                            td { (outcome) }
                         }
                     }
                 }

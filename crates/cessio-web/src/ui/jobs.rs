@@ -10,7 +10,7 @@ use cessio_store::Party;
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::layout::{amount, message, page as layout_page};
+use super::layout::{message, page as layout_page};
 use super::{Ui, error_page, party_for, party_home, render_status};
 use crate::WebState;
 
@@ -176,37 +176,16 @@ fn answer_rows(party: &Party, rows: &[serde_json::Value]) -> Markup {
                 }
             }
         }
-        div.table-responsive tabindex="0" role="region" aria-label="Tabella (scorrevole)" {
-            table.table.cessio-table {
-                caption { "Esito di ogni riga" }
-                thead {
-                    tr {
-                        th.cessio-amount scope="col" { "Riga" }
-                        th scope="col" { "Protocollo o codice" }
-                        th.cessio-amount scope="col" { "Operazioni" }
-                        th.cessio-amount scope="col" { "Importo" }
-                        th scope="col" { "Esito" }
-                    }
+        (super::answer_list::codes_table("Esito di ogni riga", rows.iter().map(|r| {
+            let outcome = html! {
+                @match (&r.error, r.already_answered) {
+                    (Some(e), _) => { "Non eseguita: " (message(&e.message)) }
+                    (None, true) => { "Già eseguita (operazione " (r.operation_id.unwrap_or_default()) ")" }
+                    (None, false) if r.operations == 0 => { "Già compresa in una riga precedente" }
+                    (None, false) => { "Eseguita" }
                 }
-                tbody {
-                    @for r in &rows {
-                        tr {
-                            td.cessio-amount { (r.line) }
-                            td { span.cessio-code { (r.code) } }
-                            td.cessio-amount { (r.operations) }
-                            td.cessio-amount { (amount(r.amount)) }
-                            td {
-                                @match (&r.error, r.already_answered) {
-                                    (Some(e), _) => { "Non eseguita: " (message(&e.message)) }
-                                    (None, true) => { "Già eseguita (operazione " (r.operation_id.unwrap_or_default()) ")" }
-                                    (None, false) if r.operations == 0 => { "Già compresa in una riga precedente" }
-                                    (None, false) => { "Eseguita" }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
+            };
+            (r.line, r.code.as_str(), r.operations, r.amount, outcome)
+        })))
     }
 }
