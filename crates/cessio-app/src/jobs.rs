@@ -289,13 +289,12 @@ impl App {
         let Some((mut job, file)) = self.store.claim_job(now, lease_end(now), only).await? else {
             return Ok(None);
         };
-        let runs_as: Result<Principal, _> = serde_json::from_str(&job.runs_as);
-        let outcome = match runs_as {
+        let outcome = match self.runs_as(&job).await {
             Ok(p) => match job.kind {
                 JobKind::Import => self.run_import(&p, &mut job, &file, &mut progress).await,
                 JobKind::Answer => self.run_answer(&p, &mut job, &file, &mut progress).await,
             },
-            Err(e) => Err(store_error(e)),
+            Err(e) => Err(e),
         };
         let at = self.now();
         match outcome {
@@ -314,6 +313,22 @@ impl App {
             }
         }
         Ok(self.store.job(job.id).await?)
+    }
+
+    /// Who a job acts as: its submitter as the register knows it now (its role and party
+    /// may have changed since), with the login it submitted by.
+    async fn runs_as(&self, job: &Job) -> Result<Principal, AppError> {
+        let submitted: Principal = serde_json::from_str(&job.runs_as).map_err(store_error)?;
+        if submitted.user_id == 0 {
+            // The command line's console: no user of the register.
+            return Ok(submitted);
+        }
+        match self.store.user(submitted.user_id).await? {
+            Some(user) => Ok(Principal::from_user(&user, submitted.method)),
+            None => Err(AppError::Forbidden {
+                reason: "l'utente che ha inviato il lavoro non esiste più".into(),
+            }),
+        }
     }
 
     /// Saves a part; false when another runner has taken the job over.
