@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use cessio_core::ledger::PartyId;
 use cessio_core::risk::{HistoryStats, RunningHistory};
-use cessio_store::jobs::{Job, JobKind, JobPart, JobRow, JobState, NewJob};
+use cessio_store::jobs::{Job, JobKind, JobPart, JobRow, JobState, NewJob, RowOutcome};
 use serde::{Deserialize, Serialize};
 
 use crate::functions::{BulkAnswerError, History, ImportRow, PartyCache, Pin, refused_rows};
@@ -236,13 +236,7 @@ impl App {
             let Some(last) = rows.last() else { break };
             after = last.line;
             for r in &rows {
-                let row: ImportRow = serde_json::from_str(&r.outcome).map_err(store_error)?;
-                match (&row.code, row.already_registered) {
-                    (Some(_), _) => report.refused += 1,
-                    (None, true) => report.already_registered += 1,
-                    (None, false) => report.registered += 1,
-                }
-                report.rows.push(row);
+                report.add(serde_json::from_str(&r.outcome).map_err(store_error)?);
             }
         }
         Ok(report)
@@ -429,12 +423,7 @@ impl App {
             rows.sort_by_key(|r| r.line);
             let mut saved = JobPart::default();
             for r in &rows {
-                match (&r.code, r.already_registered) {
-                    (Some(_), _) => saved.refused += 1,
-                    (None, true) => saved.already += 1,
-                    (None, false) => saved.applied += 1,
-                }
-                saved.rows.push(job_row(r.line, r)?);
+                saved.add(job_row(r.line, r)?, r.outcome());
             }
             if !self.save_part(job, saved).await? {
                 return Ok(false);
@@ -510,14 +499,12 @@ impl App {
                 .await?;
             let mut saved = JobPart::default();
             for r in &rows {
-                if r.error.is_some() {
-                    saved.refused += 1;
-                } else if r.already_answered {
-                    saved.already += 1;
-                } else {
-                    saved.applied += 1;
-                }
-                saved.rows.push(job_row(r.line, r)?);
+                let counted = match (&r.error, r.already_answered) {
+                    (Some(_), _) => RowOutcome::Refused,
+                    (None, true) => RowOutcome::Already,
+                    (None, false) => RowOutcome::Applied,
+                };
+                saved.add(job_row(r.line, r)?, counted);
             }
             if !self.save_part(job, saved).await? {
                 return Ok(false);

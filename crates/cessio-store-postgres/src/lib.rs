@@ -1807,7 +1807,7 @@ impl Store for PgStore {
                     &job.digest,
                     &job.file,
                     &job.total_rows,
-                    &jobs::micros(job.at),
+                    &job.at.timestamp_micros(),
                 ],
             )
             .await
@@ -1847,7 +1847,11 @@ impl Store for PgStore {
         use cessio_store::jobs;
         self.read_opt(
             &jobs::claim_sql(|n| format!("${n}"), true),
-            &[&jobs::micros(now), &jobs::micros(lease_until), &only],
+            &[
+                &now.timestamp_micros(),
+                &lease_until.timestamp_micros(),
+                &only,
+            ],
             |r| Ok((jobs::job(&Pg(r))?, r.get::<_, Vec<u8>>(17))),
         )
         .await
@@ -1887,8 +1891,8 @@ impl Store for PgStore {
                     &part.applied,
                     &part.already,
                     &part.refused,
-                    &jobs::micros(at),
-                    &jobs::micros(lease_until),
+                    &at.timestamp_micros(),
+                    &lease_until.timestamp_micros(),
                     &lines,
                     &outcomes,
                 ],
@@ -1911,7 +1915,7 @@ impl Store for PgStore {
             .await?
             .execute(
                 &jobs::finish_sql(|n| format!("${n}")),
-                &[&id, &state.as_str(), &error, &jobs::micros(at)],
+                &[&id, &state.as_str(), &error, &at.timestamp_micros()],
             )
             .await
             .map_err(db_err)?;

@@ -1739,7 +1739,7 @@ impl Store for SqliteStore {
                         job.digest,
                         job.file,
                         job.total_rows,
-                        jobs::micros(job.at)
+                        job.at.timestamp_micros()
                     ],
                     |r| jobs::job(&Lite(r)),
                 )
@@ -1792,7 +1792,7 @@ impl Store for SqliteStore {
             if only.is_none() {
                 let any: bool = c
                     .prepare_cached(&jobs::any_due_sql(|n| format!("?{n}")))
-                    .and_then(|mut st| st.query_row([jobs::micros(now)], |r| r.get(0)))
+                    .and_then(|mut st| st.query_row([now.timestamp_micros()], |r| r.get(0)))
                     .map_err(db_err)?;
                 if !any {
                     return Ok(None);
@@ -1801,7 +1801,7 @@ impl Store for SqliteStore {
             c.prepare_cached(&jobs::claim_sql(|n| format!("?{n}"), false))
                 .map_err(db_err)?
                 .query_row(
-                    params![jobs::micros(now), jobs::micros(lease_until), only],
+                    params![now.timestamp_micros(), lease_until.timestamp_micros(), only],
                     |r| {
                         let file: Vec<u8> = r.get(17)?;
                         Ok((jobs::job(&Lite(r))?, file))
@@ -1835,8 +1835,8 @@ impl Store for SqliteStore {
                     part.applied,
                     part.already,
                     part.refused,
-                    jobs::micros(at),
-                    jobs::micros(lease_until)
+                    at.timestamp_micros(),
+                    lease_until.timestamp_micros()
                 ])
                 .map_err(db_err)?;
             if moved == 0 {
@@ -1868,7 +1868,7 @@ impl Store for SqliteStore {
         self.read(move |c| {
             c.prepare_cached(&jobs::finish_sql(|n| format!("?{n}")))
                 .map_err(db_err)?
-                .execute(params![id, state.as_str(), error, jobs::micros(at)])
+                .execute(params![id, state.as_str(), error, at.timestamp_micros()])
                 .map(|_| ())
                 .map_err(db_err)
         })

@@ -148,6 +148,28 @@ pub struct JobPart {
     pub refused: i64,
 }
 
+/// What became of a row, as a job counts it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RowOutcome {
+    /// Applied by this job.
+    Applied,
+    /// Found applied already.
+    Already,
+    Refused,
+}
+
+impl JobPart {
+    /// Adds a row's outcome (`outcome` as the application writes it) and counts it.
+    pub fn add(&mut self, row: JobRow, counted: RowOutcome) {
+        match counted {
+            RowOutcome::Applied => self.applied += 1,
+            RowOutcome::Already => self.already += 1,
+            RowOutcome::Refused => self.refused += 1,
+        }
+        self.rows.push(row);
+    }
+}
+
 /// The columns [`job`] reads, in order.
 pub const JOB_COLUMNS: &str = "id, kind, owner, runs_as, party, accept, state, total_rows, done_rows, applied, already, refused, error, created_at, updated_at, finished_at, submissions";
 
@@ -310,9 +332,4 @@ pub fn rows_sql(p: impl Fn(usize) -> String) -> String {
         p(2),
         p(3)
     )
-}
-
-/// Microseconds since the epoch, as the columns keep times.
-pub fn micros(at: DateTime<Utc>) -> i64 {
-    at.timestamp_micros()
 }

@@ -331,6 +331,31 @@ pub struct ImportReport {
     pub rows: Vec<ImportRow>,
 }
 
+impl ImportRow {
+    /// Registered by this import, found registered before, or refused.
+    pub fn outcome(&self) -> cessio_store::jobs::RowOutcome {
+        use cessio_store::jobs::RowOutcome;
+        match (&self.code, self.already_registered) {
+            (Some(_), _) => RowOutcome::Refused,
+            (None, true) => RowOutcome::Already,
+            (None, false) => RowOutcome::Applied,
+        }
+    }
+}
+
+impl ImportReport {
+    /// Adds a row and counts it.
+    pub fn add(&mut self, row: ImportRow) {
+        use cessio_store::jobs::RowOutcome;
+        match row.outcome() {
+            RowOutcome::Applied => self.registered += 1,
+            RowOutcome::Already => self.already_registered += 1,
+            RowOutcome::Refused => self.refused += 1,
+        }
+        self.rows.push(row);
+    }
+}
+
 impl App {
     /// F8 bulk: registers every valid row of a CSV file of option communications, each on
     /// its own (a refused row leaves nothing behind), and reports every row. Each row's
@@ -351,8 +376,9 @@ impl App {
             self.check_pin(p, pin).await?;
         }
         let mut report = ImportReport::default();
-        let mut rows = refused_rows(&parsed);
-        report.refused = rows.len();
+        for refused in refused_rows(&parsed) {
+            report.add(refused);
+        }
         let total = parsed.rows.len();
         let mut histories = SentHistories::default();
         let parties = PartyCache::default();
@@ -360,16 +386,10 @@ impl App {
             let out = self
                 .import_row(p, row, History::Kept(&mut histories), &parties)
                 .await;
-            match (&out.code, out.already_registered) {
-                (Some(_), _) => report.refused += 1,
-                (None, true) => report.already_registered += 1,
-                (None, false) => report.registered += 1,
-            }
-            rows.push(out);
+            report.add(out);
             progress(i + 1, total);
         }
-        rows.sort_by_key(|r| r.line);
-        report.rows = rows;
+        report.rows.sort_by_key(|r| r.line);
         Ok(report)
     }
 

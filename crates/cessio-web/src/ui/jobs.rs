@@ -62,11 +62,8 @@ pub async fn page(
     };
     let title = title(&job);
     let next = rows.as_ref().and_then(|r| r.next.clone()).map(|cursor| {
-        format!(
-            "{}?pagina={}",
-            href(&party, job.id),
-            form_urlencoded_component(&cursor)
-        )
+        let query = serde_urlencoded::to_string([("pagina", cursor)]).unwrap_or_default();
+        format!("{}?{query}", href(&party, job.id))
     });
     let body = html! {
         h1 { (title) }
@@ -96,15 +93,6 @@ pub async fn page(
             .insert("refresh", HeaderValue::from_static("2"));
     }
     response
-}
-
-/// The cursor as a query value: it is URL-safe base64, so only a stray character would need
-/// escaping.
-fn form_urlencoded_component(cursor: &str) -> String {
-    cursor
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-        .collect()
 }
 
 fn title(job: &BulkJob) -> &'static str {
