@@ -37,7 +37,7 @@ use crate::{App, AppError};
 pub(crate) const BANK_CLIENT_EVENT: &str = "bank_client";
 
 /// The class of a holding's cedibilità, as F1, F2 and the API name it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CedibilitaClass {
     /// To anyone.
@@ -54,7 +54,8 @@ pub enum CedibilitaClass {
 }
 
 /// A holding's cedibilità with its Italian label and, when not cedible, the rule and reason.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[schemars(rename = "Cedibilita")]
 pub struct CedibilitaView {
     pub class: CedibilitaClass,
     pub label: String,
@@ -112,7 +113,8 @@ impl CedibilitaView {
 
 /// A current-account relationship between a bank and a client, as the operator records it
 /// (R-BANK-CLIENT).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[schemars(rename = "BankClient")]
 pub struct BankClientEntry {
     pub bank_cf: String,
     pub client_cf: String,
@@ -576,7 +578,7 @@ impl App {
 }
 
 /// R-SEIZE state of one holding.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SeizureState {
     /// A seizure is open: the holding may be neither used nor ceded.
     pub open: bool,

@@ -27,7 +27,7 @@ use crate::{App, AppError, Principal, fingerprint};
 pub const DELEGATIONS_LISTED: usize = 500;
 
 /// Where a delegation stands today.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DelegationState {
     Active,
@@ -37,7 +37,8 @@ pub enum DelegationState {
 }
 
 /// One delegation as its titolare (or the operator) sees it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[schemars(rename = "GrantedDelegation")]
 pub struct DelegationView {
     pub id: i64,
     pub delegate_username: String,
@@ -55,7 +56,7 @@ pub struct DelegationView {
 }
 
 /// A party the user holds a live delegation for, as the intermediary sees it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct HeldDelegation {
     pub party: Party,
     pub scope: DelegationScope,
@@ -64,7 +65,7 @@ pub struct HeldDelegation {
 }
 
 /// What a grant or a revocation recorded.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DelegationReceipt {
     pub operation_id: i64,
     pub at: DateTime<Utc>,

@@ -36,7 +36,7 @@ pub const WAIT_MAX: Duration = Duration::from_secs(30);
 pub const POLL: Duration = Duration::from_millis(250);
 
 /// What happened, as an integrator switches on it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
     /// The party ceded a rata (F2); it awaits the cessionario's answer.
@@ -121,7 +121,7 @@ impl EventKind {
 }
 
 /// One event of a party's feed.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Event {
     /// Stable: the same event always has the same id.
     pub id: String,
@@ -148,7 +148,7 @@ pub struct Event {
 }
 
 /// A read of a party's events.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct EventPage {
     pub events: Vec<Event>,
     /// The cursor of the next read: after the last event of this one, or where the read

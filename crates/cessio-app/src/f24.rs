@@ -109,7 +109,7 @@ fn f24_rejected(r: &F24Rejected) -> AppError {
 }
 
 /// One line of an F24, as the user gives it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct F24LineInput {
     pub codice_tributo: String,
@@ -128,7 +128,7 @@ pub struct F24Form<'a> {
 
 /// One debit line of an F24 (what it pays), as the user gives it: `section` is one of
 /// `erario`, `inps`, `regioni`, `imu_locali`, `inail`; `code` the codice tributo or causale.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct F24DebitInput {
     pub section: String,
@@ -137,7 +137,7 @@ pub struct F24DebitInput {
 }
 
 /// F5: what the party holds for one (codice tributo, anno), and how much of it is usable.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct F24AvailabilityRow {
     pub codice_tributo: String,
     pub year: u16,
@@ -163,7 +163,7 @@ pub struct F24AvailabilityRow {
 }
 
 /// The F24 choice of one holding, as F5 lists it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ChoiceRow {
     pub rata: RataId,
     pub codice_tributo: String,
@@ -175,7 +175,7 @@ pub struct ChoiceRow {
     pub choice: F24Choice,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ChoiceReceipt {
     pub operation_id: i64,
     pub rata: RataId,
@@ -184,7 +184,7 @@ pub struct ChoiceReceipt {
 }
 
 /// How much of one F24 line was taken from one holding.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct F24Take {
     pub rata: RataId,
     pub amount: Cents,
@@ -192,7 +192,7 @@ pub struct F24Take {
 }
 
 /// The outcome of one accepted F24 line.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct F24LineOutcome {
     pub codice_tributo: String,
     pub year: u16,
@@ -200,7 +200,7 @@ pub struct F24LineOutcome {
 }
 
 /// A reserved F24 (prenotato). `reservation` is what confirm and discard name.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct F24Reservation {
     pub reservation: i64,
     pub at: DateTime<Utc>,
@@ -211,12 +211,13 @@ pub struct F24Reservation {
     /// none were named.
     #[serde(default)]
     pub debits: Vec<DebitLine>,
+    /// How much is taken from each rata, with the movement that reserves it.
     pub takes: Vec<F24Take>,
     pub replayed: bool,
 }
 
 /// The end of a reservation: used (confirmed) or released (discarded).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct F24Outcome {
     pub reservation: i64,
     pub operation_id: i64,
@@ -226,7 +227,7 @@ pub struct F24Outcome {
 }
 
 /// The operator's receipt for a recorded debt position.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DebtPositionReceipt {
     pub operation_id: i64,
     pub counted_for_ban_100k: Cents,
@@ -235,7 +236,7 @@ pub struct DebtPositionReceipt {
 }
 
 /// What the year-end close did.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CloseYearReport {
     pub year: u16,
     /// Holdings whose unused amount expired in this run.

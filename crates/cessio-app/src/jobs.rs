@@ -46,7 +46,7 @@ pub const IMPORT_CONCURRENCY: usize = 256;
 pub const JOB_LEASE: Duration = Duration::from_secs(120);
 
 /// One row of an answer job: what its code named, and what became of it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AnswerJobRow {
     /// 1-based position in the list.
     pub line: usize,
@@ -60,6 +60,14 @@ pub struct AnswerJobRow {
     /// answer and before saving it): its movements are answered, by that operation.
     pub already_answered: bool,
     pub error: Option<BulkAnswerError>,
+}
+
+/// One row of a job's outcome: an import's or an answer's, as the job's kind says.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(untagged)]
+pub enum BulkJobRow {
+    Import(crate::ImportRow),
+    Answer(AnswerJobRow),
 }
 
 /// Who a job belongs to: its submitter.
@@ -188,8 +196,8 @@ impl App {
         p: &Principal,
         id: i64,
         page: &crate::PageRequest,
-    ) -> Result<crate::Page<serde_json::Value>, AppError> {
-        self.bulk_job(p, id).await?;
+    ) -> Result<crate::Page<BulkJobRow>, AppError> {
+        let job = self.bulk_job(p, id).await?;
         let filter = ("job", id);
         let at: crate::paging::Position<i64> =
             page.position(crate::paging::Listing { filter: &filter })?;
@@ -210,7 +218,13 @@ impl App {
         Ok(crate::Page {
             rows: rows
                 .iter()
-                .map(|r| serde_json::from_str(&r.outcome).map_err(store_error))
+                .map(|r| {
+                    match job.kind {
+                        JobKind::Import => serde_json::from_str(&r.outcome).map(BulkJobRow::Import),
+                        JobKind::Answer => serde_json::from_str(&r.outcome).map(BulkJobRow::Answer),
+                    }
+                    .map_err(store_error)
+                })
                 .collect::<Result<_, _>>()?,
             next,
         })

@@ -66,7 +66,7 @@ pub use f24::*;
 pub use functions::*;
 pub use health::{Check, Readiness};
 pub use jobs::{
-    ANSWER_JOB_MAX_ROWS, ANSWER_PART, AnswerJobRow, BulkJob, BulkJobKind, BulkJobState,
+    ANSWER_JOB_MAX_ROWS, ANSWER_PART, AnswerJobRow, BulkJob, BulkJobKind, BulkJobRow, BulkJobState,
     IMPORT_PART, JOB_LEASE,
 };
 pub use movements::*;
@@ -110,7 +110,7 @@ impl Default for Settings {
 
 /// How the user proved who they are. A strong identity (SPID/CIE) needs no PIN for
 /// dispositive operations; a password or a programmatic token does (SPEC §2).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LoginMethod {
     Password,
@@ -119,7 +119,8 @@ pub enum LoginMethod {
 }
 
 /// An authenticated user, as every function receives it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[schemars(rename = "User")]
 pub struct Principal {
     pub user_id: i64,
     pub username: String,
@@ -127,6 +128,7 @@ pub struct Principal {
     pub role: Role,
     /// The user's own party, if it has one.
     pub party: Option<PartyId>,
+    /// How the user signed in: password, SPID/CIE (`strong`) or token.
     pub method: LoginMethod,
 }
 

@@ -26,7 +26,7 @@ fn reduction_error(e: &ReductionError) -> AppError {
 }
 
 /// F7 done: `amount` of `rata` left the holder's availability for good.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ReductionReceipt {
     pub operation_id: i64,
     pub at: DateTime<Utc>,

@@ -35,7 +35,7 @@ pub(crate) fn split_error(e: &SplitError) -> AppError {
 }
 
 /// F6 recap shown before confirming: the rata split and the ten rate that replace the amount.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SplitPreview {
     pub rata: RataId,
     pub type_key: String,
@@ -50,7 +50,7 @@ pub struct SplitPreview {
 }
 
 /// One row of the F6 recap: year, amount, last day of use, codice tributo.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SplitRecapRow {
     pub year: u16,
     pub amount: Cents,
@@ -70,7 +70,7 @@ impl From<SplitRata> for SplitRecapRow {
 }
 
 /// One rata a split created.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SplitRataIssued {
     pub rata: RataId,
     pub codice_univoco: String,
@@ -81,10 +81,11 @@ pub struct SplitRataIssued {
 }
 
 /// F6: the split done. `split_credit` is what [`App::annul_split`] names.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SplitReceipt {
     pub operation_id: i64,
     pub at: DateTime<Utc>,
+    /// The split, as its annulment names it.
     pub split_credit: i64,
     pub protocol: String,
     /// The original rata.
@@ -97,7 +98,7 @@ pub struct SplitReceipt {
 
 /// Which split an annulment names: the split credit, or the original rata (its latest split
 /// not yet annulled).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SplitTarget {
     Credit(i64),
@@ -105,7 +106,7 @@ pub enum SplitTarget {
 }
 
 /// R-SPLIT-ANNUL done: the split rate are gone and the original rata is back.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SplitAnnulReceipt {
     pub operation_id: i64,
     pub split_credit: i64,

@@ -32,7 +32,8 @@ pub const BACKOFF_MAX: Duration = Duration::from_secs(3_600);
 pub const IDLE_POLL: Duration = Duration::from_secs(2);
 
 /// A subscription as its party sees it: never its secret.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[schemars(rename = "Webhook")]
 pub struct WebhookView {
     pub id: i64,
     pub url: String,
@@ -73,9 +74,10 @@ impl From<Webhook> for WebhookView {
 }
 
 /// A new subscription, with the secret its deliveries are signed with: shown this once.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct WebhookCreated {
     pub webhook: WebhookView,
+    /// The key of the deliveries' signatures: shown only now.
     pub secret: String,
 }
 

@@ -71,7 +71,7 @@ async fn all_rows<T: serde::de::DeserializeOwned>(t: &TestApp, who: &Principal, 
         rows.extend(
             page.rows
                 .into_iter()
-                .map(|r| serde_json::from_value(r).unwrap()),
+                .map(|r| serde_json::from_value(serde_json::to_value(r).unwrap()).unwrap()),
         );
         match page.next {
             Some(next) => cursor = Some(next),

@@ -262,6 +262,20 @@ macro_rules! validated_text {
                 Self::parse(&raw).map_err(serde::de::Error::custom)
             }
         }
+
+        impl schemars::JsonSchema for $code {
+            fn inline_schema() -> bool {
+                true
+            }
+
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($code).into()
+            }
+
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                schemars::json_schema!({ "type": "string" })
+            }
+        }
     };
 }
 

@@ -39,7 +39,7 @@ use crate::law::{BankClientScope, LawTable, it_date};
 
 /// Kind of a party in the registry (SPEC F9), as the cession rules see it. The strings are
 /// those of the store's party kinds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PartyClass {
     Person,
@@ -100,7 +100,9 @@ impl PartyClass {
 
 /// Cessions in the path that brought a rata to its holder, after the option communication.
 /// Bank-client cessions are not counted.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub struct CessionCounts {
     /// Communicated before the chain rule's `count_cessions_from` (not counted by R-CHAIN
     /// today, counted by R-ONCE).
@@ -145,8 +147,9 @@ pub struct RataHistory {
 }
 
 /// What the holder may still do with the holding (SPEC §1 cedibilità, F1).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "class", content = "reason", rename_all = "snake_case")]
+#[schemars(rename = "CedibilitaRule")]
 pub enum Cedibilita {
     /// To anyone.
     Anyone,
@@ -182,7 +185,7 @@ impl Cedibilita {
 pub const NOT_CEDIBLE_LABEL: &str = "non cedibile";
 
 /// Why a holding is not cedible; each names its rule.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum NotCedibleReason {
     Suspended,
@@ -338,8 +341,11 @@ fn once(ceded: u32) -> Cedibilita {
 }
 
 /// The cessionario's relationship with a cedente bank, for R-BANK-CLIENT.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
+#[schemars(rename = "BankClientRelation")]
 pub enum BankClient {
     /// Not a current-account client of the cedente (or the cedente is not a bank).
     #[default]
@@ -371,7 +377,7 @@ pub struct Cessionario {
 }
 
 /// What an allowed cession means for the chain: the app records it with the new holding.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CessionEffect {
     /// The cession counts against R-CHAIN / R-ONCE.
     pub counted: bool,

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::money::Cents;
 
 /// What an overdue load is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DebtKind {
     /// Erariali taxes and their accessories (IRPEF, IRES, IVA, registro...).
@@ -31,7 +31,9 @@ pub enum DebtKind {
 
 /// State of the instalment plan (rateazione, art. 19 DPR 602/1973, or a rottamazione paid
 /// in instalments) covering a load.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum InstalmentPlan {
     #[default]
@@ -43,7 +45,7 @@ pub enum InstalmentPlan {
 }
 
 /// One load entrusted to the collection agent.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DebtLoad {
     pub kind: DebtKind,
     /// Residual unpaid amount.
@@ -81,7 +83,7 @@ impl DebtLoad {
 }
 
 /// A party's overdue-debt position: every load entrusted to the collection agent.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DebtPosition {
     pub loads: Vec<DebtLoad>,
 }

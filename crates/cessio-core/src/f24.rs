@@ -38,15 +38,19 @@ use crate::time::{RefYear, rome_start_of_day};
 // ---- R-F24-CHOICE ---------------------------------------------------------------------------
 
 /// State of the F24 choice of a tracciabile rata (R-F24-CHOICE).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum F24Choice {
     #[default]
     NotDeclared,
     Declared {
+        /// The day of the choice (R-F24-CHOICE).
         on: NaiveDate,
     },
     Revoked {
+        /// The day of the revocation (R-F24-CHOICE).
         on: NaiveDate,
     },
 }
@@ -226,7 +230,7 @@ pub fn check_usable(
 // ---- R-F24-OVER -----------------------------------------------------------------------------
 
 /// One line of an F24: the credit used by (codice tributo, anno di riferimento).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct F24Line {
     pub code: String,
     pub year: RefYear,
@@ -470,7 +474,7 @@ pub fn evaluate_f24(
 // ---- R-BAN-100K / R-BAN-1500 ----------------------------------------------------------------
 
 /// Nature of a credit offset in F24, as the offset bans see it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CreditNature {
     /// Credits of agevolativa nature: every credit of this register (building bonuses,

@@ -22,7 +22,7 @@ use crate::money::Cents;
 use chrono::NaiveDate;
 
 /// A section of the F24 form that carries debits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum F24Section {
     /// Sezione Erario: taxes by codice tributo (e.g. 1001 ritenute, 4001 IRPEF, 6099 IVA).
@@ -107,7 +107,7 @@ impl F24Section {
 }
 
 /// One debit line of an F24: what it pays, in which section.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DebitLine {
     pub section: F24Section,
     /// Codice tributo (Erario, Regioni, IMU) or causale (INPS, INAIL), as on the form.

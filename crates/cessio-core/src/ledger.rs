@@ -120,7 +120,7 @@ pub struct Account {
 }
 
 /// Why a movement happened, as the history shows it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TransferKind {
     /// Credit created by an option communication or granted to its first holder (F8).

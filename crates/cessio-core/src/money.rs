@@ -25,6 +25,21 @@ use serde::{Deserialize, Serialize};
 #[serde(transparent)]
 pub struct Cents(i64);
 
+/// One named schema for every amount, so the document says once what an amount is.
+impl schemars::JsonSchema for Cents {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Cents".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "integer",
+            "format": "int64",
+            "description": "Importo in centesimi di euro"
+        })
+    }
+}
+
 impl Cents {
     pub const ZERO: Cents = Cents(0);
     pub const MAX: Cents = Cents(i64::MAX);

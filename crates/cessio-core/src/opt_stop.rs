@@ -129,6 +129,62 @@ fn is_false(b: &bool) -> bool {
     !*b
 }
 
+/// The exception as the API takes it: a code of the embedded table and the typed facts it
+/// needs. The codes and their labels are read from the table, so the document cannot list
+/// a code the service would refuse, nor miss one it accepts.
+impl schemars::JsonSchema for DeclaredException {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "OptStopException".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        use serde_json::json;
+        let table = OptStopTable::builtin().ok();
+        let exceptions = table.as_ref().map(|t| t.exceptions()).unwrap_or_default();
+        let codes: Vec<&str> = exceptions.iter().map(|e| e.code.as_str()).collect();
+        let listed: Vec<String> = exceptions
+            .iter()
+            .map(|e| {
+                let facts: Vec<&str> = e.facts().iter().map(|f| f.api_name()).collect();
+                if facts.is_empty() {
+                    format!("{}: {} (nessun dato)", e.code, e.label)
+                } else {
+                    format!("{}: {} (dati: {})", e.code, e.label, facts.join(", "))
+                }
+            })
+            .collect();
+        let mut props = serde_json::Map::new();
+        props.insert(
+            "code".into(),
+            json!({
+                "type": "string", "maxLength": MAX_CODE_CHARS, "enum": codes,
+                "description": format!("Codice dell'eccezione del DL 11/2023 art. 2 (R-OPT-STOP); il testo libero non è un'eccezione. {}", listed.join("; "))
+            }),
+        );
+        for fact in Fact::ALL {
+            let schema = match fact {
+                Fact::DepositPaid | Fact::JointDeclaration => {
+                    json!({ "type": "boolean", "default": false, "description": fact.label() })
+                }
+                Fact::BarriereSubject => json!({
+                    "type": ["string", "null"],
+                    "enum": BarriereSubject::ALL.iter().map(|s| Some(s.key())).chain([None]).collect::<Vec<_>>(),
+                    "description": fact.label()
+                }),
+                _ => {
+                    json!({ "type": ["string", "null"], "format": "date", "description": fact.label() })
+                }
+            };
+            props.insert(fact.api_name().into(), schema);
+        }
+        let schema = json!({
+            "type": "object", "properties": props, "required": ["code"], "additionalProperties": false,
+            "description": "Eccezione al blocco delle opzioni (R-OPT-STOP): il codice e i dati che richiede, confrontati con le date dell'eccezione e con la data della comunicazione. I dati che l'eccezione non richiede sono ignorati; nessuna data può essere successiva alla comunicazione."
+        });
+        schemars::Schema::try_from(schema).unwrap_or_default()
+    }
+}
+
 /// The exception a communication names: its code and the facts it declares. Facts the
 /// exception does not need are ignored, so a form may send every field it has.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

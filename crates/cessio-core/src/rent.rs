@@ -29,7 +29,7 @@ use crate::law::RentRule;
 use crate::money::Cents;
 
 /// The contract the rent is paid under.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LeaseKind {
     /// Lease, leasing or concession of non-residential property (60%).
@@ -39,7 +39,7 @@ pub enum LeaseKind {
 }
 
 /// The tenant's activity, as the revenue limit and the months depend on it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Activity {
     Ordinary,
@@ -53,7 +53,7 @@ pub enum Activity {
 }
 
 /// The figures of one month.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RentMonth {
     /// 1–12.
     pub month: u32,
@@ -68,7 +68,7 @@ pub struct RentMonth {
 }
 
 /// The whole input of the calculator.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RentInput {
     pub lease: LeaseKind,
     pub activity: Activity,
@@ -82,7 +82,7 @@ pub struct RentInput {
 }
 
 /// Why a month gives no credit.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum MonthRefusal {
     /// No figures were given for the month.
@@ -122,7 +122,7 @@ impl fmt::Display for MonthRefusal {
 }
 
 /// The outcome of one month.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum MonthOutcome {
     Eligible {
@@ -134,7 +134,7 @@ pub enum MonthOutcome {
 }
 
 /// One row of the result.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct MonthResult {
     pub month: u32,
     /// The figures given for the month, if any.
@@ -143,7 +143,7 @@ pub struct MonthResult {
 }
 
 /// The calculator's result: one row per month of the law, and the total.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct RentCredit {
     pub law_key: String,
     pub year: i32,
@@ -350,7 +350,7 @@ fn drop_refusal(m: &RentMonth, rule: &RentRule, checks: bool) -> Option<MonthRef
 
 /// A cession of the month's credit to the landlord (seed S2 §5.2): the rent counts as paid
 /// for the ceded part, and the tenant pays the rest.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct LandlordCession {
     pub credit: Cents,
     pub tenant_pays: Cents,

@@ -58,7 +58,7 @@ impl Default for RiskConfig {
 }
 
 /// What the registry says of a party.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RegistryStatus {
     Registered,
@@ -67,7 +67,7 @@ pub enum RegistryStatus {
 }
 
 /// The side of a communication a party is on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Side {
     Cedente,
@@ -84,7 +84,7 @@ impl Side {
 }
 
 /// Which risk rule hit.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RiskRule {
     PartyUnknown,
@@ -113,7 +113,7 @@ impl RiskRule {
 }
 
 /// One hit: the rule and an Italian reason with the figures.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RiskHit {
     pub rule: RiskRule,
     pub reason: String,

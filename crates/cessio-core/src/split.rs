@@ -25,7 +25,7 @@ use crate::time::RefYear;
 pub const SPLIT_RATE: u32 = 10;
 
 /// One of the ten rate of a split, as the recap shows it before confirming.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct SplitRata {
     pub year: RefYear,
     pub amount: Cents,
@@ -170,7 +170,7 @@ pub struct SplitRataState {
 }
 
 /// The original rata an annulment restores: its code, year and deadline come back.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Restored {
     pub codice_tributo: String,
     pub year: RefYear,

@@ -37,7 +37,7 @@ pub fn answer_refused(until: NaiveDate) -> String {
 }
 
 /// How a suspension ends.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SuspensionEnd {
     /// The communication takes effect.

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use cessio_core::ledger::PartyId;
 
 /// What a job does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JobKind {
     /// F8: a CSV file of option communications, registered row by row.
@@ -49,7 +49,7 @@ impl JobKind {
 }
 
 /// Where a job stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
     /// Waiting for a runner.
@@ -106,15 +106,21 @@ pub struct NewJob {
 }
 
 /// A job and its progress.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[schemars(rename = "BulkJob")]
 pub struct Job {
     pub id: i64,
     pub kind: JobKind,
+    /// Who sent it: `user:ID`, or `console`.
     pub owner: String,
     #[serde(skip)]
     pub runs_as: String,
+    /// For an answer: the party that answers.
     pub party: Option<PartyId>,
+    /// For an answer: accept (true) or refuse.
     pub accept: Option<bool>,
+    /// Where the job stands: `failed` means stopped by an error that is not a row's, and
+    /// sending the same file again resumes it.
     pub state: JobState,
     pub total_rows: i64,
     /// Rows with an outcome.
@@ -124,6 +130,7 @@ pub struct Job {
     /// Rows found applied already (by an earlier job or request of the same content).
     pub already: i64,
     pub refused: i64,
+    /// Why a `failed` job stopped.
     pub error: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,

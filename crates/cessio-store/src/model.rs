@@ -65,7 +65,7 @@ impl From<IdempotencyKey> for String {
 
 /// SPEC F9 party registry kinds. Banks, intermediaries and insurers are the soggetti
 /// qualificati of R-CHAIN; public administrations may not acquire credits (R-PA).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PartyKind {
     Person,
@@ -109,7 +109,7 @@ pub struct NewParty {
     pub kind: PartyKind,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Party {
     pub id: PartyId,
     pub cf: CodiceFiscale,
@@ -120,7 +120,7 @@ pub struct Party {
 
 /// The origin of a building credit: first cessione or sconto in fattura (SPEC §8 codes
 /// depend on it). COVID credits are granted to their first holder.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CreditOrigin {
     Cessione,
@@ -330,7 +330,19 @@ pub struct DelegateCheck {
 }
 
 /// What a delegation lets its delegate do for the party that granted it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum DelegationScope {
     /// See the party's credits and lists (F1, F4...), nothing more.
@@ -521,7 +533,7 @@ impl OperationRecord {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Rata {
     pub id: RataId,
     pub credit: i64,
@@ -532,12 +544,14 @@ pub struct Rata {
     pub codice_univoco: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Credit {
     pub id: i64,
     pub protocol: String,
     pub type_key: String,
+    /// The party entitled to the deduction.
     pub beneficiary: PartyId,
+    /// The first cessionario or fornitore.
     pub holder: PartyId,
     pub origin: CreditOrigin,
     pub expense_year: u16,
@@ -591,7 +605,7 @@ pub struct Counts {
 }
 
 /// What a user may do: act for parties (own and delegated), or operate the register.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     User,

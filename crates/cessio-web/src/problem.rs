@@ -5,21 +5,55 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use cessio_app::AppError;
+use schemars::{JsonSchema, Schema};
 use serde::Serialize;
+use serde_json::{Value, json};
 
-#[derive(Debug, Serialize)]
+use crate::codes::{CODES, statuses};
+
+/// A refusal or an error (RFC 9457).
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(transform = list_codes)]
 pub struct Problem {
     #[serde(rename = "type")]
     pub type_uri: String,
     pub title: &'static str,
     pub status: u16,
+    /// Codice stabile del rifiuto: x-codes dà di ciascuno gli stati HTTP, la regola e il
+    /// significato.
     pub code: String,
+    /// Spiegazione in italiano.
     pub detail: String,
+    /// Regola della specifica (R-…).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rule: Option<&'static str>,
     /// Sent as the `Retry-After` header, not in the body.
     #[serde(skip)]
     pub retry_after_secs: Option<u64>,
+}
+
+/// `code` is one of the catalogue's, each described in `x-codes` with the statuses
+/// `status_of` gives it and its rule.
+fn list_codes(schema: &mut Schema) {
+    let codes: Vec<&str> = CODES.iter().map(|c| c.code).collect();
+    let described: serde_json::Map<String, Value> = CODES
+        .iter()
+        .map(|c| {
+            let mut entry = json!({ "status": statuses(c), "description": c.description });
+            if let Some(rule) = c.rule {
+                entry["rule"] = json!(rule);
+            }
+            (c.code.to_string(), entry)
+        })
+        .collect();
+    if let Some(code) = schema
+        .get_mut("properties")
+        .and_then(|p| p.get_mut("code"))
+        .and_then(Value::as_object_mut)
+    {
+        code.insert("enum".into(), json!(codes));
+    }
+    schema.insert("x-codes".into(), Value::Object(described));
 }
 
 impl Problem {

@@ -1007,20 +1007,26 @@ fn every_link_leads_to_an_operation_with_those_parameters() {
             .iter()
             .find(|o| o.id == link.to)
             .unwrap_or_else(|| panic!("{link:?}: no operation {}", link.to));
-        let taken: Vec<&str> = to
+        let taken: Vec<String> = to
             .path
             .split('/')
             .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
-            .chain(to.query.iter().map(|(q, _)| *q))
+            .map(str::to_string)
+            .chain(
+                cessio_web::openapi::query_parameters(to)
+                    .into_iter()
+                    .map(|(q, _, _)| q),
+            )
             .collect();
         for (name, expr) in link.parameters {
             assert!(
-                taken.contains(name),
+                taken.iter().any(|t| t == name),
                 "{link:?}: {} takes no {name}",
                 link.to
             );
             if let Some(pointer) = expr.strip_prefix("$response.body#") {
-                let schema = from.response.unwrap();
+                let schema = cessio_web::openapi::schema_name(from.response.unwrap()).unwrap();
+                let schema = schema.as_str();
                 let mut at = &doc["components"]["schemas"][schema];
                 for part in pointer.trim_start_matches('/').split('/') {
                     at = &at["properties"][part];
@@ -1031,7 +1037,8 @@ fn every_link_leads_to_an_operation_with_those_parameters() {
                 }
                 assert!(!at.is_null(), "{link:?}: {schema} has no {pointer}");
             } else if let Some(field) = expr.strip_prefix("$request.body#/") {
-                let request = from.request.unwrap();
+                let request = cessio_web::openapi::schema_name(from.request.unwrap()).unwrap();
+                let request = request.as_str();
                 let at = &doc["components"]["schemas"][request]["properties"][field];
                 assert!(!at.is_null(), "{link:?}: {request} has no {field}");
             } else {

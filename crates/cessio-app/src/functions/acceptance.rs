@@ -18,7 +18,7 @@ use super::party_ref;
 use crate::{App, AppError, PartyRef, Principal, fingerprint};
 
 /// F3 filters (R-1000).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IncomingFilter {
     #[serde(default)]
@@ -30,7 +30,7 @@ pub struct IncomingFilter {
 }
 
 /// F3: a group of received operations, answered whole (R-ANSWER).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct IncomingGroup {
     pub type_key: String,
     pub type_name: String,
@@ -48,7 +48,7 @@ pub struct IncomingGroup {
     pub suspended_until: Option<NaiveDate>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AnswerReceipt {
     pub operation_id: i64,
     pub accepted: bool,

@@ -20,7 +20,7 @@ use super::origination::Pin;
 use crate::{App, AppError, IncomingFilter, Principal, fingerprint};
 
 /// What one row of a bulk answer did.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct BulkAnswerRow {
     /// 1-based position in the list.
     pub line: usize,
@@ -32,7 +32,7 @@ pub struct BulkAnswerRow {
     pub error: Option<BulkAnswerError>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct BulkAnswerError {
     /// The refusal's code: `not_awaiting` (nothing awaits the party's answer under it), or
     /// the rule's (`r_susp_suspended`, `answer_too_early`).
@@ -52,7 +52,7 @@ impl From<AppError> for BulkAnswerError {
 }
 
 /// The outcome of a bulk answer.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct BulkAnswerReport {
     /// The operation that answered the rows; `None` when no row could be answered.
     pub operation_id: Option<i64>,

@@ -20,7 +20,7 @@ use crate::{App, AppError, Principal, fingerprint};
 type CedibleMap = HashMap<RataId, (CedibleHolding, cessio_core::chain::RataHistory)>;
 
 /// F2: a holding the party may cede, with the maximum cedibile.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CedibleHolding {
     pub rata: RataId,
     pub credit: i64,
@@ -39,7 +39,7 @@ pub struct CedibleHolding {
 }
 
 /// F2 input: one row of a (bulk) cession.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CessionLine {
     pub rata: RataId,
@@ -50,7 +50,7 @@ pub struct CessionLine {
 }
 
 /// What F2's CF check shows next to a row (R-CF, R-CF-EXISTS), without revealing whose it is.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CfCheck {
     pub cf: String,
     pub valid: bool,
@@ -58,7 +58,7 @@ pub struct CfCheck {
     pub message: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CessionReceipt {
     pub operation_id: i64,
     pub at: DateTime<Utc>,

@@ -25,14 +25,14 @@ pub use monitoring::*;
 pub use origination::*;
 
 /// A party as another party may see it: the CF always, the name only when allowed.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PartyRef {
     pub cf: String,
     pub name: Option<String>,
 }
 
 /// F4 states, as the platform names them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MovementState {
     InAttesa,
@@ -81,7 +81,7 @@ impl MovementRow {
 }
 
 /// F4 filters. At least one besides `tracciabile` is required.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MovementFilter {
     #[serde(default)]
@@ -147,7 +147,7 @@ impl MovementFilter {
 }
 
 /// F4: one movement.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MovementRow {
     pub id: TransferId,
     /// The credit (option communication) the movement belongs to: what annulling refers to.

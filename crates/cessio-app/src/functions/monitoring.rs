@@ -17,7 +17,7 @@ use super::{check_date, end_of_day};
 use crate::{App, AppError, Principal};
 
 /// F1: one row per credit type and reference year.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MonitorRow {
     pub type_key: String,
     pub type_name: String,

@@ -18,7 +18,7 @@ use crate::operator::SentHistories;
 use crate::{AnswerReceipt, App, AppError, Principal, fingerprint};
 
 /// F8 input: one option communication.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OptionInput {
     pub beneficiary_cf: String,
@@ -39,10 +39,13 @@ pub struct OptionInput {
 
 /// F8 done: the credit registered, and the operation that registered it (whose receipt
 /// the beneficiary keeps).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[schemars(rename = "Credit")]
 pub struct Communicated {
     #[serde(flatten)]
     pub credit: Credit,
+    /// The operation that registered it: its receipt is
+    /// `GET /parties/{cf}/operations/{operation_id}/receipt.pdf`.
     pub operation_id: i64,
 }
 
@@ -310,7 +313,7 @@ pub(crate) enum Pin<'a> {
 }
 
 /// The outcome of one row of a bulk file of communications.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ImportRow {
     pub line: usize,
     pub reference: Option<String>,
@@ -323,7 +326,7 @@ pub struct ImportRow {
 }
 
 /// F8 bulk: what happened to each row, in file order.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ImportReport {
     pub registered: usize,
     pub already_registered: usize,

@@ -15,7 +15,7 @@ use crate::{App, AppError, Principal, fingerprint};
 const ANNULMENT_EVENT: &str = "annulment";
 
 /// Annulment on request: what went back to the cedente.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AnnulmentReceipt {
     pub operation_id: i64,
     /// The accepted cession that was annulled.

@@ -45,7 +45,8 @@ impl SentHistories {
 }
 
 /// One recorded risk hit.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[schemars(rename = "RiskHit")]
 pub struct RiskHitView {
     pub id: i64,
     pub at: DateTime<Utc>,
@@ -61,7 +62,7 @@ pub struct RiskHitView {
 }
 
 /// Which risk hits the operator lists.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RiskHitFilter {
     /// Hits where this party is cedente or cessionario.

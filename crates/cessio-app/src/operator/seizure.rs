@@ -12,7 +12,8 @@ use crate::{App, AppError, Principal, fingerprint};
 const SEIZURE_EVENT: &str = "seizure";
 
 /// R-SEIZE: the state of a seizure after an operator's action.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[schemars(rename = "Seizure")]
 pub struct SeizureView {
     pub rata: RataId,
     pub holder_cf: String,

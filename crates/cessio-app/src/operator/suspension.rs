@@ -24,7 +24,7 @@ fn susp_error(e: &SuspError) -> AppError {
 }
 
 /// Where a suspended communication stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SuspensionState {
     /// Suspended today: it cannot be answered.
@@ -36,7 +36,8 @@ pub enum SuspensionState {
 }
 
 /// A suspension of one communication, as the operator and F3 see it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[schemars(rename = "Suspension")]
 pub struct SuspensionView {
     pub transfer: TransferId,
     pub rata: RataId,

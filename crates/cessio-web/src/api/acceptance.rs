@@ -4,6 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::response::Response;
 use cessio_app::IncomingFilter;
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::{ApiResult, AuthParty};
@@ -22,8 +23,9 @@ pub(crate) async fn incoming(
     Ok(query.respond(page))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "AnswerRequest")]
 pub(crate) struct AnswerBody {
     accept: bool,
     #[serde(default)]
@@ -57,8 +59,9 @@ pub(crate) async fn answer(
     Ok(Json(receipt))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "AnswerCodesRequest")]
 pub(crate) struct AnswerCodesBody {
     accept: bool,
     codes: Vec<String>,

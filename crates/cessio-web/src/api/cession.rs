@@ -5,6 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use cessio_app::CessionLine;
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::{ApiResult, AuthParty};
@@ -28,8 +29,9 @@ pub(crate) async fn cedible(
     Ok(query.respond(page))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "CessionRequest")]
 pub(crate) struct CessionBody {
     lines: Vec<CessionLine>,
     /// "Autorizzo il cessionario a visualizzare il mio nominativo".

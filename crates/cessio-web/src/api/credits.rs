@@ -17,6 +17,7 @@ use cessio_core::debt::DebtPosition;
 use cessio_core::ledger::RataId;
 use cessio_core::money::Cents;
 use chrono::NaiveDate;
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::{ApiResult, AuthParty, PinBody, party_in_path};
@@ -60,9 +61,10 @@ async fn f24_choices(
     Ok(query.respond(page))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct ChoiceBody {
+#[schemars(rename = "ChoiceRequest")]
+pub(crate) struct ChoiceBody {
     /// true: declare the choice to use the rata in F24; false: revoke it (R-F24-CHOICE).
     declare: bool,
     #[serde(default)]
@@ -93,11 +95,15 @@ async fn f24_choice(
     Ok(Json(receipt))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct ReserveBody {
+#[schemars(rename = "F24Request")]
+pub(crate) struct ReserveBody {
     payment_date: NaiveDate,
     lines: Vec<F24LineInput>,
+    /// What the F24 pays. The credits may not exceed it (R-F24-BALANCE); from 1/1/2025
+    /// required of banks, financial intermediaries and insurers offsetting building credits,
+    /// which may not pay INPS or INAIL (R-BAN-BANK-INPS).
     #[serde(default)]
     debits: Vec<F24DebitInput>,
     #[serde(default)]
@@ -152,9 +158,10 @@ async fn end_f24<const CONFIRM: bool>(
     Ok(Json(r))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct SplitPreviewBody {
+#[schemars(rename = "SplitPreviewRequest")]
+pub(crate) struct SplitPreviewBody {
     rata: RataId,
     amount: Cents,
 }
@@ -169,9 +176,10 @@ async fn split_preview(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct SplitBody {
+#[schemars(rename = "SplitRequest")]
+pub(crate) struct SplitBody {
     rata: RataId,
     amount: Cents,
     #[serde(default)]
@@ -209,9 +217,10 @@ async fn annul_split(
     Ok(Json(r))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct ReductionBody {
+#[schemars(rename = "ReductionRequest")]
+pub(crate) struct ReductionBody {
     rata: RataId,
     amount: Cents,
     known_on: NaiveDate,

@@ -5,20 +5,23 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use cessio_store::DelegationScope;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{ApiResult, AuthParty, PartyView};
 use crate::paging::{NoFilter, PagedQuery};
 use crate::{ApiJson, Auth, IdempotencyKey, WebState};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Delegation")]
 pub(crate) struct DelegationBody {
     username: String,
     party_cf: String,
     /// Disposizione unless given, as before delegations had a scope.
     #[serde(default)]
     scope: Option<DelegationScope>,
+    /// The last day it holds, included; absent: until revoked.
     #[serde(default)]
     until: Option<chrono::NaiveDate>,
 }
@@ -38,19 +41,23 @@ pub(crate) async fn delegate(
 
 /// The titolare's grant: the intermediary's username, the scope and the last day (none:
 /// until revoked), with the PIN.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "GrantDelegationRequest")]
 pub(crate) struct GrantBody {
+    /// The intermediary's username.
     username: String,
     scope: DelegationScope,
+    /// The last day it holds, included (Rome time); absent: until revoked.
     #[serde(default)]
     until: Option<chrono::NaiveDate>,
     #[serde(default)]
     pin: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "RevokeDelegationRequest")]
 pub(crate) struct RevokeBody {
     username: String,
     #[serde(default)]
@@ -106,7 +113,8 @@ pub(crate) async fn revoke_party_delegation(
 }
 
 /// One party an intermediary holds a delegation for.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "HeldDelegation")]
 pub(crate) struct HeldView {
     party: PartyView,
     scope: DelegationScope,

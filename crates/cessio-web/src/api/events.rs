@@ -5,21 +5,25 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::State;
 use cessio_app::{EventPage, EventsFrom};
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::{ApiResult, AuthParty};
 use crate::{ApiQuery, WebState};
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct EventsQuery {
     /// The `after` of the read before; `end` for only what happens next; none for all.
     #[serde(default)]
     after: Option<String>,
+    /// Events at most in one read.
     #[serde(default)]
+    #[schemars(range(min = 1, max = cessio_app::PAGE_MAX))]
     limit: Option<usize>,
     /// Seconds to wait for a first event when there is none yet (long polling).
     #[serde(default)]
+    #[schemars(range(max = cessio_app::WAIT_MAX.as_secs()))]
     wait: Option<u64>,
 }
 

@@ -9,6 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use cessio_app::{AppError, BulkJob, ImportReport};
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::{ApiResult, AuthParty};
@@ -89,8 +90,9 @@ pub(crate) async fn import_and_wait(
     Ok(Json(report).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "AnswerJobRequest")]
 pub(crate) struct AnswerJobBody {
     accept: bool,
     codes: Vec<String>,

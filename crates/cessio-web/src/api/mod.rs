@@ -3,6 +3,7 @@
 use cessio_app::{AppError, Principal};
 use cessio_core::ledger::PartyId;
 use cessio_store::PartyKind;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use axum::extract::{FromRequestParts, Path};
@@ -29,16 +30,19 @@ pub(crate) mod webhooks;
 
 type ApiResult<T> = Result<T, ApiError>;
 
-#[derive(Serialize)]
-struct PartyView {
+#[derive(Serialize, JsonSchema)]
+/// A party the user may act for.
+#[schemars(rename = "PartySummary")]
+pub(crate) struct PartyView {
     id: PartyId,
     cf: String,
     name: String,
     kind: PartyKind,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "PinRequest")]
 pub(crate) struct PinBody {
     #[serde(default)]
     pin: Option<String>,

@@ -12,6 +12,7 @@ use cessio_app::{AnnulmentReceipt, BankClientEntry, RiskHitFilter, SeizureView, 
 use cessio_core::chain::BankClient;
 use cessio_core::ledger::{RataId, TransferId};
 use cessio_core::suspension::SuspensionEnd;
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::ApiResult;
@@ -31,9 +32,10 @@ pub fn routes() -> Router<WebState> {
         .route("/operator/annulments", post(annul_acceptance))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct DeceasedBody {
+#[schemars(rename = "DeceasedRequest")]
+pub(crate) struct DeceasedBody {
     deceased: bool,
 }
 
@@ -46,9 +48,10 @@ async fn set_deceased(
     Ok(Json(state.app.set_deceased(&p, &cf, b.deceased).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct BankClientBody {
+#[schemars(rename = "BankClientRequest")]
+pub(crate) struct BankClientBody {
     bank_cf: String,
     client_cf: String,
     relation: BankClient,
@@ -76,9 +79,10 @@ async fn bank_clients(
     Ok(query.respond(page))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct SuspendBody {
+#[schemars(rename = "SuspendRequest")]
+pub(crate) struct SuspendBody {
     transfer: TransferId,
     days: u32,
     reason: String,
@@ -94,9 +98,9 @@ async fn suspend(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct SuspensionsQuery {
+pub(crate) struct SuspensionsQuery {
     #[serde(default)]
     open_only: bool,
 }
@@ -113,9 +117,10 @@ async fn suspensions(
     Ok(query.respond(page))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct EndBody {
+#[schemars(rename = "SuspensionEndRequest")]
+pub(crate) struct EndBody {
     outcome: SuspensionEnd,
 }
 
@@ -146,9 +151,10 @@ async fn risk_hits(
     Ok(query.respond(page))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct SeizeBody {
+#[schemars(rename = "SeizeRequest")]
+pub(crate) struct SeizeBody {
     holder_cf: String,
     rata: RataId,
     reference: String,
@@ -168,9 +174,10 @@ async fn seize(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct ReleaseBody {
+#[schemars(rename = "SeizureReleaseRequest")]
+pub(crate) struct ReleaseBody {
     holder_cf: String,
     rata: RataId,
 }
@@ -189,9 +196,10 @@ async fn release_seizure(
     Ok(Json(view))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct AnnulBody {
+#[schemars(rename = "AnnulmentRequest")]
+pub(crate) struct AnnulBody {
     transfer: TransferId,
     reference: String,
 }

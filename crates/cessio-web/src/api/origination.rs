@@ -4,9 +4,29 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use cessio_app::{AppError, OptionInput};
+use schemars::JsonSchema;
 
 use super::{ApiResult, PinBody};
 use crate::{ApiJson, Auth, IdempotencyKey, WebState};
+
+// The body as the document describes it. The handler takes the PIN and the declaration
+// out and reads the rest as an `OptionInput`, since serde's `flatten` does not refuse
+// unknown fields.
+/// An option communication (F8), with the PIN and the beneficiary's no-tax-area
+/// declaration beside its fields.
+#[derive(JsonSchema)]
+#[schemars(rename = "OptionInput", deny_unknown_fields)]
+#[expect(
+    dead_code,
+    reason = "describes the body; the handler reads it by parts"
+)]
+pub(crate) struct OptionRequest {
+    #[schemars(flatten)]
+    input: OptionInput,
+    pin: Option<String>,
+    /// Beneficiario nella no tax area (R-ECO-2018).
+    no_tax_area: Option<bool>,
+}
 
 pub(crate) async fn communicate(
     State(state): State<WebState>,

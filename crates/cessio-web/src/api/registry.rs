@@ -4,13 +4,15 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use cessio_store::{PartyKind, Role};
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use super::ApiResult;
 use crate::{ApiJson, Auth, IdempotencyKey, WebState};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "PartyRequest")]
 pub(crate) struct PartyBody {
     cf: String,
     name: String,
@@ -31,8 +33,9 @@ pub(crate) async fn register_party(
     Ok((StatusCode::CREATED, Json(party)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "UserRequest")]
 pub(crate) struct UserBody {
     username: String,
     display_name: String,
@@ -43,11 +46,18 @@ pub(crate) struct UserBody {
     role: Role,
 }
 
+/// What was created, by its id.
+#[derive(Serialize, JsonSchema)]
+pub(crate) struct Created {
+    /// The id of what was created.
+    id: i64,
+}
+
 pub(crate) async fn create_user(
     State(state): State<WebState>,
     Auth(p): Auth,
     ApiJson(b): ApiJson<UserBody>,
-) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+) -> ApiResult<(StatusCode, Json<Created>)> {
     let id = state
         .app
         .create_user(
@@ -60,7 +70,7 @@ pub(crate) async fn create_user(
             b.role,
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(serde_json::json!({ "id": id }))))
+    Ok((StatusCode::CREATED, Json(Created { id })))
 }
 
 pub(crate) async fn unlock_pin(

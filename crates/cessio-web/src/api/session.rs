@@ -5,6 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use cessio_app::Principal;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{ApiResult, PartyView};
@@ -12,14 +13,16 @@ use crate::{
     ApiError, ApiJson, Auth, ClientIp, SESSION_COOKIE, WebState, cookie_value, too_many_attempts,
 };
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Login")]
 pub(crate) struct LoginBody {
     username: String,
     password: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "Me")]
 pub(crate) struct MeBody {
     user: Principal,
     parties: Vec<PartyView>,
@@ -82,22 +85,28 @@ pub(crate) async fn me(State(state): State<WebState>, Auth(p): Auth) -> ApiResul
     Ok(Json(me_body(&state, p).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "TokenRequest")]
 pub(crate) struct TokenBody {
     name: String,
+}
+
+/// A new token: its secret is shown this once.
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "Token")]
+pub(crate) struct TokenCreated {
+    id: i64,
+    token: String,
 }
 
 pub(crate) async fn create_token(
     State(state): State<WebState>,
     Auth(p): Auth,
     ApiJson(body): ApiJson<TokenBody>,
-) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+) -> ApiResult<(StatusCode, Json<TokenCreated>)> {
     let (id, token) = state.app.create_token(&p, &body.name).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(serde_json::json!({ "id": id, "token": token })),
-    ))
+    Ok((StatusCode::CREATED, Json(TokenCreated { id, token })))
 }
 
 pub(crate) async fn revoke_token(

@@ -5,18 +5,20 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use cessio_app::{WebhookCreated, WebhookView};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{ApiResult, AuthParty, party_in_path};
 use crate::{ApiJson, Auth, WebState};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct WebhookRequest {
+    /// `https://…`; `http://` only to 127.0.0.1 or localhost.
     url: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub(crate) struct WebhookList {
     webhooks: Vec<WebhookView>,
 }

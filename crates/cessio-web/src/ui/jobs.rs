@@ -5,7 +5,9 @@
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
-use cessio_app::{AnswerJobRow, BulkJob, BulkJobKind, BulkJobState, ImportReport, PageRequest};
+use cessio_app::{
+    AnswerJobRow, BulkJob, BulkJobKind, BulkJobRow, BulkJobState, ImportReport, PageRequest,
+};
 use cessio_store::Party;
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -134,23 +136,29 @@ fn summary(job: &BulkJob) -> Markup {
     }
 }
 
-fn import_rows(job: &BulkJob, rows: &[serde_json::Value]) -> Markup {
+fn import_rows(job: &BulkJob, rows: &[BulkJobRow]) -> Markup {
     let report = ImportReport {
         registered: usize::try_from(job.applied).unwrap_or(0),
         already_registered: usize::try_from(job.already).unwrap_or(0),
         refused: usize::try_from(job.refused).unwrap_or(0),
         rows: rows
             .iter()
-            .filter_map(|r| serde_json::from_value(r.clone()).ok())
+            .filter_map(|r| match r {
+                BulkJobRow::Import(row) => Some(row.clone()),
+                BulkJobRow::Answer(_) => None,
+            })
             .collect(),
     };
     super::communications::rows_table(&report)
 }
 
-fn answer_rows(party: &Party, rows: &[serde_json::Value]) -> Markup {
-    let rows: Vec<AnswerJobRow> = rows
+fn answer_rows(party: &Party, rows: &[BulkJobRow]) -> Markup {
+    let rows: Vec<&AnswerJobRow> = rows
         .iter()
-        .filter_map(|r| serde_json::from_value(r.clone()).ok())
+        .filter_map(|r| match r {
+            BulkJobRow::Answer(row) => Some(row),
+            BulkJobRow::Import(_) => None,
+        })
         .collect();
     let mut operations: Vec<i64> = rows.iter().filter_map(|r| r.operation_id).collect();
     operations.sort_unstable();

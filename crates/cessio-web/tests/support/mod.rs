@@ -258,7 +258,7 @@ pub async fn superbonus_to(app: &App, key: &str, holder_cf: &str, cents: i64) ->
 
 /// Checks a response body against a schema of the OpenAPI document (`name` under
 /// `components/schemas`): types, required and declared properties, items, enums and
-/// `oneOf`. A key the schema does not declare is a difference too: the document must say
+/// `oneOf`, `anyOf` and `const`. A key the schema does not declare is a difference too: the document must say
 /// everything a response holds. Panics naming where the body and the document part.
 pub fn assert_conforms(name: &str, body: &serde_json::Value) {
     let doc = cessio_web::openapi::build();
@@ -266,6 +266,24 @@ pub fn assert_conforms(name: &str, body: &serde_json::Value) {
     if let Err(e) = conforms(&doc, &schema, body, name) {
         panic!("the response does not match {name}: {e}\n{body:#}");
     }
+}
+
+/// `schema` with the properties and required names of `more` added.
+fn with_properties(schema: &serde_json::Value, more: &serde_json::Value) -> serde_json::Value {
+    let mut merged = schema.clone();
+    for key in ["properties", "required"] {
+        match (merged.get_mut(key), more.get(key)) {
+            (Some(serde_json::Value::Object(m)), Some(serde_json::Value::Object(add))) => {
+                m.extend(add.clone());
+            }
+            (Some(serde_json::Value::Array(m)), Some(serde_json::Value::Array(add))) => {
+                m.extend(add.iter().cloned());
+            }
+            (None, Some(add)) => merged[key] = add.clone(),
+            _ => {}
+        }
+    }
+    merged
 }
 
 fn conforms(
@@ -277,7 +295,21 @@ fn conforms(
     use serde_json::Value;
     if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
         let name = r.trim_start_matches("#/components/schemas/");
-        return conforms(doc, &doc["components"]["schemas"][name], v, at);
+        let target = &doc["components"]["schemas"][name];
+        let mut siblings = schema.clone();
+        siblings.as_object_mut().map(|m| m.remove("$ref"));
+        if !siblings.get("properties").is_some_and(Value::is_object) {
+            return conforms(doc, target, v, at);
+        }
+        // Beside a `$ref`, more properties apply too (a tagged enum's variant that holds
+        // another enum): each alternative of the target gets them.
+        let effective = match target.get("oneOf").and_then(Value::as_array) {
+            Some(options) => serde_json::json!({
+                "oneOf": options.iter().map(|o| with_properties(o, &siblings)).collect::<Vec<_>>()
+            }),
+            None => with_properties(target, &siblings),
+        };
+        return conforms(doc, &effective, v, at);
     }
     if let Some(options) = schema.get("oneOf").and_then(Value::as_array) {
         let matching = options
@@ -289,6 +321,18 @@ fn conforms(
         } else {
             Err(format!("{at}: {matching} of oneOf match {v}"))
         };
+    }
+    if let Some(options) = schema.get("anyOf").and_then(Value::as_array) {
+        return if options.iter().any(|o| conforms(doc, o, v, at).is_ok()) {
+            Ok(())
+        } else {
+            Err(format!("{at}: none of anyOf matches {v}"))
+        };
+    }
+    if let Some(only) = schema.get("const")
+        && only != v
+    {
+        return Err(format!("{at}: {v} is not {only}"));
     }
     let types: Vec<&str> = match schema.get("type") {
         Some(Value::String(t)) => vec![t.as_str()],
@@ -332,7 +376,9 @@ fn conforms(
             for (k, child) in m {
                 match props.and_then(|p| p.get(k)) {
                     Some(s) => conforms(doc, s, child, &format!("{at}.{k}"))?,
-                    None if schema.get("additionalProperties").is_some() => {}
+                    None if schema
+                        .get("additionalProperties")
+                        .is_some_and(|a| a != &Value::Bool(false)) => {}
                     None => return Err(format!("{at}: {k} is not in the document")),
                 }
             }
