@@ -404,17 +404,28 @@ impl OidcClient {
         let text = std::str::from_utf8(&body)
             .map_err(|_| OidcError::Userinfo(UserinfoFault::NotSignedJwt))?
             .trim();
-        let claims: UserinfoClaims = match text.split('.').count() {
-            3 => self.verified(text).await.map_err(|error| {
-                OidcError::Userinfo(match error {
-                    OidcError::BadSignature => UserinfoFault::BadSignature,
-                    OidcError::UnknownKey { .. } => UserinfoFault::UnknownKey,
-                    _ => UserinfoFault::NotSignedJwt,
-                })
-            })?,
-            5 => return Err(OidcError::Userinfo(UserinfoFault::Encrypted)),
+        // Signed, or signed and then encrypted to this relying party (the rules' form).
+        let opened;
+        let signed = match text.split('.').count() {
+            3 => text,
+            5 => {
+                opened = self.rp.key.decrypt(text).map_err(OidcError::Userinfo)?;
+                std::str::from_utf8(&opened)
+                    .map_err(|_| OidcError::Userinfo(UserinfoFault::NotSignedJwt))?
+                    .trim()
+            }
             _ => return Err(OidcError::Userinfo(UserinfoFault::NotSignedJwt)),
         };
+        if signed.split('.').count() != 3 {
+            return Err(OidcError::Userinfo(UserinfoFault::NotSignedJwt));
+        }
+        let claims: UserinfoClaims = self.verified(signed).await.map_err(|error| {
+            OidcError::Userinfo(match error {
+                OidcError::BadSignature => UserinfoFault::BadSignature,
+                OidcError::UnknownKey { .. } => UserinfoFault::UnknownKey,
+                _ => UserinfoFault::NotSignedJwt,
+            })
+        })?;
         claims.into_identity(&self.issuer, &self.rp.client_id, id_token, now)
     }
 }

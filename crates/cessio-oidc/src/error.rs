@@ -134,10 +134,15 @@ pub enum OidcError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum UserinfoFault {
-    /// Not a compact JWS (plain JSON, or an encrypted JWE this crate cannot open).
+    /// Not a compact JWS, nor a JWE holding one.
     NotSignedJwt,
-    /// Encrypted (JWE): see the README for why it is not supported.
-    Encrypted,
+    /// Encrypted (JWE), but the relying party has no encryption key configured.
+    NoEncryptionKey,
+    /// Encrypted with an algorithm the rules do not name (RSA-OAEP or RSA-OAEP-256, then
+    /// A128CBC-HS256 or A256CBC-HS512), or compressed.
+    UnsupportedEncryption,
+    /// Encrypted to another key, or altered: it does not open.
+    Undecryptable,
     /// The signature does not verify with the provider's keys.
     BadSignature,
     /// Signed with a key the provider does not publish, even after fetching its keys again.
@@ -156,7 +161,15 @@ impl std::fmt::Display for UserinfoFault {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             UserinfoFault::NotSignedJwt => "non sono un JWT firmato",
-            UserinfoFault::Encrypted => "sono cifrati (JWE), forma non ancora supportata",
+            UserinfoFault::NoEncryptionKey => {
+                "sono cifrati, ma il servizio non ha una chiave di cifratura configurata (--oidc-client-enc-key)"
+            }
+            UserinfoFault::UnsupportedEncryption => {
+                "sono cifrati con un algoritmo che le regole SPID/CIE non prevedono"
+            }
+            UserinfoFault::Undecryptable => {
+                "sono cifrati per un'altra chiave o sono stati alterati"
+            }
             UserinfoFault::BadSignature => "la firma non è valida",
             UserinfoFault::UnknownKey => "sono firmati con una chiave sconosciuta",
             UserinfoFault::WrongIssuer => "sono stati emessi da un altro provider",

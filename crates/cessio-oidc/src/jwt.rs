@@ -31,7 +31,7 @@ pub(crate) fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-fn unb64(text: &str, what: &'static str) -> Result<Vec<u8>, OidcError> {
+pub(crate) fn unb64(text: &str, what: &'static str) -> Result<Vec<u8>, OidcError> {
     URL_SAFE_NO_PAD
         .decode(text)
         .map_err(|_| OidcError::MalformedToken(what))

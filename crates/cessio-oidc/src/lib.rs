@@ -5,12 +5,13 @@
 //!   as a request object signed by the RP's key ([`RpKey`]), `acr_values` with the SPID
 //!   levels, client authentication by `private_key_jwt`, ID tokens signed RS256 or ES256
 //!   and checked against the issuer's JWKS (with `acr` and `at_hash`), and the codice
-//!   fiscale read from the signed UserInfo response. It owns no session storage:
+//!   fiscale read from the signed UserInfo response, encrypted to the RP's second key
+//!   (JWE, `jwe.rs`) when the provider encrypts it. It owns no session storage:
 //!   [`client::PendingLogin`] is handed to the caller, who keeps it until the callback.
 //! - [`provider`]: a small OpenID provider of our own, over real HTTP, for tests and for
 //!   `cessio serve --demo`, speaking the same profile: it checks the RP's signatures
 //!   against the RP's JWKS, enforces PKCE, returns `acr` and serves UserInfo as a signed
-//!   JWT. It signs with a key made at start and serves a plain HTML page with one button
+//!   JWT, encrypted to the RP's `enc` key when it publishes one. It signs with a key made at start and serves a plain HTML page with one button
 //!   per test identity.
 //!
 //! Architecture invariant: this crate knows nothing of Cessio's domain or store. The web
@@ -23,6 +24,7 @@
 mod acr;
 pub mod client;
 mod error;
+mod jwe;
 mod jwt;
 pub mod provider;
 mod rp_key;

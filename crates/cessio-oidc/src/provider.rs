@@ -5,9 +5,9 @@
 //! JWKS, the authorization request only as a request object signed by a key of the
 //! client's JWKS, PKCE S256, `private_key_jwt` at the token endpoint (audience, expiry,
 //! single-use `jti`), ES256 ID tokens with `acr` and `at_hash`, and UserInfo as a signed
-//! JWT carrying `https://attributes.eid.gov.it/fiscal_number`. Instead of a password it
-//! shows one button per test identity. UserInfo is signed, not also encrypted (see the
-//! README).
+//! JWT carrying `https://attributes.eid.gov.it/fiscal_number`, then encrypted (JWE,
+//! RSA-OAEP-256 and A256CBC-HS512) to the client's `use: enc` key when its JWKS has one.
+//! Instead of a password it shows one button per test identity.
 //!
 //! Redirect URIs are compared exactly, as OAuth 2.0 Security BCP asks. A client whose port
 //! is only known after the provider started (the demo web app on port 0) is added with
@@ -356,7 +356,35 @@ impl ProviderState {
 
     /// The client's public keys, fetched when it publishes them at a URL.
     async fn client_keys(&self, client: &RegisteredClient) -> Result<Jwks, &'static str> {
-        let body = match &client.keys {
+        let body = self.client_jwks(client).await?;
+        Jwks::from_json(&body).map_err(|_| "jwks del client senza chiavi di firma utilizzabili")
+    }
+
+    /// The client's RSA key for encryption (`use: enc`) and its `kid`, if it publishes one.
+    async fn client_encryption_key(
+        &self,
+        client: &RegisteredClient,
+    ) -> Option<(rsa::RsaPublicKey, Option<String>)> {
+        let body = self.client_jwks(client).await.ok()?;
+        let jwks: serde_json::Value = serde_json::from_slice(&body).ok()?;
+        jwks["keys"].as_array()?.iter().find_map(|key| {
+            if key["kty"] != "RSA" || key["use"] != "enc" {
+                return None;
+            }
+            let number = |name: &str| {
+                key[name]
+                    .as_str()
+                    .and_then(|text| crate::jwt::unb64(text, "jwk").ok())
+                    .map(|bytes| rsa::BigUint::from_bytes_be(&bytes))
+            };
+            let public = rsa::RsaPublicKey::new(number("n")?, number("e")?).ok()?;
+            Some((public, key["kid"].as_str().map(str::to_string)))
+        })
+    }
+
+    /// The client's JWK Set as published: given at registration, or read from its URL.
+    async fn client_jwks(&self, client: &RegisteredClient) -> Result<Vec<u8>, &'static str> {
+        Ok(match &client.keys {
             ClientKeys::Jwks(jwks) => jwks.to_string().into_bytes(),
             ClientKeys::JwksUri(uri) => {
                 let response = self
@@ -377,8 +405,7 @@ impl ProviderState {
                 }
                 body.to_vec()
             }
-        };
-        Jwks::from_json(&body).map_err(|_| "jwks del client senza chiavi di firma utilizzabili")
+        })
     }
 }
 
@@ -991,11 +1018,34 @@ async fn userinfo(State(state): Shared, headers: HeaderMap) -> Response {
         .unwrap_or_else(PoisonError::into_inner)
         .current
         .clone();
-    let jwt = if state.faults().userinfo_unpublished_key {
+    let mut jwt = if state.faults().userinfo_unpublished_key {
         Es256Signer::generate().sign_with_kid(&claims, current.kid())
     } else {
         current.sign(&claims)
     };
+    // Signed, then encrypted to the client, as the rules have it, when it can open it.
+    let encryption = match state.client(&client_id) {
+        Some(client) => state.client_encryption_key(&client).await,
+        None => None,
+    };
+    if let Some((key, kid)) = encryption {
+        match crate::jwe::encrypt(
+            jwt.as_bytes(),
+            &key,
+            kid.as_deref(),
+            crate::jwe::KeyWrap::RsaOaep256,
+            crate::jwe::ContentEnc::A256CbcHs512,
+        ) {
+            Ok(sealed) => jwt = sealed,
+            Err(_) => {
+                return oauth_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "server_error",
+                    "chiave di cifratura del client inutilizzabile",
+                );
+            }
+        }
+    }
     (
         StatusCode::OK,
         [

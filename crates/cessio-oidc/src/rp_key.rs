@@ -1,6 +1,7 @@
-//! The relying party's own key: RSA, at least 2048 bits, read from PEM. It signs the
-//! `client_assertion` of `private_key_jwt` and the request object (RS256), and its public
-//! half is what the RP publishes as its JWKS for the provider to check them.
+//! The relying party's own keys: RSA, at least 2048 bits, read from PEM. The signing key
+//! signs the `client_assertion` of `private_key_jwt` and the request object (RS256); the
+//! encryption key, a different one, opens the UserInfo responses the provider encrypts to
+//! it (JWE). Their public halves are the JWKS the RP publishes.
 
 use rsa::pkcs1::DecodeRsaPrivateKey as _;
 use rsa::pkcs8::{DecodePrivateKey as _, EncodePrivateKey as _};
@@ -28,6 +29,15 @@ pub enum KeyError {
         "la chiave del client OpenID ha {bits} bit: ne servono da {MIN_RSA_BITS} a {MAX_RSA_BITS}"
     )]
     Size { bits: usize },
+    #[error("la chiave di cifratura del client OpenID deve essere diversa da quella di firma")]
+    SameAsSigning,
+}
+
+/// The key UserInfo is encrypted to, with its own `kid`.
+#[derive(Clone)]
+struct EncryptionKey {
+    private: rsa::RsaPrivateKey,
+    kid: String,
 }
 
 /// An RSA private key with its RFC 7638 thumbprint as `kid`.
@@ -36,12 +46,17 @@ pub struct RpKey {
     private: rsa::RsaPrivateKey,
     signer: rsa::pkcs1v15::SigningKey<Sha256>,
     kid: String,
+    encryption: Option<EncryptionKey>,
 }
 
 impl std::fmt::Debug for RpKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RpKey")
             .field("kid", &self.kid)
+            .field(
+                "encryption_kid",
+                &self.encryption.as_ref().map(|e| e.kid.as_str()),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -50,36 +65,77 @@ impl RpKey {
     /// PKCS#8 (`-----BEGIN PRIVATE KEY-----`, what `openssl genpkey` writes) or PKCS#1
     /// (`-----BEGIN RSA PRIVATE KEY-----`). Encrypted keys are refused: the server has
     /// nobody to ask for a passphrase.
+    /// The signing key alone: a provider that encrypts UserInfo cannot be used until
+    /// [`RpKey::with_encryption_pem`] adds the encryption key.
     pub fn from_pem(pem: &str) -> Result<Self, KeyError> {
-        let private = rsa::RsaPrivateKey::from_pkcs8_pem(pem)
-            .or_else(|_| rsa::RsaPrivateKey::from_pkcs1_pem(pem))
-            .map_err(|_| KeyError::NotRsaPem)?;
-        Self::from_private(private)
+        Self::from_private(read_pem(pem)?)
     }
 
-    /// A fresh key, for the demo and tests: nothing outside this process trusts it.
+    /// Adds the key UserInfo is encrypted to, which must not be the signing key.
+    pub fn with_encryption_pem(mut self, pem: &str) -> Result<Self, KeyError> {
+        let private = checked(read_pem(pem)?)?;
+        if private.n() == self.private.n() {
+            return Err(KeyError::SameAsSigning);
+        }
+        self.encryption = Some(EncryptionKey {
+            kid: thumbprint(&private),
+            private,
+        });
+        Ok(self)
+    }
+
+    /// Fresh signing and encryption keys, for the demo and tests: nothing outside this
+    /// process trusts them.
     pub fn generate() -> Self {
         // Generation only fails on a broken random source, and 2048 bits is within the
-        // bounds `from_private` checks: neither has a recovery.
-        let private = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, GENERATED_BITS)
-            .expect("RSA key generation");
-        Self::from_private(private).expect("generated key has the right size")
+        // bounds `checked` enforces: neither has a recovery.
+        let generate = || {
+            rsa::RsaPrivateKey::new(&mut rand_core::OsRng, GENERATED_BITS)
+                .expect("RSA key generation")
+        };
+        let mut key = Self::from_private(generate()).expect("generated key has the right size");
+        let private = generate();
+        key.encryption = Some(EncryptionKey {
+            kid: thumbprint(&private),
+            private,
+        });
+        key
     }
 
     fn from_private(private: rsa::RsaPrivateKey) -> Result<Self, KeyError> {
-        let bits = private.n().bits();
-        if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
-            return Err(KeyError::Size { bits });
-        }
-        let (n, e) = components(&private);
-        // Members in lexicographic order, no spaces: RFC 7638 §3.
-        let kid = b64(&Sha256::digest(
-            format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#).as_bytes(),
-        ));
+        let private = checked(private)?;
         Ok(RpKey {
             signer: rsa::pkcs1v15::SigningKey::new(private.clone()),
+            kid: thumbprint(&private),
             private,
-            kid,
+            encryption: None,
+        })
+    }
+
+    /// The PKCS#8 PEM of the encryption key, if there is one (tests, first set-up).
+    pub fn encryption_pem(&self) -> Option<String> {
+        let key = self.encryption.as_ref()?;
+        key.private
+            .to_pkcs8_pem(rsa::pkcs8::LineEnding::LF)
+            .map(|pem| pem.to_string())
+            .ok()
+    }
+
+    /// Opens a UserInfo response encrypted to this relying party: the nested JWS.
+    pub(crate) fn decrypt(&self, jwe: &str) -> Result<Vec<u8>, crate::error::UserinfoFault> {
+        use crate::error::UserinfoFault;
+        let key = self
+            .encryption
+            .as_ref()
+            .ok_or(UserinfoFault::NoEncryptionKey)?;
+        if crate::jwe::key_id(jwe).is_some_and(|kid| kid != key.kid) {
+            return Err(UserinfoFault::Undecryptable);
+        }
+        crate::jwe::decrypt(jwe, &key.private).map_err(|error| match error {
+            crate::jwe::JweError::Unsupported => UserinfoFault::UnsupportedEncryption,
+            crate::jwe::JweError::Malformed | crate::jwe::JweError::Undecryptable => {
+                UserinfoFault::Undecryptable
+            }
         })
     }
 
@@ -103,9 +159,17 @@ impl RpKey {
         })
     }
 
-    /// The JWK Set the relying party publishes (`/oidc/jwks.json`).
+    /// The JWK Set the relying party publishes (`/oidc/jwks.json`): the signing key and,
+    /// when there is one, the encryption key (`use: enc`, for RSA-OAEP or RSA-OAEP-256).
     pub fn public_jwks(&self) -> serde_json::Value {
-        serde_json::json!({ "keys": [self.public_jwk()] })
+        let mut keys = vec![self.public_jwk()];
+        if let Some(enc) = &self.encryption {
+            let (n, e) = components(&enc.private);
+            keys.push(
+                serde_json::json!({ "kty": "RSA", "n": n, "e": e, "use": "enc", "kid": enc.kid }),
+            );
+        }
+        serde_json::json!({ "keys": keys })
     }
 
     /// `claims` as a compact RS256 JWS carrying this key's `kid`.
@@ -124,6 +188,29 @@ impl RpKey {
             .sign_with_rng(&mut rand_core::OsRng, input.as_bytes());
         format!("{input}.{}", b64(&signature.to_bytes()))
     }
+}
+
+fn read_pem(pem: &str) -> Result<rsa::RsaPrivateKey, KeyError> {
+    rsa::RsaPrivateKey::from_pkcs8_pem(pem)
+        .or_else(|_| rsa::RsaPrivateKey::from_pkcs1_pem(pem))
+        .map_err(|_| KeyError::NotRsaPem)
+}
+
+fn checked(private: rsa::RsaPrivateKey) -> Result<rsa::RsaPrivateKey, KeyError> {
+    let bits = private.n().bits();
+    if (MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
+        Ok(private)
+    } else {
+        Err(KeyError::Size { bits })
+    }
+}
+
+/// The key's RFC 7638 thumbprint: members in lexicographic order, no spaces (§3).
+fn thumbprint(key: &rsa::RsaPrivateKey) -> String {
+    let (n, e) = components(key);
+    b64(&Sha256::digest(
+        format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#).as_bytes(),
+    ))
 }
 
 fn components(key: &rsa::RsaPrivateKey) -> (String, String) {
@@ -168,6 +255,25 @@ mod tests {
             RpKey::from_pem(&pem),
             Err(KeyError::Size { bits: 1024 })
         ));
+    }
+
+    #[test]
+    fn encryption_key_is_published_apart_and_never_the_signing_key() {
+        let key = RpKey::generate();
+        let jwks = key.public_jwks();
+        assert_eq!(jwks["keys"][0]["use"], "sig");
+        assert_eq!(jwks["keys"][1]["use"], "enc");
+        assert_ne!(jwks["keys"][0]["kid"], jwks["keys"][1]["kid"]);
+        let signing = RpKey::from_pem(&key.to_pem()).expect("PEM");
+        assert!(signing.encryption_pem().is_none());
+        assert!(matches!(
+            signing.clone().with_encryption_pem(&key.to_pem()),
+            Err(KeyError::SameAsSigning)
+        ));
+        let both = signing
+            .with_encryption_pem(&key.encryption_pem().expect("enc PEM"))
+            .expect("a second key");
+        assert_eq!(both.public_jwks(), jwks);
     }
 
     #[test]

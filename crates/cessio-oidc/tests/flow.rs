@@ -922,3 +922,87 @@ async fn stopped_provider_is_unreachable() {
         "{result:?}"
     );
 }
+
+/// A provider registered with these public keys, and a client of it holding `key`.
+async fn env_with(jwks: serde_json::Value, key: RpKey) -> (RunningProvider, OidcClient) {
+    let provider = DevProvider::start(
+        "127.0.0.1:0".parse().expect("address"),
+        vec![RegisteredClient {
+            client_id: CLIENT_ID.into(),
+            keys: ClientKeys::Jwks(jwks),
+            redirect_uris: vec![REDIRECT.into()],
+        }],
+        identities(),
+    )
+    .await
+    .expect("provider starts");
+    let client = OidcClient::discover(&provider.issuer, relying_party(CLIENT_ID, &key, REDIRECT))
+        .await
+        .expect("discovery");
+    (provider, client)
+}
+
+async fn finish_login(client: &OidcClient) -> Result<Identity, OidcError> {
+    let (url, pending) = client.begin(now());
+    let cb = press(&browser(), &url, ("identity", "0")).await;
+    client
+        .finish(&pending, cb.get("code"), cb.get("state"), now())
+        .await
+}
+
+/// The RP publishes an encryption key, so UserInfo comes encrypted to it: a client that
+/// has only the signing key cannot read it, and says which option is missing.
+#[tokio::test]
+async fn userinfo_is_encrypted_to_the_published_encryption_key() {
+    let signing_only = RpKey::from_pem(&rp_key().to_pem()).expect("own PEM");
+    let (_provider, client) = env_with(rp_key().public_jwks(), signing_only).await;
+    let result = finish_login(&client).await;
+    assert!(
+        matches!(
+            result,
+            Err(OidcError::Userinfo(UserinfoFault::NoEncryptionKey))
+        ),
+        "{result:?}"
+    );
+    assert!(
+        result
+            .expect_err("refused")
+            .to_string()
+            .contains("--oidc-client-enc-key")
+    );
+    // With the encryption key read back from PEM, the same login goes through.
+    let full = RpKey::from_pem(&rp_key().to_pem())
+        .and_then(|k| k.with_encryption_pem(&rp_key().encryption_pem().expect("enc key")))
+        .expect("keys");
+    let (_provider, client) = env_with(rp_key().public_jwks(), full).await;
+    let identity = finish_login(&client).await.expect("decrypted and verified");
+    assert_eq!(identity.fiscal_code, MARIO_CF);
+}
+
+/// A provider that encrypts to a key that is not the RP's: refused, not misread.
+#[tokio::test]
+async fn userinfo_encrypted_to_another_key_refused() {
+    let mut jwks = rp_key().public_jwks();
+    jwks["keys"][1] = stranger_key().public_jwks()["keys"][1].clone();
+    let (_provider, client) = env_with(jwks, rp_key().clone()).await;
+    let result = finish_login(&client).await;
+    assert!(
+        matches!(
+            result,
+            Err(OidcError::Userinfo(UserinfoFault::Undecryptable))
+        ),
+        "{result:?}"
+    );
+}
+
+/// Registered with its signing key only, the RP gets UserInfo signed and not encrypted,
+/// and still reads it.
+#[tokio::test]
+async fn userinfo_signed_only_still_read() {
+    let signing_only = RpKey::from_pem(&rp_key().to_pem()).expect("own PEM");
+    let jwks = signing_only.public_jwks();
+    assert_eq!(jwks["keys"].as_array().map(Vec::len), Some(1));
+    let (_provider, client) = env_with(jwks, signing_only).await;
+    let identity = finish_login(&client).await.expect("signed UserInfo read");
+    assert_eq!(identity.fiscal_code, MARIO_CF);
+}

@@ -26,6 +26,11 @@ pub struct StrongArgs {
     /// half is served at /oidc/jwks.json. Required with --oidc-issuer; the demo makes one.
     #[arg(long, env = "CESSIO_OIDC_CLIENT_KEY")]
     pub oidc_client_key: Option<PathBuf>,
+    /// A second RSA private key (PEM), not the signing one, that the provider encrypts the
+    /// UserInfo response to (JWE, as SPID/CIE require); its public half is served at
+    /// /oidc/jwks.json with use "enc". Without it, a provider that encrypts is refused.
+    #[arg(long, env = "CESSIO_OIDC_CLIENT_ENC_KEY")]
+    pub oidc_client_enc_key: Option<PathBuf>,
     /// The lowest SPID level accepted, asked for in acr_values: 1, 2 or 3 (CIE uses the
     /// same levels).
     #[arg(long, env = "CESSIO_OIDC_ACR", default_value = "2")]
@@ -73,14 +78,14 @@ pub async fn configure(
             };
             (
                 issuer.clone(),
-                read_key(path)?,
+                read_keys(path, args.oidc_client_enc_key.as_deref())?,
                 None,
                 "Entra con SPID o CIE",
             )
         }
         (None, true) => {
             let key = match &args.oidc_client_key {
-                Some(path) => read_key(path)?,
+                Some(path) => read_keys(path, args.oidc_client_enc_key.as_deref())?,
                 None => RpKey::generate(),
             };
             // The test provider reads the RP's keys where a real one would: at the URL the
@@ -124,9 +129,23 @@ pub async fn configure(
     )))
 }
 
-/// The relying party's key file; each way it can be wrong is said with its path.
-fn read_key(path: &Path) -> Result<RpKey> {
-    let pem = std::fs::read_to_string(path)
-        .with_context(|| format!("reading the OpenID client key {}", path.display()))?;
-    RpKey::from_pem(&pem).with_context(|| format!("the OpenID client key {}", path.display()))
+/// The relying party's key files; each way one can be wrong is said with its path.
+fn read_keys(signing: &Path, encryption: Option<&Path>) -> Result<RpKey> {
+    let read = |path: &Path| {
+        std::fs::read_to_string(path)
+            .with_context(|| format!("reading the OpenID client key {}", path.display()))
+    };
+    let key = RpKey::from_pem(&read(signing)?)
+        .with_context(|| format!("the OpenID client key {}", signing.display()))?;
+    match encryption {
+        Some(path) => key
+            .with_encryption_pem(&read(path)?)
+            .with_context(|| format!("the OpenID client encryption key {}", path.display())),
+        None => {
+            tracing::warn!(
+                "no --oidc-client-enc-key: the relying party publishes no encryption key, and a provider that encrypts UserInfo, as SPID/CIE require, will be refused"
+            );
+            Ok(key)
+        }
+    }
 }

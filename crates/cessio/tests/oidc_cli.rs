@@ -18,6 +18,7 @@ fn serve(dir: &std::path::Path, extra: &[&str]) -> Output {
         .args(extra)
         .env_remove("CESSIO_DATABASE_URL")
         .env_remove("CESSIO_OIDC_CLIENT_KEY")
+        .env_remove("CESSIO_OIDC_CLIENT_ENC_KEY")
         .env_remove("CESSIO_OIDC_ISSUER")
         .output()
         .unwrap()
@@ -69,4 +70,22 @@ fn client_key_that_is_not_rsa_pem_refused_without_echoing_it() {
         "{text}"
     );
     assert!(!text.contains("non-una-chiave"), "{text}");
+}
+
+/// The key UserInfo is encrypted to must be a second key: the signing key given twice is
+/// refused, naming the encryption key's file.
+#[test]
+fn encryption_key_equal_to_the_signing_key_refused() {
+    let dir = temp_dir("same-key");
+    let path = dir.join("rp.pem");
+    std::fs::write(&path, cessio_oidc::RpKey::generate().to_pem()).unwrap();
+    let key = path.to_str().unwrap();
+    let output = serve(
+        &dir,
+        &["--oidc-client-key", key, "--oidc-client-enc-key", key],
+    );
+    assert!(!output.status.success());
+    let text = stderr(&output);
+    assert!(text.contains("the OpenID client encryption key"), "{text}");
+    assert!(text.contains("diversa da quella di firma"), "{text}");
 }
