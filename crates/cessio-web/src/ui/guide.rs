@@ -148,6 +148,13 @@ fn guide() -> Markup {
             li { "Un credito rifiutato torna al cedente; una comunicazione dell'opzione rifiutata perde effetto." }
             li { strong { "Accettazione e rifiuto non sono mai parziali e sono irreversibili." } }
         }
+        p {
+            "Per rispondere insieme a molte comunicazioni e cessioni: «Rispondi per elenco di protocolli o codici "
+            "univoci». Si incollano fino a 10.000 codici, uno per riga; la pagina mostra che cosa comprende ogni riga "
+            "prima della conferma con il PIN. La risposta diventa un lavoro, con una pagina propria che ne mostra "
+            "l'avanzamento e si aggiorna da sola: la si può chiudere, il lavoro prosegue. Alla fine la pagina dà "
+            "l'esito di ogni riga e la ricevuta di ogni operazione."
+        }
 
         (heading("movimenti"))
         p {
@@ -167,7 +174,8 @@ fn guide() -> Markup {
         }
         p {
             "Si possono inviare più comunicazioni con un file CSV: ogni riga valida è registrata, le altre sono "
-            "elencate con il motivo; ricaricare lo stesso file non registra nulla due volte. Dal 17/02/2023 i bonus "
+            "elencate con il motivo; ricaricare lo stesso file non registra nulla due volte. Il file diventa un "
+            "lavoro, seguito nella sua pagina come la risposta per elenco. Dal 17/02/2023 i bonus "
             "edilizi ammettono l'opzione solo nei casi di eccezione previsti dal DL 11/2023: si sceglie il caso "
             "dall'elenco del modulo (nel file, il suo codice nella colonna eccezione) e se ne indicano le date "
             "richieste, come la presentazione della CILAS o la delibera del condominio; dal 30/03/2024 la maggior parte dei casi "
