@@ -263,19 +263,7 @@ macro_rules! validated_text {
             }
         }
 
-        impl schemars::JsonSchema for $code {
-            fn inline_schema() -> bool {
-                true
-            }
-
-            fn schema_name() -> std::borrow::Cow<'static, str> {
-                stringify!($code).into()
-            }
-
-            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-                schemars::json_schema!({ "type": "string" })
-            }
-        }
+        string_schema!($code);
     };
 }
 

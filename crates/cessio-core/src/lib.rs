@@ -5,6 +5,26 @@
 //! SPEC.md that can be decided from values lives here as a plain function or type, so
 //! that the store, the app layer and the tests all share one definition.
 
+/// A text type's schema in the API document: a string, inlined where it is used (the
+/// type's own checks say what it accepts; the fields that hold it describe it).
+macro_rules! string_schema {
+    ($ty:ident) => {
+        impl schemars::JsonSchema for $ty {
+            fn inline_schema() -> bool {
+                true
+            }
+
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($ty).into()
+            }
+
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                schemars::json_schema!({ "type": "string" })
+            }
+        }
+    };
+}
+
 pub mod calendar;
 pub mod catalogue;
 pub mod cf;
