@@ -152,7 +152,26 @@ impl App {
                     "suspended": suspend_days.is_some(),
                 }),
             );
-            if let Err(e) = self.store.append_operator_event(event).await {
+            // Through the writer, so that a file's hits are committed with the batches
+            // that register its rows instead of each in a transaction of its own. One hit
+            // of a rule per communication: the key names both.
+            let rule = hit.rule.code();
+            let recorded = cessio_store::IdempotencyKey::parse(&format!("risk:{transfer}:{rule}"))
+                .map_err(AppError::from)
+                .and_then(|key| {
+                    self.operation_with_key(
+                        p,
+                        key,
+                        None,
+                        cessio_store::Command::OperatorEvent { event, void: None },
+                        crate::fingerprint("risk", None, &(transfer, rule)),
+                    )
+                });
+            let recorded = match recorded {
+                Ok(operation) => self.submit(operation).await.map(|_| ()),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = recorded {
                 tracing::error!(error = %e, transfer, "risk hit not recorded");
             }
         }
