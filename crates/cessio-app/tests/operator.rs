@@ -419,31 +419,25 @@ async fn risk_cycle_of_length_5(t: TestApp) {
     t.verify_clean().await;
 }
 
-/// A file's rows join their beneficiary's history as they are registered (the history is
-/// read once per file): the second row is compared with the first, and so on.
-async fn risk_amount_history_grows_row_by_row_within_one_file(t: TestApp) {
-    let (ben, holder) = (t.company(1).await, t.company(2).await);
-    let (b, h) = (ben.cf.as_str(), holder.cf.as_str());
-    // Superbonus 2022: four rate of a quarter each. 80.000,00 € with no history is above
-    // the 50.000,00 € floor; then the history is rate of 20.000,00 €, threshold
-    // 100.000,00 €: 80.000,00 € passes, 120.000,00 € does not.
-    let file = format!(
+/// Four rows of one beneficiary. Superbonus 2022: four rate of a quarter each. 80.000,00 €
+/// with no history is above the 50.000,00 € floor; then the history is rate of
+/// 20.000,00 €, threshold 100.000,00 €: 80.000,00 € passes, 120.000,00 € does not.
+fn growing_file(b: &str, h: &str) -> String {
+    format!(
         "cf_beneficiario;tipo;anno_spesa;origine;cf_cessionario;importo;data_comunicazione;riferimento\n\
          {b};superbonus;2022;sconto;{h};80.000,00;10/03/2022;A\n\
          {b};superbonus;2022;sconto;{h};80.000,00;10/03/2022;B\n\
          {b};superbonus;2022;sconto;{h};80.000,00;10/03/2022;C\n\
          {b};superbonus;2022;sconto;{h};120.000,00;10/03/2022;D\n"
-    );
-    let report = t
-        .app
-        .import_communications(&t.op, None, file.as_bytes(), |_, _| {})
-        .await
-        .unwrap();
-    assert_eq!(report.registered, 4, "{:?}", report.rows);
-    let found: Vec<String> = hits(&t, "risk_amount_above_history")
+    )
+}
+
+/// [`growing_file`]'s hits: the first row (no history) and the last (twelve rate before it).
+async fn assert_hits_at_0_and_12(t: &TestApp, beneficiary: &str) {
+    let found: Vec<String> = hits(t, "risk_amount_above_history")
         .await
         .into_iter()
-        .filter(|hit| hit.cedente_cf == b)
+        .filter(|hit| hit.cedente_cf == beneficiary)
         .map(|hit| hit.reason)
         .collect();
     assert_eq!(found.len(), 2, "{found:?}");
@@ -452,19 +446,28 @@ async fn risk_amount_history_grows_row_by_row_within_one_file(t: TestApp) {
     }
 }
 
+/// A file's rows join their beneficiary's history as they are registered (the history is
+/// read once per file): the second row is compared with the first, and so on.
+async fn risk_amount_history_grows_row_by_row_within_one_file(t: TestApp) {
+    let (ben, holder) = (t.company(1).await, t.company(2).await);
+    let (b, h) = (ben.cf.as_str(), holder.cf.as_str());
+    let file = growing_file(b, h);
+    let report = t
+        .app
+        .import_communications(&t.op, None, file.as_bytes(), |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(report.registered, 4, "{:?}", report.rows);
+    assert_hits_at_0_and_12(&t, b).await;
+}
+
 /// In a bulk job the rows are registered at once, and each is compared with its
 /// beneficiary's history before the job and the file's rows before it: the same hits as
 /// registered row by row.
 async fn risk_amount_history_in_a_job_is_the_files_rows_before_each(t: TestApp) {
     let (ben, holder) = (t.company(1).await, t.company(2).await);
     let (b, h) = (ben.cf.as_str(), holder.cf.as_str());
-    let file = format!(
-        "cf_beneficiario;tipo;anno_spesa;origine;cf_cessionario;importo;data_comunicazione;riferimento\n\
-         {b};superbonus;2022;sconto;{h};80.000,00;10/03/2022;A\n\
-         {b};superbonus;2022;sconto;{h};80.000,00;10/03/2022;B\n\
-         {b};superbonus;2022;sconto;{h};80.000,00;10/03/2022;C\n\
-         {b};superbonus;2022;sconto;{h};120.000,00;10/03/2022;D\n"
-    );
+    let file = growing_file(b, h);
     let job = t
         .app
         .submit_import_job(&t.op, None, file.as_bytes())
@@ -477,16 +480,7 @@ async fn risk_amount_history_in_a_job_is_the_files_rows_before_each(t: TestApp) 
         .unwrap()
         .unwrap();
     assert_eq!(done.applied, 4, "{done:?}");
-    let found: Vec<String> = hits(&t, "risk_amount_above_history")
-        .await
-        .into_iter()
-        .filter(|hit| hit.cedente_cf == b)
-        .map(|hit| hit.reason)
-        .collect();
-    assert_eq!(found.len(), 2, "{found:?}");
-    for history in ["di 0 operazioni", "di 12 operazioni"] {
-        assert!(found.iter().any(|r| r.contains(history)), "{found:?}");
-    }
+    assert_hits_at_0_and_12(&t, b).await;
 }
 
 async fn risk_amount_far_above_history(t: TestApp) {

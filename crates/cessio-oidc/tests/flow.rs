@@ -506,28 +506,17 @@ async fn userinfo_signed_by_an_unpublished_key_refused() {
 
 #[tokio::test]
 async fn identity_without_fiscal_number_refused() {
-    let provider = DevProvider::start(
-        "127.0.0.1:0".parse().expect("address"),
-        vec![registered(CLIENT_ID, &[REDIRECT])],
+    let (_provider, client) = env_with(
+        rp_key().public_jwks(),
+        rp_key().clone(),
         vec![DevIdentity {
             fiscal_code: String::new(),
             given_name: "Senza".into(),
             family_name: "Codice".into(),
         }],
     )
-    .await
-    .expect("provider starts");
-    let client = OidcClient::discover(
-        &provider.issuer,
-        relying_party(CLIENT_ID, rp_key(), REDIRECT),
-    )
-    .await
-    .expect("discovery");
-    let (url, pending) = client.begin(now());
-    let cb = press(&browser(), &url, ("identity", "0")).await;
-    let result = client
-        .finish(&pending, cb.get("code"), cb.get("state"), now())
-        .await;
+    .await;
+    let result = finish_login(&client).await;
     assert!(
         matches!(result, Err(OidcError::FiscalNumberMissing)),
         "{result:?}"
@@ -923,8 +912,13 @@ async fn stopped_provider_is_unreachable() {
     );
 }
 
-/// A provider registered with these public keys, and a client of it holding `key`.
-async fn env_with(jwks: serde_json::Value, key: RpKey) -> (RunningProvider, OidcClient) {
+/// A provider of these people registered with these public keys, and a client of it
+/// holding `key`.
+async fn env_with(
+    jwks: serde_json::Value,
+    key: RpKey,
+    people: Vec<DevIdentity>,
+) -> (RunningProvider, OidcClient) {
     let provider = DevProvider::start(
         "127.0.0.1:0".parse().expect("address"),
         vec![RegisteredClient {
@@ -932,7 +926,7 @@ async fn env_with(jwks: serde_json::Value, key: RpKey) -> (RunningProvider, Oidc
             keys: ClientKeys::Jwks(jwks),
             redirect_uris: vec![REDIRECT.into()],
         }],
-        identities(),
+        people,
     )
     .await
     .expect("provider starts");
@@ -955,7 +949,7 @@ async fn finish_login(client: &OidcClient) -> Result<Identity, OidcError> {
 #[tokio::test]
 async fn userinfo_is_encrypted_to_the_published_encryption_key() {
     let signing_only = RpKey::from_pem(&rp_key().to_pem()).expect("own PEM");
-    let (_provider, client) = env_with(rp_key().public_jwks(), signing_only).await;
+    let (_provider, client) = env_with(rp_key().public_jwks(), signing_only, identities()).await;
     let result = finish_login(&client).await;
     assert!(
         matches!(
@@ -974,7 +968,7 @@ async fn userinfo_is_encrypted_to_the_published_encryption_key() {
     let full = RpKey::from_pem(&rp_key().to_pem())
         .and_then(|k| k.with_encryption_pem(&rp_key().encryption_pem().expect("enc key")))
         .expect("keys");
-    let (_provider, client) = env_with(rp_key().public_jwks(), full).await;
+    let (_provider, client) = env_with(rp_key().public_jwks(), full, identities()).await;
     let identity = finish_login(&client).await.expect("decrypted and verified");
     assert_eq!(identity.fiscal_code, MARIO_CF);
 }
@@ -984,7 +978,7 @@ async fn userinfo_is_encrypted_to_the_published_encryption_key() {
 async fn userinfo_encrypted_to_another_key_refused() {
     let mut jwks = rp_key().public_jwks();
     jwks["keys"][1] = stranger_key().public_jwks()["keys"][1].clone();
-    let (_provider, client) = env_with(jwks, rp_key().clone()).await;
+    let (_provider, client) = env_with(jwks, rp_key().clone(), identities()).await;
     let result = finish_login(&client).await;
     assert!(
         matches!(
@@ -1002,7 +996,7 @@ async fn userinfo_signed_only_still_read() {
     let signing_only = RpKey::from_pem(&rp_key().to_pem()).expect("own PEM");
     let jwks = signing_only.public_jwks();
     assert_eq!(jwks["keys"].as_array().map(Vec::len), Some(1));
-    let (_provider, client) = env_with(jwks, signing_only).await;
+    let (_provider, client) = env_with(jwks, signing_only, identities()).await;
     let identity = finish_login(&client).await.expect("signed UserInfo read");
     assert_eq!(identity.fiscal_code, MARIO_CF);
 }

@@ -124,6 +124,29 @@ impl App {
         Ok(self.store.sent_amounts(party).await?)
     }
 
+    /// One hit, through the writer, so that a file's hits are committed with the batches
+    /// that register its rows instead of each in a transaction of its own. One hit of a
+    /// rule per communication: the key names both.
+    async fn record_risk_hit(
+        &self,
+        p: &Principal,
+        transfer: TransferId,
+        hit: &RiskHit,
+        event: cessio_store::NewOperatorEvent,
+    ) -> Result<(), AppError> {
+        let rule = hit.rule.code();
+        let key = cessio_store::IdempotencyKey::parse(&format!("risk:{transfer}:{rule}"))?;
+        let operation = self.operation_with_key(
+            p,
+            key,
+            None,
+            cessio_store::Command::OperatorEvent { event, void: None },
+            crate::fingerprint("risk", None, &(transfer, rule)),
+        )?;
+        self.submit(operation).await?;
+        Ok(())
+    }
+
     /// Records the hits of a communication just registered and, when configured,
     /// suspends it. The communication has already been acknowledged: a failure here is
     /// logged, never turned into a refusal of what was registered.
@@ -152,26 +175,7 @@ impl App {
                     "suspended": suspend_days.is_some(),
                 }),
             );
-            // Through the writer, so that a file's hits are committed with the batches
-            // that register its rows instead of each in a transaction of its own. One hit
-            // of a rule per communication: the key names both.
-            let rule = hit.rule.code();
-            let recorded = cessio_store::IdempotencyKey::parse(&format!("risk:{transfer}:{rule}"))
-                .map_err(AppError::from)
-                .and_then(|key| {
-                    self.operation_with_key(
-                        p,
-                        key,
-                        None,
-                        cessio_store::Command::OperatorEvent { event, void: None },
-                        crate::fingerprint("risk", None, &(transfer, rule)),
-                    )
-                });
-            let recorded = match recorded {
-                Ok(operation) => self.submit(operation).await.map(|_| ()),
-                Err(e) => Err(e),
-            };
-            if let Err(e) = recorded {
+            if let Err(e) = self.record_risk_hit(p, transfer, hit, event).await {
                 tracing::error!(error = %e, transfer, "risk hit not recorded");
             }
         }
