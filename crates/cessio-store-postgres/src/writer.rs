@@ -85,8 +85,7 @@ struct Statements {
 impl Statements {
     async fn prepare(c: &Client) -> Result<Self, StoreError> {
         let p = |sql: String| async move { c.prepare(&sql).await.map_err(db_err) };
-        let [summary_new, summary_answers] =
-            cessio_store::summary_update_sql(|n| format!("${n}"), cessio_store::RataLookup::ByKey);
+        let [summary_new, summary_answers] = cessio_store::summary_update_sql(|n| format!("${n}"));
         Ok(Statements {
             head: p(format!("{HEAD_SELECT} FOR UPDATE")).await?,
             operations: p(SQL_OPERATIONS.into()).await?,

@@ -247,9 +247,8 @@ fn prefetch(tx: &Transaction<'_>, needs: &Needs) -> Result<Prefetched, StoreErro
     Ok(pre)
 }
 
-static SUMMARY_UPDATE: std::sync::LazyLock<[String; 2]> = std::sync::LazyLock::new(|| {
-    cessio_store::summary_update_sql(|n| format!("?{n}"), cessio_store::RataLookup::Join)
-});
+static SUMMARY_UPDATE: std::sync::LazyLock<[String; 2]> =
+    std::sync::LazyLock::new(|| cessio_store::summary_update_sql(|n| format!("?{n}")));
 static FEED_UPDATE: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| cessio_store::feed::feed_update_sql(|n| format!("?{n}")));
 

@@ -1016,45 +1016,27 @@ const SUMMARY_STATE: &str = "CASE WHEN t.phase = 'posted' THEN 'accepted'
                      WHEN a.party = t.party THEN 'annulled'
                      ELSE 'refused' END";
 
-/// How the summary's statements find each movement's type, year and codice tributo.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RataLookup {
-    /// A join: SQLite always walks it as lookups by key from the batch's few rows, and it
-    /// costs a third less than three subqueries.
-    Join,
-    /// A subquery by key for each. A batch touches a few thousand rate of millions, and a
-    /// join leaves PostgreSQL free to hash the whole `rate` and `credits` tables for every
-    /// batch when its estimate of the batch is off (no statistics yet during a bulk load,
-    /// or a generic plan's guess for an id range). It did: generating the 0.1 national
-    /// register slowed from 950 to 70 steps/s as those tables grew.
-    ByKey,
-}
-
 /// Adds `rows` (a subquery with columns p, received, rata, kind, state, amount) to the
-/// summary, grouped, each movement's type, year and codice tributo found as `lookup` says.
-fn summary_upsert(rows: &str, lookup: RataLookup) -> String {
-    let grouped = match lookup {
-        RataLookup::Join => format!(
-            "SELECT m.p, c.type_key, r.year, r.codice_tributo, m.received, m.kind, m.state, CAST(SUM(m.amount) AS BIGINT)
-               FROM ({rows}) m JOIN rate r ON r.id = m.rata JOIN credits c ON c.id = r.credit
-              WHERE 1 = 1
-              GROUP BY m.p, c.type_key, r.year, r.codice_tributo, m.received, m.kind, m.state"
-        ),
-        RataLookup::ByKey => format!(
-            "SELECT s.p, s.type_key, s.year, s.codice_tributo, s.received, s.kind, s.state, CAST(SUM(s.amount) AS BIGINT)
-               FROM (SELECT m.p, m.received, m.kind, m.state, m.amount,
-                            (SELECT c.type_key FROM rate r JOIN credits c ON c.id = r.credit WHERE r.id = m.rata) AS type_key,
-                            (SELECT r.year FROM rate r WHERE r.id = m.rata) AS year,
-                            (SELECT r.codice_tributo FROM rate r WHERE r.id = m.rata) AS codice_tributo
-                       FROM ({rows}) m) s
-              WHERE 1 = 1
-              GROUP BY s.p, s.type_key, s.year, s.codice_tributo, s.received, s.kind, s.state"
-        ),
-    };
-    // `WHERE 1 = 1`: without a WHERE, SQLite would read `ON CONFLICT` as a join's `ON`.
+/// summary, grouped. `WHERE 1 = 1` keeps SQLite's parser from reading `ON CONFLICT` as a
+/// join constraint.
+///
+/// Each movement's type, year and codice tributo are looked up by the rata's key, one row
+/// at a time, rather than joined: a batch touches a few thousand rate of millions, and a
+/// join leaves PostgreSQL free to hash the whole `rate` and `credits` tables for every
+/// batch when its estimate of the batch is off (no statistics yet during a bulk load, or a
+/// generic plan's guess for an id range). It did: generating the 0.1 national register
+/// slowed from 950 to 70 steps/s as those tables grew.
+fn summary_upsert(rows: &str) -> String {
     format!(
         "INSERT INTO party_summary (party, type_key, year, codice_tributo, received, kind, state, amount)
-         {grouped}
+         SELECT s.p, s.type_key, s.year, s.codice_tributo, s.received, s.kind, s.state, CAST(SUM(s.amount) AS BIGINT)
+           FROM (SELECT m.p, m.received, m.kind, m.state, m.amount,
+                        (SELECT c.type_key FROM rate r JOIN credits c ON c.id = r.credit WHERE r.id = m.rata) AS type_key,
+                        (SELECT r.year FROM rate r WHERE r.id = m.rata) AS year,
+                        (SELECT r.codice_tributo FROM rate r WHERE r.id = m.rata) AS codice_tributo
+                   FROM ({rows}) m) s
+          WHERE 1 = 1
+          GROUP BY s.p, s.type_key, s.year, s.codice_tributo, s.received, s.kind, s.state
          ON CONFLICT (party, type_key, year, codice_tributo, received, kind, state)
          DO UPDATE SET amount = party_summary.amount + excluded.amount"
     )
@@ -1076,10 +1058,7 @@ fn summary_sides(t: &str, filter: &str, state: &str, amount: &str) -> String {
 /// (`?1`, `?2`], run in order after inserting them: the movements themselves (pending or
 /// accepted), then the answers, which move their movement's amount from pending to its
 /// outcome. Both are set-based: a batch costs two statements whatever its size.
-pub fn summary_update_sql(
-    placeholder: impl Fn(usize) -> String,
-    lookup: RataLookup,
-) -> [String; 2] {
+pub fn summary_update_sql(placeholder: impl Fn(usize) -> String) -> [String; 2] {
     let (from, to) = (placeholder(1), placeholder(2));
     let new = format!(
         "FROM transfers t WHERE t.id > {from} AND t.id <= {to} AND t.phase IN ('posted', 'pending')"
@@ -1101,10 +1080,7 @@ pub fn summary_update_sql(
         summary_sides("t", &answered, "'pending'", "-t.amount"),
         summary_sides("t", &answered, outcome, "t.amount")
     );
-    [
-        summary_upsert(&originals, lookup),
-        summary_upsert(&answers, lookup),
-    ]
+    [summary_upsert(&originals), summary_upsert(&answers)]
 }
 
 /// The summary recomputed from the whole history, rows with a zero amount left out:
