@@ -77,15 +77,15 @@ struct Statements {
     update_head: Statement,
     suspensions: Statement,
     delegations: Statement,
-    summary_new: Statement,
-    summary_answers: Statement,
-    feed: Statement,
+    rata_facts: Statement,
+    answered: Statement,
+    upsert_summary: Statement,
+    insert_feed: Statement,
 }
 
 impl Statements {
     async fn prepare(c: &Client) -> Result<Self, StoreError> {
         let p = |sql: String| async move { c.prepare(&sql).await.map_err(db_err) };
-        let [summary_new, summary_answers] = cessio_store::summary_update_sql(|n| format!("${n}"));
         Ok(Statements {
             head: p(format!("{HEAD_SELECT} FOR UPDATE")).await?,
             operations: p(SQL_OPERATIONS.into()).await?,
@@ -126,9 +126,10 @@ impl Statements {
                     .into(),
             )
             .await?,
-            summary_new: p(summary_new.clone()).await?,
-            summary_answers: p(summary_answers.clone()).await?,
-            feed: p(cessio_store::feed::feed_update_sql(|n| format!("${n}"))).await?,
+            rata_facts: p(SQL_RATA_FACTS.into()).await?,
+            answered: p(SQL_ANSWERED.into()).await?,
+            upsert_summary: p(SQL_UPSERT_SUMMARY.into()).await?,
+            insert_feed: p(SQL_INSERT_FEED.into()).await?,
         })
     }
 }
@@ -575,20 +576,80 @@ async fn write_transfers(
     Ok(())
 }
 
-/// F1's sums, from the transfers just inserted (one id range per batch).
+const SQL_RATA_FACTS: &str = "SELECT r.id, c.type_key, r.year::bigint, r.codice_tributo FROM rate r JOIN credits c ON c.id = r.credit WHERE r.id = ANY($1)";
+const SQL_ANSWERED: &str =
+    "SELECT id, rata, kind, amount, party, counterparty FROM transfers WHERE id = ANY($1)";
+const SQL_UPSERT_SUMMARY: &str = "INSERT INTO party_summary (party, type_key, year, codice_tributo, received, kind, state, amount)
+     SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::bigint[])
+     ON CONFLICT (party, type_key, year, codice_tributo, received, kind, state)
+     DO UPDATE SET amount = party_summary.amount + excluded.amount";
+const SQL_INSERT_FEED: &str = "INSERT INTO party_feed (party, transfer)
+     SELECT * FROM unnest($1::bigint[], $2::bigint[])";
+
+/// F1's sums and the parties' feeds: the rows the plan changes, computed from it
+/// ([`engine::projected`]) once the rate and answered movements of earlier batches are
+/// loaded, then one statement for each table.
 async fn write_summary(
     c: &Transaction<'_>,
     st: &Statements,
     plan: &Plan,
 ) -> Result<(), StoreError> {
-    let ids = plan.transfers.iter().map(|t| t.id);
-    let from: i64 = ids.clone().min().map_or(0, |id| id - 1);
-    let to: i64 = ids.max().unwrap_or(0);
-    let range: [&(dyn ToSql + Sync); 2] = [&from, &to];
+    let wanted = engine::wanted(plan);
+    let (rata_ids, answered_ids): ([&(dyn ToSql + Sync); 1], [&(dyn ToSql + Sync); 1]) =
+        ([&wanted.rata], [&wanted.answered]);
+    let (rata_rows, answered_rows) = tokio::try_join!(
+        c.query(&st.rata_facts, &rata_ids),
+        c.query(&st.answered, &answered_ids),
+    )
+    .map_err(db_err)?;
+    let rata = rata_rows
+        .iter()
+        .map(|r| {
+            let facts = engine::RataFacts {
+                type_key: r.get(1),
+                year: r.get(2),
+                codice_tributo: r.get(3),
+            };
+            (r.get(0), facts)
+        })
+        .collect();
+    let answered = answered_rows
+        .iter()
+        .map(|r| {
+            let id: i64 = r.get(0);
+            let kind: &str = r.get(2);
+            let kind = TransferKind::parse(kind).ok_or_else(|| StoreError::Backend {
+                reason: format!("tipo di movimento sconosciuto '{kind}' nel movimento {id}"),
+            })?;
+            let answered = engine::Answered {
+                rata: r.get(1),
+                kind,
+                amount: Cents::new(r.get(3)),
+                party: r.get(4),
+                counterparty: r.get(5),
+            };
+            Ok((id, answered))
+        })
+        .collect::<Result<_, StoreError>>()?;
+    let projected = engine::projected(plan, rata, answered)?;
+    let s = &projected.summary;
+    let parties: Vec<i64> = s.iter().map(|(k, _)| k.0).collect();
+    let types: Vec<&str> = s.iter().map(|(k, _)| k.1.as_str()).collect();
+    let years: Vec<i64> = s.iter().map(|(k, _)| k.2).collect();
+    let codici: Vec<&str> = s.iter().map(|(k, _)| k.3.as_str()).collect();
+    let received: Vec<i64> = s.iter().map(|(k, _)| k.4).collect();
+    let kinds: Vec<&str> = s.iter().map(|(k, _)| k.5.as_str()).collect();
+    let states: Vec<&str> = s.iter().map(|(k, _)| k.6.as_str()).collect();
+    let amounts: Vec<i64> = s.iter().map(|(_, a)| *a).collect();
+    let feed_parties: Vec<i64> = projected.feed.iter().map(|(p, _)| *p).collect();
+    let feed_transfers: Vec<i64> = projected.feed.iter().map(|(_, t)| *t).collect();
+    let summary: [&(dyn ToSql + Sync); 8] = [
+        &parties, &types, &years, &codici, &received, &kinds, &states, &amounts,
+    ];
+    let feed: [&(dyn ToSql + Sync); 2] = [&feed_parties, &feed_transfers];
     tokio::try_join!(
-        c.execute(&st.summary_new, &range),
-        c.execute(&st.summary_answers, &range),
-        c.execute(&st.feed, &range),
+        c.execute(&st.upsert_summary, &summary),
+        c.execute(&st.insert_feed, &feed),
     )
     .map_err(db_err)?;
     Ok(())

@@ -2,6 +2,8 @@
 //! loads what the batch needs inside one `BEGIN IMMEDIATE` transaction, decides it with
 //! the shared engine, writes the plan back table by table and commits once.
 
+use std::collections::HashMap;
+
 use cessio_core::f24::F24Choice;
 use cessio_core::ledger::{
     Hash, PendingState, PendingTransfer, TransferKind, hash_from_hex, hash_to_hex,
@@ -247,24 +249,96 @@ fn prefetch(tx: &Transaction<'_>, needs: &Needs) -> Result<Prefetched, StoreErro
     Ok(pre)
 }
 
-static SUMMARY_UPDATE: std::sync::LazyLock<[String; 2]> =
-    std::sync::LazyLock::new(|| cessio_store::summary_update_sql(|n| format!("?{n}")));
-static FEED_UPDATE: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| cessio_store::feed::feed_update_sql(|n| format!("?{n}")));
-
-/// F1's summary and the parties' feeds, in the batch's transaction: set-based statements
-/// over the transfers just inserted (ids are assigned in order, so the batch's are one
-/// range).
+/// F1's summary and the parties' feeds, in the batch's transaction: the rows the plan
+/// changes, computed from it ([`engine::projected`]), one upsert each.
 fn write_summary(tx: &Transaction<'_>, plan: &Plan) -> Result<(), StoreError> {
-    let ids = plan.transfers.iter().map(|t| t.id);
-    let (Some(first), Some(last)) = (ids.clone().min(), ids.max()) else {
-        return Ok(());
-    };
-    for sql in SUMMARY_UPDATE.iter().chain([&*FEED_UPDATE]) {
-        tx.prepare_cached(sql)
+    let wanted = engine::wanted(plan);
+    let mut st = tx
+        .prepare_cached(
+            "SELECT c.type_key, r.year, r.codice_tributo FROM rate r JOIN credits c ON c.id = r.credit WHERE r.id = ?1",
+        )
+        .map_err(db_err)?;
+    let mut rata = HashMap::new();
+    for id in wanted.rata {
+        if let Some(facts) = st
+            .query_row([id], |r| {
+                Ok(engine::RataFacts {
+                    type_key: r.get(0)?,
+                    year: r.get(1)?,
+                    codice_tributo: r.get(2)?,
+                })
+            })
+            .optional()
             .map_err(db_err)?
-            .execute(params![first - 1, last])
+        {
+            rata.insert(id, facts);
+        }
+    }
+    let mut st = tx
+        .prepare_cached(
+            "SELECT rata, kind, amount, party, counterparty FROM transfers WHERE id = ?1",
+        )
+        .map_err(db_err)?;
+    let mut answered = HashMap::new();
+    for id in wanted.answered {
+        let row = st
+            .query_row([id], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                ))
+            })
+            .optional()
             .map_err(db_err)?;
+        if let Some((rata, kind, amount, party, counterparty)) = row {
+            let kind = TransferKind::parse(&kind).ok_or_else(|| StoreError::Backend {
+                reason: format!("tipo di movimento sconosciuto '{kind}' nel movimento {id}"),
+            })?;
+            let amount = Cents::new(amount);
+            answered.insert(
+                id,
+                engine::Answered {
+                    rata,
+                    kind,
+                    amount,
+                    party,
+                    counterparty,
+                },
+            );
+        }
+    }
+    let projected = engine::projected(plan, rata, answered)?;
+    let mut st = tx
+        .prepare_cached(
+            "INSERT INTO party_summary (party, type_key, year, codice_tributo, received, kind, state, amount)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT (party, type_key, year, codice_tributo, received, kind, state)
+             DO UPDATE SET amount = party_summary.amount + excluded.amount",
+        )
+        .map_err(db_err)?;
+    for ((party, type_key, year, codice_tributo, received, kind, state), amount) in
+        &projected.summary
+    {
+        st.execute(params![
+            party,
+            type_key,
+            year,
+            codice_tributo,
+            received,
+            kind,
+            state,
+            amount
+        ])
+        .map_err(db_err)?;
+    }
+    let mut st = tx
+        .prepare_cached("INSERT INTO party_feed (party, transfer) VALUES (?1, ?2)")
+        .map_err(db_err)?;
+    for (party, transfer) in &projected.feed {
+        st.execute(params![party, transfer]).map_err(db_err)?;
     }
     Ok(())
 }
@@ -292,8 +366,7 @@ fn write_log(
     plan: &Plan,
     written: Written,
 ) -> Result<(i64, Hash), StoreError> {
-    let mut extra: std::collections::HashMap<i64, Vec<cessio_store::log::Put>> =
-        std::collections::HashMap::new();
+    let mut extra: HashMap<i64, Vec<cessio_store::log::Put>> = HashMap::new();
     for (operation, spec, id) in written {
         extra
             .entry(operation)

@@ -6,8 +6,8 @@
 //! the two sides of that one too: a refusal's row names only the cessionario who gave it,
 //! yet the cedente is told. Finding those answers by joining every pending movement a
 //! party ever sent would read its whole history on each poll, so the writer keeps an
-//! index of them, `party_feed` (party, transfer), filled in the batch's transaction by one
-//! set-based statement over the transfers it just inserted ([`feed_update_sql`]). It is a
+//! index of them, `party_feed` (party, transfer), filled in the batch's transaction with
+//! the pairs [`crate::engine::projected`] computes from the batch's plan. It is a
 //! projection of the transfers alone: `verify` recomputes it ([`FEED_MISSING_SQL`],
 //! [`FEED_EXTRA_SQL`]) and names each difference. The suspensions that concern a party
 //! are read from the operator's register, which is indexed by party already.
@@ -28,17 +28,6 @@ fn concerned(filter: &str) -> String {
          UNION ALL SELECT t.counterparty, t.id FROM transfers t WHERE {filter}
          UNION ALL SELECT o.party, t.id FROM transfers t JOIN transfers o ON o.id = t.pending_id WHERE {filter}
          UNION ALL SELECT o.counterparty, t.id FROM transfers t JOIN transfers o ON o.id = t.pending_id WHERE {filter}"
-    )
-}
-
-/// Brings the feed up to date with the transfers whose ids are in (`?1`, `?2`], run after
-/// inserting them.
-pub fn feed_update_sql(placeholder: impl Fn(usize) -> String) -> String {
-    let (from, to) = (placeholder(1), placeholder(2));
-    let rows = concerned(&format!("t.id > {from} AND t.id <= {to}"));
-    format!(
-        "INSERT INTO party_feed (party, transfer)
-         SELECT DISTINCT c.p, c.transfer FROM ({rows}) c WHERE c.p IS NOT NULL"
     )
 }
 

@@ -996,7 +996,7 @@ pub fn monitor_totals_sql(placeholder: impl Fn(usize) -> String) -> String {
 /// F1's sums kept with the ledger (`party_summary`, schema migration 4): one row per party,
 /// type, reference year, codice tributo, side (received or sent), kind and state, with the
 /// amount `monitor_totals_sql` would sum today. Both backends update it in the transaction
-/// that writes the transfers (the statements of [`summary_update_sql`]), so F1 for the
+/// that writes the transfers (the rows [`crate::engine::projected`] computes), so F1 for the
 /// current date reads a few rows whatever the party's history; `verify` recomputes it from
 /// the history ([`summary_recompute_sql`]) and compares.
 /// `?1`/`$1` is the party.
@@ -1016,32 +1016,6 @@ const SUMMARY_STATE: &str = "CASE WHEN t.phase = 'posted' THEN 'accepted'
                      WHEN a.party = t.party THEN 'annulled'
                      ELSE 'refused' END";
 
-/// Adds `rows` (a subquery with columns p, received, rata, kind, state, amount) to the
-/// summary, grouped. `WHERE 1 = 1` keeps SQLite's parser from reading `ON CONFLICT` as a
-/// join constraint.
-///
-/// Each movement's type, year and codice tributo are looked up by the rata's key, one row
-/// at a time, rather than joined: a batch touches a few thousand rate of millions, and a
-/// join leaves PostgreSQL free to hash the whole `rate` and `credits` tables for every
-/// batch when its estimate of the batch is off (no statistics yet during a bulk load, or a
-/// generic plan's guess for an id range). It did: generating the 0.1 national register
-/// slowed from 950 to 70 steps/s as those tables grew.
-fn summary_upsert(rows: &str) -> String {
-    format!(
-        "INSERT INTO party_summary (party, type_key, year, codice_tributo, received, kind, state, amount)
-         SELECT s.p, s.type_key, s.year, s.codice_tributo, s.received, s.kind, s.state, CAST(SUM(s.amount) AS BIGINT)
-           FROM (SELECT m.p, m.received, m.kind, m.state, m.amount,
-                        (SELECT c.type_key FROM rate r JOIN credits c ON c.id = r.credit WHERE r.id = m.rata) AS type_key,
-                        (SELECT r.year FROM rate r WHERE r.id = m.rata) AS year,
-                        (SELECT r.codice_tributo FROM rate r WHERE r.id = m.rata) AS codice_tributo
-                   FROM ({rows}) m) s
-          WHERE 1 = 1
-          GROUP BY s.p, s.type_key, s.year, s.codice_tributo, s.received, s.kind, s.state
-         ON CONFLICT (party, type_key, year, codice_tributo, received, kind, state)
-         DO UPDATE SET amount = party_summary.amount + excluded.amount"
-    )
-}
-
 /// The two sides of a movement: its party (sent, unless it moved within one party) and
 /// its counterparty (received), as `monitor_totals_sql` matches them.
 fn summary_sides(t: &str, filter: &str, state: &str, amount: &str) -> String {
@@ -1052,35 +1026,6 @@ fn summary_sides(t: &str, filter: &str, state: &str, amount: &str) -> String {
          SELECT {t}.counterparty, CAST(1 AS INTEGER), {t}.rata, {t}.kind, {state}, {amount}
            {filter} AND {t}.counterparty IS NOT NULL"
     )
-}
-
-/// The statements that bring the summary up to date with the transfers whose ids are in
-/// (`?1`, `?2`], run in order after inserting them: the movements themselves (pending or
-/// accepted), then the answers, which move their movement's amount from pending to its
-/// outcome. Both are set-based: a batch costs two statements whatever its size.
-pub fn summary_update_sql(placeholder: impl Fn(usize) -> String) -> [String; 2] {
-    let (from, to) = (placeholder(1), placeholder(2));
-    let new = format!(
-        "FROM transfers t WHERE t.id > {from} AND t.id <= {to} AND t.phase IN ('posted', 'pending')"
-    );
-    let originals = summary_sides(
-        "t",
-        &new,
-        "CASE WHEN t.phase = 'posted' THEN 'accepted' ELSE 'pending' END",
-        "t.amount",
-    );
-    let answered = format!(
-        "FROM transfers a JOIN transfers t ON t.id = a.pending_id WHERE a.id > {from} AND a.id <= {to}"
-    );
-    let outcome = "CASE WHEN a.phase = 'post_pending' THEN 'accepted'
-                        WHEN a.party = t.party THEN 'annulled'
-                        ELSE 'refused' END";
-    let answers = format!(
-        "{} UNION ALL {}",
-        summary_sides("t", &answered, "'pending'", "-t.amount"),
-        summary_sides("t", &answered, outcome, "t.amount")
-    );
-    [summary_upsert(&originals), summary_upsert(&answers)]
 }
 
 /// The summary recomputed from the whole history, rows with a zero amount left out:

@@ -12,7 +12,8 @@
 //! - [`needs`]: what a batch reads, and the facts the writer decides on;
 //! - [`rows`]: what a batch writes (the [`Plan`]) and the head it advances;
 //! - `commands`: one function per command;
-//! - `movements`: issuing a credit, resolving and recording movements, protocols.
+//! - `movements`: issuing a credit, resolving and recording movements, protocols;
+//! - `projected`: what a written plan adds to F1's summary and the parties' feeds.
 //!
 //! Decided here because they can race, on the state the batch sees: balances
 //! (R-CONSERVE, R-PENDING-OUT, and so R-PARTIAL's whole rata and R-SPLIT-ANNUL's untouched
@@ -26,6 +27,7 @@
 mod commands;
 mod movements;
 mod needs;
+mod projected;
 mod rows;
 
 use std::collections::{HashMap, HashSet};
@@ -37,6 +39,7 @@ use crate::StoreError;
 use crate::model::{Command, DelegationChange, Operation, Receipt};
 
 pub use needs::{LiveDelegation, Needs, Prefetched, StoredOperation, SuspensionFact, needs};
+pub use projected::{Answered, Projected, RataFacts, Wanted, projected, wanted};
 pub use rows::{AccountKey, Head, OpSpan, OperationRow, Plan, TransferRow};
 
 /// The hash that ties a retried request to the first one: everything but the time.
