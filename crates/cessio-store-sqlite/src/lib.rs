@@ -130,11 +130,10 @@ fn db_err(e: rusqlite::Error) -> StoreError {
 
 /// The WAL is copied back into the database when it passes this many pages (64 MiB of
 /// 4 KiB pages; SQLite's default is 1,000). A checkpoint writes each page once however
-/// many frames the WAL holds of it, and a batch rewrites the same index pages (the
-/// ledger head, the summary, the ends of the id indexes) every time: checkpointing 16
-/// times less often cut the writer's time in checkpoints from 16 % of a bulk import to a
-/// few, at the price of a longer, rarer pause (BENCHMARKS.md, "The WAL checkpointed
-/// less often").
+/// many frames the WAL holds of it, and every batch rewrites the same pages (the ledger
+/// head, the summary, the ends of the id indexes): checkpointing 16 times less often took
+/// a sixth off a national import of 100,000 rows and added a third to the group-commit
+/// bench, for a longer, rarer pause (BENCHMARKS.md, "F8 bulk import and the write path").
 const WAL_AUTOCHECKPOINT_PAGES: u32 = 16_000;
 
 fn open_connection(path: &Path) -> Result<Connection, StoreError> {
