@@ -2,7 +2,7 @@
 //! `max_batch`), loads what the batch needs under the head's lock, decides it with the
 //! shared engine and writes the plan back, one set-based statement per table.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use cessio_core::f24::F24Choice;
@@ -577,8 +577,9 @@ async fn write_transfers(
 }
 
 const SQL_RATA_FACTS: &str = "SELECT r.id, c.type_key, r.year::bigint, r.codice_tributo FROM rate r JOIN credits c ON c.id = r.credit WHERE r.id = ANY($1)";
-const SQL_ANSWERED: &str =
-    "SELECT id, rata, kind, amount, party, counterparty FROM transfers WHERE id = ANY($1)";
+const SQL_ANSWERED: &str = "SELECT t.id, t.rata, t.kind, t.amount, t.party, t.counterparty, c.type_key, r.year::bigint, r.codice_tributo
+     FROM transfers t JOIN rate r ON r.id = t.rata JOIN credits c ON c.id = r.credit
+    WHERE t.id = ANY($1)";
 const SQL_UPSERT_SUMMARY: &str = "INSERT INTO party_summary (party, type_key, year, codice_tributo, received, kind, state, amount)
      SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::bigint[])
      ON CONFLICT (party, type_key, year, codice_tributo, received, kind, state)
@@ -602,35 +603,32 @@ async fn write_summary(
         c.query(&st.answered, &answered_ids),
     )
     .map_err(db_err)?;
-    let rata = rata_rows
+    let rata_facts = |r: &Row, from: usize| engine::RataFacts {
+        type_key: r.get(from),
+        year: r.get(from + 1),
+        codice_tributo: r.get(from + 2),
+    };
+    let mut rata: HashMap<i64, engine::RataFacts> = rata_rows
         .iter()
-        .map(|r| {
-            let facts = engine::RataFacts {
-                type_key: r.get(1),
-                year: r.get(2),
-                codice_tributo: r.get(3),
-            };
-            (r.get(0), facts)
-        })
+        .map(|r| (r.get(0), rata_facts(r, 1)))
         .collect();
-    let answered = answered_rows
-        .iter()
-        .map(|r| {
-            let id: i64 = r.get(0);
-            let kind: &str = r.get(2);
-            let kind = TransferKind::parse(kind).ok_or_else(|| StoreError::Backend {
-                reason: format!("tipo di movimento sconosciuto '{kind}' nel movimento {id}"),
-            })?;
-            let answered = engine::Answered {
-                rata: r.get(1),
-                kind,
-                amount: Cents::new(r.get(3)),
-                party: r.get(4),
-                counterparty: r.get(5),
-            };
-            Ok((id, answered))
-        })
-        .collect::<Result<_, StoreError>>()?;
+    let mut answered = HashMap::new();
+    for r in &answered_rows {
+        let id: i64 = r.get(0);
+        let kind: &str = r.get(2);
+        let kind = TransferKind::parse(kind).ok_or_else(|| StoreError::Backend {
+            reason: format!("tipo di movimento sconosciuto '{kind}' nel movimento {id}"),
+        })?;
+        let moved = engine::MovementFacts {
+            rata: r.get(1),
+            kind,
+            amount: Cents::new(r.get(3)),
+            party: r.get(4),
+            counterparty: r.get(5),
+        };
+        answered.insert(id, moved);
+        rata.insert(moved.rata, rata_facts(r, 6));
+    }
     let projected = engine::projected(plan, rata, answered)?;
     let s = &projected.summary;
     let parties: Vec<i64> = s.iter().map(|(k, _)| k.0).collect();

@@ -276,38 +276,44 @@ fn write_summary(tx: &Transaction<'_>, plan: &Plan) -> Result<(), StoreError> {
     }
     let mut st = tx
         .prepare_cached(
-            "SELECT rata, kind, amount, party, counterparty FROM transfers WHERE id = ?1",
+            "SELECT t.rata, t.kind, t.amount, t.party, t.counterparty, c.type_key, r.year, r.codice_tributo
+               FROM transfers t JOIN rate r ON r.id = t.rata JOIN credits c ON c.id = r.credit
+              WHERE t.id = ?1",
         )
         .map_err(db_err)?;
     let mut answered = HashMap::new();
     for id in wanted.answered {
         let row = st
             .query_row([id], |r| {
-                Ok((
+                let facts = engine::RataFacts {
+                    type_key: r.get(5)?,
+                    year: r.get(6)?,
+                    codice_tributo: r.get(7)?,
+                };
+                let moved = (
                     r.get(0)?,
                     r.get::<_, String>(1)?,
                     r.get(2)?,
                     r.get(3)?,
                     r.get(4)?,
-                ))
+                );
+                Ok((moved, facts))
             })
             .optional()
             .map_err(db_err)?;
-        if let Some((rata, kind, amount, party, counterparty)) = row {
+        if let Some(((rata_id, kind, amount, party, counterparty), facts)) = row {
             let kind = TransferKind::parse(&kind).ok_or_else(|| StoreError::Backend {
                 reason: format!("tipo di movimento sconosciuto '{kind}' nel movimento {id}"),
             })?;
-            let amount = Cents::new(amount);
-            answered.insert(
-                id,
-                engine::Answered {
-                    rata,
-                    kind,
-                    amount,
-                    party,
-                    counterparty,
-                },
-            );
+            let moved = engine::MovementFacts {
+                rata: rata_id,
+                kind,
+                amount: Cents::new(amount),
+                party,
+                counterparty,
+            };
+            answered.insert(id, moved);
+            rata.insert(rata_id, facts);
         }
     }
     let projected = engine::projected(plan, rata, answered)?;

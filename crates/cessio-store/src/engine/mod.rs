@@ -39,7 +39,7 @@ use crate::StoreError;
 use crate::model::{Command, DelegationChange, Operation, Receipt};
 
 pub use needs::{LiveDelegation, Needs, Prefetched, StoredOperation, SuspensionFact, needs};
-pub use projected::{Answered, Projected, RataFacts, Wanted, projected, wanted};
+pub use projected::{MovementFacts, Projected, RataFacts, Wanted, projected, wanted};
 pub use rows::{AccountKey, Head, OpSpan, OperationRow, Plan, TransferRow};
 
 /// The hash that ties a retried request to the first one: everything but the time.

@@ -25,9 +25,10 @@ pub struct RataFacts {
     pub codice_tributo: String,
 }
 
-/// The fields of an answered movement its answer's summary rows and feed need.
+/// What the summary and the feed need of a movement: of each the batch wrote, and of each
+/// earlier one it answered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Answered {
+pub struct MovementFacts {
     pub rata: RataId,
     pub kind: TransferKind,
     pub amount: Cents,
@@ -35,9 +36,9 @@ pub struct Answered {
     pub counterparty: Option<PartyId>,
 }
 
-impl From<&TransferRow> for Answered {
+impl From<&TransferRow> for MovementFacts {
     fn from(t: &TransferRow) -> Self {
-        Answered {
+        MovementFacts {
             rata: t.rata,
             kind: t.kind,
             amount: t.amount,
@@ -56,8 +57,8 @@ pub struct Projected {
 }
 
 /// What [`projected`] needs from earlier batches: the rate the batch moved but did not
-/// create, and the movements it answered that were written before it. (An answer moves
-/// its movement's rata, so the rate cover the answered movements' too.)
+/// create, and the movements it answered that were written before it (each loaded with
+/// its own rata's facts).
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Wanted {
     pub rata: Vec<RataId>,
@@ -90,7 +91,7 @@ pub fn wanted(plan: &Plan) -> Wanted {
 pub fn projected(
     plan: &Plan,
     mut rata: HashMap<RataId, RataFacts>,
-    mut answered: HashMap<TransferId, Answered>,
+    mut answered: HashMap<TransferId, MovementFacts>,
 ) -> Result<Projected, StoreError> {
     for c in &plan.credits {
         for r in &c.rate {
@@ -102,7 +103,11 @@ pub fn projected(
             rata.insert(r.id, facts);
         }
     }
-    answered.extend(plan.transfers.iter().map(|t| (t.id, Answered::from(t))));
+    answered.extend(
+        plan.transfers
+            .iter()
+            .map(|t| (t.id, MovementFacts::from(t))),
+    );
     let facts = |id: RataId| rata.get(&id).ok_or(StoreError::UnknownRata { rata: id });
     let mut summary: BTreeMap<SummaryKey, i64> = BTreeMap::new();
     let mut feed: BTreeSet<(PartyId, TransferId)> = BTreeSet::new();
@@ -116,7 +121,7 @@ pub fn projected(
             add_sides(
                 &mut summary,
                 facts(t.rata)?,
-                &Answered::from(t),
+                &MovementFacts::from(t),
                 state,
                 t.amount.get(),
             );
@@ -154,7 +159,7 @@ pub fn projected(
 fn add_sides(
     summary: &mut BTreeMap<SummaryKey, i64>,
     f: &RataFacts,
-    m: &Answered,
+    m: &MovementFacts,
     state: &str,
     amount: i64,
 ) {
@@ -309,7 +314,7 @@ mod tests {
             year: 2022,
             codice_tributo: "6923".into(),
         };
-        let earlier = Answered {
+        let earlier = MovementFacts {
             rata: 20,
             kind: TransferKind::Cession,
             amount: Cents::new(30),
