@@ -263,10 +263,12 @@ impl Replay {
                 }
             }
             Step::Split { party, line, split } => {
-                let rata = *self
-                    .rata_ids(std::slice::from_ref(&line))?
-                    .first()
-                    .context("the split rata was never registered")?;
+                // A rata whose communication or earlier split was refused was never
+                // registered: the split has nothing to divide, as a cession has nothing
+                // to cede (the day's steps run concurrently, so which one it is varies).
+                let Some(&rata) = self.rata_ids(std::slice::from_ref(&line))?.first() else {
+                    return Ok(Err("nothing_to_split".into()));
+                };
                 let party = self.parties[party as usize];
                 match self
                     .app
