@@ -397,6 +397,14 @@ CREATE TABLE job_rows (
     PRIMARY KEY (job, line)
 );
 ",
+    r"
+-- F3's selection of what awaits an answer (R-ANSWER), by receiving party and cedente. Read
+-- by every answer and every F3 page: through the receiving party's index alone it walked
+-- every movement the party ever received (a national bank's hundred thousand at 0.01 of
+-- the national register), answered or not. Only movements still in their pending phase
+-- are indexed: posted ones (F24 uses, splits) are never answered.
+CREATE INDEX transfers_awaiting ON transfers (counterparty, party) WHERE phase = 'pending';
+",
 ];
 
 pub async fn migrate(client: &mut Client) -> Result<(), StoreError> {

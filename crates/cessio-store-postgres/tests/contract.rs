@@ -236,7 +236,9 @@ async fn lost_connection_is_database_unavailable_and_retryable() {
 /// Takes a register back to before migration 7 (delegation scopes and end dates), and so
 /// before migration 8 (the web layer's sessions, logins in progress and throttle) and
 /// migration 9 (the log: reopened, the register adopts it).
-const UNDO_MIGRATION_7: &str = "DROP TABLE job_rows;
+const UNDO_MIGRATION_7: &str = "DROP INDEX transfers_awaiting;
+         DELETE FROM schema_migrations WHERE version = 13;
+         DROP TABLE job_rows;
          DROP TABLE jobs;
          DELETE FROM schema_migrations WHERE version = 12;
          DROP TABLE webhooks;

@@ -126,7 +126,9 @@ async fn reopening_keeps_everything_and_continues_the_chain() {
 /// before migration 8 (the web layer's sessions, logins in progress and throttle) and
 /// migration 9 (the log: reopened, the register adopts it) and migration 10 (the
 /// parties' feeds, filled from the history).
-const UNDO_MIGRATION_7: &str = "DROP TABLE job_rows;
+const UNDO_MIGRATION_7: &str = "DROP INDEX transfers_awaiting;
+         DELETE FROM schema_migrations WHERE version = 13;
+         DROP TABLE job_rows;
          DROP TABLE jobs;
          DELETE FROM schema_migrations WHERE version = 12;
          DROP TABLE webhooks;
