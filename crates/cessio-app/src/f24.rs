@@ -663,7 +663,13 @@ impl App {
         codes.sort_unstable();
         codes.dedup();
         let held = self
-            .held(party, |all| HoldingQuery { codes, ..all })
+            .held(party, |all| HoldingQuery {
+                codes,
+                // Only what is left to use: an exhausted holding neither covers a line
+                // nor waits for a choice.
+                only_available: true,
+                ..all
+            })
             .await?;
         let (availability, mut sources) = Self::availability(&held, payment_date);
         let debts = self.store.debt_position(party).await?.unwrap_or_default();
