@@ -58,12 +58,13 @@ const READER_CACHE_KIB: i64 = 16_384;
 /// A stream's page cache, in KiB: it walks one index range once, and a connection opened
 /// with the writer's 64 MiB cache took a server 80 MB higher per export at 50,000 rows.
 const STREAM_CACHE_KIB: i64 = 4_096;
-/// How much of the database file a connection reads through a memory map. In WAL mode a
+/// How much of the database file a reader reads through a memory map. In WAL mode a
 /// connection's page cache is emptied whenever another connection has committed, which the
 /// writer does every few milliseconds, so without the map every read copied its pages from
 /// the OS cache again (`readDbPage`, a fifth of a national replay's time). SQLite caps the
 /// map at its compile-time limit (2 GiB in the bundled build); pages beyond it, and those
-/// still in the WAL, are read as before. SQLite writes through `pwrite` either way.
+/// still in the WAL, are read as before. The writer keeps no map: its own cache is never
+/// emptied by another writer, and it writes through `pwrite` either way.
 const MMAP_BYTES: i64 = 1 << 40;
 
 #[derive(Debug)]
@@ -164,8 +165,7 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     )
     .map_err(db_err)?;
     conn.execute_batch(&format!(
-        "PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES};
-         PRAGMA mmap_size={MMAP_BYTES};"
+        "PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES};"
     ))
     .map_err(db_err)?;
     // The write path alone uses about twenty statements; the default cache of 16 would
@@ -223,8 +223,10 @@ impl SqliteStore {
             Some(c) => c,
             None => {
                 let c = open_connection(&self.path)?;
-                c.execute_batch(&format!("PRAGMA cache_size=-{READER_CACHE_KIB};"))
-                    .map_err(db_err)?;
+                c.execute_batch(&format!(
+                    "PRAGMA cache_size=-{READER_CACHE_KIB}; PRAGMA mmap_size={MMAP_BYTES};"
+                ))
+                .map_err(db_err)?;
                 c
             }
         };
@@ -749,8 +751,10 @@ impl Store for SqliteStore {
         // A connection of its own, not a pooled reader: the statement holds its read
         // snapshot until the last row is taken, however slowly the client downloads.
         let conn = open_connection(&self.path)?;
-        conn.execute_batch(&format!("PRAGMA cache_size=-{STREAM_CACHE_KIB};"))
-            .map_err(db_err)?;
+        conn.execute_batch(&format!(
+            "PRAGMA cache_size=-{STREAM_CACHE_KIB}; PRAGMA mmap_size={MMAP_BYTES};"
+        ))
+        .map_err(db_err)?;
         // Prepared here first (and cached for the reading thread), so that a statement the
         // engine refuses fails the request rather than the stream.
         conn.prepare_cached(&sql).map_err(db_err)?;
