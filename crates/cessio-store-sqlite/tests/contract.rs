@@ -285,6 +285,50 @@ async fn one_partys_holdings_are_read_through_the_holder_index() {
     assert!(!all.contains("accounts_holder"), "{all}");
 }
 
+/// F3 (R-ANSWER) finds what awaits an answer by receiving party and cedente in one index
+/// range: through the receiving party's index alone it walked every movement a bank ever
+/// received, answered or not, and a national replay spent half its time there.
+#[tokio::test]
+async fn r_answer_what_awaits_an_answer_is_found_by_receiving_party_and_cedente() {
+    let path = temp_path();
+    let store: DynStore = Arc::new(SqliteStore::open(&path, WriteConfig::default()).unwrap());
+    seed_history(&store).await;
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let plan = |query: &cessio_store::EntryQuery| -> String {
+        let (sql, values) = query.sql(|n| format!("?{n}"));
+        let mut stmt = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .expect("the query prepares");
+        let rows: Vec<String> = stmt
+            .query_map(
+                rusqlite::params_from_iter(values.into_iter().map(|v| match v {
+                    cessio_store::SqlValue::Int(i) => rusqlite::types::Value::Integer(i),
+                    cessio_store::SqlValue::Text(t) => rusqlite::types::Value::Text(t),
+                })),
+                |r| r.get(3),
+            )
+            .expect("the plan is read")
+            .map(|r| r.expect("a plan row"))
+            .collect();
+        rows.join("; ")
+    };
+    let awaiting = |cedente: Option<i64>| cessio_store::EntryQuery {
+        role: cessio_store::EntryRole::Received,
+        awaiting_answer: true,
+        cessions_only: true,
+        counterparty: cedente,
+        type_key: Some("superbonus".into()),
+        ..cessio_store::EntryQuery::of(1)
+    };
+    let one = plan(&awaiting(Some(2)));
+    assert!(
+        one.contains("transfers_awaiting (counterparty=? AND party=?)"),
+        "{one}"
+    );
+    let all = plan(&awaiting(None));
+    assert!(all.contains("transfers_awaiting (counterparty=?)"), "{all}");
+}
+
 /// A database read does not give away a live cookie: the session, the strong login in
 /// progress and the throttle keep only what the web layer cannot be signed in with.
 #[tokio::test]
