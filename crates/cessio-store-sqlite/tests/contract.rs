@@ -242,6 +242,29 @@ async fn f1_summary_verify_catches_an_edited_summary() {
     );
 }
 
+/// SQLite's plan for a generated query with its parameters bound, one step per `; `.
+fn query_plan(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    values: Vec<cessio_store::SqlValue>,
+) -> String {
+    let mut stmt = conn
+        .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+        .expect("the query prepares");
+    let rows: Vec<String> = stmt
+        .query_map(
+            rusqlite::params_from_iter(values.into_iter().map(|v| match v {
+                cessio_store::SqlValue::Int(i) => rusqlite::types::Value::Integer(i),
+                cessio_store::SqlValue::Text(t) => rusqlite::types::Value::Text(t),
+            })),
+            |r| r.get(3),
+        )
+        .expect("the plan is read")
+        .map(|r| r.expect("a plan row"))
+        .collect();
+    rows.join("; ")
+}
+
 /// One party's holdings (F5's list, F6's choices) are read through the holder index, not by
 /// walking every account of the register: the bank workload slowed from 480 to 150
 /// operations/s as its register grew, because the party sat behind an `OR` the planner
@@ -252,21 +275,8 @@ async fn one_partys_holdings_are_read_through_the_holder_index() {
     let store: DynStore = Arc::new(SqliteStore::open(&path, WriteConfig::default()).unwrap());
     seed_history(&store).await;
     let conn = rusqlite::Connection::open(&path).unwrap();
-    let plan = |query: &cessio_store::HoldingQuery| -> String {
-        let sql = format!("EXPLAIN QUERY PLAN {}", query.sql(|n| format!("?{n}")));
-        let mut stmt = conn.prepare(&sql).unwrap();
-        let rows: Vec<String> = stmt
-            .query_map(
-                rusqlite::params_from_iter(query.params().into_iter().map(|v| match v {
-                    cessio_store::SqlValue::Int(i) => rusqlite::types::Value::Integer(i),
-                    cessio_store::SqlValue::Text(t) => rusqlite::types::Value::Text(t),
-                })),
-                |r| r.get(3),
-            )
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
-        rows.join("; ")
+    let plan = |query: &cessio_store::HoldingQuery| {
+        query_plan(&conn, &query.sql(|n| format!("?{n}")), query.params())
     };
     let one = plan(&cessio_store::HoldingQuery::of(1));
     assert!(one.contains("USING INDEX accounts_holder"), "{one}");
@@ -294,23 +304,9 @@ async fn r_answer_what_awaits_an_answer_is_found_by_receiving_party_and_cedente(
     let store: DynStore = Arc::new(SqliteStore::open(&path, WriteConfig::default()).unwrap());
     seed_history(&store).await;
     let conn = rusqlite::Connection::open(&path).unwrap();
-    let plan = |query: &cessio_store::EntryQuery| -> String {
+    let plan = |query: &cessio_store::EntryQuery| {
         let (sql, values) = query.sql(|n| format!("?{n}"));
-        let mut stmt = conn
-            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
-            .expect("the query prepares");
-        let rows: Vec<String> = stmt
-            .query_map(
-                rusqlite::params_from_iter(values.into_iter().map(|v| match v {
-                    cessio_store::SqlValue::Int(i) => rusqlite::types::Value::Integer(i),
-                    cessio_store::SqlValue::Text(t) => rusqlite::types::Value::Text(t),
-                })),
-                |r| r.get(3),
-            )
-            .expect("the plan is read")
-            .map(|r| r.expect("a plan row"))
-            .collect();
-        rows.join("; ")
+        query_plan(&conn, &sql, values)
     };
     let awaiting = |cedente: Option<i64>| cessio_store::EntryQuery {
         role: cessio_store::EntryRole::Received,
