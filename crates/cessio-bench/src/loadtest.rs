@@ -140,9 +140,13 @@ impl Conn {
     }
 }
 
-/// A field of the server's `/proc/PID/status`, in KiB (`VmRSS:`, `RssAnon:`, `VmHWM:`).
-fn status_kib(pid: u32, field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+/// The server's `/proc/PID/status`, read once for all the fields a sample takes of it.
+fn server_status(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default()
+}
+
+/// A field of a `/proc/PID/status`, in KiB (`VmRSS:`, `RssAnon:`, `VmHWM:`).
+fn status_kib(status: &str, field: &str) -> Option<u64> {
     status
         .lines()
         .find(|l| l.starts_with(field))?
@@ -265,8 +269,9 @@ pub async fn run(args: LoadtestArgs) -> Result<()> {
     }
     if let Some(pid) = args.server_pid {
         while tasks.iter().any(|t| !t.is_finished()) {
-            peak_rss = peak_rss.max(status_kib(pid, "VmRSS:").unwrap_or(0));
-            peak_anon = peak_anon.max(status_kib(pid, "RssAnon:").unwrap_or(0));
+            let status = server_status(pid);
+            peak_rss = peak_rss.max(status_kib(&status, "VmRSS:").unwrap_or(0));
+            peak_anon = peak_anon.max(status_kib(&status, "RssAnon:").unwrap_or(0));
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -308,7 +313,7 @@ pub async fn run(args: LoadtestArgs) -> Result<()> {
             "server RSS under load: peak sampled {} MiB, of which its own (RssAnon) {} MiB; VmHWM {} MiB",
             peak_rss / 1024,
             peak_anon / 1024,
-            status_kib(pid, "VmHWM:").unwrap_or(0) / 1024
+            status_kib(&server_status(pid), "VmHWM:").unwrap_or(0) / 1024
         );
     }
     if statuses.keys().any(|s| *s != 200) {
