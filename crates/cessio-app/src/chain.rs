@@ -27,14 +27,13 @@ use cessio_core::money::Cents;
 use cessio_core::suspension::Seizure;
 use cessio_core::time::{RefYear, rome_date};
 use cessio_store::engine::TransferRow;
-use cessio_store::{OperatorEventQuery, Party, PartyKind};
+use cessio_store::{OperatorEventQuery, Party, PartyKind, WriterCheck};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::{App, AppError};
 
-/// The operator's register kind of a bank-client entry (R-BANK-CLIENT).
-pub(crate) const BANK_CLIENT_EVENT: &str = "bank_client";
+pub(crate) use cessio_store::BANK_CLIENT_EVENT;
 
 /// The class of a holding's cedibilità, as F1, F2 and the API name it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
@@ -545,12 +544,16 @@ impl App {
     }
 
     /// §5 for one line of a cession: may `history`'s holder cede to `to` today?
+    /// §5 for one cession. A bank's cession depends on its relation with the cessionario
+    /// (R-BANK-CLIENT), which the operator may change before the cession is written: the
+    /// check comes back with the relations under which the decision stays the same, for
+    /// the writer to decide on the relation it sees. `None` when no relation changes it.
     pub(crate) async fn check_chain(
         &self,
         cedente: PartyId,
         history: &RataHistory,
         to: &Party,
-    ) -> Result<CessionEffect, AppError> {
+    ) -> Result<(CessionEffect, Option<WriterCheck>), AppError> {
         let client = if history.holder == PartyClass::Bank {
             let mut reg = Registry::default();
             self.extend_registry(&mut reg, vec![cedente]).await?;
@@ -558,16 +561,30 @@ impl App {
         } else {
             BankClient::No
         };
-        check_cession(
-            history,
-            Cessionario {
-                class: party_class(to.kind),
-                client_of_cedente: client,
-            },
-            self.today_rome(),
-            &self.law,
-        )
-        .map_err(chain_error)
+        let today = self.today_rome();
+        let decide = |client_of_cedente| {
+            check_cession(
+                history,
+                Cessionario {
+                    class: party_class(to.kind),
+                    client_of_cedente,
+                },
+                today,
+                &self.law,
+            )
+        };
+        let effect = decide(client).map_err(chain_error)?;
+        let admitted: Vec<BankClient> = BankClient::ALL
+            .into_iter()
+            .filter(|r| decide(*r).ok() == Some(effect))
+            .collect();
+        let check = (history.holder == PartyClass::Bank && admitted.len() < BankClient::ALL.len())
+            .then_some(WriterCheck::BankClient {
+                bank: cedente,
+                client: to.id,
+                admitted,
+            });
+        Ok((effect, check))
     }
 
     pub(crate) fn regime_of(&self, type_key: &str) -> CessionRegime {

@@ -9,13 +9,12 @@
 //! reserve it.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::LazyLock;
 
 use cessio_core::catalogue::{CessionRegime, UsageWindow};
 use cessio_core::debt::DebtPosition;
 use cessio_core::f24::{
-    self, F24Availability, F24Choice, F24Error, F24Line, F24Rejected, HoldingUse, LineOutcome,
-    UsageDates,
+    self, CreditNature, F24Availability, F24Choice, F24Error, F24Line, F24Rejected, HoldingUse,
+    LineOutcome, UsageDates,
 };
 use cessio_core::f24_debits::{
     CreditsOffset, DebitLine, DebitLineError, F24Section, MAX_DEBIT_LINES, check_debits,
@@ -29,7 +28,7 @@ use cessio_core::money::Cents;
 use cessio_core::time::{RefYear, rome_date, rome_start_of_day};
 use cessio_store::{
     AccountRef, Command, HoldingInfo, HoldingQuery, IdempotencyKey, Operation, Receipt, StoreError,
-    TransferRequest,
+    TransferRequest, WriterCheck,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -38,11 +37,8 @@ use crate::{App, AppError, Principal, fingerprint};
 
 /// The law's dated rules (`catalogue/rules.toml`), loaded once: they are data compiled
 /// into the binary, like the builtin catalogue.
-static LAW: LazyLock<Result<LawTable, String>> =
-    LazyLock::new(|| LawTable::builtin().map_err(|e| e.to_string()));
-
 pub(crate) fn law() -> Result<&'static LawTable, AppError> {
-    LAW.as_ref().map_err(|e| AppError::Conflict {
+    LawTable::builtin_shared().map_err(|e| AppError::Conflict {
         reason: format!("tabella delle regole di legge non valida: {e}"),
     })
 }
@@ -751,8 +747,38 @@ impl App {
                 "core accepted more than the holdings give"
             );
         }
+        // The writer decides the choice and the bans again on the state it writes on: a
+        // choice revoked, or a debt position recorded, after the reads above refuses the F24.
+        let mut checks: Vec<WriterCheck> = moves
+            .iter()
+            .filter_map(|m| match m {
+                TransferRequest::Move { rata, .. }
+                    if held
+                        .iter()
+                        .any(|h| h.info.rata.id == *rata && h.needs_choice) =>
+                {
+                    Some(WriterCheck::ChoiceDeclared { rata: *rata, party })
+                }
+                _ => None,
+            })
+            .collect();
+        let mut natures: Vec<CreditNature> = Vec::new();
+        for l in &core_lines {
+            if let Some(n) = CreditNature::of_register_code(&self.catalogue, &l.code)
+                && !natures.contains(&n)
+            {
+                natures.push(n);
+            }
+        }
+        checks.push(WriterCheck::OffsetAllowed {
+            party,
+            on: payment_date,
+            natures,
+        });
+        let mut op = self.operation(p, key, Some(party), Command::Transfer(moves), fp)?;
+        op.checks = checks;
         let receipt = self
-            .submit(self.operation(p, key, Some(party), Command::Transfer(moves), fp)?)
+            .submit(op)
             .await
             .map_err(|e| {
                 e.when_taken_meanwhile(|requested, available| AppError::Rule {
@@ -1092,6 +1118,7 @@ impl App {
                         command: Command::Transfer(moves),
                         request_hash: Some(fp),
                         delegate: None,
+                        checks: Vec::new(),
                     })
                     .await?;
                 if !receipt.replayed {

@@ -416,6 +416,7 @@ impl App {
             command,
             request_hash: Some(fingerprint),
             delegate,
+            checks: Vec::new(),
         })
     }
 

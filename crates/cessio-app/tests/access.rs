@@ -334,6 +334,7 @@ async fn visibility_cedente_name_only_when_disclosed(t: TestApp) {
             }]),
             request_hash: None,
             delegate: None,
+            checks: Vec::new(),
         })
         .await
         .unwrap();

@@ -601,6 +601,7 @@ async fn cede_cents(
                 command: Command::Transfer(moves),
                 request_hash: None,
                 delegate: None,
+                checks: Vec::new(),
             })
             .await
             .unwrap();

@@ -1,9 +1,11 @@
 //! Rules that can race, through the app on both backends. One request is decided and then
 //! held before the writer (`App::hold_next_submit`) while a competing one runs to the end;
 //! released, the first must be decided on the state the second left: the writer decides
-//! R-SUSP and the delegation a request runs under, and the ledger's balances decide the
-//! amounts (R-PARTIAL, R-PENDING-OUT, R-SPLIT-ANNUL). Each race runs in both orders, and
-//! the register verifies.
+//! R-SUSP, the delegation a request runs under, the F24 choice (R-F24-CHOICE), the
+//! offset bans (R-BAN-100K), a bank's relation with its client (R-BANK-CLIENT) and what
+//! is under seizure per holder (R-SEIZE), and the ledger's balances decide the amounts (R-PARTIAL,
+//! R-PENDING-OUT, R-SPLIT-ANNUL). Each race runs in both orders where both orders can
+//! refuse, and the register verifies.
 
 #![expect(clippy::unwrap_used, reason = "tests fail loudly")]
 
@@ -11,6 +13,8 @@
 mod support;
 
 use cessio_app::{F24LineInput, SplitTarget};
+use cessio_core::chain::BankClient;
+use cessio_core::debt::{DebtKind, DebtLoad, DebtPosition};
 use cessio_core::time::rome_date;
 use cessio_store::PartyKind;
 use chrono::Datelike;
@@ -21,6 +25,12 @@ backends!(
     r_chain_race_two_cessions_of_one_rata,
     r_split_annul_race_an_f24_against_a_split_being_annulled,
     r_delega_end_race_a_delegation_revoked_while_the_delegate_cedes,
+    r_f24_choice_race_a_cession_while_the_choice_is_declared,
+    r_f24_choice_race_an_f24_while_the_choice_is_revoked,
+    r_ban_100k_race_a_debt_recorded_while_the_holder_reserves_an_f24,
+    r_bank_client_race_the_relation_ended_while_the_bank_cedes_to_its_client,
+    r_seize_race_one_holder_released_twice_while_another_holder_is_seized,
+    r_seize_race_one_holding_seized_twice,
 );
 
 /// Runs `held` until it has decided, runs `other` to the end, then lets `held` reach the
@@ -198,5 +208,247 @@ async fn r_delega_end_race_a_delegation_revoked_while_the_delegate_cedes(t: Test
     let e = ceded.unwrap_err();
     assert_eq!(e.rule(), Some("R-DELEGA-END"), "{e}");
     assert_eq!(t.max_cedibile(&a.user, &a.party, rata).await, before);
+    verified(&t).await;
+}
+
+/// A holder with a tracciabile Superbonus credit, on 1 March 2024: its rata of 2024
+/// (1,000.00) and that rata's codice tributo.
+async fn rata_2024(t: &TestApp, n: u32) -> (Holder, i64, String) {
+    t.set_rome(2024, 3, 1, 10, 0);
+    let a = t.holder(n, PartyKind::Company).await;
+    let credit = t
+        .holding(&a.party, &a.user, "superbonus", 400_000, tracciabile_day())
+        .await;
+    let rata = rata_of(&credit, 2024);
+    let code = credit
+        .rate
+        .iter()
+        .find(|r| r.id == rata)
+        .unwrap()
+        .codice_tributo
+        .clone();
+    (a, rata, code)
+}
+
+fn one_line(code: &str, amount: i64) -> [F24LineInput; 1] {
+    [F24LineInput {
+        codice_tributo: code.into(),
+        year: 2024,
+        amount: cents(amount),
+    }]
+}
+
+async fn r_f24_choice_race_a_cession_while_the_choice_is_declared(t: TestApp) {
+    let (a, rata, _) = rata_2024(&t, 1).await;
+    let b = t.company(2).await;
+    let lines = [line(rata, &b, None)];
+    // The cession was decided on a rata with no choice; the choice lands first, and the
+    // writer refuses the cession of a rata now chosen for F24.
+    let gate = t.app.hold_next_submit(&a.user);
+    let key = t.key();
+    let (ceded, declared) = held_while(
+        gate,
+        t.cede(&a.user, &a.party, &lines),
+        t.app
+            .declare_f24_choice(&a.user, &key, Some(PIN), a.party.id, rata),
+    )
+    .await;
+    declared.unwrap();
+    let e = ceded.unwrap_err();
+    assert_eq!(
+        (e.rule(), e.code()),
+        (Some("R-F24-CHOICE"), "not_cedible"),
+        "{e}"
+    );
+    assert!(t.incoming(&t.user_for(&b, "ub").await, &b).await.is_empty());
+    verified(&t).await;
+}
+
+async fn r_f24_choice_race_an_f24_while_the_choice_is_revoked(t: TestApp) {
+    for round in 0..2 {
+        let (a, rata, code) = rata_2024(&t, 10 * round + 1).await;
+        t.app
+            .declare_f24_choice(&a.user, &t.key(), Some(PIN), a.party.id, rata)
+            .await
+            .unwrap();
+        let lines = one_line(&code, 500);
+        let (key_f24, key_revoke) = (t.key(), t.key());
+        let reserve = t.reserve_f24(&a.user, &a.party, &key_f24, date(2024, 3, 1), &lines, &[]);
+        let revoke = t
+            .app
+            .revoke_f24_choice(&a.user, &key_revoke, Some(PIN), a.party.id, rata);
+        let gate = t.app.hold_next_submit(&a.user);
+        if round == 0 {
+            // The F24 was decided on a chosen rata; the revocation lands first.
+            let (used, revoked) = held_while(gate, reserve, revoke).await;
+            revoked.unwrap();
+            let e = used.unwrap_err();
+            assert_eq!(e.code(), "f24_choice_required", "{e}");
+            assert_eq!(
+                t.max_cedibile(&a.user, &a.party, rata).await,
+                cents(100_000)
+            );
+        } else {
+            // The revocation was decided with nothing reserved; the F24 lands first.
+            let (revoked, used) = held_while(gate, revoke, reserve).await;
+            used.unwrap();
+            let e = revoked.unwrap_err();
+            assert_eq!(e.code(), "f24_choice_reserved", "{e}");
+            assert_eq!(t.max_cedibile(&a.user, &a.party, rata).await, cents(0));
+        }
+    }
+    verified(&t).await;
+}
+
+async fn r_ban_100k_race_a_debt_recorded_while_the_holder_reserves_an_f24(t: TestApp) {
+    let (a, rata, code) = rata_2024(&t, 1).await;
+    t.app
+        .declare_f24_choice(&a.user, &t.key(), Some(PIN), a.party.id, rata)
+        .await
+        .unwrap();
+    // The ban applies to F24 sent from 1 July 2024 (L. 213/2023).
+    t.set_rome(2024, 7, 1, 9, 0);
+    let lines = one_line(&code, 500);
+    let key = t.key();
+    let debts = DebtPosition::new(vec![DebtLoad::overdue(
+        DebtKind::Erariale,
+        cents(10_000_001),
+    )]);
+    // The F24 was decided with no debt on record; the operator's record lands first.
+    let gate = t.app.hold_next_submit(&a.user);
+    let (used, recorded) = held_while(
+        gate,
+        t.reserve_f24(&a.user, &a.party, &key, date(2024, 7, 1), &lines, &[]),
+        t.app.set_debt_position(&t.op, &t.key(), a.party.id, &debts),
+    )
+    .await;
+    recorded.unwrap();
+    let e = used.unwrap_err();
+    assert_eq!(
+        (e.rule(), e.code()),
+        (Some("R-BAN-100K"), "r_ban_100k"),
+        "{e}"
+    );
+    assert!(e.to_string().contains("100.000,01"), "{e}");
+    verified(&t).await;
+}
+
+async fn r_bank_client_race_the_relation_ended_while_the_bank_cedes_to_its_client(t: TestApp) {
+    // A tracciabile rata through two free cessions and a bank: the second bank may cede
+    // it only to its own non-consumer clients (R-CHAIN, R-BANK-CLIENT).
+    let (a, rata) = holding(&t, 1).await;
+    let mut from = a;
+    for (n, kind) in [
+        (2, PartyKind::Company),
+        (3, PartyKind::Bank),
+        (4, PartyKind::Bank),
+    ] {
+        let to = t.holder(n, kind).await;
+        t.cede(&from.user, &from.party, &[line(rata, &to.party, None)])
+            .await
+            .unwrap();
+        t.advance_days(8);
+        t.answer(&to.user, &to.party, by_cedente(&from.party), true)
+            .await
+            .unwrap();
+        from = to;
+    }
+    let bank = from;
+    let client = t.company(10).await;
+    let relation = |r| {
+        t.app
+            .set_bank_client(&t.op, bank.party.cf.as_str(), client.cf.as_str(), r)
+    };
+    relation(BankClient::NonConsumer).await.unwrap();
+    // The cession was decided while the client was one; the relation ends first.
+    let gate = t.app.hold_next_submit(&bank.user);
+    let (ceded, ended) = held_while(
+        gate,
+        t.cede(&bank.user, &bank.party, &[line(rata, &client, None)]),
+        relation(BankClient::No),
+    )
+    .await;
+    ended.unwrap();
+    let e = ceded.unwrap_err();
+    assert_eq!(
+        (e.rule(), e.code()),
+        (Some("R-BANK-CLIENT"), "r_bank_client_changed"),
+        "{e}"
+    );
+    assert_eq!(
+        t.max_cedibile(&bank.user, &bank.party, rata).await,
+        cents(100_000)
+    );
+    verified(&t).await;
+}
+
+/// Two holders of one rata (a non-tracciabile rata of 2,000.00, 1,500.00 of it ceded), each
+/// with its holding seized: the rata's `seized` account holds both seizures, the second
+/// larger than the first.
+async fn two_seized_holders(t: &TestApp) -> (Holder, Holder, i64) {
+    t.set_rome(2024, 3, 1, 10, 0);
+    let a = t.holder(1, PartyKind::Company).await;
+    let b = t.holder(2, PartyKind::Company).await;
+    let credit = t
+        .holding(&a.party, &a.user, "superbonus", 1_000_000, old_day())
+        .await;
+    let rata = rata_of(&credit, 2024);
+    t.cede(&a.user, &a.party, &[line(rata, &b.party, Some(150_000))])
+        .await
+        .unwrap();
+    t.answer(&b.user, &b.party, by_cedente(&a.party), true)
+        .await
+        .unwrap();
+    for h in [&a, &b] {
+        t.app
+            .seize(&t.op, &t.key(), h.party.cf.as_str(), rata, "decreto 1/2024")
+            .await
+            .unwrap();
+    }
+    (a, b, rata)
+}
+
+async fn r_seize_race_one_holder_released_twice_while_another_holder_is_seized(t: TestApp) {
+    let (a, b, rata) = two_seized_holders(&t).await;
+    let release = |key: String| {
+        let cf = a.party.cf.as_str().to_string();
+        let app = t.app.clone();
+        let op = t.op.clone();
+        async move { app.release_seizure(&op, &key, &cf, rata).await }
+    };
+    // Both releases were decided on A's open seizure of 500.00; one lands first. The
+    // rata's `seized` account still holds B's 1,500.00, which the other would take.
+    let gate = t.app.hold_next_submit(&t.op);
+    let (second, first) = held_while(gate, release(t.key()), release(t.key())).await;
+    assert_eq!(first.unwrap().seized, cents(0));
+    let e = second.unwrap_err();
+    assert_eq!(
+        (e.rule(), e.code()),
+        (Some("R-SEIZE"), "r_seize_not_open"),
+        "{e}"
+    );
+    assert_eq!(t.max_cedibile(&a.user, &a.party, rata).await, cents(50_000));
+    let b_seized = t.app.seizure_extension(b.party.id, rata).await.unwrap();
+    assert!(b_seized.open);
+    verified(&t).await;
+}
+
+async fn r_seize_race_one_holding_seized_twice(t: TestApp) {
+    let (a, rata) = holding(&t, 1).await;
+    let seize = |key: String| {
+        let cf = a.party.cf.as_str().to_string();
+        let app = t.app.clone();
+        let op = t.op.clone();
+        async move { app.seize(&op, &key, &cf, rata, "decreto 2/2024").await }
+    };
+    let gate = t.app.hold_next_submit(&t.op);
+    let (second, first) = held_while(gate, seize(t.key()), seize(t.key())).await;
+    assert_eq!(first.unwrap().seized, cents(100_000));
+    let e = second.unwrap_err();
+    assert_eq!(
+        (e.rule(), e.code()),
+        (Some("R-SEIZE"), "r_seize_open"),
+        "{e}"
+    );
     verified(&t).await;
 }

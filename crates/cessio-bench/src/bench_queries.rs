@@ -139,6 +139,7 @@ fn op(key: String, at: chrono::DateTime<Utc>, command: Command) -> Result<Operat
         command,
         request_hash: None,
         delegate: None,
+        checks: Vec::new(),
     })
 }
 

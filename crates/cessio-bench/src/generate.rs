@@ -327,6 +327,7 @@ impl Fast {
                 command,
                 request_hash: None,
                 delegate: None,
+                checks: Vec::new(),
             })
             .await?)
     }
@@ -544,6 +545,7 @@ pub async fn to_store(store: Arc<dyn Store>, params: Params, writers: usize) -> 
                         }),
                         request_hash: None,
                         delegate: None,
+                        checks: Vec::new(),
                     })
                     .await?;
                 r.party.context("no party in the receipt")

@@ -125,6 +125,7 @@ impl Replay {
                                 command: grant,
                                 request_hash: None,
                                 delegate: None,
+                                checks: Vec::new(),
                             })
                             .await?;
                     }

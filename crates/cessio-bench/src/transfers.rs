@@ -65,6 +65,7 @@ fn operation(key: &str, command: Command) -> Result<Operation> {
         command,
         request_hash: None,
         delegate: None,
+        checks: Vec::new(),
     })
 }
 

@@ -359,6 +359,14 @@ pub enum BankClient {
 }
 
 impl BankClient {
+    /// Every relation the operator can record.
+    pub const ALL: [BankClient; 4] = [
+        BankClient::No,
+        BankClient::Consumer,
+        BankClient::NonConsumer,
+        BankClient::Professional,
+    ];
+
     fn admitted_by(self, scope: BankClientScope) -> bool {
         match scope {
             BankClientScope::Professional => self == BankClient::Professional,

@@ -202,6 +202,14 @@ impl LawTable {
         LawTable::from_toml_str(BUILTIN_TOML)
     }
 
+    /// [`LawTable::builtin`], parsed once: the app and the store's writer decide on the
+    /// same table.
+    pub fn builtin_shared() -> Result<&'static LawTable, &'static LawError> {
+        static BUILTIN: std::sync::LazyLock<Result<LawTable, LawError>> =
+            std::sync::LazyLock::new(LawTable::builtin);
+        BUILTIN.as_ref()
+    }
+
     /// R-CHAIN version for a cession communicated on `on`.
     pub fn chain_on(&self, on: NaiveDate) -> Option<&ChainRule> {
         in_force(&self.chain, |r| &r.period, on)

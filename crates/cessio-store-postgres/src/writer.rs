@@ -77,6 +77,10 @@ struct Statements {
     update_head: Statement,
     suspensions: Statement,
     delegations: Statement,
+    choices: Statement,
+    debts: Statement,
+    bank_clients: Statement,
+    seizures: Statement,
     rata_facts: Statement,
     answered: Statement,
     upsert_summary: Statement,
@@ -125,6 +129,20 @@ impl Statements {
                 WHERE d.revoked_at IS NULL"
                     .into(),
             )
+            .await?,
+            choices: p(SQL_CHOICES.into()).await?,
+            debts: p(SQL_DEBTS.into()).await?,
+            bank_clients: p(format!(
+                "SELECT e.party, e.counterparty, e.at, e.data FROM operator_events e
+                 JOIN unnest($1::bigint[], $2::bigint[]) AS k(bank, client)
+                   ON e.party = k.bank AND e.counterparty = k.client
+                WHERE e.kind = '{}' ORDER BY e.id",
+                cessio_store::BANK_CLIENT_EVENT
+            ))
+            .await?,
+            seizures: p("SELECT rata, party, counterparty, amount FROM transfers
+                  WHERE rata = ANY($1) AND kind = 'seize' AND phase = 'posted'"
+                .into())
             .await?,
             rata_facts: p(SQL_RATA_FACTS.into()).await?,
             answered: p(SQL_ANSWERED.into()).await?,
@@ -200,6 +218,17 @@ const SQL_PENDING: &str =
      LEFT JOIN transfers r ON r.pending_id = p.id
      WHERE p.id = ANY($1) AND p.phase = 'pending'";
 
+/// The last F24 choice of each (rata, party) asked for (R-F24-CHOICE).
+const SQL_CHOICES: &str =
+    "SELECT DISTINCT ON (f.rata, f.party) f.rata, f.party, f.declared, f.on_date
+     FROM f24_choices f
+     JOIN unnest($1::bigint[], $2::bigint[]) AS k(rata, party)
+       ON f.rata = k.rata AND f.party = k.party
+    ORDER BY f.rata, f.party, f.id DESC";
+/// The debt position in force of each party asked for (R-BAN-100K/1500).
+const SQL_DEBTS: &str = "SELECT DISTINCT ON (party) party, position FROM debt_positions
+    WHERE party = ANY($1) ORDER BY party, id DESC";
+
 /// Loads what a batch needs. The independent lookups are sent together and pipeline on
 /// the one connection; only the accounts of pending transfers need a second round trip.
 async fn prefetch(
@@ -220,6 +249,15 @@ async fn prefetch(
     let d_users: Vec<i64> = needs.delegations.iter().map(|(u, _)| *u).collect();
     let d_parties: Vec<i64> = needs.delegations.iter().map(|(_, p)| *p).collect();
     let args_delegations: [&(dyn ToSql + Sync); 2] = [&d_users, &d_parties];
+    let c_rate: Vec<i64> = needs.choices.iter().map(|(r, _)| *r).collect();
+    let c_parties: Vec<i64> = needs.choices.iter().map(|(_, p)| *p).collect();
+    let args_choices: [&(dyn ToSql + Sync); 2] = [&c_rate, &c_parties];
+    let args_debts: [&(dyn ToSql + Sync); 1] = [&needs.debts];
+    let b_banks: Vec<i64> = needs.bank_clients.iter().map(|(b, _)| *b).collect();
+    let b_clients: Vec<i64> = needs.bank_clients.iter().map(|(_, c)| *c).collect();
+    let args_bank_clients: [&(dyn ToSql + Sync); 2] = [&b_banks, &b_clients];
+    let s_rate: Vec<i64> = needs.seizures.iter().map(|(r, _)| *r).collect();
+    let args_seizures: [&(dyn ToSql + Sync); 1] = [&s_rate];
     let (
         operations,
         pending,
@@ -229,6 +267,10 @@ async fn prefetch(
         rata_rows,
         suspension_rows,
         delegation_rows,
+        choice_rows,
+        debt_rows,
+        bank_client_rows,
+        seizure_rows,
     ) = tokio::try_join!(
         c.query(&st.operations, &args_operations),
         c.query(&st.pending, &args_pending),
@@ -238,6 +280,10 @@ async fn prefetch(
         c.query(&st.rate, &args_rate),
         c.query(&st.suspensions, &args_suspensions),
         c.query(&st.delegations, &args_delegations),
+        c.query(&st.choices, &args_choices),
+        c.query(&st.debts, &args_debts),
+        c.query(&st.bank_clients, &args_bank_clients),
+        c.query(&st.seizures, &args_seizures),
     )
     .map_err(db_err)?;
     let mut pre = Prefetched::default();
@@ -319,6 +365,51 @@ async fn prefetch(
                 scope: DelegationScope::parse(scope).unwrap_or(DelegationScope::Consultazione),
                 until: r.get(3),
             });
+    }
+    for r in &choice_rows {
+        let on = r.get(3);
+        pre.choices.insert(
+            (r.get(0), r.get(1)),
+            if r.get(2) {
+                F24Choice::Declared { on }
+            } else {
+                F24Choice::Revoked { on }
+            },
+        );
+    }
+    for r in &debt_rows {
+        let json: &str = r.get(1);
+        pre.debts.insert(
+            r.get(0),
+            serde_json::from_str(json).map_err(StoreError::backend)?,
+        );
+    }
+    for key in &needs.bank_clients {
+        pre.bank_clients.insert(*key, Vec::new());
+    }
+    for r in &bank_client_rows {
+        let data: &str = r.get(3);
+        pre.bank_clients
+            .entry((r.get(0), r.get(1)))
+            .or_default()
+            .push((
+                cessio_store::rows::micros_to_time(r.get(2)),
+                cessio_store::bank_client_in(&serde_json::from_str(data).unwrap_or_default()),
+            ));
+    }
+    let mut by_rata: HashMap<i64, Vec<engine::SeizureRow>> = HashMap::new();
+    for r in &seizure_rows {
+        by_rata
+            .entry(r.get(0))
+            .or_default()
+            .push((r.get(1), r.get(2), Cents::new(r.get(3))));
+    }
+    for (rata, holder) in &needs.seizures {
+        let rows = by_rata.get(rata).map_or(&[][..], Vec::as_slice);
+        let seized = engine::seized_from(rows, *holder);
+        if seized.is_positive() {
+            pre.seized.insert((*rata, *holder), seized);
+        }
     }
     Ok(pre)
 }

@@ -246,6 +246,84 @@ fn prefetch(tx: &Transaction<'_>, needs: &Needs) -> Result<Prefetched, StoreErro
             pre.delegations.insert((*user, *party), live);
         }
     }
+    {
+        let mut st = tx
+            .prepare_cached(
+                "SELECT declared, on_date FROM f24_choices WHERE party = ?1 AND rata = ?2 ORDER BY id DESC LIMIT 1",
+            )
+            .map_err(db_err)?;
+        for (rata, party) in &needs.choices {
+            let last: Option<(bool, String)> = st
+                .query_row(params![party, rata], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+                .map_err(db_err)?;
+            if let Some((declared, on)) = last {
+                let on = on.parse().map_err(StoreError::backend)?;
+                pre.choices.insert(
+                    (*rata, *party),
+                    if declared {
+                        F24Choice::Declared { on }
+                    } else {
+                        F24Choice::Revoked { on }
+                    },
+                );
+            }
+        }
+        let mut st = tx.prepare_cached(sql::LAST_DEBT_POSITION).map_err(db_err)?;
+        for party in &needs.debts {
+            let json: Option<String> = st
+                .query_row([party], |r| r.get(0))
+                .optional()
+                .map_err(db_err)?;
+            if let Some(json) = json {
+                pre.debts.insert(
+                    *party,
+                    serde_json::from_str(&json).map_err(StoreError::backend)?,
+                );
+            }
+        }
+        let mut st = tx
+            .prepare_cached(&format!(
+                "SELECT at, data FROM operator_events WHERE counterparty = ?2 AND party = ?1 AND kind = '{}' ORDER BY id",
+                cessio_store::BANK_CLIENT_EVENT
+            ))
+            .map_err(db_err)?;
+        for (bank, client) in &needs.bank_clients {
+            let list = st
+                .query_map(params![bank, client], |r| {
+                    let data: String = r.get(1)?;
+                    Ok((
+                        cessio_store::rows::micros_to_time(r.get(0)?),
+                        cessio_store::bank_client_in(
+                            &serde_json::from_str(&data).unwrap_or_default(),
+                        ),
+                    ))
+                })
+                .map_err(db_err)?
+                .collect::<Result<_, _>>()
+                .map_err(db_err)?;
+            pre.bank_clients.insert((*bank, *client), list);
+        }
+        let mut st = tx
+            .prepare_cached(
+                "SELECT party, counterparty, amount FROM transfers
+                  WHERE rata = ?1 AND kind = 'seize' AND phase = 'posted'",
+            )
+            .map_err(db_err)?;
+        for (rata, holder) in &needs.seizures {
+            let rows: Vec<engine::SeizureRow> = st
+                .query_map([rata], |r| {
+                    Ok((r.get(0)?, r.get(1)?, Cents::new(r.get(2)?)))
+                })
+                .map_err(db_err)?
+                .collect::<Result<_, _>>()
+                .map_err(db_err)?;
+            let seized = engine::seized_from(&rows, *holder);
+            if seized.is_positive() {
+                pre.seized.insert((*rata, *holder), seized);
+            }
+        }
+    }
     Ok(pre)
 }
 

@@ -57,6 +57,8 @@ macro_rules! contract_tests {
             login_attempts_are_counted_in_windows_refused_forgiven_and_trimmed,
             r_susp_is_decided_by_the_writer_on_the_state_it_writes_on,
             r_delega_end_is_decided_by_the_writer_on_the_state_it_writes_on,
+            r_f24_choice_and_r_ban_100k_are_decided_by_the_writer_on_the_state_it_writes_on,
+            r_bank_client_is_decided_by_the_writer_on_the_relation_in_force,
             feed_tells_both_sides_of_a_cession_and_of_its_answer,
             operation_record_has_its_log_entry_transfers_credits_and_parties,
             webhooks_are_capped_leased_once_retried_and_revoked
@@ -93,6 +95,7 @@ pub fn op(k: &str, command: Command) -> Operation {
         command,
         request_hash: None,
         delegate: None,
+        checks: Vec::new(),
     }
 }
 
@@ -2623,6 +2626,149 @@ pub async fn r_delega_end_is_decided_by_the_writer_on_the_state_it_writes_on(sto
     let e = store.submit(as_delegate("after")).await.unwrap_err();
     assert_eq!(e.code(), "delegation_ended", "{e}");
     assert_eq!(available(&store, rata, a).await, 9_900);
+    assert_verified(&store).await;
+}
+
+/// R-F24-CHOICE and R-BAN-100K on the choices and debt positions the writer sees, whatever
+/// the app read: a rata chosen for F24 is not ceded, an F24 needs the choice it was
+/// decided on, a choice is declared once and revoked only while nothing is reserved, and
+/// an F24 is refused on the debt position in force.
+pub async fn r_f24_choice_and_r_ban_100k_are_decided_by_the_writer_on_the_state_it_writes_on(
+    store: DynStore,
+) {
+    use crate::WriterCheck;
+    use cessio_core::debt::{DebtKind, DebtLoad, DebtPosition};
+    use cessio_core::f24::CreditNature;
+
+    let a = party(&store, 1).await;
+    let b = party(&store, 2).await;
+    let rata = funded(&store, "fund", a, 10_000).await;
+    let on = NaiveDate::from_ymd_opt(2024, 3, 1).unwrap();
+    let choice = |declared| Command::F24Choice {
+        rata,
+        party: a,
+        declared,
+        on,
+    };
+    let used = |k: &str, checks: Vec<WriterCheck>| Operation {
+        checks,
+        ..op(
+            k,
+            Command::Transfer(vec![TransferRequest::Move {
+                rata,
+                from: AccountRef::Holder(a),
+                to: AccountRef::System(AccountKind::Used),
+                amount: Cents::new(100),
+                kind: TransferKind::Use,
+                pending: true,
+                disclose: false,
+            }]),
+        )
+    };
+    let chosen = || vec![WriterCheck::ChoiceDeclared { rata, party: a }];
+    let e = store.submit(used("unchosen", chosen())).await.unwrap_err();
+    assert_eq!(e.code(), "f24_choice_required", "{e}");
+    let e = store
+        .submit(op("revoke0", choice(false)))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "f24_choice_not_declared", "{e}");
+    store.submit(op("declare", choice(true))).await.unwrap();
+    let e = store
+        .submit(op("declare2", choice(true)))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "f24_choice_already_declared", "{e}");
+    let e = store
+        .submit(op("cede", cede(rata, a, b, 100)))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.code(), e.to_string().contains("R-F24-CHOICE")),
+        ("not_cedible", true),
+        "{e}"
+    );
+    store.submit(used("reserve", chosen())).await.unwrap();
+    let e = store
+        .submit(op("revoke1", choice(false)))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "f24_choice_reserved", "{e}");
+
+    // R-BAN-100K: from 1 July 2024, on the position the writer sees.
+    let summer = NaiveDate::from_ymd_opt(2024, 7, 1).unwrap();
+    let offset = || {
+        let mut c = chosen();
+        c.push(WriterCheck::OffsetAllowed {
+            party: a,
+            on: summer,
+            natures: vec![CreditNature::Agevolativa],
+        });
+        c
+    };
+    store.submit(used("before-debt", offset())).await.unwrap();
+    let debts = |cents| Command::DebtPosition {
+        party: a,
+        position: DebtPosition::new(vec![DebtLoad::overdue(
+            DebtKind::Erariale,
+            Cents::new(cents),
+        )]),
+    };
+    store.submit(op("debt", debts(10_000_001))).await.unwrap();
+    let e = store.submit(used("banned", offset())).await.unwrap_err();
+    assert_eq!(e.code(), "r_ban_100k", "{e}");
+    store.submit(op("paid", debts(10_000_000))).await.unwrap();
+    store.submit(used("after-debt", offset())).await.unwrap();
+    assert_eq!(available(&store, rata, a).await, 9_700);
+    assert_verified(&store).await;
+}
+
+/// R-BANK-CLIENT on the relation the writer sees in force at the operation's time: the last
+/// recorded up to it.
+pub async fn r_bank_client_is_decided_by_the_writer_on_the_relation_in_force(store: DynStore) {
+    use crate::WriterCheck;
+    use cessio_core::chain::BankClient;
+
+    let bank = party(&store, 1).await;
+    let client = party(&store, 2).await;
+    let rata = funded(&store, "fund", bank, 10_000).await;
+    let event = |minutes: i64, relation: BankClient| crate::NewOperatorEvent {
+        kind: crate::BANK_CLIENT_EVENT.into(),
+        at: t0() + chrono::Duration::minutes(minutes),
+        actor: "op".into(),
+        transfer: None,
+        party: Some(bank),
+        counterparty: Some(client),
+        data: serde_json::json!({ "relation": relation }),
+    };
+    let to_client = |k: &str| Operation {
+        checks: vec![WriterCheck::BankClient {
+            bank,
+            client,
+            admitted: vec![BankClient::NonConsumer, BankClient::Professional],
+        }],
+        ..op(k, cede(rata, bank, client, 100))
+    };
+    let e = store.submit(to_client("none")).await.unwrap_err();
+    assert_eq!(e.code(), "r_bank_client_changed", "{e}");
+    store
+        .append_operator_event(event(-10, BankClient::NonConsumer))
+        .await
+        .unwrap();
+    // Recorded after the operation's time: not yet in force for it.
+    store
+        .append_operator_event(event(10, BankClient::No))
+        .await
+        .unwrap();
+    store.submit(to_client("client")).await.unwrap();
+    // A consumer from five minutes before the operation: no longer admitted.
+    store
+        .append_operator_event(event(-5, BankClient::Consumer))
+        .await
+        .unwrap();
+    let e = store.submit(to_client("after")).await.unwrap_err();
+    assert_eq!(e.code(), "r_bank_client_changed", "{e}");
+    assert_eq!(available(&store, rata, bank).await, 9_900);
     assert_verified(&store).await;
 }
 

@@ -305,6 +305,18 @@ pub enum Command {
 pub const SUSPENSION_EVENT: &str = "suspension";
 pub const SUSPENSION_END_EVENT: &str = "suspension_end";
 
+/// The operator's register kind for a bank's current-account client (R-BANK-CLIENT): the
+/// bank is the entry's party, the client its counterparty, `{"relation"}` its data.
+pub const BANK_CLIENT_EVENT: &str = "bank_client";
+
+/// The relation a `BANK_CLIENT_EVENT` entry's data records (`No` if unreadable).
+pub fn bank_client_in(data: &serde_json::Value) -> cessio_core::chain::BankClient {
+    data.get("relation")
+        .cloned()
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default()
+}
+
 /// The suspension a `SUSPENSION_EVENT` entry's data records (`{"from", "until"}`).
 pub fn suspension_in(data: &serde_json::Value) -> Option<cessio_core::suspension::Suspension> {
     let date = |k: &str| {
@@ -327,6 +339,32 @@ pub struct DelegateCheck {
     pub party: PartyId,
     /// The operation's day in Rome, against the delegation's last day.
     pub on: NaiveDate,
+}
+
+/// A rule the app applies on state the writer also holds, which the writer decides again
+/// on the state its batch sees: a change committed after the app's read cannot slip past
+/// it. The app chooses which rules apply from facts that never change (a rata's
+/// traceability, the codes' nature); the writer decides them on the state that does.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "rule", rename_all = "snake_case")]
+pub enum WriterCheck {
+    /// R-F24-CHOICE: an F24 uses this tracciabile holding, so its choice must be declared.
+    ChoiceDeclared { rata: RataId, party: PartyId },
+    /// R-BAN-100K, R-BAN-1500: the party's F24 paid on `on` offsets credits of these
+    /// natures; the debt position in force must allow it.
+    OffsetAllowed {
+        party: PartyId,
+        on: NaiveDate,
+        natures: Vec<cessio_core::f24::CreditNature>,
+    },
+    /// R-BANK-CLIENT: a bank cedes, and §5 allows the cession, with the same effect, only
+    /// under these relations of the bank with its cessionario. The relation in force at
+    /// the operation's time, in the register the batch sees, must be one of them.
+    BankClient {
+        bank: PartyId,
+        client: PartyId,
+        admitted: Vec<cessio_core::chain::BankClient>,
+    },
 }
 
 /// What a delegation lets its delegate do for the party that granted it.
@@ -433,6 +471,10 @@ pub struct Operation {
     /// and allows disposal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delegate: Option<DelegateCheck>,
+    /// Rules the writer decides on the state its batch sees, beside those every command
+    /// of its kind gets.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<WriterCheck>,
 }
 
 impl Operation {

@@ -479,6 +479,12 @@ pub const CODES: &[Code] = &[
         also: &[],
     },
     Code {
+        code: "r_bank_client_changed",
+        rule: Some("R-BANK-CLIENT"),
+        description: "La relazione di conto corrente tra banca cedente e cessionario è cambiata mentre la cessione veniva registrata",
+        also: &[],
+    },
+    Code {
         code: "r_chain_exhausted",
         rule: Some("R-CHAIN"),
         description: "Cessioni esaurite: la banca cede ancora solo a propri correntisti non consumatori",
@@ -578,6 +584,18 @@ pub const CODES: &[Code] = &[
         code: "r_seize",
         rule: Some("R-SEIZE"),
         description: "Il credito è sotto sequestro",
+        also: &[],
+    },
+    Code {
+        code: "r_seize_not_open",
+        rule: Some("R-SEIZE"),
+        description: "Nessun sequestro aperto di questo importo da rilasciare per il soggetto",
+        also: &[],
+    },
+    Code {
+        code: "r_seize_open",
+        rule: Some("R-SEIZE"),
+        description: "Il credito del soggetto è già sotto sequestro",
         also: &[],
     },
     Code {

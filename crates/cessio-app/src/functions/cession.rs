@@ -9,6 +9,7 @@ use cessio_core::rules;
 use cessio_core::split::is_split_code;
 use cessio_store::{
     AccountRef, Command, EntryQuery, EntryRole, PartyEntry, StoreError, TransferRequest,
+    WriterCheck,
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -315,8 +316,9 @@ impl App {
             .ok_or(AppError::NotFound { what: "Soggetto" })?;
         let sent = self.sent_amounts(party).await?;
         let mut risks = Vec::with_capacity(lines.len());
+        let mut checks = Vec::new();
         for (i, line) in lines.iter().enumerate() {
-            let (to, amount) = self
+            let (to, amount, check) = self
                 .check_cession_line(party, &cedible, &mut seen, line)
                 .await
                 .map_err(|e| match e {
@@ -327,6 +329,7 @@ impl App {
                     other => other,
                 })?;
             total = total.checked_add(amount).unwrap_or(Cents::MAX);
+            checks.extend(check);
             if let Some(cessionario) = self.store.party(to).await? {
                 let hits = self
                     .risk_of(
@@ -349,9 +352,9 @@ impl App {
                 disclose: disclose_name,
             });
         }
-        let receipt = self
-            .submit(self.operation(p, key, Some(party), Command::Transfer(moves), fp)?)
-            .await?;
+        let mut op = self.operation(p, key, Some(party), Command::Transfer(moves), fp)?;
+        op.checks = checks;
+        let receipt = self.submit(op).await?;
         // A retry racing its first request can reach the store second and get the first
         // request's receipt back (replayed), computed from what was cedible then.
         debug_assert!(receipt.replayed || receipt.amount == total);
@@ -426,14 +429,15 @@ impl App {
 
     /// The rules one line of a cession must pass (R-CF-EXISTS, R-PA, §5: R-CHAIN,
     /// R-BANK-CLIENT, R-ONCE, R-ECO-2018; R-PARTIAL, the amount available), shared by
-    /// `cede` and its preview. Returns the cessionario and the amount.
+    /// `cede` and its preview. Returns the cessionario, the amount and the check the
+    /// writer repeats on the state it writes on (R-BANK-CLIENT).
     async fn check_cession_line(
         &self,
         party: PartyId,
         cedible: &CedibleMap,
         seen: &mut std::collections::HashSet<RataId>,
         line: &CessionLine,
-    ) -> Result<(PartyId, Cents), AppError> {
+    ) -> Result<(PartyId, Cents, Option<WriterCheck>), AppError> {
         if !seen.insert(line.rata) {
             return Err(AppError::invalid(
                 "rata",
@@ -451,7 +455,7 @@ impl App {
             ));
         }
         check_may_acquire(&to)?;
-        self.check_chain(party, history, &to).await?;
+        let (_, check) = self.check_chain(party, history, &to).await?;
         let amount = match line.amount {
             Some(a) => a.ensure_positive_amount()?,
             None => holding.max_cedibile,
@@ -468,7 +472,7 @@ impl App {
                 },
             )));
         }
-        Ok((to.id, amount))
+        Ok((to.id, amount, check))
     }
 
     /// F2's summary before confirming: each line checked as `cede` would check it now,

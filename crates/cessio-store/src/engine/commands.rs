@@ -1,8 +1,10 @@
 //! One function per command: each decides its operation against the batch's working set
 //! and adds its rows to the plan. A refusal leaves both for the caller to roll back.
 
+use cessio_core::chain::{BankClient, ChainError, NotCedibleReason};
 use cessio_core::debt::DebtPosition;
-use cessio_core::f24::F24Choice;
+use cessio_core::f24::{self, F24Choice, F24Error};
+use cessio_core::law::LawTable;
 use cessio_core::ledger::{
     AccountKind, LedgerError, Movement, PartyId, RataId, TransferId, TransferKind,
 };
@@ -13,7 +15,7 @@ use super::{AccountKey, LiveDelegation, Plan, SuspensionFact, Working, is_suspen
 use crate::StoreError;
 use crate::model::{
     AccountRef, ChoiceRecord, Command, DelegationChange, NewCredit, NewOperatorEvent, NewParty,
-    Operation, Party, Receipt, TransferRequest,
+    Operation, Party, Receipt, TransferRequest, WriterCheck,
 };
 
 fn validate_user(op: &Operation) -> Result<(), StoreError> {
@@ -42,6 +44,9 @@ pub(super) fn apply(
     validate_user(op)?;
     if let Some(d) = &op.delegate {
         check_delegation(d, w)?;
+    }
+    for c in &op.checks {
+        check_writer_rule(c, op, w)?;
     }
     plan.head.last_operation += 1;
     let id = plan.head.last_operation;
@@ -173,11 +178,24 @@ fn f24_choice(
             party: *party,
         });
     }
+    // Decided on the choice and the reservations the batch sees: a choice declared twice
+    // in a race, or revoked while an F24 reserves part of the rata, is refused here.
+    let current = w.choices.get(&(*rata, *party)).copied().unwrap_or_default();
+    let law = law()?;
     let choice = if *declared {
-        F24Choice::Declared { on: *on }
+        // Only tracciabili rate reach here: the app refuses the others on the rata's
+        // traceability, which never changes.
+        f24::declare_choice(true, current, *on, law)
     } else {
-        F24Choice::Revoked { on: *on }
-    };
+        let reserved = w
+            .ids
+            .get(&AccountKey::of(*rata, AccountRef::Holder(*party)))
+            .and_then(|id| w.ledger.account(*id))
+            .map_or(Cents::ZERO, |a| a.balance.debits_pending);
+        f24::revoke_choice(current, reserved, *on, law)
+    }
+    .map_err(|e| f24_rule(&e))?;
+    w.choices.insert((*rata, *party), choice);
     plan.choices.push((
         ChoiceRecord {
             rata: *rata,
@@ -208,6 +226,7 @@ fn debt_position(
             reason: "una posizione debitoria ha al massimo 1.000 carichi".into(),
         });
     }
+    w.debts.insert(*party, position.clone());
     plan.debt_positions
         .push((*party, position.clone(), s.id, s.op.at));
     s.receipt.party = Some(*party);
@@ -331,8 +350,25 @@ fn transfer(
     }
     let mut movements = Vec::with_capacity(requests.len());
     for r in requests {
-        if let TransferRequest::Post { pending } | TransferRequest::Void { pending } = r {
-            check_not_suspended(*pending, s.today, w)?;
+        match r {
+            TransferRequest::Post { pending } | TransferRequest::Void { pending } => {
+                check_not_suspended(*pending, s.today, w)?;
+            }
+            TransferRequest::Move {
+                rata,
+                from: AccountRef::Holder(party),
+                kind: TransferKind::Cession,
+                ..
+            } => check_not_chosen(*rata, *party, w)?,
+            TransferRequest::Move {
+                rata,
+                from,
+                to,
+                amount,
+                kind: TransferKind::Seize,
+                ..
+            } => check_seizure(*rata, from, to, *amount, w)?,
+            TransferRequest::Move { .. } => {}
         }
         let mut planned = resolve(r, w, plan)?;
         if matches!(
@@ -347,10 +383,65 @@ fn transfer(
         movements.push(planned);
     }
     let (ids, amount) = record(s.op, s.id, w, plan, &movements)?;
+    // Recorded: later operations of the batch see what is now under seizure.
+    for r in requests {
+        if let TransferRequest::Move {
+            rata,
+            from,
+            to,
+            amount,
+            kind: TransferKind::Seize,
+            ..
+        } = r
+        {
+            match (from, to) {
+                (AccountRef::Holder(h), _) => {
+                    w.seized.insert((*rata, *h), *amount);
+                }
+                (_, AccountRef::Holder(h)) => {
+                    let left = seized(w, *rata, *h).checked_sub(*amount);
+                    w.seized.insert((*rata, *h), left.unwrap_or(Cents::ZERO));
+                }
+                _ => {}
+            }
+        }
+    }
     s.receipt.transfers = ids;
     s.receipt.amount = amount;
 
     Ok(())
+}
+
+fn seized(w: &Working, rata: RataId, holder: PartyId) -> Cents {
+    w.seized
+        .get(&(rata, holder))
+        .copied()
+        .unwrap_or(Cents::ZERO)
+}
+
+/// R-SEIZE, on what the batch sees under seizure for the holder: one open seizure per
+/// holding, and a release of no more than is seized. A rata's `seized` account holds every
+/// holder's seizure, so its balance alone would let one holder's release take another's.
+fn check_seizure(
+    rata: RataId,
+    from: &AccountRef,
+    to: &AccountRef,
+    amount: Cents,
+    w: &Working,
+) -> Result<(), StoreError> {
+    match (from, to) {
+        (AccountRef::Holder(h), _) if seized(w, rata, *h).is_positive() => Err(rule(
+            "R-SEIZE",
+            "r_seize_open",
+            "Il credito di questo soggetto è già sotto sequestro: un secondo sequestro della stessa rata non è stato registrato (R-SEIZE)",
+        )),
+        (_, AccountRef::Holder(h)) if amount > seized(w, rata, *h) => Err(rule(
+            "R-SEIZE",
+            "r_seize_not_open",
+            "Per questo soggetto non c'è un sequestro aperto di questo importo su questa rata, forse già rilasciato: l'operazione non è stata eseguita (R-SEIZE)",
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// An entry of the operator's register; a suspension and its end are decided here (R-SUSP),
@@ -427,6 +518,14 @@ fn operator_event(
         }
         _ => {}
     }
+    if event.kind == crate::model::BANK_CLIENT_EVENT
+        && let (Some(bank), Some(client)) = (event.party, event.counterparty)
+    {
+        w.bank_clients
+            .entry((bank, client))
+            .or_default()
+            .push((event.at, crate::model::bank_client_in(&event.data)));
+    }
     plan.events.push((event.clone(), s.id));
     s.receipt.party = event.party;
 
@@ -456,6 +555,79 @@ fn check_not_suspended(
         }),
         _ => Ok(()),
     }
+}
+
+/// R-F24-CHOICE, on the choices the batch sees: a rata whose choice to use it in F24 is
+/// declared is not cedible. Only a tracciabile rata can have the choice declared.
+fn check_not_chosen(rata: RataId, party: PartyId, w: &Working) -> Result<(), StoreError> {
+    match w.choices.get(&(rata, party)) {
+        Some(F24Choice::Declared { .. }) => {
+            let e = ChainError::NotCedible(NotCedibleReason::F24ChoiceDeclared);
+            Err(StoreError::Rule {
+                rule: e.rule(),
+                code: e.code(),
+                detail: e.to_string(),
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A rule the app named for the writer ([`WriterCheck`]), decided on the state the batch
+/// sees.
+fn check_writer_rule(c: &WriterCheck, op: &Operation, w: &Working) -> Result<(), StoreError> {
+    match c {
+        WriterCheck::ChoiceDeclared { rata, party } => {
+            let choice = w.choices.get(&(*rata, *party)).copied().unwrap_or_default();
+            if f24::choice_allows_use(true, choice) {
+                Ok(())
+            } else {
+                Err(f24_rule(&F24Error::ChoiceRequired))
+            }
+        }
+        WriterCheck::OffsetAllowed { party, on, natures } => {
+            let none = DebtPosition::default();
+            let debts = w.debts.get(party).unwrap_or(&none);
+            f24::check_offset_ban(debts, natures, *on, law()?).map_err(|e| f24_rule(&e))
+        }
+        WriterCheck::BankClient {
+            bank,
+            client,
+            admitted,
+        } => {
+            // As the §5 history reads it: the last relation recorded up to the operation's
+            // time.
+            let relation = w
+                .bank_clients
+                .get(&(*bank, *client))
+                .and_then(|list| list.iter().rev().find(|(at, _)| *at <= op.at))
+                .map_or(BankClient::No, |(_, r)| *r);
+            if admitted.contains(&relation) {
+                Ok(())
+            } else {
+                Err(rule(
+                    "R-BANK-CLIENT",
+                    "r_bank_client_changed",
+                    "La relazione di conto corrente tra la banca cedente e il cessionario è cambiata mentre la cessione veniva registrata, e con quella ora in vigore la cessione non è consentita: l'operazione non è stata eseguita (R-BANK-CLIENT)",
+                ))
+            }
+        }
+    }
+}
+
+fn f24_rule(e: &F24Error) -> StoreError {
+    StoreError::Rule {
+        rule: e.rule(),
+        code: e.code(),
+        detail: e.to_string(),
+    }
+}
+
+/// The law's dated rules, as the app reads them.
+fn law() -> Result<&'static LawTable, StoreError> {
+    LawTable::builtin_shared().map_err(|e| StoreError::InvalidOperation {
+        reason: format!("tabella delle regole di legge non valida: {e}"),
+    })
 }
 
 /// The delegation an operation is made under, on the delegations the batch sees: a

@@ -18,8 +18,12 @@
 //! Decided here because they can race, on the state the batch sees: balances
 //! (R-CONSERVE, R-PENDING-OUT, and so R-PARTIAL's whole rata and R-SPLIT-ANNUL's untouched
 //! rate), R-SUSP (no answer to a suspended communication; a suspension only of one awaiting
-//! its answer, once; its end only of an open one) and R-DELEGA-END / R-DELEGA-SCOPE for a
-//! delegate's operation. A key the log already holds with the same request hash returns
+//! its answer, once; its end only of an open one), R-DELEGA-END / R-DELEGA-SCOPE for a
+//! delegate's operation, R-F24-CHOICE (no cession of a rata chosen for F24, no F24 use of a
+//! tracciabile one not chosen, a choice declared once and revoked only while nothing is
+//! reserved), R-BAN-100K/1500 on the debt position in force, R-BANK-CLIENT on the
+//! relation in force between a ceding bank and its cessionario, and R-SEIZE on what is
+//! under seizure per holder (one open seizure, a release of no more than it seized). A key the log already holds with the same request hash returns
 //! the stored receipt (`replayed: true`); under another request it is refused. Only
 //! operations that applied are recorded, so a refused one can be retried, or corrected,
 //! under its key without anything applying twice.
@@ -38,7 +42,10 @@ use sha2::{Digest, Sha256};
 use crate::StoreError;
 use crate::model::{Command, DelegationChange, Operation, Receipt};
 
-pub use needs::{LiveDelegation, Needs, Prefetched, StoredOperation, SuspensionFact, needs};
+pub use needs::{
+    LiveDelegation, Needs, Prefetched, SeizureRow, StoredOperation, SuspensionFact, needs,
+    seized_from,
+};
 pub use projected::{MovementFacts, Projected, RataFacts, Wanted, projected, wanted};
 pub use rows::{AccountKey, Head, OpSpan, OperationRow, Plan, TransferRow};
 
@@ -64,6 +71,10 @@ struct Working {
     pending_kinds: HashMap<TransferId, TransferKind>,
     suspensions: HashMap<TransferId, SuspensionFact>,
     delegations: HashMap<(i64, PartyId), Vec<LiveDelegation>>,
+    choices: HashMap<(RataId, PartyId), cessio_core::f24::F24Choice>,
+    debts: HashMap<PartyId, cessio_core::debt::DebtPosition>,
+    bank_clients: HashMap<(PartyId, PartyId), needs::Relations>,
+    seized: HashMap<(RataId, PartyId), cessio_core::money::Cents>,
 }
 
 fn is_suspension(kind: &str) -> bool {
@@ -88,6 +99,10 @@ pub fn plan(
         pending_kinds: HashMap::new(),
         suspensions: pre.suspensions,
         delegations: pre.delegations,
+        choices: pre.choices,
+        debts: pre.debts,
+        bank_clients: pre.bank_clients,
+        seized: pre.seized,
     };
     for a in pre.accounts {
         w.ids.insert(AccountKey::of_account(&a), a.id);
@@ -235,5 +250,79 @@ impl Savepoint {
         plan.delegations.truncate(self.delegations);
         plan.events.truncate(self.events);
         plan.head = self.head;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{NewOperatorEvent, WriterCheck};
+    use crate::{BANK_CLIENT_EVENT, IdempotencyKey};
+    use cessio_core::chain::BankClient;
+    use chrono::TimeZone;
+
+    fn op(key: &str, command: Command, checks: Vec<WriterCheck>) -> Operation {
+        Operation {
+            idempotency_key: IdempotencyKey::parse(key).expect("a valid key"),
+            acting_user: "tester".into(),
+            on_behalf_of: None,
+            at: chrono::Utc.with_ymd_and_hms(2024, 3, 1, 9, 0, 0).unwrap(),
+            command,
+            request_hash: None,
+            delegate: None,
+            checks,
+        }
+    }
+
+    #[test]
+    fn r_bank_client_a_relation_recorded_earlier_in_the_batch_decides_the_next_operation() {
+        let (bank, client) = (1, 2);
+        let checked = |key: &str| {
+            op(
+                key,
+                Command::DebtPosition {
+                    party: bank,
+                    position: cessio_core::debt::DebtPosition::default(),
+                },
+                vec![WriterCheck::BankClient {
+                    bank,
+                    client,
+                    admitted: vec![BankClient::NonConsumer],
+                }],
+            )
+        };
+        let first = checked("before");
+        let ended = op(
+            "ended",
+            Command::OperatorEvent {
+                event: NewOperatorEvent {
+                    kind: BANK_CLIENT_EVENT.into(),
+                    at: first.at,
+                    actor: "op".into(),
+                    transfer: None,
+                    party: Some(bank),
+                    counterparty: Some(client),
+                    data: serde_json::json!({ "relation": BankClient::Consumer }),
+                },
+                void: None,
+            },
+            Vec::new(),
+        );
+        let mut pre = Prefetched::default();
+        pre.parties.insert(bank);
+        pre.bank_clients.insert(
+            (bank, client),
+            vec![(
+                first.at - chrono::Duration::hours(1),
+                BankClient::NonConsumer,
+            )],
+        );
+        let (_, results) = plan(&[first, ended, checked("after")], pre, Head::default());
+        assert!(results[0].is_ok(), "{:?}", results[0]);
+        assert!(results[1].is_ok(), "{:?}", results[1]);
+        let e = results[2]
+            .as_ref()
+            .expect_err("the relation ended before it");
+        assert_eq!(e.code(), "r_bank_client_changed", "{e}");
     }
 }
