@@ -2,8 +2,9 @@
 //! held before the writer (`App::hold_next_submit`) while a competing one runs to the end;
 //! released, the first must be decided on the state the second left: the writer decides
 //! R-SUSP, the delegation a request runs under, the F24 choice (R-F24-CHOICE), the
-//! offset bans (R-BAN-100K), a bank's relation with its client (R-BANK-CLIENT) and what
-//! is under seizure per holder (R-SEIZE), and the ledger's balances decide the amounts (R-PARTIAL,
+//! offset bans (R-BAN-100K), a bank's relation with its client (R-BANK-CLIENT), what is
+//! under seizure per holder (R-SEIZE) and the history §5 was decided on (R-CHAIN), and the
+//! ledger's balances decide the amounts (R-PARTIAL,
 //! R-PENDING-OUT, R-SPLIT-ANNUL). Each race runs in both orders where both orders can
 //! refuse, and the register verifies.
 
@@ -31,6 +32,7 @@ backends!(
     r_bank_client_race_the_relation_ended_while_the_bank_cedes_to_its_client,
     r_seize_race_one_holder_released_twice_while_another_holder_is_seized,
     r_seize_race_one_holding_seized_twice,
+    r_chain_race_another_part_of_the_rata_received_while_ceding,
 );
 
 /// Runs `held` until it has decided, runs `other` to the end, then lets `held` reach the
@@ -450,5 +452,54 @@ async fn r_seize_race_one_holding_seized_twice(t: TestApp) {
         (Some("R-SEIZE"), "r_seize_open"),
         "{e}"
     );
+    verified(&t).await;
+}
+
+async fn r_chain_race_another_part_of_the_rata_received_while_ceding(t: TestApp) {
+    // A non-tracciabile rata of 2,000.00 moves in parts: B holds 500.00 of it.
+    t.set_rome(2024, 3, 1, 10, 0);
+    let a = t.holder(1, PartyKind::Company).await;
+    let b = t.holder(2, PartyKind::Company).await;
+    // After the first cession, only to qualified parties (R-CHAIN).
+    let c = t.party(3, PartyKind::Bank).await;
+    let credit = t
+        .holding(&a.party, &a.user, "superbonus", 1_000_000, old_day())
+        .await;
+    let rata = rata_of(&credit, 2024);
+    let pass = |amount| {
+        let (a, b) = (&a, &b);
+        let t = &t;
+        async move {
+            t.cede(&a.user, &a.party, &[line(rata, &b.party, Some(amount))])
+                .await
+                .unwrap();
+            t.answer(&b.user, &b.party, by_cedente(&a.party), true)
+                .await
+                .unwrap();
+        }
+    };
+    pass(50_000).await;
+    // B's cession was decided on a history of one path; another part reaches B first.
+    let gate = t.app.hold_next_submit(&b.user);
+    let (ceded, ()) = held_while(
+        gate,
+        t.cede(&b.user, &b.party, &[line(rata, &c, Some(50_000))]),
+        pass(50_000),
+    )
+    .await;
+    let e = ceded.unwrap_err();
+    assert_eq!(
+        (e.rule(), e.code()),
+        (Some("R-CHAIN"), "r_chain_holding_changed"),
+        "{e}"
+    );
+    assert_eq!(
+        t.max_cedibile(&b.user, &b.party, rata).await,
+        cents(100_000)
+    );
+    // Decided again on the history the writer sees, it passes.
+    t.cede(&b.user, &b.party, &[line(rata, &c, Some(50_000))])
+        .await
+        .unwrap();
     verified(&t).await;
 }

@@ -59,6 +59,7 @@ macro_rules! contract_tests {
             r_delega_end_is_decided_by_the_writer_on_the_state_it_writes_on,
             r_f24_choice_and_r_ban_100k_are_decided_by_the_writer_on_the_state_it_writes_on,
             r_bank_client_is_decided_by_the_writer_on_the_relation_in_force,
+            r_chain_history_is_checked_by_the_writer_on_what_the_holding_received,
             feed_tells_both_sides_of_a_cession_and_of_its_answer,
             operation_record_has_its_log_entry_transfers_credits_and_parties,
             webhooks_are_capped_leased_once_retried_and_revoked
@@ -2769,6 +2770,31 @@ pub async fn r_bank_client_is_decided_by_the_writer_on_the_relation_in_force(sto
     let e = store.submit(to_client("after")).await.unwrap_err();
     assert_eq!(e.code(), "r_bank_client_changed", "{e}");
     assert_eq!(available(&store, rata, bank).await, 9_900);
+    assert_verified(&store).await;
+}
+
+/// §5 was decided on a holding's history: the writer refuses the cession if the holding has
+/// received more of the rata than when that history was read.
+pub async fn r_chain_history_is_checked_by_the_writer_on_what_the_holding_received(
+    store: DynStore,
+) {
+    use crate::WriterCheck;
+
+    let a = party(&store, 1).await;
+    let b = party(&store, 2).await;
+    let rata = funded(&store, "fund", a, 10_000).await;
+    let read_with = |k: &str, received: i64| Operation {
+        checks: vec![WriterCheck::HoldingReceived {
+            rata,
+            party: a,
+            received: Cents::new(received),
+        }],
+        ..op(k, cede(rata, a, b, 100))
+    };
+    let e = store.submit(read_with("stale", 9_999)).await.unwrap_err();
+    assert_eq!(e.code(), "r_chain_holding_changed", "{e}");
+    store.submit(read_with("current", 10_000)).await.unwrap();
+    assert_eq!(available(&store, rata, a).await, 9_900);
     assert_verified(&store).await;
 }
 

@@ -357,6 +357,15 @@ pub enum WriterCheck {
         on: NaiveDate,
         natures: Vec<cessio_core::f24::CreditNature>,
     },
+    /// §5 (R-CHAIN, R-ONCE, R-ECO-2018) was decided on the holding's history as it stood
+    /// when the holder had received `received` of the rata in all (its credits posted).
+    /// Another part of the rata received since comes by a path that may count more
+    /// cessions (the most restrictive path counts), so the decision must be taken again.
+    HoldingReceived {
+        rata: RataId,
+        party: PartyId,
+        received: cessio_core::money::Cents,
+    },
     /// R-BANK-CLIENT: a bank cedes, and §5 allows the cession, with the same effect, only
     /// under these relations of the bank with its cessionario. The relation in force at
     /// the operation's time, in the register the batch sees, must be one of them.

@@ -491,6 +491,12 @@ pub const CODES: &[Code] = &[
         also: &[],
     },
     Code {
+        code: "r_chain_holding_changed",
+        rule: Some("R-CHAIN"),
+        description: "Il cedente ha ricevuto un'altra parte della rata mentre la cessione veniva registrata: la cedibilità va verificata di nuovo",
+        also: &[],
+    },
+    Code {
         code: "r_chain_not_qualified",
         rule: Some("R-CHAIN"),
         description: "Dopo le cessioni libere il cessionario deve essere un soggetto qualificato",

@@ -18,7 +18,9 @@ use super::check_may_acquire;
 use crate::{App, AppError, Principal, fingerprint};
 
 /// A party's holdings by rata, with their §5 history (F2's working set).
-type CedibleMap = HashMap<RataId, (CedibleHolding, cessio_core::chain::RataHistory)>;
+/// A cession's lines' holdings by rata: each with its §5 history and what the holder had
+/// received of the rata in all when it was read.
+type CedibleMap = HashMap<RataId, (CedibleHolding, cessio_core::chain::RataHistory, Cents)>;
 
 /// F2: a holding the party may cede, with the maximum cedibile.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -377,12 +379,25 @@ impl App {
         party: PartyId,
         lines: &[CessionLine],
     ) -> Result<CedibleMap, AppError> {
-        let rate: HashSet<RataId> = lines.iter().map(|l| l.rata).collect();
+        self.authorize_view(p, party).await?;
+        let mut rate: Vec<RataId> = lines.iter().map(|l| l.rata).collect();
+        rate.sort_unstable();
+        rate.dedup();
+        // The accounts are read before the histories: what the writer finds received since
+        // (`WriterCheck::HoldingReceived`) is what these histories may miss.
+        let holdings = self.store.holdings_in(party, &rate).await?;
+        let received: HashMap<RataId, Cents> = holdings
+            .iter()
+            .map(|a| (a.rata, a.balance.credits_posted))
+            .collect();
         Ok(self
-            .holding_states_of(p, party, Some(&rate))
+            .states_of_holdings(party, &holdings, rate, &mut StatesContext::default())
             .await?
             .into_iter()
-            .map(|(h, history)| (h.rata, (h, history)))
+            .map(|(h, history)| {
+                let got = received.get(&h.rata).copied().unwrap_or(Cents::ZERO);
+                (h.rata, (h, history, got))
+            })
             .collect())
     }
 
@@ -429,22 +444,22 @@ impl App {
 
     /// The rules one line of a cession must pass (R-CF-EXISTS, R-PA, §5: R-CHAIN,
     /// R-BANK-CLIENT, R-ONCE, R-ECO-2018; R-PARTIAL, the amount available), shared by
-    /// `cede` and its preview. Returns the cessionario, the amount and the check the
-    /// writer repeats on the state it writes on (R-BANK-CLIENT).
+    /// `cede` and its preview. Returns the cessionario, the amount and the checks the
+    /// writer repeats on the state it writes on (§5's history, R-BANK-CLIENT).
     async fn check_cession_line(
         &self,
         party: PartyId,
         cedible: &CedibleMap,
         seen: &mut std::collections::HashSet<RataId>,
         line: &CessionLine,
-    ) -> Result<(PartyId, Cents, Option<WriterCheck>), AppError> {
+    ) -> Result<(PartyId, Cents, Vec<WriterCheck>), AppError> {
         if !seen.insert(line.rata) {
             return Err(AppError::invalid(
                 "rata",
                 "la stessa rata compare due volte",
             ));
         }
-        let Some((holding, history)) = cedible.get(&line.rata) else {
+        let Some((holding, history, received)) = cedible.get(&line.rata) else {
             return Err(self.why_not_held(party, line.rata).await);
         };
         let to = self.party_by_cf(&line.cessionario_cf).await?;
@@ -455,7 +470,15 @@ impl App {
             ));
         }
         check_may_acquire(&to)?;
-        let (_, check) = self.check_chain(party, history, &to).await?;
+        let (_, relation) = self.check_chain(party, history, &to).await?;
+        let checks = [
+            Some(WriterCheck::HoldingReceived {
+                rata: line.rata,
+                party,
+                received: *received,
+            }),
+            relation,
+        ];
         let amount = match line.amount {
             Some(a) => a.ensure_positive_amount()?,
             None => holding.max_cedibile,
@@ -472,7 +495,7 @@ impl App {
                 },
             )));
         }
-        Ok((to.id, amount, check))
+        Ok((to.id, amount, checks.into_iter().flatten().collect()))
     }
 
     /// F2's summary before confirming: each line checked as `cede` would check it now,

@@ -590,6 +590,26 @@ fn check_writer_rule(c: &WriterCheck, op: &Operation, w: &Working) -> Result<(),
             let debts = w.debts.get(party).unwrap_or(&none);
             f24::check_offset_ban(debts, natures, *on, law()?).map_err(|e| f24_rule(&e))
         }
+        WriterCheck::HoldingReceived {
+            rata,
+            party,
+            received,
+        } => {
+            let now = w
+                .ids
+                .get(&AccountKey::of(*rata, AccountRef::Holder(*party)))
+                .and_then(|id| w.ledger.account(*id))
+                .map_or(Cents::ZERO, |a| a.balance.credits_posted);
+            if now == *received {
+                Ok(())
+            } else {
+                Err(rule(
+                    "R-CHAIN",
+                    "r_chain_holding_changed",
+                    "Mentre la cessione veniva registrata il cedente ha ricevuto un'altra parte di questa rata, e la cedibilità va verificata di nuovo (R-CHAIN): l'operazione non è stata eseguita, ripeterla",
+                ))
+            }
+        }
         WriterCheck::BankClient {
             bank,
             client,

@@ -155,6 +155,9 @@ pub fn needs(ops: &[Operation]) -> Needs {
             match c {
                 WriterCheck::ChoiceDeclared { rata, party } => n.choices.push((*rata, *party)),
                 WriterCheck::OffsetAllowed { party, .. } => n.debts.push(*party),
+                WriterCheck::HoldingReceived { rata, party, .. } => n
+                    .account_keys
+                    .push(AccountKey::of(*rata, AccountRef::Holder(*party))),
                 WriterCheck::BankClient { bank, client, .. } => {
                     n.bank_clients.push((*bank, *client))
                 }
