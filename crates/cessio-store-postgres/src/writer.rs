@@ -229,6 +229,21 @@ const SQL_CHOICES: &str =
 const SQL_DEBTS: &str = "SELECT DISTINCT ON (party) party, position FROM debt_positions
     WHERE party = ANY($1) ORDER BY party, id DESC";
 
+/// A lookup of `keys` keys: none asked, no statement sent. Most batches name no
+/// suspension, delegation, debt, bank client or seizure, and each statement sent costs the
+/// server a bind and an execution and the writer one more reply to wait for.
+async fn query_some(
+    c: &Transaction<'_>,
+    st: &Statement,
+    args: &[&(dyn ToSql + Sync)],
+    keys: usize,
+) -> Result<Vec<Row>, tokio_postgres::Error> {
+    if keys == 0 {
+        return Ok(Vec::new());
+    }
+    c.query(st, args).await
+}
+
 /// Loads what a batch needs. The independent lookups are sent together and pipeline on
 /// the one connection; only the accounts of pending transfers need a second round trip.
 async fn prefetch(
@@ -276,14 +291,29 @@ async fn prefetch(
         c.query(&st.pending, &args_pending),
         c.query(&st.accounts_by_key, &args_accounts_by_key),
         c.query(&st.parties, &args_parties),
-        c.query(&st.cfs, &args_cfs),
+        query_some(c, &st.cfs, &args_cfs, needs.cfs.len()),
         c.query(&st.rate, &args_rate),
-        c.query(&st.suspensions, &args_suspensions),
-        c.query(&st.delegations, &args_delegations),
-        c.query(&st.choices, &args_choices),
-        c.query(&st.debts, &args_debts),
-        c.query(&st.bank_clients, &args_bank_clients),
-        c.query(&st.seizures, &args_seizures),
+        query_some(
+            c,
+            &st.suspensions,
+            &args_suspensions,
+            needs.suspensions.len()
+        ),
+        query_some(
+            c,
+            &st.delegations,
+            &args_delegations,
+            needs.delegations.len()
+        ),
+        query_some(c, &st.choices, &args_choices, needs.choices.len()),
+        query_some(c, &st.debts, &args_debts, needs.debts.len()),
+        query_some(
+            c,
+            &st.bank_clients,
+            &args_bank_clients,
+            needs.bank_clients.len()
+        ),
+        query_some(c, &st.seizures, &args_seizures, needs.seizures.len()),
     )
     .map_err(db_err)?;
     let mut pre = Prefetched::default();
