@@ -543,11 +543,11 @@ impl App {
         self.catalogue.get(type_key).map(|t| t.usage_window)
     }
 
-    /// §5 for one line of a cession: may `history`'s holder cede to `to` today?
-    /// §5 for one cession. A bank's cession depends on its relation with the cessionario
-    /// (R-BANK-CLIENT), which the operator may change before the cession is written: the
-    /// check comes back with the relations under which the decision stays the same, for
-    /// the writer to decide on the relation it sees. `None` when no relation changes it.
+    /// §5 for one line of a cession: may `history`'s holder cede to `to` today? A bank's
+    /// cession depends on its relation with the cessionario (R-BANK-CLIENT), which the
+    /// operator may change before the cession is written: the check comes back with the
+    /// relations under which the decision stays the same, for the writer to decide on the
+    /// relation it sees. `None` when no relation changes it.
     pub(crate) async fn check_chain(
         &self,
         cedente: PartyId,

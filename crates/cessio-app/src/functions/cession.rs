@@ -17,7 +17,6 @@ use serde::{Deserialize, Serialize};
 use super::check_may_acquire;
 use crate::{App, AppError, Principal, fingerprint};
 
-/// A party's holdings by rata, with their §5 history (F2's working set).
 /// A cession's lines' holdings by rata: each with its §5 history and what the holder had
 /// received of the rata in all when it was read.
 type CedibleMap = HashMap<RataId, (CedibleHolding, cessio_core::chain::RataHistory, Cents)>;

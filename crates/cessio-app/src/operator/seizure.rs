@@ -26,20 +26,15 @@ pub struct SeizureView {
 }
 
 impl App {
-    /// Amount of `holder`'s holding of `rata` under seizure now: seized minus released.
+    /// Amount of `holder`'s holding of `rata` under seizure now: seized minus released, as
+    /// the writer counts it.
     fn seized_amount(history: &[TransferRow], holder: PartyId) -> Cents {
-        history
+        let rows: Vec<cessio_store::engine::SeizureRow> = history
             .iter()
             .filter(|r| r.kind == TransferKind::Seize && r.phase == Phase::Posted)
-            .fold(Cents::ZERO, |acc, r| {
-                if r.party == Some(holder) && r.counterparty.is_none() {
-                    acc.checked_add(r.amount).unwrap_or(Cents::MAX)
-                } else if r.counterparty == Some(holder) && r.party.is_none() {
-                    acc.checked_sub(r.amount).unwrap_or(Cents::ZERO)
-                } else {
-                    acc
-                }
-            })
+            .map(|r| (r.party, r.counterparty, r.amount))
+            .collect();
+        cessio_store::engine::seized_from(&rows, holder)
     }
 
     async fn seizure_view(
