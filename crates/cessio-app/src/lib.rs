@@ -172,6 +172,8 @@ pub struct App {
     pub settings: Settings,
     /// F1's kept cedibilità of the parties' holdings (see `monitor_cache`).
     monitor_cache: Arc<monitor_cache::MonitorCache>,
+    /// The cedenti's histories for the amount risk rule, kept between cessions.
+    sent_kept: Arc<std::sync::Mutex<operator::risk::KeptHistories>>,
     /// Password and PIN hashing run on blocking threads, this many at once: Argon2 is
     /// deliberately expensive, and on the async workers a login flood would stall every
     /// other request (`/healthz` included).
@@ -324,6 +326,7 @@ impl App {
             opt_stop,
             settings: Settings::default(),
             monitor_cache: Arc::default(),
+            sent_kept: Arc::default(),
             hashing: Arc::new(tokio::sync::Semaphore::new(default_hashing_threads())),
             #[cfg(feature = "testing")]
             submit_gates: Arc::default(),

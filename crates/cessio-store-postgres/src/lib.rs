@@ -630,9 +630,16 @@ impl Store for PgStore {
         Ok(HoldingChanges { rate, marks })
     }
 
-    async fn sent_amounts(&self, party: PartyId) -> Result<Vec<Cents>, StoreError> {
-        self.read_all(sql::SENT_AMOUNTS, &[&party], |r| {
-            r.try_get(0).map(Cents::new).map_err(db_err)
+    async fn sent_amounts(
+        &self,
+        party: PartyId,
+        after: TransferId,
+    ) -> Result<Vec<(TransferId, Cents)>, StoreError> {
+        self.read_all(sql::SENT_AMOUNTS, &[&party, &after], |r| {
+            Ok((
+                r.try_get(0).map_err(db_err)?,
+                r.try_get(1).map(Cents::new).map_err(db_err)?,
+            ))
         })
         .await
     }

@@ -574,10 +574,15 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn sent_amounts(&self, party: PartyId) -> Result<Vec<Cents>, StoreError> {
+    async fn sent_amounts(
+        &self,
+        party: PartyId,
+        after: TransferId,
+    ) -> Result<Vec<(TransferId, Cents)>, StoreError> {
         self.read(move |c| {
-            all(c, sql::SENT_AMOUNTS, [party], |r| r.get(0))
-                .map(|v| v.into_iter().map(Cents::new).collect())
+            all(c, sql::SENT_AMOUNTS, [party, after], |r| {
+                Ok((r.get(0)?, Cents::new(r.get(1)?)))
+            })
         })
         .await
     }

@@ -159,12 +159,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// the list cost a round trip per rata.
     async fn histories(&self, rate: &[RataId]) -> Result<Vec<engine::TransferRow>, StoreError>;
 
-    /// The amounts of the movements `party` sent as cedente, communications and cessions,
-    /// answered or waiting (F9's amount rule: the cedente's history).
+    /// The movements `party` sent as cedente after transfer `after`, communications and
+    /// cessions, answered or waiting, in id order: (id, amount). F9's amount rule compares
+    /// with the cedente's history; transfers are appended in id order and never change, so
+    /// a history read up to an id is extended exactly by what comes after it.
     async fn sent_amounts(
         &self,
         party: PartyId,
-    ) -> Result<Vec<cessio_core::money::Cents>, StoreError>;
+        after: TransferId,
+    ) -> Result<Vec<(TransferId, cessio_core::money::Cents)>, StoreError>;
 
     /// One movement of the history by id (F9: the communication an operator names).
     async fn transfer(

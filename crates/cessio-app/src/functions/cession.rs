@@ -315,7 +315,7 @@ impl App {
             .party(party)
             .await?
             .ok_or(AppError::NotFound { what: "Soggetto" })?;
-        let sent = self.sent_amounts(party).await?;
+        let sent = self.sent_stats(party).await?;
         let mut risks = Vec::with_capacity(lines.len());
         let mut checks = Vec::new();
         for (i, line) in lines.iter().enumerate() {
@@ -333,13 +333,7 @@ impl App {
             checks.extend(check);
             if let Some(cessionario) = self.store.party(to).await? {
                 let hits = self
-                    .risk_of(
-                        &cedente,
-                        &cessionario,
-                        amount,
-                        Some(line.rata),
-                        cessio_core::risk::HistoryStats::of(&sent),
-                    )
+                    .risk_of(&cedente, &cessionario, amount, Some(line.rata), sent)
                     .await?;
                 risks.push((i, to, hits));
             }

@@ -32,7 +32,7 @@ use crate::{App, AppError, Principal};
 
 mod annulment;
 mod registry;
-mod risk;
+pub(crate) mod risk;
 mod seizure;
 mod suspension;
 
