@@ -574,16 +574,18 @@ impl App {
             )
         };
         let effect = decide(client).map_err(chain_error)?;
+        if history.holder != PartyClass::Bank {
+            return Ok((effect, None));
+        }
         let admitted: Vec<BankClient> = BankClient::ALL
             .into_iter()
             .filter(|r| decide(*r).ok() == Some(effect))
             .collect();
-        let check = (history.holder == PartyClass::Bank && admitted.len() < BankClient::ALL.len())
-            .then_some(WriterCheck::BankClient {
-                bank: cedente,
-                client: to.id,
-                admitted,
-            });
+        let check = (admitted.len() < BankClient::ALL.len()).then_some(WriterCheck::BankClient {
+            bank: cedente,
+            client: to.id,
+            admitted,
+        });
         Ok((effect, check))
     }
 

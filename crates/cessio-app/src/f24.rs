@@ -8,7 +8,7 @@
 //! movement beyond what is available, so two F24 racing for the same amount cannot both
 //! reserve it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use cessio_core::catalogue::{CessionRegime, UsageWindow};
 use cessio_core::debt::DebtPosition;
@@ -749,14 +749,15 @@ impl App {
         }
         // The writer decides the choice and the bans again on the state it writes on: a
         // choice revoked, or a debt position recorded, after the reads above refuses the F24.
+        let need_choice: HashSet<RataId> = held
+            .iter()
+            .filter(|h| h.needs_choice)
+            .map(|h| h.info.rata.id)
+            .collect();
         let mut checks: Vec<WriterCheck> = moves
             .iter()
             .filter_map(|m| match m {
-                TransferRequest::Move { rata, .. }
-                    if held
-                        .iter()
-                        .any(|h| h.info.rata.id == *rata && h.needs_choice) =>
-                {
+                TransferRequest::Move { rata, .. } if need_choice.contains(rata) => {
                     Some(WriterCheck::ChoiceDeclared { rata: *rata, party })
                 }
                 _ => None,

@@ -310,15 +310,21 @@ fn prefetch(tx: &Transaction<'_>, needs: &Needs) -> Result<Prefetched, StoreErro
                   WHERE rata = ?1 AND kind = 'seize' AND phase = 'posted'",
             )
             .map_err(db_err)?;
+        // Sorted by rata: two holders of one rata read its rows once.
+        let mut read: Option<(i64, Vec<engine::SeizureRow>)> = None;
         for (rata, holder) in &needs.seizures {
-            let rows: Vec<engine::SeizureRow> = st
-                .query_map([rata], |r| {
-                    Ok((r.get(0)?, r.get(1)?, Cents::new(r.get(2)?)))
-                })
-                .map_err(db_err)?
-                .collect::<Result<_, _>>()
-                .map_err(db_err)?;
-            let seized = engine::seized_from(&rows, *holder);
+            if read.as_ref().is_none_or(|(r, _)| r != rata) {
+                let rows = st
+                    .query_map([rata], |r| {
+                        Ok((r.get(0)?, r.get(1)?, Cents::new(r.get(2)?)))
+                    })
+                    .map_err(db_err)?
+                    .collect::<Result<_, _>>()
+                    .map_err(db_err)?;
+                read = Some((*rata, rows));
+            }
+            let rows = read.as_ref().map_or(&[][..], |(_, rows)| rows.as_slice());
+            let seized = engine::seized_from(rows, *holder);
             if seized.is_positive() {
                 pre.seized.insert((*rata, *holder), seized);
             }

@@ -160,7 +160,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn histories(&self, rate: &[RataId]) -> Result<Vec<engine::TransferRow>, StoreError>;
 
     /// The movements `party` sent as cedente after transfer `after`, communications and
-    /// cessions, answered or waiting, in id order: (id, amount). F9's amount rule compares
+    /// cessions, answered or waiting: (id, amount), in no particular order. F9's amount rule compares
     /// with the cedente's history; transfers are appended in id order and never change, so
     /// a history read up to an id is extended exactly by what comes after it.
     async fn sent_amounts(

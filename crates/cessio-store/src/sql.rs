@@ -33,8 +33,7 @@ pub const TRANSFERS_OF_RATA: &str = concat!(
 /// The amounts a party moved as cedente (communications and cessions, answered or waiting):
 /// F9's amount rule compares a new communication with them. By `transfers_party`.
 pub const SENT_AMOUNTS: &str = "SELECT id, amount FROM transfers
-     WHERE party = $1 AND id > $2 AND kind IN ('issue', 'cession') AND phase IN ('posted', 'pending')
-     ORDER BY id";
+     WHERE party = $1 AND id > $2 AND kind IN ('issue', 'cession') AND phase IN ('posted', 'pending')";
 /// A page of the whole history after a transfer id: `verify` reads it in bounded memory.
 pub const TRANSFERS_AFTER: &str = concat!(
     "SELECT ",

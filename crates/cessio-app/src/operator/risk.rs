@@ -51,12 +51,35 @@ impl SentHistories {
 #[derive(Debug, Default)]
 pub(crate) struct KeptHistories {
     parties: HashMap<PartyId, (TransferId, RunningHistory)>,
+    /// The amounts the kept histories hold in all.
     amounts: usize,
 }
 
 /// Amounts kept in all (8 bytes each) before the kept histories are dropped and read
 /// afresh: the memory stays bounded whatever the register's size.
 const KEPT_AMOUNTS: usize = 4_000_000;
+
+impl KeptHistories {
+    fn take(&mut self, party: PartyId) -> Option<(TransferId, RunningHistory)> {
+        let kept = self.parties.remove(&party)?;
+        self.amounts -= kept.1.stats().len;
+        Some(kept)
+    }
+
+    fn keep(&mut self, party: PartyId, mark: TransferId, history: RunningHistory) {
+        // A request of the same cedente that finished meanwhile kept its own: replaced.
+        self.take(party);
+        let len = history.stats().len;
+        if self.amounts + len > KEPT_AMOUNTS {
+            self.parties.clear();
+            self.amounts = 0;
+        }
+        if len <= KEPT_AMOUNTS {
+            self.amounts += len;
+            self.parties.insert(party, (mark, history));
+        }
+    }
+}
 
 /// One recorded risk hit.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -149,30 +172,15 @@ impl App {
     /// appended in id order and never change. Two requests of one cedente at once: the
     /// second finds nothing kept and reads the whole history, as before.
     pub(crate) async fn sent_stats(&self, party: PartyId) -> Result<HistoryStats, AppError> {
-        let kept = self
-            .sent_kept
-            .lock()
-            .ok()
-            .and_then(|mut k| k.parties.remove(&party));
+        let kept = self.sent_kept.lock().ok().and_then(|mut k| k.take(party));
         let (mut mark, mut history) = kept.unwrap_or_default();
-        let before = history.stats().len;
         for (id, amount) in self.store.sent_amounts(party, mark).await? {
             history.push(amount);
-            mark = id;
+            mark = mark.max(id);
         }
         let stats = history.stats();
         if let Ok(mut k) = self.sent_kept.lock() {
-            k.amounts = k.amounts.saturating_sub(before);
-            if k.amounts + stats.len > KEPT_AMOUNTS {
-                k.parties.clear();
-                k.amounts = 0;
-            }
-            if stats.len <= KEPT_AMOUNTS {
-                k.amounts += stats.len;
-                if let Some((_, other)) = k.parties.insert(party, (mark, history)) {
-                    k.amounts = k.amounts.saturating_sub(other.stats().len);
-                }
-            }
+            k.keep(party, mark, history);
         }
         Ok(stats)
     }

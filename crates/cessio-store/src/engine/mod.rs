@@ -22,9 +22,11 @@
 //! delegate's operation, R-F24-CHOICE (no cession of a rata chosen for F24, no F24 use of a
 //! tracciabile one not chosen, a choice declared once and revoked only while nothing is
 //! reserved), R-BAN-100K/1500 on the debt position in force, R-BANK-CLIENT on the
-//! relation in force between a ceding bank and its cessionario, and R-SEIZE on what is
-//! under seizure per holder (one open seizure, a release of no more than it seized). A key the log already holds with the same request hash returns
-//! the stored receipt (`replayed: true`); under another request it is refused. Only
+//! relation in force between a ceding bank and its cessionario, §5's history on what the
+//! holding has received since the app read it, and R-SEIZE on what is under seizure per
+//! holder (one open seizure, a release of no more than it seized).
+//!
+//! A key the log already holds with the same request hash returns the stored receipt (`replayed: true`); under another request it is refused. Only
 //! operations that applied are recorded, so a refused one can be retried, or corrected,
 //! under its key without anything applying twice.
 
