@@ -433,12 +433,12 @@ fn check_seizure(
         (AccountRef::Holder(h), _) if seized(w, rata, *h).is_positive() => Err(rule(
             "R-SEIZE",
             "r_seize_open",
-            "Il credito di questo soggetto è già sotto sequestro: un secondo sequestro della stessa rata non è stato registrato (R-SEIZE)",
+            "Il credito di questo soggetto è già sotto sequestro: un secondo sequestro della stessa rata non è stato registrato. Il sequestro in corso resta valido (R-SEIZE)",
         )),
         (_, AccountRef::Holder(h)) if amount > seized(w, rata, *h) => Err(rule(
             "R-SEIZE",
             "r_seize_not_open",
-            "Per questo soggetto non c'è un sequestro aperto di questo importo su questa rata, forse già rilasciato: l'operazione non è stata eseguita (R-SEIZE)",
+            "Per questo soggetto non c'è un sequestro aperto di questo importo su questa rata, forse già rilasciato: l'operazione non è stata eseguita. Consultare lo stato del sequestro della rata prima di ripeterla (R-SEIZE)",
         )),
         _ => Ok(()),
     }
@@ -628,7 +628,7 @@ fn check_writer_rule(c: &WriterCheck, op: &Operation, w: &Working) -> Result<(),
                 Err(rule(
                     "R-BANK-CLIENT",
                     "r_bank_client_changed",
-                    "La relazione di conto corrente tra la banca cedente e il cessionario è cambiata mentre la cessione veniva registrata, e con quella ora in vigore la cessione non è consentita: l'operazione non è stata eseguita (R-BANK-CLIENT)",
+                    "La relazione di conto corrente tra la banca cedente e il cessionario è cambiata mentre la cessione veniva registrata, e con quella ora in vigore la cessione non è consentita: l'operazione non è stata eseguita. Verificare con l'operatore la relazione registrata prima di ripeterla (R-BANK-CLIENT)",
                 ))
             }
         }
