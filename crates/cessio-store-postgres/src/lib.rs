@@ -735,11 +735,11 @@ impl Store for PgStore {
     async fn monitor_totals(
         &self,
         party: PartyId,
-        until: Option<DateTime<Utc>>,
+        as_of: Option<NaiveDate>,
     ) -> Result<Vec<MonitorTotal>, StoreError> {
-        // Today's state is kept in the summary; a past date is recomputed from the history.
+        // Today's state is kept in the summary, a past day's in the kept days.
         let reader = self.reader().await?;
-        let rows = match until {
+        let rows = match as_of {
             None => {
                 reader
                     .query(
@@ -748,11 +748,11 @@ impl Store for PgStore {
                     )
                     .await
             }
-            Some(u) => {
+            Some(d) => {
                 reader
                     .query(
-                        &cessio_store::monitor_totals_sql(|n| format!("${n}")),
-                        &[&party, &u.timestamp_micros()],
+                        &cessio_store::summary_days::summary_as_of_sql(|n| format!("${n}")),
+                        &[&party, &cessio_store::summary_days::day_number(d)],
                     )
                     .await
             }
@@ -1267,6 +1267,14 @@ impl Store for PgStore {
                 .collect();
             feed.push(rows);
         }
+        let stored_days = tx
+            .query(cessio_store::summary_days::STORED_SQL, &[])
+            .await
+            .map_err(db_err)?
+            .iter()
+            .map(|r| rows::summary_day(&Pg(r)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let recomputed_days = recompute_summary_days(&tx).await?;
         let moved: Vec<(i64, i64, i64)> = tx
             .query(cessio_store::LAST_TRANSFER_CHECK_SQL, &[])
             .await
@@ -1278,6 +1286,7 @@ impl Store for PgStore {
         let recomputed = summary.pop().unwrap_or_default();
         let stored = summary.pop().unwrap_or_default();
         cessio_store::verify::check_summary(&mut report, stored, recomputed);
+        cessio_store::summary_days::check(&mut report, stored_days, recomputed_days);
         let extra = feed.pop().unwrap_or_default();
         let missing = feed.pop().unwrap_or_default();
         cessio_store::verify::check_feed(&mut report, missing, extra);
@@ -1949,4 +1958,24 @@ impl Store for PgStore {
         )
         .await
     }
+}
+
+/// `party_summary_days` recomputed from the history (`cessio_store::summary_days`), the
+/// movements streamed: for `verify` and for the migration that creates the table.
+pub(crate) async fn recompute_summary_days(
+    c: &impl tokio_postgres::GenericClient,
+) -> Result<Vec<cessio_store::summary_days::DayRow>, StoreError> {
+    let rows = c
+        .query_raw(
+            cessio_store::summary_days::HISTORY_SQL,
+            std::iter::empty::<&(dyn tokio_postgres::types::ToSql + Sync)>(),
+        )
+        .await
+        .map_err(db_err)?;
+    futures_util::pin_mut!(rows);
+    let mut days = cessio_store::summary_days::DaysRecompute::default();
+    while let Some(r) = rows.next().await {
+        days.add(&rows::history_movement(&Pg(&r.map_err(db_err)?))?);
+    }
+    Ok(days.finish())
 }

@@ -405,7 +405,56 @@ CREATE TABLE job_rows (
 -- are indexed: posted ones (F24 uses, splits) are never answered.
 CREATE INDEX transfers_awaiting ON transfers (counterparty, party) WHERE phase = 'pending';
 ",
+    r"
+-- F1 as of a past day (cessio_store::summary_days): per summary key, one row per Rome day
+-- (yyyymmdd) on which the key changed, with what it summed at the end of that day. The
+-- writer keeps it with `party_summary`; `verify` recomputes it from the history. Filled
+-- from the history already written by the migration's code (the day is Rome's, which
+-- SQLite cannot compute).
+CREATE TABLE party_summary_days (
+    party BIGINT NOT NULL,
+    type_key TEXT NOT NULL,
+    year INTEGER NOT NULL,
+    codice_tributo TEXT NOT NULL,
+    received INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    state TEXT NOT NULL,
+    day INTEGER NOT NULL,
+    amount BIGINT NOT NULL,
+    PRIMARY KEY (party, type_key, year, codice_tributo, received, kind, state, day)
+);
+",
 ];
+
+/// The migration that creates `party_summary_days`, filled from the history in code.
+const SUMMARY_DAYS_VERSION: i32 = 14;
+
+/// Fills `party_summary_days` from the history a register already holds, as `verify`
+/// recomputes it.
+async fn fill_summary_days(tx: &tokio_postgres::Transaction<'_>) -> Result<(), StoreError> {
+    let rows = crate::recompute_summary_days(tx).await?;
+    for chunk in rows.chunks(10_000) {
+        let col = |f: fn(&cessio_store::summary_days::DayRow) -> i64| -> Vec<i64> {
+            chunk.iter().map(f).collect()
+        };
+        let text = |f: fn(&cessio_store::summary_days::DayRow) -> &str| -> Vec<&str> {
+            chunk.iter().map(f).collect()
+        };
+        let (parties, years, received) = (col(|r| r.0.0), col(|r| r.0.2), col(|r| r.0.4));
+        let (types, codici) = (text(|r| &r.0.1), text(|r| &r.0.3));
+        let (kinds, states) = (text(|r| &r.0.5), text(|r| &r.0.6));
+        let days: Vec<i32> = chunk.iter().map(|r| r.1).collect();
+        let amounts = col(|r| r.2);
+        tx.execute(
+            "INSERT INTO party_summary_days (party, type_key, year, codice_tributo, received, kind, state, day, amount)
+             SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::int[], $9::bigint[])",
+            &[&parties, &types, &years, &codici, &received, &kinds, &states, &days, &amounts],
+        )
+        .await
+        .map_err(StoreError::backend)?;
+    }
+    Ok(())
+}
 
 pub async fn migrate(client: &mut Client) -> Result<(), StoreError> {
     let err = StoreError::backend;
@@ -441,6 +490,9 @@ pub async fn migrate(client: &mut Client) -> Result<(), StoreError> {
             continue;
         }
         tx.batch_execute(sql).await.map_err(err)?;
+        if version == SUMMARY_DAYS_VERSION {
+            fill_summary_days(&tx).await?;
+        }
         tx.execute(
             "INSERT INTO schema_migrations (version) VALUES ($1)",
             &[&version],

@@ -84,6 +84,8 @@ struct Statements {
     rata_facts: Statement,
     answered: Statement,
     upsert_summary: Statement,
+    insert_summary_days: Statement,
+    add_summary_days: Statement,
     insert_feed: Statement,
 }
 
@@ -147,6 +149,8 @@ impl Statements {
             rata_facts: p(SQL_RATA_FACTS.into()).await?,
             answered: p(SQL_ANSWERED.into()).await?,
             upsert_summary: p(SQL_UPSERT_SUMMARY.into()).await?,
+            insert_summary_days: p(SQL_INSERT_SUMMARY_DAYS.into()).await?,
+            add_summary_days: p(SQL_ADD_SUMMARY_DAYS.into()).await?,
             insert_feed: p(SQL_INSERT_FEED.into()).await?,
         })
     }
@@ -778,9 +782,59 @@ async fn write_summary(
     tokio::try_join!(
         c.execute(&st.upsert_summary, &summary),
         c.execute(&st.insert_feed, &feed),
+        write_summary_days(c, st, &projected.days),
     )
     .map_err(db_err)?;
     Ok(())
+}
+
+/// F1 as of a past day (`cessio_store::summary_days`), set-based: the deltas' day rows,
+/// created with the day before's sum (a statement sees the rows as they were before it),
+/// then every kept row on or after a delta's day given the deltas up to it.
+const SQL_INSERT_SUMMARY_DAYS: &str = "INSERT INTO party_summary_days (party, type_key, year, codice_tributo, received, kind, state, day, amount)
+     SELECT u.p, u.t, u.y, u.c, u.r, u.k, u.s, u.d,
+            COALESCE((SELECT d.amount FROM party_summary_days d
+                       WHERE d.party = u.p AND d.type_key = u.t AND d.year = u.y AND d.codice_tributo = u.c
+                         AND d.received = u.r AND d.kind = u.k AND d.state = u.s AND d.day < u.d
+                       ORDER BY d.day DESC LIMIT 1), 0)
+       FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::int[])
+            AS u(p, t, y, c, r, k, s, d)
+     ON CONFLICT (party, type_key, year, codice_tributo, received, kind, state, day) DO NOTHING";
+const SQL_ADD_SUMMARY_DAYS: &str = "UPDATE party_summary_days d SET amount = d.amount + x.delta
+       FROM (SELECT k.party, k.type_key, k.year, k.codice_tributo, k.received, k.kind, k.state, k.day,
+                    SUM(u.a) AS delta
+               FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::int[], $9::bigint[])
+                    AS u(p, t, y, c, r, k, s, d, a)
+               JOIN party_summary_days k
+                 ON k.party = u.p AND k.type_key = u.t AND k.year = u.y AND k.codice_tributo = u.c
+                AND k.received = u.r AND k.kind = u.k AND k.state = u.s AND k.day >= u.d
+              GROUP BY k.party, k.type_key, k.year, k.codice_tributo, k.received, k.kind, k.state, k.day) x
+      WHERE d.party = x.party AND d.type_key = x.type_key AND d.year = x.year
+        AND d.codice_tributo = x.codice_tributo AND d.received = x.received AND d.kind = x.kind
+        AND d.state = x.state AND d.day = x.day";
+
+async fn write_summary_days(
+    c: &Transaction<'_>,
+    st: &Statements,
+    days: &[(cessio_store::SummaryKey, i32, i64)],
+) -> Result<u64, tokio_postgres::Error> {
+    if days.is_empty() {
+        return Ok(0);
+    }
+    let parties: Vec<i64> = days.iter().map(|(k, ..)| k.0).collect();
+    let types: Vec<&str> = days.iter().map(|(k, ..)| k.1.as_str()).collect();
+    let years: Vec<i64> = days.iter().map(|(k, ..)| k.2).collect();
+    let codici: Vec<&str> = days.iter().map(|(k, ..)| k.3.as_str()).collect();
+    let received: Vec<i64> = days.iter().map(|(k, ..)| k.4).collect();
+    let kinds: Vec<&str> = days.iter().map(|(k, ..)| k.5.as_str()).collect();
+    let states: Vec<&str> = days.iter().map(|(k, ..)| k.6.as_str()).collect();
+    let day: Vec<i32> = days.iter().map(|(_, d, _)| *d).collect();
+    let amounts: Vec<i64> = days.iter().map(|(.., a)| *a).collect();
+    let args: [&(dyn ToSql + Sync); 9] = [
+        &parties, &types, &years, &codici, &received, &kinds, &states, &day, &amounts,
+    ];
+    c.execute(&st.insert_summary_days, &args[..8]).await?;
+    c.execute(&st.add_summary_days, &args).await
 }
 
 /// The entries of the operator's register recorded through the writer.

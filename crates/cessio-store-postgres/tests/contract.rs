@@ -236,7 +236,10 @@ async fn lost_connection_is_database_unavailable_and_retryable() {
 /// Takes a register back to before migration 7 (delegation scopes and end dates), and so
 /// before migration 8 (the web layer's sessions, logins in progress and throttle) and
 /// migration 9 (the log: reopened, the register adopts it).
-const UNDO_MIGRATION_7: &str = "DROP INDEX transfers_awaiting;
+/// Migration 14 (F1's kept days, filled from the history) goes first.
+const UNDO_MIGRATION_7: &str = "DROP TABLE party_summary_days;
+         DELETE FROM schema_migrations WHERE version = 14;
+         DROP INDEX transfers_awaiting;
          DELETE FROM schema_migrations WHERE version = 13;
          DROP TABLE job_rows;
          DROP TABLE jobs;

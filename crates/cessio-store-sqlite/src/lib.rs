@@ -364,6 +364,10 @@ fn verify_all(conn: &Connection) -> Result<VerifyReport, StoreError> {
             summary(cessio_store::SUMMARY_STORED_SQL)?,
             summary(&cessio_store::summary_recompute_sql())?,
         );
+        let stored = all(conn, cessio_store::summary_days::STORED_SQL, [], |r| {
+            rows::summary_day(&Lite(r))
+        })?;
+        cessio_store::summary_days::check(&mut report, stored, recompute_summary_days(conn)?);
         let pairs = |sql: &str| -> Result<Vec<(i64, i64)>, StoreError> {
             all(conn, sql, [], |r| Ok((r.get(0)?, r.get(1)?)))
         };
@@ -684,21 +688,22 @@ impl Store for SqliteStore {
     async fn monitor_totals(
         &self,
         party: PartyId,
-        until: Option<DateTime<Utc>>,
+        as_of: Option<NaiveDate>,
     ) -> Result<Vec<MonitorTotal>, StoreError> {
         self.read(move |c| {
-            // Today's state is kept in the summary; a past date is recomputed from the
-            // history.
-            let (mut st, args) = match until {
+            // Today's state is kept in the summary, a past day's in the kept days.
+            let (mut st, args) = match as_of {
                 None => (
                     c.prepare_cached(&cessio_store::summary_totals_sql(|n| format!("?{n}")))
                         .map_err(db_err)?,
                     vec![party],
                 ),
-                Some(u) => (
-                    c.prepare_cached(&cessio_store::monitor_totals_sql(|n| format!("?{n}")))
-                        .map_err(db_err)?,
-                    vec![party, u.timestamp_micros()],
+                Some(d) => (
+                    c.prepare_cached(&cessio_store::summary_days::summary_as_of_sql(|n| {
+                        format!("?{n}")
+                    }))
+                    .map_err(db_err)?,
+                    vec![party, i64::from(cessio_store::summary_days::day_number(d))],
                 ),
             };
             st.query_map(rusqlite::params_from_iter(args), |r| {
@@ -1927,4 +1932,20 @@ impl Store for SqliteStore {
         })
         .await
     }
+}
+
+/// `party_summary_days` recomputed from the history (`cessio_store::summary_days`), the
+/// movements streamed: for `verify` and for the migration that creates the table.
+pub(crate) fn recompute_summary_days(
+    conn: &Connection,
+) -> Result<Vec<cessio_store::summary_days::DayRow>, StoreError> {
+    let mut days = cessio_store::summary_days::DaysRecompute::default();
+    let mut st = conn
+        .prepare(cessio_store::summary_days::HISTORY_SQL)
+        .map_err(db_err)?;
+    let mut rows = st.query([]).map_err(db_err)?;
+    while let Some(r) = rows.next().map_err(db_err)? {
+        days.add(&rows::history_movement(&Lite(r)).map_err(db_err)?);
+    }
+    Ok(days.finish())
 }

@@ -4,6 +4,8 @@ use rusqlite::Connection;
 
 use cessio_store::StoreError;
 
+use crate::db_err;
+
 /// Each entry is one migration; never edit a published one, append a new one. Public for
 /// the test that compares the two backends' schemas after every migration.
 pub const MIGRATIONS: &[&str] = &[
@@ -404,7 +406,48 @@ CREATE TABLE job_rows (
 -- are indexed: posted ones (F24 uses, splits) are never answered.
 CREATE INDEX transfers_awaiting ON transfers (counterparty, party) WHERE phase = 'pending';
 ",
+    r"
+-- F1 as of a past day (cessio_store::summary_days): per summary key, one row per Rome day
+-- (yyyymmdd) on which the key changed, with what it summed at the end of that day. The
+-- writer keeps it with `party_summary`; `verify` recomputes it from the history. Filled
+-- from the history already written by the migration's code (the day is Rome's, which
+-- SQLite cannot compute).
+CREATE TABLE party_summary_days (
+    party INTEGER NOT NULL,
+    type_key TEXT NOT NULL,
+    year INTEGER NOT NULL,
+    codice_tributo TEXT NOT NULL,
+    received INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    state TEXT NOT NULL,
+    day INTEGER NOT NULL,
+    amount INTEGER NOT NULL,
+    PRIMARY KEY (party, type_key, year, codice_tributo, received, kind, state, day)
+) WITHOUT ROWID;
+",
 ];
+
+/// The migration that creates `party_summary_days`, filled from the history in code.
+const SUMMARY_DAYS_VERSION: i64 = 14;
+
+/// Fills `party_summary_days` from the history a register already holds, as `verify`
+/// recomputes it.
+fn fill_summary_days(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
+    let rows = crate::recompute_summary_days(tx)?;
+    let mut st = tx
+        .prepare(
+            "INSERT INTO party_summary_days (party, type_key, year, codice_tributo, received, kind, state, day, amount)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )
+        .map_err(db_err)?;
+    for ((party, type_key, year, code, received, kind, state), day, amount) in rows {
+        st.execute(rusqlite::params![
+            party, type_key, year, code, received, kind, state, day, amount
+        ])
+        .map_err(db_err)?;
+    }
+    Ok(())
+}
 
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let err = StoreError::backend;
@@ -428,6 +471,9 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(err)?;
         tx.execute_batch(sql).map_err(err)?;
+        if version == SUMMARY_DAYS_VERSION {
+            fill_summary_days(&tx)?;
+        }
         tx.execute(
             "INSERT INTO schema_migrations (version) VALUES (?1)",
             [version],

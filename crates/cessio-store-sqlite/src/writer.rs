@@ -424,11 +424,43 @@ fn write_summary(tx: &Transaction<'_>, plan: &Plan) -> Result<(), StoreError> {
         ])
         .map_err(db_err)?;
     }
+    write_summary_days(tx, &projected.days)?;
     let mut st = tx
         .prepare_cached("INSERT INTO party_feed (party, transfer) VALUES (?1, ?2)")
         .map_err(db_err)?;
     for (party, transfer) in &projected.feed {
         st.execute(params![party, transfer]).map_err(db_err)?;
+    }
+    Ok(())
+}
+
+/// F1 as of a past day (`cessio_store::summary_days`): each delta's day row, created with
+/// the day before's sum, then the delta added from that day on. In the usual batch every
+/// delta is today's and today's row is the key's last, so each is one row touched.
+pub(crate) fn write_summary_days(
+    tx: &Transaction<'_>,
+    days: &[(cessio_store::SummaryKey, i32, i64)],
+) -> Result<(), StoreError> {
+    let mut insert = tx
+        .prepare_cached(cessio_store::summary_days::DAY_INSERT_SQL)
+        .map_err(db_err)?;
+    let mut add = tx
+        .prepare_cached(cessio_store::summary_days::DAY_ADD_SQL)
+        .map_err(db_err)?;
+    for ((party, type_key, year, codice_tributo, received, kind, state), day, amount) in days {
+        let args = params![
+            party,
+            type_key,
+            year,
+            codice_tributo,
+            received,
+            kind,
+            state,
+            day,
+            amount
+        ];
+        insert.execute(&args[..8]).map_err(db_err)?;
+        add.execute(args).map_err(db_err)?;
     }
     Ok(())
 }

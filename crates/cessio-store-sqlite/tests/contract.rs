@@ -90,6 +90,52 @@ fn bad_urls_get_clear_errors() {
     assert_eq!(e.code(), "database_unavailable", "{e}");
 }
 
+/// A register written before F1 kept its days gets them from its history when the
+/// migration runs: the same sums, day by day, as the writer kept.
+#[tokio::test]
+async fn migration_fills_f1s_kept_days_from_the_history() {
+    let path = temp_path();
+    let kept = |conn: &rusqlite::Connection| -> Vec<cessio_store::summary_days::DayRow> {
+        let mut st = conn
+            .prepare(cessio_store::summary_days::STORED_SQL)
+            .unwrap();
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    (
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                    ),
+                    r.get(7)?,
+                    r.get(8)?,
+                ))
+            })
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        cessio_store::summary_days::steps(rows)
+    };
+    {
+        let store: DynStore = Arc::new(SqliteStore::open(&path, WriteConfig::default()).unwrap());
+        cessio_store::contract::f1_as_of_a_past_day_reads_the_sums_kept_for_that_day(store).await;
+    }
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let written = kept(&conn);
+    assert_eq!(written.len(), 10, "{written:?}");
+    conn.execute_batch(
+        "DROP TABLE party_summary_days; DELETE FROM schema_migrations WHERE version = 14;",
+    )
+    .unwrap();
+    let store: DynStore = Arc::new(SqliteStore::open(&path, WriteConfig::default()).unwrap());
+    assert_eq!(kept(&conn), written);
+    assert!(store.verify().await.unwrap().ok());
+}
+
 #[tokio::test]
 async fn reopening_keeps_everything_and_continues_the_chain() {
     let path = temp_path();
@@ -126,7 +172,10 @@ async fn reopening_keeps_everything_and_continues_the_chain() {
 /// before migration 8 (the web layer's sessions, logins in progress and throttle) and
 /// migration 9 (the log: reopened, the register adopts it) and migration 10 (the
 /// parties' feeds, filled from the history).
-const UNDO_MIGRATION_7: &str = "DROP INDEX transfers_awaiting;
+/// Migration 14 (F1's kept days, filled from the history) goes first.
+const UNDO_MIGRATION_7: &str = "DROP TABLE party_summary_days;
+         DELETE FROM schema_migrations WHERE version = 14;
+         DROP INDEX transfers_awaiting;
          DELETE FROM schema_migrations WHERE version = 13;
          DROP TABLE job_rows;
          DROP TABLE jobs;

@@ -48,6 +48,7 @@ macro_rules! contract_tests {
             r_history_party_entries_as_of_a_past_time,
             f9_deceased_flag_and_operator_register,
             f1_summary_equals_the_history_after_random_concurrent_operations,
+            f1_as_of_a_past_day_reads_the_sums_kept_for_that_day,
             holding_changes_name_what_moved_since_a_mark,
             entries_are_counted_streamed_and_narrowed_to_a_cedente_or_cessionario,
             holdings_are_read_in_pages_and_by_rata,
@@ -1399,7 +1400,7 @@ pub async fn f1_summary_equals_the_history_after_random_concurrent_operations(st
     for t in tasks {
         t.await.unwrap();
     }
-    let far = Utc.with_ymd_and_hms(2100, 1, 1, 0, 0, 0).unwrap();
+    let far = NaiveDate::from_ymd_opt(2100, 1, 1).unwrap();
     let key = |t: &crate::MonitorTotal| {
         (
             t.type_key.clone(),
@@ -1423,6 +1424,139 @@ pub async fn f1_summary_equals_the_history_after_random_concurrent_operations(st
         history.sort_by_key(key);
         assert!(!summary.is_empty(), "party {p} has no movements");
         assert_eq!(summary, history, "party {p}");
+    }
+    assert_verified(&store).await;
+}
+
+/// F1 as of the end of a past Rome day: a cession counts from the day it was registered,
+/// its answer from the day it was given, and a movement recorded after later ones with an
+/// earlier instant (old history imported) lands on its own day and every day after it.
+pub async fn f1_as_of_a_past_day_reads_the_sums_kept_for_that_day(store: DynStore) {
+    let (a, b, c, d) = (
+        party(&store, 1).await,
+        party(&store, 2).await,
+        party(&store, 3).await,
+        party(&store, 4).await,
+    );
+    // The Rome day counts, not UTC's: 22:30 UTC on 1 March is 23:30 in Rome, still the
+    // 1st; 23:30 UTC is 00:30 on the 2nd.
+    let at = |day: u32, hour: u32| Utc.with_ymd_and_hms(2024, 3, day, hour, 30, 0).unwrap();
+    let on = |k: &str, when, command| Operation {
+        at: when,
+        ..op(k, command)
+    };
+    let rata = {
+        let r = store
+            .submit(on(
+                "issue",
+                at(1, 22),
+                Command::IssueCredit(new_credit(a, &[100_000], false)),
+            ))
+            .await
+            .unwrap();
+        r.credit.unwrap().rate[0].id
+    };
+    let first = store
+        .submit(on("cede-b", at(1, 23), cede(rata, a, b, 60_000)))
+        .await
+        .unwrap()
+        .transfers[0];
+    store
+        .submit(Operation {
+            on_behalf_of: Some(b),
+            ..on("accept-b", at(3, 10), answer(first, true))
+        })
+        .await
+        .unwrap();
+    let second = store
+        .submit(on("cede-c", at(4, 10), cede(rata, a, c, 10_000)))
+        .await
+        .unwrap()
+        .transfers[0];
+    store
+        .submit(Operation {
+            on_behalf_of: Some(c),
+            ..on("refuse-c", at(4, 11), answer(second, false))
+        })
+        .await
+        .unwrap();
+    // Recorded last, registered on 2 March.
+    store
+        .submit(on("cede-d", at(2, 12), cede(rata, a, d, 5_000)))
+        .await
+        .unwrap();
+    let sent = |totals: &[crate::MonitorTotal], state: crate::EntryState| -> i64 {
+        totals
+            .iter()
+            .filter(|t| !t.received && t.kind == TransferKind::Cession && t.state == state)
+            .map(|t| t.amount.get())
+            .sum()
+    };
+    let day = |n: u32| NaiveDate::from_ymd_opt(2024, 3, n).unwrap();
+    let as_of = |n| {
+        let store = store.clone();
+        async move { store.monitor_totals(a, Some(day(n))).await.unwrap() }
+    };
+    assert!(
+        as_of(1).await.iter().all(|t| t.kind == TransferKind::Issue),
+        "the cession registered at 00:30 on 2 March, Rome time, is not there on the 1st"
+    );
+    assert!(
+        store
+            .monitor_totals(a, Some(NaiveDate::from_ymd_opt(2024, 2, 29).unwrap()))
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing before the first movement"
+    );
+    let issued: i64 = as_of(1).await.iter().map(|t| t.amount.get()).sum();
+    assert_eq!(issued, 100_000, "issued late on 1 March, Rome time");
+    let expected = [
+        (2, [65_000, 0, 0]),
+        (3, [5_000, 60_000, 0]),
+        (4, [5_000, 60_000, 10_000]),
+        (5, [5_000, 60_000, 10_000]),
+    ];
+    for (n, [pending, accepted, refused]) in expected {
+        let totals = as_of(n).await;
+        assert_eq!(
+            sent(&totals, crate::EntryState::Pending),
+            pending,
+            "pending on {n}"
+        );
+        assert_eq!(
+            sent(&totals, crate::EntryState::Accepted),
+            accepted,
+            "accepted on {n}"
+        );
+        assert_eq!(
+            sent(&totals, crate::EntryState::Refused),
+            refused,
+            "refused on {n}"
+        );
+    }
+    let received_by_b = store.monitor_totals(b, Some(day(2))).await.unwrap();
+    assert!(
+        received_by_b
+            .iter()
+            .all(|t| t.received && t.state == crate::EntryState::Pending),
+        "{received_by_b:?}"
+    );
+    // Today's sums and the last kept day agree.
+    let key = |t: &crate::MonitorTotal| {
+        (
+            t.type_key.clone(),
+            t.kind.as_str(),
+            t.received,
+            format!("{:?}", t.state),
+        )
+    };
+    for p in [a, b, c, d] {
+        let mut today = store.monitor_totals(p, None).await.unwrap();
+        let mut kept = store.monitor_totals(p, Some(day(31))).await.unwrap();
+        today.sort_by_key(key);
+        kept.sort_by_key(key);
+        assert_eq!(today, kept, "party {p}");
     }
     assert_verified(&store).await;
 }
@@ -2358,6 +2492,21 @@ pub const TAMPERS: &[Tamper] = &[
         "SELECT MAX(id) FROM parties",
         "INSERT INTO party_summary (party, type_key, year, codice_tributo, received, kind, state, amount) VALUES ({k}, 'superbonus', 2024, '7701', 1, 'cession', 'accepted', 500)",
         "party {k}: F1 summary",
+    ),
+    t(
+        "SELECT MIN(party) FROM party_summary_days",
+        "UPDATE party_summary_days SET amount = amount + 1 WHERE party = {k}",
+        "party {k}: F1 summary as of",
+    ),
+    t(
+        "SELECT MIN(party) FROM party_summary_days",
+        "DELETE FROM party_summary_days WHERE party = {k}",
+        "party {k}: F1 summary as of",
+    ),
+    t(
+        "SELECT MAX(id) FROM parties",
+        "INSERT INTO party_summary_days (party, type_key, year, codice_tributo, received, kind, state, day, amount) VALUES ({k}, 'superbonus', 2024, '7701', 1, 'cession', 'accepted', 20240101, 500)",
+        "party {k}: F1 summary as of",
     ),
     t(
         "SELECT MAX(transfer) FROM party_feed",

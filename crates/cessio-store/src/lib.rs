@@ -11,7 +11,7 @@
 use async_trait::async_trait;
 use cessio_core::cf::CodiceFiscale;
 use cessio_core::ledger::{Account, LedgerError, PartyId, RataId, TransferId};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 
 pub mod engine;
 pub mod feed;
@@ -23,6 +23,7 @@ pub mod rows;
 pub mod sessions;
 pub mod sql;
 pub mod stream;
+pub mod summary_days;
 pub mod verify;
 pub mod webhooks;
 
@@ -224,11 +225,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         .await
     }
 
-    /// F1's sums for a party as of an instant (answers after it count as not given).
+    /// F1's sums for a party today, or as of the end of a past Rome day (answers after it
+    /// count as not given).
     async fn monitor_totals(
         &self,
         party: PartyId,
-        until: Option<DateTime<Utc>>,
+        as_of: Option<NaiveDate>,
     ) -> Result<Vec<MonitorTotal>, StoreError>;
 
     /// The party's movements that a query selects, oldest first.

@@ -1019,34 +1019,9 @@ pub struct MonitorTotal {
     pub amount: Cents,
 }
 
-/// F1's sums computed where the rows are: one row per group, whatever the party's size.
-/// An overflowing sum is an error in both engines (SQLite's integer SUM and PostgreSQL's
-/// cast to BIGINT), never a wrapped value.
-/// `?1`/`$1` is the party, `?2`/`$2` the instant (micros) the state is taken at.
-pub fn monitor_totals_sql(placeholder: impl Fn(usize) -> String) -> String {
-    let (p, u) = (placeholder(1), placeholder(2));
-    format!(
-        "SELECT c.type_key, r.year, r.codice_tributo,
-                CASE WHEN t.counterparty = {p} THEN 1 ELSE 0 END AS received,
-                t.kind,
-                CASE WHEN t.phase = 'posted' THEN 'accepted'
-                     WHEN a.id IS NULL OR a.at > {u} THEN 'pending'
-                     WHEN a.phase = 'post_pending' THEN 'accepted'
-                     WHEN a.party = t.party THEN 'annulled'
-                     ELSE 'refused' END AS state,
-                CAST(SUM(t.amount) AS BIGINT)
-           FROM transfers t
-           JOIN rate r ON r.id = t.rata
-           JOIN credits c ON c.id = r.credit
-           LEFT JOIN transfers a ON a.pending_id = t.id
-          WHERE (t.party = {p} OR t.counterparty = {p}) AND t.phase IN ('posted', 'pending') AND t.at <= {u}
-          GROUP BY c.type_key, r.year, r.codice_tributo, received, t.kind, state"
-    )
-}
-
 /// F1's sums kept with the ledger (`party_summary`, schema migration 4): one row per party,
 /// type, reference year, codice tributo, side (received or sent), kind and state, with the
-/// amount `monitor_totals_sql` would sum today. Both backends update it in the transaction
+/// amount of the party's movements of that key as they stand today. Both backends update it in the transaction
 /// that writes the transfers (the rows [`crate::engine::projected`] computes), so F1 for the
 /// current date reads a few rows whatever the party's history; `verify` recomputes it from
 /// the history ([`summary_recompute_sql`]) and compares.
@@ -1068,7 +1043,7 @@ const SUMMARY_STATE: &str = "CASE WHEN t.phase = 'posted' THEN 'accepted'
                      ELSE 'refused' END";
 
 /// The two sides of a movement: its party (sent, unless it moved within one party) and
-/// its counterparty (received), as `monitor_totals_sql` matches them.
+/// its counterparty (received), as F1 counts them.
 fn summary_sides(t: &str, filter: &str, state: &str, amount: &str) -> String {
     format!(
         "SELECT {t}.party AS p, CAST(0 AS INTEGER) AS received, {t}.rata AS rata, {t}.kind AS kind, {state} AS state, {amount} AS amount

@@ -278,3 +278,42 @@ pub fn entry<R: Columns>(r: &R, until: i64) -> Result<PartyEntry, R::Error> {
         communicated_on: r.date(20)?,
     })
 }
+
+/// A row of [`crate::summary_days::HISTORY_SQL`].
+pub fn history_movement<R: Columns>(
+    r: &R,
+) -> Result<crate::summary_days::HistoryMovement, R::Error> {
+    let answer = match r.opt_int(9)? {
+        Some(at) => {
+            let accepted = r.opt_text(10)?.as_deref() == Some("post_pending");
+            Some((at, accepted, r.opt_int(11)? == r.opt_int(0)?))
+        }
+        None => None,
+    };
+    Ok(crate::summary_days::HistoryMovement {
+        party: r.opt_int(0)?,
+        counterparty: r.opt_int(1)?,
+        type_key: r.text(2)?,
+        year: r.int(3)?,
+        codice_tributo: r.text(4)?,
+        kind: r.text(5)?,
+        posted: r.text(6)? == "posted",
+        at_micros: r.int(7)?,
+        amount: r.int(8)?,
+        answer,
+    })
+}
+
+/// A row of [`crate::summary_days::STORED_SQL`].
+pub fn summary_day<R: Columns>(r: &R) -> Result<crate::summary_days::DayRow, R::Error> {
+    let key = (
+        r.int(0)?,
+        r.text(1)?,
+        r.int(2)?,
+        r.text(3)?,
+        r.int(4)?,
+        r.text(5)?,
+        r.text(6)?,
+    );
+    Ok((key, small(r.int(7)?), r.int(8)?))
+}

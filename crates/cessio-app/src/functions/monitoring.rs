@@ -1,7 +1,7 @@
 //! F1 Monitoraggio: a party's credits per type and reference year.
 //!
 //! The sums come from the store: for today from `party_summary`, kept by the writer with
-//! the transfers; for a past date from the history. Today's residual is also split by
+//! the transfers; for a past date from `party_summary_days`, kept with it per day. Today's residual is also split by
 //! cedibilità (§5), from what `monitor_cache` keeps per party.
 
 use std::collections::BTreeMap;
@@ -13,7 +13,7 @@ use cessio_store::EntryState;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use super::{check_date, end_of_day};
+use super::check_date;
 use crate::{App, AppError, Principal};
 
 /// F1: one row per credit type and reference year.
@@ -54,15 +54,14 @@ impl App {
         as_of: Option<NaiveDate>,
     ) -> Result<Vec<MonitorRow>, AppError> {
         self.authorize_view(p, party).await?;
-        let until = match as_of {
-            Some(d) => Some(end_of_day(check_date("as_of", d)?)),
+        let as_of_day = match as_of {
+            Some(d) => Some(check_date("as_of", d)?),
             None => None,
         };
         let totals = self
-            .listing_read(
-                party,
-                |s| async move { s.monitor_totals(party, until).await },
-            )
+            .listing_read(party, |s| async move {
+                s.monitor_totals(party, as_of_day).await
+            })
             .await?;
         let mut rows: BTreeMap<(String, u16), MonitorRow> = BTreeMap::new();
         let add = |c: &mut Cents, v: Cents| *c = c.checked_add(v).unwrap_or(Cents::MAX);

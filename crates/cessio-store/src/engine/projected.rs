@@ -16,6 +16,7 @@ use cessio_core::money::Cents;
 use super::rows::{Plan, TransferRow};
 use crate::StoreError;
 use crate::model::SummaryKey;
+use crate::summary_days::rome_day;
 
 /// What F1 groups a movement's rata by.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,6 +54,9 @@ impl From<&TransferRow> for MovementFacts {
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Projected {
     pub summary: Vec<(SummaryKey, i64)>,
+    /// The same amounts by the Rome day (`yyyymmdd`) of the movement or answer that moved
+    /// them, for F1 as of a past day (`crate::summary_days`): (key, day, delta), in order.
+    pub days: Vec<(SummaryKey, i32, i64)>,
     pub feed: Vec<(PartyId, TransferId)>,
 }
 
@@ -109,9 +113,10 @@ pub fn projected(
             .map(|t| (t.id, MovementFacts::from(t))),
     );
     let facts = |id: RataId| rata.get(&id).ok_or(StoreError::UnknownRata { rata: id });
-    let mut summary: BTreeMap<SummaryKey, i64> = BTreeMap::new();
+    let mut summary: BTreeMap<(SummaryKey, i32), i64> = BTreeMap::new();
     let mut feed: BTreeSet<(PartyId, TransferId)> = BTreeSet::new();
     for t in &plan.transfers {
+        let day = rome_day(t.at_micros);
         feed.extend(t.party.into_iter().chain(t.counterparty).map(|p| (p, t.id)));
         if let Some(state) = match t.phase {
             Phase::Posted => Some("accepted"),
@@ -122,7 +127,7 @@ pub fn projected(
                 &mut summary,
                 facts(t.rata)?,
                 &MovementFacts::from(t),
-                state,
+                (state, day),
                 t.amount.get(),
             );
         }
@@ -144,23 +149,32 @@ pub fn projected(
             "refused"
         };
         let f = facts(o.rata)?;
-        add_sides(&mut summary, f, o, "pending", -o.amount.get());
-        add_sides(&mut summary, f, o, outcome, o.amount.get());
+        add_sides(&mut summary, f, o, ("pending", day), -o.amount.get());
+        add_sides(&mut summary, f, o, (outcome, day), o.amount.get());
     }
     summary.retain(|_, amount| *amount != 0);
+    let mut totals: BTreeMap<SummaryKey, i64> = BTreeMap::new();
+    for ((key, _), amount) in &summary {
+        *totals.entry(key.clone()).or_default() += amount;
+    }
+    totals.retain(|_, amount| *amount != 0);
     Ok(Projected {
-        summary: summary.into_iter().collect(),
+        summary: totals.into_iter().collect(),
+        days: summary
+            .into_iter()
+            .map(|((key, day), amount)| (key, day, amount))
+            .collect(),
         feed: feed.into_iter().collect(),
     })
 }
 
-/// The two sides of a movement as `monitor_totals_sql` matches them: its party (sent,
+/// The two sides of a movement as F1 counts them: its party (sent,
 /// unless it moved within one party) and its counterparty (received).
 fn add_sides(
-    summary: &mut BTreeMap<SummaryKey, i64>,
+    summary: &mut BTreeMap<(SummaryKey, i32), i64>,
     f: &RataFacts,
     m: &MovementFacts,
-    state: &str,
+    (state, day): (&str, i32),
     amount: i64,
 ) {
     let mut add = |party: PartyId, received: i64| {
@@ -173,7 +187,7 @@ fn add_sides(
             m.kind.as_str().to_owned(),
             state.to_owned(),
         );
-        *summary.entry(key).or_default() += amount;
+        *summary.entry((key, day)).or_default() += amount;
     };
     if let Some(p) = m.party
         && m.counterparty != Some(p)
@@ -349,6 +363,12 @@ mod tests {
         ];
         want.sort();
         assert_eq!(got.summary, want);
+        // Every movement of the batch is of one instant, so of one day.
+        let on_the_day: Vec<_> = want
+            .iter()
+            .map(|(k, a)| (k.clone(), 19_700_101, *a))
+            .collect();
+        assert_eq!(got.days, on_the_day);
         assert_eq!(
             got.feed,
             vec![(3, 4), (5, 1), (5, 2), (5, 3), (7, 2), (7, 3), (8, 4)]
