@@ -1169,7 +1169,7 @@ impl Store for PgStore {
             // The register's own tables (through the search path), not every schema of
             // the database.
             .batch_execute(
-                "ANALYZE parties, credits, rate, accounts, transfers, operations, party_summary",
+                "ANALYZE parties, credits, rate, accounts, transfers, operations, party_summary, party_summary_days",
             )
             .await
             .map_err(db_err)

@@ -230,3 +230,131 @@ pub fn check(
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+
+    use super::*;
+
+    fn movement(at: i64, amount: i64, answer: Option<(i64, bool, bool)>) -> HistoryMovement {
+        HistoryMovement {
+            party: Some(1),
+            counterparty: Some(2),
+            type_key: "superbonus".into(),
+            year: 2024,
+            codice_tributo: "7701".into(),
+            kind: "cession".into(),
+            posted: false,
+            at_micros: at,
+            amount,
+            answer,
+        }
+    }
+
+    fn key(party: PartyId, received: i64, state: &str) -> SummaryKey {
+        (
+            party,
+            "superbonus".into(),
+            2024,
+            "7701".into(),
+            received,
+            "cession".into(),
+            state.into(),
+        )
+    }
+
+    fn micros(day: u32, hour: u32) -> i64 {
+        Utc.with_ymd_and_hms(2024, 3, day, hour, 0, 0)
+            .unwrap()
+            .timestamp_micros()
+    }
+
+    #[test]
+    fn the_rome_day_is_the_one_that_counts() {
+        // 23:00 UTC is midnight in Rome in winter, and 22:00 UTC in summer.
+        assert_eq!(rome_day(micros(1, 22)), 20_240_301);
+        assert_eq!(rome_day(micros(1, 23)), 20_240_302);
+        let summer = Utc.with_ymd_and_hms(2024, 7, 1, 22, 0, 0).unwrap();
+        assert_eq!(rome_day(summer.timestamp_micros()), 20_240_702);
+    }
+
+    /// A cession registered on the 2nd and accepted on the 4th, another registered on the
+    /// 3rd and refused by its cessionario on the same day: each side's sums step on the days
+    /// they changed, and a day that changes nothing is no row.
+    #[test]
+    fn the_history_gives_each_keys_sum_on_the_days_it_changed() {
+        let mut days = DaysRecompute::default();
+        days.add(&movement(
+            micros(2, 9),
+            60,
+            Some((micros(4, 9), true, false)),
+        ));
+        days.add(&movement(
+            micros(3, 9),
+            10,
+            Some((micros(3, 18), false, false)),
+        ));
+        let rows = days.finish();
+        let sent: Vec<_> = rows
+            .iter()
+            .filter(|(k, ..)| k.0 == 1)
+            .map(|(k, d, a)| (k.6.as_str(), *d, *a))
+            .collect();
+        assert_eq!(
+            sent,
+            vec![
+                ("accepted", 20_240_304, 60),
+                ("pending", 20_240_302, 60),
+                ("pending", 20_240_304, 0),
+                ("refused", 20_240_303, 10),
+            ]
+        );
+        assert_eq!(rows.len(), 8, "the other side mirrors it: {rows:?}");
+    }
+
+    /// Rows that repeat the sum before them answer nothing: neither their presence nor
+    /// their absence is a difference; a changed sum, a missing step or an extra one is.
+    #[test]
+    fn verify_compares_the_kept_days_as_steps() {
+        let recomputed = vec![
+            (key(1, 0, "pending"), 20_240_302, 60),
+            (key(1, 0, "pending"), 20_240_304, 0),
+        ];
+        let report = |stored: Vec<DayRow>| {
+            let mut r = VerifyReport::default();
+            check(&mut r, stored, recomputed.clone());
+            r.problems
+        };
+        let with_repeats = vec![
+            (key(1, 0, "pending"), 20_240_302, 60),
+            (key(1, 0, "pending"), 20_240_303, 60),
+            (key(1, 0, "pending"), 20_240_304, 0),
+            (key(1, 0, "pending"), 20_240_305, 0),
+        ];
+        assert!(report(with_repeats).is_empty());
+        let changed = vec![
+            (key(1, 0, "pending"), 20_240_302, 61),
+            (key(1, 0, "pending"), 20_240_304, 0),
+        ];
+        let problems = report(changed);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0]
+                .to_string()
+                .starts_with("party 1: F1 summary as of 20240302"),
+            "{}",
+            problems[0]
+        );
+        assert_eq!(
+            report(vec![(key(1, 0, "pending"), 20_240_302, 60)]).len(),
+            1
+        );
+        let extra = vec![
+            (key(1, 0, "pending"), 20_240_302, 60),
+            (key(1, 0, "pending"), 20_240_304, 0),
+            (key(1, 0, "accepted"), 20_240_304, 5),
+        ];
+        assert_eq!(report(extra).len(), 1);
+    }
+}

@@ -6,15 +6,16 @@
 //! compared with its table row by row (`log::Projections`, `log::TableCheck`); the head,
 //! which must name the log's last entry and, in its counters, the last ids the log gave;
 //! then the transfers (their chain and its anchors in the log, every balance, each
-//! account's last transfer, R-CONSERVE) and F1's `party_summary`, recomputed from the
-//! history. The tamper suite (`r_history_verify_names_every_tampered_table_and_key` in each
+//! account's last transfer, R-CONSERVE) and F1's `party_summary` and `party_summary_days`,
+//! recomputed from the history (`crate::summary_days` compares the kept days). The tamper suite (`r_history_verify_names_every_tampered_table_and_key` in each
 //! backend, cases in `contract::TAMPERS`) edits, deletes and inserts a row in every table,
 //! one at a time.
 //!
 //! Outside the log, so outside this check: the web layer's `web_sessions`, `login_flows`
 //! and `login_attempts` (short-lived and swept; they decide no fact of the register) and
-//! `schema_migrations`. The rebuilt projections are held in memory, one map per table, so
-//! the check's memory grows with the register; the transfers are streamed.
+//! `schema_migrations`. The rebuilt projections are held in memory, one map per table, and
+//! so are F1's days recomputed, so the check's memory grows with the register; the
+//! transfers are streamed.
 
 use std::collections::HashMap;
 
