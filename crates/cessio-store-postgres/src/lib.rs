@@ -737,8 +737,18 @@ impl Store for PgStore {
         party: PartyId,
         as_of: Option<NaiveDate>,
     ) -> Result<Vec<MonitorTotal>, StoreError> {
-        // Today's state is kept in the summary, a past day's in the kept days.
+        use cessio_store::summary_days as days;
+        // Today's state is kept in the summary, a past day's in the kept days or, for a
+        // party whose days are not kept, in its history.
         let reader = self.reader().await?;
+        let kept = match as_of {
+            Some(_) => !reader
+                .query(&days::is_kept_sql(|n| format!("${n}")), &[&party])
+                .await
+                .map_err(db_err)?
+                .is_empty(),
+            None => false,
+        };
         let rows = match as_of {
             None => {
                 reader
@@ -748,11 +758,19 @@ impl Store for PgStore {
                     )
                     .await
             }
+            Some(d) if kept => {
+                reader
+                    .query(
+                        &days::summary_as_of_sql(|n| format!("${n}")),
+                        &[&party, &days::day_number(d)],
+                    )
+                    .await
+            }
             Some(d) => {
                 reader
                     .query(
-                        &cessio_store::summary_days::summary_as_of_sql(|n| format!("${n}")),
-                        &[&party, &cessio_store::summary_days::day_number(d)],
+                        &days::summary_as_of_history_sql(|n| format!("${n}")),
+                        &[&party, &days::end_of_day_micros(d)],
                     )
                     .await
             }
@@ -1965,6 +1983,15 @@ impl Store for PgStore {
 pub(crate) async fn recompute_summary_days(
     c: &impl tokio_postgres::GenericClient,
 ) -> Result<Vec<cessio_store::summary_days::DayRow>, StoreError> {
+    // The kept parties first: a query sent while the stream is open waits behind all of
+    // its rows, which wait for this function to read them.
+    let kept = c
+        .query(&cessio_store::summary_days::kept_parties_sql(), &[])
+        .await
+        .map_err(db_err)?
+        .iter()
+        .map(|r| r.get::<_, i64>(0))
+        .collect::<Vec<_>>();
     let rows = c
         .query_raw(
             cessio_store::summary_days::HISTORY_SQL,
@@ -1973,7 +2000,7 @@ pub(crate) async fn recompute_summary_days(
         .await
         .map_err(db_err)?;
     futures_util::pin_mut!(rows);
-    let mut days = cessio_store::summary_days::DaysRecompute::default();
+    let mut days = cessio_store::summary_days::DaysRecompute::new(kept);
     while let Some(r) = rows.next().await {
         days.add(&rows::history_movement(&Pg(&r.map_err(db_err)?))?);
     }

@@ -149,7 +149,7 @@ impl Statements {
             rata_facts: p(SQL_RATA_FACTS.into()).await?,
             answered: p(SQL_ANSWERED.into()).await?,
             upsert_summary: p(SQL_UPSERT_SUMMARY.into()).await?,
-            insert_summary_days: p(SQL_INSERT_SUMMARY_DAYS.into()).await?,
+            insert_summary_days: p(sql_insert_summary_days()).await?,
             add_summary_days: p(SQL_ADD_SUMMARY_DAYS.into()).await?,
             insert_feed: p(SQL_INSERT_FEED.into()).await?,
         })
@@ -788,10 +788,12 @@ async fn write_summary(
     Ok(())
 }
 
-/// F1 as of a past day (`cessio_store::summary_days`), set-based: the deltas' day rows,
-/// created with the day before's sum (a statement sees the rows as they were before it),
-/// then every kept row on or after a delta's day given the deltas up to it.
-const SQL_INSERT_SUMMARY_DAYS: &str = "INSERT INTO party_summary_days (party, type_key, year, codice_tributo, received, kind, state, day, amount)
+/// F1 as of a past day (`cessio_store::summary_days`), set-based: the deltas' day rows for
+/// the parties whose days are kept, created with the day before's sum (a statement sees
+/// the rows as they were before it), then every kept row on or after a delta's day given
+/// the deltas up to it.
+fn sql_insert_summary_days() -> String {
+    format!("INSERT INTO party_summary_days (party, type_key, year, codice_tributo, received, kind, state, day, amount)
      SELECT u.p, u.t, u.y, u.c, u.r, u.k, u.s, u.d,
             COALESCE((SELECT d.amount FROM party_summary_days d
                        WHERE d.party = u.p AND d.type_key = u.t AND d.year = u.y AND d.codice_tributo = u.c
@@ -799,7 +801,11 @@ const SQL_INSERT_SUMMARY_DAYS: &str = "INSERT INTO party_summary_days (party, ty
                        ORDER BY d.day DESC LIMIT 1), 0)
        FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::int[])
             AS u(p, t, y, c, r, k, s, d)
-     ON CONFLICT (party, type_key, year, codice_tributo, received, kind, state, day) DO NOTHING";
+       JOIN parties pa ON pa.id = u.p AND {}
+     ON CONFLICT (party, type_key, year, codice_tributo, received, kind, state, day) DO NOTHING",
+        cessio_store::summary_days::kept_kind_sql("pa.kind")
+    )
+}
 const SQL_ADD_SUMMARY_DAYS: &str = "UPDATE party_summary_days d SET amount = d.amount + x.delta
        FROM (SELECT k.party, k.type_key, k.year, k.codice_tributo, k.received, k.kind, k.state, k.day,
                     SUM(u.a) AS delta

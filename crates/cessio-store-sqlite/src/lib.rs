@@ -691,19 +691,30 @@ impl Store for SqliteStore {
         as_of: Option<NaiveDate>,
     ) -> Result<Vec<MonitorTotal>, StoreError> {
         self.read(move |c| {
-            // Today's state is kept in the summary, a past day's in the kept days.
+            use cessio_store::summary_days as days;
+            // Today's state is kept in the summary, a past day's in the kept days or, for a
+            // party whose days are not kept, in its history.
+            let is_kept = |c: &Connection, party: PartyId| -> Result<bool, StoreError> {
+                c.prepare_cached(&days::is_kept_sql(|n| format!("?{n}")))
+                    .map_err(db_err)?
+                    .exists([party])
+                    .map_err(db_err)
+            };
             let (mut st, args) = match as_of {
                 None => (
                     c.prepare_cached(&cessio_store::summary_totals_sql(|n| format!("?{n}")))
                         .map_err(db_err)?,
                     vec![party],
                 ),
+                Some(d) if is_kept(c, party)? => (
+                    c.prepare_cached(&days::summary_as_of_sql(|n| format!("?{n}")))
+                        .map_err(db_err)?,
+                    vec![party, i64::from(days::day_number(d))],
+                ),
                 Some(d) => (
-                    c.prepare_cached(&cessio_store::summary_days::summary_as_of_sql(|n| {
-                        format!("?{n}")
-                    }))
-                    .map_err(db_err)?,
-                    vec![party, i64::from(cessio_store::summary_days::day_number(d))],
+                    c.prepare_cached(&days::summary_as_of_history_sql(|n| format!("?{n}")))
+                        .map_err(db_err)?,
+                    vec![party, days::end_of_day_micros(d)],
                 ),
             };
             st.query_map(rusqlite::params_from_iter(args), |r| {
@@ -1939,7 +1950,13 @@ impl Store for SqliteStore {
 pub(crate) fn recompute_summary_days(
     conn: &Connection,
 ) -> Result<Vec<cessio_store::summary_days::DayRow>, StoreError> {
-    let mut days = cessio_store::summary_days::DaysRecompute::default();
+    let kept = all(
+        conn,
+        &cessio_store::summary_days::kept_parties_sql(),
+        [],
+        |r| r.get::<_, i64>(0),
+    )?;
+    let mut days = cessio_store::summary_days::DaysRecompute::new(kept);
     let mut st = conn
         .prepare(cessio_store::summary_days::HISTORY_SQL)
         .map_err(db_err)?;

@@ -442,7 +442,7 @@ pub(crate) fn write_summary_days(
     days: &[(cessio_store::SummaryKey, i32, i64)],
 ) -> Result<(), StoreError> {
     let mut insert = tx
-        .prepare_cached(cessio_store::summary_days::DAY_INSERT_SQL)
+        .prepare_cached(&cessio_store::summary_days::day_insert_sql())
         .map_err(db_err)?;
     let mut add = tx
         .prepare_cached(cessio_store::summary_days::DAY_ADD_SQL)

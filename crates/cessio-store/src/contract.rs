@@ -102,13 +102,17 @@ pub fn op(k: &str, command: Command) -> Operation {
 }
 
 pub async fn party(store: &DynStore, n: u32) -> PartyId {
+    party_of(store, n, PartyKind::Company).await
+}
+
+pub async fn party_of(store: &DynStore, n: u32, kind: PartyKind) -> PartyId {
     store
         .submit(op(
             &format!("party-{n}"),
             Command::RegisterParty(NewParty {
                 cf: entity_cf(n),
                 name: format!("Impresa {n} S.r.l."),
-                kind: PartyKind::Company,
+                kind,
             }),
         ))
         .await
@@ -1428,13 +1432,16 @@ pub async fn f1_summary_equals_the_history_after_random_concurrent_operations(st
     assert_verified(&store).await;
 }
 
-/// F1 as of the end of a past Rome day: a cession counts from the day it was registered,
-/// its answer from the day it was given, and a movement recorded after later ones with an
-/// earlier instant (old history imported) lands on its own day and every day after it.
+/// F1 as of the end of a past Rome day, kept per day for a bank and read from the history
+/// for a company: a cession counts from the day it was registered, its answer from the day
+/// it was given, and a movement recorded after later ones with an earlier instant (old
+/// history imported) lands on its own day and every day after it.
 pub async fn f1_as_of_a_past_day_reads_the_sums_kept_for_that_day(store: DynStore) {
+    // A and B are banks, whose sums are kept per day; C and D companies, whose sums are
+    // read from their history.
     let (a, b, c, d) = (
-        party(&store, 1).await,
-        party(&store, 2).await,
+        party_of(&store, 1, PartyKind::Bank).await,
+        party_of(&store, 2, PartyKind::Bank).await,
         party(&store, 3).await,
         party(&store, 4).await,
     );
@@ -1542,6 +1549,22 @@ pub async fn f1_as_of_a_past_day_reads_the_sums_kept_for_that_day(store: DynStor
             .all(|t| t.received && t.state == crate::EntryState::Pending),
         "{received_by_b:?}"
     );
+    let received = |totals: &[crate::MonitorTotal]| -> Vec<(crate::EntryState, i64)> {
+        totals
+            .iter()
+            .filter(|t| t.received)
+            .map(|t| (t.state, t.amount.get()))
+            .collect()
+    };
+    for (p, n, want) in [
+        (c, 3, vec![]),
+        (c, 4, vec![(crate::EntryState::Refused, 10_000)]),
+        (d, 1, vec![]),
+        (d, 2, vec![(crate::EntryState::Pending, 5_000)]),
+    ] {
+        let got = store.monitor_totals(p, Some(day(n))).await.unwrap();
+        assert_eq!(received(&got), want, "party {p} on {n}");
+    }
     // Today's sums and the last kept day agree.
     let key = |t: &crate::MonitorTotal| {
         (
@@ -2174,6 +2197,12 @@ pub async fn seed_every_table(store: &DynStore) -> &'static str {
     let (rata, _) = seed_history(store).await;
     let a = party(store, 1).await;
     let b = party(store, 2).await;
+    // A bank, whose F1 is kept per day (`party_summary_days`).
+    let bank = party_of(store, 4, PartyKind::Bank).await;
+    store
+        .submit(op("to-the-bank", cede(rata, a, bank, 100)))
+        .await
+        .unwrap();
     let user = store
         .create_user(
             NewUser {

@@ -7,6 +7,13 @@
 //! the end of that day. F1 as of a day reads, for each of the party's keys, the last row on
 //! or before it: an index seek per key, whatever the history.
 //!
+//! Only for the parties whose trade is buying credits: banks, financial intermediaries and
+//! insurers ([`KEPT_KINDS`]). A person's or a company's history is tens to thousands of
+//! movements, which the history answers in milliseconds (`summary_as_of_history_sql`),
+//! while their rows were four in five of the kept days of the 0.1 national register: a
+//! credit's rate are as many keys, each stepping on the day of each movement. A party's
+//! kind never changes, so a party's kept days are complete from its first movement.
+//!
 //! Days are Rome calendar days written as `yyyymmdd`: a movement counts from the day it
 //! was registered, its answer from the day it was given, as F1 as of the end of a day has
 //! always counted them.
@@ -18,14 +25,44 @@
 //! step functions: a row that repeats the sum of the row before it answers nothing F1 asks,
 //! so its presence or absence is not a difference; any row that changes an answer is.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use cessio_core::ledger::PartyId;
 use cessio_core::time::rome_date;
 use chrono::{DateTime, Datelike, NaiveDate};
 
-use crate::model::SummaryKey;
+use crate::model::{PartyKind, SummaryKey};
 use crate::verify::{MAX_PROBLEMS, Problem, VerifyReport};
+
+/// The kinds of party whose F1 is kept per day.
+pub const KEPT_KINDS: [PartyKind; 3] = [
+    PartyKind::Bank,
+    PartyKind::FinancialIntermediary,
+    PartyKind::Insurer,
+];
+
+/// `kind IN (…)` of [`KEPT_KINDS`], for a `parties` row.
+pub fn kept_kind_sql(column: &str) -> String {
+    let kinds: Vec<String> = KEPT_KINDS
+        .iter()
+        .map(|k| format!("'{}'", k.as_str()))
+        .collect();
+    format!("{column} IN ({})", kinds.join(", "))
+}
+
+/// Whether `party`'s F1 is kept per day (`?1`/`$1`): one row if it is.
+pub fn is_kept_sql(placeholder: impl Fn(usize) -> String) -> String {
+    format!(
+        "SELECT 1 FROM parties WHERE id = {} AND {}",
+        placeholder(1),
+        kept_kind_sql("kind")
+    )
+}
+
+/// The parties whose F1 is kept per day, for `verify` and the migration.
+pub fn kept_parties_sql() -> String {
+    format!("SELECT id FROM parties WHERE {}", kept_kind_sql("kind"))
+}
 
 /// One kept row: a summary key, a Rome day (`yyyymmdd`) and what the key summed at its end.
 pub type DayRow = (SummaryKey, i32, i64);
@@ -71,15 +108,51 @@ pub fn summary_as_of_sql(placeholder: impl Fn(usize) -> String) -> String {
     )
 }
 
+/// F1's sums for a party whose days are not kept, as of an instant, from its history.
+/// `?1`/`$1` is the party, `?2`/`$2` the instant (micros).
+pub fn summary_as_of_history_sql(placeholder: impl Fn(usize) -> String) -> String {
+    let (p, u) = (placeholder(1), placeholder(2));
+    format!(
+        "SELECT c.type_key, r.year, r.codice_tributo,
+                CASE WHEN t.counterparty = {p} THEN 1 ELSE 0 END AS received,
+                t.kind,
+                CASE WHEN t.phase = 'posted' THEN 'accepted'
+                     WHEN a.id IS NULL OR a.at > {u} THEN 'pending'
+                     WHEN a.phase = 'post_pending' THEN 'accepted'
+                     WHEN a.party = t.party THEN 'annulled'
+                     ELSE 'refused' END AS state,
+                CAST(SUM(t.amount) AS BIGINT)
+           FROM transfers t
+           JOIN rate r ON r.id = t.rata
+           JOIN credits c ON c.id = r.credit
+           LEFT JOIN transfers a ON a.pending_id = t.id
+          WHERE (t.party = {p} OR t.counterparty = {p}) AND t.phase IN ('posted', 'pending') AND t.at <= {u}
+          GROUP BY c.type_key, r.year, r.codice_tributo, received, t.kind, state"
+    )
+}
+
+/// The last instant of a Rome day, in microseconds.
+pub fn end_of_day_micros(d: NaiveDate) -> i64 {
+    let next = d.succ_opt().unwrap_or(d);
+    cessio_core::time::rome_start_of_day(next).timestamp_micros() - 1
+}
+
 /// What the writer runs for one delta, in order: the day's row, created with the sum the
 /// key had the day before if it has none, then the delta added to it and to every later
-/// row. `?1`..`?7` the key, `?8` the day, `?9` the delta (SQLite).
-pub const DAY_INSERT_SQL: &str = "INSERT INTO party_summary_days (party, type_key, year, codice_tributo, received, kind, state, day, amount)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, COALESCE((SELECT d.amount FROM party_summary_days d
+/// row. `?1`..`?7` the key, `?8` the day, `?9` the delta (SQLite). A party whose days are
+/// not kept gets no row, and so nothing to add to.
+pub fn day_insert_sql() -> String {
+    format!(
+        "INSERT INTO party_summary_days (party, type_key, year, codice_tributo, received, kind, state, day, amount)
+     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, COALESCE((SELECT d.amount FROM party_summary_days d
          WHERE d.party = ?1 AND d.type_key = ?2 AND d.year = ?3 AND d.codice_tributo = ?4
            AND d.received = ?5 AND d.kind = ?6 AND d.state = ?7 AND d.day < ?8
-         ORDER BY d.day DESC LIMIT 1), 0))
-     ON CONFLICT (party, type_key, year, codice_tributo, received, kind, state, day) DO NOTHING";
+         ORDER BY d.day DESC LIMIT 1), 0)
+      WHERE EXISTS (SELECT 1 FROM parties p WHERE p.id = ?1 AND {})
+     ON CONFLICT (party, type_key, year, codice_tributo, received, kind, state, day) DO NOTHING",
+        kept_kind_sql("p.kind")
+    )
+}
 pub const DAY_ADD_SQL: &str = "UPDATE party_summary_days SET amount = amount + ?9
      WHERE party = ?1 AND type_key = ?2 AND year = ?3 AND codice_tributo = ?4
        AND received = ?5 AND kind = ?6 AND state = ?7 AND day >= ?8";
@@ -121,10 +194,19 @@ pub struct HistoryMovement {
 /// The kept days recomputed from the history, one movement at a time.
 #[derive(Debug, Default)]
 pub struct DaysRecompute {
+    kept: HashSet<PartyId>,
     deltas: BTreeMap<(SummaryKey, i32), i64>,
 }
 
 impl DaysRecompute {
+    /// For the parties whose days are kept ([`kept_parties_sql`]).
+    pub fn new(kept: impl IntoIterator<Item = PartyId>) -> Self {
+        DaysRecompute {
+            kept: kept.into_iter().collect(),
+            deltas: BTreeMap::new(),
+        }
+    }
+
     pub fn add(&mut self, m: &HistoryMovement) {
         let registered = if m.posted { "accepted" } else { "pending" };
         self.sides(m, registered, rome_day(m.at_micros), 1);
@@ -138,6 +220,9 @@ impl DaysRecompute {
     fn sides(&mut self, m: &HistoryMovement, state: &str, day: i32, sign: i64) {
         let amount = m.amount.saturating_mul(sign);
         let mut add = |party: PartyId, received: i64| {
+            if !self.kept.contains(&party) {
+                return;
+            }
             let key = (
                 party,
                 m.type_key.clone(),
@@ -284,7 +369,7 @@ mod tests {
     /// they changed, and a day that changes nothing is no row.
     #[test]
     fn the_history_gives_each_keys_sum_on_the_days_it_changed() {
-        let mut days = DaysRecompute::default();
+        let mut days = DaysRecompute::new([1, 2]);
         days.add(&movement(
             micros(2, 9),
             60,
