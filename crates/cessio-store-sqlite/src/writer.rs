@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use cessio_core::f24::F24Choice;
 use cessio_core::ledger::{
-    Hash, PendingState, PendingTransfer, TransferKind, hash_from_hex, hash_to_hex,
+    Hash, PartyId, PendingState, PendingTransfer, TransferKind, hash_from_hex, hash_to_hex,
 };
 use cessio_core::money::Cents;
 use cessio_store::engine::{self, Head, Needs, Plan, Prefetched, StoredOperation};
@@ -441,6 +441,19 @@ pub(crate) fn write_summary_days(
     tx: &Transaction<'_>,
     days: &[(cessio_store::SummaryKey, i32, i64)],
 ) -> Result<(), StoreError> {
+    // Whose days are kept, asked once per party of the batch: most movements are between
+    // persons and companies, whose deltas are then no statement at all.
+    let mut is_kept = tx
+        .prepare_cached(&cessio_store::summary_days::is_kept_sql(|n| {
+            format!("?{n}")
+        }))
+        .map_err(db_err)?;
+    let mut kept: HashMap<PartyId, bool> = HashMap::new();
+    for ((party, ..), ..) in days {
+        if !kept.contains_key(party) {
+            kept.insert(*party, is_kept.exists([party]).map_err(db_err)?);
+        }
+    }
     let mut insert = tx
         .prepare_cached(&cessio_store::summary_days::day_insert_sql())
         .map_err(db_err)?;
@@ -448,6 +461,9 @@ pub(crate) fn write_summary_days(
         .prepare_cached(cessio_store::summary_days::DAY_ADD_SQL)
         .map_err(db_err)?;
     for ((party, type_key, year, codice_tributo, received, kind, state), day, amount) in days {
+        if kept.get(party) != Some(&true) {
+            continue;
+        }
         let args = params![
             party,
             type_key,
