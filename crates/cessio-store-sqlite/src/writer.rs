@@ -434,9 +434,9 @@ fn write_summary(tx: &Transaction<'_>, plan: &Plan) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// F1 as of a past day (`cessio_store::summary_days`): each delta's day row, created with
-/// the day before's sum, then the delta added from that day on. In the usual batch every
-/// delta is today's and today's row is the key's last, so each is one row touched.
+/// F1 as of a past day (`cessio_store::summary_days`): each delta added to its key's rows
+/// from its day on, and the day's row created if it had none. In the usual batch every
+/// delta is today's and today's row is the key's last: one statement, one row touched.
 pub(crate) fn write_summary_days(
     tx: &Transaction<'_>,
     days: &[(cessio_store::SummaryKey, i32, i64)],
@@ -454,11 +454,11 @@ pub(crate) fn write_summary_days(
             kept.insert(*party, is_kept.exists([party]).map_err(db_err)?);
         }
     }
-    let mut insert = tx
-        .prepare_cached(&cessio_store::summary_days::day_insert_sql())
-        .map_err(db_err)?;
     let mut add = tx
         .prepare_cached(cessio_store::summary_days::DAY_ADD_SQL)
+        .map_err(db_err)?;
+    let mut insert = tx
+        .prepare_cached(cessio_store::summary_days::DAY_INSERT_SQL)
         .map_err(db_err)?;
     for ((party, type_key, year, codice_tributo, received, kind, state), day, amount) in days {
         if kept.get(party) != Some(&true) {
@@ -475,8 +475,14 @@ pub(crate) fn write_summary_days(
             day,
             amount
         ];
-        insert.execute(&args[..8]).map_err(db_err)?;
-        add.execute(args).map_err(db_err)?;
+        let changed: Vec<i32> = add
+            .query_map(args, |r| r.get(0))
+            .map_err(db_err)?
+            .collect::<Result<_, _>>()
+            .map_err(db_err)?;
+        if !changed.contains(day) {
+            insert.execute(args).map_err(db_err)?;
+        }
     }
     Ok(())
 }

@@ -137,25 +137,20 @@ pub fn end_of_day_micros(d: NaiveDate) -> i64 {
     cessio_core::time::rome_start_of_day(next).timestamp_micros() - 1
 }
 
-/// What the writer runs for one delta, in order: the day's row, created with the sum the
-/// key had the day before if it has none, then the delta added to it and to every later
-/// row. `?1`..`?7` the key, `?8` the day, `?9` the delta (SQLite). A party whose days are
-/// not kept gets no row, and so nothing to add to.
-pub fn day_insert_sql() -> String {
-    format!(
-        "INSERT INTO party_summary_days (party, type_key, year, codice_tributo, received, kind, state, day, amount)
-     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, COALESCE((SELECT d.amount FROM party_summary_days d
-         WHERE d.party = ?1 AND d.type_key = ?2 AND d.year = ?3 AND d.codice_tributo = ?4
-           AND d.received = ?5 AND d.kind = ?6 AND d.state = ?7 AND d.day < ?8
-         ORDER BY d.day DESC LIMIT 1), 0)
-      WHERE EXISTS (SELECT 1 FROM parties p WHERE p.id = ?1 AND {})
-     ON CONFLICT (party, type_key, year, codice_tributo, received, kind, state, day) DO NOTHING",
-        kept_kind_sql("p.kind")
-    )
-}
+/// What the SQLite writer runs for one delta of a party whose days are kept: the delta
+/// added to the key's rows from its day on, naming the days it changed. In the usual batch
+/// the day's row exists and is the key's last, so that is all. Otherwise the day's row is
+/// created with the sum before it plus the delta. `?1`..`?7` the key, `?8` the day, `?9`
+/// the delta.
 pub const DAY_ADD_SQL: &str = "UPDATE party_summary_days SET amount = amount + ?9
      WHERE party = ?1 AND type_key = ?2 AND year = ?3 AND codice_tributo = ?4
-       AND received = ?5 AND kind = ?6 AND state = ?7 AND day >= ?8";
+       AND received = ?5 AND kind = ?6 AND state = ?7 AND day >= ?8
+     RETURNING day";
+pub const DAY_INSERT_SQL: &str = "INSERT INTO party_summary_days (party, type_key, year, codice_tributo, received, kind, state, day, amount)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9 + COALESCE((SELECT d.amount FROM party_summary_days d
+         WHERE d.party = ?1 AND d.type_key = ?2 AND d.year = ?3 AND d.codice_tributo = ?4
+           AND d.received = ?5 AND d.kind = ?6 AND d.state = ?7 AND d.day < ?8
+         ORDER BY d.day DESC LIMIT 1), 0))";
 
 /// The transfers as `verify` recomputes the kept days from them: each movement with its
 /// rata's keys and its answer, if any.
