@@ -8,9 +8,10 @@
 //! or before it: an index seek per key, whatever the history.
 //!
 //! Only for the parties whose trade is buying credits: banks, financial intermediaries and
-//! insurers ([`KEPT_KINDS`]). A person's or a company's history is tens to thousands of
-//! movements, which the history answers in milliseconds (`summary_as_of_history_sql`),
-//! while their rows were four in five of the kept days of the 0.1 national register: a
+//! insurers ([`KEPT_KINDS`]). A person's or a company's history is a small share of a
+//! bank's, and is still read whole (`summary_as_of_history_sql`; the time for the largest
+//! company has not been measured), while their rows were four in five of the kept days of
+//! the 0.1 national register: a
 //! credit's rate are as many keys, each stepping on the day of each movement. A party's
 //! kind never changes, so a party's kept days are complete from its first movement.
 //!
