@@ -23,7 +23,7 @@ use cessio_core::time::{rome_date, rome_start_of_day};
 use cessio_store::{EntryQuery, EntryStream, Party, PartyEntry, Store};
 use chrono::NaiveDate;
 
-use crate::functions::{check_date, end_of_day, parties_of, party_ref, state_of};
+use crate::functions::{check_date, parties_of, party_ref, state_of};
 use crate::paging::{Listing, Page, PageRequest, next_cursor};
 use crate::{
     App, AppError, CedibilitaClass, MovementFilter, MovementRow, MovementState, Principal,
@@ -456,7 +456,7 @@ impl App {
             registered_from: registered_from.map(rome_start_of_day),
             registered_before: filter
                 .registered_to
-                .map(|d| end_of_day(d) + chrono::Duration::microseconds(1)),
+                .map(|d| cessio_core::time::rome_end_of_day(d) + chrono::Duration::microseconds(1)),
             type_key: filter.type_key.clone(),
             year: filter.year,
             ..EntryQuery::of(party)

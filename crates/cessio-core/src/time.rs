@@ -95,6 +95,12 @@ pub fn rome_start_of_day(date: NaiveDate) -> DateTime<Utc> {
     rome_local_to_utc(midnight).unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
+/// The last instant (to the microsecond) of `date` in Italy: what "as of that day" includes.
+pub fn rome_end_of_day(date: NaiveDate) -> DateTime<Utc> {
+    let next = date.succ_opt().unwrap_or(date);
+    rome_start_of_day(next) - chrono::Duration::microseconds(1)
+}
+
 /// The UTC instant at which Italian clocks show `local`.
 ///
 /// - `None` for the hour that does not exist, skipped when clocks go forward (e.g.

@@ -437,7 +437,7 @@ fn write_summary(tx: &Transaction<'_>, plan: &Plan) -> Result<(), StoreError> {
 /// F1 as of a past day (`cessio_store::summary_days`): each delta added to its key's rows
 /// from its day on, and the day's row created if it had none. In the usual batch every
 /// delta is today's and today's row is the key's last: one statement, one row touched.
-pub(crate) fn write_summary_days(
+fn write_summary_days(
     tx: &Transaction<'_>,
     days: &[(cessio_store::SummaryKey, i32, i64)],
 ) -> Result<(), StoreError> {

@@ -134,8 +134,7 @@ pub fn summary_as_of_history_sql(placeholder: impl Fn(usize) -> String) -> Strin
 
 /// The last instant of a Rome day, in microseconds.
 pub fn end_of_day_micros(d: NaiveDate) -> i64 {
-    let next = d.succ_opt().unwrap_or(d);
-    cessio_core::time::rome_start_of_day(next).timestamp_micros() - 1
+    cessio_core::time::rome_end_of_day(d).timestamp_micros()
 }
 
 /// What the SQLite writer runs for one delta of a party whose days are kept: the delta

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use cessio_core::catalogue::CessionRegime;
 use cessio_core::ledger::{PartyId, RataId, TransferId, TransferKind};
 use cessio_core::money::Cents;
-use cessio_core::time::{rome_date, rome_start_of_day};
+use cessio_core::time::rome_date;
 use cessio_store::{Party, PartyEntry, PartyKind};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -239,12 +239,6 @@ pub(crate) fn check_date(field: &str, d: NaiveDate) -> Result<NaiveDate, AppErro
             "la data deve essere tra il 2000 e il 2100",
         ))
     }
-}
-
-/// The last instant of a Rome day.
-pub(crate) fn end_of_day(d: NaiveDate) -> DateTime<Utc> {
-    let next = d.succ_opt().unwrap_or(d);
-    rome_start_of_day(next) - chrono::Duration::microseconds(1)
 }
 
 /// R-PA: public administrations may not acquire credits (DL 11/2023 art. 1).

@@ -16,7 +16,7 @@ use cessio_core::money::Cents;
 use super::rows::{Plan, TransferRow};
 use crate::StoreError;
 use crate::model::SummaryKey;
-use crate::summary_days::rome_day;
+use crate::summary_days::{answer_state, rome_day};
 
 /// What F1 groups a movement's rata by.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -141,13 +141,7 @@ pub fn projected(
             ),
         })?;
         feed.extend(o.party.into_iter().chain(o.counterparty).map(|p| (p, t.id)));
-        let outcome = if t.phase == Phase::PostPending {
-            "accepted"
-        } else if t.party == o.party {
-            "annulled"
-        } else {
-            "refused"
-        };
+        let outcome = answer_state(t.phase == Phase::PostPending, t.party == o.party);
         let f = facts(o.rata)?;
         add_sides(&mut summary, f, o, ("pending", day), -o.amount.get());
         add_sides(&mut summary, f, o, (outcome, day), o.amount.get());
