@@ -33,6 +33,7 @@ use cessio_core::ledger::{Account, PartyId, RataId, TransferId, TransferKind};
 use cessio_core::money::Cents;
 use cessio_core::time::RefYear;
 use cessio_store::engine::{AccountKey, StoredOperation, TransferRow};
+use cessio_store::projections::{DUPLICATE_KEYS_SQL, Projections, RowDetails, TableCheck};
 use cessio_store::queue::{self, Job, WriteStats};
 use cessio_store::rows::{self, ACCOUNT_COLUMNS, TRANSFER_COLUMNS, micros_to_time};
 use cessio_store::sql;
@@ -42,8 +43,8 @@ use cessio_store::{
     EntryQuery, EntryState, EntryStream, HoldingChanges, HoldingInfo, HoldingQuery, IdempotencyKey,
     LoginAttempt, MonitorTotal, NewOperatorEvent, NewSession, NewUser, Operation, OperationEntry,
     OperatorEvent, OperatorEventQuery, Party, PartyEntry, Receipt, Role, STREAM_BATCH, SecretKey,
-    SessionLimits, SqlValue, Store, StoreError, StoredSession, SummaryKey, User, VerifyReport,
-    WriteConfig, entry_stream, holding_changes_sql, largest_holders_sql, sessions,
+    SessionLimits, SqlValue, Store, StoreError, StoredSession, User, VerifyReport, WriteConfig,
+    entry_stream, holding_changes_sql, largest_holders_sql, sessions,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use futures_util::StreamExt;
@@ -1205,13 +1206,23 @@ impl Store for PgStore {
             .await
             .map_err(db_err)?;
         let head = load_head(&tx).await?;
-        let mut projections = cessio_store::log::Projections::new();
+        let mut projections = Projections::new();
         log::scan_log(&tx, |e| projections.feed(e)).await?;
+        let duplicates = tx.query(DUPLICATE_KEYS_SQL, &[]).await.map_err(db_err)?;
+        projections.duplicate_keys(duplicates.iter().map(|r| (r.get(0), r.get(1), r.get(2))));
         let (mut v, mut log_summary) = Verifier::after_log(&mut projections, &head);
+        let mut results = Vec::new();
         for spec in cessio_store::log::TABLES {
-            let mut check = cessio_store::log::TableCheck::new(spec, projections.take(spec));
+            let mut check = TableCheck::new(spec, projections.take(spec));
             log::scan_table(&tx, spec, |row| check.feed(row)).await?;
-            let (n, problems) = check.finish();
+            results.push(check.finish());
+        }
+        let mut details = RowDetails::of(&results);
+        if details.needed() {
+            log::scan_log(&tx, |e| details.feed(e)).await?;
+        }
+        for r in results {
+            let (n, problems) = r.resolve(&details);
             v.table_checked(n, problems, &mut log_summary);
         }
         let mut last = 0i64;
@@ -1228,13 +1239,26 @@ impl Store for PgStore {
             }
             last = end;
         }
-        let accounts: Vec<Account> = tx
-            .query(&format!("SELECT {ACCOUNT_COLUMNS} FROM accounts a"), &[])
-            .await
-            .map_err(db_err)?
-            .iter()
-            .map(account_from_row)
-            .collect::<Result<_, _>>()?;
+        // A page at a time into the check, not all at once: a register has an account per
+        // holder of every rata.
+        let mut accounts = v.accounts(&head);
+        let sql = format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts a WHERE a.id > $1 ORDER BY a.id LIMIT $2"
+        );
+        let mut last = i64::MIN;
+        loop {
+            let rows = tx
+                .query(&sql, &[&last, &VERIFY_PAGE])
+                .await
+                .map_err(db_err)?;
+            let Some(end) = rows.last().map(|r| r.get::<_, i64>(0)) else {
+                break;
+            };
+            for r in &rows {
+                accounts.feed(account_from_row(r)?);
+            }
+            last = end;
+        }
         let rate: Vec<(RataId, Cents)> = tx
             .query(sql::RATE_AMOUNTS, &[])
             .await
@@ -1242,35 +1266,31 @@ impl Store for PgStore {
             .iter()
             .map(|r| (r.get(0), Cents::new(r.get(1))))
             .collect();
-        let mut report = v.finish(accounts, rate, &head);
+        let mut report = accounts.finish(rate);
         log_summary.into_report(&mut report);
-        let mut summary = Vec::with_capacity(2);
-        for sql in [
-            cessio_store::SUMMARY_STORED_SQL.to_string(),
-            cessio_store::summary_recompute_sql(),
-        ] {
-            let rows: Vec<(SummaryKey, i64)> = tx
-                .query(&sql, &[])
-                .await
-                .map_err(db_err)?
-                .iter()
-                .map(|r| {
+        let differences = tx
+            .query(&cessio_store::summary_diff_sql(), &[])
+            .await
+            .map_err(db_err)?
+            .iter()
+            .map(|r| {
+                (
                     (
-                        (
-                            r.get(0),
-                            r.get(1),
-                            i64::from(r.get::<_, i32>(2)),
-                            r.get(3),
-                            i64::from(r.get::<_, i32>(4)),
-                            r.get(5),
-                            r.get(6),
-                        ),
-                        r.get(7),
-                    )
-                })
-                .collect();
-            summary.push(rows);
-        }
+                        r.get(0),
+                        r.get(1),
+                        i64::from(r.get::<_, i32>(2)),
+                        r.get(3),
+                        i64::from(r.get::<_, i32>(4)),
+                        r.get(5),
+                        r.get(6),
+                    ),
+                    r.get(7),
+                    r.get(8),
+                )
+            })
+            .collect::<Vec<_>>();
+        cessio_store::verify::check_summary(&mut report, differences);
+        check_summary_days(&tx, &mut report).await?;
         let mut feed = Vec::with_capacity(2);
         for sql in [
             &*cessio_store::feed::FEED_MISSING_SQL,
@@ -1285,14 +1305,6 @@ impl Store for PgStore {
                 .collect();
             feed.push(rows);
         }
-        let stored_days = tx
-            .query(cessio_store::summary_days::STORED_SQL, &[])
-            .await
-            .map_err(db_err)?
-            .iter()
-            .map(|r| rows::summary_day(&Pg(r)))
-            .collect::<Result<Vec<_>, _>>()?;
-        let recomputed_days = recompute_summary_days(&tx).await?;
         let moved: Vec<(i64, i64, i64)> = tx
             .query(cessio_store::LAST_TRANSFER_CHECK_SQL, &[])
             .await
@@ -1301,10 +1313,6 @@ impl Store for PgStore {
             .map(|r| (r.get(0), r.get(1), r.get(2)))
             .collect();
         tx.commit().await.map_err(db_err)?;
-        let recomputed = summary.pop().unwrap_or_default();
-        let stored = summary.pop().unwrap_or_default();
-        cessio_store::verify::check_summary(&mut report, stored, recomputed);
-        cessio_store::summary_days::check(&mut report, stored_days, recomputed_days);
         let extra = feed.pop().unwrap_or_default();
         let missing = feed.pop().unwrap_or_default();
         cessio_store::verify::check_feed(&mut report, missing, extra);
@@ -1978,6 +1986,53 @@ impl Store for PgStore {
     }
 }
 
+/// `verify`'s check of `party_summary_days`, a party at a time: the memory holds one
+/// party's days, recomputed from its own movements, not the register's.
+async fn check_summary_days(
+    c: &impl tokio_postgres::GenericClient,
+    report: &mut VerifyReport,
+) -> Result<(), StoreError> {
+    use cessio_store::summary_days as days;
+    let ids = |rows: Vec<tokio_postgres::Row>| {
+        rows.iter().map(|r| r.get::<_, i64>(0)).collect::<Vec<_>>()
+    };
+    let kept = ids(c
+        .query(&days::kept_parties_sql(), &[])
+        .await
+        .map_err(db_err)?);
+    let stored = ids(c
+        .query(days::STORED_PARTIES_SQL, &[])
+        .await
+        .map_err(db_err)?);
+    let stored_sql = days::stored_of_party_sql("$1");
+    let history_sql = days::history_of_party_sql("$1");
+    for (party, is_kept) in days::parties_to_check(kept, stored) {
+        if report.problems.len() >= cessio_store::verify::MAX_PROBLEMS {
+            break;
+        }
+        let stored = c
+            .query(&stored_sql, &[&party])
+            .await
+            .map_err(db_err)?
+            .iter()
+            .map(|r| rows::summary_day(&Pg(r)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let recomputed = if is_kept {
+            days_from(
+                c,
+                &history_sql,
+                &[&party],
+                days::DaysRecompute::new([party]),
+            )
+            .await?
+        } else {
+            Vec::new()
+        };
+        days::check(report, stored, recomputed);
+    }
+    Ok(())
+}
+
 /// `party_summary_days` recomputed from the history (`cessio_store::summary_days`), the
 /// movements streamed: for `verify` and for the migration that creates the table.
 pub(crate) async fn recompute_summary_days(
@@ -1992,15 +2047,28 @@ pub(crate) async fn recompute_summary_days(
         .iter()
         .map(|r| r.get::<_, i64>(0))
         .collect::<Vec<_>>();
+    days_from(
+        c,
+        cessio_store::summary_days::HISTORY_SQL,
+        &[],
+        cessio_store::summary_days::DaysRecompute::new(kept),
+    )
+    .await
+}
+
+/// The kept days of `days`' parties from the movements `sql` (`HISTORY_SQL` or a part of
+/// it) streams.
+async fn days_from(
+    c: &impl tokio_postgres::GenericClient,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    mut days: cessio_store::summary_days::DaysRecompute,
+) -> Result<Vec<cessio_store::summary_days::DayRow>, StoreError> {
     let rows = c
-        .query_raw(
-            cessio_store::summary_days::HISTORY_SQL,
-            std::iter::empty::<&(dyn tokio_postgres::types::ToSql + Sync)>(),
-        )
+        .query_raw(sql, params.iter().copied())
         .await
         .map_err(db_err)?;
     futures_util::pin_mut!(rows);
-    let mut days = cessio_store::summary_days::DaysRecompute::new(kept);
     while let Some(r) = rows.next().await {
         days.add(&rows::history_movement(&Pg(&r.map_err(db_err)?))?);
     }

@@ -23,6 +23,7 @@ use cessio_core::ledger::{Account, PartyId, RataId, TransferId, TransferKind};
 use cessio_core::money::Cents;
 use cessio_core::time::RefYear;
 use cessio_store::engine::{AccountKey, StoredOperation, TransferRow};
+use cessio_store::projections::{DUPLICATE_KEYS_SQL, Projections, RowDetails, TableCheck};
 use cessio_store::queue::{self, Job, WriteStats};
 use cessio_store::rows::{self, ACCOUNT_COLUMNS, CREDIT_COLUMNS, TRANSFER_COLUMNS, micros_to_time};
 use cessio_store::sql;
@@ -32,8 +33,8 @@ use cessio_store::{
     EntryQuery, EntryState, EntryStream, HoldingChanges, HoldingInfo, HoldingQuery, IdempotencyKey,
     LoginAttempt, MonitorTotal, NewOperatorEvent, NewSession, NewUser, Operation, OperationEntry,
     OperatorEvent, OperatorEventQuery, Party, PartyEntry, Receipt, Role, STREAM_BATCH, SecretKey,
-    SessionLimits, SqlValue, Store, StoreError, StoredSession, SummaryKey, User, VerifyReport,
-    WriteConfig, entry_stream, holding_changes_sql, largest_holders_sql, sessions,
+    SessionLimits, SqlValue, Store, StoreError, StoredSession, User, VerifyReport, WriteConfig,
+    entry_stream, holding_changes_sql, largest_holders_sql, sessions,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
@@ -297,13 +298,24 @@ fn verify_all(conn: &Connection) -> Result<VerifyReport, StoreError> {
     conn.execute_batch("BEGIN").map_err(db_err)?;
     let result = (|| {
         let head = load_head(conn)?;
-        let mut projections = cessio_store::log::Projections::new();
+        let mut projections = Projections::new();
         log::scan_log(conn, |e| projections.feed(e))?;
+        projections.duplicate_keys(all(conn, DUPLICATE_KEYS_SQL, [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?);
         let (mut v, mut summary) = Verifier::after_log(&mut projections, &head);
+        let mut results = Vec::new();
         for spec in cessio_store::log::TABLES {
-            let mut check = cessio_store::log::TableCheck::new(spec, projections.take(spec));
+            let mut check = TableCheck::new(spec, projections.take(spec));
             log::scan_table(conn, spec, |row| check.feed(row))?;
-            let (n, problems) = check.finish();
+            results.push(check.finish());
+        }
+        let mut details = RowDetails::of(&results);
+        if details.needed() {
+            log::scan_log(conn, |e| details.feed(e))?;
+        }
+        for r in results {
+            let (n, problems) = r.resolve(&details);
             v.table_checked(n, problems, &mut summary);
         }
         let mut st = conn.prepare(sql::TRANSFERS_AFTER).map_err(db_err)?;
@@ -322,52 +334,44 @@ fn verify_all(conn: &Connection) -> Result<VerifyReport, StoreError> {
             }
             last = end;
         }
+        // Streamed into the check, not collected: a register has an account per holder
+        // of every rata.
+        let mut failed = None;
         let mut st = conn
             .prepare(&format!("SELECT {ACCOUNT_COLUMNS} FROM accounts a"))
             .map_err(db_err)?;
-        let accounts: Vec<Account> = st
+        let accounts = st
             .query_map([], account_from_row)
             .map_err(db_err)?
-            .collect::<Result<_, _>>()
-            .map_err(db_err)?;
+            .map_while(|r| r.map_err(|e| failed = Some(e)).ok());
         let mut st = conn.prepare(sql::RATE_AMOUNTS).map_err(db_err)?;
-        let rate: Vec<(RataId, Cents)> = st
+        let mut rate_failed = None;
+        let rate = st
             .query_map([], |r| Ok((r.get(0)?, Cents::new(r.get(1)?))))
             .map_err(db_err)?
-            .collect::<Result<_, _>>()
-            .map_err(db_err)?;
+            .map_while(|r| r.map_err(|e| rate_failed = Some(e)).ok());
         let mut report = v.finish(accounts, rate, &head);
+        if let Some(e) = failed.or(rate_failed) {
+            return Err(db_err(e));
+        }
         summary.into_report(&mut report);
-        let summary = |sql: &str| -> Result<Vec<(SummaryKey, i64)>, StoreError> {
-            conn.prepare(sql)
-                .map_err(db_err)?
-                .query_map([], |r| {
-                    Ok((
-                        (
-                            r.get(0)?,
-                            r.get(1)?,
-                            r.get(2)?,
-                            r.get(3)?,
-                            r.get(4)?,
-                            r.get(5)?,
-                            r.get(6)?,
-                        ),
-                        r.get(7)?,
-                    ))
-                })
-                .map_err(db_err)?
-                .collect::<Result<_, _>>()
-                .map_err(db_err)
-        };
-        cessio_store::verify::check_summary(
-            &mut report,
-            summary(cessio_store::SUMMARY_STORED_SQL)?,
-            summary(&cessio_store::summary_recompute_sql())?,
-        );
-        let stored = all(conn, cessio_store::summary_days::STORED_SQL, [], |r| {
-            rows::summary_day(&Lite(r))
+        let differences = all(conn, &cessio_store::summary_diff_sql(), [], |r| {
+            Ok((
+                (
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                ),
+                r.get(7)?,
+                r.get(8)?,
+            ))
         })?;
-        cessio_store::summary_days::check(&mut report, stored, recompute_summary_days(conn)?);
+        cessio_store::verify::check_summary(&mut report, differences);
+        check_summary_days(conn, &mut report)?;
         let pairs = |sql: &str| -> Result<Vec<(i64, i64)>, StoreError> {
             all(conn, sql, [], |r| Ok((r.get(0)?, r.get(1)?)))
         };
@@ -1945,6 +1949,40 @@ impl Store for SqliteStore {
     }
 }
 
+/// `verify`'s check of `party_summary_days`, a party at a time: the memory holds one
+/// party's days, recomputed from its own movements, not the register's.
+fn check_summary_days(conn: &Connection, report: &mut VerifyReport) -> Result<(), StoreError> {
+    use cessio_store::summary_days as days;
+    let kept = all(conn, &days::kept_parties_sql(), [], |r| r.get::<_, i64>(0))?;
+    let stored = all(conn, days::STORED_PARTIES_SQL, [], |r| r.get::<_, i64>(0))?;
+    let mut stored_st = conn
+        .prepare(&days::stored_of_party_sql("?1"))
+        .map_err(db_err)?;
+    let mut history_st = conn
+        .prepare(&days::history_of_party_sql("?1"))
+        .map_err(db_err)?;
+    for (party, is_kept) in days::parties_to_check(kept, stored) {
+        if report.problems.len() >= cessio_store::verify::MAX_PROBLEMS {
+            break;
+        }
+        let stored = stored_st
+            .query_map([party], |r| rows::summary_day(&Lite(r)))
+            .map_err(db_err)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(db_err)?;
+        let recomputed = if is_kept {
+            days_from(
+                history_st.query([party]).map_err(db_err)?,
+                days::DaysRecompute::new([party]),
+            )?
+        } else {
+            Vec::new()
+        };
+        days::check(report, stored, recomputed);
+    }
+    Ok(())
+}
+
 /// `party_summary_days` recomputed from the history (`cessio_store::summary_days`), the
 /// movements streamed: for `verify` and for the migration that creates the table.
 pub(crate) fn recompute_summary_days(
@@ -1956,11 +1994,20 @@ pub(crate) fn recompute_summary_days(
         [],
         |r| r.get::<_, i64>(0),
     )?;
-    let mut days = cessio_store::summary_days::DaysRecompute::new(kept);
     let mut st = conn
         .prepare(cessio_store::summary_days::HISTORY_SQL)
         .map_err(db_err)?;
-    let mut rows = st.query([]).map_err(db_err)?;
+    days_from(
+        st.query([]).map_err(db_err)?,
+        cessio_store::summary_days::DaysRecompute::new(kept),
+    )
+}
+
+/// The kept days of `days`' parties from movements read by `HISTORY_SQL` or a part of it.
+fn days_from(
+    mut rows: rusqlite::Rows<'_>,
+    mut days: cessio_store::summary_days::DaysRecompute,
+) -> Result<Vec<cessio_store::summary_days::DayRow>, StoreError> {
     while let Some(r) = rows.next().map_err(db_err)? {
         days.add(&rows::history_movement(&Lite(r)).map_err(db_err)?);
     }

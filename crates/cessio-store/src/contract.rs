@@ -2537,6 +2537,13 @@ pub const TAMPERS: &[Tamper] = &[
         "INSERT INTO party_summary_days (party, type_key, year, codice_tributo, received, kind, state, day, amount) VALUES ({k}, 'superbonus', 2024, '7701', 1, 'cession', 'accepted', 20240101, 500)",
         "party {k}: F1 summary as of",
     ),
+    // A row for a party whose days are not kept: `verify` goes party by party, and must
+    // look at the parties that have rows as well as the kinds that keep them.
+    t(
+        "SELECT MIN(id) FROM parties WHERE kind = 'company'",
+        "INSERT INTO party_summary_days (party, type_key, year, codice_tributo, received, kind, state, day, amount) VALUES ({k}, 'superbonus', 2024, '7701', 1, 'cession', 'accepted', 20240101, 500)",
+        "party {k}: F1 summary as of",
+    ),
     t(
         "SELECT MAX(transfer) FROM party_feed",
         "UPDATE party_feed SET party = party + 1000 WHERE transfer = {k}",

@@ -18,6 +18,7 @@ pub mod feed;
 pub mod jobs;
 pub mod log;
 pub mod model;
+pub mod projections;
 pub mod queue;
 pub mod rows;
 pub mod sessions;

@@ -26,7 +26,7 @@
 //! writes nothing. A register written before the log records its rows as the log's first
 //! entries when opened ([`adoption_entries`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use cessio_core::ledger::{GENESIS_HASH, Hash, hash_to_hex};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -38,12 +38,48 @@ use crate::model::{Credit, NewOperatorEvent, Party, Rata};
 use cessio_core::ledger::Account;
 
 /// One column's value in the canonical form both backends are read into.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(untagged)]
 pub enum Value {
     Null,
     Int(i64),
     Text(String),
+}
+
+/// Read by hand rather than derived: an untagged enum buffers each value and tries every
+/// variant in turn, building an error for each miss, and `verify` reads every value the
+/// log ever wrote.
+impl<'de> Deserialize<'de> for Value {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
+        struct Visit;
+        impl serde::de::Visitor<'_> for Visit {
+            type Value = Value;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("null, an integer or a string")
+            }
+            fn visit_unit<E>(self) -> Result<Value, E> {
+                Ok(Value::Null)
+            }
+            fn visit_none<E>(self) -> Result<Value, E> {
+                Ok(Value::Null)
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+                Ok(Value::Int(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Value, E> {
+                i64::try_from(v)
+                    .map(Value::Int)
+                    .map_err(|_| E::custom(format!("integer {v} out of range")))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+                Ok(Value::Text(v.to_string()))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Value, E> {
+                Ok(Value::Text(v))
+            }
+        }
+        d.deserialize_any(Visit)
+    }
 }
 
 impl Value {
@@ -661,273 +697,4 @@ pub fn adoption_entries(
         entries.push(entry(Vec::new(), last_transfer));
     }
     Ok(entries)
-}
-
-/// The expected content of every projection, rebuilt from the log in order.
-#[derive(Debug, Default)]
-pub struct Projections {
-    tables: HashMap<&'static str, BTreeMap<i64, Vec<Value>>>,
-    /// Transfer id → chain hash, where the log anchors the transfers' chain.
-    pub anchors: HashMap<i64, String>,
-    /// The last entry read and its hash.
-    pub last_seq: i64,
-    pub last_hash: Hash,
-    /// Idempotency keys seen, to report one recorded twice.
-    keys: HashMap<String, i64>,
-    pub entries: u64,
-    pub problems: Vec<crate::verify::Problem>,
-}
-
-impl Projections {
-    pub fn new() -> Projections {
-        Projections {
-            last_hash: GENESIS_HASH,
-            ..Projections::default()
-        }
-    }
-
-    fn problem(&mut self, p: crate::verify::Problem) {
-        if self.problems.len() < crate::verify::MAX_PROBLEMS {
-            self.problems.push(p);
-        }
-    }
-
-    /// Feed entries in `seq` order.
-    pub fn feed(&mut self, e: &Entry) {
-        use crate::verify::Problem;
-        self.entries += 1;
-        if e.seq != self.last_seq + 1 {
-            self.problem(Problem::LogGap {
-                expected: self.last_seq + 1,
-                found: e.seq,
-            });
-        }
-        if e.chain(&self.last_hash) != e.hash {
-            self.problem(Problem::LogHash { seq: e.seq });
-        }
-        // Continue from the stored hash so that one edited entry is reported once.
-        self.last_seq = e.seq;
-        self.last_hash = e.hash;
-        if let Some(key) = &e.idempotency_key
-            && let Some(first) = self.keys.insert(key.clone(), e.seq)
-        {
-            self.problem(Problem::LogEntry {
-                seq: e.seq,
-                reason: format!("idempotency key {key:?} already recorded by entry {first}"),
-            });
-        }
-        if let Some(row) = e.operation_row() {
-            self.put(OPERATIONS.name, row);
-        }
-        let body: Body = match serde_json::from_str(&e.body) {
-            Ok(b) => b,
-            Err(err) => {
-                self.problem(Problem::LogEntry {
-                    seq: e.seq,
-                    reason: format!("unreadable body: {err}"),
-                });
-                return;
-            }
-        };
-        for p in body.puts {
-            match TableSpec::by_name(&p.table) {
-                Some(spec) if p.row.len() == spec.columns.len() => self.put(spec.name, p.row),
-                _ => self.problem(Problem::LogEntry {
-                    seq: e.seq,
-                    reason: format!("row of unknown table or shape {:?}", p.table),
-                }),
-            }
-        }
-        if let Some((id, hash)) = body.transfers {
-            self.anchors.insert(id, hash);
-        }
-    }
-
-    fn put(&mut self, table: &'static str, row: Vec<Value>) {
-        let Some(id) = row.first().and_then(Value::as_int) else {
-            return;
-        };
-        self.tables.entry(table).or_default().insert(id, row);
-    }
-
-    /// The expected rows of one table, taken out to be compared.
-    pub fn take(&mut self, spec: &TableSpec) -> BTreeMap<i64, Vec<Value>> {
-        self.tables.remove(spec.name).unwrap_or_default()
-    }
-
-    /// The highest id the log gives each table (what the head's counters must say).
-    pub fn last_id(&self, spec: &TableSpec) -> i64 {
-        self.tables
-            .get(spec.name)
-            .and_then(|t| t.keys().next_back().copied())
-            .unwrap_or(0)
-    }
-}
-
-/// Compares a stored table, fed in id order, with its projection from the log.
-#[derive(Debug)]
-pub struct TableCheck {
-    spec: &'static TableSpec,
-    expected: std::collections::btree_map::IntoIter<i64, Vec<Value>>,
-    next: Option<(i64, Vec<Value>)>,
-    pub rows: u64,
-    pub problems: Vec<crate::verify::Problem>,
-}
-
-impl TableCheck {
-    pub fn new(spec: &'static TableSpec, expected: BTreeMap<i64, Vec<Value>>) -> TableCheck {
-        let mut expected = expected.into_iter();
-        let next = expected.next();
-        TableCheck {
-            spec,
-            expected,
-            next,
-            rows: 0,
-            problems: Vec::new(),
-        }
-    }
-
-    fn problem(&mut self, p: crate::verify::Problem) {
-        if self.problems.len() < crate::verify::MAX_PROBLEMS {
-            self.problems.push(p);
-        }
-    }
-
-    fn missing(&mut self, id: i64) {
-        self.problem(crate::verify::Problem::Row {
-            table: self.spec.name,
-            key: id,
-            column: None,
-            expected: "a row".into(),
-            found: "none (the row was deleted)".into(),
-        });
-    }
-
-    /// Feed stored rows in id order.
-    pub fn feed(&mut self, row: Vec<Value>) {
-        self.rows += 1;
-        let Some(id) = row.first().and_then(Value::as_int) else {
-            self.problem(crate::verify::Problem::Row {
-                table: self.spec.name,
-                key: 0,
-                column: Some("id"),
-                expected: "an integer id".into(),
-                found: row.first().map(Value::to_string).unwrap_or_default(),
-            });
-            return;
-        };
-        while let Some((want, _)) = &self.next {
-            if *want >= id {
-                break;
-            }
-            let want = *want;
-            self.missing(want);
-            self.next = self.expected.next();
-        }
-        match self.next.take() {
-            Some((want, expected)) if want == id => {
-                self.next = self.expected.next();
-                for (i, (column, _)) in self.spec.columns.iter().enumerate() {
-                    let found = row.get(i).cloned().unwrap_or(Value::Null);
-                    let want = expected.get(i).cloned().unwrap_or(Value::Null);
-                    if found != want {
-                        self.problem(crate::verify::Problem::Row {
-                            table: self.spec.name,
-                            key: id,
-                            column: Some(column),
-                            expected: want.to_string(),
-                            found: found.to_string(),
-                        });
-                    }
-                }
-            }
-            other => {
-                self.next = other;
-                self.problem(crate::verify::Problem::Row {
-                    table: self.spec.name,
-                    key: id,
-                    column: None,
-                    expected: "no row (the log never wrote it)".into(),
-                    found: "a row".into(),
-                });
-            }
-        }
-    }
-
-    pub fn finish(mut self) -> (u64, Vec<crate::verify::Problem>) {
-        while let Some((id, _)) = self.next.take() {
-            self.missing(id);
-            self.next = self.expected.next();
-        }
-        (self.rows, self.problems)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn entry(kind: &str) -> NewEntry {
-        NewEntry {
-            operation: None,
-            kind: kind.into(),
-            actor: "op".into(),
-            at_micros: 1,
-            body: Body {
-                puts: vec![Put::new(
-                    &AUDIT_LOG,
-                    vec![
-                        Value::Int(1),
-                        Value::Int(1),
-                        Value::text("op"),
-                        Value::text(kind),
-                        Value::text(""),
-                    ],
-                )],
-                transfers: None,
-            },
-        }
-    }
-
-    #[test]
-    fn r_history_log_chain_covers_every_column() {
-        let (sealed, head) = seal((0, GENESIS_HASH), vec![entry("a"), entry("b")]);
-        assert_eq!(head.0, 2);
-        let mut p = Projections::new();
-        for e in &sealed {
-            p.feed(e);
-        }
-        assert!(p.problems.is_empty(), "{:?}", p.problems);
-        let mut edited = sealed.clone();
-        edited[0].actor = "someone else".into();
-        let mut p = Projections::new();
-        for e in &edited {
-            p.feed(e);
-        }
-        assert_eq!(p.problems, vec![crate::verify::Problem::LogHash { seq: 1 }]);
-    }
-
-    #[test]
-    fn r_history_table_check_names_table_key_and_column() {
-        let mut expected = BTreeMap::new();
-        expected.insert(1, vec![Value::Int(1), Value::text("a")]);
-        expected.insert(2, vec![Value::Int(2), Value::text("b")]);
-        static SPEC: TableSpec = TableSpec {
-            name: "t",
-            columns: &[("id", Int), ("v", Text)],
-        };
-        let mut c = TableCheck::new(&SPEC, expected);
-        c.feed(vec![Value::Int(1), Value::text("x")]);
-        c.feed(vec![Value::Int(3), Value::text("c")]);
-        let (_, problems) = c.finish();
-        let shown: Vec<String> = problems.iter().map(ToString::to_string).collect();
-        assert_eq!(
-            shown,
-            vec![
-                "t 1 column v: expected \"a\", found \"x\"",
-                "t 2: expected a row, found none (the row was deleted)",
-                "t 3: expected no row (the log never wrote it), found a row",
-            ]
-        );
-    }
 }

@@ -1064,7 +1064,8 @@ pub fn summary_recompute_sql() -> String {
         "t.amount",
     );
     format!(
-        "SELECT s.p, c.type_key, r.year, r.codice_tributo, s.received, s.kind, s.state, CAST(SUM(s.amount) AS BIGINT)
+        "SELECT s.p AS party, c.type_key AS type_key, r.year AS year, r.codice_tributo AS codice_tributo,
+                s.received AS received, s.kind AS kind, s.state AS state, CAST(SUM(s.amount) AS BIGINT) AS amount
            FROM ({rows}) s
            JOIN rate r ON r.id = s.rata
            JOIN credits c ON c.id = r.credit
@@ -1072,8 +1073,39 @@ pub fn summary_recompute_sql() -> String {
     )
 }
 
-/// The stored summary, for `verify`.
-pub const SUMMARY_STORED_SQL: &str = "SELECT party, type_key, year, codice_tributo, received, kind, state, amount FROM party_summary WHERE amount <> 0";
+/// Where the stored summary and the one recomputed from the history differ, a zero amount
+/// counting as no row: (key, stored, history), the first hundred in key order. The
+/// database joins the two, so `verify` holds neither in memory.
+pub fn summary_diff_sql() -> String {
+    let key = [
+        "party",
+        "type_key",
+        "year",
+        "codice_tributo",
+        "received",
+        "kind",
+        "state",
+    ];
+    let pick = key
+        .iter()
+        .map(|c| format!("COALESCE(s.{c}, r.{c})"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let on = key
+        .iter()
+        .map(|c| format!("s.{c} = r.{c}"))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    format!(
+        "SELECT {pick}, COALESCE(s.amount, 0), COALESCE(r.amount, 0)
+           FROM party_summary s
+           FULL OUTER JOIN ({recompute}) r ON {on}
+          WHERE COALESCE(s.amount, 0) <> COALESCE(r.amount, 0)
+          ORDER BY 1, 2, 3, 4, 5, 6, 7
+          LIMIT 100",
+        recompute = summary_recompute_sql()
+    )
+}
 
 /// One row of the summary: (party, type, year, codice tributo, received, kind, state).
 pub type SummaryKey = (PartyId, String, i64, String, i64, String, String);

@@ -163,11 +163,49 @@ pub const HISTORY_SQL: &str =
    LEFT JOIN transfers a ON a.pending_id = t.id
   WHERE t.phase IN ('posted', 'pending')";
 
-/// The kept rows in key and day order, for `verify`.
+/// The kept rows in key and day order.
 pub const STORED_SQL: &str =
     "SELECT party, type_key, year, codice_tributo, received, kind, state, day, amount
    FROM party_summary_days
   ORDER BY party, type_key, year, codice_tributo, received, kind, state, day";
+
+/// One party's kept rows in key and day order, `p` its placeholder: `verify` compares a
+/// party at a time, so that it holds one party's days, not the register's.
+pub fn stored_of_party_sql(p: &str) -> String {
+    format!(
+        "SELECT party, type_key, year, codice_tributo, received, kind, state, day, amount
+   FROM party_summary_days WHERE party = {p}
+  ORDER BY type_key, year, codice_tributo, received, kind, state, day"
+    )
+}
+
+/// One party's movements, either side, as [`HISTORY_SQL`] reads them.
+pub fn history_of_party_sql(p: &str) -> String {
+    format!("{HISTORY_SQL} AND (t.party = {p} OR t.counterparty = {p})")
+}
+
+/// Every party with a kept row, one index seek each (a loose scan: the table has tens of
+/// rows per party and day). `verify` checks these besides the kept kinds, so that a row
+/// added for a party whose days are not kept is found.
+pub const STORED_PARTIES_SQL: &str = "WITH RECURSIVE p(x) AS (
+    SELECT MIN(party) FROM party_summary_days
+    UNION ALL
+    SELECT (SELECT MIN(party) FROM party_summary_days WHERE party > p.x) FROM p WHERE p.x IS NOT NULL
+  ) SELECT x FROM p WHERE x IS NOT NULL";
+
+/// The parties `verify` compares, in order, each with whether its days are kept: the kept
+/// kinds' and any other that has rows.
+pub fn parties_to_check(
+    kept: impl IntoIterator<Item = PartyId>,
+    stored: impl IntoIterator<Item = PartyId>,
+) -> Vec<(PartyId, bool)> {
+    let kept: BTreeMap<PartyId, bool> = kept.into_iter().map(|p| (p, true)).collect();
+    let mut all = kept;
+    for p in stored {
+        all.entry(p).or_insert(false);
+    }
+    all.into_iter().collect()
+}
 
 /// One row of [`HISTORY_SQL`].
 #[derive(Clone, Debug, PartialEq, Eq)]

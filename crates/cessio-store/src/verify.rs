@@ -3,7 +3,7 @@
 //! [`Verifier`]; the checks live here once.
 //!
 //! The whole check, in order: the log's chain; each projection rebuilt from the log and
-//! compared with its table row by row (`log::Projections`, `log::TableCheck`); the head,
+//! compared with its table row by row (`projections::Projections`, `projections::TableCheck`); the head,
 //! which must name the log's last entry and, in its counters, the last ids the log gave;
 //! then the transfers (their chain and its anchors in the log, every balance, each
 //! account's last transfer, R-CONSERVE) and F1's `party_summary` and `party_summary_days`,
@@ -220,25 +220,13 @@ pub fn check_last_transfers(
     }
 }
 
-/// Compares the stored F1 summary with the one recomputed from the history (rows whose
-/// amount is zero count as absent) and reports each difference.
+/// Reports each difference [`crate::summary_diff_sql`] found between the stored F1
+/// summary and the history: (key, stored, history).
 pub fn check_summary(
     report: &mut VerifyReport,
-    stored: impl IntoIterator<Item = (SummaryKey, i64)>,
-    recomputed: impl IntoIterator<Item = (SummaryKey, i64)>,
+    differences: impl IntoIterator<Item = (SummaryKey, i64, i64)>,
 ) {
-    let mut expected: HashMap<SummaryKey, i64> =
-        recomputed.into_iter().filter(|(_, v)| *v != 0).collect();
-    let mut found = Vec::new();
-    for (key, amount) in stored.into_iter().filter(|(_, v)| *v != 0) {
-        let want = expected.remove(&key).unwrap_or(0);
-        if want != amount {
-            found.push((key, amount, want));
-        }
-    }
-    found.extend(expected.into_iter().map(|(key, want)| (key, 0, want)));
-    found.sort();
-    for (key, stored, want) in found {
+    for (key, stored, want) in differences {
         if report.problems.len() >= MAX_PROBLEMS {
             break;
         }
@@ -277,7 +265,7 @@ pub fn check_feed(
 }
 
 /// Bounded so that a badly broken store still gives a readable report.
-pub(crate) const MAX_PROBLEMS: usize = 100;
+pub const MAX_PROBLEMS: usize = 100;
 
 #[derive(Debug)]
 pub struct Verifier {
@@ -288,7 +276,7 @@ pub struct Verifier {
     pending: HashMap<TransferId, PendingTransfer>,
     rata_of: HashMap<AccountId, RataId>,
     /// Transfer id → hash, as the log recorded them.
-    anchors: HashMap<TransferId, String>,
+    anchors: HashMap<TransferId, Hash>,
     problems: Vec<Problem>,
 }
 
@@ -314,7 +302,7 @@ impl Verifier {
 
     /// After the log was read: its problems come first, and the transfers must match the
     /// hashes it recorded.
-    pub fn after_log(log: &mut crate::log::Projections, head: &Head) -> (Self, LogSummary) {
+    pub fn after_log(log: &mut crate::projections::Projections, head: &Head) -> (Self, LogSummary) {
         let mut v = Verifier::new();
         let summary = LogSummary::check(log, head);
         v.problems = std::mem::take(&mut log.problems);
@@ -352,11 +340,14 @@ impl Verifier {
             self.problem(Problem::HashMismatch { transfer: row.id });
         }
         if let Some(logged) = self.anchors.remove(&row.id)
-            && logged != hash_to_hex(&row.hash)
+            && logged != row.hash
         {
             self.problem(Problem::Anchor {
                 transfer: row.id,
-                reason: format!("hash differs from the one the log recorded ({logged})"),
+                reason: format!(
+                    "hash differs from the one the log recorded ({})",
+                    hash_to_hex(&logged)
+                ),
             });
         }
         // Continue from the stored hash so that one edited row is reported once.
@@ -381,11 +372,21 @@ impl Verifier {
 
     /// Compares the history with the stored accounts, rate (id, amount) and head.
     pub fn finish(
-        mut self,
+        self,
         accounts: impl IntoIterator<Item = Account>,
         rate: impl IntoIterator<Item = (RataId, Cents)>,
         head: &Head,
     ) -> VerifyReport {
+        let mut check = self.accounts(head);
+        for a in accounts {
+            check.feed(a);
+        }
+        check.finish(rate)
+    }
+
+    /// After the transfers: checks the head and the anchors no transfer matched, then
+    /// takes the stored accounts one at a time ([`AccountsCheck::feed`]).
+    pub fn accounts(mut self, head: &Head) -> AccountsCheck {
         if head.last_transfer != self.last_id || head.last_hash != self.previous {
             self.problem(Problem::Head {
                 reason: format!(
@@ -402,38 +403,67 @@ impl Verifier {
                 reason: "recorded by the log but not among the transfers".into(),
             });
         }
-        let mut account_count = 0u64;
-        let mut per_rata: HashMap<RataId, (i128, Option<Balance>)> = HashMap::new();
-        let mut recomputed = std::mem::take(&mut self.balances);
-        for a in accounts {
-            account_count += 1;
-            let history = recomputed.remove(&a.id).unwrap_or_default();
-            if history != a.balance {
-                self.problem(Problem::BalanceMismatch {
-                    account: a.id,
-                    stored: a.balance,
-                    recomputed: history,
-                });
-            }
-            let b = a.balance;
-            if !a.kind.may_go_negative()
-                && (b.available().is_none_or(|v| v.is_negative())
-                    || b.credits_pending.is_negative())
-            {
-                self.problem(Problem::Negative { account: a.id });
-            }
-            let entry = per_rata.entry(a.rata).or_insert((0, None));
-            entry.0 += i128::from(b.credits_posted.get()) - i128::from(b.debits_posted.get())
-                + i128::from(b.credits_pending.get())
-                - i128::from(b.debits_pending.get());
-            if a.kind == AccountKind::Issuance {
-                entry.1 = Some(b);
-            }
+        self.anchors = HashMap::new();
+        let recomputed = std::mem::take(&mut self.balances);
+        AccountsCheck {
+            v: self,
+            recomputed,
+            accounts: 0,
+            per_rata: HashMap::new(),
         }
+    }
+}
+
+/// The stored accounts compared with the balances the transfers gave them, one at a time
+/// in any order, then each rata's sum (R-CONSERVE).
+#[derive(Debug)]
+pub struct AccountsCheck {
+    v: Verifier,
+    recomputed: HashMap<AccountId, Balance>,
+    accounts: u64,
+    /// Per rata: what its accounts sum to, and its issuance account's balance.
+    per_rata: HashMap<RataId, (i128, Option<Balance>)>,
+}
+
+impl AccountsCheck {
+    pub fn feed(&mut self, a: Account) {
+        self.accounts += 1;
+        let history = self.recomputed.remove(&a.id).unwrap_or_default();
+        if history != a.balance {
+            self.v.problem(Problem::BalanceMismatch {
+                account: a.id,
+                stored: a.balance,
+                recomputed: history,
+            });
+        }
+        let b = a.balance;
+        if !a.kind.may_go_negative()
+            && (b.available().is_none_or(|v| v.is_negative()) || b.credits_pending.is_negative())
+        {
+            self.v.problem(Problem::Negative { account: a.id });
+        }
+        let entry = self.per_rata.entry(a.rata).or_insert((0, None));
+        entry.0 += i128::from(b.credits_posted.get()) - i128::from(b.debits_posted.get())
+            + i128::from(b.credits_pending.get())
+            - i128::from(b.debits_pending.get());
+        if a.kind == AccountKind::Issuance {
+            entry.1 = Some(b);
+        }
+    }
+
+    /// Checks each rata (id, amount) against its accounts' sums.
+    pub fn finish(self, rate: impl IntoIterator<Item = (RataId, Cents)>) -> VerifyReport {
+        let AccountsCheck {
+            v: mut this,
+            recomputed,
+            accounts,
+            mut per_rata,
+        } = self;
         let mut leftover: Vec<_> = recomputed.keys().copied().collect();
+        drop(recomputed);
         leftover.sort_unstable();
         for account in leftover {
-            self.problem(Problem::Inconsistent {
+            this.problem(Problem::Inconsistent {
                 transfer: 0,
                 reason: format!(
                     "account {account} appears in the history but not among the accounts"
@@ -447,7 +477,7 @@ impl Verifier {
                 continue;
             };
             if sum != 0 {
-                self.problem(Problem::Conserve {
+                this.problem(Problem::Conserve {
                     rata,
                     reason: format!("accounts sum to {sum} cents, not zero"),
                 });
@@ -455,7 +485,7 @@ impl Verifier {
             if let Some(i) = issuance {
                 let out = i128::from(i.debits_posted.get()) + i128::from(i.debits_pending.get());
                 if out != 0 && out != i128::from(amount.get()) {
-                    self.problem(Problem::Conserve {
+                    this.problem(Problem::Conserve {
                         rata,
                         reason: format!(
                             "issued {out} cents but the rata amounts to {}",
@@ -468,7 +498,7 @@ impl Verifier {
         let mut orphan: Vec<_> = per_rata.keys().copied().collect();
         orphan.sort_unstable();
         for rata in orphan {
-            self.problem(Problem::Conserve {
+            this.problem(Problem::Conserve {
                 rata,
                 reason: "accounts of a rata that does not exist".into(),
             });
@@ -476,13 +506,13 @@ impl Verifier {
         VerifyReport {
             log_entries: 0,
             projected_rows: 0,
-            transfers: self.transfers,
-            accounts: account_count,
+            transfers: this.transfers,
+            accounts,
             rate: rate_count,
-            last_hash: hash_to_hex(&self.previous),
+            last_hash: hash_to_hex(&this.previous),
             log_seq: 0,
             log_hash: String::new(),
-            problems: self.problems,
+            problems: this.problems,
         }
     }
 }
@@ -500,7 +530,7 @@ pub struct LogSummary {
 impl LogSummary {
     /// The head must name the log's last entry, and its counters the last id each
     /// projection got from the log.
-    fn check(log: &crate::log::Projections, head: &Head) -> LogSummary {
+    fn check(log: &crate::projections::Projections, head: &Head) -> LogSummary {
         use crate::log::{ACCOUNTS, CREDITS, OPERATIONS, PARTIES, RATE};
         let mut problems = Vec::new();
         if head.log_seq != log.last_seq || head.log_hash != log.last_hash {
