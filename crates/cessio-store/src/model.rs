@@ -1075,33 +1075,19 @@ pub fn summary_recompute_sql() -> String {
 
 /// Where the stored summary and the one recomputed from the history differ, a zero amount
 /// counting as no row: (key, stored, history), the first hundred in key order. The
-/// database joins the two, so `verify` holds neither in memory.
+/// database groups the two together (one sort, which spills to disk rather than grow), so
+/// `verify` holds neither in memory. Not a full outer join: SQLite probes the recomputed
+/// side with a scan per stored row.
 pub fn summary_diff_sql() -> String {
-    let key = [
-        "party",
-        "type_key",
-        "year",
-        "codice_tributo",
-        "received",
-        "kind",
-        "state",
-    ];
-    let pick = key
-        .iter()
-        .map(|c| format!("COALESCE(s.{c}, r.{c})"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let on = key
-        .iter()
-        .map(|c| format!("s.{c} = r.{c}"))
-        .collect::<Vec<_>>()
-        .join(" AND ");
+    let key = "party, type_key, year, codice_tributo, received, kind, state";
     format!(
-        "SELECT {pick}, COALESCE(s.amount, 0), COALESCE(r.amount, 0)
-           FROM party_summary s
-           FULL OUTER JOIN ({recompute}) r ON {on}
-          WHERE COALESCE(s.amount, 0) <> COALESCE(r.amount, 0)
-          ORDER BY 1, 2, 3, 4, 5, 6, 7
+        "SELECT {key}, CAST(SUM(stored) AS BIGINT), CAST(SUM(history) AS BIGINT)
+           FROM (SELECT {key}, amount AS stored, CAST(0 AS BIGINT) AS history FROM party_summary
+                 UNION ALL
+                 SELECT {key}, CAST(0 AS BIGINT), amount FROM ({recompute}) r) d
+          GROUP BY {key}
+         HAVING SUM(stored) <> SUM(history)
+          ORDER BY {key}
           LIMIT 100",
         recompute = summary_recompute_sql()
     )

@@ -3,19 +3,25 @@
 //! [`Verifier`]; the checks live here once.
 //!
 //! The whole check, in order: the log's chain; each projection rebuilt from the log and
-//! compared with its table row by row (`projections::Projections`, `projections::TableCheck`); the head,
-//! which must name the log's last entry and, in its counters, the last ids the log gave;
-//! then the transfers (their chain and its anchors in the log, every balance, each
-//! account's last transfer, R-CONSERVE) and F1's `party_summary` and `party_summary_days`,
-//! recomputed from the history (`crate::summary_days` compares the kept days). The tamper suite (`r_history_verify_names_every_tampered_table_and_key` in each
-//! backend, cases in `contract::TAMPERS`) edits, deletes and inserts a row in every table,
-//! one at a time.
+//! compared with its table row by row (`projections::Projections`,
+//! `projections::TableCheck`); the head, which must name the log's last entry and, in its
+//! counters, the last ids the log gave; then the transfers (their chain and its anchors in
+//! the log, every balance, each account's last transfer, R-CONSERVE) and F1's
+//! `party_summary` and `party_summary_days`, recomputed from the history
+//! (`crate::summary_days` compares the kept days). The tamper suite
+//! (`r_history_verify_names_every_tampered_table_and_key` in each backend, cases in
+//! `contract::TAMPERS`) edits, deletes and inserts a row in every table, one at a time.
 //!
 //! Outside the log, so outside this check: the web layer's `web_sessions`, `login_flows`
 //! and `login_attempts` (short-lived and swept; they decide no fact of the register) and
-//! `schema_migrations`. The rebuilt projections are held in memory, one map per table, and
-//! so are F1's days recomputed, so the check's memory grows with the register; the
-//! transfers are streamed.
+//! `schema_migrations`.
+//!
+//! What the check holds in memory, and so what grows with the register: a 16-byte
+//! fingerprint per projected row, the log's anchor per entry that moved money, and per
+//! account its balance replayed from the transfers and its rata, per rata its accounts'
+//! sum. The rest streams or is compared by the database: the log and the transfers are
+//! read in order, F1's summary is compared by one query (`crate::summary_diff_sql`), its
+//! kept days a party at a time, the feeds and each account's last transfer by queries.
 
 use std::collections::HashMap;
 
