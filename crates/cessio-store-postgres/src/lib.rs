@@ -1259,14 +1259,22 @@ impl Store for PgStore {
             }
             last = end;
         }
-        let rate: Vec<(RataId, Cents)> = tx
-            .query(sql::RATE_AMOUNTS, &[])
-            .await
-            .map_err(db_err)?
-            .iter()
-            .map(|r| (r.get(0), Cents::new(r.get(1))))
-            .collect();
-        let mut report = accounts.finish(rate);
+        let sql = format!("{} WHERE id > $1 ORDER BY id LIMIT $2", sql::RATE_AMOUNTS);
+        let mut last = i64::MIN;
+        loop {
+            let rows = tx
+                .query(&sql, &[&last, &VERIFY_PAGE])
+                .await
+                .map_err(db_err)?;
+            let Some(end) = rows.last().map(|r| r.get::<_, i64>(0)) else {
+                break;
+            };
+            for r in &rows {
+                accounts.rata(r.get(0), Cents::new(r.get(1)));
+            }
+            last = end;
+        }
+        let mut report = accounts.finish();
         log_summary.into_report(&mut report);
         let differences = tx
             .query(&cessio_store::summary_diff_sql(), &[])

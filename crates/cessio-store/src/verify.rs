@@ -387,7 +387,10 @@ impl Verifier {
         for a in accounts {
             check.feed(a);
         }
-        check.finish(rate)
+        for (rata, amount) in rate {
+            check.rata(rata, amount);
+        }
+        check.finish()
     }
 
     /// After the transfers: checks the head and the anchors no transfer matched, then
@@ -415,6 +418,7 @@ impl Verifier {
             v: self,
             recomputed,
             accounts: 0,
+            rate: 0,
             per_rata: HashMap::new(),
         }
     }
@@ -427,6 +431,7 @@ pub struct AccountsCheck {
     v: Verifier,
     recomputed: HashMap<AccountId, Balance>,
     accounts: u64,
+    rate: u64,
     /// Per rata: what its accounts sum to, and its issuance account's balance.
     per_rata: HashMap<RataId, (i128, Option<Balance>)>,
 }
@@ -457,13 +462,40 @@ impl AccountsCheck {
         }
     }
 
-    /// Checks each rata (id, amount) against its accounts' sums.
-    pub fn finish(self, rate: impl IntoIterator<Item = (RataId, Cents)>) -> VerifyReport {
+    /// Checks one rata (id, amount) against its accounts' sums; after every account.
+    pub fn rata(&mut self, rata: RataId, amount: Cents) {
+        self.rate += 1;
+        let Some((sum, issuance)) = self.per_rata.remove(&rata) else {
+            return;
+        };
+        if sum != 0 {
+            self.v.problem(Problem::Conserve {
+                rata,
+                reason: format!("accounts sum to {sum} cents, not zero"),
+            });
+        }
+        if let Some(i) = issuance {
+            let out = i128::from(i.debits_posted.get()) + i128::from(i.debits_pending.get());
+            if out != 0 && out != i128::from(amount.get()) {
+                self.v.problem(Problem::Conserve {
+                    rata,
+                    reason: format!(
+                        "issued {out} cents but the rata amounts to {}",
+                        amount.get()
+                    ),
+                });
+            }
+        }
+    }
+
+    /// After every rata: the accounts of rate that do not exist, and the report.
+    pub fn finish(self) -> VerifyReport {
         let AccountsCheck {
             v: mut this,
             recomputed,
             accounts,
-            mut per_rata,
+            rate,
+            per_rata,
         } = self;
         let mut leftover: Vec<_> = recomputed.keys().copied().collect();
         drop(recomputed);
@@ -475,31 +507,6 @@ impl AccountsCheck {
                     "account {account} appears in the history but not among the accounts"
                 ),
             });
-        }
-        let mut rate_count = 0u64;
-        for (rata, amount) in rate {
-            rate_count += 1;
-            let Some((sum, issuance)) = per_rata.remove(&rata) else {
-                continue;
-            };
-            if sum != 0 {
-                this.problem(Problem::Conserve {
-                    rata,
-                    reason: format!("accounts sum to {sum} cents, not zero"),
-                });
-            }
-            if let Some(i) = issuance {
-                let out = i128::from(i.debits_posted.get()) + i128::from(i.debits_pending.get());
-                if out != 0 && out != i128::from(amount.get()) {
-                    this.problem(Problem::Conserve {
-                        rata,
-                        reason: format!(
-                            "issued {out} cents but the rata amounts to {}",
-                            amount.get()
-                        ),
-                    });
-                }
-            }
         }
         let mut orphan: Vec<_> = per_rata.keys().copied().collect();
         orphan.sort_unstable();
@@ -514,7 +521,7 @@ impl AccountsCheck {
             projected_rows: 0,
             transfers: this.transfers,
             accounts,
-            rate: rate_count,
+            rate,
             last_hash: hash_to_hex(&this.previous),
             log_seq: 0,
             log_hash: String::new(),
