@@ -741,8 +741,9 @@ fn expect_refusal(w: &World, kind: OpKind, e: &AppError, req: &Request) {
 fn replay(rows: &[TransferRow]) -> (HashMap<AccountId, Balance>, Option<AccountId>) {
     let mut balances = HashMap::new();
     let mut pending = HashMap::new();
+    let mut resolved = std::collections::HashSet::new();
     for row in rows {
-        replay_entry(&mut balances, &mut pending, &row.fields())
+        replay_entry(&mut balances, &mut pending, &mut resolved, &row.fields())
             .unwrap_or_else(|e| panic!("transfer {}: {e}", row.id));
     }
     // A split rata is issued by its split, recorded as such.

@@ -529,12 +529,14 @@ fn sub(a: Cents, b: Cents) -> Result<Cents, LedgerError> {
         .ok_or(LedgerError::Overflow)
 }
 
-/// Replays one history entry onto recomputed balances, as `verify` does. Returns false if
-/// the entry is inconsistent with what came before (e.g. a post of a pending transfer that
-/// is not pending).
+/// Replays one history entry onto recomputed balances, as `verify` does. Returns an error
+/// if the entry is inconsistent with what came before (e.g. a post of a pending transfer
+/// that is not pending). A pending transfer leaves `pending` when it is resolved, for
+/// `resolved`, which holds only its id: a register has one per cession ever made.
 pub fn replay_entry(
     balances: &mut HashMap<AccountId, Balance>,
     pending: &mut HashMap<TransferId, PendingTransfer>,
+    resolved: &mut std::collections::HashSet<TransferId>,
     entry: &EntryFields<'_>,
 ) -> Result<(), String> {
     let amount = entry.amount;
@@ -579,23 +581,24 @@ pub fn replay_entry(
             let pid = entry
                 .pending_id
                 .ok_or_else(|| "post/void without pending id".to_string())?;
-            let p = pending
-                .get_mut(&pid)
-                .ok_or_else(|| format!("pending transfer {pid} not found before it"))?;
-            if p.state != PendingState::Pending {
-                return Err(format!("pending transfer {pid} resolved twice"));
-            }
+            let Some(p) = pending
+                .get(&pid)
+                .filter(|p| p.state == PendingState::Pending)
+            else {
+                return Err(if resolved.contains(&pid) {
+                    format!("pending transfer {pid} resolved twice")
+                } else {
+                    format!("pending transfer {pid} not found before it")
+                });
+            };
             if p.debit != entry.debit || p.credit != entry.credit || p.amount != amount {
                 return Err(format!(
                     "entry does not match pending transfer {pid} (accounts or amount differ)"
                 ));
             }
+            pending.remove(&pid);
+            resolved.insert(pid);
             let post = entry.phase == Phase::PostPending;
-            p.state = if post {
-                PendingState::Posted
-            } else {
-                PendingState::Voided
-            };
             let d = balances.entry(entry.debit).or_default();
             bump(&mut d.debits_pending, amount, false)?;
             if post {
@@ -735,6 +738,41 @@ mod tests {
             id += 1;
             id
         }
+    }
+
+    #[test]
+    fn r_history_replay_names_a_pending_transfer_resolved_twice() {
+        let entry = |id, phase, pending_id| EntryFields {
+            id,
+            operation: 0,
+            rata: 1,
+            debit: 1,
+            credit: 2,
+            amount: Cents::new(500),
+            kind: TransferKind::Cession,
+            phase,
+            pending_id,
+            at_micros: 0,
+            acting_user: "",
+            party: None,
+            counterparty: None,
+            disclose: false,
+        };
+        let (mut balances, mut pending) = (HashMap::new(), HashMap::new());
+        let mut resolved = std::collections::HashSet::new();
+        let mut replay = |e| replay_entry(&mut balances, &mut pending, &mut resolved, &e);
+        assert_eq!(replay(entry(1, Phase::Pending, None)), Ok(()));
+        assert_eq!(replay(entry(2, Phase::PostPending, Some(1))), Ok(()));
+        assert_eq!(
+            replay(entry(3, Phase::VoidPending, Some(1))),
+            Err("pending transfer 1 resolved twice".into())
+        );
+        assert_eq!(
+            replay(entry(4, Phase::PostPending, Some(9))),
+            Err("pending transfer 9 not found before it".into())
+        );
+        assert!(pending.is_empty(), "a resolved transfer keeps only its id");
+        assert_eq!(balances[&2].credits_posted, Cents::new(500));
     }
 
     #[test]
@@ -961,11 +999,12 @@ mod tests {
             prop_assert_eq!(net, Cents::ZERO);
             let mut balances = HashMap::new();
             let mut pending = HashMap::new();
+            let mut resolved = std::collections::HashSet::new();
             for (id, a) in &history {
                 let e = EntryFields { id: *id, operation: 0, rata: 1, debit: a.debit, credit: a.credit, amount: a.amount,
                     kind: TransferKind::Cession, phase: a.phase, pending_id: a.pending_id, at_micros: 0,
                     acting_user: "", party: None, counterparty: None, disclose: false };
-                prop_assert!(replay_entry(&mut balances, &mut pending, &e).is_ok());
+                prop_assert!(replay_entry(&mut balances, &mut pending, &mut resolved, &e).is_ok());
             }
             for a in l.accounts() {
                 prop_assert_eq!(balances.get(&a.id).copied().unwrap_or_default(), a.balance);

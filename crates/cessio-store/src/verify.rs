@@ -23,7 +23,7 @@
 //! read in order, F1's summary is compared by one query (`crate::summary_diff_sql`), its
 //! kept days a party at a time, the feeds and each account's last transfer by queries.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use cessio_core::ledger::{
     Account, AccountId, AccountKind, Balance, GENESIS_HASH, Hash, PendingTransfer, RataId,
@@ -280,6 +280,8 @@ pub struct Verifier {
     transfers: u64,
     balances: HashMap<AccountId, Balance>,
     pending: HashMap<TransferId, PendingTransfer>,
+    /// The pending transfers already posted or voided.
+    resolved: HashSet<TransferId>,
     rata_of: HashMap<AccountId, RataId>,
     /// Transfer id → hash, as the log recorded them.
     anchors: HashMap<TransferId, Hash>,
@@ -294,6 +296,7 @@ impl Default for Verifier {
             transfers: 0,
             balances: HashMap::new(),
             pending: HashMap::new(),
+            resolved: HashSet::new(),
             rata_of: HashMap::new(),
             anchors: HashMap::new(),
             problems: Vec::new(),
@@ -368,7 +371,12 @@ impl Verifier {
                 });
             }
         }
-        if let Err(reason) = replay_entry(&mut self.balances, &mut self.pending, &row.fields()) {
+        if let Err(reason) = replay_entry(
+            &mut self.balances,
+            &mut self.pending,
+            &mut self.resolved,
+            &row.fields(),
+        ) {
             self.problem(Problem::Inconsistent {
                 transfer: row.id,
                 reason,
@@ -424,6 +432,9 @@ impl Verifier {
     }
 }
 
+/// No issuance account seen for a rata yet (what one gave out is never negative).
+const NO_ISSUANCE: i128 = -1;
+
 /// The stored accounts compared with the balances the transfers gave them, one at a time
 /// in any order, then each rata's sum (R-CONSERVE).
 #[derive(Debug)]
@@ -432,8 +443,9 @@ pub struct AccountsCheck {
     recomputed: HashMap<AccountId, Balance>,
     accounts: u64,
     rate: u64,
-    /// Per rata: what its accounts sum to, and its issuance account's balance.
-    per_rata: HashMap<RataId, (i128, Option<Balance>)>,
+    /// Per rata: what its accounts sum to, and what its issuance account gave out
+    /// (posted and pending; `NO_ISSUANCE` until that account is seen).
+    per_rata: HashMap<RataId, (i128, i128)>,
 }
 
 impl AccountsCheck {
@@ -453,12 +465,12 @@ impl AccountsCheck {
         {
             self.v.problem(Problem::Negative { account: a.id });
         }
-        let entry = self.per_rata.entry(a.rata).or_insert((0, None));
+        let entry = self.per_rata.entry(a.rata).or_insert((0, NO_ISSUANCE));
         entry.0 += i128::from(b.credits_posted.get()) - i128::from(b.debits_posted.get())
             + i128::from(b.credits_pending.get())
             - i128::from(b.debits_pending.get());
         if a.kind == AccountKind::Issuance {
-            entry.1 = Some(b);
+            entry.1 = i128::from(b.debits_posted.get()) + i128::from(b.debits_pending.get());
         }
     }
 
@@ -474,8 +486,8 @@ impl AccountsCheck {
                 reason: format!("accounts sum to {sum} cents, not zero"),
             });
         }
-        if let Some(i) = issuance {
-            let out = i128::from(i.debits_posted.get()) + i128::from(i.debits_pending.get());
+        if issuance != NO_ISSUANCE {
+            let out = issuance;
             if out != 0 && out != i128::from(amount.get()) {
                 self.v.problem(Problem::Conserve {
                     rata,
