@@ -529,12 +529,24 @@ fn sub(a: Cents, b: Cents) -> Result<Cents, LedgerError> {
         .ok_or(LedgerError::Overflow)
 }
 
+/// Where replayed balances are kept, by account: a map, or `verify`'s vector by id.
+pub trait Balances<T> {
+    /// The account's balance, zero when first asked for.
+    fn balance_mut(&mut self, account: AccountId) -> &mut T;
+}
+
+impl<T: Default> Balances<T> for HashMap<AccountId, T> {
+    fn balance_mut(&mut self, account: AccountId) -> &mut T {
+        self.entry(account).or_default()
+    }
+}
+
 /// Replays one history entry onto recomputed balances, as `verify` does. Returns an error
 /// if the entry is inconsistent with what came before (e.g. a post of a pending transfer
 /// that is not pending). A pending transfer leaves `pending` when it is resolved, for
 /// `resolved`, which holds only its id: a register has one per cession ever made.
 pub fn replay_entry(
-    balances: &mut HashMap<AccountId, Balance>,
+    balances: &mut impl Balances<Balance>,
     pending: &mut HashMap<TransferId, PendingTransfer>,
     resolved: &mut std::collections::HashSet<TransferId>,
     entry: &EntryFields<'_>,
@@ -552,13 +564,13 @@ pub fn replay_entry(
     match entry.phase {
         Phase::Posted | Phase::Pending => {
             let pending_phase = entry.phase == Phase::Pending;
-            let d = balances.entry(entry.debit).or_default();
+            let d = balances.balance_mut(entry.debit);
             if pending_phase {
                 bump(&mut d.debits_pending, amount, true)?;
             } else {
                 bump(&mut d.debits_posted, amount, true)?;
             }
-            let c = balances.entry(entry.credit).or_default();
+            let c = balances.balance_mut(entry.credit);
             if pending_phase {
                 bump(&mut c.credits_pending, amount, true)?;
             } else {
@@ -599,12 +611,12 @@ pub fn replay_entry(
             pending.remove(&pid);
             resolved.insert(pid);
             let post = entry.phase == Phase::PostPending;
-            let d = balances.entry(entry.debit).or_default();
+            let d = balances.balance_mut(entry.debit);
             bump(&mut d.debits_pending, amount, false)?;
             if post {
                 bump(&mut d.debits_posted, amount, true)?;
             }
-            let c = balances.entry(entry.credit).or_default();
+            let c = balances.balance_mut(entry.credit);
             bump(&mut c.credits_pending, amount, false)?;
             if post {
                 bump(&mut c.credits_posted, amount, true)?;

@@ -1206,7 +1206,7 @@ impl Store for PgStore {
             .await
             .map_err(db_err)?;
         let head = load_head(&tx).await?;
-        let mut projections = Projections::new();
+        let mut projections = Projections::for_head(&head);
         log::scan_log(&tx, |e| projections.feed(e)).await?;
         let duplicates = tx.query(DUPLICATE_KEYS_SQL, &[]).await.map_err(db_err)?;
         projections.duplicate_keys(duplicates.iter().map(|r| (r.get(0), r.get(1), r.get(2))));

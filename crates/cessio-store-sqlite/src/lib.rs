@@ -298,7 +298,7 @@ fn verify_all(conn: &Connection) -> Result<VerifyReport, StoreError> {
     conn.execute_batch("BEGIN").map_err(db_err)?;
     let result = (|| {
         let head = load_head(conn)?;
-        let mut projections = Projections::new();
+        let mut projections = Projections::for_head(&head);
         log::scan_log(conn, |e| projections.feed(e))?;
         projections.duplicate_keys(all(conn, DUPLICATE_KEYS_SQL, [], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))

@@ -15,6 +15,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 pub mod engine;
 pub mod feed;
+pub mod id_map;
 pub mod jobs;
 pub mod log;
 pub mod model;

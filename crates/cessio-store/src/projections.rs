@@ -12,12 +12,14 @@
 //! An idempotency key recorded twice is found by the database ([`DUPLICATE_KEYS_SQL`],
 //! over the log's unique index) rather than by a map of every key in memory.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use cessio_core::ledger::{GENESIS_HASH, Hash, hash_from_hex};
 use sha2::{Digest as _, Sha256};
 
-use crate::log::{Body, Entry, OPERATIONS, TableSpec, Value};
+use crate::engine::Head;
+use crate::id_map::IdMap;
+use crate::log::{ACCOUNTS, Body, CREDITS, Entry, OPERATIONS, PARTIES, RATE, TableSpec, Value};
 use crate::verify::{MAX_PROBLEMS, Problem};
 
 /// What `verify` keeps of a row rebuilt from the log.
@@ -58,7 +60,9 @@ pub const DUPLICATE_KEYS_SQL: &str = "SELECT idempotency_key, MIN(seq), MAX(seq)
 /// The expected content of every projection, rebuilt from the log in order.
 #[derive(Debug, Default)]
 pub struct Projections {
-    tables: HashMap<&'static str, BTreeMap<i64, Digest>>,
+    tables: HashMap<&'static str, IdMap<Digest>>,
+    /// Per table, the head's counter: its ids are kept in a vector up to it.
+    limits: HashMap<&'static str, i64>,
     /// Transfer id → chain hash, where the log anchors the transfers' chain.
     pub anchors: HashMap<i64, Hash>,
     /// The last entry read and its hash.
@@ -73,6 +77,21 @@ impl Projections {
         Projections {
             last_hash: GENESIS_HASH,
             ..Projections::default()
+        }
+    }
+
+    /// For a register whose head is `head`: the tables it counts ids for are kept by id.
+    pub fn for_head(head: &Head) -> Projections {
+        let limits = [
+            (PARTIES.name, head.last_party),
+            (CREDITS.name, head.last_credit),
+            (RATE.name, head.last_rata),
+            (ACCOUNTS.name, head.last_account),
+            (OPERATIONS.name, head.last_operation),
+        ];
+        Projections {
+            limits: limits.into_iter().collect(),
+            ..Projections::new()
         }
     }
 
@@ -142,9 +161,10 @@ impl Projections {
         let Some(id) = row.first().and_then(Value::as_int) else {
             return;
         };
+        let limit = self.limits.get(table).copied().unwrap_or(0);
         self.tables
             .entry(table)
-            .or_default()
+            .or_insert_with(|| IdMap::new(limit))
             .insert(id, digest(row));
     }
 
@@ -159,7 +179,7 @@ impl Projections {
     }
 
     /// The expected rows of one table, taken out to be compared.
-    pub fn take(&mut self, spec: &TableSpec) -> BTreeMap<i64, Digest> {
+    pub fn take(&mut self, spec: &TableSpec) -> IdMap<Digest> {
         self.tables.remove(spec.name).unwrap_or_default()
     }
 
@@ -167,16 +187,15 @@ impl Projections {
     pub fn last_id(&self, spec: &TableSpec) -> i64 {
         self.tables
             .get(spec.name)
-            .and_then(|t| t.keys().next_back().copied())
+            .and_then(IdMap::last_id)
             .unwrap_or(0)
     }
 }
 
 /// Compares a stored table, fed in id order, with its projection from the log.
-#[derive(Debug)]
 pub struct TableCheck {
     spec: &'static TableSpec,
-    expected: std::collections::btree_map::IntoIter<i64, Digest>,
+    expected: Box<dyn Iterator<Item = (i64, Digest)> + Send>,
     next: Option<(i64, Digest)>,
     rows: u64,
     problems: Vec<Problem>,
@@ -185,9 +204,19 @@ pub struct TableCheck {
     differing: Vec<(usize, Vec<Value>)>,
 }
 
+impl std::fmt::Debug for TableCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TableCheck")
+            .field("table", &self.spec.name)
+            .field("rows", &self.rows)
+            .finish_non_exhaustive()
+    }
+}
+
 impl TableCheck {
-    pub fn new(spec: &'static TableSpec, expected: BTreeMap<i64, Digest>) -> TableCheck {
-        let mut expected = expected.into_iter();
+    pub fn new(spec: &'static TableSpec, expected: IdMap<Digest>) -> TableCheck {
+        let mut expected: Box<dyn Iterator<Item = (i64, Digest)> + Send> =
+            Box::new(expected.into_sorted());
         let next = expected.next();
         TableCheck {
             spec,

@@ -33,6 +33,7 @@ use cessio_core::money::Cents;
 use serde::Serialize;
 
 use crate::engine::{Head, TransferRow};
+use crate::id_map::IdMap;
 use crate::model::SummaryKey;
 use cessio_core::ledger::PartyId;
 
@@ -278,11 +279,11 @@ pub struct Verifier {
     previous: Hash,
     last_id: TransferId,
     transfers: u64,
-    balances: HashMap<AccountId, Balance>,
+    balances: IdMap<Balance>,
     pending: HashMap<TransferId, PendingTransfer>,
     /// The pending transfers already posted or voided.
     resolved: HashSet<TransferId>,
-    rata_of: HashMap<AccountId, RataId>,
+    rata_of: IdMap<RataId>,
     /// Transfer id → hash, as the log recorded them.
     anchors: HashMap<TransferId, Hash>,
     problems: Vec<Problem>,
@@ -294,10 +295,10 @@ impl Default for Verifier {
             previous: GENESIS_HASH,
             last_id: 0,
             transfers: 0,
-            balances: HashMap::new(),
+            balances: IdMap::default(),
             pending: HashMap::new(),
             resolved: HashSet::new(),
-            rata_of: HashMap::new(),
+            rata_of: IdMap::default(),
             anchors: HashMap::new(),
             problems: Vec::new(),
         }
@@ -312,7 +313,11 @@ impl Verifier {
     /// After the log was read: its problems come first, and the transfers must match the
     /// hashes it recorded.
     pub fn after_log(log: &mut crate::projections::Projections, head: &Head) -> (Self, LogSummary) {
-        let mut v = Verifier::new();
+        let mut v = Verifier {
+            balances: IdMap::new(head.last_account),
+            rata_of: IdMap::new(head.last_account),
+            ..Verifier::new()
+        };
         let summary = LogSummary::check(log, head);
         v.problems = std::mem::take(&mut log.problems);
         v.problems.extend(summary.problems.iter().cloned());
@@ -422,36 +427,43 @@ impl Verifier {
         }
         self.anchors = HashMap::new();
         let recomputed = std::mem::take(&mut self.balances);
+        self.rata_of = IdMap::default();
         AccountsCheck {
             v: self,
             recomputed,
             accounts: 0,
             rate: 0,
-            per_rata: HashMap::new(),
+            per_rata: IdMap::new(head.last_rata),
         }
     }
 }
 
-/// No issuance account seen for a rata yet (what one gave out is never negative).
-const NO_ISSUANCE: i128 = -1;
+/// What a rata's accounts sum to, and what its issuance account gave out (posted and
+/// pending), once that account is seen. In cents as `i64`, 24 bytes a rata where `i128`s
+/// took 64: a sum that leaves `i64` is itself a breach of R-CONSERVE, and is named so.
+#[derive(Debug, Default)]
+struct RataSum {
+    sum: i64,
+    issued: i64,
+    issuance_seen: bool,
+    overflow: bool,
+}
 
 /// The stored accounts compared with the balances the transfers gave them, one at a time
 /// in any order, then each rata's sum (R-CONSERVE).
 #[derive(Debug)]
 pub struct AccountsCheck {
     v: Verifier,
-    recomputed: HashMap<AccountId, Balance>,
+    recomputed: IdMap<Balance>,
     accounts: u64,
     rate: u64,
-    /// Per rata: what its accounts sum to, and what its issuance account gave out
-    /// (posted and pending; `NO_ISSUANCE` until that account is seen).
-    per_rata: HashMap<RataId, (i128, i128)>,
+    per_rata: IdMap<RataSum>,
 }
 
 impl AccountsCheck {
     pub fn feed(&mut self, a: Account) {
         self.accounts += 1;
-        let history = self.recomputed.remove(&a.id).unwrap_or_default();
+        let history = self.recomputed.remove(a.id).unwrap_or_default();
         if history != a.balance {
             self.v.problem(Problem::BalanceMismatch {
                 account: a.id,
@@ -465,38 +477,55 @@ impl AccountsCheck {
         {
             self.v.problem(Problem::Negative { account: a.id });
         }
-        let entry = self.per_rata.entry(a.rata).or_insert((0, NO_ISSUANCE));
-        entry.0 += i128::from(b.credits_posted.get()) - i128::from(b.debits_posted.get())
+        let entry = self.per_rata.get_mut_or_default(a.rata);
+        let net = i128::from(b.credits_posted.get()) - i128::from(b.debits_posted.get())
             + i128::from(b.credits_pending.get())
             - i128::from(b.debits_pending.get());
+        match i64::try_from(i128::from(entry.sum) + net) {
+            Ok(sum) => entry.sum = sum,
+            Err(_) => entry.overflow = true,
+        }
         if a.kind == AccountKind::Issuance {
-            entry.1 = i128::from(b.debits_posted.get()) + i128::from(b.debits_pending.get());
+            let out = i128::from(b.debits_posted.get()) + i128::from(b.debits_pending.get());
+            entry.issuance_seen = true;
+            match i64::try_from(out) {
+                Ok(out) => entry.issued = out,
+                Err(_) => entry.overflow = true,
+            }
         }
     }
 
     /// Checks one rata (id, amount) against its accounts' sums; after every account.
     pub fn rata(&mut self, rata: RataId, amount: Cents) {
         self.rate += 1;
-        let Some((sum, issuance)) = self.per_rata.remove(&rata) else {
+        let Some(RataSum {
+            sum,
+            issued,
+            issuance_seen,
+            overflow,
+        }) = self.per_rata.remove(rata)
+        else {
             return;
         };
-        if sum != 0 {
+        if overflow {
+            self.v.problem(Problem::Conserve {
+                rata,
+                reason: "its accounts sum beyond what cents can count".into(),
+            });
+        } else if sum != 0 {
             self.v.problem(Problem::Conserve {
                 rata,
                 reason: format!("accounts sum to {sum} cents, not zero"),
             });
         }
-        if issuance != NO_ISSUANCE {
-            let out = issuance;
-            if out != 0 && out != i128::from(amount.get()) {
-                self.v.problem(Problem::Conserve {
-                    rata,
-                    reason: format!(
-                        "issued {out} cents but the rata amounts to {}",
-                        amount.get()
-                    ),
-                });
-            }
+        if issuance_seen && !overflow && issued != 0 && issued != amount.get() {
+            self.v.problem(Problem::Conserve {
+                rata,
+                reason: format!(
+                    "issued {issued} cents but the rata amounts to {}",
+                    amount.get()
+                ),
+            });
         }
     }
 
@@ -509,10 +538,7 @@ impl AccountsCheck {
             rate,
             per_rata,
         } = self;
-        let mut leftover: Vec<_> = recomputed.keys().copied().collect();
-        drop(recomputed);
-        leftover.sort_unstable();
-        for account in leftover {
+        for account in recomputed.ids() {
             this.problem(Problem::Inconsistent {
                 transfer: 0,
                 reason: format!(
@@ -520,9 +546,7 @@ impl AccountsCheck {
                 ),
             });
         }
-        let mut orphan: Vec<_> = per_rata.keys().copied().collect();
-        orphan.sort_unstable();
-        for rata in orphan {
+        for rata in per_rata.ids() {
             this.problem(Problem::Conserve {
                 rata,
                 reason: "accounts of a rata that does not exist".into(),
