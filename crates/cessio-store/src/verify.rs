@@ -35,6 +35,7 @@ use serde::Serialize;
 use crate::engine::{Head, TransferRow};
 use crate::id_map::IdMap;
 use crate::model::SummaryKey;
+use crate::projections::{Anchor, anchor};
 use cessio_core::ledger::PartyId;
 
 /// One thing found wrong. The first one names the first broken row.
@@ -284,8 +285,9 @@ pub struct Verifier {
     /// The pending transfers already posted or voided.
     resolved: HashSet<TransferId>,
     rata_of: IdMap<RataId>,
-    /// Transfer id → hash, as the log recorded them.
-    anchors: HashMap<TransferId, Hash>,
+    /// The log's anchors in transfer order, and the next one a transfer must meet.
+    anchors: Vec<(TransferId, Anchor)>,
+    next_anchor: usize,
     problems: Vec<Problem>,
 }
 
@@ -299,7 +301,8 @@ impl Default for Verifier {
             pending: HashMap::new(),
             resolved: HashSet::new(),
             rata_of: IdMap::default(),
-            anchors: HashMap::new(),
+            anchors: Vec::new(),
+            next_anchor: 0,
             problems: Vec::new(),
         }
     }
@@ -322,6 +325,11 @@ impl Verifier {
         v.problems = std::mem::take(&mut log.problems);
         v.problems.extend(summary.problems.iter().cloned());
         v.anchors = std::mem::take(&mut log.anchors);
+        // In log order they are in transfer order; a reordered log (already named by its
+        // chain) must not hide an anchor.
+        if !v.anchors.is_sorted_by_key(|(id, _)| *id) {
+            v.anchors.sort_by_key(|(id, _)| *id);
+        }
         (v, summary)
     }
 
@@ -339,6 +347,13 @@ impl Verifier {
         }
     }
 
+    fn unseen_anchor(&mut self, transfer: TransferId) {
+        self.problem(Problem::Anchor {
+            transfer,
+            reason: "recorded by the log but not among the transfers".into(),
+        });
+    }
+
     /// Feed rows in id order.
     pub fn feed(&mut self, row: &TransferRow) {
         self.transfers += 1;
@@ -353,16 +368,25 @@ impl Verifier {
         if expected != row.hash {
             self.problem(Problem::HashMismatch { transfer: row.id });
         }
-        if let Some(logged) = self.anchors.remove(&row.id)
-            && logged != row.hash
-        {
-            self.problem(Problem::Anchor {
-                transfer: row.id,
-                reason: format!(
-                    "hash differs from the one the log recorded ({})",
-                    hash_to_hex(&logged)
-                ),
-            });
+        while let Some(&(id, logged)) = self.anchors.get(self.next_anchor) {
+            if id > row.id {
+                break;
+            }
+            self.next_anchor += 1;
+            if id < row.id {
+                self.unseen_anchor(id);
+            } else if logged != anchor(&row.hash) {
+                self.problem(Problem::Anchor {
+                    transfer: row.id,
+                    reason: format!(
+                        "hash differs from the one the log recorded ({}…)",
+                        logged
+                            .iter()
+                            .map(|b| format!("{b:02x}"))
+                            .collect::<String>()
+                    ),
+                });
+            }
         }
         // Continue from the stored hash so that one edited row is reported once.
         self.previous = row.hash;
@@ -417,15 +441,11 @@ impl Verifier {
                 ),
             });
         }
-        let mut unseen: Vec<TransferId> = self.anchors.keys().copied().collect();
-        unseen.sort_unstable();
-        for transfer in unseen {
-            self.problem(Problem::Anchor {
-                transfer,
-                reason: "recorded by the log but not among the transfers".into(),
-            });
+        while let Some(&(id, _)) = self.anchors.get(self.next_anchor) {
+            self.next_anchor += 1;
+            self.unseen_anchor(id);
         }
-        self.anchors = HashMap::new();
+        self.anchors = Vec::new();
         let recomputed = std::mem::take(&mut self.balances);
         self.rata_of = IdMap::default();
         AccountsCheck {
@@ -618,5 +638,93 @@ impl LogSummary {
         report.projected_rows = self.rows;
         report.log_seq = self.last_seq;
         report.log_hash = hash_to_hex(&self.last_hash);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cessio_core::ledger::{Phase, TransferKind};
+
+    use super::*;
+    use crate::projections::Projections;
+
+    /// A chain of `n` issues of 100 cents from account 1 to account 2, hashed as the
+    /// writer hashes them.
+    fn chain(n: i64, amount: impl Fn(i64) -> i64) -> Vec<TransferRow> {
+        let mut previous = GENESIS_HASH;
+        (1..=n)
+            .map(|id| {
+                let mut row = TransferRow {
+                    id,
+                    operation: id,
+                    rata: 1,
+                    debit: 1,
+                    credit: 2,
+                    amount: Cents::new(amount(id)),
+                    kind: TransferKind::Issue,
+                    phase: Phase::Posted,
+                    pending_id: None,
+                    at_micros: id,
+                    acting_user: "op".into(),
+                    party: None,
+                    counterparty: None,
+                    disclose: false,
+                    hash: GENESIS_HASH,
+                };
+                row.hash = chain_hash(&previous, &row.fields());
+                previous = row.hash;
+                row
+            })
+            .collect()
+    }
+
+    fn anchored(anchors: &[(i64, &TransferRow)], rows: &[TransferRow]) -> Vec<String> {
+        let mut log = Projections::new();
+        log.anchors = anchors
+            .iter()
+            .map(|(id, r)| (*id, anchor(&r.hash)))
+            .collect();
+        let head = Head {
+            last_operation: 0,
+            last_transfer: rows.last().map_or(0, |r| r.id),
+            last_hash: rows.last().map_or(GENESIS_HASH, |r| r.hash),
+            last_party: 0,
+            last_credit: 0,
+            last_rata: 1,
+            last_account: 2,
+            last_protocol: String::new(),
+            log_seq: 0,
+            log_hash: GENESIS_HASH,
+        };
+        let (mut v, _) = Verifier::after_log(&mut log, &head);
+        for r in rows {
+            v.feed(r);
+        }
+        let report = v.accounts(&head).finish();
+        report
+            .problems
+            .iter()
+            .map(ToString::to_string)
+            .filter(|p| p.contains("log recorded") || p.contains("not among the transfers"))
+            .collect()
+    }
+
+    #[test]
+    fn r_history_a_rewritten_and_rehashed_chain_differs_from_the_log_s_anchors() {
+        let written = chain(4, |_| 100);
+        let anchors = [(2, &written[1]), (4, &written[3])];
+        assert_eq!(anchored(&anchors, &written), Vec::<String>::new());
+        // The same chain with transfer 3 changed and every hash after it recomputed: its
+        // own chain holds, the log's anchor at 4 does not.
+        let rewritten = chain(4, |id| if id == 3 { 99 } else { 100 });
+        let found = anchored(&anchors, &rewritten);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].starts_with("transfer 4: hash differs from the one the log recorded"));
+        // The log anchors a transfer the table no longer has.
+        let found = anchored(&anchors, &written[..3]);
+        assert_eq!(
+            found,
+            vec!["transfer 4: recorded by the log but not among the transfers"]
+        );
     }
 }
