@@ -541,6 +541,21 @@ impl<T: Default> Balances<T> for HashMap<AccountId, T> {
     }
 }
 
+/// The pending transfers already posted or voided, by id: a set, or `verify`'s bits.
+pub trait ResolvedSet {
+    fn insert_resolved(&mut self, id: TransferId);
+    fn is_resolved(&self, id: TransferId) -> bool;
+}
+
+impl ResolvedSet for std::collections::HashSet<TransferId> {
+    fn insert_resolved(&mut self, id: TransferId) {
+        self.insert(id);
+    }
+    fn is_resolved(&self, id: TransferId) -> bool {
+        self.contains(&id)
+    }
+}
+
 /// Replays one history entry onto recomputed balances, as `verify` does. Returns an error
 /// if the entry is inconsistent with what came before (e.g. a post of a pending transfer
 /// that is not pending). A pending transfer leaves `pending` when it is resolved, for
@@ -548,7 +563,7 @@ impl<T: Default> Balances<T> for HashMap<AccountId, T> {
 pub fn replay_entry(
     balances: &mut impl Balances<Balance>,
     pending: &mut HashMap<TransferId, PendingTransfer>,
-    resolved: &mut std::collections::HashSet<TransferId>,
+    resolved: &mut impl ResolvedSet,
     entry: &EntryFields<'_>,
 ) -> Result<(), String> {
     let amount = entry.amount;
@@ -597,7 +612,7 @@ pub fn replay_entry(
                 .get(&pid)
                 .filter(|p| p.state == PendingState::Pending)
             else {
-                return Err(if resolved.contains(&pid) {
+                return Err(if resolved.is_resolved(pid) {
                     format!("pending transfer {pid} resolved twice")
                 } else {
                     format!("pending transfer {pid} not found before it")
@@ -609,7 +624,7 @@ pub fn replay_entry(
                 ));
             }
             pending.remove(&pid);
-            resolved.insert(pid);
+            resolved.insert_resolved(pid);
             let post = entry.phase == Phase::PostPending;
             let d = balances.balance_mut(entry.debit);
             bump(&mut d.debits_pending, amount, false)?;

@@ -75,6 +75,18 @@ impl<T> IdMap<T> {
         }
     }
 
+    pub fn get_or_insert_with(&mut self, id: i64, f: impl FnOnce() -> T) -> &mut T {
+        match self.slot(id) {
+            Some(i) => {
+                if self.dense.len() <= i {
+                    self.dense.resize_with(i + 1, || None);
+                }
+                self.dense[i].get_or_insert_with(f)
+            }
+            None => self.sparse.entry(id).or_insert_with(f),
+        }
+    }
+
     pub fn remove(&mut self, id: i64) -> Option<T> {
         match self.slot(id) {
             Some(i) => self.dense.get_mut(i).and_then(Option::take),
@@ -127,6 +139,56 @@ impl<T: Default> cessio_core::ledger::Balances<T> for IdMap<T> {
     }
 }
 
+/// A set of ids as one bit each up to `limit`, a sorted set beyond: `verify`'s pending
+/// transfers already answered, one per cession of the register.
+#[derive(Debug, Default)]
+pub struct IdBits {
+    bits: Vec<u64>,
+    limit: i64,
+    other: std::collections::BTreeSet<i64>,
+}
+
+impl IdBits {
+    pub fn new(limit: i64) -> Self {
+        IdBits {
+            bits: Vec::new(),
+            limit,
+            other: std::collections::BTreeSet::new(),
+        }
+    }
+
+    fn bit(&self, id: i64) -> Option<(usize, u64)> {
+        if !(1..=self.limit).contains(&id) {
+            return None;
+        }
+        let i = usize::try_from(id - 1).ok()?;
+        Some((i / 64, 1u64 << (i % 64)))
+    }
+}
+
+impl cessio_core::ledger::ResolvedSet for IdBits {
+    fn insert_resolved(&mut self, id: i64) {
+        match self.bit(id) {
+            Some((word, mask)) => {
+                if self.bits.len() <= word {
+                    self.bits.resize(word + 1, 0);
+                }
+                self.bits[word] |= mask;
+            }
+            None => {
+                self.other.insert(id);
+            }
+        }
+    }
+
+    fn is_resolved(&self, id: i64) -> bool {
+        match self.bit(id) {
+            Some((word, mask)) => self.bits.get(word).is_some_and(|w| w & mask != 0),
+            None => self.other.contains(&id),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,6 +218,22 @@ mod tests {
                 (50, 5000)
             ]
         );
+    }
+
+    #[test]
+    fn bits_hold_ids_within_the_limit_and_a_set_beyond() {
+        use cessio_core::ledger::ResolvedSet;
+        let mut b = IdBits::new(100);
+        for id in [1, 64, 65, 100, 101, -5] {
+            b.insert_resolved(id);
+        }
+        for id in [1, 64, 65, 100, 101, -5] {
+            assert!(b.is_resolved(id), "{id}");
+        }
+        for id in [0, 2, 63, 66, 99, 102] {
+            assert!(!b.is_resolved(id), "{id}");
+        }
+        assert_eq!(b.bits.len(), 2);
     }
 
     #[test]

@@ -23,7 +23,8 @@
 //! read in order, F1's summary is compared by one query (`crate::summary_diff_sql`), its
 //! kept days a party at a time, the feeds and each account's last transfer by queries.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+use std::num::NonZeroI64;
 
 use cessio_core::ledger::{
     Account, AccountId, AccountKind, Balance, GENESIS_HASH, Hash, PendingTransfer, RataId,
@@ -33,7 +34,7 @@ use cessio_core::money::Cents;
 use serde::Serialize;
 
 use crate::engine::{Head, TransferRow};
-use crate::id_map::IdMap;
+use crate::id_map::{IdBits, IdMap};
 use crate::model::SummaryKey;
 use crate::projections::{Anchor, anchor};
 use cessio_core::ledger::PartyId;
@@ -280,11 +281,11 @@ pub struct Verifier {
     previous: Hash,
     last_id: TransferId,
     transfers: u64,
-    balances: IdMap<Balance>,
+    /// Per account, its balance replayed from the transfers and the rata they moved it in.
+    accounts: IdMap<Replayed>,
     pending: HashMap<TransferId, PendingTransfer>,
     /// The pending transfers already posted or voided.
-    resolved: HashSet<TransferId>,
-    rata_of: IdMap<RataId>,
+    resolved: IdBits,
     /// The log's anchors in transfer order, and the next one a transfer must meet.
     anchors: Vec<(TransferId, Anchor)>,
     next_anchor: usize,
@@ -297,10 +298,9 @@ impl Default for Verifier {
             previous: GENESIS_HASH,
             last_id: 0,
             transfers: 0,
-            balances: IdMap::default(),
+            accounts: IdMap::default(),
             pending: HashMap::new(),
-            resolved: HashSet::new(),
-            rata_of: IdMap::default(),
+            resolved: IdBits::default(),
             anchors: Vec::new(),
             next_anchor: 0,
             problems: Vec::new(),
@@ -317,8 +317,8 @@ impl Verifier {
     /// hashes it recorded.
     pub fn after_log(log: &mut crate::projections::Projections, head: &Head) -> (Self, LogSummary) {
         let mut v = Verifier {
-            balances: IdMap::new(head.last_account),
-            rata_of: IdMap::new(head.last_account),
+            accounts: IdMap::new(head.last_account),
+            resolved: IdBits::new(head.last_transfer),
             ..Verifier::new()
         };
         let summary = LogSummary::check(log, head);
@@ -390,10 +390,22 @@ impl Verifier {
         }
         // Continue from the stored hash so that one edited row is reported once.
         self.previous = row.hash;
+        let Some(rata) = NonZeroI64::new(row.rata) else {
+            self.problem(Problem::Inconsistent {
+                transfer: row.id,
+                reason: "no rata".into(),
+            });
+            return;
+        };
         for account in [row.debit, row.credit] {
-            if let Some(previous) = self.rata_of.insert(account, row.rata)
-                && previous != row.rata
-            {
+            let first = self
+                .accounts
+                .get_or_insert_with(account, || Replayed {
+                    balance: Balance::default(),
+                    rata,
+                })
+                .rata;
+            if first != rata {
                 self.problem(Problem::Inconsistent {
                     transfer: row.id,
                     reason: format!("account {account} used for two rate"),
@@ -401,7 +413,7 @@ impl Verifier {
             }
         }
         if let Err(reason) = replay_entry(
-            &mut self.balances,
+            &mut ReplayedBalances(&mut self.accounts),
             &mut self.pending,
             &mut self.resolved,
             &row.fields(),
@@ -446,8 +458,8 @@ impl Verifier {
             self.unseen_anchor(id);
         }
         self.anchors = Vec::new();
-        let recomputed = std::mem::take(&mut self.balances);
-        self.rata_of = IdMap::default();
+        let recomputed = std::mem::take(&mut self.accounts);
+        self.resolved = IdBits::default();
         AccountsCheck {
             v: self,
             recomputed,
@@ -455,6 +467,30 @@ impl Verifier {
             rate: 0,
             per_rata: IdMap::new(head.last_rata),
         }
+    }
+}
+
+/// An account as the transfers leave it: 40 bytes (the rata is never zero, so an absent
+/// account costs no more than a present one).
+#[derive(Debug)]
+struct Replayed {
+    balance: Balance,
+    rata: NonZeroI64,
+}
+
+/// The replayed accounts as `replay_entry` moves them: `Verifier::feed` has put both
+/// accounts of the transfer in before.
+struct ReplayedBalances<'a>(&'a mut IdMap<Replayed>);
+
+impl cessio_core::ledger::Balances<Balance> for ReplayedBalances<'_> {
+    fn balance_mut(&mut self, account: AccountId) -> &mut Balance {
+        &mut self
+            .0
+            .get_or_insert_with(account, || Replayed {
+                balance: Balance::default(),
+                rata: NonZeroI64::MAX,
+            })
+            .balance
     }
 }
 
@@ -474,7 +510,7 @@ struct RataSum {
 #[derive(Debug)]
 pub struct AccountsCheck {
     v: Verifier,
-    recomputed: IdMap<Balance>,
+    recomputed: IdMap<Replayed>,
     accounts: u64,
     rate: u64,
     per_rata: IdMap<RataSum>,
@@ -483,7 +519,10 @@ pub struct AccountsCheck {
 impl AccountsCheck {
     pub fn feed(&mut self, a: Account) {
         self.accounts += 1;
-        let history = self.recomputed.remove(a.id).unwrap_or_default();
+        let history = self
+            .recomputed
+            .remove(a.id)
+            .map_or_else(Balance::default, |r| r.balance);
         if history != a.balance {
             self.v.problem(Problem::BalanceMismatch {
                 account: a.id,
@@ -650,14 +689,14 @@ mod tests {
 
     /// A chain of `n` issues of 100 cents from account 1 to account 2, hashed as the
     /// writer hashes them.
-    fn chain(n: i64, amount: impl Fn(i64) -> i64) -> Vec<TransferRow> {
+    fn chain(n: i64, amount: impl Fn(i64) -> i64, rata: impl Fn(i64) -> i64) -> Vec<TransferRow> {
         let mut previous = GENESIS_HASH;
         (1..=n)
             .map(|id| {
                 let mut row = TransferRow {
                     id,
                     operation: id,
-                    rata: 1,
+                    rata: rata(id),
                     debit: 1,
                     credit: 2,
                     amount: Cents::new(amount(id)),
@@ -678,7 +717,7 @@ mod tests {
             .collect()
     }
 
-    fn anchored(anchors: &[(i64, &TransferRow)], rows: &[TransferRow]) -> Vec<String> {
+    fn problems(anchors: &[(i64, &TransferRow)], rows: &[TransferRow]) -> Vec<String> {
         let mut log = Projections::new();
         log.anchors = anchors
             .iter()
@@ -701,22 +740,41 @@ mod tests {
             v.feed(r);
         }
         let report = v.accounts(&head).finish();
-        report
-            .problems
-            .iter()
-            .map(ToString::to_string)
+        report.problems.iter().map(ToString::to_string).collect()
+    }
+
+    fn anchored(anchors: &[(i64, &TransferRow)], rows: &[TransferRow]) -> Vec<String> {
+        problems(anchors, rows)
+            .into_iter()
             .filter(|p| p.contains("log recorded") || p.contains("not among the transfers"))
             .collect()
     }
 
     #[test]
+    fn r_conserve_an_account_moved_in_two_rate_is_named() {
+        let rows = chain(2, |_| 100, |id| id);
+        let found = problems(&[], &rows);
+        assert!(
+            found.contains(&"transfer 2: account 1 used for two rate".to_string()),
+            "{found:?}"
+        );
+        let rows = chain(2, |_| 100, |_| 0);
+        assert!(problems(&[], &rows).contains(&"transfer 1: no rata".to_string()));
+    }
+
+    #[test]
+    fn an_account_replayed_costs_forty_bytes_present_or_not() {
+        assert_eq!(std::mem::size_of::<Option<Replayed>>(), 40);
+    }
+
+    #[test]
     fn r_history_a_rewritten_and_rehashed_chain_differs_from_the_log_s_anchors() {
-        let written = chain(4, |_| 100);
+        let written = chain(4, |_| 100, |_| 1);
         let anchors = [(2, &written[1]), (4, &written[3])];
         assert_eq!(anchored(&anchors, &written), Vec::<String>::new());
         // The same chain with transfer 3 changed and every hash after it recomputed: its
         // own chain holds, the log's anchor at 4 does not.
-        let rewritten = chain(4, |id| if id == 3 { 99 } else { 100 });
+        let rewritten = chain(4, |id| if id == 3 { 99 } else { 100 }, |_| 1);
         let found = anchored(&anchors, &rewritten);
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(found[0].starts_with("transfer 4: hash differs from the one the log recorded"));
