@@ -1245,35 +1245,22 @@ impl Store for PgStore {
         let sql = format!(
             "SELECT {ACCOUNT_COLUMNS} FROM accounts a WHERE a.id > $1 ORDER BY a.id LIMIT $2"
         );
-        let mut last = i64::MIN;
-        loop {
-            let rows = tx
-                .query(&sql, &[&last, &VERIFY_PAGE])
-                .await
-                .map_err(db_err)?;
-            let Some(end) = rows.last().map(|r| r.get::<_, i64>(0)) else {
-                break;
-            };
-            for r in &rows {
-                accounts.feed(account_from_row(r)?);
+        let mut failed = None;
+        log::paged(&tx, &sql, i64::MIN, |r| match account_from_row(r) {
+            Ok(a) => accounts.feed(a),
+            Err(e) => {
+                failed.get_or_insert(e);
             }
-            last = end;
+        })
+        .await?;
+        if let Some(e) = failed {
+            return Err(e);
         }
         let sql = format!("{} WHERE id > $1 ORDER BY id LIMIT $2", sql::RATE_AMOUNTS);
-        let mut last = i64::MIN;
-        loop {
-            let rows = tx
-                .query(&sql, &[&last, &VERIFY_PAGE])
-                .await
-                .map_err(db_err)?;
-            let Some(end) = rows.last().map(|r| r.get::<_, i64>(0)) else {
-                break;
-            };
-            for r in &rows {
-                accounts.rata(r.get(0), Cents::new(r.get(1)));
-            }
-            last = end;
-        }
+        log::paged(&tx, &sql, i64::MIN, |r| {
+            accounts.rata(r.get(0), Cents::new(r.get(1)));
+        })
+        .await?;
         let mut report = accounts.finish();
         log_summary.into_report(&mut report);
         let differences = tx

@@ -192,7 +192,7 @@ pub(crate) async fn scan_log(
 
 /// Every row of `sql` (`… WHERE key > $1 ORDER BY key LIMIT $2`, the key its first
 /// column) after `after`, a page at a time: memory holds one page, whatever the table.
-async fn paged(
+pub(crate) async fn paged(
     c: &impl GenericClient,
     sql: &str,
     mut after: i64,
