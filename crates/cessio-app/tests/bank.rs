@@ -148,12 +148,15 @@ impl OpKind {
             OpKind::Communicate => &[],
             // The rata left the cedible list (its whole amount now pending out: R-PENDING-OUT),
             // or less of it is available than was read, or §5 allows the next cession of
-            // that rata only to soggetti qualificati (R-CHAIN).
+            // that rata only to soggetti qualificati (R-CHAIN), or the cedente's holding
+            // received another part of the rata between the app's read and the write, so
+            // the writer asks for §5 to be checked again (R-CHAIN, decided in the writer).
             OpKind::CedeWhole | OpKind::CedePartial => &[
                 "invalid",
                 "r_pending_out",
                 "insufficient_available",
                 "r_chain_not_qualified",
+                "r_chain_holding_changed",
                 "not_cedible",
             ],
             // Someone answered or annulled the same operations first.
