@@ -1988,19 +1988,15 @@ async fn check_summary_days(
     report: &mut VerifyReport,
 ) -> Result<(), StoreError> {
     use cessio_store::summary_days as days;
-    let ids = |rows: Vec<tokio_postgres::Row>| {
-        rows.iter().map(|r| r.get::<_, i64>(0)).collect::<Vec<_>>()
-    };
-    let kept = ids(c
-        .query(&days::kept_parties_sql(), &[])
-        .await
-        .map_err(db_err)?);
-    let stored = ids(c
+    let kept = kept_parties(c).await?;
+    let stored = c
         .query(days::STORED_PARTIES_SQL, &[])
         .await
-        .map_err(db_err)?);
+        .map_err(db_err)?
+        .iter()
+        .map(|r| r.get::<_, i64>(0))
+        .collect::<Vec<_>>();
     let stored_sql = days::stored_of_party_sql("$1");
-    let history_sql = days::history_of_party_sql("$1");
     for (party, is_kept) in days::parties_to_check(kept, stored) {
         if report.problems.len() >= cessio_store::verify::MAX_PROBLEMS {
             break;
@@ -2013,13 +2009,7 @@ async fn check_summary_days(
             .map(|r| rows::summary_day(&Pg(r)))
             .collect::<Result<Vec<_>, _>>()?;
         let recomputed = if is_kept {
-            days_from(
-                c,
-                &history_sql,
-                &[&party],
-                days::DaysRecompute::new([party]),
-            )
-            .await?
+            party_days(c, party).await?
         } else {
             Vec::new()
         };
@@ -2028,31 +2018,37 @@ async fn check_summary_days(
     Ok(())
 }
 
-/// `party_summary_days` recomputed from the history (`cessio_store::summary_days`), the
-/// movements streamed: for `verify` and for the migration that creates the table.
-pub(crate) async fn recompute_summary_days(
+/// The parties whose days are kept.
+pub(crate) async fn kept_parties(
     c: &impl tokio_postgres::GenericClient,
+) -> Result<Vec<PartyId>, StoreError> {
+    Ok(
+        c.query(&cessio_store::summary_days::kept_parties_sql(), &[])
+            .await
+            .map_err(db_err)?
+            .iter()
+            .map(|r| r.get::<_, i64>(0))
+            .collect(),
+    )
+}
+
+/// One kept party's `party_summary_days` recomputed from its own movements
+/// (`cessio_store::summary_days`): `verify` and the migration that creates the table go a
+/// party at a time, so that memory holds one party's days, not the register's.
+pub(crate) async fn party_days(
+    c: &impl tokio_postgres::GenericClient,
+    party: PartyId,
 ) -> Result<Vec<cessio_store::summary_days::DayRow>, StoreError> {
-    // The kept parties first: a query sent while the stream is open waits behind all of
-    // its rows, which wait for this function to read them.
-    let kept = c
-        .query(&cessio_store::summary_days::kept_parties_sql(), &[])
-        .await
-        .map_err(db_err)?
-        .iter()
-        .map(|r| r.get::<_, i64>(0))
-        .collect::<Vec<_>>();
     days_from(
         c,
-        cessio_store::summary_days::HISTORY_SQL,
-        &[],
-        cessio_store::summary_days::DaysRecompute::new(kept),
+        &cessio_store::summary_days::history_of_party_sql("$1"),
+        &[&party],
+        cessio_store::summary_days::DaysRecompute::new([party]),
     )
     .await
 }
 
-/// The kept days of `days`' parties from the movements `sql` (`HISTORY_SQL` or a part of
-/// it) streams.
+/// The kept days of `days`' parties from the movements `sql` streams.
 async fn days_from(
     c: &impl tokio_postgres::GenericClient,
     sql: &str,

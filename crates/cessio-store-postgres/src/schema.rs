@@ -430,9 +430,18 @@ CREATE TABLE party_summary_days (
 const SUMMARY_DAYS_VERSION: i32 = 14;
 
 /// Fills `party_summary_days` from the history a register already holds, as `verify`
-/// recomputes it.
+/// recomputes it: a party at a time.
 async fn fill_summary_days(tx: &tokio_postgres::Transaction<'_>) -> Result<(), StoreError> {
-    let rows = crate::recompute_summary_days(tx).await?;
+    for party in crate::kept_parties(tx).await? {
+        insert_summary_days(tx, &crate::party_days(tx, party).await?).await?;
+    }
+    Ok(())
+}
+
+async fn insert_summary_days(
+    tx: &tokio_postgres::Transaction<'_>,
+    rows: &[cessio_store::summary_days::DayRow],
+) -> Result<(), StoreError> {
     for chunk in rows.chunks(10_000) {
         let col = |f: fn(&cessio_store::summary_days::DayRow) -> i64| -> Vec<i64> {
             chunk.iter().map(f).collect()

@@ -1953,7 +1953,7 @@ impl Store for SqliteStore {
 /// party's days, recomputed from its own movements, not the register's.
 fn check_summary_days(conn: &Connection, report: &mut VerifyReport) -> Result<(), StoreError> {
     use cessio_store::summary_days as days;
-    let kept = all(conn, &days::kept_parties_sql(), [], |r| r.get::<_, i64>(0))?;
+    let kept = kept_parties(conn)?;
     let stored = all(conn, days::STORED_PARTIES_SQL, [], |r| r.get::<_, i64>(0))?;
     let mut stored_st = conn
         .prepare(&days::stored_of_party_sql("?1"))
@@ -1971,10 +1971,7 @@ fn check_summary_days(conn: &Connection, report: &mut VerifyReport) -> Result<()
             .collect::<Result<Vec<_>, _>>()
             .map_err(db_err)?;
         let recomputed = if is_kept {
-            days_from(
-                history_st.query([party]).map_err(db_err)?,
-                days::DaysRecompute::new([party]),
-            )?
+            party_days(&mut history_st, party)?
         } else {
             Vec::new()
         };
@@ -1983,27 +1980,31 @@ fn check_summary_days(conn: &Connection, report: &mut VerifyReport) -> Result<()
     Ok(())
 }
 
-/// `party_summary_days` recomputed from the history (`cessio_store::summary_days`), the
-/// movements streamed: for `verify` and for the migration that creates the table.
-pub(crate) fn recompute_summary_days(
-    conn: &Connection,
-) -> Result<Vec<cessio_store::summary_days::DayRow>, StoreError> {
-    let kept = all(
+/// The parties whose days are kept.
+pub(crate) fn kept_parties(conn: &Connection) -> Result<Vec<PartyId>, StoreError> {
+    all(
         conn,
         &cessio_store::summary_days::kept_parties_sql(),
         [],
         |r| r.get::<_, i64>(0),
-    )?;
-    let mut st = conn
-        .prepare(cessio_store::summary_days::HISTORY_SQL)
-        .map_err(db_err)?;
-    days_from(
-        st.query([]).map_err(db_err)?,
-        cessio_store::summary_days::DaysRecompute::new(kept),
     )
 }
 
-/// The kept days of `days`' parties from movements read by `HISTORY_SQL` or a part of it.
+/// One kept party's `party_summary_days` recomputed from its own movements
+/// (`cessio_store::summary_days`), `history` being `history_of_party_sql("?1")`: `verify`
+/// and the migration that creates the table go a party at a time, so that memory holds
+/// one party's days, not the register's.
+pub(crate) fn party_days(
+    history: &mut rusqlite::Statement<'_>,
+    party: PartyId,
+) -> Result<Vec<cessio_store::summary_days::DayRow>, StoreError> {
+    days_from(
+        history.query([party]).map_err(db_err)?,
+        cessio_store::summary_days::DaysRecompute::new([party]),
+    )
+}
+
+/// The kept days of `days`' parties from the movements `rows` reads.
 fn days_from(
     mut rows: rusqlite::Rows<'_>,
     mut days: cessio_store::summary_days::DaysRecompute,

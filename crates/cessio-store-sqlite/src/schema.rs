@@ -431,20 +431,26 @@ CREATE TABLE party_summary_days (
 const SUMMARY_DAYS_VERSION: i64 = 14;
 
 /// Fills `party_summary_days` from the history a register already holds, as `verify`
-/// recomputes it.
+/// recomputes it: a party at a time.
 fn fill_summary_days(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
-    let rows = crate::recompute_summary_days(tx)?;
+    let mut history = tx
+        .prepare(&cessio_store::summary_days::history_of_party_sql("?1"))
+        .map_err(db_err)?;
     let mut st = tx
         .prepare(
             "INSERT INTO party_summary_days (party, type_key, year, codice_tributo, received, kind, state, day, amount)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )
         .map_err(db_err)?;
-    for ((party, type_key, year, code, received, kind, state), day, amount) in rows {
-        st.execute(rusqlite::params![
-            party, type_key, year, code, received, kind, state, day, amount
-        ])
-        .map_err(db_err)?;
+    for party in crate::kept_parties(tx)? {
+        for ((party, type_key, year, code, received, kind, state), day, amount) in
+            crate::party_days(&mut history, party)?
+        {
+            st.execute(rusqlite::params![
+                party, type_key, year, code, received, kind, state, day, amount
+            ])
+            .map_err(db_err)?;
+        }
     }
     Ok(())
 }
