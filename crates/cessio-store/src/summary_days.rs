@@ -184,9 +184,9 @@ pub fn history_of_party_sql(p: &str) -> String {
     format!("{HISTORY_SQL} AND (t.party = {p} OR t.counterparty = {p})")
 }
 
-/// Every party with a kept row, one index seek each (a loose scan: the table has tens of
-/// rows per party and day). `verify` checks these besides the kept kinds, so that a row
-/// added for a party whose days are not kept is found.
+/// Every party with a kept row, found by one index seek per party (a loose index scan)
+/// rather than a walk over every row. `verify` checks these besides the kept kinds, so
+/// that a row added for a party whose days are not kept is found.
 pub const STORED_PARTIES_SQL: &str = "WITH RECURSIVE p(x) AS (
     SELECT MIN(party) FROM party_summary_days
     UNION ALL
