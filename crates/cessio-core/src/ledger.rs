@@ -689,7 +689,8 @@ pub fn chain_hash(previous: &Hash, e: &EntryFields<'_>) -> Hash {
     h.finalize().into()
 }
 
-pub fn hash_to_hex(hash: &Hash) -> String {
+/// Lowercase hex of a hash, or of the part of one that is kept.
+pub fn hash_to_hex(hash: &[u8]) -> String {
     use std::fmt::Write;
     let mut s = String::with_capacity(64);
     for b in hash {

@@ -1268,22 +1268,8 @@ impl Store for PgStore {
             .await
             .map_err(db_err)?
             .iter()
-            .map(|r| {
-                (
-                    (
-                        r.get(0),
-                        r.get(1),
-                        i64::from(r.get::<_, i32>(2)),
-                        r.get(3),
-                        i64::from(r.get::<_, i32>(4)),
-                        r.get(5),
-                        r.get(6),
-                    ),
-                    r.get(7),
-                    r.get(8),
-                )
-            })
-            .collect::<Vec<_>>();
+            .map(|r| rows::summary_difference(&Pg(r)))
+            .collect::<Result<Vec<_>, _>>()?;
         cessio_store::verify::check_summary(&mut report, differences);
         check_summary_days(&tx, &mut report).await?;
         let mut feed = Vec::with_capacity(2);

@@ -356,19 +356,7 @@ fn verify_all(conn: &Connection) -> Result<VerifyReport, StoreError> {
         }
         summary.into_report(&mut report);
         let differences = all(conn, &cessio_store::summary_diff_sql(), [], |r| {
-            Ok((
-                (
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                ),
-                r.get(7)?,
-                r.get(8)?,
-            ))
+            rows::summary_difference(&Lite(r))
         })?;
         cessio_store::verify::check_summary(&mut report, differences);
         check_summary_days(conn, &mut report)?;

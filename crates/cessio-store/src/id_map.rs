@@ -64,15 +64,7 @@ impl<T> IdMap<T> {
     where
         T: Default,
     {
-        match self.slot(id) {
-            Some(i) => {
-                if self.dense.len() <= i {
-                    self.dense.resize_with(i + 1, || None);
-                }
-                self.dense[i].get_or_insert_with(T::default)
-            }
-            None => self.sparse.entry(id).or_default(),
-        }
+        self.get_or_insert_with(id, T::default)
     }
 
     pub fn get_or_insert_with(&mut self, id: i64, f: impl FnOnce() -> T) -> &mut T {

@@ -304,9 +304,9 @@ pub fn history_movement<R: Columns>(
     })
 }
 
-/// A row of [`crate::summary_days::STORED_SQL`].
-pub fn summary_day<R: Columns>(r: &R) -> Result<crate::summary_days::DayRow, R::Error> {
-    let key = (
+/// The summary key in a row's first seven columns.
+fn summary_key<R: Columns>(r: &R) -> Result<crate::SummaryKey, R::Error> {
+    Ok((
         r.int(0)?,
         r.text(1)?,
         r.int(2)?,
@@ -314,6 +314,15 @@ pub fn summary_day<R: Columns>(r: &R) -> Result<crate::summary_days::DayRow, R::
         r.int(4)?,
         r.text(5)?,
         r.text(6)?,
-    );
-    Ok((key, small(r.int(7)?), r.int(8)?))
+    ))
+}
+
+/// A row of [`crate::summary_days::STORED_SQL`].
+pub fn summary_day<R: Columns>(r: &R) -> Result<crate::summary_days::DayRow, R::Error> {
+    Ok((summary_key(r)?, small(r.int(7)?), r.int(8)?))
+}
+
+/// A row of [`crate::summary_diff_sql`]: the key, the stored amount, the history's.
+pub fn summary_difference<R: Columns>(r: &R) -> Result<(crate::SummaryKey, i64, i64), R::Error> {
+    Ok((summary_key(r)?, r.int(7)?, r.int(8)?))
 }

@@ -28,9 +28,9 @@ pub struct SecretKey(String);
 
 impl SecretKey {
     pub fn of(secret: &str) -> Self {
-        SecretKey(cessio_core::ledger::hash_to_hex(
-            &Sha256::digest(secret.as_bytes()).into(),
-        ))
+        SecretKey(cessio_core::ledger::hash_to_hex(&Sha256::digest(
+            secret.as_bytes(),
+        )))
     }
 
     /// The hash, as stored.

@@ -199,8 +199,7 @@ pub fn parties_to_check(
     kept: impl IntoIterator<Item = PartyId>,
     stored: impl IntoIterator<Item = PartyId>,
 ) -> Vec<(PartyId, bool)> {
-    let kept: BTreeMap<PartyId, bool> = kept.into_iter().map(|p| (p, true)).collect();
-    let mut all = kept;
+    let mut all: BTreeMap<PartyId, bool> = kept.into_iter().map(|p| (p, true)).collect();
     for p in stored {
         all.entry(p).or_insert(false);
     }

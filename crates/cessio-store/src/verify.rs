@@ -380,10 +380,7 @@ impl Verifier {
                     transfer: row.id,
                     reason: format!(
                         "hash differs from the one the log recorded ({}…)",
-                        logged
-                            .iter()
-                            .map(|b| format!("{b:02x}"))
-                            .collect::<String>()
+                        hash_to_hex(&logged)
                     ),
                 });
             }

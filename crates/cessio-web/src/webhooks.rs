@@ -40,7 +40,7 @@ pub fn signature(secret: &str, t: i64, body: &[u8]) -> String {
     mac.update(t.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
-    let v1 = cessio_core::ledger::hash_to_hex(&mac.finalize().into_bytes().into());
+    let v1 = cessio_core::ledger::hash_to_hex(&mac.finalize().into_bytes());
     format!("t={t},v1={v1}")
 }
 
@@ -123,9 +123,10 @@ impl Deliverer {
         let body = serde_json::to_vec(&body).unwrap_or_default();
         let t = self.clock.now().timestamp();
         // The same events are the same delivery, however many attempts it takes.
-        let delivery = cessio_core::ledger::hash_to_hex(
-            &Sha256::digest(format!("{}:{}", hook.id, hook.cursor)).into(),
-        );
+        let delivery = cessio_core::ledger::hash_to_hex(&Sha256::digest(format!(
+            "{}:{}",
+            hook.id, hook.cursor
+        )));
         let sent = self
             .client
             .post(&hook.url)
