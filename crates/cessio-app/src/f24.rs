@@ -653,14 +653,19 @@ impl App {
                 amount: l.amount,
             });
         }
-        // Only the lines' codici tributo: a bank holds hundreds of thousands of rate, and
-        // a line draws on its own code and year alone.
+        // Only the lines' codici tributo and years: a bank holds hundreds of thousands of
+        // rate, each code over many years, and a line draws on its own code and year alone
+        // (what is read is their product, a superset of the lines' pairs).
         let mut codes: Vec<String> = core_lines.iter().map(|l| l.code.clone()).collect();
         codes.sort_unstable();
         codes.dedup();
+        let mut years: Vec<u16> = core_lines.iter().map(|l| l.year.get()).collect();
+        years.sort_unstable();
+        years.dedup();
         let held = self
             .held(party, |all| HoldingQuery {
                 codes,
+                years,
                 // Only what is left to use: an exhausted holding neither covers a line
                 // nor waits for a choice.
                 only_available: true,
@@ -1073,6 +1078,7 @@ impl App {
                     limit: CLOSE_PAGE,
                     rata: None,
                     codes: Vec::new(),
+                    years: Vec::new(),
                 })
                 .await?;
             let Some(last) = page.last() else {

@@ -1808,6 +1808,25 @@ pub async fn holdings_are_read_in_pages_and_by_rata(store: DynStore) {
     let code = whole[0].rata.codice_tributo.clone();
     assert_eq!(by_code(vec![code.clone(), "9999".into()]).await, whole);
     assert!(by_code(vec!["9999".into()]).await.is_empty());
+    // And by reference year, with the codes or without.
+    let by_year = |codes: Vec<String>, years: Vec<u16>| {
+        let store = store.clone();
+        async move {
+            store
+                .holding_infos(&HoldingQuery {
+                    codes,
+                    years,
+                    ..HoldingQuery::of(a)
+                })
+                .await
+                .unwrap()
+        }
+    };
+    let year = whole[0].rata.year.get();
+    assert_eq!(by_year(Vec::new(), vec![year, year + 1]).await, whole);
+    assert_eq!(by_year(vec![code.clone()], vec![year]).await, whole);
+    assert!(by_year(vec![code], vec![year + 1]).await.is_empty());
+    assert!(by_year(Vec::new(), vec![year - 1]).await.is_empty());
 }
 
 fn minutes(n: i64) -> chrono::Duration {

@@ -1135,6 +1135,9 @@ pub struct HoldingQuery {
     pub rata: Option<RataId>,
     /// Only holdings of these codici tributo (all when empty): an F24's lines.
     pub codes: Vec<String>,
+    /// Only rate of these reference years (all when empty): an F24's lines draw on their
+    /// own code and year alone, and a bank holds each code over many years.
+    pub years: Vec<u16>,
 }
 
 impl HoldingQuery {
@@ -1147,6 +1150,7 @@ impl HoldingQuery {
             limit: 100_000,
             rata: None,
             codes: Vec::new(),
+            years: Vec::new(),
         }
     }
 
@@ -1160,11 +1164,14 @@ impl HoldingQuery {
 
     /// The SQL both backends run, with `placeholder(n)` spelling the n-th parameter; the
     /// parameters are, in order: party (0 for any), max year, after, only available (0/1),
-    /// limit, rata (0 for any), all 64-bit integers, then the codici tributo. A party's
+    /// limit, rata (0 for any), all 64-bit integers, then the codici tributo, then the
+    /// years (64-bit integers). A party's
     /// query names the party outright: behind an `OR` neither planner uses the holder index,
     /// and every account of the register would be read for one party's F5 list.
     pub fn sql(&self, placeholder: impl Fn(usize) -> String) -> String {
-        let p: Vec<String> = (1..=6 + self.codes.len()).map(placeholder).collect();
+        let p: Vec<String> = (1..=6 + self.codes.len() + self.years.len())
+            .map(placeholder)
+            .collect();
         let party = if self.party.is_some() {
             format!("a.party = {}", p[0])
         } else {
@@ -1176,10 +1183,16 @@ impl HoldingQuery {
         } else {
             format!("{} = CAST(0 AS BIGINT)", p[5])
         };
+        let (code_params, year_params) = p[6..].split_at(self.codes.len());
         let codes = if self.codes.is_empty() {
             String::new()
         } else {
-            format!("AND r.codice_tributo IN ({})", p[6..].join(", "))
+            format!("AND r.codice_tributo IN ({})", code_params.join(", "))
+        };
+        let years = if self.years.is_empty() {
+            String::new()
+        } else {
+            format!("AND CAST(r.year AS BIGINT) IN ({})", year_params.join(", "))
         };
         format!(
             "SELECT a.id, a.rata, a.kind, a.party, a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted,
@@ -1199,6 +1212,7 @@ impl HoldingQuery {
                 AND ({p4} = CAST(0 AS BIGINT) OR a.credits_posted - a.debits_posted - a.debits_pending > 0)
                 AND {rata}
                 {codes}
+                {years}
               ORDER BY a.id
               LIMIT {p5}",
             p2 = p[1],
@@ -1220,6 +1234,7 @@ impl HoldingQuery {
         .into_iter()
         .map(SqlValue::Int)
         .chain(self.codes.iter().cloned().map(SqlValue::Text))
+        .chain(self.years.iter().map(|y| SqlValue::Int(i64::from(*y))))
         .collect()
     }
 }
