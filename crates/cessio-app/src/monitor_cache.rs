@@ -440,10 +440,7 @@ impl App {
             async move {
                 let mut ctx = StatesContext::default();
                 for chunk in chunks.iter().skip(lane).step_by(FRESH_LANES) {
-                    let rate: Vec<RataId> = chunk.iter().map(|a| a.rata).collect();
-                    let states = self
-                        .states_of_holdings(party, chunk, rate, &mut ctx)
-                        .await?;
+                    let states = self.states_of_holdings(party, chunk, &mut ctx).await?;
                     let mut view = view.lock().unwrap_or_else(|e| e.into_inner());
                     for (h, history) in states {
                         view.insert(&h, &history);
@@ -475,10 +472,7 @@ impl App {
                 view.remove(*r);
             }
             let holdings = self.store.holdings_in(party, chunk).await?;
-            for (h, history) in self
-                .states_of_holdings(party, &holdings, chunk.to_vec(), &mut ctx)
-                .await?
-            {
+            for (h, history) in self.states_of_holdings(party, &holdings, &mut ctx).await? {
                 view.insert(&h, &history);
             }
         }

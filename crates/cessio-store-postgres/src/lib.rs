@@ -35,16 +35,18 @@ use cessio_core::time::RefYear;
 use cessio_store::engine::{AccountKey, StoredOperation, TransferRow};
 use cessio_store::projections::{DUPLICATE_KEYS_SQL, Projections, RowDetails, TableCheck};
 use cessio_store::queue::{self, Job, WriteStats};
-use cessio_store::rows::{self, ACCOUNT_COLUMNS, TRANSFER_COLUMNS, micros_to_time};
+use cessio_store::rows::{
+    self, ACCOUNT_COLUMNS, CREDIT_COLUMNS, RATA_COLUMNS, TRANSFER_COLUMNS, micros_to_time,
+};
 use cessio_store::sql;
 use cessio_store::verify::Verifier;
 use cessio_store::{
     AccountRef, CHANGE_MARKS_SQL, ChangeMarks, ChoiceRecord, Counts, Credit, Delegation,
     EntryQuery, EntryState, EntryStream, HoldingChanges, HoldingInfo, HoldingQuery, IdempotencyKey,
     LoginAttempt, MonitorTotal, NewOperatorEvent, NewSession, NewUser, Operation, OperationEntry,
-    OperatorEvent, OperatorEventQuery, Party, PartyEntry, Receipt, Role, STREAM_BATCH, SecretKey,
-    SessionLimits, SqlValue, Store, StoreError, StoredSession, User, VerifyReport, WriteConfig,
-    entry_stream, holding_changes_sql, largest_holders_sql, sessions,
+    OperatorEvent, OperatorEventQuery, Party, PartyEntry, Rata, Receipt, Role, STREAM_BATCH,
+    SecretKey, SessionLimits, SqlValue, Store, StoreError, StoredSession, User, VerifyReport,
+    WriteConfig, entry_stream, holding_changes_sql, largest_holders_sql, sessions,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use futures_util::StreamExt;
@@ -667,6 +669,24 @@ impl Store for PgStore {
             transfer_from_row,
         )
         .await
+    }
+
+    async fn rate_with_credits(&self, rate: &[RataId]) -> Result<Vec<(Rata, Credit)>, StoreError> {
+        let found = self
+            .read_all(
+                &format!("SELECT {RATA_COLUMNS} FROM rate WHERE id = ANY($1)"),
+                &[&rate],
+                |r| rows::rata(&Pg(r)),
+            )
+            .await?;
+        let credits = self
+            .read_all(
+                &format!("SELECT {CREDIT_COLUMNS} FROM credits WHERE id = ANY($1)"),
+                &[&rows::credits_of(&found)],
+                |r| rows::credit(&Pg(r)),
+            )
+            .await?;
+        Ok(rows::rate_with_credits(found, credits))
     }
 
     async fn stored_operation(

@@ -25,16 +25,18 @@ use cessio_core::time::RefYear;
 use cessio_store::engine::{AccountKey, StoredOperation, TransferRow};
 use cessio_store::projections::{DUPLICATE_KEYS_SQL, Projections, RowDetails, TableCheck};
 use cessio_store::queue::{self, Job, WriteStats};
-use cessio_store::rows::{self, ACCOUNT_COLUMNS, CREDIT_COLUMNS, TRANSFER_COLUMNS, micros_to_time};
+use cessio_store::rows::{
+    self, ACCOUNT_COLUMNS, CREDIT_COLUMNS, RATA_COLUMNS, TRANSFER_COLUMNS, micros_to_time,
+};
 use cessio_store::sql;
 use cessio_store::verify::Verifier;
 use cessio_store::{
     AccountRef, CHANGE_MARKS_SQL, ChangeMarks, ChoiceRecord, Counts, Credit, Delegation,
     EntryQuery, EntryState, EntryStream, HoldingChanges, HoldingInfo, HoldingQuery, IdempotencyKey,
     LoginAttempt, MonitorTotal, NewOperatorEvent, NewSession, NewUser, Operation, OperationEntry,
-    OperatorEvent, OperatorEventQuery, Party, PartyEntry, Receipt, Role, STREAM_BATCH, SecretKey,
-    SessionLimits, SqlValue, Store, StoreError, StoredSession, User, VerifyReport, WriteConfig,
-    entry_stream, holding_changes_sql, largest_holders_sql, sessions,
+    OperatorEvent, OperatorEventQuery, Party, PartyEntry, Rata, Receipt, Role, STREAM_BATCH,
+    SecretKey, SessionLimits, SqlValue, Store, StoreError, StoredSession, User, VerifyReport,
+    WriteConfig, entry_stream, holding_changes_sql, largest_holders_sql, sessions,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
@@ -617,6 +619,37 @@ impl Store for SqliteStore {
                 )?);
             }
             Ok(out)
+        })
+        .await
+    }
+
+    async fn rate_with_credits(&self, rate: &[RataId]) -> Result<Vec<(Rata, Credit)>, StoreError> {
+        let rate = rate.to_vec();
+        self.read(move |c| {
+            // Bounded parameter lists: SQLite caps the number of bound values.
+            let by_ids = |table: &str, columns: &str, ids: &[i64]| {
+                let marks = vec!["?"; ids.len()].join(",");
+                format!("SELECT {columns} FROM {table} WHERE id IN ({marks})")
+            };
+            let mut found = Vec::new();
+            for chunk in rate.chunks(500) {
+                found.extend(all(
+                    c,
+                    &by_ids("rate", RATA_COLUMNS, chunk),
+                    rusqlite::params_from_iter(chunk),
+                    |r| rows::rata(&Lite(r)),
+                )?);
+            }
+            let mut credits = Vec::new();
+            for chunk in rows::credits_of(&found).chunks(500) {
+                credits.extend(all(
+                    c,
+                    &by_ids("credits", CREDIT_COLUMNS, chunk),
+                    rusqlite::params_from_iter(chunk),
+                    |r| rows::credit(&Lite(r)),
+                )?);
+            }
+            Ok(rows::rate_with_credits(found, credits))
         })
         .await
     }

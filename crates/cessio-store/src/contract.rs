@@ -16,7 +16,7 @@ use cessio_test_support::{SplitMix64, entity_cf};
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 
 use crate::{
-    AccountRef, ChangeMarks, Command, CreditOrigin, DELEGATION_GRANTED_EVENT,
+    AccountRef, ChangeMarks, Command, Credit, CreditOrigin, DELEGATION_GRANTED_EVENT,
     DELEGATION_REVOKED_EVENT, DelegationChange, DelegationScope, EntryQuery, HoldingQuery,
     IdempotencyKey, LoginAttempt, NewCredit, NewParty, NewRata, NewSession, NewUser, Operation,
     OperatorEventQuery, PartyKind, Receipt, Role, SecretKey, SessionLimits, Store, StoreError,
@@ -52,6 +52,7 @@ macro_rules! contract_tests {
             holding_changes_name_what_moved_since_a_mark,
             entries_are_counted_streamed_and_narrowed_to_a_cedente_or_cessionario,
             holdings_are_read_in_pages_and_by_rata,
+            rate_are_read_with_their_credits_by_id,
             sessions_are_found_by_hash_touched_expire_and_end,
             sessions_are_capped_per_user_and_in_all,
             login_flows_are_taken_once_expire_and_are_capped,
@@ -1827,6 +1828,42 @@ pub async fn holdings_are_read_in_pages_and_by_rata(store: DynStore) {
     assert_eq!(by_year(vec![code.clone()], vec![year]).await, whole);
     assert!(by_year(vec![code], vec![year + 1]).await.is_empty());
     assert!(by_year(Vec::new(), vec![year - 1]).await.is_empty());
+}
+
+/// A list of holdings reads their rate and credits by primary key: each rata with its
+/// own credit, in rata order, a credit read once for its several rate, an unknown id left
+/// out.
+pub async fn rate_are_read_with_their_credits_by_id(store: DynStore) {
+    let a = party(&store, 1).await;
+    let three = store
+        .submit(op(
+            "three",
+            Command::IssueCredit(new_credit(a, &[100, 200, 300], false)),
+        ))
+        .await
+        .unwrap()
+        .credit
+        .unwrap();
+    let one = funded(&store, "one", a, 50).await;
+    assert!(store.rate_with_credits(&[]).await.unwrap().is_empty());
+    let asked = [three.rate[2].id, one, 999_999, three.rate[0].id];
+    let read = store.rate_with_credits(&asked).await.unwrap();
+    let ids: Vec<RataId> = read.iter().map(|(r, _)| r.id).collect();
+    let mut expected = vec![three.rate[0].id, three.rate[2].id, one];
+    expected.sort_unstable();
+    assert_eq!(ids, expected, "in rata order, the unknown one left out");
+    for (rata, credit) in &read {
+        assert_eq!(rata.credit, credit.id);
+        let stored = store.credit(credit.id).await.unwrap().unwrap();
+        assert!(stored.rate.contains(rata), "{rata:?}");
+        assert_eq!(
+            *credit,
+            Credit {
+                rate: Vec::new(),
+                ..stored
+            }
+        );
+    }
 }
 
 fn minutes(n: i64) -> chrono::Duration {

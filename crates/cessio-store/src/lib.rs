@@ -162,6 +162,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// the list cost a round trip per rata.
     async fn histories(&self, rate: &[RataId]) -> Result<Vec<engine::TransferRow>, StoreError>;
 
+    /// Each of these rate with its credit (the credit's `rate` left empty), in rata order;
+    /// an unknown id is left out. Two reads by primary key: a list of a bank's holdings
+    /// needs each holding's codes and its credit's facts, not its movements.
+    async fn rate_with_credits(&self, rate: &[RataId]) -> Result<Vec<(Rata, Credit)>, StoreError>;
+
     /// The movements `party` sent as cedente after transfer `after`, communications and
     /// cessions, answered or waiting: (id, amount), in no particular order. F9's amount rule compares
     /// with the cedente's history; transfers are appended in id order and never change, so

@@ -226,6 +226,28 @@ pub fn credit<R: Columns>(r: &R) -> Result<Credit, R::Error> {
     })
 }
 
+/// Each rata with its credit, as [`crate::Store::rate_with_credits`] returns them: the two
+/// are read apart (each by primary key), and a credit is read once for all its rate.
+pub fn rate_with_credits(rate: Vec<Rata>, credits: Vec<Credit>) -> Vec<(Rata, Credit)> {
+    let credits: std::collections::HashMap<i64, Credit> =
+        credits.into_iter().map(|c| (c.id, c)).collect();
+    let mut out: Vec<(Rata, Credit)> = rate
+        .into_iter()
+        .filter_map(|r| credits.get(&r.credit).map(|c| (r, c.clone())))
+        .collect();
+    out.sort_by_key(|(r, _)| r.id);
+    out
+}
+
+/// The distinct credits of these rate, for the second read of
+/// [`crate::Store::rate_with_credits`].
+pub fn credits_of(rate: &[Rata]) -> Vec<i64> {
+    let mut ids: Vec<i64> = rate.iter().map(|r| r.credit).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
 /// `SELECT {RATA_COLUMNS}`.
 pub fn rata<R: Columns>(r: &R) -> Result<Rata, R::Error> {
     rata_at(r, 0)

@@ -7,10 +7,7 @@ use cessio_core::ledger::{PartyId, RataId, TransferId, TransferKind};
 use cessio_core::money::Cents;
 use cessio_core::rules;
 use cessio_core::split::is_split_code;
-use cessio_store::{
-    AccountRef, Command, EntryQuery, EntryRole, PartyEntry, StoreError, TransferRequest,
-    WriterCheck,
-};
+use cessio_store::{AccountRef, Command, StoreError, TransferRequest, WriterCheck};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -77,6 +74,18 @@ pub(crate) struct StatesContext {
     choices: Option<HashMap<RataId, cessio_core::f24::F24Choice>>,
 }
 
+/// The party received the rata by this movement: an option communication or a cession
+/// to it, registered (answered or not). Holdings that came otherwise (a split's rate, an
+/// annulment's return) have no §5 path of their own.
+fn received_by_option_or_cession(party: PartyId, r: &cessio_store::engine::TransferRow) -> bool {
+    matches!(r.kind, TransferKind::Issue | TransferKind::Cession)
+        && matches!(
+            r.phase,
+            cessio_core::ledger::Phase::Posted | cessio_core::ledger::Phase::Pending
+        )
+        && r.counterparty == Some(party)
+}
+
 impl App {
     /// F2: the holdings the party may cede, each with its maximum cedibile and its
     /// cedibilità (§5); holdings the rules leave not cedible are not listed.
@@ -130,36 +139,25 @@ impl App {
             Some(_) => self.store.holdings_in(party, &only_rate).await?,
             None => self.store.holdings(party).await?,
         };
-        self.states_of_holdings(party, &holdings, only_rate, &mut StatesContext::default())
+        self.states_of_holdings(party, &holdings, &mut StatesContext::default())
             .await
     }
 
-    /// The §5 states of `holdings`, the party's accounts of the rate in `rate` (all of its
-    /// holdings when `rate` is empty). The caller has authorised the view. `ctx` carries
-    /// what is read once per request (the registry of the parties in the paths, the party's
-    /// F24 choices) across calls: F1 goes through a bank's holdings in chunks, so that memory
-    /// holds one chunk, not all of them.
+    /// The §5 states of `holdings`, accounts of `party`. The caller has authorised the
+    /// view. `ctx` carries what is read once per request (the registry of the parties in
+    /// the paths, the party's F24 choices) across calls: F1 goes through a bank's holdings
+    /// in chunks, so that memory holds one chunk, not all of them.
+    ///
+    /// Per batch of holdings, two reads: the rate's histories, and the rate with their
+    /// credits by primary key. The holding's codes and its credit's facts come from the
+    /// second; whether the party received the rata by an option or a cession (a split's
+    /// rate reach their holder otherwise, and are listed by the split) from the first.
     pub(crate) async fn states_of_holdings(
         &self,
         party: PartyId,
         holdings: &[cessio_core::ledger::Account],
-        rate: Vec<RataId>,
         ctx: &mut StatesContext,
     ) -> Result<Vec<(CedibleHolding, cessio_core::chain::RataHistory)>, AppError> {
-        let entries = self
-            .store
-            .find_entries(&EntryQuery {
-                role: EntryRole::Received,
-                cessions_only: true,
-                rate,
-                ..EntryQuery::of(party)
-            })
-            .await?;
-        let info: HashMap<RataId, &PartyEntry> = entries
-            .iter()
-            .filter(|e| e.counterparty == Some(party))
-            .map(|e| (e.rata, e))
-            .collect();
         let today = self.today();
         let once_in_force = self.law.chain_on(today).is_some_and(|r| r.once);
         // Each holding's F24 choice (R-F24-CHOICE) feeds its cedibilità.
@@ -174,12 +172,11 @@ impl App {
             );
         }
         let choices = ctx.choices.take().unwrap_or_default();
-        let candidates: Vec<(RataId, Cents, &PartyEntry)> = holdings
+        let candidates: Vec<(RataId, Cents)> = holdings
             .iter()
             .filter_map(|h| {
                 let available = h.balance.available().unwrap_or(Cents::ZERO);
-                let e = info.get(&h.rata)?;
-                available.is_positive().then_some((h.rata, available, *e))
+                available.is_positive().then_some((h.rata, available))
             })
             .collect();
         let mut out = Vec::with_capacity(candidates.len());
@@ -187,65 +184,80 @@ impl App {
         // Histories come in batches: a round trip per batch rather than per holding, and
         // memory bounded by a batch.
         for batch in candidates.chunks(1_000) {
-            let rate: Vec<RataId> = batch.iter().map(|(rata, ..)| *rata).collect();
+            let rate: Vec<RataId> = batch.iter().map(|(rata, _)| *rata).collect();
             let mut histories: HashMap<RataId, Vec<cessio_store::engine::TransferRow>> =
                 HashMap::new();
             for row in self.store.histories(&rate).await? {
                 histories.entry(row.rata).or_default().push(row);
             }
-            for &(rata, available, e) in batch {
+            let facts: HashMap<RataId, (cessio_store::Rata, cessio_store::Credit)> = self
+                .store
+                .rate_with_credits(&rate)
+                .await?
+                .into_iter()
+                .map(|(r, c)| (r.id, (r, c)))
+                .collect();
+            let ledgers: Vec<(RataId, Cents, crate::chain::RataLedger)> = batch
+                .iter()
+                .filter_map(|&(rata, available)| {
+                    let history = histories.get(&rata).map_or(&[][..], Vec::as_slice);
+                    history
+                        .iter()
+                        .any(|r| received_by_option_or_cession(party, r))
+                        .then(|| {
+                            (
+                                rata,
+                                available,
+                                crate::chain::RataLedger::from_history(history),
+                            )
+                        })
+                })
+                .collect();
+            // The parties along the batch's paths, looked up at once.
+            let mut ids: Vec<PartyId> = ledgers.iter().flat_map(|(_, _, l)| l.parties()).collect();
+            ids.push(party);
+            self.extend_registry(registry, ids).await?;
+            for (rata, available, ledger) in &ledgers {
+                let Some((r, credit)) = facts.get(rata) else {
+                    continue;
+                };
                 // Only the 2018 ecobonus regime asks what the beneficiary declared, only
                 // art. 122 credits when the option was communicated, and art. 121 credits
                 // how it was made only while DL 4/2022's one cession is in force (R-ONCE).
-                let regime = self.regime(&e.type_key);
+                let regime = self.regime(&credit.type_key);
                 let eco2018 = regime == CessionRegime::Eco2018;
-                let art122 = self.usage_window(&e.type_key) == Some(UsageWindow::YearOfCession);
+                let art122 =
+                    self.usage_window(&credit.type_key) == Some(UsageWindow::YearOfCession);
                 let once = regime == CessionRegime::Art121 && once_in_force;
-                let credit = if eco2018 || art122 || once {
-                    self.store.credit(e.credit).await?
-                } else {
-                    None
-                };
                 let facts = crate::chain::RataFacts {
-                    type_key: e.type_key.clone(),
-                    year: e.year,
-                    beneficiary_no_tax_area: eco2018
-                        && credit.as_ref().is_some_and(|c| c.beneficiary_no_tax_area),
-                    tracciabile: e.tracciabile,
-                    split_rata: is_split_code(&self.catalogue, &e.codice_tributo),
-                    communicated_on: credit.as_ref().map(|c| c.communicated_on),
-                    option_cessione_on: credit
-                        .as_ref()
-                        .filter(|c| once && c.origin == cessio_store::CreditOrigin::Cessione)
-                        .map(|c| c.communicated_on),
+                    type_key: credit.type_key.clone(),
+                    year: r.year,
+                    beneficiary_no_tax_area: eco2018 && credit.beneficiary_no_tax_area,
+                    tracciabile: credit.tracciabile,
+                    split_rata: is_split_code(&self.catalogue, &r.codice_tributo),
+                    communicated_on: (eco2018 || art122 || once).then_some(credit.communicated_on),
+                    option_cessione_on: (once
+                        && credit.origin == cessio_store::CreditOrigin::Cessione)
+                        .then_some(credit.communicated_on),
                 };
-                let ledger = crate::chain::RataLedger::from_history(
-                    histories.get(&rata).map_or(&[][..], Vec::as_slice),
-                );
-                let mut ids = ledger.parties();
-                ids.push(party);
-                self.extend_registry(registry, ids).await?;
-                let mut history = self.holding_history(&ledger, &facts, registry, party, today);
-                if let Some(choice) = choices.get(&rata) {
+                let mut history = self.holding_history(ledger, &facts, registry, party, today);
+                if let Some(choice) = choices.get(rata) {
                     history.f24_choice = *choice;
                 }
                 let cedibilita = cessio_core::chain::cedibilita(&history, today, &self.law);
                 out.push((
                     CedibleHolding {
-                        rata,
-                        credit: e.credit,
-                        type_key: e.type_key.clone(),
-                        type_name: self.type_name(&e.type_key),
-                        year: e.year.get(),
-                        codice_tributo: e.codice_tributo.clone(),
-                        codice_univoco: e.codice_univoco.clone(),
-                        protocol: e.protocol.clone(),
-                        tracciabile: e.tracciabile,
-                        max_cedibile: available,
-                        partial_allowed: rules::partial_cession_allowed(
-                            e.tracciabile,
-                            self.regime(&e.type_key),
-                        ),
+                        rata: *rata,
+                        credit: credit.id,
+                        type_key: credit.type_key.clone(),
+                        type_name: self.type_name(&credit.type_key),
+                        year: r.year.get(),
+                        codice_tributo: r.codice_tributo.clone(),
+                        codice_univoco: r.codice_univoco.clone(),
+                        protocol: credit.protocol.clone(),
+                        tracciabile: credit.tracciabile,
+                        max_cedibile: *available,
+                        partial_allowed: rules::partial_cession_allowed(credit.tracciabile, regime),
                         cedibilita: crate::CedibilitaView::of(&cedibilita),
                     },
                     history,
@@ -384,7 +396,7 @@ impl App {
             .map(|a| (a.rata, a.balance.credits_posted))
             .collect();
         Ok(self
-            .states_of_holdings(party, &holdings, rate, &mut StatesContext::default())
+            .states_of_holdings(party, &holdings, &mut StatesContext::default())
             .await?
             .into_iter()
             .map(|(h, history)| {
