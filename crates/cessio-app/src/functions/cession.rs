@@ -75,8 +75,8 @@ pub(crate) struct StatesContext {
 }
 
 /// The party received the rata by this movement: an option communication or a cession
-/// to it, registered (answered or not). Holdings that came otherwise (a split's rate, an
-/// annulment's return) have no §5 path of their own.
+/// to it, registered (answered or not). A split's rate reach their holder otherwise: they
+/// have no §5 path of their own and are never cedible (R-SPLIT-NOCEDE).
 fn received_by_option_or_cession(party: PartyId, r: &cessio_store::engine::TransferRow) -> bool {
     matches!(r.kind, TransferKind::Issue | TransferKind::Cession)
         && matches!(
@@ -150,8 +150,8 @@ impl App {
     ///
     /// Per batch of holdings, two reads: the rate's histories, and the rate with their
     /// credits by primary key. The holding's codes and its credit's facts come from the
-    /// second; whether the party received the rata by an option or a cession (a split's
-    /// rate reach their holder otherwise, and are listed by the split) from the first.
+    /// second; whether the party received the rata by an option or a cession, and so has
+    /// a §5 path, from the first.
     pub(crate) async fn states_of_holdings(
         &self,
         party: PartyId,
