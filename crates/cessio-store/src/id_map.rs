@@ -41,14 +41,17 @@ impl<T> IdMap<T> {
         }
     }
 
+    /// The vector's slot `i`, grown to it if need be.
+    fn dense_mut(&mut self, i: usize) -> &mut Option<T> {
+        if self.dense.len() <= i {
+            self.dense.resize_with(i + 1, || None);
+        }
+        &mut self.dense[i]
+    }
+
     pub fn insert(&mut self, id: i64, value: T) -> Option<T> {
         match self.slot(id) {
-            Some(i) => {
-                if self.dense.len() <= i {
-                    self.dense.resize_with(i + 1, || None);
-                }
-                self.dense[i].replace(value)
-            }
+            Some(i) => self.dense_mut(i).replace(value),
             None => self.sparse.insert(id, value),
         }
     }
@@ -69,12 +72,7 @@ impl<T> IdMap<T> {
 
     pub fn get_or_insert_with(&mut self, id: i64, f: impl FnOnce() -> T) -> &mut T {
         match self.slot(id) {
-            Some(i) => {
-                if self.dense.len() <= i {
-                    self.dense.resize_with(i + 1, || None);
-                }
-                self.dense[i].get_or_insert_with(f)
-            }
+            Some(i) => self.dense_mut(i).get_or_insert_with(f),
             None => self.sparse.entry(id).or_insert_with(f),
         }
     }
@@ -122,12 +120,6 @@ impl<T> IdMap<T> {
             .filter(|(_, v)| v.is_some())
             .filter_map(|(i, _)| i64::try_from(i + 1).ok());
         below.chain(dense).chain(above)
-    }
-}
-
-impl<T: Default> cessio_core::ledger::Balances<T> for IdMap<T> {
-    fn balance_mut(&mut self, id: i64) -> &mut T {
-        self.get_mut_or_default(id)
     }
 }
 
