@@ -190,13 +190,6 @@ impl App {
             for row in self.store.histories(&rate).await? {
                 histories.entry(row.rata).or_default().push(row);
             }
-            let facts: HashMap<RataId, (cessio_store::Rata, cessio_store::Credit)> = self
-                .store
-                .rate_with_credits(&rate)
-                .await?
-                .into_iter()
-                .map(|(r, c)| (r.id, (r, c)))
-                .collect();
             let ledgers: Vec<(RataId, Cents, crate::chain::RataLedger)> = batch
                 .iter()
                 .filter_map(|&(rata, available)| {
@@ -213,7 +206,16 @@ impl App {
                         })
                 })
                 .collect();
-            // The parties along the batch's paths, looked up at once.
+            // The codes and credits of the holdings with a path, and the parties along the
+            // paths, each looked up at once for the batch.
+            let with_path: Vec<RataId> = ledgers.iter().map(|(rata, ..)| *rata).collect();
+            let facts: HashMap<RataId, (cessio_store::Rata, cessio_store::Credit)> = self
+                .store
+                .rate_with_credits(&with_path)
+                .await?
+                .into_iter()
+                .map(|(r, c)| (r.id, (r, c)))
+                .collect();
             let mut ids: Vec<PartyId> = ledgers.iter().flat_map(|(_, _, l)| l.parties()).collect();
             ids.push(party);
             self.extend_registry(registry, ids).await?;
