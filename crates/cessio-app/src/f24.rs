@@ -745,6 +745,7 @@ impl App {
                     kind: TransferKind::Use,
                     pending: true,
                     disclose: false,
+                    path: None,
                 });
             }
             debug_assert!(
@@ -1107,6 +1108,7 @@ impl App {
                         kind: TransferKind::Expire,
                         pending: false,
                         disclose: false,
+                        path: None,
                     });
                 }
             }

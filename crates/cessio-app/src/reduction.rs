@@ -89,6 +89,7 @@ impl App {
             kind: TransferKind::Reduce,
             pending: false,
             disclose: false,
+            path: None,
         }];
         let receipt = self
             .submit(self.operation(p, key, Some(party), Command::Transfer(moves), fp)?)

@@ -438,6 +438,7 @@ impl App {
                 kind: TransferKind::Split,
                 pending: false,
                 disclose: false,
+                path: None,
             })
             .collect();
         moves.push(TransferRequest::Move {
@@ -448,6 +449,7 @@ impl App {
             kind: TransferKind::Split,
             pending: false,
             disclose: false,
+            path: None,
         });
         let receipt = self
             .submit(self.operation(p, key, Some(party), Command::Transfer(moves), fp)?)

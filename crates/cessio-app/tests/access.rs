@@ -331,6 +331,7 @@ async fn visibility_cedente_name_only_when_disclosed(t: TestApp) {
                 kind: cessio_core::ledger::TransferKind::Cession,
                 pending: true,
                 disclose: false,
+                path: None,
             }]),
             request_hash: None,
             delegate: None,

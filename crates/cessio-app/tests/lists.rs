@@ -589,6 +589,7 @@ async fn cede_cents(
                 kind: TransferKind::Cession,
                 pending: true,
                 disclose: false,
+                path: None,
             })
             .collect();
         t.app

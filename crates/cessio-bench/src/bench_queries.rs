@@ -230,6 +230,7 @@ async fn generate(store: Arc<dyn Store>, operations: u64) -> Result<()> {
                             kind: TransferKind::Cession,
                             pending: true,
                             disclose: i % 3 == 0,
+                            path: None,
                         }]),
                     )?)
                     .await?;

@@ -352,6 +352,7 @@ impl Fast {
                     kind,
                     pending: true,
                     disclose,
+                    path: None,
                 })
             })
             .collect()

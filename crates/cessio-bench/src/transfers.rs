@@ -123,6 +123,7 @@ fn cession(rata: RataId, from: PartyId, to: PartyId) -> Command {
         kind: TransferKind::Cession,
         pending: true,
         disclose: false,
+        path: None,
     }])
 }
 

@@ -83,7 +83,7 @@ pub struct PgStore {
 
 /// A PostgreSQL row as the shared mappers ([`cessio_store::rows`]) read it: small numbers
 /// are `INTEGER` or `SMALLINT` columns, dates `DATE`.
-struct Pg<'a>(&'a Row);
+pub(crate) struct Pg<'a>(&'a Row);
 
 impl rows::Columns for Pg<'_> {
     type Error = StoreError;
@@ -667,6 +667,27 @@ impl Store for PgStore {
             ),
             &[&rate],
             transfer_from_row,
+        )
+        .await
+    }
+
+    async fn holding_paths(
+        &self,
+        accounts: &[cessio_core::ledger::AccountId],
+    ) -> Result<
+        Vec<(
+            cessio_core::ledger::AccountId,
+            cessio_store::paths::HoldingPath,
+        )>,
+        StoreError,
+    > {
+        self.read_all(
+            &format!(
+                "SELECT {} FROM holding_paths WHERE account = ANY($1) ORDER BY account",
+                cessio_store::paths::HOLDING_PATH_COLUMNS
+            ),
+            &[&accounts],
+            |r| rows::holding_path(&Pg(r)),
         )
         .await
     }
@@ -1313,11 +1334,19 @@ impl Store for PgStore {
             .iter()
             .map(|r| (r.get(0), r.get(1), r.get(2)))
             .collect();
+        let paths = tx
+            .query(&cessio_store::paths::diff_sql(), &[])
+            .await
+            .map_err(db_err)?
+            .iter()
+            .map(|r| rows::path_difference(&Pg(r)))
+            .collect::<Result<Vec<_>, _>>()?;
         tx.commit().await.map_err(db_err)?;
         let extra = feed.pop().unwrap_or_default();
         let missing = feed.pop().unwrap_or_default();
         cessio_store::verify::check_feed(&mut report, missing, extra);
         cessio_store::verify::check_last_transfers(&mut report, moved);
+        cessio_store::paths::check(&mut report, paths);
         Ok(report)
     }
 

@@ -42,9 +42,10 @@ pub(crate) async fn read_back(
     let mut puts = Vec::with_capacity(rows.len());
     for (spec, id) in rows {
         let sql = format!(
-            "SELECT {} FROM {} WHERE id = $1",
+            "SELECT {} FROM {} WHERE {} = $1",
             select_list(spec),
-            spec.name
+            spec.name,
+            spec.key()
         );
         if let Some(r) = c.query_opt(&sql, &[id]).await.map_err(db_err)? {
             puts.push(Put::new(spec, row_values(spec, &r)));
@@ -217,9 +218,10 @@ pub(crate) async fn scan_table(
     mut f: impl FnMut(Vec<Value>),
 ) -> Result<(), StoreError> {
     let sql = format!(
-        "SELECT {} FROM {} WHERE id > $1 ORDER BY id LIMIT $2",
+        "SELECT {} FROM {} WHERE {key} > $1 ORDER BY {key} LIMIT $2",
         select_list(spec),
-        spec.name
+        spec.name,
+        key = spec.key()
     );
     paged(c, &sql, i64::MIN, |r| f(row_values(spec, r))).await
 }

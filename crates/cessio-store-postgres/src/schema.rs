@@ -424,10 +424,39 @@ CREATE TABLE party_summary_days (
     PRIMARY KEY (party, type_key, year, codice_tributo, received, kind, state, day)
 );
 ",
+    r"
+-- §5 paths kept with the projections (cessio_store::paths), so that F1, F2 and a cession
+-- read a holding's path rather than replay its rata's history. `cession_paths`: the path
+-- each cession carries to its cessionario when accepted, as the app decided it, and the
+-- Rome day (yyyymmdd) it was registered; recorded in the log. `holding_paths`: per holder
+-- account that received the rata by an option or a cession, or had a seizure, the merged
+-- path; kept by the writer, recomputed by `verify`. Filled here from the history by the
+-- migration's code, with whatever paths `cession_paths` already holds: the cessions
+-- registered before have none, so the holdings they reached are marked `unknown` and read
+-- from their history.
+CREATE TABLE IF NOT EXISTS cession_paths (
+    transfer BIGINT PRIMARY KEY,
+    before_cutoff BIGINT NOT NULL,
+    from_cutoff BIGINT NOT NULL,
+    bank_client BIGINT NOT NULL,
+    received_on BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS holding_paths (
+    account BIGINT PRIMARY KEY,
+    before_cutoff BIGINT NOT NULL,
+    from_cutoff BIGINT NOT NULL,
+    bank_client BIGINT NOT NULL,
+    received_on BIGINT,
+    seized BIGINT NOT NULL,
+    unknown BIGINT NOT NULL
+);
+",
 ];
 
 /// The migration that creates `party_summary_days`, filled from the history in code.
 const SUMMARY_DAYS_VERSION: i32 = 14;
+/// The migration that creates the §5 paths' tables, `holding_paths` filled from the history.
+const PATHS_VERSION: i32 = 15;
 
 /// Fills `party_summary_days` from the history a register already holds, as `verify`
 /// recomputes it: a party at a time.
@@ -501,6 +530,11 @@ pub async fn migrate(client: &mut Client) -> Result<(), StoreError> {
         tx.batch_execute(sql).await.map_err(err)?;
         if version == SUMMARY_DAYS_VERSION {
             fill_summary_days(&tx).await?;
+        }
+        if version == PATHS_VERSION {
+            tx.batch_execute(&cessio_store::paths::fill_sql())
+                .await
+                .map_err(err)?;
         }
         tx.execute(
             "INSERT INTO schema_migrations (version) VALUES ($1)",

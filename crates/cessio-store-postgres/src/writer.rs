@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Config, GenericClient, Row, Statement, Transaction};
 
-use cessio_store::rows::ACCOUNT_COLUMNS;
+use cessio_store::rows::{self, ACCOUNT_COLUMNS};
 
 use crate::{account_from_row, connect, db_err, log};
 
@@ -87,6 +87,10 @@ struct Statements {
     insert_summary_days: Statement,
     add_summary_days: Statement,
     insert_feed: Statement,
+    insert_cession_paths: Statement,
+    holding_paths: Statement,
+    cession_paths: Statement,
+    upsert_holding_paths: Statement,
 }
 
 impl Statements {
@@ -152,6 +156,18 @@ impl Statements {
             insert_summary_days: p(sql_insert_summary_days()).await?,
             add_summary_days: p(SQL_ADD_SUMMARY_DAYS.into()).await?,
             insert_feed: p(SQL_INSERT_FEED.into()).await?,
+            insert_cession_paths: p(SQL_INSERT_CESSION_PATHS.into()).await?,
+            holding_paths: p(format!(
+                "SELECT {} FROM holding_paths WHERE account = ANY($1)",
+                cessio_store::paths::HOLDING_PATH_COLUMNS
+            ))
+            .await?,
+            cession_paths: p(format!(
+                "SELECT {} FROM cession_paths WHERE transfer = ANY($1)",
+                cessio_store::paths::CESSION_PATH_COLUMNS
+            ))
+            .await?,
+            upsert_holding_paths: p(SQL_UPSERT_HOLDING_PATHS.into()).await?,
         })
     }
 }
@@ -481,6 +497,7 @@ async fn write_plan(c: &Transaction<'_>, st: &Statements, plan: &Plan) -> Result
         write_operations(c, st, plan),
         write_transfers(c, st, plan),
         write_summary(c, st, plan),
+        write_paths(c, st, plan),
     )?;
     let mut written = write_f5_records(c, plan).await?;
     written.extend(write_delegations(c, plan).await?);
@@ -720,6 +737,86 @@ const SQL_UPSERT_SUMMARY: &str = "INSERT INTO party_summary (party, type_key, ye
      DO UPDATE SET amount = party_summary.amount + excluded.amount";
 const SQL_INSERT_FEED: &str = "INSERT INTO party_feed (party, transfer)
      SELECT * FROM unnest($1::bigint[], $2::bigint[])";
+
+const SQL_INSERT_CESSION_PATHS: &str =
+    "INSERT INTO cession_paths (transfer, before_cutoff, from_cutoff, bank_client, received_on)
+     SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[])";
+const SQL_UPSERT_HOLDING_PATHS: &str = "INSERT INTO holding_paths (account, before_cutoff, from_cutoff, bank_client, received_on, seized, unknown)
+     SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[])
+     ON CONFLICT (account) DO UPDATE SET before_cutoff = excluded.before_cutoff,
+        from_cutoff = excluded.from_cutoff, bank_client = excluded.bank_client,
+        received_on = excluded.received_on, seized = excluded.seized, unknown = excluded.unknown";
+
+/// §5 paths (`cessio_store::paths`): the paths the batch's cessions carry, then the
+/// holdings' rows its registrations, acceptances and seizures change, from the rows kept.
+async fn write_paths(c: &Transaction<'_>, st: &Statements, plan: &Plan) -> Result<(), StoreError> {
+    use cessio_store::paths;
+    let wanted = paths::wanted(plan);
+    let columns = |values: Vec<[Option<i64>; 7]>| -> Vec<Vec<Option<i64>>> {
+        (0..7)
+            .map(|i| values.iter().map(|v| v[i]).collect())
+            .collect()
+    };
+    let carried_cols: Vec<Vec<i64>> = {
+        let values: Vec<[i64; 5]> = plan
+            .cession_paths
+            .iter()
+            .map(paths::cession_path_values)
+            .collect();
+        (0..5)
+            .map(|i| values.iter().map(|v| v[i]).collect())
+            .collect()
+    };
+    let insert: Vec<&(dyn ToSql + Sync)> = carried_cols
+        .iter()
+        .map(|v| v as &(dyn ToSql + Sync))
+        .collect();
+    let (_, kept_rows, carried_rows) = tokio::try_join!(
+        async {
+            if plan.cession_paths.is_empty() {
+                return Ok(0);
+            }
+            c.execute(&st.insert_cession_paths, &insert).await
+        },
+        async {
+            if wanted.accounts.is_empty() {
+                return Ok(Vec::new());
+            }
+            c.query(&st.holding_paths, &[&wanted.accounts]).await
+        },
+        async {
+            if wanted.cessions.is_empty() {
+                return Ok(Vec::new());
+            }
+            c.query(&st.cession_paths, &[&wanted.cessions]).await
+        },
+    )
+    .map_err(db_err)?;
+    let kept: HashMap<i64, paths::HoldingPath> = kept_rows
+        .iter()
+        .map(|r| rows::holding_path(&crate::Pg(r)))
+        .collect::<Result<_, _>>()?;
+    let carried: HashMap<i64, paths::CessionPath> = carried_rows
+        .iter()
+        .map(|r| rows::cession_path(&crate::Pg(r)).map(|c| (c.transfer, c)))
+        .collect::<Result<_, _>>()?;
+    let changes = paths::changes(plan, &kept, &carried);
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let upsert = columns(
+        changes
+            .iter()
+            .map(|(account, path)| paths::holding_path_values(*account, path))
+            .collect(),
+    );
+    let params: Vec<&(dyn ToSql + Sync)> =
+        upsert.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
+    c.execute(&st.upsert_holding_paths, &params)
+        .await
+        .map_err(db_err)?;
+    Ok(())
+}
 
 /// F1's sums and the parties' feeds: the rows the plan changes, computed from it
 /// ([`engine::projected`]) once the rate and answered movements of earlier batches are

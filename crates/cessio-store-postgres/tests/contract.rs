@@ -236,8 +236,11 @@ async fn lost_connection_is_database_unavailable_and_retryable() {
 /// Takes a register back to before migration 7 (delegation scopes and end dates), and so
 /// before migration 8 (the web layer's sessions, logins in progress and throttle) and
 /// migration 9 (the log: reopened, the register adopts it).
-/// Migration 14 (F1's kept days, filled from the history) goes first.
-const UNDO_MIGRATION_7: &str = "DROP TABLE party_summary_days;
+/// Migrations 15 (the §5 paths) and 14 (F1's kept days, filled from the history) go first.
+const UNDO_MIGRATION_7: &str = "DROP TABLE holding_paths;
+         DROP TABLE cession_paths;
+         DELETE FROM schema_migrations WHERE version = 15;
+         DROP TABLE party_summary_days;
          DELETE FROM schema_migrations WHERE version = 14;
          DROP INDEX transfers_awaiting;
          DELETE FROM schema_migrations WHERE version = 13;

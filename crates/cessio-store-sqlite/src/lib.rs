@@ -98,7 +98,7 @@ fn entry_from_row(r: &rusqlite::Row<'_>, until: i64) -> rusqlite::Result<PartyEn
 }
 
 /// A SQLite row as the shared mappers ([`cessio_store::rows`]) read it: dates are ISO text.
-struct Lite<'a, 'b>(&'a rusqlite::Row<'b>);
+pub(crate) struct Lite<'a, 'b>(&'a rusqlite::Row<'b>);
 
 impl rows::Columns for Lite<'_, '_> {
     type Error = rusqlite::Error;
@@ -378,6 +378,10 @@ fn verify_all(conn: &Connection) -> Result<VerifyReport, StoreError> {
             .collect::<Result<_, _>>()
             .map_err(db_err)?;
         cessio_store::verify::check_last_transfers(&mut report, moved);
+        let paths = all(conn, &cessio_store::paths::diff_sql(), [], |r| {
+            rows::path_difference(&Lite(r))
+        })?;
+        cessio_store::paths::check(&mut report, paths);
         Ok(report)
     })();
     let _ = conn.execute_batch("COMMIT");
@@ -619,6 +623,38 @@ impl Store for SqliteStore {
                 )?);
             }
             Ok(out)
+        })
+        .await
+    }
+
+    async fn holding_paths(
+        &self,
+        accounts: &[cessio_core::ledger::AccountId],
+    ) -> Result<
+        Vec<(
+            cessio_core::ledger::AccountId,
+            cessio_store::paths::HoldingPath,
+        )>,
+        StoreError,
+    > {
+        let accounts = accounts.to_vec();
+        self.read(move |c| {
+            let mut found = Vec::with_capacity(accounts.len());
+            // Bounded parameter lists: SQLite caps the number of bound values.
+            for chunk in accounts.chunks(500) {
+                let marks = vec!["?"; chunk.len()].join(",");
+                found.extend(all(
+                    c,
+                    &format!(
+                        "SELECT {} FROM holding_paths WHERE account IN ({marks}) ORDER BY account",
+                        cessio_store::paths::HOLDING_PATH_COLUMNS
+                    ),
+                    rusqlite::params_from_iter(chunk),
+                    |r| rows::holding_path(&Lite(r)),
+                )?);
+            }
+            found.sort_unstable_by_key(|(a, _)| *a);
+            Ok(found)
         })
         .await
     }

@@ -44,9 +44,10 @@ pub(crate) fn read_back(
     for (spec, id) in rows {
         let mut st = conn
             .prepare_cached(&format!(
-                "SELECT {} FROM {} WHERE id = ?1",
+                "SELECT {} FROM {} WHERE {} = ?1",
                 select_list(spec),
-                spec.name
+                spec.name,
+                spec.key()
             ))
             .map_err(db_err)?;
         if let Some(row) = st
@@ -185,9 +186,10 @@ pub(crate) fn scan_table(
 ) -> Result<(), StoreError> {
     let mut st = conn
         .prepare(&format!(
-            "SELECT {} FROM {} ORDER BY id",
+            "SELECT {} FROM {} ORDER BY {}",
             select_list(spec),
-            spec.name
+            spec.name,
+            spec.key()
         ))
         .map_err(db_err)?;
     let mut rows = st.query([]).map_err(db_err)?;

@@ -425,10 +425,39 @@ CREATE TABLE party_summary_days (
     PRIMARY KEY (party, type_key, year, codice_tributo, received, kind, state, day)
 ) WITHOUT ROWID;
 ",
+    r"
+-- §5 paths kept with the projections (cessio_store::paths), so that F1, F2 and a cession
+-- read a holding's path rather than replay its rata's history. `cession_paths`: the path
+-- each cession carries to its cessionario when accepted, as the app decided it, and the
+-- Rome day (yyyymmdd) it was registered; recorded in the log. `holding_paths`: per holder
+-- account that received the rata by an option or a cession, or had a seizure, the merged
+-- path; kept by the writer, recomputed by `verify`. Filled here from the history by the
+-- migration's code, with whatever paths `cession_paths` already holds: the cessions
+-- registered before have none, so the holdings they reached are marked `unknown` and read
+-- from their history.
+CREATE TABLE IF NOT EXISTS cession_paths (
+    transfer INTEGER PRIMARY KEY,
+    before_cutoff INTEGER NOT NULL,
+    from_cutoff INTEGER NOT NULL,
+    bank_client INTEGER NOT NULL,
+    received_on INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS holding_paths (
+    account INTEGER PRIMARY KEY,
+    before_cutoff INTEGER NOT NULL,
+    from_cutoff INTEGER NOT NULL,
+    bank_client INTEGER NOT NULL,
+    received_on INTEGER,
+    seized INTEGER NOT NULL,
+    unknown INTEGER NOT NULL
+);
+",
 ];
 
 /// The migration that creates `party_summary_days`, filled from the history in code.
 const SUMMARY_DAYS_VERSION: i64 = 14;
+/// The migration that creates the §5 paths' tables, `holding_paths` filled from the history.
+const PATHS_VERSION: i64 = 15;
 
 /// Fills `party_summary_days` from the history a register already holds, as `verify`
 /// recomputes it: a party at a time.
@@ -479,6 +508,10 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         tx.execute_batch(sql).map_err(err)?;
         if version == SUMMARY_DAYS_VERSION {
             fill_summary_days(&tx)?;
+        }
+        if version == PATHS_VERSION {
+            tx.execute_batch(&cessio_store::paths::fill_sql())
+                .map_err(err)?;
         }
         tx.execute(
             "INSERT INTO schema_migrations (version) VALUES (?1)",

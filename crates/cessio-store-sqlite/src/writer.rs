@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 
 use cessio_store::log::OPERATOR_EVENTS;
 
-use cessio_store::rows::{ACCOUNT_COLUMNS, TRANSFER_COLUMNS};
+use cessio_store::rows::{self, ACCOUNT_COLUMNS, TRANSFER_COLUMNS};
 
 use crate::{account_from_row, db_err, fk_error, log};
 
@@ -487,6 +487,49 @@ fn write_summary_days(
     Ok(())
 }
 
+/// §5 paths (`cessio_store::paths`): the paths the batch's cessions carry, then the
+/// holdings' rows its registrations, acceptances and seizures change, from the rows kept.
+fn write_paths(tx: &Transaction<'_>, plan: &Plan) -> Result<(), StoreError> {
+    use cessio_store::paths;
+    let mut st = tx
+        .prepare_cached(paths::INSERT_CESSION_PATH)
+        .map_err(db_err)?;
+    for c in &plan.cession_paths {
+        st.execute(paths::cession_path_values(c)).map_err(db_err)?;
+    }
+    let wanted = paths::wanted(plan);
+    let mut kept = HashMap::new();
+    let mut st = tx.prepare_cached(paths::HOLDING_PATH_OF).map_err(db_err)?;
+    for account in wanted.accounts {
+        if let Some((id, path)) = st
+            .query_row([account], |r| rows::holding_path(&crate::Lite(r)))
+            .optional()
+            .map_err(db_err)?
+        {
+            kept.insert(id, path);
+        }
+    }
+    let mut carried = HashMap::new();
+    let mut st = tx.prepare_cached(paths::CESSION_PATH_OF).map_err(db_err)?;
+    for cession in wanted.cessions {
+        if let Some(c) = st
+            .query_row([cession], |r| rows::cession_path(&crate::Lite(r)))
+            .optional()
+            .map_err(db_err)?
+        {
+            carried.insert(c.transfer, c);
+        }
+    }
+    let mut st = tx
+        .prepare_cached(paths::UPSERT_HOLDING_PATH)
+        .map_err(db_err)?;
+    for (account, path) in paths::changes(plan, &kept, &carried) {
+        st.execute(paths::holding_path_values(account, &path))
+            .map_err(db_err)?;
+    }
+    Ok(())
+}
+
 /// Writes a decided batch: each table's rows, the F1 sums, the log entries that record
 /// them and, once, the head that carries every counter and the ends of both chains.
 fn write_plan(tx: &Transaction<'_>, plan: &Plan) -> Result<(), StoreError> {
@@ -495,6 +538,7 @@ fn write_plan(tx: &Transaction<'_>, plan: &Plan) -> Result<(), StoreError> {
     write_accounts(tx, plan)?;
     write_operations(tx, plan)?;
     write_transfers(tx, plan)?;
+    write_paths(tx, plan)?;
     write_summary(tx, plan)?;
     let mut written = write_f5_records(tx, plan)?;
     written.extend(write_delegations(tx, plan)?);

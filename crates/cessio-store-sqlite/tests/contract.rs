@@ -128,7 +128,8 @@ async fn migration_fills_f1s_kept_days_from_the_history() {
     let written = kept(&conn);
     assert_eq!(written.len(), 8, "the two banks' steps: {written:?}");
     conn.execute_batch(
-        "DROP TABLE party_summary_days; DELETE FROM schema_migrations WHERE version = 14;",
+        "DROP TABLE holding_paths; DROP TABLE party_summary_days;
+         DELETE FROM schema_migrations WHERE version >= 14;",
     )
     .unwrap();
     let store: DynStore = Arc::new(SqliteStore::open(&path, WriteConfig::default()).unwrap());
@@ -172,8 +173,11 @@ async fn reopening_keeps_everything_and_continues_the_chain() {
 /// before migration 8 (the web layer's sessions, logins in progress and throttle) and
 /// migration 9 (the log: reopened, the register adopts it) and migration 10 (the
 /// parties' feeds, filled from the history).
-/// Migration 14 (F1's kept days, filled from the history) goes first.
-const UNDO_MIGRATION_7: &str = "DROP TABLE party_summary_days;
+/// Migrations 15 (the §5 paths) and 14 (F1's kept days, filled from the history) go first.
+const UNDO_MIGRATION_7: &str = "DROP TABLE holding_paths;
+         DROP TABLE cession_paths;
+         DELETE FROM schema_migrations WHERE version = 15;
+         DROP TABLE party_summary_days;
          DELETE FROM schema_migrations WHERE version = 14;
          DROP INDEX transfers_awaiting;
          DELETE FROM schema_migrations WHERE version = 13;

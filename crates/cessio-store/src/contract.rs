@@ -53,6 +53,7 @@ macro_rules! contract_tests {
             entries_are_counted_streamed_and_narrowed_to_a_cedente_or_cessionario,
             holdings_are_read_in_pages_and_by_rata,
             rate_are_read_with_their_credits_by_id,
+            r_chain_paths_are_kept_by_the_writer_with_each_registration_answer_and_seizure,
             sessions_are_found_by_hash_touched_expire_and_end,
             sessions_are_capped_per_user_and_in_all,
             login_flows_are_taken_once_expire_and_are_capped,
@@ -166,6 +167,11 @@ pub fn cede(rata: RataId, from: PartyId, to: PartyId, amount: i64) -> Command {
         kind: TransferKind::Cession,
         pending: true,
         disclose: false,
+        path: Some(crate::paths::CarriedPath {
+            before_cutoff: 1,
+            from_cutoff: 0,
+            bank_client: false,
+        }),
     }])
 }
 
@@ -498,6 +504,7 @@ pub async fn r_conserve_issue_answer_cede_refuse_keeps_balances(store: DynStore)
                 kind: TransferKind::Use,
                 pending: false,
                 disclose: false,
+                path: None,
             }]),
         ))
         .await
@@ -692,6 +699,7 @@ pub async fn bad_input_is_refused_and_leaves_store_unchanged(store: DynStore) {
                 kind: TransferKind::Issue,
                 pending: false,
                 disclose: false,
+                path: None,
             }]),
         ),
         (
@@ -722,6 +730,7 @@ pub async fn bad_input_is_refused_and_leaves_store_unchanged(store: DynStore) {
                     kind: TransferKind::Cession,
                     pending: true,
                     disclose: false,
+                    path: None,
                 },
                 TransferRequest::Move {
                     rata,
@@ -731,6 +740,7 @@ pub async fn bad_input_is_refused_and_leaves_store_unchanged(store: DynStore) {
                     kind: TransferKind::Use,
                     pending: false,
                     disclose: false,
+                    path: None,
                 },
             ]),
         ),
@@ -1392,6 +1402,7 @@ pub async fn f1_summary_equals_the_history_after_random_concurrent_operations(st
                                         kind: TransferKind::Use,
                                         pending: false,
                                         disclose: false,
+                                        path: None,
                                     }]),
                                 ))
                                 .await
@@ -1830,6 +1841,146 @@ pub async fn holdings_are_read_in_pages_and_by_rata(store: DynStore) {
     assert!(by_year(Vec::new(), vec![year - 1]).await.is_empty());
 }
 
+/// §5 paths kept with the projections (`crate::paths`): an option gives its holder an
+/// empty path; a cession gives its cessionario the path it carries only when accepted, the
+/// most restrictive path counting; a cession without a recorded path, and a seizure, send
+/// the holding to its history; `verify` recomputes every row.
+pub async fn r_chain_paths_are_kept_by_the_writer_with_each_registration_answer_and_seizure(
+    store: DynStore,
+) {
+    use crate::paths::{CarriedPath, HoldingPath};
+    let a = party(&store, 1).await;
+    let b = party(&store, 2).await;
+    let c = party(&store, 3).await;
+    let rata = funded(&store, "fund", a, 10_000).await;
+    let move_to = |from, to, amount: i64, pending, path| {
+        Command::Transfer(vec![TransferRequest::Move {
+            rata,
+            from: AccountRef::Holder(from),
+            to: AccountRef::Holder(to),
+            amount: Cents::new(amount),
+            kind: TransferKind::Cession,
+            pending,
+            disclose: false,
+            path,
+        }])
+    };
+    let carried = |before_cutoff, bank_client| {
+        Some(CarriedPath {
+            before_cutoff,
+            from_cutoff: 0,
+            bank_client,
+        })
+    };
+    let to_b = store
+        .submit(op("a-b", move_to(a, b, 1_000, true, carried(1, false))))
+        .await
+        .unwrap()
+        .transfers[0];
+    let account = |p| {
+        let store = store.clone();
+        async move {
+            store
+                .holdings_in(p, &[rata])
+                .await
+                .unwrap()
+                .first()
+                .map(|h| h.id)
+                .unwrap()
+        }
+    };
+    let (ha, hb) = (account(a).await, account(b).await);
+    let kept = |ids: Vec<i64>| {
+        let store = store.clone();
+        async move {
+            store
+                .holding_paths(&ids)
+                .await
+                .unwrap()
+                .into_iter()
+                .collect::<std::collections::HashMap<_, _>>()
+        }
+    };
+    let now = kept(vec![ha, hb]).await;
+    assert_eq!(now[&ha], HoldingPath::default(), "the first holder's");
+    assert_eq!(
+        now[&hb],
+        HoldingPath::default(),
+        "registered, not yet accepted: a path, with nothing counted"
+    );
+    store
+        .submit(op("accept", answer(to_b, true)))
+        .await
+        .unwrap();
+    let day = crate::summary_days::rome_day(t0().timestamp_micros());
+    let counted = HoldingPath {
+        before_cutoff: 1,
+        received_on: Some(day),
+        ..HoldingPath::default()
+    };
+    assert_eq!(kept(vec![hb]).await[&hb], counted);
+    // Posted at once, a bank-client cession: counted and marked in the same batch.
+    store
+        .submit(op("b-c", move_to(b, c, 100, false, carried(2, true))))
+        .await
+        .unwrap();
+    let hc = account(c).await;
+    let bank = HoldingPath {
+        before_cutoff: 2,
+        bank_client: true,
+        received_on: Some(day),
+        ..HoldingPath::default()
+    };
+    assert_eq!(kept(vec![hc]).await[&hc], bank);
+    // A second path to the same holder counting less leaves the most restrictive.
+    store
+        .submit(op("a-c", move_to(a, c, 100, false, carried(1, false))))
+        .await
+        .unwrap();
+    assert_eq!(kept(vec![hc]).await[&hc], bank);
+    // Without a recorded path, the holding is read from its history.
+    store
+        .submit(op("a-c-unknown", move_to(a, c, 100, false, None)))
+        .await
+        .unwrap();
+    assert!(kept(vec![hc]).await[&hc].unknown);
+    // A refused cession gives nothing; a seizure marks its holder.
+    let refused = store
+        .submit(op("a-b-2", move_to(a, b, 100, true, carried(5, true))))
+        .await
+        .unwrap()
+        .transfers[0];
+    store
+        .submit(op("refuse", answer(refused, false)))
+        .await
+        .unwrap();
+    assert_eq!(kept(vec![hb]).await[&hb], counted);
+    store
+        .submit(op(
+            "seize",
+            Command::Transfer(vec![TransferRequest::Move {
+                rata,
+                from: AccountRef::Holder(b),
+                to: AccountRef::System(AccountKind::Seized),
+                amount: Cents::new(100),
+                kind: TransferKind::Seize,
+                pending: false,
+                disclose: false,
+                path: None,
+            }]),
+        ))
+        .await
+        .unwrap();
+    let seized = kept(vec![hb]).await[&hb];
+    assert!(seized.seized && !seized.is_complete(), "{seized:?}");
+    assert_eq!(
+        store.holding_paths(&[999_999]).await.unwrap(),
+        Vec::new(),
+        "an unknown account has no row"
+    );
+    assert_verified(&store).await;
+}
+
 /// A list of holdings reads their rate and credits by primary key: each rata with its
 /// own credit, in rata order, a credit read once for its several rate, an unknown id left
 /// out.
@@ -2250,9 +2401,19 @@ pub async fn login_attempts_are_counted_in_windows_refused_forgiven_and_trimmed(
 /// `ledger_head` and the log: the ground of the tamper suite. Returns the idempotency key
 /// of a cession, for the retry check.
 pub async fn seed_every_table(store: &DynStore) -> &'static str {
-    let (rata, _) = seed_history(store).await;
+    let (rata, cessions) = seed_history(store).await;
     let a = party(store, 1).await;
     let b = party(store, 2).await;
+    // One cession accepted: its cessionario's kept path counts it (`holding_paths`).
+    store
+        .submit(op(
+            "accept-one",
+            Command::Transfer(vec![TransferRequest::Post {
+                pending: cessions[0],
+            }]),
+        ))
+        .await
+        .unwrap();
     // A bank, whose F1 is kept per day (`party_summary_days`).
     let bank = party_of(store, 4, PartyKind::Bank).await;
     store
@@ -2640,6 +2801,41 @@ pub const TAMPERS: &[Tamper] = &[
         "INSERT INTO log (seq, operation, idempotency_key, request_hash, on_behalf_of, receipt, kind, actor, at, body, hash) SELECT {k}, NULL, NULL, NULL, NULL, NULL, 'create_user', 'x', 0, body, hash FROM log WHERE seq = (SELECT MAX(seq) FROM log)",
         "log entry {k}: hash",
     ),
+    t(
+        "SELECT MIN(transfer) FROM cession_paths",
+        "UPDATE cession_paths SET from_cutoff = 3 WHERE transfer = {k}",
+        "cession_paths {k} column from_cutoff",
+    ),
+    t(
+        "SELECT MIN(transfer) FROM cession_paths",
+        "DELETE FROM cession_paths WHERE transfer = {k}",
+        "cession_paths {k}: expected a row",
+    ),
+    t(
+        "SELECT MIN(id) FROM transfers",
+        "INSERT INTO cession_paths (transfer, before_cutoff, from_cutoff, bank_client, received_on) VALUES ({k}, 0, 0, 0, 20240301)",
+        "cession_paths {k}: expected no row",
+    ),
+    t(
+        "SELECT MIN(account) FROM holding_paths WHERE before_cutoff = 1",
+        "UPDATE holding_paths SET before_cutoff = 0 WHERE account = {k}",
+        "holding_paths {k} column before_cutoff",
+    ),
+    t(
+        "SELECT MIN(account) FROM holding_paths WHERE before_cutoff = 1",
+        "UPDATE holding_paths SET unknown = 1 WHERE account = {k}",
+        "holding_paths {k} column unknown",
+    ),
+    t(
+        "SELECT MIN(account) FROM holding_paths",
+        "DELETE FROM holding_paths WHERE account = {k}",
+        "holding_paths {k}: expected a row",
+    ),
+    t(
+        "SELECT MIN(id) FROM accounts WHERE kind <> 'holder'",
+        "INSERT INTO holding_paths (account, before_cutoff, from_cutoff, bank_client, received_on, seized, unknown) VALUES ({k}, 0, 0, 0, NULL, 0, 0)",
+        "holding_paths {k}: expected no row",
+    ),
 ];
 
 impl Tamper {
@@ -2904,6 +3100,7 @@ pub async fn r_f24_choice_and_r_ban_100k_are_decided_by_the_writer_on_the_state_
                 kind: TransferKind::Use,
                 pending: true,
                 disclose: false,
+                path: None,
             }]),
         )
     };

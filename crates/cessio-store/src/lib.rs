@@ -19,6 +19,7 @@ pub mod id_map;
 pub mod jobs;
 pub mod log;
 pub mod model;
+pub mod paths;
 pub mod projections;
 pub mod queue;
 pub mod rows;
@@ -166,6 +167,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// an unknown id is left out. Two reads by primary key: a list of a bank's holdings
     /// needs each holding's codes and its credit's facts, not its movements.
     async fn rate_with_credits(&self, rate: &[RataId]) -> Result<Vec<(Rata, Credit)>, StoreError>;
+
+    /// The kept §5 paths of these holder accounts (`paths`), in account order; an
+    /// account without a row (it received the rata neither by an option nor by a cession,
+    /// and was never seized) is left out.
+    async fn holding_paths(
+        &self,
+        accounts: &[cessio_core::ledger::AccountId],
+    ) -> Result<Vec<(cessio_core::ledger::AccountId, paths::HoldingPath)>, StoreError>;
 
     /// The movements `party` sent as cedente after transfer `after`, communications and
     /// cessions, answered or waiting: (id, amount), in no particular order. F9's amount rule compares

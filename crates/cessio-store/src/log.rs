@@ -144,6 +144,12 @@ pub struct TableSpec {
 }
 
 impl TableSpec {
+    /// The key column: the first, a row's id in every table but `cession_paths`, whose
+    /// key is its cession's transfer.
+    pub fn key(&self) -> &'static str {
+        self.columns.first().map_or("id", |(c, _)| c)
+    }
+
     /// The `SELECT` list in canonical order, each column through `expr` (the backend's cast).
     pub fn select_list(&self, expr: impl Fn(&str, ColType) -> String) -> String {
         self.columns
@@ -304,10 +310,22 @@ pub const OPERATOR_EVENTS: TableSpec = TableSpec {
         ("data", Text),
     ],
 };
+/// The §5 path each cession carries (`crate::paths`), keyed by the cession's transfer.
+pub const CESSION_PATHS: TableSpec = TableSpec {
+    name: "cession_paths",
+    columns: &[
+        ("transfer", Int),
+        ("before_cutoff", Int),
+        ("from_cutoff", Int),
+        ("bank_client", Int),
+        ("received_on", Int),
+    ],
+};
 
 /// Every table rebuilt from the log and compared by `verify`. The others: `transfers`
 /// (their own chain, anchored in the log), the balances and `last_transfer` of
-/// `accounts`, `party_summary` and `party_feed` (recomputed from the transfers),
+/// `accounts`, `party_summary`, `party_feed` and `holding_paths` (recomputed from the
+/// transfers, and for the paths from `cession_paths`),
 /// `ledger_head` (compared with the log's last entry and the projections' last ids).
 /// Outside the register: `web_sessions`, `login_flows` and `login_attempts` (the web
 /// layer's short-lived state, which expires and is swept, and decides no fact of the
@@ -327,6 +345,7 @@ pub const TABLES: &[&TableSpec] = &[
     &F24_CHOICES,
     &DEBT_POSITIONS,
     &OPERATOR_EVENTS,
+    &CESSION_PATHS,
 ];
 
 /// One row written by a change: its whole image after the change.
@@ -541,6 +560,7 @@ pub fn seal(head: (i64, Hash), entries: Vec<NewEntry>) -> (Vec<Entry>, (i64, Has
 pub fn plan_entries(plan: &Plan, mut extra: HashMap<i64, Vec<Put>>) -> Vec<NewEntry> {
     let mut out = Vec::with_capacity(plan.operations.len());
     let mut from = crate::engine::OpSpan::default();
+    let mut paths = 0;
     for (op, span) in plan.operations.iter().zip(&plan.spans) {
         let mut puts = Vec::new();
         for (p, at) in &plan.parties[from.parties..span.parties] {
@@ -552,6 +572,13 @@ pub fn plan_entries(plan: &Plan, mut extra: HashMap<i64, Vec<Put>>) -> Vec<NewEn
         }
         for a in &plan.new_accounts[from.accounts..span.accounts] {
             puts.push(account_put(a));
+        }
+        let last = plan.transfers[from.transfers..span.transfers]
+            .last()
+            .map_or(0, |t| t.id);
+        while let Some(c) = plan.cession_paths.get(paths).filter(|c| c.transfer <= last) {
+            puts.push(cession_path_put(c));
+            paths += 1;
         }
         puts.extend(extra.remove(&op.id).unwrap_or_default());
         let transfers = plan.transfers[from.transfers..span.transfers]
@@ -567,6 +594,19 @@ pub fn plan_entries(plan: &Plan, mut extra: HashMap<i64, Vec<Put>>) -> Vec<NewEn
         from = *span;
     }
     out
+}
+
+pub fn cession_path_put(c: &crate::paths::CessionPath) -> Put {
+    Put::new(
+        &CESSION_PATHS,
+        vec![
+            Value::Int(c.transfer),
+            Value::Int(i64::from(c.path.before_cutoff)),
+            Value::Int(i64::from(c.path.from_cutoff)),
+            Value::bool(c.path.bank_client),
+            Value::Int(i64::from(c.day)),
+        ],
+    )
 }
 
 pub fn party_put(p: &Party, at: DateTime<Utc>) -> Put {

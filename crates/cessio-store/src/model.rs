@@ -250,6 +250,11 @@ pub enum TransferRequest {
         /// The cedente authorises the cessionario to see its name.
         #[serde(default)]
         disclose: bool,
+        /// For a cession, the §5 path it gives its cessionario when accepted, as the app
+        /// decided it (`crate::paths`). Without it the cessionario's holding is read from
+        /// its history.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        path: Option<crate::paths::CarriedPath>,
     },
     /// Post the whole of a pending transfer.
     Post { pending: TransferId },

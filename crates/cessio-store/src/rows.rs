@@ -348,3 +348,48 @@ pub fn summary_day<R: Columns>(r: &R) -> Result<crate::summary_days::DayRow, R::
 pub fn summary_difference<R: Columns>(r: &R) -> Result<(crate::SummaryKey, i64, i64), R::Error> {
     Ok((summary_key(r)?, r.int(7)?, r.int(8)?))
 }
+
+fn count<T: TryFrom<i64> + Default>(v: i64) -> T {
+    small(v)
+}
+
+/// A row of `holding_paths`, as [`crate::paths::HOLDING_PATH_COLUMNS`] lists it.
+pub fn holding_path<R: Columns>(
+    r: &R,
+) -> Result<(cessio_core::ledger::AccountId, crate::paths::HoldingPath), R::Error> {
+    Ok((
+        r.int(0)?,
+        crate::paths::HoldingPath {
+            before_cutoff: count(r.int(1)?),
+            from_cutoff: count(r.int(2)?),
+            bank_client: r.int(3)? != 0,
+            received_on: r.opt_int(4)?.map(count),
+            seized: r.int(5)? != 0,
+            unknown: r.int(6)? != 0,
+        },
+    ))
+}
+
+/// A row of `cession_paths`, as [`crate::paths::CESSION_PATH_COLUMNS`] lists it.
+pub fn cession_path<R: Columns>(r: &R) -> Result<crate::paths::CessionPath, R::Error> {
+    Ok(crate::paths::CessionPath {
+        transfer: r.int(0)?,
+        path: crate::paths::CarriedPath {
+            before_cutoff: count(r.int(1)?),
+            from_cutoff: count(r.int(2)?),
+            bank_client: r.int(3)? != 0,
+        },
+        day: count(r.int(4)?),
+    })
+}
+
+/// A row of [`crate::paths::diff_sql`].
+pub fn path_difference<R: Columns>(r: &R) -> Result<crate::paths::PathDifference, R::Error> {
+    let mut stored = [0i64; 7];
+    let mut history = [0i64; 7];
+    for i in 0..7 {
+        stored[i] = r.int(1 + i)?;
+        history[i] = r.int(8 + i)?;
+    }
+    Ok((r.int(0)?, stored, history))
+}

@@ -359,6 +359,7 @@ impl App {
                 kind: TransferKind::Cession,
                 pending: true,
                 disclose: disclose_name,
+                path: None,
             });
         }
         let mut op = self.operation(p, key, Some(party), Command::Transfer(moves), fp)?;

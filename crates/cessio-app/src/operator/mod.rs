@@ -62,6 +62,7 @@ fn one_move(
         kind,
         pending: false,
         disclose: false,
+        path: None,
     }])
 }
 

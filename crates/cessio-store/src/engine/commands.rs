@@ -310,6 +310,7 @@ fn split(
             kind: TransferKind::Split,
             pending: false,
             disclose: false,
+            path: None,
         },
         w,
         plan,

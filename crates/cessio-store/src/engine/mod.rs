@@ -213,6 +213,7 @@ struct Savepoint {
     choices: usize,
     debt_positions: usize,
     delegations: usize,
+    cession_paths: usize,
 }
 
 impl Savepoint {
@@ -227,6 +228,7 @@ impl Savepoint {
             choices: plan.choices.len(),
             debt_positions: plan.debt_positions.len(),
             delegations: plan.delegations.len(),
+            cession_paths: plan.cession_paths.len(),
         }
     }
 
@@ -250,6 +252,7 @@ impl Savepoint {
         plan.choices.truncate(self.choices);
         plan.debt_positions.truncate(self.debt_positions);
         plan.delegations.truncate(self.delegations);
+        plan.cession_paths.truncate(self.cession_paths);
         plan.events.truncate(self.events);
         plan.head = self.head;
     }

@@ -83,6 +83,7 @@ pub(super) fn issue(
             },
             party: recorded.1,
             disclose: true,
+            path: None,
         });
         issued.rate.push(IssuedRata {
             id: rata_id,
@@ -134,6 +135,7 @@ pub(super) fn resolve(
             kind,
             pending,
             disclose,
+            path,
         } => {
             if !w.rate.contains(&rata) {
                 return Err(StoreError::UnknownRata { rata });
@@ -188,6 +190,7 @@ pub(super) fn resolve(
                 },
                 party: None,
                 disclose,
+                path: path.filter(|_| kind == TransferKind::Cession),
             })
         }
         TransferRequest::Post { pending } | TransferRequest::Void { pending } => {
@@ -212,6 +215,7 @@ pub(super) fn resolve(
                 movement,
                 party: None,
                 disclose: false,
+                path: None,
             })
         }
     }
@@ -244,6 +248,8 @@ pub(super) struct Planned {
     /// of an issuance is the cedente of the option communication.
     pub(super) party: Option<PartyId>,
     disclose: bool,
+    /// The §5 path a cession carries (`crate::paths`).
+    pub(super) path: Option<crate::paths::CarriedPath>,
 }
 
 /// Applies movements to the ledger and appends their history rows, chained.
@@ -317,6 +323,13 @@ pub(super) fn record(
         };
         row.hash = chain_hash(&plan.head.last_hash, &row.fields());
         plan.head.last_hash = row.hash;
+        if let (Some(path), Movement::Move { .. }) = (m.path, movement) {
+            plan.cession_paths.push(crate::paths::CessionPath {
+                transfer: id,
+                path,
+                day: crate::summary_days::rome_day(at_micros),
+            });
+        }
         plan.transfers.push(row);
         ids.push(id);
     }

@@ -175,6 +175,8 @@ pub struct Plan {
     pub delegations: Vec<(DelegationChange, i64, String, DateTime<Utc>)>,
     /// Entries of the operator's register recorded through the writer, with the operation.
     pub events: Vec<(crate::model::NewOperatorEvent, i64)>,
+    /// The §5 paths the batch's cessions carry (`crate::paths`), in transfer order.
+    pub cession_paths: Vec<crate::paths::CessionPath>,
     /// One per entry of `operations`, in the same order.
     pub spans: Vec<OpSpan>,
     pub head: Head,
