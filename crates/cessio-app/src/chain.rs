@@ -27,6 +27,7 @@ use cessio_core::money::Cents;
 use cessio_core::suspension::Seizure;
 use cessio_core::time::{RefYear, rome_date};
 use cessio_store::engine::TransferRow;
+use cessio_store::paths::{CarriedPath, HoldingPath};
 use cessio_store::{OperatorEventQuery, Party, PartyKind, WriterCheck};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -150,11 +151,33 @@ pub(crate) struct RataLedger {
 }
 
 /// The path state of one holder.
-#[derive(Clone, Copy, Debug, Default)]
-struct PathState {
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct PathState {
     counts: CessionCounts,
     bank_client: bool,
     received_on: Option<NaiveDate>,
+}
+
+impl PathState {
+    /// What a holding's kept row says (`cessio_store::paths`), when it says all of it
+    /// (not marked for the replay).
+    pub(crate) fn kept(p: &HoldingPath) -> Option<Self> {
+        p.is_complete().then(|| PathState {
+            counts: CessionCounts {
+                before_cutoff: p.before_cutoff,
+                from_cutoff: p.from_cutoff,
+            },
+            bank_client: p.bank_client,
+            received_on: p.received_on.and_then(|d| {
+                let (year, md) = (d / 10_000, d % 10_000);
+                NaiveDate::from_ymd_opt(
+                    year,
+                    u32::try_from(md / 100).ok()?,
+                    u32::try_from(md % 100).ok()?,
+                )
+            }),
+        })
+    }
 }
 
 impl RataLedger {
@@ -298,7 +321,7 @@ pub(crate) struct Registry {
 }
 
 impl Registry {
-    fn class(&self, p: PartyId) -> PartyClass {
+    pub(crate) fn class(&self, p: PartyId) -> PartyClass {
         self.classes.get(&p).copied().unwrap_or(PartyClass::Company)
     }
 
@@ -476,21 +499,47 @@ impl App {
         }
     }
 
-    /// The §5 history of `holder`'s holding of a rata, on `today`.
-    pub(crate) fn holding_history(
+    /// The §5 path of `holder`'s holding of a rata, replayed from the rata's history.
+    pub(crate) fn replayed_path(
         &self,
         ledger: &RataLedger,
         facts: &RataFacts,
         reg: &Registry,
         holder: PartyId,
-        today: NaiveDate,
-    ) -> RataHistory {
-        let s = self
-            .replay_chain(ledger, facts, reg)
+    ) -> PathState {
+        self.replay_chain(ledger, facts, reg)
             .get(&holder)
             .copied()
-            .unwrap_or_default();
-        let seizures = ledger.seizures_of(holder);
+            .unwrap_or_default()
+    }
+
+    /// The path a cession carries to its cessionario, kept with it (`cessio_store::paths`):
+    /// the cedente's counts after this cession by the rules of `on`, and whether it is an
+    /// R-BANK-CLIENT cession. What `carried_path` gives the same cession in a replay.
+    pub(crate) fn path_carried_by(
+        &self,
+        cedente: &RataHistory,
+        effect: CessionEffect,
+        on: NaiveDate,
+    ) -> CarriedPath {
+        let counts = next_counts(cedente.counts, effect, on, &self.law);
+        CarriedPath {
+            before_cutoff: counts.before_cutoff,
+            from_cutoff: counts.from_cutoff,
+            bank_client: effect.to_bank_client,
+        }
+    }
+
+    /// The §5 history of `holder`'s holding of a rata, on `today`, from its path (kept or
+    /// replayed) and its seizures.
+    pub(crate) fn holding_history(
+        &self,
+        s: PathState,
+        facts: &RataFacts,
+        holder: PartyClass,
+        seizures: &[Seizure],
+        today: NaiveDate,
+    ) -> RataHistory {
         // What expired stays in the holding until the year-end close moves it to the
         // expired account; between the last day of use and that run it is already neither
         // usable nor cedible (R-F24-WINDOW-121). Art. 122 credits close with the year of
@@ -515,7 +564,7 @@ impl App {
             received_by_cession_on: self.cession_day(facts, s.received_on),
             last_day_of_use,
             seized: cessio_core::suspension::check_not_seized(seizures, today).is_err(),
-            ..self.history_base(facts, reg.class(holder))
+            ..self.history_base(facts, holder)
         }
     }
 

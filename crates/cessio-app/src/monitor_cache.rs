@@ -1,6 +1,7 @@
-//! F1 for today needs every holding's cedibilità (§5), which is replayed from each holding's
-//! history: for a bank with hundreds of thousands of holdings that is seconds of work, while
-//! between two looks at its Monitoraggio only the holdings that moved have changed. So the
+//! F1 for today needs every holding's cedibilità (§5), computed from each holding's kept
+//! path and its rata's facts (`functions::states`): for a bank with hundreds of thousands
+//! of holdings that is still a read of every holding, while between two looks at its
+//! Monitoraggio only the holdings that moved have changed. So the
 //! cedibilità of a party's holdings is kept here, for one day (the rules read the date), with
 //! the marks of the register when it was read; the next request asks the store which of the
 //! party's holdings moved, or had their F24 choice recorded, since those marks
@@ -20,8 +21,8 @@
 //! `verify`). Changed holdings are read by rata (`Store::holdings_in`); a new day
 //! reclassifies the kept histories in memory. One refresh per party runs at a time, as a
 //! task of its own, so a request that gives up does not cancel a long first look. A first
-//! look replays every holding, in chunks (`FRESH_CHUNK`, `FRESH_LANES` at once), seconds
-//! for a large bank: `cessio serve --keep-monitoring` takes it at start, in the background,
+//! look reads every holding, in chunks (`FRESH_CHUNK`, `FRESH_LANES` at once), a second
+//! or more for a large bank: `cessio serve --keep-monitoring` takes it at start, in the background,
 //! for the parties with the most holdings (`App::keep_largest_monitoring`).
 
 use std::collections::{BTreeMap, HashMap};
@@ -39,14 +40,14 @@ use chrono::{Datelike, NaiveDate};
 use crate::functions::{CedibleHolding, StatesContext};
 use crate::{App, AppError, CedibilitaClass, Principal};
 
-/// Past this many changed holdings a refresh replays the whole party: one pass over all its
+/// Past this many changed holdings a refresh reads the whole party again: one pass over all its
 /// holdings costs less than many small lookups.
 const FULL_REFRESH_SHARE: usize = 4;
 /// Changed holdings are recomputed in chunks (bounded parameter lists).
 const CHUNK: usize = 500;
 /// A first look goes through the party's holdings in chunks of this many.
 const FRESH_CHUNK: usize = 4_000;
-/// Chunks of a first look in progress at once: while one replays its histories the other's
+/// Chunks of a first look in progress at once: while one computes its states the other's
 /// are read, and SQLite reads each on a connection (and a core) of its own.
 const FRESH_LANES: usize = 2;
 

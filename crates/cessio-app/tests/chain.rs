@@ -19,6 +19,7 @@ backends!(
     r_chain_one_free_then_two_qualified_then_non_cedibile,
     r_chain_counts_only_cessions_from_2022_02_17,
     r_chain_a_cession_carries_the_path_its_cedente_had_when_registered,
+    r_chain_kept_paths_equal_the_replay_after_every_kind_of_movement,
     r_bank_client_bank_at_the_limit_cedes_to_own_non_consumer_client_only,
     r_bank_client_outside_the_count_and_the_client_may_not_cede,
     r_once_one_cession_then_f24_only,
@@ -178,6 +179,76 @@ async fn r_chain_a_cession_carries_the_path_its_cedente_had_when_registered(t: T
     accept_from(&t, &c, &a).await;
     // What C got now came along X → B → A → C: three cessions, the limit.
     assert_eq!(class_of(&t, &c, rata).await, None);
+    t.verify_clean().await;
+}
+
+/// The §5 paths kept by the writer (`cessio_store::paths`) give every holding the state the
+/// replay of its history gives: along two paths to one holder, after a refusal, a
+/// bank-client cession and a seizure and its release. `verify_clean` compares the two for
+/// every party, here and at the end of every scenario that calls it.
+async fn r_chain_kept_paths_equal_the_replay_after_every_kind_of_movement(t: TestApp) {
+    let x = t.holder(1, PartyKind::Company).await;
+    let a = t.holder(2, PartyKind::Bank).await;
+    let b = t.holder(3, PartyKind::Company).await;
+    let c = t.holder(4, PartyKind::Insurer).await;
+    let credit = t
+        .holding(&x.party, &x.user, "ecobonus", 100_000, old_day())
+        .await;
+    let rata = rata_of(&credit, 2024);
+    let kept = |h: &Holder| {
+        let (t, party) = (&t, h.party.id);
+        async move {
+            let account = t
+                .app
+                .store()
+                .account(rata, cessio_store::AccountRef::Holder(party))
+                .await
+                .unwrap()
+                .unwrap();
+            t.app.store().holding_paths(&[account.id]).await.unwrap()[0].1
+        }
+    };
+    cede_part(&t, &x, &a, rata, 3_000).await;
+    cede_part(&t, &x, &b, rata, 3_000).await;
+    accept_from(&t, &a, &x).await;
+    t.answer(&b.user, &b.party, by_cedente(&x.party), false)
+        .await
+        .unwrap();
+    t.verify_clean().await;
+    cede_part(&t, &x, &b, rata, 2_000).await;
+    accept_from(&t, &b, &x).await;
+    cede_part(&t, &b, &a, rata, 1_000).await;
+    accept_from(&t, &a, &b).await;
+    // A holds it along X → A and X → B → A: the most restrictive, two cessions, counts.
+    let path = kept(&a).await;
+    assert_eq!(
+        (path.before_cutoff + path.from_cutoff, path.unknown),
+        (2, false)
+    );
+    cede_part(&t, &a, &c, rata, 1_000).await;
+    accept_from(&t, &c, &a).await;
+    assert!(kept(&c).await.is_complete());
+    t.verify_clean().await;
+    t.app
+        .seize(
+            &t.op,
+            &t.key(),
+            c.party.cf.as_str(),
+            rata,
+            "Decreto n. 1/2024",
+        )
+        .await
+        .unwrap();
+    assert!(
+        kept(&c).await.seized,
+        "a seizure sends the holding to its history"
+    );
+    t.verify_clean().await;
+    t.advance_days(10);
+    t.app
+        .release_seizure(&t.op, &t.key(), c.party.cf.as_str(), rata)
+        .await
+        .unwrap();
     t.verify_clean().await;
 }
 

@@ -370,14 +370,15 @@ pub async fn run_national(store: Arc<dyn Store>, backend: &str, runs: usize) -> 
         .party_by_cf(crate::national::largest_bank_cf()?.as_str())
         .await?
         .id;
-    // F1 today: the first look replays every holding's §5 path (seconds at scale); then the
-    // app keeps each holding's cedibilità and recomputes only what moved since.
+    // F1 today: the first look reads every holding's kept §5 path and computes its
+    // cedibilità; then the app keeps each holding's cedibilità and recomputes only what
+    // moved since.
     let (p50, _, rows) = time(1, || async {
         Ok(app.monitoring(&console, bank, None).await?.len())
     })
     .await?;
     println!(
-        "| {backend} | F1 monitoraggio today, largest bank, first look (every holding replayed) | {rows} rows | {p50:.1} | {p50:.1} |"
+        "| {backend} | F1 monitoraggio today, largest bank, first look (every holding read) | {rows} rows | {p50:.1} | {p50:.1} |"
     );
     let (p50, p99, rows) = time(runs, || async {
         Ok(app.monitoring(&console, bank, None).await?.len())

@@ -2,16 +2,15 @@
 
 use std::collections::{HashMap, HashSet};
 
-use cessio_core::catalogue::{CessionRegime, UsageWindow};
 use cessio_core::ledger::{PartyId, RataId, TransferId, TransferKind};
 use cessio_core::money::Cents;
-use cessio_core::rules;
 use cessio_core::split::is_split_code;
+use cessio_store::paths::CarriedPath;
 use cessio_store::{AccountRef, Command, StoreError, TransferRequest, WriterCheck};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::check_may_acquire;
+use super::{StatesContext, check_may_acquire};
 use crate::{App, AppError, Principal, fingerprint};
 
 /// A cession's lines' holdings by rata: each with its §5 history and what the holder had
@@ -64,26 +63,6 @@ pub struct CessionReceipt {
     pub transfers: Vec<TransferId>,
     pub amount: Cents,
     pub replayed: bool,
-}
-
-/// What a list of holdings' §5 states reads once per request: the registry of the parties
-/// along the paths, and the party's F24 choices.
-#[derive(Debug, Default)]
-pub(crate) struct StatesContext {
-    registry: crate::chain::Registry,
-    choices: Option<HashMap<RataId, cessio_core::f24::F24Choice>>,
-}
-
-/// The party received the rata by this movement: an option communication or a cession
-/// to it, registered (answered or not). A split's rate reach their holder otherwise: they
-/// have no §5 path of their own and are never cedible (R-SPLIT-NOCEDE).
-fn received_by_option_or_cession(party: PartyId, r: &cessio_store::engine::TransferRow) -> bool {
-    matches!(r.kind, TransferKind::Issue | TransferKind::Cession)
-        && matches!(
-            r.phase,
-            cessio_core::ledger::Phase::Posted | cessio_core::ledger::Phase::Pending
-        )
-        && r.counterparty == Some(party)
 }
 
 impl App {
@@ -141,133 +120,6 @@ impl App {
         };
         self.states_of_holdings(party, &holdings, &mut StatesContext::default())
             .await
-    }
-
-    /// The §5 states of `holdings`, accounts of `party`. The caller has authorised the
-    /// view. `ctx` carries what is read once per request (the registry of the parties in
-    /// the paths, the party's F24 choices) across calls: F1 goes through a bank's holdings
-    /// in chunks, so that memory holds one chunk, not all of them.
-    ///
-    /// Per batch of holdings, two reads: the rate's histories, and the rate with their
-    /// credits by primary key. The holding's codes and its credit's facts come from the
-    /// second; whether the party received the rata by an option or a cession, and so has
-    /// a §5 path, from the first.
-    pub(crate) async fn states_of_holdings(
-        &self,
-        party: PartyId,
-        holdings: &[cessio_core::ledger::Account],
-        ctx: &mut StatesContext,
-    ) -> Result<Vec<(CedibleHolding, cessio_core::chain::RataHistory)>, AppError> {
-        let today = self.today();
-        let once_in_force = self.law.chain_on(today).is_some_and(|r| r.once);
-        // Each holding's F24 choice (R-F24-CHOICE) feeds its cedibilità.
-        if ctx.choices.is_none() {
-            ctx.choices = Some(
-                self.store
-                    .f24_choices(party)
-                    .await?
-                    .into_iter()
-                    .map(|c| (c.rata, c.choice))
-                    .collect(),
-            );
-        }
-        let choices = ctx.choices.take().unwrap_or_default();
-        let candidates: Vec<(RataId, Cents)> = holdings
-            .iter()
-            .filter_map(|h| {
-                let available = h.balance.available().unwrap_or(Cents::ZERO);
-                available.is_positive().then_some((h.rata, available))
-            })
-            .collect();
-        let mut out = Vec::with_capacity(candidates.len());
-        let registry = &mut ctx.registry;
-        // Histories come in batches: a round trip per batch rather than per holding, and
-        // memory bounded by a batch.
-        for batch in candidates.chunks(1_000) {
-            let rate: Vec<RataId> = batch.iter().map(|(rata, _)| *rata).collect();
-            let mut histories: HashMap<RataId, Vec<cessio_store::engine::TransferRow>> =
-                HashMap::new();
-            for row in self.store.histories(&rate).await? {
-                histories.entry(row.rata).or_default().push(row);
-            }
-            let ledgers: Vec<(RataId, Cents, crate::chain::RataLedger)> = batch
-                .iter()
-                .filter_map(|&(rata, available)| {
-                    let history = histories.get(&rata).map_or(&[][..], Vec::as_slice);
-                    history
-                        .iter()
-                        .any(|r| received_by_option_or_cession(party, r))
-                        .then(|| {
-                            (
-                                rata,
-                                available,
-                                crate::chain::RataLedger::from_history(history),
-                            )
-                        })
-                })
-                .collect();
-            // The codes and credits of the holdings with a path, and the parties along the
-            // paths, each looked up at once for the batch.
-            let with_path: Vec<RataId> = ledgers.iter().map(|(rata, ..)| *rata).collect();
-            let facts: HashMap<RataId, (cessio_store::Rata, cessio_store::Credit)> = self
-                .store
-                .rate_with_credits(&with_path)
-                .await?
-                .into_iter()
-                .map(|(r, c)| (r.id, (r, c)))
-                .collect();
-            let mut ids: Vec<PartyId> = ledgers.iter().flat_map(|(_, _, l)| l.parties()).collect();
-            ids.push(party);
-            self.extend_registry(registry, ids).await?;
-            for (rata, available, ledger) in &ledgers {
-                let Some((r, credit)) = facts.get(rata) else {
-                    continue;
-                };
-                // Only the 2018 ecobonus regime asks what the beneficiary declared, only
-                // art. 122 credits when the option was communicated, and art. 121 credits
-                // how it was made only while DL 4/2022's one cession is in force (R-ONCE).
-                let regime = self.regime(&credit.type_key);
-                let eco2018 = regime == CessionRegime::Eco2018;
-                let art122 =
-                    self.usage_window(&credit.type_key) == Some(UsageWindow::YearOfCession);
-                let once = regime == CessionRegime::Art121 && once_in_force;
-                let facts = crate::chain::RataFacts {
-                    type_key: credit.type_key.clone(),
-                    year: r.year,
-                    beneficiary_no_tax_area: eco2018 && credit.beneficiary_no_tax_area,
-                    tracciabile: credit.tracciabile,
-                    split_rata: is_split_code(&self.catalogue, &r.codice_tributo),
-                    communicated_on: (eco2018 || art122 || once).then_some(credit.communicated_on),
-                    option_cessione_on: (once
-                        && credit.origin == cessio_store::CreditOrigin::Cessione)
-                        .then_some(credit.communicated_on),
-                };
-                let mut history = self.holding_history(ledger, &facts, registry, party, today);
-                if let Some(choice) = choices.get(rata) {
-                    history.f24_choice = *choice;
-                }
-                let cedibilita = cessio_core::chain::cedibilita(&history, today, &self.law);
-                out.push((
-                    CedibleHolding {
-                        rata: *rata,
-                        credit: credit.id,
-                        type_key: credit.type_key.clone(),
-                        type_name: self.type_name(&credit.type_key),
-                        year: r.year.get(),
-                        codice_tributo: r.codice_tributo.clone(),
-                        codice_univoco: r.codice_univoco.clone(),
-                        protocol: credit.protocol.clone(),
-                        tracciabile: credit.tracciabile,
-                        max_cedibile: *available,
-                        partial_allowed: rules::partial_cession_allowed(credit.tracciabile, regime),
-                        cedibilita: crate::CedibilitaView::of(&cedibilita),
-                    },
-                    history,
-                ));
-            }
-        }
-        ctx.choices = Some(choices);
-        Ok(out)
     }
 
     /// R-CF and R-CF-EXISTS for a form row. Says whether the code is valid and registered;
@@ -333,7 +185,7 @@ impl App {
         let mut risks = Vec::with_capacity(lines.len());
         let mut checks = Vec::new();
         for (i, line) in lines.iter().enumerate() {
-            let (to, amount, check) = self
+            let (to, amount, check, carried) = self
                 .check_cession_line(party, &cedible, &mut seen, line)
                 .await
                 .map_err(|e| match e {
@@ -359,7 +211,7 @@ impl App {
                 kind: TransferKind::Cession,
                 pending: true,
                 disclose: disclose_name,
-                path: None,
+                path: Some(carried),
             });
         }
         let mut op = self.operation(p, key, Some(party), Command::Transfer(moves), fp)?;
@@ -460,7 +312,7 @@ impl App {
         cedible: &CedibleMap,
         seen: &mut std::collections::HashSet<RataId>,
         line: &CessionLine,
-    ) -> Result<(PartyId, Cents, Vec<WriterCheck>), AppError> {
+    ) -> Result<(PartyId, Cents, Vec<WriterCheck>, CarriedPath), AppError> {
         if !seen.insert(line.rata) {
             return Err(AppError::invalid(
                 "rata",
@@ -478,7 +330,8 @@ impl App {
             ));
         }
         check_may_acquire(&to)?;
-        let (_, relation) = self.check_chain(party, history, &to).await?;
+        let (effect, relation) = self.check_chain(party, history, &to).await?;
+        let carried = self.path_carried_by(history, effect, self.today_rome());
         let checks = [
             Some(WriterCheck::HoldingReceived {
                 rata: line.rata,
@@ -503,7 +356,12 @@ impl App {
                 },
             )));
         }
-        Ok((to.id, amount, checks.into_iter().flatten().collect()))
+        Ok((
+            to.id,
+            amount,
+            checks.into_iter().flatten().collect(),
+            carried,
+        ))
     }
 
     /// F2's summary before confirming: each line checked as `cede` would check it now,

@@ -17,12 +17,14 @@ mod bulk_answer;
 mod cession;
 mod monitoring;
 mod origination;
+mod states;
 
 pub use acceptance::*;
 pub use bulk_answer::*;
 pub use cession::*;
 pub use monitoring::*;
 pub use origination::*;
+pub(crate) use states::StatesContext;
 
 /// A party as another party may see it: the CF always, the name only when allowed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]

@@ -549,10 +549,23 @@ impl TestApp {
             .unwrap_or(Cents::ZERO)
     }
 
-    /// `verify` finds nothing wrong with the register.
+    /// `verify` finds nothing wrong with the register, and every party's holdings have
+    /// the §5 state their kept paths give that the replay of their histories gives.
     pub async fn verify_clean(&self) {
         let report = self.app.store().verify().await.unwrap();
         assert!(report.problems.is_empty(), "{:?}", report.problems);
+        let parties = self.app.store().head_counts().await.unwrap().parties;
+        for party in 1..=i64::try_from(parties).unwrap() {
+            let (kept, replayed) = self
+                .app
+                .holding_states_kept_and_replayed(party)
+                .await
+                .unwrap();
+            assert_eq!(
+                kept, replayed,
+                "party {party}: kept paths against the replay"
+            );
+        }
     }
 }
 
