@@ -114,6 +114,7 @@ async fn fund(store: &Arc<dyn Store>, holder: PartyId, key: &str) -> Result<Rata
     Ok(r.credit.context("no credit in receipt")?.rate[0].id)
 }
 
+/// A cession as the app sends it: with the §5 path it carries (`cessio_store::paths`).
 fn cession(rata: RataId, from: PartyId, to: PartyId) -> Command {
     Command::Transfer(vec![TransferRequest::Move {
         rata,
@@ -123,7 +124,11 @@ fn cession(rata: RataId, from: PartyId, to: PartyId) -> Command {
         kind: TransferKind::Cession,
         pending: true,
         disclose: false,
-        path: None,
+        path: Some(cessio_store::paths::CarriedPath {
+            before_cutoff: 1,
+            from_cutoff: 0,
+            bank_client: false,
+        }),
     }])
 }
 
