@@ -682,10 +682,7 @@ impl Store for PgStore {
         StoreError,
     > {
         self.read_all(
-            &format!(
-                "SELECT {} FROM holding_paths WHERE account = ANY($1) ORDER BY account",
-                cessio_store::paths::HOLDING_PATH_COLUMNS
-            ),
+            &cessio_store::paths::holding_paths_sql("= ANY($1)"),
             &[&accounts],
             |r| rows::holding_path(&Pg(r)),
         )

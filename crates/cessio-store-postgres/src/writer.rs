@@ -157,11 +157,7 @@ impl Statements {
             add_summary_days: p(SQL_ADD_SUMMARY_DAYS.into()).await?,
             insert_feed: p(SQL_INSERT_FEED.into()).await?,
             insert_cession_paths: p(SQL_INSERT_CESSION_PATHS.into()).await?,
-            holding_paths: p(format!(
-                "SELECT {} FROM holding_paths WHERE account = ANY($1)",
-                cessio_store::paths::HOLDING_PATH_COLUMNS
-            ))
-            .await?,
+            holding_paths: p(cessio_store::paths::holding_paths_sql("= ANY($1)")).await?,
             cession_paths: p(format!(
                 "SELECT {} FROM cession_paths WHERE transfer = ANY($1)",
                 cessio_store::paths::CESSION_PATH_COLUMNS

@@ -645,10 +645,7 @@ impl Store for SqliteStore {
                 let marks = vec!["?"; chunk.len()].join(",");
                 found.extend(all(
                     c,
-                    &format!(
-                        "SELECT {} FROM holding_paths WHERE account IN ({marks}) ORDER BY account",
-                        cessio_store::paths::HOLDING_PATH_COLUMNS
-                    ),
+                    &cessio_store::paths::holding_paths_sql(&format!("IN ({marks})")),
                     rusqlite::params_from_iter(chunk),
                     |r| rows::holding_path(&Lite(r)),
                 )?);
