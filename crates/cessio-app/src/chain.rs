@@ -168,14 +168,9 @@ impl PathState {
                 from_cutoff: p.from_cutoff,
             },
             bank_client: p.bank_client,
-            received_on: p.received_on.and_then(|d| {
-                let (year, md) = (d / 10_000, d % 10_000);
-                NaiveDate::from_ymd_opt(
-                    year,
-                    u32::try_from(md / 100).ok()?,
-                    u32::try_from(md % 100).ok()?,
-                )
-            }),
+            received_on: p
+                .received_on
+                .and_then(cessio_store::summary_days::day_of_number),
         })
     }
 }

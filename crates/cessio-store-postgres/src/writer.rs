@@ -158,11 +158,7 @@ impl Statements {
             insert_feed: p(SQL_INSERT_FEED.into()).await?,
             insert_cession_paths: p(SQL_INSERT_CESSION_PATHS.into()).await?,
             holding_paths: p(cessio_store::paths::holding_paths_sql("= ANY($1)")).await?,
-            cession_paths: p(format!(
-                "SELECT {} FROM cession_paths WHERE transfer = ANY($1)",
-                cessio_store::paths::CESSION_PATH_COLUMNS
-            ))
-            .await?,
+            cession_paths: p(cessio_store::paths::cession_paths_sql("= ANY($1)")).await?,
             upsert_holding_paths: p(SQL_UPSERT_HOLDING_PATHS.into()).await?,
         })
     }

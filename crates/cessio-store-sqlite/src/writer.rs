@@ -499,7 +499,9 @@ fn write_paths(tx: &Transaction<'_>, plan: &Plan) -> Result<(), StoreError> {
     }
     let wanted = paths::wanted(plan);
     let mut kept = HashMap::new();
-    let mut st = tx.prepare_cached(paths::HOLDING_PATH_OF).map_err(db_err)?;
+    let mut st = tx
+        .prepare_cached(&paths::holding_paths_sql("= $1"))
+        .map_err(db_err)?;
     for account in wanted.accounts {
         if let Some((id, path)) = st
             .query_row([account], |r| rows::holding_path(&crate::Lite(r)))
@@ -510,7 +512,9 @@ fn write_paths(tx: &Transaction<'_>, plan: &Plan) -> Result<(), StoreError> {
         }
     }
     let mut carried = HashMap::new();
-    let mut st = tx.prepare_cached(paths::CESSION_PATH_OF).map_err(db_err)?;
+    let mut st = tx
+        .prepare_cached(&paths::cession_paths_sql("= $1"))
+        .map_err(db_err)?;
     for cession in wanted.cessions {
         if let Some(c) = st
             .query_row([cession], |r| rows::cession_path(&crate::Lite(r)))

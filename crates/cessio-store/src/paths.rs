@@ -216,22 +216,18 @@ pub const HOLDING_PATH_COLUMNS: &str =
 /// The columns [`crate::rows::cession_path`] reads, in order.
 pub const CESSION_PATH_COLUMNS: &str =
     "transfer, before_cutoff, from_cutoff, bank_client, received_on";
-/// A holding's kept row, by account (SQLite's writer; PostgreSQL's reads a list at once).
-pub const HOLDING_PATH_OF: &str =
-    "SELECT account, before_cutoff, from_cutoff, bank_client, received_on, seized, unknown
-     FROM holding_paths WHERE account = $1";
 
-/// The kept rows of a list of accounts, in account order; `list` is the backend's way to
-/// name the list (`= ANY($1)`, `IN (?, …)`).
+/// The kept rows of the accounts `list` names, in account order: `= $1` for one, or the
+/// backend's way to name a list (`= ANY($1)`, `IN (?, …)`).
 pub fn holding_paths_sql(list: &str) -> String {
     format!(
         "SELECT {HOLDING_PATH_COLUMNS} FROM holding_paths WHERE account {list} ORDER BY account"
     )
 }
-/// A cession's carried path, by its transfer.
-pub const CESSION_PATH_OF: &str =
-    "SELECT transfer, before_cutoff, from_cutoff, bank_client, received_on
-     FROM cession_paths WHERE transfer = $1";
+/// The carried paths of the cessions `list` names, as [`holding_paths_sql`] names them.
+pub fn cession_paths_sql(list: &str) -> String {
+    format!("SELECT {CESSION_PATH_COLUMNS} FROM cession_paths WHERE transfer {list}")
+}
 pub const INSERT_CESSION_PATH: &str =
     "INSERT INTO cession_paths (transfer, before_cutoff, from_cutoff, bank_client, received_on)
      VALUES ($1, $2, $3, $4, $5)";

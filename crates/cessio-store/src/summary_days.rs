@@ -79,6 +79,16 @@ pub fn day_number(d: NaiveDate) -> i32 {
     d.year() * 10_000 + i32::try_from(d.month() * 100 + d.day()).unwrap_or(0)
 }
 
+/// The date a `yyyymmdd` number names ([`day_number`]'s inverse); `None` for no date.
+pub fn day_of_number(n: i32) -> Option<NaiveDate> {
+    let (month, day) = (n % 10_000 / 100, n % 100);
+    NaiveDate::from_ymd_opt(
+        n / 10_000,
+        u32::try_from(month).ok()?,
+        u32::try_from(day).ok()?,
+    )
+}
+
 /// The state an answer leaves its movement in, as F1 counts it.
 pub fn answer_state(accepted: bool, by_its_party: bool) -> &'static str {
     if accepted {
@@ -353,6 +363,15 @@ mod tests {
     use chrono::{TimeZone, Utc};
 
     use super::*;
+
+    #[test]
+    fn a_day_number_names_its_date_and_back() {
+        let d = NaiveDate::from_ymd_opt(2024, 2, 29).expect("a leap day");
+        assert_eq!(day_number(d), 20_240_229);
+        assert_eq!(day_of_number(20_240_229), Some(d));
+        assert_eq!(day_of_number(0), None);
+        assert_eq!(day_of_number(20_230_229), None, "no such day");
+    }
 
     fn movement(at: i64, amount: i64, answer: Option<(i64, bool, bool)>) -> HistoryMovement {
         HistoryMovement {
